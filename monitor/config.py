@@ -1,0 +1,489 @@
+"""TOML configuration -> frozen `Settings`, validated strictly.
+
+Every default lives here. A mistake in the file is a `ConfigError` whose
+message is one line naming the file, the key and the problem; the CLI turns
+it into exit status 2. Unknown keys are errors, not silently ignored, because
+a misspelt `per_hosts = 1` that is ignored makes a monitor impolite.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from monitor.errors import ConfigError
+
+DEFAULT_USER_AGENT = (
+    "citation-monitor/0.1 (link-rot audit for the site's editors; "
+    "+https://github.com/citation-monitor)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PageSettings:
+    url: str
+    name: str = ""
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SiteSettings:
+    """A whole site: crawled from `start` and/or its sitemap."""
+
+    start: str = ""
+    sitemap: str = ""
+    name: str = ""
+    owner: str = ""
+    max_depth: int = 3
+    max_pages: int = 500
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    exclude_links: tuple[str, ...] = ()
+
+    @property
+    def url(self) -> str:
+        return self.start or self.sitemap
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerSettings:
+    timeout: float = 15.0
+    concurrency: int = 64
+    per_host: int = 4
+    retries: int = 2
+    user_agent: str = DEFAULT_USER_AGENT
+    allow_private_networks: bool | tuple[str, ...] = False
+    max_redirects: int = 20
+    max_body_bytes: int = 65536
+    retry_after_max: float = 60.0
+    backoff_base: float = 0.5
+    soft404_probe: bool = True
+    exclude: tuple[str, ...] = ()
+    connect_to: tuple[tuple[str, str], ...] = ()
+    """("host:port", "ip:port") pairs, like curl --connect-to: staging and tests."""
+    archive_url: str = ""
+    """Wayback-style availability API used to suggest archived copies; "" = off."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    path: str = "var/monitor.db"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    cron: str = "0 6 * * mon"
+    timezone: str = "UTC"
+    rechecks: tuple[float, ...] = (1.0, 24.0)
+    """Hours after a first failure at which the link is checked again."""
+    misfire_grace_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSettings:
+    dir: str = "reports/out"
+    site_name: str = ""
+    max_citation_age_years: int = 0
+    """0 = off; otherwise citations older than this many years are listed."""
+    confirm_after_hours: float = 24.0
+
+
+@dataclass(frozen=True, slots=True)
+class EmailSettings:
+    host: str = "localhost"
+    port: int = 587
+    security: str = "starttls"
+    username: str = ""
+    password_env: str = "MONITOR_SMTP_PASSWORD"
+    sender: str = "monitor@example.org"
+    recipients: tuple[str, ...] = ("webmaster@example.org",)
+    timeout: float = 30.0
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """The optional HTTP endpoint of `monitor serve` (/healthz, /metrics)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8089
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    pages: tuple[PageSettings, ...] = ()
+    sites: tuple[SiteSettings, ...] = ()
+    checker: CheckerSettings = field(default_factory=CheckerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    report: ReportSettings = field(default_factory=ReportSettings)
+    email: EmailSettings = field(default_factory=EmailSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+    source: str = "<defaults>"
+
+
+# -- validation helpers --------------------------------------------------------
+
+
+class _Reader:
+    """Reads one TOML table, remembering the file and key path for errors."""
+
+    def __init__(self, source: str, prefix: str, table: Any) -> None:
+        self.source = source
+        self.prefix = prefix
+        if not isinstance(table, dict):
+            self.fail(prefix.rstrip("."), "must be a table")
+        self.table: dict[str, Any] = table
+        self.used: set[str] = set()
+
+    def fail(self, key: str, problem: str) -> None:
+        raise ConfigError(f"{self.source}: {key}: {problem}")
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    def get(self, name: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        self.used.add(name)
+        if name not in self.table:
+            return default
+        value = self.table[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int in Python; a TOML `true` is never a number here.
+        if isinstance(value, bool) and bool not in kinds:
+            self.fail(self.key(name), f"expected {_kind_name(kinds)}, got a boolean")
+        if not isinstance(value, kinds):
+            self.fail(
+                self.key(name), f"expected {_kind_name(kinds)}, got {_toml_type(value)}"
+            )
+        return value
+
+    def number(self, name: str, default: float, *, minimum: float = 0, integer: bool = False,
+               maximum: float | None = None) -> Any:
+        kinds: tuple[type, ...] = (int,) if integer else (int, float)
+        value = self.get(name, kinds, default)
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            self.fail(self.key(name), f"must be {bound}, got {value}")
+        return int(value) if integer else float(value)
+
+    def strings(self, name: str, default: tuple[str, ...],
+                check: Callable[[str], str | None] | None = None) -> tuple[str, ...]:
+        value = self.get(name, list, None)
+        if value is None:
+            return default
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                self.fail(f"{self.key(name)}[{i}]", f"expected a string, got {_toml_type(item)}")
+            if check is not None and (problem := check(item)):
+                self.fail(f"{self.key(name)}[{i}]", problem)
+        return tuple(value)
+
+    def url(self, name: str, default: str = "", *, required: bool = False) -> str:
+        value = self.get(name, str, None)
+        if value is None:
+            if required:
+                self.fail(self.key(name), "is required")
+            return default
+        if problem := url_problem(value):
+            self.fail(self.key(name), problem)
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        value = self.get(name, str, default)
+        if value not in choices:
+            self.fail(self.key(name), f"must be one of {', '.join(choices)}; got {value!r}")
+        return value
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            known = ", ".join(sorted(self.used))
+            self.fail(self.key(unknown[0]), f"unknown key (known keys here: {known})")
+
+
+def _kind_name(kinds: tuple[type, ...]) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+             list: "a list", dict: "a table"}
+    if set(kinds) == {int, float}:
+        return "a number"
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the string {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a table"
+    return type(value).__name__
+
+
+def url_problem(value: str) -> str | None:
+    """Why `value` is not an absolute http(s) URL, or None when it is."""
+    if not value.strip():
+        return "must be an absolute http(s) URL, got an empty string"
+    if value != value.strip() or any(c.isspace() for c in value):
+        return f"URL must not contain spaces: {value!r}"
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        return f"not a valid URL ({exc}): {value!r}"
+    if parts.scheme not in ("http", "https"):
+        return f"must be an http:// or https:// URL, got {value!r}"
+    if not parts.hostname:
+        return f"URL has no host name: {value!r}"
+    return None
+
+
+def _network_problem(item: str) -> str | None:
+    try:
+        ipaddress.ip_network(item, strict=False)
+        return None
+    except ValueError:
+        pass
+    host = item.strip().lower()
+    if host and all(part and all(c.isalnum() or c in "-_" for c in part) for part in host.split(".")):
+        return None
+    return f"expected a CIDR (10.0.0.0/8) or a host name, got {item!r}"
+
+
+def _email_problem(item: str) -> str | None:
+    if "@" not in item or any(c in item for c in "\r\n <>,"):
+        return f"not an email address: {item!r}"
+    return None
+
+
+def _hostport_problem(item: str) -> str | None:
+    host, sep, port = item.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return f"expected host:port, got {item!r}"
+    return None
+
+
+# -- sections ------------------------------------------------------------------
+
+
+def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: pages: expected an array of tables ([[pages]])")
+    pages = []
+    for i, table in enumerate(raw):
+        r = _Reader(source, f"pages[{i}].", table)
+        pages.append(PageSettings(
+            url=r.url("url", required=True),
+            name=r.get("name", str, ""),
+            owner=_checked(r, "owner", _email_problem),
+        ))
+        r.finish()
+    return tuple(pages)
+
+
+def _checked(r: _Reader, name: str, check: Callable[[str], str | None]) -> str:
+    value = r.get(name, str, "")
+    if value and (problem := check(value)):
+        r.fail(r.key(name), problem)
+    return value
+
+
+def _sites(source: str, raw: Any) -> tuple[SiteSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{source}: sites: expected an array of tables ([[sites]])")
+    sites = []
+    for i, table in enumerate(raw):
+        r = _Reader(source, f"sites[{i}].", table)
+        site = SiteSettings(
+            start=r.url("start"),
+            sitemap=r.url("sitemap"),
+            name=r.get("name", str, ""),
+            owner=_checked(r, "owner", _email_problem),
+            max_depth=r.number("max_depth", 3, integer=True),
+            max_pages=r.number("max_pages", 500, minimum=1, integer=True),
+            include=r.strings("include", ()),
+            exclude=r.strings("exclude", ()),
+            exclude_links=r.strings("exclude_links", ()),
+        )
+        if not site.start and not site.sitemap:
+            r.fail(f"sites[{i}]", "needs a start URL or a sitemap URL")
+        r.finish()
+        sites.append(site)
+    return tuple(sites)
+
+
+def _checker(source: str, raw: Any) -> CheckerSettings:
+    r = _Reader(source, "checker.", raw)
+    d = CheckerSettings()
+    allow = r.get("allow_private_networks", (bool, list), False)
+    if isinstance(allow, list):
+        allow = r.strings("allow_private_networks", (), _network_problem)
+    connect_to_raw = r.get("connect_to", dict, {})
+    connect_to = []
+    for key, value in connect_to_raw.items():
+        if problem := _hostport_problem(key):
+            r.fail(f"checker.connect_to.{key}", problem)
+        if not isinstance(value, str) or (problem := _hostport_problem(value)):
+            r.fail(f"checker.connect_to.{key}", problem or "expected a string ip:port")
+        connect_to.append((key.lower(), value))
+    settings = CheckerSettings(
+        timeout=r.number("timeout", d.timeout, minimum=0.01),
+        concurrency=r.number("concurrency", d.concurrency, minimum=1, integer=True, maximum=10000),
+        per_host=r.number("per_host", d.per_host, minimum=1, integer=True, maximum=1000),
+        retries=r.number("retries", d.retries, integer=True, maximum=10),
+        user_agent=r.get("user_agent", str, d.user_agent),
+        allow_private_networks=allow,
+        max_redirects=r.number("max_redirects", d.max_redirects, minimum=1, integer=True, maximum=100),
+        max_body_bytes=r.number("max_body_bytes", d.max_body_bytes, minimum=1024, integer=True),
+        retry_after_max=r.number("retry_after_max", d.retry_after_max),
+        backoff_base=r.number("backoff_base", d.backoff_base),
+        soft404_probe=r.get("soft404_probe", bool, d.soft404_probe),
+        exclude=r.strings("exclude", ()),
+        connect_to=tuple(connect_to),
+        archive_url=r.url("archive_url", ""),
+    )
+    if not settings.user_agent.strip() or "\n" in settings.user_agent or "\r" in settings.user_agent:
+        r.fail("checker.user_agent", "must be one non-empty line")
+    r.finish()
+    return settings
+
+
+def _database(source: str, raw: Any) -> DatabaseSettings:
+    r = _Reader(source, "database.", raw)
+    path = r.get("path", str, DatabaseSettings().path)
+    if not path.strip():
+        r.fail("database.path", "must not be empty")
+    r.finish()
+    return DatabaseSettings(path=path)
+
+
+def _schedule(source: str, raw: Any) -> ScheduleSettings:
+    r = _Reader(source, "schedule.", raw)
+    d = ScheduleSettings()
+    cron = r.get("cron", str, d.cron)
+    if len(cron.split()) != 5:
+        r.fail("schedule.cron", f"expected five fields (minute hour day month weekday), got {cron!r}")
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(cron)
+    except ValueError as exc:
+        r.fail("schedule.cron", f"invalid cron expression {cron!r}: {exc}")
+    tz = r.get("timezone", str, d.timezone)
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(tz)
+    except Exception:
+        r.fail("schedule.timezone", f"unknown time zone {tz!r} (use an IANA name like Europe/Paris)")
+    rechecks = r.get("rechecks", list, list(d.rechecks))
+    for i, h in enumerate(rechecks):
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or h <= 0:
+            r.fail(f"schedule.rechecks[{i}]", f"expected a positive number of hours, got {h!r}")
+    settings = ScheduleSettings(
+        cron=cron, timezone=tz, rechecks=tuple(float(h) for h in rechecks),
+        misfire_grace_hours=r.number("misfire_grace_hours", d.misfire_grace_hours),
+    )
+    r.finish()
+    return settings
+
+
+def _report(source: str, raw: Any) -> ReportSettings:
+    r = _Reader(source, "report.", raw)
+    d = ReportSettings()
+    settings = ReportSettings(
+        dir=r.get("dir", str, d.dir),
+        site_name=r.get("site_name", str, d.site_name),
+        max_citation_age_years=r.number("max_citation_age_years", 0, integer=True),
+        confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours),
+    )
+    r.finish()
+    return settings
+
+
+def _email(source: str, raw: Any) -> EmailSettings:
+    r = _Reader(source, "email.", raw)
+    d = EmailSettings()
+    settings = EmailSettings(
+        host=r.get("host", str, d.host),
+        port=r.number("port", d.port, minimum=1, integer=True, maximum=65535),
+        security=r.choice("security", ("starttls", "tls", "none"), d.security),
+        username=r.get("username", str, d.username),
+        password_env=r.get("password_env", str, d.password_env),
+        sender=_checked(r, "sender", _email_problem) or d.sender,
+        recipients=r.strings("recipients", d.recipients, _email_problem),
+        timeout=r.number("timeout", d.timeout, minimum=0.1),
+        enabled=r.get("enabled", bool, d.enabled),
+    )
+    if "password" in r.table:
+        r.fail("email.password", "passwords do not belong in files; put it in the environment "
+               f"variable named by email.password_env ({settings.password_env})")
+    r.finish()
+    return settings
+
+
+def _server(source: str, raw: Any) -> ServerSettings:
+    r = _Reader(source, "server.", raw)
+    d = ServerSettings()
+    settings = ServerSettings(
+        enabled=r.get("enabled", bool, d.enabled),
+        host=r.get("host", str, d.host),
+        port=r.number("port", d.port, integer=True, maximum=65535),
+    )
+    r.finish()
+    return settings
+
+
+def parse_settings(data: dict[str, Any], source: str) -> Settings:
+    """Validate a parsed TOML document; `source` names it in error messages."""
+    top = _Reader(source, "", data)
+    sections: dict[str, Any] = {}
+    for name in ("checker", "database", "schedule", "report", "email", "server"):
+        top.used.add(name)
+        if name in data:
+            sections[name] = data[name]
+    top.used.update({"pages", "sites"})
+    top.finish()
+    pages = _pages(source, data["pages"]) if "pages" in data else ()
+    sites = _sites(source, data["sites"]) if "sites" in data else ()
+    if not pages and not sites:
+        raise ConfigError(f"{source}: pages: no [[pages]] or [[sites]] to watch")
+    return Settings(
+        pages=pages,
+        sites=sites,
+        checker=_checker(source, sections.get("checker", {})),
+        database=_database(source, sections.get("database", {})),
+        schedule=_schedule(source, sections.get("schedule", {})),
+        report=_report(source, sections.get("report", {})),
+        email=_email(source, sections.get("email", {})),
+        server=_server(source, sections.get("server", {})),
+        source=source,
+    )
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a configuration file."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_settings(data, str(path))

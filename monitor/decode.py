@@ -1,0 +1,74 @@
+"""Bytes of an HTML document -> str, the way browsers guess.
+
+Old citation sites serve Windows-1252 pages with no charset anywhere;
+aiohttp's `text()` assumes UTF-8 and raises on them. The order here is the
+WHATWG one, simplified: BOM, HTTP charset, <meta> charset in the first
+kilobytes, strict UTF-8, then Windows-1252 (which decodes any byte string).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+_META_CHARSET = re.compile(
+    rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.IGNORECASE
+)
+_HEADER_CHARSET = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_:.\-]+)""", re.IGNORECASE)
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+# Labels browsers map elsewhere: latin-1 pages really are windows-1252.
+_ALIASES = {"iso-8859-1": "cp1252", "latin1": "cp1252", "latin-1": "cp1252",
+            "us-ascii": "cp1252", "ascii": "cp1252", "iso8859-1": "cp1252"}
+
+
+def _codec(label: str | bytes | None) -> str | None:
+    if not label:
+        return None
+    if isinstance(label, bytes):
+        label = label.decode("ascii", "ignore")
+    label = label.strip().lower()
+    label = _ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def charset_from_content_type(content_type: str | None) -> str | None:
+    if not content_type:
+        return None
+    match = _HEADER_CHARSET.search(content_type)
+    return _codec(match.group(1)) if match else None
+
+
+def decode_html(body: bytes, content_type: str | None = None) -> str:
+    """Decode an HTML body; never raises, whatever the bytes."""
+    for bom, name in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom):].decode(name, errors="replace")
+    for codec in (charset_from_content_type(content_type), _meta_codec(body)):
+        if codec:
+            # A page that declares UTF-8 but is not is common; fall through.
+            try:
+                return body.decode(codec)
+            except UnicodeDecodeError:
+                if codec not in ("utf-8",):
+                    return body.decode(codec, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A bounded prefix may end inside a multi-byte character.
+        if exc.start >= len(body) - 3 and exc.reason == "unexpected end of data":
+            return body[: exc.start].decode("utf-8")
+    return body.decode("cp1252", errors="replace")
+
+
+def _meta_codec(body: bytes) -> str | None:
+    match = _META_CHARSET.search(body[:4096])
+    codec = _codec(match.group(1)) if match else None
+    # A page in UTF-16 cannot declare itself in ASCII bytes; ignore such claims.
+    return None if codec and codec.startswith("utf-16") else codec

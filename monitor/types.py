@@ -1,0 +1,202 @@
+"""Value types shared by every stage of the audit pipeline.
+
+They are frozen and slotted so that the pure core (extract, classify, audit)
+can pass them around freely and tests can compare whole lists of them.
+This module imports nothing local.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class LinkKind(StrEnum):
+    """What a link is for on its page; editors only fix `citation`s by hand."""
+
+    CITATION = "citation"
+    NAVIGATION = "navigation"
+    RESOURCE = "resource"
+
+
+class LinkStatus(StrEnum):
+    """The action a link asks of an editor (CONTRACT.md, "Link statuses")."""
+
+    OK = "ok"
+    MOVED = "moved"
+    EXPIRED = "expired"
+    ERROR = "error"
+    BLOCKED = "blocked"
+    DRIFTED = "drifted"
+    SKIPPED = "skipped"
+
+    @property
+    def is_failing(self) -> bool:
+        """Failing statuses count strikes; moved/drifted still answer."""
+        return self in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.BLOCKED)
+
+    @property
+    def needs_fixing(self) -> bool:
+        return self in (
+            LinkStatus.MOVED,
+            LinkStatus.EXPIRED,
+            LinkStatus.ERROR,
+            LinkStatus.DRIFTED,
+        )
+
+
+class ErrorKind(StrEnum):
+    """Why a check produced no usable HTTP answer.
+
+    `check.py` is the only place that maps aiohttp/asyncio/ssl exceptions to
+    these; everything downstream reasons about the enum.
+    """
+
+    TIMEOUT = "timeout"
+    DNS = "dns"
+    CONNECTION_REFUSED = "connection_refused"
+    CONNECTION_RESET = "connection_reset"
+    TLS = "tls"
+    REDIRECT_LOOP = "redirect_loop"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    PRIVATE_ADDRESS = "private_address"
+    INVALID_URL = "invalid_url"
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    BAD_RESPONSE = "bad_response"
+    ROBOTS_DISALLOWED = "robots_disallowed"
+
+
+@dataclass(frozen=True, slots=True)
+class EntryContext:
+    """The citation entry around a link, as an editor reads it on the page."""
+
+    title: str = ""
+    summary: str = ""
+    source: str = ""
+    date: dt.date | None = None
+    expired_mark: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One link occurrence on a watched page.
+
+    `url` is the absolute, normalised URL to check, or None when the href is
+    not a checkable URL (then `skip_reason` says why: "mailto", "javascript",
+    "fragment", "tel", "data", "invalid_url", "excluded").
+    """
+
+    page_url: str
+    url: str | None
+    raw_href: str
+    anchor_text: str
+    section: str
+    kind: LinkKind
+    element: str = "a"
+    attribute: str = "href"
+    line: int | None = None
+    context: EntryContext | None = None
+    skip_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One redirect answer: the URL asked, its status, where it pointed."""
+
+    url: str
+    status: int
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What one check of one URL saw. Facts only; no verdict.
+
+    `title` is the target's <title>; `meta_title` the first scholarly or
+    social title found (citation_title, dc.title, og:title). `text` is a
+    bounded excerpt of the visible text, enough to recognise error pages,
+    parked domains and bot challenges.
+    """
+
+    url: str
+    checked_at: dt.datetime
+    http_status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Hop, ...] = ()
+    error_kind: ErrorKind | None = None
+    error_detail: str = ""
+    elapsed_ms: int = 0
+    bytes_read: int = 0
+    content_type: str = ""
+    title: str = ""
+    meta_title: str = ""
+    text: str = ""
+    server: str = ""
+    retry_after: float | None = None
+    content_hash: str = ""
+    attempts: int = 1
+    method: str = "GET"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The classification of one observation of one URL."""
+
+    url: str
+    status: LinkStatus
+    reason: str
+    detail: str = ""
+    suggested_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UrlState:
+    """Per-URL state carried between runs (the `url_state` table)."""
+
+    url: str
+    status: LinkStatus
+    reason: str = ""
+    strikes: int = 0
+    failing_since: dt.datetime | None = None
+    last_ok_at: dt.datetime | None = None
+    last_checked_at: dt.datetime | None = None
+    first_seen_at: dt.datetime | None = None
+    flapping: bool = False
+    recent: tuple[str, ...] = field(default=())
+    """Statuses of the latest observations, newest last (for flapping)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    """One link occurrence of a run with its verdict: a row of `check --format json`.
+
+    The first fields are exactly the contract's `links` objects; the rest
+    (`detail`, the entry context) feed the report.
+    """
+
+    page: str
+    url: str
+    text: str
+    section: str
+    kind: LinkKind
+    status: LinkStatus
+    reason: str
+    http_status: int | None
+    final_url: str | None
+    suggested_url: str | None
+    strikes: int
+    failing_since: dt.datetime | None
+    checked_at: dt.datetime | None
+    detail: str = ""
+    entry_title: str = ""
+    entry_source: str = ""
+    entry_date: dt.date | None = None
+    expired_mark: bool = False
+    flapping: bool = False
+    archived_url: str | None = None
+
+    CONTRACT_FIELDS = (
+        "page", "url", "text", "section", "kind", "status", "reason", "http_status",
+        "final_url", "suggested_url", "strikes", "failing_since", "checked_at",
+    )

@@ -1,0 +1,1 @@
+"""The weekly audit report: rendering (Jinja2) and delivery (SMTP outbox)."""
