@@ -200,3 +200,60 @@ class LinkResult:
         "page", "url", "text", "section", "kind", "status", "reason", "http_status",
         "final_url", "suggested_url", "strikes", "failing_since", "checked_at",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One audit run. `status` is running, finished or interrupted."""
+
+    id: int
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    status: str = "running"
+    reported_at: dt.datetime | None = None
+    links: int = 0
+    urls: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PageRecord:
+    """A watched page as fetched in one run.
+
+    `status` is "ok", "not_modified" (304, not re-parsed) or "error";
+    `entries` holds the titles of its citation entries, to spot heavy edits.
+    """
+
+    run_id: int
+    url: str
+    status: str
+    http_status: int | None = None
+    title: str = ""
+    error: str = ""
+    links: int = 0
+    entries: tuple[str, ...] = ()
+    name: str = ""
+    owner: str = ""
+    etag: str = ""
+    last_modified: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A report waiting in (or sent from) the outbox table.
+
+    `key` identifies the report and its audience (e.g. "run-7:all" or
+    "run-7:owner:editor@example.org") so that one report is never queued or
+    sent twice; `message` is the serialised RFC 5322 message.
+    """
+
+    id: int
+    key: str
+    run_id: int
+    recipients: tuple[str, ...]
+    message: bytes
+    message_id: str
+    created_at: dt.datetime
+    attempts: int = 0
+    next_attempt_at: dt.datetime | None = None
+    last_error: str = ""
+    sent_at: dt.datetime | None = None
