@@ -165,6 +165,8 @@ class UrlState:
     flapping: bool = False
     recent: tuple[str, ...] = field(default=())
     """Statuses of the latest observations, newest last (for flapping)."""
+    last_ok_title: str = ""
+    """The target's title when it last answered ok: the baseline for drift."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,3 +259,22 @@ class OutboxMessage:
     next_attempt_at: dt.datetime | None = None
     last_error: str = ""
     sent_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One observation of a URL with its verdict, for `monitor history`."""
+
+    run_id: int | None
+    checked_at: dt.datetime
+    status: LinkStatus
+    reason: str
+    http_status: int | None = None
+    final_url: str | None = None
+    redirects: tuple[Hop, ...] = ()
+    elapsed_ms: int = 0
+    bytes_read: int = 0
+    title: str = ""
+    error_kind: str = ""
+    detail: str = ""
+    suggested_url: str | None = None
