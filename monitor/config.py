@@ -67,6 +67,8 @@ class CheckerSettings:
     """("host:port", "ip:port") pairs, like curl --connect-to: staging and tests."""
     archive_url: str = ""
     """Wayback-style availability API used to suggest archived copies; "" = off."""
+    ca_file: str = ""
+    """Extra CA bundle (PEM) trusted besides the system store: a corporate CA."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,9 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
     connect_to_raw = r.get("connect_to", dict, {})
     connect_to = []
     for key, value in connect_to_raw.items():
+        if key == "*" and value == "refuse":
+            connect_to.append((key, value))  # offline: unmapped names fail as DNS
+            continue
         if problem := _hostport_problem(key):
             r.fail(f"checker.connect_to.{key}", problem)
         if not isinstance(value, str) or (problem := _hostport_problem(value)):
@@ -351,7 +356,10 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
         exclude=r.strings("exclude", ()),
         connect_to=tuple(connect_to),
         archive_url=r.url("archive_url", ""),
+        ca_file=r.get("ca_file", str, ""),
     )
+    if settings.ca_file and not Path(settings.ca_file).is_file():
+        r.fail("checker.ca_file", f"no such file: {settings.ca_file}")
     if not settings.user_agent.strip() or "\n" in settings.user_agent or "\r" in settings.user_agent:
         r.fail("checker.user_agent", "must be one non-empty line")
     r.finish()
