@@ -1,0 +1,263 @@
+"""The `monitor` command (CONTRACT.md, "Commands").
+
+The only reader of the environment. Library errors become exit statuses
+here: 2 for configuration and usage mistakes (one line naming the file, the
+key and the problem), 1 for anything else (one clear line; the traceback
+only with --debug). Flagged links are results, not failures: exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from monitor.config import Settings, load_settings
+from monitor.errors import ConfigError, MonitorError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("monitor")
+
+
+class Failure(click.ClickException):
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"monitor: {self.format_message()}", err=True)
+
+
+class UsageFailure(Failure):
+    exit_code = 2
+
+
+def guarded(fn: F) -> F:
+    """Translate library errors into the contract's exit statuses."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            if debug:
+                raise
+            raise UsageFailure(str(exc)) from None
+        except MonitorError as exc:
+            if debug:
+                raise
+            raise Failure(str(exc)) from None
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            raise Failure("interrupted") from None
+        except Exception as exc:
+            if debug:
+                raise
+            raise Failure(f"{type(exc).__name__}: {exc} (run with --debug for details)") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def config_option(fn: F) -> F:
+    return click.option(
+        "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+        help="The configuration file (TOML), e.g. config/monitor.toml.",
+    )(fn)
+
+
+def load(config_path: Path) -> Settings:
+    return load_settings(config_path)
+
+
+def setup_logging(verbose: bool, debug: bool) -> None:
+    """Plain structured lines on stderr: time, level, logger, event and fields."""
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        datefmt="%Y-%m-%dT%H:%M:%S%z",
+    )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress to stderr.")
+@click.version_option(package_name="citation-monitor")
+def cli(debug: bool, verbose: bool) -> None:
+    """Link-rot and content audits for citation-heavy websites.
+
+    \b
+    Example:
+        monitor check --config config/monitor.toml
+        monitor demo
+    """
+    setup_logging(verbose, debug)
+
+
+# -- check ---------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
+              show_default=True, help="Output format.")
+@click.option("--page", "pages", multiple=True, metavar="URL",
+              help="Audit only this page (repeatable); default: every configured page.")
+@guarded
+def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
+    """One audit now: fetch the pages, extract, check, classify, record, print.
+
+    \b
+    Example:
+        monitor check --config config/monitor.toml --format json > audit.json
+    """
+    from monitor.config import url_problem
+
+    for page in pages:
+        if problem := url_problem(page):
+            raise UsageFailure(f"--page: {problem}")
+    settings = load(config_path)
+    outcome = asyncio.run(_check(settings, pages))
+    print_results(settings, outcome.run.id, fmt)
+
+
+async def _check(settings: Settings, pages: Sequence[str]) -> Any:
+    from monitor.crawl import run_audit
+
+    with progress_bar() as progress:
+        return await run_audit(settings, only_pages=list(pages) or None, progress=progress)
+
+
+class progress_bar:
+    """A rich progress bar on a terminal; nothing otherwise (logs do the job)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __enter__(self) -> Callable[[int, int], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar = Progress(TextColumn("checking links"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+        self.bar.start()
+        self.task = self.bar.add_task("check", total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def print_results(settings: Settings, run_id: int, fmt: str) -> None:
+    from monitor.output import to_csv, to_json
+    from monitor.store import Store
+
+    with Store.open(settings.database.path) as store:
+        run = store.get_run(run_id)
+        assert run is not None
+        links = store.run_links(run_id)
+        pages = store.run_pages(run_id)
+    if fmt == "json":
+        click.echo(to_json(run, pages, links))
+    elif fmt == "csv":
+        click.echo(to_csv(links), nl=False)
+    else:
+        print_table(run, pages, links)
+
+
+def print_table(run: Any, pages: Sequence[Any], links: Sequence[Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from monitor.output import counts, group_by_status
+
+    console = Console(highlight=False, soft_wrap=False)
+    for page in pages:
+        note = f"  [red]could not be fetched: {page.error}[/red]" if page.status == "error" else ""
+        console.print(f"[bold]{_esc(page.title or page.url)}[/bold]  {_esc(page.url)}  ({page.links} links){note}")
+    colours = {"ok": "green", "moved": "yellow", "expired": "red", "error": "red",
+               "blocked": "magenta", "drifted": "yellow", "skipped": "dim"}
+    for status, group in group_by_status(links):
+        if status.value == "skipped":
+            console.print(f"\n[dim]skipped: {len(group)} links (mailto:, fragments, excluded)[/dim]")
+            continue
+        table = Table(title=f"{status.value} ({len(group)})", title_justify="left",
+                      title_style=f"bold {colours[status.value]}", expand=False, show_lines=False)
+        table.add_column("entry / anchor", max_width=48, overflow="fold")
+        table.add_column("section", max_width=22, overflow="fold")
+        table.add_column("reason", max_width=20)
+        table.add_column("url", overflow="fold", max_width=60)
+        table.add_column("fix", overflow="fold", max_width=50)
+        for link in group:
+            table.add_row(_esc(link.entry_title or link.text), _esc(link.section), link.reason,
+                          _esc(link.url), _esc(link.suggested_url or link.archived_url or ""))
+        console.print(table)
+    summary = ", ".join(f"{n} {s}" for s, n in counts(links).items() if n)
+    console.print(f"\nrun {run.id}: {len(links)} links, distinct URLs: {summary}")
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text or "")
+
+
+# -- history -------------------------------------------------------------------
+
+
+@cli.command()
+@click.argument("url")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@guarded
+def history(url: str, config_path: Path, fmt: str) -> None:
+    """One URL's status timeline, oldest first.
+
+    \b
+    Example:
+        monitor history https://pubmed.ncbi.nlm.nih.gov/28329375/ --config config/monitor.toml
+    """
+    import json
+
+    from monitor.output import history_dicts
+    from monitor.store import Store
+
+    settings = load(config_path)
+    with Store.open(settings.database.path) as store:
+        entries = store.history(url)
+        state = store.url_state(url)
+    if fmt == "json":
+        click.echo(json.dumps({"url": url, "observations": history_dicts(entries)}, indent=1))
+        return
+    if not entries:
+        click.echo(f"{url}: never checked (not found in {settings.database.path})")
+        return
+    click.echo(url)
+    for e in entries:
+        code = e.http_status if e.http_status is not None else "-"
+        hops = " -> ".join(f"{h.status} {h.location}" for h in e.redirects)
+        line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
+        click.echo(line + (f"  via {hops}" if hops else ""))
+    if state is not None:
+        since = f", failing since {state.failing_since:%Y-%m-%d %H:%M}" if state.failing_since else ""
+        flap = ", flapping" if state.flapping else ""
+        click.echo(f"now: {state.status.value} ({state.reason}), {state.strikes} strikes{since}{flap}")
+
+
+def main() -> None:
+    cli(prog_name="monitor")

@@ -1,0 +1,76 @@
+"""Fetch a watched page whole (not a bounded prefix), conditionally.
+
+Watched pages are the site's own and are parsed in full, unlike link
+targets. ETag / Last-Modified from the last successful fetch make an
+unchanged page cost one 304 and no parsing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+
+from monitor.client import Client
+
+MAX_PAGE_BYTES = 20 * 1024 * 1024
+"""A watched page larger than this is refused rather than parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageFetch:
+    url: str
+    final_url: str
+    status: str  # "ok" | "not_modified" | "error"
+    http_status: int | None = None
+    body: bytes = b""
+    content_type: str = ""
+    etag: str = ""
+    last_modified: str = ""
+    error: str = ""
+
+
+async def fetch_page(
+    client: Client, url: str, *, etag: str = "", last_modified: str = "", timeout: float = 30.0
+) -> PageFetch:
+    headers = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        async with asyncio.timeout(timeout):
+            async with client.session.get(
+                url, headers=headers, allow_redirects=True, max_redirects=10,
+                timeout=client.timeout(timeout),
+            ) as resp:
+                common = dict(
+                    url=url,
+                    final_url=str(resp.url),
+                    http_status=resp.status,
+                    content_type=resp.headers.get("Content-Type", ""),
+                    etag=resp.headers.get("ETag", ""),
+                    last_modified=resp.headers.get("Last-Modified", ""),
+                )
+                if resp.status == 304:
+                    return PageFetch(status="not_modified", **common)
+                if resp.status >= 400:
+                    return PageFetch(status="error", error=f"HTTP {resp.status}", **common)
+                body = bytearray()
+                async for chunk in resp.content.iter_chunked(65536):
+                    body += chunk
+                    if len(body) > MAX_PAGE_BYTES:
+                        return PageFetch(status="error", error="page larger than 20 MB", **common)
+                return PageFetch(status="ok", body=bytes(body), **common)
+    except TimeoutError:
+        return PageFetch(url=url, final_url=url, status="error", error=f"timed out after {timeout:g} s")
+    except aiohttp.TooManyRedirects:
+        return PageFetch(url=url, final_url=url, status="error", error="too many redirects")
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return PageFetch(url=url, final_url=url, status="error", error=_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:200]

@@ -1,0 +1,118 @@
+"""Configuration: every mistake is one line naming the file, the key and the problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import CheckerSettings, load_settings, parse_settings
+from monitor.errors import ConfigError
+
+PAGE = '[[pages]]\nurl = "https://www.sclero.org/a.html"\n'
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "monitor.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_loads() -> None:
+    settings = load_settings(Path(__file__).parent.parent / "config" / "monitor.toml")
+    assert settings.pages[0].url.startswith("https://www.sclero.org/")
+    assert settings.checker.per_host == 4
+    assert settings.email.password_env == "MONITOR_SMTP_PASSWORD"
+
+
+def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, PAGE))
+    assert settings.checker == CheckerSettings()
+    assert settings.schedule.cron == "0 6 * * mon"
+
+
+@pytest.mark.parametrize(
+    "text, key, problem",
+    [
+        (PAGE + "[checker]\nper_hosts = 1\n", "checker.per_hosts", "unknown key"),
+        (PAGE + "[checker]\ntimeout = \"15\"\n", "checker.timeout", "expected a number"),
+        (PAGE + "[checker]\nconcurrency = 0\n", "checker.concurrency", "between 1 and 10000"),
+        (PAGE + "[checker]\nretries = true\n", "checker.retries", "got a boolean"),
+        (PAGE + "[checker]\nallow_private_networks = [\"not a net!\"]\n",
+         "checker.allow_private_networks[0]", "CIDR"),
+        (PAGE + "[checker]\nallow_private_networks = \"yes\"\n", "checker.allow_private_networks",
+         "expected true or false or a list"),
+        ('[[pages]]\nurl = "ftp://www.sclero.org/"\n', "pages[0].url", "http:// or https://"),
+        ('[[pages]]\nurl = "www.sclero.org/page.html"\n', "pages[0].url", "http:// or https://"),
+        ('[[pages]]\nurl = "https://exa mple.org/"\n', "pages[0].url", "spaces"),
+        ('[[pages]]\nurl = "https://example.org:99999/"\n', "pages[0].url", "not a valid URL"),
+        ('[[pages]]\nname = "no url"\n', "pages[0].url", "is required"),
+        ('[[pages]]\nurl = "https://a.org/"\nowner = "nobody"\n', "pages[0].owner", "not an email"),
+        ("[checker]\ntimeout = 5\n", "pages", "no [[pages]]"),
+        (PAGE + "[email]\nsecurity = \"ssl\"\n", "email.security", "must be one of"),
+        (PAGE + "[email]\npassword = \"hunter2\"\n", "email.password", "environment"),
+        (PAGE + "[email]\nrecipients = \"a@b.org\"\n", "email.recipients", "expected a list"),
+        (PAGE + "[email]\nrecipients = [\"a@b.org\\r\\nBcc: x@y.org\"]\n", "email.recipients[0]",
+         "not an email"),
+        (PAGE + "[schedule]\ncron = \"0 6 * *\"\n", "schedule.cron", "five fields"),
+        (PAGE + "[schedule]\ncron = \"0 25 * * mon\"\n", "schedule.cron", "invalid cron"),
+        (PAGE + "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone", "unknown time zone"),
+        (PAGE + "[schedule]\nrechecks = [1, -2]\n", "schedule.rechecks[1]", "positive"),
+        (PAGE + "[databse]\npath = \"x.db\"\n", "databse", "unknown key"),
+        ("checker = 3\n" + PAGE, "checker", "must be a table"),
+        (PAGE + "[checker]\nca_file = \"/nonexistent/ca.pem\"\n", "checker.ca_file", "no such file"),
+    ],
+)
+def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: {key}:"), message
+    assert problem in message
+
+
+@pytest.mark.parametrize(
+    "raw, problem",
+    [
+        (b"[[pages]\nurl = 1", "invalid TOML"),
+        (b"\xff\xfe[[pages]]", "not UTF-8"),
+    ],
+)
+def test_unreadable_files(tmp_path: Path, raw: bytes, problem: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_bytes(raw)
+    with pytest.raises(ConfigError, match=problem):
+        load_settings(path)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_allow_list_and_connect_to(tmp_path: Path) -> None:
+    settings = parse_settings({
+        "pages": [{"url": "https://a.org/"}],
+        "checker": {"allow_private_networks": ["10.0.0.0/8", "staging.intranet"],
+                    "connect_to": {"a.org:443": "127.0.0.1:8443", "*": "refuse"}},
+    }, "x.toml")
+    assert settings.checker.allow_private_networks == ("10.0.0.0/8", "staging.intranet")
+    assert ("a.org:443", "127.0.0.1:8443") in settings.checker.connect_to
+    assert ("*", "refuse") in settings.checker.connect_to
+
+
+def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, PAGE + "[checker]\nper_hosts = 1\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", "check", "--config", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and "checker.per_hosts" in lines[0]
+    assert "Traceback" not in result.stderr
