@@ -1,0 +1,734 @@
+"""One run's links -> the `Audit` an editor acts on. Pure.
+
+The audit answers the editor's questions in their order: what needs fixing
+(by page, then section, then entry, because that is how they walk the site),
+what a person must look at (bot walls, logins), what got fixed since the last
+report, and what is odd about the pages themselves (stale "(Expired Article)"
+marks, duplicate citations, entries without a source). It compares with the
+run of the previous *report*, not the previous run, because "new" means "new
+since you last heard from us".
+
+It takes plain lists of `monitor.types` values (the store's answers) so that
+tests build them by hand, and the clock comes in as `now`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from monitor.classify import is_confirmed
+from monitor.config import ReportSettings
+from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from reports import wording
+
+__all__ = [
+    "Audit",
+    "ContentAudit",
+    "ContentIssue",
+    "Counts",
+    "Entry",
+    "Fixed",
+    "OtherLinks",
+    "PageGroup",
+    "Problem",
+    "Section",
+    "audit_for_pages",
+    "build_audit",
+    "default_site_name",
+    "newest_problems",
+]
+
+FLAGGED = frozenset({LinkStatus.MOVED, LinkStatus.EXPIRED, LinkStatus.ERROR,
+                     LinkStatus.BLOCKED, LinkStatus.DRIFTED})
+"""Statuses that put a link in the report's problem sections."""
+
+HEAVY_CHANGE_MIN = 3
+"""A page "changed heavily" when at least this many entries came or went..."""
+HEAVY_CHANGE_FRACTION = 0.25
+"""...and at least this share of its previous entries: small pages stay quiet."""
+
+TEXT_FRAGMENT_WORDS = 6
+"""Words of the entry title in "open the entry" links: enough to be unique on a
+page, few enough to survive whitespace quirks and keep the mail small."""
+
+_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One flagged link, with everything the editor needs to act on it."""
+
+    link: LinkResult
+    words: str
+    """What happened, in plain words ("The publisher removed this article")."""
+    advice: str
+    """What to do about it."""
+    since: dt.datetime | None
+    weeks_open: int
+    confirmed: bool
+    """False for a first failure that rechecks may still clear ("suspected")."""
+    new: bool
+    """Not flagged in the previous report's run."""
+    fix_url: str | None = None
+    fix_label: str = ""
+    """ "New address", "Archived copy" or "Suggested address"."""
+    page_link: str = ""
+    """The page, scrolled to the entry where browsers support text fragments."""
+    search_url: str | None = None
+    """A search for the entry's title, to find where the article lives now."""
+
+    @property
+    def label(self) -> str:
+        return wording.status_label(self.link.status)
+
+    @property
+    def since_words(self) -> str:
+        return wording.since_words(self.since, self.weeks_open, new=self.new)
+
+    @property
+    def age_words(self) -> str:
+        """ "open 3 weeks, since 2 Nov 2026" / "first seen 23 Nov 2026"."""
+        return wording.age_words(self.since, self.weeks_open, new=self.new)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A citation entry as it reads on the page, with its flagged links."""
+
+    title: str
+    source: str
+    expired_mark: bool
+    problems: tuple[Problem, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    heading: str
+    entries: tuple[Entry, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PageGroup:
+    """One watched page's problems, grouped as the page reads."""
+
+    url: str
+    title: str
+    owner: str
+    sections: tuple[Section, ...]
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return tuple(p for s in self.sections for e in s.entries for p in e.problems)
+
+
+@dataclass(frozen=True, slots=True)
+class Fixed:
+    """A link flagged in the previous report that is no longer a problem."""
+
+    link: LinkResult
+    """The link as the previous report saw it."""
+    how: str
+    """works_again | link_updated | removed | not_checked"""
+    words: str
+    page_title: str
+    new_url: str | None = None
+    was: str = ""
+    """What the previous report said about it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentIssue:
+    """Something about a page's entries rather than a link's target."""
+
+    kind: str
+    """stale_mark | dead_mark | duplicate | no_link | no_source | old_citation |
+    page_error | page_changed"""
+    page: str
+    page_title: str
+    entry: str
+    words: str
+    url: str | None = None
+    fix_url: str | None = None
+    fix_label: str = ""
+    related: tuple[str, ...] = ()
+    pages: tuple[str, ...] = ()
+    """Every page concerned (a duplicate spans several); filters owner reports."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContentAudit:
+    stale_marks: tuple[ContentIssue, ...] = ()
+    dead_marks: tuple[ContentIssue, ...] = ()
+    duplicates: tuple[ContentIssue, ...] = ()
+    no_link: tuple[ContentIssue, ...] = ()
+    no_source: tuple[ContentIssue, ...] = ()
+    old_citations: tuple[ContentIssue, ...] = ()
+    pages_failed: tuple[ContentIssue, ...] = ()
+    pages_changed: tuple[ContentIssue, ...] = ()
+
+    GROUPS = (
+        ("pages_failed", "Pages that could not be fetched"),
+        ("pages_changed", "Pages that changed heavily since the last run"),
+        ("stale_marks", "Marked \u201c(Expired Article)\u201d but the link works again"),
+        ("dead_marks", "Marked \u201c(Expired Article)\u201d and the link is still dead"),
+        ("duplicates", "The same address cited by several entries"),
+        ("no_link", "Entries without a link"),
+        ("no_source", "Entries without a source line"),
+        ("old_citations", "Old citations"),
+    )
+
+    def groups(self) -> list[tuple[str, str, tuple[ContentIssue, ...]]]:
+        """(key, heading, issues) for every non-empty group, in report order."""
+        return [(key, title, getattr(self, key)) for key, title in self.GROUPS if getattr(self, key)]
+
+    @property
+    def total(self) -> int:
+        return sum(len(getattr(self, key)) for key, _ in self.GROUPS)
+
+
+@dataclass(frozen=True, slots=True)
+class OtherLinks:
+    """A page's links that ask nothing of anyone: the compact list."""
+
+    url: str
+    title: str
+    links: tuple[LinkResult, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    checked: int = 0
+    ok: int = 0
+    moved: int = 0
+    expired: int = 0
+    error: int = 0
+    blocked: int = 0
+    drifted: int = 0
+    skipped: int = 0
+    new: int = 0
+    still: int = 0
+    fixed: int = 0
+    confirmed: int = 0
+    suspected: int = 0
+    watching: int = 0
+    urls: int = 0
+    pages: int = 0
+    pages_failed: int = 0
+    content: int = 0
+
+    @property
+    def open(self) -> int:
+        return self.new + self.still
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    site: str
+    run: RunInfo
+    generated_at: dt.datetime
+    counts: Counts
+    needs_fixing: tuple[PageGroup, ...]
+    needs_a_person: tuple[PageGroup, ...]
+    watching: tuple[PageGroup, ...]
+    """Suspected site errors (a first timeout or 5xx): rechecked, no action yet."""
+    fixed_since_last: tuple[Fixed, ...]
+    content_audit: ContentAudit
+    everything_else: tuple[OtherLinks, ...]
+    pages: tuple[PageRecord, ...]
+    pages_failed: tuple[PageRecord, ...]
+    links: tuple[LinkResult, ...] = field(repr=False, default=())
+    previous_run: RunInfo | None = None
+    audience: str = ""
+    """ "" for the whole report; an owner's address for their part of it."""
+
+    @property
+    def date(self) -> dt.date:
+        return self.run.started_at.date()
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        """What asks something of a person: needs fixing, then needs a person."""
+        return tuple(p for g in self.needs_fixing + self.needs_a_person for p in g.problems)
+
+    @property
+    def watched(self) -> tuple[Problem, ...]:
+        return tuple(p for g in self.watching for p in g.problems)
+
+    @property
+    def fixing_count(self) -> int:
+        return sum(len(g.problems) for g in self.needs_fixing)
+
+    @property
+    def person_count(self) -> int:
+        return sum(len(g.problems) for g in self.needs_a_person)
+
+
+# -- building ------------------------------------------------------------------
+
+
+def build_audit(
+    run: RunInfo,
+    links: Sequence[LinkResult],
+    pages: Sequence[PageRecord],
+    *,
+    previous_links: Sequence[LinkResult] | None,
+    previous_pages: Sequence[PageRecord] | None,
+    states: Mapping[str, UrlState],
+    now: dt.datetime,
+    settings: ReportSettings,
+    site_name: str,
+    previous_run: RunInfo | None = None,
+) -> Audit:
+    """The audit of `run`, compared with the run of the previous report.
+
+    `previous_links` is None when there was no previous report: then every
+    problem is new and nothing counts as fixed.
+    """
+    page_titles = {p.url: _page_title(p) for p in pages}
+    owners = {p.url: p.owner for p in pages}
+    prev_flagged = _flagged_keys(previous_links)
+    confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
+
+    problems: list[Problem] = []
+    others: list[LinkResult] = []
+    for link in links:
+        if link.status in FLAGGED:
+            problems.append(_problem(link, states.get(link.url), prev_flagged, now, confirm_after))
+        else:
+            others.append(link)
+
+    order = _page_order(pages, links)
+    # A first timeout or 5xx asks nothing of an editor yet: it is watched
+    # (and rechecked) apart, so "Needs fixing" holds only work to do.
+    watching = [p for p in problems if p.link.status == LinkStatus.ERROR and not p.confirmed]
+    person = [p for p in problems if p.link.status == LinkStatus.BLOCKED]
+    fixing = [p for p in problems if p not in watching and p not in person]
+    fixed = _fixed(previous_links or (), links, pages, page_titles)
+    content = _content_audit(links, pages, previous_pages, now, settings, page_titles)
+    audit = Audit(
+        site=site_name,
+        run=run,
+        generated_at=now,
+        counts=Counts(),
+        needs_fixing=_group(fixing, order, page_titles, owners),
+        needs_a_person=_group(person, order, page_titles, owners),
+        watching=_group(watching, order, page_titles, owners),
+        fixed_since_last=tuple(fixed),
+        content_audit=content,
+        everything_else=_others(others, order, page_titles),
+        pages=tuple(pages),
+        pages_failed=tuple(p for p in pages if p.status == "error"),
+        links=tuple(links),
+        previous_run=previous_run,
+    )
+    return replace(audit, counts=_count(audit))
+
+
+def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str], LinkResult]:
+    return {(l.page, l.url): l for l in links or () if l.status in FLAGGED}
+
+
+def _problem(
+    link: LinkResult,
+    state: UrlState | None,
+    prev_flagged: Mapping[tuple[str, str], LinkResult],
+    now: dt.datetime,
+    confirm_after: dt.timedelta,
+) -> Problem:
+    new = (link.page, link.url) not in prev_flagged
+    since = link.failing_since or (state.failing_since if state else None)
+    if since is None and not new:
+        # Moved and drifted links never "fail", so they have no failing_since:
+        # the previous report's sighting is the best lower bound we have.
+        since = prev_flagged[(link.page, link.url)].checked_at
+    if since is None:
+        since = link.checked_at
+    weeks = max(0, (now - since).days // 7) if since else 0
+    confirmed = _confirmed(link, state, now, confirm_after)
+    fix_url, fix_label = _fix(link)
+    words = wording.describe(link.reason, url=link.url, http_status=link.http_status)
+    if link.flapping and link.reason != "flapping":
+        words += ". " + wording.REASONS["flapping"]
+    advice = wording.advice(link.status, confirmed=confirmed, fix_url=fix_url,
+                            archived=fix_label == "Archived copy")
+    if link.expired_mark and link.status in _DEAD:
+        advice = wording.advice_marked(fix_url, archived=fix_label == "Archived copy")
+    return Problem(
+        link=link, words=words, advice=advice, since=since, weeks_open=weeks,
+        confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label,
+        page_link=text_fragment_link(link.page, link.entry_title or link.text),
+        search_url=search_link(link.entry_title, link.entry_source)
+        if link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED) else None,
+    )
+
+
+def _confirmed(link: LinkResult, state: UrlState | None, now: dt.datetime,
+               confirm_after: dt.timedelta) -> bool:
+    """Redirects and blocks are facts of one answer; failures need repeating.
+
+    A 301 says "moved" as clearly the first time as the tenth, and drift is
+    measured against the title the link had when it last worked, so both are
+    confirmed at once. Failures are confirmed only when the classifier's
+    history rule says so (several failures over at least a day).
+    """
+    if link.status in (LinkStatus.MOVED, LinkStatus.DRIFTED):
+        return True
+    if state is None:
+        state = UrlState(url=link.url, status=link.status, reason=link.reason,
+                         strikes=link.strikes, failing_since=link.failing_since)
+    return bool(is_confirmed(state, now, confirm_after))
+
+
+def _fix(link: LinkResult) -> tuple[str | None, str]:
+    if link.status == LinkStatus.MOVED and link.suggested_url:
+        return link.suggested_url, "New address"
+    if link.archived_url and link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR,
+                                             LinkStatus.DRIFTED):
+        return link.archived_url, "Archived copy"
+    if link.suggested_url and link.suggested_url != link.url:
+        return link.suggested_url, "Suggested address"
+    return None, ""
+
+
+def text_fragment_link(page: str, text: str) -> str:
+    """The page URL with a `#:~:text=` fragment that scrolls to the entry.
+
+    Chrome, Edge and Safari highlight the entry; other browsers ignore the
+    fragment and open the page, so nothing is lost. Only the first words are
+    used: a text fragment must match exactly, and long titles are where the
+    extractor's whitespace may differ from the page's.
+    """
+    words = " ".join(text.split()[:TEXT_FRAGMENT_WORDS])
+    if not words or not page.startswith(("http://", "https://")):
+        return page
+    try:
+        parts = urlsplit(page)
+    except ValueError:
+        return page
+    fragment = ":~:text=" + quote(words, safe="").replace("-", "%2D")
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, fragment))
+
+
+def search_link(title: str, source: str) -> str | None:
+    """A search that usually finds where a removed article lives now.
+
+    PubMed for entries whose source line names it (editors trust it), Google
+    Scholar for the rest; both take the exact title.
+    """
+    title = " ".join(title.split())
+    if len(title) < 12:
+        return None
+    if "pubmed" in source.lower():
+        return "https://pubmed.ncbi.nlm.nih.gov/?term=" + quote(title, safe="")
+    return "https://scholar.google.com/scholar?q=" + quote(f'"{title}"', safe="")
+
+
+def _page_title(page: PageRecord) -> str:
+    return page.name or page.title or page.url
+
+
+def _page_order(pages: Sequence[PageRecord], links: Iterable[LinkResult]) -> dict[str, int]:
+    order: dict[str, int] = {}
+    for url in [p.url for p in pages] + [l.page for l in links]:
+        order.setdefault(url, len(order))
+    return order
+
+
+def _group(problems: Sequence[Problem], order: Mapping[str, int],
+           titles: Mapping[str, str], owners: Mapping[str, str]) -> tuple[PageGroup, ...]:
+    """Page -> section -> entry, each in the order it appears on the page."""
+    by_page: dict[str, dict[str, dict[tuple[str, str, bool], list[Problem]]]] = {}
+    for p in problems:
+        link = p.link
+        # Navigation links have no entry: each is its own "entry", by its text.
+        key = ((link.entry_title, link.entry_source, link.expired_mark) if link.entry_title
+               else (link.text or link.url, "", False))
+        by_page.setdefault(link.page, {}).setdefault(link.section, {}).setdefault(key, []).append(p)
+    groups = []
+    for page in sorted(by_page, key=lambda u: order.get(u, len(order))):
+        sections = tuple(
+            Section(heading, tuple(Entry(t, s, m, tuple(ps)) for (t, s, m), ps in entries.items()))
+            for heading, entries in by_page[page].items()
+        )
+        groups.append(PageGroup(page, titles.get(page, page), owners.get(page, ""), sections))
+    return tuple(groups)
+
+
+def _others(links: Sequence[LinkResult], order: Mapping[str, int],
+            titles: Mapping[str, str]) -> tuple[OtherLinks, ...]:
+    by_page: dict[str, list[LinkResult]] = {}
+    for link in links:
+        by_page.setdefault(link.page, []).append(link)
+    return tuple(OtherLinks(page, titles.get(page, page), tuple(by_page[page]))
+                 for page in sorted(by_page, key=lambda u: order.get(u, len(order))))
+
+
+def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
+           pages: Sequence[PageRecord], titles: Mapping[str, str]) -> list[Fixed]:
+    """Links the previous report flagged that are not problems any more.
+
+    "Fixed" has three honest forms: the link works again (the site came
+    back), the entry now links elsewhere (an editor updated it), or the link
+    is gone from the page. When the page could not be read this time we
+    cannot tell, so the link is left out rather than claimed fixed.
+    """
+    now_by_key = {(l.page, l.url): l for l in links}
+    readable = {p.url for p in pages if p.status == "ok"}
+    fixed = []
+    for prev in _flagged_keys(previous).values():
+        was = wording.describe(prev.reason, url=prev.url, http_status=prev.http_status)
+        title = titles.get(prev.page, prev.page)
+        current = now_by_key.get((prev.page, prev.url))
+        if current is not None:
+            if current.status == LinkStatus.OK:
+                fixed.append(Fixed(prev, "works_again", "The link works again", title, was=was))
+            elif current.status == LinkStatus.SKIPPED:
+                fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
+                                   title, was=was))
+            continue
+        if prev.page not in readable:
+            continue
+        replacement = _same_entry(prev, links)
+        if replacement is not None:
+            fixed.append(Fixed(prev, "link_updated", "The entry now links to a new address",
+                               title, new_url=replacement.url, was=was))
+        else:
+            fixed.append(Fixed(prev, "removed", "The link was removed from the page", title, was=was))
+    return fixed
+
+
+def _same_entry(prev: LinkResult, links: Sequence[LinkResult]) -> LinkResult | None:
+    if not prev.entry_title:
+        return None
+    for link in links:
+        if link.page == prev.page and link.entry_title == prev.entry_title and link.kind == prev.kind:
+            return link
+    return None
+
+
+# -- content audit -------------------------------------------------------------
+
+
+def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
+                   previous_pages: Sequence[PageRecord] | None, now: dt.datetime,
+                   settings: ReportSettings, titles: Mapping[str, str]) -> ContentAudit:
+    citations = [l for l in links if l.kind == LinkKind.CITATION]
+    return ContentAudit(
+        stale_marks=tuple(_stale_marks(citations, titles)),
+        dead_marks=tuple(_dead_marks(citations, titles)),
+        duplicates=tuple(_duplicates(citations, titles)),
+        no_link=tuple(_no_link(pages, citations, titles)),
+        no_source=tuple(_no_source(citations, titles)),
+        old_citations=tuple(_old(citations, now.date(), settings.max_citation_age_years, titles)),
+        pages_failed=tuple(_page_errors(pages, titles)),
+        pages_changed=tuple(_page_changes(pages, previous_pages or (), titles)),
+    )
+
+
+def _entries(citations: Iterable[LinkResult]) -> dict[tuple[str, str], LinkResult]:
+    """One link per entry (its first): entries, not links, are what editors edit."""
+    entries: dict[tuple[str, str], LinkResult] = {}
+    for link in citations:
+        entries.setdefault((link.page, link.entry_title or link.text), link)
+    return entries
+
+
+def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
+           **extra: object) -> ContentIssue:
+    return ContentIssue(kind=kind, page=link.page, page_title=titles.get(link.page, link.page),
+                        entry=link.entry_title or link.text, words=words, url=link.url,
+                        pages=(link.page,), **extra)  # type: ignore[arg-type]
+
+
+def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    for link in _entries(l for l in citations if l.expired_mark).values():
+        if link.status == LinkStatus.OK:
+            yield _issue("stale_mark", link, titles,
+                         "The link works again: check the article and remove the mark if it is back.")
+
+
+def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    for link in _entries(l for l in citations if l.expired_mark).values():
+        if link.status not in _DEAD:
+            continue
+        fix_url, fix_label = _fix(link)
+        if fix_label == "Archived copy":
+            words = "Still dead: link the archived copy so readers can still read it."
+        elif fix_url:
+            words = "The article has a new address: update the link and remove the mark."
+        else:
+            words = ("Still dead and no archived copy was found: "
+                     "consider replacing or removing the entry.")
+        yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label)
+
+
+def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    by_url: dict[str, dict[tuple[str, str], LinkResult]] = {}
+    for link in citations:
+        by_url.setdefault(link.url, {}).setdefault((link.page, link.entry_title or link.text), link)
+    for url, entries in by_url.items():
+        if len(entries) < 2:
+            continue
+        first = next(iter(entries.values()))
+        related = tuple(f"{l.entry_title or l.text} ({titles.get(l.page, l.page)})"
+                        for l in entries.values())
+        pages = tuple(dict.fromkeys(l.page for l in entries.values()))
+        yield replace(_issue("duplicate", first, titles,
+                             f"Cited by {len(entries)} entries: is one of them a copy-paste slip?",
+                             related=related), pages=pages)
+
+
+def _no_link(pages: Sequence[PageRecord], citations: Sequence[LinkResult],
+             titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    linked = {(l.page, l.entry_title) for l in citations}
+    for page in pages:
+        if page.status != "ok":
+            continue
+        for title in page.entries:
+            if title and (page.url, title) not in linked:
+                yield ContentIssue("no_link", page.url, titles.get(page.url, page.url), title,
+                                   "This entry has no link: readers cannot open the source.",
+                                   pages=(page.url,))
+
+
+def _no_source(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    for link in _entries(citations).values():
+        if not link.entry_source.strip():
+            yield _issue("no_source", link, titles,
+                         "No source line (journal or publisher, date): readers cannot judge the source.")
+
+
+def _old(citations: Sequence[LinkResult], today: dt.date, years: int,
+         titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    if years <= 0:
+        return
+    try:
+        limit = today.replace(year=today.year - years)
+    except ValueError:  # 29 February
+        limit = today.replace(year=today.year - years, day=28)
+    for link in _entries(l for l in citations if l.entry_date).values():
+        assert link.entry_date is not None
+        if link.entry_date < limit:
+            age = (today - link.entry_date).days // 365
+            yield _issue("old_citation", link, titles,
+                         f"Dated {wording.format_date(link.entry_date)}, "
+                         f"{wording.plural(age, 'year')} old: is there newer research?")
+
+
+def _page_errors(pages: Sequence[PageRecord], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    for page in pages:
+        if page.status != "error":
+            continue
+        cause = (wording.describe(f"http_{page.http_status}") if page.http_status
+                 else wording.describe(page.error) if page.error in wording.REASONS
+                 else page.error or "no answer")
+        yield ContentIssue("page_error", page.url, titles.get(page.url, page.url), "",
+                           f"The page could not be fetched: {cause}. Its links were not checked.",
+                           url=page.url, pages=(page.url,))
+
+
+def _page_changes(pages: Sequence[PageRecord], previous: Sequence[PageRecord],
+                  titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    before = {p.url: p for p in previous if p.status == "ok" and p.entries}
+    for page in pages:
+        prev = before.get(page.url)
+        if prev is None or page.status != "ok":
+            continue
+        old, new = set(prev.entries), set(page.entries)
+        added = [t for t in page.entries if t not in old]
+        removed = [t for t in prev.entries if t not in new]
+        churn = len(added) + len(removed)
+        if churn < max(HEAVY_CHANGE_MIN, math.ceil(HEAVY_CHANGE_FRACTION * len(prev.entries))):
+            continue
+        related = tuple([f"+ {t}" for t in added[:10]] + [f"\u2212 {t}" for t in removed[:10]])
+        yield ContentIssue(
+            "page_changed", page.url, titles.get(page.url, page.url), "",
+            f"{wording.plural(len(added), 'entry')} added and {len(removed)} removed since the "
+            "last run: if that was not intended, check the page's last edit.",
+            url=page.url, related=related, pages=(page.url,))
+
+
+# -- counting and slicing ------------------------------------------------------
+
+
+def _count(audit: Audit) -> Counts:
+    """Counts come from the audit's own contents, so a slice recounts itself."""
+    by_status = {s: 0 for s in LinkStatus}
+    for link in audit.links:
+        by_status[link.status] += 1
+    problems = audit.problems
+    flagged = problems + audit.watched
+    return Counts(
+        checked=len(audit.links) - by_status[LinkStatus.SKIPPED],
+        ok=by_status[LinkStatus.OK],
+        moved=by_status[LinkStatus.MOVED],
+        expired=by_status[LinkStatus.EXPIRED],
+        error=by_status[LinkStatus.ERROR],
+        blocked=by_status[LinkStatus.BLOCKED],
+        drifted=by_status[LinkStatus.DRIFTED],
+        skipped=by_status[LinkStatus.SKIPPED],
+        new=sum(p.new for p in problems),
+        still=sum(not p.new for p in problems),
+        fixed=len(audit.fixed_since_last),
+        confirmed=sum(p.confirmed for p in flagged),
+        suspected=sum(not p.confirmed for p in flagged),
+        watching=len(audit.watched),
+        urls=len({l.url for l in audit.links if l.status != LinkStatus.SKIPPED}),
+        pages=len(audit.pages),
+        pages_failed=len(audit.pages_failed),
+        content=audit.content_audit.total,
+    )
+
+
+def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audit:
+    """The part of `audit` about `pages`: what one page owner receives."""
+    wanted = set(pages)
+
+    def keep(issues: tuple[ContentIssue, ...]) -> tuple[ContentIssue, ...]:
+        return tuple(i for i in issues if wanted.intersection(i.pages))
+
+    content = ContentAudit(**{key: keep(getattr(audit.content_audit, key))
+                              for key, _ in ContentAudit.GROUPS})
+    part = replace(
+        audit,
+        needs_fixing=tuple(g for g in audit.needs_fixing if g.url in wanted),
+        needs_a_person=tuple(g for g in audit.needs_a_person if g.url in wanted),
+        watching=tuple(g for g in audit.watching if g.url in wanted),
+        fixed_since_last=tuple(f for f in audit.fixed_since_last if f.link.page in wanted),
+        content_audit=content,
+        everything_else=tuple(o for o in audit.everything_else if o.url in wanted),
+        pages=tuple(p for p in audit.pages if p.url in wanted),
+        pages_failed=tuple(p for p in audit.pages_failed if p.url in wanted),
+        links=tuple(l for l in audit.links if l.page in wanted),
+        audience=audience,
+    )
+    return replace(part, counts=_count(part))
+
+
+def newest_problems(audit: Audit, limit: int) -> list[Problem]:
+    """The problems a summary shows first: new ones, then the most recent."""
+    floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+
+    def key(p: Problem) -> tuple[bool, bool, dt.datetime]:
+        since = p.since or floor
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.timezone.utc)
+        return (p.new, p.link.status != LinkStatus.BLOCKED, since)
+
+    return sorted(audit.problems, key=key, reverse=True)[:limit]
+
+
+def default_site_name(urls: Iterable[str]) -> str:
+    """The host of the first watched page: "www.sclero.org"."""
+    for url in urls:
+        try:
+            host = urlsplit(url).hostname
+        except ValueError:
+            continue
+        if host:
+            return host
+    return "your site"

@@ -1,0 +1,245 @@
+"""Reason tokens and statuses -> sentences an editor can act on.
+
+Editors forward the report to volunteers who fix entries; "http_410" means
+nothing to them, "The publisher removed this article" does. Every token the
+classifier emits has a sentence here, and an unknown token still gets a
+sentence (naming the token) so a new classifier reason never breaks a report.
+Pure: no I/O, no dates from the clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from urllib.parse import urlsplit
+
+from monitor.types import LinkStatus
+
+__all__ = [
+    "REASONS",
+    "STATUS_LABELS",
+    "advice",
+    "advice_marked",
+    "age_words",
+    "describe",
+    "format_date",
+    "host_of",
+    "plural",
+    "since_words",
+    "skip_words",
+    "status_label",
+    "upfirst",
+]
+
+REASONS: dict[str, str] = {
+    "ok": "The link works",
+    "temporary_redirect": "The link works (the site forwards it temporarily to another address)",
+    "permanent_redirect": "This article has a new address",
+    "known_move": "This site moved its pages to a new address",
+    "http_404": "The page is gone: the site answers 'not found' (HTTP 404)",
+    "http_410": "The publisher removed this article (HTTP 410)",
+    "http_4xx": "The site refuses this address (HTTP 4xx error)",
+    "soft_404": "The site shows a 'page not found' page (while answering 200 OK)",
+    "redirect_to_home": "The link now lands on the site's home page: the article was removed",
+    "expired_notice": "The page says the article has expired or was removed",
+    "parked_domain": "The domain no longer belongs to the publisher: it shows a parked or for-sale page",
+    "http_5xx": "The site had a server error (HTTP 5xx)",
+    "timeout": "The site did not answer in time",
+    "dns": "The site's domain name does not exist any more (DNS lookup failed)",
+    "connection_refused": "The site's server refused the connection",
+    "connection_reset": "The site's server cut the connection off",
+    "tls": "The site's secure connection is broken (HTTPS certificate problem)",
+    "redirect_loop": "The site sends this link round in a loop of redirects",
+    "too_many_redirects": "The site forwards this link too many times to follow",
+    "bad_response": "The site sent an answer that could not be read",
+    "unsupported_scheme": "The link is not a web address that can be checked",
+    "invalid_url": "The link address is malformed (a typo in the address?)",
+    "http_401": "The site asks for a login (HTTP 401); please open it in a browser",
+    "http_403": "The site refuses automated checks (HTTP 403); please open it in a browser",
+    "http_999": "LinkedIn refuses automated checks (HTTP 999); please open it in a browser",
+    "bot_challenge": "The site blocks automated checks (bot wall); please open it in a browser",
+    "login_required": "The article is behind a login or paywall; please open it in a browser",
+    "rate_limited": "The site asked us to slow down (too many requests); please open it in a browser",
+    "private_address": "The link points at a private or local network address, which is not checked",
+    "robots_disallowed": "The site's robots.txt asks robots not to visit this address; "
+                         "please open it in a browser",
+    "title_mismatch": "The page now shows a different article",
+    "content_changed": "The page changed a lot since it was cited; "
+                       "check that it still says what the entry claims",
+    "flapping": "The link keeps switching between working and failing",
+}
+
+# Sites whose moves editors recognise by name: the sentence names them.
+_NAMED_HOSTS = {
+    "ncbi.nlm.nih.gov": "PubMed",
+    "pubmed.ncbi.nlm.nih.gov": "PubMed",
+    "doi.org": "DOI",
+    "linkedin.com": "LinkedIn",
+}
+
+_HTTP_CODE = re.compile(r"^http_(\d{3})$")
+
+STATUS_LABELS: dict[str, str] = {
+    LinkStatus.OK: "OK",
+    LinkStatus.MOVED: "Moved",
+    LinkStatus.EXPIRED: "Expired",
+    LinkStatus.ERROR: "Error",
+    LinkStatus.BLOCKED: "Blocked",
+    LinkStatus.DRIFTED: "Drifted",
+    LinkStatus.SKIPPED: "Not checked",
+}
+
+_SKIPS = {
+    "mailto": "an email address",
+    "tel": "a phone number",
+    "javascript": "a script link",
+    "fragment": "a jump within the page",
+    "data": "embedded data",
+    "invalid_url": "a malformed address",
+    "excluded": "excluded by the configuration",
+    "unsupported_scheme": "not a web address",
+}
+
+
+def host_of(url: str | None) -> str:
+    """The host name without "www.", for naming a site in a sentence."""
+    if not url:
+        return ""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+    return host.removeprefix("www.")
+
+
+def _site_name(url: str | None) -> str:
+    host = host_of(url)
+    for suffix, name in _NAMED_HOSTS.items():
+        if host == suffix or host.endswith("." + suffix):
+            return name
+    return ""
+
+
+def describe(reason: str, *, url: str | None = None, http_status: int | None = None) -> str:
+    """One sentence saying what happened to the link, for an editor."""
+    token = (reason or "").strip().lower()
+    named = _site_name(url)
+    if token in ("permanent_redirect", "known_move") and named == "PubMed":
+        return "PubMed moved this article to a new address"
+    if token == "http_403" and named == "LinkedIn":
+        return REASONS["http_999"]
+    if token in REASONS:
+        return _with_code(REASONS[token], http_status)
+    match = _HTTP_CODE.match(token)
+    if match:
+        return _http_words(int(match.group(1)))
+    if not token:
+        return "The check gave no reason"
+    return f"The check reported a problem it names '{token.replace('_', ' ')}' ({token})"
+
+
+def _with_code(sentence: str, http_status: int | None) -> str:
+    """Put the real code into the class sentences ("HTTP 4xx" -> "HTTP 418")."""
+    if http_status is not None and ("HTTP 4xx" in sentence or "HTTP 5xx" in sentence):
+        sentence = sentence.replace("4xx error", str(http_status)).replace("5xx", str(http_status))
+    return sentence
+
+
+def _http_words(code: int) -> str:
+    token = f"http_{code}"
+    if token in REASONS:
+        return REASONS[token]
+    if code == 429:
+        return REASONS["rate_limited"]
+    if 500 <= code <= 599:
+        return REASONS["http_5xx"].replace("5xx", str(code))
+    if 400 <= code <= 499:
+        return REASONS["http_4xx"].replace("4xx error", str(code))
+    return f"The site answered with an unexpected HTTP status ({code})"
+
+
+def status_label(status: str) -> str:
+    """A badge for a status, in the contract's words so the mail, the JSON and
+    `monitor check` agree; the sentence next to it explains."""
+    return STATUS_LABELS.get(status, str(status).replace("_", " ").capitalize())
+
+
+def skip_words(reason: str) -> str:
+    """Why a link was not checked, for the compact list."""
+    return _SKIPS.get(reason, reason.replace("_", " ") if reason else "not checked")
+
+
+def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool = False) -> str:
+    """What the editor should do about one problem, as an instruction."""
+    if status == LinkStatus.MOVED:
+        return "Replace the link with the new address." if fix_url else (
+            "Find the article's new address and update the link.")
+    if status == LinkStatus.DRIFTED:
+        return "Open the link and check it still holds the cited article; update the link or the entry."
+    if status == LinkStatus.BLOCKED:
+        return "Open the link in a browser: if the article is there, nothing to do."
+    if status == LinkStatus.ERROR and not confirmed:
+        return "Nothing to do yet: this may be temporary, and it will be checked again."
+    if status == LinkStatus.EXPIRED and not confirmed:
+        first = "First failure, so it will be checked again; if you act now: "
+        return first + _lower_first(advice(status, confirmed=True, fix_url=fix_url, archived=archived))
+    if archived and fix_url:
+        return "Link to the archived copy, or find the article's new address, or mark the entry expired."
+    if status == LinkStatus.ERROR:
+        return "The site keeps failing: find the article elsewhere or mark the entry expired."
+    return "Find the article's new address, or mark the entry expired."
+
+
+def advice_marked(fix_url: str | None, *, archived: bool) -> str:
+    """Advice for an entry editors already marked "(Expired Article)"."""
+    if archived and fix_url:
+        return "Already marked \u201c(Expired Article)\u201d: link the archived copy so readers can still read it."
+    if fix_url:
+        return "Already marked \u201c(Expired Article)\u201d, but the article has a new address: update the link and remove the mark."
+    return ("Already marked \u201c(Expired Article)\u201d and no archived copy was found: "
+            "replace the entry with a current source or remove it.")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def upfirst(text: str) -> str:
+    """Capitalise the first letter only ("since 2 Nov" -> "Since 2 Nov")."""
+    return text[:1].upper() + text[1:]
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """ "1 link", "3 links", "2 entries": counts in sentences read right."""
+    if n == 1:
+        return f"{n} {word}"
+    if many is None:
+        many = word[:-1] + "ies" if word.endswith("y") and word[-2:-1] not in "aeiou" else word + "s"
+    return f"{n} {many}"
+
+
+def format_date(value: dt.date | dt.datetime | None) -> str:
+    """ "23 Nov 2026": unambiguous for readers on both sides of the Atlantic."""
+    if value is None:
+        return ""
+    return f"{value.day} {value:%b %Y}"
+
+
+def age_words(since: dt.datetime | None, weeks: int, *, new: bool) -> str:
+    """How long a problem has been open: "open 3 weeks, since 2 Nov 2026"."""
+    when = format_date(since)
+    if new:
+        return f"first seen {when}" if weeks <= 0 or not when else f"failing since {when}"
+    if weeks <= 0:
+        return f"open since {when}" if when else "open since the last report"
+    return f"open {plural(weeks, 'week')}, since {when}"
+
+
+def since_words(since: dt.datetime | None, weeks: int, *, new: bool) -> str:
+    """ "since 2 Nov 2026 (3 weeks)" or "new this week"."""
+    if since is None:
+        return "new this week" if new else ""
+    when = format_date(since)
+    if weeks <= 0:
+        return f"first seen {when}" if new else f"since {when}"
+    return f"since {when} ({plural(weeks, 'week')})"

@@ -1,0 +1,367 @@
+"""build_audit and the wording: table tests over hand-built link lists."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from monitor.config import ReportSettings
+from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from reports import wording
+from reports.audit import Audit, audit_for_pages, build_audit, text_fragment_link
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+PAGE = "https://www.sclero.org/scleroderma/dm/treatments.html"
+PAGE2 = "https://www.sclero.org/scleroderma/ssc/treatments.html"
+RUN = RunInfo(id=8, started_at=NOW, finished_at=NOW, status="finished")
+
+
+def link(url: str, status: str = "ok", reason: str = "", *, page: str = PAGE,
+         section: str = "Biological Agents", title: str | None = None, source: str = "PubMed, 2019.",
+         kind: LinkKind = LinkKind.CITATION, **extra: object) -> LinkResult:
+    base = LinkResult(
+        page=page, url=url, text=title if title is not None else f"Entry for {url}", section=section,
+        kind=kind, status=LinkStatus(status), reason=reason or status, http_status=None,
+        final_url=None, suggested_url=None, strikes=0, failing_since=None, checked_at=NOW,
+        entry_title=title if title is not None else f"Entry for {url}", entry_source=source,
+    )
+    return replace(base, **extra)  # type: ignore[arg-type]
+
+
+def page(url: str = PAGE, status: str = "ok", entries: tuple[str, ...] = (), **extra: object) -> PageRecord:
+    return replace(PageRecord(run_id=RUN.id, url=url, status=status, title=f"Title of {url}",
+                              entries=entries), **extra)  # type: ignore[arg-type]
+
+
+def audit_of(links: list[LinkResult], *, previous: list[LinkResult] | None = None,
+             pages: list[PageRecord] | None = None, previous_pages: list[PageRecord] | None = None,
+             states: dict[str, UrlState] | None = None, **settings: object) -> Audit:
+    return build_audit(
+        RUN, links, pages if pages is not None else [page()],
+        previous_links=previous, previous_pages=previous_pages, states=states or {},
+        now=NOW, settings=ReportSettings(**settings), site_name="www.sclero.org",  # type: ignore[arg-type]
+    )
+
+
+def failing(url: str, status: str = "expired", reason: str = "http_404", days: float = 10,
+            strikes: int = 5, **extra: object) -> LinkResult:
+    return link(url, status, reason, failing_since=NOW - dt.timedelta(days=days), strikes=strikes,
+                **extra)
+
+
+def verdict_of(audit: Audit, url: str) -> str:
+    """Where a URL ended up: new / still / fixed:<how> / ok."""
+    for p in audit.problems + audit.watched:
+        if p.link.url == url:
+            return "new" if p.new else "still"
+    for f in audit.fixed_since_last:
+        if f.link.url == url:
+            return f"fixed:{f.how}"
+    return "ok"
+
+
+# -- new / still / fixed -------------------------------------------------------
+
+U = "https://example.org/article"
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "page_status", "expected"),
+    [
+        (None, failing(U), "ok", "new"),  # first report: everything is new
+        ([link(U)], failing(U), "ok", "new"),
+        ([failing(U)], failing(U), "ok", "still"),
+        ([failing(U, "error", "timeout")], failing(U), "ok", "still"),  # kind changed, still open
+        ([failing(U)], link(U), "ok", "fixed:works_again"),
+        ([failing(U)], link(U, "skipped", "excluded"), "ok", "fixed:not_checked"),
+        ([failing(U)], link("https://example.org/new-home", title=f"Entry for {U}"), "ok",
+         "fixed:link_updated"),
+        ([failing(U)], link("https://example.org/other", title="Another entry"), "ok", "fixed:removed"),
+        # the page could not be read: we cannot say it was fixed
+        ([failing(U)], link("https://example.org/other", title="Another entry"), "error", "ok"),
+        ([link(U, "moved", "permanent_redirect", suggested_url=U + "/v2")],
+         link(U, "moved", "permanent_redirect", suggested_url=U + "/v2"), "ok", "still"),
+    ],
+)
+def test_new_still_fixed(previous: list[LinkResult] | None, current: LinkResult,
+                         page_status: str, expected: str) -> None:
+    audit = audit_of([current], previous=previous, pages=[page(status=page_status)])
+    assert verdict_of(audit, U) == expected
+
+
+def test_fixed_by_link_update_names_the_new_url() -> None:
+    audit = audit_of([link("https://example.org/new-home", title="The entry")],
+                     previous=[failing(U, title="The entry")])
+    (fixed,) = audit.fixed_since_last
+    assert fixed.new_url == "https://example.org/new-home"
+    assert "404" in fixed.was
+
+
+@pytest.mark.parametrize(("days", "weeks"), [(0.5, 0), (6.9, 0), (7, 1), (22, 3), (70, 10)])
+def test_weeks_open_count_from_failing_since(days: float, weeks: int) -> None:
+    audit = audit_of([failing(U, days=days)], previous=[failing(U, days=days)])
+    (problem,) = audit.problems
+    assert problem.weeks_open == weeks
+    assert problem.since == NOW - dt.timedelta(days=days)
+
+
+def test_counts_new_still_fixed() -> None:
+    a, b, c, d = (f"https://example.org/{n}" for n in "abcd")
+    audit = audit_of(
+        [failing(a), failing(b), link(c), link(d)],
+        previous=[failing(b), failing(c), link(d)],
+    )
+    assert (audit.counts.new, audit.counts.still, audit.counts.fixed) == (1, 1, 1)
+
+
+# -- confirmed vs suspected ----------------------------------------------------
+
+
+def state(url: str, status: str, strikes: int, hours: float) -> UrlState:
+    return UrlState(url=url, status=LinkStatus(status), strikes=strikes,
+                    failing_since=NOW - dt.timedelta(hours=hours))
+
+
+@pytest.mark.parametrize(
+    ("status", "strikes", "hours", "confirm_after", "confirmed"),
+    [
+        ("expired", 1, 1, 24, False),    # first failure
+        ("expired", 3, 30, 24, True),    # several failures over more than a day
+        ("expired", 3, 5, 24, False),    # several, but all within a few hours
+        ("expired", 3, 5, 4, True),      # ...which is enough with a 4 h setting
+        ("error", 1, 0.1, 24, False),
+        ("error", 4, 48, 24, True),
+        ("blocked", 4, 48, 24, True),
+        ("moved", 0, 0, 24, True),       # a 301 is a fact on the first sight
+        ("drifted", 0, 0, 24, True),
+    ],
+)
+def test_confirmed_versus_suspected(status: str, strikes: int, hours: float,
+                                    confirm_after: float, confirmed: bool) -> None:
+    current = link(U, status, strikes=strikes, failing_since=NOW - dt.timedelta(hours=hours),
+                   suggested_url=U + "/new" if status == "moved" else None)
+    audit = audit_of([current], states={U: state(U, status, strikes, hours)},
+                     confirm_after_hours=confirm_after)
+    (problem,) = audit.problems + audit.watched
+    assert problem.confirmed is confirmed
+
+
+def test_suspected_site_errors_are_watched_not_to_fix() -> None:
+    suspected = failing(U, "error", "timeout", days=0.1, strikes=1)
+    confirmed = failing(U + "2", "error", "http_503", days=3, strikes=4)
+    audit = audit_of([suspected, confirmed])
+    assert [p.link.url for p in audit.watched] == [U]
+    assert [p.link.url for p in audit.problems] == [U + "2"]
+    assert audit.counts.watching == 1 and audit.counts.open == 1
+    assert "Nothing to do yet" in audit.watched[0].advice
+
+
+def test_first_404_is_suspected_but_listed_to_fix() -> None:
+    audit = audit_of([failing(U, days=0.1, strikes=1)])
+    (problem,) = audit.problems
+    assert not problem.confirmed
+    assert problem.advice.startswith("First failure")
+
+
+# -- grouping ------------------------------------------------------------------
+
+
+def test_grouped_by_page_then_section_then_entry_in_page_order() -> None:
+    links = [
+        failing("https://a.org/1", page=PAGE2, section="Stem Cells", title="E1"),
+        failing("https://a.org/2", page=PAGE, section="Biological Agents", title="E2"),
+        failing("https://a.org/3", page=PAGE, section="IVIg", title="E3"),
+        failing("https://a.org/4", page=PAGE, section="Biological Agents", title="E2",
+                status="moved", reason="permanent_redirect", suggested_url="https://a.org/4b"),
+        failing("https://a.org/5", page=PAGE, section="Biological Agents", title="E5",
+                status="blocked", reason="bot_challenge"),
+    ]
+    audit = audit_of(links, pages=[page(PAGE), page(PAGE2)])
+    shape = [(g.url, [(s.heading, [(e.title, [p.link.url for p in e.problems]) for e in s.entries])
+                      for s in g.sections]) for g in audit.needs_fixing]
+    assert shape == [
+        (PAGE, [("Biological Agents", [("E2", ["https://a.org/2", "https://a.org/4"])]),
+                ("IVIg", [("E3", ["https://a.org/3"])])]),
+        (PAGE2, [("Stem Cells", [("E1", ["https://a.org/1"])])]),
+    ]
+    assert [p.link.url for g in audit.needs_a_person for p in g.problems] == ["https://a.org/5"]
+
+
+@pytest.mark.parametrize(
+    ("current", "fix_url", "fix_label"),
+    [
+        (link(U, "moved", "permanent_redirect", suggested_url=U + "/new"), U + "/new", "New address"),
+        (failing(U, archived_url="https://web.archive.org/web/2019/" + U),
+         "https://web.archive.org/web/2019/" + U, "Archived copy"),
+        (failing(U), None, ""),
+        (link(U, "drifted", "title_mismatch"), None, ""),
+    ],
+)
+def test_the_fix_offered(current: LinkResult, fix_url: str | None, fix_label: str) -> None:
+    (problem,) = audit_of([current]).problems
+    assert (problem.fix_url, problem.fix_label) == (fix_url, fix_label)
+    assert problem.page_link.startswith(PAGE + "#:~:text=Entry%20for")
+
+
+def test_navigation_links_without_entry_are_their_own_entries() -> None:
+    nav = failing("https://www.sclero.org/gone.html", kind=LinkKind.NAVIGATION, title="",
+                  text="Go to Diabetes", section="")
+    (group,) = audit_of([nav]).needs_fixing
+    assert group.sections[0].entries[0].title == "Go to Diabetes"
+
+
+def test_everything_else_holds_ok_and_skipped_links() -> None:
+    audit = audit_of([link(U), link("mailto:x@y.org", "skipped", "mailto"), failing(U + "/x")])
+    (others,) = audit.everything_else
+    assert [l.url for l in others.links] == [U, "mailto:x@y.org"]
+
+
+def test_counts_by_status() -> None:
+    statuses = ["ok", "ok", "moved", "expired", "error", "blocked", "drifted", "skipped"]
+    audit = audit_of([link(f"https://e.org/{i}", s) for i, s in enumerate(statuses)])
+    c = audit.counts
+    assert (c.checked, c.ok, c.moved, c.expired, c.error, c.blocked, c.drifted, c.skipped) == (
+        7, 2, 1, 1, 1, 1, 1, 1)
+
+
+# -- content audit -------------------------------------------------------------
+
+
+def test_stale_and_dead_expired_marks() -> None:
+    archived = "https://web.archive.org/web/2018/https://e.org/dead"
+    audit = audit_of([
+        link("https://e.org/back", expired_mark=True, title="Back again"),
+        failing("https://e.org/dead", expired_mark=True, title="Still dead", archived_url=archived),
+        failing("https://e.org/gone", expired_mark=True, title="Gone for good"),
+        link("https://e.org/fine", title="Never marked"),
+    ])
+    content = audit.content_audit
+    assert [i.entry for i in content.stale_marks] == ["Back again"]
+    assert [(i.entry, i.fix_url) for i in content.dead_marks] == [
+        ("Still dead", archived), ("Gone for good", None)]
+    marked = next(p for p in audit.problems if p.link.url == "https://e.org/dead")
+    assert marked.advice.startswith("Already marked")
+
+
+def test_same_url_cited_by_several_entries() -> None:
+    audit = audit_of([
+        link(U, title="First entry"), link(U, title="Second entry", section="IVIg"),
+        link(U, title="First entry"),  # the same entry linking twice is not a duplicate
+        link(U + "/other", title="Third entry"),
+    ])
+    (dup,) = audit.content_audit.duplicates
+    assert dup.url == U and len(dup.related) == 2
+
+
+def test_entries_without_link_or_source() -> None:
+    audit = audit_of(
+        [link(U, title="Has a link", source=""), link(U + "/2", title="Complete")],
+        pages=[page(entries=("Has a link", "Complete", "No link at all"))],
+    )
+    assert [i.entry for i in audit.content_audit.no_source] == ["Has a link"]
+    assert [i.entry for i in audit.content_audit.no_link] == ["No link at all"]
+
+
+@pytest.mark.parametrize(("max_age", "expected"), [(0, []), (5, ["Old"]), (10, [])])
+def test_old_citations(max_age: int, expected: list[str]) -> None:
+    links = [link(U, title="Old", entry_date=dt.date(2018, 4, 30)),
+             link(U + "/2", title="Recent", entry_date=dt.date(2025, 1, 1)),
+             link(U + "/3", title="Undated")]
+    audit = audit_of(links, max_citation_age_years=max_age)
+    assert [i.entry for i in audit.content_audit.old_citations] == expected
+
+
+def test_pages_that_failed_or_changed_heavily() -> None:
+    before = tuple(f"Entry {i}" for i in range(10))
+    heavy = before[4:] + ("New 1", "New 2")
+    light = before + ("One more",)
+    pages = [page(PAGE, entries=heavy), page(PAGE2, entries=light),
+             page("https://www.sclero.org/down.html", status="error", http_status=503)]
+    previous = [replace(page(PAGE, entries=before), run_id=7),
+                replace(page(PAGE2, entries=before), run_id=7)]
+    audit = audit_of([], pages=pages, previous_pages=previous)
+    (changed,) = audit.content_audit.pages_changed
+    assert changed.page == PAGE
+    assert "2 entries added and 4 removed" in changed.words
+    assert "+ New 1" in changed.related and "\u2212 Entry 0" in changed.related
+    (failed,) = audit.content_audit.pages_failed
+    assert "HTTP 503" in failed.words
+    assert audit.counts.pages_failed == 1
+
+
+# -- slicing for page owners ---------------------------------------------------
+
+
+def test_audit_for_pages_keeps_only_those_pages_and_recounts() -> None:
+    audit = audit_of(
+        [failing(U, page=PAGE), failing(U + "/2", page=PAGE2), link(U + "/3", page=PAGE2)],
+        pages=[page(PAGE), page(PAGE2)],
+    )
+    part = audit_for_pages(audit, [PAGE2], "owner@example.org")
+    assert [g.url for g in part.needs_fixing] == [PAGE2]
+    assert (part.counts.checked, part.counts.expired, part.counts.ok, part.counts.new) == (2, 1, 1, 1)
+    assert part.audience == "owner@example.org"
+    assert audit.counts.checked == 3  # the whole audit is untouched
+
+
+# -- wording -------------------------------------------------------------------
+
+TOKENS = ("ok temporary_redirect permanent_redirect known_move http_404 http_410 http_4xx soft_404 "
+          "redirect_to_home expired_notice parked_domain http_5xx timeout dns connection_refused "
+          "connection_reset tls redirect_loop too_many_redirects bad_response unsupported_scheme "
+          "invalid_url http_401 http_403 http_999 bot_challenge login_required rate_limited "
+          "private_address robots_disallowed title_mismatch content_changed flapping").split()
+
+
+@pytest.mark.parametrize("token", TOKENS)
+def test_every_reason_token_has_its_own_sentence(token: str) -> None:
+    sentence = wording.describe(token)
+    assert sentence and token not in sentence and "reported a problem" not in sentence
+
+
+def test_reason_sentences_are_distinct() -> None:
+    assert len({wording.describe(t) for t in TOKENS}) == len(TOKENS)
+
+
+@pytest.mark.parametrize(
+    ("reason", "url", "http_status", "expected"),
+    [
+        ("http_410", None, 410, "The publisher removed this article (HTTP 410)"),
+        ("permanent_redirect", "https://www.ncbi.nlm.nih.gov/pubmed/123", 301,
+         "PubMed moved this article to a new address"),
+        ("permanent_redirect", "https://example.org/a", 301, "This article has a new address"),
+        ("redirect_to_home", None, 200,
+         "The link now lands on the site's home page: the article was removed"),
+        ("soft_404", None, 200, "The site shows a 'page not found' page (while answering 200 OK)"),
+        ("bot_challenge", None, 403,
+         "The site blocks automated checks (bot wall); please open it in a browser"),
+        ("title_mismatch", None, 200, "The page now shows a different article"),
+        ("http_500", None, 500, "The site had a server error (HTTP 500)"),
+        ("http_5xx", None, 502, "The site had a server error (HTTP 502)"),
+        ("http_418", None, 418, "The site refuses this address (HTTP 418)"),
+        ("http_4xx", None, 451, "The site refuses this address (HTTP 451)"),
+        ("HTTP_404", None, None, wording.REASONS["http_404"]),
+    ],
+)
+def test_describe(reason: str, url: str | None, http_status: int | None, expected: str) -> None:
+    assert wording.describe(reason, url=url, http_status=http_status) == expected
+
+
+def test_unknown_reason_gets_a_generic_sentence_naming_it() -> None:
+    assert "cosmic_rays" in wording.describe("cosmic_rays")
+
+
+@pytest.mark.parametrize(("n", "word", "expected"),
+                         [(0, "link", "0 links"), (1, "link", "1 link"), (2, "entry", "2 entries"),
+                          (3, "day", "3 days"), (1, "new problem", "1 new problem")])
+def test_plural(n: int, word: str, expected: str) -> None:
+    assert wording.plural(n, word) == expected
+
+
+def test_text_fragment_link_escapes_its_special_characters() -> None:
+    url = text_fragment_link(PAGE + "#top", "RP-ILD, a study & more")
+    assert url == PAGE + "#:~:text=RP%2DILD%2C%20a%20study%20%26%20more"
+    assert text_fragment_link("javascript:alert(1)", "x") == "javascript:alert(1)"

@@ -1,0 +1,360 @@
+"""Rendering: escaping, inlined CSS, size budget, text twin, saved files, a real browser."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ReportSettings
+from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from reports.audit import Audit, build_audit
+from reports.mail import build_report_message, message_id_for
+from reports.render import (
+    MAX_EMAIL_BYTES,
+    is_web_url,
+    render_html,
+    render_json,
+    render_text,
+    save_report,
+)
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 23, 6, 12, tzinfo=UTC)
+PAGE = "https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/treatments.html"
+SETTINGS = ReportSettings()
+
+
+def result(url: str, status: str, reason: str, *, page: str = PAGE, section: str = "Biological Agents",
+           title: str = "", source: str = "", text: str | None = None, days: float = 0,
+           strikes: int = 0, kind: LinkKind = LinkKind.CITATION, **extra: object) -> LinkResult:
+    failing = status in ("expired", "error", "blocked")
+    base = LinkResult(
+        page=page, url=url, text=title if text is None else text, section=section, kind=kind,
+        status=LinkStatus(status), reason=reason, http_status=None, final_url=None,
+        suggested_url=None, strikes=strikes, checked_at=NOW,
+        failing_since=NOW - dt.timedelta(days=days) if failing else None,
+        entry_title=title, entry_source=source,
+    )
+    return replace(base, **extra)  # type: ignore[arg-type]
+
+
+def audit_from(links: list[LinkResult], pages: list[PageRecord], *, run_id: int = 7,
+               previous: list[LinkResult] | None = None, site: str = "www.sclero.org",
+               when: dt.datetime = NOW) -> Audit:
+    states = {l.url: UrlState(url=l.url, status=l.status, strikes=l.strikes,
+                              failing_since=l.failing_since) for l in links}
+    run = RunInfo(id=run_id, started_at=when - dt.timedelta(minutes=12), finished_at=when,
+                  status="finished")
+    prev_run = RunInfo(id=run_id - 1, started_at=when - dt.timedelta(days=7)) if previous else None
+    return build_audit(run, links, pages, previous_links=previous, previous_pages=None,
+                       states=states, now=when, settings=SETTINGS, site_name=site,
+                       previous_run=prev_run)
+
+
+def sample_audit() -> Audit:
+    """The seed page, as a realistic week: a move, removals, a bot wall, a fix."""
+    title = "Treatments for Dermatomyositis (DM) and Polymyositis (PM)"
+    links = [
+        result("https://www.ncbi.nlm.nih.gov/pubmed/29713762", "moved", "permanent_redirect",
+               title="Rituximab for refractory rapidly progressive interstitial lung disease (RP\u2013ILD) "
+                     "related to anti-MDA5 antibody\u2013positive amyopathic dermatomyositis",
+               source="PubMed, Clin Rheumatol, 04/30/2018.", http_status=301,
+               suggested_url="https://pubmed.ncbi.nlm.nih.gov/29713762/"),
+        result("https://pubmed.ncbi.nlm.nih.gov/28301622/", "ok", "ok",
+               title="The Use of Rituximab in the Management of Refractory Dermatomyositis",
+               source="PubMed, J Drugs Dermatol. 2017 Feb 1;16(2):162-166."),
+        result("https://globenewswire.com/news-release/2018/07/25/1542296/0/en/Corbus-Pharmaceuticals.html",
+               "expired", "http_410", section="Cannabinoid Receptor Type 2 (CB2) Agonist",
+               title="Corbus Pharmaceuticals to Commence Phase 3 Study of Lenabasum for the Treatment "
+                     "of Rare Autoimmune Disease Dermatomyositis",
+               source="Globe Newswire, 07/25/2018.", http_status=410, days=23, strikes=4,
+               archived_url="https://web.archive.org/web/20180726/https://globenewswire.com/"
+                            "news-release/2018/07/25/1542296/0/en/Corbus-Pharmaceuticals.html"),
+        result("http://www.jrheum.org/content/28/10/2230", "expired", "redirect_to_home",
+               section="Combination Therapies", expired_mark=True, days=200, strikes=20,
+               title="Dermatomyositis and Polymyositis Associated with Malignancy: "
+                     "A 21-year Retrospective Study", source="J Rheumatol ."),
+        result("https://pubmed.ncbi.nlm.nih.gov/31119428/", "ok", "ok", section="Combination Therapies",
+               title="Physical therapy in adult inflammatory myopathy patients: a systematic review",
+               source="PubMed, Clin Rheumatol, 2019 Aug;38(8):2039-2051."),
+        result("https://www.hopkinsmedicine.org/health/conditions-and-diseases/polymyositis",
+               "drifted", "title_mismatch", section="Combination Therapies",
+               title="How is Polymyositis Treated?"),
+        result("https://academic.oup.com/rheumatology/article/57/suppl_3/key075.471/4975213",
+               "blocked", "bot_challenge", section="Combination Therapies", http_status=403,
+               title="Expression of interleukin-18 in muscle tissue of patients with polymyositis "
+                     "or dermatomyositis", source="PubMed, Rheumatology (Oxford), 08/08/2018.",
+               days=0.1, strikes=1),
+        result("https://pubmed.ncbi.nlm.nih.gov/31770613/", "ok", "ok",
+               section="Intravenous Immunoglobulin (IVIg)",
+               title="Corticosteroid-sparing (CS) benefit of intravenous immunoglobulin (IVIg) in "
+                     "systemic sclerosis-associated myopathy (SScAM)",
+               source="PubMed, Autoimmun Rev, 2020 Jan;19(1):102431."),
+        result("https://www.atsjournals.org/doi/abs/10.1164/ajrccm-conference.2018.197.1", "error",
+               "timeout", section="Intravenous Immunoglobulin (IVIg)", days=0.2, strikes=1,
+               title="Successful Treatment With Intravenous High-Dose Immunoglobulin For "
+                     "Cardiomyopathy In Dermatomyositis", source="ATS Journal."),
+        result("https://pubmed.ncbi.nlm.nih.gov/30194861/", "ok", "ok", section="Stem Cell Transplants",
+               title="Inflammatory myopathies (IM) after allogeneic stem cell transplantation (SCT)",
+               source="PubMed, Muscle Nerve, 2018 Dec;58(6):790-795."),
+        result("https://www.sclero.org/diabetes.html", "ok", "ok", section="", kind=LinkKind.NAVIGATION,
+               text="Go to Diabetes"),
+        result("mailto:info@sclero.org", "skipped", "mailto", section="", kind=LinkKind.NAVIGATION,
+               text="info@sclero.org"),
+    ]
+    previous = [
+        result("https://www.hopkinsmedicine.org/health/conditions-and-diseases/polymyositis",
+               "drifted", "title_mismatch", section="Combination Therapies",
+               title="How is Polymyositis Treated?"),
+        result("http://www.jrheum.org/content/28/10/2230", "expired", "redirect_to_home",
+               section="Combination Therapies", expired_mark=True, days=193, strikes=19,
+               title="Dermatomyositis and Polymyositis Associated with Malignancy: "
+                     "A 21-year Retrospective Study"),
+        result("https://www.ncbi.nlm.nih.gov/pubmed/31770613", "expired", "http_404",
+               section="Intravenous Immunoglobulin (IVIg)", days=9, strikes=3,
+               title="Corticosteroid-sparing (CS) benefit of intravenous immunoglobulin (IVIg) in "
+                     "systemic sclerosis-associated myopathy (SScAM)"),
+    ]
+    pages = [PageRecord(run_id=7, url=PAGE, status="ok", title=title)]
+    return audit_from(links, pages, previous=previous)
+
+
+def synthetic_audit(n_links: int, problem_every: int = 10, pages: int = 5) -> Audit:
+    """n links over a few pages; every `problem_every`-th one has a problem."""
+    kinds = [("expired", "http_404"), ("moved", "permanent_redirect"), ("error", "http_503"),
+             ("blocked", "http_403"), ("drifted", "title_mismatch"), ("expired", "soft_404")]
+    page_urls = [f"https://www.sclero.org/scleroderma/topic-{p}/treatments.html" for p in range(pages)]
+    links = []
+    for i in range(n_links):
+        status, reason = ("ok", "ok")
+        if i % problem_every == 0:
+            status, reason = kinds[(i // problem_every) % len(kinds)]
+        url = f"https://pubmed.ncbi.nlm.nih.gov/{30000000 + i}/"
+        links.append(result(
+            url, status, reason, page=page_urls[i % pages], section=f"Section {(i // 7) % 9}",
+            title=f"Study {i}: effect of a biological agent on interstitial lung disease in "
+                  "dermatomyositis patients",
+            source=f"PubMed, Clin Rheumatol, 2019 Aug;38(8):{i}-{i + 10}.",
+            days=3 + i % 60, strikes=3,
+            suggested_url=url + "v2" if status == "moved" else None,
+            archived_url=f"https://web.archive.org/web/2020/{url}" if status == "expired" else None,
+        ))
+    records = [PageRecord(run_id=9, url=u, status="ok", title=f"Treatments, topic {p}")
+               for p, u in enumerate(page_urls)]
+    return audit_from(links, records, run_id=9)
+
+
+# -- escaping ------------------------------------------------------------------
+
+XSS = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+
+
+class _Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags_of(html: str) -> list[tuple[str, dict[str, str | None]]]:
+    parser = _Tags()
+    parser.feed(html)
+    return parser.tags
+
+
+def hostile_audit() -> Audit:
+    links = [
+        result("https://evil.example/" + XSS, "expired", "http_404", section="Heading " + XSS,
+               title="Title " + XSS, source="Source " + XSS, text="Anchor " + XSS, days=9, strikes=3,
+               archived_url="javascript:alert(3)"),
+        result("javascript:alert(4)//https://x", "moved", "permanent_redirect", title="JS link",
+               suggested_url="javascript:alert(5)"),
+        result("https://ok.example/", "ok", "ok", text="Anchor " + XSS, section=XSS),
+    ]
+    pages = [PageRecord(run_id=7, url=PAGE, status="ok", title="Page " + XSS),
+             PageRecord(run_id=7, url="https://www.sclero.org/x.html", status="error",
+                        title="Down " + XSS, error=XSS)]
+    return audit_from(links, pages, site="www.sclero.org" + XSS)
+
+
+@pytest.mark.parametrize("max_bytes", [None, MAX_EMAIL_BYTES, 4000])
+def test_web_data_is_inert_in_html(max_bytes: int | None) -> None:
+    html = render_html(hostile_audit(), max_bytes=max_bytes, full_report_url="javascript:alert(6)")
+    tags = tags_of(html)
+    assert not [t for t, _ in tags if t in ("script", "img", "iframe", "object", "embed", "link")]
+    for tag, attrs in tags:
+        assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
+        if "href" in attrs:
+            assert is_web_url(attrs["href"]), attrs["href"]
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+
+
+def test_javascript_urls_are_shown_as_text_not_links() -> None:
+    html = render_html(hostile_audit(), max_bytes=None)
+    assert "javascript:alert(4)" in html
+    assert not re.search(r"href=\"\s*javascript", html, re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [("https://a.org/x", True), ("HTTP://A.ORG", True), ("javascript:alert(1)", False),
+     ("data:text/html,x", False), ("//evil.org/x", False), ("https://a.org/\nx", False),
+     ("mailto:a@b.org", False), ("https://", False), ("", False)],
+)
+def test_is_web_url(url: str, ok: bool) -> None:
+    assert is_web_url(url) is ok
+
+
+# -- mail-readiness ------------------------------------------------------------
+
+
+def test_css_is_inlined_and_nothing_is_loaded_from_outside() -> None:
+    html = render_html(sample_audit())
+    assert html.count('style="') > 50
+    assert "<link" not in html and "@import" not in html and "url(" not in html
+    assert "@font-face" not in html and "<img" not in html
+    # only the phone rules stay in <head>, for the clients that honour them
+    (style,) = re.findall(r"<style>(.*?)</style>", html, re.S)
+    assert style.strip().startswith("@media")
+    assert 'name="viewport"' in html and "max-width:720px" in html
+
+
+def test_html_is_ascii_with_short_lines() -> None:
+    html = render_html(sample_audit())
+    assert html.isascii()
+    assert "RP&#8211;ILD" in html  # non-ASCII survives as character references
+    assert max(len(line) for line in html.splitlines()) <= 998
+
+
+def test_report_order_and_content() -> None:
+    html = render_html(sample_audit())
+    order = ["Needs fixing", "Needs a person", "Watching", "Fixed since the last report",
+             "Content audit", "Everything else"]
+    positions = [html.index(h) for h in order]
+    assert positions == sorted(positions)
+    for expected in ["PubMed moved this article to a new address",
+                     "https://pubmed.ncbi.nlm.nih.gov/29713762/",
+                     "The publisher removed this article (HTTP 410)",
+                     "(Expired Article)", "Globe Newswire, 07/25/2018.", "Archived copy",
+                     "#:~:text=Rituximab%20for%20refractory", "The entry now links to a new address"]:
+        assert expected in html, expected
+
+
+def test_text_part_tells_the_same() -> None:
+    audit = sample_audit()
+    text, html = render_text(audit), render_html(audit)
+    c = audit.counts
+    line = (f"{c.checked} links checked on 1 page: {c.ok} ok, {c.moved} moved, {c.expired} expired, "
+            f"{c.error} error, {c.blocked} blocked, {c.drifted} drifted")
+    assert line in text
+    assert f"Problems: {c.new} new, {c.still} still open, {c.fixed} fixed" in text
+    assert f"Problems: {c.new} new &#183; {c.still} still open &#183; {c.fixed} fixed" in html
+    for p in audit.problems + audit.watched:
+        assert p.link.url in text and p.words in text
+        if p.fix_url:
+            assert p.fix_url in text
+
+
+def test_500_links_fit_in_one_unclipped_message() -> None:
+    audit = synthetic_audit(500)
+    assert len(audit.problems) == 50  # 10 % of the links
+    msg = build_report_message(audit, sender="monitor@example.org", recipients=["w@example.org"],
+                               message_id=message_id_for(9, "all", "monitor@example.org"))
+    size = len(msg.as_bytes())
+    assert size <= MAX_EMAIL_BYTES
+    html = msg.get_body(("html",)).get_content()
+    assert "The newest problems" not in html  # not summarised: every problem is there
+    for p in audit.problems:
+        assert p.link.url.removeprefix("https://") in html
+
+
+def test_a_huge_audit_is_summarised_and_points_to_the_full_report() -> None:
+    audit = synthetic_audit(3000, problem_every=5)
+    where = "https://reports.example.org/report-2026-11-23-run-9.html"
+    html = render_html(audit, full_report_url=where)
+    assert len(html.encode()) <= MAX_EMAIL_BYTES
+    assert "The newest problems" in html and where in html
+    shown = len(re.findall(r"What to do:", html))
+    more = int(re.search(r"(\d+) more problems", html).group(1))  # type: ignore[union-attr]
+    assert shown + more == len(audit.problems)
+    msg = build_report_message(audit, sender="m@example.org", recipients=["w@example.org"],
+                               message_id="<x@example.org>", full_report_url=where)
+    assert len(msg.as_bytes()) <= MAX_EMAIL_BYTES
+    assert "more problems" in msg.get_body(("plain",)).get_content()
+
+
+def test_nothing_to_report_reads_as_good_news() -> None:
+    audit = audit_from([result("https://a.org/", "ok", "ok", title="Fine")],
+                       [PageRecord(run_id=7, url=PAGE, status="ok")])
+    assert "Nothing needs fixing this week." in render_html(audit)
+    assert "Nothing needs fixing this week." in render_text(audit)
+
+
+# -- JSON and saved files ------------------------------------------------------
+
+
+def test_json_holds_the_whole_audit() -> None:
+    audit = sample_audit()
+    doc = json.loads(render_json(audit))
+    assert doc["counts"]["checked"] == audit.counts.checked
+    assert doc["counts"]["open"] == audit.counts.open
+    assert len(doc["links"]) == len(audit.links)
+    assert doc["needs_fixing"][0]["sections"][0]["entries"][0]["problems"][0]["link"]["status"] == "moved"
+    assert doc["run"]["started_at"].startswith("2026-11-23T06:00")
+
+
+def test_save_report_writes_dated_full_files_and_an_index(tmp_path: Path) -> None:
+    big = synthetic_audit(2000, problem_every=3)
+    old = audit_from([result("https://a.org/", "ok", "ok")], [PageRecord(run_id=3, url=PAGE, status="ok")],
+                     run_id=3, when=NOW - dt.timedelta(days=14))
+    save_report(old, tmp_path)
+    saved = save_report(big, tmp_path)
+    assert saved.html.name == "report-2026-11-23-run-9.html"
+    assert saved.json.name == "report-2026-11-23-run-9.json"
+    html = saved.html.read_text()
+    assert "The newest problems" not in html  # the saved report is never summarised
+    assert all(l.url.removeprefix("https://") in html for l in big.links)
+    index = saved.index.read_text()
+    assert index.index("report-2026-11-23-run-9.html") < index.index("report-2026-11-09-run-3.html")
+    assert json.loads(saved.json.read_text())["run"]["id"] == 9
+
+
+# -- a real browser ------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def screenshot(html_file: Path, png: Path, profile: Path, size: str = "1000,1800") -> None:
+    subprocess.run(
+        [CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
+         f"--window-size={size}", html_file.as_uri()],
+        check=True, capture_output=True, timeout=60,
+    )
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.parametrize("size", ["1000,1800", "390,1600"])  # desktop, phone
+def test_chromium_renders_the_report(tmp_path: Path, size: str) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(render_html(sample_audit()), encoding="ascii")
+    png = tmp_path / "report.png"
+    screenshot(page, png, tmp_path / "profile", size)
+    data = png.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    assert (width, height) == tuple(int(v) for v in size.split(","))
+    assert len(data) > 50_000  # a blank page compresses to a few KB
