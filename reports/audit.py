@@ -310,7 +310,7 @@ def build_audit(
     fixed = _fixed(previous_links or (), links, pages, page_titles)
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles)
     audit = Audit(
-        site=site_name,
+        site=" ".join(site_name.split()),  # one line, wherever it came from
         run=run,
         generated_at=now,
         counts=Counts(),

@@ -1,0 +1,269 @@
+"""The outbox edge: audits in and out of the store, reports into mail servers.
+
+Every report goes through the `outbox` table so that none is lost: it is
+queued once (the key names the run and the audience), sent by whoever
+flushes next (`monitor run`, `monitor serve`), and kept with a backoff when
+the server is down, refuses the login, refuses the recipients or times out.
+
+Never twice:
+- a key is queued at most once (the store refuses a second insert), and
+  `monitor report --send` re-arms the same row on purpose (`resend=True`);
+- a flush holds the store's "outbox" lock, so `serve` and a manual `run`
+  cannot both pick the same due message;
+- a message is marked sent right after the server accepted it, before
+  anything else can fail.
+
+Some recipients refused, others accepted (decided here): the message counts
+as sent, because sending it again would duplicate it for everyone who got it.
+Each recipient refused with a temporary code (4xx) gets a follow-up copy of
+the same bytes (same Message-ID) queued under its own key, retried with the
+same backoff; a permanent refusal (5xx, e.g. "no such user") is logged as an
+error naming the address and not retried, since only a configuration change
+can fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import aiosmtplib
+
+from monitor.config import EmailSettings, ReportSettings
+from monitor.errors import DeliveryError
+from monitor.store import Store, lock_owner
+from monitor.types import OutboxMessage, PageRecord
+from reports.audit import Audit, audit_for_pages, build_audit, default_site_name
+from reports.mail import build_report_message, message_id_for, send_message
+
+__all__ = [
+    "BACKOFF",
+    "FlushResult",
+    "backoff",
+    "flush_outbox",
+    "load_audit",
+    "owners_of",
+    "queue_report",
+    "report_key",
+]
+
+log = logging.getLogger(__name__)
+
+BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minutes=30),
+           dt.timedelta(hours=2))
+"""Delay after the 1st, 2nd, 3rd, 4th and later failures: a hiccup is retried
+within a minute, a server down for maintenance every two hours."""
+
+OUTBOX_LOCK = "outbox"
+OUTBOX_LOCK_TTL = dt.timedelta(minutes=10)
+
+
+class _SettingsLike(Protocol):
+    @property
+    def email(self) -> EmailSettings: ...
+
+    @property
+    def report(self) -> ReportSettings: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FlushResult:
+    sent: tuple[str, ...] = ()
+    """Keys of the messages the server accepted."""
+    failed: tuple[tuple[str, str], ...] = ()
+    """(key, reason) of the messages kept for a later attempt."""
+    refused: tuple[tuple[str, str, str], ...] = ()
+    """(key, address, server answer) of recipients refused while others accepted."""
+    busy: bool = False
+    """Another process holds the outbox: nothing was tried."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.busy
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Delay before the next attempt after `attempts` failed ones (1-based)."""
+    return BACKOFF[min(max(attempts, 1), len(BACKOFF)) - 1]
+
+
+def report_key(run_id: int, owner: str | None = None) -> str:
+    return f"run-{run_id}:owner:{owner.lower()}" if owner else f"run-{run_id}:all"
+
+
+# -- from the store to an audit ------------------------------------------------
+
+
+def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Audit:
+    """Build the audit of `run_id` against the run of the previous report.
+
+    `settings` is a `Settings` (its `report`, `pages` and `sites` are read).
+    """
+    run = store.get_run(run_id)
+    if run is None:
+        raise DeliveryError(f"there is no run {run_id} in the database")
+    links = store.run_links(run_id)
+    pages = store.run_pages(run_id)
+    previous = store.previous_reported_run(run_id)
+    report: ReportSettings = settings.report
+    watched = [p.url for p in getattr(settings, "pages", ())] + [
+        s.url for s in getattr(settings, "sites", ())]
+    site = report.site_name or default_site_name(watched + [p.url for p in pages])
+    return build_audit(
+        run, links, pages,
+        previous_links=store.run_links(previous.id) if previous else None,
+        previous_pages=store.run_pages(previous.id) if previous else None,
+        states=store.url_states({l.url for l in links}),
+        now=now, settings=report, site_name=site, previous_run=previous,
+    )
+
+
+def owners_of(audit: Audit, settings: Any) -> dict[str, list[str]]:
+    """owner address -> the pages they look after, from the config and the pages."""
+    owners: dict[str, list[str]] = {}
+
+    def add(owner: str, url: str) -> None:
+        if owner and url not in owners.setdefault(owner.strip().lower(), []):
+            owners[owner.strip().lower()].append(url)
+
+    configured = {p.url: p.owner for p in getattr(settings, "pages", ()) if p.owner}
+    for page in audit.pages:
+        add(page.owner or configured.get(page.url, ""), page.url)
+    return owners
+
+
+# -- queueing ------------------------------------------------------------------
+
+
+def queue_report(store: Store, audit: Audit, settings: _SettingsLike, now: dt.datetime, *,
+                 owners: Mapping[str, Sequence[str]] | None = None,
+                 full_report_url: str | None = None,
+                 resend: bool = False) -> list[OutboxMessage]:
+    """Queue the report for `email.recipients`, and each page owner's part.
+
+    `owners` maps an address to its page URLs; None derives it from the
+    configuration and the pages. An owner who already receives the whole
+    report gets no separate part, nor does an owner whose pages have
+    nothing to report. A report already queued is not queued again; with
+    `resend=True` it is re-armed to go out once more. Returns the messages
+    queued or re-armed by this call.
+    """
+    email = settings.email
+    if not email.enabled:
+        log.info("email.enabled is false: report of run %d not queued", audit.run.id)
+        return []
+    jobs: list[tuple[str, Audit, list[str]]] = [
+        (report_key(audit.run.id), audit, list(email.recipients))]
+    everyone = {r.lower() for r in email.recipients}
+    for owner, pages in (owners if owners is not None else owners_of(audit, settings)).items():
+        if owner.lower() in everyone:
+            continue
+        part = audit_for_pages(audit, pages, owner)
+        if _has_news(part):
+            jobs.append((report_key(audit.run.id, owner), part, [owner]))
+    queued = []
+    for key, part, recipients in jobs:
+        message = _queue_one(store, key, part, recipients, email, now, full_report_url, resend)
+        if message is not None:
+            queued.append(message)
+    return queued
+
+
+def _queue_one(store: Store, key: str, audit: Audit, recipients: list[str],
+               email: EmailSettings, now: dt.datetime, full_report_url: str | None,
+               resend: bool) -> OutboxMessage | None:
+    if store.get_message(key) is not None:
+        if not resend:
+            log.info("report %s is already in the outbox; not queued again", key)
+            return None
+        store.requeue_message(key, now)
+        log.info("report %s re-armed to be sent again", key)
+        return store.get_message(key)
+    message_id = message_id_for(audit.run.id, key, email.sender)
+    msg = build_report_message(audit, sender=email.sender, recipients=recipients,
+                               message_id=message_id, full_report_url=full_report_url)
+    return store.enqueue_message(key, audit.run.id, recipients, msg.as_bytes(), message_id, now)
+
+
+def _has_news(audit: Audit) -> bool:
+    c = audit.counts
+    return bool(c.open or c.fixed or c.content or c.pages_failed or c.watching)
+
+
+# -- flushing ------------------------------------------------------------------
+
+
+async def flush_outbox(store: Store, email_settings: EmailSettings, password: str | None,
+                       now: dt.datetime, *,
+                       tls_context: ssl.SSLContext | None = None) -> FlushResult:
+    """Send every due message once; keep the failures with a backoff.
+
+    When the server itself is the problem (down, timing out, refusing the
+    login), the remaining due messages are not tried this round: they keep
+    the same error and backoff, instead of each waiting for the same timeout.
+    """
+    owner = lock_owner()
+    if not store.acquire_lock(OUTBOX_LOCK, owner, now, OUTBOX_LOCK_TTL):
+        log.info("outbox is being flushed by another process; skipped")
+        return FlushResult(busy=True)
+    sent: list[str] = []
+    failed: list[tuple[str, str]] = []
+    refused: list[tuple[str, str, str]] = []
+    server_down: DeliveryError | None = None
+    try:
+        for message in store.due_messages(now):
+            if server_down is None:
+                try:
+                    rejected = await send_message(message.message, message.recipients,
+                                                  email_settings, password, tls_context=tls_context)
+                except DeliveryError as exc:
+                    if _server_level(exc):
+                        server_down = exc
+                    _keep(store, message, exc, now)
+                    failed.append((message.key, str(exc)))
+                    continue
+                store.mark_sent(message.id, now)
+                sent.append(message.key)
+                log.info("report %s delivered to %s", message.key, ", ".join(message.recipients))
+                for address, answer in rejected.items():
+                    refused.append((message.key, address, answer))
+                    _refused_recipient(store, message, address, answer, now)
+            else:
+                _keep(store, message, server_down, now)
+                failed.append((message.key, str(server_down)))
+    finally:
+        store.release_lock(OUTBOX_LOCK, owner)
+    return FlushResult(tuple(sent), tuple(failed), tuple(refused))
+
+
+def _server_level(exc: DeliveryError) -> bool:
+    """Failures that every message to this server would hit the same way."""
+    cause = exc.__cause__
+    return cause is None or isinstance(cause, (
+        aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPAuthenticationError,
+        aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPNotSupported, OSError, ssl.SSLError))
+
+
+def _keep(store: Store, message: OutboxMessage, exc: DeliveryError, now: dt.datetime) -> None:
+    attempts = message.attempts + 1
+    retry_at = now + backoff(attempts)
+    store.mark_failed(message.id, str(exc), retry_at)
+    log.warning("report %s not delivered (attempt %d), kept in the outbox, next attempt at %s: %s",
+                message.key, attempts, retry_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), exc)
+
+
+def _refused_recipient(store: Store, message: OutboxMessage, address: str, answer: str,
+                       now: dt.datetime) -> None:
+    if answer[:1] == "4":
+        key = f"{message.key}:retry:{address.lower()}"
+        store.enqueue_message(key, message.run_id, [address], message.message,
+                              message.message_id, now)
+        log.warning("report %s: the server refused %s for now (%s); a copy for that address "
+                    "is queued for retry", message.key, address, answer)
+    else:
+        log.error("report %s: the server refused the recipient %s (%s); the others received it. "
+                  "Check the address in the configuration", message.key, address, answer)

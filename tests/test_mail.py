@@ -1,0 +1,475 @@
+"""The report by mail: message building, and delivery through the outbox to a
+real aiosmtpd server on loopback (plain, STARTTLS, implicit TLS, refusals)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email
+import email.policy
+import logging
+import os
+import socket
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.smtp import SMTP as SMTPServer
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+
+from monitor.config import EmailSettings, PageSettings, ReportSettings, Settings
+from monitor.errors import DeliveryError
+from monitor.store import Store
+from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+from reports.audit import Audit, Counts, build_audit
+from reports.deliver import backoff, flush_outbox, queue_report, report_key
+from reports.mail import (
+    build_message,
+    clean_header,
+    message_id_for,
+    send_message,
+    subject_for,
+)
+from reports.render import render_html, render_text
+
+UTC = dt.timezone.utc
+NOW = dt.datetime(2026, 11, 23, 6, 30, tzinfo=UTC)
+PAGE = "https://www.sclero.org/scleroderma/dm/treatments.html"
+PAGE2 = "https://www.sclero.org/scleroderma/ssc/treatments.html"
+PASSWORD_ENV = "MONITOR_TEST_SMTP_PASSWORD"
+
+
+def link(url: str, status: str, reason: str, page: str = PAGE, **extra: Any) -> LinkResult:
+    failing = status in ("expired", "error", "blocked")
+    return replace(LinkResult(
+        page=page, url=url, text="", section="Biological Agents", kind=LinkKind.CITATION,
+        status=LinkStatus(status), reason=reason, http_status=None, final_url=None,
+        suggested_url=None, strikes=4 if failing else 0,
+        failing_since=NOW - dt.timedelta(days=9) if failing else None, checked_at=NOW,
+        entry_title=f"Entry citing {url}", entry_source="PubMed, Clin Rheumatol, 04/30/2018."), **extra)
+
+
+def known_audit(site: str = "www.sclero.org", run_id: int = 1) -> Audit:
+    links = [
+        link("https://www.ncbi.nlm.nih.gov/pubmed/29713762", "moved", "permanent_redirect",
+             suggested_url="https://pubmed.ncbi.nlm.nih.gov/29713762/"),
+        link("https://globenewswire.com/release/1542296", "expired", "http_410"),
+        link("https://pubmed.ncbi.nlm.nih.gov/30194861/", "ok", "ok"),
+        link("https://journal.example/ssc-article", "expired", "http_404", page=PAGE2),
+    ]
+    pages = [PageRecord(run_id=run_id, url=PAGE, status="ok", title="DM/PM treatments"),
+             PageRecord(run_id=run_id, url=PAGE2, status="ok", title="SSc treatments",
+                        owner="ssc-editor@example.org")]
+    run = RunInfo(id=run_id, started_at=dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC), status="finished")
+    return build_audit(run, links, pages, previous_links=None, previous_pages=None, states={},
+                       now=NOW, settings=ReportSettings(), site_name=site)
+
+
+def parse(data: bytes) -> EmailMessage:
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+# -- building ------------------------------------------------------------------
+
+
+def test_message_structure_headers_and_both_parts() -> None:
+    audit = known_audit()
+    mid = message_id_for(1, "run-1:all", "monitor@example.org")
+    msg = build_message(audit, render_html(audit), render_text(audit), sender="monitor@example.org",
+                        recipients=["webmaster@example.org", "editor@example.org"], message_id=mid)
+    back = parse(msg.as_bytes())
+    assert back.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in back.iter_parts()] == ["text/plain", "text/html"]
+    assert back["Subject"] == "Link audit for www.sclero.org, 2026-11-23: 3 new problems, 0 still open, 0 fixed"
+    assert back["From"] == "monitor@example.org"
+    assert back["To"] == "webmaster@example.org, editor@example.org"
+    assert back["Message-ID"] == mid == "<report-1-" + mid.split("-")[2].split("@")[0] + "@example.org>"
+    assert email.utils.parsedate_to_datetime(back["Date"]) == NOW
+    assert back["Auto-Submitted"] == "auto-generated"
+    text = back.get_body(("plain",)).get_content()
+    html = back.get_body(("html",)).get_content()
+    for part in (text, html):
+        assert "PubMed moved this article to a new address" in part
+        assert "https://pubmed.ncbi.nlm.nih.gov/29713762/" in part
+        assert "The publisher removed this article (HTTP 410)" in part
+    assert "<table" in html and "<table" not in text
+
+
+@pytest.mark.parametrize(
+    ("new", "still", "fixed", "expected"),
+    [
+        (3, 12, 2, "3 new problems, 12 still open, 2 fixed"),
+        (1, 1, 1, "1 new problem, 1 still open, 1 fixed"),
+        (0, 0, 0, "no new problems, 0 still open, 0 fixed"),
+    ],
+)
+def test_subject_counts_read_right(new: int, still: int, fixed: int, expected: str) -> None:
+    audit = replace(known_audit(), counts=Counts(new=new, still=still, fixed=fixed))
+    assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
+
+
+def test_owner_subject_says_it_is_their_part() -> None:
+    audit = replace(known_audit(), audience="ssc-editor@example.org")
+    assert subject_for(audit).startswith("Link audit for www.sclero.org (your pages), 2026-11-23:")
+
+
+def test_crlf_in_a_page_title_cannot_inject_headers() -> None:
+    evil = "www.sclero.org\r\nBcc: victim@example.org\r\n\r\n<script>x</script>"
+    audit = known_audit(site=evil)
+    msg = build_message(audit, render_html(audit), render_text(audit), sender="m@example.org",
+                        recipients=["w@example.org"], message_id="<report-7-x@example.org>")
+    raw = msg.as_bytes()
+    back = parse(raw)
+    assert back["Bcc"] is None and b"\r\nBcc:" not in raw
+    assert "\n" not in back["Subject"] and "\r" not in back["Subject"]
+    assert back["Subject"].startswith("Link audit for www.sclero.org Bcc: victim@example.org <script>")
+    assert "&lt;script&gt;" in back.get_body(("html",)).get_content()
+
+
+def test_the_policy_refuses_a_raw_line_break_anyway() -> None:
+    msg = build_message(known_audit(), "<p>x</p>", "x", sender="m@example.org",
+                        recipients=["w@example.org"], message_id="<a@b>")
+    with pytest.raises(ValueError):
+        msg["X-Test"] = "a\r\nBcc: victim@example.org"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("plain", "plain"), ("a\r\nb", "a b"), ("a\nb\rc", "a b c"), ("a\u2028b\x85c", "a b c"),
+     ("  tabs\tand  spaces ", "tabs and spaces"), ("x" * 300, "x" * 199 + "\u2026")],
+)
+def test_clean_header(value: str, expected: str) -> None:
+    assert clean_header(value) == expected
+
+
+def test_message_id_is_stable_per_report_and_audience() -> None:
+    a = message_id_for(7, "run-7:all", "monitor@example.org")
+    assert a == message_id_for(7, "run-7:all", "monitor@example.org")
+    assert a != message_id_for(7, "run-7:owner:x@example.org", "monitor@example.org")
+    assert a != message_id_for(8, "run-7:all", "monitor@example.org")
+    assert message_id_for(7, "all", "evil@exa\r\nmple>").endswith("@localhost>")
+
+
+# -- a real SMTP server --------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    """An aiosmtpd handler that keeps what it receives and refuses on demand."""
+
+    messages: list[Envelope] = field(default_factory=list)
+    sessions: list[Session] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(self, server: SMTPServer, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        self.messages.append(envelope)
+        self.sessions.append(session)
+        return "250 Message accepted"
+
+    def received_by(self, address: str) -> int:
+        return sum(address in e.rcpt_tos for e in self.messages)
+
+
+@dataclass
+class Server:
+    sink: Sink
+    port: int
+    server: asyncio.AbstractServer
+
+    async def close(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+
+ServerFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(server context, client context trusting the test CA)."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    return server_ctx, client_ctx
+
+
+@pytest.fixture
+async def smtp_server() -> AsyncIterator[ServerFactory]:
+    """Start aiosmtpd servers in the test's loop (Controller(port=0) is broken)."""
+    started: list[Server] = []
+
+    async def start(sink: Sink | None = None, *, port: int = 0, implicit_tls: ssl.SSLContext | None = None,
+                    **smtp_options: Any) -> Server:
+        sink = sink or Sink()
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: SMTPServer(sink, **smtp_options), "127.0.0.1", port,
+                                          ssl=implicit_tls)
+        bound = server.sockets[0].getsockname()[1]
+        started.append(Server(sink, bound, server))
+        return started[-1]
+
+    yield start
+    for s in started:
+        await s.close()
+
+
+def authenticator(password: str) -> Callable[..., AuthResult]:
+    def check(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str,
+              auth_data: Any) -> AuthResult:
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"monitor"
+              and auth_data.password == password.encode())
+        return AuthResult(success=ok, handled=False)
+    return check
+
+
+def email_settings(port: int, **overrides: Any) -> EmailSettings:
+    base = EmailSettings(host="127.0.0.1", port=port, security="none", username="",
+                         password_env=PASSWORD_ENV, sender="monitor@example.org",
+                         recipients=("webmaster@example.org",), timeout=2.0)
+    return replace(base, **overrides)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    """A real SQLite store holding run 1, the run `known_audit()` reports on."""
+    s = Store.open(tmp_path / "monitor.db")
+    assert s.start_run(NOW - dt.timedelta(minutes=30)).id == 1
+    yield s
+    s.close()
+
+
+def settings_for(email_: EmailSettings) -> Settings:
+    return Settings(pages=(PageSettings(url=PAGE), PageSettings(url=PAGE2)), email=email_)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_the_report_arrives_through_the_outbox(store: Store, smtp_server: ServerFactory) -> None:
+    server = await smtp_server()
+    settings = settings_for(email_settings(server.port))
+    audit = known_audit()
+    queued = queue_report(store, audit, settings, NOW)
+    assert [m.key for m in queued] == ["run-1:all", "run-1:owner:ssc-editor@example.org"]
+    result = await flush_outbox(store, settings.email, None, NOW)
+    assert result.ok and sorted(result.sent) == sorted(m.key for m in queued)
+
+    assert server.sink.received_by("webmaster@example.org") == 1
+    whole = next(e for e in server.sink.messages if e.rcpt_tos == ["webmaster@example.org"])
+    assert whole.mail_from == "monitor@example.org"
+    msg = parse(whole.content)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert msg["Subject"] == "Link audit for www.sclero.org, 2026-11-23: 3 new problems, 0 still open, 0 fixed"
+    assert msg["Message-ID"] == message_id_for(1, "run-1:all", "monitor@example.org")
+    html = msg.get_body(("html",)).get_content()
+    assert "globenewswire.com/release/1542296" in html and "journal.example/ssc-article" in html
+
+    # the page owner gets only the part about their page
+    part = parse(next(e for e in server.sink.messages
+                      if e.rcpt_tos == ["ssc-editor@example.org"]).content)
+    assert part["Subject"].startswith("Link audit for www.sclero.org (your pages), 2026-11-23: 1 new problem,")
+    owner_html = part.get_body(("html",)).get_content()
+    assert "journal.example/ssc-article" in owner_html and "globenewswire" not in owner_html
+    assert store.get_message("run-1:all").sent_at == NOW  # type: ignore[union-attr]
+
+
+async def test_queued_once_and_never_sent_twice(store: Store, smtp_server: ServerFactory) -> None:
+    server = await smtp_server()
+    settings = settings_for(email_settings(server.port))
+    assert len(queue_report(store, known_audit(), settings, NOW, owners={})) == 1
+    assert queue_report(store, known_audit(), settings, NOW, owners={}) == []
+    await flush_outbox(store, settings.email, None, NOW)
+    await flush_outbox(store, settings.email, None, NOW + dt.timedelta(hours=1))
+    assert len(server.sink.messages) == 1
+    # `monitor report --send`: on purpose, once more, same Message-ID
+    (again,) = queue_report(store, known_audit(), settings, NOW, owners={}, resend=True)
+    assert again.sent_at is None
+    await flush_outbox(store, settings.email, None, NOW + dt.timedelta(hours=2))
+    assert len(server.sink.messages) == 2
+    ids = {parse(e.content)["Message-ID"] for e in server.sink.messages}
+    assert len(ids) == 1
+
+
+async def test_starttls_and_login_with_the_password_from_the_environment(
+        store: Store, smtp_server: ServerFactory, tls: tuple[ssl.SSLContext, ssl.SSLContext],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    server_ctx, client_ctx = tls
+    monkeypatch.setenv(PASSWORD_ENV, "correct horse")
+    server = await smtp_server(tls_context=server_ctx, require_starttls=True, auth_required=True,
+                               authenticator=authenticator("correct horse"))
+    settings = settings_for(email_settings(server.port, security="starttls", username="monitor"))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    password = os.environ[settings.email.password_env]
+    result = await flush_outbox(store, settings.email, password, NOW, tls_context=client_ctx)
+    assert result.sent == ("run-1:all",)
+    (session,) = server.sink.sessions
+    assert session.authenticated and session.ssl is not None
+
+
+async def test_implicit_tls(store: Store, smtp_server: ServerFactory,
+                            tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server_ctx, client_ctx = tls
+    server = await smtp_server(implicit_tls=server_ctx, auth_require_tls=False,
+                               authenticator=authenticator("pw"))
+    settings = email_settings(server.port, security="tls", username="monitor")
+    msg = build_message(known_audit(), "<p>hi</p>", "hi", sender=settings.sender,
+                        recipients=["w@example.org"], message_id="<t@example.org>")
+    assert await send_message(msg.as_bytes(), ["w@example.org"], settings, "pw",
+                              tls_context=client_ctx) == {}
+    assert len(server.sink.messages) == 1
+
+
+async def test_untrusted_certificate_is_a_clear_error(
+        smtp_server: ServerFactory, tls: tuple[ssl.SSLContext, ssl.SSLContext]) -> None:
+    server = await smtp_server(tls_context=tls[0], require_starttls=True)
+    settings = email_settings(server.port, security="starttls")
+    with pytest.raises(DeliveryError, match="TLS|certificate"):
+        await send_message(b"Subject: x\r\n\r\nx\r\n", ["w@example.org"], settings, None)
+
+
+async def test_server_down_then_up_delivers_exactly_once(
+        store: Store, smtp_server: ServerFactory, caplog: pytest.LogCaptureFixture) -> None:
+    port = free_port()  # nothing listens here yet
+    settings = settings_for(email_settings(port))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+
+    with caplog.at_level(logging.WARNING, logger="reports.deliver"):
+        first = await flush_outbox(store, settings.email, None, NOW)
+    assert first.sent == () and [k for k, _ in first.failed] == ["run-1:all"]
+    kept = store.get_message("run-1:all")
+    assert kept is not None and kept.attempts == 1 and kept.sent_at is None
+    assert kept.next_attempt_at == NOW + backoff(1)
+    assert "cannot reach the mail server 127.0.0.1:" in kept.last_error
+    assert "not delivered (attempt 1)" in caplog.text
+
+    # too early: the backoff is respected, nothing is tried
+    early = await flush_outbox(store, settings.email, None, NOW + dt.timedelta(seconds=30))
+    assert early.sent == () and early.failed == ()
+
+    server = await smtp_server(port=port)
+    later = NOW + dt.timedelta(minutes=2)
+    assert (await flush_outbox(store, settings.email, None, later)).sent == ("run-1:all",)
+    assert (await flush_outbox(store, settings.email, None, later + dt.timedelta(hours=3))).sent == ()
+    assert len(server.sink.messages) == 1
+
+
+async def test_login_refused_keeps_the_message_with_a_clear_log_line(
+        store: Store, smtp_server: ServerFactory, tls: tuple[ssl.SSLContext, ssl.SSLContext],
+        caplog: pytest.LogCaptureFixture) -> None:
+    server_ctx, client_ctx = tls
+    server = await smtp_server(tls_context=server_ctx, require_starttls=True, auth_required=True,
+                               authenticator=authenticator("the real one"))
+    settings = settings_for(email_settings(server.port, security="starttls", username="monitor"))
+    queue_report(store, known_audit(), settings, NOW)  # whole report + the owner's part
+
+    with caplog.at_level(logging.WARNING, logger="reports.deliver"):
+        result = await flush_outbox(store, settings.email, "a wrong one", NOW, tls_context=client_ctx)
+
+    assert result.sent == () and len(result.failed) == 2
+    for key in ("run-1:all", "run-1:owner:ssc-editor@example.org"):
+        kept = store.get_message(key)
+        assert kept is not None and kept.attempts == 1 and kept.sent_at is None
+        assert kept.next_attempt_at is not None and kept.next_attempt_at > NOW
+        assert "refused the login for user 'monitor'" in kept.last_error
+    lines = [r for r in caplog.records if r.name == "reports.deliver" and r.levelno == logging.WARNING]
+    assert lines and "refused the login" in lines[0].getMessage()
+    assert "\n" not in lines[0].getMessage()
+    assert server.sink.messages == []
+
+
+async def test_missing_password_is_named(store: Store) -> None:
+    settings = email_settings(free_port(), username="monitor")
+    with pytest.raises(DeliveryError, match=PASSWORD_ENV):
+        await send_message(b"x", ["w@example.org"], settings, None)
+
+
+async def test_a_silent_server_times_out(smtp_server: ServerFactory) -> None:
+    async def mute(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+        writer.close()
+
+    server = await asyncio.start_server(mute, "127.0.0.1", 0)
+    try:
+        settings = email_settings(server.sockets[0].getsockname()[1], timeout=0.3)
+        with pytest.raises(DeliveryError, match="timeout|no answer"):
+            await send_message(b"x", ["w@example.org"], settings, None)
+    finally:
+        server.close()
+
+
+async def test_starttls_not_offered_is_explained(smtp_server: ServerFactory) -> None:
+    server = await smtp_server()
+    settings = email_settings(server.port, security="starttls")
+    with pytest.raises(DeliveryError, match="does not offer STARTTLS"):
+        await send_message(b"Subject: x\r\n\r\nx\r\n", ["w@example.org"], settings, None)
+
+
+async def test_every_recipient_refused_is_kept(store: Store, smtp_server: ServerFactory) -> None:
+    server = await smtp_server(Sink(refuse={"webmaster@example.org": "550 5.1.1 No such user"}))
+    settings = settings_for(email_settings(server.port))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    result = await flush_outbox(store, settings.email, None, NOW)
+    ((key, reason),) = result.failed
+    assert "refused every recipient: webmaster@example.org (550" in reason
+    assert store.get_message(key).attempts == 1  # type: ignore[union-attr]
+
+
+async def test_some_recipients_refused(store: Store, smtp_server: ServerFactory,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    sink = Sink(refuse={"typo@example.org": "550 5.1.1 No such user",
+                        "busy@example.org": "450 4.2.1 Mailbox busy, try later"})
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(
+        server.port, recipients=("webmaster@example.org", "typo@example.org", "busy@example.org")))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    with caplog.at_level(logging.WARNING, logger="reports.deliver"):
+        result = await flush_outbox(store, settings.email, None, NOW)
+    # accepted for one: sent (never again to them); the busy one gets a follow-up copy
+    assert result.sent == ("run-1:all",)
+    assert {(a, r[:3]) for _, a, r in result.refused} == {("typo@example.org", "550"),
+                                                          ("busy@example.org", "450")}
+    assert "typo@example.org" in caplog.text and "Check the address" in caplog.text
+    assert store.get_message("run-1:all:retry:typo@example.org") is None
+
+    sink.refuse.clear()
+    retry = await flush_outbox(store, settings.email, None, NOW + dt.timedelta(minutes=1))
+    assert retry.sent == ("run-1:all:retry:busy@example.org",)
+    assert (sink.received_by("webmaster@example.org"), sink.received_by("busy@example.org"),
+            sink.received_by("typo@example.org")) == (1, 1, 0)
+    assert parse(sink.messages[1].content)["Message-ID"] == parse(sink.messages[0].content)["Message-ID"]
+
+
+async def test_a_flush_in_progress_elsewhere_is_left_alone(store: Store) -> None:
+    assert store.acquire_lock("outbox", "otherhost:1", NOW, dt.timedelta(minutes=10))
+    result = await flush_outbox(store, email_settings(free_port()), None, NOW)
+    assert result.busy and not result.ok
+
+
+def test_email_disabled_queues_nothing(store: Store) -> None:
+    settings = settings_for(email_settings(25, enabled=False))
+    assert queue_report(store, known_audit(), settings, NOW) == []
+    assert store.get_message(report_key(1)) is None
+
+
+@pytest.mark.parametrize(("attempts", "minutes"), [(1, 1), (2, 5), (3, 30), (4, 120), (9, 120)])
+def test_backoff_schedule(attempts: int, minutes: int) -> None:
+    assert backoff(attempts) == dt.timedelta(minutes=minutes)
