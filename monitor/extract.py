@@ -1,0 +1,1001 @@
+"""Page HTML -> every link on it, with its kind, section and citation entry.
+
+Pure: a decoded ``str`` in, value objects out; no I/O. One lexbor parse, one
+CSS query that yields headings and links in document order, then small
+bounded passes. Nothing here is keyed on one page's wording.
+
+Link kinds (the heuristic, in the order it is applied)
+------------------------------------------------------
+1. ``resource``: what the page loads (img src and the first srcset candidate,
+   script src, link rel=stylesheet/icon/preload/manifest href, iframe/frame
+   src, video src/poster, audio/source/track src, embed src, object data).
+2. ``navigation``: links that are not checkable URLs of an entry (fragment,
+   mailto:, tel:, javascript:, data:), links inside a *chrome container*
+   (nav, menu, aside, a header/footer outside an article, role=navigation /
+   banner / contentinfo, or an id/class naming nav, menu, footer, sidebar,
+   breadcrumb, toolbar, masthead, site-header, topbar), and links inside an
+   "(Also see ...)" / "(See also ...)" / "(see ...)" parenthesis.
+3. ``citation``: a link that *starts its block* -- the first content of its
+   paragraph-like block (p, li, td, dd, div ...; two <br> in a row also end a
+   block), possibly after a short bracketed mark such as "(Expired Article)",
+   a bullet or "3." -- and either
+     a. is followed by at least two words of plain (non-link) text that are
+        not an "(Also see ...)" part, with a title boundary between them (the
+        text after it opens with punctuation, a capital, a digit or a <br>,
+        or the link text ends a sentence) -- the title of an entry with its
+        summary or source line; or
+     b. points to another host than the page's and has a title of at least
+        three words -- a title-only entry.
+   The link must have text of its own. Short same-site link lists (menus
+   without markup hints), links in running text ("See <a>Types</a>") and
+   image-only links (logos, badges) therefore stay navigation. Chrome names
+   are matched as substrings of id/class ("leftmenu", "page-footer").
+4. everything else: ``navigation``.
+
+Sections
+--------
+The section of a link is the text of the nearest preceding heading outside
+chrome containers. A heading is h1-h6, or -- for old sites -- a p/div/td/th/
+center/dt block whose only content is one bold (b, strong, big) or named
+anchor (<a name>/<a id> without href) run of at most 100 characters that
+does not end like a sentence (".", "!") and holds no link. Links inside chrome
+containers get the section "".
+
+Entry context (citations only)
+------------------------------
+title = the link text without an "(Expired ...)" mark; the text after the
+link, with "(Also see ...)" parts removed, is split into sentences, and the
+trailing sentences that look like a source line (a known source prefix such
+as "PubMed", or a date or volume(issue) pattern in a short mostly capitalised
+chunk, or at most six mostly capitalised words such as "ATS Journal.") form
+``source``; the rest is ``summary``. ``date`` comes only from the source
+line (`parse_source_date`); it is never invented.
+
+Phantom links
+-------------
+Lexbor, like a browser, re-opens an unclosed <a> in the following blocks; the
+clones carry the same href. The raw text is scanned once for the start tags
+that carry links: a DOM <a> that repeats the previous <a>'s href while the DOM
+holds more such <a> than the source has start tags is a clone and is dropped.
+The same scan gives each link its source line (None when no start tag in the
+raw text carries that value, e.g. a link written by a script).
+
+URLs
+----
+`normalize_url` follows the browser (WHATWG) where it matters for checking:
+whitespace trimmed, tabs/newlines dropped, "\\" read as "/", <base href>
+honoured, dot segments removed, scheme and host lower-cased, IDN hosts in
+punycode (UTS 46), default ports dropped, spaces and non-ASCII
+percent-encoded, the fragment dropped. It is stricter on hosts (letters,
+digits, "-", "_", "." only) so that junk is reported as "invalid_url" now
+rather than as a DNS failure later. "Another host" in rule 3b means another
+site: "www." is ignored and subdomains count as the same site.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import html as htmllib
+import ipaddress
+import re
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from urllib.parse import quote, urljoin, urlsplit
+
+import idna
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from monitor.types import Citation, EntryContext, LinkKind
+
+__all__ = ["PageExtract", "extract_page", "normalize_url", "parse_source_date"]
+
+
+@dataclass(frozen=True, slots=True)
+class PageExtract:
+    """Everything the audit needs from one fetched page."""
+
+    url: str
+    title: str
+    base_url: str
+    citations: tuple[Citation, ...]
+    entries: tuple[str, ...]
+    """Titles of the citation entries in page order, to notice heavy edits."""
+
+
+# --------------------------------------------------------------------------
+# URLs
+
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
+_SKIP_SCHEMES = frozenset({"mailto", "tel", "javascript", "data"})
+_C0_AND_SPACE = "".join(chr(i) for i in range(0x21))
+_DROP_TAB_NEWLINE = str.maketrans("", "", "\t\n\r")
+# Stricter than WHATWG on purpose: only names that DNS can resolve pass.
+_ASCII_HOST_RE = re.compile(r"[a-z0-9_\-.]*[a-z0-9][a-z0-9_\-.]*")
+_NUMERIC_HOST_RE = re.compile(r"[0-9.]+")
+# What browsers leave alone in a path and a query (WHATWG percent-encode
+# sets, "^" kept as Chrome does); "%" stays so existing escapes survive.
+_PATH_SAFE = "!$%&'()*+,/:;=@[]^|"
+_QUERY_SAFE = "!$%&()*+,/:;=?@[\\]^`{|}"
+_PATH_QUOTE_RE = re.compile(r"""[^!-~]|["#<>?\\`{}]""")
+_QUERY_QUOTE_RE = re.compile(r"""[^!-~]|["#'<>]""")
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def normalize_url(
+    href: str, base: str, *, document: str | None = None
+) -> tuple[str | None, str | None]:
+    """Resolve `href` against `base` the way a browser would, for checking.
+
+    Returns ``(absolute_url, None)`` or ``(None, skip_reason)``; never raises.
+    The fragment is dropped from what gets checked; an href that only points
+    into the page itself (`document`, default `base`) is a "fragment".
+    """
+    ref = href.strip(_C0_AND_SPACE).translate(_DROP_TAB_NEWLINE)
+    if not ref:
+        return None, "invalid_url"
+    match = _SCHEME_RE.match(ref)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme in _SKIP_SCHEMES:
+            return None, scheme
+        if scheme not in _DEFAULT_PORTS:
+            return None, "unsupported_scheme"
+    # Browsers read "\" as "/" before the query in http(s) URLs.
+    cut = min((i for i in (ref.find("?"), ref.find("#")) if i >= 0), default=len(ref))
+    if "\\" in ref[:cut]:
+        ref = ref[:cut].replace("\\", "/") + ref[cut:]
+    try:
+        absolute = match is not None and ref.startswith("//", match.end())
+        url = _canonical(ref if absolute else urljoin(base, ref))
+    except ValueError:
+        url = None
+    if url is None:
+        return None, "invalid_url"
+    if "#" in ref:
+        if document is None:
+            document = _canonical_or_none(base)
+        if url == document:
+            return None, "fragment"
+    return url, None
+
+
+def _canonical_or_none(url: str) -> str | None:
+    try:
+        return _canonical(url)
+    except ValueError:
+        return None
+
+
+def _canonical(url: str) -> str | None:
+    """An absolute http(s) URL in the form we check and store, or None."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS:
+        return None
+    netloc = _canonical_netloc(parts.netloc, scheme)
+    if netloc is None:
+        return None
+    path = _remove_dot_segments(parts.path or "/")
+    if _PATH_QUOTE_RE.search(path):
+        path = quote(path, safe=_PATH_SAFE)
+    query = parts.query
+    if query and _QUERY_QUOTE_RE.search(query):
+        query = quote(query, safe=_QUERY_SAFE)
+    return f"{scheme}://{netloc}{path}?{query}" if query else f"{scheme}://{netloc}{path}"
+
+
+def _canonical_netloc(netloc: str, scheme: str) -> str | None:
+    userinfo, at, hostport = netloc.rpartition("@")
+    if hostport.startswith("["):
+        end = hostport.find("]")
+        if end < 0:
+            return None
+        host, rest = hostport[: end + 1], hostport[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port = rest[1:]
+    else:
+        host, _, port = hostport.partition(":")
+    host = _canonical_host(host)
+    if host is None:
+        return None
+    if port:
+        if not port.isascii() or not port.isdigit() or int(port) > 65535:
+            return None
+        port = str(int(port))
+        if port == _DEFAULT_PORTS[scheme]:
+            port = ""
+    return f"{userinfo}{at}{host}{':' + port if port else ''}"
+
+
+def _canonical_host(host: str) -> str | None:
+    if not host:
+        return None
+    if host.startswith("["):
+        try:
+            return f"[{ipaddress.IPv6Address(host[1:-1]).compressed}]"
+        except ValueError:
+            return None
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True).decode("ascii")
+        except (UnicodeError, ValueError):
+            return None
+    host = host.lower()
+    if not _ASCII_HOST_RE.fullmatch(host):
+        return None
+    if _NUMERIC_HOST_RE.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host.rstrip("."))
+        except ValueError:
+            return None
+    return host
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 5.2.4; urljoin does it for relative refs only."""
+    if "/." not in path:
+        return path
+    segments = path.split("/")
+    out: list[str] = []
+    for segment in segments[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    result = "/" + "/".join(out)
+    if segments[-1] in (".", "..") and not result.endswith("/"):
+        result += "/"
+    return result
+
+
+def _site(url: str | None) -> str:
+    """The host without "www.", to tell this site's links from others'."""
+    if not url:
+        return ""
+    host = url.split("/", 3)[2].rpartition("@")[2].partition(":")[0] if "//" in url else ""
+    return host[4:] if host.startswith("www.") else host
+
+
+def _same_site(host: str, page_host: str) -> bool:
+    return (
+        host == page_host
+        or host.endswith("." + page_host)
+        or page_host.endswith("." + host)
+    )
+
+
+# --------------------------------------------------------------------------
+# Dates in source lines
+
+_MON = (
+    r"\b(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|"
+    r"aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?"
+)
+_MON_ANY = _MON.replace("(", "(?:", 1)
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+)}
+# (regex, order of the groups): y=year, m=month number, b=month name, d=day.
+_DATE_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4})(?![\d/])"), "mdy"),  # needs "/"
+    (re.compile(r"(?<!\d)(\d{4})\s+" + _MON + r"(?:\s*-\s*" + _MON_ANY
+                + r")?(?:\s+(\d{1,2}))?(?![\d/:])", re.I), "ybd"),
+    (re.compile(r"(?<![\d-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\d-])"), "ymd"),  # needs "-"
+    (re.compile(_MON + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "bdy"),
+    (re.compile(r"(?<!\d)(\d{1,2})\s+" + _MON + r",?\s+(\d{4})(?!\d)", re.I), "dby"),
+)
+
+
+def parse_source_date(text: str) -> dt.date | None:
+    """The publication date in a citation's source line, or None.
+
+    Forms: "04/30/2018" (US month/day/year; day/month when the first number
+    cannot be a month), "2017 Feb 1;16(2):162-166" and "2019 Aug;38(8):..."
+    (PubMed; day 1 when absent, the first month of "Jul-Aug"), "2018-04-30",
+    "April 30, 2018", "30 April 2018". The earliest valid one wins. A bare
+    year, a season or an impossible date gives None: never invent a day.
+    """
+    if not _HAS_YEAR_RE.search(text):
+        return None
+    best: tuple[int, dt.date] | None = None
+    for regex, order in _DATE_FORMS:
+        if (order == "mdy" and "/" not in text) or (order == "ymd" and "-" not in text):
+            continue
+        for match in regex.finditer(text, 0, best[0] + 40 if best else len(text)):
+            if best is not None and match.start() >= best[0]:
+                break
+            found = _date_from(match.groups(), order)
+            if found is not None:
+                best = (match.start(), found)
+                break
+    return best[1] if best else None
+
+
+def _date_from(groups: tuple[str | None, ...], order: str) -> dt.date | None:
+    values: dict[str, int] = {}
+    for key, raw in zip(order, groups):
+        if raw is None:
+            continue
+        values[key] = _MONTHS[raw[:3].lower()] if key == "b" else int(raw)
+    month = values.get("m", values.get("b", 0))
+    day = values.get("d", 1)
+    year = values["y"]
+    if order == "mdy" and month > 12 >= day:
+        month, day = day, month
+    if not 1800 <= year <= 2200:
+        return None
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------
+# Page structure
+
+_RESOURCE_ATTRS: dict[str, tuple[str, ...]] = {
+    "img": ("src", "srcset"),
+    "script": ("src",),
+    "iframe": ("src",),
+    "frame": ("src",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "source": ("src", "srcset"),
+    "track": ("src",),
+    "embed": ("src",),
+    "object": ("data",),
+}
+_RESOURCE_RELS = frozenset({
+    "stylesheet", "icon", "apple-touch-icon", "apple-touch-icon-precomposed",
+    "preload", "modulepreload", "manifest", "mask-icon", "prefetch",
+})
+_IGNORED_RELS = frozenset({"dns-prefetch", "preconnect"})  # origins, not documents
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_BOLD = frozenset({"b", "strong", "big"})
+# One selector per tag: lexbor yields an element once per selector it matches.
+_QUERY = ", ".join(
+    ["a", "area[href]", "link[href]", *sorted(_HEADINGS), *sorted(_BOLD)]
+    + [f"{tag}[{attrs[0]}]" if len(attrs) == 1 else tag for tag, attrs in _RESOURCE_ATTRS.items()]
+)
+_BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd",
+    "details", "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure",
+    "footer", "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "html", "li",
+    "main", "menu", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody",
+    "td", "tfoot", "th", "thead", "tr", "ul", "-document",
+})
+_PSEUDO_HEADING_BLOCKS = frozenset({"p", "div", "td", "th", "center", "dt"})
+_EMPHASIS = frozenset({"b", "strong", "big", "font", "u", "span", "em", "i", "a"})
+_NO_TEXT = frozenset({"script", "style", "template", "title", "textarea", "noscript"})
+# Inside these a block is not one run of inline text (see `_segments`).
+_SEGMENT_BREAKERS = _NO_TEXT | {"br"} | _BLOCKS
+_INLINE = frozenset({
+    "a", "abbr", "b", "big", "br", "cite", "code", "em", "font", "i", "img", "q", "s",
+    "small", "strike", "strong", "sub", "sup", "tt", "u", "wbr",
+})
+_CHROME_TAGS = frozenset({"nav", "menu", "aside"})
+_CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "menu", "menubar"})
+_CHROME_NAME_RE = re.compile(
+    r"nav|menu|footer|sidebar|breadcrumb|toolbar|masthead|site-?header|top-?bar"
+)
+_MAX_PREFIX = 80  # characters of "(Expired Article)"-like mark before a title
+_PAREN_RE = re.compile(r"[()]")
+_BR = "\x0b"  # stands for <br> in segment text; whitespace to str.split()
+_ALSO_SEE_RE = re.compile(r"\s*(?:also\s+see|see\s+also|see|cf\.)(?!\w)", re.I)
+_ALSO_SEE_OPEN_RE = re.compile(r"\(" + _ALSO_SEE_RE.pattern, re.I)
+_PREFIX_MARK_RE = re.compile(
+    r"(?:[(\[][^()\[\]]{1,60}[)\]]|[^\w\s]{1,3}|\d{1,3}[.)])(?:\s*[^\w\s(\[]{0,2})"
+)
+_EXPIRED_RE = re.compile(r"^\s*[(\[]\s*(?:expired|dead|broken|removed)\b[^()\[\]]*[)\]]", re.I)
+_BOUNDARY_START = frozenset(".:;,|()[]-\u2013\u2014")
+_WORD_RE = re.compile(r"[^\W_]+")
+_TWO_WORDS_RE = re.compile(r"[^\W_]+[\W_]+[^\W_]")
+_THREE_WORDS_RE = re.compile(r"[^\W_]+[\W_]+[^\W_]+[\W_]+[^\W_]")
+_HAS_YEAR_RE = re.compile(r"\d{4}")
+_SENTENCE_END_RE = re.compile(r"(?<=[.!?\u2026])\s+")
+_SOURCE_PREFIX_RE = re.compile(
+    r"(?:pubmed|medline|medscape|medpage|eurekalert|globe\s*newswire|pr\s*newswire|"
+    r"business\s*wire|science\s*daily|reuters|healthday|medical\s*xpress|news-medical|"
+    r"healio|clinicaltrials\.gov|nih|fda)\b",
+    re.I,
+)
+# The first letter or digit of each whitespace-separated token.
+_INITIAL_RE = re.compile(r"(?<!\S)[^\w\s]*([^\W_])")
+_CITE_NUMBERS_RE = re.compile(r"\d+\s*\(\s*\d+\s*\)|;\s*\d+|\b(?:19|20)\d\d\b")
+
+
+@dataclass(slots=True)
+class _Link:
+    node: LexborNode
+    element: str
+    attribute: str
+    value: str  # the attribute value as parsed (srcset whole)
+    raw_href: str
+    section: str
+    chrome: bool
+    resource: bool
+    text: str = ""
+    phantom: bool = False
+    line: int | None = None
+
+
+@dataclass(slots=True)
+class _Segment:
+    """The inline text of one block run; `plain` blanks link texts."""
+
+    text: str
+    plain: str
+    spans: dict[int, tuple[int, int]]
+    also_see: list[tuple[int, int]] = field(default_factory=list)
+
+    def starts_with(self, start: int) -> tuple[bool, str]:
+        """Whether a link at `start` opens the block, and the mark before it."""
+        lead = len(self.text) - len(self.text.lstrip())
+        if start <= lead:
+            return True, ""
+        if start - lead > _MAX_PREFIX:
+            return False, ""
+        prefix = " ".join(self.text[lead:start].split())
+        return bool(_PREFIX_MARK_RE.fullmatch(prefix)), prefix
+
+    def in_also_see(self, pos: int) -> bool:
+        i = bisect.bisect_right(self.also_see, (pos, len(self.text) + 1)) - 1
+        return i >= 0 and self.also_see[i][0] <= pos < self.also_see[i][1]
+
+    def after(self, end: int, source: str) -> str:
+        """`source`[end:] without the "(Also see ...)" parts."""
+        pieces, pos = [], end
+        for lo, hi in self.also_see:
+            if hi <= pos:
+                continue
+            if lo > pos:
+                pieces.append(source[pos:lo])
+            pos = max(pos, hi)
+        pieces.append(source[pos:])
+        return " ".join(pieces)
+
+
+def extract_page(html: str, page_url: str) -> PageExtract:
+    """Every link occurrence on the page, in document order, with context."""
+    tree = LexborHTMLParser(html)
+    document = _canonical_or_none(page_url) or page_url
+    base_url = _base_url(tree, document)
+    links = _collect(tree)
+    _match_source(html, links)
+    citations: list[Citation] = []
+    page_site = _site(document)
+    segments: dict[int, dict[int, _Segment]] = {}
+    resolve_cache: dict[str, tuple[str | None, str | None]] = {}
+    ids = _LinkIds(links)
+    for i, link in enumerate(links):
+        if link.phantom:
+            continue
+        resolved = resolve_cache.get(link.raw_href)
+        if resolved is None:
+            resolved = normalize_url(link.raw_href, base_url, document=document)
+            resolve_cache[link.raw_href] = resolved
+        url, skip = resolved
+        kind, context = LinkKind.NAVIGATION, None
+        if link.resource:
+            kind = LinkKind.RESOURCE
+        elif link.element in ("a", "area") and not link.chrome and skip not in _NAV_SKIPS:
+            segment = _segment_of(link, i, segments, ids)
+            if segment is not None:
+                kind, context = _classify(link, i, segment, url, page_site)
+        citations.append(Citation(
+            page_url=page_url, url=url, raw_href=link.raw_href, anchor_text=link.text,
+            section="" if link.chrome else link.section, kind=kind,
+            element=link.element, attribute=link.attribute, line=link.line,
+            context=context, skip_reason=skip,
+        ))
+    entries = tuple(c.context.title for c in citations if c.context is not None)
+    return PageExtract(
+        url=page_url, title=_title(tree), base_url=base_url,
+        citations=tuple(citations), entries=entries,
+    )
+
+
+_NAV_SKIPS = frozenset({"fragment", "mailto", "tel", "javascript", "data"})
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _title(tree: LexborHTMLParser) -> str:
+    node = tree.css_first("head > title") or tree.css_first("title")
+    return _collapse(node.text()) if node is not None else ""
+
+
+def _base_url(tree: LexborHTMLParser, document: str) -> str:
+    """The first <base href> that resolves to an http(s) URL wins, as in browsers."""
+    node = tree.css_first("base[href]")
+    if node is None:
+        return document
+    href = node.attributes.get("href") or ""
+    url, _ = normalize_url(href, document, document="")
+    return url or document
+
+
+# --- one pass over headings and links in document order ---
+
+class _Ancestry:
+    """Per-node "inside a chrome container" flags, computed once per node."""
+
+    def __init__(self) -> None:
+        self._chrome: dict[int, tuple[bool, bool]] = {}
+
+    def chrome(self, node: LexborNode) -> bool:
+        parent = node.parent
+        return self._flags(parent)[0] if parent is not None else False
+
+    def _flags(self, node: LexborNode) -> tuple[bool, bool]:
+        chain: list[LexborNode] = []
+        cur: LexborNode | None = node
+        known: tuple[bool, bool] = (False, False)
+        while cur is not None:
+            hit = self._chrome.get(cur.mem_id)
+            if hit is not None:
+                known = hit
+                break
+            chain.append(cur)
+            cur = cur.parent
+        for element in reversed(chain):
+            known = _own_flags(element, known)
+            self._chrome[element.mem_id] = known
+        return known
+
+
+def _own_flags(node: LexborNode, parent: tuple[bool, bool]) -> tuple[bool, bool]:
+    """(inside chrome, inside an article) for `node`, given its parent's."""
+    chrome, article = parent
+    tag = node.tag or ""
+    if tag in ("article", "main"):
+        article = True
+    if chrome or tag.startswith("-") or tag in _INLINE:
+        return chrome, article
+    if tag in _CHROME_TAGS or (tag in ("header", "footer") and not article):
+        return True, article
+    attrs = node.attributes
+    if (attrs.get("role") or "").lower() in _CHROME_ROLES:
+        return True, article
+    names = f"{attrs.get('id') or ''} {attrs.get('class') or ''}".lower()
+    return bool(names.strip() and _CHROME_NAME_RE.search(names)), article
+
+
+def _collect(tree: LexborHTMLParser) -> list[_Link]:
+    ancestry = _Ancestry()
+    links: list[_Link] = []
+    section = ""
+    last_pseudo = -1
+    previous = -1
+    for node in tree.css(_QUERY):
+        if node.mem_id == previous:
+            continue  # the same element matched twice (see `_QUERY`)
+        previous = node.mem_id
+        tag = node.tag or ""
+        if tag in _HEADINGS or tag in _BOLD or tag == "a" and "href" not in node.attributes:
+            heading = _heading_text(node, tag)
+            if heading is not None and not ancestry.chrome(node):
+                block_id = heading[1]
+                if block_id != last_pseudo:
+                    section, last_pseudo = heading[0], block_id
+            if tag in _HEADINGS or tag in _BOLD or tag == "a":
+                continue
+        attrs = node.attributes
+        chrome = ancestry.chrome(node)
+        if tag in ("a", "area"):
+            value = attrs.get("href") or ""
+            text = _collapse(node.text()) or _img_alt(node)
+            links.append(_Link(node, tag, "href", value, value, section, chrome, False, text))
+        elif tag == "link":
+            rels = set((attrs.get("rel") or "").lower().split())
+            if rels & _IGNORED_RELS:
+                continue
+            value = attrs.get("href") or ""
+            links.append(_Link(node, tag, "href", value, value, section, chrome,
+                               bool(rels & _RESOURCE_RELS), attrs.get("title") or ""))
+        else:
+            _add_resources(node, tag, attrs, section, chrome, links)
+    return links
+
+
+def _add_resources(
+    node: LexborNode, tag: str, attrs: dict[str, str | None], section: str,
+    chrome: bool, links: list[_Link],
+) -> None:
+    seen: set[str] = set()
+    label = _collapse(attrs.get("alt") or attrs.get("title") or "")
+    for attr in _RESOURCE_ATTRS.get(tag, ()):
+        value = attrs.get(attr)
+        if value is None:
+            continue
+        raw = _first_srcset_url(value) if attr == "srcset" else value
+        if attr == "srcset" and (not raw or raw in seen):
+            continue
+        seen.add(raw)
+        links.append(_Link(node, tag, attr, value, raw, section, chrome, True, label))
+
+
+def _first_srcset_url(value: str) -> str:
+    words = value.split()
+    return words[0].rstrip(",") if words else ""
+
+
+def _img_alt(node: LexborNode) -> str:
+    img = node.css_first("img[alt]")
+    return _collapse(img.attributes.get("alt") or "") if img is not None else ""
+
+
+def _heading_text(node: LexborNode, tag: str) -> tuple[str, int] | None:
+    """(section text, id of its block) when `node` makes a heading."""
+    if tag in _HEADINGS:
+        text = _collapse(node.text())
+        return (text, node.mem_id) if text else None
+    # An old-style heading: a block holding only a bold or named-anchor run.
+    if tag == "a" and not (node.attributes.keys() & {"name", "id"}):
+        return None
+    top = node
+    parent = node.parent
+    while parent is not None and parent.tag in _EMPHASIS:
+        if parent.tag == "a" and "href" in parent.attributes:
+            return None
+        top, parent = parent, parent.parent
+    if parent is None or parent.tag not in _PSEUDO_HEADING_BLOCKS:
+        return None
+    for child in parent.iter(include_text=True, skip_empty=True):
+        if child.mem_id == top.mem_id or child.tag in ("br", "-comment"):
+            continue
+        if child.tag == "-text" and not (child.text_content or "").strip():
+            continue
+        return None
+    text = _collapse(top.text())
+    if not 0 < len(text) <= 100 or text[-1] in ".!" or not _WORD_RE.search(text):
+        return None
+    if top.css_first("a[href]") is not None:
+        return None
+    return text, parent.mem_id
+
+
+# --- raw-source scan: phantom clones and line numbers ---
+
+_SOURCE_TAG_RE = re.compile(
+    r"<!--(?:.*?-->|.*\Z)|<(a|area|link|" + "|".join(_RESOURCE_ATTRS)
+    + r""")(?=[\s/>])((?:[^>"']++|"[^"]*"|'[^']*')*+)>""",
+    re.I | re.S,
+)
+_WANTED_ATTRS: dict[str, tuple[str, ...]] = {
+    "a": ("href",), "area": ("href",), "link": ("href",), **_RESOURCE_ATTRS,
+}
+# One finder per attribute name: faster than parsing every attribute, and an
+# attribute name only counts after whitespace, a quote or "/".
+_SOURCE_ATTR_RES = {
+    name: re.compile(
+        r"""(?:^|(?<=[\s"'/]))""" + name
+        + r"""(?![\w:-])(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]*)))?""",
+        re.I,
+    )
+    for name in {n for names in _WANTED_ATTRS.values() for n in names}
+}
+_CHAR_REF_RE = re.compile(
+    r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;|[A-Za-z][A-Za-z0-9]*(?![=\w]))"
+)
+
+
+class _LineCounter:
+    """Line numbers of offsets asked mostly in increasing order: linear overall."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        # Old Mac pages end lines with a bare CR.
+        self._newline = "\n" if "\n" in text or "\r" not in text else "\r"
+        self._offset = 0
+        self._line = 1
+        self._starts: list[int] | None = None
+
+    def line_at(self, offset: int) -> int:
+        if offset < self._offset:  # rare (foster-parented links): index once
+            if self._starts is None:
+                self._starts = [
+                    i + 1 for i, char in enumerate(self._text) if char == self._newline
+                ]
+            return bisect.bisect_right(self._starts, offset) + 1
+        self._line += self._text.count(self._newline, self._offset, offset)
+        self._offset = offset
+        return self._line
+
+
+def _attr_value(raw: str) -> str:
+    """An attribute value as the parser stores it (newlines, references)."""
+    if "\r" in raw:
+        raw = raw.replace("\r\n", "\n").replace("\r", "\n")
+    if "&" in raw:
+        raw = _CHAR_REF_RE.sub(lambda m: htmllib.unescape(m.group()), raw)
+    return raw
+
+
+def _source_tags(html: str) -> dict[tuple[str, str, str], deque[int]]:
+    """Offsets of link-carrying start tags, by (element, attribute, value)."""
+    found: dict[tuple[str, str, str], deque[int]] = defaultdict(deque)
+    for match in _SOURCE_TAG_RE.finditer(html):
+        tag = match.group(1)
+        if tag is None:
+            continue  # a comment
+        tag = tag.lower()
+        attrs = match.group(2)
+        for name in _WANTED_ATTRS[tag]:
+            attr = _SOURCE_ATTR_RES[name].search(attrs)
+            if attr is not None:
+                double, single, bare = attr.groups()
+                value = double if double is not None else single if single is not None else bare or ""
+                found[(tag, name, _attr_value(value))].append(match.start())
+    return found
+
+
+def _match_source(html: str, links: list[_Link]) -> None:
+    """Mark lexbor's re-opened <a> clones and give every link its line."""
+    source = _source_tags(html)
+    dom_count: dict[tuple[str, str, str], int] = defaultdict(int)
+    for link in links:
+        dom_count[(link.element, link.attribute, link.value)] += 1
+    excess = {
+        key: count - len(source.get(key, ()))
+        for key, count in dom_count.items()
+        if key[0] == "a" and count > len(source.get(key, ()))
+    }
+    lines = _LineCounter(html)
+    previous_a: _Link | None = None
+    for link in links:
+        key = (link.element, link.attribute, link.value)
+        if link.element == "a":
+            if (
+                excess.get(key, 0) > 0
+                and previous_a is not None
+                and previous_a.value == link.value
+            ):
+                link.phantom = True
+                excess[key] -= 1
+                continue
+            previous_a = link
+        offsets = source.get(key)
+        if offsets:
+            link.line = lines.line_at(offsets.popleft())
+
+
+# --- blocks, segments and the citation decision ---
+
+def _block_of(node: LexborNode) -> LexborNode:
+    cur = node.parent
+    while cur is not None and cur.tag not in _BLOCKS:
+        cur = cur.parent
+    return cur if cur is not None else node
+
+
+def _segment_of(
+    link: _Link, index: int, cache: dict[int, dict[int, _Segment]], ids: _LinkIds
+) -> _Segment | None:
+    """The segment holding link `index`; each block is split only once."""
+    block = _block_of(link.node)
+    by_link = cache.get(block.mem_id)
+    if by_link is None:
+        by_link = _segments(block, ids)
+        cache[block.mem_id] = by_link
+    return by_link.get(index)
+
+
+class _LinkIds:
+    """Lazy mem_id -> link index over the non-phantom <a>/<area> links."""
+
+    def __init__(self, links: list[_Link]) -> None:
+        self._links = links
+        self._map: dict[int, int] | None = None
+
+    def get(self, mem_id: int) -> int | None:
+        if self._map is None:
+            self._map = {
+                link.node.mem_id: i for i, link in enumerate(self._links)
+                if link.element in ("a", "area") and not link.phantom
+            }
+        return self._map.get(mem_id)
+
+
+def _segments(block: LexborNode, ids: _LinkIds) -> dict[int, _Segment]:
+    """Split a block's own inline content into segments, link index -> segment."""
+    simple = _simple_segment(block, ids)
+    if simple is not None:
+        return simple
+    result: dict[int, _Segment] = {}
+    parts: list[str] = []
+    plain: list[str] = []
+    spans: dict[int, tuple[int, int]] = {}
+    open_spans: set[int] = set()
+    pos = 0
+    link_depth = 0
+    last_br = False
+
+    def flush() -> None:
+        nonlocal parts, plain, spans, pos, last_br
+        if spans:
+            segment = _Segment("".join(parts), "".join(plain), {
+                i: (lo, hi if hi >= 0 else pos) for i, (lo, hi) in spans.items()
+            })
+            segment.also_see = _also_see_spans(segment.text)
+            for i in spans:
+                result[i] = segment
+        parts, plain, spans, pos, last_br = [], [], {}, 0, False
+        open_spans.clear()
+
+    stack: list[LexborNode | int] = list(block.iter(include_text=True))[::-1]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, int):
+            link_depth -= 1
+            if item in open_spans:
+                spans[item] = (spans[item][0], pos)
+                open_spans.discard(item)
+            continue
+        tag = item.tag or ""
+        if tag == "-text":
+            text = item.text_content or ""
+            parts.append(text)
+            plain.append(" " * len(text) if link_depth else text)
+            pos += len(text)
+            if last_br and text.strip():
+                last_br = False
+        elif tag == "br":
+            if last_br:
+                flush()
+            else:
+                last_br = True
+                parts.append(_BR)
+                plain.append(_BR)
+                pos += 1
+        elif tag in _BLOCKS:
+            flush()
+        elif tag.startswith("-") or tag in _NO_TEXT:
+            continue
+        else:
+            if tag in ("a", "area"):
+                index = ids.get(item.mem_id)
+                if index is not None:
+                    spans[index] = (pos, -1)
+                    open_spans.add(index)
+                    link_depth += 1
+                    last_br = False
+                    stack.append(index)
+            stack.extend(list(item.iter(include_text=True))[::-1])
+    flush()
+    return result
+
+
+def _simple_segment(block: LexborNode, ids: _LinkIds) -> dict[int, _Segment] | None:
+    """The common case, one run of inline content: lexbor walks it for us.
+
+    None when the block holds anything that splits or hides text (a nested
+    block, <br>, <script> ...): then `_segments` walks it itself.
+    """
+    parts: list[str] = []
+    plain: list[str] = []
+    spans: dict[int, tuple[int, int]] = {}
+    pos = 0
+    link_end = -1
+    nodes = block.traverse(include_text=True)
+    next(nodes, None)  # the block itself
+    for node in nodes:
+        tag = node.tag
+        if tag == "-text":
+            text = node.text_content or ""
+            parts.append(text)
+            plain.append(" " * len(text) if pos < link_end else text)
+            pos += len(text)
+        elif tag == "a" or tag == "area":
+            index = ids.get(node.mem_id)
+            if index is not None:
+                end = pos + len(node.text())
+                spans[index] = (pos, end)
+                link_end = max(link_end, end)
+        elif tag in _SEGMENT_BREAKERS:
+            return None
+    if not spans:
+        return {}
+    text = "".join(parts)
+    segment = _Segment(text, "".join(plain), spans, _also_see_spans(text))
+    return dict.fromkeys(spans, segment)
+
+
+def _also_see_spans(text: str) -> list[tuple[int, int]]:
+    """Disjoint, sorted spans of "(Also see ...)"-like parentheses."""
+    if not _ALSO_SEE_OPEN_RE.search(text):
+        return []
+    spans: list[tuple[int, int]] = []
+    stack: list[tuple[int, bool]] = []
+    for match in _PAREN_RE.finditer(text):
+        if match.group() == "(":
+            stack.append((match.start(), bool(_ALSO_SEE_RE.match(text, match.end()))))
+        elif stack:
+            start, also = stack.pop()
+            if also:
+                spans.append((start, match.end()))
+    spans.extend((start, len(text)) for start, also in stack if also)
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if merged and lo < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+        else:
+            merged.append((lo, hi))
+    return merged
+
+
+def _classify(
+    link: _Link, index: int, segment: _Segment, url: str | None, page_site: str
+) -> tuple[LinkKind, EntryContext | None]:
+    start, end = segment.spans[index]
+    # An image-only link (a logo, a badge) is never an entry title.
+    if segment.in_also_see(start) or not _WORD_RE.search(segment.text, start, end):
+        return LinkKind.NAVIGATION, None
+    opens, prefix = segment.starts_with(start)
+    if not opens:
+        return LinkKind.NAVIGATION, None
+    raw_after = segment.after(end, segment.text)
+    described = _title_boundary(link.text, raw_after) and bool(
+        _TWO_WORDS_RE.search(segment.after(end, segment.plain))
+    )
+    if not described:
+        external = url is not None and not _same_site(_site(url), page_site)
+        if not (external and _THREE_WORDS_RE.search(link.text)):
+            return LinkKind.NAVIGATION, None
+    return LinkKind.CITATION, _context(link.text, prefix, raw_after)
+
+
+def _title_boundary(title: str, after: str) -> bool:
+    """Whether the text after a link starts a new sentence, not continues one."""
+    if title[-1:] in ".?!:":
+        return True
+    stripped = after.lstrip(" \t\r\n\f\xa0")
+    if not stripped or stripped[0] == _BR:
+        return True
+    first = stripped[0]
+    return first in _BOUNDARY_START or first.isupper() or first.isdigit()
+
+
+def _context(title: str, prefix: str, after: str) -> EntryContext:
+    expired = bool(_EXPIRED_RE.match(prefix))
+    mark = _EXPIRED_RE.match(title)
+    if mark:
+        expired = True
+        title = title[mark.end():].strip()
+    body = _collapse(after).lstrip(" .,:;|-\u2013\u2014")
+    summary, source = _split_source(body)
+    return EntryContext(
+        title=title, summary=summary, source=source,
+        date=parse_source_date(source) if source else None, expired_mark=expired,
+    )
+
+
+def _split_source(body: str) -> tuple[str, str]:
+    """Split an entry's text into (summary, source line) from its end."""
+    chunks = _SENTENCE_END_RE.split(body) if body else []
+    cut = len(chunks)
+    while cut > 0 and _looks_like_source(chunks[cut - 1]):
+        cut -= 1
+    return " ".join(chunks[:cut]), " ".join(chunks[cut:])
+
+
+def _looks_like_source(chunk: str) -> bool:
+    """A short, mostly capitalised chunk, or one naming a known source or date."""
+    if chunk.count(" ") >= 20:
+        return False
+    initials = _INITIAL_RE.findall(chunk)
+    if not initials:
+        return bool(chunk.strip())
+    count = len(initials)
+    capitals = sum(1 for c in initials if c.isupper() or c.isdigit())
+    if _SOURCE_PREFIX_RE.match(chunk):
+        return True
+    if _CITE_NUMBERS_RE.search(chunk):
+        return count <= 15 and capitals * 2 >= count
+    return count <= 6 and capitals * 10 >= count * 6

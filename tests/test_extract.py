@@ -1,0 +1,727 @@
+"""extract: page HTML -> every link with kind, section and entry context.
+
+The main fixture is the reconstruction of the sclero.org DM/PM treatments page
+(monitor/demo/pages/treatments.html, Windows-1252 bytes without a charset);
+the others are in tests/fixtures/pages/.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
+
+import monitor
+from monitor.decode import decode_html
+from monitor.extract import PageExtract, extract_page, normalize_url, parse_source_date
+from monitor.types import Citation, EntryContext, LinkKind
+
+TREATMENTS = Path(monitor.__file__).parent / "demo" / "pages" / "treatments.html"
+PAGES = Path(__file__).parent / "fixtures" / "pages"
+SEED = Path("/work/shared/seed/treatments-dm-pm.txt")
+PAGE_URL = "https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/treatments.html"
+SITE = "https://www.sclero.org"
+CIT, NAV, RES = LinkKind.CITATION, LinkKind.NAVIGATION, LinkKind.RESOURCE
+
+
+@pytest.fixture(scope="module")
+def page_html() -> str:
+    return decode_html(TREATMENTS.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def page(page_html: str) -> PageExtract:
+    return extract_page(page_html, PAGE_URL)
+
+
+def _of_kind(extract: PageExtract, kind: LinkKind) -> list[Citation]:
+    return [c for c in extract.citations if c.kind is kind]
+
+
+# --- the reconstructed sclero.org page -------------------------------------
+
+def test_fixture_is_windows_1252_without_a_declared_charset() -> None:
+    raw = TREATMENTS.read_bytes()
+    assert b"charset" not in raw.lower()
+    assert b"\x96" in raw  # the en dash of "(RP\x96ILD)" in Windows-1252
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")
+
+
+def test_en_dashes_decode_right(page_html: str, page: PageExtract) -> None:
+    assert "(RP\u2013ILD)" in page_html
+    assert "steroid\u2013sparing" in page_html
+    assert "\ufffd" not in page_html
+    assert "(RP\u2013ILD)" in page.entries[0]
+    assert "(ADM) \u2013 Report" in page.entries[8]
+
+
+def test_every_text_of_the_seed_is_on_the_page(page_html: str) -> None:
+    body = LexborHTMLParser(page_html).body
+    assert body is not None
+    visible = " ".join(body.text().split())
+    # The seed was scraped behind Cloudflare's address obfuscation.
+    seed = SEED.read_text(encoding="utf-8").replace("[email\u00a0protected]", "isn@sclero.org")
+    seed = seed.replace("[email protected]", "isn@sclero.org")
+    missing = [
+        line for line in (" ".join(raw.split()) for raw in seed.splitlines())
+        if line and line not in visible
+    ]
+    assert missing == []
+
+
+def test_page_title_and_base(page: PageExtract) -> None:
+    assert page.url == PAGE_URL
+    assert page.title == "Treatments for Dermatomyositis (DM) and Polymyositis (PM)"
+    assert page.base_url == PAGE_URL
+
+
+EXPECTED_ENTRIES = [
+    (
+        "Biological Agents",
+        "https://www.ncbi.nlm.nih.gov/pubmed/29713888",
+        EntryContext(
+            title="Rituximab for refractory rapidly progressive interstitial lung disease "
+            "(RP\u2013ILD) related to anti-MDA5 antibody\u2013positive amyopathic "
+            "dermatomyositis",
+            summary="Our results suggest that RTX may be a useful therapy for anti-MDA5 "
+            "Ab-positive ADM associated with RP\u2013ILD, although infection is the major risk.",
+            source="PubMed, Clin Rheumatol, 04/30/2018.",
+            date=dt.date(2018, 4, 30),
+        ),
+    ),
+    (
+        "Biological Agents",
+        "https://pubmed.ncbi.nlm.nih.gov/28329375/",
+        EntryContext(
+            title="The Use of Rituximab in the Management of Refractory Dermatomyositis",
+            summary="This is a retrospective study of 25 patients with dermatomyositis who "
+            "were treated with rituximab.",
+            source="PubMed, J Drugs Dermatol. 2017 Feb 1;16(2):162-166.",
+            date=dt.date(2017, 2, 1),
+        ),
+    ),
+    (
+        "Cannabinoid Receptor Type 2 (CB2) Agonist",
+        "https://globenewswire.com/news-release/2018/07/25/1542139/0/en/Corbus-Pharmaceuticals"
+        "-to-Commence-Phase-3-Study-of-Lenabasum-for-the-Treatment-of-Rare-Autoimmune-Disease"
+        "-Dermatomyositis.html",
+        EntryContext(
+            title="Corbus Pharmaceuticals to Commence Phase 3 Study of Lenabasum for the "
+            "Treatment of Rare Autoimmune Disease Dermatomyositis",
+            summary="Corbus Pharmaceuticals announced today that the Company will proceed "
+            "with a Phase 3 trial evaluating the efficacy and safety of lenabasum for the "
+            "treatment of dermatomyositis.",
+            source="Globe Newswire, 07/25/2018.",
+            date=dt.date(2018, 7, 25),
+        ),
+    ),
+    (
+        "Combination Therapies",
+        "http://www.jrheum.org/content/39/2/345.abstract",
+        EntryContext(
+            title="Dermatomyositis and Polymyositis Associated with Malignancy: A 21-year "
+            "Retrospective Study",
+            summary="In patients with tumor-associated myositis, it was more frequently "
+            "necessary to administer other immunosuppressive drugs along with glucocorticoids.",
+            source="J Rheumatol .",
+            date=None,
+            expired_mark=True,
+        ),
+    ),
+    (
+        "Combination Therapies",
+        "https://pubmed.ncbi.nlm.nih.gov/31197643/",
+        EntryContext(
+            title="Physical therapy in adult inflammatory myopathy patients: a systematic review",
+            summary="Physical therapy does not have a negative effect on the disease activity "
+            "of idiopathic inflammatory myopathies in quiescent disease and could improve "
+            "functional outcome.",
+            source="PubMed, Clin Rheumatol, 2019 Aug;38(8):2039-2051.",
+            date=dt.date(2019, 8, 1),
+        ),
+    ),
+    (
+        "Combination Therapies",
+        "https://www.hopkinsarthritis.org/arthritis-info/polymyositis/treatment/",
+        EntryContext(
+            title="How is Polymyositis Treated?",
+            summary="Initially, polymyositis is treated with high doses of corticosteroids.",
+        ),
+    ),
+    (
+        "Combination Therapies",
+        "https://academic.oup.com/rheumatology/article/57/suppl_3/key075.537/5037456",
+        EntryContext(
+            title="Expression of interleukin-18 in muscle tissue of patients with polymyositis "
+            "or dermatomyositis and effects of conventional immunosuppressive treatment",
+            summary="IL-18 is highly expressed in muscle tissue in the context of inflammatory "
+            "myopathies and based on its plausible effector functions could provide a novel "
+            "therapeutic target in future.",
+            source="PubMed, Rheumatology (Oxford), 08/08/2018.",
+            date=dt.date(2018, 8, 8),
+        ),
+    ),
+    (
+        "Intravenous Immunoglobulin (IVIg)",
+        "https://www.sciencedirect.com/science/article/pii/S1568997219302605",
+        EntryContext(
+            title="Corticosteroid-sparing (CS) benefit of intravenous immunoglobulin (IVIg) in "
+            "systemic sclerosis-associated myopathy (SScAM): A comparative study in 52 patients",
+            summary="This study suggests the benefit of IVIg as adjunctive therapy, with an "
+            "acceptable tolerance profile, and supports its use as a CS-sparing agent, in SScAM.",
+            source="PubMed, Autoimmun Rev, 2020 Jan;19(1):102431.",
+            date=dt.date(2020, 1, 1),
+        ),
+    ),
+    (
+        "Intravenous Immunoglobulin (IVIg)",
+        "http://benthamopen.com/ABSTRACT/TORJ-7-94",
+        EntryContext(
+            title="Case Report: Intravenous Immune Globulin in Amyopathic Dermatomyositis (ADM) "
+            "\u2013 Report of Two Cases and Review of the Literature",
+            summary="We present both cases in describing IVIG as a rescue and maintenance "
+            "steroid\u2013sparing agent in the treatment of severe refractory ADM.",
+            source="PubMed, Open Rheumatol J.",
+        ),
+    ),
+    (
+        "Intravenous Immunoglobulin (IVIg)",
+        "https://www.atsjournals.org/doi/abs/10.1164/ajrccm-conference.2019.199.1_"
+        "MeetingAbstracts.A6070",
+        EntryContext(
+            title="Successful Treatment With Intravenous High-Dose Immunoglobulin For "
+            "Cardiomyopathy In Dermatomyositis Complicated With Rapid Progressive Interstitial "
+            "Pneumonia And Macrophage Activation Syndrome",
+            summary="This is the first report that IVIg may be effective for cardiomyopathy "
+            "in dermatomyositis.",
+            source="ATS Journal.",
+        ),
+    ),
+    (
+        "Stem Cell Transplants",
+        "https://onlinelibrary.wiley.com/doi/abs/10.1002/mus.26321",
+        EntryContext(
+            title="Inflammatory myopathies (IM) after allogeneic stem cell transplantation (SCT)",
+            summary="Among recipients of allo-SCT, weakness is common, and the incidence of IM "
+            "is increased.",
+            source="PubMed, Muscle Nerve, 2018 Dec;58(6):790-795.",
+            date=dt.date(2018, 12, 1),
+        ),
+    ),
+]
+
+
+def test_the_eleven_citation_entries(page: PageExtract) -> None:
+    got = [(c.section, c.url, c.context) for c in _of_kind(page, CIT)]
+    assert got == EXPECTED_ENTRIES
+
+
+def test_citations_keep_their_href_and_anchor_text(page: PageExtract) -> None:
+    for citation in _of_kind(page, CIT):
+        assert citation.raw_href == citation.url
+        assert citation.context is not None
+        assert citation.anchor_text == citation.context.title or (
+            citation.context.expired_mark and citation.anchor_text.endswith(citation.context.title)
+        )
+        assert (citation.element, citation.attribute, citation.skip_reason) == ("a", "href", None)
+        assert citation.page_url == PAGE_URL
+
+
+def test_entries_list_the_citation_titles_in_order(page: PageExtract) -> None:
+    assert page.entries == tuple(ctx.title for _, _, ctx in EXPECTED_ENTRIES)
+
+
+# Every site path the fixture links to (the demo server answers these).
+NAVIGATION_PATHS = {
+    "/index.html",
+    "/scleroderma/a-to-z.html",
+    "/scleroderma/symptoms/a-to-z.html",
+    "/scleroderma/treatments/a-to-z.html",
+    "/about/support.html",
+    "/about/a-to-z.html",
+    "/about/donate.html",
+    "/scleroderma/autoimmune/a-to-z.html",
+    "/scleroderma/autoimmune/dermatomyositis/a-to-z.html",
+    "/scleroderma/autoimmune/diabetes/a-to-z.html",
+    "/scleroderma/clinical-trials/a-to-z.html",
+    "/about/news/a-to-z.html",
+    "/about/shelley-ensz.html",
+    "/scleroderma/types.html",
+    "/scleroderma/disclaimer.html",
+    "/scleroderma/treatments/biologic-agents/a-to-z.html",
+    "/scleroderma/treatments/endocannabinoid/a-to-z.html",
+    "/scleroderma/symptoms/interleukins.html",
+    "/about/team.html",
+    "/about/privacy.html",
+}
+
+
+def test_navigation_is_told_apart_from_citations(page: PageExtract) -> None:
+    navigation = _of_kind(page, NAV)
+    assert len(page.citations) == 46
+    assert (len(_of_kind(page, CIT)), len(navigation), len(_of_kind(page, RES))) == (11, 32, 3)
+    assert {c.url.removeprefix(SITE) for c in navigation if c.url} == NAVIGATION_PATHS
+    named = {(c.anchor_text, c.url) for c in navigation}
+    for text, path in [
+        ("Go to Diabetes", "/scleroderma/autoimmune/diabetes/a-to-z.html"),
+        ("Disclaimer", "/scleroderma/disclaimer.html"),
+        ("Privacy Policy", "/about/privacy.html"),
+        ("Meet Our Team", "/about/team.html"),
+        ("Types of Scleroderma", "/scleroderma/types.html"),
+        ("Biologic Agents", "/scleroderma/treatments/biologic-agents/a-to-z.html"),
+        ("Interleukins", "/scleroderma/symptoms/interleukins.html"),
+        ("International Scleroderma Network", "/index.html"),  # the logo link: its alt
+    ]:
+        assert (text, SITE + path) in named
+    assert [c.anchor_text for c in navigation].count("Disclaimer") == 2
+
+
+def test_also_see_links_are_navigation_in_their_entry_section(page: PageExtract) -> None:
+    texts = ["Biologic Agents", "Endocannabinoid System", "Clinical Trials", "Interleukins"]
+    got = [
+        (c.anchor_text, c.kind, c.section) for c in page.citations
+        if c.anchor_text in texts and c.section
+    ]
+    assert got == [
+        ("Biologic Agents", NAV, "Biological Agents"),
+        ("Endocannabinoid System", NAV, "Cannabinoid Receptor Type 2 (CB2) Agonist"),
+        ("Clinical Trials", NAV, "Cannabinoid Receptor Type 2 (CB2) Agonist"),
+        ("Interleukins", NAV, "Combination Therapies"),
+    ]
+
+
+def test_menus_and_footer_have_no_section(page: PageExtract) -> None:
+    footer = [c for c in page.citations if c.anchor_text in ("Privacy Policy", "Meet Our Team")]
+    menu = [c for c in page.citations if c.anchor_text in ("Symptoms", "About Us", "Diabetes")]
+    assert {c.section for c in footer + menu} == {""}
+    assert len(footer) == 2 and len(menu) == 3
+
+
+def test_resources_are_detected(page: PageExtract) -> None:
+    got = [(c.element, c.attribute, c.url, c.section) for c in _of_kind(page, RES)]
+    assert got == [
+        ("link", "href", SITE + "/css/sclero.css", ""),
+        ("script", "src", SITE + "/js/menu.js", ""),
+        ("img", "src", SITE + "/images/isn-logo.gif", ""),
+    ]
+
+
+def test_fragments_and_mailto_are_skipped(page: PageExtract) -> None:
+    got = [(c.anchor_text, c.raw_href, c.skip_reason, c.kind) for c in page.citations if c.url is None]
+    assert got == [
+        ("Biological Agents", "#bio", "fragment", NAV),
+        ("CB2 Agonist", "#cb2", "fragment", NAV),
+        ("Combination Therapies", "#combo", "fragment", NAV),
+        ("Stem Cell Transplants", "#stem", "fragment", NAV),
+        ("isn@sclero.org", "mailto:isn@sclero.org", "mailto", NAV),
+    ]
+
+
+def test_line_numbers_point_at_the_attribute(page_html: str, page: PageExtract) -> None:
+    lines = page_html.splitlines()
+    for citation in page.citations:
+        assert citation.line is not None
+        assert f'{citation.attribute}="{citation.raw_href}"' in lines[citation.line - 1]
+
+
+# --- other pages -----------------------------------------------------------
+
+def test_windows_1252_page_without_charset() -> None:
+    html = decode_html((PAGES / "cp1252-no-charset.html").read_bytes())
+    extract = extract_page(html, "https://x.example/a/b.html")
+    assert extract.title == "Sjögren’s Syndrome – Treatments"
+    got = [(c.kind, c.section, c.url, c.anchor_text, c.context) for c in extract.citations]
+    section = "Café-au-lait & “Smart” Quotes"
+    assert got == [
+        (CIT, section, "https://pubmed.ncbi.nlm.nih.gov/222/",
+         "Sjögren’s syndrome: a “naïve” approach — update",
+         EntryContext(
+             title="Sjögren’s syndrome: a “naïve” approach — update",
+             summary="Patients’ quality of life improved in Zürich.",
+             source="PubMed, Rev Méd Suisse, 03/15/2019.", date=dt.date(2019, 3, 15),
+         )),
+        (CIT, section, "https://www.example.de/m%C3%BCller/stra%C3%9Fe",
+         "Müller’s résumé of Raynaud’s phenomenon",
+         EntryContext(
+             title="Müller’s résumé of Raynaud’s phenomenon",
+             summary="Costs €12 per dose…",
+             source="PubMed, Clin Rheumatol, 2018 Mar 5;37(3):1-9.", date=dt.date(2018, 3, 5),
+         )),
+        (NAV, section, "https://x.example/glossary/d%C3%A9j%C3%A0-vu.html", "the glossary", None),
+    ]
+
+
+def test_malformed_html_still_yields_the_right_links() -> None:
+    html = (PAGES / "malformed.html").read_text(encoding="utf-8")
+    extract = extract_page(html, "https://lupus.example/treat/index.html")
+    assert extract.title == "Lupus treatments"
+    got = [(c.kind, c.section, c.url, c.anchor_text, c.line) for c in extract.citations]
+    assert got == [
+        (NAV, "", "https://lupus.example/index.html", "Home", 8),
+        (NAV, "", "https://lupus.example/about/", "About", 8),
+        (CIT, "Antimalarials", "https://pubmed.ncbi.nlm.nih.gov/111/",
+         "Hydroxychloroquine in lupus: a review", 11),
+        (CIT, "Antimalarials", "https://example.com/split-end-tag",
+         "End tag split over two lines", 12),
+        # Never closed: the browser links the whole paragraph, and re-opens the
+        # <a> in the next one; that clone is not a second link.
+        (CIT, "Antimalarials", "https://example.net/open",
+         "Open anchor entry about azathioprine. Summary of the open entry.", 14),
+        # A nested <a> closes the outer one.
+        (CIT, "Antimalarials", "https://a.example/outer", "Outer entry title words", 16),
+        (NAV, "Antimalarials", "https://b.example/inner", "inner title", 16),
+        (CIT, "Other Drugs", "https://journals.example.org/x?a=1&b=2",
+         "Methotrexate for cutaneous lupus in adults", 18),
+        (CIT, "Other Drugs", "https://pubmed.ncbi.nlm.nih.gov/333/",
+         "Belimumab and lupus nephritis", 20),
+        # Misplaced inside <tr>: the parser moves it before the table.
+        (CIT, "Other Drugs", "https://foster.example/fostered", "Fostered link text here", 24),
+    ]
+    contexts = {c.url: c.context for c in extract.citations if c.context}
+    assert contexts["https://example.com/split-end-tag"] == EntryContext(
+        title="End tag split over two lines", summary="Its summary follows here.")
+    assert contexts["https://pubmed.ncbi.nlm.nih.gov/333/"] == EntryContext(
+        title="Belimumab and lupus nephritis", summary="A long trial.",
+        source="NEJM, 2020 Sep 17;383(12):1117-1128.", date=dt.date(2020, 9, 17))
+
+
+def test_reopened_anchor_clones_are_dropped_but_real_repeats_kept() -> None:
+    html = (
+        '<p><a href="https://ext.example/a">Entry title never closed here'
+        "<p>The next paragraph, inside the clone."
+        '<p><a href="https://ext.example/a">The same link once more</a>. Its summary text.'
+    )
+    extract = extract_page(html, "https://site.example/page.html")
+    assert [(c.url, c.anchor_text) for c in extract.citations] == [
+        ("https://ext.example/a", "Entry title never closed here"),
+        ("https://ext.example/a", "The same link once more"),
+    ]
+
+
+def test_base_href_resolves_relative_links() -> None:
+    html = (
+        '<html><head><base href="/mirror/docs/"><base href="https://ignored.example/">'
+        "</head><body>"
+        '<p><a href="a.html">Relative</a> <a href="/root.html">Rooted</a> '
+        '<a href="../up.html">Up</a> <a href="?q=1">Query</a> '
+        '<a href="https://other.example/x">Absolute</a> <a href="#top">Top</a>'
+        "</body></html>"
+    )
+    extract = extract_page(html, "https://site.example/page.html")
+    assert extract.base_url == "https://site.example/mirror/docs/"
+    assert [(c.url, c.skip_reason) for c in extract.citations] == [
+        ("https://site.example/mirror/docs/a.html", None),
+        ("https://site.example/root.html", None),
+        ("https://site.example/mirror/up.html", None),
+        ("https://site.example/mirror/docs/?q=1", None),
+        ("https://other.example/x", None),
+        # As in a browser, "#top" follows <base>: another page here.
+        ("https://site.example/mirror/docs/", None),
+    ]
+
+
+def test_malformed_hrefs_are_accounted_for_never_raised() -> None:
+    hrefs = [
+        "http://", "http:///x", "https://exa mple.com/", "http://[::1", "", "   ",
+        "javascript:void(0)", " JavaScript:alert(1)", "http://example.com:99999/",
+        "https://bücher.example/", "/a b/c d.html ", "tel:+15555550100", "data:,x",
+        "ftp://ftp.example.org/x", "#", "http://exa\tmple.com/",
+    ]
+    html = "<ul>" + "".join(f'<li><a href="{h}">link {i}</a>' for i, h in enumerate(hrefs))
+    extract = extract_page(html, "https://site.example/dir/page.html")
+    got = [(c.anchor_text, c.url, c.skip_reason) for c in extract.citations]
+    assert got == [
+        ("link 0", None, "invalid_url"),
+        ("link 1", None, "invalid_url"),
+        ("link 2", None, "invalid_url"),
+        ("link 3", None, "invalid_url"),
+        ("link 4", None, "invalid_url"),
+        ("link 5", None, "invalid_url"),
+        ("link 6", None, "javascript"),
+        ("link 7", None, "javascript"),
+        ("link 8", None, "invalid_url"),
+        ("link 9", "https://xn--bcher-kva.example/", None),
+        ("link 10", "https://site.example/a%20b/c%20d.html", None),
+        ("link 11", None, "tel"),
+        ("link 12", None, "data"),
+        ("link 13", None, "unsupported_scheme"),
+        ("link 14", None, "fragment"),
+        ("link 15", "http://example.com/", None),  # tabs and newlines are dropped
+    ]
+
+
+def test_ten_thousand_malformed_hrefs_one_citation_each() -> None:
+    rng = random.Random(7)
+    shapes = [
+        "http://", "http:///x{}", "https://exa mple{}.com/", "http://[::1{}", "",
+        "javascript:go({})", "http://h{}.example:99999/", "mailto:x{}@y", "#s{}",
+        "https://bücher{}.example/ä ö", "../../{}/a b", "ftp://x/{}", "//cdn{}.example/x",
+        "http://h.example/{}&amp;x", "http:\\\\h{}.example\\a", "%zz{}", "https://{}",
+    ]
+    hrefs = [rng.choice(shapes).format(i) for i in range(10_000)]
+    # Half in closed <a>, half never closed: lexbor re-opens and nests those.
+    rows = "".join(
+        f'<p><a href="{h}">t{i}</a> x' if i % 2 else f'<a href="{h}">t{i}'
+        for i, h in enumerate(hrefs)
+    )
+    extract = extract_page(f"<html><body>{rows}</body></html>", "https://site.example/p.html")
+    assert [c.raw_href for c in extract.citations] == [
+        h.replace("&amp;", "&") for h in hrefs
+    ]
+    for citation in extract.citations:
+        assert (citation.url is None) != (citation.skip_reason is None)
+        assert citation.line == 1
+
+
+# --- tables of small cases -------------------------------------------------
+
+BASE = "https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/treatments.html"
+
+
+@pytest.mark.parametrize(
+    ("href", "expected"),
+    [
+        ("https://x.example/a#b", ("https://x.example/a", None)),
+        ("#bio", (None, "fragment")),
+        ("treatments.html#bio", (None, "fragment")),
+        (BASE + "#stem", (None, "fragment")),
+        ("a-to-z.html#x", ("https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/"
+                           "a-to-z.html", None)),
+        ("../../types.html", ("https://www.sclero.org/scleroderma/types.html", None)),
+        ("//cdn.example.net/lib.js", ("https://cdn.example.net/lib.js", None)),
+        ("HTTPS://WWW.Example.COM:443/A B", ("https://www.example.com/A%20B", None)),
+        ("http://example.com:80/x", ("http://example.com/x", None)),
+        ("https://example.com:8443/x", ("https://example.com:8443/x", None)),
+        ("http://example.com", ("http://example.com/", None)),
+        ("http://example.com/a/./b/../c", ("http://example.com/a/c", None)),
+        ("http://example.com/?q=a b&x=\"y\"", ("http://example.com/?q=a%20b&x=%22y%22", None)),
+        ("https://example.com/ü?q=ü", ("https://example.com/%C3%BC?q=%C3%BC", None)),
+        ("https://example.com/a%20b", ("https://example.com/a%20b", None)),
+        ("http://[2001:DB8::1]:8080/x", ("http://[2001:db8::1]:8080/x", None)),
+        ("http:\\\\example.com\\a\\b", ("http://example.com/a/b", None)),
+        ("https://bücher.example/", ("https://xn--bcher-kva.example/", None)),
+        ("https://BÜCHER.example/", ("https://xn--bcher-kva.example/", None)),
+        ("http://user@example.com/", ("http://user@example.com/", None)),
+        ("http://exa_mple.com/", ("http://exa_mple.com/", None)),
+        ("  https://example.com/x  ", ("https://example.com/x", None)),
+        ("http://", (None, "invalid_url")),
+        ("http:///x", (None, "invalid_url")),
+        ("https://exa mple.com/", (None, "invalid_url")),
+        ("http://[::1", (None, "invalid_url")),
+        ("http://example.com:99999/", (None, "invalid_url")),
+        ("http://example.com:8o/", (None, "invalid_url")),
+        ("http://256.1.1.1/", (None, "invalid_url")),
+        ("http://-/", (None, "invalid_url")),
+        ("http://a..b/", ("http://a..b/", None)),
+        ("", (None, "invalid_url")),
+        ("mailto:isn@sclero.org", (None, "mailto")),
+        ("MAILTO:isn@sclero.org", (None, "mailto")),
+        ("tel:+1-555-0100", (None, "tel")),
+        ("javascript:void(0)", (None, "javascript")),
+        ("java\nscript:alert(1)", (None, "javascript")),
+        ("data:image/png;base64,AAAA", (None, "data")),
+        ("ftp://ftp.example.org/x", (None, "unsupported_scheme")),
+        ("file:///etc/passwd", (None, "unsupported_scheme")),
+    ],
+)
+def test_normalize_url(href: str, expected: tuple[str | None, str | None]) -> None:
+    assert normalize_url(href, BASE) == expected
+
+
+_SKIPS = {"invalid_url", "fragment", "mailto", "tel", "javascript", "data", "unsupported_scheme"}
+
+
+@given(st.text(max_size=60))
+def test_normalize_url_never_raises(href: str) -> None:
+    url, skip = normalize_url(href, BASE)
+    if url is None:
+        assert skip in _SKIPS
+    else:
+        assert skip is None
+        assert url.startswith(("http://", "https://"))
+        assert "#" not in url and " " not in url and url.isascii()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PubMed, Clin Rheumatol, 04/30/2018.", dt.date(2018, 4, 30)),
+        ("Globe Newswire, 07/25/2018.", dt.date(2018, 7, 25)),
+        ("PubMed, J Drugs Dermatol. 2017 Feb 1;16(2):162-166.", dt.date(2017, 2, 1)),
+        ("PubMed, Clin Rheumatol, 2019 Aug;38(8):2039-2051.", dt.date(2019, 8, 1)),
+        ("PubMed, Muscle Nerve, 2018 Dec;58(6):790-795.", dt.date(2018, 12, 1)),
+        ("PubMed, Autoimmun Rev, 2020 Jan;19(1):102431.", dt.date(2020, 1, 1)),
+        ("NEJM, 2020 Sep 17;383(12):1117-1128.", dt.date(2020, 9, 17)),
+        ("Arthritis Res Ther. 2019 Jul-Aug;21(4):1-9.", dt.date(2019, 7, 1)),
+        ("Lupus. 2021 September 3;30(2):5.", dt.date(2021, 9, 3)),
+        ("Medscape, 2018-04-30.", dt.date(2018, 4, 30)),
+        ("Reuters Health, April 30, 2018.", dt.date(2018, 4, 30)),
+        ("The Lancet, 30 April 2018.", dt.date(2018, 4, 30)),
+        ("BBC News, 30/04/2018.", dt.date(2018, 4, 30)),  # cannot be month 30: day first
+        ("Two dates 01/02/2019 then 2018 Dec;1(1).", dt.date(2019, 1, 2)),  # the first wins
+        ("Bad 13/45/2018 then 05/06/2019.", dt.date(2019, 5, 6)),
+        ("J Rheumatol .", None),
+        ("ATS Journal.", None),
+        ("PubMed, Open Rheumatol J.", None),
+        ("Clin Rheumatol, 2019.", None),  # a bare year: no day invented
+        ("Arthritis Care, 2019 Spring;12(1).", None),
+        ("J Foo, 2019 Feb 30;1(1).", None),  # impossible day
+        ("Issue 02/30/2019.", None),
+        ("1/2/3 and 12/12/12", None),
+        ("", None),
+    ],
+)
+def test_parse_source_date(text: str, expected: dt.date | None) -> None:
+    assert parse_source_date(text) == expected
+
+
+SMALL = "https://site.example/section/page.html"
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param(
+            '<ul><li><a href="/a.html">Home</a><li><a href="/b.html">About us</a></ul>',
+            [NAV, NAV], id="same-site-link-list",
+        ),
+        pytest.param(
+            '<ul><li><a href="https://ext.example/x">A long external entry title</a></ul>',
+            [CIT], id="external-title-only-entry",
+        ),
+        pytest.param(
+            '<p><a href="https://ext.example/"><img src="/badge.png" alt="Follow us on '
+            'the network"></a> and more words follow here.</p>',
+            [NAV, RES], id="image-link-is-not-an-entry",
+        ),
+        pytest.param(
+            '<p>See <a href="https://ext.example/nih">the NIH page about it</a> for more.</p>',
+            [NAV], id="link-in-running-text",
+        ),
+        pytest.param(
+            '<p><a href="https://ext.example/">Dermatomyositis</a> is a rare disease of '
+            "muscle.</p>",
+            [NAV], id="sentence-subject-not-a-title",
+        ),
+        pytest.param(
+            '<nav><p><a href="https://ext.example/x">A long external entry title</a>. '
+            "With a summary.</p></nav>",
+            [NAV], id="inside-nav",
+        ),
+        pytest.param(
+            '<div id="page-footer"><p><a href="https://ext.example/x">A long external '
+            "entry title</a>. With a summary.</p></div>",
+            [NAV], id="inside-footer-by-id",
+        ),
+        pytest.param(
+            '<article><header><h2><a href="https://ext.example/x">A long external entry '
+            "title</a></h2></header></article>",
+            [CIT], id="article-header-is-content",
+        ),
+        pytest.param(
+            '<p><a href="/news/item.html">Same-site article title</a>. A summary of the '
+            "article here.</p>",
+            [CIT], id="same-site-entry-with-summary",
+        ),
+        pytest.param(
+            '<p>Intro text. (see also <a href="/a.html">Alpha</a> and (notably) '
+            '<a href="https://ext.example/b">Beta long title words</a>)</p>',
+            [NAV, NAV], id="see-also-lowercase-nested-parens",
+        ),
+        pytest.param(
+            '<p>&bull; <a href="https://ext.example/b">Bulleted entry</a>: its summary.</p>',
+            [CIT], id="bullet-prefix",
+        ),
+        pytest.param(
+            '<p><a href="">Empty href entry title</a>. Summary text here.</p>',
+            [CIT], id="invalid-href-of-an-entry-is-still-a-citation",
+        ),
+        pytest.param(
+            '<p><a href="mailto:a@b.example">Write to the editor now</a>. Any time.</p>',
+            [NAV], id="mailto-is-navigation",
+        ),
+    ],
+)
+def test_kind_heuristic(html: str, expected: list[LinkKind]) -> None:
+    assert [c.kind for c in extract_page(html, SMALL).citations] == expected
+
+
+def test_entries_split_by_double_br_in_one_cell() -> None:
+    html = (
+        '<table><tr><td><b>Reviews</b><br><br>'
+        '<a href="https://ext.example/1">First title here</a><br>'
+        "First summary sentence. PubMed, Lupus, 01/02/2019.<br><br>"
+        '<a href="https://ext.example/2">(Expired Article) Second title</a>. Second summary '
+        "sentence here. J Rheumatol.<br><br>"
+        '<a href="/more.html">More</a></td></tr></table>'
+    )
+    extract = extract_page(html, SMALL)
+    got = [(c.kind, c.section, c.context) for c in extract.citations]
+    assert got == [
+        (CIT, "", EntryContext(title="First title here", summary="First summary sentence.",
+                               source="PubMed, Lupus, 01/02/2019.", date=dt.date(2019, 1, 2))),
+        (CIT, "", EntryContext(title="Second title", summary="Second summary sentence here.",
+                               source="J Rheumatol.", expired_mark=True)),
+        (NAV, "", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("html", "sections"),
+    [
+        pytest.param('<h3>Alpha</h3><p><a href="/x">x</a>', ["Alpha"], id="h3"),
+        pytest.param('<p><b>Alpha</b></p><p><a href="/x">x</a>', ["Alpha"], id="bold-block"),
+        pytest.param('<p><font size=+1><strong>Alpha</strong></font><br></p><p><a href="/x">x</a>',
+                     ["Alpha"], id="strong-in-font"),
+        pytest.param('<p><a name="al">Alpha</a></p><p><a href="/x">x</a>', ["Alpha"],
+                     id="named-anchor-block"),
+        pytest.param('<h2>Alpha</h2><p><b>Note:</b> read this.</p><p><a href="/x">x</a>',
+                     ["Alpha"], id="bold-lead-in-is-not-a-heading"),
+        pytest.param('<h2>Alpha</h2><p><b>This is bold and ends a sentence.</b></p>'
+                     '<p><a href="/x">x</a>', ["Alpha"], id="bold-sentence-is-not-a-heading"),
+        pytest.param('<h2>Alpha</h2><div class="sidebar"><h3>Menu</h3></div><p><a href="/x">x</a>',
+                     ["Alpha"], id="heading-in-chrome-ignored"),
+        pytest.param('<p><a href="/x">x</a><h2>Beta</h2><p><a href="/y">y</a>', ["", "Beta"],
+                     id="before-any-heading"),
+    ],
+)
+def test_sections(html: str, sections: list[str]) -> None:
+    assert [c.section for c in extract_page(html, SMALL).citations] == sections
+
+
+def test_resources_of_every_kind() -> None:
+    html = (
+        '<head><link rel="stylesheet" href="/s.css"><link rel="shortcut icon" href="/f.ico">'
+        '<link rel="canonical" href="/canon.html"><link rel="preconnect" href="//fonts.example">'
+        '<script src="/a.js"></script><script>var x = "<a href=/no>";</script></head>'
+        '<body><img src="/i.png" srcset="/i-2x.png 2x, /i-3x.png 3x" alt="Pic">'
+        '<picture><source srcset="/p.webp 1x, /p2.webp 2x"></picture>'
+        '<iframe src="https://video.example/embed/1"></iframe><video src="/v.mp4" '
+        'poster="/v.jpg"></video><audio src="/a.mp3"></audio><embed src="/e.swf">'
+        '<object data="/o.pdf"></object><img src="data:image/gif;base64,R0lGOD">'
+        "</body>"
+    )
+    got = [(c.kind, c.element, c.attribute, c.raw_href, c.skip_reason)
+           for c in extract_page(html, SMALL).citations]
+    assert got == [
+        (RES, "link", "href", "/s.css", None),
+        (RES, "link", "href", "/f.ico", None),
+        (NAV, "link", "href", "/canon.html", None),
+        (RES, "script", "src", "/a.js", None),
+        (RES, "img", "src", "/i.png", None),
+        (RES, "img", "srcset", "/i-2x.png", None),
+        (RES, "source", "srcset", "/p.webp", None),
+        (RES, "iframe", "src", "https://video.example/embed/1", None),
+        (RES, "video", "src", "/v.mp4", None),
+        (RES, "video", "poster", "/v.jpg", None),
+        (RES, "audio", "src", "/a.mp3", None),
+        (RES, "embed", "src", "/e.swf", None),
+        (RES, "object", "data", "/o.pdf", None),
+        (RES, "img", "src", "data:image/gif;base64,R0lGOD", "data"),
+    ]
