@@ -730,7 +730,7 @@ def _source_tags(html: str) -> dict[tuple[str, str, str], deque[int]]:
             attr = _SOURCE_ATTR_RES[name].search(attrs)
             if attr is not None:
                 double, single, bare = attr.groups()
-                value = double if double is not None else single if single is not None else bare or ""
+                value = next((v for v in (double, single) if v is not None), bare or "")
                 found[(tag, name, _attr_value(value))].append(match.start())
     return found
 
