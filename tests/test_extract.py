@@ -23,7 +23,7 @@ from monitor.types import Citation, EntryContext, LinkKind
 
 TREATMENTS = Path(monitor.__file__).parent / "demo" / "pages" / "treatments.html"
 PAGES = Path(__file__).parent / "fixtures" / "pages"
-SEED = Path("/work/shared/seed/treatments-dm-pm.txt")
+SEED = Path(__file__).parent / "fixtures" / "seed" / "treatments-dm-pm.txt"
 PAGE_URL = "https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/treatments.html"
 SITE = "https://www.sclero.org"
 CIT, NAV, RES = LinkKind.CITATION, LinkKind.NAVIGATION, LinkKind.RESOURCE
