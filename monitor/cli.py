@@ -259,5 +259,66 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         click.echo(f"now: {state.status.value} ({state.reason}), {state.strikes} strikes{since}{flap}")
 
 
+# -- report / run ---------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@click.option("--run", "run_id", type=int, default=None, help="The run to report (default: the latest).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Directory for the HTML and JSON files (default: report.dir).")
+@click.option("--send", is_flag=True, help="Email it (again, on purpose, if it was sent already).")
+@guarded
+def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) -> None:
+    """Render the audit report of the latest (or given) run; --send emails it.
+
+    \b
+    Example:
+        monitor report --config config/monitor.toml --send
+    """
+    from monitor.jobs import report_job
+
+    settings = load(config_path)
+    outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
+    click.echo(outcome.headline)
+    click.echo(f"report: {outcome.html_path}")
+    click.echo(f"data:   {outcome.json_path}")
+    _echo_delivery(outcome, send)
+
+
+def _echo_delivery(outcome: object, send: bool) -> None:
+    if not send:
+        return
+    for key in getattr(outcome, "sent", []):
+        click.echo(f"sent:   {key}")
+    for key, reason in getattr(outcome, "failed", []):
+        click.echo(f"kept in the outbox, will retry: {key}: {reason}", err=True)
+
+
+@cli.command()
+@config_option
+@guarded
+def run(config_path: Path) -> None:
+    """The weekly job, once: check, then report, then send.
+
+    \b
+    Example (cron):
+        0 6 * * mon  monitor run --config /etc/monitor/monitor.toml
+    """
+    from monitor.jobs import weekly_job
+
+    settings = load(config_path)
+
+    async def job() -> tuple[object, object]:
+        with progress_bar() as progress:
+            return await weekly_job(settings, progress=progress)
+
+    audit, outcome = asyncio.run(job())
+    click.echo(f"run {audit.run.id}: {audit.urls} URLs on {audit.pages} pages checked in {audit.seconds:.1f} s")
+    click.echo(outcome.headline)
+    click.echo(f"report: {outcome.html_path}")
+    _echo_delivery(outcome, True)
+
+
 def main() -> None:
     cli(prog_name="monitor")
