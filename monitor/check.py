@@ -1,0 +1,597 @@
+"""One URL -> one Observation, and many URLs as fast as politeness allows.
+
+The only place where aiohttp, asyncio and ssl exceptions become `ErrorKind`s
+(`error_kind_of`); everything downstream reasons about the enum.
+
+One check is: GET with a bounded body read (the title and meta tags are in
+the first 64 KiB; a 20 MB PDF is cut there and its connection closed, not
+drained), redirects followed hop by hop so the whole chain is recorded and
+every hop passes the SSRF policy, HEAD (or GET) once when a server refuses
+the method, and retries with backoff for transient failures (`retry.py`).
+
+Scheduling (`check_many`): per-host queues and a global budget of
+`concurrency` requests. A request starts whenever a global slot is free and
+SOME host with work has a free per-host slot, so a busy host never idles the
+other slots (a single shared queue would stall behind it). A request holds
+its host slot for its whole life, including backoff sleeps (politeness), but
+gives the global slot back while it sleeps (throughput). A redirect to
+another host trades host slots; a host slot is always taken before a global
+one and never two host slots at once, so the locks cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import errno
+import logging
+import secrets
+import ssl
+import time
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field, replace
+
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
+
+from monitor.client import Client
+from monitor.config import CheckerSettings
+from monitor.netguard import PrivateAddressError
+from monitor.retry import backoff_delay, parse_retry_after, should_retry, worth_waiting
+from monitor.target import TargetInfo, read_target
+from monitor.types import ErrorKind, Hop, Observation
+
+__all__ = ["Checker", "Limiter", "error_kind_of", "sibling_url", "REDIRECT_STATUSES"]
+
+log = logging.getLogger(__name__)
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+METHOD_REFUSED = frozenset({405, 501})
+REDIRECT_BODY_BYTES = 4096
+"""Read this much of a redirect's body: enough to reuse the connection for
+the usual tiny "Moved" page, not enough to matter when it is large."""
+DETAIL_CHARS = 200
+
+
+# -- errors --------------------------------------------------------------------
+
+
+def error_kind_of(exc: BaseException) -> tuple[ErrorKind, str]:
+    """An exception from one request -> (kind, short detail without traceback)."""
+    kind = _kind(exc)
+    detail = str(exc) or type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # "Cannot connect to host h:80 ssl:default [why]" -> "h:80: why"
+        why = exc.os_error
+        reason = getattr(why, "verify_message", None) or why.strerror or str(why) or type(why).__name__
+        detail = f"{exc.host}:{exc.port}: {reason}"
+    if kind is ErrorKind.TIMEOUT and not str(exc):
+        detail = "timed out"
+    return kind, " ".join(detail.split())[:DETAIL_CHARS]
+
+
+def _kind(exc: BaseException) -> ErrorKind:
+    if isinstance(exc, PrivateAddressError):
+        return ErrorKind.PRIVATE_ADDRESS
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        if isinstance(exc.os_error, PrivateAddressError):
+            return ErrorKind.PRIVATE_ADDRESS
+        return ErrorKind.DNS
+    if isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return ErrorKind.TLS
+    if isinstance(exc, TimeoutError):  # asyncio's, aiohttp's ServerTimeoutError
+        return ErrorKind.TIMEOUT
+    if isinstance(exc, aiohttp.NonHttpUrlClientError):
+        return ErrorKind.UNSUPPORTED_SCHEME
+    if isinstance(exc, (aiohttp.InvalidURL, ValueError)) and not isinstance(exc, OSError):
+        return ErrorKind.INVALID_URL
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ssl.SSLError):
+            return ErrorKind.TLS
+        if exc.os_error.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+            return ErrorKind.CONNECTION_RESET
+        # Refused, unreachable network or host: nobody answered.
+        return ErrorKind.CONNECTION_REFUSED
+    if isinstance(exc, (aiohttp.ServerDisconnectedError, ConnectionError,
+                        aiohttp.ClientConnectionError, aiohttp.ClientPayloadError)):
+        return ErrorKind.CONNECTION_RESET
+    return ErrorKind.BAD_RESPONSE  # ClientResponseError: an unparseable answer
+
+
+# -- slots ---------------------------------------------------------------------
+
+
+class _Slots:
+    """A counting semaphore with FIFO hand-over and a non-blocking try."""
+
+    __slots__ = ("capacity", "free", "_waiters")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.free = capacity
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_acquire(self) -> bool:
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        return False
+
+    def undo(self) -> None:
+        """Give back a slot just taken by `try_acquire`, with no await in
+        between: nobody can be waiting, and nobody needs waking."""
+        self.free += 1
+
+    async def acquire(self) -> None:
+        if self.try_acquire():
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # handed over just as we were cancelled
+            else:
+                try:
+                    self._waiters.remove(fut)
+                except ValueError:
+                    pass
+            raise
+
+    def release(self) -> bool:
+        """Hand the slot to the first waiter; True if it became free instead."""
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return False
+        self.free += 1
+        return True
+
+    @property
+    def idle(self) -> bool:
+        return self.free == self.capacity and not self._waiters
+
+
+class Limiter:
+    """The global budget and the per-host budgets of one Checker.
+
+    `changed` is set whenever capacity appears that nobody was waiting for;
+    `check_many`'s dispatcher sleeps on it. `freed` names the hosts that got
+    a slot back since the dispatcher last looked.
+    """
+
+    def __init__(self, concurrency: int, per_host: int) -> None:
+        self.global_slots = _Slots(concurrency)
+        self.per_host = per_host
+        self._hosts: dict[str, _Slots] = {}
+        self.changed = asyncio.Event()
+        self.freed: set[str] = set()
+
+    def host(self, key: str) -> _Slots:
+        slots = self._hosts.get(key)
+        if slots is None:
+            slots = self._hosts[key] = _Slots(self.per_host)
+        return slots
+
+    def release_host(self, key: str) -> None:
+        slots = self._hosts[key]
+        if slots.release():
+            self.freed.add(key)
+            self.changed.set()
+            if slots.idle:
+                del self._hosts[key]
+
+    def release_global(self) -> None:
+        if self.global_slots.release():
+            self.changed.set()
+
+    def take_freed(self) -> set[str]:
+        freed, self.freed = self.freed, set()
+        return freed
+
+
+@dataclass(slots=True)
+class _Lease:
+    """The slots one URL's check holds right now: at most one host slot,
+    taken before the global one."""
+
+    limiter: Limiter
+    host: str | None = None
+    has_global: bool = False
+
+    async def move_to(self, host: str) -> None:
+        if host != self.host:
+            if self.host is not None and self.limiter.host(host).try_acquire():
+                self.limiter.release_host(self.host)
+                self.host = host
+            else:
+                self._drop_global()
+                if self.host is not None:
+                    self.limiter.release_host(self.host)
+                    self.host = None
+                await self.limiter.host(host).acquire()
+                self.host = host
+        if not self.has_global:
+            await self.limiter.global_slots.acquire()
+            self.has_global = True
+
+    async def pause(self, seconds: float) -> None:
+        """Sleep without holding a global slot (the host slot is kept)."""
+        self._drop_global()
+        await asyncio.sleep(seconds)
+        await self.limiter.global_slots.acquire()
+        self.has_global = True
+
+    def _drop_global(self) -> None:
+        if self.has_global:
+            self.has_global = False
+            self.limiter.release_global()
+
+    def release(self) -> None:
+        self._drop_global()
+        if self.host is not None:
+            host, self.host = self.host, None
+            self.limiter.release_host(host)
+
+
+# -- one exchange --------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Answer:
+    """One HTTP response, redirects not followed, body bounded."""
+
+    method: str
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    body_error: tuple[ErrorKind, str] | None = None
+
+
+@dataclass(slots=True)
+class _Chain:
+    """The state of one attempt as it walks a redirect chain."""
+
+    url: URL
+    started: float
+    checked_at: dt.datetime
+    hops: list[Hop] = field(default_factory=list)
+    seen: Counter[str] = field(default_factory=Counter)
+
+
+def _host_key(url: URL) -> str:
+    return (url.raw_host or "").lower()
+
+
+def _loop_key(url: URL) -> str:
+    return str(url.with_fragment(None))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def sibling_url(url: URL, token: str) -> URL:
+    """A URL that should not exist next to `url`: same directory, random
+    name, same extension (a soft-404 server treats it like a real page).
+
+    /a/b/page.html -> /a/b/<token>.html; /a/12345/ -> /a/<token>/
+    """
+    path = url.path or "/"
+    if path.endswith("/"):
+        parent = path.rstrip("/").rpartition("/")[0]
+        new_path = f"{parent}/{token}/"
+    else:
+        directory, _, name = path.rpartition("/")
+        stem, dot, ext = name.rpartition(".")
+        suffix = f".{ext}" if dot and stem and 0 < len(ext) <= 5 and ext.isalnum() else ""
+        new_path = f"{directory}/{token}{suffix}"
+    return url.with_path(new_path).with_query(None).with_fragment(None)
+
+
+# -- the checker ---------------------------------------------------------------
+
+
+class Checker:
+    """Checks URLs through one `Client`; holds the scheduling state of a run."""
+
+    def __init__(self, client: Client, settings: CheckerSettings) -> None:
+        self.client = client
+        self.settings = settings
+        self.limiter = Limiter(settings.concurrency, settings.per_host)
+        self.stats: Counter[str] = Counter()
+        """Path-named counters: request/count, retry/count, probe/count..."""
+        self._not_before: dict[str, float] = {}
+        self._probes: dict[str, asyncio.Task[Observation]] = {}
+        self._timeout = client.timeout()
+
+    # public API
+
+    async def check(self, url: str) -> Observation:
+        """Check one URL; never raises except on cancellation."""
+        parsed = self._parse(url)
+        if isinstance(parsed, Observation):
+            return parsed
+        lease = _Lease(self.limiter)
+        try:
+            await lease.move_to(_host_key(parsed))
+            return await self._check_leased(url, parsed, lease)
+        finally:
+            lease.release()
+
+    async def probe(self, url: str) -> Observation | None:
+        """The soft-404 probe for `url`'s site: a random sibling that should
+        answer 404. One per origin per Checker; None when disabled."""
+        if not self.settings.soft404_probe:
+            return None
+        try:
+            parsed = URL(url)
+        except ValueError:
+            return None
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
+            return None
+        origin = str(parsed.origin())
+        task = self._probes.get(origin)
+        if task is None:
+            self.stats["probe/count"] += 1
+            target = sibling_url(parsed, secrets.token_hex(8))
+            task = self._probes[origin] = asyncio.ensure_future(self.check(str(target)))
+        # Shielded: one caller giving up must not cancel the others' probe.
+        return await asyncio.shield(task)
+
+    async def check_many(self, urls: Iterable[str]) -> AsyncIterator[Observation]:
+        """Check each distinct URL once; yield observations as they complete."""
+        queues: dict[str, deque[str]] = {}
+        seen: set[str] = set()
+        for url in urls:
+            if url in seen:
+                continue
+            seen.add(url)
+            parsed = self._parse(url)
+            if isinstance(parsed, Observation):
+                yield parsed
+                continue
+            queues.setdefault(_host_key(parsed), deque()).append(url)
+        async for obs in self._dispatch(queues):
+            yield obs
+
+    # scheduling
+
+    async def _dispatch(self, queues: dict[str, deque[str]]) -> AsyncIterator[Observation]:
+        limiter = self.limiter
+        ready: deque[str] = deque(queues)
+        in_ready: set[str] = set(queues)
+        running: set[asyncio.Task[Observation]] = set()
+        finished: deque[asyncio.Task[Observation]] = deque()
+
+        def done(task: asyncio.Task[Observation]) -> None:
+            finished.append(task)
+            limiter.changed.set()
+
+        try:
+            while True:
+                limiter.changed.clear()
+                for host in limiter.take_freed():
+                    if host in queues and host not in in_ready:
+                        ready.append(host)
+                        in_ready.add(host)
+                while ready and limiter.global_slots.try_acquire():
+                    host = ready.popleft()
+                    in_ready.discard(host)
+                    if not limiter.host(host).try_acquire():
+                        limiter.global_slots.undo()  # host full: back when freed
+                        continue
+                    queue = queues[host]
+                    url = queue.popleft()
+                    if queue:
+                        ready.append(host)  # round robin over hosts
+                        in_ready.add(host)
+                    else:
+                        del queues[host]
+                    lease = _Lease(limiter, host=host, has_global=True)
+                    task = asyncio.create_task(self._run_leased(url, lease))
+                    running.add(task)
+                    task.add_done_callback(done)
+                if not finished:
+                    if not queues and not running:
+                        return
+                    await limiter.changed.wait()
+                    continue
+                batch = list(finished)
+                finished.clear()
+                for task in batch:
+                    running.discard(task)
+                for task in batch:
+                    yield task.result()
+        finally:
+            for task in running:
+                task.cancel()
+            if running:
+                await asyncio.gather(*running, return_exceptions=True)
+
+    async def _run_leased(self, url: str, lease: _Lease) -> Observation:
+        try:
+            return await self._check_leased(url, URL(url), lease)
+        finally:
+            lease.release()
+
+    # one URL
+
+    def _parse(self, url: str) -> URL | Observation:
+        """A checkable URL, or the observation that says why it is not."""
+        try:
+            parsed = URL(url)
+            if parsed.scheme not in ("http", "https"):
+                return self._refusal(url, ErrorKind.UNSUPPORTED_SCHEME,
+                                     f"not an http(s) URL: {parsed.scheme or 'no'} scheme")
+            if not parsed.raw_host:
+                return self._refusal(url, ErrorKind.INVALID_URL, "no host name")
+            parsed.port  # noqa: B018 - raises on a bad port
+        except (ValueError, TypeError) as exc:
+            return self._refusal(url, ErrorKind.INVALID_URL, str(exc)[:DETAIL_CHARS])
+        return parsed
+
+    @staticmethod
+    def _refusal(url: str, kind: ErrorKind, detail: str) -> Observation:
+        return Observation(url=url, checked_at=_now(), error_kind=kind, error_detail=detail,
+                           attempts=0, method="")
+
+    async def _check_leased(self, url: str, parsed: URL, lease: _Lease) -> Observation:
+        s = self.settings
+        attempt = 0
+        while True:
+            attempt += 1
+            obs = await self._attempt(url, parsed, lease)
+            if not (should_retry(obs, attempt, s.retries)
+                    and worth_waiting(obs.retry_after, s.retry_after_max)):
+                return replace(obs, attempts=attempt)
+            delay = backoff_delay(attempt, s.backoff_base, obs.retry_after, s.retry_after_max)
+            if obs.retry_after is not None and lease.host is not None:
+                # The server asked everyone to wait, not just this URL.
+                self._not_before[lease.host] = time.monotonic() + delay
+            self.stats["retry/count"] += 1
+            log.debug("retrying %s in %.2fs after %s", url, delay,
+                      obs.error_kind or obs.http_status)
+            await lease.pause(delay)
+
+    async def _attempt(self, url: str, start: URL, lease: _Lease) -> Observation:
+        """One attempt: the redirect chain from `start` to a final answer."""
+        chain = _Chain(url=start, started=time.monotonic(), checked_at=_now())
+        chain.seen[_loop_key(start)] += 1
+        while True:
+            await self._enter_host(lease, _host_key(chain.url))
+            try:
+                answer = await self._exchange_with_fallback(chain.url)
+            except Exception as exc:  # noqa: BLE001 - every failure is an observation
+                kind, detail = error_kind_of(exc)
+                if kind is ErrorKind.BAD_RESPONSE and not isinstance(exc, aiohttp.ClientError):
+                    log.warning("unexpected error checking %s", chain.url, exc_info=exc)
+                return self._observation(url, chain, error=(kind, detail))
+            location = answer.headers.get("Location") if answer.status in REDIRECT_STATUSES else None
+            if location is None:
+                return self._observation(url, chain, answer=answer)
+            failure = self._follow(chain, answer, location)
+            if failure is not None:
+                return self._observation(url, chain, answer=answer, error=failure)
+
+    def _follow(self, chain: _Chain, answer: _Answer, location: str) -> tuple[ErrorKind, str] | None:
+        """Record a redirect hop and move the chain on, or say why not."""
+        try:
+            target: URL | None = chain.url.join(URL(location))
+        except (ValueError, TypeError):
+            target = None
+        chain.hops.append(Hop(str(chain.url), answer.status, str(target) if target else location))
+        if target is None or (target.scheme in ("http", "https") and not target.raw_host):
+            return ErrorKind.INVALID_URL, f"invalid Location: {location[:100]!r}"
+        if target.scheme not in ("http", "https"):
+            return ErrorKind.UNSUPPORTED_SCHEME, f"redirect to a {target.scheme}: URL, not followed"
+        if len(chain.hops) > self.settings.max_redirects:
+            return (ErrorKind.TOO_MANY_REDIRECTS,
+                    f"more than {self.settings.max_redirects} redirects")
+        key = _loop_key(target)
+        # A redirect back to a page already seen is a loop, unless it just set
+        # a cookie (the "cookie check" dance) and has not come back twice.
+        if chain.seen[key] and ("Set-Cookie" not in answer.headers or chain.seen[key] > 1):
+            return ErrorKind.REDIRECT_LOOP, f"redirect loop back to {str(target)[:150]}"
+        chain.seen[key] += 1
+        chain.url = target
+        return None
+
+    async def _enter_host(self, lease: _Lease, host: str) -> None:
+        await lease.move_to(host)
+        wait = self._not_before.get(host, 0.0) - time.monotonic()
+        if wait > 0:
+            await lease.pause(wait)
+
+    async def _exchange_with_fallback(self, url: URL) -> _Answer:
+        answer = await self._exchange("GET", url)
+        if answer.status not in METHOD_REFUSED:
+            return answer
+        fallback = "HEAD" if answer.method == "GET" else "GET"
+        try:
+            second = await self._exchange(fallback, url)
+        except Exception:  # noqa: BLE001 - the first answer stands
+            return answer
+        return answer if second.status in METHOD_REFUSED else second
+
+    async def _exchange(self, method: str, url: URL) -> _Answer:
+        """One request, no redirects, the body read to a bound and a deadline."""
+        s = self.settings
+        deadline = asyncio.get_running_loop().time() + s.timeout
+        self.stats["request/count"] += 1
+        async with asyncio.timeout_at(deadline):
+            resp = await self.client.session.request(
+                method, url, allow_redirects=False, timeout=self._timeout)
+        try:
+            limit = s.max_body_bytes if method == "GET" else 0
+            if resp.status in REDIRECT_STATUSES:
+                limit = min(limit, REDIRECT_BODY_BYTES)
+            chunks: list[bytes] = []
+            body_error = None
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await _read_bounded(resp.content, limit, chunks)
+            except Exception as exc:  # noqa: BLE001 - the status stands
+                body_error = error_kind_of(exc)
+            return _Answer(method, resp.status, resp.headers, b"".join(chunks), body_error)
+        finally:
+            # Not drained: an unfinished body closes the connection.
+            resp.release()
+
+    def _observation(self, url: str, chain: _Chain, *, answer: _Answer | None = None,
+                     error: tuple[ErrorKind, str] | None = None) -> Observation:
+        """The observation an attempt ends with: an answer, an error, or an
+        answer with an error (a refused redirect, a body that timed out)."""
+        obs = Observation(
+            url=url, checked_at=chain.checked_at, final_url=str(chain.url),
+            redirects=tuple(chain.hops),
+            elapsed_ms=int((time.monotonic() - chain.started) * 1000),
+        )
+        if answer is not None:
+            obs = _with_answer(obs, answer)
+        if error is not None:
+            obs = replace(obs, error_kind=error[0], error_detail=error[1])
+        return obs
+
+
+def _with_answer(obs: Observation, answer: _Answer) -> Observation:
+    headers = answer.headers
+    content_type = headers.get("Content-Type", "").strip()
+    info = read_target(answer.body, content_type) if answer.method == "GET" else TargetInfo()
+    error_kind, error_detail = None, ""
+    if answer.body_error is not None:
+        kind, detail = answer.body_error
+        error_detail = f"reading the body: {detail}"
+        # A server too slow to send its first 64 KiB within the timeout is
+        # down for a reader too; a body cut short otherwise still answered.
+        error_kind = kind if kind is ErrorKind.TIMEOUT else None
+    return replace(
+        obs,
+        http_status=answer.status,
+        bytes_read=len(answer.body),
+        content_type=content_type,
+        title=info.title,
+        meta_title=info.meta_title,
+        text=info.text,
+        server=headers.get("Server", "")[:DETAIL_CHARS],
+        retry_after=parse_retry_after(headers.get("Retry-After"), _now()),
+        content_hash=info.content_hash,
+        method=answer.method,
+        error_kind=error_kind,
+        error_detail=error_detail,
+    )
+
+
+async def _read_bounded(content: aiohttp.StreamReader, limit: int, chunks: list[bytes]) -> None:
+    """Read up to `limit` bytes into `chunks` (kept if a timeout interrupts)."""
+    remaining = limit
+    while remaining > 0:
+        chunk = await content.read(remaining)
+        if not chunk:
+            return
+        chunks.append(chunk)
+        remaining -= len(chunk)

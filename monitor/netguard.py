@@ -1,0 +1,197 @@
+"""Which network addresses the checker may connect to (SSRF policy). Pure.
+
+A link on a watched page is untrusted input: a page editor (or whoever
+compromised a cited domain) can point it at http://169.254.169.254/ (cloud
+metadata), at the monitor's own admin port on 127.0.0.1 or at anything in
+the private network the monitor runs in. Refused by default:
+
+    IPv4   0.0.0.0/8 (unspecified)  10/8, 172.16/12, 192.168/16 (private)
+           127/8 (loopback)  169.254/16 (link-local, cloud metadata)
+           100.64/10 (CGNAT)  224/4 (multicast)  240/4 (reserved)
+           255.255.255.255 and the other special ranges `ipaddress` knows
+    IPv6   ::1, ::, fc00::/7 (ULA), fe80::/10 (link-local), ff00::/8
+           (multicast), and any address EMBEDDING a refused IPv4 one:
+           ::ffff:a.b.c.d (mapped), 64:ff9b::/96 (NAT64), 2002::/16 (6to4)
+
+The policy is applied where the address is known for certain (see
+`monitor/client.py`): to every address a host name resolves to, inside the
+connector's resolver, so what is checked is exactly what is connected to
+(DNS rebinding cannot swap it afterwards); and to IP-literal hosts, which
+aiohttp never sends to a resolver, before each request and each redirect.
+Both happen before a byte is sent.
+
+`allow_private_networks` in the configuration relaxes it: `true` allows
+everything; a list allows those CIDRs (matching embedded IPv4 too) and those
+host names (whatever they resolve to).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Iterable
+from typing import Literal
+
+from monitor.config import CheckerSettings
+
+__all__ = [
+    "NetworkPolicy",
+    "PrivateAddressError",
+    "is_public_address",
+    "parse_ip",
+    "special_use",
+]
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# RFC 6761 / 7686: names that must never reach a DNS server.
+_NXDOMAIN_TLDS = frozenset({"invalid", "test", "example", "onion"})
+
+
+class PrivateAddressError(OSError):
+    """A connection the policy refused; never retried, never sent.
+
+    An OSError so that aiohttp, when it meets it in the resolver, wraps it in
+    ClientConnectorDNSError like any resolution failure; `check.py` looks at
+    the wrapped error to tell the two apart.
+    """
+
+    def __init__(self, host: str, addresses: Iterable[str] = ()) -> None:
+        self.host = host
+        self.addresses = tuple(addresses)
+        shown = ", ".join(self.addresses[:3]) or host
+        super().__init__(errno.EACCES, f"refused by policy: {host} -> {shown} is not a public address")
+
+
+def parse_ip(text: str) -> IPAddress | None:
+    """An IP address from a URL host or resolver answer, or None for a name.
+
+    Brackets and an IPv6 zone (`fe80::1%eth0`) are accepted.
+    """
+    text = text.strip().removeprefix("[").removesuffix("]")
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        pass
+    if "%" in text:
+        try:
+            return ipaddress.ip_address(text.split("%", 1)[0])
+        except ValueError:
+            return None
+    return None
+
+
+def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
+def is_public_address(ip: IPAddress) -> bool:
+    """True for an address on the public internet, by the table above."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_v4(ip)
+        if embedded is not None:
+            if not is_public_address(embedded):
+                return False
+            # NAT64 sits in reserved ::/8 and mapped addresses are "private"
+            # to `ipaddress`; the embedded address is the real destination.
+            if ip.ipv4_mapped is not None or ip in _NAT64:
+                return True
+    return ip.is_global and not (
+        ip.is_multicast
+        or ip.is_private
+        or ip.is_reserved
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_unspecified
+    )
+
+
+def special_use(host: str) -> Literal["nxdomain", "loopback"] | None:
+    """RFC 6761 answers given without asking DNS.
+
+    .invalid, .test, .example (and .onion, RFC 7686) do not exist; localhost
+    and *.localhost are loopback (then refused unless loopback is allowed).
+    """
+    name = host.rstrip(".").lower()
+    tld = name.rsplit(".", 1)[-1]
+    if tld == "localhost":
+        return "loopback"
+    if tld in _NXDOMAIN_TLDS:
+        return "nxdomain"
+    return None
+
+
+class NetworkPolicy:
+    """The SSRF policy of one checker, built from `allow_private_networks`."""
+
+    __slots__ = ("allow_all", "networks", "hosts")
+
+    def __init__(self, allow: bool | Iterable[str] = False, *,
+                 trusted_hosts: Iterable[str] = ()) -> None:
+        """`trusted_hosts` adds names the operator chose elsewhere (the proxy
+        named in HTTP_PROXY) without opening anything else."""
+        self.allow_all = allow is True
+        networks: list[IPNetwork] = []
+        hosts: set[str] = {_norm_host(h) for h in trusted_hosts if h}
+        if not isinstance(allow, bool):
+            for item in allow:
+                try:
+                    networks.append(ipaddress.ip_network(item.strip(), strict=False))
+                except ValueError:
+                    hosts.add(_norm_host(item))
+        self.networks: tuple[IPNetwork, ...] = tuple(networks)
+        self.hosts: frozenset[str] = frozenset(hosts)
+
+    @classmethod
+    def from_settings(cls, settings: CheckerSettings, *,
+                      trusted_hosts: Iterable[str] = ()) -> NetworkPolicy:
+        return cls(settings.allow_private_networks, trusted_hosts=trusted_hosts)
+
+    def host_allowed(self, host: str) -> bool:
+        """An allow-listed host name may resolve to anything."""
+        return self.allow_all or _norm_host(host) in self.hosts
+
+    def address_allowed(self, ip: str, host: str) -> bool:
+        """May we connect to `ip`, reached by resolving (or naming) `host`?"""
+        if self.host_allowed(host):
+            return True
+        addr = parse_ip(ip)
+        if addr is None:
+            return False  # fail closed on anything unparseable
+        if self._listed(addr):
+            return True
+        return is_public_address(addr)
+
+    def literal_allowed(self, host: str) -> bool | None:
+        """For an IP-literal URL host: allowed or not; None for a host name."""
+        addr = parse_ip(host)
+        if addr is None:
+            return None
+        return self.address_allowed(str(addr), host)
+
+    def _listed(self, addr: IPAddress) -> bool:
+        if not self.networks:
+            return False
+        candidates: list[IPAddress] = [addr]
+        if isinstance(addr, ipaddress.IPv6Address):
+            if (embedded := _embedded_v4(addr)) is not None:
+                candidates.append(embedded)
+            if addr.scope_id:
+                candidates.append(ipaddress.IPv6Address(int(addr)))  # without the zone
+        return any(c.version == n.version and c in n for c in candidates for n in self.networks)
+
+    def __repr__(self) -> str:
+        if self.allow_all:
+            return "NetworkPolicy(allow all)"
+        allowed = [str(n) for n in self.networks] + sorted(self.hosts)
+        return f"NetworkPolicy(public only, plus {allowed or 'nothing'})"
+
+
+def _norm_host(host: str) -> str:
+    return host.strip().rstrip(".").lower().removeprefix("[").removesuffix("]")
