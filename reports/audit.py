@@ -56,6 +56,7 @@ TEXT_FRAGMENT_WORDS = 6
 page, few enough to survive whitespace quirks and keep the mail small."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
+_MARKED_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.BLOCKED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,9 +297,9 @@ def build_audit(
     problems: list[Problem] = []
     others: list[LinkResult] = []
     for link in links:
-        if link.status in FLAGGED:
+        if link.status in FLAGGED and not _acknowledged(link):
             problems.append(_problem(link, states.get(link.url), prev_flagged, now, confirm_after))
-        else:
+        elif link.status not in FLAGGED:
             others.append(link)
 
     order = _page_order(pages, links)
@@ -326,6 +327,17 @@ def build_audit(
         previous_run=previous_run,
     )
     return replace(audit, counts=_count(audit))
+
+
+def _acknowledged(link: LinkResult) -> bool:
+    """A dead link whose entry editors already marked "(Expired Article)".
+
+    They know; listing it under "Needs fixing" every week for years would
+    bury the new problems. It goes to the content audit instead, with the
+    archived copy when there is one. A marked link that *moved* is still
+    listed: it has a plain fix (the new address, and the mark can go).
+    """
+    return link.expired_mark and link.status in _MARKED_DEAD
 
 
 def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str], LinkResult]:
@@ -553,17 +565,20 @@ def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> 
 
 def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
     for link in _entries(l for l in citations if l.expired_mark).values():
-        if link.status not in _DEAD:
+        if link.status not in _MARKED_DEAD:
             continue
         fix_url, fix_label = _fix(link)
+        said = wording.describe(link.reason, url=link.url, http_status=link.http_status)
         if fix_label == "Archived copy":
-            words = "Still dead: link the archived copy so readers can still read it."
-        elif fix_url:
-            words = "The article has a new address: update the link and remove the mark."
+            words = f"Still dead ({_lower(said)}): link the archived copy so readers can still read it."
         else:
-            words = ("Still dead and no archived copy was found: "
-                     "consider replacing or removing the entry.")
+            words = (f"Still dead ({_lower(said)}) and no archived copy was found: "
+                     "replace the entry with a current source, or remove it.")
         yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label)
+
+
+def _lower(sentence: str) -> str:
+    return sentence[:1].lower() + sentence[1:] if sentence[1:2].islower() else sentence
 
 
 def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:

@@ -28,7 +28,7 @@ import datetime as dt
 import logging
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiosmtplib
@@ -36,7 +36,7 @@ import aiosmtplib
 from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
-from monitor.types import OutboxMessage, PageRecord
+from monitor.types import OutboxMessage
 from reports.audit import Audit, audit_for_pages, build_audit, default_site_name
 from reports.mail import build_report_message, message_id_for, send_message
 

@@ -75,7 +75,7 @@ def sample_audit() -> Audit:
                "expired", "http_410", section="Cannabinoid Receptor Type 2 (CB2) Agonist",
                title="Corbus Pharmaceuticals to Commence Phase 3 Study of Lenabasum for the Treatment "
                      "of Rare Autoimmune Disease Dermatomyositis",
-               source="Globe Newswire, 07/25/2018.", http_status=410, days=23, strikes=4,
+               source="Globe Newswire, 07/25/2018.", http_status=410, days=4, strikes=4,
                archived_url="https://web.archive.org/web/20180726/https://globenewswire.com/"
                             "news-release/2018/07/25/1542296/0/en/Corbus-Pharmaceuticals.html"),
         result("http://www.jrheum.org/content/28/10/2230", "expired", "redirect_to_home",
@@ -110,16 +110,17 @@ def sample_audit() -> Audit:
         result("mailto:info@sclero.org", "skipped", "mailto", section="", kind=LinkKind.NAVIGATION,
                text="info@sclero.org"),
     ]
+    last_week = NOW - dt.timedelta(days=7)
     previous = [
         result("https://www.hopkinsmedicine.org/health/conditions-and-diseases/polymyositis",
-               "drifted", "title_mismatch", section="Combination Therapies",
+               "drifted", "title_mismatch", section="Combination Therapies", checked_at=last_week,
                title="How is Polymyositis Treated?"),
         result("http://www.jrheum.org/content/28/10/2230", "expired", "redirect_to_home",
-               section="Combination Therapies", expired_mark=True, days=193, strikes=19,
+               section="Combination Therapies", expired_mark=True, days=193, strikes=19, checked_at=last_week,
                title="Dermatomyositis and Polymyositis Associated with Malignancy: "
                      "A 21-year Retrospective Study"),
         result("https://www.ncbi.nlm.nih.gov/pubmed/31770613", "expired", "http_404",
-               section="Intravenous Immunoglobulin (IVIg)", days=9, strikes=3,
+               section="Intravenous Immunoglobulin (IVIg)", days=9, strikes=3, checked_at=last_week,
                title="Corticosteroid-sparing (CS) benefit of intravenous immunoglobulin (IVIg) in "
                      "systemic sclerosis-associated myopathy (SScAM)"),
     ]
@@ -337,12 +338,38 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 def screenshot(html_file: Path, png: Path, profile: Path, size: str = "1000,1800") -> None:
     subprocess.run(
-        [CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={profile}", f"--screenshot={png}",
-         f"--window-size={size}", html_file.as_uri()],
+        chromium_args(profile) + [f"--screenshot={png}", f"--window-size={size}", html_file.as_uri()],
         check=True, capture_output=True, timeout=60,
     )
+
+
+def chromium_args(profile: Path) -> list[str]:
+    return [CHROMIUM or "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+            "--no-first-run", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", f"--user-data-dir={profile}"]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.parametrize("width", [390, 1000])
+def test_no_sideways_scrolling_on_a_phone_or_desktop(tmp_path: Path, width: int) -> None:
+    """Long URLs and the count boxes must wrap, not widen the page.
+
+    The report itself has no script; a copy gets one that measures the
+    layout and writes the result into the DOM, which chromium dumps.
+    """
+    probe = ("<script>window.onload=function(){var d=document.documentElement;"
+             "document.body.setAttribute('data-overflow', String(d.scrollWidth - d.clientWidth));}"
+             "</script></body>")
+    page = tmp_path / "probe.html"
+    page.write_text(render_html(sample_audit()).replace("</body>", probe), encoding="ascii")
+    dom = subprocess.run(
+        chromium_args(tmp_path / "profile") + [f"--window-size={width},1200", "--virtual-time-budget=3000",
+                                               "--dump-dom", page.as_uri()],
+        check=True, capture_output=True, text=True, timeout=60).stdout
+    overflow = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert overflow is not None, "the probe did not run"
+    assert int(overflow.group(1)) <= 0
 
 
 @pytest.mark.browser
