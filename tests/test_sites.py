@@ -1,0 +1,590 @@
+"""Whole-site discovery against a real local site of 50 pages.
+
+The site: "/" links to seven sections "/sec{i}/", each listing six pages
+"/sec{i}/p{j}.html" (1 + 7 + 42 = 50 pages). Every page also carries a
+menu, citations of another server (a second real server on another port),
+links to "localhost" (the same server under another host name), PDFs,
+images and a mailto: none of these may be visited. Sitemaps: an index
+pointing to a plain and a gzipped sitemap that list the 50 pages between
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+from aiohttp import web
+from protego import Protego
+
+from monitor.client import Client
+from monitor.config import CheckerSettings, SiteSettings
+from monitor.decode import decode_html
+from monitor.errors import ConfigError
+from monitor.extract import extract_page
+from monitor.sites import (
+    MAX_SITEMAP_DEPTH,
+    RobotsRules,
+    SiteCrawl,
+    discover_pages,
+    discover_site,
+    link_excluded,
+    looks_like_html,
+    page_wanted,
+    parse_sitemap,
+    product_token,
+    same_site,
+)
+from monitor.types import Citation
+
+AGENT = "citation-monitor/0.1 (link-rot audit; +https://example.org)"
+SECTIONS = 7
+LEAVES = 6
+SECTION_PATHS = [f"/sec{i}/" for i in range(SECTIONS)]
+LEAF_PATHS = [f"/sec{i}/p{j}.html" for i in range(SECTIONS) for j in range(LEAVES)]
+ALL_PATHS = ["/", *SECTION_PATHS, *LEAF_PATHS]
+NS = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+
+
+# -- the local sites -----------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    """A real HTTP server on 127.0.0.1 that logs (Host, path) of every request."""
+
+    pages: dict[str, str] = field(default_factory=dict)
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    robots: tuple[int, str] = (404, "")
+    delay: float = 0.0
+    requests: list[tuple[str, str]] = field(default_factory=list)
+    inflight: int = 0
+    max_inflight: int = 0
+    port: int = 0
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def paths(self) -> list[str]:
+        return [path for _, path in self.requests]
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        path = request.path_qs
+        self.requests.append((request.headers.get("Host", ""), path))
+        if path == "/robots.txt":
+            status, text = self.robots
+            return web.Response(status=status, text=text, content_type="text/plain")
+        if path in self.files:
+            body, ctype = self.files[path]
+            return web.Response(body=body, content_type=ctype)
+        if path not in self.pages:
+            return web.Response(status=404, text="<html><title>Not found</title></html>", content_type="text/html")
+        self.inflight += 1
+        self.max_inflight = max(self.max_inflight, self.inflight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            return web.Response(text=self.pages[path], content_type="text/html")
+        finally:
+            self.inflight -= 1
+
+
+async def _start(server: Server) -> web.AppRunner:
+    app = web.Application()
+    app.router.add_route("GET", "/{tail:.*}", server.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    tcp = web.TCPSite(runner, "127.0.0.1", 0)
+    await tcp.start()
+    server.port = runner.addresses[0][1]
+    return runner
+
+
+def _menu() -> str:
+    links = " ".join(f'<a href="/sec{i}/">Section {i}</a>' for i in range(SECTIONS))
+    return f'<nav id="menu"><a href="/">Home</a> {links}</nav>'
+
+
+def _citation(other: Server, n: int) -> str:
+    return (f'<p><a href="{other.url(f"/article/{n}")}">Efficacy of rituximab in refractory '
+            f'myositis number {n}</a>. A randomised trial of many patients. '
+            f"Arthritis Rheum. 2013 Feb;65(2):314-324.</p>")
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{title}</title>"
+            f"<link rel='stylesheet' href='/style.css'></head><body>{_menu()}"
+            f"<h1>{title}</h1>{body}<footer><a href='mailto:webmaster@example.org'>Mail</a></footer>"
+            "</body></html>")
+
+
+def build_site(site: Server, other: Server) -> None:
+    """The 50 pages, with every kind of link the crawl must not follow."""
+    decoys = (
+        f'<p><a href="http://localhost:{site.port}/sec0/">Same server, other host name</a></p>'
+        '<p><a href="http://www.other.example/page.html">Another site</a></p>'
+        '<p><a href="/files/annual-report.pdf">Annual report (PDF)</a> '
+        '<a href="/files/archive.zip">Archive</a> <a href="#top">Top</a></p>'
+        '<img src="/img/logo.png" alt="logo">'
+    )
+    sections = "".join(f'<li><a href="sec{i}/">Section {i} overview</a></li>' for i in range(SECTIONS))
+    site.pages["/"] = _page("Home", f"<ul>{sections}</ul>{decoys}{_citation(other, 0)}")
+    for i in range(SECTIONS):
+        leaves = "".join(f'<li><a href="p{j}.html">Page {i}.{j}</a></li>' for j in range(LEAVES))
+        site.pages[f"/sec{i}/"] = _page(f"Section {i}", f"<ul>{leaves}</ul>{_citation(other, i + 1)}")
+        for j in range(LEAVES):
+            body = (f'<h2>References</h2>{_citation(other, 100 + 10 * i + j)}'
+                    f'<p>(Also see <a href="../../sec{i}/">the section</a>)</p>'
+                    f'<p><a href="/files/p{i}-{j}.pdf">Handout</a></p>')
+            site.pages[f"/sec{i}/p{j}.html"] = _page(f"Page {i}.{j}", body)
+
+
+def add_sitemaps(site: Server) -> None:
+    """An index -> a.xml (plain) and b.xml.gz (gzip, served as a file)."""
+    first, second = ALL_PATHS[:25], ALL_PATHS[25:]
+    a = (f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset {NS} '
+         'xmlns:image="http://www.google.com/schemas/sitemap-image/1.1">'
+         + "".join(f"<url><loc>{site.url(p)}</loc><lastmod>2026-01-01</lastmod>"
+                   f"<image:image><image:loc>{site.url('/img/logo.png')}</image:loc></image:image></url>"
+                   for p in first)
+         + f"<!-- <url><loc>{site.url('/commented-out.html')}</loc></url> --></urlset>")
+    b = (f'<?xml version="1.0" encoding="UTF-8"?>\n<urlset {NS}>'
+         + "".join(f"<url>\n  <loc>\n    {site.url(p)}\n  </loc>\n</url>" for p in second) + "</urlset>")
+    index = (f'<?xml version="1.0" encoding="UTF-8"?>\n<sitemapindex {NS}>'
+             f"<sitemap><loc>{site.url('/sitemaps/a.xml')}</loc></sitemap>"
+             f"<sitemap><loc>{site.url('/sitemaps/b.xml.gz')}</loc></sitemap></sitemapindex>")
+    site.files["/sitemaps/a.xml"] = (a.encode(), "application/xml")
+    site.files["/sitemaps/b.xml.gz"] = (gzip.compress(b.encode()), "application/gzip")
+    site.files["/sitemap_index.xml"] = (index.encode(), "application/xml")
+
+
+@pytest.fixture
+async def servers() -> AsyncIterator[tuple[Server, Server]]:
+    site, other = Server(), Server()
+    runners = [await _start(site), await _start(other)]
+    build_site(site, other)
+    add_sitemaps(site)
+    try:
+        yield site, other
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    settings = CheckerSettings(allow_private_networks=("127.0.0.0/8",), timeout=5.0, retries=0)
+    async with Client(settings) as opened:
+        yield opened
+
+
+@dataclass
+class Visitor:
+    """The test's `visit`: fetch with the client's session, extract, log."""
+
+    client: Client
+    visited: list[str] = field(default_factory=list)
+
+    async def __call__(self, url: str) -> list[Citation] | None:
+        self.visited.append(url)
+        async with self.client.session.get(url) as resp:
+            if resp.status != 200:
+                return None
+            body = await resp.read()
+            html = decode_html(body, resp.headers.get("Content-Type", ""))
+            return list(extract_page(html, str(resp.url)).citations)
+
+
+async def crawl(client: Client, site: SiteSettings, *, concurrency: int = 4) -> tuple[SiteCrawl, Visitor]:
+    visitor = Visitor(client)
+    result = await discover_site(client, site, visitor, user_agent=AGENT, timeout=5.0, concurrency=concurrency)
+    return result, visitor
+
+
+def paths_of(server: Server, urls: list[str]) -> list[str]:
+    prefix = server.url("")
+    assert all(u.startswith(prefix) for u in urls), urls
+    return [u[len(prefix):] for u in urls]
+
+
+# -- discovery from sitemaps ------------------------------------------------------------
+
+
+async def test_sitemap_index_with_a_gzipped_sitemap_gives_the_50_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, other = servers
+    result, visitor = await crawl(client, SiteSettings(sitemap=site.url("/sitemap_index.xml")))
+    assert paths_of(site, result.pages) == ALL_PATHS
+    assert visitor.visited == result.pages
+    assert result.sitemap_urls == 50
+    assert result.errors == [] and result.skipped_by_robots == []
+    # A sitemap-only site is not crawled: the links of its pages are not followed.
+    assert not any(p.endswith(".pdf") or p.startswith("/img") for p in site.paths())
+    assert other.requests == []
+
+
+async def test_robots_sitemap_line_is_read_when_none_is_configured(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.robots = (200, f"User-agent: *\nDisallow:\nSitemap: {site.url('/sitemap_index.xml')}\n")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=0))
+    assert sorted(paths_of(site, result.pages)) == sorted(ALL_PATHS)
+    assert result.pages[0] == site.url("/")
+    assert result.sitemap_urls == 50
+
+
+async def test_robots_disallowing_a_folder_skips_and_lists_its_sitemap_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.robots = (200, "User-agent: *\nDisallow: /sec3/\n")
+    result, visitor = await crawl(client, SiteSettings(sitemap=site.url("/sitemap_index.xml")))
+    folder = [p for p in ALL_PATHS if p.startswith("/sec3/")]
+    assert len(folder) == 7
+    assert paths_of(site, result.skipped_by_robots) == folder
+    assert paths_of(site, result.pages) == [p for p in ALL_PATHS if p not in folder]
+    assert not any(p.startswith("/sec3/") for p in site.paths())
+    assert set(visitor.visited) == set(result.pages)
+
+
+async def test_junk_sitemap_is_an_error_not_a_crash(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.files["/junk.xml"] = (b"\x1f\x8b\x08\x00 definitely not gzip <urlset><url><loc>", "application/xml")
+    result, visitor = await crawl(client, SiteSettings(sitemap=site.url("/junk.xml")))
+    assert result.pages == [] and visitor.visited == []
+    assert [url for url, _ in result.errors] == [site.url("/junk.xml")]
+
+
+async def test_missing_sitemap_is_an_error_and_the_start_is_still_crawled(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), sitemap=site.url("/nope.xml"), max_depth=1))
+    assert result.errors == [(site.url("/nope.xml"), "HTTP 404")]
+    assert paths_of(site, result.pages) == ["/", *SECTION_PATHS]
+
+
+async def test_sitemap_pages_on_another_host_are_not_visited(servers: tuple[Server, Server], client: Client) -> None:
+    site, other = servers
+    body = (f"<urlset {NS}><url><loc>{site.url('/sec0/')}</loc></url>"
+            f"<url><loc>{other.url('/sec0/')}</loc></url>"
+            f"<url><loc>http://localhost:{site.port}/sec1/</loc></url></urlset>")
+    site.files["/mixed.xml"] = (body.encode(), "application/xml")
+    result, _ = await crawl(client, SiteSettings(sitemap=site.url("/mixed.xml")))
+    assert paths_of(site, result.pages) == ["/sec0/"]
+    assert result.off_site == 2 and result.sitemap_urls == 3
+    assert other.requests == []
+
+
+async def test_nested_sitemap_indexes_stop_at_the_depth_limit(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    for level in range(MAX_SITEMAP_DEPTH + 2):
+        child = site.url(f"/nest{level + 1}.xml")
+        body = (f"<sitemapindex {NS}><sitemap><loc>{child}</loc></sitemap></sitemapindex>"
+                if level <= MAX_SITEMAP_DEPTH else f"<urlset {NS}><url><loc>{site.url('/')}</loc></url></urlset>")
+        site.files[f"/nest{level}.xml"] = (body.encode(), "application/xml")
+    result, _ = await crawl(client, SiteSettings(sitemap=site.url("/nest0.xml")))
+    assert result.pages == []
+    assert result.errors == [(site.url(f"/nest{MAX_SITEMAP_DEPTH}.xml"),
+                              f"sitemap index nested deeper than {MAX_SITEMAP_DEPTH}")]
+    assert f"/nest{MAX_SITEMAP_DEPTH + 1}.xml" not in site.paths()
+
+
+# -- discovery by crawling ----------------------------------------------------------
+
+
+async def test_crawl_from_the_start_page_finds_the_same_50_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, other = servers
+    result, visitor = await crawl(client, SiteSettings(start=site.url("/")))
+    assert sorted(paths_of(site, result.pages)) == sorted(ALL_PATHS)
+    # Breadth first: the start, then the sections, then the pages.
+    assert paths_of(site, result.pages[:8]) == ["/", *SECTION_PATHS]
+    assert visitor.visited == result.pages
+    assert result.errors == [] and result.sitemap_urls == 0
+    # Each page was fetched once; nothing off-site, no PDF, image or stylesheet.
+    page_requests = [p for p in site.paths() if p != "/robots.txt"]
+    assert sorted(page_requests) == sorted(ALL_PATHS)
+    assert other.requests == []
+    assert all(host == f"127.0.0.1:{site.port}" for host, _ in site.requests)
+
+
+async def test_crawl_discovery_order_does_not_depend_on_timing(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    first, _ = await crawl(client, SiteSettings(start=site.url("/")), concurrency=1)
+    second, _ = await crawl(client, SiteSettings(start=site.url("/")), concurrency=8)
+    assert first.pages == second.pages
+
+
+async def test_robots_disallowed_folder_is_not_crawled_and_is_reported(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.robots = (200, "User-agent: *\nDisallow: /sec3/\n")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/")))
+    assert paths_of(site, result.skipped_by_robots) == ["/sec3/"]  # its pages are only linked from it
+    assert sorted(paths_of(site, result.pages)) == sorted(p for p in ALL_PATHS if not p.startswith("/sec3/"))
+    assert not any(p.startswith("/sec3/") for p in site.paths())
+    assert site.paths().count("/robots.txt") == 1
+
+
+async def test_robots_group_of_our_product_token_wins_over_star(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.robots = (200, "User-agent: *\nDisallow: /\n\nUser-agent: citation-monitor\nDisallow: /sec1/\n")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
+    assert paths_of(site, result.pages) == ["/", *(p for p in SECTION_PATHS if p != "/sec1/")]
+    assert paths_of(site, result.skipped_by_robots) == ["/sec1/"]
+
+
+async def test_robots_404_allows_everything(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.robots = (404, "not here")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/")))
+    assert len(result.pages) == 50 and result.skipped_by_robots == []
+    assert result.robots.startswith("allow_all")
+
+
+@pytest.mark.parametrize("status", [500, 503, 429])
+async def test_robots_server_error_disallows_the_whole_crawl(servers: tuple[Server, Server], client: Client, status: int) -> None:
+    site, _ = servers
+    site.robots = (status, "down")
+    result, visitor = await crawl(client, SiteSettings(start=site.url("/"), sitemap=site.url("/sitemap_index.xml")))
+    assert result.pages == [] and visitor.visited == []
+    assert result.skipped_by_robots == [site.url("/")]
+    assert result.errors == [(site.url("/sitemap_index.xml"), "sitemap disallowed by robots.txt")]
+    assert site.paths() == ["/robots.txt"]
+
+
+async def test_unreachable_site_disallows_the_crawl(client: Client) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    start = f"http://127.0.0.1:{port}/"
+    result, visitor = await crawl(client, SiteSettings(start=start))
+    assert result.pages == [] and visitor.visited == []
+    assert result.skipped_by_robots == [start]
+    assert result.robots.startswith("disallow_all")
+
+
+async def test_max_pages_is_respected(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    result, visitor = await crawl(client, SiteSettings(start=site.url("/"), max_pages=10))
+    assert paths_of(site, result.pages) == ["/", *SECTION_PATHS, "/sec0/p0.html", "/sec0/p1.html"]
+    assert visitor.visited == result.pages
+    assert len([p for p in site.paths() if p != "/robots.txt"]) == 10
+
+
+async def test_max_pages_applies_to_sitemap_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    result, _ = await crawl(client, SiteSettings(sitemap=site.url("/sitemap_index.xml"), max_pages=5))
+    assert paths_of(site, result.pages) == ALL_PATHS[:5]
+
+
+@pytest.mark.parametrize(("depth", "expected"), [
+    (0, ["/"]),
+    (1, ["/", *SECTION_PATHS]),
+    (2, None),  # everything
+])
+async def test_max_depth_is_respected(servers: tuple[Server, Server], client: Client, depth: int, expected: list[str] | None) -> None:
+    site, _ = servers
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=depth))
+    if expected is None:
+        assert sorted(paths_of(site, result.pages)) == sorted(ALL_PATHS)
+    else:
+        assert paths_of(site, result.pages) == expected
+        assert sorted(p for p in site.paths() if p != "/robots.txt") == sorted(expected)
+
+
+async def test_include_patterns_narrow_the_crawl_but_the_start_is_visited(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), include=(r"/sec[12]/",)))
+    wanted = ["/", *(p for p in ALL_PATHS if p.startswith(("/sec1/", "/sec2/")))]
+    assert sorted(paths_of(site, result.pages)) == sorted(wanted)
+    assert len(result.pages) == 15
+    assert result.filtered > 0
+
+
+async def test_exclude_patterns_drop_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), exclude=(r"p5\.html$", r"/sec6/")))
+    expected = [p for p in ALL_PATHS if not p.endswith("p5.html") and not p.startswith("/sec6/")]
+    assert sorted(paths_of(site, result.pages)) == sorted(expected)
+    assert not any(p.endswith("p5.html") for p in site.paths())
+
+
+async def test_include_and_exclude_apply_to_sitemap_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    result, _ = await crawl(client, SiteSettings(sitemap=site.url("/sitemap_index.xml"),
+                                                 include=(r"/sec0/",), exclude=(r"p0\.html$",)))
+    assert paths_of(site, result.pages) == ["/sec0/", *(f"/sec0/p{j}.html" for j in range(1, LEAVES))]
+
+
+async def test_pages_that_fail_are_errors_and_the_crawl_goes_on(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.pages["/"] = site.pages["/"].replace("<ul>", '<ul><li><a href="/gone/">Gone section</a></li>', 1)
+
+    async def visit(url: str) -> list[Citation] | None:
+        if url.endswith("/sec2/"):
+            raise RuntimeError("extraction blew up")
+        return await Visitor(client)(url)
+
+    result = await discover_site(client, SiteSettings(start=site.url("/"), max_depth=1), visit,
+                                 user_agent=AGENT, timeout=5.0)
+    # In discovery order: the menu (with /sec2/) comes before the list (with /gone/).
+    assert result.errors == [(site.url("/sec2/"), "RuntimeError: extraction blew up"),
+                             (site.url("/gone/"), "page could not be fetched")]
+    assert len(result.pages) == 9
+
+
+async def test_concurrency_is_bounded(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.delay = 0.02
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1), concurrency=2)
+    assert len(result.pages) == 8
+    assert 1 <= site.max_inflight <= 2
+
+
+async def test_crawl_delay_makes_the_crawl_sequential(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.delay = 0.05  # pages slower than the delay: without one-at-a-time they would overlap
+    site.robots = (200, "User-agent: *\nCrawl-delay: 0.01\n")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1, max_pages=5), concurrency=8)
+    assert len(result.pages) == 5
+    assert site.max_inflight == 1
+
+
+async def test_discover_pages_fetches_pages_itself(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    pages = await discover_pages(client, SiteSettings(start=site.url("/"), max_depth=1), client.settings)
+    assert paths_of(site, pages) == ["/", *SECTION_PATHS]
+
+
+async def test_invalid_pattern_is_a_config_error(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    with pytest.raises(ConfigError, match=r"sites: include: invalid regular expression '\('"):
+        await crawl(client, SiteSettings(start=site.url("/"), include=("(",)))
+
+
+# -- pure parts -------------------------------------------------------------------------
+
+URLSET = f"<?xml version='1.0'?><urlset {NS}>{{}}</urlset>"
+
+
+@pytest.mark.parametrize(("body", "pages", "children"), [
+    pytest.param(URLSET.format("<url><loc>https://a.org/x</loc></url>"), ["https://a.org/x"], [], id="plain"),
+    pytest.param(URLSET.format("<url><loc>\n  https://a.org/x?a=1&amp;b=2\n</loc></url>"),
+                 ["https://a.org/x?a=1&b=2"], [], id="entity-and-whitespace"),
+    pytest.param(URLSET.format("<url><loc><![CDATA[https://a.org/c?a=1&b=2]]></loc></url>"),
+                 ["https://a.org/c?a=1&b=2"], [], id="cdata"),
+    pytest.param(URLSET.format("<url><loc>https://a.org/x</loc></url>" * 2 + "<url><loc>/relative</loc></url>"
+                               "<url><loc>ftp://a.org/f</loc></url><url><loc>https://A.ORG:443/y</loc></url>"),
+                 ["https://a.org/x", "https://a.org/y"], [], id="dedup-relative-other-scheme-normalised"),
+    pytest.param(URLSET.format("<url><loc>https://a.org/p</loc><image:image><image:loc>https://a.org/i.jpg"
+                               "</image:loc></image:image><xhtml:link rel='alternate' href='https://a.org/fr'/></url>"),
+                 ["https://a.org/p"], [], id="image-extension-ignored"),
+    pytest.param(URLSET.format("<url><image:image><image:loc>https://a.org/i.jpg</image:loc></image:image>"
+                               "<loc>https://a.org/q</loc></url>"),
+                 ["https://a.org/q"], [], id="image-loc-before-loc"),
+    pytest.param("<s:urlset xmlns:s='http://www.sitemaps.org/schemas/sitemap/0.9'><s:url><s:loc>https://a.org/n"
+                 "</s:loc></s:url></s:urlset>", ["https://a.org/n"], [], id="prefixed-namespace"),
+    pytest.param(f"<sitemapindex {NS}><sitemap><loc>https://a.org/1.xml</loc></sitemap>"
+                 "<sitemap><loc>https://a.org/2.xml.gz</loc><lastmod>2026</lastmod></sitemap></sitemapindex>",
+                 [], ["https://a.org/1.xml", "https://a.org/2.xml.gz"], id="index"),
+    pytest.param(URLSET.format("<!-- <url><loc>https://a.org/hidden</loc></url> --><url><loc>https://a.org/v</loc></url>"),
+                 ["https://a.org/v"], [], id="comment"),
+    pytest.param(URLSET.format("<url><loc>https://a.org/ok</loc></url><url><loc>https://a.org/cut"),
+                 ["https://a.org/ok"], [], id="truncated"),
+    pytest.param("https://a.org/t1\n\nhttps://a.org/t2\n", ["https://a.org/t1", "https://a.org/t2"], [], id="text"),
+    pytest.param("https://a.org/t1\nnot a url\n", [], [], id="text-with-junk"),
+    pytest.param("<html><body><a href='https://a.org/'>x</a> <loc>https://a.org/</loc></body></html>", [], [], id="html"),
+    pytest.param("", [], [], id="empty"),
+    pytest.param("<urlset><url><loc>", [], [], id="broken"),
+    pytest.param('<?xml version="1.0"?><!DOCTYPE urlset [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+                 + URLSET.split("?>", 1)[1].format("<url><loc>https://a.org/&xxe;</loc></url>"),
+                 ["https://a.org/&xxe;"], [], id="xxe-not-expanded"),
+])
+def test_parse_sitemap(body: str, pages: list[str], children: list[str]) -> None:
+    assert parse_sitemap(body.encode()) == (pages, children)
+    assert parse_sitemap(gzip.compress(body.encode())) == (pages, children)
+
+
+def test_parse_sitemap_never_expands_entities() -> None:
+    laughs = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+              + "".join(f'<!ENTITY lol{i} "{("&lol" + str(i - 1) + ";") * 10 if i > 1 else "&lol;" * 10}">'
+                        for i in range(1, 10))
+              + f"]><urlset {NS}><url><loc>https://a.org/&lol9;</loc></url></urlset>")
+    assert parse_sitemap(laughs.encode()) == (["https://a.org/&lol9;"], [])
+
+
+@pytest.mark.parametrize("body", [
+    b"\x1f\x8b", b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03garbage", b"\xff\xfe\x00<\x00u", bytes(range(256)) * 4,
+    b"<urlset " * 5000, b"<url><loc>" * 5000, gzip.compress(b"\x00" * 100000),
+])
+def test_parse_sitemap_junk_gives_nothing(body: bytes) -> None:
+    assert parse_sitemap(body) == ([], [])
+
+
+def test_parse_sitemap_utf16_and_bom() -> None:
+    doc = URLSET.format("<url><loc>https://a.org/é</loc></url>")
+    assert parse_sitemap(b"\xef\xbb\xbf" + doc.encode())[0] == ["https://a.org/%C3%A9"]
+    assert parse_sitemap(doc.encode("utf-16"))[0] == ["https://a.org/%C3%A9"]
+
+
+@pytest.mark.parametrize(("url", "start", "expected"), [
+    ("https://www.sclero.org/a.html", "https://www.sclero.org/", True),
+    ("http://www.sclero.org/a.html", "https://www.sclero.org/", True),   # scheme ignored
+    ("https://sclero.org/a.html", "https://www.sclero.org/", True),      # www. ignored
+    ("https://WWW.Sclero.ORG./a", "https://www.sclero.org/", True),
+    ("https://www.sclero.org:443/a", "https://www.sclero.org/", True),
+    ("http://www.sclero.org:443/a", "https://www.sclero.org/", False),   # another port
+    ("https://news.sclero.org/a", "https://www.sclero.org/", False),     # another subdomain
+    ("https://sclero.org.evil.com/a", "https://www.sclero.org/", False),
+    ("http://127.0.0.1:8080/", "http://127.0.0.1:8081/", False),
+    ("http://localhost:8080/", "http://127.0.0.1:8080/", False),
+    ("mailto:a@sclero.org", "https://www.sclero.org/", False),
+    ("https://[::1", "https://www.sclero.org/", False),
+    ("https://www.sclero.org:99999/", "https://www.sclero.org/", False),
+])
+def test_same_site(url: str, start: str, expected: bool) -> None:
+    assert same_site(url, start) is expected
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://a.org/", True), ("https://a.org/page", True), ("https://a.org/page.html", True),
+    ("https://a.org/page.php?x=1.pdf", True), ("https://a.org/v1.2/", True), ("https://a.org/x.shtml", True),
+    ("https://a.org/doc.pdf", False), ("https://a.org/IMG.JPG", False), ("https://a.org/a.zip", False),
+    ("https://a.org/feed.xml", False), ("https://a.org/s.css", False), ("https://a.org/t.tar.gz", False),
+])
+def test_looks_like_html(url: str, expected: bool) -> None:
+    assert looks_like_html(url) is expected
+
+
+def test_page_and_link_patterns() -> None:
+    site = SiteSettings(start="https://a.org/", include=(r"/news/",), exclude=(r"/news/old/",),
+                        exclude_links=(r"^https://ads\.",))
+    assert page_wanted("https://a.org/news/1.html", site)
+    assert not page_wanted("https://a.org/news/old/1.html", site)
+    assert not page_wanted("https://a.org/about.html", site)
+    assert page_wanted("https://a.org/about.html", SiteSettings(start="https://a.org/"))
+    assert link_excluded("https://ads.example/x", site)
+    assert not link_excluded("https://a.org/ads.html", site)
+
+
+@pytest.mark.parametrize(("agent", "token"), [
+    (AGENT, "citation-monitor"), ("Mozilla/5.0 (compatible)", "Mozilla"), ("bot", "bot"), ("", "*"),
+])
+def test_product_token(agent: str, token: str) -> None:
+    assert product_token(agent) == token
+
+
+def test_robots_group_named_by_a_word_of_our_comment_does_not_apply() -> None:
+    rules = RobotsRules("https://a.org/robots.txt", "rules",
+                        parser=Protego.parse("User-agent: link\nDisallow: /\n"))
+    assert rules.allows("https://a.org/x", AGENT)
+    assert not rules.allows("https://a.org/x", "link-checker/1.0")
+
+
+def test_robots_interval_uses_crawl_delay_and_request_rate_capped() -> None:
+    def interval(text: str) -> float:
+        return RobotsRules("u", "rules", parser=Protego.parse(text)).interval(AGENT)
+
+    assert interval("User-agent: *\nDisallow:\n") == 0.0
+    assert interval("User-agent: *\nCrawl-delay: 2\n") == 2.0
+    assert interval("User-agent: *\nRequest-rate: 1/5s\n") == 5.0
+    assert interval("User-agent: *\nCrawl-delay: 3600\n") == 10.0
