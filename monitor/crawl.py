@@ -23,7 +23,7 @@ from monitor import archive
 from monitor.check import Checker
 from monitor.classify import classify, next_state
 from monitor.client import Client
-from monitor.config import Settings
+from monitor.config import Settings, SiteSettings
 from monitor.decode import decode_html
 from monitor.extract import extract_page
 from monitor.pages import fetch_page
@@ -139,7 +139,8 @@ class Audit:
         failed = sum(1 for _, ok in results if not ok)
         return citations, failed
 
-    async def _one_page(self, run: RunInfo, url: str, name: str, owner: str) -> tuple[list[Citation], bool]:
+    async def _one_page(self, run: RunInfo, url: str, name: str, owner: str,
+                        exclude_links: Sequence[str] = ()) -> tuple[list[Citation], bool]:
         last: PageRecord | None = await self.writer.call("last_page", url)
         fetched = await fetch_page(
             self.client, url,
@@ -158,7 +159,7 @@ class Audit:
             extracted = extract_page(html, fetched.final_url or url)
             # Occurrences are filed under the configured URL: that is the page editors know.
             citations = [_on_page(c, url) for c in extracted.citations]
-            citations = mark_excluded(citations, self.settings.checker.exclude)
+            citations = mark_excluded(citations, [*self.settings.checker.exclude, *exclude_links])
             record = PageRecord(
                 run_id=run.id, url=url, status="ok", http_status=fetched.http_status,
                 title=extracted.title, links=len(citations), entries=extracted.entries,
@@ -274,9 +275,13 @@ async def run_audit(
                 log.info("resuming run=%d observed=%d", run.id, len(observed))
             else:
                 page_list = watched_pages(settings, only_pages)
-                page_list += await _site_pages(settings, client, writer) if not only_pages else []
                 citations, outcome.pages_failed = await audit.fetch_pages(run, page_list)
                 outcome.pages = len(page_list)
+                if settings.sites and not only_pages:
+                    site_citations, site_pages, site_failed = await crawl_sites(settings, audit, run)
+                    citations += site_citations
+                    outcome.pages += site_pages
+                    outcome.pages_failed += site_failed
                 observed = set()
             urls = urls_to_check(citations, ())
             outcome.links = len(citations)
@@ -293,17 +298,31 @@ async def run_audit(
     return outcome
 
 
-async def _site_pages(settings: Settings, client: Client, writer: StoreWriter) -> list[tuple[str, str, str]]:
-    """Pages discovered from the configured [[sites]] (sitemaps and crawling)."""
-    if not settings.sites:
-        return []
-    from monitor.sites import discover_pages
+async def crawl_sites(settings: Settings, audit: "Audit", run: RunInfo) -> tuple[list[Citation], int, int]:
+    """Discover and audit the pages of each [[sites]] entry; (citations, pages, failed).
 
-    found: list[tuple[str, str, str]] = []
+    Each page is fetched once: the site crawler follows the links that the
+    audit's own page visitor extracted and recorded.
+    """
+    from monitor.sites import discover_site
+
+    citations: list[Citation] = []
+    pages = failed = 0
     for site in settings.sites:
-        for url in await discover_pages(client, site, settings.checker):
-            found.append((url, site.name, site.owner))
-    return found
+        async def visit(url: str, site: SiteSettings = site) -> list[Citation] | None:
+            found, ok = await audit._one_page(run, url, site.name, site.owner, site.exclude_links)
+            citations.extend(found)
+            return found if ok else None
+
+        crawl = await discover_site(
+            audit.client, site, visit, user_agent=settings.checker.user_agent,
+            timeout=settings.checker.timeout,
+        )
+        log.info("site crawled start=%s pages=%d robots_skipped=%d errors=%d",
+                 site.url, len(crawl.pages), len(crawl.skipped_by_robots), len(crawl.errors))
+        pages += len(crawl.pages)
+        failed += len(crawl.errors)
+    return citations, pages, failed
 
 
 async def recheck(settings: Settings, urls: Sequence[str], now: Callable[[], dt.datetime] = utcnow) -> Counter[str]:
