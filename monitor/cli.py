@@ -320,5 +320,55 @@ def run(config_path: Path) -> None:
     _echo_delivery(outcome, True)
 
 
+# -- demo -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("monitor-demo"), show_default=True,
+              help="Where the demo writes its database, reports and received mail.")
+@guarded
+def demo(workdir: Path) -> None:
+    """The whole job offline, on a bundled simulated site.
+
+    Local servers on loopback imitate sclero.org, PubMed, a news wire,
+    publishers, journals and the Wayback Machine; the site is audited as it
+    was last week and as it is now, the report is rendered and mailed to a
+    local SMTP sink. Nothing leaves this machine.
+
+    \b
+    Example:
+        monitor demo && xdg-open monitor-demo/reports/index.html
+    """
+    from monitor.demo.run import run_demo
+
+    click.echo("Auditing the simulated site (sclero.org, PubMed, publishers... on loopback)...", err=True)
+
+    async def job() -> object:
+        with progress_bar() as progress:
+            return await run_demo(workdir, progress)
+
+    result = asyncio.run(job())
+    click.echo("")
+    click.echo(result.headline)
+    summary = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
+    click.echo(f"Checked in {result.seconds:.1f} s: {summary}")
+    if result.truth_mismatches:
+        click.echo("Verdicts that differ from the simulated site's truth:", err=True)
+        for line in result.truth_mismatches:
+            click.echo(f"  {line}", err=True)
+    click.echo("")
+    click.echo(f"HTML report:      {result.report_html}")
+    click.echo(f"JSON data:        {result.report_json}")
+    click.echo(f"All reports:      {result.index_html}")
+    for message in result.messages[-1:]:
+        click.echo(f"Received message: {message}")
+        click.echo(f"  Subject: {result.subject}")
+    click.echo(f"Database:         {workdir / 'monitor.db'}")
+    click.echo("")
+    click.echo("Next: open the HTML report in a browser, or look at one link's history:")
+    click.echo(f"  monitor history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config {result.config}")
+
+
 def main() -> None:
     cli(prog_name="monitor")

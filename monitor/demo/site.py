@@ -79,6 +79,7 @@ import mimetypes
 import socket
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -978,11 +979,48 @@ def load_pages(pages_dir: Path = PAGES_DIR) -> LoadedPages:
 BEHAVIOURS = web.AppKey("behaviours", Behaviours)
 
 
+# -- last week -----------------------------------------------------------------
+# The demo audits the site twice, "last week" and "this week", so that its
+# report shows what broke this week, what is still broken and what was fixed.
+# Last week, PubMed had an outage on one article (fixed since), while the
+# press release and the ScienceDirect article still answered as cited (they
+# broke this week). Every other URL behaves the same both weeks.
+
+LAST_WEEK = web.AppKey("last_week", dict)
+
+
+def _last_week_page(url: str) -> web.Response | None:
+    if url == U_PUBMED_PT:
+        return web.Response(status=503, text="Service Temporarily Unavailable",
+                            headers={"Retry-After": "1"})
+    if url == U_CORBUS:
+        article = Article(CORBUS_TITLE, "GlobeNewswire", "2018/07/25",
+                          "Corbus Pharmaceuticals announced today that the Company will proceed "
+                          "with a Phase 3 trial.")
+        return _respond(_article_page(" | GlobeNewswire", article, "GlobeNewswire"))
+    if url == U_SCIENCEDIRECT:
+        article = Article(IVIG_SSCAM_TITLE, "Autoimmun Rev", "2020/01/01")
+        return _respond(_article_page(" - ScienceDirect", article, "ScienceDirect"))
+    return None
+
+
+@web.middleware
+async def _last_week_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.app[LAST_WEEK].get("on"):
+        scheme = "https" if request.transport and request.transport.get_extra_info("sslcontext") else "http"
+        host = (request.host or "").split(":")[0].lower()
+        response = _last_week_page(f"{scheme}://{host}{request.path_qs}")
+        if response is not None:
+            return response
+    return await handler(request)
+
+
 def build_app(pages: LoadedPages | None = None) -> web.Application:
     """The virtual-hosting application (no sockets): usable with aiohttp's test server."""
     pages = pages or load_pages()
     behaviours = Behaviours(pages.watched, pages.sclero_paths)
-    app = web.Application()
+    app = web.Application(middlewares=[_last_week_middleware])
+    app[LAST_WEEK] = {"on": False}
     app.router.add_route("*", "/{tail:.*}", behaviours.dispatch)
     app.on_response_prepare.append(_server_header)
     app[BEHAVIOURS] = behaviours
@@ -1054,10 +1092,17 @@ class SimulatedSiteServer:
         self.workdir = Path(workdir)
         self._runner: web.AppRunner | None = None
         self._refusing: socket.socket | None = None
+        self._app: web.Application | None = None
+
+    def set_last_week(self, on: bool) -> None:
+        """Serve last week's answers (see `_last_week_page`) or this week's."""
+        assert self._app is not None, "start() first"
+        self._app[LAST_WEEK]["on"] = on
 
     async def start(self) -> SimulatedSite:
         pages = load_pages()
         app = build_app(pages)
+        self._app = app
         hosts = sorted(app[BEHAVIOURS].hosts)
         self.workdir.mkdir(parents=True, exist_ok=True)
         ca_path = self.workdir / CA_FILE_NAME

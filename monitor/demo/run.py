@@ -1,0 +1,182 @@
+"""`monitor demo`: the whole job offline, on the bundled simulated site.
+
+The simulated site (site.py) imitates sclero.org, PubMed, a news wire,
+publishers, journals and the Wayback Machine on loopback; a local SMTP sink
+(aiosmtpd) stands in for the webmaster's mail server. The demo audits the
+site as it was "last week" and as it is "this week", so the report shows what
+broke this week, what is still broken and what was fixed, then mails it to
+the sink and says where the report and the received message are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+from monitor.config import (
+    CheckerSettings,
+    DatabaseSettings,
+    EmailSettings,
+    PageSettings,
+    ReportSettings,
+    Settings,
+)
+from monitor.demo.site import SimulatedSite, SimulatedSiteServer
+
+DEMO_TIMEOUT = 2.0
+"""Short, so the simulated hanging server costs the demo seconds, not minutes."""
+
+OUR_FILES = ("monitor.db", "monitor.db-wal", "monitor.db-shm", "reports", "mail",
+             "simulated-site-ca.pem", "demo.toml")
+
+
+def write_config(settings: Settings, workdir: Path) -> Path:
+    """A config naming the demo's database and reports, for `history` and `report` afterwards.
+
+    The simulated site is gone once the demo ends, so `check` with it would
+    only report errors; the file says so.
+    """
+    pages = "".join(f'[[pages]]\nurl = "{p.url}"\nname = "{p.name}"\n\n' for p in settings.pages)
+    text = (
+        "# Written by `monitor demo`: use it to look at the demo's results, e.g.\n"
+        "#   monitor history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config monitor-demo/demo.toml\n"
+        "#   monitor report --config monitor-demo/demo.toml\n"
+        "# (the simulated site only runs during `monitor demo`).\n\n"
+        f"{pages}[database]\npath = \"{settings.database.path}\"\n\n"
+        f"[report]\ndir = \"{settings.report.dir}\"\nsite_name = \"{settings.report.site_name}\"\n"
+    )
+    path = workdir / "demo.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+class MailSink:
+    """An SMTP server on loopback that files each message it receives as .eml."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.received: list[Path] = []
+        self.server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"message-{len(self.received) + 1}.eml"
+        path.write_bytes(envelope.original_content or envelope.content)
+        self.received.append(path)
+        return "250 Message accepted for delivery"
+
+    async def start(self) -> None:
+        from aiosmtpd.smtp import SMTP
+
+        loop = asyncio.get_running_loop()
+        # aiosmtpd's Controller(port=0) is broken (DEPENDENCIES.md): serve it ourselves.
+        self.server = await loop.create_server(lambda: SMTP(self), "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def demo_settings(site: SimulatedSite, workdir: Path, smtp_port: int) -> Settings:
+    return Settings(
+        pages=tuple(
+            PageSettings(url=url, name=name, owner="")
+            for url, name in zip(site.pages, ("DM/PM treatments", "Raynaud's treatments"))
+        ),
+        checker=CheckerSettings(
+            timeout=DEMO_TIMEOUT,
+            retries=1,
+            backoff_base=0.1,
+            retry_after_max=2.0,
+            # The simulated hosts live on loopback; 192.168.x (a link on the
+            # Raynaud's page) stays refused, as it would be in production.
+            allow_private_networks=("127.0.0.1/32",),
+            connect_to=site.connect_to,
+            ca_file=str(site.ca_pem_path),
+            archive_url=site.archive_url,
+        ),
+        database=DatabaseSettings(path=str(workdir / "monitor.db")),
+        report=ReportSettings(dir=str(workdir / "reports"), site_name="www.sclero.org"),
+        email=EmailSettings(
+            host="127.0.0.1", port=smtp_port, security="none", username="",
+            sender="monitor@sclero.org", recipients=("webmaster@sclero.org",),
+        ),
+        source="<demo>",
+    )
+
+
+@dataclass
+class DemoResult:
+    workdir: Path
+    report_html: Path
+    report_json: Path
+    index_html: Path
+    messages: list[Path]
+    headline: str
+    subject: str
+    counts: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    truth_mismatches: list[str] = field(default_factory=list)
+    run_id: int = 0
+    config: Path | None = None
+
+
+def clean(workdir: Path) -> None:
+    """Remove what an earlier demo left in `workdir` (only our own files)."""
+    for name in OUR_FILES:
+        path = workdir / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
+    from monitor.jobs import weekly_job
+    from monitor.output import counts
+    from monitor.store import Store
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    clean(workdir)
+    server = SimulatedSiteServer(workdir)
+    sink = MailSink(workdir / "mail")
+    site = await server.start()
+    await sink.start()
+    try:
+        settings = demo_settings(site, workdir, sink.port)
+        now = dt.datetime.now(dt.UTC)
+        last_week = now - dt.timedelta(days=7)
+        server.set_last_week(True)
+        await weekly_job(settings, now=lambda: last_week)
+        server.set_last_week(False)
+        audit, report = await weekly_job(settings, progress=progress, now=lambda: dt.datetime.now(dt.UTC))
+        with Store.open(settings.database.path) as store:
+            links = store.run_links(audit.run.id)
+        mismatches = [
+            f"{link.url}: got {link.status.value}/{link.reason}, expected {'/'.join(site.truth[link.url])}"
+            for link in links
+            if link.url in site.truth and (link.status.value, link.reason) != site.truth[link.url]
+        ]
+        subject = ""
+        if sink.received:
+            msg = message_from_bytes(sink.received[-1].read_bytes(), policy=default_policy)
+            subject = str(msg["Subject"])
+        return DemoResult(
+            workdir=workdir, report_html=report.html_path, report_json=report.json_path,
+            index_html=report.index_path, messages=list(sink.received), headline=report.headline,
+            subject=subject, counts=counts(links), seconds=audit.seconds,
+            truth_mismatches=mismatches, run_id=audit.run.id,
+            config=write_config(settings, workdir),
+        )
+    finally:
+        await sink.stop()
+        await server.stop()
