@@ -160,8 +160,8 @@ class Limiter:
     """The global budget and the per-host budgets of one Checker.
 
     `changed` is set whenever capacity appears that nobody was waiting for;
-    `check_many`'s dispatcher sleeps on it. `freed` names the hosts that got
-    a slot back since the dispatcher last looked.
+    `check_many`'s dispatchers sleep on it. Each dispatcher subscribes a set
+    that collects the hosts which got a slot back since it last looked.
     """
 
     def __init__(self, concurrency: int, per_host: int) -> None:
@@ -169,7 +169,15 @@ class Limiter:
         self.per_host = per_host
         self._hosts: dict[str, _Slots] = {}
         self.changed = asyncio.Event()
-        self.freed: set[str] = set()
+        self._listeners: list[set[str]] = []
+
+    def subscribe(self) -> set[str]:
+        freed: set[str] = set()
+        self._listeners.append(freed)
+        return freed
+
+    def unsubscribe(self, freed: set[str]) -> None:
+        self._listeners = [s for s in self._listeners if s is not freed]
 
     def host(self, key: str) -> _Slots:
         slots = self._hosts.get(key)
@@ -180,7 +188,8 @@ class Limiter:
     def release_host(self, key: str) -> None:
         slots = self._hosts[key]
         if slots.release():
-            self.freed.add(key)
+            for freed in self._listeners:
+                freed.add(key)
             self.changed.set()
             if slots.idle:
                 del self._hosts[key]
@@ -188,10 +197,6 @@ class Limiter:
     def release_global(self) -> None:
         if self.global_slots.release():
             self.changed.set()
-
-    def take_freed(self) -> set[str]:
-        freed, self.freed = self.freed, set()
-        return freed
 
 
 @dataclass(slots=True)
@@ -367,6 +372,7 @@ class Checker:
         in_ready: set[str] = set(queues)
         running: set[asyncio.Task[Observation]] = set()
         finished: deque[asyncio.Task[Observation]] = deque()
+        freed = limiter.subscribe()
 
         def done(task: asyncio.Task[Observation]) -> None:
             finished.append(task)
@@ -375,10 +381,11 @@ class Checker:
         try:
             while True:
                 limiter.changed.clear()
-                for host in limiter.take_freed():
+                for host in freed:
                     if host in queues and host not in in_ready:
                         ready.append(host)
                         in_ready.add(host)
+                freed.clear()
                 while ready and limiter.global_slots.try_acquire():
                     host = ready.popleft()
                     in_ready.discard(host)
@@ -408,6 +415,7 @@ class Checker:
                 for task in batch:
                     yield task.result()
         finally:
+            limiter.unsubscribe(freed)
             for task in running:
                 task.cancel()
             if running:

@@ -15,9 +15,9 @@ What it adds to a plain `ClientSession`:
 - RFC 6761 special-use names (.invalid, .test, .example, .onion) fail as DNS
   errors without a query; localhost and *.localhost are loopback;
 - TLS through `ssl.create_default_context()` (system store, SSL_CERT_FILE and
-  SSL_CERT_DIR) plus an optional private CA file; proxies from the standard
-  environment variables (trust_env); header limits raised for the 12 KB
-  Set-Cookie headers some publishers send.
+  SSL_CERT_DIR) plus an optional private CA file (`ca_file`); proxies from
+  HTTP(S)_PROXY/NO_PROXY when any is set; header limits raised for the
+  12 KB Set-Cookie headers some publishers send.
 
 Limits: `TCPConnector(limit=concurrency, limit_per_host=per_host)` is a
 backstop; the scheduling that keeps every slot busy is `check.Checker`'s.
@@ -40,6 +40,7 @@ from aiohttp.helpers import proxies_from_env
 from yarl import URL
 
 from monitor.config import CheckerSettings
+from monitor.errors import ConfigError
 from monitor.netguard import NetworkPolicy, PrivateAddressError, parse_ip, special_use
 
 __all__ = ["Client", "GuardedResolver", "parse_connect_to", "BROWSER_ACCEPT", "REFUSE_UNMAPPED"]
@@ -175,7 +176,10 @@ def make_ssl_context(ca_file: str = "") -> ssl.SSLContext:
     plus a private CA when given, for an intranet or a test server."""
     context = ssl.create_default_context()
     if ca_file:
-        context.load_verify_locations(cafile=ca_file)
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"checker.ca_file: cannot load {ca_file!r}: {exc}") from None
     return context
 
 
@@ -229,7 +233,7 @@ class Client:
             limit=s.concurrency,
             limit_per_host=s.per_host,
             ttl_dns_cache=DNS_CACHE_SECONDS,
-            ssl=make_ssl_context(getattr(s, "ca_file", "")),
+            ssl=make_ssl_context(s.ca_file),
             resolver=resolver,
             **extra,
         )

@@ -50,6 +50,7 @@ pytest puts this directory on sys.path.
     /unavailable        503 always
     /robots.txt         disallows /private/
     /drift              the title changes on every request
+    /cookie-dance       302 to itself setting a cookie, then 200 once it comes back
 """
 
 from __future__ import annotations
@@ -245,6 +246,13 @@ def build_app(site: Site) -> web.Application:
         site.counters["drift"] += 1
         return web.Response(text=_page(f"Version {site.counters['drift']}"), content_type="text/html")
 
+    async def cookie_dance(request: web.Request) -> web.Response:
+        if request.cookies.get("seen") == "1":
+            return await ok(request)
+        resp = web.Response(status=302, headers={"Location": request.path})
+        resp.set_cookie("seen", "1")
+        return resp
+
     app = web.Application(middlewares=[record])
     app.router.add_get("/ok", ok)
     app.router.add_get("/status/{n}", status)
@@ -263,6 +271,7 @@ def build_app(site: Site) -> web.Application:
     app.router.add_get("/unavailable", unavailable)
     app.router.add_get("/robots.txt", robots)
     app.router.add_get("/drift", drift)
+    app.router.add_get("/cookie-dance", cookie_dance)
     return app
 
 

@@ -17,6 +17,7 @@ import pytest
 from monitor.check import Checker, error_kind_of, sibling_url
 from monitor.client import BROWSER_ACCEPT, Client
 from monitor.config import CheckerSettings
+from monitor.netguard import PrivateAddressError
 from monitor.types import ErrorKind, Hop
 from yarl import URL
 
@@ -159,6 +160,13 @@ async def test_too_many_redirects(site: Site, checker_settings: Settings, client
     assert site.hits("/redirect/9") == 0  # not followed further
 
 
+async def test_redirect_to_itself_with_a_cookie_is_not_a_loop(site: Site, checker_settings: Settings,
+                                                             client_for: OpenClient) -> None:
+    settings = checker_settings(connect_to=mapped(site, "journal.example.com"))
+    obs = await (await checker(client_for, settings)).check("http://journal.example.com/cookie-dance")
+    assert (obs.http_status, obs.error_kind, len(obs.redirects)) == (200, None, 1)
+
+
 @pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://ftp.example.org/pub/", "javascript:alert(1)", "data:text/html,hi"])
 async def test_redirect_to_another_scheme_is_not_followed(site: Site, checker_settings: Settings, client_for: OpenClient, target: str) -> None:
     url = str(URL(site.url("/goto")).with_query(to=target))
@@ -248,8 +256,6 @@ async def test_private_ca_trusted_via_ssl_cert_file(make_site: Callable[..., Awa
     assert (obs.http_status, obs.title) == (200, "OK page")
 
 
-@pytest.mark.skipif("ca_file" not in CheckerSettings.__dataclass_fields__,
-                    reason="CheckerSettings.ca_file not added yet (asked of the lead)")
 async def test_private_ca_trusted_via_ca_file(make_site: Callable[..., Awaitable[Site]], tls_ca: TlsCa,
                                               checker_settings: Settings, client_for: OpenClient) -> None:
     site = await make_site(ssl_context=tls_ca.server_context())
@@ -289,6 +295,21 @@ async def test_dns_answer_with_a_private_address_is_refused(site: Site, checker_
     obs = await Checker(client, client.settings).check(f"http://rebind.example.com:{site.port}/ok")
     assert obs.error_kind is ErrorKind.PRIVATE_ADDRESS
     assert dns.asked == ["rebind.example.com"] and site.requests == []
+
+
+async def test_session_used_directly_is_guarded_too(site: Site, checker_settings: Settings,
+                                                    client_for: OpenClient) -> None:
+    # Other modules may use client.session with aiohttp's own redirects.
+    settings = checker_settings(allow_private_networks=False, connect_to=mapped(site, "journal.example.com"))
+    client = await client_for(settings)
+    url = URL("http://journal.example.com/goto").with_query(to=site.url("/ok"))
+    with pytest.raises(PrivateAddressError):
+        async with client.session.get(url):
+            pass
+    with pytest.raises(PrivateAddressError):
+        async with client.session.get(site.url("/ok")):
+            pass
+    assert [r.path for r in site.requests] == ["/goto"]
 
 
 async def test_connect_to_keeps_the_host_header(site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
@@ -421,3 +442,20 @@ def test_sibling_url(url: str, expected: str) -> None:
 def test_error_kind_of(exc: BaseException, kind: ErrorKind) -> None:
     got, detail = error_kind_of(exc)
     assert got is kind and detail and "\n" not in detail
+
+
+async def test_two_runs_can_share_a_checker(site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
+    c = await checker(client_for, checker_settings(concurrency=2, per_host=1))
+    a = [site.url(f"/hold?ms=20&a={n}") for n in range(5)]
+    b = [site.url(f"/hold?ms=20&b={n}", "localhost") for n in range(5)]
+    results = await asyncio.wait_for(asyncio.gather(collect(c, a), collect(c, b)), timeout=5)
+    assert [len(r) for r in results] == [5, 5]
+    assert max(site.max_active.values()) == 1
+
+
+def test_unreadable_ca_file_is_a_config_error(tmp_path: Any) -> None:
+    from monitor.client import make_ssl_context
+    from monitor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="ca_file"):
+        make_ssl_context(str(tmp_path / "missing.pem"))
