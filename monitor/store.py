@@ -1,0 +1,1228 @@
+"""The history database: the one place that knows SQL.
+
+Everything the monitor remembers between runs lives in one SQLite file:
+runs, the pages fetched, every link occurrence, every check (observation),
+the per-URL state that confirms failures over several runs, the outbox of
+reports, a cross-process lock and a small key/value table. `docs/schema.md`
+documents the tables; this module returns our own types, never rows.
+
+Why the details are the way they are:
+
+- `Store` is synchronous and owns one `sqlite3` connection, which may only be
+  used by the thread that opened it. The async crawler talks to it through
+  `StoreWriter`, which keeps the store in one dedicated thread and commits
+  observations in batches (one commit per row would cap us at ~3k rows/s).
+- Writes open their transaction with `BEGIN IMMEDIATE`: in WAL mode a
+  deferred transaction that reads then writes can fail with SQLITE_BUSY
+  without waiting, whereas an immediate one waits for `busy_timeout`.
+- Datetimes are stored as fixed-width ISO 8601 UTC text
+  (`2026-11-23T06:00:00.000000+00:00`) so that text order is time order and
+  the file stays readable with the sqlite3 shell. Naive datetimes are taken
+  as UTC.
+- Schema changes are named functions in `MIGRATIONS` (sqlite-utils), recorded
+  in the `_sqlite_migrations` table; they run under one write lock so that
+  two processes opening a new file at once do not both migrate it.
+- `sqlite3.OperationalError` (locked, disk full, unreadable) and "not a
+  database" errors become `StoreError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import functools
+import json
+import logging
+import os
+import socket
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import groupby
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlite_utils import Database, Migrations
+
+from monitor.errors import StoreError
+from monitor.types import (
+    Citation,
+    EntryContext,
+    HistoryEntry,
+    Hop,
+    LinkKind,
+    LinkResult,
+    LinkStatus,
+    Observation,
+    OutboxMessage,
+    PageRecord,
+    RunInfo,
+    UrlState,
+    Verdict,
+)
+
+__all__ = [
+    "MIGRATIONS",
+    "Store",
+    "StoreWriter",
+    "lock_owner",
+    "outbox_backoff",
+]
+
+log = logging.getLogger(__name__)
+
+UTC = dt.timezone.utc
+BUSY_TIMEOUT_S = 10.0
+"""How long a writer waits for another process's write lock before failing."""
+IN_CHUNK = 500
+MMAP_BYTES = 256 * 1024 * 1024
+CACHE_KIB = 32 * 1024
+"""Parameters per `IN (...)` query; far below SQLite's limit, large enough to be fast."""
+UNFINISHED = ("running", "interrupted")
+FAILING = tuple(s.value for s in LinkStatus if s.is_failing)
+NOT_CHECKED = "not_checked"
+"""Reason given to a link of a run that has no observation yet (an interrupted run)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+ObservationItem = tuple[Observation, Verdict, UrlState]
+
+
+# --------------------------------------------------------------------------
+# Schema and migrations
+
+MIGRATIONS = Migrations("monitor")
+
+_SCHEMA_V1 = (
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        status TEXT NOT NULL DEFAULT 'running',
+        reported_at TEXT,
+        links INTEGER NOT NULL DEFAULT 0,
+        urls INTEGER NOT NULL DEFAULT 0
+    )""",
+    """CREATE TABLE pages (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        http_status INTEGER,
+        title TEXT NOT NULL DEFAULT '',
+        error TEXT NOT NULL DEFAULT '',
+        links INTEGER NOT NULL DEFAULT 0,
+        entries TEXT NOT NULL DEFAULT '[]',
+        name TEXT NOT NULL DEFAULT '',
+        owner TEXT NOT NULL DEFAULT '',
+        etag TEXT NOT NULL DEFAULT '',
+        last_modified TEXT NOT NULL DEFAULT '',
+        fetched_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, url)
+    )""",
+    "CREATE INDEX pages_url_fetched_at ON pages(url, fetched_at)",
+    """CREATE TABLE occurrences (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        page_url TEXT NOT NULL,
+        url TEXT,
+        raw_href TEXT NOT NULL,
+        anchor_text TEXT NOT NULL DEFAULT '',
+        section TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        element TEXT NOT NULL DEFAULT 'a',
+        attribute TEXT NOT NULL DEFAULT 'href',
+        line INTEGER,
+        entry_title TEXT,
+        entry_summary TEXT,
+        entry_source TEXT,
+        entry_date TEXT,
+        expired_mark INTEGER,
+        skip_reason TEXT
+    )""",
+    "CREATE INDEX occurrences_run_page ON occurrences(run_id, page_url)",
+    "CREATE INDEX occurrences_url ON occurrences(url)",
+    """CREATE TABLE observations (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER REFERENCES runs(id) ON DELETE CASCADE,
+        url TEXT NOT NULL,
+        checked_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        detail TEXT NOT NULL DEFAULT '',
+        suggested_url TEXT,
+        http_status INTEGER,
+        final_url TEXT,
+        redirects TEXT NOT NULL DEFAULT '[]',
+        error_kind TEXT,
+        error_detail TEXT NOT NULL DEFAULT '',
+        elapsed_ms INTEGER NOT NULL DEFAULT 0,
+        bytes_read INTEGER NOT NULL DEFAULT 0,
+        content_type TEXT NOT NULL DEFAULT '',
+        title TEXT NOT NULL DEFAULT '',
+        meta_title TEXT NOT NULL DEFAULT '',
+        content_hash TEXT NOT NULL DEFAULT '',
+        attempts INTEGER NOT NULL DEFAULT 1,
+        method TEXT NOT NULL DEFAULT 'GET',
+        strikes INTEGER NOT NULL DEFAULT 0,
+        failing_since TEXT
+    )""",
+    "CREATE INDEX observations_url_checked_at ON observations(url, checked_at)",
+    "CREATE INDEX observations_run_url ON observations(run_id, url, checked_at)",
+    """CREATE TABLE url_state (
+        url TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        strikes INTEGER NOT NULL DEFAULT 0,
+        failing_since TEXT,
+        last_ok_at TEXT,
+        last_checked_at TEXT,
+        first_seen_at TEXT,
+        flapping INTEGER NOT NULL DEFAULT 0,
+        recent TEXT NOT NULL DEFAULT '[]',
+        last_ok_title TEXT NOT NULL DEFAULT '',
+        archived_url TEXT
+    ) WITHOUT ROWID""",
+    "CREATE INDEX url_state_status ON url_state(status)",
+    """CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        recipients TEXT NOT NULL,
+        message BLOB NOT NULL,
+        message_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        last_error TEXT NOT NULL DEFAULT '',
+        sent_at TEXT
+    )""",
+    "CREATE INDEX outbox_due ON outbox(sent_at, next_attempt_at)",
+    "CREATE INDEX outbox_run ON outbox(run_id)",
+    """CREATE TABLE locks (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        acquired_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    )""",
+)
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    """Every table of the first release (docs/schema.md)."""
+    for statement in _SCHEMA_V1:
+        db.execute(statement)
+
+
+# --------------------------------------------------------------------------
+# SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
+
+HISTORY_SQL = """
+SELECT run_id, checked_at, status, reason, http_status, final_url, redirects,
+       elapsed_ms, bytes_read, title, error_kind, detail, suggested_url
+FROM observations
+WHERE url = ?
+ORDER BY checked_at DESC, id DESC
+"""
+
+# One row per occurrence of the run. The correlated subquery finds the URL's
+# latest observation in that run through observations_run_url (a covering
+# index search, no sort); url_state adds the current flapping flag and the
+# archived copy. Order follows occurrences_run_page, so no temporary b-tree.
+RUN_LINKS_SQL = """
+SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
+       o.skip_reason, o.entry_title, o.entry_source, o.entry_date, o.expired_mark,
+       ob.status, ob.reason, ob.detail, ob.http_status, ob.final_url,
+       ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
+       s.flapping, s.archived_url
+FROM occurrences AS o
+LEFT JOIN observations AS ob ON ob.id = (
+    SELECT x.id FROM observations AS x
+    WHERE x.run_id = o.run_id AND x.url = o.url
+    ORDER BY x.checked_at DESC, x.id DESC
+    LIMIT 1
+)
+LEFT JOIN url_state AS s ON s.url = o.url
+WHERE o.run_id = ?
+ORDER BY o.page_url, o.id
+"""
+
+_OCCURRENCE_COLUMNS = (
+    "run_id, page_url, url, raw_href, anchor_text, section, kind, element, attribute, "
+    "line, entry_title, entry_summary, entry_source, entry_date, expired_mark, skip_reason"
+)
+
+_INSERT_OBSERVATION = """
+INSERT INTO observations (
+    run_id, url, checked_at, status, reason, detail, suggested_url, http_status,
+    final_url, redirects, error_kind, error_detail, elapsed_ms, bytes_read,
+    content_type, title, meta_title, content_hash, attempts, method, strikes,
+    failing_since
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+# first_seen_at never moves once known; archived_url is set on its own.
+_UPSERT_URL_STATE = """
+INSERT INTO url_state (
+    url, status, reason, strikes, failing_since, last_ok_at, last_checked_at,
+    first_seen_at, flapping, recent, last_ok_title
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(url) DO UPDATE SET
+    status = excluded.status,
+    reason = excluded.reason,
+    strikes = excluded.strikes,
+    failing_since = excluded.failing_since,
+    last_ok_at = excluded.last_ok_at,
+    last_checked_at = excluded.last_checked_at,
+    first_seen_at = COALESCE(url_state.first_seen_at, excluded.first_seen_at),
+    flapping = excluded.flapping,
+    recent = excluded.recent,
+    last_ok_title = excluded.last_ok_title
+"""
+
+_URL_STATE_COLUMNS = (
+    "url, status, reason, strikes, failing_since, last_ok_at, last_checked_at, "
+    "first_seen_at, flapping, recent, last_ok_title"
+)
+_OUTBOX_COLUMNS = (
+    "id, key, run_id, recipients, message, message_id, created_at, attempts, "
+    "next_attempt_at, last_error, sent_at"
+)
+_PAGE_COLUMNS = (
+    "run_id, url, status, http_status, title, error, links, entries, name, owner, "
+    "etag, last_modified"
+)
+_RUN_COLUMNS = "id, started_at, finished_at, status, reported_at, links, urls"
+
+
+# --------------------------------------------------------------------------
+# Conversions between our types and column values
+
+
+def _ts(value: dt.datetime | None) -> str | None:
+    """Fixed-width UTC text, so that comparing text compares instants."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _dt(text: str | None) -> dt.datetime | None:
+    return None if text is None else dt.datetime.fromisoformat(text)
+
+
+def _date(text: str | None) -> dt.date | None:
+    return None if not text else dt.date.fromisoformat(text)
+
+
+def _hops_json(hops: Sequence[Hop]) -> str:
+    if not hops:
+        return "[]"
+    return json.dumps([{"url": h.url, "status": h.status, "location": h.location} for h in hops])
+
+
+def _hops(text: str | None) -> tuple[Hop, ...]:
+    return tuple(Hop(h["url"], int(h["status"]), h["location"]) for h in json.loads(text or "[]"))
+
+
+def _run(row: sqlite3.Row | None) -> RunInfo | None:
+    if row is None:
+        return None
+    return RunInfo(
+        id=row["id"],
+        started_at=_dt(row["started_at"]),  # type: ignore[arg-type]
+        finished_at=_dt(row["finished_at"]),
+        status=row["status"],
+        reported_at=_dt(row["reported_at"]),
+        links=row["links"],
+        urls=row["urls"],
+    )
+
+
+def _page(row: sqlite3.Row) -> PageRecord:
+    return PageRecord(
+        run_id=row["run_id"],
+        url=row["url"],
+        status=row["status"],
+        http_status=row["http_status"],
+        title=row["title"],
+        error=row["error"],
+        links=row["links"],
+        entries=tuple(json.loads(row["entries"])),
+        name=row["name"],
+        owner=row["owner"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+    )
+
+
+def _occurrence_values(run_id: int, page_url: str, c: Citation) -> tuple[Any, ...]:
+    """Entry columns stay NULL when the citation has no context, so None round-trips."""
+    ctx = c.context
+    entry: tuple[Any, ...] = (None,) * 5
+    if ctx is not None:
+        entry = (
+            ctx.title,
+            ctx.summary,
+            ctx.source,
+            ctx.date.isoformat() if ctx.date else None,
+            int(ctx.expired_mark),
+        )
+    return (
+        run_id, page_url, c.url, c.raw_href, c.anchor_text, c.section, c.kind.value,
+        c.element, c.attribute, c.line, *entry, c.skip_reason,
+    )
+
+
+def _citation(row: sqlite3.Row) -> Citation:
+    context = None
+    if row["expired_mark"] is not None:
+        context = EntryContext(
+            title=row["entry_title"] or "",
+            summary=row["entry_summary"] or "",
+            source=row["entry_source"] or "",
+            date=_date(row["entry_date"]),
+            expired_mark=bool(row["expired_mark"]),
+        )
+    return Citation(
+        page_url=row["page_url"],
+        url=row["url"],
+        raw_href=row["raw_href"],
+        anchor_text=row["anchor_text"],
+        section=row["section"],
+        kind=LinkKind(row["kind"]),
+        element=row["element"],
+        attribute=row["attribute"],
+        line=row["line"],
+        context=context,
+        skip_reason=row["skip_reason"],
+    )
+
+
+def _observation_values(
+    run_id: int | None, obs: Observation, verdict: Verdict, state: UrlState
+) -> tuple[Any, ...]:
+    return (
+        run_id, obs.url, _ts(obs.checked_at), verdict.status.value, verdict.reason,
+        verdict.detail, verdict.suggested_url, obs.http_status, obs.final_url,
+        _hops_json(obs.redirects), obs.error_kind.value if obs.error_kind else None,
+        obs.error_detail, obs.elapsed_ms, obs.bytes_read, obs.content_type, obs.title,
+        obs.meta_title, obs.content_hash, obs.attempts, obs.method, state.strikes,
+        _ts(state.failing_since),
+    )
+
+
+def _url_state_values(s: UrlState) -> tuple[Any, ...]:
+    return (
+        s.url, s.status.value, s.reason, s.strikes, _ts(s.failing_since), _ts(s.last_ok_at),
+        _ts(s.last_checked_at), _ts(s.first_seen_at), int(s.flapping), json.dumps(list(s.recent)),
+        s.last_ok_title,
+    )
+
+
+def _url_state(row: sqlite3.Row) -> UrlState:
+    return UrlState(
+        url=row["url"],
+        status=LinkStatus(row["status"]),
+        reason=row["reason"],
+        strikes=row["strikes"],
+        failing_since=_dt(row["failing_since"]),
+        last_ok_at=_dt(row["last_ok_at"]),
+        last_checked_at=_dt(row["last_checked_at"]),
+        first_seen_at=_dt(row["first_seen_at"]),
+        flapping=bool(row["flapping"]),
+        recent=tuple(json.loads(row["recent"])),
+        last_ok_title=row["last_ok_title"],
+    )
+
+
+def _history_entry(row: sqlite3.Row) -> HistoryEntry:
+    return HistoryEntry(
+        run_id=row["run_id"],
+        checked_at=_dt(row["checked_at"]),  # type: ignore[arg-type]
+        status=LinkStatus(row["status"]),
+        reason=row["reason"],
+        http_status=row["http_status"],
+        final_url=row["final_url"],
+        redirects=_hops(row["redirects"]),
+        elapsed_ms=row["elapsed_ms"],
+        bytes_read=row["bytes_read"],
+        title=row["title"],
+        error_kind=row["error_kind"] or "",
+        detail=row["detail"],
+        suggested_url=row["suggested_url"],
+    )
+
+
+_STATUS = {s.value: s for s in LinkStatus}
+_KIND = {k.value: k for k in LinkKind}
+
+
+def _link_result(row: tuple[Any, ...]) -> LinkResult:
+    """An occurrence with its verdict; unverdicted links are listed as skipped.
+
+    Takes a plain tuple in RUN_LINKS_SQL's column order: this runs 100,000
+    times per report, and tuple unpacking is several times cheaper than
+    sqlite3.Row lookups by name.
+    """
+    (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
+     entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
+     suggested_url, strikes, failing_since, checked_at, flapping, archived_url) = row
+    if status is None:
+        status, reason = LinkStatus.SKIPPED, skip_reason or NOT_CHECKED
+    else:
+        status = _STATUS[status]
+    return LinkResult(
+        page=page_url,
+        url=url if url is not None else raw_href,
+        text=anchor_text,
+        section=section,
+        kind=_KIND[kind],
+        status=status,
+        reason=reason,
+        http_status=http_status,
+        final_url=final_url,
+        suggested_url=suggested_url,
+        strikes=strikes or 0,
+        failing_since=_dt(failing_since),
+        checked_at=_dt(checked_at),
+        detail=detail or "",
+        entry_title=entry_title or "",
+        entry_source=entry_source or "",
+        entry_date=_date(entry_date),
+        expired_mark=bool(expired_mark),
+        flapping=bool(flapping),
+        archived_url=archived_url,
+    )
+
+
+def _outbox(row: sqlite3.Row | None) -> OutboxMessage | None:
+    if row is None:
+        return None
+    return OutboxMessage(
+        id=row["id"],
+        key=row["key"],
+        run_id=row["run_id"],
+        recipients=tuple(json.loads(row["recipients"])),
+        message=bytes(row["message"]),
+        message_id=row["message_id"],
+        created_at=_dt(row["created_at"]),  # type: ignore[arg-type]
+        attempts=row["attempts"],
+        next_attempt_at=_dt(row["next_attempt_at"]),
+        last_error=row["last_error"],
+        sent_at=_dt(row["sent_at"]),
+    )
+
+
+def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------
+# Locks and outbox helpers (pure)
+
+
+def lock_owner() -> str:
+    """The owner string of this process: "host:pid", as stale-lock detection expects."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """True only when the owner ran on this host and its pid no longer exists.
+
+    Owners on other hosts, or strings we cannot parse, are assumed alive:
+    only the ttl can free their locks. Extra ":suffix" parts are allowed.
+    """
+    host, _, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: alive, owned by another user
+        return False
+    return False
+
+
+def outbox_backoff(attempts: int) -> dt.timedelta:
+    """Delay before the next delivery attempt: 5 min doubling, at most 6 h.
+
+    A mail server that is down for maintenance is retried a few times in the
+    first hour, then a few times a day, never in a tight loop.
+    """
+    minutes = 5 * 2 ** max(0, attempts - 1)
+    return dt.timedelta(minutes=min(minutes, 6 * 60))
+
+
+# --------------------------------------------------------------------------
+# The store
+
+
+def _db_errors(fn: F) -> F:
+    """Turn SQLite's operational failures into a one-line `StoreError`."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Store, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"database {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:
+            if type(exc) is not sqlite3.DatabaseError:  # IntegrityError etc.: our bug
+                raise
+            raise StoreError(f"database {self.path}: {exc}") from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _translating(cls: type[Store]) -> type[Store]:
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and callable(member):
+            setattr(cls, name, _db_errors(member))
+    return cls
+
+
+@_translating
+class Store:
+    """The history database, used from one thread (see `StoreWriter`)."""
+
+    def __init__(self, db: Database, path: str) -> None:
+        self.db = db
+        self.path = path
+        self._conn = db.conn
+
+    # ------------------------------------------------------------ lifecycle
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open (creating if needed) and migrate the database at `path`.
+
+        ":memory:" gives a private in-memory database, for tests.
+        """
+        text = str(path)
+        conn = None
+        try:
+            if text != ":memory:":
+                Path(text).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(text, timeout=BUSY_TIMEOUT_S)
+            db = Database(conn, execute_plugins=False)
+            store = cls(db, text)
+            store._prepare()
+        except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(_open_error(text, exc)) from exc
+        except OSError as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"cannot create the database {text}: {exc.strerror or exc}") from exc
+        return store
+
+    def _prepare(self) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        # run_links reads ~100k scattered rows: memory-mapped reads and a larger
+        # page cache made it 3-5x faster than the 2 MB default cache.
+        self._conn.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
+        self._conn.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        if self.path != ":memory:":
+            self.db.enable_wal()  # must run outside any transaction
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Apply pending migrations under one write lock (two processes, one migration)."""
+        if not MIGRATIONS.pending(self.db):
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            MIGRATIONS.apply(self.db)
+        except BaseException:
+            self._conn.rollback()
+            raise
+        self._conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- helpers
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[None]:
+        """A write transaction; nested calls become savepoints."""
+        if self._conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.rollback()
+            raise
+        try:
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.rollback()
+            raise
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        cursor = self._conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        return cursor.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        cursor = self._conn.cursor()
+        cursor.row_factory = sqlite3.Row
+        row: sqlite3.Row | None = cursor.execute(sql, params).fetchone()
+        return row
+
+    def _write(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._tx():
+            return self._conn.execute(sql, params).rowcount
+
+    # ----------------------------------------------------------------- runs
+
+    def start_run(self, now: dt.datetime) -> RunInfo:
+        with self._tx():
+            cursor = self._conn.execute(
+                "INSERT INTO runs (started_at, status) VALUES (?, 'running')", (_ts(now),)
+            )
+            run_id = cursor.lastrowid
+        run = self.get_run(run_id)  # type: ignore[arg-type]
+        assert run is not None
+        return run
+
+    def unfinished_run(self) -> RunInfo | None:
+        """The latest run if it never finished, to resume it.
+
+        An unfinished run older than a finished one is abandoned, not resumed.
+        """
+        row = self._row(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1")
+        run = _run(row)
+        return run if run is not None and run.status in UNFINISHED else None
+
+    def finish_run(self, run_id: int, now: dt.datetime, status: str = "finished") -> None:
+        """Close a run and count its link occurrences and distinct URLs."""
+        with self._tx():
+            links, urls = self._conn.execute(
+                "SELECT count(*), count(DISTINCT url) FROM occurrences WHERE run_id = ?",
+                (run_id,),
+            ).fetchone()
+            self._conn.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, links = ?, urls = ? WHERE id = ?",
+                (_ts(now), status, links, urls, run_id),
+            )
+
+    def get_run(self, run_id: int) -> RunInfo | None:
+        return _run(self._row(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)))
+
+    def latest_run(self, *, finished_only: bool = True) -> RunInfo | None:
+        where = "WHERE status = 'finished'" if finished_only else ""
+        return _run(self._row(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY id DESC LIMIT 1"))
+
+    def runs(self, limit: int = 50) -> list[RunInfo]:
+        """The latest runs, newest first."""
+        rows = self._rows(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,))
+        return [r for r in map(_run, rows) if r is not None]
+
+    def mark_reported(self, run_id: int, now: dt.datetime) -> None:
+        self._write("UPDATE runs SET reported_at = ? WHERE id = ?", (_ts(now), run_id))
+
+    def previous_reported_run(self, before_run_id: int) -> RunInfo | None:
+        """The run the previous report covered: what "new since last report" compares with."""
+        return _run(
+            self._row(
+                f"SELECT {_RUN_COLUMNS} FROM runs WHERE id < ? AND reported_at IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
+                (before_run_id,),
+            )
+        )
+
+    # -------------------------------------------------------------- pages
+
+    def record_page(self, page: PageRecord, now: dt.datetime | None = None) -> None:
+        """Record (or replace) a page fetch of a run; `now` defaults to the wall clock."""
+        fetched_at = _ts(now or dt.datetime.now(UTC))
+        self._write(
+            f"INSERT OR REPLACE INTO pages ({_PAGE_COLUMNS}, fetched_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                page.run_id, page.url, page.status, page.http_status, page.title, page.error,
+                page.links, json.dumps(list(page.entries)), page.name, page.owner, page.etag,
+                page.last_modified, fetched_at,
+            ),
+        )
+
+    def run_pages(self, run_id: int) -> list[PageRecord]:
+        rows = self._rows(
+            f"SELECT {_PAGE_COLUMNS} FROM pages WHERE run_id = ? ORDER BY rowid", (run_id,)
+        )
+        return [_page(r) for r in rows]
+
+    def last_page(self, url: str) -> PageRecord | None:
+        """The latest full fetch (status "ok") of a page.
+
+        Its etag/last_modified are what a conditional request sends; a 304
+        later means this fetch is still current, so its `run_id` tells where
+        its citations are (`run_citations(page.run_id, page_url=url)`).
+        """
+        row = self._row(
+            f"SELECT {_PAGE_COLUMNS} FROM pages WHERE url = ? AND status = 'ok' "
+            "ORDER BY fetched_at DESC, run_id DESC LIMIT 1",
+            (url,),
+        )
+        return None if row is None else _page(row)
+
+    # --------------------------------------------------------- occurrences
+
+    def record_citations(self, run_id: int, page_url: str, citations: Sequence[Citation]) -> None:
+        """Replace the page's occurrences in the run, so that a resumed run may re-record."""
+        placeholders = ", ".join("?" * 16)
+        with self._tx():
+            self._conn.execute(
+                "DELETE FROM occurrences WHERE run_id = ? AND page_url = ?", (run_id, page_url)
+            )
+            self._conn.executemany(
+                f"INSERT INTO occurrences ({_OCCURRENCE_COLUMNS}) VALUES ({placeholders})",
+                (_occurrence_values(run_id, page_url, c) for c in citations),
+            )
+
+    def run_citations(self, run_id: int, page_url: str | None = None) -> list[Citation]:
+        """The occurrences recorded in a run (optionally of one page), in page order."""
+        sql = f"SELECT {_OCCURRENCE_COLUMNS} FROM occurrences WHERE run_id = ?"
+        params: tuple[Any, ...] = (run_id,)
+        if page_url is not None:
+            sql += " AND page_url = ?"
+            params += (page_url,)
+        rows = self._rows(sql + " ORDER BY page_url, id", params)
+        return [_citation(r) for r in rows]
+
+    def citations_of(self, url: str, run_id: int | None = None) -> list[Citation]:
+        """Where a URL is cited, in the given run or else the latest run that cites it."""
+        if run_id is None:
+            row = self._row("SELECT max(run_id) FROM occurrences WHERE url = ?", (url,))
+            run_id = row[0] if row is not None else None
+            if run_id is None:
+                return []
+        rows = self._rows(
+            f"SELECT {_OCCURRENCE_COLUMNS} FROM occurrences WHERE url = ? AND run_id = ? "
+            "ORDER BY page_url, id",
+            (url, run_id),
+        )
+        return [_citation(r) for r in rows]
+
+    # -------------------------------------------------------- observations
+
+    def record_observations(self, run_id: int | None, items: Sequence[ObservationItem]) -> None:
+        """Store a batch of checks in one transaction and move each URL's state."""
+        self._record_many([(run_id, *item) for item in items])
+
+    def _record_many(
+        self, rows: Sequence[tuple[int | None, Observation, Verdict, UrlState]]
+    ) -> None:
+        for _, obs, verdict, state in rows:
+            _check_same_url(obs, verdict, state)
+        with self._tx():
+            self._conn.executemany(
+                _INSERT_OBSERVATION, (_observation_values(*row) for row in rows)
+            )
+            self._conn.executemany(
+                _UPSERT_URL_STATE, (_url_state_values(row[3]) for row in rows)
+            )
+
+    def observed_urls(self, run_id: int) -> set[str]:
+        rows = self._conn.execute(
+            "SELECT DISTINCT url FROM observations WHERE run_id = ?", (run_id,)
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def url_state(self, url: str) -> UrlState | None:
+        row = self._row(f"SELECT {_URL_STATE_COLUMNS} FROM url_state WHERE url = ?", (url,))
+        return None if row is None else _url_state(row)
+
+    def url_states(self, urls: Iterable[str]) -> dict[str, UrlState]:
+        wanted = sorted(set(urls))
+        states: dict[str, UrlState] = {}
+        for chunk in _chunks(wanted):
+            marks = ", ".join("?" * len(chunk))
+            for row in self._rows(
+                f"SELECT {_URL_STATE_COLUMNS} FROM url_state WHERE url IN ({marks})", chunk
+            ):
+                states[row["url"]] = _url_state(row)
+        return states
+
+    def history(self, url: str, limit: int | None = None) -> list[HistoryEntry]:
+        """A URL's observations, newest last; with `limit`, only the latest ones."""
+        sql, params = HISTORY_SQL, (url,)
+        if limit is not None:
+            sql, params = sql + " LIMIT ?", (url, limit)  # type: ignore[assignment]
+        entries = [_history_entry(r) for r in self._rows(sql, params)]
+        entries.reverse()
+        return entries
+
+    def run_links(self, run_id: int) -> list[LinkResult]:
+        """Every link occurrence of the run with its verdict (see RUN_LINKS_SQL)."""
+        return [_link_result(r) for r in self._conn.execute(RUN_LINKS_SQL, (run_id,))]
+
+    def set_archived_url(self, url: str, archived_url: str) -> bool:
+        """Remember an archived copy of a URL; False if the URL was never observed."""
+        return (
+            self._write("UPDATE url_state SET archived_url = ? WHERE url = ?", (archived_url, url))
+            > 0
+        )
+
+    def archived_url(self, url: str) -> str | None:
+        row = self._row("SELECT archived_url FROM url_state WHERE url = ?", (url,))
+        return None if row is None else row[0]
+
+    def due_rechecks(self, now: dt.datetime, after_hours: Sequence[float]) -> list[str]:
+        """Failing URLs to confirm now, oldest failure first.
+
+        For each delay h: the failure began at least h hours ago and the URL
+        has not been observed since failing_since + h. Several delays (e.g.
+        24 and 72) confirm a failure over days, like InternetArchiveBot.
+        """
+        marks = ", ".join("?" * len(FAILING))
+        rows = self._conn.execute(
+            f"""SELECT s.url, s.failing_since,
+                       (SELECT max(x.checked_at) FROM observations AS x WHERE x.url = s.url)
+                FROM url_state AS s
+                WHERE s.status IN ({marks}) AND s.failing_since IS NOT NULL""",
+            FAILING,
+        ).fetchall()
+        now = _dt(_ts(now))  # type: ignore[assignment]
+        due: list[tuple[dt.datetime, str]] = []
+        for url, since_text, last_text in rows:
+            since, last = _dt(since_text), _dt(last_text)
+            assert since is not None
+            for hours in after_hours:
+                cutoff = since + dt.timedelta(hours=hours)
+                if now >= cutoff and (last is None or last < cutoff):
+                    due.append((since, url))
+                    break
+        return [url for _, url in sorted(due)]
+
+    # --------------------------------------------------------------- outbox
+
+    def enqueue_message(
+        self,
+        key: str,
+        run_id: int,
+        recipients: Sequence[str],
+        message: bytes,
+        message_id: str,
+        now: dt.datetime,
+    ) -> OutboxMessage | None:
+        """Queue a report once per key; None if that key was ever queued."""
+        with self._tx():
+            cursor = self._conn.execute(
+                "INSERT INTO outbox (key, run_id, recipients, message, message_id, created_at, "
+                "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                (
+                    key, run_id, json.dumps(list(recipients)), message, message_id,
+                    _ts(now), _ts(now),
+                ),
+            )
+            if cursor.rowcount == 0:
+                return None
+        return self.get_message(key)
+
+    def requeue_message(self, key: str, now: dt.datetime) -> bool:
+        """Send a queued report again on purpose (`monitor report --send`)."""
+        return (
+            self._write(
+                "UPDATE outbox SET sent_at = NULL, attempts = 0, last_error = '', "
+                "next_attempt_at = ? WHERE key = ?",
+                (_ts(now), key),
+            )
+            > 0
+        )
+
+    def due_messages(self, now: dt.datetime) -> list[OutboxMessage]:
+        rows = self._rows(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE sent_at IS NULL "
+            "AND next_attempt_at <= ? ORDER BY next_attempt_at, id",
+            (_ts(now),),
+        )
+        return [m for m in map(_outbox, rows) if m is not None]
+
+    def mark_sent(self, message_id: int, now: dt.datetime) -> None:
+        self._write(
+            "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, last_error = '' WHERE id = ?",
+            (_ts(now), message_id),
+        )
+
+    def mark_failed(self, message_id: int, error: str, next_attempt_at: dt.datetime) -> None:
+        self._write(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? "
+            "WHERE id = ?",
+            (error, _ts(next_attempt_at), message_id),
+        )
+
+    def outbox_size(self) -> int:
+        """Messages not sent yet."""
+        row = self._conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+        return int(row[0])
+
+    def get_message(self, key: str) -> OutboxMessage | None:
+        return _outbox(self._row(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE key = ?", (key,)))
+
+    # ---------------------------------------------------------------- locks
+
+    def acquire_lock(self, name: str, owner: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
+        """Take the named lock unless a live holder has it (not re-entrant).
+
+        A holder is stale once its ttl has passed, or when its owner ("host:pid")
+        ran on this host and that process is gone. The check and the take happen
+        in one BEGIN IMMEDIATE transaction, so two processes cannot both win.
+        """
+        with self._tx():
+            row = self._conn.execute(
+                "SELECT owner, expires_at FROM locks WHERE name = ?", (name,)
+            ).fetchone()
+            if row is not None and not self._stale(row[0], row[1], now):
+                return False
+            self._conn.execute(
+                "INSERT INTO locks (name, owner, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(name) DO UPDATE SET owner = excluded.owner, "
+                "acquired_at = excluded.acquired_at, expires_at = excluded.expires_at",
+                (name, owner, _ts(now), _ts(now + ttl)),
+            )
+        if row is not None:
+            log.warning("took over stale lock %s from %s", name, row[0])
+        return True
+
+    @staticmethod
+    def _stale(owner: str, expires_at: str, now: dt.datetime) -> bool:
+        return expires_at <= (_ts(now) or "") or _owner_is_dead(owner)
+
+    def refresh_lock(self, name: str, owner: str, now: dt.datetime, ttl: dt.timedelta) -> bool:
+        """Extend our lock; False means we lost it (taken over as stale) and must stop."""
+        return (
+            self._write(
+                "UPDATE locks SET expires_at = ? WHERE name = ? AND owner = ?",
+                (_ts(now + ttl), name, owner),
+            )
+            > 0
+        )
+
+    def release_lock(self, name: str, owner: str) -> None:
+        self._write("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    # ----------------------------------------------------------------- meta
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._write(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+
+def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:
+    text = str(exc)
+    if "not a database" in text:
+        return f"{path} is not a SQLite database (file is not a database)"
+    if "unable to open" in text:
+        return f"cannot open the database {path}: {text}"
+    return f"database {path}: {text}"
+
+
+def _check_same_url(obs: Observation, verdict: Verdict, state: UrlState) -> None:
+    """A mismatched triple would file a verdict under the wrong URL: refuse it early."""
+    if not (obs.url == verdict.url == state.url):
+        raise ValueError(
+            f"observation, verdict and state name different URLs: "
+            f"{obs.url!r}, {verdict.url!r}, {state.url!r}"
+        )
+
+
+# --------------------------------------------------------------------------
+# The async side
+
+
+class StoreWriter:
+    """A `Store` owned by one dedicated thread, fed from asyncio.
+
+    sqlite3 objects may only be used by the thread that created them, so the
+    store is opened, used and closed on a single-thread executor. `add()`
+    only appends to a buffer; a background task commits it every
+    `batch_interval` seconds, and a commit starts as soon as `batch_size`
+    items wait. A crash loses at most the uncommitted window, never a
+    committed batch. Past `max_pending` queued items (the disk is slower than
+    the checks) `add()` waits for the commit: backpressure, not unbounded
+    memory. A failed commit keeps its items; the next `add()` raises and the
+    next `flush()` retries. Cancelling a caller never cancels a commit in
+    progress (the thread finishes it and its outcome settles the buffer), so
+    an item is neither lost nor written twice.
+    """
+
+    def __init__(
+        self, path: str | Path, *, batch_interval: float = 0.2, batch_size: int = 200
+    ) -> None:
+        self.path = str(path)
+        self.batch_interval = batch_interval
+        self.batch_size = batch_size
+        self.max_pending = batch_size * 20
+        self.written = 0
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store-writer")
+        self._store: Store | None = None
+        self._buffer: list[tuple[int | None, Observation, Verdict, UrlState]] = []
+        self._flush_lock = asyncio.Lock()
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._kicked = False
+
+    @classmethod
+    async def open(
+        cls, path: str | Path, *, batch_interval: float = 0.2, batch_size: int = 200
+    ) -> StoreWriter:
+        writer = cls(path, batch_interval=batch_interval, batch_size=batch_size)
+        try:
+            writer._store = await writer._in_thread(Store.open, writer.path)
+        except BaseException:
+            writer._executor.shutdown(wait=True)
+            raise
+        writer._spawn(writer._flusher(), "store-writer-flusher")
+        return writer
+
+    async def __aenter__(self) -> StoreWriter:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def pending(self) -> int:
+        """Items queued and not committed yet."""
+        return len(self._buffer)
+
+    async def add(
+        self, run_id: int | None, obs: Observation, verdict: Verdict, state: UrlState
+    ) -> None:
+        """Queue one check for the next batch."""
+        self._ensure_open()
+        if self._error is not None:
+            error = self._error
+            raise StoreError(f"database {self.path}: a batch failed: {error}") from error
+        _check_same_url(obs, verdict, state)
+        self._buffer.append((run_id, obs, verdict, state))
+        if len(self._buffer) >= self.max_pending:
+            await self.flush()
+        elif len(self._buffer) >= self.batch_size and not self._kicked:
+            self._kicked = True
+            self._spawn(self._background_flush(), "store-writer-batch")
+
+    async def flush(self) -> None:
+        """Commit everything queued so far (retrying a batch that failed before)."""
+        async with self._flush_lock:
+            if not self._buffer:
+                return
+            batch, self._buffer = self._buffer, []
+            loop = asyncio.get_running_loop()
+            future = loop.run_in_executor(self._executor, self._write_batch, batch)
+            self._inflight.add(future)
+            # Registered before shield's own callback, so it runs first: the
+            # buffer is settled by the time this coroutine resumes.
+            future.add_done_callback(functools.partial(self._settle, batch))
+            await asyncio.shield(future)
+
+    async def call(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
+        """Run a public `Store` method on the writer thread, after the queued adds."""
+        self._ensure_open()
+        method = getattr(Store, fn_name, None)
+        if fn_name.startswith("_") or fn_name == "close" or not callable(method):
+            raise AttributeError(f"Store has no public method {fn_name!r}")
+        await self.flush()
+        return await self._in_thread(lambda: getattr(self._store, fn_name)(*args, **kwargs))
+
+    async def close(self) -> None:
+        """Commit what is queued, then close the store and its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._inflight:
+            await asyncio.wait(list(self._inflight))
+        try:
+            await self.flush()
+        finally:
+            if self._store is not None:
+                await self._in_thread(self._store.close)
+            self._executor.shutdown(wait=True)
+
+    # ---------------------------------------------------------------- inside
+
+    def _ensure_open(self) -> None:
+        if self._closed or self._store is None:
+            raise StoreError(f"database {self.path}: the writer is closed")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    def _write_batch(
+        self, batch: Sequence[tuple[int | None, Observation, Verdict, UrlState]]
+    ) -> None:
+        """On the writer thread: the whole batch in one transaction."""
+        assert self._store is not None
+        with self._store._tx():
+            for run_id, group in groupby(batch, key=lambda item: item[0]):
+                self._store.record_observations(run_id, [item[1:] for item in group])
+
+    def _settle(
+        self,
+        batch: list[tuple[int | None, Observation, Verdict, UrlState]],
+        future: asyncio.Future[Any],
+    ) -> None:
+        self._inflight.discard(future)
+        error = future.exception() if not future.cancelled() else asyncio.CancelledError()
+        if error is None:
+            self.written += len(batch)
+            self._error = None
+            return
+        self._buffer[:0] = batch
+        self._error = error
+        log.error("store writer: a batch of %d failed: %s", len(batch), error)
+
+    async def _background_flush(self) -> None:
+        self._kicked = False
+        if self._buffer and self._error is None:
+            # the failure is kept in self._error and raised by the next add()
+            with contextlib.suppress(Exception):
+                await self.flush()
+
+    async def _flusher(self) -> None:
+        while True:
+            await asyncio.sleep(self.batch_interval)
+            await self._background_flush()

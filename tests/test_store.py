@@ -1,0 +1,650 @@
+"""The history database, against real SQLite files under tmp_path."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import multiprocessing
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.errors import StoreError
+from monitor.store import (
+    HISTORY_SQL,
+    MIGRATIONS,
+    RUN_LINKS_SQL,
+    Store,
+    StoreWriter,
+    lock_owner,
+    outbox_backoff,
+)
+from monitor.types import (
+    Citation,
+    EntryContext,
+    ErrorKind,
+    HistoryEntry,
+    Hop,
+    LinkKind,
+    LinkStatus,
+    Observation,
+    PageRecord,
+    UrlState,
+    Verdict,
+)
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+PAGE_A = "https://www.sclero.org/a.html"
+PAGE_B = "https://www.sclero.org/b.html"
+PUBMED = "https://pubmed.ncbi.nlm.nih.gov/29713845/"
+
+
+def hours(n: float) -> dt.timedelta:
+    return dt.timedelta(hours=n)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "var" / "monitor.db"
+
+
+@pytest.fixture
+def store(db_path: Path):  # type: ignore[no-untyped-def]
+    s = Store.open(db_path)
+    yield s
+    s.close()
+
+
+def cite(page: str, url: str | None, text: str = "anchor", **kw) -> Citation:  # type: ignore[no-untyped-def]
+    return Citation(
+        page_url=page, url=url, raw_href=kw.pop("raw_href", url or ""), anchor_text=text,
+        section=kw.pop("section", "Biological Agents"), kind=kw.pop("kind", LinkKind.CITATION),
+        **kw,
+    )
+
+
+def check(
+    url: str,
+    at: dt.datetime,
+    status: LinkStatus = LinkStatus.OK,
+    *,
+    reason: str = "http_200",
+    strikes: int = 0,
+    failing_since: dt.datetime | None = None,
+    http_status: int | None = 200,
+    **obs_kw,  # type: ignore[no-untyped-def]
+) -> tuple[Observation, Verdict, UrlState]:
+    obs = Observation(url=url, checked_at=at, http_status=http_status, **obs_kw)
+    verdict = Verdict(url=url, status=status, reason=reason)
+    state = UrlState(
+        url=url, status=status, reason=reason, strikes=strikes, failing_since=failing_since,
+        last_checked_at=at, first_seen_at=at, recent=(status.value,),
+    )
+    return obs, verdict, state
+
+
+# ---------------------------------------------------------------- opening
+
+
+def test_open_creates_parent_dirs_and_twice_applies_migrations_once(db_path: Path) -> None:
+    Store.open(db_path).close()
+    Store.open(db_path).close()
+    conn = sqlite3.connect(db_path)
+    names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert names == [m.name for m in MIGRATIONS._migrations]
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"runs", "pages", "occurrences", "observations", "url_state", "outbox", "locks", "meta"} <= tables
+
+
+def test_wal_foreign_keys_and_busy_timeout_are_on(store: Store, db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store._conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+
+
+def test_a_file_that_is_not_sqlite_is_a_clear_store_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "monitor.db"
+    bogus.write_text("[database]\npath = 'oops'\n" * 200)
+    with pytest.raises(StoreError) as info:
+        Store.open(bogus)
+    message = str(info.value)
+    assert "\n" not in message and str(bogus) in message and "not a SQLite database" in message
+
+
+def test_a_directory_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        Store.open(tmp_path)
+
+
+def test_in_memory_store_works_for_fixtures() -> None:
+    with Store.open(":memory:") as s:
+        assert s.start_run(T0).id == 1
+
+
+def test_foreign_keys_refuse_an_observation_of_an_unknown_run(store: Store) -> None:
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record_observations(99, [check(PUBMED, T0)])
+
+
+# -------------------------------------------------------------------- runs
+
+
+def test_runs_lifecycle_and_counts(store: Store) -> None:
+    run = store.start_run(T0)
+    assert (run.status, run.started_at, run.finished_at) == ("running", T0, None)
+    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, "https://b.org/")])
+    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED), cite(PAGE_B, None, raw_href="mailto:x@y")])
+    store.finish_run(run.id, T0 + hours(1))
+    done = store.get_run(run.id)
+    assert done is not None
+    assert (done.status, done.finished_at, done.links, done.urls) == ("finished", T0 + hours(1), 4, 2)
+    assert store.latest_run() == done
+    assert store.get_run(12345) is None
+
+
+def test_latest_run_finished_only_and_runs_newest_first(store: Store) -> None:
+    first = store.start_run(T0)
+    store.finish_run(first.id, T0 + hours(1))
+    second = store.start_run(T0 + hours(2))
+    assert store.latest_run().id == first.id  # type: ignore[union-attr]
+    assert store.latest_run(finished_only=False).id == second.id  # type: ignore[union-attr]
+    assert [r.id for r in store.runs()] == [second.id, first.id]
+    assert [r.id for r in store.runs(limit=1)] == [second.id]
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected_index"),
+    [
+        ([], None),
+        (["running"], 0),
+        (["interrupted"], 0),
+        (["finished"], None),
+        (["finished", "running"], 1),
+        (["interrupted", "finished"], None),  # abandoned below a finished run
+    ],
+)
+def test_unfinished_run(store: Store, statuses: list[str], expected_index: int | None) -> None:
+    ids = []
+    for i, status in enumerate(statuses):
+        run = store.start_run(T0 + hours(i))
+        ids.append(run.id)
+        if status != "running":
+            store.finish_run(run.id, T0 + hours(i) + hours(0.5), status)
+    found = store.unfinished_run()
+    assert (found.id if found else None) == (ids[expected_index] if expected_index is not None else None)
+
+
+def test_previous_reported_run(store: Store) -> None:
+    r1, r2, r3 = (store.start_run(T0 + hours(i)) for i in range(3))
+    assert store.previous_reported_run(r3.id) is None
+    store.mark_reported(r1.id, T0 + hours(5))
+    store.mark_reported(r3.id, T0 + hours(6))
+    previous = store.previous_reported_run(r3.id)
+    assert previous is not None and previous.id == r1.id and previous.reported_at == T0 + hours(5)
+    assert store.previous_reported_run(r1.id) is None
+    assert store.previous_reported_run(r2.id).id == r1.id  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------------ pages
+
+
+def test_pages_round_trip_and_last_page_is_the_latest_ok_fetch(store: Store) -> None:
+    r1, r2 = store.start_run(T0), store.start_run(T0 + hours(168))
+    ok = PageRecord(
+        run_id=r1.id, url=PAGE_A, status="ok", http_status=200, title="Treatments",
+        links=31, entries=("Rituximab in DM", "IVIG"), name="DM/PM", owner="ed@example.org",
+        etag='"abc"', last_modified="Mon, 23 Nov 2026 06:00:00 GMT",
+    )
+    failed = PageRecord(run_id=r2.id, url=PAGE_A, status="error", error="timeout")
+    store.record_page(ok, now=T0)
+    store.record_page(failed, now=T0 + hours(168))
+    assert store.run_pages(r1.id) == [ok]
+    assert store.run_pages(r2.id) == [failed]
+    assert store.last_page(PAGE_A) == ok
+    assert store.last_page(PAGE_B) is None
+    newer = PageRecord(run_id=r2.id, url=PAGE_A, status="ok", etag='"def"')
+    store.record_page(newer, now=T0 + hours(169))  # replaces r2's error record
+    assert store.run_pages(r2.id) == [newer]
+    assert store.last_page(PAGE_A) == newer
+
+
+# ------------------------------------------------------------ occurrences
+
+
+def test_citations_round_trip_with_and_without_context(store: Store) -> None:
+    run = store.start_run(T0)
+    citations = [
+        cite(PAGE_A, PUBMED, "Rituximab", line=120, element="a", attribute="href",
+             context=EntryContext("Rituximab in DM", "A trial.", "PubMed, Clin Rheumatol, 04/30/2018.",
+                                  dt.date(2018, 4, 30), expired_mark=True)),
+        cite(PAGE_A, PUBMED, "again", context=EntryContext()),
+        cite(PAGE_A, None, "mail us", raw_href="mailto:ed@example.org", kind=LinkKind.NAVIGATION,
+             skip_reason="mailto"),
+        cite(PAGE_A, "https://x.org/s.js", "", kind=LinkKind.RESOURCE, element="script", attribute="src"),
+    ]
+    store.record_citations(run.id, PAGE_A, citations)
+    assert store.run_citations(run.id) == citations
+    assert store.run_citations(run.id, page_url=PAGE_B) == []
+
+
+def test_record_citations_again_replaces_the_page(store: Store) -> None:
+    run = store.start_run(T0)
+    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, "https://b.org/")])
+    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED)])
+    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, "https://c.org/")])
+    assert [c.url for c in store.run_citations(run.id)] == ["https://c.org/", PUBMED]
+
+
+def test_citations_of_a_url(store: Store) -> None:
+    r1, r2 = store.start_run(T0), store.start_run(T0 + hours(1))
+    store.record_citations(r1.id, PAGE_A, [cite(PAGE_A, PUBMED)])
+    store.record_citations(r2.id, PAGE_B, [cite(PAGE_B, PUBMED, "b")])
+    assert [c.page_url for c in store.citations_of(PUBMED)] == [PAGE_B]
+    assert [c.page_url for c in store.citations_of(PUBMED, run_id=r1.id)] == [PAGE_A]
+    assert store.citations_of("https://never.example/") == []
+
+
+# ------------------------------------------------------------ observations
+
+
+def test_observation_round_trips_to_history_and_state(store: Store) -> None:
+    run = store.start_run(T0)
+    hops = (Hop("http://a.org/x", 301, "https://a.org/x"), Hop("https://a.org/x", 302, "https://a.org/y"))
+    obs = Observation(
+        url="http://a.org/x", checked_at=T0, http_status=404, final_url="https://a.org/y",
+        redirects=hops, error_kind=None, elapsed_ms=321, bytes_read=2048,
+        content_type="text/html", title="Not found", meta_title="", content_hash="h1",
+        attempts=2, method="GET",
+    )
+    verdict = Verdict(url=obs.url, status=LinkStatus.EXPIRED, reason="http_404", detail="gone",
+                      suggested_url="https://web.archive.org/x")
+    state = UrlState(
+        url=obs.url, status=LinkStatus.EXPIRED, reason="http_404", strikes=1, failing_since=T0,
+        last_ok_at=T0 - hours(168), last_checked_at=T0, first_seen_at=T0 - hours(336),
+        flapping=True, recent=("ok", "expired"), last_ok_title="Rituximab",
+    )
+    store.record_observations(run.id, [(obs, verdict, state)])
+    assert store.url_state(obs.url) == state
+    assert store.history(obs.url) == [
+        HistoryEntry(
+            run_id=run.id, checked_at=T0, status=LinkStatus.EXPIRED, reason="http_404",
+            http_status=404, final_url="https://a.org/y", redirects=hops, elapsed_ms=321,
+            bytes_read=2048, title="Not found", error_kind="", detail="gone",
+            suggested_url="https://web.archive.org/x",
+        )
+    ]
+    assert store.observed_urls(run.id) == {obs.url}
+
+
+def test_error_kind_and_naive_datetimes_are_utc(store: Store) -> None:
+    naive = dt.datetime(2026, 11, 23, 6, 0)
+    obs, verdict, state = check(PUBMED, naive, LinkStatus.ERROR, reason="timeout", http_status=None,
+                                error_kind=ErrorKind.TIMEOUT)
+    store.record_observations(None, [(obs, verdict, state)])
+    [entry] = store.history(PUBMED)
+    assert entry.error_kind == "timeout" and entry.run_id is None
+    assert entry.checked_at == T0 and entry.checked_at.tzinfo is not None
+
+
+def test_first_seen_at_never_moves(store: Store) -> None:
+    store.record_observations(None, [check(PUBMED, T0)])
+    store.record_observations(None, [check(PUBMED, T0 + hours(168))])
+    state = store.url_state(PUBMED)
+    assert state is not None
+    assert state.first_seen_at == T0 and state.last_checked_at == T0 + hours(168)
+
+
+def test_history_is_newest_last_and_limit_keeps_the_latest(store: Store) -> None:
+    times = [T0 + hours(h) for h in (48, 0, 24, 72)]  # recorded out of order
+    for at in times:
+        store.record_observations(None, [check(PUBMED, at)])
+    store.record_observations(None, [check("https://other.org/", T0)])
+    assert [e.checked_at for e in store.history(PUBMED)] == sorted(times)
+    assert [e.checked_at for e in store.history(PUBMED, limit=2)] == sorted(times)[-2:]
+
+
+def test_url_states_reads_more_urls_than_one_in_chunk(store: Store) -> None:
+    urls = [f"https://example.org/{i}" for i in range(1234)]
+    store.record_observations(None, [check(u, T0) for u in urls])
+    states = store.url_states(urls + ["https://unknown.example/"])
+    assert set(states) == set(urls)
+    assert states[urls[700]].url == urls[700]
+
+
+def test_a_mismatched_triple_is_refused(store: Store) -> None:
+    obs, verdict, state = check(PUBMED, T0)
+    with pytest.raises(ValueError, match="different URLs"):
+        store.record_observations(None, [(obs, verdict, UrlState(url="https://x/", status=LinkStatus.OK))])
+
+
+# --------------------------------------------------------------- run_links
+
+
+def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> None:
+    r1 = store.start_run(T0)
+    store.record_observations(r1.id, [check(PUBMED, T0, LinkStatus.ERROR, reason="http_500",
+                                            strikes=1, failing_since=T0, http_status=500)])
+    run = store.start_run(T0 + hours(168))
+    ctx = EntryContext("Rituximab in DM", "", "PubMed, Clin Rheumatol, 04/30/2018.", dt.date(2018, 4, 30))
+    store.record_citations(run.id, PAGE_A, [
+        cite(PAGE_A, PUBMED, "Rituximab", section="Biologics", context=ctx),
+        cite(PAGE_A, None, "write", raw_href="mailto:ed@example.org", kind=LinkKind.NAVIGATION,
+             skip_reason="mailto"),
+        cite(PAGE_A, "https://unchecked.org/", "later"),
+        cite(PAGE_A, "https://excluded.org/", "ex", skip_reason="excluded"),
+    ])
+    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED, "see also", kind=LinkKind.NAVIGATION)])
+    first = T0 + hours(168)
+    store.record_observations(run.id, [
+        check(PUBMED, first, LinkStatus.ERROR, reason="timeout", strikes=2, failing_since=T0,
+              http_status=None),
+    ])
+    store.record_observations(run.id, [
+        check(PUBMED, first + hours(1), LinkStatus.EXPIRED, reason="http_404", strikes=3,
+              failing_since=T0, http_status=404),
+    ])
+    store.set_archived_url(PUBMED, "https://web.archive.org/web/2018/" + PUBMED)
+    # a recheck after the run moves the state on; the run's links keep their snapshot
+    store.record_observations(None, [check(PUBMED, first + hours(30))])
+
+    links = store.run_links(run.id)
+    assert [(l.page, l.url, l.status, l.reason) for l in links] == [
+        (PAGE_A, PUBMED, LinkStatus.EXPIRED, "http_404"),
+        (PAGE_A, "mailto:ed@example.org", LinkStatus.SKIPPED, "mailto"),
+        (PAGE_A, "https://unchecked.org/", LinkStatus.SKIPPED, "not_checked"),
+        (PAGE_A, "https://excluded.org/", LinkStatus.SKIPPED, "excluded"),
+        (PAGE_B, PUBMED, LinkStatus.EXPIRED, "http_404"),
+    ]
+    cited, _, _, _, nav = links
+    assert (cited.strikes, cited.failing_since, cited.http_status) == (3, T0, 404)
+    assert cited.checked_at == first + hours(1)
+    assert (cited.entry_title, cited.entry_source, cited.entry_date) == (
+        "Rituximab in DM", "PubMed, Clin Rheumatol, 04/30/2018.", dt.date(2018, 4, 30))
+    assert cited.archived_url == "https://web.archive.org/web/2018/" + PUBMED
+    assert (cited.text, cited.section, cited.kind) == ("Rituximab", "Biologics", LinkKind.CITATION)
+    assert (nav.text, nav.kind, nav.strikes) == ("see also", LinkKind.NAVIGATION, 3)
+    assert links[1].checked_at is None and links[1].strikes == 0
+    # one URL cited twice: one observation per check, not per occurrence
+    assert store._conn.execute(
+        "SELECT count(*) FROM observations WHERE run_id = ? AND url = ?", (run.id, PUBMED)
+    ).fetchone()[0] == 2
+
+
+def test_resume_sets_citations_and_observed_urls(store: Store) -> None:
+    run = store.start_run(T0)
+    citations = [cite(PAGE_A, f"https://e.org/{i}") for i in range(5)]
+    store.record_citations(run.id, PAGE_A, citations)
+    store.record_observations(run.id, [check(c.url, T0) for c in citations[:2]])  # type: ignore[arg-type]
+    store.finish_run(run.id, T0 + hours(1), "interrupted")
+    resumed = store.unfinished_run()
+    assert resumed is not None and resumed.id == run.id
+    remaining = [c for c in store.run_citations(run.id) if c.url not in store.observed_urls(run.id)]
+    assert remaining == citations[2:]
+
+
+# ------------------------------------------------------------- due_rechecks
+
+FAILED_AT = T0
+
+
+@pytest.mark.parametrize(
+    ("status", "last_check", "now", "after", "due"),
+    [
+        (LinkStatus.EXPIRED, FAILED_AT, FAILED_AT + hours(23), (24,), False),  # too early
+        (LinkStatus.EXPIRED, FAILED_AT, FAILED_AT + hours(24), (24,), True),  # exactly h
+        (LinkStatus.ERROR, FAILED_AT, FAILED_AT + hours(30), (24,), True),
+        (LinkStatus.BLOCKED, FAILED_AT, FAILED_AT + hours(30), (24,), True),
+        (LinkStatus.EXPIRED, FAILED_AT + hours(25), FAILED_AT + hours(30), (24,), False),  # rechecked
+        (LinkStatus.EXPIRED, FAILED_AT + hours(25), FAILED_AT + hours(71), (24, 72), False),
+        (LinkStatus.EXPIRED, FAILED_AT + hours(25), FAILED_AT + hours(73), (24, 72), True),  # second h
+        (LinkStatus.EXPIRED, FAILED_AT + hours(73), FAILED_AT + hours(200), (24, 72), False),
+        (LinkStatus.OK, FAILED_AT, FAILED_AT + hours(100), (24,), False),  # not failing
+        (LinkStatus.MOVED, FAILED_AT, FAILED_AT + hours(100), (24,), False),
+        (LinkStatus.EXPIRED, FAILED_AT, FAILED_AT + hours(100), (), False),  # no delays
+    ],
+)
+def test_due_rechecks(store: Store, status: LinkStatus, last_check: dt.datetime,
+                      now: dt.datetime, after: tuple[float, ...], due: bool) -> None:
+    failing_since = FAILED_AT if status.is_failing else None
+    items = [check(PUBMED, FAILED_AT, status, strikes=1, failing_since=failing_since)]
+    if last_check != FAILED_AT:
+        items.append(check(PUBMED, last_check, status, strikes=2, failing_since=failing_since))
+    store.record_observations(None, items)
+    assert store.due_rechecks(now, after) == ([PUBMED] if due else [])
+
+
+def test_due_rechecks_oldest_failure_first(store: Store) -> None:
+    store.record_observations(None, [
+        check("https://new.org/", T0 + hours(5), LinkStatus.ERROR, failing_since=T0 + hours(5)),
+        check("https://old.org/", T0, LinkStatus.ERROR, failing_since=T0),
+        check("https://fine.org/", T0),
+    ])
+    assert store.due_rechecks(T0 + hours(48), (24,)) == ["https://old.org/", "https://new.org/"]
+
+
+# ------------------------------------------------------------------- outbox
+
+
+def test_outbox_never_queues_a_key_twice(store: Store) -> None:
+    run = store.start_run(T0)
+    message = store.enqueue_message("run-1:all", run.id, ["a@example.org", "b@example.org"],
+                                    b"Subject: x\r\n\r\nbody", "<1@monitor>", T0)
+    assert message is not None
+    assert message.recipients == ("a@example.org", "b@example.org")
+    assert (message.message, message.created_at, message.next_attempt_at) == (
+        b"Subject: x\r\n\r\nbody", T0, T0)
+    assert store.enqueue_message("run-1:all", run.id, ["c@example.org"], b"other", "<2@m>", T0) is None
+    assert store.get_message("run-1:all") == message
+    assert store.outbox_size() == 1
+
+
+def test_outbox_due_failed_backoff_sent_and_requeue(store: Store) -> None:
+    run = store.start_run(T0)
+    msg = store.enqueue_message("run-1:all", run.id, ["a@example.org"], b"m", "<1@m>", T0)
+    assert msg is not None
+    assert [m.key for m in store.due_messages(T0)] == ["run-1:all"]
+    retry_at = T0 + outbox_backoff(1)
+    store.mark_failed(msg.id, "421 try later", retry_at)
+    assert store.due_messages(retry_at - dt.timedelta(seconds=1)) == []
+    [due] = store.due_messages(retry_at)
+    assert (due.attempts, due.last_error, due.next_attempt_at) == (1, "421 try later", retry_at)
+    store.mark_sent(msg.id, retry_at)
+    assert store.due_messages(retry_at + hours(100)) == []
+    assert store.outbox_size() == 0
+    sent = store.get_message("run-1:all")
+    assert sent is not None and sent.sent_at == retry_at and sent.attempts == 2
+    assert store.requeue_message("run-1:all", T0 + hours(2))
+    again = store.get_message("run-1:all")
+    assert again is not None and (again.sent_at, again.attempts, again.last_error) == (None, 0, "")
+    assert [m.key for m in store.due_messages(T0 + hours(2))] == ["run-1:all"]
+    assert not store.requeue_message("run-9:none", T0)
+
+
+@pytest.mark.parametrize(
+    ("attempts", "minutes"),
+    [(0, 5), (1, 5), (2, 10), (3, 20), (7, 320), (8, 360), (30, 360)],
+)
+def test_outbox_backoff(attempts: int, minutes: int) -> None:
+    assert outbox_backoff(attempts) == dt.timedelta(minutes=minutes)
+
+
+# -------------------------------------------------------------------- locks
+
+TTL = dt.timedelta(minutes=10)
+
+
+def test_lock_second_owner_refused_until_release(store: Store) -> None:
+    me = lock_owner()
+    other = f"{socket.gethostname()}:{os.getppid()}"  # a live process on this host
+    assert store.acquire_lock("audit", me, T0, TTL)
+    assert not store.acquire_lock("audit", other, T0 + dt.timedelta(minutes=1), TTL)
+    assert not store.acquire_lock("audit", me, T0, TTL)  # not re-entrant: one audit at a time
+    assert not store.refresh_lock("audit", other, T0, TTL)
+    store.release_lock("audit", other)  # not the owner: no effect
+    assert not store.acquire_lock("audit", other, T0, TTL)
+    store.release_lock("audit", me)
+    assert store.acquire_lock("audit", other, T0, TTL)
+
+
+def test_lock_expired_ttl_is_stolen_and_refresh_extends(store: Store) -> None:
+    holder = "elsewhere.example:1"  # another host: only the ttl can free it
+    assert store.acquire_lock("audit", holder, T0, TTL)
+    assert store.refresh_lock("audit", holder, T0 + dt.timedelta(minutes=9), TTL)
+    assert not store.acquire_lock("audit", lock_owner(), T0 + dt.timedelta(minutes=18), TTL)
+    assert store.acquire_lock("audit", lock_owner(), T0 + dt.timedelta(minutes=19), TTL)
+    assert not store.refresh_lock("audit", holder, T0 + dt.timedelta(minutes=20), TTL)
+
+
+def test_lock_of_a_dead_pid_on_this_host_is_stolen(store: Store) -> None:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = f"{socket.gethostname()}:{int(child.stdout)}"
+    assert store.acquire_lock("audit", dead, T0, TTL)
+    assert store.acquire_lock("audit", lock_owner(), T0 + dt.timedelta(seconds=1), TTL)
+
+
+def _race(path: str, barrier: Any, results: Any) -> None:
+    store = Store.open(path)
+    barrier.wait()
+    won = store.acquire_lock("audit", lock_owner(), dt.datetime.now(UTC), TTL)
+    results.put(won)
+    barrier.wait()  # stay alive until all tried: a dead winner's lock would be stale
+    store.close()
+
+
+def test_processes_racing_for_the_lock_exactly_one_wins(db_path: Path) -> None:
+    Store.open(db_path).close()
+    ctx = multiprocessing.get_context("fork")
+    n = 6
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_race, args=(str(db_path), barrier, results)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    outcomes = [results.get(timeout=20) for _ in range(n)]
+    for p in procs:
+        p.join(timeout=20)
+    assert sorted(outcomes) == [False] * (n - 1) + [True]
+    assert all(p.exitcode == 0 for p in procs)
+
+
+# --------------------------------------------------------------------- meta
+
+
+def test_meta(store: Store) -> None:
+    assert store.get_meta("last_audit_at") is None
+    store.set_meta("last_audit_at", "2026-11-23T06:00:00+00:00")
+    store.set_meta("last_audit_at", "2026-11-30T06:00:00+00:00")
+    assert store.get_meta("last_audit_at") == "2026-11-30T06:00:00+00:00"
+
+
+# -------------------------------------------------------------- query plans
+
+
+def _plan(store: Store, sql: str, params: tuple[object, ...]) -> list[str]:
+    return [row[3] for row in store._conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+def test_history_and_run_links_use_indexes(store: Store) -> None:
+    history = _plan(store, HISTORY_SQL, (PUBMED,))
+    assert history == ["SEARCH observations USING INDEX observations_url_checked_at (url=?)"]
+    links = _plan(store, RUN_LINKS_SQL, (1,))
+    assert "SEARCH o USING INDEX occurrences_run_page (run_id=?)" in links
+    assert any(line.startswith("SEARCH x USING COVERING INDEX observations_run_url") for line in links)
+    assert not [line for line in links if line.startswith("SCAN") or "TEMP B-TREE" in line]
+
+
+# ------------------------------------------------------------- StoreWriter
+
+
+async def _eventually(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.02)
+
+
+def _count(path: Path, sql: str = "SELECT count(*) FROM observations") -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+async def test_writer_flush_commits_for_another_connection(db_path: Path) -> None:
+    writer = await StoreWriter.open(db_path, batch_interval=60)
+    run = await writer.call("start_run", T0)
+    for i in range(50):
+        await writer.add(run.id, *check(f"https://e.org/{i}", T0))
+    assert writer.pending == 50
+    await writer.flush()
+    assert writer.pending == 0 and writer.written == 50
+    with Store.open(db_path) as reader:
+        assert len(reader.observed_urls(run.id)) == 50
+        assert reader.url_state("https://e.org/7") is not None
+    await writer.close()
+
+
+async def test_writer_commits_a_full_batch_without_flush(db_path: Path) -> None:
+    writer = await StoreWriter.open(db_path, batch_interval=60, batch_size=10)
+    for i in range(10):
+        await writer.add(None, *check(f"https://e.org/{i}", T0))
+    await _eventually(lambda: _count(db_path) == 10)
+    await writer.close()
+
+
+async def test_writer_commits_on_the_interval(db_path: Path) -> None:
+    writer = await StoreWriter.open(db_path, batch_interval=0.05, batch_size=1000)
+    await writer.add(None, *check(PUBMED, T0))
+    await _eventually(lambda: _count(db_path) == 1)
+    await writer.close()
+
+
+async def test_writer_call_sees_queued_adds_and_close_flushes(db_path: Path) -> None:
+    writer = await StoreWriter.open(db_path, batch_interval=60)
+    await writer.add(None, *check(PUBMED, T0, LinkStatus.EXPIRED, failing_since=T0))
+    assert await writer.call("set_archived_url", PUBMED, "https://web.archive.org/x")
+    await writer.add(None, *check("https://late.org/", T0))
+    await writer.close()
+    assert _count(db_path) == 2
+    with pytest.raises(StoreError, match="closed"):
+        await writer.add(None, *check(PUBMED, T0))
+
+
+async def test_writer_call_runs_only_public_store_methods(db_path: Path) -> None:
+    async with await StoreWriter.open(db_path) as writer:
+        for name in ("_tx", "close", "no_such_method"):
+            with pytest.raises(AttributeError):
+                await writer.call(name)
+        assert await writer.call("get_meta", "missing") is None
+
+
+async def test_writer_failed_batch_is_kept_and_reported(db_path: Path) -> None:
+    writer = await StoreWriter.open(db_path, batch_interval=60)
+    await writer.add(777, *check(PUBMED, T0))  # no run 777: the foreign key refuses the batch
+    with pytest.raises(sqlite3.IntegrityError):
+        await writer.flush()
+    assert writer.pending == 1
+    with pytest.raises(StoreError, match="a batch failed"):
+        await writer.add(None, *check(PUBMED, T0))
+    writer._buffer.clear()  # drop the bad item so that close() can finish
+    await writer.close()
+    assert _count(db_path) == 0
+
+
+async def test_writer_cancelled_flush_neither_loses_nor_duplicates(db_path: Path) -> None:
+    writer = await StoreWriter.open(db_path, batch_interval=60)
+    for i in range(300):
+        await writer.add(None, *check(f"https://e.org/{i}", T0))
+    task = asyncio.create_task(writer.flush())
+    await asyncio.sleep(0)  # the batch is handed to the thread
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await writer.close()
+    assert _count(db_path) == 300
