@@ -473,7 +473,11 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
     (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
      entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
      suggested_url, strikes, failing_since, checked_at, flapping, archived_url) = row
-    if status is None:
+    if status is None and skip_reason == "invalid_url":
+        # Not checkable, but an editor must fix it: an error, not a skip.
+        status, reason = LinkStatus.ERROR, "invalid_url"
+        detail = detail or "The link's address is not a valid URL; it cannot be opened"
+    elif status is None:
         status, reason = LinkStatus.SKIPPED, skip_reason or NOT_CHECKED
     else:
         status = _STATUS[status]

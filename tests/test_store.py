@@ -340,6 +340,7 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
              skip_reason="mailto"),
         cite(PAGE_A, "https://unchecked.org/", "later"),
         cite(PAGE_A, "https://excluded.org/", "ex", skip_reason="excluded"),
+        cite(PAGE_A, None, "typo", raw_href="http://", skip_reason="invalid_url"),
     ])
     store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED, "see also", kind=LinkKind.NAVIGATION)])
     first = T0 + hours(168)
@@ -361,9 +362,11 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
         (PAGE_A, "mailto:ed@example.org", LinkStatus.SKIPPED, "mailto"),
         (PAGE_A, "https://unchecked.org/", LinkStatus.SKIPPED, "not_checked"),
         (PAGE_A, "https://excluded.org/", LinkStatus.SKIPPED, "excluded"),
+        # an href no browser can open is for an editor to fix: an error, not a skip
+        (PAGE_A, "http://", LinkStatus.ERROR, "invalid_url"),
         (PAGE_B, PUBMED, LinkStatus.EXPIRED, "http_404"),
     ]
-    cited, _, _, _, nav = links
+    cited, _, _, _, _, nav = links
     assert (cited.strikes, cited.failing_since, cited.http_status) == (3, T0, 404)
     assert cited.checked_at == first + hours(1)
     assert (cited.entry_title, cited.entry_source, cited.entry_date) == (
