@@ -31,6 +31,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -554,44 +555,41 @@ class Checker:
                      error: tuple[ErrorKind, str] | None = None) -> Observation:
         """The observation an attempt ends with: an answer, an error, or an
         answer with an error (a refused redirect, a body that timed out)."""
-        obs = Observation(
+        fields = _answer_fields(answer) if answer is not None else {}
+        if error is not None:
+            fields["error_kind"], fields["error_detail"] = error
+        return Observation(
             url=url, checked_at=chain.checked_at, final_url=str(chain.url),
             redirects=tuple(chain.hops),
             elapsed_ms=int((time.monotonic() - chain.started) * 1000),
+            **fields,
         )
-        if answer is not None:
-            obs = _with_answer(obs, answer)
-        if error is not None:
-            obs = replace(obs, error_kind=error[0], error_detail=error[1])
-        return obs
 
 
-def _with_answer(obs: Observation, answer: _Answer) -> Observation:
+def _answer_fields(answer: _Answer) -> dict[str, Any]:
     headers = answer.headers
     content_type = headers.get("Content-Type", "").strip()
     info = read_target(answer.body, content_type) if answer.method == "GET" else TargetInfo()
-    error_kind, error_detail = None, ""
+    fields: dict[str, Any] = {
+        "http_status": answer.status,
+        "bytes_read": len(answer.body),
+        "content_type": content_type,
+        "title": info.title,
+        "meta_title": info.meta_title,
+        "text": info.text,
+        "server": headers.get("Server", "")[:DETAIL_CHARS],
+        "retry_after": parse_retry_after(headers.get("Retry-After"), _now()),
+        "content_hash": info.content_hash,
+        "method": answer.method,
+    }
     if answer.body_error is not None:
         kind, detail = answer.body_error
-        error_detail = f"reading the body: {detail}"
+        fields["error_detail"] = f"reading the body: {detail}"
         # A server too slow to send its first 64 KiB within the timeout is
         # down for a reader too; a body cut short otherwise still answered.
-        error_kind = kind if kind is ErrorKind.TIMEOUT else None
-    return replace(
-        obs,
-        http_status=answer.status,
-        bytes_read=len(answer.body),
-        content_type=content_type,
-        title=info.title,
-        meta_title=info.meta_title,
-        text=info.text,
-        server=headers.get("Server", "")[:DETAIL_CHARS],
-        retry_after=parse_retry_after(headers.get("Retry-After"), _now()),
-        content_hash=info.content_hash,
-        method=answer.method,
-        error_kind=error_kind,
-        error_detail=error_detail,
-    )
+        if kind is ErrorKind.TIMEOUT:
+            fields["error_kind"] = kind
+    return fields
 
 
 async def _read_bounded(content: aiohttp.StreamReader, limit: int, chunks: list[bytes]) -> None:
