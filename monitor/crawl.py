@@ -197,12 +197,20 @@ class Audit:
             if self.progress:
                 self.progress(done, total)
 
-        async for obs in self.checker.check_many(urls):
-            task = asyncio.create_task(finish(obs))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-        if pending:
-            await asyncio.gather(*pending)
+        try:
+            async for obs in self.checker.check_many(urls):
+                task = asyncio.create_task(finish(obs))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            if pending:
+                await asyncio.gather(*pending)
+        except BaseException:
+            # Cancelled (or failed): a check still being classified is dropped, not
+            # written after the run is closed; a resumed run checks that URL again.
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            raise
         return done
 
     async def record(self, run_id: int | None, obs: Observation, verdict: Verdict) -> None:
@@ -267,38 +275,53 @@ async def run_audit(
             run = await writer.call("start_run", now())
         assert run is not None
         outcome = AuditOutcome(run=run, resumed=resumed)
-        async with Client(settings.checker) as client:
-            audit = Audit(settings, writer, client, progress, now)
-            if resumed:
-                citations = await writer.call("run_citations", run.id)
-                pages = await writer.call("run_pages", run.id)
-                outcome.pages = len(pages)
-                outcome.pages_failed = sum(1 for p in pages if p.status == "error")
-                observed: set[str] = await writer.call("observed_urls", run.id)
-                log.info("resuming run=%d observed=%d", run.id, len(observed))
-            else:
-                page_list = watched_pages(settings, only_pages)
-                citations, outcome.pages_failed = await audit.fetch_pages(run, page_list)
-                outcome.pages = len(page_list)
-                if settings.sites and not only_pages:
-                    site_citations, site_pages, site_failed = await crawl_sites(settings, audit, run)
-                    citations += site_citations
-                    outcome.pages += site_pages
-                    outcome.pages_failed += site_failed
-                observed = set()
-            urls = urls_to_check(citations, ())
-            outcome.links = len(citations)
-            outcome.urls = len(urls)
-            todo = [u for u in urls if u not in observed]
-            outcome.checked = await audit.check_urls(run.id, todo, cited_titles(citations), outcome.by_status)
+        try:
+            await _audit_run(settings, writer, run, outcome, only_pages, progress, now)
+        except asyncio.CancelledError:
+            # Stopped (SIGTERM, a lost lock): keep what was checked, let the next start resume.
             await writer.flush()
-            await audit.suggest_archives(citations)
+            await writer.call("finish_run", run.id, now(), status="interrupted")
+            log.warning("run interrupted run=%d written=%d", run.id, writer.written)
+            raise
         await writer.call("finish_run", run.id, now())
         outcome.run = await writer.call("get_run", run.id)
     outcome.seconds = time.monotonic() - started
     log.info("run finished run=%d pages=%d links=%d urls=%d checked=%d seconds=%.1f",
              outcome.run.id, outcome.pages, outcome.links, outcome.urls, outcome.checked, outcome.seconds)
     return outcome
+
+
+async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outcome: AuditOutcome,
+                     only_pages: Sequence[str] | None, progress: Progress | None,
+                     now: Callable[[], dt.datetime]) -> None:
+    """The body of a run: fetch (or reload, when resuming) the pages, then check what is left."""
+    resumed = outcome.resumed
+    async with Client(settings.checker) as client:
+        audit = Audit(settings, writer, client, progress, now)
+        if resumed:
+            citations = await writer.call("run_citations", run.id)
+            pages = await writer.call("run_pages", run.id)
+            outcome.pages = len(pages)
+            outcome.pages_failed = sum(1 for p in pages if p.status == "error")
+            observed: set[str] = await writer.call("observed_urls", run.id)
+            log.info("resuming run=%d observed=%d", run.id, len(observed))
+        else:
+            page_list = watched_pages(settings, only_pages)
+            citations, outcome.pages_failed = await audit.fetch_pages(run, page_list)
+            outcome.pages = len(page_list)
+            if settings.sites and not only_pages:
+                site_citations, site_pages, site_failed = await crawl_sites(settings, audit, run)
+                citations += site_citations
+                outcome.pages += site_pages
+                outcome.pages_failed += site_failed
+            observed = set()
+        urls = urls_to_check(citations, ())
+        outcome.links = len(citations)
+        outcome.urls = len(urls)
+        todo = [u for u in urls if u not in observed]
+        outcome.checked = await audit.check_urls(run.id, todo, cited_titles(citations), outcome.by_status)
+        await writer.flush()
+        await audit.suggest_archives(citations)
 
 
 async def crawl_sites(settings: Settings, audit: "Audit", run: RunInfo) -> tuple[list[Citation], int, int]:
