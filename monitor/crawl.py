@@ -133,14 +133,30 @@ class Audit:
     # -- pages -------------------------------------------------------------
 
     async def fetch_pages(self, run: RunInfo, pages: Sequence[tuple[str, str, str]]) -> tuple[list[Citation], int]:
-        """Fetch and extract each (url, name, owner) page; record pages and citations."""
-        results = await asyncio.gather(*(self._one_page(run, *page) for page in pages))
-        citations = [c for page_citations, _ in results for c in page_citations]
-        failed = sum(1 for _, ok in results if not ok)
-        return citations, failed
+        """Fetch and extract each (url, name, owner) page concurrently; record them in order.
+
+        Recording in the configured order keeps the report's page order the
+        webmaster's, whatever page answered first.
+        """
+        results = await asyncio.gather(*(self._read_page(run, *page) for page in pages))
+        citations: list[Citation] = []
+        for record, page_citations in results:
+            await self._record_page(run, record, page_citations)
+            citations += page_citations
+        return citations, sum(1 for record, _ in results if record.status == "error")
 
     async def _one_page(self, run: RunInfo, url: str, name: str, owner: str,
                         exclude_links: Sequence[str] = ()) -> tuple[list[Citation], bool]:
+        record, citations = await self._read_page(run, url, name, owner, exclude_links)
+        await self._record_page(run, record, citations)
+        return citations, record.status != "error"
+
+    async def _record_page(self, run: RunInfo, record: PageRecord, citations: list[Citation]) -> None:
+        await self.writer.call("record_page", record)
+        await self.writer.call("record_citations", run.id, record.url, citations)
+
+    async def _read_page(self, run: RunInfo, url: str, name: str, owner: str,
+                         exclude_links: Sequence[str] = ()) -> tuple[PageRecord, list[Citation]]:
         last: PageRecord | None = await self.writer.call("last_page", url)
         fetched = await fetch_page(
             self.client, url,
@@ -148,6 +164,7 @@ class Audit:
             timeout=max(self.settings.checker.timeout, 30.0),
         )
         if fetched.status == "not_modified" and last is not None:
+            # Unchanged since the last fetch: not parsed again, its links come from that run.
             citations = await self.writer.call("run_citations", last.run_id, url)
             record = PageRecord(
                 run_id=run.id, url=url, status="not_modified", http_status=304, title=last.title,
@@ -172,9 +189,7 @@ class Audit:
                 run_id=run.id, url=url, status="error", http_status=fetched.http_status,
                 error=fetched.error or "not modified, but no earlier copy", name=name, owner=owner,
             )
-        await self.writer.call("record_page", record)
-        await self.writer.call("record_citations", run.id, url, citations)
-        return citations, record.status != "error"
+        return record, citations
 
     # -- links -------------------------------------------------------------
 

@@ -1,0 +1,150 @@
+"""End to end: the simulated site (monitor/demo/site.py) through the whole pipeline.
+
+The simulated hosts imitate sclero.org, PubMed, a news wire, publishers,
+journals and the Wayback Machine on loopback (docs/simulated-site.md says
+what each real site does and where that is known from). Every link of both
+watched pages has an expected (status, reason) in `site.truth`: one case per
+status and reason of the contract, checked here by the real checker, the
+real classifier and a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from monitor.crawl import run_audit
+from monitor.demo.run import demo_settings
+from monitor.demo.site import SimulatedSite, start_simulated_site
+from monitor.store import Store
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[SimulatedSite]:
+    async with start_simulated_site(tmp_path / "site") as running:
+        yield running
+
+
+async def test_every_link_gets_its_true_status(site: SimulatedSite, tmp_path: Path) -> None:
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        links = store.run_links(outcome.run.id)
+        observed = store._conn.execute(
+            "SELECT url, count(*) FROM observations WHERE run_id = ? GROUP BY url", (outcome.run.id,)
+        ).fetchall()
+    got = {link.url: (link.status.value, link.reason) for link in links}
+    assert set(got) == set(site.truth), "every link of both pages is accounted for"
+    wrong = {url: (got[url], site.truth[url]) for url in site.truth if got[url] != site.truth[url]}
+    assert wrong == {}
+    # each distinct URL checked once, although some are cited on both pages
+    assert all(count == 1 for _, count in observed)
+    assert len({link.page for link in links}) == 2
+    statuses = {status for status, _ in site.truth.values()}
+    assert statuses >= {"ok", "moved", "expired", "error", "blocked", "drifted", "skipped"}
+
+
+async def test_moved_links_suggest_the_new_address(site: SimulatedSite, tmp_path: Path) -> None:
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        links = {link.url: link for link in store.run_links(outcome.run.id)}
+    pubmed = links["https://www.ncbi.nlm.nih.gov/pubmed/29713888"]
+    assert pubmed.suggested_url == "https://pubmed.ncbi.nlm.nih.gov/29713888/"
+    bentham = links["http://benthamopen.com/ABSTRACT/TORJ-7-94"]
+    assert bentham.suggested_url == "https://openrheumatologyjournal.com/VOLUME/7/PAGE/94/"
+    # a dead link with a snapshot gets the archived copy as its fix
+    medscape = links["https://www.medscape.com/viewarticle/883512"]
+    assert medscape.archived_url and medscape.archived_url.startswith("https://web.archive.org/web/")
+
+
+def _toml(site: SimulatedSite, db: Path) -> str:
+    pages = "".join(f'[[pages]]\nurl = "{url}"\n' for url in site.pages)
+    connect = ", ".join(f'"{k}" = "{v}"' for k, v in site.connect_to)
+    return (
+        f"{pages}\n[checker]\ntimeout = 2\nretries = 1\nbackoff_base = 0.1\nretry_after_max = 2\n"
+        f'allow_private_networks = ["127.0.0.1/32"]\nca_file = "{site.ca_pem_path}"\n'
+        f"connect_to = {{ {connect} }}\n\n[database]\npath = \"{db}\"\n"
+    )
+
+
+async def monitor(*args: str) -> tuple[int, str, str]:
+    """Run the CLI without blocking the loop that serves the simulated site."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path: Path) -> None:
+    config = tmp_path / "monitor.toml"
+    config.write_text(_toml(site, tmp_path / "cli.db"), encoding="utf-8")
+    code, out, err = await monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc) == {"run", "pages", "links"}
+    assert set(doc["run"]) >= {"id", "started_at", "finished_at"}
+    assert [p["url"] for p in doc["pages"]] == list(site.pages)
+    assert all(p["status"] == "ok" and p["links"] > 10 for p in doc["pages"])
+    contract = {"page", "url", "text", "section", "kind", "status", "reason", "http_status",
+                "final_url", "suggested_url", "strikes", "failing_since", "checked_at"}
+    for link in doc["links"]:
+        assert contract <= set(link)
+        assert link["kind"] in ("citation", "navigation", "resource")
+        assert (link["status"], link["reason"]) == site.truth[link["url"]]
+    failing = [l for l in doc["links"] if l["status"] in ("expired", "error", "blocked")
+               and l["reason"] != "invalid_url"]
+    assert failing and all(l["strikes"] == 1 and l["failing_since"] for l in failing)
+
+    # the CSV has the same columns, and the text table names the statuses
+    code, csv_out, err = await monitor("check", "--config", str(config), "--format", "csv",
+                                       "--page", site.pages[0])
+    assert code == 0, err
+    header = csv_out.splitlines()[0].split(",")
+    assert header[:13] == ["page", "url", "text", "section", "kind", "status", "reason", "http_status",
+                           "final_url", "suggested_url", "strikes", "failing_since", "checked_at"]
+    assert "could not be fetched" not in csv_out
+    # The page did not change: the server answered 304 to its ETag, it was not
+    # parsed again, and its links came from the previous run.
+    with Store.open(tmp_path / "cli.db") as store:
+        latest = store.latest_run()
+        assert latest is not None
+        (page,) = store.run_pages(latest.id)
+        assert (page.status, page.http_status) == ("not_modified", 304)
+        assert len(store.run_links(latest.id)) == page.links > 10
+    code, text_out, err = await monitor("check", "--config", str(config), "--page", site.pages[0])
+    assert code == 0, err
+    for word in ("expired", "moved", "blocked", "drifted", "error"):
+        assert word in text_out
+
+    code, history, err = await monitor("history", "http://www.jrheum.org/content/39/2/345.abstract",
+                                       "--config", str(config), "--format", "json")
+    timeline = json.loads(history)["observations"]
+    assert len(timeline) == 3  # three checks: json, csv and text runs
+    assert {o["reason"] for o in timeline} == {"http_404"}
+
+
+async def test_a_resumed_run_does_not_check_again(site: SimulatedSite, tmp_path: Path) -> None:
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    first = await run_audit(settings)
+    db = sqlite3.connect(settings.database.path)
+    # Simulate a crash half-way: the run is unfinished and half its observations are gone.
+    db.execute("UPDATE runs SET status = 'running', finished_at = NULL WHERE id = ?", (first.run.id,))
+    kept = db.execute("SELECT count(*) FROM observations WHERE run_id = ?", (first.run.id,)).fetchone()[0]
+    db.execute("DELETE FROM observations WHERE run_id = ? AND id % 2 = 0", (first.run.id,))
+    remaining = db.execute("SELECT count(*) FROM observations WHERE run_id = ?", (first.run.id,)).fetchone()[0]
+    db.commit()
+    db.close()
+    again = await run_audit(settings)
+    assert again.resumed and again.run.id == first.run.id
+    assert again.checked == kept - remaining
+    assert again.run.status == "finished"
