@@ -81,6 +81,8 @@ class Problem:
     """The page, scrolled to the entry where browsers support text fragments."""
     search_url: str | None = None
     """A search for the entry's title, to find where the article lives now."""
+    occurrences: int = 1
+    """How many times this entry links this URL on the page (menus repeat links)."""
 
     @property
     def label(self) -> str:
@@ -459,7 +461,12 @@ def _group(problems: Sequence[Problem], order: Mapping[str, int],
         # Navigation links have no entry: each is its own "entry", by its text.
         key = ((link.entry_title, link.entry_source, link.expired_mark) if link.entry_title
                else (link.text or link.url, "", False))
-        by_page.setdefault(link.page, {}).setdefault(link.section, {}).setdefault(key, []).append(p)
+        entry = by_page.setdefault(link.page, {}).setdefault(link.section, {}).setdefault(key, [])
+        same = next((i for i, q in enumerate(entry) if q.link.url == link.url), None)
+        if same is None:
+            entry.append(p)
+        else:  # the same link repeated in one place (a menu and a footer): one row, counted
+            entry[same] = replace(entry[same], occurrences=entry[same].occurrences + 1)
     groups = []
     for page in sorted(by_page, key=lambda u: order.get(u, len(order))):
         sections = tuple(

@@ -82,8 +82,11 @@ def is_web_url(value: object) -> bool:
 
 
 def _short_url(url: str, limit: int = 70) -> str:
-    """The URL without its scheme, cut in the middle when very long."""
-    text = re.sub(r"^https?://", "", url or "")
+    """The URL without "https://", cut in the middle when very long.
+
+    "http://" stays: an editor must see that a link moved only to https.
+    """
+    text = re.sub(r"^https://", "", url or "")
     if len(text) <= limit:
         return text
     keep = limit - 1

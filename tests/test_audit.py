@@ -10,6 +10,7 @@ import pytest
 from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
+from reports.render import render_html
 from reports.audit import Audit, audit_for_pages, build_audit, text_fragment_link
 
 UTC = dt.timezone.utc
@@ -211,6 +212,20 @@ def test_navigation_links_without_entry_are_their_own_entries() -> None:
                   text="Go to Diabetes", section="")
     (group,) = audit_of([nav]).needs_fixing
     assert group.sections[0].entries[0].title == "Go to Diabetes"
+
+
+def test_a_link_repeated_in_one_place_is_one_row_counted() -> None:
+    # The same broken menu link in the top bar and the footer of one page.
+    nav = failing("https://www.sclero.org/about/news/a-to-z.html", kind=LinkKind.NAVIGATION, title="",
+                  text="ISN News", section="")
+    other_page = replace(nav, page=PAGE2)
+    audit = audit_of([nav, nav, other_page], pages=[page(), page(PAGE2)])
+    first, second = audit.needs_fixing
+    (entry,) = first.sections[0].entries
+    assert [p.occurrences for p in entry.problems] == [2]
+    assert [p.occurrences for p in second.problems] == [1]
+    html = render_html(audit)
+    assert "(2 times here)" in html
 
 
 def test_everything_else_holds_ok_and_skipped_links() -> None:
