@@ -67,7 +67,6 @@ __all__ = [
     "Store",
     "StoreWriter",
     "lock_owner",
-    "outbox_backoff",
 ]
 
 log = logging.getLogger(__name__)
@@ -557,16 +556,6 @@ def _owner_is_dead(owner: str) -> bool:
     except OSError:  # PermissionError: alive, owned by another user
         return False
     return False
-
-
-def outbox_backoff(attempts: int) -> dt.timedelta:
-    """Delay before the next delivery attempt: 5 min doubling, at most 6 h.
-
-    A mail server that is down for maintenance is retried a few times in the
-    first hour, then a few times a day, never in a tight loop.
-    """
-    minutes = 5 * 2 ** max(0, attempts - 1)
-    return dt.timedelta(minutes=min(minutes, 6 * 60))
 
 
 # --------------------------------------------------------------------------
