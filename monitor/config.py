@@ -105,6 +105,8 @@ class EmailSettings:
     recipients: tuple[str, ...] = ("webmaster@example.org",)
     timeout: float = 30.0
     enabled: bool = True
+    ca_file: str = ""
+    """Extra CA (PEM) trusted for the mail server's certificate: a private CA."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +434,10 @@ def _email(source: str, raw: Any) -> EmailSettings:
         recipients=r.strings("recipients", d.recipients, _email_problem),
         timeout=r.number("timeout", d.timeout, minimum=0.1),
         enabled=r.get("enabled", bool, d.enabled),
+        ca_file=r.get("ca_file", str, d.ca_file),
     )
+    if settings.ca_file and not Path(settings.ca_file).is_file():
+        r.fail("email.ca_file", f"no such file: {settings.ca_file}")
     if "password" in r.table:
         r.fail("email.password", "passwords do not belong in files; put it in the environment "
                f"variable named by email.password_env ({settings.password_env})")

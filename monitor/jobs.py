@@ -47,6 +47,15 @@ def smtp_password(settings: Settings) -> str | None:
     return password
 
 
+def mail_tls_context(settings: Settings, given: ssl.SSLContext | None = None) -> ssl.SSLContext | None:
+    """The system trust store, plus `email.ca_file` when the mail server uses a private CA."""
+    if given is not None or not settings.email.ca_file:
+        return given
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=settings.email.ca_file)
+    return context
+
+
 async def report_job(
     settings: Settings,
     *,
@@ -81,7 +90,7 @@ async def report_job(
             outcome.queued = [m.key for m in queued]
             store.mark_reported(run_id, now)
             result = await flush_outbox(store, settings.email, smtp_password(settings), now,
-                                        tls_context=tls_context)
+                                        tls_context=mail_tls_context(settings, tls_context))
             outcome.sent = list(result.sent)
             outcome.failed = list(result.failed)
     return outcome
@@ -96,7 +105,7 @@ async def flush_job(settings: Settings, now: dt.datetime | None = None,
         if store.outbox_size() == 0:
             return None
         return await flush_outbox(store, settings.email, smtp_password(settings), now or utcnow(),
-                                  tls_context=tls_context)
+                                  tls_context=mail_tls_context(settings, tls_context))
 
 
 async def weekly_job(settings: Settings, *, progress=None, now=utcnow,
