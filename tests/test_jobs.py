@@ -1,0 +1,209 @@
+"""The weekly job end to end: `monitor run`, `monitor report --send`, `monitor demo`.
+
+Real parts only: the simulated site on loopback (monitor/demo/site.py), a
+real aiosmtpd server receiving the mail, real SQLite files, the CLI run as a
+subprocess the way cron or a webmaster runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import sqlite3
+import ssl
+import sys
+from collections.abc import AsyncIterator
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from aiosmtpd.smtp import SMTP, AuthResult
+
+from monitor.config import EmailSettings
+from monitor.crawl import run_audit
+from monitor.demo.run import MailSink, demo_settings
+from monitor.demo.site import SimulatedSite, start_simulated_site
+from monitor.jobs import report_job
+
+
+@pytest.fixture
+async def site(tmp_path: Path) -> AsyncIterator[SimulatedSite]:
+    async with start_simulated_site(tmp_path / "site") as running:
+        yield running
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[MailSink]:
+    mail = MailSink(tmp_path / "mail")
+    await mail.start()
+    yield mail
+    await mail.stop()
+
+
+def parse(path: Path) -> EmailMessage:
+    return message_from_bytes(path.read_bytes(), policy=default_policy)  # type: ignore[return-value]
+
+
+async def monitor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run the CLI without blocking the loop that serves the site and the sink."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", *args, env={**os.environ, **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def write_config(tmp_path: Path, site: SimulatedSite, smtp_port: int) -> Path:
+    pages = "".join(f'[[pages]]\nurl = "{url}"\n' for url in site.pages)
+    connect = ", ".join(f'"{k}" = "{v}"' for k, v in site.connect_to)
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f"{pages}\n[checker]\ntimeout = 2\nretries = 1\nbackoff_base = 0.1\nretry_after_max = 2\n"
+        f'allow_private_networks = ["127.0.0.1/32"]\nca_file = "{site.ca_pem_path}"\n'
+        f'archive_url = "{site.archive_url}"\nconnect_to = {{ {connect} }}\n\n'
+        f'[database]\npath = "{tmp_path / "monitor.db"}"\n\n'
+        f'[report]\ndir = "{tmp_path / "reports"}"\nsite_name = "www.sclero.org"\n\n'
+        f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+        f'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, tmp_path: Path) -> None:
+    config = write_config(tmp_path, site, sink.port)
+    code, out, err = await monitor("run", "--config", str(config))
+    assert code == 0, err
+    assert len(sink.received) == 1
+    first = parse(sink.received[0])
+    assert str(first["Subject"]).startswith("Link audit for www.sclero.org, ")
+    assert first["To"] == "webmaster@sclero.org"
+    assert first.get_content_type() == "multipart/alternative"
+    html_path = Path(out.split("report: ")[1].split()[0])
+    assert html_path.is_file() and (html_path.parent / "index.html").is_file()
+
+    # The weekly job again: a new run, a new report, mailed once.
+    code, _, err = await monitor("run", "--config", str(config))
+    assert code == 0, err
+    assert len(sink.received) == 2
+    second = parse(sink.received[1])
+    assert second["Message-ID"] != first["Message-ID"]
+
+    # `report` alone renders without sending; `report --send` sends again on purpose.
+    code, out, err = await monitor("report", "--config", str(config), "--run", "1",
+                                   "--out", str(tmp_path / "past"))
+    assert code == 0, err
+    assert len(sink.received) == 2
+    assert list((tmp_path / "past").glob("report-*-run-1.html"))
+    code, out, err = await monitor("report", "--config", str(config), "--send")
+    assert code == 0, err
+    assert len(sink.received) == 3
+    assert parse(sink.received[2])["Message-ID"] == second["Message-ID"]
+
+    code, _, err = await monitor("report", "--config", str(config), "--run", "99")
+    assert code == 1 and "no run 99" in err and "Traceback" not in err
+
+
+async def test_mail_server_down_keeps_the_report_for_the_next_run(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    # Nothing listens on this port yet: the report stays in the outbox.
+    probe = MailSink(tmp_path / "mail")
+    await probe.start()
+    port = probe.port
+    await probe.stop()
+    config = write_config(tmp_path, site, port)
+    code, out, err = await monitor("run", "--config", str(config))
+    assert code == 0, err
+    assert "kept in the outbox" in err
+    db = sqlite3.connect(tmp_path / "monitor.db")
+    (attempts, due) = db.execute("SELECT attempts, next_attempt_at FROM outbox").fetchone()
+    assert attempts == 1 and due
+    # A week passes: the backoff is long over by the next weekly run.
+    db.execute("UPDATE outbox SET next_attempt_at = '2000-01-01T00:00:00+00:00'")
+    db.commit()
+    db.close()
+
+    # The server is back: the next run delivers the kept report first, then its own.
+    sink = MailSink(tmp_path / "mail")
+    loop = asyncio.get_running_loop()
+    sink.server = await loop.create_server(lambda: SMTP(sink), "127.0.0.1", port)
+    try:
+        code, _, err = await monitor("run", "--config", str(config))
+        assert code == 0, err
+        ids = [parse(p)["Message-ID"] for p in sink.received]
+        assert len(ids) == 2 and len(set(ids)) == 2
+        assert ids[0].startswith("<report-1-") and ids[1].startswith("<report-2-")
+    finally:
+        await sink.stop()
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(envelope.original_content or envelope.content)
+        return "250 OK"
+
+
+async def test_starttls_with_a_private_ca_and_the_password_from_the_environment(
+        site: SimulatedSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ca = trustme.CA()
+    ca_file = tmp_path / "mail-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    inbox = _Inbox()
+    logins: list[tuple[bytes, bytes]] = []
+
+    def check(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"s3cret")
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: SMTP(inbox, tls_context=server_ctx, require_starttls=True, authenticator=check),
+        "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        settings = demo_settings(site, tmp_path, port)
+        settings = dataclasses.replace(settings, email=EmailSettings(
+            host="127.0.0.1", port=port, security="starttls", username="monitor",
+            password_env="TEST_SMTP_PASSWORD", sender="monitor@sclero.org",
+            recipients=("webmaster@sclero.org",), ca_file=str(ca_file)))
+        outcome = await run_audit(settings)
+        monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cret")
+        report = await report_job(settings, run_id=outcome.run.id, send=True)
+        assert report.sent == [f"run-{outcome.run.id}:all"]
+        assert logins == [(b"monitor", b"s3cret")]
+        assert len(inbox.messages) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
+    code, out, err = await monitor("demo", "--dir", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "differ from the simulated site's truth" not in err, err
+    lines = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith(" "))
+    report = Path(lines["HTML report"].strip())
+    message = Path(lines["Received message"].strip())
+    assert report.is_file() and message.is_file()
+    msg = parse(message)
+    subject = str(msg["Subject"])
+    assert "new problem" in subject and "still open" in subject and "fixed" in subject
+    html = report.read_text(encoding="utf-8")
+    for heading in ("Needs fixing", "Needs a person", "Fixed since the last report"):
+        assert heading in html
+    code, out, err = await monitor("history", "https://pubmed.ncbi.nlm.nih.gov/31197643/",
+                                   "--config", str(tmp_path / "demo" / "demo.toml"))
+    assert code == 0, err
+    assert "http_503" in out and "ok" in out
