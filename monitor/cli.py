@@ -320,6 +320,33 @@ def run(config_path: Path) -> None:
     _echo_delivery(outcome, True)
 
 
+# -- serve ----------------------------------------------------------------------
+
+
+@cli.command()
+@config_option
+@guarded
+def serve(config_path: Path) -> None:
+    """The long-running service: the audit on schedule, rechecks, /healthz and /metrics.
+
+    Audits at [schedule] cron (making up a run missed while the machine was
+    down), resumes an interrupted run, rechecks failing links, retries the
+    outbox, and serves /healthz and /metrics when [server] enabled = true.
+    SIGTERM or Ctrl-C stops it cleanly. Logs go to stderr, one line per event.
+
+    \b
+    Example:
+        monitor serve --config /etc/citation-monitor/monitor.toml
+    """
+    from monitor.service import serve as run_service
+
+    settings = load(config_path)
+    root = logging.getLogger()
+    if root.level > logging.INFO:
+        root.setLevel(logging.INFO)  # a service says what it does, without -v
+    raise SystemExit(asyncio.run(run_service(settings)))
+
+
 # -- demo -----------------------------------------------------------------------
 
 

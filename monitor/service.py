@@ -1,0 +1,466 @@
+"""`monitor serve`: the long-running service.
+
+It must run for months unattended, so each rule here answers a way it could
+go wrong:
+
+- **One audit at a time, across processes.** Every audit and every batch of
+  rechecks holds the store's "audit" lock (owner "host:pid", a ttl refreshed
+  by a heartbeat every ttl/3). A second `serve` on the same database that
+  finds the lock held skips and says so in the log. A crashed holder's lock
+  is stale (dead pid on this host, or ttl passed) and is taken over. If our
+  own heartbeat finds the lock gone (we were frozen past the ttl and another
+  process took over), our audit is cancelled at once rather than run twice.
+- **Missed runs.** APScheduler knows nothing of the time the machine was
+  down. The service keeps `last_audit_at` in the database; at start, if the
+  trigger's latest fire time is later than that and within
+  `schedule.misfire_grace_hours`, the audit runs once now (three missed
+  weeks are still one run).
+- **Crashes and kills.** An unfinished run in the database is resumed at
+  start (`crawl.run_audit` skips the URLs it already observed), and finishes
+  as one run with one report. A job that died after its audit but before its
+  report (the `audit_job_open` mark is still set) only sends that report.
+- **Stopping.** SIGTERM and SIGINT cancel the running job; `run_audit`
+  commits the observations already made and marks the run "interrupted",
+  the outbox gets one short chance to flush, the lock is released, and the
+  process exits 0. The next start resumes the run.
+- **Rechecks.** Every few minutes, failing links whose recheck is due
+  (`schedule.rechecks` hours after the failure began) are checked again, so
+  a failure is confirmed or cleared before the weekly report, and reports
+  kept in the outbox after a mail failure are retried with their backoff.
+
+Logs are single lines on stderr: `time level logger event=name key=value ...`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import logging
+import signal
+import ssl
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from apscheduler.triggers.base import BaseTrigger
+
+from monitor import schedule
+from monitor.config import Settings
+from monitor.crawl import recheck, utcnow
+from monitor.errors import MonitorError
+from monitor.store import Store, lock_owner
+from monitor.types import RunInfo
+
+__all__ = [
+    "AUDIT_LOCK",
+    "LAST_AUDIT_KEY",
+    "OPEN_JOB_KEY",
+    "Service",
+    "ServiceOptions",
+    "log_event",
+    "missed_fire",
+    "serve",
+]
+
+log = logging.getLogger(__name__)
+
+AUDIT_LOCK = "audit"
+LAST_AUDIT_KEY = "last_audit_at"
+"""Meta key: when the last completed weekly job started (ISO 8601, UTC)."""
+OPEN_JOB_KEY = "audit_job_open"
+"""Meta key: the start time of a weekly job that has not completed ("" when none)."""
+
+T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    """Knobs of the service itself, not of the configuration file; tests change them."""
+
+    recheck_interval: float = 300.0
+    """Seconds between two recheck-and-outbox rounds."""
+    lock_ttl: dt.timedelta = dt.timedelta(minutes=10)
+    """A lock not refreshed for this long is stale; the heartbeat refreshes it every ttl/3."""
+    stop_timeout: float = 20.0
+    """Seconds to wait for a cancelled job to write what it has (under systemd's TimeoutStopSec)."""
+    flush_timeout: float = 5.0
+    """Seconds the outbox gets at stop; what is not sent stays queued."""
+    trigger: BaseTrigger | None = None
+    """Replaces the configured cron (tests fire every two seconds)."""
+    now: Clock = utcnow
+    """The clock of audits, rechecks and the make-up decision (locks use the wall clock)."""
+    tls_context: ssl.SSLContext | None = None
+    """For the mail server (a private CA in tests)."""
+    progress_every: int = 1000
+    """Log an audit_progress line every this many checked URLs."""
+
+
+# -- logging ---------------------------------------------------------------------
+
+
+class _Fields:
+    """key=value pairs, formatted only if the line is emitted."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return "".join(f" {key}={_value(value)}" for key, value in self.fields.items())
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dt.datetime):
+        return value.isoformat(timespec="seconds")
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    text = str(value)
+    if not text or any(c.isspace() or c in '"=' for c in text):
+        return json.dumps(text, ensure_ascii=False)
+    return text
+
+
+def log_event(level: int, event: str, /, logger: logging.Logger = log, **fields: Any) -> None:
+    """One structured line: `event=audit_started run=7 pages=2`."""
+    logger.log(level, "event=%s%s", event, _Fields(fields))
+
+
+# -- decisions -------------------------------------------------------------------
+
+
+def missed_fire(trigger: BaseTrigger, last_audit_at: dt.datetime | None, now: dt.datetime,
+                grace: dt.timedelta) -> dt.datetime | None:
+    """The scheduled fire the service slept through, to make up now; None if there is none.
+
+    Only the latest fire within `grace` counts: several missed fires are one
+    run, and a fire older than the grace period is left for the next one (a
+    report three weeks late helps nobody more than next Monday's). A service
+    that never audited (`last_audit_at` None) makes up the latest fire too.
+    """
+    fire = schedule.previous_fire_time(trigger, now, grace)
+    if fire is None:
+        return None
+    if last_audit_at is not None and fire <= last_audit_at:
+        return None
+    return fire
+
+
+@dataclass(frozen=True)
+class _Facts:
+    unfinished: RunInfo | None
+    latest: RunInfo | None
+    last_audit_at: dt.datetime | None
+    open_job: str
+
+
+def _facts(store: Store) -> _Facts:
+    last = store.get_meta(LAST_AUDIT_KEY)
+    return _Facts(
+        unfinished=store.unfinished_run(),
+        latest=store.latest_run(),
+        last_audit_at=dt.datetime.fromisoformat(last) if last else None,
+        open_job=store.get_meta(OPEN_JOB_KEY) or "",
+    )
+
+
+def _run_of_open_job(facts: _Facts) -> RunInfo | None:
+    """The finished run of a job that never closed, if its audit got that far."""
+    if not facts.open_job or facts.unfinished is not None or facts.latest is None:
+        return None
+    opened = dt.datetime.fromisoformat(facts.open_job)
+    return facts.latest if facts.latest.started_at >= opened else None
+
+
+# -- the service -----------------------------------------------------------------
+
+
+class Service:
+    """The scheduler, its two jobs, the lock, signals and the optional HTTP endpoint."""
+
+    def __init__(self, settings: Settings, options: ServiceOptions | None = None) -> None:
+        self.settings = settings
+        self.options = options or ServiceOptions()
+        self.owner = lock_owner()
+        self.scheduler = schedule.build_scheduler(settings.schedule.timezone)
+        self.trigger = self.options.trigger or schedule.weekly_trigger(settings.schedule)
+        self.ready = asyncio.Event()
+        """Set once the jobs are scheduled (and the HTTP endpoint listens)."""
+        self.http_url: str | None = None
+        self.audits_done = 0
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._busy: str | None = None
+        self._web: Any = None
+
+    # status, read by /healthz and /metrics
+
+    @property
+    def running(self) -> bool:
+        """True while this process runs an audit."""
+        return self._busy == "audit"
+
+    def next_run(self) -> dt.datetime | None:
+        return schedule.next_run_time(self.scheduler)
+
+    # lifecycle
+
+    def request_stop(self, signum: int | None = None) -> None:
+        name = signal.Signals(signum).name if signum else "request"
+        if self._stop.is_set():
+            log_event(logging.WARNING, "stop_pending", signal=name)
+            return
+        log_event(logging.INFO, "stopping", signal=name)
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or `request_stop`); 0 after a clean stop."""
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        for signum in signals:
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        try:
+            await self._start()
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+        return 0
+
+    async def _start(self) -> None:
+        facts = await self._db(_facts)  # opens and migrates the database: a bad path fails here
+        now = self.now()
+        reason = self._startup_reason(facts, now)
+        self.scheduler.start()
+        schedule.add_weekly_job(self.scheduler, self._weekly, self.trigger,
+                                run_now_at=now if reason else None)
+        schedule.add_interval_job(self.scheduler, self._rechecks, self.options.recheck_interval)
+        if self.settings.server.enabled:
+            from monitor.web import start_server
+
+            self._web, self.http_url = await start_server(self.settings, self)
+            log_event(logging.INFO, "http_listening", url=self.http_url)
+        log_event(logging.INFO, "service_started", pid=self.owner.rsplit(":", 1)[-1],
+                  database=self.settings.database.path, run_now=reason,
+                  next_scheduled=self.trigger.get_next_fire_time(None, dt.datetime.now(dt.timezone.utc)))
+        self.ready.set()
+
+    def _startup_reason(self, facts: _Facts, now: dt.datetime) -> str | None:
+        """Why the audit job runs at once ("resume", "report", "catch_up"), or None."""
+        if facts.unfinished is not None:
+            log_event(logging.INFO, "resume_pending", run=facts.unfinished.id,
+                      status=facts.unfinished.status)
+            return "resume"
+        if facts.open_job:
+            # Died after its audit, before its report; or another process is in the middle
+            # of it (then the lock makes this run skip).
+            log_event(logging.INFO, "job_not_closed", started=facts.open_job)
+            return "report"
+        grace = dt.timedelta(hours=self.settings.schedule.misfire_grace_hours)
+        fire = missed_fire(self.trigger, facts.last_audit_at, now, grace)
+        if fire is not None:
+            log_event(logging.INFO, "missed_run", scheduled=fire, last_audit=facts.last_audit_at)
+            return "catch_up"
+        return None
+
+    async def _shutdown(self) -> None:
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.options.stop_timeout)
+            if late:
+                log_event(logging.ERROR, "stop_timeout", jobs=len(late))
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        await self._flush_outbox_briefly()
+        if self._web is not None:
+            await self._web.cleanup()
+        log_event(logging.INFO, "service_stopped")
+
+    async def _flush_outbox_briefly(self) -> None:
+        from monitor.jobs import flush_job
+
+        try:
+            result = await asyncio.wait_for(
+                flush_job(self.settings, self.now(), self.options.tls_context),
+                self.options.flush_timeout,
+            )
+        except (TimeoutError, MonitorError, OSError) as exc:
+            log_event(logging.WARNING, "outbox_not_flushed", error=_short(exc))
+            return
+        if result is not None:
+            log_event(logging.INFO, "outbox_flushed", sent=len(getattr(result, "sent", ())),
+                      failed=len(getattr(result, "failed", ())))
+
+    # jobs
+
+    def now(self) -> dt.datetime:
+        return self.options.now()
+
+    async def _weekly(self) -> None:
+        """The scheduled job (and the make-up run at start)."""
+        await self._tracked(self._exclusive("audit", self._audit_job))
+
+    async def _rechecks(self) -> None:
+        await self._tracked(self._recheck_round())
+
+    async def _tracked(self, work: Awaitable[Any]) -> None:
+        """Run a job so that stopping can cancel it and wait for its cleanup."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await work
+        except asyncio.CancelledError:
+            # The end of the job, not of the loop: APScheduler would log a traceback.
+            log_event(logging.INFO, "job_cancelled")
+        except Exception as exc:
+            log_event(logging.ERROR, "job_failed", error=_short(exc))
+            log.debug("job failed", exc_info=True)
+        finally:
+            self._tasks.discard(task)
+
+    async def _exclusive(self, kind: str, body: Callable[[], Awaitable[None]],
+                         quiet: bool = False) -> bool:
+        """Run `body` holding the audit lock; False when another holder has it."""
+        ttl = self.options.lock_ttl
+        if not await self._db(lambda s: s.acquire_lock(AUDIT_LOCK, self.owner, utcnow(), ttl)):
+            log_event(logging.DEBUG if quiet else logging.INFO, f"{kind}_skipped", reason="lock_held")
+            return False
+        task = asyncio.current_task()
+        assert task is not None
+        heartbeat = asyncio.create_task(self._heartbeat(task), name="audit-lock-heartbeat")
+        self._busy = kind
+        try:
+            await body()
+        finally:
+            self._busy = None
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            with contextlib.suppress(MonitorError):
+                await self._db(lambda s: s.release_lock(AUDIT_LOCK, self.owner))
+        return True
+
+    async def _heartbeat(self, holder: asyncio.Task[Any]) -> None:
+        ttl = self.options.lock_ttl
+        while True:
+            await asyncio.sleep(ttl.total_seconds() / 3)
+            try:
+                kept = await self._db(lambda s: s.refresh_lock(AUDIT_LOCK, self.owner, utcnow(), ttl))
+            except MonitorError as exc:
+                log_event(logging.WARNING, "lock_refresh_failed", error=_short(exc))
+                continue
+            if not kept:
+                log_event(logging.ERROR, "lock_lost", note="another process took it over; stopping our job")
+                holder.cancel()
+                return
+
+    async def _audit_job(self) -> None:
+        from monitor.jobs import report_job, weekly_job
+
+        facts = await self._db(_facts)
+        done = _run_of_open_job(facts)
+        if done is not None:
+            # The previous job finished its audit and died before closing: report it, once.
+            if done.reported_at is None:
+                log_event(logging.INFO, "report_started", run=done.id, reason="job_incomplete")
+                report = await report_job(self.settings, run_id=done.id, send=True,
+                                          now=self.now(), tls_context=self.options.tls_context)
+                self._log_report(report)
+            await self._close_job(facts.open_job)
+            return
+        if facts.unfinished is not None:
+            opened = facts.open_job or facts.unfinished.started_at.isoformat()
+        else:
+            opened = self.now().isoformat()
+        await self._db(lambda s: s.set_meta(OPEN_JOB_KEY, opened))
+        log_event(logging.INFO, "audit_started", pages=len(self.settings.pages),
+                  sites=len(self.settings.sites),
+                  resuming=facts.unfinished.id if facts.unfinished else None)
+        audit, report = await weekly_job(self.settings, progress=self._progress(), now=self.now,
+                                         tls_context=self.options.tls_context)
+        log_event(logging.INFO, "audit_finished", run=audit.run.id, resumed=audit.resumed,
+                  pages=audit.pages, pages_failed=audit.pages_failed, urls=audit.urls,
+                  checked=audit.checked, seconds=round(audit.seconds, 1),
+                  **{k: v for k, v in sorted(audit.by_status.items())})
+        self._log_report(report)
+        await self._close_job(opened)
+
+    async def _close_job(self, opened: str) -> None:
+        def close(store: Store) -> None:
+            store.set_meta(LAST_AUDIT_KEY, opened)
+            store.set_meta(OPEN_JOB_KEY, "")
+
+        await self._db(close)
+        self.audits_done += 1
+
+    @staticmethod
+    def _log_report(report: Any) -> None:
+        log_event(logging.INFO, "report_done", run=report.run_id, html=str(report.html_path),
+                  queued=len(report.queued), sent=len(report.sent), kept=len(report.failed))
+        for key, reason in report.failed:
+            log_event(logging.WARNING, "report_kept", key=key, error=reason)
+
+    def _progress(self) -> Callable[[int, int], None]:
+        every = max(1, self.options.progress_every)
+
+        def progress(done: int, total: int) -> None:
+            if done % every == 0 or done == total:
+                log_event(logging.INFO, "audit_progress", done=done, total=total)
+
+        return progress
+
+    async def _recheck_round(self) -> None:
+        """Retry the outbox, then recheck the failing links that are due."""
+        from monitor.jobs import flush_job
+
+        try:
+            result = await flush_job(self.settings, self.now(), self.options.tls_context)
+        except MonitorError as exc:
+            log_event(logging.WARNING, "outbox_flush_failed", error=_short(exc))
+        else:
+            if result is not None and (getattr(result, "sent", ()) or getattr(result, "failed", ())):
+                log_event(logging.INFO, "outbox_flushed", sent=len(result.sent),  # type: ignore[attr-defined]
+                          failed=len(result.failed))  # type: ignore[attr-defined]
+        if self._busy is not None:
+            return  # our own audit holds the lock; its observations count anyway
+        await self._exclusive("recheck", self._recheck_due, quiet=True)
+
+    async def _recheck_due(self) -> None:
+        now = self.now()
+        hours = self.settings.schedule.rechecks
+        due: list[str] = await self._db(lambda s: s.due_rechecks(now, hours))
+        if not due:
+            return
+        log_event(logging.INFO, "recheck_started", urls=len(due))
+        counter: Counter[str] = await recheck(self.settings, due, now=self.now)
+        log_event(logging.INFO, "recheck_finished", urls=len(due),
+                  **{k: v for k, v in sorted(counter.items())})
+
+    # the database, one short-lived connection per call, off the loop
+
+    async def _db(self, fn: Callable[[Store], T]) -> T:
+        path = self.settings.database.path
+
+        def call() -> T:
+            with Store.open(path) as store:
+                return fn(store)
+
+        return await asyncio.to_thread(call)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+async def serve(settings: Settings, options: ServiceOptions | None = None) -> int:
+    """`monitor serve`: run the service until a signal stops it."""
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    return await Service(settings, options).run()

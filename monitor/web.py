@@ -1,0 +1,237 @@
+"""The service's optional HTTP endpoint: `/healthz` and `/metrics`.
+
+Read-only over the store: each request opens its own short-lived SQLite
+connection in a worker thread (the store's connections belong to one thread),
+so a slow scrape never blocks the scheduler and never writes. Bound to
+127.0.0.1 by default: the numbers say which pages a site links to and when
+the monitor runs, which is nobody else's business; put a reverse proxy in
+front to publish it.
+
+`/metrics` follows the Prometheus text format 0.0.4. The counts of the latest
+finished run do not change once it is finished, so they are computed once per
+run (a large site's run has 100,000 link occurrences) and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from monitor.config import Settings
+from monitor.errors import MonitorError
+from monitor.store import Store
+from monitor.types import LinkStatus, RunInfo
+
+__all__ = ["METRICS_CONTENT_TYPE", "ServiceStatus", "create_app", "render_metrics", "start_server"]
+
+log = logging.getLogger(__name__)
+
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RUN_STATUSES = ("finished", "interrupted", "running")
+"""Always exported, at 0 when absent, so a rate() over them has a series from the start."""
+MAX_RUNS = 1_000_000
+
+
+class ServiceStatus(Protocol):
+    """What only the running service knows: the schedule and whether it audits now."""
+
+    @property
+    def running(self) -> bool: ...
+
+    def next_run(self) -> dt.datetime | None: ...
+
+
+@dataclass
+class Snapshot:
+    """What the store says, read in one worker-thread call."""
+
+    last_run: RunInfo | None = None
+    runs_by_status: Counter[str] = field(default_factory=Counter)
+    outbox: int = 0
+    links_by_status: dict[str, int] = field(default_factory=dict)
+
+
+class _LinkCounts:
+    """Per-status distinct URL counts of a finished run, kept while it is the latest."""
+
+    def __init__(self) -> None:
+        self.key: tuple[int, dt.datetime | None] | None = None
+        self.counts: dict[str, int] = {}
+
+    def of(self, store: Store, run: RunInfo) -> dict[str, int]:
+        key = (run.id, run.finished_at)
+        if key != self.key:
+            self.counts = links_checked(store, run.id)
+            self.key = key
+        return self.counts
+
+
+def links_checked(store: Store, run_id: int) -> dict[str, int]:
+    """Distinct URLs checked in the run, by status (skipped links were not checked)."""
+    seen: dict[str, LinkStatus] = {}
+    for link in store.run_links(run_id):
+        if link.status is not LinkStatus.SKIPPED:
+            seen.setdefault(link.url, link.status)
+    counts = {s.value: 0 for s in LinkStatus if s is not LinkStatus.SKIPPED}
+    for status in seen.values():
+        counts[status.value] += 1
+    return counts
+
+
+def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
+    """On a worker thread: everything /healthz and /metrics need."""
+    with Store.open(path) as store:
+        runs = store.runs(limit=MAX_RUNS)
+        last = store.latest_run()
+        snapshot = Snapshot(
+            last_run=last,
+            runs_by_status=Counter(r.status for r in runs),
+            outbox=store.outbox_size(),
+        )
+        if last is not None:
+            snapshot.links_by_status = dict(cache.of(store, last))
+    return snapshot
+
+
+# -- rendering -------------------------------------------------------------------
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def health(snapshot: Snapshot, status: ServiceStatus | None) -> dict[str, Any]:
+    run = snapshot.last_run
+    return {
+        "status": "ok",
+        "last_run": None if run is None else {
+            "id": run.id,
+            "status": run.status,
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+            "reported_at": _iso(run.reported_at),
+            "links": run.links,
+            "urls": run.urls,
+        },
+        "next_run": _iso(status.next_run()) if status else None,
+        "outbox": snapshot.outbox,
+        "running": bool(status and status.running),
+    }
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _family(name: str, kind: str, help_text: str,
+            samples: Iterable[tuple[dict[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        text = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{text}}} {_number(value)}" if text else f"{name} {_number(value)}")
+    return lines
+
+
+def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
+    """The Prometheus text exposition (format 0.0.4)."""
+    runs = Counter({s: 0 for s in RUN_STATUSES})
+    runs.update(snapshot.runs_by_status)
+    lines = _family("monitor_runs_total", "counter", "Audit runs recorded in the database, by status.",
+                    (({"status": s}, n) for s, n in sorted(runs.items())))
+    lines += _family("monitor_last_run_links_checked", "gauge",
+                     "Distinct URLs checked in the latest finished run, by link status.",
+                     (({"status": s}, n) for s, n in snapshot.links_by_status.items()))
+    last = snapshot.last_run
+    if last is not None and last.finished_at is not None:
+        duration = (last.finished_at - last.started_at).total_seconds()
+        lines += _family("monitor_last_run_duration_seconds", "gauge",
+                         "Wall time of the latest finished run, start to finish (a resumed run includes the pause).",
+                         [({}, duration)])
+        lines += _family("monitor_last_run_timestamp_seconds", "gauge",
+                         "When the latest finished run finished (Unix time).",
+                         [({}, last.finished_at.timestamp())])
+    lines += _family("monitor_outbox_messages", "gauge", "Reports queued and not delivered yet.",
+                     [({}, snapshot.outbox)])
+    if status is not None:
+        lines += _family("monitor_audit_running", "gauge", "1 while this service runs an audit.",
+                         [({}, 1 if status.running else 0)])
+        nxt = status.next_run()
+        if nxt is not None:
+            lines += _family("monitor_next_run_timestamp_seconds", "gauge",
+                             "When the next scheduled audit starts (Unix time).", [({}, nxt.timestamp())])
+    return "\n".join(lines) + "\n"
+
+
+# -- the app ---------------------------------------------------------------------
+
+SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
+STATUS_KEY: web.AppKey[Any] = web.AppKey("status", object)
+CACHE_KEY: web.AppKey[_LinkCounts] = web.AppKey("link_counts", _LinkCounts)
+
+
+async def _snapshot(request: web.Request) -> Snapshot:
+    app = request.app
+    return await asyncio.to_thread(read_snapshot, app[SETTINGS_KEY].database.path, app[CACHE_KEY])
+
+
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        snapshot = await _snapshot(request)
+    except MonitorError as exc:
+        return web.json_response({"status": "error", "error": str(exc)}, status=503)
+    return web.json_response(health(snapshot, request.app[STATUS_KEY]))
+
+
+async def metrics(request: web.Request) -> web.Response:
+    try:
+        snapshot = await _snapshot(request)
+    except MonitorError as exc:
+        return web.Response(status=503, text=f"database unavailable: {exc}\n")
+    body = render_metrics(snapshot, request.app[STATUS_KEY])
+    return web.Response(body=body.encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE})
+
+
+def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS_KEY] = settings
+    app[STATUS_KEY] = status
+    app[CACHE_KEY] = _LinkCounts()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+async def start_server(settings: Settings, status: ServiceStatus | None = None) -> tuple[web.AppRunner, str]:
+    """Listen on server.host:server.port (0 = any free port); returns the runner and the base URL."""
+    runner = web.AppRunner(create_app(settings, status), access_log=None)
+    await runner.setup()
+    host, port = settings.server.host, settings.server.port
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise MonitorError(
+            f"{settings.source}: server: cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    bound = runner.addresses[0]
+    shown = f"[{bound[0]}]" if ":" in str(bound[0]) else bound[0]
+    return runner, f"http://{shown}:{bound[1]}"

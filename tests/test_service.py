@@ -1,0 +1,548 @@
+"""`monitor serve`: schedule, make-up runs, the cross-process lock, resumable
+runs after SIGKILL and SIGTERM, rechecks and the outbox.
+
+Everything is real: a local aiohttp site whose links answer slowly when a
+test needs an audit to last a few seconds, an aiosmtpd sink, SQLite files,
+and for kills and locks, `python -m monitor serve` subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import re
+import signal
+import sqlite3
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from apscheduler.triggers.cron import CronTrigger
+
+from monitor.classify import is_confirmed
+from monitor.config import EmailSettings, Settings, load_settings
+from monitor.crawl import run_audit
+from monitor.demo.run import MailSink
+from monitor.jobs import weekly_job
+from monitor.service import AUDIT_LOCK, LAST_AUDIT_KEY, OPEN_JOB_KEY, Service, ServiceOptions
+from monitor.store import Store
+
+UTC = dt.timezone.utc
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (INFO|WARNING|ERROR|DEBUG) [\w.]+ event=\w+( \w+=\S+)*$"
+)
+
+
+# -- the watched site ------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    base: str = ""
+    hits: Counter[str] = field(default_factory=Counter)
+    flaky_down: bool = True
+
+    def page(self, n: int, delay: float = 0.0, bad: bool = False) -> str:
+        return f"{self.base}/page?n={n}&d={delay}" + ("&bad=1" if bad else "")
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
+def site_app(site: Site) -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        site.hits["/page"] += 1
+        n, d = int(request.query["n"]), request.query["d"]
+        items = "".join(f'<li><a href="/article/{i}?d={d}">Article number {i}</a></li>' for i in range(n))
+        if request.query.get("bad"):
+            items += '<li><a href="/status/500">Down for good</a></li><li><a href="/flaky">Flaky one</a></li>'
+        body = f"<html><head><title>Watched page</title></head><body><ul>{items}</ul></body></html>"
+        return web.Response(text=body, content_type="text/html")
+
+    async def article(request: web.Request) -> web.Response:
+        site.hits[request.path] += 1
+        await asyncio.sleep(float(request.query.get("d", "0")))
+        i = request.match_info["i"]
+        return web.Response(text=f"<html><head><title>Article number {i}</title></head><body>x</body></html>",
+                            content_type="text/html")
+
+    async def status(request: web.Request) -> web.Response:
+        site.hits[request.path] += 1
+        return web.Response(status=int(request.match_info["n"]), text="<html><title>Error</title></html>",
+                            content_type="text/html")
+
+    async def flaky(request: web.Request) -> web.Response:
+        site.hits["/flaky"] += 1
+        if site.flaky_down:
+            return web.Response(status=500, text="down")
+        return web.Response(text="<html><head><title>Flaky one</title></head><body>up</body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/article/{i}", article)
+    app.router.add_get("/status/{n}", status)
+    app.router.add_get("/flaky", flaky)
+    return app
+
+
+@pytest.fixture
+async def site(aiohttp_server: Any) -> Site:
+    s = Site()
+    server = await aiohttp_server(site_app(s))
+    s.base = f"http://127.0.0.1:{server.port}"
+    return s
+
+
+@pytest.fixture
+async def sink(tmp_path: Path) -> AsyncIterator[MailSink]:
+    mail = MailSink(tmp_path / "mail")
+    await mail.start()
+    yield mail
+    await mail.stop()
+
+
+def write_config(tmp_path: Path, page: str, smtp_port: int, cron: str = "0 6 * * mon",
+                 name: str = "monitor.toml") -> Path:
+    text = f"""
+[[pages]]
+url = "{page}"
+name = "Watched"
+
+[checker]
+timeout = 5
+retries = 0
+concurrency = 4
+per_host = 2
+soft404_probe = false
+allow_private_networks = ["127.0.0.1/32"]
+
+[database]
+path = "{tmp_path / 'monitor.db'}"
+
+[schedule]
+cron = "{cron}"
+timezone = "UTC"
+
+[report]
+dir = "{tmp_path / 'reports'}"
+
+[email]
+host = "127.0.0.1"
+port = {smtp_port}
+security = "none"
+sender = "monitor@example.org"
+recipients = ["webmaster@example.org"]
+"""
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def settings_for(tmp_path: Path, site: Site, sink: MailSink, page: str, cron: str = "0 6 * * mon") -> Settings:
+    return load_settings(write_config(tmp_path, page, sink.port, cron))
+
+
+def just_missed_cron() -> str:
+    """A daily cron whose latest fire was a minute or two ago: a start makes it up, once."""
+    fire = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
+    return f"{fire.minute} {fire.hour} * * *"
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def db_path(settings: Settings) -> str:
+    return settings.database.path
+
+
+def query(path: str | Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    conn = sqlite3.connect(str(path), timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def set_meta(path: str, key: str, value: str) -> None:
+    with Store.open(path) as store:
+        store.set_meta(key, value)
+
+
+async def until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[Callable[[Service], Awaitable[asyncio.Task[int]]]]:
+    """Start a Service in this loop; stopped at the end of the test whatever happens."""
+    started: list[tuple[Service, asyncio.Task[int]]] = []
+
+    async def start(service: Service) -> asyncio.Task[int]:
+        task = asyncio.create_task(service.run())
+        started.append((service, task))
+        await until(lambda: service.ready.is_set() or task.done(), 10, "the service to start")
+        if task.done():
+            task.result()
+        return task
+
+    yield start
+    for service, task in started:
+        if not task.done():
+            service.request_stop()
+            await asyncio.wait_for(task, 20)
+
+
+async def stop(service: Service, task: asyncio.Task[int]) -> int:
+    service.request_stop()
+    return await asyncio.wait_for(task, 20)
+
+
+# -- in-process: schedule and make-up runs --------------------------------------------
+
+
+async def test_the_schedule_fires_and_each_run_is_reported(tmp_path: Path, site: Site, sink: MailSink,
+                                                           running: Any) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(3))
+    set_meta(db_path(settings), LAST_AUDIT_KEY, dt.datetime.now(UTC).isoformat())  # nothing to make up
+    service = Service(settings, ServiceOptions(trigger=CronTrigger(second="*/2", timezone=UTC)))
+    task = await running(service)
+    await until(lambda: service.audits_done >= 2, 15, "two scheduled audits")
+    assert await stop(service, task) == 0
+
+    runs = query(db_path(settings), "SELECT id, status, reported_at, started_at FROM runs ORDER BY id")
+    finished = [r for r in runs if r[1] == "finished"]
+    assert len(finished) >= 2
+    assert all(r[2] is not None for r in finished)
+    assert len(sink.received) == len(finished)
+    # two fires of */2 are at least a couple of seconds apart
+    first, second = (dt.datetime.fromisoformat(r[3]) for r in finished[:2])
+    assert second - first >= dt.timedelta(seconds=1)
+
+
+async def test_a_missed_run_is_made_up_once_at_start(tmp_path: Path, site: Site, sink: MailSink,
+                                                      running: Any) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(3), cron="*/20 * * * *")
+    now = dt.datetime.now(UTC)
+    # Down for two hours: six fires of */20 were missed.
+    set_meta(db_path(settings), LAST_AUDIT_KEY, (now - dt.timedelta(hours=2)).isoformat())
+    service = Service(settings)
+    task = await running(service)
+    await until(lambda: service.audits_done >= 1, 15, "the make-up run")
+    # The next run is the trigger's next fire, not another make-up run.
+    next_run = service.next_run()
+    assert next_run is not None and next_run > dt.datetime.now(UTC)
+    assert next_run == service.trigger.get_next_fire_time(None, dt.datetime.now(UTC))
+    assert await stop(service, task) == 0
+    assert query(db_path(settings), "SELECT count(*) FROM runs") == [(1,)]
+    assert len(sink.received) == 1
+    last = dt.datetime.fromisoformat(query(db_path(settings), "SELECT value FROM meta WHERE key = ?",
+                                           LAST_AUDIT_KEY)[0][0])
+    assert last >= now
+
+    # Started again: the fire was made up, nothing runs.
+    again = Service(settings)
+    task = await running(again)
+    assert await stop(again, task) == 0
+    assert query(db_path(settings), "SELECT count(*) FROM runs") == [(1,)]
+    assert again.audits_done == 0
+
+
+async def test_a_finished_audit_whose_report_was_never_sent_is_reported_at_start(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(2))
+    opened = dt.datetime.now(UTC)
+    set_meta(db_path(settings), OPEN_JOB_KEY, opened.isoformat())
+    await run_audit(settings)  # the job's audit finished; then the process died
+    service = Service(settings)
+    task = await running(service)
+    await until(lambda: service.audits_done >= 1, 15, "the pending report")
+    assert await stop(service, task) == 0
+    assert query(db_path(settings), "SELECT count(*), min(reported_at) IS NOT NULL FROM runs") == [(1, 1)]
+    assert len(sink.received) == 1
+    assert query(db_path(settings), "SELECT key, value FROM meta WHERE key IN (?, ?) ORDER BY key",
+                 LAST_AUDIT_KEY, OPEN_JOB_KEY) == [(OPEN_JOB_KEY, ""), (LAST_AUDIT_KEY, opened.isoformat())]
+
+
+async def test_a_live_lock_holder_makes_the_audit_skip_and_a_dead_one_is_taken_over(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(2), cron=just_missed_cron())
+    now = dt.datetime.now(UTC)
+    with Store.open(db_path(settings)) as store:
+        # Another machine holds it (only its ttl can free it).
+        assert store.acquire_lock(AUDIT_LOCK, "elsewhere.example:4242", now, dt.timedelta(minutes=10))
+    caplog.set_level("INFO", logger="monitor.service")
+    service = Service(settings)
+    task = await running(service)
+    await until(lambda: "event=audit_skipped reason=lock_held" in caplog.text, 10, "the skip")
+    assert await stop(service, task) == 0
+    assert query(db_path(settings), "SELECT count(*) FROM runs") == [(0,)]
+    assert query(db_path(settings), "SELECT owner FROM locks") == [("elsewhere.example:4242",)]
+
+    # A holder that crashed on this host (its pid is gone) is stale: the next start takes over.
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    host = __import__("socket").gethostname()
+    with Store.open(db_path(settings)) as store:
+        store.release_lock(AUDIT_LOCK, "elsewhere.example:4242")
+        assert store.acquire_lock(AUDIT_LOCK, f"{host}:{dead.pid}", now, dt.timedelta(minutes=10))
+    service = Service(settings)
+    task = await running(service)
+    await until(lambda: service.audits_done >= 1, 15, "the audit after taking the stale lock over")
+    assert await stop(service, task) == 0
+    assert query(db_path(settings), "SELECT count(*) FROM runs WHERE status = 'finished'") == [(1,)]
+    assert query(db_path(settings), "SELECT count(*) FROM locks WHERE name = ?", AUDIT_LOCK) == [(0,)]
+
+
+# -- in-process: rechecks and the outbox ------------------------------------------------
+
+
+async def test_rechecks_confirm_a_failure_and_clear_a_passing_one(tmp_path: Path, site: Site,
+                                                                  sink: MailSink, running: Any) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(1, bad=True))
+    t0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+    await run_audit(settings, now=lambda: t0)
+    down, flaky = site.url("/status/500"), site.url("/flaky")
+    clock = Clock(t0 + dt.timedelta(hours=2))
+    set_meta(db_path(settings), LAST_AUDIT_KEY, clock.now.isoformat())
+
+    def state(url: str) -> Any:
+        with Store.open(db_path(settings)) as store:
+            return store.url_state(url)
+
+    assert state(down).strikes == 1 and state(flaky).strikes == 1
+    site.flaky_down = False
+    service = Service(settings, ServiceOptions(recheck_interval=0.2, now=clock))
+    task = await running(service)
+    # The 1-hour recheck: the flaky link is cleared; the other has two strikes, not a day yet.
+    await until(lambda: state(down).last_checked_at == clock.now, 10, "the 1-hour recheck")
+    assert state(flaky).strikes == 0 and state(flaky).failing_since is None
+    assert state(flaky).status.value == "ok"
+    assert state(down).strikes == 2
+    assert not is_confirmed(state(down), clock.now)
+
+    # The 24-hour recheck: several failures over more than a day confirm it.
+    clock.now = t0 + dt.timedelta(hours=25)
+    await until(lambda: state(down).last_checked_at == clock.now, 10, "the 24-hour recheck")
+    assert await stop(service, task) == 0
+    confirmed = state(down)
+    assert confirmed.strikes == 3 and confirmed.failing_since == t0
+    assert is_confirmed(confirmed, clock.now)
+    # Nothing was rechecked more than its due times, and the passing link was not checked again.
+    assert site.hits["/status/500"] == 3
+    assert site.hits["/flaky"] == 2
+
+
+async def test_a_report_kept_after_a_mail_failure_is_retried_with_its_backoff(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, free_port: int) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(1))
+    start = dt.datetime.now(UTC)
+    down = replace(settings, email=replace(settings.email, port=free_port))
+    audit, report = await weekly_job(down, now=lambda: start)
+    assert report.failed and not report.sent
+    clock = Clock(start + dt.timedelta(seconds=10))  # before the first backoff
+    set_meta(db_path(settings), LAST_AUDIT_KEY, clock.now.isoformat())
+    service = Service(settings, ServiceOptions(recheck_interval=0.2, now=clock))
+    task = await running(service)
+    await asyncio.sleep(0.6)  # three rounds
+    assert sink.received == []
+    clock.now = start + dt.timedelta(hours=1)  # past the backoff
+    await until(lambda: len(sink.received) == 1, 10, "the retried report")
+    assert await stop(service, task) == 0
+    with Store.open(db_path(settings)) as store:
+        assert store.outbox_size() == 0
+    assert len(sink.received) == 1
+
+
+# -- subprocesses: kill -9, SIGTERM, two services ----------------------------------------
+
+
+@dataclass
+class Proc:
+    process: asyncio.subprocess.Process
+    log: Path
+
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.fixture
+async def spawn(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Proc]]]:
+    procs: list[Proc] = []
+
+    async def start(*args: str, name: str) -> Proc:
+        log = tmp_path / f"{name}.log"
+        with log.open("ab") as err:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, *args, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL, stderr=err, cwd=tmp_path,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        proc = Proc(process, log)
+        procs.append(proc)
+        return proc
+
+    yield start
+    for proc in procs:
+        if proc.process.returncode is None:
+            proc.process.kill()
+            await proc.process.wait()
+
+
+def serve_args(config: Path) -> tuple[str, ...]:
+    return ("-m", "monitor", "serve", "--config", str(config))
+
+
+def ready_query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """A query that sees nothing while the service is still creating the database."""
+    if not db.exists():
+        return []
+    try:
+        return query(db, sql, *params)
+    except sqlite3.OperationalError:  # no such table yet
+        return []
+
+
+def observed(db: Path, run_id: int = 1) -> int:
+    rows = ready_query(db, "SELECT count(*) FROM observations WHERE run_id = ?", run_id)
+    return rows[0][0] if rows else 0
+
+
+def run_row(db: Path, run_id: int = 1) -> tuple[Any, ...] | None:
+    rows = ready_query(db, "SELECT status, finished_at, reported_at FROM runs WHERE id = ?", run_id)
+    return rows[0] if rows else None
+
+
+def assert_one_clean_run(db: Path, urls: int) -> None:
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    assert query(db, "SELECT url, count(*) FROM observations WHERE run_id = 1 "
+                     "GROUP BY url HAVING count(*) > 1") == []
+    assert query(db, "SELECT count(DISTINCT url) FROM observations WHERE run_id = 1") == [(urls,)]
+    assert query(db, "SELECT id, status FROM runs") == [(1, "finished")]
+
+
+async def test_a_service_killed_mid_audit_resumes_on_restart_and_reports_once(
+        tmp_path: Path, site: Site, sink: MailSink, spawn: Any) -> None:
+    n = 24
+    config = write_config(tmp_path, site.page(n, delay=0.25), sink.port, cron=just_missed_cron())
+    db = tmp_path / "monitor.db"
+    first = await spawn(*serve_args(config), name="first")
+    await until(lambda: observed(db) >= 6, 20, "some committed observations")
+    first.process.send_signal(signal.SIGKILL)
+    assert await asyncio.wait_for(first.process.wait(), 10) == -signal.SIGKILL
+    assert run_row(db)[0] == "running"
+    done_before = {u for (u,) in query(db, "SELECT url FROM observations WHERE run_id = 1")}
+    assert 6 <= len(done_before) < n
+
+    second = await spawn(*serve_args(config), name="second")
+    await until(lambda: (run_row(db) or ("",))[0] == "finished" and len(sink.received) >= 1, 20,
+                "the resumed run and its report")
+    second.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(second.process.wait(), 15) == 0
+
+    assert_one_clean_run(db, n)
+    assert len(sink.received) == 1
+    assert run_row(db)[2] is not None  # reported
+    # Resumed, not restarted: the page was fetched once, and no URL already observed was asked again.
+    assert site.hits["/page"] == 1
+    for url in done_before:
+        assert site.hits[url.removeprefix(site.base).split("?")[0]] == 1, url
+    assert "event=resume_pending run=1" in second.text()
+    assert "took over stale lock audit" in second.text()
+
+
+async def test_sigterm_stops_cleanly_and_the_next_start_resumes(
+        tmp_path: Path, site: Site, sink: MailSink, spawn: Any) -> None:
+    n = 20
+    config = write_config(tmp_path, site.page(n, delay=0.25), sink.port, cron=just_missed_cron())
+    db = tmp_path / "monitor.db"
+    first = await spawn(*serve_args(config), name="first")
+    await until(lambda: observed(db) >= 4, 20, "some committed observations")
+    seen = observed(db)
+    first.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(first.process.wait(), 15) == 0
+    status, finished_at, reported_at = run_row(db)
+    assert status == "interrupted" and finished_at is not None and reported_at is None
+    assert seen <= observed(db) < n
+    assert query(db, "SELECT count(*) FROM locks") == [(0,)]
+    text = first.text()
+    for line in text.splitlines():
+        if " monitor.service " in line:
+            assert LOG_LINE.match(line), line
+    assert "event=stopping signal=SIGTERM" in text
+    assert "event=service_stopped" in text
+    assert sink.received == []
+
+    second = await spawn(*serve_args(config), name="second")
+    await until(lambda: (run_row(db) or ("",))[0] == "finished" and len(sink.received) >= 1, 20,
+                "the resumed run and its report")
+    second.process.send_signal(signal.SIGINT)
+    assert await asyncio.wait_for(second.process.wait(), 15) == 0
+    assert_one_clean_run(db, n)
+    assert len(sink.received) == 1
+    assert "event=resume_pending run=1 status=interrupted" in second.text()
+
+
+DRIVER = """
+import asyncio, sys
+from apscheduler.triggers.cron import CronTrigger
+from monitor.cli import setup_logging
+from monitor.config import load_settings
+from monitor.service import ServiceOptions, serve
+
+setup_logging(True, False)
+options = ServiceOptions(trigger=CronTrigger(second="*/2", timezone="UTC"))
+sys.exit(asyncio.run(serve(load_settings(sys.argv[1]), options)))
+"""
+
+
+async def test_two_services_on_one_database_never_audit_at_once(
+        tmp_path: Path, site: Site, sink: MailSink, spawn: Any) -> None:
+    """Both fire every two seconds on the same clock; the lock lets one audit at a time."""
+    config = write_config(tmp_path, site.page(6, delay=0.3), sink.port)
+    db = tmp_path / "monitor.db"
+    a = await spawn("-c", DRIVER, str(config), name="a")
+    b = await spawn("-c", DRIVER, str(config), name="b")
+
+    def finished() -> int:
+        rows = ready_query(db, "SELECT count(*) FROM runs WHERE status = 'finished'")
+        return rows[0][0] if rows else 0
+
+    await until(lambda: finished() >= 3, 25, "three audits")
+    for proc in (a, b):
+        proc.process.send_signal(signal.SIGTERM)
+    for proc in (a, b):
+        assert await asyncio.wait_for(proc.process.wait(), 15) == 0
+
+    runs = query(db, "SELECT id, started_at, finished_at FROM runs ORDER BY started_at")
+    assert all(r[2] is not None for r in runs)
+    for before, after in zip(runs, runs[1:]):
+        assert after[1] >= before[2], f"run {after[0]} started before run {before[0]} finished"
+    for run_id, started_at, finished_at in runs:
+        first_obs, last_obs = query(db, "SELECT min(checked_at), max(checked_at) FROM observations "
+                                        "WHERE run_id = ?", run_id)[0]
+        if first_obs is not None:
+            assert started_at <= first_obs and last_obs <= finished_at
+    assert query(db, "PRAGMA integrity_check") == [("ok",)]
+    logs = a.text() + b.text()
+    assert "event=audit_skipped reason=lock_held" in logs
+    assert "event=audit_started" in a.text() or "event=audit_started" in b.text()

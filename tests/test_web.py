@@ -1,0 +1,290 @@
+"""/healthz and /metrics over a real database filled by real audits, and the
+endpoint as `monitor serve` starts it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import socket
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from monitor.config import (
+    CheckerSettings,
+    DatabaseSettings,
+    EmailSettings,
+    PageSettings,
+    ReportSettings,
+    ServerSettings,
+    Settings,
+)
+from monitor.crawl import run_audit
+from monitor.errors import MonitorError
+from monitor.service import LAST_AUDIT_KEY, Service, ServiceOptions
+from monitor.store import Store
+from monitor.web import METRICS_CONTENT_TYPE, create_app, start_server
+
+UTC = dt.timezone.utc
+
+# -- a strict reader of the Prometheus text format 0.0.4 ---------------------------
+
+_NAME = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+_LABEL = r'[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"'
+_SAMPLE = re.compile(rf"^({_NAME})(?:\{{((?:{_LABEL})(?:,{_LABEL})*)?\}})? (\S+)(?: (-?\d+))?$")
+_LABEL_PAIR = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"')
+_COMMENT = re.compile(rf"^# (HELP|TYPE) ({_NAME}) ?(.*)$")
+KINDS = {"counter", "gauge", "histogram", "summary", "untyped"}
+
+Series = tuple[str, frozenset[tuple[str, str]]]
+
+
+def parse_prometheus(text: str) -> tuple[dict[Series, float], dict[str, str]]:
+    """Samples and types; raises AssertionError on anything the format does not allow."""
+    assert text.endswith("\n"), "the exposition must end with a line feed"
+    samples: dict[Series, float] = {}
+    types: dict[str, str] = {}
+    helps: set[str] = set()
+    finished: set[str] = set()  # families whose samples are over (they must be contiguous)
+    current: str | None = None
+    for number, line in enumerate(text[:-1].split("\n"), 1):
+        assert line.strip(), f"line {number}: empty line"
+        if line.startswith("#"):
+            comment = _COMMENT.match(line)
+            assert comment, f"line {number}: bad comment {line!r}"
+            kind, name, rest = comment.groups()
+            if kind == "TYPE":
+                assert rest in KINDS, f"line {number}: unknown type {rest!r}"
+                assert name not in types, f"line {number}: second TYPE for {name}"
+                assert not any(s[0] == name for s in samples), f"line {number}: TYPE after samples"
+                types[name] = rest
+            else:
+                assert name not in helps, f"line {number}: second HELP for {name}"
+                assert re.fullmatch(r"(?:[^\\\n]|\\[\\n])*", rest), f"line {number}: bad HELP escape"
+                helps.add(name)
+            continue
+        match = _SAMPLE.match(line)
+        assert match, f"line {number}: not a sample: {line!r}"
+        name, labels_text, value_text, _ = match.groups()
+        if name != current:
+            assert name not in finished, f"line {number}: samples of {name} are not together"
+            if current is not None:
+                finished.add(current)
+            current = name
+        labels = frozenset(_LABEL_PAIR.findall(labels_text or ""))
+        assert len(labels) == len(_LABEL_PAIR.findall(labels_text or "")), f"line {number}: repeated label"
+        assert (name, labels) not in samples, f"line {number}: duplicate series"
+        if value_text in ("NaN", "+Inf", "-Inf"):
+            value = float(value_text.replace("Inf", "inf").replace("NaN", "nan"))
+        else:
+            assert re.fullmatch(r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", value_text), \
+                f"line {number}: bad value {value_text!r}"
+            value = float(value_text)
+        if types.get(name) == "counter":
+            assert name.endswith("_total") and value >= 0 and not math.isnan(value), f"line {number}"
+        samples[(name, labels)] = value
+    return samples, types
+
+
+def test_the_parser_refuses_what_prometheus_refuses() -> None:
+    good = '# HELP a_total A.\n# TYPE a_total counter\na_total{s="x"} 1\n'
+    assert parse_prometheus(good)[0] == {("a_total", frozenset({("s", "x")})): 1.0}
+    for bad in (
+        good.rstrip("\n"),                                        # no final line feed
+        good + "\n",                                              # empty line
+        good + 'a_total{s="x"} 2\n',                              # duplicate series
+        good + "# TYPE a_total counter\n",                        # second TYPE
+        good.replace("counter", "countr"),                        # unknown type
+        good.replace("1\n", "one\n"),                             # not a number
+        good.replace('{s="x"}', "{s=x}"),                         # unquoted label
+        good + 'b 1\na_total{s="y"} 1\n',                         # family split
+        good.replace("1\n", "-1\n"),                              # negative counter
+    ):
+        with pytest.raises(AssertionError):
+            parse_prometheus(bad)
+
+
+# -- a small site, audited for real ---------------------------------------------------
+
+
+def site_app() -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        links = "".join(f'<li><a href="{p}">{p}</a></li>' for p in ("/ok", "/gone", "/articles/old-name", "/down", "/ok"))
+        return web.Response(text=f"<html><head><title>Page</title></head><body><ul>{links}</ul></body></html>",
+                            content_type="text/html")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>Fine</title></head><body>fine</body></html>",
+                            content_type="text/html")
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="gone")
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently("/articles/new-name")
+
+    async def down(request: web.Request) -> web.Response:
+        return web.Response(status=500, text="down")
+
+    app = web.Application()
+    for path, handler in (("/page", page), ("/ok", ok), ("/gone", gone), ("/articles/old-name", moved),
+                          ("/articles/new-name", ok), ("/down", down)):
+        app.router.add_get(path, handler)
+    return app
+
+
+def make_settings(tmp_path: Path, base: str, **server: Any) -> Settings:
+    return Settings(
+        pages=(PageSettings(url=f"{base}/page"),),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+        report=ReportSettings(dir=str(tmp_path / "reports")),
+        email=EmailSettings(enabled=False),
+        server=ServerSettings(**server),
+        source="test.toml",
+    )
+
+
+@pytest.fixture
+async def audited(tmp_path: Path, aiohttp_server: Any) -> Settings:
+    """Two finished runs, then an interrupted one, and one report waiting in the outbox."""
+    server = await aiohttp_server(site_app())
+    settings = make_settings(tmp_path, f"http://127.0.0.1:{server.port}")
+    await run_audit(settings)
+    await run_audit(settings)
+    now = dt.datetime.now(UTC)
+    with Store.open(settings.database.path) as store:
+        run = store.start_run(now)
+        store.finish_run(run.id, now, status="interrupted")
+        store.enqueue_message("run-2:all", 2, ["webmaster@example.org"], b"Subject: x\r\n\r\nx", "<m@x>", now)
+    return settings
+
+
+class Status:
+    """What the service would say: a plain object, as /healthz sees it."""
+
+    def __init__(self, running: bool, next_run: dt.datetime | None) -> None:
+        self.running = running
+        self._next = next_run
+
+    def next_run(self) -> dt.datetime | None:
+        return self._next
+
+
+NEXT = dt.datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+
+
+async def test_healthz_reports_the_last_finished_run_the_schedule_and_the_outbox(
+        audited: Settings, aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(audited, Status(True, NEXT)))
+    resp = await client.get("/healthz")
+    assert resp.status == 200
+    body = await resp.json()
+    with Store.open(audited.database.path) as store:
+        latest = store.latest_run()
+    assert latest is not None and latest.id == 2
+    assert body["last_run"]["id"] == 2 and body["last_run"]["status"] == "finished"
+    assert dt.datetime.fromisoformat(body["last_run"]["finished_at"]) == latest.finished_at.replace(microsecond=0)
+    assert body["last_run"]["urls"] == latest.urls == 4
+    assert body["next_run"] == "2026-11-30T06:00:00+00:00"
+    assert body["outbox"] == 1
+    assert body["running"] is True
+
+
+async def test_metrics_parse_as_prometheus_text_and_match_the_database(
+        audited: Settings, aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(audited, Status(False, NEXT)))
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == METRICS_CONTENT_TYPE
+    samples, types = parse_prometheus(await resp.text())
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, frozenset(labels.items()))]
+
+    assert types["monitor_runs_total"] == "counter"
+    assert value("monitor_runs_total", status="finished") == 2
+    assert value("monitor_runs_total", status="interrupted") == 1
+    assert value("monitor_runs_total", status="running") == 0
+    checked = {dict(labels)["status"]: v for (name, labels), v in samples.items()
+               if name == "monitor_last_run_links_checked"}
+    # /ok (cited twice, counted once), /gone, /articles/old-name (301), /down
+    assert {s: n for s, n in checked.items() if n} == {"ok": 1, "expired": 1, "moved": 1, "error": 1}
+    with Store.open(audited.database.path) as store:
+        run = store.latest_run()
+        assert run is not None and run.finished_at is not None
+        expected_counts = Counter(link.status.value for link in {l.url: l for l in store.run_links(run.id)}.values())
+    assert {s: n for s, n in checked.items() if n} == dict(expected_counts)
+    assert value("monitor_last_run_duration_seconds") == pytest.approx(
+        (run.finished_at - run.started_at).total_seconds())
+    assert value("monitor_last_run_timestamp_seconds") == pytest.approx(run.finished_at.timestamp())
+    assert value("monitor_outbox_messages") == 1
+    assert value("monitor_audit_running") == 0
+    assert value("monitor_next_run_timestamp_seconds") == NEXT.timestamp()
+
+
+async def test_an_empty_database_is_healthy_and_has_zero_metrics(tmp_path: Path, aiohttp_client: Any) -> None:
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    client = await aiohttp_client(create_app(settings))
+    body = await (await client.get("/healthz")).json()
+    assert body == {"status": "ok", "last_run": None, "next_run": None, "outbox": 0, "running": False}
+    samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
+    assert samples[("monitor_runs_total", frozenset({("status", "finished")}))] == 0
+    assert not any(name == "monitor_last_run_duration_seconds" for name, _ in samples)
+
+
+async def test_an_unreadable_database_answers_503(tmp_path: Path, aiohttp_client: Any) -> None:
+    settings = replace(make_settings(tmp_path, "http://127.0.0.1:9"),
+                       database=DatabaseSettings(path=str(tmp_path)))  # a directory
+    client = await aiohttp_client(create_app(settings))
+    resp = await client.get("/healthz")
+    assert resp.status == 503
+    assert (await resp.json())["status"] == "error"
+    assert (await client.get("/metrics")).status == 503
+
+
+async def test_the_service_serves_the_endpoint_on_localhost(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, "http://127.0.0.1:9", enabled=True, port=0)
+    with Store.open(settings.database.path) as store:
+        store.set_meta(LAST_AUDIT_KEY, dt.datetime.now(UTC).isoformat())  # no make-up run
+    service = Service(settings, ServiceOptions())
+    import asyncio
+
+    task = asyncio.create_task(service.run())
+    try:
+        await asyncio.wait_for(service.ready.wait(), 10)
+        assert service.http_url is not None and service.http_url.startswith("http://127.0.0.1:")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{service.http_url}/healthz") as resp:
+                body = await resp.json()
+            async with session.get(f"{service.http_url}/metrics") as resp:
+                samples, _ = parse_prometheus(await resp.text())
+        next_run = service.next_run()
+        assert next_run is not None
+        assert dt.datetime.fromisoformat(body["next_run"]) == next_run.replace(microsecond=0)
+        assert body["running"] is False
+        assert samples[("monitor_next_run_timestamp_seconds", frozenset())] == next_run.timestamp()
+    finally:
+        service.request_stop()
+        assert await asyncio.wait_for(task, 10) == 0
+    # and it is closed once the service stopped
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(aiohttp.ClientConnectionError):
+            await session.get(f"{service.http_url}/healthz")
+
+
+async def test_a_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = make_settings(tmp_path, "http://127.0.0.1:9", enabled=True, port=port)
+        with pytest.raises(MonitorError, match=rf"test.toml: server: cannot listen on 127.0.0.1:{port}"):
+            await start_server(settings)
