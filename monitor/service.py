@@ -223,16 +223,22 @@ class Service:
         signals = (signal.SIGTERM, signal.SIGINT)
         for signum in signals:
             loop.add_signal_handler(signum, self.request_stop, signum)
+        started = False
         try:
             await self._start()
+            started = True
             await self._stop.wait()
         finally:
-            await self._shutdown()
+            await self._shutdown(flush=started)
             for signum in signals:
                 loop.remove_signal_handler(signum)
         return 0
 
     async def _start(self) -> None:
+        from monitor.jobs import smtp_password
+
+        if self.settings.email.enabled:
+            smtp_password(self.settings)  # a missing password fails now, not at Monday's report
         facts = await self._db(_facts)  # opens and migrates the database: a bad path fails here
         now = self.now()
         reason = self._startup_reason(facts, now)
@@ -268,7 +274,7 @@ class Service:
             return "catch_up"
         return None
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self, flush: bool = True) -> None:
         tasks = [t for t in self._tasks if not t.done()]
         for task in tasks:
             task.cancel()
@@ -278,7 +284,8 @@ class Service:
                 log_event(logging.ERROR, "stop_timeout", jobs=len(late))
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        await self._flush_outbox_briefly()
+        if flush:
+            await self._flush_outbox_briefly()
         if self._web is not None:
             await self._web.cleanup()
         log_event(logging.INFO, "service_stopped")

@@ -313,6 +313,32 @@ async def test_a_live_lock_holder_makes_the_audit_skip_and_a_dead_one_is_taken_o
     assert query(db_path(settings), "SELECT count(*) FROM locks WHERE name = ?", AUDIT_LOCK) == [(0,)]
 
 
+async def test_the_heartbeat_keeps_the_lock_past_its_ttl_and_a_lost_lock_stops_the_audit(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(16, delay=0.3), cron=just_missed_cron())
+    ttl = dt.timedelta(seconds=0.6)
+    service = Service(settings, ServiceOptions(lock_ttl=ttl))
+    caplog.set_level("INFO", logger="monitor.service")
+    task = await running(service)
+    db = Path(db_path(settings))
+    await until(lambda: observed(db) >= 2, 10, "the audit to be under way")
+    await asyncio.sleep(2 * ttl.total_seconds())  # longer than the ttl: only the heartbeat keeps it
+    with Store.open(db) as store:
+        assert not store.acquire_lock(AUDIT_LOCK, "elsewhere.example:1", dt.datetime.now(UTC), ttl)
+        # Now the other process takes it over (as it would after our ttl passed unrefreshed).
+        store.release_lock(AUDIT_LOCK, service.owner)
+        assert store.acquire_lock(AUDIT_LOCK, "elsewhere.example:1", dt.datetime.now(UTC),
+                                  dt.timedelta(minutes=10))
+    await until(lambda: (run_row(db) or ("",))[0] == "interrupted", 10, "the audit to stop")
+    assert "event=lock_lost" in caplog.text
+    assert service.audits_done == 0 and not service.running
+    assert await stop(service, task) == 0
+    assert observed(db) < 16
+    assert sink.received == []
+    # Our release did not free the other holder's lock.
+    assert query(db, "SELECT owner FROM locks WHERE name = ?", AUDIT_LOCK) == [("elsewhere.example:1",)]
+
+
 # -- in-process: rechecks and the outbox ------------------------------------------------
 
 
@@ -546,3 +572,19 @@ async def test_two_services_on_one_database_never_audit_at_once(
     logs = a.text() + b.text()
     assert "event=audit_skipped reason=lock_held" in logs
     assert "event=audit_started" in a.text() or "event=audit_started" in b.text()
+
+
+def test_serve_refuses_to_start_without_the_mail_password(tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A missing secret is found at start, not at Monday's report."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    config = write_config(tmp_path, "http://127.0.0.1:9/page", 25)
+    config.write_text(config.read_text().replace('security = "none"', 'security = "none"\nusername = "monitor"'))
+    monkeypatch.delenv("MONITOR_SMTP_PASSWORD", raising=False)
+    result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
+    assert result.exit_code == 1
+    assert "MONITOR_SMTP_PASSWORD" in result.output
+    assert "Traceback" not in result.output
