@@ -41,7 +41,7 @@ from yarl import URL
 
 from monitor.config import CheckerSettings
 from monitor.errors import ConfigError
-from monitor.netguard import NetworkPolicy, PrivateAddressError, parse_ip, special_use
+from monitor.netguard import NetworkPolicy, PrivateAddressError, legacy_ipv4, parse_ip, special_use
 
 __all__ = ["Client", "GuardedResolver", "parse_connect_to", "BROWSER_ACCEPT", "REFUSE_UNMAPPED"]
 
@@ -117,6 +117,12 @@ class GuardedResolver(AbstractResolver):
                 return [_result(host, target, target_port)]
             answers = await self._dns().resolve(target, target_port, family)
             return [_result(host, a["host"], target_port) for a in answers]
+        numeric = legacy_ipv4(name)
+        if numeric is not None:
+            # "0x7f.1" and friends: an address in disguise, not a name to look up.
+            if not self.policy.address_allowed(str(numeric), name):
+                raise PrivateAddressError(host, [str(numeric)])
+            return [_result(host, str(numeric), port)]
         kind = special_use(name)
         if kind == "nxdomain":
             raise _nxdomain(host, "special-use name (RFC 6761), not looked up")

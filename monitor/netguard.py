@@ -8,10 +8,12 @@ the private network the monitor runs in. Refused by default:
     IPv4   0.0.0.0/8 (unspecified)  10/8, 172.16/12, 192.168/16 (private)
            127/8 (loopback)  169.254/16 (link-local, cloud metadata)
            100.64/10 (CGNAT)  224/4 (multicast)  240/4 (reserved)
-           255.255.255.255 and the other special ranges `ipaddress` knows
-    IPv6   ::1, ::, fc00::/7 (ULA), fe80::/10 (link-local), ff00::/8
-           (multicast), and any address EMBEDDING a refused IPv4 one:
-           ::ffff:a.b.c.d (mapped), 64:ff9b::/96 (NAT64), 2002::/16 (6to4)
+           192.0.0/24 (IETF assignments), 255.255.255.255 and the other
+           special ranges `ipaddress` knows
+    IPv6   ::1, ::, fc00::/7 (ULA), fe80::/10 (link-local), fec0::/10
+           (site-local), ff00::/8 (multicast), and any address EMBEDDING
+           a refused IPv4 one: ::ffff:a.b.c.d (mapped), 64:ff9b::/96
+           (NAT64), 2002::/16 (6to4)
 
 The policy is applied where the address is known for certain (see
 `monitor/client.py`): to every address a host name resolves to, inside the
@@ -29,6 +31,8 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import re
+import socket
 from collections.abc import Iterable
 from typing import Literal
 
@@ -38,6 +42,7 @@ __all__ = [
     "NetworkPolicy",
     "PrivateAddressError",
     "is_public_address",
+    "legacy_ipv4",
     "parse_ip",
     "special_use",
 ]
@@ -46,6 +51,14 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Not public, whatever this Python's `ipaddress` says: 3.11 before 3.11.9
+# calls 192.0.0.0/24 (IETF protocol assignments; 192.0.0.192 is a cloud
+# metadata address) global, and every version calls site-local fec0::/10
+# (deprecated, still routed inside some networks) global.
+_NOT_PUBLIC = (ipaddress.IPv4Network("192.0.0.0/24"), ipaddress.IPv6Network("fec0::/10"))
+# 1 to 4 parts, each decimal, octal (leading 0) or hex (0x): what inet_aton,
+# getaddrinfo and browsers (WHATWG) read as an IPv4 address.
+_LEGACY_V4 = re.compile(r"(?:0x[0-9a-f]*|[0-9]+)(?:\.(?:0x[0-9a-f]*|[0-9]+)){0,3}", re.IGNORECASE)
 # RFC 6761 / 7686: names that must never reach a DNS server.
 _NXDOMAIN_TLDS = frozenset({"invalid", "test", "example", "onion"})
 
@@ -83,6 +96,25 @@ def parse_ip(text: str) -> IPAddress | None:
     return None
 
 
+def legacy_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """The IPv4 address behind a numeric host that is not dotted-quad.
+
+    "127.1", "2130706433", "0x7f.1" and "0177.0.0.1" all mean 127.0.0.1 to
+    getaddrinfo and to browsers, but `ipaddress` (and so `parse_ip`) refuses
+    them. aiohttp refuses the all-digit forms itself ("not a canonical IPv4
+    address") but hands the hex ones to the resolver as names, where this
+    reads them the way the socket layer would: an address to check, not a
+    name to send to a DNS server.
+    """
+    text = text.strip().removesuffix(".")
+    if not _LEGACY_V4.fullmatch(text):
+        return None
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(text))
+    except (OSError, ValueError):
+        return None
+
+
 def _embedded_v4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
@@ -102,6 +134,8 @@ def is_public_address(ip: IPAddress) -> bool:
             # to `ipaddress`; the embedded address is the real destination.
             if ip.ipv4_mapped is not None or ip in _NAT64:
                 return True
+    if any(ip.version == net.version and ip in net for net in _NOT_PUBLIC):
+        return False
     return ip.is_global and not (
         ip.is_multicast
         or ip.is_private
