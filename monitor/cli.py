@@ -394,7 +394,8 @@ def demo(workdir: Path) -> None:
     click.echo(f"Database:         {workdir / 'monitor.db'}")
     click.echo("")
     click.echo("Next: open the HTML report in a browser, or look at one link's history:")
-    click.echo(f"  monitor history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config {result.config}")
+    program = sys.argv[0] if sys.argv[0].endswith("monitor") else "python -m monitor"
+    click.echo(f"  {program} history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config {result.config}")
 
 
 def main() -> None:

@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 """progress(done, total): called after each checked URL."""
 
+PAGES_DONE = "pages_done_run"
+"""Meta key: the id of the latest run whose page phase completed."""
+
 ARCHIVE_STATUSES = (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED)
 
 
@@ -313,6 +316,12 @@ async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outc
     resumed = outcome.resumed
     async with Client(settings.checker) as client:
         audit = Audit(settings, writer, client, progress, now)
+        if resumed and await writer.call("get_meta", PAGES_DONE) != str(run.id):
+            # Stopped while its pages were being fetched: redo that phase whole,
+            # so the run audits every page (nothing was checked yet).
+            log.info("resuming run=%d from its page phase", run.id)
+            await writer.call("clear_run_pages", run.id)
+            resumed = False
         if resumed:
             citations = await writer.call("run_citations", run.id)
             pages = await writer.call("run_pages", run.id)
@@ -330,6 +339,7 @@ async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outc
                 outcome.pages += site_pages
                 outcome.pages_failed += site_failed
             observed = set()
+            await writer.call("set_meta", PAGES_DONE, str(run.id))
         urls = urls_to_check(citations, ())
         outcome.links = len(citations)
         outcome.urls = len(urls)

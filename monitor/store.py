@@ -783,6 +783,15 @@ class Store:
         )
         return None if row is None else _page(row)
 
+    def clear_run_pages(self, run_id: int) -> None:
+        """Forget a run's pages and link occurrences, to redo an interrupted page phase.
+
+        Only used before the run's first check: observations are kept.
+        """
+        with self._tx():
+            self._conn.execute("DELETE FROM occurrences WHERE run_id = ?", (run_id,))
+            self._conn.execute("DELETE FROM pages WHERE run_id = ?", (run_id,))
+
     # --------------------------------------------------------- occurrences
 
     def record_citations(self, run_id: int, page_url: str, citations: Sequence[Citation]) -> None:

@@ -148,3 +148,32 @@ async def test_a_resumed_run_does_not_check_again(site: SimulatedSite, tmp_path:
     assert again.resumed and again.run.id == first.run.id
     assert again.checked == kept - remaining
     assert again.run.status == "finished"
+
+
+async def test_a_run_stopped_while_fetching_pages_resumes_them_all(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    task = asyncio.create_task(run_audit(settings))
+    # Stop it as soon as the run exists, while its pages are being fetched.
+    for _ in range(400):
+        await asyncio.sleep(0.002)
+        if Path(settings.database.path).exists():
+            with Store.open(settings.database.path) as store:
+                run = store.latest_run(finished_only=False)
+            if run is not None:
+                assert store is not None
+                break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with Store.open(settings.database.path) as store:
+        (run,) = store.runs()
+        assert run.status == "interrupted" and store.observed_urls(run.id) == set()
+    again = await run_audit(settings)
+    assert again.resumed and again.run.id == run.id and again.pages == 2
+    with Store.open(settings.database.path) as store:
+        assert len(store.runs()) == 1, "the interrupted run is finished, not replaced"
+        pages = store.run_pages(again.run.id)
+        links = store.run_links(again.run.id)
+    assert [p.url for p in pages] == list(site.pages)
+    assert {link.url for link in links} == set(site.truth)
