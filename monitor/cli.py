@@ -9,11 +9,12 @@ only with --debug). Flagged links are results, not failures: exit 0.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -132,8 +133,21 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
 async def _check(settings: Settings, pages: Sequence[str]) -> Any:
     from monitor.crawl import run_audit
 
-    with progress_bar() as progress:
-        return await run_audit(settings, only_pages=list(pages) or None, progress=progress)
+    async with one_audit(settings):
+        with progress_bar() as progress:
+            return await run_audit(settings, only_pages=list(pages) or None, progress=progress)
+
+
+@contextlib.asynccontextmanager
+async def one_audit(settings: Settings) -> AsyncIterator[None]:
+    """Hold the database's audit lock, or stop with a clear message (see monitor.locking)."""
+    from monitor.locking import exclusive, held_by
+
+    async with exclusive(settings.database.path) as held:
+        if not held:
+            raise Failure(f"{settings.database.path}: another audit is running on this database "
+                          f"({held_by(settings.database.path)}); try again when it has finished")
+        yield
 
 
 class progress_bar:
@@ -310,8 +324,9 @@ def run(config_path: Path) -> None:
     settings = load(config_path)
 
     async def job() -> tuple[object, object]:
-        with progress_bar() as progress:
-            return await weekly_job(settings, progress=progress)
+        async with one_audit(settings):
+            with progress_bar() as progress:
+                return await weekly_job(settings, progress=progress)
 
     audit, outcome = asyncio.run(job())
     click.echo(f"run {audit.run.id}: {audit.urls} URLs on {audit.pages} pages checked in {audit.seconds:.1f} s")

@@ -51,6 +51,7 @@ from monitor import schedule
 from monitor.config import Settings
 from monitor.crawl import recheck, utcnow
 from monitor.errors import MonitorError
+from monitor.locking import AUDIT_LOCK, exclusive
 from monitor.store import Store, lock_owner
 from monitor.types import RunInfo
 
@@ -67,7 +68,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-AUDIT_LOCK = "audit"
 LAST_AUDIT_KEY = "last_audit_at"
 """Meta key: when the last completed weekly job started (ISO 8601, UTC)."""
 OPEN_JOB_KEY = "audit_job_open"
@@ -336,37 +336,17 @@ class Service:
     async def _exclusive(self, kind: str, body: Callable[[], Awaitable[None]],
                          quiet: bool = False) -> bool:
         """Run `body` holding the audit lock; False when another holder has it."""
-        ttl = self.options.lock_ttl
-        if not await self._db(lambda s: s.acquire_lock(AUDIT_LOCK, self.owner, utcnow(), ttl)):
-            log_event(logging.DEBUG if quiet else logging.INFO, f"{kind}_skipped", reason="lock_held")
-            return False
-        task = asyncio.current_task()
-        assert task is not None
-        heartbeat = asyncio.create_task(self._heartbeat(task), name="audit-lock-heartbeat")
-        self._busy = kind
-        try:
-            await body()
-        finally:
-            self._busy = None
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
-            with contextlib.suppress(MonitorError):
-                await self._db(lambda s: s.release_lock(AUDIT_LOCK, self.owner))
-        return True
-
-    async def _heartbeat(self, holder: asyncio.Task[Any]) -> None:
-        ttl = self.options.lock_ttl
-        while True:
-            await asyncio.sleep(ttl.total_seconds() / 3)
+        async with exclusive(self.settings.database.path, owner=self.owner,
+                             ttl=self.options.lock_ttl) as held:
+            if not held:
+                log_event(logging.DEBUG if quiet else logging.INFO, f"{kind}_skipped", reason="lock_held")
+                return False
+            self._busy = kind
             try:
-                kept = await self._db(lambda s: s.refresh_lock(AUDIT_LOCK, self.owner, utcnow(), ttl))
-            except MonitorError as exc:
-                log_event(logging.WARNING, "lock_refresh_failed", error=_short(exc))
-                continue
-            if not kept:
-                log_event(logging.ERROR, "lock_lost", note="another process took it over; stopping our job")
-                holder.cancel()
-                return
+                await body()
+            finally:
+                self._busy = None
+        return True
 
     async def _audit_job(self) -> None:
         from monitor.jobs import report_job, weekly_job

@@ -207,3 +207,24 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
                                    "--config", str(tmp_path / "demo" / "demo.toml"))
     assert code == 0, err
     assert "http_503" in out and "ok" in out
+
+
+async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, sink: MailSink,
+                                                        tmp_path: Path) -> None:
+    import datetime as dt
+
+    from monitor.store import Store, lock_owner
+
+    config = write_config(tmp_path, site, sink.port)
+    with Store.open(tmp_path / "monitor.db") as store:
+        # This test process is alive: its lock is not stale.
+        assert store.acquire_lock("audit", lock_owner(), dt.datetime.now(dt.UTC), dt.timedelta(minutes=10))
+    for command in ("check", "run"):
+        code, out, err = await monitor(command, "--config", str(config))
+        assert code == 1
+        assert "another audit is running" in err and lock_owner() in err
+    with Store.open(tmp_path / "monitor.db") as store:
+        assert store.runs() == []
+        store.release_lock("audit", lock_owner())
+    code, _, err = await monitor("check", "--config", str(config), "--format", "csv")
+    assert code == 0, err

@@ -1,0 +1,82 @@
+"""One audit at a time per database, across processes.
+
+`monitor serve`, `monitor run` and `monitor check` all hold the store's
+"audit" lock while they audit: two audits on one database would both resume
+the same unfinished run and observe its URLs twice. The lock has a ttl that a
+heartbeat refreshes every ttl/3, so a crashed holder's lock goes stale and is
+taken over (the store also takes over the lock of a dead pid on this host).
+A holder that finds its lock gone (it was frozen past the ttl and someone
+else took over) cancels its own work rather than audit alongside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TypeVar
+
+from monitor.errors import MonitorError
+from monitor.store import Store, lock_owner
+
+log = logging.getLogger(__name__)
+
+AUDIT_LOCK = "audit"
+DEFAULT_TTL = dt.timedelta(minutes=10)
+
+T = TypeVar("T")
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def _db(path: str, fn: Callable[[Store], T]) -> T:
+    def call() -> T:
+        with Store.open(path) as store:
+            return fn(store)
+
+    return await asyncio.to_thread(call)
+
+
+@contextlib.asynccontextmanager
+async def exclusive(path: str, *, owner: str | None = None, ttl: dt.timedelta = DEFAULT_TTL,
+                    name: str = AUDIT_LOCK) -> AsyncIterator[bool]:
+    """Hold the lock for the block; yields False (and holds nothing) when it is taken."""
+    owner = owner or lock_owner()
+    if not await _db(path, lambda s: s.acquire_lock(name, owner, _utcnow(), ttl)):
+        yield False
+        return
+    holder = asyncio.current_task()
+    assert holder is not None
+    heartbeat = asyncio.create_task(_heartbeat(path, name, owner, ttl, holder), name=f"{name}-lock-heartbeat")
+    try:
+        yield True
+    finally:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        with contextlib.suppress(MonitorError):
+            await _db(path, lambda s: s.release_lock(name, owner))
+
+
+async def _heartbeat(path: str, name: str, owner: str, ttl: dt.timedelta, holder: asyncio.Task[object]) -> None:
+    while True:
+        await asyncio.sleep(ttl.total_seconds() / 3)
+        try:
+            kept = await _db(path, lambda s: s.refresh_lock(name, owner, _utcnow(), ttl))
+        except MonitorError as exc:
+            log.warning("event=lock_refresh_failed lock=%s error=%s", name, exc)
+            continue
+        if not kept:
+            log.error("event=lock_lost lock=%s note=another process took it over; stopping our job", name)
+            holder.cancel()
+            return
+
+
+def held_by(path: str, name: str = AUDIT_LOCK) -> str:
+    """Who holds the lock, for an error message ("host:pid since ...")."""
+    with Store.open(path) as store:
+        row = store._row("SELECT owner, acquired_at FROM locks WHERE name = ?", (name,))
+    return f"{row[0]} since {row[1]}" if row else "another process"
