@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +87,7 @@ def setup_logging(verbose: bool, debug: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
         datefmt="%Y-%m-%dT%H:%M:%S%z",
     )
+    logging.Formatter.converter = time.gmtime  # one time zone in every log: UTC
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
