@@ -709,7 +709,9 @@ class _LineCounter:
 
 
 def _attr_value(raw: str) -> str:
-    """An attribute value as the parser stores it (newlines, references)."""
+    """An attribute value as the parser stores it (newlines, NULs, references)."""
+    if "\x00" in raw:  # the tokenizer stores U+FFFD for a NUL
+        raw = raw.replace("\x00", "\ufffd")
     if "\r" in raw:
         raw = raw.replace("\r\n", "\n").replace("\r", "\n")
     if "&" in raw:

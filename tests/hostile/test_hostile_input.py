@@ -1,0 +1,356 @@
+"""Bad input: random and malformed HTML, bytes, URLs, observations and configs.
+
+Property-based (hypothesis) where the input space is open, tables where the
+mistakes are known:
+
+- `decode_html` never raises on any bytes under any Content-Type;
+- `extract_page` never raises, and accounts for every link: one Citation per
+  href, in order; a Citation either carries a URL the checker accepts as is
+  or says why not (`invalid_url` for a malformed one);
+- `classify` never raises on any observation, history or probe;
+- a page of 10,000 malformed hrefs goes through a whole real audit, each one
+  recorded as `error` / `invalid_url`, with no request but the page's;
+- `python -m monitor check --config BAD` on a dozen broken files: exit 2,
+  one line on stderr naming the file, no traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html as htmllib
+import os
+import string
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings, strategies as st
+from yarl import URL
+
+from monitor.check import Checker
+from monitor.classify import classify, next_state
+from monitor.config import CheckerSettings
+from monitor.decode import decode_html
+from monitor.extract import extract_page, normalize_url
+from monitor.types import ErrorKind, Hop, LinkStatus, Observation, UrlState
+
+PAGE_URL = "https://www.sclero.org/scleroderma/treatments.html"
+SKIP_REASONS = {"invalid_url", "unsupported_scheme", "mailto", "tel", "javascript", "data", "fragment"}
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# Characters HTML text may carry (no surrogates: they cannot be encoded).
+TEXT = st.characters(blacklist_categories=("Cs",))
+
+
+# -- strategies --------------------------------------------------------------------------------
+
+
+URL_PIECES = [
+    "http://", "https://", "HTTP://", "//", "/", "\\", "..", ".", "?", "#", "&", "=", "%", "%2", "%zz",
+    "@", ":", "::", "[", "]", "[::1]", "127.0.0.1", "0x7f.1", "www.sclero.org", "xn--", "münchen.de",
+    "exa mple.com", ":99999", ":80", ":-1", "javascript:", "mailto:", "data:", "ftp://", "file:///",
+    "\t", "\n", "\r", " ", "\x00", "\x7f", "\u2028", "\ufeff", "é", "💥", "'", '"', "<", ">", "`",
+]
+
+urls = st.one_of(
+    st.lists(st.sampled_from(URL_PIECES) | st.text(TEXT, max_size=8), max_size=10).map("".join),
+    st.text(TEXT, max_size=60),
+    st.builds(lambda host, path: f"https://{host}/{path}",
+              st.text(string.ascii_letters + string.digits + "-._~%[]:@", min_size=0, max_size=20),
+              st.text(TEXT, max_size=20)),
+)
+
+TAGS = ["a", "p", "div", "li", "ul", "td", "tr", "table", "h1", "h2", "b", "strong", "nav", "footer",
+        "base", "img", "script", "style", "title", "head", "body", "html", "svg", "math", "template",
+        "iframe", "br", "form", "select", "option", "textarea", "noscript", "!--", "![CDATA["]
+
+fragments = st.one_of(
+    st.builds(lambda t: f"<{t}>", st.sampled_from(TAGS)),
+    st.builds(lambda t: f"</{t}>", st.sampled_from(TAGS)),
+    st.builds(lambda u: f'<a href="{u}">', urls),
+    st.builds(lambda u: f"<a href='{u}'>x</a>", urls),
+    st.builds(lambda u: f"<a href={u}>", urls),
+    st.builds(lambda u: f'<base href="{u}">', urls),
+    st.builds(lambda u: f'<img src="{u}" srcset="{u} 2x, {u}">', urls),
+    st.text(TEXT, max_size=30),
+    st.sampled_from(["<", ">", "&", "&amp", "&#0;", "&#x110000;", "<!--", "-->", "<a", "href=", '"', "'",
+                     "<![CDATA[", "]]>", "<?xml ?>", "<!DOCTYPE html>", "\x00", "\r\n"]),
+)
+documents = st.lists(fragments, max_size=40).map("".join)
+
+
+def checkable(url: str) -> bool:
+    """What the checker does with a URL before any request: accept it, or refuse it."""
+    parsed = Checker._parse(Checker.__new__(Checker), url)  # pure: no client needed
+    return isinstance(parsed, URL)
+
+
+def assert_accounted(citations: Any) -> None:
+    for c in citations:
+        if c.url is None:
+            assert c.skip_reason in SKIP_REASONS, c
+        else:
+            assert c.skip_reason in (None, "excluded"), c
+            assert checkable(c.url), f"extracted a URL the checker refuses: {c.url!r} from {c.raw_href!r}"
+            assert normalize_url(c.url, c.url) == (c.url, None), "normal form is stable"
+
+
+# -- decoding ---------------------------------------------------------------------------------
+
+
+CONTENT_TYPES = st.one_of(
+    st.text(TEXT, max_size=40),
+    st.builds(lambda c: f"text/html; charset={c}",
+              st.sampled_from(["utf-8", "UTF-16", "utf-16le", "utf-7", "cp1252", "latin1", "shift_jis",
+                               "base64", "hex", "rot13", "idna", "punycode", "zlib", "x-unknown", "",
+                               '"utf-8"', "utf-8;", "\x00", "utf-8" * 50]) | st.text(TEXT, max_size=15)),
+)
+
+
+@FAST
+@given(body=st.binary(max_size=2000), content_type=CONTENT_TYPES | st.none())
+@example(body=b'<meta charset="utf-16">\xff\xfe<\x00', content_type=None)
+@example(body=b"\xef\xbb\xbf\xff\xfe\x00", content_type="text/html; charset=base64")
+@example(body=b'<meta http-equiv="Content-Type" content="text/html; charset=rot13">', content_type=None)
+def test_decode_html_never_raises(body: bytes, content_type: str | None) -> None:
+    assert isinstance(decode_html(body, content_type), str)
+
+
+@FAST
+@given(text=st.text(TEXT, max_size=300), charset=st.sampled_from(["utf-8", "utf-16", "cp1252"]))
+def test_what_a_page_declares_is_what_we_read(text: str, charset: str) -> None:
+    # (latin-1 is not here: like browsers, a page labelled latin-1 is read as
+    # windows-1252, so its 0x80-0x9f bytes are curly quotes, not C1 controls.)
+    try:
+        body = text.encode(charset)
+    except UnicodeEncodeError:
+        return
+    decoded = decode_html(body, f"text/html; charset={charset}")
+    assert decoded == text.removeprefix("\ufeff") or decoded == text
+
+
+# -- extraction ---------------------------------------------------------------------------------
+
+
+@FAST
+@given(document=documents, page_url=st.sampled_from([PAGE_URL, "http://[::1]:8080/a/b?c#d", "https://xn--mnchen-3ya.de/"]))
+def test_extract_page_never_raises_on_malformed_html(document: str, page_url: str) -> None:
+    extracted = extract_page(document, page_url)
+    assert_accounted(extracted.citations)
+    assert all(c.page_url == page_url for c in extracted.citations)
+
+
+def anchor_page(hrefs: list[str]) -> str:
+    items = "".join(f'<p><a href="{htmllib.escape(h, quote=True)}">Entry {i}</a> text after it.</p>\n'
+                    for i, h in enumerate(hrefs))
+    return f"<html><head><title>T</title></head><body><h2>Refs</h2>\n{items}</body></html>"
+
+
+def as_parsed(href: str) -> str:
+    """What an HTML parser hands on for an attribute value (input preprocessing)."""
+    return href.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
+
+
+@FAST
+@given(hrefs=st.lists(urls, max_size=25))
+@example(hrefs=["", " ", "http://", "https://exa mple.com/", "http://[::1", "http://a:99999/",
+                "javascript:alert(1)", "#top", "mailto:x@y.org", "//cdn.example.org/x.js", "http:\\\\evil.com"])
+def test_every_href_is_one_citation(hrefs: list[str]) -> None:
+    extracted = extract_page(anchor_page(hrefs), PAGE_URL)
+    anchors = [c for c in extracted.citations if c.element == "a"]
+    assert [c.raw_href for c in anchors] == [as_parsed(h) for h in hrefs]
+    assert [c.anchor_text for c in anchors] == [f"Entry {i}" for i in range(len(hrefs))]
+    assert_accounted(anchors)
+
+
+def test_repeated_hrefs_with_a_nul_are_not_taken_for_parser_clones() -> None:
+    # Found by the property above: the source scan compared "\x00" with the
+    # parser's U+FFFD and dropped the second link as a re-opened <a> clone.
+    hrefs = ["http://a.org/\x00x", "http://a.org/\x00x", "http://b.org/\x00"]
+    extracted = extract_page(anchor_page(hrefs), PAGE_URL)
+    assert [c.raw_href for c in extracted.citations] == [as_parsed(h) for h in hrefs]
+    assert [c.line for c in extracted.citations] == [2, 3, 4]
+
+
+MALFORMED = [
+    "http://exa mple{i}.org/",
+    "http://[::1{i}/",
+    "http://host{i}.org:99999/",
+    "http://host{i}.org:8o/",
+    "http:///path/{i}",
+    "http://user@/{i}",
+    "http://ex%41mple{i}.org/",
+    "https://999.{i}.1.1/",
+    "http://exa<mple{i}.org/",
+    "https://host{i}.org:-1/",
+]
+
+
+def malformed_hrefs(n: int) -> list[str]:
+    return [MALFORMED[k % len(MALFORMED)].format(i=k) for k in range(n)]
+
+
+def test_a_page_of_10000_malformed_hrefs_is_all_invalid_url() -> None:
+    hrefs = malformed_hrefs(10_000)
+    extracted = extract_page(anchor_page(hrefs), PAGE_URL)
+    assert len(extracted.citations) == 10_000
+    assert {c.skip_reason for c in extracted.citations} == {"invalid_url"}
+    assert [c.raw_href for c in extracted.citations] == hrefs
+
+
+async def test_a_page_of_10000_malformed_hrefs_through_a_real_audit(tmp_path: Path, aiohttp_server: Any) -> None:
+    from aiohttp import web
+
+    from monitor.config import DatabaseSettings, PageSettings, Settings as Config
+    from monitor.crawl import run_audit
+    from monitor.store import Store
+
+    page = anchor_page(malformed_hrefs(10_000))
+    requests: list[str] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        requests.append(request.path)
+        return web.Response(text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", serve)
+    server = await aiohttp_server(app)
+    settings = Config(
+        pages=(PageSettings(url="http://www.sclero.org/bad.html"),),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                connect_to=(("www.sclero.org:80", f"127.0.0.1:{server.port}"), ("*", "refuse"))),
+        database=DatabaseSettings(path=str(tmp_path / "m.db")),
+    )
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        links = store.run_links(outcome.run.id)
+    assert outcome.links == 10_000
+    assert len(links) == 10_000
+    assert {(link.status, link.reason) for link in links} == {(LinkStatus.ERROR, "invalid_url")}
+    assert requests == ["/bad.html"]
+
+
+# -- classification ---------------------------------------------------------------------------------
+
+
+hops = st.builds(Hop, url=urls, status=st.sampled_from([301, 302, 303, 307, 308, 200, 0, 999]), location=urls)
+observations = st.builds(
+    Observation,
+    url=urls,
+    checked_at=st.datetimes(timezones=st.just(dt.timezone.utc)),
+    http_status=st.none() | st.integers(0, 1000),
+    final_url=st.none() | urls,
+    redirects=st.lists(hops, max_size=4).map(tuple),
+    error_kind=st.none() | st.sampled_from(list(ErrorKind)),
+    error_detail=st.text(TEXT, max_size=50),
+    elapsed_ms=st.integers(0, 10**7),
+    bytes_read=st.integers(0, 10**6),
+    content_type=st.text(TEXT, max_size=30) | st.sampled_from(["text/html", "application/pdf", ""]),
+    title=st.text(TEXT, max_size=80) | st.sampled_from(["404 Not Found", "Page not found", "Just a moment...",
+                                                       "This domain is for sale", "Home", "Expired"]),
+    meta_title=st.text(TEXT, max_size=40),
+    text=st.text(TEXT, max_size=300),
+    server=st.text(TEXT, max_size=20) | st.sampled_from(["cloudflare", "AkamaiGHost", ""]),
+    retry_after=st.none() | st.floats(allow_nan=True, allow_infinity=True),
+    content_hash=st.text("0123456789abcdef", max_size=40),
+    attempts=st.integers(0, 5),
+    method=st.sampled_from(["GET", "HEAD", ""]),
+)
+states = st.none() | st.builds(
+    UrlState, url=urls, status=st.sampled_from(list(LinkStatus)), reason=st.text(TEXT, max_size=20),
+    strikes=st.integers(0, 100), recent=st.lists(st.sampled_from([s.value for s in LinkStatus] + ["?"]),
+                                                 max_size=10).map(tuple),
+    last_ok_title=st.text(TEXT, max_size=60))
+
+
+@FAST
+@given(obs=observations, title=st.text(TEXT, max_size=80), probe=st.none() | observations, previous=states)
+def test_classify_never_raises(obs: Observation, title: str, probe: Observation | None,
+                               previous: UrlState | None) -> None:
+    verdict = classify(obs, title=title, probe=probe, previous=previous)
+    assert verdict.url == obs.url
+    assert verdict.status in LinkStatus and verdict.reason and isinstance(verdict.detail, str)
+    if obs.error_kind is ErrorKind.PRIVATE_ADDRESS:
+        assert (verdict.status, verdict.reason) == (LinkStatus.BLOCKED, "private_address")
+    state = next_state(previous if previous and previous.url == obs.url else None, verdict, obs)
+    assert state.url == obs.url and state.strikes >= 0
+
+
+# -- configuration files, through the CLI ---------------------------------------------------------
+
+PAGE = '[[pages]]\nurl = "https://www.sclero.org/a.html"\n'
+
+BROKEN_CONFIGS: dict[str, bytes | None] = {
+    "missing": None,  # no file at all
+    "binary-junk": bytes(range(256)) * 4,
+    "binary-utf8-with-nul": b"\x00\x01\x02[[pages]]\x00",
+    "empty": b"",
+    "invalid-toml": b'[[pages]\nurl = "https://a.org/"\n',
+    "duplicate-key": PAGE.encode() + b'[checker]\ntimeout = 5\ntimeout = 6\n',
+    "wrong-type": PAGE.encode() + b'[checker]\ntimeout = "fast"\n',
+    "wrong-type-list": PAGE.encode() + b'[email]\nrecipients = "a@b.org"\n',
+    "unknown-key": PAGE.encode() + b"[checker]\nper_hosts = 1\n",
+    "unknown-section": PAGE.encode() + b'[databse]\npath = "x.db"\n',
+    "bad-url": b'[[pages]]\nurl = "javascript:alert(1)"\n',
+    "url-with-space": b'[[pages]]\nurl = "https://exa mple.org/"\n',
+    "password-in-file": PAGE.encode() + b'[email]\npassword = "hunter2"\n',
+    "crlf-in-recipient": PAGE.encode() + b'[email]\nrecipients = ["a@b.org\\r\\nBcc: x@y.org"]\n',
+    "bad-cron": PAGE.encode() + b'[schedule]\ncron = "every monday"\n',
+    "no-pages": b"[checker]\ntimeout = 5\n",
+    "utf8-bom": b"\xef\xbb\xbf" + PAGE.encode(),
+}
+
+
+async def run_cli(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"})
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, err.decode("utf-8", "replace")
+
+
+def assert_one_clear_line(code: int, stderr: str, path: Path) -> None:
+    lines = stderr.splitlines()
+    assert code == 2, stderr
+    assert "Traceback" not in stderr
+    assert len(lines) == 1 and lines[0].strip(), f"expected one line, got {lines!r}"
+    assert str(path) in lines[0], f"the line must name the file: {lines[0]!r}"
+
+
+async def test_broken_config_files_give_one_clear_line_and_exit_2(tmp_path: Path) -> None:
+    paths = {}
+    for name, content in BROKEN_CONFIGS.items():
+        path = tmp_path / f"{name}.toml"
+        if content is not None:
+            path.write_bytes(content)
+        paths[name] = path
+    loop_link = tmp_path / "symlink-loop.toml"
+    loop_link.symlink_to(loop_link)
+    paths["symlink-loop"] = loop_link
+    results = await asyncio.gather(*(run_cli("check", "--config", str(p)) for p in paths.values()))
+    for (name, path), (code, stderr) in zip(paths.items(), results):
+        try:
+            assert_one_clear_line(code, stderr, path)
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+    assert "hunter2" not in "".join(err for _, err in results), "a secret is never echoed"
+
+
+class KnownCliBug(AssertionError):
+    """The misbehaviour of the CLI reported for monitor/cli.py."""
+
+
+@pytest.mark.xfail(strict=True, raises=KnownCliBug,
+                   reason="known bug, fix in monitor/cli.py: config_option's click.Path(dir_okay=False) "
+                          "prints click's 4-line usage error for a directory; drop dir_okay=False and let "
+                          "load_settings say '<dir>: cannot read: Is a directory'")
+async def test_a_directory_as_config_gives_one_clear_line(tmp_path: Path) -> None:
+    code, stderr = await run_cli("check", "--config", str(tmp_path))
+    try:
+        assert_one_clear_line(code, stderr, tmp_path)
+    except AssertionError as exc:
+        raise KnownCliBug(str(exc)) from None
