@@ -266,3 +266,48 @@ def test_crlf_in_addresses_is_refused_by_the_config_file(tmp_path: Path) -> None
         path.write_text(f'[[pages]]\nurl = "http://{HOST}/"\n[email]\n{key} = {value}\n', encoding="utf-8")
         with pytest.raises(ConfigError, match=f"email.{key}"):
             load_settings(path)
+
+
+async def test_the_smtp_password_is_never_echoed_or_stored(
+        tmp_path: Path, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A refused login: the error names the user, never the password, and the
+    password reaches no file the monitor writes."""
+    from aiosmtpd.smtp import SMTP, AuthResult
+
+    secret = "s3cr3t-PASSWORD-6f1e"
+    monkeypatch.setenv("HOSTILE_SMTP_PASSWORD", secret)
+    tried: list[bytes] = []
+
+    def refuse(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        tried.append(bytes(getattr(auth_data, "password", b"") or b""))
+        return AuthResult(success=False, handled=False)
+
+    sink = Sink()
+    smtp = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(sink, authenticator=refuse, auth_require_tls=False), "127.0.0.1", 0)
+    port = await start_site(aiohttp_server)
+    settings = Settings(
+        pages=(PageSettings(url=f"http://{HOST}/treatments.html"),),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                connect_to=mapped(port, HOST, TARGETS, "evil.example.net") + (("*", "refuse"),)),
+        database=DatabaseSettings(path=str(tmp_path / "m.db")),
+        report=ReportSettings(dir=str(tmp_path / "out")),
+        email=EmailSettings(host="127.0.0.1", port=smtp.sockets[0].getsockname()[1], security="none",
+                            username="monitor", password_env="HOSTILE_SMTP_PASSWORD",
+                            sender="monitor@xss.example.org", recipients=("webmaster@xss.example.org",)),
+    )
+    caplog.set_level("DEBUG")
+    try:
+        outcome = await run_audit(settings)
+        report = await report_job(settings, run_id=outcome.run.id, send=True)
+    finally:
+        smtp.close()
+    assert tried and set(tried) == {secret.encode()}, "the login was really tried with it"
+    assert report.failed and not sink.messages
+    assert "monitor" in report.failed[0][1] and secret not in repr(report.failed)
+    assert secret not in caplog.text
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name.startswith("m.db") for p in written)
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
