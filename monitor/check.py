@@ -8,6 +8,8 @@ the first 64 KiB; a 20 MB PDF is cut there and its connection closed, not
 drained), redirects followed hop by hop so the whole chain is recorded and
 every hop passes the SSRF policy, HEAD (or GET) once when a server refuses
 the method, and retries with backoff for transient failures (`retry.py`).
+An attempt's requests (hops and fallback) share one `timeout`, so one URL
+costs at most timeout x (retries + 1) of server time, plus the backoff.
 
 Scheduling (`check_many`): per-host queues and a global budget of
 `concurrency` requests. A request starts whenever a global slot is free and
@@ -265,6 +267,11 @@ class _Chain:
     url: URL
     started: float
     checked_at: dt.datetime
+    budget: float = 0.0
+    """Seconds of server time left to this attempt. Every request of the
+    chain (each redirect hop, the HEAD/GET fallback) draws on one `timeout`,
+    so a server answering each hop just in time cannot stretch one check to
+    max_redirects x timeout. Waiting for a host slot does not count."""
     hops: list[Hop] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)
 
@@ -469,12 +476,13 @@ class Checker:
 
     async def _attempt(self, url: str, start: URL, lease: _Lease) -> Observation:
         """One attempt: the redirect chain from `start` to a final answer."""
-        chain = _Chain(url=start, started=time.monotonic(), checked_at=_now())
+        chain = _Chain(url=start, started=time.monotonic(), checked_at=_now(),
+                       budget=self.settings.timeout)
         chain.seen[_loop_key(start)] += 1
         while True:
             await self._enter_host(lease, _host_key(chain.url))
             try:
-                answer = await self._exchange_with_fallback(chain.url)
+                answer = await self._exchange_with_fallback(chain)
             except Exception as exc:  # noqa: BLE001 - every failure is an observation
                 kind, detail = error_kind_of(exc)
                 if kind is ErrorKind.BAD_RESPONSE and not isinstance(exc, aiohttp.ClientError):
@@ -516,21 +524,32 @@ class Checker:
         if wait > 0:
             await lease.pause(wait)
 
-    async def _exchange_with_fallback(self, url: URL) -> _Answer:
-        answer = await self._exchange("GET", url)
+    async def _exchange_with_fallback(self, chain: _Chain) -> _Answer:
+        answer = await self._exchange("GET", chain)
         if answer.status not in METHOD_REFUSED:
             return answer
         fallback = "HEAD" if answer.method == "GET" else "GET"
         try:
-            second = await self._exchange(fallback, url)
+            second = await self._exchange(fallback, chain)
         except Exception:  # noqa: BLE001 - the first answer stands
             return answer
         return answer if second.status in METHOD_REFUSED else second
 
-    async def _exchange(self, method: str, url: URL) -> _Answer:
-        """One request, no redirects, the body read to a bound and a deadline."""
+    async def _exchange(self, method: str, chain: _Chain) -> _Answer:
+        """One request to `chain.url`, no redirects, the body read to a bound,
+        all within what is left of the attempt's timeout."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        if chain.budget <= 0:
+            raise TimeoutError(f"timed out: the {self.settings.timeout:g} s timeout was spent "
+                               "on earlier redirects")
+        try:
+            return await self._request(method, chain.url, started + chain.budget)
+        finally:
+            chain.budget -= loop.time() - started
+
+    async def _request(self, method: str, url: URL, deadline: float) -> _Answer:
         s = self.settings
-        deadline = asyncio.get_running_loop().time() + s.timeout
         self.stats["request/count"] += 1
         async with asyncio.timeout_at(deadline):
             resp = await self.client.session.request(

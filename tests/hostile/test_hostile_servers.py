@@ -466,6 +466,56 @@ async def test_a_50_hop_redirect_chain_stops_at_the_limit(
     assert elapsed <= BOUND
 
 
+def slow_hops(delay: float) -> Callable[..., Awaitable[None]]:
+    """Each answer after `delay` seconds: a redirect to the next hop, for ever."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: RawServer) -> None:
+        while head := await read_request(reader, raw):
+            hop = head.split(b" ", 2)[1].rsplit(b"/", 1)[-1]
+            await asyncio.sleep(delay)
+            await raw.send(writer, b"HTTP/1.1 302 Found\r\nLocation: /hop/%d\r\nContent-Length: 0\r\n\r\n"
+                           % (int(hop or b"0") + 1))
+
+    return handler
+
+
+async def test_a_slow_redirect_chain_shares_one_timeout(
+        raw_server: StartRaw, site: Site, checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    # Each hop just inside the timeout: with a timeout per hop, 21 hops took
+    # 21 x 0.4 s. One timeout for the whole chain ends it after ~2 hops.
+    raw = await raw_server(slow_hops(0.4))
+    obs, elapsed, _ = await run_mixed(client_for, checker_settings, canned_dns, site,
+                                      "http://slowhops.example.net/hop/0",
+                                      connect_to=mapped(raw.port, "slowhops.example.net"))
+    assert (obs.error_kind, obs.attempts) == (ErrorKind.TIMEOUT, RETRIES + 1)
+    assert 1 <= len(obs.redirects) <= 3
+    assert verdict_of(obs) == ("error", "timeout")
+    assert elapsed <= BOUND
+
+
+async def slow_refusal(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: RawServer) -> None:
+    """405 to GET after 0.8 s; a HEAD gets no answer at all."""
+    head = await read_request(reader, raw)
+    if head.startswith(b"GET"):
+        await asyncio.sleep(0.8)
+        await raw.send(writer, b"HTTP/1.1 405 Method Not Allowed\r\nAllow: HEAD\r\n"
+                               b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+    else:
+        await reader.read()
+
+
+async def test_the_head_fallback_draws_on_the_same_timeout(
+        raw_server: StartRaw, site: Site, checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    raw = await raw_server(slow_refusal)
+    obs, elapsed, _ = await run_mixed(client_for, checker_settings, canned_dns, site,
+                                      "http://nohead.example.net/",
+                                      connect_to=mapped(raw.port, "nohead.example.net"))
+    assert (obs.http_status, obs.attempts) == (405, 1), "the GET answer stands; 405 is not retried"
+    assert elapsed <= TIMEOUT + SLACK / 2
+
+
 async def test_a_redirect_loop_across_two_hosts(
         pingpong: PingPong, site: Site, checker_settings: Settings,
         client_for: OpenClient, canned_dns: Any) -> None:
