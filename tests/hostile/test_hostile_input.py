@@ -174,6 +174,32 @@ def test_repeated_hrefs_with_a_nul_are_not_taken_for_parser_clones() -> None:
     assert [c.line for c in extracted.citations] == [2, 3, 4]
 
 
+def test_deeply_nested_bold_is_linear() -> None:
+    # 20,000 nested <b> around 200 links took 26 s: each <b> walked up the
+    # whole chain to decide whether it was an old-style heading.
+    import time
+
+    html = "<html><body>" + "<b>" * 20_000 + "".join(
+        f"<a href='http://x{i}.example.org/'>L{i}</a> " for i in range(200)) + "</body></html>"
+    started = time.monotonic()
+    extracted = extract_page(html, PAGE_URL)
+    assert len(extracted.citations) == 200
+    assert time.monotonic() - started < 5.0
+
+
+@pytest.mark.parametrize(("heading", "section"), [
+    ("<p><b><i><b>Biologic agents</b></i></b></p>", "Biologic agents"),
+    ("<p><a name='bio'><b>Biologic agents</b></a></p>", "Biologic agents"),
+    ("<p><a><b><strong>Biologic agents</strong></b></a></p>", "Biologic agents"),
+    ("<p><b>Biologic agents</b> and more text in the block.</p>", ""),
+])
+def test_nested_bold_headings_still_name_their_section(heading: str, section: str) -> None:
+    html = (f"<html><body>{heading}<p><a href='http://x.example.org/a'>A long cited article title</a>. "
+            "Summary of it. J Rheumatol. 2020;1(2):3-4.</p></body></html>")
+    links = [c for c in extract_page(html, PAGE_URL).citations if c.raw_href.startswith("http://x.")]
+    assert [c.section for c in links] == [section]
+
+
 MALFORMED = [
     "http://exa mple{i}.org/",
     "http://[::1{i}/",
