@@ -174,17 +174,26 @@ def test_repeated_hrefs_with_a_nul_are_not_taken_for_parser_clones() -> None:
     assert [c.line for c in extracted.citations] == [2, 3, 4]
 
 
-def test_deeply_nested_bold_is_linear() -> None:
-    # 20,000 nested <b> around 200 links took 26 s: each <b> walked up the
-    # whole chain to decide whether it was an old-style heading.
+ADVERSARIAL = {
+    # 20,000 nested <b>: each walked up the whole chain to see if it was an
+    # old-style heading (26 s).
+    "nested-bold": "<b>" * 20_000 + "".join(f"<a href='http://x{i}.example.org/'>L{i}</a> " for i in range(200)),
+    # Tags that never close: the source scan rescanned to the end from each (8-17 s).
+    "unclosed-tags": '<a href="x" ' * 20_000,
+    "unclosed-quotes": '<a href="' * 20_000,
+    "unclosed-srcset": "<img srcset='" * 20_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+def test_adversarial_markup_is_extracted_in_linear_time(name: str) -> None:
     import time
 
-    html = "<html><body>" + "<b>" * 20_000 + "".join(
-        f"<a href='http://x{i}.example.org/'>L{i}</a> " for i in range(200)) + "</body></html>"
+    html = ADVERSARIAL[name]
     started = time.monotonic()
     extracted = extract_page(html, PAGE_URL)
-    assert len(extracted.citations) == 200
-    assert time.monotonic() - started < 5.0
+    assert time.monotonic() - started < 2.0
+    assert len(extracted.citations) == (200 if name == "nested-bold" else 0)
 
 
 @pytest.mark.parametrize(("heading", "section"), [
@@ -198,6 +207,27 @@ def test_nested_bold_headings_still_name_their_section(heading: str, section: st
             "Summary of it. J Rheumatol. 2020;1(2):3-4.</p></body></html>")
     links = [c for c in extract_page(html, PAGE_URL).citations if c.raw_href.startswith("http://x.")]
     assert [c.section for c in links] == [section]
+
+
+class KnownSitesBug(AssertionError):
+    """The sitemap parser's quadratic regexes, reported for monitor/sites.py."""
+
+
+@pytest.mark.xfail(strict=True, raises=KnownSitesBug,
+                   reason="known bug, fix in monitor/sites.py: _COMMENT_RE and _DOCTYPE_RE rescan to the end "
+                          "from every unclosed '<!--' / '<!DOCTYPE x [' (160 KB took 29 s, 520 KB 84 s, "
+                          "the event loop blocked); end both patterns with '|\\Z' (see the hardening report)")
+@pytest.mark.parametrize("junk", [b"<!--" * 10_000, b"<!DOCTYPE x [" * 6_000], ids=["comments", "doctype"])
+def test_a_sitemap_of_unclosed_comments_is_parsed_in_linear_time(junk: bytes) -> None:
+    import time
+
+    from monitor.sites import parse_sitemap
+
+    started = time.monotonic()
+    assert parse_sitemap(junk) == ([], [])
+    took = time.monotonic() - started
+    if took > 0.25:
+        raise KnownSitesBug(f"{len(junk)} bytes took {took:.1f} s")
 
 
 MALFORMED = [
