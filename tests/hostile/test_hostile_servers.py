@@ -320,6 +320,21 @@ async def test_malformed_answers_are_bad_responses(
     assert len(obs.error_detail) <= 200
 
 
+async def test_a_huge_title_is_cut(
+        raw_server: StartRaw, site: Site, checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    from monitor.target import MAX_TITLE_CHARS
+
+    title = b"Sorry this page was not found " * 1000  # 30 KB twice, within the body bound
+    body = b"<html><head><title>" + title + b"</title><meta name=citation_title content='" + title + b"'>"
+    raw = await raw_server(answer(HTML_HEAD + b"Content-Length: %d\r\n\r\n" % len(body) + body))
+    obs, _, _ = await run_mixed(client_for, checker_settings, canned_dns, site, "http://huge-title.example.net/",
+                                connect_to=mapped(raw.port, "huge-title.example.net"))
+    assert 0 < len(obs.title) <= MAX_TITLE_CHARS and 0 < len(obs.meta_title) <= MAX_TITLE_CHARS
+    assert obs.title.startswith("Sorry this page was not found") and not obs.title.endswith(" Sorr")
+    assert verdict_of(obs)[0] == "expired", "cut, the title still reads as a missing page"
+
+
 def many_headers(count: int, size: int) -> Callable[..., Awaitable[None]]:
     """Header lines written one by one, so that the peak measured is the
     client's, not this server's send buffer."""
