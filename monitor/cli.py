@@ -70,7 +70,7 @@ def guarded(fn: F) -> F:
 
 def config_option(fn: F) -> F:
     return click.option(
-        "--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+        "--config", "config_path", required=True, type=click.Path(path_type=Path),
         help="The configuration file (TOML), e.g. config/monitor.toml.",
     )(fn)
 
@@ -331,7 +331,10 @@ def run(config_path: Path) -> None:
                 return await weekly_job(settings, progress=progress)
 
     audit, outcome = asyncio.run(job())
-    click.echo(f"run {audit.run.id}: {audit.urls} URLs on {audit.pages} pages checked in {audit.seconds:.1f} s")
+    if audit is None:
+        click.echo(f"run {outcome.run_id}: its audit had finished before an interruption; reported now")
+    else:
+        click.echo(f"run {audit.run.id}: {audit.urls} URLs on {audit.pages} pages checked in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
     _echo_delivery(outcome, True)

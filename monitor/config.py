@@ -487,6 +487,8 @@ def parse_settings(data: dict[str, Any], source: str) -> Settings:
 def load_settings(path: str | Path) -> Settings:
     """Read and validate a configuration file."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a regular file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -498,5 +500,7 @@ def load_settings(path: str | Path) -> Settings:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raise ConfigError(f"{path}: starts with a UTF-8 byte order mark; save it as UTF-8 without BOM") from None
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     return parse_settings(data, str(path))

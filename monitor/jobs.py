@@ -18,6 +18,7 @@ from monitor.config import Settings
 from monitor.crawl import AuditOutcome, run_audit, utcnow
 from monitor.errors import MonitorError
 from monitor.store import Store
+from monitor.types import RunInfo
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +109,49 @@ async def flush_job(settings: Settings, now: dt.datetime | None = None,
                                   tls_context=mail_tls_context(settings, tls_context))
 
 
+LAST_AUDIT_KEY = "last_audit_at"
+"""Meta key: when the latest weekly job began (its schedule's make-up decisions read it)."""
+OPEN_JOB_KEY = "audit_job_open"
+"""Meta key: set while a weekly job is open, so that a job cut short after its
+audit, before its report, only reports on restart instead of auditing again."""
+
+
+def run_of_open_job(store: Store) -> RunInfo | None:
+    """The finished run of a weekly job that never closed, if its audit got that far."""
+    opened = store.get_meta(OPEN_JOB_KEY)
+    if not opened or store.unfinished_run() is not None:
+        return None
+    latest = store.latest_run()
+    if latest is None or latest.started_at < dt.datetime.fromisoformat(opened):
+        return None
+    return latest
+
+
 async def weekly_job(settings: Settings, *, progress=None, now=utcnow,
-                     tls_context: ssl.SSLContext | None = None) -> tuple[AuditOutcome, ReportOutcome]:
-    """check + report + send, as one job. A resumed run still ends in one report."""
-    # Whatever an earlier run left in the outbox goes first.
+                     tls_context: ssl.SSLContext | None = None) -> tuple[AuditOutcome | None, ReportOutcome]:
+    """check + report + send, as one job that a crash cannot split or repeat.
+
+    A job killed during its audit resumes that run; one killed after its
+    audit but before its report only reports (the audit is None then).
+    Either way one run ends in one report, sent once.
+    """
+    # Whatever an earlier job left in the outbox goes first.
     await flush_job(settings, now(), tls_context)
-    outcome = await run_audit(settings, progress=progress, now=now)
-    report = await report_job(settings, run_id=outcome.run.id, send=True, now=now(),
-                              tls_context=tls_context)
+    with Store.open(settings.database.path) as store:
+        done = run_of_open_job(store)
+        unfinished = store.unfinished_run()
+        opened = store.get_meta(OPEN_JOB_KEY) or (
+            unfinished.started_at.isoformat() if unfinished else now().isoformat())
+        store.set_meta(OPEN_JOB_KEY, opened)
+    outcome: AuditOutcome | None = None
+    if done is not None:
+        log.info("event=job_resumed run=%d note=the audit had finished; reporting it", done.id)
+        run_id = done.id
+    else:
+        outcome = await run_audit(settings, progress=progress, now=now)
+        run_id = outcome.run.id
+    report = await report_job(settings, run_id=run_id, send=True, now=now(), tls_context=tls_context)
+    with Store.open(settings.database.path) as store:
+        store.set_meta(LAST_AUDIT_KEY, opened)
+        store.set_meta(OPEN_JOB_KEY, "")
     return outcome, report

@@ -51,6 +51,7 @@ from monitor import schedule
 from monitor.config import Settings
 from monitor.crawl import recheck, utcnow
 from monitor.errors import MonitorError
+from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY
 from monitor.locking import AUDIT_LOCK, exclusive
 from monitor.store import Store, lock_owner
 from monitor.types import RunInfo
@@ -68,10 +69,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-LAST_AUDIT_KEY = "last_audit_at"
-"""Meta key: when the last completed weekly job started (ISO 8601, UTC)."""
-OPEN_JOB_KEY = "audit_job_open"
-"""Meta key: the start time of a weekly job that has not completed ("" when none)."""
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
@@ -166,14 +163,6 @@ def _facts(store: Store) -> _Facts:
         last_audit_at=dt.datetime.fromisoformat(last) if last else None,
         open_job=store.get_meta(OPEN_JOB_KEY) or "",
     )
-
-
-def _run_of_open_job(facts: _Facts) -> RunInfo | None:
-    """The finished run of a job that never closed, if its audit got that far."""
-    if not facts.open_job or facts.unfinished is not None or facts.latest is None:
-        return None
-    opened = dt.datetime.fromisoformat(facts.open_job)
-    return facts.latest if facts.latest.started_at >= opened else None
 
 
 # -- the service -----------------------------------------------------------------
@@ -349,42 +338,20 @@ class Service:
         return True
 
     async def _audit_job(self) -> None:
-        from monitor.jobs import report_job, weekly_job
+        from monitor.jobs import weekly_job
 
         facts = await self._db(_facts)
-        done = _run_of_open_job(facts)
-        if done is not None:
-            # The previous job finished its audit and died before closing: report it, once.
-            if done.reported_at is None:
-                log_event(logging.INFO, "report_started", run=done.id, reason="job_incomplete")
-                report = await report_job(self.settings, run_id=done.id, send=True,
-                                          now=self.now(), tls_context=self.options.tls_context)
-                self._log_report(report)
-            await self._close_job(facts.open_job)
-            return
-        if facts.unfinished is not None:
-            opened = facts.open_job or facts.unfinished.started_at.isoformat()
-        else:
-            opened = self.now().isoformat()
-        await self._db(lambda s: s.set_meta(OPEN_JOB_KEY, opened))
         log_event(logging.INFO, "audit_started", pages=len(self.settings.pages),
                   sites=len(self.settings.sites),
                   resuming=facts.unfinished.id if facts.unfinished else None)
         audit, report = await weekly_job(self.settings, progress=self._progress(), now=self.now,
                                          tls_context=self.options.tls_context)
-        log_event(logging.INFO, "audit_finished", run=audit.run.id, resumed=audit.resumed,
-                  pages=audit.pages, pages_failed=audit.pages_failed, urls=audit.urls,
-                  checked=audit.checked, seconds=round(audit.seconds, 1),
-                  **{k: v for k, v in sorted(audit.by_status.items())})
+        if audit is not None:
+            log_event(logging.INFO, "audit_finished", run=audit.run.id, resumed=audit.resumed,
+                      pages=audit.pages, pages_failed=audit.pages_failed, urls=audit.urls,
+                      checked=audit.checked, seconds=round(audit.seconds, 1),
+                      **{k: v for k, v in sorted(audit.by_status.items())})
         self._log_report(report)
-        await self._close_job(opened)
-
-    async def _close_job(self, opened: str) -> None:
-        def close(store: Store) -> None:
-            store.set_meta(LAST_AUDIT_KEY, opened)
-            store.set_meta(OPEN_JOB_KEY, "")
-
-        await self._db(close)
         self.audits_done += 1
 
     @staticmethod

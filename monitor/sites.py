@@ -212,8 +212,10 @@ def product_token(user_agent: str) -> str:
 # -- sitemaps ----------------------------------------------------------------------
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_COMMENT_RE = re.compile(r"<!--.*?-->", re.S)
-_DOCTYPE_RE = re.compile(r"<!DOCTYPE[^\[>]*(?:\[.*?\])?\s*>", re.S | re.I)
+# An unclosed comment or DOCTYPE runs to the end: a lazy match that must
+# find its terminator would retry from every "<!--" (quadratic on junk).
+_COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_DOCTYPE_RE = re.compile(r"<!DOCTYPE[^\[>]*(?:\[.*?(?:\]|\Z))?[^>]*(?:>|\Z)", re.S | re.I)
 _FIRST_TAG_RE = re.compile(r"<(?:([A-Za-z_][\w.\-]*):)?([A-Za-z_][\w.\-]*)")
 # Bounded attribute run: junk without ">" cannot make the scan quadratic.
 _TAG_RE = re.compile(r"<(/?)(?:([A-Za-z_][\w.\-]*):)?(url|sitemap|loc)(?=[\s/>])[^<>]{0,2000}>")

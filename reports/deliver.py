@@ -24,12 +24,13 @@ can fix it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosmtplib
 
@@ -57,6 +58,8 @@ BACKOFF = (dt.timedelta(minutes=1), dt.timedelta(minutes=5), dt.timedelta(minute
            dt.timedelta(hours=2))
 """Delay after the 1st, 2nd, 3rd, 4th and later failures: a hiccup is retried
 within a minute, a server down for maintenance every two hours."""
+
+T = TypeVar("T")
 
 OUTBOX_LOCK = "outbox"
 OUTBOX_LOCK_TTL = dt.timedelta(minutes=10)
@@ -218,8 +221,9 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
         for message in store.due_messages(now):
             if server_down is None:
                 try:
-                    rejected = await send_message(message.message, message.recipients,
-                                                  email_settings, password, tls_context=tls_context)
+                    rejected, stopping = await _uncancelled(send_message(
+                        message.message, message.recipients, email_settings, password,
+                        tls_context=tls_context))
                 except DeliveryError as exc:
                     if _server_level(exc):
                         server_down = exc
@@ -232,12 +236,35 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
                 for address, answer in rejected.items():
                     refused.append((message.key, address, answer))
                     _refused_recipient(store, message, address, answer, now)
+                if stopping:
+                    raise asyncio.CancelledError
             else:
                 _keep(store, message, server_down, now)
                 failed.append((message.key, str(server_down)))
     finally:
         store.release_lock(OUTBOX_LOCK, owner)
     return FlushResult(tuple(sent), tuple(failed), tuple(refused))
+
+
+async def _uncancelled(sending: Awaitable[T]) -> tuple[T, bool]:
+    """Finish a send that has begun before honouring a cancellation (SIGTERM).
+
+    Cancelled between the server's "250 OK" and `mark_sent`, the message
+    would stay due and the shutdown's last flush would send it again. So the
+    send runs to its end (bounded by `email.timeout`); the second value says
+    that a cancellation arrived meanwhile, for the caller to raise once the
+    message is marked.
+    """
+    task = asyncio.ensure_future(sending)
+    try:
+        return await asyncio.shield(task), False
+    except asyncio.CancelledError:
+        if task.cancelled():
+            raise
+        try:
+            return await task, True
+        except Exception:
+            raise asyncio.CancelledError from None
 
 
 def _server_level(exc: DeliveryError) -> bool:

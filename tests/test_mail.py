@@ -292,6 +292,36 @@ async def test_the_report_arrives_through_the_outbox(store: Store, smtp_server: 
     assert store.get_message("run-1:all").sent_at == NOW  # type: ignore[union-attr]
 
 
+@dataclass
+class SlowSink(Sink):
+    """Takes its time before answering DATA: a stop can land mid-send."""
+
+    in_data: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:
+        self.in_data.set()
+        await asyncio.sleep(0.3)
+        return await super().handle_DATA(server, session, envelope)
+
+
+async def test_a_stop_during_sending_marks_the_delivered_message_sent(
+        store: Store, smtp_server: ServerFactory) -> None:
+    sink = SlowSink()
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    flushing = asyncio.create_task(flush_outbox(store, settings.email, None, NOW))
+    await sink.in_data.wait()
+    flushing.cancel()  # SIGTERM while the server holds the message
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    assert len(sink.messages) == 1
+    assert store.get_message("run-1:all").sent_at == NOW  # type: ignore[union-attr]
+    # The shutdown's last flush finds nothing due: never sent twice.
+    result = await flush_outbox(store, settings.email, None, NOW)
+    assert result.sent == () and len(sink.messages) == 1
+
+
 async def test_queued_once_and_never_sent_twice(store: Store, smtp_server: ServerFactory) -> None:
     server = await smtp_server()
     settings = settings_for(email_settings(server.port))

@@ -486,7 +486,7 @@ async def test_a_service_killed_mid_audit_resumes_on_restart_and_reports_once(
     assert await asyncio.wait_for(second.process.wait(), 15) == 0
 
     assert_one_clean_run(db, n)
-    assert len(sink.received) == 1
+    assert len(sink.received) == 1, first.text() + "\n----\n" + second.text()
     assert run_row(db)[2] is not None  # reported
     # Resumed, not restarted: the page was fetched once, and no URL already observed was asked again.
     assert site.hits["/page"] == 1

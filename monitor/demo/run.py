@@ -159,6 +159,7 @@ async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
         await weekly_job(settings, now=lambda: last_week)
         server.set_last_week(False)
         audit, report = await weekly_job(settings, progress=progress, now=lambda: dt.datetime.now(dt.UTC))
+        assert audit is not None  # a fresh database has no half-done job to finish
         with Store.open(settings.database.path) as store:
             links = store.run_links(audit.run.id)
         mismatches = [

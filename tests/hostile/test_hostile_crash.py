@@ -48,8 +48,6 @@ FIRST_GUESS = 2.5
 """Seconds a whole job is expected to take before one has been timed."""
 DEADLINE = 120.0
 """The whole test gives up (and fails) after this long."""
-JOBS_BUG = ("known bug, fix in monitor/jobs.py: weekly_job audits again after a restart that "
-            "follows a finished audit (it must report that run instead); see the hardening report")
 
 
 # -- the site ---------------------------------------------------------------------------------
@@ -238,10 +236,6 @@ async def until(condition: Any, seconds: float = 30) -> None:
         await asyncio.sleep(0.005)
 
 
-class KnownJobsBug(AssertionError):
-    """The misbehaviour of `monitor run` reported for monitor/jobs.py."""
-
-
 # -- the tests ---------------------------------------------------------------------------------
 
 
@@ -342,11 +336,10 @@ async def test_monitor_run_survives_20_sigkills(tmp_path: Path) -> None:
     # Every finished run was reported, and each job audited once: a restart
     # after the audit of a job finished must report it, not audit again.
     unreported = [r for r in finished if f"run-{r}:all" not in reports]
-    if unreported or len(finished) != tally.completed:
-        pytest.xfail(f"{JOBS_BUG}: {len(finished)} runs for {tally.completed} jobs, unreported {unreported}")
+    assert unreported == [] and len(finished) == tally.completed, (
+        f"{len(finished)} runs for {tally.completed} jobs, unreported {unreported}")
 
 
-@pytest.mark.xfail(strict=True, raises=KnownJobsBug, reason=JOBS_BUG)
 async def test_a_job_killed_while_sending_finishes_sending_without_auditing_again(tmp_path: Path) -> None:
     runner, site_port = await start_site(build_page(random.Random(SEED)))
     sink = SlowSink(gate=asyncio.Event())
@@ -372,8 +365,7 @@ async def test_a_job_killed_while_sending_finishes_sending_without_auditing_agai
     assert after["integrity"] == "ok"
     assert {mid for _, _, mid, _ in before["outbox"]} <= set(sink.accepted)
     assert all(n == 1 for n in sink.accepted.values()) and all(sent for *_, sent in after["outbox"])
-    if len(after["runs"]) != 1:
-        raise KnownJobsBug(f"the restart audited again: runs {after['runs']}")
+    assert len(after["runs"]) == 1, f"the restart audited again: runs {after['runs']}"
 
 
 async def test_a_run_killed_before_its_page_was_recorded_fetches_it_on_resume(tmp_path: Path) -> None:
