@@ -91,10 +91,16 @@ def ensure_peers(tools: list[str]) -> None:
 # -- measuring a process tree --------------------------------------------------------
 
 
-def _tree_rss_kib(root: int) -> int:
-    """Sum of VmRSS over `root` and all its descendants, from /proc."""
+def _tree_rss_kib(root: int, file_backed: dict[str, int] | None = None) -> int:
+    """Sum of VmRSS over `root` and all its descendants, from /proc.
+
+    With `file_backed`, its "kib" entry receives the part of that sum that is
+    file-backed or shared (statm's third field: memory-mapped files such as
+    an SQLite database read through mmap), as opposed to the heap.
+    """
     parents: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
+    shared: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -104,16 +110,24 @@ def _tree_rss_kib(root: int) -> int:
                 stat = f.read()
             ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
             with open(f"/proc/{pid}/statm", "rb") as f:
-                rss[pid] = int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+                fields = f.read().split()
+            rss[pid] = int(fields[1]) * PAGE_KIB
+            shared[pid] = int(fields[2]) * PAGE_KIB
         except (OSError, ValueError, IndexError):
             continue
         parents.setdefault(ppid, []).append(pid)
-    total, todo = 0, [root]
+    total, mapped, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
         total += rss.get(pid, 0)
+        mapped += shared.get(pid, 0)
         todo.extend(parents.get(pid, ()))
+    if file_backed is not None:
+        file_backed["kib"] = mapped
     return total
+
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -149,14 +163,15 @@ def measure(name: str, cmd: list[str], out_dir: Path, server: "Server", env: dic
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, cwd=out_dir)
         done = threading.Event()
 
-        samples: list[tuple[float, int]] = []
+        samples: list[tuple[float, int, int]] = []
 
         def poll() -> None:
             nonlocal peak
+            mapped: dict[str, int] = {}
             while not done.is_set():
                 try:
-                    rss = _tree_rss_kib(proc.pid)
-                    samples.append((time.monotonic() - start, rss))
+                    rss = _tree_rss_kib(proc.pid, mapped)
+                    samples.append((time.monotonic() - start, rss, mapped.get("kib", 0)))
                     peak = max(peak, rss)
                 except OSError:
                     pass
@@ -182,10 +197,13 @@ def measure(name: str, cmd: list[str], out_dir: Path, server: "Server", env: dic
     flight = m.extra["flight"] = in_flight([(ago - a, ago - b, site_) for a, b, site_ in spans
                                             if ago - a >= 0], server.site_concurrency)
     if samples:
-        peak_at = max(samples, key=lambda s: s[1])[0]
-        checking = max((kib for t, kib in samples if t <= flight.last_answer), default=0)
-        m.extra["rss"] = (f"peak RSS at {peak_at:.1f} s after launch; highest while checking "
-                          f"(until the last answer, {flight.last_answer:.1f} s): {checking / 1024:.0f} MiB")
+        peak_at, peak_kib, peak_file = max(samples, key=lambda s: s[1])
+        checking = max((kib for t, kib, _ in samples if t <= flight.last_answer), default=0)
+        paged = max((kib for t, kib, _ in samples if t <= flight.first_link), default=0)
+        m.extra["rss"] = (f"peak RSS at {peak_at:.1f} s after launch ({peak_file / 1024:.0f} MiB of it "
+                          f"file-backed or shared); highest while checking (until the last answer, "
+                          f"{flight.last_answer:.1f} s): {checking / 1024:.0f} MiB; until the first "
+                          f"cited link (pages read): {paged / 1024:.0f} MiB")
     return m
 
 
