@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import random
 import sqlite3
-import subprocess
 import sys
 import time
 from pathlib import Path

@@ -35,7 +35,6 @@ import math
 import os
 import pickle
 import platform
-import shutil
 import socket
 import subprocess
 import sys

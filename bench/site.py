@@ -317,7 +317,6 @@ async def serve(site: Site, ready: asyncio.Event | None = None) -> None:
     from aiohttp import web
 
     r = Responder(site)
-    html_type = "text/html; charset=utf-8"
     extra = {"LinkChecker": "1"}  # LinkChecker's documented opt-in to its faster rates
 
     def respond(status: int, body: bytes = b"", location: str | None = None) -> web.Response:
