@@ -163,7 +163,8 @@ def _clean(text: str) -> str:
 
 def _fold(text: str) -> str:
     """Diacritics removed and apostrophes dropped ("Sjögren's" ~ "sjogrens")."""
-    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    if not text.isascii():  # ASCII has nothing to decompose: the common case, kept cheap
+        text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return text.replace("'", "")
 
 
@@ -263,7 +264,8 @@ def _covered(side: frozenset[str], other: frozenset[str], cut: frozenset[str]) -
     more than "3" or "rare": same-company press releases share short words.
     """
     total = sum(len(t) for t in side)
-    found = sum(len(t) for t in side if any(_same_word(t, u, cut) for u in other))
+    # Exact membership first: the fuzzy comparison is for the few words left.
+    found = sum(len(t) for t in side if t in other or any(_same_word(t, u, cut) for u in other))
     return found / total if total else 0.0
 
 
@@ -624,7 +626,8 @@ def _final_url(obs: Observation) -> str:
 def _evidence(obs: Observation, cited: str, probe: Observation | None,
               previous: UrlState | None) -> _Seen:
     final = _final_url(obs)
-    titles = tuple(t for t in (obs.meta_title, obs.title) if t and t.strip())
+    # The meta title and <title> are often the same string: judge it once.
+    titles = tuple(dict.fromkeys(t for t in (obs.meta_title, obs.title) if t and t.strip()))
     cited_long = len(_tokens(_EXPIRED_MARK.sub("", _clean(cited)))) >= MIN_CITED_TOKENS
     score = max((titles_match(cited, t) for t in titles), default=0.0) if cited_long and titles else None
     return _Seen(
