@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence

@@ -34,7 +34,6 @@ Logs are single lines on stderr: `time level logger event=name key=value ...`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import logging

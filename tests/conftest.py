@@ -72,6 +72,9 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 
 from monitor.config import CheckerSettings
 
+# Fixtures of the whole-program tests: sim_site, mail_sink (tests/simkit.py).
+pytest_plugins = ["simkit"]
+
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "ws_proxy", "wss_proxy")
 
 OK_PAGE = (

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import sqlite3
 import ssl
-import sys
-from collections.abc import AsyncIterator
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -27,59 +24,32 @@ from aiosmtpd.smtp import SMTP, AuthResult
 from monitor.config import EmailSettings
 from monitor.crawl import run_audit
 from monitor.demo.run import MailSink, demo_settings
-from monitor.demo.site import SimulatedSite, start_simulated_site
+from monitor.demo.site import SimulatedSite
 from monitor.jobs import report_job
+from simkit import run_monitor, site_config
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[SimulatedSite]:
-    async with start_simulated_site(tmp_path / "site") as running:
-        yield running
+async def site(sim_site: SimulatedSite) -> SimulatedSite:
+    return sim_site
 
 
 @pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[MailSink]:
-    mail = MailSink(tmp_path / "mail")
-    await mail.start()
-    yield mail
-    await mail.stop()
+async def sink(mail_sink: MailSink) -> MailSink:
+    return mail_sink
 
 
 def parse(path: Path) -> EmailMessage:
     return message_from_bytes(path.read_bytes(), policy=default_policy)  # type: ignore[return-value]
 
 
-async def monitor(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    """Run the CLI without blocking the loop that serves the site and the sink."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", *args, env={**os.environ, **(env or {})},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=180)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 def write_config(tmp_path: Path, site: SimulatedSite, smtp_port: int) -> Path:
-    pages = "".join(f'[[pages]]\nurl = "{url}"\n' for url in site.pages)
-    connect = ", ".join(f'"{k}" = "{v}"' for k, v in site.connect_to)
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f"{pages}\n[checker]\ntimeout = 2\nretries = 1\nbackoff_base = 0.1\nretry_after_max = 2\n"
-        f'allow_private_networks = ["127.0.0.1/32"]\nca_file = "{site.ca_pem_path}"\n'
-        f'archive_url = "{site.archive_url}"\nconnect_to = {{ {connect} }}\n\n'
-        f'[database]\npath = "{tmp_path / "monitor.db"}"\n\n'
-        f'[report]\ndir = "{tmp_path / "reports"}"\nsite_name = "www.sclero.org"\n\n'
-        f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-        f'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n',
-        encoding="utf-8",
-    )
-    return config
+    return site_config(tmp_path, site, smtp_port=smtp_port)
 
 
 async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, tmp_path: Path) -> None:
     config = write_config(tmp_path, site, sink.port)
-    code, out, err = await monitor("run", "--config", str(config))
+    code, out, err = await run_monitor("run", "--config", str(config))
     assert code == 0, err
     assert len(sink.received) == 1
     first = parse(sink.received[0])
@@ -90,24 +60,24 @@ async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, t
     assert html_path.is_file() and (html_path.parent / "index.html").is_file()
 
     # The weekly job again: a new run, a new report, mailed once.
-    code, _, err = await monitor("run", "--config", str(config))
+    code, _, err = await run_monitor("run", "--config", str(config))
     assert code == 0, err
     assert len(sink.received) == 2
     second = parse(sink.received[1])
     assert second["Message-ID"] != first["Message-ID"]
 
     # `report` alone renders without sending; `report --send` sends again on purpose.
-    code, out, err = await monitor("report", "--config", str(config), "--run", "1",
+    code, out, err = await run_monitor("report", "--config", str(config), "--run", "1",
                                    "--out", str(tmp_path / "past"))
     assert code == 0, err
     assert len(sink.received) == 2
     assert list((tmp_path / "past").glob("report-*-run-1.html"))
-    code, out, err = await monitor("report", "--config", str(config), "--send")
+    code, out, err = await run_monitor("report", "--config", str(config), "--send")
     assert code == 0, err
     assert len(sink.received) == 3
     assert parse(sink.received[2])["Message-ID"] == second["Message-ID"]
 
-    code, _, err = await monitor("report", "--config", str(config), "--run", "99")
+    code, _, err = await run_monitor("report", "--config", str(config), "--run", "99")
     assert code == 1 and "no run 99" in err and "Traceback" not in err
 
 
@@ -119,7 +89,7 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
     port = probe.port
     await probe.stop()
     config = write_config(tmp_path, site, port)
-    code, out, err = await monitor("run", "--config", str(config))
+    code, out, err = await run_monitor("run", "--config", str(config))
     assert code == 0, err
     assert "kept in the outbox" in err
     db = sqlite3.connect(tmp_path / "monitor.db")
@@ -135,7 +105,7 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
     loop = asyncio.get_running_loop()
     sink.server = await loop.create_server(lambda: SMTP(sink), "127.0.0.1", port)
     try:
-        code, _, err = await monitor("run", "--config", str(config))
+        code, _, err = await run_monitor("run", "--config", str(config))
         assert code == 0, err
         ids = [parse(p)["Message-ID"] for p in sink.received]
         assert len(ids) == 2 and len(set(ids)) == 2
@@ -190,7 +160,7 @@ async def test_starttls_with_a_private_ca_and_the_password_from_the_environment(
 
 
 async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
-    code, out, err = await monitor("demo", "--dir", str(tmp_path / "demo"))
+    code, out, err = await run_monitor("demo", "--dir", str(tmp_path / "demo"))
     assert code == 0, err
     assert "differ from the simulated site's truth" not in err, err
     lines = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith(" "))
@@ -203,7 +173,7 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     html = report.read_text(encoding="utf-8")
     for heading in ("Needs fixing", "Needs a person", "Fixed since the last report"):
         assert heading in html
-    code, out, err = await monitor("history", "https://pubmed.ncbi.nlm.nih.gov/31197643/",
+    code, out, err = await run_monitor("history", "https://pubmed.ncbi.nlm.nih.gov/31197643/",
                                    "--config", str(tmp_path / "demo" / "demo.toml"))
     assert code == 0, err
     assert "http_503" in out and "ok" in out
@@ -220,11 +190,11 @@ async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, si
         # This test process is alive: its lock is not stale.
         assert store.acquire_lock("audit", lock_owner(), dt.datetime.now(dt.UTC), dt.timedelta(minutes=10))
     for command in ("check", "run"):
-        code, out, err = await monitor(command, "--config", str(config))
+        code, out, err = await run_monitor(command, "--config", str(config))
         assert code == 1
         assert "another audit is running" in err and lock_owner() in err
     with Store.open(tmp_path / "monitor.db") as store:
         assert store.runs() == []
         store.release_lock("audit", lock_owner())
-    code, _, err = await monitor("check", "--config", str(config), "--format", "csv")
+    code, _, err = await run_monitor("check", "--config", str(config), "--format", "csv")
     assert code == 0, err

@@ -13,22 +13,20 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from monitor.crawl import run_audit
 from monitor.demo.run import demo_settings
-from monitor.demo.site import SimulatedSite, start_simulated_site
+from monitor.demo.site import SimulatedSite
 from monitor.store import Store
+from simkit import run_monitor, site_config
 
 
 @pytest.fixture
-async def site(tmp_path: Path) -> AsyncIterator[SimulatedSite]:
-    async with start_simulated_site(tmp_path / "site") as running:
-        yield running
+async def site(sim_site: SimulatedSite) -> SimulatedSite:
+    return sim_site
 
 
 async def test_every_link_gets_its_true_status(site: SimulatedSite, tmp_path: Path) -> None:
@@ -64,31 +62,9 @@ async def test_moved_links_suggest_the_new_address(site: SimulatedSite, tmp_path
     assert medscape.archived_url and medscape.archived_url.startswith("https://web.archive.org/web/")
 
 
-def _toml(site: SimulatedSite, db: Path) -> str:
-    pages = "".join(f'[[pages]]\nurl = "{url}"\n' for url in site.pages)
-    connect = ", ".join(f'"{k}" = "{v}"' for k, v in site.connect_to)
-    return (
-        f"{pages}\n[checker]\ntimeout = 2\nretries = 1\nbackoff_base = 0.1\nretry_after_max = 2\n"
-        f'allow_private_networks = ["127.0.0.1/32"]\nca_file = "{site.ca_pem_path}"\n'
-        f"connect_to = {{ {connect} }}\n\n[database]\npath = \"{db}\"\n"
-    )
-
-
-async def monitor(*args: str) -> tuple[int, str, str]:
-    """Run the CLI without blocking the loop that serves the simulated site."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=120)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
 async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path: Path) -> None:
-    config = tmp_path / "monitor.toml"
-    config.write_text(_toml(site, tmp_path / "cli.db"), encoding="utf-8")
-    code, out, err = await monitor("check", "--config", str(config), "--format", "json")
+    config = site_config(tmp_path, site, db=tmp_path / "cli.db")
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
     assert code == 0, err
     doc = json.loads(out)
     assert set(doc) == {"run", "pages", "links"}
@@ -106,7 +82,7 @@ async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path
     assert failing and all(l["strikes"] == 1 and l["failing_since"] for l in failing)
 
     # the CSV has the same columns, and the text table names the statuses
-    code, csv_out, err = await monitor("check", "--config", str(config), "--format", "csv",
+    code, csv_out, err = await run_monitor("check", "--config", str(config), "--format", "csv",
                                        "--page", site.pages[0])
     assert code == 0, err
     header = csv_out.splitlines()[0].split(",")
@@ -121,12 +97,12 @@ async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path
         (page,) = store.run_pages(latest.id)
         assert (page.status, page.http_status) == ("not_modified", 304)
         assert len(store.run_links(latest.id)) == page.links > 10
-    code, text_out, err = await monitor("check", "--config", str(config), "--page", site.pages[0])
+    code, text_out, err = await run_monitor("check", "--config", str(config), "--page", site.pages[0])
     assert code == 0, err
     for word in ("expired", "moved", "blocked", "drifted", "error"):
         assert word in text_out
 
-    code, history, err = await monitor("history", "http://www.jrheum.org/content/39/2/345.abstract",
+    code, history, err = await run_monitor("history", "http://www.jrheum.org/content/39/2/345.abstract",
                                        "--config", str(config), "--format", "json")
     timeline = json.loads(history)["observations"]
     assert len(timeline) == 3  # three checks: json, csv and text runs

@@ -26,7 +26,7 @@ from aiohttp import web
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.classify import is_confirmed
-from monitor.config import EmailSettings, Settings, load_settings
+from monitor.config import Settings, load_settings
 from monitor.crawl import run_audit
 from monitor.demo.run import MailSink
 from monitor.jobs import weekly_job

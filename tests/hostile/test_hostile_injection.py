@@ -73,7 +73,7 @@ def payload_page() -> str:
         + entry(f"{t}/moved", "Abatacept for skin involvement in scleroderma")
         + entry(f"{t}/to-js", "Nintedanib and the lungs: long follow up")
         + entry(f"{t}/down", "Mycophenolate versus cyclophosphamide trial")
-        + entry(f"http://evil.example.net/\"><script>alert('url')</script>", f"Odd link {P_ANCHOR}")
+        + entry("http://evil.example.net/\"><script>alert('url')</script>", f"Odd link {P_ANCHOR}")
         + entry("javascript:alert('js-href')", "A script link")
         + entry("data:text/html,<script>alert('data-href')</script>", "A data link")
         + f"<h2>{e(P_SUMMARY)}</h2>\n"
