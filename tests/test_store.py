@@ -19,6 +19,7 @@ from monitor.errors import StoreError
 from monitor.store import (
     HISTORY_SQL,
     MIGRATIONS,
+    RUN_FLAGGED_LINKS_SQL,
     RUN_LINKS_SQL,
     Store,
     StoreWriter,
@@ -642,3 +643,41 @@ async def test_writer_cancelled_flush_neither_loses_nor_duplicates(db_path: Path
         await task
     await writer.close()
     assert _count(db_path) == 300
+
+
+# ------------------------------------------------------- run_flagged_links
+
+
+def test_run_flagged_links_are_the_run_links_that_ask_for_work(store: Store) -> None:
+    run = store.start_run(T0)
+    urls = {status: f"https://{status.value}.example.org/x" for status in LinkStatus
+            if status is not LinkStatus.SKIPPED}
+    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, url, status.value) for status, url in urls.items()])
+    store.record_citations(run.id, PAGE_A, [
+        cite(PAGE_A, urls[LinkStatus.OK], "ok again"),
+        cite(PAGE_A, urls[LinkStatus.MOVED], "moved again"),
+        cite(PAGE_A, None, "write", raw_href="mailto:ed@example.org", skip_reason="mailto"),
+        cite(PAGE_A, "https://unchecked.org/", "never observed"),
+        cite(PAGE_A, None, "typo", raw_href="http://", skip_reason="invalid_url"),
+    ])
+    store.record_observations(run.id, [check(url, T0, status, reason=status.value)
+                                       for status, url in urls.items()])
+    # a later observation in the same run decides: the drifted link is ok now
+    store.record_observations(run.id, [check(urls[LinkStatus.DRIFTED], T0 + hours(1))])
+
+    flagged = store.run_flagged_links(run.id)
+    assert flagged == [l for l in store.run_links(run.id)
+                       if l.status not in (LinkStatus.OK, LinkStatus.SKIPPED)]
+    assert [(l.page, l.status) for l in flagged] == [
+        (PAGE_A, LinkStatus.MOVED), (PAGE_A, LinkStatus.ERROR),
+        (PAGE_B, LinkStatus.MOVED), (PAGE_B, LinkStatus.EXPIRED), (PAGE_B, LinkStatus.ERROR),
+        (PAGE_B, LinkStatus.BLOCKED),
+    ]
+    assert flagged[1].reason == "invalid_url"
+    assert store.run_flagged_links(run.id + 1) == []
+
+
+def test_run_flagged_links_uses_the_run_links_indexes(store: Store) -> None:
+    plan = _plan(store, RUN_FLAGGED_LINKS_SQL, (1,))
+    assert "SEARCH o USING INDEX occurrences_run_page (run_id=?)" in plan
+    assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line]
