@@ -14,24 +14,35 @@ costs at most timeout x (retries + 1) of server time, plus the backoff.
 Scheduling (`check_many`): per-host queues and a global budget of
 `concurrency` requests. A request starts whenever a global slot is free and
 SOME host with work has a free per-host slot, so a busy host never idles the
-other slots (a single shared queue would stall behind it). A request holds
-its host slot for its whole life, including backoff sleeps (politeness), but
+other slots (a single shared queue would stall behind it). Among the hosts
+that can start one, the host with the longest queue goes first: under round
+robin every host got the same share, so the busiest hosts finished last and
+the run ended with a tail of a few hosts at `per_host` each and the global
+slots idle (longest processing time first, the classic makespan rule). URLs
+may keep arriving while checks run (an async iterable: the audit hands over
+each page's links as soon as the page is recorded). A request holds its
+host slot for its whole life, including backoff sleeps (politeness), but
 gives the global slot back while it sleeps (throughput). A redirect to
 another host trades host slots; a host slot is always taken before a global
 one and never two host slots at once, so the locks cannot deadlock.
+`Checker.slot` lets other requests of the run (the audit's page fetches)
+share the same budgets, waiting for a slot before their own timeout starts.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import errno
+import heapq
+import itertools
 import logging
 import secrets
 import ssl
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -306,6 +317,82 @@ def sibling_url(url: URL, token: str) -> URL:
     return url.with_path(new_path).with_query(None).with_fragment(None)
 
 
+class _Work:
+    """The URLs of one `check_many` waiting for a check: a queue per host,
+    and the hosts that may start one, longest queue first.
+
+    The ready hosts are a heap of (-queue length, sequence, host) with lazy
+    deletion: a host's live entry is the one whose sequence number is in
+    `_live`; a host pushed again (its queue grew, or it just started a check)
+    leaves its older entries behind, skipped when they surface. Hosts whose
+    slots are all taken leave the heap and come back when one is freed.
+    """
+
+    __slots__ = ("queues", "refused", "_parse", "_seen", "_heap", "_live", "_seq")
+
+    def __init__(self, parse: Callable[[str], URL | Observation]) -> None:
+        self.queues: dict[str, deque[str]] = {}
+        self.refused: deque[Observation] = deque()
+        """Observations of URLs that cannot be checked, to yield at once."""
+        self._parse = parse
+        self._seen: set[str] = set()
+        self._heap: list[tuple[int, int, str]] = []
+        self._live: dict[str, int] = {}
+        self._seq = itertools.count()
+
+    def add(self, url: str) -> None:
+        """Queue a URL (each distinct URL once per `check_many`)."""
+        if url in self._seen:
+            return
+        self._seen.add(url)
+        parsed = self._parse(url)
+        if isinstance(parsed, Observation):
+            self.refused.append(parsed)
+            return
+        host = _host_key(parsed)
+        queue = self.queues.get(host)
+        if queue is None:
+            queue = self.queues[host] = deque()
+        queue.append(url)
+        self._push(host, len(queue))
+
+    def ready(self, host: str) -> None:
+        """A slot of `host` was freed: it may start a check if it has work."""
+        queue = self.queues.get(host)
+        if queue and host not in self._live:
+            self._push(host, len(queue))
+
+    def has_ready(self) -> bool:
+        return bool(self._live)
+
+    def pop_ready(self) -> str:
+        """The ready host with the longest queue; it leaves the ready set."""
+        while True:
+            _, seq, host = heapq.heappop(self._heap)
+            if self._live.get(host) == seq:
+                del self._live[host]
+                return host
+
+    def take(self, host: str) -> str:
+        """The next URL of `host` (just popped); the host stays ready while it has work."""
+        queue = self.queues[host]
+        url = queue.popleft()
+        if queue:
+            self._push(host, len(queue))
+        else:
+            del self.queues[host]
+        return url
+
+    def _push(self, host: str, length: int) -> None:
+        seq = next(self._seq)
+        self._live[host] = seq
+        heapq.heappush(self._heap, (-length, seq, host))
+        if len(self._heap) > 2 * len(self._live) + 64:
+            # Mostly stale entries (a long feed into few hosts): rebuild.
+            self._heap = [(-len(self.queues[h]), s, h) for h, s in self._live.items()]
+            heapq.heapify(self._heap)
+
+
 # -- the checker ---------------------------------------------------------------
 
 
@@ -356,29 +443,58 @@ class Checker:
         # Shielded: one caller giving up must not cancel the others' probe.
         return await asyncio.shield(task)
 
-    async def check_many(self, urls: Iterable[str]) -> AsyncIterator[Observation]:
-        """Check each distinct URL once; yield observations as they complete."""
-        queues: dict[str, deque[str]] = {}
-        seen: set[str] = set()
-        for url in urls:
-            if url in seen:
-                continue
-            seen.add(url)
-            parsed = self._parse(url)
-            if isinstance(parsed, Observation):
-                yield parsed
-                continue
-            queues.setdefault(_host_key(parsed), deque()).append(url)
-        async for obs in self._dispatch(queues):
-            yield obs
+    async def check_many(self, urls: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[Observation]:
+        """Check each distinct URL once; yield observations as they complete.
+
+        `urls` may be an async iterable that grows while checks run: its URLs
+        are queued as they arrive, and the iteration ends once it is
+        exhausted and every check has finished. An exception it raises ends
+        the iteration with that exception (the checks in flight are cancelled).
+        """
+        work = _Work(self._parse)
+        feeder: asyncio.Task[None] | None = None
+        if isinstance(urls, AsyncIterable):
+            feeder = asyncio.create_task(self._feed(urls, work), name="check-many-feed")
+            feeder.add_done_callback(lambda _: self.limiter.changed.set())
+        else:
+            for url in urls:
+                work.add(url)
+        try:
+            async for obs in self._dispatch(work, feeder):
+                yield obs
+        finally:
+            if feeder is not None:
+                feeder.cancel()
+                await asyncio.gather(feeder, return_exceptions=True)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
+        """Hold a host slot of `url` and a global slot for a request made
+        outside `check` (the audit's page fetches): it then counts against
+        the same politeness budget as the checks, and its caller can start a
+        timeout once the slot is held, not while waiting for it. Waiters are
+        served before the dispatcher starts new checks. An unparseable URL
+        takes no slot (the request fails on its own)."""
+        parsed = self._parse(url)
+        lease = _Lease(self.limiter)
+        try:
+            if not isinstance(parsed, Observation):
+                await lease.move_to(_host_key(parsed))
+            yield
+        finally:
+            lease.release()
 
     # scheduling
 
-    async def _dispatch(self, queues: dict[str, deque[str]]) -> AsyncIterator[Observation]:
+    async def _feed(self, urls: AsyncIterable[str], work: _Work) -> None:
+        changed = self.limiter.changed
+        async for url in urls:
+            work.add(url)
+            changed.set()
+
+    async def _dispatch(self, work: _Work, feeder: asyncio.Task[None] | None) -> AsyncIterator[Observation]:
         limiter = self.limiter
-        ready: deque[str] = deque(queues)
-        in_ready: set[str] = set(queues)
-        running: set[asyncio.Task[Observation]] = set()
+        running: dict[asyncio.Task[Observation], _Lease] = {}
         finished: deque[asyncio.Task[Observation]] = deque()
         freed = limiter.subscribe()
 
@@ -390,36 +506,37 @@ class Checker:
             while True:
                 limiter.changed.clear()
                 for host in freed:
-                    if host in queues and host not in in_ready:
-                        ready.append(host)
-                        in_ready.add(host)
+                    work.ready(host)
                 freed.clear()
-                while ready and limiter.global_slots.try_acquire():
-                    host = ready.popleft()
-                    in_ready.discard(host)
+                while work.has_ready() and limiter.global_slots.try_acquire():
+                    host = work.pop_ready()
                     if not limiter.host(host).try_acquire():
                         limiter.global_slots.undo()  # host full: back when freed
                         continue
-                    queue = queues[host]
-                    url = queue.popleft()
-                    if queue:
-                        ready.append(host)  # round robin over hosts
-                        in_ready.add(host)
-                    else:
-                        del queues[host]
+                    url = work.take(host)
                     lease = _Lease(limiter, host=host, has_global=True)
                     task = asyncio.create_task(self._run_leased(url, lease))
-                    running.add(task)
+                    running[task] = lease
                     task.add_done_callback(done)
+                if work.refused:
+                    batch_refused = list(work.refused)
+                    work.refused.clear()
+                    for obs in batch_refused:
+                        yield obs
+                    continue
                 if not finished:
-                    if not queues and not running:
+                    if feeder is not None and feeder.done():
+                        if feeder.exception() is not None:
+                            raise feeder.exception()  # type: ignore[misc]
+                        feeder = None
+                    if feeder is None and not work.queues and not running:
                         return
                     await limiter.changed.wait()
                     continue
                 batch = list(finished)
                 finished.clear()
                 for task in batch:
-                    running.discard(task)
+                    del running[task]
                 for task in batch:
                     yield task.result()
         finally:
@@ -428,6 +545,10 @@ class Checker:
                 task.cancel()
             if running:
                 await asyncio.gather(*running, return_exceptions=True)
+            for lease in running.values():
+                # A task cancelled before it ever ran never reached its own
+                # `finally`: give back the slots it was handed (idempotent).
+                lease.release()
 
     async def _run_leased(self, url: str, lease: _Lease) -> Observation:
         try:

@@ -367,13 +367,95 @@ async def test_check_many_reports_uncheckable_urls_without_requests(site: Site, 
 async def test_retry_sleep_does_not_hold_the_global_slot(site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
     settings = checker_settings(concurrency=1, per_host=1, retries=1, backoff_base=0.6,
                                 connect_to=mapped(site, "down.example.org", "up.example.org"))
-    urls = ["http://down.example.org/unavailable"] + [f"http://up.example.org/hold?ms=5&n={n}" for n in range(5)]
+    # down.example.org has the longer queue, so it starts; its second URL
+    # waits for the host slot, held through the first one's backoff sleep.
+    urls = [f"http://down.example.org/unavailable?n={n}" for n in range(2)] + ["http://up.example.org/hold?ms=5"]
     await collect(await checker(client_for, settings), urls)
+    order = [r.host.split(".")[0] for r in site.requests]
+    # The other host's request ran while the first failing URL slept, with
+    # one global slot: the sleep did not hold it.
+    assert order == ["down", "up", "down", "down", "down"]
+
+
+async def test_the_host_with_the_longest_queue_starts_first(site: Site, checker_settings: Settings,
+                                                           client_for: OpenClient) -> None:
+    # Round robin in page order would leave busy.example.org alone at the
+    # end, its four URLs one after another (per_host 1): six rounds instead of four.
+    names = ["a.example.org", "b.example.org", "c.example.org", "d.example.org", "busy.example.org"]
+    settings = checker_settings(concurrency=2, per_host=1, connect_to=mapped(site, *names))
+    urls = [f"http://{h}/hold?ms=30" for h in names[:4]] + [f"http://busy.example.org/hold?ms=30&n={n}" for n in range(4)]
+    results = await collect(await checker(client_for, settings), urls)
+    assert len(results) == 8 and all(o.http_status == 200 for o in results)
     order = [r.host for r in site.requests]
-    # The second try of the failing URL comes after the other host's work,
-    # which ran while it slept.
-    assert order[0] == "down.example.org" and order[-1] == "down.example.org"
-    assert order.count("up.example.org") == 5
+    assert order[0] == "busy.example.org"
+    # busy.example.org is never left waiting for the others: one of its URLs in every pair
+    assert all("busy.example.org" in order[i:i + 2] for i in range(0, 8, 2))
+    assert max(site.max_active.values()) == 1 and site.max_total == 2
+
+
+async def test_check_many_takes_urls_while_it_checks(site: Site, checker_settings: Settings,
+                                                    client_for: OpenClient) -> None:
+    c = await checker(client_for, checker_settings(concurrency=4, per_host=2))
+    first_seen = asyncio.Event()
+
+    async def feed() -> Any:
+        yield site.url("/hold?ms=1&n=1")
+        yield site.url("/status/404")
+        # The next URLs come only once an observation is out: a checker that
+        # read the whole feed first would never get them.
+        await first_seen.wait()
+        for n in (1, 2, 3):
+            yield site.url(f"/hold?ms=1&n={n}")  # n=1 again: checked once
+
+    results = []
+
+    async def consume() -> None:
+        async for obs in c.check_many(feed()):
+            results.append(obs)
+            first_seen.set()
+
+    await asyncio.wait_for(consume(), timeout=10)
+    assert sorted(o.url for o in results) == sorted({site.url(f"/hold?ms=1&n={n}") for n in (1, 2, 3)}
+                                                    | {site.url("/status/404")})
+    assert len(site.requests) == 4
+    assert c.limiter.global_slots.free == 4
+
+
+async def test_an_error_in_the_feed_ends_check_many_with_it(site: Site, checker_settings: Settings,
+                                                            client_for: OpenClient) -> None:
+    c = await checker(client_for, checker_settings(concurrency=2))
+
+    async def feed() -> Any:
+        yield site.url("/hold?ms=300&n=1")
+        yield site.url("/hold?ms=300&n=2")
+        raise RuntimeError("the page phase failed")
+
+    with pytest.raises(RuntimeError, match="page phase failed"):
+        async for _ in c.check_many(feed()):
+            pass
+    assert c.limiter.global_slots.free == 2, "the checks in flight were cancelled"
+
+
+async def test_a_page_slot_is_served_before_new_checks(site: Site, checker_settings: Settings,
+                                                       client_for: OpenClient) -> None:
+    c = await checker(client_for, checker_settings(concurrency=2, per_host=1))
+    urls = [site.url(f"/hold?ms=50&n={n}") for n in range(4)]
+    started_before_page: list[int] = []
+
+    async def page() -> None:
+        await asyncio.sleep(0.01)  # the first check holds the only host slot
+        async with c.slot(site.url("/ok")):
+            started_before_page.append(len(site.requests))
+            assert c.limiter.host("127.0.0.1").free == 0
+
+    async def checks() -> None:
+        async for _ in c.check_many(urls):
+            pass
+
+    await asyncio.gather(page(), checks())
+    assert started_before_page == [1], "the page waited for the first check only"
+    assert len(site.requests) == 4 and max(site.max_active.values()) == 1
+    assert c.limiter.global_slots.free == 2
 
 
 async def test_breaking_out_of_check_many_cancels_the_rest(site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
