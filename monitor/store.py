@@ -894,6 +894,17 @@ class Store:
         """Every link occurrence of the run with its verdict (see RUN_LINKS_SQL)."""
         return [_link_result(r) for r in self._conn.execute(RUN_LINKS_SQL, (run_id,))]
 
+    def iter_run_links(self, run_id: int) -> Iterator[LinkResult]:
+        """`run_links` one at a time, from the cursor: what a caller that writes
+        each link out (`monitor check`'s output) holds stays flat however many
+        links the run has. Do not write to this store until it is exhausted."""
+        cursor = self._conn.execute(RUN_LINKS_SQL, (run_id,))
+        try:
+            for row in cursor:
+                yield _link_result(row)
+        finally:
+            cursor.close()
+
     def run_flagged_links(self, run_id: int) -> list[LinkResult]:
         """The run's links whose status is neither ok nor skipped, in `run_links` order.
 

@@ -681,3 +681,19 @@ def test_run_flagged_links_uses_the_run_links_indexes(store: Store) -> None:
     plan = _plan(store, RUN_FLAGGED_LINKS_SQL, (1,))
     assert "SEARCH o USING INDEX occurrences_run_page (run_id=?)" in plan
     assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line]
+
+
+def test_iter_run_links_streams_what_run_links_lists(store: Store) -> None:
+    run = store.start_run(T0)
+    urls = [f"https://pubmed.ncbi.nlm.nih.gov/{n}/" for n in range(300)]
+    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, u, f"entry {n}") for n, u in enumerate(urls)])
+    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, urls[0], "again", kind=LinkKind.NAVIGATION)])
+    store.record_observations(run.id, [check(u, T0, LinkStatus.EXPIRED, reason="http_404", http_status=404)
+                                       for u in urls[::2]])
+    links = store.iter_run_links(run.id)
+    assert not isinstance(links, list)
+    first = next(links)
+    assert (first.url, first.status) == (urls[0], LinkStatus.EXPIRED)
+    assert [first, *links] == store.run_links(run.id)
+    assert len(store.run_links(run.id)) == 301
+    assert list(store.iter_run_links(run.id + 1)) == []
