@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -179,27 +180,41 @@ class progress_bar:
 
 
 def print_results(settings: Settings, run_id: int, fmt: str) -> None:
-    from monitor.output import to_csv, to_json
+    """The run's links, streamed from the database to stdout: memory stays
+    flat however many links the run has (nothing holds them all)."""
+    from monitor.output import write_csv, write_json
     from monitor.store import Store
 
     with Store.open(settings.database.path) as store:
         run = store.get_run(run_id)
         assert run is not None
-        links = store.run_links(run_id)
         pages = store.run_pages(run_id)
-    if fmt == "json":
-        click.echo(to_json(run, pages, links))
-    elif fmt == "csv":
-        click.echo(to_csv(links), nl=False)
-    else:
-        print_table(run, pages, links)
+        links = store.iter_run_links(run_id)
+        if fmt == "json":
+            write_json(sys.stdout, run, pages, links)
+        elif fmt == "csv":
+            write_csv(sys.stdout, links)
+        else:
+            print_table(run, pages, links)
+        sys.stdout.flush()
 
 
-def print_table(run: Any, pages: Sequence[Any], links: Sequence[Any]) -> None:
+TABLE_ROWS = 500
+"""Rows per printed table: a status with more links is printed as several
+tables in a row, so that rich never lays out 100,000 rows at once."""
+
+
+def print_table(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
+    """The terminal table: pages, then one table per status (what needs a fix
+    first). The links come once, in page order; each status's rows wait in a
+    temporary file of their own until their table is printed."""
+    import json
+    import tempfile
+
     from rich.console import Console
     from rich.table import Table
 
-    from monitor.output import counts, group_by_status
+    from monitor.output import STATUS_ORDER, StatusTally
 
     console = Console(highlight=False, soft_wrap=False)
     for page in pages:
@@ -207,23 +222,48 @@ def print_table(run: Any, pages: Sequence[Any], links: Sequence[Any]) -> None:
         console.print(f"[bold]{_esc(page.title or page.url)}[/bold]  {_esc(page.url)}  ({page.links} links){note}")
     colours = {"ok": "green", "moved": "yellow", "expired": "red", "error": "red",
                "blocked": "magenta", "drifted": "yellow", "skipped": "dim"}
-    for status, group in group_by_status(links):
-        if status.value == "skipped":
-            console.print(f"\n[dim]skipped: {len(group)} links (mailto:, fragments, excluded)[/dim]")
-            continue
-        table = Table(title=f"{status.value} ({len(group)})", title_justify="left",
-                      title_style=f"bold {colours[status.value]}", expand=False, show_lines=False)
-        table.add_column("entry / anchor", max_width=48, overflow="fold")
-        table.add_column("section", max_width=22, overflow="fold")
-        table.add_column("reason", max_width=20)
-        table.add_column("url", overflow="fold", max_width=60)
-        table.add_column("fix", overflow="fold", max_width=50)
-        for link in group:
-            table.add_row(_esc(link.entry_title or link.text), _esc(link.section), link.reason,
-                          _esc(link.url), _esc(link.suggested_url or link.archived_url or ""))
-        console.print(table)
-    summary = ", ".join(f"{n} {s}" for s, n in counts(links).items() if n)
-    console.print(f"\nrun {run.id}: {len(links)} links, distinct URLs: {summary}")
+    tally = StatusTally()
+    with contextlib.ExitStack() as stack:
+        spools: dict[str, Any] = {}
+        sizes: dict[str, int] = {}
+        for link in links:
+            tally.add(link)
+            status = link.status.value
+            sizes[status] = sizes.get(status, 0) + 1
+            if status == "skipped":
+                continue  # counted, not listed
+            spool = spools.get(status)
+            if spool is None:
+                spool = spools[status] = stack.enter_context(
+                    tempfile.TemporaryFile("w+", encoding="utf-8"))
+            row = [link.entry_title or link.text, link.section, link.reason, link.url,
+                   link.suggested_url or link.archived_url or ""]
+            spool.write(json.dumps(row, ensure_ascii=False) + "\n")
+        for status in (s.value for s in STATUS_ORDER):
+            if status not in sizes:
+                continue
+            if status == "skipped":
+                console.print(f"\n[dim]skipped: {sizes[status]} links (mailto:, fragments, excluded)[/dim]")
+                continue
+            spool = spools[status]
+            spool.seek(0)
+            rows = (json.loads(line) for line in spool)
+            first = True
+            while chunk := list(itertools.islice(rows, TABLE_ROWS)):
+                title = f"{status} ({sizes[status]})" if first else None
+                table = Table(title=title, title_justify="left", title_style=f"bold {colours[status]}",
+                              expand=False, show_lines=False, show_header=first)
+                table.add_column("entry / anchor", max_width=48, overflow="fold")
+                table.add_column("section", max_width=22, overflow="fold")
+                table.add_column("reason", max_width=20)
+                table.add_column("url", overflow="fold", max_width=60)
+                table.add_column("fix", overflow="fold", max_width=50)
+                for text, section, reason, url, fix in chunk:
+                    table.add_row(_esc(text), _esc(section), reason, _esc(url), _esc(fix))
+                console.print(table)
+                first = False
+    summary = ", ".join(f"{s} {n}" for s, n in tally.counts().items() if n)
+    console.print(f"\nrun {run.id}: {tally.links} links, distinct URLs: {summary}")
 
 
 def _esc(text: str) -> str:

@@ -1,21 +1,37 @@
 """One audit run: pages -> extract -> check (bounded, concurrent) -> classify -> store.
 
-A run is resumable: its pages and link occurrences are written before any
-check, and every observation is committed within a short batch window, so a
-run cut short by a crash or a kill is picked up by the next start: the pages
-are not fetched again, and URLs already observed in that run are not checked
-again. It finishes as one run, with one report.
+Pages and checks overlap: each page's links go to the checker as soon as the
+page and its link occurrences are recorded, so the first checks start with the
+first page instead of after the last one (at 100,000 links the page phase
+alone took 30 s with 2 or 3 requests in flight). Pages are read
+`PAGES_AT_ONCE` at a time and recorded in the configured order; a page waits
+for a slot of its host (shared with the checks: `Checker.slot`) before its
+timeout starts, so a page queued behind others never fails for waiting.
+
+The run keeps per URL only what classification and archive lookups need (the
+cited title until the URL is classified, the date of its first dated
+citation: `CitedUrls`), not every Citation, and a URL's previous state only
+until its check is recorded: memory grows with distinct URLs, not with links.
+
+A run is resumable: a page and its occurrences are written before any of its
+links is checked, and every observation is committed within a short batch
+window, so a run cut short by a crash or a kill is picked up by the next
+start, and URLs already observed in that run are not checked again. The end
+of the page phase is marked (`PAGES_DONE`): a run stopped before it redoes its
+page phase (so it audits every page); a run stopped after it reloads its pages
+and links from the database. It finishes as one run, with one report.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter, deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import urlsplit
 
@@ -26,7 +42,7 @@ from monitor.client import Client
 from monitor.config import Settings, SiteSettings
 from monitor.decode import decode_html
 from monitor.extract import extract_page
-from monitor.pages import fetch_page
+from monitor.pages import PageFetch, fetch_page
 from monitor.store import StoreWriter
 from monitor.types import Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, UrlState, Verdict
 
@@ -39,6 +55,16 @@ PAGES_DONE = "pages_done_run"
 """Meta key: the id of the latest run whose page phase completed."""
 
 ARCHIVE_STATUSES = (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED)
+
+PAGES_AT_ONCE = 8
+"""Watched pages fetched and parsed at once, whatever their hosts (each host
+also gives at most `per_host` slots, shared with the checks). Enough to stay
+far ahead of the checker (a page of 50 links takes ~10 ms to read, its links
+~0.1 s of the checker's whole budget); few enough that bodies and parse trees
+stay small and extraction leaves the event loop to the checks."""
+
+MIN_PAGE_TIMEOUT = 30.0
+"""Seconds a watched page may take at least: it is read whole, not a prefix."""
 
 
 def utcnow() -> dt.datetime:
@@ -75,32 +101,9 @@ def cited_titles(citations: Iterable[Citation]) -> dict[str, str]:
     return titles
 
 
-def citation_dates(citations: Iterable[Citation]) -> dict[str, dt.date]:
-    dates: dict[str, dt.date] = {}
-    for c in citations:
-        if c.url and c.context and c.context.date and c.url not in dates:
-            dates[c.url] = c.context.date
-    return dates
-
-
-def urls_to_check(citations: Iterable[Citation], exclude: Sequence[str]) -> list[str]:
-    """Distinct checkable URLs in page order; each is checked once per run."""
-    patterns = [re.compile(p) for p in exclude]
-    seen: dict[str, None] = {}
-    for c in citations:
-        if c.url is None or c.skip_reason:
-            continue
-        if any(p.search(c.url) for p in patterns):
-            continue
-        seen.setdefault(c.url, None)
-    return list(seen)
-
-
 def mark_excluded(citations: Sequence[Citation], exclude: Sequence[str]) -> list[Citation]:
     if not exclude:
         return list(citations)
-    from dataclasses import replace
-
     patterns = [re.compile(p) for p in exclude]
     return [
         replace(c, skip_reason="excluded")
@@ -120,6 +123,109 @@ def wants_probe(obs: Observation) -> bool:
     return path.strip("/") != ""
 
 
+_WAITING, _HANDED = 0, 1
+
+
+class CitedUrls:
+    """What a run keeps per distinct URL as its pages come in, instead of
+    every Citation: the cited title until the URL is classified (`title`
+    hands it over), the date of its first dated citation (archive lookups
+    ask for the snapshot nearest to it), and whether the URL went to the
+    checker.
+
+    A URL goes to the checker once it has a cited title, or at the end of the
+    page phase (`rest`): a URL first met in a menu may be cited as an entry
+    on a later page, and its drift must be judged against that entry's title,
+    exactly as if every page had been read before any check. Menus repeat on
+    every page, so the URLs held back are few. URLs in `observed` (already
+    checked in this run, before a restart) are counted but never handed over.
+    """
+
+    def __init__(self, observed: set[str] | None = None) -> None:
+        self.links = 0
+        """Link occurrences seen."""
+        self.urls = 0
+        """Distinct checkable URLs seen (handed over or not)."""
+        self.dates: dict[str, dt.date] = {}
+        self._titles: dict[str, str] = {}
+        self._fate: dict[str, int] = {}
+        self._observed = observed or set()
+
+    def add(self, citations: Iterable[Citation]) -> list[str]:
+        """Take in one page's links; the URLs now ready to check, in page order."""
+        ready: list[str] = []
+        fates, titles = self._fate, self._titles
+        for c in citations:
+            self.links += 1
+            url = c.url
+            if url is None:
+                continue
+            context = c.context
+            if context is not None and context.date and url not in self.dates:
+                self.dates[url] = context.date
+            fate = fates.get(url)
+            if c.kind is LinkKind.CITATION and fate != _HANDED and not titles.get(url):
+                title = (context.title if context else "") or c.anchor_text
+                if title:
+                    titles[url] = title
+            if fate is None:
+                if c.skip_reason:
+                    continue
+                self.urls += 1
+                if url in self._observed:
+                    fates[url] = _HANDED
+                    continue
+                fate = fates[url] = _WAITING
+            if fate == _WAITING and titles.get(url):
+                fates[url] = _HANDED
+                ready.append(url)
+        return ready
+
+    def rest(self) -> list[str]:
+        """The end of the page phase: the URLs still held back (no cited title)."""
+        rest = [url for url, fate in self._fate.items() if fate == _WAITING]
+        for url in rest:
+            self._fate[url] = _HANDED
+        # Titles of URLs never to be checked (skipped or excluded everywhere) are dead weight.
+        self._titles = {u: t for u, t in self._titles.items() if self._fate.get(u) == _HANDED}
+        return rest
+
+    def title(self, url: str) -> str:
+        """The cited title of `url`, for its classification (then forgotten)."""
+        return self._titles.pop(url, "")
+
+
+class UrlFeed:
+    """The URLs handed to the checker as pages are recorded: an async
+    iterable for `Checker.check_many`, ended by `close` (the page phase is
+    over) or by `close(error)` (it failed: the checks stop with that error)."""
+
+    def __init__(self) -> None:
+        self._batches: asyncio.Queue[list[str] | None] = asyncio.Queue()
+        self._error: BaseException | None = None
+        self.total = 0
+        """URLs handed over so far (the progress bar's total)."""
+
+    def put(self, urls: list[str]) -> None:
+        if urls:
+            self.total += len(urls)
+            self._batches.put_nowait(urls)
+
+    def close(self, error: BaseException | None = None) -> None:
+        self._error = error
+        self._batches.put_nowait(None)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        while True:
+            batch = await self._batches.get()
+            if batch is None:
+                if self._error is not None:
+                    raise self._error
+                return
+            for url in batch:
+                yield url
+
+
 class Audit:
     """The moving parts of one run, held together for its duration."""
 
@@ -132,21 +238,41 @@ class Audit:
         self.progress = progress
         self.now = now
         self.states: dict[str, UrlState] = {}
+        """Previous states of the URLs handed to the checker and not recorded yet."""
+        self.to_archive: dict[str, None] = {}
+        """URLs whose new state may want an archived copy, in check order."""
+        self._page_gate = asyncio.Semaphore(PAGES_AT_ONCE)
 
     # -- pages -------------------------------------------------------------
 
-    async def fetch_pages(self, run: RunInfo, pages: Sequence[tuple[str, str, str]]) -> tuple[list[Citation], int]:
-        """Fetch and extract each (url, name, owner) page concurrently; record them in order.
+    async def read_pages(self, run: RunInfo, pages: Sequence[tuple[str, str, str]]
+                         ) -> AsyncIterator[tuple[PageRecord, list[Citation]]]:
+        """Fetch and extract each (url, name, owner) page, `PAGES_AT_ONCE` at a
+        time, yielding them in the configured order (recording them in that
+        order keeps the report's page order the webmaster's, whatever page
+        answered first). A slow page holds back the recording of the next
+        ones, never their fetching beyond the window."""
+        todo = iter(pages)
+        window: deque[asyncio.Task[tuple[PageRecord, list[Citation]]]] = deque()
 
-        Recording in the configured order keeps the report's page order the
-        webmaster's, whatever page answered first.
-        """
-        results = await asyncio.gather(*(self._read_page(run, *page) for page in pages))
-        citations: list[Citation] = []
-        for record, page_citations in results:
-            await self._record_page(run, record, page_citations)
-            citations += page_citations
-        return citations, sum(1 for record, _ in results if record.status == "error")
+        def refill() -> None:
+            while len(window) < PAGES_AT_ONCE:
+                page = next(todo, None)
+                if page is None:
+                    return
+                window.append(asyncio.create_task(self._read_page(run, *page)))
+
+        try:
+            refill()
+            while window:
+                result = await window[0]
+                window.popleft()
+                refill()
+                yield result
+        finally:
+            for task in window:
+                task.cancel()
+            await asyncio.gather(*window, return_exceptions=True)
 
     async def _one_page(self, run: RunInfo, url: str, name: str, owner: str,
                         exclude_links: Sequence[str] = ()) -> tuple[list[Citation], bool]:
@@ -160,12 +286,21 @@ class Audit:
 
     async def _read_page(self, run: RunInfo, url: str, name: str, owner: str,
                          exclude_links: Sequence[str] = ()) -> tuple[PageRecord, list[Citation]]:
-        last: PageRecord | None = await self.writer.call("last_page", url)
-        fetched = await fetch_page(
-            self.client, url,
-            etag=last.etag if last else "", last_modified=last.last_modified if last else "",
-            timeout=max(self.settings.checker.timeout, 30.0),
-        )
+        async with self._page_gate:
+            last: PageRecord | None = await self.writer.call("last_page", url)
+            # The slot first, then the timeout: a page waiting behind others
+            # for its host (or behind the checks) does not time out for it.
+            async with self.checker.slot(url):
+                fetched = await fetch_page(
+                    self.client, url,
+                    etag=last.etag if last else "", last_modified=last.last_modified if last else "",
+                    timeout=max(self.settings.checker.timeout, MIN_PAGE_TIMEOUT),
+                )
+            return await self._page_record(run, url, name, owner, exclude_links, last, fetched)
+
+    async def _page_record(self, run: RunInfo, url: str, name: str, owner: str,
+                           exclude_links: Sequence[str], last: PageRecord | None,
+                           fetched: PageFetch) -> tuple[PageRecord, list[Citation]]:
         if fetched.status == "not_modified" and last is not None:
             # Unchanged since the last fetch: not parsed again, its links come from that run.
             citations = await self.writer.call("run_citations", last.run_id, url)
@@ -194,32 +329,45 @@ class Audit:
             )
         return record, citations
 
+    async def hand_over(self, urls: list[str], feed: UrlFeed) -> None:
+        """Give URLs to the checker, their previous states loaded first."""
+        if urls:
+            self.states.update(await self.writer.call("url_states", urls))
+            feed.put(urls)
+
     # -- links -------------------------------------------------------------
 
     async def check_urls(self, run_id: int | None, urls: Sequence[str], titles: dict[str, str],
                          counter: Counter[str]) -> int:
         """Check, classify and record each URL; returns how many were checked."""
         self.states.update(await self.writer.call("url_states", list(urls)))
+        return await self.check_stream(run_id, urls, titles.get, counter, lambda: len(urls))
+
+    async def check_stream(self, run_id: int | None, urls: Iterable[str] | AsyncIterable[str],
+                           title_of: Callable[[str], str], counter: Counter[str],
+                           total: Callable[[], int]) -> int:
+        """Check, classify and record URLs as they come (their previous
+        states already in `self.states`); returns how many were checked."""
         pending: set[asyncio.Task[None]] = set()
         done = 0
-        total = len(urls)
 
         async def finish(obs: Observation) -> None:
             nonlocal done
             probe = await self.checker.probe(obs.final_url or obs.url) if wants_probe(obs) else None
-            verdict = classify(obs, title=titles.get(obs.url, ""), probe=probe,
+            verdict = classify(obs, title=title_of(obs.url), probe=probe,
                                previous=self.states.get(obs.url))
             await self.record(run_id, obs, verdict)
             counter[verdict.status.value] += 1
             done += 1
             if self.progress:
-                self.progress(done, total)
+                self.progress(done, max(done, total()))
 
         try:
-            async for obs in self.checker.check_many(urls):
-                task = asyncio.create_task(finish(obs))
-                pending.add(task)
-                task.add_done_callback(pending.discard)
+            async with contextlib.aclosing(self.checker.check_many(urls)) as observations:
+                async for obs in observations:
+                    task = asyncio.create_task(finish(obs))
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
             if pending:
                 await asyncio.gather(*pending)
         except BaseException:
@@ -235,21 +383,17 @@ class Audit:
         if self.now is not utcnow:
             # A run with its own clock (the demo's "last week", tests) dates its observations by it.
             obs = replace(obs, checked_at=self.now())
-        state = next_state(self.states.get(obs.url), verdict, obs)
-        self.states[obs.url] = state
+        state = next_state(self.states.pop(obs.url, None), verdict, obs)
+        if state.status in ARCHIVE_STATUSES:
+            self.to_archive[obs.url] = None
         await self.writer.add(run_id, obs, verdict, state)
 
-    async def suggest_archives(self, citations: Sequence[Citation]) -> int:
+    async def suggest_archives(self, dates: dict[str, dt.date]) -> int:
         """Look up archived copies for links that need one and have none yet."""
         api = self.settings.checker.archive_url
         if not api:
             return 0
-        dates = citation_dates(citations)
-        wanted = {
-            url: dates.get(url)
-            for url, state in self.states.items()
-            if state.status in ARCHIVE_STATUSES
-        }
+        wanted = {url: dates.get(url) for url in self.to_archive}
         # Looked up once per URL: the answer is kept in url_state.
         known = {u for u in wanted if await self.writer.call("archived_url", u)}
         wanted = {u: d for u, d in wanted.items() if u not in known}
@@ -262,8 +406,6 @@ class Audit:
 def _on_page(c: Citation, page_url: str) -> Citation:
     if c.page_url == page_url:
         return c
-    from dataclasses import replace
-
     return replace(c, page_url=page_url)
 
 
@@ -312,57 +454,99 @@ async def run_audit(
 async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outcome: AuditOutcome,
                      only_pages: Sequence[str] | None, progress: Progress | None,
                      now: Callable[[], dt.datetime]) -> None:
-    """The body of a run: fetch (or reload, when resuming) the pages, then check what is left."""
-    resumed = outcome.resumed
+    """The body of a run: the page phase (or, when resuming after it, the
+    pages reloaded) feeding the checker, then archive suggestions."""
     async with Client(settings.checker) as client:
         audit = Audit(settings, writer, client, progress, now)
-        if resumed and await writer.call("get_meta", PAGES_DONE) != str(run.id):
-            # Stopped while its pages were being fetched: redo that phase whole,
-            # so the run audits every page (nothing was checked yet).
-            log.info("resuming run=%d from its page phase", run.id)
-            await writer.call("clear_run_pages", run.id)
-            resumed = False
-        if resumed:
-            citations = await writer.call("run_citations", run.id)
-            pages = await writer.call("run_pages", run.id)
-            outcome.pages = len(pages)
-            outcome.pages_failed = sum(1 for p in pages if p.status == "error")
-            observed: set[str] = await writer.call("observed_urls", run.id)
-            log.info("resuming run=%d observed=%d", run.id, len(observed))
+        observed: set[str] = set()
+        pages_done = False
+        if outcome.resumed:
+            observed = await writer.call("observed_urls", run.id)
+            pages_done = await writer.call("get_meta", PAGES_DONE) == str(run.id)
+            if not pages_done:
+                # Stopped while its pages were being fetched: redo that phase whole,
+                # so the run audits every page; what it checked already stands.
+                log.info("resuming run=%d from its page phase observed=%d", run.id, len(observed))
+                await writer.call("clear_run_pages", run.id)
+            else:
+                log.info("resuming run=%d observed=%d", run.id, len(observed))
+        book = CitedUrls(observed)
+        feed = UrlFeed()
+        if pages_done:
+            pages = _reload_pages(audit, run, book, feed, outcome)
         else:
-            page_list = watched_pages(settings, only_pages)
-            citations, outcome.pages_failed = await audit.fetch_pages(run, page_list)
-            outcome.pages = len(page_list)
-            if settings.sites and not only_pages:
-                site_citations, site_pages, site_failed = await crawl_sites(settings, audit, run)
-                citations += site_citations
-                outcome.pages += site_pages
-                outcome.pages_failed += site_failed
-            observed = set()
-            await writer.call("set_meta", PAGES_DONE, str(run.id))
-        urls = urls_to_check(citations, ())
-        outcome.links = len(citations)
-        outcome.urls = len(urls)
-        todo = [u for u in urls if u not in observed]
-        outcome.checked = await audit.check_urls(run.id, todo, cited_titles(citations), outcome.by_status)
+            pages = _page_phase(settings, audit, run, book, feed, outcome, only_pages)
+        producer = asyncio.create_task(_feeding(pages, feed), name="page-phase")
+        try:
+            outcome.checked = await audit.check_stream(run.id, feed, book.title, outcome.by_status,
+                                                       lambda: feed.total)
+            await producer
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+        outcome.links = book.links
+        outcome.urls = book.urls
         await writer.flush()
-        await audit.suggest_archives(citations)
+        await audit.suggest_archives(book.dates)
 
 
-async def crawl_sites(settings: Settings, audit: "Audit", run: RunInfo) -> tuple[list[Citation], int, int]:
-    """Discover and audit the pages of each [[sites]] entry; (citations, pages, failed).
+async def _feeding(pages: Awaitable[None], feed: UrlFeed) -> None:
+    """Run a page phase; the feed ends with it (with its error, if it fails)."""
+    try:
+        await pages
+    except BaseException as exc:
+        feed.close(exc if not isinstance(exc, asyncio.CancelledError) else None)
+        raise
+    feed.close()
+
+
+async def _page_phase(settings: Settings, audit: Audit, run: RunInfo, book: CitedUrls, feed: UrlFeed,
+                      outcome: AuditOutcome, only_pages: Sequence[str] | None) -> None:
+    """Read, record and hand over the watched pages (then the sites' pages);
+    mark the phase done once every page is recorded."""
+    page_list = watched_pages(settings, only_pages)
+    async with contextlib.aclosing(audit.read_pages(run, page_list)) as pages:
+        async for record, citations in pages:
+            await audit._record_page(run, record, citations)
+            outcome.pages_failed += record.status == "error"
+            await audit.hand_over(book.add(citations), feed)
+    outcome.pages = len(page_list)
+    if settings.sites and not only_pages:
+        site_pages, site_failed = await crawl_sites(settings, audit, run, book, feed)
+        outcome.pages += site_pages
+        outcome.pages_failed += site_failed
+    await audit.hand_over(book.rest(), feed)
+    await audit.writer.call("set_meta", PAGES_DONE, str(run.id))
+
+
+async def _reload_pages(audit: Audit, run: RunInfo, book: CitedUrls, feed: UrlFeed,
+                        outcome: AuditOutcome) -> None:
+    """A run resumed after its page phase: its pages and links come from the
+    database, page by page (never the whole run's Citations at once)."""
+    pages: list[PageRecord] = await audit.writer.call("run_pages", run.id)
+    outcome.pages = len(pages)
+    outcome.pages_failed = sum(1 for p in pages if p.status == "error")
+    for page in pages:
+        citations = await audit.writer.call("run_citations", run.id, page.url)
+        await audit.hand_over(book.add(citations), feed)
+    await audit.hand_over(book.rest(), feed)
+
+
+async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: CitedUrls,
+                      feed: UrlFeed) -> tuple[int, int]:
+    """Discover and audit the pages of each [[sites]] entry; (pages, failed).
 
     Each page is fetched once: the site crawler follows the links that the
-    audit's own page visitor extracted and recorded.
+    audit's own page visitor extracted and recorded; the visitor hands each
+    recorded page's links to the checker at once.
     """
     from monitor.sites import discover_site
 
-    citations: list[Citation] = []
     pages = failed = 0
     for site in settings.sites:
         async def visit(url: str, site: SiteSettings = site) -> list[Citation] | None:
             found, ok = await audit._one_page(run, url, site.name, site.owner, site.exclude_links)
-            citations.extend(found)
+            await audit.hand_over(book.add(found), feed)
             return found if ok else None
 
         crawl = await discover_site(
@@ -373,7 +557,7 @@ async def crawl_sites(settings: Settings, audit: "Audit", run: RunInfo) -> tuple
                  site.url, len(crawl.pages), len(crawl.skipped_by_robots), len(crawl.errors))
         pages += len(crawl.pages)
         failed += len(crawl.errors)
-    return citations, pages, failed
+    return pages, failed
 
 
 async def recheck(settings: Settings, urls: Sequence[str], now: Callable[[], dt.datetime] = utcnow) -> Counter[str]:

@@ -3,16 +3,23 @@
 Pure: the CLI decides where the text goes. The JSON and CSV columns are the
 public contract (`LinkResult.CONTRACT_FIELDS`); new keys may be added after
 them, never renamed or removed.
+
+`write_json` and `write_csv` take the links as an iterable and write each one
+as it comes (the CLI feeds them from the database's cursor): at 100,000 links,
+building every dict and one JSON string first took 772 MiB. The JSON is one
+document, the same shape as before, one link object per line.
 """
 
 from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import io
 import json
-from collections.abc import Sequence
-from typing import Any
+import operator
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
 
 from monitor.types import HistoryEntry, LinkResult, LinkStatus, PageRecord, RunInfo
 
@@ -28,6 +35,8 @@ STATUS_ORDER = (
 )
 
 EXTRA_FIELDS = ("detail", "entry_title", "entry_source", "expired_mark", "flapping", "archived_url")
+LINK_FIELDS = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
+_link_values = operator.attrgetter(*LINK_FIELDS)
 
 
 def _plain(value: Any) -> Any:
@@ -38,9 +47,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _iso(value: Any) -> Any:
+    """json's hook for what it cannot encode itself: dates and times."""
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+# The C encoder walks the dict, calling back only for dates (no indent: with
+# one, json falls back to its pure-Python encoder).
+_dumps = functools.partial(json.dumps, ensure_ascii=False, default=_iso)
+
+
 def link_dict(link: LinkResult) -> dict[str, Any]:
-    fields = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
-    return {name: _plain(getattr(link, name)) for name in fields}
+    return {name: _plain(value) for name, value in zip(LINK_FIELDS, _link_values(link))}
 
 
 def run_dict(run: RunInfo) -> dict[str, Any]:
@@ -63,23 +83,44 @@ def page_dict(page: PageRecord) -> dict[str, Any]:
     }
 
 
-def to_json(run: RunInfo, pages: Sequence[PageRecord], links: Sequence[LinkResult]) -> str:
-    doc = {
-        "run": run_dict(run),
-        "pages": [page_dict(p) for p in pages],
-        "links": [link_dict(link) for link in links],
-    }
-    return json.dumps(doc, indent=1, ensure_ascii=False)
-
-
-def to_csv(links: Sequence[LinkResult]) -> str:
-    buffer = io.StringIO()
-    fields = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
-    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
+def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: Iterable[LinkResult]) -> int:
+    """The contract's document, {"run": ..., "pages": [...], "links": [...]},
+    written link by link; returns the number of links."""
+    out.write(f'{{"run": {_dumps(run_dict(run))},\n "pages": [')
+    sep = "\n  "
+    for page in pages:
+        out.write(sep + _dumps(page_dict(page)))
+        sep = ",\n  "
+    out.write('],\n "links": [')
+    sep, n = "\n  ", 0
     for link in links:
-        row = link_dict(link)
-        writer.writerow({k: "" if v is None else _csv_safe(v) for k, v in row.items()})
+        out.write(sep + _dumps(dict(zip(LINK_FIELDS, _link_values(link)))))
+        sep = ",\n  "
+        n += 1
+    out.write("]}\n")
+    return n
+
+
+def write_csv(out: TextIO, links: Iterable[LinkResult]) -> int:
+    """The links as CSV (the JSON links' columns), row by row; returns the number of rows."""
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(LINK_FIELDS)
+    n = 0
+    for link in links:
+        writer.writerow(["" if v is None else _csv_safe(_plain(v)) for v in _link_values(link)])
+        n += 1
+    return n
+
+
+def to_json(run: RunInfo, pages: Sequence[PageRecord], links: Iterable[LinkResult]) -> str:
+    buffer = io.StringIO()
+    write_json(buffer, run, pages, links)
+    return buffer.getvalue()
+
+
+def to_csv(links: Iterable[LinkResult]) -> str:
+    buffer = io.StringIO()
+    write_csv(buffer, links)
     return buffer.getvalue()
 
 
@@ -97,15 +138,31 @@ def group_by_status(links: Sequence[LinkResult]) -> list[tuple[LinkStatus, list[
     return [(status, groups[status]) for status in STATUS_ORDER if status in groups]
 
 
-def counts(links: Sequence[LinkResult]) -> dict[str, int]:
+class StatusTally:
+    """Counts by status over distinct URLs (a URL cited twice counts once, by
+    its first occurrence), taken one link at a time."""
+
+    def __init__(self) -> None:
+        self.links = 0
+        self._seen: dict[str, LinkStatus] = {}
+
+    def add(self, link: LinkResult) -> None:
+        self.links += 1
+        self._seen.setdefault(link.url, link.status)
+
+    def counts(self) -> dict[str, int]:
+        result = {status.value: 0 for status in STATUS_ORDER}
+        for status in self._seen.values():
+            result[status.value] += 1
+        return result
+
+
+def counts(links: Iterable[LinkResult]) -> dict[str, int]:
     """Counts by status over distinct (url, status): a URL cited twice counts once."""
-    seen: dict[str, LinkStatus] = {}
+    tally = StatusTally()
     for link in links:
-        seen.setdefault(link.url, link.status)
-    result = {status.value: 0 for status in STATUS_ORDER}
-    for status in seen.values():
-        result[status.value] += 1
-    return result
+        tally.add(link)
+    return tally.counts()
 
 
 def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:

@@ -1,0 +1,263 @@
+"""The audit's page phase and its pipeline into the checker (monitor/crawl.py).
+
+Real runs against a real aiohttp server on 127.0.0.1 and a real SQLite file:
+pages waiting for their host's slot, links checked while later pages are
+still being fetched, a URL first met in a menu judged against its later
+citation, and a run stopped half-way through its page phase. `CitedUrls`,
+what a run keeps per URL instead of every Citation, has table tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from monitor import crawl
+from monitor.config import CheckerSettings, DatabaseSettings, PageSettings, Settings
+from monitor.crawl import PAGES_DONE, CitedUrls, run_audit
+from monitor.store import Store
+from monitor.types import Citation, EntryContext, LinkKind
+
+
+def title(i: int) -> str:
+    return f"Study number {i} of a scleroderma treatment"
+
+
+def entry(port: int, i: int) -> str:
+    return (f'<p><a href="http://127.0.0.1:{port}/doc/{i}">{title(i)}</a>. A summary of what the '
+            f"study found. J Rheumatol. 2020 Feb;{i}(2):100-110.</p>\n")
+
+
+def page_html(body: str, menu: str = "") -> str:
+    return (f"<html><head><title>Treatments</title></head><body><nav>{menu}</nav>"
+            f"<h1>Treatments</h1><h2>Studies</h2>\n{body}</body></html>")
+
+
+@dataclass
+class Server:
+    """Pages at /page/{n} (from `pages`), documents at /doc/{name}, every request logged."""
+
+    port: int = 0
+    pages: dict[int, str] = field(default_factory=dict)
+    page_delay: float = 0.0
+    gates: dict[int, asyncio.Event] = field(default_factory=dict)
+    """A page whose number is here is held until its event is set."""
+    titles: dict[str, str] = field(default_factory=dict)
+    """A document's <title>, when not `title(i)`."""
+    hits: Counter[str] = field(default_factory=Counter)
+    active: int = 0
+    max_active: int = 0
+    doc_seen: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    @web.middleware
+    async def count(self, request: web.Request, handler: Callable[..., object]) -> web.StreamResponse:
+        self.hits[request.path] += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        try:
+            return await handler(request)  # type: ignore[misc, no-any-return]
+        finally:
+            self.active -= 1
+
+    async def page(self, request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if n in self.gates:
+            await self.gates[n].wait()
+        await asyncio.sleep(self.page_delay)
+        return web.Response(text=self.pages[n], content_type="text/html")
+
+    async def doc(self, request: web.Request) -> web.Response:
+        self.doc_seen.set()
+        name = request.match_info["name"]
+        text = self.titles.get(name) or title(int(name))
+        return web.Response(text=f"<html><head><title>{text}</title></head><body><p>{text}: the full text."
+                                 "</p></body></html>", content_type="text/html")
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    state = Server()
+    app = web.Application(middlewares=[state.count])
+    app.router.add_get("/page/{n}", state.page)
+    app.router.add_get("/doc/{name}", state.doc)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    state.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    yield state
+    await runner.cleanup()
+
+
+def settings_for(server: Server, tmp_path: Path, **checker: object) -> Settings:
+    options: dict[str, object] = dict(timeout=2.0, retries=0, soft404_probe=False,
+                                      allow_private_networks=("127.0.0.1/32",))
+    options.update(checker)
+    return Settings(
+        pages=tuple(PageSettings(url=server.url(f"/page/{n}")) for n in sorted(server.pages)),
+        checker=CheckerSettings(**options),  # type: ignore[arg-type]
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+
+
+async def test_pages_waiting_for_their_host_do_not_time_out(server: Server, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Eight pages on one host that serves one request at a time (per_host 1),
+    # each taking 0.15 s: the last one waits about a second for the host,
+    # well past its 0.4 s timeout, which only starts once it has the host.
+    monkeypatch.setattr(crawl, "MIN_PAGE_TIMEOUT", 0.4)
+    server.pages = {n: page_html(entry(server.port, n)) for n in range(8)}
+    server.page_delay = 0.15
+    settings = settings_for(server, tmp_path, per_host=1, timeout=0.4)
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        pages = store.run_pages(outcome.run.id)
+        links = store.run_links(outcome.run.id)
+    assert [(p.status, p.error) for p in pages] == [("ok", "")] * 8
+    assert (outcome.pages, outcome.pages_failed, outcome.urls, outcome.checked) == (8, 0, 8, 8)
+    assert sorted(link.status.value for link in links) == ["ok"] * 8
+    assert server.max_active == 1, "pages and checks share the host's one slot"
+
+
+async def test_links_are_checked_while_later_pages_are_fetched(server: Server, tmp_path: Path) -> None:
+    # Page 1 is served only once a link of page 0 has been checked: an audit
+    # that fetched every page before checking would wait for it in vain.
+    server.pages = {0: page_html(entry(server.port, 0) + entry(server.port, 1)),
+                    1: page_html(entry(server.port, 2))}
+    server.gates[1] = server.doc_seen
+    settings = settings_for(server, tmp_path)
+    outcome = await asyncio.wait_for(run_audit(settings), timeout=20)
+    with Store.open(settings.database.path) as store:
+        pages = store.run_pages(outcome.run.id)
+        links = store.run_links(outcome.run.id)
+        assert store.get_meta(PAGES_DONE) == str(outcome.run.id)
+    assert [p.url for p in pages] == [server.url("/page/0"), server.url("/page/1")]
+    assert [(link.url, link.status.value) for link in links] == [
+        (server.url(f"/doc/{i}"), "ok") for i in range(3)]
+
+
+async def test_a_menu_link_is_judged_against_its_later_citation(server: Server, tmp_path: Path) -> None:
+    # /doc/9 is in page 0's menu (no title there) and cited as an entry on
+    # page 1, which comes only after page 0's links are being checked. Its
+    # page names another article: drifted, judged by the cited title even
+    # though the URL was known before that citation was read.
+    menu = f'<a href="{server.url("/doc/9")}">Latest</a>'
+    server.pages = {0: page_html(entry(server.port, 0), menu),
+                    1: page_html(entry(server.port, 9))}
+    server.gates[1] = server.doc_seen
+    server.titles["9"] = "Annual report of the regional water board for 2021"
+    settings = settings_for(server, tmp_path)
+    outcome = await asyncio.wait_for(run_audit(settings), timeout=20)
+    with Store.open(settings.database.path) as store:
+        links = {(link.url, link.kind.value): link for link in store.run_links(outcome.run.id)}
+    doc9 = server.url("/doc/9")
+    assert {kind for url, kind in links if url == doc9} == {"navigation", "citation"}
+    assert (links[doc9, "citation"].status.value, links[doc9, "citation"].reason) == ("drifted", "title_mismatch")
+    assert server.hits["/doc/9"] == 1
+
+
+async def test_a_run_stopped_in_its_page_phase_keeps_its_checks(server: Server, tmp_path: Path) -> None:
+    server.pages = {0: page_html(entry(server.port, 0) + entry(server.port, 1)),
+                    1: page_html(entry(server.port, 1) + entry(server.port, 2))}
+    server.gates[1] = asyncio.Event()  # page 1 hangs until the second start
+    settings = settings_for(server, tmp_path)
+    task = asyncio.create_task(run_audit(settings))
+    for _ in range(2000):  # until page 0's links are checked and written
+        await asyncio.sleep(0.005)
+        if Path(settings.database.path).exists():
+            with Store.open(settings.database.path) as store:
+                run = store.latest_run(finished_only=False)
+                if run is not None and len(store.observed_urls(run.id)) == 2:
+                    break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with Store.open(settings.database.path) as store:
+        (run,) = store.runs()
+        assert run.status == "interrupted" and store.get_meta(PAGES_DONE) != str(run.id)
+        assert store.observed_urls(run.id) == {server.url("/doc/0"), server.url("/doc/1")}
+    server.gates[1].set()
+    again = await run_audit(settings)
+    assert again.resumed and again.run.id == run.id and again.run.status == "finished"
+    assert (again.pages, again.urls, again.checked) == (2, 3, 1), "only /doc/2 was left to check"
+    with Store.open(settings.database.path) as store:
+        assert [p.url for p in store.run_pages(run.id)] == [server.url("/page/0"), server.url("/page/1")]
+        assert [link.status.value for link in store.run_links(run.id)] == ["ok"] * 4
+        assert store.get_meta(PAGES_DONE) == str(run.id)
+    assert server.hits["/page/0"] == 2, "the page phase was redone"
+    assert [server.hits[f"/doc/{i}"] for i in range(3)] == [1, 1, 1], "no URL checked twice"
+
+
+# -- CitedUrls -------------------------------------------------------------------------------
+
+PAGE = "https://www.sclero.org/treatments.html"
+A, B, C = "https://a.org/1", "https://b.org/2", "https://c.org/3"
+
+
+def cite(url: str | None, kind: LinkKind = LinkKind.CITATION, title: str = "", anchor: str = "",
+         date: dt.date | None = None, skip: str | None = None) -> Citation:
+    context = EntryContext(title=title, date=date) if title or date else None
+    return Citation(page_url=PAGE, url=url, raw_href=url or "mailto:x", anchor_text=anchor,
+                    section="", kind=kind, context=context, skip_reason=skip)
+
+
+NAV = LinkKind.NAVIGATION
+D1, D2 = dt.date(2019, 8, 1), dt.date(2020, 2, 1)
+
+
+@pytest.mark.parametrize(
+    ("pages", "ready", "rest", "titles"),
+    [
+        # cited with a title: ready at once
+        ([[cite(A, title="Alpha trial")]], [[A]], [], {A: "Alpha trial"}),
+        # the anchor text stands in for a missing entry title
+        ([[cite(A, anchor="Alpha")]], [[A]], [], {A: "Alpha"}),
+        # menu first, citation on a later page: held back until the title comes
+        ([[cite(A, NAV, anchor="Latest")], [cite(A, title="Alpha trial")]], [[], [A]], [], {A: "Alpha trial"}),
+        # only ever in menus: handed over at the end, with no title
+        ([[cite(A, NAV, anchor="Home")], [cite(A, NAV)]], [[], []], [A], {A: ""}),
+        # the first title wins; once handed over, later citations change nothing
+        ([[cite(A, title="First"), cite(A, title="Second")]], [[A]], [], {A: "First"}),
+        # a citation without any title does not make the URL ready
+        ([[cite(A)], [cite(A, title="Late")]], [[], [A]], [], {A: "Late"}),
+        # skipped and URL-less links are counted as links, never checked
+        ([[cite(None), cite(B, skip="excluded", title="Beta")]], [[]], [], {B: ""}),
+        # a title from an excluded occurrence still names the URL checked elsewhere
+        ([[cite(B, skip="excluded", title="Beta"), cite(B, NAV)]], [[B]], [], {B: "Beta"}),
+        # each URL once, in page order
+        ([[cite(B, title="b"), cite(A, title="a"), cite(B, title="b")], [cite(C, NAV), cite(A, title="a")]],
+         [[B, A], []], [C], {A: "a", B: "b", C: ""}),
+    ],
+)
+def test_cited_urls_hand_each_url_over_once_with_its_title(
+        pages: list[list[Citation]], ready: list[list[str]], rest: list[str], titles: dict[str, str]) -> None:
+    book = CitedUrls()
+    assert [book.add(p) for p in pages] == ready
+    assert book.rest() == rest
+    assert {url: book.title(url) for url in titles} == titles
+    assert book.title(A) == "", "a title is given once, then forgotten"
+    assert book.links == sum(len(p) for p in pages)
+
+
+def test_cited_urls_count_observed_urls_but_never_hand_them_over() -> None:
+    book = CitedUrls(observed={A})
+    assert book.add([cite(A, title="Alpha"), cite(B, title="Beta"), cite(C, NAV)]) == [B]
+    assert book.rest() == [C]
+    assert (book.urls, book.links) == (3, 3)
+
+
+def test_cited_urls_keep_the_first_date_of_each_url() -> None:
+    book = CitedUrls()
+    book.add([cite(A, NAV), cite(A, title="a", date=D1), cite(B, title="b")])
+    book.add([cite(A, title="a", date=D2), cite(B, title="b", date=D2)])
+    assert book.dates == {A: D1, B: D2}

@@ -1,0 +1,118 @@
+"""monitor/output.py and the check command's printing: the contract's JSON
+and CSV written link by link, and the terminal table fed from an iterator."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+
+from monitor.cli import print_table
+from monitor.output import LINK_FIELDS, StatusTally, counts, link_dict, to_json, write_csv, write_json
+from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+
+UTC = dt.timezone.utc
+T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
+RUN = RunInfo(id=7, started_at=T0, finished_at=T0 + dt.timedelta(minutes=3), status="finished")
+PAGE = "https://www.sclero.org/treatments.html"
+PAGES = [PageRecord(run_id=7, url=PAGE, status="ok", http_status=200, title="Traitements – Sjögren", links=3)]
+
+
+def link(n: int, status: LinkStatus = LinkStatus.OK, **extra: object) -> LinkResult:
+    base = LinkResult(
+        page=PAGE, url=f"https://pubmed.ncbi.nlm.nih.gov/{n}/", text=f"Étude {n} «quote» \"x\"",
+        section="Biologics", kind=LinkKind.CITATION, status=status, reason=status.value,
+        http_status=200, final_url=None, suggested_url=None, strikes=0, failing_since=None,
+        checked_at=T0, entry_date=dt.date(2019, 8, 1),
+    )
+    return replace(base, **extra)  # type: ignore[arg-type]
+
+
+LINKS = [
+    link(1),
+    link(2, LinkStatus.EXPIRED, strikes=3, failing_since=T0 - dt.timedelta(days=9), http_status=404),
+    link(3, LinkStatus.MOVED, suggested_url="https://new.example.org/3", kind=LinkKind.NAVIGATION),
+    link(4, LinkStatus.SKIPPED, url="mailto:x@example.org", http_status=None, checked_at=None),
+    link(1, text="=HYPERLINK(\"evil\")"),
+]
+
+
+def test_write_json_is_the_contract_document() -> None:
+    out = io.StringIO()
+    assert write_json(out, RUN, PAGES, iter(LINKS)) == len(LINKS)
+    doc = json.loads(out.getvalue())
+    assert list(doc) == ["run", "pages", "links"]
+    assert doc["run"] == {"id": 7, "started_at": T0.isoformat(),
+                          "finished_at": (T0 + dt.timedelta(minutes=3)).isoformat(), "status": "finished"}
+    assert doc["pages"] == [{"url": PAGE, "status": "ok", "title": "Traitements – Sjögren", "links": 3,
+                             "http_status": 200, "error": ""}]
+    assert doc["links"] == [link_dict(x) for x in LINKS]
+    assert list(doc["links"][0]) == list(LINK_FIELDS)
+    expired = doc["links"][1]
+    assert (expired["status"], expired["strikes"], expired["failing_since"], expired["kind"]) == (
+        "expired", 3, (T0 - dt.timedelta(days=9)).isoformat(), "citation")
+    assert "Sjögren" in out.getvalue(), "UTF-8 text is written as is"
+
+
+def test_write_json_with_nothing_is_still_one_document() -> None:
+    out = io.StringIO()
+    write_json(out, RUN, [], iter(()))
+    assert json.loads(out.getvalue()) == {"run": json.loads(to_json(RUN, [], []))["run"], "pages": [], "links": []}
+
+
+def test_write_json_writes_each_link_before_reading_the_next() -> None:
+    out = io.StringIO()
+
+    def links() -> Iterator[LinkResult]:
+        for n in range(5):
+            if n:
+                assert out.getvalue().count('"url": "https://pubmed') == n, "the previous link is out"
+            yield link(n)
+
+    write_json(out, RUN, PAGES, links())
+    assert len(json.loads(out.getvalue())["links"]) == 5
+
+
+def test_write_csv_has_the_json_columns_and_defuses_formulas() -> None:
+    out = io.StringIO()
+    assert write_csv(out, iter(LINKS)) == len(LINKS)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    assert rows[0] == list(LINK_FIELDS)
+    assert rows[0][:13] == ["page", "url", "text", "section", "kind", "status", "reason", "http_status",
+                            "final_url", "suggested_url", "strikes", "failing_since", "checked_at"]
+    first = dict(zip(rows[0], rows[1]))
+    assert (first["status"], first["kind"], first["final_url"], first["checked_at"]) == (
+        "ok", "citation", "", T0.isoformat())
+    assert dict(zip(rows[0], rows[5]))["text"] == "'=HYPERLINK(\"evil\")"
+    assert len(rows) == len(LINKS) + 1
+
+
+def test_tally_counts_each_url_once_by_its_first_status() -> None:
+    tally = StatusTally()
+    for x in LINKS:
+        tally.add(x)
+    assert tally.links == 5
+    assert tally.counts() == counts(LINKS) == {
+        "expired": 1, "moved": 1, "drifted": 0, "error": 0, "blocked": 0, "ok": 1, "skipped": 1}
+
+
+def test_print_table_lists_every_link_of_a_long_run(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitor import cli
+
+    monkeypatch.setattr(cli, "TABLE_ROWS", 7)
+    monkeypatch.setenv("COLUMNS", "250")  # no URL folded over two lines
+    many = [link(n, LinkStatus.EXPIRED if n % 3 == 0 else LinkStatus.OK, http_status=404) for n in range(40)]
+    print_table(RUN, PAGES, iter(many + [LINKS[3]]))
+    text = capsys.readouterr().out
+    for n in range(40):
+        assert f"https://pubmed.ncbi.nlm.nih.gov/{n}/" in text
+    assert text.index("expired (14)") < text.index("ok (26)")
+    assert text.count("expired (") == 1 and text.count("ok (") == 1
+    assert "skipped: 1 links" in text
+    assert "run 7: 41 links, distinct URLs: expired 14, ok 26, skipped 1" in text
