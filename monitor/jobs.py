@@ -7,10 +7,13 @@ that joins the checker (`crawl`) with the report (`reports`), so that
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import gc
 import logging
 import os
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +60,24 @@ def mail_tls_context(settings: Settings, given: ssl.SSLContext | None = None) ->
     return context
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a report is built.
+
+    A report of 100,000 links makes a million objects that all live until
+    the files are written; the collector's passes over them found nothing
+    and cost 0.5-0.8 s of a 4 s report. Reference counting still frees
+    everything else; the collector runs again afterwards.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 async def report_job(
     settings: Settings,
     *,
@@ -82,8 +103,9 @@ async def report_job(
             run_id = latest.id
         elif store.get_run(run_id) is None:
             raise MonitorError(f"{settings.database.path}: there is no run {run_id}")
-        audit = load_audit(store, run_id, settings, now)
-        saved = save_report(audit, out or Path(settings.report.dir))
+        with _collector_paused():
+            audit = load_audit(store, run_id, settings, now)
+            saved = save_report(audit, out or Path(settings.report.dir))
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
         if send:
             queued = queue_report(store, audit, settings, now, resend=resend,

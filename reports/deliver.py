@@ -38,7 +38,7 @@ from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
 from monitor.types import OutboxMessage
-from reports.audit import Audit, audit_for_pages, build_audit, default_site_name
+from reports.audit import FLAGGED, Audit, audit_for_pages, build_audit, default_site_name
 from reports.mail import build_report_message, message_id_for, send_message
 
 __all__ = [
@@ -105,6 +105,9 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     """Build the audit of `run_id` against the run of the previous report.
 
     `settings` is a `Settings` (its `report`, `pages` and `sites` are read).
+    Of the previous run only the flagged links are loaded, and URL states
+    only for this run's flagged links: that is all the audit reads of them
+    (at 100,000 links, 90 % are ok).
     """
     run = store.get_run(run_id)
     if run is None:
@@ -118,9 +121,9 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     site = report.site_name or default_site_name(watched + [p.url for p in pages])
     return build_audit(
         run, links, pages,
-        previous_links=store.run_links(previous.id) if previous else None,
+        previous_links=store.run_flagged_links(previous.id) if previous else None,
         previous_pages=store.run_pages(previous.id) if previous else None,
-        states=store.url_states({l.url for l in links}),
+        states=store.url_states({l.url for l in links if l.status in FLAGGED}),
         now=now, settings=report, site_name=site, previous_run=previous,
     )
 

@@ -25,9 +25,20 @@ from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from monitor.config import EmailSettings, PageSettings, ReportSettings, Settings
 from monitor.errors import DeliveryError
 from monitor.store import Store
-from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+from monitor.types import (
+    Citation,
+    EntryContext,
+    LinkKind,
+    LinkResult,
+    LinkStatus,
+    Observation,
+    PageRecord,
+    RunInfo,
+    UrlState,
+    Verdict,
+)
 from reports.audit import Audit, Counts, build_audit
-from reports.deliver import backoff, flush_outbox, queue_report, report_key
+from reports.deliver import backoff, flush_outbox, load_audit, queue_report, report_key
 from reports.mail import (
     build_message,
     clean_header,
@@ -503,3 +514,62 @@ def test_email_disabled_queues_nothing(store: Store) -> None:
 @pytest.mark.parametrize(("attempts", "minutes"), [(1, 1), (2, 5), (3, 30), (4, 120), (9, 120)])
 def test_backoff_schedule(attempts: int, minutes: int) -> None:
     assert backoff(attempts) == dt.timedelta(minutes=minutes)
+
+
+# -- from the store ------------------------------------------------------------
+
+
+def record_run(store: Store, when: dt.datetime, links: dict[str, tuple[str, str, str]]) -> RunInfo:
+    """A finished run of PAGE: entry title -> (url, status, reason), one observation each."""
+    run = store.start_run(when)
+    store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok", title="DM/PM",
+                                 entries=tuple(links)), when)
+    store.record_citations(run.id, PAGE, [
+        Citation(page_url=PAGE, url=url, raw_href=url, anchor_text=title, section="Biologics",
+                 kind=LinkKind.CITATION, context=EntryContext(title=title, source="PubMed."))
+        for title, (url, _, _) in links.items()])
+    failing = ("expired", "error", "blocked")
+    store.record_observations(run.id, [
+        (Observation(url=url, checked_at=when, http_status=200),
+         Verdict(url=url, status=LinkStatus(status), reason=reason),
+         UrlState(url=url, status=LinkStatus(status), reason=reason,
+                  strikes=3 if status in failing else 0,
+                  failing_since=when - dt.timedelta(days=9) if status in failing else None,
+                  last_checked_at=when, first_seen_at=when))
+        for url, status, reason in links.values()])
+    store.finish_run(run.id, when)
+    return run
+
+
+def test_load_audit_reads_only_what_the_audit_needs_and_gets_the_same_audit(tmp_path: Path) -> None:
+    week = dt.timedelta(days=7)
+    with Store.open(tmp_path / "monitor.db") as store:
+        first = record_run(store, NOW - week, {
+            "Still gone": ("https://a.org/gone", "expired", "http_404"),
+            "Back again": ("https://b.org/back", "error", "http_503"),
+            "Relinked": ("https://c.org/old", "moved", "permanent_redirect"),
+            "Fine": ("https://d.org/fine", "ok", "ok"),
+            "Walled": ("https://e.org/wall", "blocked", "http_403"),
+        })
+        store.mark_reported(first.id, NOW - week)
+        second = record_run(store, NOW, {
+            "Still gone": ("https://a.org/gone", "expired", "http_404"),
+            "Back again": ("https://b.org/back", "ok", "ok"),
+            "Relinked": ("https://c.org/new", "ok", "ok"),
+            "Fine": ("https://d.org/fine", "drifted", "title_mismatch"),
+            "Walled": ("https://e.org/wall", "blocked", "http_403"),
+        })
+        settings = Settings(pages=(PageSettings(url=PAGE),))
+        audit = load_audit(store, second.id, settings, NOW)
+        links = store.run_links(second.id)
+        everything = build_audit(
+            store.get_run(second.id), links, store.run_pages(second.id),  # type: ignore[arg-type]
+            previous_links=store.run_links(first.id), previous_pages=store.run_pages(first.id),
+            states=store.url_states(l.url for l in links), now=NOW, settings=settings.report,
+            site_name="www.sclero.org", previous_run=store.get_run(first.id))
+    assert audit == everything
+    c = audit.counts
+    assert (c.new, c.still, c.fixed) == (1, 2, 2)
+    assert sorted((f.how, f.link.url) for f in audit.fixed_since_last) == [
+        ("link_updated", "https://c.org/old"), ("works_again", "https://b.org/back")]
+

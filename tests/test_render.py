@@ -10,18 +10,26 @@ import subprocess
 from dataclasses import replace
 from html.parser import HTMLParser
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports.audit import Audit, build_audit
 from reports.mail import build_report_message, message_id_for
+from reports import render
 from reports.render import (
     MAX_EMAIL_BYTES,
+    PROBLEM_MIN_BYTES,
     is_web_url,
+    render_email,
     render_html,
+    render_index,
     render_json,
+    render_page,
     render_text,
     save_report,
 )
@@ -217,6 +225,35 @@ def test_is_web_url(url: str, ok: bool) -> None:
     assert is_web_url(url) is ok
 
 
+def reference_is_web_url(value: str) -> bool:
+    """The definition, spelled slowly: http(s), a host part, no whitespace or controls."""
+    if not value or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
+
+
+@pytest.mark.parametrize("url", [
+    "https://a.org:8080/x", "https://user@a.org/", "https://[::1]/", "https://[::1/", "https://a]/",
+    "https://\u212a.org/", "https://a\uff0fb.org/", "https://a.org\u00a0/", "https://a.org?q", "https://#x",
+    "https:///x", "HtTpS://A.ORG", "https://a.org\\b", "ftp://a.org/", "https:a.org",
+])
+def test_is_web_url_agrees_with_its_definition(url: str) -> None:
+    assert is_web_url(url) is reference_is_web_url(url)
+
+
+URL_PIECES = st.sampled_from(["http", "https", "HTTPS", ":", "//", "/", "?", "#", "[", "]", "@", "%",
+                              "a.org", "b", " ", "\t", "\x00", "\x7f", "\u00a0", "\u212a", "\uff0f", "\\"])
+
+
+@given(st.lists(URL_PIECES, max_size=8).map("".join))
+def test_is_web_url_fast_path_changes_no_answer(url: str) -> None:
+    assert is_web_url(url) is reference_is_web_url(url)
+
+
 # -- mail-readiness ------------------------------------------------------------
 
 
@@ -385,3 +422,173 @@ def test_chromium_renders_the_report(tmp_path: Path, size: str) -> None:
     width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert (width, height) == tuple(int(v) for v in size.split(","))
     assert len(data) > 50_000  # a blank page compresses to a few KB
+
+
+# -- the saved page, the JSON, the index at scale --------------------------------
+
+
+def test_saved_page_keeps_its_style_block_and_every_link() -> None:
+    audit = synthetic_audit(300, problem_every=4)
+    page = render_page(audit)
+    (style,) = re.findall(r"<style>(.*?)</style>", page, re.S)
+    assert ".card {" in style and "@media" in style  # CSS for a browser, not inlined
+    assert 'style="' not in page and 'class="card ' in page
+    assert "The newest problems" not in page and "Everything else" in page
+    assert all(l.url in page for l in audit.links)
+    assert "\u00a0\u00b7 " in page  # UTF-8, no character references needed
+
+
+def test_saved_page_lists_what_asks_nothing_compactly() -> None:
+    links = [result("https://ok.example/a", "ok", "ok", text="  Spaced   anchor  "),
+             result("https://www.ok.example/b", "ok", "ok", text=""),
+             result("mailto:ed@example.org", "skipped", "mailto", text=""),
+             result("http://[bad/", "ok", "ok", text="Broken <b>")]
+    page = render_page(audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")]))
+    listed = re.search(r'<div class="mini">\n(.*?)</div>', page, re.S)
+    assert listed is not None
+    assert listed.group(1) == (
+        '&#10003;&nbsp;<a href="https://ok.example/a">Spaced anchor</a>\u00a0\u00b7 '
+        '&#10003;&nbsp;<a href="https://www.ok.example/b">ok.example</a>\u00a0\u00b7 '
+        "&ndash;&nbsp;mailto:ed@example.org (an email address)\u00a0\u00b7 "
+        "&#10003;&nbsp;<span>http://[bad/</span>")
+
+
+@pytest.mark.parametrize("text", [XSS, "a & b", "it's \"quoted\""])
+def test_compact_list_escapes_like_the_template(text: str) -> None:
+    links = [result("https://ok.example/?a=1&b=" + text, "ok", "ok", text=text),
+             result("mailto:" + text, "skipped", text, text="")]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")])
+    env = render._ENV
+    expected = env.from_string(
+        "{% for l in links %}{% if l.status == Status.OK %}&#10003;&nbsp;{{ link(l.url, l.text|clip(50) "
+        "if l.text else l.url|host) }}{% else %}&ndash;&nbsp;{{ l.text|clip(40) if l.text else "
+        "l.url|clip(40) }} ({{ l.reason|skip_words }}){% endif %}{{ '\u00a0\u00b7 ' if not loop.last }}"
+        "{% endfor %}").render(links=audit.everything_else[0].links)
+    assert str(render._other_links(audit.everything_else[0].links)) == expected
+    assert "<script" not in expected
+
+
+@pytest.mark.parametrize("audit_of", [hostile_audit, sample_audit])
+def test_web_data_is_inert_in_the_saved_page(audit_of) -> None:  # type: ignore[no-untyped-def]
+    page = render_page(audit_of())
+    tags = tags_of(page)
+    assert not [t for t, _ in tags if t in ("script", "img", "iframe", "object", "embed", "link")]
+    for tag, attrs in tags:
+        assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
+        if "href" in attrs:
+            assert is_web_url(attrs["href"]), attrs["href"]
+
+
+def test_no_mail_rendering_is_smaller_than_its_problems_allow() -> None:
+    """PROBLEM_MIN_BYTES lets big audits skip the full and compact mail renderings:
+    it must stay below what the smallest problem takes in the mail."""
+    def mail_bytes(n: int, **kw: object) -> int:
+        links = [result(f"http://a.b/{i}", section="", **kw) for i in range(n)]  # type: ignore[arg-type]
+        audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")])
+        assert len(audit.problems) == n
+        return len(render_html(audit, max_bytes=None).encode())
+
+    for status, reason in [("moved", "permanent_redirect"), ("expired", "http_404"),
+                           ("blocked", "http_403"), ("drifted", "title_mismatch"), ("error", "timeout")]:
+        for title in ("", "One entry for all"):
+            kw = dict(status=status, reason=reason, title=title, text="", days=3, strikes=5)
+            per_problem = (mail_bytes(40, **kw) - mail_bytes(10, **kw)) / 30
+            assert per_problem > PROBLEM_MIN_BYTES, (status, title, per_problem)
+
+
+def test_a_mail_that_cannot_hold_every_problem_starts_with_the_summary() -> None:
+    audit = synthetic_audit(3000, problem_every=5)
+    assert len(audit.problems) * PROBLEM_MIN_BYTES > MAX_EMAIL_BYTES
+    tried: list[str] = []
+
+    def fits(html: str, text: str) -> bool:
+        tried.append(html)
+        return len(html.encode()) + len(text.encode()) <= MAX_EMAIL_BYTES
+
+    html, _ = render_email(audit, fits)
+    assert tried and all("The newest problems" in h for h in tried)
+    assert html == tried[-1]
+
+    small = synthetic_audit(40, problem_every=5)
+    tried.clear()
+    render_email(small, fits)
+    assert len(tried) == 1 and "The newest problems" not in tried[0]
+
+
+def test_json_writes_each_link_once_and_counts_the_rest_per_page() -> None:
+    audit = sample_audit()
+    text = render_json(audit)
+    doc = json.loads(text)
+    assert (doc["format"], doc["version"]) == ("citation-monitor-audit", 2)
+    assert text.index('"counts":') < 1000  # where the index looks for it
+    (other,) = doc["everything_else"]
+    assert other["url"] == PAGE
+    assert other["counts"] == {"ok": 5, "not_checked": 1}
+    assert [l["url"] for l in doc["links"]] == [l.url for l in audit.links]
+    assert doc["links"][0]["failing_since"] is None and doc["links"][2]["entry_date"] is None
+    assert doc["links"][0]["kind"] == "citation" and doc["links"][0]["checked_at"] == NOW.isoformat()
+
+
+@pytest.mark.skipif(render.orjson is None, reason="orjson is not installed")
+@pytest.mark.parametrize("audit_of", [sample_audit, hostile_audit, lambda: synthetic_audit(500)])
+def test_json_is_the_same_with_or_without_orjson(audit_of, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    audit = audit_of()
+    fast = render_json(audit)
+    monkeypatch.setattr(render, "orjson", None)
+    assert render_json(audit) == fast
+
+
+def test_json_of_text_orjson_refuses_falls_back_to_the_standard_library() -> None:
+    audit = audit_from([result("https://a.org/", "ok", "ok", detail="Lone \ud800")],
+                       [PageRecord(run_id=7, url=PAGE, status="ok")])
+    doc = json.loads(render_json(audit))
+    assert doc["links"][0]["detail"] == "Lone \ud800"
+
+
+def test_json_links_are_written_in_chunks_that_join_into_one_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    audit = synthetic_audit(25)
+    monkeypatch.setattr(render, "JSON_LINKS_PER_CHUNK", 7)
+    doc = json.loads(render_json(audit))
+    assert [l["url"] for l in doc["links"]] == [l.url for l in audit.links]
+
+
+def test_index_reads_only_the_head_of_each_saved_report(tmp_path: Path) -> None:
+    saved = save_report(sample_audit(), tmp_path)
+    head = saved.json.read_text()[:2000]
+    saved.json.write_text(head + "... the rest is not JSON at all")
+    # a report saved by the first version (indented), and one whose JSON is gone
+    old = tmp_path / "report-2026-11-09-run-5.json"
+    old.write_text(json.dumps({"format": "citation-monitor-audit", "version": 1, "site": "s",
+                               "run": {"id": 5}, "counts": {"checked": 41, "new": 2, "still": 3,
+                                                            "fixed": 1}, "links": []}, indent=1))
+    old.with_suffix(".html").write_text("<html></html>")
+    (tmp_path / "report-2026-11-02-run-4.html").write_text("<html></html>")
+    index = render_index(tmp_path, site="www.sclero.org")
+    rows = re.findall(r'<a href="(report-[^"]+\.html)"', index)
+    assert rows == ["report-2026-11-23-run-7.html", "report-2026-11-09-run-5.html",
+                    "report-2026-11-02-run-4.html"]
+    cells = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', index)
+    c = sample_audit().counts
+    assert cells[:4] == [str(c.checked), str(c.new), str(c.still), str(c.fixed)]
+    assert cells[4:8] == ["41", "2", "3", "1"]
+    assert cells[8:] == ["", "", "", ""]
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.parametrize("width", [390, 1000])
+def test_the_saved_page_has_no_sideways_scrolling(tmp_path: Path, width: int) -> None:
+    probe = ("<script>window.onload=function(){var d=document.documentElement;"
+             "document.body.setAttribute('data-overflow', String(d.scrollWidth - d.clientWidth));}"
+             "</script></body>")
+    page = tmp_path / "probe.html"
+    page.write_text(render_page(synthetic_audit(200, problem_every=3)).replace("</body>", probe),
+                    encoding="utf-8")
+    dom = subprocess.run(
+        chromium_args(tmp_path / "profile") + [f"--window-size={width},1200", "--virtual-time-budget=3000",
+                                               "--dump-dom", page.as_uri()],
+        check=True, capture_output=True, text=True, timeout=60).stdout
+    overflow = re.search(r'data-overflow="(-?\d+)"', dom)
+    assert overflow is not None, "the probe did not run"
+    assert int(overflow.group(1)) <= 0
+
