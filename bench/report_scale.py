@@ -18,7 +18,10 @@ Every run but the last is marked reported, so the report compares with the
 previous one ("new since last report") as it does in production.
 
 Then, as subprocesses like a user would run them: `monitor report` on the
-latest run (wall time, peak RSS) and `monitor history` of a few URLs.
+latest run (wall time, CPU time, peak RSS, the files it wrote) and
+`monitor history` of a few URLs. The machine's load average is printed with
+each report: other processes on its two cores show in the wall time, less
+in the CPU time.
 """
 
 from __future__ import annotations
@@ -26,7 +29,9 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import random
+import resource
 import sqlite3
 import sys
 import time
@@ -36,7 +41,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
 from bench.run import measure_simple  # noqa: E402
-from monitor.store import HISTORY_SQL, RUN_LINKS_SQL, Store, _ts  # noqa: E402
+from monitor.store import (  # noqa: E402
+    HISTORY_SQL,
+    RUN_FLAGGED_LINKS_SQL,
+    RUN_LINKS_SQL,
+    Store,
+    _ts,
+)
 
 UTC = dt.timezone.utc
 START = dt.datetime(2025, 11, 24, 6, tzinfo=UTC)
@@ -168,10 +179,23 @@ def _state(url: str, title: str, fate: str, week: int, turn: int) -> tuple[objec
 def plans(path: Path) -> str:
     conn = sqlite3.connect(path)
     lines = []
-    for name, sql, params in (("run_links", RUN_LINKS_SQL, (1,)), ("history", HISTORY_SQL, ("x",))):
+    for name, sql, params in (("run_links", RUN_LINKS_SQL, (1,)),
+                              ("run_flagged_links", RUN_FLAGGED_LINKS_SQL, (1,)),
+                              ("history", HISTORY_SQL, ("x",))):
         lines.append(f"{name}: " + "; ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)))
     conn.close()
     return "\n".join(lines)
+
+
+def _written(out: Path) -> str:
+    """Sizes of the newest saved report's files."""
+    htmls = sorted(out.glob("report-*-run-*.html"), key=lambda f: f.stat().st_mtime)
+    if not htmls:
+        return "no report written"
+    html = htmls[-1]
+    json_file = html.with_suffix(".json")
+    size = json_file.stat().st_size if json_file.exists() else 0
+    return f"{html.name}: HTML {html.stat().st_size / 2**20:.1f} MiB, JSON {size / 2**20:.1f} MiB"
 
 
 def main() -> None:
@@ -180,6 +204,8 @@ def main() -> None:
     p.add_argument("--links", type=int, default=100_000)
     p.add_argument("--db", type=Path, default=BENCH / "out" / "report_scale.db")
     p.add_argument("--rebuild", action="store_true")
+    p.add_argument("--repeat", type=int, default=2,
+                   help="times `monitor report` runs (the first may read a cold file)")
     args = p.parse_args()
     db = args.db.resolve()
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -202,12 +228,21 @@ def main() -> None:
     config = db.parent / "report_scale.toml"
     config.write_text(f'[[pages]]\nurl = "https://www.sclero.org/scleroderma/topic-0/treatments.html"\n'
                       f'[database]\npath = "{db}"\n[report]\ndir = "{out}"\n')
-    # The first read of a cold file measures the disk, not the monitor: report twice.
-    for attempt in ("first", "second"):
+    # The first read of a cold file measures the disk, not the monitor: report more than once.
+    walls = []
+    for attempt in range(1, args.repeat + 1):
+        load = os.getloadavg()[0]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         wall, rss, code, text = measure_simple(
             [sys.executable, "-m", "monitor", "report", "--config", str(config)])
-        print(f"monitor report ({attempt}): {wall:.2f} s, peak RSS {rss:.0f} MiB, exit {code}; "
-              + " ".join(text.split())[:160])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        walls.append(wall)
+        print(f"monitor report ({attempt}): {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {rss:.0f} MiB, "
+              f"exit {code}, load average {load:.2f} before; " + " ".join(text.split())[:120])
+    if walls:
+        print(f"monitor report: best {min(walls):.2f} s, median {sorted(walls)[len(walls) // 2]:.2f} s "
+              f"of {len(walls)}; {_written(out)}")
     for url in (url_of(0), url_of(args.links // 2)):
         wall, rss, code, text = measure_simple(
             [sys.executable, "-m", "monitor", "history", url, "--config", str(config), "--format", "json"])

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from reports import render
 from reports.audit import Audit, build_audit
 from reports.mail import build_report_message, message_id_for
-from reports import render
 from reports.render import (
     MAX_EMAIL_BYTES,
     PROBLEM_MIN_BYTES,
@@ -430,7 +430,7 @@ def test_chromium_renders_the_report(tmp_path: Path, size: str) -> None:
 def test_saved_page_keeps_its_style_block_and_every_link() -> None:
     audit = synthetic_audit(300, problem_every=4)
     page = render_page(audit)
-    (style,) = re.findall(r"<style>(.*?)</style>", page, re.S)
+    (style,) = re.findall(r"<style>(.*?)</style>", page, re.DOTALL)
     assert ".card {" in style and "@media" in style  # CSS for a browser, not inlined
     assert 'style="' not in page and 'class="card ' in page
     assert "The newest problems" not in page and "Everything else" in page
@@ -444,7 +444,7 @@ def test_saved_page_lists_what_asks_nothing_compactly() -> None:
              result("mailto:ed@example.org", "skipped", "mailto", text=""),
              result("http://[bad/", "ok", "ok", text="Broken <b>")]
     page = render_page(audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")]))
-    listed = re.search(r'<div class="mini">\n(.*?)</div>', page, re.S)
+    listed = re.search(r'<div class="mini">\n(.*?)</div>', page, re.DOTALL)
     assert listed is not None
     assert listed.group(1) == (
         '&#10003;&nbsp;<a href="https://ok.example/a">Spaced anchor</a>\u00a0\u00b7 '
@@ -491,7 +491,7 @@ def test_no_mail_rendering_is_smaller_than_its_problems_allow() -> None:
     for status, reason in [("moved", "permanent_redirect"), ("expired", "http_404"),
                            ("blocked", "http_403"), ("drifted", "title_mismatch"), ("error", "timeout")]:
         for title in ("", "One entry for all"):
-            kw = dict(status=status, reason=reason, title=title, text="", days=3, strikes=5)
+            kw = {"status": status, "reason": reason, "title": title, "text": "", "days": 3, "strikes": 5}
             per_problem = (mail_bytes(40, **kw) - mail_bytes(10, **kw)) / 30
             assert per_problem > PROBLEM_MIN_BYTES, (status, title, per_problem)
 
