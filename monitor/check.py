@@ -18,7 +18,9 @@ other slots (a single shared queue would stall behind it). Among the hosts
 that can start one, the host with the longest queue goes first: under round
 robin every host got the same share, so the busiest hosts finished last and
 the run ended with a tail of a few hosts at `per_host` each and the global
-slots idle (longest processing time first, the classic makespan rule). URLs
+slots idle (longest processing time first, the classic makespan rule).
+URLs the caller expects to be slow (`first`: they failed last time, and
+their retries or timeouts make a long chain) start before everything. URLs
 may keep arriving while checks run (an async iterable: the audit hands over
 each page's links as soon as the page is recorded). A request holds its
 host slot for its whole life, including backoff sleeps (politeness), but
@@ -42,7 +44,7 @@ import secrets
 import ssl
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Container, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -321,22 +323,31 @@ class _Work:
     """The URLs of one `check_many` waiting for a check: a queue per host,
     and the hosts that may start one, longest queue first.
 
-    The ready hosts are a heap of (-queue length, sequence, host) with lazy
-    deletion: a host's live entry is the one whose sequence number is in
-    `_live`; a host pushed again (its queue grew, or it just started a check)
-    leaves its older entries behind, skipped when they surface. Hosts whose
-    slots are all taken leave the heap and come back when one is freed.
+    URLs in `first` (expected to be slow: they failed last time, so their
+    retries and timeouts make a long chain) go to the front of their host's
+    queue, and hosts holding such URLs go before all others: a long chain
+    started late is the end of the run.
+
+    The ready hosts are a heap of (-first URLs queued, -queue length,
+    sequence, host) with lazy deletion: a host's live entry is the one whose
+    sequence number is in `_live`; a host pushed again (its queue grew, or it
+    just started a check) leaves its older entries behind, skipped when they
+    surface. Hosts whose slots are all taken leave the heap and come back
+    when one is freed.
     """
 
-    __slots__ = ("queues", "refused", "_parse", "_seen", "_heap", "_live", "_seq")
+    __slots__ = ("queues", "refused", "_parse", "_first", "_urgent", "_seen", "_heap", "_live", "_seq")
 
-    def __init__(self, parse: Callable[[str], URL | Observation]) -> None:
+    def __init__(self, parse: Callable[[str], URL | Observation], first: Container[str] = ()) -> None:
         self.queues: dict[str, deque[str]] = {}
         self.refused: deque[Observation] = deque()
         """Observations of URLs that cannot be checked, to yield at once."""
         self._parse = parse
+        self._first = first
+        self._urgent: Counter[str] = Counter()
+        """Per host: how many URLs of `first` are at the front of its queue."""
         self._seen: set[str] = set()
-        self._heap: list[tuple[int, int, str]] = []
+        self._heap: list[tuple[int, int, int, str]] = []
         self._live: dict[str, int] = {}
         self._seq = itertools.count()
 
@@ -353,22 +364,25 @@ class _Work:
         queue = self.queues.get(host)
         if queue is None:
             queue = self.queues[host] = deque()
-        queue.append(url)
-        self._push(host, len(queue))
+        if url in self._first:
+            queue.appendleft(url)
+            self._urgent[host] += 1
+        else:
+            queue.append(url)
+        self._push(host)
 
     def ready(self, host: str) -> None:
         """A slot of `host` was freed: it may start a check if it has work."""
-        queue = self.queues.get(host)
-        if queue and host not in self._live:
-            self._push(host, len(queue))
+        if self.queues.get(host) and host not in self._live:
+            self._push(host)
 
     def has_ready(self) -> bool:
         return bool(self._live)
 
     def pop_ready(self) -> str:
-        """The ready host with the longest queue; it leaves the ready set."""
+        """The ready host that goes first; it leaves the ready set."""
         while True:
-            _, seq, host = heapq.heappop(self._heap)
+            *_, seq, host = heapq.heappop(self._heap)
             if self._live.get(host) == seq:
                 del self._live[host]
                 return host
@@ -377,19 +391,26 @@ class _Work:
         """The next URL of `host` (just popped); the host stays ready while it has work."""
         queue = self.queues[host]
         url = queue.popleft()
+        if self._urgent[host]:
+            self._urgent[host] -= 1
+            if not self._urgent[host]:
+                del self._urgent[host]
         if queue:
-            self._push(host, len(queue))
+            self._push(host)
         else:
             del self.queues[host]
         return url
 
-    def _push(self, host: str, length: int) -> None:
+    def _key(self, host: str, seq: int) -> tuple[int, int, int, str]:
+        return (-self._urgent.get(host, 0), -len(self.queues[host]), seq, host)
+
+    def _push(self, host: str) -> None:
         seq = next(self._seq)
         self._live[host] = seq
-        heapq.heappush(self._heap, (-length, seq, host))
+        heapq.heappush(self._heap, self._key(host, seq))
         if len(self._heap) > 2 * len(self._live) + 64:
             # Mostly stale entries (a long feed into few hosts): rebuild.
-            self._heap = [(-len(self.queues[h]), s, h) for h, s in self._live.items()]
+            self._heap = [self._key(h, s) for h, s in self._live.items()]
             heapq.heapify(self._heap)
 
 
@@ -443,15 +464,18 @@ class Checker:
         # Shielded: one caller giving up must not cancel the others' probe.
         return await asyncio.shield(task)
 
-    async def check_many(self, urls: Iterable[str] | AsyncIterable[str]) -> AsyncIterator[Observation]:
+    async def check_many(self, urls: Iterable[str] | AsyncIterable[str], *,
+                         first: Container[str] = ()) -> AsyncIterator[Observation]:
         """Check each distinct URL once; yield observations as they complete.
 
         `urls` may be an async iterable that grows while checks run: its URLs
         are queued as they arrive, and the iteration ends once it is
         exhausted and every check has finished. An exception it raises ends
         the iteration with that exception (the checks in flight are cancelled).
+        URLs in `first` (looked up as each URL arrives) start before the
+        others: those expected to take long (they failed last time).
         """
-        work = _Work(self._parse)
+        work = _Work(self._parse, first)
         feeder: asyncio.Task[None] | None = None
         if isinstance(urls, AsyncIterable):
             feeder = asyncio.create_task(self._feed(urls, work), name="check-many-feed")

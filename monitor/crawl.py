@@ -241,6 +241,9 @@ class Audit:
         """Previous states of the URLs handed to the checker and not recorded yet."""
         self.to_archive: dict[str, None] = {}
         """URLs whose new state may want an archived copy, in check order."""
+        self.slow: set[str] = set()
+        """URLs that failed last time (errors, rate limits): checked first,
+        since their retries and timeouts make the longest chains."""
         self._page_gate = asyncio.Semaphore(PAGES_AT_ONCE)
 
     # -- pages -------------------------------------------------------------
@@ -332,15 +335,21 @@ class Audit:
     async def hand_over(self, urls: list[str], feed: UrlFeed) -> None:
         """Give URLs to the checker, their previous states loaded first."""
         if urls:
-            self.states.update(await self.writer.call("url_states", urls))
+            await self._load_states(urls)
             feed.put(urls)
+
+    async def _load_states(self, urls: Sequence[str]) -> None:
+        states: dict[str, UrlState] = await self.writer.call("url_states", urls)
+        self.states.update(states)
+        self.slow.update(url for url, state in states.items()
+                         if state.status is LinkStatus.ERROR or state.reason == "rate_limited")
 
     # -- links -------------------------------------------------------------
 
     async def check_urls(self, run_id: int | None, urls: Sequence[str], titles: dict[str, str],
                          counter: Counter[str]) -> int:
         """Check, classify and record each URL; returns how many were checked."""
-        self.states.update(await self.writer.call("url_states", list(urls)))
+        await self._load_states(list(urls))
         return await self.check_stream(run_id, urls, titles.get, counter, lambda: len(urls))
 
     async def check_stream(self, run_id: int | None, urls: Iterable[str] | AsyncIterable[str],
@@ -363,7 +372,7 @@ class Audit:
                 self.progress(done, max(done, total()))
 
         try:
-            async with contextlib.aclosing(self.checker.check_many(urls)) as observations:
+            async with contextlib.aclosing(self.checker.check_many(urls, first=self.slow)) as observations:
                 async for obs in observations:
                     task = asyncio.create_task(finish(obs))
                     pending.add(task)
@@ -384,6 +393,7 @@ class Audit:
             # A run with its own clock (the demo's "last week", tests) dates its observations by it.
             obs = replace(obs, checked_at=self.now())
         state = next_state(self.states.pop(obs.url, None), verdict, obs)
+        self.slow.discard(obs.url)
         if state.status in ARCHIVE_STATUSES:
             self.to_archive[obs.url] = None
         await self.writer.add(run_id, obs, verdict, state)

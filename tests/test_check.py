@@ -393,6 +393,21 @@ async def test_the_host_with_the_longest_queue_starts_first(site: Site, checker_
     assert max(site.max_active.values()) == 1 and site.max_total == 2
 
 
+async def test_urls_expected_to_be_slow_start_first(site: Site, checker_settings: Settings,
+                                                    client_for: OpenClient) -> None:
+    names = ["busy.example.org", "flaky.example.org"]
+    settings = checker_settings(concurrency=1, per_host=1, connect_to=mapped(site, *names))
+    busy = [f"http://busy.example.org/hold?ms=5&n={n}" for n in range(4)]
+    flaky = ["http://flaky.example.org/ok", "http://flaky.example.org/pdf"]
+    c = await checker(client_for, settings)
+    results = [obs async for obs in c.check_many(busy + flaky, first={flaky[1]})]
+    assert len(results) == 6
+    # flaky.example.org has the shorter queue, but the URL that failed last
+    # time goes first, ahead of its own host's other URL too.
+    assert (site.requests[0].host, site.requests[0].path) == ("flaky.example.org", "/pdf")
+    assert [r.host for r in site.requests[1:]].count("busy.example.org") == 4
+
+
 async def test_check_many_takes_urls_while_it_checks(site: Site, checker_settings: Settings,
                                                     client_for: OpenClient) -> None:
     c = await checker(client_for, checker_settings(concurrency=4, per_host=2))

@@ -51,7 +51,10 @@ class Server:
     """A page whose number is here is held until its event is set."""
     titles: dict[str, str] = field(default_factory=dict)
     """A document's <title>, when not `title(i)`."""
+    statuses: dict[str, int] = field(default_factory=dict)
+    """A document's HTTP status, when not 200."""
     hits: Counter[str] = field(default_factory=Counter)
+    log: list[str] = field(default_factory=list)
     active: int = 0
     max_active: int = 0
     doc_seen: asyncio.Event = field(default_factory=asyncio.Event)
@@ -62,6 +65,7 @@ class Server:
     @web.middleware
     async def count(self, request: web.Request, handler: Callable[..., object]) -> web.StreamResponse:
         self.hits[request.path] += 1
+        self.log.append(request.path)
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         try:
@@ -81,7 +85,8 @@ class Server:
         name = request.match_info["name"]
         text = self.titles.get(name) or title(int(name))
         return web.Response(text=f"<html><head><title>{text}</title></head><body><p>{text}: the full text."
-                                 "</p></body></html>", content_type="text/html")
+                                 "</p></body></html>", content_type="text/html",
+                            status=self.statuses.get(name, 200))
 
 
 @pytest.fixture
@@ -196,6 +201,19 @@ async def test_a_run_stopped_in_its_page_phase_keeps_its_checks(server: Server, 
         assert store.get_meta(PAGES_DONE) == str(run.id)
     assert server.hits["/page/0"] == 2, "the page phase was redone"
     assert [server.hits[f"/doc/{i}"] for i in range(3)] == [1, 1, 1], "no URL checked twice"
+
+
+async def test_a_link_that_failed_last_time_is_checked_first(server: Server, tmp_path: Path) -> None:
+    server.pages = {0: page_html("".join(entry(server.port, i) for i in range(6)))}
+    server.statuses["5"] = 503
+    settings = settings_for(server, tmp_path, concurrency=1, per_host=1)
+    first = await run_audit(settings)
+    assert first.by_status == Counter({"ok": 5, "error": 1})
+    server.log.clear()
+    await run_audit(settings)
+    docs = [path for path in server.log if path.startswith("/doc/")]
+    # Its retries or its timeout make the longest chain: started first, not last.
+    assert docs[0] == "/doc/5" and sorted(docs) == [f"/doc/{i}" for i in range(6)]
 
 
 # -- CitedUrls -------------------------------------------------------------------------------
