@@ -161,10 +161,11 @@ def db_facts(path: Path) -> dict[str, Any]:
                                   "WHERE url IS NOT NULL GROUP BY run_id").fetchall())
         observed = dict(conn.execute("SELECT run_id, count(DISTINCT url) FROM observations "
                                      "GROUP BY run_id").fetchall())
+        started = dict(conn.execute("SELECT id, started_at FROM runs").fetchall())
     finally:
         conn.close()
     return {"integrity": integrity, "observations": observations, "runs": runs,
-            "outbox": outbox, "links": links, "observed": observed}
+            "outbox": outbox, "links": links, "observed": observed, "started": started}
 
 
 def sent_message_ids(path: Path) -> set[str]:
@@ -335,8 +336,16 @@ async def test_monitor_run_survives_20_sigkills(tmp_path: Path) -> None:
     # Every finished run was reported, and each job audited once: a restart
     # after the audit of a job finished must report it, not audit again.
     unreported = [r for r in finished if f"run-{r}:all" not in reports]
-    assert unreported == [] and len(finished) == tally.completed, (
-        f"{len(finished)} runs for {tally.completed} jobs, unreported {unreported}")
+    assert unreported == [], f"finished runs never reported: {unreported}"
+    # A job is one run: no run starts before the previous one was reported.
+    # (Counting exits would not do: a kill can land after a job is complete,
+    # before its process exits.)
+    reported = {run_id: at for run_id, _, at in facts["runs"]}
+    ids = sorted(reported)
+    for before, after in zip(ids, ids[1:]):
+        assert reported[before] is not None and reported[before] <= facts["started"][after], (
+            f"run {after} started before run {before} was reported: {facts['runs']}")
+    assert len(finished) >= tally.completed
 
 
 async def test_a_job_killed_while_sending_finishes_sending_without_auditing_again(tmp_path: Path) -> None:
