@@ -45,7 +45,7 @@ import ssl
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Container, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -287,6 +287,8 @@ class _Chain:
     max_redirects x timeout. Waiting for a host slot does not count."""
     hops: list[Hop] = field(default_factory=list)
     seen: Counter[str] = field(default_factory=Counter)
+    attempt: int = 1
+    """Which attempt of the check this is (the observation's `attempts`)."""
 
 
 def _host_key(url: URL) -> str:
@@ -606,10 +608,10 @@ class Checker:
         attempt = 0
         while True:
             attempt += 1
-            obs = await self._attempt(url, parsed, lease)
+            obs = await self._attempt(url, parsed, lease, attempt)
             if not (should_retry(obs, attempt, s.retries)
                     and worth_waiting(obs.retry_after, s.retry_after_max)):
-                return replace(obs, attempts=attempt)
+                return obs
             delay = backoff_delay(attempt, s.backoff_base, obs.retry_after, s.retry_after_max)
             if obs.retry_after is not None and lease.host is not None:
                 # The server asked everyone to wait, not just this URL.
@@ -619,10 +621,10 @@ class Checker:
                       obs.error_kind or obs.http_status)
             await lease.pause(delay)
 
-    async def _attempt(self, url: str, start: URL, lease: _Lease) -> Observation:
-        """One attempt: the redirect chain from `start` to a final answer."""
+    async def _attempt(self, url: str, start: URL, lease: _Lease, attempt: int = 1) -> Observation:
+        """Attempt number `attempt`: the redirect chain from `start` to a final answer."""
         chain = _Chain(url=start, started=time.monotonic(), checked_at=_now(),
-                       budget=self.settings.timeout)
+                       budget=self.settings.timeout, attempt=attempt)
         chain.seen[_loop_key(start)] += 1
         while True:
             await self._enter_host(lease, _host_key(chain.url))
@@ -726,6 +728,7 @@ class Checker:
             url=url, checked_at=chain.checked_at, final_url=str(chain.url),
             redirects=tuple(chain.hops),
             elapsed_ms=int((time.monotonic() - chain.started) * 1000),
+            attempts=chain.attempt,
             **fields,
         )
 
