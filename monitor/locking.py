@@ -56,9 +56,22 @@ async def exclusive(path: str, *, owner: str | None = None, ttl: dt.timedelta = 
         yield True
     finally:
         heartbeat.cancel()
-        await asyncio.gather(heartbeat, return_exceptions=True)
-        with contextlib.suppress(MonitorError):
-            await _db(path, lambda s: s.release_lock(name, owner))
+        # A stop cancels the holder, and may cancel it again while it cleans
+        # up: the release runs as a task of its own that a second cancel
+        # cannot interrupt (left to the ttl, the lock would make the next
+        # `monitor run` refuse for ten minutes).
+        release = asyncio.create_task(_release(path, name, owner, heartbeat))
+        try:
+            await asyncio.shield(release)
+        except asyncio.CancelledError:
+            await asyncio.wait({release})
+            raise
+
+
+async def _release(path: str, name: str, owner: str, heartbeat: asyncio.Task[None]) -> None:
+    await asyncio.gather(heartbeat, return_exceptions=True)
+    with contextlib.suppress(MonitorError):
+        await _db(path, lambda s: s.release_lock(name, owner))
 
 
 async def _heartbeat(path: str, name: str, owner: str, ttl: dt.timedelta, holder: asyncio.Task[object]) -> None:

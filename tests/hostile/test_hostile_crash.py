@@ -123,6 +123,12 @@ class SlowSink:
     in_data: int = 0
     gate: asyncio.Event | None = None
     """When set up, DATA waits for this event instead of `delay`."""
+    client_killed: bool = False
+    """Set by the killer just before its SIGKILL (same event loop, no await in
+    between): a DATA whose wait ends after that moment is not accepted. The
+    kernel closes the dead client's socket a few milliseconds after the
+    signal; without the flag, a wait ending in those milliseconds would
+    accept a message whose client never saw the 250."""
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.in_data += 1
@@ -133,6 +139,8 @@ class SlowSink:
                 await asyncio.sleep(self.delay)
         finally:
             self.in_data -= 1
+        if self.client_killed:
+            return "421 4.3.0 client gone"
         message = email.message_from_bytes(envelope.original_content or envelope.content)
         self.accepted[str(message["Message-ID"])] += 1
         return "250 2.0.0 Ok: queued"
@@ -277,6 +285,7 @@ async def test_monitor_run_survives_20_sigkills(tmp_path: Path) -> None:
             tally.starts += 1
             errors = tmp_path / f"stderr-{tally.starts}.txt"
             proc = await launch(config, errors)
+            sink.client_killed = False
             started = time.monotonic()
             killed = False
             if tally.kills < KILLS:
@@ -287,6 +296,7 @@ async def test_monitor_run_survives_20_sigkills(tmp_path: Path) -> None:
                     await wait_out_the_rfc1047_window(proc, sink, db)
                     if proc.returncode is None:
                         tally.landed["sending" if sink.in_data else "other"] += 1
+                        sink.client_killed = True
                         proc.kill()
                         killed = True
                 await proc.wait()
@@ -357,6 +367,7 @@ async def test_a_job_killed_while_sending_finishes_sending_without_auditing_agai
     try:
         proc = await launch(config, errors)
         await until(lambda: sink.in_data > 0)  # the audit is done, its report on the wire
+        sink.client_killed = True
         proc.kill()
         await proc.wait()
         before = db_facts(db)
@@ -364,6 +375,8 @@ async def test_a_job_killed_while_sending_finishes_sending_without_auditing_agai
         assert before["outbox"] and all(sent is None for *_, sent in before["outbox"])
         assert sink.gate is not None
         sink.gate.set()
+        await asyncio.sleep(0)  # the killed client's DATA ends now, unaccepted
+        sink.client_killed = False
         proc = await launch(config, errors)
         assert await asyncio.wait_for(proc.wait(), 60) == 0, errors.read_text(errors="replace")
     finally:
