@@ -74,6 +74,9 @@ class CheckerSettings:
 @dataclass(frozen=True, slots=True)
 class DatabaseSettings:
     path: str = "var/monitor.db"
+    keep_weeks: int = 104
+    """Runs older than this are forgotten after each weekly job (0: keep
+    everything). A run of 100,000 links is about 65 MB of history."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,11 +373,13 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
 
 def _database(source: str, raw: Any) -> DatabaseSettings:
     r = _Reader(source, "database.", raw)
-    path = r.get("path", str, DatabaseSettings().path)
+    d = DatabaseSettings()
+    path = r.get("path", str, d.path)
     if not path.strip():
         r.fail("database.path", "must not be empty")
+    keep_weeks = r.number("keep_weeks", d.keep_weeks, integer=True)
     r.finish()
-    return DatabaseSettings(path=path)
+    return DatabaseSettings(path=path, keep_weeks=keep_weeks)
 
 
 def _schedule(source: str, raw: Any) -> ScheduleSettings:

@@ -7,6 +7,7 @@ that joins the checker (`crawl`) with the report (`reports`), so that
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import gc
@@ -190,4 +191,32 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
     with Store.open(settings.database.path) as store:
         store.set_meta(LAST_AUDIT_KEY, opened)
         store.set_meta(OPEN_JOB_KEY, "")
+    await prune_job(settings, clock())
     return outcome, report
+
+
+async def prune_job(settings: Settings, now: dt.datetime) -> tuple[int, int]:
+    """Forget the history older than `database.keep_weeks` (see Store.prune).
+
+    After the report, inside the job (so under the audit lock), in a thread:
+    deleting a 100,000-link run takes seconds, and `monitor serve` keeps
+    answering /healthz meanwhile. A failure is logged, never fatal: the
+    report has gone out, and next week's job tries again.
+    """
+    weeks = settings.database.keep_weeks
+    if weeks <= 0:
+        return 0, 0
+
+    def prune() -> tuple[int, int]:
+        with Store.open(settings.database.path) as store:
+            return store.prune(now - dt.timedelta(weeks=weeks))
+
+    try:
+        runs, observations = await asyncio.to_thread(prune)
+    except MonitorError as exc:
+        log.warning("event=prune_failed error=%s", exc)
+        return 0, 0
+    if runs or observations:
+        log.info("event=history_pruned runs=%d observations=%d older_than_weeks=%d",
+                 runs, observations, weeks)
+    return runs, observations

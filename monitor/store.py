@@ -759,6 +759,55 @@ class Store:
             )
         )
 
+    def prune(self, before: dt.datetime) -> tuple[int, int]:
+        """Forget the runs started before `before` (their pages, links and
+        observations) and the rechecks made before it; (runs, observations) removed.
+
+        Kept whatever their age, because something still reads them: the
+        latest run, the latest reported run (the baseline of "new since last
+        report"), runs with a report still waiting in the outbox, and the run
+        of each page's latest full fetch (a page answering 304 reuses the
+        links recorded then: of such a run only those pages and their links
+        stay). `url_state` is kept: strikes and "failing
+        since" outlive the observations they came from. One transaction per
+        run, so a week's audit never waits long behind a clean-up.
+        """
+        cutoff = _ts(before)
+        candidates = [row[0] for row in self._conn.execute(
+            """SELECT id FROM runs WHERE started_at < ?
+               AND id < (SELECT max(id) FROM runs)
+               AND id IS NOT (SELECT max(id) FROM runs WHERE reported_at IS NOT NULL)
+               AND id NOT IN (SELECT run_id FROM outbox WHERE sent_at IS NULL)
+               ORDER BY id""", (cutoff,))]
+        pinned: dict[int, list[str]] = {}
+        if candidates:
+            for page_url, run_id in self._conn.execute(
+                    "SELECT u.url, (SELECT run_id FROM pages AS p WHERE p.url = u.url AND p.status = 'ok' "
+                    "               ORDER BY fetched_at DESC, run_id DESC LIMIT 1) "
+                    "FROM (SELECT DISTINCT url FROM pages) AS u"):
+                if run_id is not None:
+                    pinned.setdefault(run_id, []).append(page_url)
+        runs_removed = observations = 0
+        for run_id in candidates:
+            with self._tx():
+                observations += self._conn.execute(
+                    "DELETE FROM observations WHERE run_id = ?", (run_id,)).rowcount
+                keep = pinned.get(run_id)
+                if keep is None:
+                    self._conn.execute("DELETE FROM runs WHERE id = ?", (run_id,))  # cascades
+                    runs_removed += 1
+                    continue
+                # Only the pages whose latest full fetch this is, and their links, stay.
+                kept = json.dumps(keep)
+                self._conn.execute("DELETE FROM occurrences WHERE run_id = ? "
+                                   "AND page_url NOT IN (SELECT value FROM json_each(?))", (run_id, kept))
+                self._conn.execute("DELETE FROM pages WHERE run_id = ? "
+                                   "AND url NOT IN (SELECT value FROM json_each(?))", (run_id, kept))
+        with self._tx():
+            observations += self._conn.execute(
+                "DELETE FROM observations WHERE run_id IS NULL AND checked_at < ?", (cutoff,)).rowcount
+        return runs_removed, observations
+
     # -------------------------------------------------------------- pages
 
     def record_page(self, page: PageRecord, now: dt.datetime | None = None) -> None:

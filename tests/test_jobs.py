@@ -201,3 +201,36 @@ async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, si
         store.release_lock("audit", lock_owner())
     code, _, err = await run_monitor("check", "--config", str(config), "--format", "csv")
     assert code == 0, err
+
+
+async def test_the_weekly_job_forgets_history_older_than_keep_weeks(
+        site: SimulatedSite, sink: MailSink, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import datetime as dt
+
+    from monitor.jobs import weekly_job
+
+    settings = demo_settings(site, tmp_path, sink.port)
+    settings = dataclasses.replace(settings, database=dataclasses.replace(settings.database, keep_weeks=2))
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(weeks=4)
+    caplog.set_level("INFO", logger="monitor.jobs")
+    for week in range(5):
+        at = start + dt.timedelta(weeks=week)
+        await weekly_job(settings, now=lambda at=at: at)
+    db = sqlite3.connect(settings.database.path)
+    try:
+        runs = dict(db.execute("SELECT id, links FROM runs ORDER BY id").fetchall())
+        observed = {r[0] for r in db.execute("SELECT DISTINCT run_id FROM observations")}
+        kept_pages = db.execute("SELECT count(*) FROM pages WHERE run_id = 1").fetchone()[0]
+        sent = db.execute("SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL").fetchone()[0]
+    finally:
+        db.close()
+    # Weeks 0-1 are more than two weeks before week 4's job (week 2 started
+    # exactly two weeks before, and stays). The simulated pages answer 304
+    # after their first fetch, so week 0 still holds the links they have
+    # now: that run keeps its pages and links, and loses its observations.
+    assert observed == {3, 4, 5}
+    assert list(runs) == [1, 3, 4, 5] and kept_pages == 2
+    assert "event=history_pruned runs=1" in caplog.text
+    # Week 4 still found every link on the unchanged pages.
+    assert runs[5] == runs[1] > 50
+    assert len(sink.received) == 5 and sent == 4  # the pruned run's sent report went with it

@@ -697,3 +697,76 @@ def test_iter_run_links_streams_what_run_links_lists(store: Store) -> None:
     assert [first, *links] == store.run_links(run.id)
     assert len(store.run_links(run.id)) == 301
     assert list(store.iter_run_links(run.id + 1)) == []
+
+
+# ---------------------------------------------------------------- retention
+
+
+WEEK = dt.timedelta(weeks=1)
+
+
+def weekly_run(store: Store, week: int, *, pages: dict[str, bool], reported: bool = True) -> int:
+    """A finished run `week` weeks after T0; each page fetched in full (True)
+    or answered 304 (False), with one link each, observed."""
+    at = T0 + week * WEEK
+    run = store.start_run(at)
+    for page, full in pages.items():
+        store.record_page(PageRecord(run_id=run.id, url=page, status="ok" if full else "not_modified",
+                                     http_status=200 if full else 304), now=at)
+        if full:
+            store.record_citations(run.id, page, [cite(page, f"{page}#w{week}-link", "x")])
+    store.record_observations(run.id, [check(f"{page}#w{week}-link", at) for page in pages])
+    store.finish_run(run.id, at + hours(1))
+    if reported:
+        store.mark_reported(run.id, at + hours(2))
+    return run.id
+
+
+def run_ids(store: Store) -> list[int]:
+    return [r.id for r in store.runs(limit=1000)][::-1]
+
+
+def test_prune_forgets_old_runs_with_their_pages_links_and_observations(store: Store, db_path: Path) -> None:
+    ids = [weekly_run(store, w, pages={PAGE_A: True, PAGE_B: True}) for w in range(6)]
+    store.record_observations(None, [check(PUBMED, T0 + 2 * WEEK + hours(1))])  # a recheck
+    store.record_observations(None, [check(PUBMED, T0 + 5 * WEEK + hours(1))])
+    removed = store.prune(T0 + 3 * WEEK)  # weeks 0, 1, 2 are older
+    assert removed == (3, 3 * 2 + 1)
+    assert run_ids(store) == ids[3:]
+    for table in ("pages", "occurrences", "observations"):
+        left = _count(db_path, f"SELECT count(*) FROM {table} WHERE run_id < {ids[3]}")
+        assert left == 0, table
+    assert [e.checked_at for e in store.history(PUBMED)] == [T0 + 5 * WEEK + hours(1)]
+    # url_state outlives the observations: first seen stays the first sighting
+    state = store.url_states([f"{PAGE_A}#w0-link"])[f"{PAGE_A}#w0-link"]
+    assert state.first_seen_at == T0
+    assert store.prune(T0 + 3 * WEEK) == (0, 0)  # nothing more to do
+
+
+def test_prune_keeps_the_latest_run_the_report_baseline_and_unsent_reports(store: Store) -> None:
+    old_reported = weekly_run(store, 0, pages={PAGE_A: True})
+    old_unsent = weekly_run(store, 1, pages={PAGE_A: True})
+    store.enqueue_message(f"run-{old_unsent}:all", old_unsent, ["w@example.org"], b"x", "<1@m>", T0)
+    baseline = weekly_run(store, 2, pages={PAGE_A: True})
+    latest = weekly_run(store, 3, pages={PAGE_A: True}, reported=False)
+    assert store.prune(T0 + 10 * WEEK) == (1, 1)
+    assert run_ids(store) == [old_unsent, baseline, latest]
+    assert store.previous_reported_run(latest).id == baseline  # type: ignore[union-attr]
+    assert store.get_message(f"run-{old_unsent}:all") is not None
+    del old_reported
+
+
+def test_prune_keeps_the_links_of_a_page_unchanged_since_an_old_run(store: Store, db_path: Path) -> None:
+    """PAGE_A answered 304 for weeks: its links are those recorded when it was
+    last fetched in full, in week 0. Week 0 loses everything else."""
+    first = weekly_run(store, 0, pages={PAGE_A: True, PAGE_B: True})
+    for w in range(1, 5):
+        weekly_run(store, w, pages={PAGE_A: False, PAGE_B: True})
+    runs, _ = store.prune(T0 + 3 * WEEK)
+    assert runs == 2  # weeks 1 and 2; week 0 is kept in part
+    page = store.last_page(PAGE_A)
+    assert page is not None and page.run_id == first
+    assert [c.url for c in store.run_citations(first, page_url=PAGE_A)] == [f"{PAGE_A}#w0-link"]
+    assert store.run_citations(first, page_url=PAGE_B) == []
+    assert [p.url for p in store.run_pages(first)] == [PAGE_A]
+    assert _count(db_path, f"SELECT count(*) FROM observations WHERE run_id = {first}") == 0
