@@ -209,6 +209,7 @@ async def prune_job(settings: Settings, now: dt.datetime) -> tuple[int, int]:
 
     def prune() -> tuple[int, int]:
         with Store.open(settings.database.path) as store:
+            store.db.execute("PRAGMA mmap_size = 0")  # one pass: nothing worth keeping mapped
             return store.prune(now - dt.timedelta(weeks=weeks))
 
     try:
