@@ -561,9 +561,13 @@ def lower_bound(site: benchsite.Site, concurrency: int, per_host: int, retries: 
 
 
 def profile_monitor(site: benchsite.Site, out_dir: Path, args: argparse.Namespace, server: Server) -> str:
-    """cProfile of one `monitor check` on the same site (a fresh database)."""
+    """cProfile of one `monitor check` on the same site: on a fresh database,
+    or (`--profile weekly`) the second run on one."""
     config = monitor_config(site, out_dir, args, "profile")
     prof = out_dir / "monitor.prof"
+    if args.profile == "weekly":
+        measure("profile-first", [sys.executable, "-m", "monitor", "check", "--config", str(config),
+                                  "--format", "json"], out_dir, server)
     cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "monitor", "check",
            "--config", str(config), "--format", "json"]
     m = measure("profile", cmd, out_dir, server)
@@ -572,7 +576,7 @@ def profile_monitor(site: benchsite.Site, out_dir: Path, args: argparse.Namespac
     buf = io.StringIO()
     stats = pstats.Stats(str(prof), stream=buf)
     total = sum(v[2] for v in stats.stats.values())  # type: ignore[attr-defined]
-    buf.write(f"cProfile of `monitor check` on the same site, main thread only ({m.wall:.1f} s wall "
+    buf.write(f"cProfile of `monitor check` ({args.profile} run) on the same site, main thread only ({m.wall:.1f} s wall "
               f"under the profiler, {m.cpu:.1f} s CPU in all threads, {total:.1f} s profiled)\n")
     buf.write("\n## the monitor's own functions, by cumulative time\n")
     stats.sort_stats("cumulative").print_stats(r"/monitor/", 20)
@@ -608,7 +612,9 @@ def main() -> None:
                    "monitor,monitor-weekly,linkchecker,linkchecker-fast,linkinator "
                    "(monitor-weekly: a second `monitor check` on monitor's database, after it)")
     p.add_argument("--verbose", action="store_true", help="in-flight profile of every tool")
-    p.add_argument("--profile", action="store_true", help="also profile `monitor check` (cProfile)")
+    p.add_argument("--profile", nargs="?", const="cold", choices=["cold", "weekly"],
+                   help="also profile `monitor check` (cProfile) on a fresh database (cold, the default) "
+                        "or its second run on one (weekly)")
     p.add_argument("--out", type=Path, default=BENCH / "out")
     args = p.parse_args()
 
