@@ -305,16 +305,29 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     if not entries:
         click.echo(f"{url}: never checked (not found in {settings.database.path})")
         return
-    click.echo(url)
+    click.echo(f"{url}  (times in UTC)")
     for e in entries:
         code = e.http_status if e.http_status is not None else "-"
         hops = " -> ".join(f"{h.status} {h.location}" for h in e.redirects)
         line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
         click.echo(line + (f"  via {hops}" if hops else ""))
     if state is not None:
-        since = f", failing since {state.failing_since:%Y-%m-%d %H:%M}" if state.failing_since else ""
-        flap = ", flapping" if state.flapping else ""
-        click.echo(f"now: {state.status.value} ({state.reason}), {state.strikes} strikes{since}{flap}")
+        click.echo(f"now: {state_line(state)}")
+
+
+def state_line(state: Any) -> str:
+    """"error (http_503), failed 2 checks in a row since 2026-11-20 06:00": what
+    an editor needs to judge whether it is passing."""
+    words = [state.status.value if state.reason in ("", state.status.value)
+             else f"{state.status.value} ({state.reason})"]
+    if state.strikes:
+        failed = f"failed {state.strikes} check{'s' if state.strikes > 1 else ''} in a row"
+        if state.failing_since:
+            failed += f" since {state.failing_since:%Y-%m-%d %H:%M}"
+        words.append(failed)
+    if state.flapping:
+        words.append("flapping (alternates between ok and failing)")
+    return ", ".join(words)
 
 
 # -- report / run ---------------------------------------------------------------

@@ -116,3 +116,22 @@ def test_print_table_lists_every_link_of_a_long_run(capsys: pytest.CaptureFixtur
     assert text.count("expired (") == 1 and text.count("ok (") == 1
     assert "skipped: 1 links" in text
     assert "run 7: 41 links, distinct URLs: expired 14, ok 26, skipped 1" in text
+
+
+@pytest.mark.parametrize("status, reason, strikes, since, flapping, expected", [
+    (LinkStatus.OK, "ok", 0, None, False, "ok"),
+    (LinkStatus.MOVED, "permanent_redirect", 0, None, False, "moved (permanent_redirect)"),
+    (LinkStatus.ERROR, "http_503", 1, dt.datetime(2026, 11, 20, 6, tzinfo=dt.UTC), False,
+     "error (http_503), failed 1 check in a row since 2026-11-20 06:00"),
+    (LinkStatus.ERROR, "timeout", 3, dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC), True,
+     "error (timeout), failed 3 checks in a row since 2026-11-02 06:00, "
+     "flapping (alternates between ok and failing)"),
+])
+def test_history_state_line(status: LinkStatus, reason: str, strikes: int, since: dt.datetime | None,
+                            flapping: bool, expected: str) -> None:
+    from monitor.cli import state_line
+    from monitor.types import UrlState
+
+    state = UrlState(url="https://example.org/", status=status, reason=reason, strikes=strikes,
+                     failing_since=since, flapping=flapping)
+    assert state_line(state) == expected
