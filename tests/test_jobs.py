@@ -8,6 +8,7 @@ subprocess the way cron or a webmaster runs it.
 from __future__ import annotations
 
 import asyncio
+import json
 import dataclasses
 import sqlite3
 import ssl
@@ -182,6 +183,12 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert "http_503" in lines[1] and " ok " in lines[2]
     assert lines[-1] == "now: ok"  # fixed since last week: no strikes left
+    # The config it leaves behind never reaches the real sites it names.
+    code, out, err = await run_monitor("check", "--config", str(tmp_path / "demo" / "demo.toml"),
+                                       "--format", "json")
+    assert code == 0, err
+    pages = json.loads(out)["pages"]
+    assert pages and all(p["status"] == "error" and "refuse" in p["error"] for p in pages), pages
 
 
 async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, sink: MailSink,

@@ -40,7 +40,8 @@ def write_config(settings: Settings, workdir: Path) -> Path:
     """A config naming the demo's database and reports, for `history` and `report` afterwards.
 
     The simulated site is gone once the demo ends, so `check` with it would
-    only report errors; the file says so.
+    only report errors; the file says so, and refuses every connection: the
+    demo's names are real sites', and an offline demo never reaches them.
     """
     pages = "".join(f'[[pages]]\nurl = "{p.url}"\nname = "{p.name}"\n\n' for p in settings.pages)
     text = (
@@ -49,7 +50,9 @@ def write_config(settings: Settings, workdir: Path) -> Path:
         "#   monitor report --config monitor-demo/demo.toml\n"
         "# (the simulated site only runs during `monitor demo`).\n\n"
         f"{pages}[database]\npath = \"{settings.database.path}\"\n\n"
-        f"[report]\ndir = \"{settings.report.dir}\"\nsite_name = \"{settings.report.site_name}\"\n"
+        f"[report]\ndir = \"{settings.report.dir}\"\nsite_name = \"{settings.report.site_name}\"\n\n"
+        "# The demo never leaves this machine: these names are real sites.\n"
+        "[checker.connect_to]\n\"*\" = \"refuse\"\n"
     )
     path = workdir / "demo.toml"
     path.write_text(text, encoding="utf-8")
