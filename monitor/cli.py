@@ -202,77 +202,17 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> None:
         sys.stdout.flush()
 
 
-TABLE_ROWS = 500
-"""Rows per printed table: a status with more links is printed as several
-tables in a row, so that rich never lays out 100,000 rows at once."""
-
-
 def print_table(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
-    """The terminal table: pages, then one table per status (what needs a fix
-    first). The links come once, in page order; each status's rows wait in a
-    temporary file of their own until their table is printed."""
-    import json
-    import tempfile
+    """The terminal listing (monitor.output.write_text), headings in colour on a terminal."""
+    from monitor.output import write_text
 
-    from rich.console import Console
-    from rich.table import Table
+    colours = {"page": None, "error": "red", "expired": "red", "moved": "yellow", "drifted": "yellow",
+               "blocked": "magenta"}
 
-    from monitor.output import STATUS_ORDER, StatusTally
+    def style(text: str, kind: str) -> str:
+        return click.style(text, fg=colours.get(kind), bold=True)
 
-    console = Console(highlight=False, soft_wrap=False)
-    for page in pages:
-        note = f"  [red]could not be fetched: {page.error}[/red]" if page.status == "error" else ""
-        console.print(f"[bold]{_esc(page.title or page.url)}[/bold]  {_esc(page.url)}  ({page.links} links){note}")
-    colours = {"ok": "green", "moved": "yellow", "expired": "red", "error": "red",
-               "blocked": "magenta", "drifted": "yellow", "skipped": "dim"}
-    tally = StatusTally()
-    with contextlib.ExitStack() as stack:
-        spools: dict[str, Any] = {}
-        sizes: dict[str, int] = {}
-        for link in links:
-            tally.add(link)
-            status = link.status.value
-            sizes[status] = sizes.get(status, 0) + 1
-            if status == "skipped":
-                continue  # counted, not listed
-            spool = spools.get(status)
-            if spool is None:
-                spool = spools[status] = stack.enter_context(
-                    tempfile.TemporaryFile("w+", encoding="utf-8"))
-            row = [link.entry_title or link.text, link.section, link.reason, link.url,
-                   link.suggested_url or link.archived_url or ""]
-            spool.write(json.dumps(row, ensure_ascii=False) + "\n")
-        for status in (s.value for s in STATUS_ORDER):
-            if status not in sizes:
-                continue
-            if status == "skipped":
-                console.print(f"\n[dim]skipped: {sizes[status]} links (mailto:, fragments, excluded)[/dim]")
-                continue
-            spool = spools[status]
-            spool.seek(0)
-            rows = (json.loads(line) for line in spool)
-            first = True
-            while chunk := list(itertools.islice(rows, TABLE_ROWS)):
-                title = f"{status} ({sizes[status]})" if first else None
-                table = Table(title=title, title_justify="left", title_style=f"bold {colours[status]}",
-                              expand=False, show_lines=False, show_header=first)
-                table.add_column("entry / anchor", max_width=48, overflow="fold")
-                table.add_column("section", max_width=22, overflow="fold")
-                table.add_column("reason", max_width=20)
-                table.add_column("url", overflow="fold", max_width=60)
-                table.add_column("fix", overflow="fold", max_width=50)
-                for text, section, reason, url, fix in chunk:
-                    table.add_row(_esc(text), _esc(section), reason, _esc(url), _esc(fix))
-                console.print(table)
-                first = False
-    summary = ", ".join(f"{s} {n}" for s, n in tally.counts().items() if n)
-    console.print(f"\nrun {run.id}: {tally.links} links, distinct URLs: {summary}")
-
-
-def _esc(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text or "")
+    write_text(sys.stdout, run, pages, links, style=style if sys.stdout.isatty() else None)
 
 
 # -- history -------------------------------------------------------------------

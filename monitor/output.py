@@ -12,12 +12,15 @@ document, the same shape as before, one link object per line.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import functools
 import io
 import json
 import operator
+import re
+import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
@@ -129,6 +132,97 @@ def _csv_safe(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+LISTED = (LinkStatus.EXPIRED, LinkStatus.MOVED, LinkStatus.DRIFTED, LinkStatus.ERROR, LinkStatus.BLOCKED)
+"""What the terminal listing shows link by link: what asks something of an
+editor. `ok` and `skipped` are counted (`--format csv|json` list every link)."""
+
+_STATUS_MEANING = {
+    LinkStatus.EXPIRED: "the publisher removed it",
+    LinkStatus.MOVED: "it lives at a new address: update the link",
+    LinkStatus.DRIFTED: "the page answers but no longer holds the cited item",
+    LinkStatus.ERROR: "the site failed to answer; may be passing",
+    LinkStatus.BLOCKED: "an automated check was refused; a person should look",
+}
+
+
+def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: Iterable[LinkResult],
+               *, style: Any = None) -> StatusTally:
+    """The terminal listing: the pages, then the links that need a person,
+    by status (what needs a fix first), each as a small block an editor can
+    act on: where it is (page, section, entry), the URL alone on its line
+    (never folded, so it can be copied), why, and the fix.
+
+    The links come once, in page order; each status's blocks wait in a
+    temporary file of their own, so 100,000 links print in seconds with flat
+    memory. `style(text, kind)` may colour headings on a terminal.
+    """
+    import tempfile
+
+    paint = style or (lambda text, kind: text)
+    names = {p.url: _one_line(p.name or p.title or p.url) for p in pages}
+    for page in pages:
+        out.write(f"{paint(_one_line(page.title or page.url), 'page')}\n  {page.url}: {page.links} links")
+        if page.status == "error":
+            out.write(f"; {paint('could not be fetched', 'error')}: {_one_line(page.error)}")
+        elif page.status == "not_modified":
+            out.write(" (unchanged since the last fetch)")
+        out.write("\n")
+    tally = StatusTally()
+    sizes: dict[LinkStatus, int] = {}
+    with contextlib.ExitStack() as stack:
+        spools: dict[LinkStatus, TextIO] = {}
+        for link in links:
+            tally.add(link)
+            sizes[link.status] = sizes.get(link.status, 0) + 1
+            if link.status not in LISTED:
+                continue
+            spool = spools.get(link.status)
+            if spool is None:
+                spool = spools[link.status] = stack.enter_context(
+                    tempfile.TemporaryFile("w+", encoding="utf-8"))
+            spool.write(_block(link, names.get(link.page, link.page)))
+        for status in LISTED:
+            if status not in spools:
+                continue
+            heading = f"{status.value.upper()}: {sizes[status]} link{'s' if sizes[status] > 1 else ''}"
+            out.write(f"\n{paint(heading, status.value)} ({_STATUS_MEANING[status]})\n")
+            spool = spools[status]
+            spool.seek(0)
+            shutil.copyfileobj(spool, out)
+    quiet = [f"{sizes[s]} {s.value}" for s in (LinkStatus.OK, LinkStatus.SKIPPED) if s in sizes]
+    if quiet:
+        out.write(f"\nNot listed: {' and '.join(quiet)} (skipped: mailto:, in-page jumps, excluded links); "
+                  "--format csv or json lists every link.\n")
+    summary = ", ".join(f"{s} {n}" for s, n in tally.counts().items() if n)
+    out.write(f"\nrun {run.id}: {tally.links} links, distinct URLs: {summary}\n")
+    return tally
+
+
+def _block(link: LinkResult, page_name: str) -> str:
+    where = " > ".join(part for part in (page_name, link.section) if part)
+    lines = [f"\n  {_one_line(where)}"]
+    title = link.entry_title or link.text
+    if title:
+        lines.append(f"  {_one_line(title)}")
+    lines.append(f"    {_one_line(link.url)}")
+    why = link.reason + (f": {_one_line(link.detail)}" if link.detail else "")
+    lines.append(f"    {why}")
+    if link.suggested_url:
+        lines.append(f"    new address: {_one_line(link.suggested_url)}")
+    elif link.archived_url:
+        lines.append(f"    archived copy: {_one_line(link.archived_url)}")
+    return "\n".join(lines) + "\n"
+
+
+def _one_line(text: str) -> str:
+    """Text from the web on one line: no newline or control character can
+    break the listing's layout or reach the terminal."""
+    return _CONTROL.sub(" ", text).strip()
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 def group_by_status(links: Sequence[LinkResult]) -> list[tuple[LinkStatus, list[LinkResult]]]:

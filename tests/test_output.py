@@ -12,8 +12,16 @@ from dataclasses import replace
 
 import pytest
 
-from monitor.cli import print_table
-from monitor.output import LINK_FIELDS, StatusTally, counts, link_dict, to_json, write_csv, write_json
+from monitor.output import (
+    LINK_FIELDS,
+    StatusTally,
+    counts,
+    link_dict,
+    to_json,
+    write_csv,
+    write_json,
+    write_text,
+)
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
 
 UTC = dt.timezone.utc
@@ -101,21 +109,45 @@ def test_tally_counts_each_url_once_by_its_first_status() -> None:
         "expired": 1, "moved": 1, "drifted": 0, "error": 0, "blocked": 0, "ok": 1, "skipped": 1}
 
 
-def test_print_table_lists_every_link_of_a_long_run(capsys: pytest.CaptureFixture[str],
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    from monitor import cli
+def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
+    many = [link(n, LinkStatus.EXPIRED if n % 3 == 0 else LinkStatus.OK, http_status=404, reason="http_404",
+                 entry_title=f"Entry {n}", detail="The server answered 404 Not Found.",
+                 archived_url=f"https://web.archive.org/web/2019/https://pubmed.ncbi.nlm.nih.gov/{n}/")
+            for n in range(40)]
+    moved = link(99, LinkStatus.MOVED, suggested_url="https://pubmed.ncbi.nlm.nih.gov/99/",
+                 archived_url="https://web.archive.org/never-shown")
+    buffer = io.StringIO()
+    tally = write_text(buffer, RUN, PAGES, iter([moved, *many, LINKS[3]]))
+    text = buffer.getvalue()
+    assert tally.links == 42
+    # the statuses in the order of what to fix first, whatever order the links came in
+    assert text.index("EXPIRED: 14 links") < text.index("MOVED: 1 link ")
+    for n in range(0, 40, 3):  # every flagged link, its URL whole on a line of its own
+        assert f"\n    https://pubmed.ncbi.nlm.nih.gov/{n}/\n" in text
+        assert f"  Entry {n}\n" in text
+    assert "https://pubmed.ncbi.nlm.nih.gov/1/" not in text  # ok links are counted, not listed
+    assert "    http_404: The server answered 404 Not Found.\n" in text
+    assert "    archived copy: https://web.archive.org/web/2019/https://pubmed.ncbi.nlm.nih.gov/3/\n" in text
+    assert "    new address: https://pubmed.ncbi.nlm.nih.gov/99/\n" in text
+    assert "never-shown" not in text  # a new address is the fix; no archived copy offered then
+    assert "  Traitements – Sjögren > Biologics\n" in text
+    assert "Not listed: 26 ok and 1 skipped" in text
+    assert "run 7: 42 links, distinct URLs: expired 14, moved 1, ok 26, skipped 1" in text
 
-    monkeypatch.setattr(cli, "TABLE_ROWS", 7)
-    monkeypatch.setenv("COLUMNS", "250")  # no URL folded over two lines
-    many = [link(n, LinkStatus.EXPIRED if n % 3 == 0 else LinkStatus.OK, http_status=404) for n in range(40)]
-    print_table(RUN, PAGES, iter(many + [LINKS[3]]))
-    text = capsys.readouterr().out
-    for n in range(40):
-        assert f"https://pubmed.ncbi.nlm.nih.gov/{n}/" in text
-    assert text.index("expired (14)") < text.index("ok (26)")
-    assert text.count("expired (") == 1 and text.count("ok (") == 1
-    assert "skipped: 1 links" in text
-    assert "run 7: 41 links, distinct URLs: expired 14, ok 26, skipped 1" in text
+
+def test_text_keeps_what_came_from_the_web_on_its_line() -> None:
+    """A title or section with newlines or terminal escapes cannot forge lines
+    of the listing or drive the terminal."""
+    hostile = link(5, LinkStatus.EXPIRED, entry_title="Real title\n    https://evil.example/\x1b[2J",
+                   section="Sec\r\ntion", detail="gone\x07")
+    page = replace(PAGES[0], title="Page\x1b]0;pwned\x07", status="error", error="boom\nline")
+    buffer = io.StringIO()
+    write_text(buffer, RUN, [page], [hostile])
+    text = buffer.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    assert "\n    https://evil.example/" not in text
+    assert "  Real title     https://evil.example/ [2J\n" in text
+    assert "could not be fetched: boom line\n" in text
 
 
 @pytest.mark.parametrize("status, reason, strikes, since, flapping, expected", [
