@@ -95,6 +95,9 @@ class ReportSettings:
     max_citation_age_years: int = 0
     """0 = off; otherwise citations older than this many years are listed."""
     confirm_after_hours: float = 24.0
+    base_url: str = ""
+    """Where `dir` is published over HTTP (e.g. https://www.sclero.org/link-audits/):
+    the mail then links to the full report instead of naming a file on the server."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +424,7 @@ def _report(source: str, raw: Any) -> ReportSettings:
         site_name=r.get("site_name", str, d.site_name),
         max_citation_age_years=r.number("max_citation_age_years", 0, integer=True),
         confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours),
+        base_url=r.url("base_url", d.base_url),
     )
     r.finish()
     return settings

@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import ssl
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,7 +120,7 @@ async def report_job(
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
         if send:
             queued = queue_report(store, audit, settings, now, resend=resend,
-                                  full_report_url=saved.html.resolve().as_uri())
+                                  full_report=full_report_address(settings, saved.html))
             outcome.queued = [m.key for m in queued]
             store.mark_reported(run_id, now)
             result = await flush_outbox(store, settings.email, smtp_password(settings), now,
@@ -127,6 +128,16 @@ async def report_job(
             outcome.sent = list(result.sent)
             outcome.failed = list(result.failed)
     return outcome
+
+
+def full_report_address(settings: Settings, html: Path) -> str:
+    """Where a mail reader finds the whole report: its URL under
+    `[report] base_url`, else the file's path on this server (a file:// link
+    would open nothing on the reader's machine)."""
+    base = settings.report.base_url
+    if base:
+        return base.rstrip("/") + "/" + urllib.parse.quote(html.name)
+    return str(html.resolve())
 
 
 async def flush_job(settings: Settings, now: dt.datetime | None = None,

@@ -147,7 +147,7 @@ def owners_of(audit: Audit, settings: Any) -> dict[str, list[str]]:
 
 def queue_report(store: Store, audit: Audit, settings: _SettingsLike, now: dt.datetime, *,
                  owners: Mapping[str, Sequence[str]] | None = None,
-                 full_report_url: str | None = None,
+                 full_report: str | None = None,
                  resend: bool = False) -> list[OutboxMessage]:
     """Queue the report for `email.recipients`, and each page owner's part.
 
@@ -173,14 +173,14 @@ def queue_report(store: Store, audit: Audit, settings: _SettingsLike, now: dt.da
             jobs.append((report_key(audit.run.id, owner), part, [owner]))
     queued = []
     for key, part, recipients in jobs:
-        message = _queue_one(store, key, part, recipients, email, now, full_report_url, resend)
+        message = _queue_one(store, key, part, recipients, email, now, full_report, resend)
         if message is not None:
             queued.append(message)
     return queued
 
 
 def _queue_one(store: Store, key: str, audit: Audit, recipients: list[str],
-               email: EmailSettings, now: dt.datetime, full_report_url: str | None,
+               email: EmailSettings, now: dt.datetime, full_report: str | None,
                resend: bool) -> OutboxMessage | None:
     if store.get_message(key) is not None:
         if not resend:
@@ -191,7 +191,7 @@ def _queue_one(store: Store, key: str, audit: Audit, recipients: list[str],
         return store.get_message(key)
     message_id = message_id_for(audit.run.id, key, email.sender)
     msg = build_report_message(audit, sender=email.sender, recipients=recipients,
-                               message_id=message_id, full_report_url=full_report_url)
+                               message_id=message_id, full_report=full_report)
     return store.enqueue_message(key, audit.run.id, recipients, msg.as_bytes(), message_id, now)
 
 

@@ -104,7 +104,7 @@ def build_message(audit: Audit, html: str, text: str, *, sender: str,
 
 
 def build_report_message(audit: Audit, *, sender: str, recipients: Sequence[str],
-                         message_id: str, full_report_url: str | None = None,
+                         message_id: str, full_report: str | None = None,
                          max_bytes: int = MAX_EMAIL_BYTES) -> EmailMessage:
     """The report's message at the richest level of detail that keeps the whole
     message under `max_bytes` (Gmail clips beyond ~102 KB)."""
@@ -115,7 +115,7 @@ def build_report_message(audit: Audit, *, sender: str, recipients: Sequence[str]
                                   message_id=message_id)]
         return len(built[0].as_bytes()) <= max_bytes
 
-    render_email(audit, fits, full_report_url=full_report_url)
+    render_email(audit, fits, full_report=full_report)
     return built[0]
 
 

@@ -236,19 +236,24 @@ def _views(audit: Audit, budget: int | None = None) -> Iterator[_View]:
         yield _View("summary", shown, total - len(shown))
 
 
-def _context(audit: Audit, view: _View, full_report_url: str | None) -> dict[str, Any]:
+def _context(audit: Audit, view: _View, full_report: str | None) -> dict[str, Any]:
+    """`full_report`: where the whole report is, an http(s) URL when
+    `[report] base_url` publishes the reports, else the file's path on the
+    server (a file:// link would open nothing in the reader's mail client)."""
     return {
         "audit": audit,
         "c": audit.counts,
         "view": view,
-        "full_report_url": full_report_url,
+        "full_report": full_report,
+        "full_report_note": "" if not full_report or is_web_url(full_report) else
+        " (a file on the server running the monitor; [report] base_url would make it a link)",
         "headline": headline(audit),
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,
     }
 
 
-def render_html(audit: Audit, *, full_report_url: str | None = None,
+def render_html(audit: Audit, *, full_report: str | None = None,
                 max_bytes: int | None = MAX_EMAIL_BYTES) -> str:
     """The report as mail-ready HTML, summarised if it would exceed `max_bytes`.
 
@@ -259,14 +264,14 @@ def render_html(audit: Audit, *, full_report_url: str | None = None,
     html = ""
     for view in _views(audit, max_bytes):
         html = _inline(_ENV.get_template("report.html.j2").render(
-            _context(audit, view, full_report_url)))
+            _context(audit, view, full_report)))
         if max_bytes is None or len(html.encode("utf-8")) <= max_bytes:
             return html
     return html
 
 
 def render_email(audit: Audit, fits: Callable[[str, str], bool], *,
-                 full_report_url: str | None = None,
+                 full_report: str | None = None,
                  max_bytes: int | None = MAX_EMAIL_BYTES) -> tuple[str, str]:
     """(html, text) of the richest rendering for which `fits(html, text)`.
 
@@ -278,7 +283,7 @@ def render_email(audit: Audit, fits: Callable[[str, str], bool], *,
     """
     html = text = ""
     for view in _views(audit, max_bytes):
-        context = _context(audit, view, full_report_url)
+        context = _context(audit, view, full_report)
         html = _inline(_ENV.get_template("report.html.j2").render(context))
         text = _tidy(_TEXT_ENV.get_template("report.txt.j2").render(context))
         if fits(html, text):
@@ -306,13 +311,13 @@ def _tidy(text: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", text)
 
 
-def render_text(audit: Audit, *, full_report_url: str | None = None,
+def render_text(audit: Audit, *, full_report: str | None = None,
                 max_bytes: int | None = MAX_EMAIL_BYTES) -> str:
     """The plain-text alternative: the same sections, counts and fixes."""
     text = ""
     for view in _views(audit):
         text = _tidy(_TEXT_ENV.get_template("report.txt.j2").render(
-            _context(audit, view, full_report_url)))
+            _context(audit, view, full_report)))
         if max_bytes is None or len(text.encode("utf-8")) <= max_bytes:
             return text
     return text

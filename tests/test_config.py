@@ -58,6 +58,7 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
          "not an email"),
         (PAGE + "[schedule]\ncron = \"0 6 * *\"\n", "schedule.cron", "five fields"),
         (PAGE + "[database]\nkeep_weeks = -1\n", "database.keep_weeks", "at least 0"),
+        (PAGE + "[report]\nbase_url = \"reports/out\"\n", "report.base_url", "http:// or https://"),
         (PAGE + "[database]\nkeep_weeks = 52.5\n", "database.keep_weeks", "expected an integer"),
         (PAGE + "[schedule]\ncron = \"0 25 * * mon\"\n", "schedule.cron", "invalid cron"),
         (PAGE + "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone", "unknown time zone"),

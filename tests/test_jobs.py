@@ -78,6 +78,10 @@ async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, t
     assert len(sink.received) == 3
     assert parse(sink.received[2])["Message-ID"] == second["Message-ID"]
 
+    # The mail points to the full report: its file on this server, named as text.
+    html_part = second.get_body(("html",)).get_content()
+    assert f"Full report: <span>{html_path.parent.resolve()}" in html_part
+
     code, _, err = await run_monitor("report", "--config", str(config), "--run", "99")
     assert code == 1 and "no run 99" in err and "Traceback" not in err
 
@@ -243,3 +247,19 @@ async def test_the_weekly_job_forgets_history_older_than_keep_weeks(
     # Week 4 still found every link on the unchanged pages.
     assert runs[5] == runs[1] > 50
     assert len(sink.received) == 5 and sent == 4  # the pruned run's sent report went with it
+
+
+async def test_with_a_base_url_the_mail_links_to_the_published_report(
+        site: SimulatedSite, sink: MailSink, tmp_path: Path) -> None:
+    from monitor.jobs import full_report_address
+
+    settings = demo_settings(site, tmp_path, sink.port)
+    settings = dataclasses.replace(settings, report=dataclasses.replace(
+        settings.report, base_url="https://www.sclero.org/link-audits/"))
+    outcome = await run_audit(settings)
+    report = await report_job(settings, run_id=outcome.run.id, send=True)
+    address = f"https://www.sclero.org/link-audits/{report.html_path.name}"
+    assert full_report_address(settings, report.html_path) == address
+    html_part = parse(sink.received[-1]).get_body(("html",)).get_content()
+    assert f'href="{address}"' in html_part
+    assert "file://" not in html_part

@@ -198,7 +198,7 @@ def hostile_audit() -> Audit:
 
 @pytest.mark.parametrize("max_bytes", [None, MAX_EMAIL_BYTES, 4000])
 def test_web_data_is_inert_in_html(max_bytes: int | None) -> None:
-    html = render_html(hostile_audit(), max_bytes=max_bytes, full_report_url="javascript:alert(6)")
+    html = render_html(hostile_audit(), max_bytes=max_bytes, full_report="javascript:alert(6)")
     tags = tags_of(html)
     assert not [t for t, _ in tags if t in ("script", "img", "iframe", "object", "embed", "link")]
     for tag, attrs in tags:
@@ -320,16 +320,34 @@ def test_500_links_fit_in_one_unclipped_message() -> None:
 def test_a_huge_audit_is_summarised_and_points_to_the_full_report() -> None:
     audit = synthetic_audit(3000, problem_every=5)
     where = "https://reports.example.org/report-2026-11-23-run-9.html"
-    html = render_html(audit, full_report_url=where)
+    html = render_html(audit, full_report=where)
     assert len(html.encode()) <= MAX_EMAIL_BYTES
     assert "The newest problems" in html and where in html
     shown = len(re.findall(r"What to do:", html))
     more = int(re.search(r"(\d+) more problems", html).group(1))  # type: ignore[union-attr]
     assert shown + more == len(audit.problems)
     msg = build_report_message(audit, sender="m@example.org", recipients=["w@example.org"],
-                               message_id="<x@example.org>", full_report_url=where)
+                               message_id="<x@example.org>", full_report=where)
     assert len(msg.as_bytes()) <= MAX_EMAIL_BYTES
     assert "more problems" in msg.get_body(("plain",)).get_content()
+
+
+@pytest.mark.parametrize("where, linked", [
+    ("https://www.sclero.org/link-audits/report-2026-11-23-run-9.html", True),
+    ("/var/lib/monitor/reports/report-2026-11-23-run-9.html", False),
+])
+def test_the_full_report_is_a_link_only_when_it_has_a_web_address(where: str, linked: bool) -> None:
+    """Without `[report] base_url` the mail names the file on the server, and
+    says how to make it a link: a file:// link opens nothing in a mail client."""
+    audit = synthetic_audit(50, problem_every=5)
+    html = render_html(audit, full_report=where)
+    hrefs = [attrs.get("href") for _, attrs in tags_of(html)]
+    assert (where in hrefs) is linked
+    assert where in html
+    note = "a file on the server running the monitor; [report] base_url would make it a link"
+    assert (note in html) is not linked
+    text = render_text(audit, full_report=where)
+    assert f"Full report: {where}" in text and (note in text) is not linked
 
 
 def test_nothing_to_report_reads_as_good_news() -> None:
