@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import ssl
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -218,13 +219,22 @@ async def prune_job(settings: Settings, now: dt.datetime) -> tuple[int, int]:
     if weeks <= 0:
         return 0, 0
 
+    stopping = threading.Event()
+
     def prune() -> tuple[int, int]:
         with Store.open(settings.database.path) as store:
             store.db.execute("PRAGMA mmap_size = 0")  # one pass: nothing worth keeping mapped
-            return store.prune(now - dt.timedelta(weeks=weeks))
+            return store.prune(now - dt.timedelta(weeks=weeks), stop=stopping.is_set)
 
+    work = asyncio.ensure_future(asyncio.to_thread(prune))
     try:
-        runs, observations = await asyncio.to_thread(prune)
+        runs, observations = await asyncio.shield(work)
+    except asyncio.CancelledError:
+        # A stop: the thread ends after the run it is deleting (its own
+        # transaction, seconds at most); the rest waits for next week.
+        stopping.set()
+        await asyncio.wait({work})
+        raise
     except MonitorError as exc:
         log.warning("event=prune_failed error=%s", exc)
         return 0, 0

@@ -759,7 +759,7 @@ class Store:
             )
         )
 
-    def prune(self, before: dt.datetime) -> tuple[int, int]:
+    def prune(self, before: dt.datetime, stop: Callable[[], bool] | None = None) -> tuple[int, int]:
         """Forget the runs started before `before` (their pages, links and
         observations) and the rechecks made before it; (runs, observations) removed.
 
@@ -770,7 +770,9 @@ class Store:
         links recorded then: of such a run only those pages and their links
         stay). `url_state` is kept: strikes and "failing
         since" outlive the observations they came from. One transaction per
-        run, so a week's audit never waits long behind a clean-up.
+        run, so a week's audit never waits long behind a clean-up, and
+        `stop()` is asked between runs (a service stopping does not wait for
+        a year of history to be deleted).
         """
         cutoff = _ts(before)
         candidates = [row[0] for row in self._conn.execute(
@@ -789,6 +791,8 @@ class Store:
                     pinned.setdefault(run_id, []).append(page_url)
         runs_removed = observations = 0
         for run_id in candidates:
+            if stop is not None and stop():
+                return runs_removed, observations
             with self._tx():
                 observations += self._conn.execute(
                     "DELETE FROM observations WHERE run_id = ?", (run_id,)).rowcount

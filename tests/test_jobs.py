@@ -263,3 +263,45 @@ async def test_with_a_base_url_the_mail_links_to_the_published_report(
     html_part = parse(sink.received[-1]).get_body(("html",)).get_content()
     assert f'href="{address}"' in html_part
     assert "file://" not in html_part
+
+
+async def test_a_stop_during_pruning_ends_after_the_run_being_deleted(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`monitor serve` stopping while a year of history is deleted: the job is
+    cancelled, the thread ends after its current run, nothing half-deleted."""
+    import datetime as dt
+    import time
+
+    from monitor.config import DatabaseSettings, Settings
+    from monitor.jobs import prune_job
+    from monitor.store import Store
+
+    db = tmp_path / "monitor.db"
+    t0 = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    with Store.open(db) as store:
+        for week in range(30):
+            run = store.start_run(t0 + dt.timedelta(weeks=week))
+            store.finish_run(run.id, t0 + dt.timedelta(weeks=week, hours=1))
+            store.mark_reported(run.id, t0 + dt.timedelta(weeks=week, hours=2))
+    settings = Settings(pages=(), database=DatabaseSettings(path=str(db), keep_weeks=1))
+    asked: list[bool] = []
+    original = Store.prune
+
+    def slow_prune(self: Store, before: dt.datetime, stop: Any = None) -> tuple[int, int]:
+        def slow_stop() -> bool:  # each run's deletion made to take 50 ms
+            time.sleep(0.05)
+            asked.append(bool(stop and stop()))
+            return asked[-1]
+        return original(self, before, stop=slow_stop)
+
+    monkeypatch.setattr(Store, "prune", slow_prune)
+    task = asyncio.create_task(prune_job(settings, t0 + dt.timedelta(weeks=40)))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with Store.open(db) as store:
+        left = len(store.runs(limit=100))
+    assert 2 < left < 29, left  # stopped part-way, between two runs
+    assert asked[-1] is True and asked.count(True) == 1
+    assert 30 - left == len(asked) - 1  # every run it was allowed to start, it finished

@@ -770,3 +770,16 @@ def test_prune_keeps_the_links_of_a_page_unchanged_since_an_old_run(store: Store
     assert store.run_citations(first, page_url=PAGE_B) == []
     assert [p.url for p in store.run_pages(first)] == [PAGE_A]
     assert _count(db_path, f"SELECT count(*) FROM observations WHERE run_id = {first}") == 0
+
+
+def test_prune_stops_between_runs_when_asked(store: Store) -> None:
+    ids = [weekly_run(store, w, pages={PAGE_A: True}) for w in range(5)]
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 2  # two runs deleted, then a stop
+
+    assert store.prune(T0 + 10 * WEEK, stop=stop) == (2, 2)
+    assert run_ids(store) == ids[2:]
+    assert store.prune(T0 + 10 * WEEK) == (2, 2)  # the rest next time; the latest run stays
