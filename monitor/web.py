@@ -1,4 +1,5 @@
-"""The service's optional HTTP endpoint: `/healthz` and `/metrics`.
+"""The service's optional HTTP endpoint: `/healthz`, `/metrics`, and the
+saved reports under `/reports/` (`/` leads to their index).
 
 Read-only over the store: each request opens its own short-lived SQLite
 connection in a worker thread (the store's connections belong to one thread),
@@ -6,6 +7,12 @@ so a slow scrape never blocks the scheduler and never writes. Bound to
 127.0.0.1 by default: the numbers say which pages a site links to and when
 the monitor runs, which is nobody else's business; put a reverse proxy in
 front to publish it.
+
+The reports are the files `monitor report` saved in `[report] dir`, served
+read-only by name: only `index.html` and `report-DATE-run-N.html|json` exist
+here (no directory listing, no path reaches outside the folder), with a
+Content-Security-Policy that allows no script and no remote resource (the
+reports have none; this keeps it so even if a bug let markup through).
 
 `/metrics` follows the Prometheus text format 0.0.4. The counts of the latest
 finished run do not change once it is finished, so they are computed once per
@@ -18,9 +25,11 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -209,6 +218,33 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body.encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
+REPORT_FILE = re.compile(r"index\.html|report-\d{4}-\d{2}-\d{2}-run-\d+\.(?:html|json)")
+"""The names `reports.render.save_report` gives; nothing else in the folder is served."""
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:; "
+                               "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+async def report_file(request: web.Request) -> web.StreamResponse:
+    name = request.match_info["name"]
+    path = Path(request.app[SETTINGS_KEY].report.dir) / name
+    if not REPORT_FILE.fullmatch(name) or not path.is_file():
+        raise web.HTTPNotFound(text="No such report.\n")
+    return web.FileResponse(path, headers=REPORT_HEADERS)
+
+
+async def home(request: web.Request) -> web.StreamResponse:
+    """The latest reports, or why there are none yet."""
+    if (Path(request.app[SETTINGS_KEY].report.dir) / "index.html").is_file():
+        raise web.HTTPFound("/reports/index.html")
+    return web.Response(text="No report yet: the first one is saved after the first audit.\n",
+                        headers=REPORT_HEADERS)
+
+
 def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.Application:
     app = web.Application()
     app[SETTINGS_KEY] = settings
@@ -216,6 +252,8 @@ def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.A
     app[CACHE_KEY] = _LinkCounts()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", home)
+    app.router.add_get("/reports/{name}", report_file)
     return app
 
 

@@ -288,3 +288,75 @@ async def test_a_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
         settings = make_settings(tmp_path, "http://127.0.0.1:9", enabled=True, port=port)
         with pytest.raises(MonitorError, match=rf"test.toml: server: cannot listen on 127.0.0.1:{port}"):
             await start_server(settings)
+
+
+# -- the saved reports ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def reported(audited: Settings) -> Settings:
+    from monitor.jobs import report_job
+
+    await report_job(audited, run_id=1)
+    await report_job(audited, run_id=2)
+    (Path(audited.report.dir) / "notes.txt").write_text("not a report")
+    return audited
+
+
+async def test_the_reports_are_served_by_name_with_a_strict_policy(reported: Settings,
+                                                                  aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(reported))
+    resp = await client.get("/", allow_redirects=False)
+    assert resp.status == 302 and resp.headers["Location"] == "/reports/index.html"
+    index = await client.get("/reports/index.html")
+    assert index.status == 200 and index.content_type == "text/html"
+    assert "script-src" not in index.headers["Content-Security-Policy"]
+    assert index.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    assert index.headers["X-Content-Type-Options"] == "nosniff"
+    names = re.findall(r'href="(report-[^"]+)"', await index.text())
+    assert {n.rsplit(".", 1)[1] for n in names} == {"html", "json"} and len(names) == 4
+    for name in names:
+        resp = await client.get(f"/reports/{name}")
+        assert resp.status == 200, name
+        if name.endswith(".json"):
+            assert (await resp.json())["run"]["id"] in (1, 2)
+    for path in ("/reports/notes.txt", "/reports/", "/reports/..%2Fmonitor.db", "/reports/../monitor.db",
+                 "/reports/report-2026-11-23-run-99.html", "/reports/%2e%2e/monitor.db"):
+        assert (await client.get(path)).status == 404, path
+
+
+async def test_before_the_first_report_the_home_page_says_so(tmp_path: Path, aiohttp_client: Any) -> None:
+    client = await aiohttp_client(create_app(make_settings(tmp_path, "http://127.0.0.1:9")))
+    resp = await client.get("/")
+    assert resp.status == 200 and "No report yet" in await resp.text()
+
+
+CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+async def test_a_browser_opens_the_latest_report_from_the_home_page(reported: Settings, tmp_path: Path) -> None:
+    """Headless Chromium on the running endpoint: `/` leads to the index of
+    reports, whose first row opens the latest report."""
+    import asyncio
+
+    settings = replace(reported, server=ServerSettings(enabled=True, port=0))
+    runner, base = await start_server(settings)
+    try:
+        async def dom(url: str) -> str:
+            proc = await asyncio.create_subprocess_exec(
+                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom", url,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+            out, _ = await asyncio.wait_for(proc.communicate(), 60)
+            return out.decode()
+
+        index = await dom(f"{base}/")
+        latest = re.findall(r'href="(report-[^"]+\.html)"', index)[0]
+        assert latest.endswith("-run-2.html")
+        page = await dom(f"{base}/reports/{latest}")
+        assert "Run 2" in page and "<style>" in page
+    finally:
+        await runner.cleanup()
