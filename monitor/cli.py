@@ -197,11 +197,11 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> None:
         elif fmt == "csv":
             write_csv(sys.stdout, links)
         else:
-            print_table(run, pages, links)
+            print_listing(run, pages, links)
         sys.stdout.flush()
 
 
-def print_table(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
+def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
     """The terminal listing (monitor.output.write_text), headings in colour on a terminal."""
     from monitor.output import write_text
 

@@ -191,10 +191,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             spool = spools[status]
             spool.seek(0)
             shutil.copyfileobj(spool, out)
-    quiet = [f"{sizes[s]} {s.value}" for s in (LinkStatus.OK, LinkStatus.SKIPPED) if s in sizes]
+    quiet = [f"{sizes[LinkStatus.OK]} ok"] if LinkStatus.OK in sizes else []
+    if LinkStatus.SKIPPED in sizes:
+        quiet.append(f"{sizes[LinkStatus.SKIPPED]} skipped (mailto:, in-page jumps, excluded links)")
     if quiet:
-        out.write(f"\nNot listed: {' and '.join(quiet)} (skipped: mailto:, in-page jumps, excluded links); "
-                  "--format csv or json lists every link.\n")
+        out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
     summary = ", ".join(f"{s} {n}" for s, n in tally.counts().items() if n)
     out.write(f"\nrun {run.id}: {tally.links} links, distinct URLs: {summary}\n")
     return tally

@@ -768,11 +768,11 @@ class Store:
         report"), runs with a report still waiting in the outbox, and the run
         of each page's latest full fetch (a page answering 304 reuses the
         links recorded then: of such a run only those pages and their links
-        stay). `url_state` is kept: strikes and "failing
-        since" outlive the observations they came from. One transaction per
-        run, so a week's audit never waits long behind a clean-up, and
-        `stop()` is asked between runs (a service stopping does not wait for
-        a year of history to be deleted).
+        stay). `url_state` is kept: strikes and "failing since" outlive the
+        observations they came from. One transaction per run, so a week's
+        audit never waits long behind a clean-up, and `stop()` is asked
+        between runs (a service stopping does not wait for a year of history
+        to be deleted).
         """
         cutoff = _ts(before)
         candidates = [row[0] for row in self._conn.execute(

@@ -131,7 +131,7 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     assert "    new address: https://pubmed.ncbi.nlm.nih.gov/99/\n" in text
     assert "never-shown" not in text  # a new address is the fix; no archived copy offered then
     assert "  Traitements – Sjögren > Biologics\n" in text
-    assert "Not listed: 26 ok and 1 skipped" in text
+    assert "Not listed: 26 ok and 1 skipped (mailto:, in-page jumps, excluded links); --format csv" in text
     assert "run 7: 42 links, distinct URLs: expired 14, moved 1, ok 26, skipped 1" in text
 
 
