@@ -284,13 +284,15 @@ class Audit:
         return citations, record.status != "error"
 
     async def _record_page(self, run: RunInfo, record: PageRecord, citations: list[Citation]) -> None:
-        await self.writer.call("record_page", record)
-        await self.writer.call("record_citations", run.id, record.url, citations)
+        # Unflushed: pages and occurrences are not what the queued
+        # observations write, and a URL is handed over only after this.
+        await self.writer.call_unflushed("record_page", record)
+        await self.writer.call_unflushed("record_citations", run.id, record.url, citations)
 
     async def _read_page(self, run: RunInfo, url: str, name: str, owner: str,
                          exclude_links: Sequence[str] = ()) -> tuple[PageRecord, list[Citation]]:
         async with self._page_gate:
-            last: PageRecord | None = await self.writer.call("last_page", url)
+            last: PageRecord | None = await self.writer.call_unflushed("last_page", url)
             # The slot first, then the timeout: a page waiting behind others
             # for its host (or behind the checks) does not time out for it.
             async with self.checker.slot(url):
@@ -306,7 +308,7 @@ class Audit:
                            fetched: PageFetch) -> tuple[PageRecord, list[Citation]]:
         if fetched.status == "not_modified" and last is not None:
             # Unchanged since the last fetch: not parsed again, its links come from that run.
-            citations = await self.writer.call("run_citations", last.run_id, url)
+            citations = await self.writer.call_unflushed("run_citations", last.run_id, url)
             record = PageRecord(
                 run_id=run.id, url=url, status="not_modified", http_status=304, title=last.title,
                 links=len(citations), entries=last.entries, name=name, owner=owner,
@@ -333,13 +335,18 @@ class Audit:
         return record, citations
 
     async def hand_over(self, urls: list[str], feed: UrlFeed) -> None:
-        """Give URLs to the checker, their previous states loaded first."""
+        """Give URLs to the checker, their previous states loaded first.
+
+        The states are read without committing the queued observations
+        first: those are of URLs handed over before, never of these (a URL
+        is handed over once per run), so they cannot change what is read."""
         if urls:
-            await self._load_states(urls)
+            await self._load_states(urls, flushed=False)
             feed.put(urls)
 
-    async def _load_states(self, urls: Sequence[str]) -> None:
-        states: dict[str, UrlState] = await self.writer.call("url_states", urls)
+    async def _load_states(self, urls: Sequence[str], *, flushed: bool = True) -> None:
+        call = self.writer.call if flushed else self.writer.call_unflushed
+        states: dict[str, UrlState] = await call("url_states", urls)
         self.states.update(states)
         self.slow.update(url for url, state in states.items()
                          if state.status is LinkStatus.ERROR or state.reason == "rate_limited")

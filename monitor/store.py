@@ -1240,12 +1240,24 @@ class StoreWriter:
 
     async def call(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
         """Run a public `Store` method on the writer thread, after the queued adds."""
+        self._check_method(fn_name)
+        await self.flush()
+        return await self._in_thread(lambda: getattr(self._store, fn_name)(*args, **kwargs))
+
+    async def call_unflushed(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
+        """`call`, leaving the queued adds to their batch: for calls that do
+        not read what those adds write, nor need to come after them. The
+        page phase records pages and their links while checks stream in;
+        with `call`, each of its four calls per page committed (and fsynced)
+        the pending observations: some 8,000 commits at 100,000 links."""
+        self._check_method(fn_name)
+        return await self._in_thread(lambda: getattr(self._store, fn_name)(*args, **kwargs))
+
+    def _check_method(self, fn_name: str) -> None:
         self._ensure_open()
         method = getattr(Store, fn_name, None)
         if fn_name.startswith("_") or fn_name == "close" or not callable(method):
             raise AttributeError(f"Store has no public method {fn_name!r}")
-        await self.flush()
-        return await self._in_thread(lambda: getattr(self._store, fn_name)(*args, **kwargs))
 
     async def close(self) -> None:
         """Commit what is queued, then close the store and its thread."""

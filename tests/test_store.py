@@ -783,3 +783,20 @@ def test_prune_stops_between_runs_when_asked(store: Store) -> None:
     assert store.prune(T0 + 10 * WEEK, stop=stop) == (2, 2)
     assert run_ids(store) == ids[2:]
     assert store.prune(T0 + 10 * WEEK) == (2, 2)  # the rest next time; the latest run stays
+
+
+async def test_writer_call_unflushed_leaves_the_queued_adds_to_their_batch(db_path: Path) -> None:
+    """The page phase records pages while observations stream in: its calls
+    must not commit (fsync) the pending batch each time."""
+    writer = await StoreWriter.open(db_path, batch_interval=60)
+    run = await writer.call("start_run", T0)
+    await writer.add(run.id, *check(PUBMED, T0))
+    await writer.call_unflushed("record_page", PageRecord(run_id=run.id, url=PAGE_A, status="ok"), T0)
+    assert writer.pending == 1 and _count(db_path) == 0  # the observation still waits
+    page = await writer.call_unflushed("last_page", PAGE_A)
+    assert page is not None and page.run_id == run.id
+    with pytest.raises(AttributeError):
+        await writer.call_unflushed("_tx")
+    await writer.call("get_meta", "x")  # an ordinary call commits first
+    assert writer.pending == 0 and _count(db_path) == 1
+    await writer.close()
