@@ -350,6 +350,19 @@ def test_the_full_report_is_a_link_only_when_it_has_a_web_address(where: str, li
     assert f"Full report: {where}" in text and (note in text) is not linked
 
 
+def test_every_line_of_a_problem_in_the_text_part_stands_alone() -> None:
+    """The link, the fix and the advice each on their own line (a template tag
+    at a line's end once swallowed its newline: "Link: ... New address: ...")."""
+    audit = sample_audit()
+    text = render_text(audit)
+    lines = text.splitlines()
+    link_lines = [line for line in lines if line.strip().startswith("Link: ")]
+    assert link_lines and not [line for line in link_lines if "What to do" in line or "address:" in line]
+    moved = next(i for i, line in enumerate(lines) if "pubmed/29713762" in line and "Link: " in line)
+    assert lines[moved + 1].strip() == "New address: https://pubmed.ncbi.nlm.nih.gov/29713762/"
+    assert lines[moved + 2].strip().startswith("What to do: ")
+
+
 def test_nothing_to_report_reads_as_good_news() -> None:
     audit = audit_from([result("https://a.org/", "ok", "ok", title="Fine")],
                        [PageRecord(run_id=7, url=PAGE, status="ok")])
