@@ -241,10 +241,13 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"url": url, "observations": history_dicts(entries)}, indent=1))
         return
-    if not entries:
+    if not entries and state is None:
         click.echo(f"{url}: never checked (not found in {settings.database.path})")
         return
     click.echo(f"{url}  (times in UTC)")
+    if not entries:
+        click.echo(f"  no checks kept: those older than {settings.database.keep_weeks} weeks are "
+                   "forgotten ([database] keep_weeks)")
     for e in entries:
         code = e.http_status if e.http_status is not None else "-"
         hops = " -> ".join(f"{h.status} {h.location}" for h in e.redirects)

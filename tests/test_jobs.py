@@ -306,3 +306,35 @@ async def test_a_stop_during_pruning_ends_after_the_run_being_deleted(
     assert 2 < left < 29, left  # stopped part-way, between two runs
     assert asked[-1] is True and asked.count(True) == 1
     assert 30 - left == len(asked) - 1  # every run it was allowed to start, it finished
+
+
+async def test_history_of_a_url_whose_checks_were_pruned_says_so(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from monitor.store import Store
+    from monitor.types import LinkStatus, Observation, UrlState, Verdict
+
+    url = "https://pubmed.ncbi.nlm.nih.gov/29713762/"
+    db = tmp_path / "monitor.db"
+    t0 = dt.datetime(2023, 1, 2, 6, tzinfo=dt.UTC)
+    with Store.open(db) as store:
+        for week in range(3):  # cited in week 0 only; weeks 1-2 audit other things
+            at = t0 + dt.timedelta(weeks=week)
+            run = store.start_run(at)
+            if week == 0:
+                store.record_observations(run.id, [(
+                    Observation(url=url, checked_at=at, http_status=404),
+                    Verdict(url=url, status=LinkStatus.EXPIRED, reason="http_404"),
+                    UrlState(url=url, status=LinkStatus.EXPIRED, reason="http_404", strikes=1,
+                             failing_since=at, last_checked_at=at, first_seen_at=at))])
+            store.finish_run(run.id, at)
+            store.mark_reported(run.id, at)
+        assert store.prune(t0 + dt.timedelta(weeks=2)) == (2, 1)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "https://www.sclero.org/a.html"\n[database]\npath = "{db}"\n'
+                      "keep_weeks = 2\n", encoding="utf-8")
+    code, out, err = await run_monitor("history", url, "--config", str(config))
+    assert code == 0, err
+    assert "never checked" not in out
+    assert "no checks kept: those older than 2 weeks are forgotten" in out
+    assert "now: expired (http_404), failed 1 check in a row since 2023-01-02 06:00" in out
