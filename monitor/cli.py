@@ -397,7 +397,9 @@ def demo(workdir: Path) -> None:
     click.echo(result.headline)
     summary = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
     # By distinct URL: the report counts links (a URL in every page's menu is several).
-    click.echo(f"{sum(result.counts.values())} distinct URLs checked in {result.seconds:.1f} s: {summary}")
+    total = sum(result.counts.values())
+    checked = total - result.counts.get("skipped", 0)
+    click.echo(f"{total} distinct URLs, {checked} checked in {result.seconds:.1f} s: {summary}")
     if result.truth_mismatches:
         click.echo("Verdicts that differ from the simulated site's truth:", err=True)
         for line in result.truth_mismatches:

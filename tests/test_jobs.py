@@ -8,6 +8,7 @@ subprocess the way cron or a webmaster runs it.
 from __future__ import annotations
 
 import asyncio
+import re
 import json
 import dataclasses
 import sqlite3
@@ -168,9 +169,12 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     code, out, err = await run_monitor("demo", "--dir", str(tmp_path / "demo"))
     assert code == 0, err
     assert "differ from the simulated site's truth" not in err, err
-    counted = next(line for line in out.splitlines() if "distinct URLs checked in" in line)
-    total, _, by_status = counted.partition(" distinct URLs checked in ")
-    assert int(total) == sum(int(part.split()[0]) for part in by_status.split(": ", 1)[1].split(", "))
+    counted = next(line for line in out.splitlines() if " distinct URLs, " in line)
+    numbers = {part.split()[1]: int(part.split()[0])
+               for part in counted.split(": ", 1)[1].split(", ")}
+    total, checked = re.match(r"(\d+) distinct URLs, (\d+) checked in", counted).groups()  # type: ignore[union-attr]
+    assert int(total) == sum(numbers.values())
+    assert int(checked) == int(total) - numbers.get("skipped", 0) < int(total)
     lines = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith(" "))
     report = Path(lines["HTML report"].strip())
     message = Path(lines["Received message"].strip())
