@@ -8,9 +8,9 @@ subprocess the way cron or a webmaster runs it.
 from __future__ import annotations
 
 import asyncio
-import re
-import json
 import dataclasses
+import json
+import re
 import sqlite3
 import ssl
 from email import message_from_bytes
