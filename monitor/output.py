@@ -1,4 +1,4 @@
-"""Results -> the contract's JSON and CSV, and the readable terminal table.
+"""Results -> the contract's JSON and CSV, and the terminal listing of what needs a person.
 
 Pure: the CLI decides where the text goes. The JSON and CSV columns are the
 public contract (`LinkResult.CONTRACT_FIELDS`); new keys may be added after
