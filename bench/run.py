@@ -645,7 +645,8 @@ def main() -> None:
     # editable checkout under PYTHONDONTWRITEBYTECODE=1 would compile our 40
     # modules again at every launch (60 ms of the monitor's start-up).
     import compileall
-    compileall.compile_dir(ROOT / "monitor", quiet=1)
+    for package in ("monitor", "reports"):
+        compileall.compile_dir(ROOT / package, quiet=1)
     out_dir = args.out.resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     site = benchsite.generate(args.links, args.hosts, per_page=args.per_page, seed=args.seed,
