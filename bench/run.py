@@ -36,6 +36,7 @@ import os
 import pickle
 import platform
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -419,6 +420,33 @@ def commands(site: benchsite.Site, out_dir: Path, args: argparse.Namespace) -> d
 # -- reading each tool's answer -------------------------------------------------------
 
 
+def retry_tail(db: Path, run_id: int) -> str:
+    """How a monitor run ended, from its observations: when the last check
+    answered at its first attempt, and what ended after that (the retries
+    of links found failing late, which no scheduler can start earlier on a
+    database with no history)."""
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT julianday(checked_at), elapsed_ms, attempts, http_status, error_kind "
+                            "FROM observations WHERE run_id = ?", (run_id,)).fetchall()
+    finally:
+        conn.close()
+    if not rows:
+        return ""
+    first = min(r[0] for r in rows)
+    # checked_at is when the last attempt started; elapsed_ms how long it took
+    ends = [((day - first) * 86400 + ms / 1000, attempts, status or kind) for day, ms, attempts, status, kind in rows]
+    singles = [end for end, attempts, _ in ends if attempts == 1]
+    bulk_end = max(singles) if singles else 0.0
+    after = sorted((end, attempts, what) for end, attempts, what in ends if end > bulk_end)
+    if not after:
+        return f"tail: none, the last check ended at its first attempt, {bulk_end:.2f} s after the first began"
+    kinds = Counter(str(what) for _, _, what in after)
+    return (f"tail: every first-attempt check had ended {bulk_end:.2f} s after the first began; "
+            f"{len(after)} retried checks ended after that ({', '.join(f'{k} {n}' for k, n in kinds.most_common())}), "
+            f"the last at {after[-1][0]:.2f} s")
+
+
 def verdicts(tool: str, text: str) -> dict[str, str]:
     """URL -> "broken" | "fine" | "unverified" (+ our own status for the monitor)."""
     if tool.startswith("monitor"):
@@ -699,6 +727,7 @@ def main() -> None:
                 audit = (dt.datetime.fromisoformat(run["finished_at"])
                          - dt.datetime.fromisoformat(run["started_at"])).total_seconds()
                 m.extra["audit_seconds"] = audit
+                m.extra["tail"] = retry_tail(out_dir / "monitor.db", run["id"])
             rows.append((tool, m, acc))
         print()
         print(f"{'tool':<17} {'wall s':>7} {'links/s':>8} {'CPU s':>6} {'peak RSS':>9} {'requests':>9} "
@@ -732,6 +761,8 @@ def main() -> None:
                     print(f"  {m.extra['rss']}")
                 if tool.startswith("monitor") or args.verbose:
                     print("  in flight, per second: " + " ".join(f"{x:.0f}" for x in flight.per_second))
+            if m.extra.get("tail"):
+                print(f"  {m.extra['tail']}")
         print()
         print("mapping to broken: " + " | ".join(f"{t}: {MAPPING[t.split('-')[0]]}" for t in
                                                  dict.fromkeys(t.split('-')[0] for t, _, _ in rows)))
