@@ -163,7 +163,12 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     paint = style or (lambda text, kind: text)
     names = {p.url: _one_line(p.name or p.title or p.url) for p in pages}
     for page in pages:
-        out.write(f"{paint(_one_line(page.title or page.url), 'page')}\n  {page.url}: {page.links} links")
+        title = _one_line(page.title)
+        if title:
+            out.write(f"{paint(title, 'page')}\n  {page.url}: ")
+        else:  # the URL once, as the heading
+            out.write(f"{paint(page.url, 'page')}\n  ")
+        out.write(f"{page.links} link{'' if page.links == 1 else 's'}")
         if page.status == "error":
             out.write(f"; {paint('could not be fetched', 'error')}: {_one_line(page.error)}")
         elif page.status == "not_modified":
@@ -197,7 +202,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     if quiet:
         out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
     summary = ", ".join(f"{s} {n}" for s, n in tally.counts().items() if n)
-    out.write(f"\nrun {run.id}: {tally.links} links, distinct URLs: {summary}\n")
+    out.write(f"\nrun {run.id}: {tally.links} link{'' if tally.links == 1 else 's'}"
+              + (f", distinct URLs: {summary}\n" if summary else ".\n"))
     return tally
 
 

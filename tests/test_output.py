@@ -135,6 +135,14 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     assert "run 7: 42 links, distinct URLs: expired 14, moved 1, ok 26, skipped 1" in text
 
 
+def test_text_of_a_run_whose_only_page_failed() -> None:
+    page = PageRecord(run_id=7, url=PAGE, status="error", error="connection refused")
+    buffer = io.StringIO()
+    write_text(buffer, RUN, [page], [])
+    assert buffer.getvalue() == (f"{PAGE}\n  0 links; could not be fetched: connection refused\n"
+                                 "\nrun 7: 0 links.\n")
+
+
 def test_text_keeps_what_came_from_the_web_on_its_line() -> None:
     """A title or section with newlines or terminal escapes cannot forge lines
     of the listing or drive the terminal."""
