@@ -556,3 +556,16 @@ def test_unreadable_ca_file_is_a_config_error(tmp_path: Any) -> None:
 
     with pytest.raises(ConfigError, match="ca_file"):
         make_ssl_context(str(tmp_path / "missing.pem"))
+
+
+async def test_a_host_name_is_resolved_once_for_all_its_links(site: Site, checker_settings: Settings,
+                                                              client_for: OpenClient, canned_dns: Canned) -> None:
+    """DNS caching: 40 links on one host, checked 4 at a time, ask the resolver once
+    (aiohttp's cache, and its merging of concurrent lookups of one name)."""
+    dns = canned_dns({"journal.example.com": ["127.0.0.1"]})
+    client = await client_for(checker_settings(per_host=4), dns=dns)
+    urls = [f"http://journal.example.com:{site.port}/ok?n={n}" for n in range(40)]
+    observations = [obs async for obs in Checker(client, client.settings).check_many(urls)]
+    assert sorted(o.url for o in observations) == sorted(urls)
+    assert all(o.http_status == 200 for o in observations)
+    assert dns.asked == ["journal.example.com"]
