@@ -569,3 +569,28 @@ async def test_a_host_name_is_resolved_once_for_all_its_links(site: Site, checke
     assert sorted(o.url for o in observations) == sorted(urls)
     assert all(o.http_status == 200 for o in observations)
     assert dns.asked == ["journal.example.com"]
+
+
+async def test_connections_are_kept_alive_and_reused(aiohttp_server: Any, checker_settings: Settings,
+                                                     client_for: OpenClient) -> None:
+    """40 links on one host, 4 at a time: a handful of TCP connections, each
+    carrying many requests (the server sees the client's port of each)."""
+    from aiohttp import web
+
+    ports: list[int] = []
+
+    async def page(request: web.Request) -> web.Response:
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        ports.append(peer[1] if peer else -1)
+        await asyncio.sleep(0.01)
+        return web.Response(text="<title>An article</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{name}", page)
+    server = await aiohttp_server(app)
+    client = await client_for(checker_settings(per_host=4))
+    urls = [f"http://127.0.0.1:{server.port}/a{n}" for n in range(40)]
+    observations = [obs async for obs in Checker(client, client.settings).check_many(urls)]
+    assert len(observations) == 40 and all(o.http_status == 200 for o in observations)
+    assert len(ports) == 40 and -1 not in ports
+    assert len(set(ports)) <= 4  # never more connections than requests in flight to the host
