@@ -222,8 +222,7 @@ async def prune_job(settings: Settings, now: dt.datetime) -> tuple[int, int]:
     stopping = threading.Event()
 
     def prune() -> tuple[int, int]:
-        with Store.open(settings.database.path) as store:
-            store.db.execute("PRAGMA mmap_size = 0")  # one pass: nothing worth keeping mapped
+        with Store.open(settings.database.path, mapped=False) as store:  # one pass
             return store.prune(now - dt.timedelta(weeks=weeks), stop=stopping.is_set)
 
     work = asyncio.ensure_future(asyncio.to_thread(prune))

@@ -110,6 +110,15 @@ def test_wal_foreign_keys_and_busy_timeout_are_on(store: Store, db_path: Path) -
     assert store._conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
+async def test_readers_map_the_file_and_one_pass_connections_do_not(store: Store, db_path: Path) -> None:
+    assert store._conn.execute("PRAGMA mmap_size").fetchone()[0] > 0  # reports
+    with Store.open(db_path, mapped=False) as once:
+        assert once._conn.execute("PRAGMA mmap_size").fetchone()[0] == 0
+    async with await StoreWriter.open(db_path) as writer:  # the audit's writer
+        assert await writer._in_thread(
+            lambda: writer._store._conn.execute("PRAGMA mmap_size").fetchone()[0]) == 0
+
+
 def test_a_file_that_is_not_sqlite_is_a_clear_store_error(tmp_path: Path) -> None:
     bogus = tmp_path / "monitor.db"
     bogus.write_text("[database]\npath = 'oops'\n" * 200)
