@@ -410,10 +410,10 @@ class Audit:
         api = self.settings.checker.archive_url
         if not api:
             return 0
-        wanted = {url: dates.get(url) for url in self.to_archive}
-        # Looked up once per URL: the answer is kept in url_state.
-        known = {u for u in wanted if await self.writer.call("archived_url", u)}
-        wanted = {u: d for u, d in wanted.items() if u not in known}
+        # Looked up once per URL: the answer is kept in url_state, read here
+        # for all of them at once (not a store call per failing link).
+        known: dict[str, str] = await self.writer.call("archived_urls", self.to_archive)
+        wanted = {url: dates.get(url) for url in self.to_archive if url not in known}
         found = await archive.lookup_many(self.client, api, wanted, self.settings.checker.timeout)
         for url, snapshot in found.items():
             await self.writer.call("set_archived_url", url, snapshot)

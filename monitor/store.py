@@ -970,16 +970,22 @@ class Store:
         """
         return [_link_result(r) for r in self._conn.execute(RUN_FLAGGED_LINKS_SQL, (run_id,))]
 
+    def archived_urls(self, urls: Iterable[str]) -> dict[str, str]:
+        """The archived copies already found for these URLs (those without one are absent)."""
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(urls))):
+            marks = ", ".join("?" * len(chunk))
+            found.update(self._conn.execute(
+                f"SELECT url, archived_url FROM url_state WHERE url IN ({marks}) "
+                "AND archived_url IS NOT NULL", chunk).fetchall())
+        return found
+
     def set_archived_url(self, url: str, archived_url: str) -> bool:
         """Remember an archived copy of a URL; False if the URL was never observed."""
         return (
             self._write("UPDATE url_state SET archived_url = ? WHERE url = ?", (archived_url, url))
             > 0
         )
-
-    def archived_url(self, url: str) -> str | None:
-        row = self._row("SELECT archived_url FROM url_state WHERE url = ?", (url,))
-        return None if row is None else row[0]
 
     def due_rechecks(self, now: dt.datetime, after_hours: Sequence[float]) -> list[str]:
         """Failing URLs to confirm now, oldest failure first.

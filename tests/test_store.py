@@ -328,6 +328,16 @@ def test_url_states_reads_more_urls_than_one_in_chunk(store: Store) -> None:
     assert states[urls[700]].url == urls[700]
 
 
+def test_archived_urls_are_read_for_many_urls_at_once(store: Store) -> None:
+    urls = [f"https://example.org/{i}" for i in range(1234)]
+    store.record_observations(None, [check(u, T0, LinkStatus.EXPIRED) for u in urls])
+    assert store.set_archived_url(urls[3], "https://web.archive.org/web/2019/x")
+    assert store.set_archived_url(urls[900], "https://web.archive.org/web/2020/y")
+    found = store.archived_urls(urls + ["https://unknown.example/"])
+    assert found == {urls[3]: "https://web.archive.org/web/2019/x",
+                     urls[900]: "https://web.archive.org/web/2020/y"}
+
+
 def test_a_mismatched_triple_is_refused(store: Store) -> None:
     obs, verdict, state = check(PUBMED, T0)
     with pytest.raises(ValueError, match="different URLs"):
