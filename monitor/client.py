@@ -29,7 +29,6 @@ literals are checked here; the proxy is then the network boundary.
 from __future__ import annotations
 
 import socket
-import ssl
 import sys
 from collections.abc import Iterable
 from types import SimpleNamespace, TracebackType
@@ -41,8 +40,8 @@ from aiohttp.helpers import proxies_from_env
 from yarl import URL
 
 from monitor.config import CheckerSettings
-from monitor.errors import ConfigError
 from monitor.netguard import NetworkPolicy, PrivateAddressError, legacy_ipv4, parse_ip, special_use
+from monitor.tls import make_ssl_context
 
 __all__ = ["Client", "GuardedResolver", "parse_connect_to", "BROWSER_ACCEPT", "REFUSE_UNMAPPED"]
 
@@ -181,18 +180,6 @@ def _trace_config(policy: NetworkPolicy) -> aiohttp.TraceConfig:
     trace.on_request_start.append(on_start)
     trace.on_request_redirect.append(on_redirect)
     return trace
-
-
-def make_ssl_context(ca_file: str = "") -> ssl.SSLContext:
-    """The system trust store (OpenSSL honours SSL_CERT_FILE/SSL_CERT_DIR),
-    plus a private CA when given, for an intranet or a test server."""
-    context = ssl.create_default_context()
-    if ca_file:
-        try:
-            context.load_verify_locations(cafile=ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"checker.ca_file: cannot load {ca_file!r}: {exc}") from None
-    return context
 
 
 def _proxy_hosts() -> set[str]:

@@ -67,9 +67,9 @@ def mail_tls_context(settings: Settings, given: ssl.SSLContext | None = None) ->
     """The system trust store, plus `email.ca_file` when the mail server uses a private CA."""
     if given is not None or not settings.email.ca_file:
         return given
-    context = ssl.create_default_context()
-    context.load_verify_locations(cafile=settings.email.ca_file)
-    return context
+    from monitor.tls import make_ssl_context
+
+    return make_ssl_context(settings.email.ca_file, key="email.ca_file")
 
 
 @contextlib.contextmanager

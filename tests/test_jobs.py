@@ -342,3 +342,14 @@ async def test_history_of_a_url_whose_checks_were_pruned_says_so(tmp_path: Path)
     assert "never checked" not in out
     assert "no checks kept: those older than 2 weeks are forgotten" in out
     assert "now: expired (http_404), failed 1 check in a row since 2023-01-02 06:00" in out
+
+
+def test_an_unreadable_mail_ca_file_is_a_config_error_naming_its_key(tmp_path: Path) -> None:
+    from monitor.config import EmailSettings, Settings
+    from monitor.errors import ConfigError
+    from monitor.jobs import mail_tls_context
+
+    settings = Settings(pages=(), email=EmailSettings(ca_file=str(tmp_path / "missing.pem")))
+    with pytest.raises(ConfigError, match=r"^email\.ca_file: cannot load"):
+        mail_tls_context(settings)
+    assert mail_tls_context(dataclasses.replace(settings, email=EmailSettings())) is None
