@@ -36,6 +36,7 @@ from aiohttp import web
 
 from monitor.config import Settings
 from monitor.errors import MonitorError
+from monitor.output import StatusTally
 from monitor.store import Store
 from monitor.types import LinkStatus, RunInfo
 
@@ -84,14 +85,14 @@ class _LinkCounts:
 
 
 def links_checked(store: Store, run_id: int) -> dict[str, int]:
-    """Distinct URLs checked in the run, by status (skipped links were not checked)."""
-    seen: dict[str, LinkStatus] = {}
-    for link in store.run_links(run_id):
+    """Distinct URLs checked in the run, by status (skipped links were not
+    checked), streamed: the service never holds a run's links at once."""
+    tally = StatusTally()
+    for link in store.iter_run_links(run_id):
         if link.status is not LinkStatus.SKIPPED:
-            seen.setdefault(link.url, link.status)
-    counts = {s.value: 0 for s in LinkStatus if s is not LinkStatus.SKIPPED}
-    for status in seen.values():
-        counts[status.value] += 1
+            tally.add(link)
+    counts = tally.counts()
+    del counts[LinkStatus.SKIPPED.value]
     return counts
 
 
