@@ -101,11 +101,8 @@ async def site(aiohttp_server: Any) -> Site:
 
 
 @pytest.fixture
-async def sink(tmp_path: Path) -> AsyncIterator[MailSink]:
-    mail = MailSink(tmp_path / "mail")
-    await mail.start()
-    yield mail
-    await mail.stop()
+def sink(mail_sink: MailSink) -> MailSink:
+    return mail_sink  # tests/simkit.py
 
 
 def write_config(tmp_path: Path, page: str, smtp_port: int, cron: str = "0 6 * * mon",
