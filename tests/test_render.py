@@ -426,18 +426,26 @@ def test_no_sideways_scrolling_on_a_phone_or_desktop(tmp_path: Path, width: int)
     The report itself has no script; a copy gets one that measures the
     layout and writes the result into the DOM, which chromium dumps.
     """
+    overflow = sideways_overflow(render_html(sample_audit()), tmp_path, width)
+    assert overflow is not None, "the probe did not run"
+    assert overflow <= 0
+
+
+def sideways_overflow(html: str, tmp_path: Path, width: int) -> int | None:
+    """How many pixels wider than the window `html` lays out in Chromium
+    (None when the probe did not run): a copy of the page gets a script that
+    writes the measure into the DOM, which chromium dumps."""
     probe = ("<script>window.onload=function(){var d=document.documentElement;"
              "document.body.setAttribute('data-overflow', String(d.scrollWidth - d.clientWidth));}"
              "</script></body>")
     page = tmp_path / "probe.html"
-    page.write_text(render_html(sample_audit()).replace("</body>", probe), encoding="ascii")
+    page.write_text(html.replace("</body>", probe), encoding="utf-8")
     dom = subprocess.run(
         chromium_args(tmp_path / "profile") + [f"--window-size={width},1200", "--virtual-time-budget=3000",
                                                "--dump-dom", page.as_uri()],
         check=True, capture_output=True, text=True, timeout=60).stdout
     overflow = re.search(r'data-overflow="(-?\d+)"', dom)
-    assert overflow is not None, "the probe did not run"
-    assert int(overflow.group(1)) <= 0
+    return None if overflow is None else int(overflow.group(1))
 
 
 @pytest.mark.browser
@@ -609,17 +617,7 @@ def test_index_reads_only_the_head_of_each_saved_report(tmp_path: Path) -> None:
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 @pytest.mark.parametrize("width", [390, 1000])
 def test_the_saved_page_has_no_sideways_scrolling(tmp_path: Path, width: int) -> None:
-    probe = ("<script>window.onload=function(){var d=document.documentElement;"
-             "document.body.setAttribute('data-overflow', String(d.scrollWidth - d.clientWidth));}"
-             "</script></body>")
-    page = tmp_path / "probe.html"
-    page.write_text(render_page(synthetic_audit(200, problem_every=3)).replace("</body>", probe),
-                    encoding="utf-8")
-    dom = subprocess.run(
-        chromium_args(tmp_path / "profile") + [f"--window-size={width},1200", "--virtual-time-budget=3000",
-                                               "--dump-dom", page.as_uri()],
-        check=True, capture_output=True, text=True, timeout=60).stdout
-    overflow = re.search(r'data-overflow="(-?\d+)"', dom)
+    overflow = sideways_overflow(render_page(synthetic_audit(200, problem_every=3)), tmp_path, width)
     assert overflow is not None, "the probe did not run"
-    assert int(overflow.group(1)) <= 0
+    assert overflow <= 0
 
