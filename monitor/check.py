@@ -20,7 +20,12 @@ robin every host got the same share, so the busiest hosts finished last and
 the run ended with a tail of a few hosts at `per_host` each and the global
 slots idle (longest processing time first, the classic makespan rule).
 URLs the caller expects to be slow (`first`: they failed last time, and
-their retries or timeouts make a long chain) start before everything. URLs
+their retries or timeouts make a long chain) start before everything. A
+redirect's next hop gives way to new checks (it waits, holding no slot,
+until no new check could start): a link's first answer is what reveals a
+retry chain (500, 503, a timeout: up to 1.5 s of backoff), so first answers
+come as early as possible and those chains run under the remaining work,
+while the hops, one request each, fill the end of the run. URLs
 may keep arriving while checks run (an async iterable: the audit hands over
 each page's links as soon as the page is recorded). A request holds its
 host slot for its whole life, including backoff sleeps (politeness), but
@@ -186,6 +191,7 @@ class Limiter:
         self._hosts: dict[str, _Slots] = {}
         self.changed = asyncio.Event()
         self._listeners: list[set[str]] = []
+        self._deferred: deque[asyncio.Future[None]] = deque()
 
     def subscribe(self) -> set[str]:
         freed: set[str] = set()
@@ -194,6 +200,44 @@ class Limiter:
 
     def unsubscribe(self, freed: set[str]) -> None:
         self._listeners = [s for s in self._listeners if s is not freed]
+        if not self._listeners:
+            self.grant_deferred()
+
+    async def acquire_global_deferred(self) -> None:
+        """A global slot for a follow-up request (a redirect's next hop, a
+        soft-404 probe), once no new check could use it.
+
+        Why: a link's first answer says whether it needs a retry chain
+        (500, 503, a timeout: backoff sleeps of up to 1.5 s). Answers learnt
+        in the last second of a run make its tail; follow-ups learnt then
+        make none (one request each). So while a dispatcher has checks to
+        start, they go first, and the follow-ups fill the end of the run.
+        With no dispatcher running this is a plain acquire."""
+        if not self._listeners:
+            await self.global_slots.acquire()
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._deferred.append(fut)
+        self.changed.set()  # a dispatcher with nothing to start grants it
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release_global()  # granted just as we were cancelled
+            else:
+                with contextlib.suppress(ValueError):
+                    self._deferred.remove(fut)
+            raise
+
+    def grant_deferred(self) -> None:
+        """Hand the free global slots to waiting follow-up requests
+        (called by a dispatcher that has no check to start)."""
+        while self._deferred and self.global_slots.try_acquire():
+            fut = self._deferred.popleft()
+            if fut.done():
+                self.global_slots.undo()
+            else:
+                fut.set_result(None)
 
     def host(self, key: str) -> _Slots:
         slots = self._hosts.get(key)
@@ -212,6 +256,8 @@ class Limiter:
 
     def release_global(self) -> None:
         if self.global_slots.release():
+            if not self._listeners:
+                self.grant_deferred()
             self.changed.set()
 
 
@@ -239,6 +285,20 @@ class _Lease:
         if not self.has_global:
             await self.limiter.global_slots.acquire()
             self.has_global = True
+
+    async def defer_to(self, host: str) -> None:
+        """Like `move_to`, for a follow-up request: give way to new checks
+        first (`Limiter.acquire_global_deferred`), holding no slot while
+        waiting (a host slot held through the wait would idle that host)."""
+        limiter = self.limiter
+        self.release()
+        await limiter.acquire_global_deferred()
+        self.has_global = True
+        if limiter.host(host).try_acquire():
+            self.host = host
+            return
+        self._drop_global()  # host full: wait for it the usual way, host slot first
+        await self.move_to(host)
 
     async def pause(self, seconds: float) -> None:
         """Sleep without holding a global slot (the host slot is kept)."""
@@ -434,14 +494,18 @@ class Checker:
 
     # public API
 
-    async def check(self, url: str) -> Observation:
-        """Check one URL; never raises except on cancellation."""
+    async def check(self, url: str, *, follow_up: bool = False) -> Observation:
+        """Check one URL; never raises except on cancellation. A `follow_up`
+        (a probe) gives way to the new checks of a running `check_many`."""
         parsed = self._parse(url)
         if isinstance(parsed, Observation):
             return parsed
         lease = _Lease(self.limiter)
         try:
-            await lease.move_to(_host_key(parsed))
+            if follow_up:
+                await lease.defer_to(_host_key(parsed))
+            else:
+                await lease.move_to(_host_key(parsed))
             return await self._check_leased(url, parsed, lease)
         finally:
             lease.release()
@@ -458,6 +522,9 @@ class Checker:
         if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             return None
         origin = str(parsed.origin())
+        # Not a deferred follow-up like a redirect's hop: every 2xx link of
+        # the origin waits for this answer to be classified, and deferring
+        # it piles their classification (CPU) up at the end of the run.
         task = self._probes.get(origin)
         if task is None:
             self.stats["probe/count"] += 1
@@ -486,8 +553,12 @@ class Checker:
             for url in urls:
                 work.add(url)
         try:
-            async for obs in self._dispatch(work, feeder):
-                yield obs
+            # Closed here, not left to the garbage collector: a caller that
+            # stops early gets the checks in flight cancelled and every slot
+            # back before `aclose()` returns.
+            async with contextlib.aclosing(self._dispatch(work, feeder)) as observations:
+                async for obs in observations:
+                    yield obs
         finally:
             if feeder is not None:
                 feeder.cancel()
@@ -544,6 +615,8 @@ class Checker:
                     task = asyncio.create_task(self._run_leased(url, lease))
                     running[task] = lease
                     task.add_done_callback(done)
+                if not work.has_ready():
+                    limiter.grant_deferred()  # no check to start: follow-ups may go
                 if work.refused:
                     batch_refused = list(work.refused)
                     work.refused.clear()
@@ -627,7 +700,7 @@ class Checker:
                        budget=self.settings.timeout, attempt=attempt)
         chain.seen[_loop_key(start)] += 1
         while True:
-            await self._enter_host(lease, _host_key(chain.url))
+            await self._enter_host(lease, _host_key(chain.url), follow_up=bool(chain.hops))
             try:
                 answer = await self._exchange_with_fallback(chain)
             except Exception as exc:  # noqa: BLE001 - every failure is an observation
@@ -665,8 +738,13 @@ class Checker:
         chain.url = target
         return None
 
-    async def _enter_host(self, lease: _Lease, host: str) -> None:
-        await lease.move_to(host)
+    async def _enter_host(self, lease: _Lease, host: str, *, follow_up: bool = False) -> None:
+        """Hold the slots for the chain's next request; a redirect's next
+        hop gives way to new checks (`Limiter.acquire_global_deferred`)."""
+        if follow_up:
+            await lease.defer_to(host)
+        else:
+            await lease.move_to(host)
         wait = self._not_before.get(host, 0.0) - time.monotonic()
         if wait > 0:
             await lease.pause(wait)

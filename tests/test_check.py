@@ -8,6 +8,7 @@ to give the test server a public-looking name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -408,6 +409,52 @@ async def test_urls_expected_to_be_slow_start_first(site: Site, checker_settings
     assert [r.host for r in site.requests[1:]].count("busy.example.org") == 4
 
 
+async def test_a_redirects_next_hop_gives_way_to_new_checks(site: Site, checker_settings: Settings,
+                                                            client_for: OpenClient) -> None:
+    # A link's first answer says whether it needs a retry chain; a redirect's
+    # next hop is one more request, whenever. With one slot, the hop waits
+    # until no new check could start: the first answers come first, and the
+    # retry chains they reveal start under the rest of the work.
+    names = ["moved.example.org", "a.example.org", "b.example.org", "c.example.org"]
+    settings = checker_settings(concurrency=1, per_host=1, connect_to=mapped(site, *names))
+    c = await checker(client_for, settings)
+    urls = ["http://moved.example.org/redirect/1"] + [f"http://{h}/hold?ms=5" for h in names[1:]]
+    results = {o.url: o async for o in c.check_many(urls, first={urls[0]})}
+    assert results[urls[0]].http_status == 200 and len(results[urls[0]].redirects) == 1
+    order = [(r.host.split(".")[0], r.path) for r in site.requests]
+    assert order == [("moved", "/redirect/1"), ("a", "/hold"), ("b", "/hold"), ("c", "/hold"),
+                     ("moved", "/redirect/0")]
+    assert c.limiter.global_slots.free == 1 and not c.limiter._deferred
+
+
+async def test_a_hop_waiting_its_turn_holds_no_slot(site: Site, checker_settings: Settings,
+                                                    client_for: OpenClient) -> None:
+    # The waiting hop's own host keeps serving its other links (a host slot
+    # held through the wait would idle it), and without a running
+    # check_many a hop goes at once.
+    c = await checker(client_for, checker_settings(concurrency=1, per_host=1))
+    urls = [site.url("/redirect/1")] + [site.url(f"/hold?ms=5&n={n}") for n in range(3)]
+    results = [o async for o in c.check_many(urls, first={urls[0]})]
+    assert len(results) == 4 and all(o.http_status == 200 for o in results)
+    paths = [r.path for r in site.requests]
+    assert paths == ["/redirect/1", "/hold", "/hold", "/hold", "/redirect/0"]
+    assert max(site.max_active.values()) == 1
+    alone = await c.check(site.url("/redirect/2"))
+    assert alone.http_status == 200 and len(alone.redirects) == 2
+
+
+async def test_stopping_check_many_while_a_hop_waits_frees_every_slot(site: Site, checker_settings: Settings,
+                                                                      client_for: OpenClient) -> None:
+    c = await checker(client_for, checker_settings(concurrency=1, per_host=1))
+    urls = [site.url("/redirect/1")] + [site.url(f"/hold?ms=200&n={n}") for n in range(3)]
+    async with contextlib.aclosing(c.check_many(urls, first={urls[0]})) as observations:
+        async for _ in observations:
+            assert c.limiter._deferred, "the hop waits while the other checks run"
+            break
+    assert c.limiter.global_slots.free == 1 and not c.limiter._deferred
+    assert c.limiter.host("127.0.0.1").idle
+
+
 async def test_check_many_takes_urls_while_it_checks(site: Site, checker_settings: Settings,
                                                     client_for: OpenClient) -> None:
     c = await checker(client_for, checker_settings(concurrency=4, per_host=2))
@@ -476,11 +523,14 @@ async def test_a_page_slot_is_served_before_new_checks(site: Site, checker_setti
 async def test_breaking_out_of_check_many_cancels_the_rest(site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
     c = await checker(client_for, checker_settings(concurrency=2))
     urls = [site.url(f"/hold?ms=200&n={n}") for n in range(10)]
-    async for _ in c.check_many(urls):
-        break
+    async with contextlib.aclosing(c.check_many(urls)) as observations:
+        async for _ in observations:
+            break
+    # Every slot is back once aclose() returns, not when the garbage
+    # collector finalises the generator.
+    assert c.limiter.global_slots.free == 2
     await asyncio.sleep(0.3)
     assert len(site.requests) < 10
-    assert c.limiter.global_slots.free == 2
 
 
 # -- soft-404 probe ------------------------------------------------------------
