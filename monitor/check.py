@@ -74,6 +74,10 @@ REDIRECT_BODY_BYTES = 4096
 """Read this much of a redirect's body: enough to reuse the connection for
 the usual tiny "Moved" page, not enough to matter when it is large."""
 DETAIL_CHARS = 200
+DEFERRED_PER_SLOT = 16
+"""Redirect hops that may wait for their turn, per global slot: about as
+much work as keeps every slot busy through the longest retry backoff
+(1.5 s at ~0.1 s a request), at a few hundred bytes each."""
 
 
 # -- errors --------------------------------------------------------------------
@@ -191,7 +195,8 @@ class Limiter:
         self._hosts: dict[str, _Slots] = {}
         self.changed = asyncio.Event()
         self._listeners: list[set[str]] = []
-        self._deferred: deque[asyncio.Future[None]] = deque()
+        self._deferred: deque[asyncio.Future[bool]] = deque()
+        self.max_deferred = DEFERRED_PER_SLOT * concurrency
 
     def subscribe(self) -> set[str]:
         freed: set[str] = set()
@@ -201,7 +206,9 @@ class Limiter:
     def unsubscribe(self, freed: set[str]) -> None:
         self._listeners = [s for s in self._listeners if s is not freed]
         if not self._listeners:
-            self.grant_deferred()
+            # Nobody left to give way to: the waiting follow-ups queue as usual.
+            while self._deferred:
+                self._stop_deferring(self._deferred.popleft())
 
     async def acquire_global_deferred(self) -> None:
         """A global slot for a follow-up request (a redirect's next hop, a
@@ -212,22 +219,34 @@ class Limiter:
         in the last second of a run make its tail; follow-ups learnt then
         make none (one request each). So while a dispatcher has checks to
         start, they go first, and the follow-ups fill the end of the run.
-        With no dispatcher running this is a plain acquire."""
+        At most `max_deferred` wait (memory stays flat however many links
+        redirect): past that, the oldest stops waiting for its turn. With no
+        dispatcher running this is a plain acquire."""
         if not self._listeners:
             await self.global_slots.acquire()
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if len(self._deferred) >= self.max_deferred:
+            self._stop_deferring(self._deferred.popleft())
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._deferred.append(fut)
         self.changed.set()  # a dispatcher with nothing to start grants it
         try:
-            await fut
+            granted = await fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
+            if fut.done() and not fut.cancelled() and fut.result():
                 self.release_global()  # granted just as we were cancelled
             else:
                 with contextlib.suppress(ValueError):
                     self._deferred.remove(fut)
             raise
+        if not granted:
+            await self.global_slots.acquire()
+
+    @staticmethod
+    def _stop_deferring(fut: asyncio.Future[bool]) -> None:
+        """Let a waiting follow-up queue for a slot like any request."""
+        if not fut.done():
+            fut.set_result(False)
 
     def grant_deferred(self) -> None:
         """Hand the free global slots to waiting follow-up requests
@@ -237,7 +256,7 @@ class Limiter:
             if fut.done():
                 self.global_slots.undo()
             else:
-                fut.set_result(None)
+                fut.set_result(True)
 
     def host(self, key: str) -> _Slots:
         slots = self._hosts.get(key)
@@ -256,8 +275,6 @@ class Limiter:
 
     def release_global(self) -> None:
         if self.global_slots.release():
-            if not self._listeners:
-                self.grant_deferred()
             self.changed.set()
 
 
@@ -714,6 +731,7 @@ class Checker:
             failure = self._follow(chain, answer, location)
             if failure is not None:
                 return self._observation(url, chain, answer=answer, error=failure)
+            del answer  # not kept (its body, its headers) while the next hop waits its turn
 
     def _follow(self, chain: _Chain, answer: _Answer, location: str) -> tuple[ErrorKind, str] | None:
         """Record a redirect hop and move the chain on, or say why not."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from monitor.check import Checker, error_kind_of, sibling_url
+from monitor.check import Checker, Limiter, error_kind_of, sibling_url
 from monitor.client import BROWSER_ACCEPT, Client
 from monitor.config import CheckerSettings
 from monitor.netguard import PrivateAddressError
@@ -453,6 +453,34 @@ async def test_stopping_check_many_while_a_hop_waits_frees_every_slot(site: Site
             break
     assert c.limiter.global_slots.free == 1 and not c.limiter._deferred
     assert c.limiter.host("127.0.0.1").idle
+
+
+async def test_past_the_limit_the_oldest_waiting_hop_queues_as_usual() -> None:
+    # However many links redirect, at most max_deferred hops wait for their
+    # turn (memory stays flat); the oldest then queues like any request.
+    limiter = Limiter(concurrency=1, per_host=1)
+    limiter.max_deferred = 2
+    freed = limiter.subscribe()  # as a running check_many does
+    await limiter.global_slots.acquire()  # the only slot is busy
+    order: list[str] = []
+
+    async def hop(name: str) -> None:
+        await limiter.acquire_global_deferred()
+        order.append(name)
+        await asyncio.sleep(0)
+        limiter.release_global()
+
+    tasks = [asyncio.create_task(hop(name)) for name in "abc"]
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert len(limiter._deferred) == 2 and len(limiter.global_slots._waiters) == 1
+    limiter.release_global()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert order == ["a"], "the oldest went with the freed slot; the others wait for their turn"
+    limiter.unsubscribe(freed)  # the run's checks are done: nobody left to give way to
+    await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert order == ["a", "b", "c"] and limiter.global_slots.free == 1
 
 
 async def test_check_many_takes_urls_while_it_checks(site: Site, checker_settings: Settings,
