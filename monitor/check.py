@@ -75,9 +75,9 @@ REDIRECT_BODY_BYTES = 4096
 the usual tiny "Moved" page, not enough to matter when it is large."""
 DETAIL_CHARS = 200
 DEFERRED_PER_SLOT = 16
-"""Redirect hops that may wait for their turn, per global slot: about as
-much work as keeps every slot busy through the longest retry backoff
-(1.5 s at ~0.1 s a request), at a few hundred bytes each."""
+"""Redirect hops that may wait for their turn, per global slot (1,024 at
+concurrency 64): about as much work as keeps every slot busy through the
+longest retry backoff (1.5 s at ~0.1 s a request)."""
 
 
 # -- errors --------------------------------------------------------------------
@@ -206,19 +206,18 @@ class Limiter:
     def unsubscribe(self, freed: set[str]) -> None:
         self._listeners = [s for s in self._listeners if s is not freed]
         if not self._listeners:
-            # Nobody left to give way to: the waiting follow-ups queue as usual.
+            # Nobody left to give way to: the waiting hops queue as usual.
             while self._deferred:
                 self._stop_deferring(self._deferred.popleft())
 
     async def acquire_global_deferred(self) -> None:
-        """A global slot for a follow-up request (a redirect's next hop, a
-        soft-404 probe), once no new check could use it.
+        """A global slot for a redirect's next hop, once no new check could use it.
 
         Why: a link's first answer says whether it needs a retry chain
         (500, 503, a timeout: backoff sleeps of up to 1.5 s). Answers learnt
-        in the last second of a run make its tail; follow-ups learnt then
-        make none (one request each). So while a dispatcher has checks to
-        start, they go first, and the follow-ups fill the end of the run.
+        in the last second of a run make its tail; hops learnt then make
+        none (one request each). So while a dispatcher has checks to start,
+        they go first, and the hops fill the end of the run.
         At most `max_deferred` wait (memory stays flat however many links
         redirect): past that, the oldest stops waiting for its turn. With no
         dispatcher running this is a plain acquire."""
@@ -244,13 +243,13 @@ class Limiter:
 
     @staticmethod
     def _stop_deferring(fut: asyncio.Future[bool]) -> None:
-        """Let a waiting follow-up queue for a slot like any request."""
+        """Let a waiting hop queue for a slot like any request."""
         if not fut.done():
             fut.set_result(False)
 
     def grant_deferred(self) -> None:
-        """Hand the free global slots to waiting follow-up requests
-        (called by a dispatcher that has no check to start)."""
+        """Hand the free global slots to waiting hops (called by a
+        dispatcher that has no check to start)."""
         while self._deferred and self.global_slots.try_acquire():
             fut = self._deferred.popleft()
             if fut.done():
@@ -304,7 +303,7 @@ class _Lease:
             self.has_global = True
 
     async def defer_to(self, host: str) -> None:
-        """Like `move_to`, for a follow-up request: give way to new checks
+        """Like `move_to`, for a redirect's next hop: give way to new checks
         first (`Limiter.acquire_global_deferred`), holding no slot while
         waiting (a host slot held through the wait would idle that host)."""
         limiter = self.limiter
@@ -511,18 +510,14 @@ class Checker:
 
     # public API
 
-    async def check(self, url: str, *, follow_up: bool = False) -> Observation:
-        """Check one URL; never raises except on cancellation. A `follow_up`
-        (a probe) gives way to the new checks of a running `check_many`."""
+    async def check(self, url: str) -> Observation:
+        """Check one URL; never raises except on cancellation."""
         parsed = self._parse(url)
         if isinstance(parsed, Observation):
             return parsed
         lease = _Lease(self.limiter)
         try:
-            if follow_up:
-                await lease.defer_to(_host_key(parsed))
-            else:
-                await lease.move_to(_host_key(parsed))
+            await lease.move_to(_host_key(parsed))
             return await self._check_leased(url, parsed, lease)
         finally:
             lease.release()
@@ -539,7 +534,7 @@ class Checker:
         if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             return None
         origin = str(parsed.origin())
-        # Not a deferred follow-up like a redirect's hop: every 2xx link of
+        # Not deferred like a redirect's next hop: every 2xx link of
         # the origin waits for this answer to be classified, and deferring
         # it piles their classification (CPU) up at the end of the run.
         task = self._probes.get(origin)
@@ -633,7 +628,7 @@ class Checker:
                     running[task] = lease
                     task.add_done_callback(done)
                 if not work.has_ready():
-                    limiter.grant_deferred()  # no check to start: follow-ups may go
+                    limiter.grant_deferred()  # no check to start: waiting hops may go
                 if work.refused:
                     batch_refused = list(work.refused)
                     work.refused.clear()
@@ -717,7 +712,7 @@ class Checker:
                        budget=self.settings.timeout, attempt=attempt)
         chain.seen[_loop_key(start)] += 1
         while True:
-            await self._enter_host(lease, _host_key(chain.url), follow_up=bool(chain.hops))
+            await self._enter_host(lease, _host_key(chain.url), next_hop=bool(chain.hops))
             try:
                 answer = await self._exchange_with_fallback(chain)
             except Exception as exc:  # noqa: BLE001 - every failure is an observation
@@ -756,10 +751,10 @@ class Checker:
         chain.url = target
         return None
 
-    async def _enter_host(self, lease: _Lease, host: str, *, follow_up: bool = False) -> None:
+    async def _enter_host(self, lease: _Lease, host: str, *, next_hop: bool = False) -> None:
         """Hold the slots for the chain's next request; a redirect's next
         hop gives way to new checks (`Limiter.acquire_global_deferred`)."""
-        if follow_up:
+        if next_hop:
             await lease.defer_to(host)
         else:
             await lease.move_to(host)

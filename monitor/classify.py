@@ -77,6 +77,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import html
 import re
 import unicodedata
@@ -152,8 +153,14 @@ _STOPWORDS = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=256)
 def _clean(text: str) -> str:
-    """Entities decoded, NFKC, casefolded, one kind of dash and quote, one space."""
+    """Entities decoded, NFKC, casefolded, one kind of dash and quote, one space.
+
+    Cached, like the other title helpers below: one observation's titles
+    go through several rules (a third of classify's time was spent on the
+    same strings again). A small cache: the repeats are within one
+    observation, and a few hundred entries cost well under a megabyte."""
     text = html.unescape(text or "")
     if "&" in text and ";" in text:  # double-escaped titles are common in CMS output
         text = html.unescape(text)
@@ -212,6 +219,7 @@ def _is_generic_segment(segment: str) -> bool:
     return " ".join(_TOKEN.findall(_fold(segment))) in _GENERIC_TITLES
 
 
+@functools.lru_cache(maxsize=256)
 def is_specific_title(title: str) -> bool:
     """Whether a seen title could name one item (not "Home", not "ScienceDirect").
 
@@ -227,6 +235,7 @@ def is_specific_title(title: str) -> bool:
 _CUT = re.compile(r"(?:\.{3,}|\u2026)")
 
 
+@functools.lru_cache(maxsize=256)
 def _title_tokens(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """Content words of a cleaned title, and those cut short by an ellipsis."""
     words: set[str] = set()
@@ -551,11 +560,17 @@ def _lower_text(text: str) -> str:
 def _title_hit(titles: tuple[str, ...], pattern: re.Pattern[str]) -> str | None:
     """The title one of whose separator-cut segments is wholly `pattern`."""
     for title in titles:
-        for segment in [_clean(title), *_segments(_clean(title))]:
-            words = " ".join(_TOKEN.findall(_fold(segment)))
-            if pattern.match(words):
-                return title
+        if any(pattern.match(words) for words in _segment_words(title)):
+            return title
     return None
+
+
+@functools.lru_cache(maxsize=256)
+def _segment_words(title: str) -> tuple[str, ...]:
+    """The words of a title and of each separator-cut segment: what the
+    title rules match their patterns against (several per observation)."""
+    cleaned = _clean(title)
+    return tuple(" ".join(_TOKEN.findall(_fold(segment))) for segment in [cleaned, *_segments(cleaned)])
 
 
 def _phrase(pattern: re.Pattern[str], *texts: str) -> str | None:
