@@ -27,7 +27,8 @@ retry chain (500, 503, a timeout: up to 1.5 s of backoff), so first answers
 come as early as possible and those chains run under the remaining work,
 while the hops, one request each, fill the end of the run. URLs
 may keep arriving while checks run (an async iterable: the audit hands over
-each page's links as soon as the page is recorded). A request holds its
+each page's links as soon as the page is recorded), read no further than
+`backlog` URLs ahead of the checks when asked. A request holds its
 host slot for its whole life, including backoff sleeps (politeness), but
 gives the global slot back while it sleeps (throughput). A redirect to
 another host trades host slots; a host slot is always taken before a global
@@ -414,10 +415,18 @@ class _Work:
     when one is freed.
     """
 
-    __slots__ = ("queues", "refused", "_parse", "_first", "_urgent", "_seen", "_heap", "_live", "_seq")
+    __slots__ = ("queues", "refused", "waiting", "room", "_parse", "_first", "_urgent", "_seen", "_heap",
+                 "_live", "_seq", "_backlog")
 
-    def __init__(self, parse: Callable[[str], URL | Observation], first: Container[str] = ()) -> None:
+    def __init__(self, parse: Callable[[str], URL | Observation], first: Container[str] = (),
+                 backlog: int = 0) -> None:
         self.queues: dict[str, deque[str]] = {}
+        self.waiting = 0
+        """URLs queued and not started."""
+        self.room = asyncio.Event()
+        """Set while fewer than `backlog` URLs wait (always, without a backlog)."""
+        self.room.set()
+        self._backlog = backlog
         self.refused: deque[Observation] = deque()
         """Observations of URLs that cannot be checked, to yield at once."""
         self._parse = parse
@@ -447,6 +456,9 @@ class _Work:
             self._urgent[host] += 1
         else:
             queue.append(url)
+        self.waiting += 1
+        if self._backlog and self.waiting >= self._backlog:
+            self.room.clear()
         self._push(host)
 
     def ready(self, host: str) -> None:
@@ -469,6 +481,9 @@ class _Work:
         """The next URL of `host` (just popped); the host stays ready while it has work."""
         queue = self.queues[host]
         url = queue.popleft()
+        self.waiting -= 1
+        if self.waiting < self._backlog:
+            self.room.set()
         if self._urgent[host]:
             self._urgent[host] -= 1
             if not self._urgent[host]:
@@ -546,7 +561,7 @@ class Checker:
         return await asyncio.shield(task)
 
     async def check_many(self, urls: Iterable[str] | AsyncIterable[str], *,
-                         first: Container[str] = ()) -> AsyncIterator[Observation]:
+                         first: Container[str] = (), backlog: int = 0) -> AsyncIterator[Observation]:
         """Check each distinct URL once; yield observations as they complete.
 
         `urls` may be an async iterable that grows while checks run: its URLs
@@ -555,8 +570,11 @@ class Checker:
         the iteration with that exception (the checks in flight are cancelled).
         URLs in `first` (looked up as each URL arrives) start before the
         others: those expected to take long (they failed last time).
+        With `backlog`, an async iterable is read no further while that
+        many of its URLs wait to start: its producer (the page phase) then
+        waits too, and what it holds per URL stays bounded.
         """
-        work = _Work(self._parse, first)
+        work = _Work(self._parse, first, backlog)
         feeder: asyncio.Task[None] | None = None
         if isinstance(urls, AsyncIterable):
             feeder = asyncio.create_task(self._feed(urls, work), name="check-many-feed")
@@ -600,6 +618,7 @@ class Checker:
         async for url in urls:
             work.add(url)
             changed.set()
+            await work.room.wait()
 
     async def _dispatch(self, work: _Work, feeder: asyncio.Task[None] | None) -> AsyncIterator[Observation]:
         limiter = self.limiter

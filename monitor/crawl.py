@@ -56,6 +56,13 @@ PAGES_DONE = "pages_done_run"
 
 ARCHIVE_STATUSES = (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED)
 
+LOOKAHEAD_URLS = 20_000
+"""URLs handed to the checker and not started yet, at most (plus one page's):
+the page phase waits beyond that. Memory per run then stays flat however
+many links a site has (each waiting URL holds its previous state, ~0.7 KB);
+a look-ahead this wide still shows the scheduler every busy host long
+before the end of the run, which is what it needs to finish them on time."""
+
 PAGES_AT_ONCE = 8
 """Watched pages fetched and parsed at once, whatever their hosts (each host
 also gives at most `per_host` slots, shared with the checks). Enough to stay
@@ -198,18 +205,32 @@ class CitedUrls:
 class UrlFeed:
     """The URLs handed to the checker as pages are recorded: an async
     iterable for `Checker.check_many`, ended by `close` (the page phase is
-    over) or by `close(error)` (it failed: the checks stop with that error)."""
+    over) or by `close(error)` (it failed: the checks stop with that error).
+
+    `drained` lets the page phase wait until the checker has taken what it
+    was given: with `check_many(backlog=...)` the checker stops taking while
+    enough URLs wait, so the pages are read only so far ahead of the checks
+    (`LOOKAHEAD_URLS`) and what a run holds per waiting URL stays bounded."""
 
     def __init__(self) -> None:
         self._batches: asyncio.Queue[list[str] | None] = asyncio.Queue()
         self._error: BaseException | None = None
+        self._untaken = 0
+        self._taken = asyncio.Event()
+        self._taken.set()
         self.total = 0
         """URLs handed over so far (the progress bar's total)."""
 
     def put(self, urls: list[str]) -> None:
         if urls:
             self.total += len(urls)
+            self._untaken += len(urls)
+            self._taken.clear()
             self._batches.put_nowait(urls)
+
+    async def drained(self) -> None:
+        """Return once every URL put so far has been taken by the checker."""
+        await self._taken.wait()
 
     def close(self, error: BaseException | None = None) -> None:
         self._error = error
@@ -223,6 +244,9 @@ class UrlFeed:
                     raise self._error
                 return
             for url in batch:
+                self._untaken -= 1
+                if not self._untaken:
+                    self._taken.set()
                 yield url
 
 
@@ -341,6 +365,9 @@ class Audit:
         first: those are of URLs handed over before, never of these (a URL
         is handed over once per run), so they cannot change what is read."""
         if urls:
+            # Not further ahead of the checks than LOOKAHEAD_URLS: the
+            # previous states are loaded here and held until each check.
+            await feed.drained()
             await self._load_states(urls, flushed=False)
             feed.put(urls)
 
@@ -379,7 +406,8 @@ class Audit:
                 self.progress(done, max(done, total()))
 
         try:
-            async with contextlib.aclosing(self.checker.check_many(urls, first=self.slow)) as observations:
+            async with contextlib.aclosing(self.checker.check_many(
+                    urls, first=self.slow, backlog=LOOKAHEAD_URLS)) as observations:
                 async for obs in observations:
                     task = asyncio.create_task(finish(obs))
                     pending.add(task)

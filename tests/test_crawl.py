@@ -47,6 +47,7 @@ class Server:
     port: int = 0
     pages: dict[int, str] = field(default_factory=dict)
     page_delay: float = 0.0
+    doc_delay: float = 0.0
     gates: dict[int, asyncio.Event] = field(default_factory=dict)
     """A page whose number is here is held until its event is set."""
     titles: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,7 @@ class Server:
 
     async def doc(self, request: web.Request) -> web.Response:
         self.doc_seen.set()
+        await asyncio.sleep(self.doc_delay)
         name = request.match_info["name"]
         text = self.titles.get(name) or title(int(name))
         return web.Response(text=f"<html><head><title>{text}</title></head><body><p>{text}: the full text."
@@ -149,6 +151,36 @@ async def test_links_are_checked_while_later_pages_are_fetched(server: Server, t
     assert [p.url for p in pages] == [server.url("/page/0"), server.url("/page/1")]
     assert [(link.url, link.status.value) for link in links] == [
         (server.url(f"/doc/{i}"), "ok") for i in range(3)]
+
+
+async def test_pages_are_handed_over_only_so_far_ahead_of_the_checks(server: Server, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # Twenty pages of four links each, pages answering at once and checks
+    # taking 30 ms, two at a time. With a look-ahead of 4 URLs the page phase
+    # waits for the checks: a page's URLs are handed over (their previous
+    # states loaded and held) only while at most 4 + one page's URLs wait, so
+    # a run's memory stays flat however big the site. Without it the pages
+    # run ahead: most of the 80 URLs are handed over before the tenth check.
+    monkeypatch.setattr(crawl, "LOOKAHEAD_URLS", 4)
+    server.pages = {n: page_html("".join(entry(server.port, 4 * n + i) for i in range(4)))
+                    for n in range(20)}
+    ahead: list[int] = []
+    put = crawl.UrlFeed.put
+
+    def watched_put(feed: crawl.UrlFeed, urls: list[str]) -> None:
+        put(feed, urls)
+        ahead.append(feed.total - sum(1 for p in server.log if p.startswith("/doc/")))
+
+    monkeypatch.setattr(crawl.UrlFeed, "put", watched_put)
+    server.doc_delay = 0.03
+    settings = settings_for(server, tmp_path, concurrency=2, per_host=2)
+    outcome = await asyncio.wait_for(run_audit(settings), timeout=30)
+    assert (outcome.pages, outcome.checked) == (20, 80)
+    assert len(ahead) == 20 and max(ahead) <= 4 + 4 + 2, ahead
+    with Store.open(settings.database.path) as store:
+        links = store.run_links(outcome.run.id)
+    assert sorted(link.url for link in links) == sorted(server.url(f"/doc/{i}") for i in range(80))
+    assert {link.status.value for link in links} == {"ok"}
 
 
 async def test_a_menu_link_is_judged_against_its_later_citation(server: Server, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor import crawl
 from monitor.crawl import run_audit
 from monitor.demo.run import demo_settings
 from monitor.demo.site import SimulatedSite
@@ -46,6 +47,19 @@ async def test_every_link_gets_its_true_status(site: SimulatedSite, tmp_path: Pa
     assert len({link.page for link in links}) == 2
     statuses = {status for status, _ in site.truth.values()}
     assert statuses >= {"ok", "moved", "expired", "error", "blocked", "drifted", "skipped"}
+
+
+async def test_a_narrow_look_ahead_changes_no_verdict(site: SimulatedSite, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # The page phase waiting for the checks (crawl.LOOKAHEAD_URLS) must not
+    # change what is found: menus held back to the end, URLs cited on both
+    # pages, probes and redirects all as with an unbounded look-ahead.
+    monkeypatch.setattr(crawl, "LOOKAHEAD_URLS", 2)
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        got = {link.url: (link.status.value, link.reason) for link in store.run_links(outcome.run.id)}
+    assert got == site.truth
 
 
 async def test_moved_links_suggest_the_new_address(site: SimulatedSite, tmp_path: Path) -> None:
