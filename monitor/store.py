@@ -1249,7 +1249,7 @@ class StoreWriter:
         """Run a public `Store` method on the writer thread, after the queued adds."""
         self._check_method(fn_name)
         await self.flush()
-        return await self._in_thread(lambda: getattr(self._store, fn_name)(*args, **kwargs))
+        return await self.call_unflushed(fn_name, *args, **kwargs)
 
     async def call_unflushed(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
         """`call`, leaving the queued adds to their batch: for calls that do
