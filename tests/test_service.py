@@ -407,6 +407,12 @@ class Proc:
     def text(self) -> str:
         return self.log.read_text(encoding="utf-8", errors="replace")
 
+    def send(self, signum: int) -> None:
+        """Signal the process; one that already died fails the test with its log."""
+        code = self.process.returncode
+        assert code is None, f"exited with {code} before the signal:\n{self.text()[-4000:]}"
+        self.process.send_signal(signum)
+
 
 @pytest.fixture
 async def spawn(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Proc]]]:
@@ -470,7 +476,7 @@ async def test_a_service_killed_mid_audit_resumes_on_restart_and_reports_once(
     db = tmp_path / "monitor.db"
     first = await spawn(*serve_args(config), name="first")
     await until(lambda: observed(db) >= 6, 20, "some committed observations")
-    first.process.send_signal(signal.SIGKILL)
+    first.send(signal.SIGKILL)
     assert await asyncio.wait_for(first.process.wait(), 10) == -signal.SIGKILL
     assert run_row(db)[0] == "running"
     done_before = {u for (u,) in query(db, "SELECT url FROM observations WHERE run_id = 1")}
@@ -479,7 +485,7 @@ async def test_a_service_killed_mid_audit_resumes_on_restart_and_reports_once(
     second = await spawn(*serve_args(config), name="second")
     await until(lambda: (run_row(db) or ("",))[0] == "finished" and len(sink.received) >= 1, 20,
                 "the resumed run and its report")
-    second.process.send_signal(signal.SIGTERM)
+    second.send(signal.SIGTERM)
     assert await asyncio.wait_for(second.process.wait(), 15) == 0
 
     assert_one_clean_run(db, n)
@@ -501,7 +507,7 @@ async def test_sigterm_stops_cleanly_and_the_next_start_resumes(
     first = await spawn(*serve_args(config), name="first")
     await until(lambda: observed(db) >= 4, 20, "some committed observations")
     seen = observed(db)
-    first.process.send_signal(signal.SIGTERM)
+    first.send(signal.SIGTERM)
     assert await asyncio.wait_for(first.process.wait(), 15) == 0
     status, finished_at, reported_at = run_row(db)
     assert status == "interrupted" and finished_at is not None and reported_at is None
@@ -518,7 +524,7 @@ async def test_sigterm_stops_cleanly_and_the_next_start_resumes(
     second = await spawn(*serve_args(config), name="second")
     await until(lambda: (run_row(db) or ("",))[0] == "finished" and len(sink.received) >= 1, 20,
                 "the resumed run and its report")
-    second.process.send_signal(signal.SIGINT)
+    second.send(signal.SIGINT)
     assert await asyncio.wait_for(second.process.wait(), 15) == 0
     assert_one_clean_run(db, n)
     assert len(sink.received) == 1
@@ -552,7 +558,7 @@ async def test_two_services_on_one_database_never_audit_at_once(
 
     await until(lambda: finished() >= 3, 25, "three audits")
     for proc in (a, b):
-        proc.process.send_signal(signal.SIGTERM)
+        proc.send(signal.SIGTERM)
     for proc in (a, b):
         assert await asyncio.wait_for(proc.process.wait(), 15) == 0
 

@@ -103,6 +103,42 @@ def test_open_creates_parent_dirs_and_twice_applies_migrations_once(db_path: Pat
     assert {"runs", "pages", "occurrences", "observations", "url_state", "outbox", "locks", "meta"} <= tables
 
 
+def _open_new_files(paths: list[str], barrier: Any, results: Any) -> None:
+    failed = []
+    for path in paths:
+        barrier.wait()  # every process opens the same new file at the same instant
+        try:
+            Store.open(path).close()
+        except StoreError as exc:
+            failed.append(str(exc))
+    results.put(failed)
+
+
+def test_processes_opening_one_new_file_at_once_all_get_it(tmp_path: Path) -> None:
+    """Two services (or a service and `monitor check`) started together on a new file.
+
+    SQLite answers "database is locked" to the switch to WAL without waiting
+    for busy_timeout; before the store waited for it, about one open in ten
+    failed here (the CI run that killed a service at start).
+    """
+    ctx = multiprocessing.get_context("fork")
+    n, rounds = 4, 30
+    paths = [str(tmp_path / f"new{i}" / "monitor.db") for i in range(rounds)]
+    barrier, results = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=_open_new_files, args=(paths, barrier, results)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    failures = [msg for _ in range(n) for msg in results.get(timeout=60)]
+    for p in procs:
+        p.join(timeout=20)
+    assert failures == []
+    for path in paths:
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert conn.execute("SELECT count(*) FROM _sqlite_migrations").fetchone()[0] == len(
+                MIGRATIONS._migrations)
+
+
 def test_wal_foreign_keys_and_busy_timeout_are_on(store: Store, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
