@@ -180,12 +180,16 @@ def set_meta(path: str, key: str, value: str) -> None:
         store.set_meta(key, value)
 
 
-async def until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition") -> None:
+async def until(condition: Callable[[], bool], timeout: float = 15.0, what: str = "condition",
+                logs: tuple[Proc, ...] = ()) -> None:
+    """Wait for `condition`; on a timeout, show the logs of the processes under test."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not condition():
         if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+            tails = "".join(f"\n---- {p.log.name} (exit {p.process.returncode}):\n{p.text()[-3000:]}"
+                            for p in logs)
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}{tails}")
         await asyncio.sleep(0.05)
 
 
@@ -475,7 +479,7 @@ async def test_a_service_killed_mid_audit_resumes_on_restart_and_reports_once(
     config = write_config(tmp_path, site.page(n, delay=0.25), sink.port, cron=just_missed_cron())
     db = tmp_path / "monitor.db"
     first = await spawn(*serve_args(config), name="first")
-    await until(lambda: observed(db) >= 6, 20, "some committed observations")
+    await until(lambda: observed(db) >= 6, 20, "some committed observations", (first,))
     first.send(signal.SIGKILL)
     assert await asyncio.wait_for(first.process.wait(), 10) == -signal.SIGKILL
     assert run_row(db)[0] == "running"
@@ -484,7 +488,7 @@ async def test_a_service_killed_mid_audit_resumes_on_restart_and_reports_once(
 
     second = await spawn(*serve_args(config), name="second")
     await until(lambda: (run_row(db) or ("",))[0] == "finished" and len(sink.received) >= 1, 20,
-                "the resumed run and its report")
+                "the resumed run and its report", (second,))
     second.send(signal.SIGTERM)
     assert await asyncio.wait_for(second.process.wait(), 15) == 0
 
@@ -505,7 +509,7 @@ async def test_sigterm_stops_cleanly_and_the_next_start_resumes(
     config = write_config(tmp_path, site.page(n, delay=0.25), sink.port, cron=just_missed_cron())
     db = tmp_path / "monitor.db"
     first = await spawn(*serve_args(config), name="first")
-    await until(lambda: observed(db) >= 4, 20, "some committed observations")
+    await until(lambda: observed(db) >= 4, 20, "some committed observations", (first,))
     seen = observed(db)
     first.send(signal.SIGTERM)
     assert await asyncio.wait_for(first.process.wait(), 15) == 0
@@ -523,7 +527,7 @@ async def test_sigterm_stops_cleanly_and_the_next_start_resumes(
 
     second = await spawn(*serve_args(config), name="second")
     await until(lambda: (run_row(db) or ("",))[0] == "finished" and len(sink.received) >= 1, 20,
-                "the resumed run and its report")
+                "the resumed run and its report", (second,))
     second.send(signal.SIGINT)
     assert await asyncio.wait_for(second.process.wait(), 15) == 0
     assert_one_clean_run(db, n)
@@ -556,7 +560,7 @@ async def test_two_services_on_one_database_never_audit_at_once(
         rows = ready_query(db, "SELECT count(*) FROM runs WHERE status = 'finished'")
         return rows[0][0] if rows else 0
 
-    await until(lambda: finished() >= 3, 25, "three audits")
+    await until(lambda: finished() >= 3, 25, "three audits", (a, b))
     for proc in (a, b):
         proc.send(signal.SIGTERM)
     for proc in (a, b):
