@@ -262,6 +262,13 @@ RUN_FLAGGED_LINKS_SQL = RUN_LINKS_SQL.replace(
     "       OR (ob.status IS NULL AND o.skip_reason = 'invalid_url'))",
 )
 
+# The runs `Store.prune` may delete (older than the cutoff given): not the
+# latest, not the latest reported, none with a report still in the outbox.
+_PRUNABLE = """started_at < ?
+    AND id < (SELECT max(id) FROM runs)
+    AND id IS NOT (SELECT max(id) FROM runs WHERE reported_at IS NOT NULL)
+    AND id NOT IN (SELECT run_id FROM outbox WHERE sent_at IS NULL)"""
+
 _OCCURRENCE_COLUMNS = (
     "run_id, page_url, url, raw_href, anchor_text, section, kind, element, attribute, "
     "line, entry_title, entry_summary, entry_source, entry_date, expired_mark, skip_reason"
@@ -803,11 +810,7 @@ class Store:
         """
         cutoff = _ts(before)
         candidates = [row[0] for row in self._conn.execute(
-            """SELECT id FROM runs WHERE started_at < ?
-               AND id < (SELECT max(id) FROM runs)
-               AND id IS NOT (SELECT max(id) FROM runs WHERE reported_at IS NOT NULL)
-               AND id NOT IN (SELECT run_id FROM outbox WHERE sent_at IS NULL)
-               ORDER BY id""", (cutoff,))]
+            f"SELECT id FROM runs WHERE {_PRUNABLE} ORDER BY id", (cutoff,))]
         pinned: dict[int, list[str]] = {}
         if candidates:
             for page_url, run_id in self._conn.execute(
@@ -821,6 +824,12 @@ class Store:
             if stop is not None and stop():
                 return runs_removed, observations
             with self._tx():
+                # Asked again under the write lock: another process may have queued
+                # a report of this run (`monitor report --run N --send`) since the
+                # list was made, and deleting the run would delete that report.
+                if self._conn.execute(f"SELECT 1 FROM runs WHERE id = ? AND {_PRUNABLE}",
+                                      (run_id, cutoff)).fetchone() is None:
+                    continue
                 observations += self._conn.execute(
                     "DELETE FROM observations WHERE run_id = ?", (run_id,)).rowcount
                 keep = pinned.get(run_id)

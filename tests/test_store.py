@@ -840,6 +840,30 @@ def test_prune_stops_between_runs_when_asked(store: Store) -> None:
     assert store.prune(T0 + 10 * WEEK) == (2, 2)  # the rest next time; the latest run stays
 
 
+def test_prune_keeps_a_run_whose_report_another_process_queued_meanwhile(store: Store, db_path: Path) -> None:
+    """`monitor report --run N --send` by hand while the weekly job prunes.
+
+    The runs to delete are listed first, then deleted one transaction each:
+    a report queued in between (here, from another connection between two
+    runs) was deleted with its run, though `enqueue_message` had returned it.
+    A stress run of two processes lost 6 of 6 such reports in 30 rounds.
+    """
+    ids = [weekly_run(store, w, pages={PAGE_A: True}) for w in range(4)]
+    key = f"run-{ids[1]}:all"
+    queued: list[object] = []
+
+    def stop() -> bool:
+        if ids[0] not in run_ids(store) and not queued:  # run 1 is gone, run 2 is next
+            with Store.open(db_path) as other:
+                queued.append(other.enqueue_message(key, ids[1], ["w@example.org"], b"x", "<1@m>", T0))
+        return False
+
+    assert store.prune(T0 + 10 * WEEK, stop=stop) == (2, 2)
+    assert queued[0] is not None
+    assert run_ids(store) == [ids[1], ids[3]]
+    assert store.get_message(key) is not None
+
+
 async def test_writer_call_unflushed_leaves_the_queued_adds_to_their_batch(db_path: Path) -> None:
     """The page phase records pages while observations stream in: its calls
     must not commit (fsync) the pending batch each time."""
