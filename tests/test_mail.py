@@ -333,6 +333,23 @@ async def test_a_stop_during_sending_marks_the_delivered_message_sent(
     assert result.sent == () and len(sink.messages) == 1
 
 
+async def test_a_flush_on_a_clock_in_the_past_still_holds_its_lock(
+        store: Store, smtp_server: ServerFactory) -> None:
+    """The demo (and tests) flush "last week"; the lock's expiry is wall-clock
+    time, or another process would find it stale at once and send the same
+    messages a second time."""
+    sink = SlowSink()
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    flushing = asyncio.create_task(flush_outbox(store, settings.email, None, NOW))
+    await sink.in_data.wait()
+    with Store.open(store.path) as other:
+        taken = other.acquire_lock("outbox", "otherhost:1", dt.datetime.now(UTC), dt.timedelta(minutes=10))
+    assert (await flushing).sent == ("run-1:all",)
+    assert not taken
+
+
 async def test_queued_once_and_never_sent_twice(store: Store, smtp_server: ServerFactory) -> None:
     server = await smtp_server()
     settings = settings_for(email_settings(server.port))
@@ -500,7 +517,7 @@ async def test_some_recipients_refused(store: Store, smtp_server: ServerFactory,
 
 
 async def test_a_flush_in_progress_elsewhere_is_left_alone(store: Store) -> None:
-    assert store.acquire_lock("outbox", "otherhost:1", NOW, dt.timedelta(minutes=10))
+    assert store.acquire_lock("outbox", "otherhost:1", dt.datetime.now(UTC), dt.timedelta(minutes=10))
     result = await flush_outbox(store, email_settings(free_port()), None, NOW)
     assert result.busy and not result.ok
 
