@@ -1059,6 +1059,10 @@ class Store:
     ) -> OutboxMessage | None:
         """Queue a report once per key; None if that key was ever queued."""
         with self._tx():
+            if self._conn.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone() is None:
+                # `monitor report --run N --send` while the weekly job prunes run N.
+                raise StoreError(f"run {run_id} is no longer in the database {self.path} (removed by "
+                                 "the retention clean-up, keep_weeks, meanwhile); nothing was queued")
             cursor = self._conn.execute(
                 "INSERT INTO outbox (key, run_id, recipients, message, message_id, created_at, "
                 "next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",

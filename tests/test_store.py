@@ -840,6 +840,15 @@ def test_prune_stops_between_runs_when_asked(store: Store) -> None:
     assert store.prune(T0 + 10 * WEEK) == (2, 2)  # the rest next time; the latest run stays
 
 
+def test_a_report_of_a_run_pruned_meanwhile_is_a_clear_error(store: Store) -> None:
+    """The other order of the race above: the run went first (was an IntegrityError)."""
+    ids = [weekly_run(store, w, pages={PAGE_A: True}) for w in range(3)]
+    assert store.prune(T0 + 10 * WEEK) == (2, 2)  # the latest run stays
+    with pytest.raises(StoreError, match=f"run {ids[0]} is no longer in the database .*nothing was queued"):
+        store.enqueue_message(f"run-{ids[0]}:all", ids[0], ["w@example.org"], b"x", "<1@m>", T0)
+    assert store.get_message(f"run-{ids[0]}:all") is None
+
+
 def test_prune_keeps_a_run_whose_report_another_process_queued_meanwhile(store: Store, db_path: Path) -> None:
     """`monitor report --run N --send` by hand while the weekly job prunes.
 
