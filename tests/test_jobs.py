@@ -199,6 +199,49 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     assert pages and all(p["status"] == "error" and "refuse" in p["error"] for p in pages), pages
 
 
+@pytest.mark.parametrize(("left", "removed"), [
+    ((), True),                                       # a new directory
+    ((".monitor-demo", "monitor.db", "reports/"), True),  # an earlier demo
+    (("simulated-site-ca.pem", "monitor.db", "mail/"), True),  # a demo older than the marker
+    (("monitor.db",), False),                         # a real monitor's history
+    (("reports/", "monitor.db-wal"), False),
+    (("demo.toml",), False),                          # not proof enough
+])
+def test_the_demo_replaces_only_what_a_demo_left(tmp_path: Path, left: tuple[str, ...],
+                                                  removed: bool) -> None:
+    from monitor.demo.run import OUR_FILES, clean
+    from monitor.errors import ConfigError
+
+    for name in left:
+        if name.endswith("/"):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "2026-11-23.html").write_text("kept?", encoding="utf-8")
+        else:
+            (tmp_path / name).write_text("kept?", encoding="utf-8")
+    if removed:
+        clean(tmp_path)
+        assert not [name for name in OUR_FILES if (tmp_path / name).exists()]
+        assert (tmp_path / ".monitor-demo").is_file()
+    else:
+        with pytest.raises(ConfigError, match="not made by the demo; nothing was removed"):
+            clean(tmp_path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n.rstrip("/") for n in left)
+
+
+async def test_the_demo_in_a_real_monitor_directory_refuses_and_loses_nothing(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from monitor.store import Store
+
+    with Store.open(tmp_path / "monitor.db") as store:
+        store.start_run(dt.datetime(2026, 11, 23, tzinfo=dt.UTC))
+    before = (tmp_path / "monitor.db").read_bytes()
+    code, out, err = await run_monitor("demo", "--dir", str(tmp_path))
+    assert code == 2, err
+    assert "already holds monitor.db" in err and "another --dir" in err and "Traceback" not in err
+    assert (tmp_path / "monitor.db").read_bytes() == before
+
+
 async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, sink: MailSink,
                                                         tmp_path: Path) -> None:
     import datetime as dt

@@ -28,6 +28,7 @@ from monitor.config import (
     Settings,
 )
 from monitor.demo.site import SimulatedSite, SimulatedSiteServer
+from monitor.errors import ConfigError
 
 DEMO_TIMEOUT = 2.0
 """Short, so the simulated hanging server costs the demo seconds, not minutes."""
@@ -133,8 +134,25 @@ class DemoResult:
     config: Path | None = None
 
 
+MARKER = ".monitor-demo"
+"""Left in the demo's directory: the proof that its monitor.db and reports are the demo's."""
+
+
 def clean(workdir: Path) -> None:
-    """Remove what an earlier demo left in `workdir` (only our own files)."""
+    """Remove what an earlier demo left in `workdir` (only our own files).
+
+    `monitor demo --dir .` in the directory of a real monitor would delete its
+    history and saved reports: files of those names are removed only where
+    an earlier demo left its marker.
+    """
+    found = [name for name in OUR_FILES if (workdir / name).exists()]
+    # Demos older than the marker are known by their simulated site's CA.
+    ours = (workdir / MARKER).exists() or (workdir / "simulated-site-ca.pem").exists()
+    if found and not ours:
+        raise ConfigError(f"{workdir} already holds {', '.join(found)}, not made by the demo; "
+                          "nothing was removed. Give the demo another --dir (default: monitor-demo)")
+    (workdir / MARKER).write_text("Written by `monitor demo`: it may replace the files here.\n",
+                                  encoding="utf-8")
     for name in OUR_FILES:
         path = workdir / name
         if path.is_dir():
