@@ -9,6 +9,7 @@ a misspelt `per_hosts = 1` that is ignored makes a monitor impolite.
 from __future__ import annotations
 
 import ipaddress
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,6 +309,15 @@ def _checked(r: _Reader, name: str, check: Callable[[str], str | None]) -> str:
     return value
 
 
+def _regex_problem(pattern: str) -> str | None:
+    """A pattern `re` refuses, said at load time (not as exit 1 mid-audit)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        return f"not a valid regular expression ({exc}): {pattern!r}"
+    return None
+
+
 def _sites(source: str, raw: Any) -> tuple[SiteSettings, ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: sites: expected an array of tables ([[sites]])")
@@ -321,9 +331,9 @@ def _sites(source: str, raw: Any) -> tuple[SiteSettings, ...]:
             owner=_checked(r, "owner", _email_problem),
             max_depth=r.number("max_depth", 3, integer=True),
             max_pages=r.number("max_pages", 500, minimum=1, integer=True),
-            include=r.strings("include", ()),
-            exclude=r.strings("exclude", ()),
-            exclude_links=r.strings("exclude_links", ()),
+            include=r.strings("include", (), _regex_problem),
+            exclude=r.strings("exclude", (), _regex_problem),
+            exclude_links=r.strings("exclude_links", (), _regex_problem),
         )
         if not site.start and not site.sitemap:
             r.fail(f"sites[{i}]", "needs a start URL or a sitemap URL")
@@ -361,7 +371,7 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
         retry_after_max=r.number("retry_after_max", d.retry_after_max),
         backoff_base=r.number("backoff_base", d.backoff_base),
         soft404_probe=r.get("soft404_probe", bool, d.soft404_probe),
-        exclude=r.strings("exclude", ()),
+        exclude=r.strings("exclude", (), _regex_problem),
         connect_to=tuple(connect_to),
         archive_url=r.url("archive_url", ""),
         ca_file=r.get("ca_file", str, ""),

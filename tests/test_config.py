@@ -66,6 +66,10 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[databse]\npath = \"x.db\"\n", "databse", "unknown key"),
         ("checker = 3\n" + PAGE, "checker", "must be a table"),
         (PAGE + "[checker]\nca_file = \"/nonexistent/ca.pem\"\n", "checker.ca_file", "no such file"),
+        (PAGE + "[checker]\nexclude = [\"^https://ok/\", \"(unclosed\"]\n", "checker.exclude[1]",
+         "not a valid regular expression"),
+        ('[[sites]]\nstart = "https://a.org/"\nexclude_links = ["*.pdf"]\n', "sites[0].exclude_links[0]",
+         "not a valid regular expression"),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
