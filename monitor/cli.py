@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -59,6 +60,13 @@ def guarded(fn: F) -> F:
             raise
         except KeyboardInterrupt:
             raise Failure("interrupted") from None
+        except BrokenPipeError:
+            # The reader stopped early (`monitor check --format csv | head`):
+            # the command's work is done; drop the rest of the output quietly.
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0) from None
         except Exception as exc:
             if debug:
                 raise
@@ -191,13 +199,14 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> None:
         assert run is not None
         pages = store.run_pages(run_id)
         links = store.iter_run_links(run_id)
-        if fmt == "json":
-            write_json(sys.stdout, run, pages, links)
-        elif fmt == "csv":
-            write_csv(sys.stdout, links)
-        else:
-            print_listing(run, pages, links)
-        sys.stdout.flush()
+        with contextlib.closing(links):  # its cursor goes before the database, also on a broken pipe
+            if fmt == "json":
+                write_json(sys.stdout, run, pages, links)
+            elif fmt == "csv":
+                write_csv(sys.stdout, links)
+            else:
+                print_listing(run, pages, links)
+            sys.stdout.flush()
 
 
 def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:

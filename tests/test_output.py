@@ -175,3 +175,47 @@ def test_history_state_line(status: LinkStatus, reason: str, strikes: int, since
     state = UrlState(url="https://example.org/", status=status, reason=reason, strikes=strikes,
                      failing_since=since, flapping=flapping)
     assert state_line(state) == expected
+
+
+# -- the listing piped into a reader that stops early (`| head`) ----------------------
+
+
+async def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, aiohttp_server) -> None:
+    """`monitor check --format csv | head -1`: the audit is recorded, the
+    rest of the listing is dropped without a word (no BrokenPipeError, no
+    "Exception ignored" about a closed database)."""
+    import asyncio
+    import os
+    import sys
+
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        links = "".join(f'<p><a href="/a{i}">Article {i}</a></p>' for i in range(400))
+        return web.Response(text=f"<html><head><title>P</title></head><body>{links}</body></html>",
+                            content_type="text/html")
+
+    async def article(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>A</title></head><body>a</body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/{name}", article)
+    server = await aiohttp_server(app)
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page"\n'
+        '[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
+        'allow_private_networks = ["127.0.0.1/32"]\n'
+        f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
+    for fmt in ("csv", "json", "text"):
+        read_end, write_end = os.pipe()
+        os.close(read_end)  # the reader is gone before the first line is written
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", "check", "--config", str(config), "--format", fmt,
+            stdout=write_end, stderr=asyncio.subprocess.PIPE)
+        os.close(write_end)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        assert err.decode() == "", (fmt, err.decode())
+        assert proc.returncode == 0, fmt
