@@ -381,6 +381,8 @@ def _problem(
         since = prev_flagged[(link.page, link.url)].checked_at
     if since is None:
         since = link.checked_at
+    if since is None and new:
+        since = now  # never checked (a malformed address): first seen in this report
     weeks = max(0, (now - since).days // 7) if since else 0
     confirmed = _confirmed(link, state, now, confirm_after)
     fix_url, fix_label = _fix(link)
@@ -388,7 +390,7 @@ def _problem(
     if link.flapping and link.reason != "flapping":
         words += ". " + wording.REASONS["flapping"]
     advice = wording.advice(link.status, confirmed=confirmed, fix_url=fix_url,
-                            archived=fix_label == "Archived copy")
+                            archived=fix_label == "Archived copy", reason=link.reason)
     if link.expired_mark and link.status in _DEAD:
         advice = wording.advice_marked(fix_url, archived=fix_label == "Archived copy")
     return Problem(
@@ -406,10 +408,11 @@ def _confirmed(link: LinkResult, state: UrlState | None, now: dt.datetime,
 
     A 301 says "moved" as clearly the first time as the tenth, and drift is
     measured against the title the link had when it last worked, so both are
-    confirmed at once. Failures are confirmed only when the classifier's
-    history rule says so (several failures over at least a day).
+    confirmed at once. So is a malformed address: it is a typo on the page,
+    which no recheck will clear. Failures are confirmed only when the
+    classifier's history rule says so (several failures over at least a day).
     """
-    if link.status in (LinkStatus.MOVED, LinkStatus.DRIFTED):
+    if link.status in (LinkStatus.MOVED, LinkStatus.DRIFTED) or link.reason == "invalid_url":
         return True
     if state is None:
         state = UrlState(url=link.url, status=link.status, reason=link.reason,

@@ -169,8 +169,11 @@ def skip_words(reason: str) -> str:
     return _SKIPS.get(reason, reason.replace("_", " ") if reason else "not checked")
 
 
-def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool = False) -> str:
+def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool = False,
+           reason: str = "") -> str:
     """What the editor should do about one problem, as an instruction."""
+    if reason == "invalid_url":
+        return "Correct the link's address on the page: as written, it is not a valid web address."
     if status == LinkStatus.MOVED:
         return "Replace the link with the new address." if fix_url else (
             "Find the article's new address and update the link.")

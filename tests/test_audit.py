@@ -160,6 +160,20 @@ def test_suspected_site_errors_are_watched_not_to_fix() -> None:
     assert "Nothing to do yet" in audit.watched[0].advice
 
 
+def test_a_malformed_address_is_to_fix_at_once_not_watched() -> None:
+    """`href="http://[bad"` is a typo on the page: no recheck will clear it,
+    so it is not "Nothing to do yet: this may be temporary", and it was never
+    checked, so its date is the report's, not a blank "First seen  "."""
+    typo = link("http://[bad", "error", "invalid_url", checked_at=None)
+    audit = audit_of([typo])
+    assert audit.watched == ()
+    (problem,) = audit.problems
+    assert problem.confirmed
+    assert "Nothing to do yet" not in problem.advice
+    assert "address" in problem.advice and "page" in problem.advice
+    assert problem.age_words == f"first seen {wording.format_date(NOW)}"
+
+
 def test_first_404_is_suspected_but_listed_to_fix() -> None:
     audit = audit_of([failing(U, days=0.1, strikes=1)])
     (problem,) = audit.problems
