@@ -254,6 +254,8 @@ def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.A
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", home)
+    app.router.add_get("/reports", home)  # base_url itself: the index, not a 404
+    app.router.add_get("/reports/", home)
     app.router.add_get("/reports/{name}", report_file)
     return app
 

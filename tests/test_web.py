@@ -320,9 +320,19 @@ async def test_the_reports_are_served_by_name_with_a_strict_policy(reported: Set
         assert resp.status == 200, name
         if name.endswith(".json"):
             assert (await resp.json())["run"]["id"] in (1, 2)
-    for path in ("/reports/notes.txt", "/reports/", "/reports/..%2Fmonitor.db", "/reports/../monitor.db",
+    for path in ("/reports/notes.txt", "/reports/..%2Fmonitor.db", "/reports/../monitor.db",
                  "/reports/report-2026-11-23-run-99.html", "/reports/%2e%2e/monitor.db"):
         assert (await client.get(path)).status == 404, path
+
+
+async def test_the_reports_address_itself_leads_to_their_index(reported: Settings,
+                                                              aiohttp_client: Any) -> None:
+    """`[report] base_url` is the endpoint's `/reports/` address: opened as
+    is (the mail's link trimmed, a bookmark), it leads to the index, not 404."""
+    client = await aiohttp_client(create_app(reported))
+    for path in ("/reports/", "/reports"):
+        resp = await client.get(path, allow_redirects=False)
+        assert resp.status == 302 and resp.headers["Location"] == "/reports/index.html", path
 
 
 async def test_before_the_first_report_the_home_page_says_so(tmp_path: Path, aiohttp_client: Any) -> None:
