@@ -135,8 +135,15 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
         if problem := url_problem(page):
             raise UsageFailure(f"--page: {problem}")
     settings = load(config_path)
-    outcome = asyncio.run(_check(settings, pages))
+    try:
+        outcome = asyncio.run(_check(settings, pages))
+    except KeyboardInterrupt:
+        raise Failure(INTERRUPTED) from None
     print_results(settings, outcome.run.id, fmt)
+
+
+INTERRUPTED = ("interrupted: the links checked so far are saved; the next audit of this database "
+               "(monitor check, run or serve) resumes the run where it stopped")
 
 
 async def _check(settings: Settings, pages: Sequence[str]) -> Any:
@@ -335,7 +342,10 @@ def run(config_path: Path) -> None:
             with progress_bar() as progress:
                 return await weekly_job(settings, progress=progress)
 
-    audit, outcome = asyncio.run(job())
+    try:
+        audit, outcome = asyncio.run(job())
+    except KeyboardInterrupt:
+        raise Failure(INTERRUPTED) from None
     if audit is None:
         click.echo(f"run {outcome.run_id}: its audit had finished before an interruption; reported now")
     else:

@@ -14,6 +14,7 @@ import asyncio
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +168,50 @@ async def test_a_run_stopped_while_fetching_pages_resumes_them_all(
         links = store.run_links(again.run.id)
     assert [p.url for p in pages] == list(site.pages)
     assert {link.url for link in links} == set(site.truth)
+
+
+async def test_ctrl_c_in_a_check_says_that_the_next_audit_resumes(tmp_path: Path, aiohttp_server: Any) -> None:
+    """Ctrl-C during `monitor check`: one line telling the user that nothing
+    checked is lost and what resumes the run, not a bare "interrupted"."""
+    import signal
+    import sys
+
+    from aiohttp import web
+
+    asked = asyncio.Event()
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text='<html><head><title>P</title></head><body><p><a href="/ok">Fine</a></p>'
+                                 '<p><a href="/slow">Slow</a></p></body></html>', content_type="text/html")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>Fine</title></head><body>x</body></html>",
+                            content_type="text/html")
+
+    async def slow(request: web.Request) -> web.Response:
+        asked.set()
+        await asyncio.sleep(3)
+        return web.Response(text="late")
+
+    app = web.Application()
+    for path, handler in (("/page", page), ("/ok", ok), ("/slow", slow)):
+        app.router.add_get(path, handler)
+    server = await aiohttp_server(app)
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page"\n'
+        '[checker]\ntimeout = 1\nretries = 0\nsoft404_probe = false\n'
+        'allow_private_networks = ["127.0.0.1/32"]\n'
+        f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "check", "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    await asyncio.wait_for(asked.wait(), timeout=30)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    assert proc.returncode == 1
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("monitor: interrupted") and "resumes" in last, last
+    code, out, err2 = await run_monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err2
+    assert json.loads(out)["run"]["id"] == 1  # the interrupted run, resumed
