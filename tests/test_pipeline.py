@@ -189,9 +189,11 @@ async def test_ctrl_c_in_a_check_says_that_the_next_audit_resumes(tmp_path: Path
                             content_type="text/html")
 
     async def slow(request: web.Request) -> web.Response:
-        asked.set()
-        await asyncio.sleep(3)
-        return web.Response(text="late")
+        if not asked.is_set():  # the first check hangs until the Ctrl-C; the resumed one is answered
+            asked.set()
+            await asyncio.sleep(60)
+        return web.Response(text="<html><head><title>Late</title></head><body>x</body></html>",
+                            content_type="text/html")
 
     app = web.Application()
     for path, handler in (("/page", page), ("/ok", ok), ("/slow", slow)):
@@ -200,7 +202,7 @@ async def test_ctrl_c_in_a_check_says_that_the_next_audit_resumes(tmp_path: Path
     config = tmp_path / "monitor.toml"
     config.write_text(
         f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page"\n'
-        '[checker]\ntimeout = 1\nretries = 0\nsoft404_probe = false\n'
+        '[checker]\ntimeout = 30\nretries = 0\nsoft404_probe = false\n'
         'allow_private_networks = ["127.0.0.1/32"]\n'
         f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
