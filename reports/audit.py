@@ -84,6 +84,9 @@ class Problem:
     """A search for the entry's title, to find where the article lives now."""
     occurrences: int = 1
     """How many times this entry links this URL on the page (menus repeat links)."""
+    suspicion: str = ""
+    """Why an unconfirmed failure is only suspected ("failed 3 checks in a row, over
+    less than a day so far"); empty when confirmed, and for blocked links."""
 
     @property
     def label(self) -> str:
@@ -393,9 +396,13 @@ def _problem(
                             archived=fix_label == "Archived copy", reason=link.reason)
     if link.expired_mark and link.status in _DEAD:
         advice = wording.advice_marked(fix_url, archived=fix_label == "Archived copy")
+    suspicion = ""
+    if not confirmed and link.status != LinkStatus.BLOCKED:
+        strikes = state.strikes if state is not None else link.strikes
+        suspicion = wording.suspicion(strikes, confirm_after)
     return Problem(
         link=link, words=words, advice=advice, since=since, weeks_open=weeks,
-        confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label,
+        confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label, suspicion=suspicion,
         page_link=text_fragment_link(link.page, link.entry_title or link.text),
         search_url=search_link(link.entry_title, link.entry_source)
         if link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED) else None,

@@ -169,6 +169,20 @@ def skip_words(reason: str) -> str:
     return _SKIPS.get(reason, reason.replace("_", " ") if reason else "not checked")
 
 
+def suspicion(strikes: int, confirm_after: dt.timedelta) -> str:
+    """Why an unconfirmed failure is only suspected, as the history shows it.
+
+    "Failed once" was printed for every unconfirmed failure, also one that
+    failed four checks in a row within the hours before the report (checks
+    by hand): confirmation needs failures spread over `confirm_after`.
+    """
+    if strikes <= 1:
+        return "suspected: failed once so far"
+    hours = round(confirm_after.total_seconds() / 3600)
+    span = "a day" if hours == 24 else f"{hours} hour" if hours == 1 else f"{hours} hours"
+    return f"suspected: failed {strikes} checks in a row, over less than {span} so far"
+
+
 def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool = False,
            reason: str = "") -> str:
     """What the editor should do about one problem, as an instruction."""
@@ -184,7 +198,7 @@ def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool 
     if status == LinkStatus.ERROR and not confirmed:
         return "Nothing to do yet: this may be temporary, and it will be checked again."
     if status == LinkStatus.EXPIRED and not confirmed:
-        first = "First failure, so it will be checked again; if you act now: "
+        first = "Not confirmed yet, so it will be checked again; if you act now: "
         return first + _lower_first(advice(status, confirmed=True, fix_url=fix_url, archived=archived))
     if archived and fix_url:
         return "Link to the archived copy, or find the article's new address, or mark the entry expired."

@@ -178,7 +178,31 @@ def test_first_404_is_suspected_but_listed_to_fix() -> None:
     audit = audit_of([failing(U, days=0.1, strikes=1)])
     (problem,) = audit.problems
     assert not problem.confirmed
-    assert problem.advice.startswith("First failure")
+    assert problem.advice.startswith("Not confirmed yet")
+    assert problem.suspicion == "suspected: failed once so far"
+
+
+@pytest.mark.parametrize(
+    ("status", "strikes", "hours", "confirm_after", "suspicion"),
+    [
+        ("expired", 1, 1, 24, "suspected: failed once so far"),
+        ("expired", 4, 5, 24, "suspected: failed 4 checks in a row, over less than a day so far"),
+        ("error", 2, 0.5, 4, "suspected: failed 2 checks in a row, over less than 4 hours so far"),
+        ("error", 3, 0.2, 1, "suspected: failed 3 checks in a row, over less than 1 hour so far"),
+        ("expired", 4, 30, 24, ""),      # confirmed: nothing suspected
+        ("blocked", 1, 1, 24, ""),       # a person looks at it anyway
+        ("moved", 0, 0, 24, ""),
+    ],
+)
+def test_a_suspected_failure_says_how_often_it_failed(status: str, strikes: int, hours: float,
+                                                      confirm_after: float, suspicion: str) -> None:
+    """Four failed checks within hours were "failed once so far" in the report."""
+    current = link(U, status, strikes=strikes, failing_since=NOW - dt.timedelta(hours=hours),
+                   suggested_url=U + "/new" if status == "moved" else None)
+    audit = audit_of([current], states={U: state(U, status, strikes, hours)},
+                     confirm_after_hours=confirm_after)
+    (problem,) = audit.problems + audit.watched
+    assert problem.suspicion == suspicion
 
 
 # -- grouping ------------------------------------------------------------------

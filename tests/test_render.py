@@ -621,3 +621,13 @@ def test_the_saved_page_has_no_sideways_scrolling(tmp_path: Path, width: int) ->
     assert overflow is not None, "the probe did not run"
     assert overflow <= 0
 
+
+
+def test_a_suspected_failure_says_how_often_it_failed_in_both_parts() -> None:
+    """A 404 that failed three checks within hours is not "failed once so far"."""
+    links = [result("https://journal.example/a", "expired", "http_404", title="An article",
+                    days=0.1, strikes=3, http_status=404)]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="Treatments")])
+    for text in (render_html(audit), render_text(audit)):
+        assert "suspected: failed 3 checks in a row, over less than a day so far" in text
+        assert "failed once" not in text
