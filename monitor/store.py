@@ -233,10 +233,17 @@ ORDER BY checked_at DESC, id DESC
 # latest observation in that run through observations_run_url (a covering
 # index search, no sort); url_state adds the current flapping flag and the
 # archived copy. Order follows occurrences_run_page, so no temporary b-tree.
+# `http_status` is the answer that decided the status: for a permanent
+# redirect, the redirect's own code (301/308, as in the contract's example),
+# not the 200 at the end of the chain (that is `final_url`'s answer).
 RUN_LINKS_SQL = """
 SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
        o.skip_reason, o.entry_title, o.entry_source, o.entry_date, o.expired_mark,
-       ob.status, ob.reason, ob.detail, ob.http_status, ob.final_url,
+       ob.status, ob.reason, ob.detail,
+       CASE WHEN ob.reason = 'permanent_redirect'
+            THEN coalesce(json_extract(ob.redirects, '$[0].status'), ob.http_status)
+            ELSE ob.http_status END,
+       ob.final_url,
        ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
        s.flapping, s.archived_url
 FROM occurrences AS o

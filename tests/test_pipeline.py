@@ -95,6 +95,11 @@ async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path
     failing = [l for l in doc["links"] if l["status"] in ("expired", "error", "blocked")
                and l["reason"] != "invalid_url"]
     assert failing and all(l["strikes"] == 1 and l["failing_since"] for l in failing)
+    # As in the contract's example: a move is told by its redirect's code, the
+    # chain's end by final_url; a 404 by its own code.
+    moved = [l for l in doc["links"] if l["reason"] == "permanent_redirect"]
+    assert moved and all(l["http_status"] in (301, 308) and l["final_url"] != l["url"] for l in moved)
+    assert {l["http_status"] for l in doc["links"] if l["reason"] == "http_404"} == {404}
 
     # the CSV has the same columns, and the text table names the statuses
     code, csv_out, err = await run_monitor("check", "--config", str(config), "--format", "csv",
