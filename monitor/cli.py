@@ -86,6 +86,20 @@ def load(config_path: Path) -> Settings:
     return load_settings(config_path)
 
 
+def load_existing(config_path: Path) -> Settings:
+    """Settings for a command that only reads the history (history, report).
+
+    Opening a database that is not there creates an empty one: a typo in
+    `database.path` then read as "never checked" and left a stray file.
+    """
+    settings = load_settings(config_path)
+    path = settings.database.path
+    if path != ":memory:" and not Path(path).exists():
+        raise Failure(f"no database at {path} yet (database.path in {config_path}): "
+                      "`monitor check` or `monitor run` makes it")
+    return settings
+
+
 def setup_logging(verbose: bool, debug: bool) -> None:
     """Plain structured lines on stderr: time, level, logger, event and fields."""
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
@@ -249,7 +263,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     from monitor.output import history_dicts
     from monitor.store import Store
 
-    settings = load(config_path)
+    settings = load_existing(config_path)
     with Store.open(settings.database.path) as store:
         entries = store.history(url)
         state = store.url_state(url)
@@ -306,7 +320,7 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     """
     from monitor.jobs import report_job
 
-    settings = load(config_path)
+    settings = load_existing(config_path)
     outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")

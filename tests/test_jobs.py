@@ -396,3 +396,22 @@ def test_an_unreadable_mail_ca_file_is_a_config_error_naming_its_key(tmp_path: P
     with pytest.raises(ConfigError, match=r"^email\.ca_file: cannot load"):
         mail_tls_context(settings)
     assert mail_tls_context(dataclasses.replace(settings, email=EmailSettings())) is None
+
+
+@pytest.mark.parametrize("args", [("history", "https://pubmed.ncbi.nlm.nih.gov/1/"), ("report",)])
+def test_reading_a_database_that_is_not_there_says_so_and_creates_nothing(
+        tmp_path: Path, args: tuple[str, ...]) -> None:
+    """A typo in database.path read as "never checked", and left an empty file behind."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    db = tmp_path / "typo" / "monitr.db"
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "https://www.sclero.org/a.html"\n[database]\npath = "{db}"\n',
+                      encoding="utf-8")
+    result = CliRunner().invoke(cli, [*args, "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert f"no database at {db} yet (database.path in {config})" in result.output
+    assert "Traceback" not in result.output
+    assert not db.parent.exists()
