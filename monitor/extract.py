@@ -119,6 +119,11 @@ _PATH_SAFE = "!$%&'()*+,/:;=@[]^|"
 _QUERY_SAFE = "!$%&()*+,/:;=?@[\\]^`{|}"
 _PATH_QUOTE_RE = re.compile(r"""[^!-~]|["#<>?\\`{}]""")
 _QUERY_QUOTE_RE = re.compile(r"""[^!-~]|["#'<>]""")
+# A user part ("name:password@") is percent-encoded as browsers do (WHATWG
+# userinfo set): raw, it carried terminal escapes, bidi overrides and quotes
+# into the CSV, the logs and the report.
+_USERINFO_SAFE = "!$%&'()*+,;=:"
+_USERINFO_QUOTE_RE = re.compile(r"[^-A-Za-z0-9_.~!$%&'()*+,;=:]")
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -206,6 +211,8 @@ def _canonical_netloc(netloc: str, scheme: str) -> str | None:
         port = str(int(port))
         if port == _DEFAULT_PORTS[scheme]:
             port = ""
+    if userinfo and _USERINFO_QUOTE_RE.search(userinfo):
+        userinfo = quote(userinfo, safe=_USERINFO_SAFE)
     return f"{userinfo}{at}{host}{':' + port if port else ''}"
 
 
