@@ -49,7 +49,7 @@ _POLICY = SMTP.clone(cte_type="7bit")
 """CRLF line ends, refuses line breaks in headers, and never 8bit bodies: a
 relay without 8BITMIME must still take the message."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]+")
 _DOMAIN = re.compile(r"^[A-Za-z0-9.-]+$")
 
 

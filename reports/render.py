@@ -73,6 +73,12 @@ _INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_link_tags=False,
 _REPORT_NAME = re.compile(r"^report-(\d{4}-\d{2}-\d{2})-run-(\d+)\.html$")
 _UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 """Whitespace (as `str.isspace` means it) and control characters."""
+_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+"""What no report needs and the web can smuggle past escaping: control
+characters (ESC, the 8-bit CSI: terminal commands in a text part read in a
+terminal) and the bidi embeddings, overrides and isolates, which display
+the text after them reordered (a URL that looks like another). Removed
+from every rendering; the JSON report keeps the data as it came."""
 _PLAIN_WEB_URL = re.compile(r"https?://[!$-.0-9:;=A-Z_a-z~]+(?:[/?#]|\Z)", re.IGNORECASE | re.ASCII)
 """The common case decided without `urlsplit` (3 us each, 100,000 links a
 report): http(s) and a non-empty host part of plain ASCII characters. The
@@ -304,11 +310,15 @@ def render_page(audit: Audit) -> str:
 
 def _page_chunks(audit: Audit) -> Iterator[str]:
     """`render_page` in pieces, to write without holding the whole page twice."""
-    return _ENV.get_template("report.html.j2").generate(_context(audit, _View("full"), None))
+    return map(_visible, _ENV.get_template("report.html.j2").generate(_context(audit, _View("full"), None)))
+
+
+def _visible(text: str) -> str:
+    return _INVISIBLE.sub("", text)
 
 
 def _tidy(text: str) -> str:
-    return re.sub(r"\n{3,}", "\n\n", text)
+    return re.sub(r"\n{3,}", "\n\n", _visible(text))
 
 
 def render_text(audit: Audit, *, full_report: str | None = None,
@@ -342,7 +352,7 @@ def _inline(html: str) -> str:
     def tight(match: re.Match[str]) -> str:
         return ' style="' + re.sub(r"\s*([:;])\s*", r"\1", match.group(1)).rstrip(";") + '"'
 
-    html = _STYLE_ATTR.sub(tight, _CLASS_ATTR.sub(keep, _INLINER.inline(html)))
+    html = _STYLE_ATTR.sub(tight, _CLASS_ATTR.sub(keep, _INLINER.inline(_visible(html))))
     return _fold(html.encode("ascii", "xmlcharrefreplace").decode("ascii"))
 
 

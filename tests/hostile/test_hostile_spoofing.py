@@ -104,3 +104,104 @@ async def test_a_url_cannot_carry_terminal_controls_or_bidi_overrides_in_its_use
     assert any(u.endswith(f"@{TARGETS}/gone-1") and "%1B" in u for u in urls), urls
     for url in urls:
         assert_clean(url, "a stored URL")
+
+
+# -- the report and the mail ------------------------------------------------------
+
+RLO_ANCHOR = "Smith 2020 \u202e"       # reverses what follows it on the line: the URL
+ISOLATE_HEADING = "Trials \u2067\u2068 (updated)"
+ESC_TITLE = "Treatments \x1b]0;pwned\x07\x1bc\x9b2J"
+DRIFT_TITLE = "Casino \u202etrial of nintedanib\u202c bonus"
+
+
+def report_page() -> str:
+    t = f"http://{TARGETS}"
+    return (
+        f"<html><head><title>{ESC_TITLE}</title></head><body>"
+        f"<h2>{ISOLATE_HEADING}</h2>\n"
+        f'<p><a href="{t}/gone">{RLO_ANCHOR}</a>. A summary \u2066of\u2069 the study. J Rheumatol. 2020;1:3.</p>\n'
+        f'<p><a href="{t}/drift">Nintedanib and the lungs: long follow up</a>. Lancet. 2021;2:4.</p>\n'
+        "</body></html>"
+    )
+
+
+async def start_report_site(aiohttp_server: Any) -> int:
+    page = report_page()
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        host = request.host.split(":", 1)[0]
+        if host == HOST:
+            return web.Response(text=page, content_type="text/html")
+        if request.path == "/drift":
+            return web.Response(text=f"<title>{DRIFT_TITLE}</title><p>{DRIFT_TITLE}</p>",
+                                content_type="text/html")
+        return web.Response(status=404, text="<title>Gone</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", serve)
+    server = await aiohttp_server(app)
+    return int(server.port)
+
+
+def decoded_html(html: str) -> str:
+    """The text a browser or mail client decodes: character references resolved."""
+    import html as htmllib
+    return htmllib.unescape(html)
+
+
+async def test_bidi_overrides_and_controls_from_the_web_do_not_reach_the_report_or_the_mail(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """An override in anchor text would display the URL after it reversed (a
+    link that looks like another); ESC and the 8-bit CSI would drive the
+    terminal of whoever reads the text part there."""
+    import asyncio
+    import email
+    from email.policy import default as default_policy
+
+    from aiosmtpd.smtp import SMTP
+
+    from monitor.config import (CheckerSettings, DatabaseSettings, EmailSettings, PageSettings,
+                                ReportSettings, Settings)
+    from monitor.crawl import run_audit
+    from monitor.jobs import report_job
+
+    received: list[bytes] = []
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            received.append(envelope.original_content or envelope.content)
+            return "250 OK"
+
+    port = await start_report_site(aiohttp_server)
+    smtp = await asyncio.get_running_loop().create_server(lambda: SMTP(Sink()), "127.0.0.1", 0)
+    settings = Settings(
+        pages=(PageSettings(url=f"http://{HOST}/treatments.html"),),
+        report=ReportSettings(dir=str(tmp_path / "out"), confirm_after_hours=0),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                connect_to=mapped(port, HOST, TARGETS) + (("*", "refuse"),)),
+        database=DatabaseSettings(path=str(tmp_path / "m.db")),
+        email=EmailSettings(host="127.0.0.1", port=smtp.sockets[0].getsockname()[1], security="none",
+                            sender="monitor@spoof.example.org", recipients=("webmaster@spoof.example.org",)),
+    )
+    try:
+        outcome = await run_audit(settings)
+        report = await report_job(settings, run_id=outcome.run.id, send=True)
+    finally:
+        smtp.close()
+    with Store.open(settings.database.path) as store:
+        stored = store.run_links(outcome.run.id)
+    assert any("\u202e" in (link.text or "") for link in stored), "the payload reached the audit"
+
+    saved = report.html_path.read_text(encoding="utf-8")
+    assert "Smith 2020" in saved and "TRIALS" in saved
+    assert_clean(decoded_html(saved), "the saved report")
+    assert_clean(decoded_html(report.index_path.read_text(encoding="utf-8")), "the index")
+    assert len(received) == 1
+    message = email.message_from_bytes(received[0], policy=default_policy)
+    html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
+    assert html_part is not None and text_part is not None
+    assert "Smith 2020" in decoded_html(html_part.get_content())
+    assert_clean(decoded_html(html_part.get_content()), "the mail's HTML part")
+    assert "Smith 2020" in text_part.get_content()
+    assert_clean(text_part.get_content(), "the mail's text part")
+    assert_clean(str(message["Subject"]), "the subject")
