@@ -59,7 +59,15 @@ def _iso(value: Any) -> Any:
 
 # The C encoder walks the dict, calling back only for dates (no indent: with
 # one, json falls back to its pure-Python encoder).
-_dumps = functools.partial(json.dumps, ensure_ascii=False, default=_iso)
+_json = functools.partial(json.dumps, ensure_ascii=False, default=_iso)
+_JSON_RAW = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+"""What `ensure_ascii=False` leaves raw but a terminal obeys (the 8-bit CSI)
+or displays reordered (bidi overrides): written as \\u escapes, the same data."""
+
+
+def _dumps(value: Any) -> str:
+    text = _json(value)
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _JSON_RAW.search(text) else text
 
 
 def link_dict(link: LinkResult) -> dict[str, Any]:
@@ -128,10 +136,16 @@ def to_csv(links: Iterable[LinkResult]) -> str:
 
 
 def _csv_safe(value: Any) -> Any:
-    """Defuse spreadsheet formulas: anchor text comes from the web."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
+    """Defuse spreadsheet formulas and drop control characters and bidi
+    overrides (a CSV goes to a terminal too): anchor text comes from the web."""
+    if isinstance(value, str):
+        value = _CSV_INVISIBLE.sub("", value)
+        if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+            return "'" + value
     return value
+
+
+_CSV_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 
 
 LISTED = (LinkStatus.EXPIRED, LinkStatus.MOVED, LinkStatus.DRIFTED, LinkStatus.ERROR, LinkStatus.BLOCKED)
@@ -165,9 +179,9 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     for page in pages:
         title = _one_line(page.title)
         if title:
-            out.write(f"{paint(title, 'page')}\n  {page.url}: ")
+            out.write(f"{paint(title, 'page')}\n  {_one_line(page.url)}: ")
         else:  # the URL once, as the heading
-            out.write(f"{paint(page.url, 'page')}\n  ")
+            out.write(f"{paint(_one_line(page.url), 'page')}\n  ")
         out.write(f"{page.links} link{'' if page.links == 1 else 's'}")
         if page.status == "error":
             out.write(f"; {paint('could not be fetched', 'error')}: {_one_line(page.error)}")
@@ -225,11 +239,12 @@ def _block(link: LinkResult, page_name: str) -> str:
 
 def _one_line(text: str) -> str:
     """Text from the web on one line: no newline or control character can
-    break the listing's layout or reach the terminal."""
+    break the listing's layout or reach the terminal, no bidi override can
+    show the text after it reordered."""
     return _CONTROL.sub(" ", text).strip()
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 
 
 def group_by_status(links: Sequence[LinkResult]) -> list[tuple[LinkStatus, list[LinkResult]]]:

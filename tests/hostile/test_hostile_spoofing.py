@@ -205,3 +205,28 @@ async def test_bidi_overrides_and_controls_from_the_web_do_not_reach_the_report_
     assert "Smith 2020" in text_part.get_content()
     assert_clean(text_part.get_content(), "the mail's text part")
     assert_clean(str(message["Subject"]), "the subject")
+
+
+async def test_the_cli_prints_no_control_or_bidi_character_from_the_web(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """`monitor check` in a terminal: the listing, the CSV and the JSON carry
+    the titles, headings and anchor texts without ESC, the 8-bit CSI or a
+    bidi override (JSON escapes them, so its data is unchanged)."""
+    import json
+
+    port = await start_report_site(aiohttp_server)
+    connect = ", ".join(f'"{k}" = "{v}"' for k, v in mapped(port, HOST, TARGETS) + (("*", "refuse"),))
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://{HOST}/treatments.html"\n'
+        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
+        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    for fmt in ("text", "csv", "json"):
+        code, out, err = await run_monitor("check", "--config", str(config), "--format", fmt)
+        assert code == 0, err
+        assert "Smith 2020" in out, out
+        assert_clean(out, f"--format {fmt}")
+        assert_clean(err, f"--format {fmt} stderr")
+        if fmt == "json":
+            texts = {link["text"] for link in json.loads(out)["links"]}
+            assert RLO_ANCHOR.strip() in texts, texts  # the data, escaped, not changed
