@@ -260,7 +260,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     """
     import json
 
-    from monitor.output import history_dicts
+    from monitor.output import history_dicts, one_line
     from monitor.store import Store
 
     settings = load_existing(config_path)
@@ -279,7 +279,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
                    "forgotten ([database] keep_weeks)")
     for e in entries:
         code = e.http_status if e.http_status is not None else "-"
-        hops = " -> ".join(f"{h.status} {h.location}" for h in e.redirects)
+        hops = " -> ".join(f"{h.status} {one_line(h.location)}" for h in e.redirects)
         line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
         click.echo(line + (f"  via {hops}" if hops else ""))
     if state is not None:

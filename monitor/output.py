@@ -244,7 +244,10 @@ def _one_line(text: str) -> str:
     return _CONTROL.sub(" ", text).strip()
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]+")
+"""Controls, bidi overrides, and lone surrogates: a byte of a header that
+was not UTF-8, which stdout would write back raw (0x9b: the 8-bit CSI)."""
+one_line = _one_line
 
 
 def group_by_status(links: Sequence[LinkResult]) -> list[tuple[LinkStatus, list[LinkResult]]]:

@@ -230,3 +230,41 @@ async def test_the_cli_prints_no_control_or_bidi_character_from_the_web(
         if fmt == "json":
             texts = {link["text"] for link in json.loads(out)["links"]}
             assert RLO_ANCHOR.strip() in texts, texts  # the data, escaped, not changed
+
+
+async def test_history_prints_no_control_character_of_a_redirect_target(
+        tmp_path: Path, raw_server: Any) -> None:
+    """A Location header that is no URL is kept as the hop's target as it
+    came: ESC c (reset the terminal) and a raw 8-bit CSI byte. `monitor
+    history` shows the hops on one line each, without them."""
+    from hostile_kit import read_request
+
+    async def handler(reader: Any, writer: Any, raw: Any) -> None:
+        request = await read_request(reader, raw)
+        if b" /page " in request.split(b"\r\n", 1)[0]:
+            body = (b'<html><title>P</title><p><a href="http://t.spoof.example.org/x">Study one</a>.'
+                    b" J Rheumatol. 2020;1:2.</p></html>")
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n" % len(body)
+            await raw.send(writer, head + body)
+        else:
+            await raw.send(writer, b"HTTP/1.1 301 Moved\r\nLocation: http://[\x1bc\x9b2J\r\n"
+                                   b"Content-Length: 0\r\n\r\n")
+
+    raw = await raw_server(handler)
+    connect = (f'"{HOST}:80" = "127.0.0.1:{raw.port}", "t.spoof.example.org:80" = "127.0.0.1:{raw.port}", '
+               '"*" = "refuse"')
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://{HOST}/page"\n'
+        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
+        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    code, _, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    try:
+        code, out, err = await run_monitor("history", "http://t.spoof.example.org/x", "--config", str(config))
+    except UnicodeDecodeError as exc:
+        raise AssertionError(f"monitor history wrote a raw byte from the web: {exc}") from None
+    assert code == 0, err
+    assert "via 301 http://[" in out, out
+    assert_clean(out, "monitor history")
+    assert "\udc9b" not in out and "\ufffd" not in out, repr(out)  # the raw 0x9b byte, decoded
