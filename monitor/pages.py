@@ -8,6 +8,7 @@ unchanged page cost one 304 and no parsing.
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass
 
 import aiohttp
@@ -73,4 +74,15 @@ async def fetch_page(
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:200]
+    return printable(f"{type(exc).__name__}: {text}"[:200])
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """An error message that quotes a server (aiohttp quotes a bad Location
+    raw) made safe to log and store: controls, bidi overrides and the lone
+    surrogates of bytes that were not UTF-8 (which SQLite refuses) become
+    escapes such as \\x1b."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)

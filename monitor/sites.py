@@ -63,6 +63,7 @@ from monitor.client import Client
 from monitor.config import CheckerSettings, SiteSettings
 from monitor.errors import ConfigError
 from monitor.extract import normalize_url
+from monitor.pages import printable
 from monitor.types import Citation, LinkKind
 
 __all__ = [
@@ -386,7 +387,7 @@ async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes
 
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+    return printable(f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__)
 
 
 async def fetch_robots(client: Client, site_url: str, *, timeout: float) -> RobotsRules:

@@ -268,3 +268,36 @@ async def test_history_prints_no_control_character_of_a_redirect_target(
     assert "via 301 http://[" in out, out
     assert_clean(out, "monitor history")
     assert "\udc9b" not in out and "\ufffd" not in out, repr(out)  # the raw 0x9b byte, decoded
+
+
+async def test_a_page_redirecting_to_garbage_is_a_failed_page_not_a_crash_or_a_forged_log(
+        tmp_path: Path, raw_server: Any) -> None:
+    """The watched page (and a site's robots.txt) answer 301 to a Location
+    that is no URL, with ESC c and a byte that is not UTF-8. aiohttp's error
+    quotes it raw: it reached the log line on stderr (a terminal reset) and,
+    as a lone surrogate, made SQLite refuse the page's record, which ended
+    the whole run with exit status 1."""
+    from hostile_kit import read_request
+
+    async def handler(reader: Any, writer: Any, raw: Any) -> None:
+        await read_request(reader, raw)
+        await raw.send(writer, b"HTTP/1.1 301 Moved\r\nLocation: http://[\x1bc\x9b2J\r\n"
+                               b"Content-Length: 0\r\n\r\n")
+
+    raw = await raw_server(handler)
+    site = "site.spoof.example.org"
+    connect = f'"{HOST}:80" = "127.0.0.1:{raw.port}", "{site}:80" = "127.0.0.1:{raw.port}", "*" = "refuse"'
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://{HOST}/page"\n[[sites]]\nstart = "http://{site}/"\n'
+        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
+        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    try:
+        code, out, err = await run_monitor("-v", "check", "--config", str(config))
+    except UnicodeDecodeError as exc:
+        raise AssertionError(f"monitor check wrote a raw byte from the web: {exc}") from None
+    assert code == 0, err
+    assert "could not be fetched" in out, out
+    assert "page fetch failed" in err and "robots.txt unavailable" in err, err
+    assert_clean(out, "stdout")
+    assert_clean(err, "the log lines")
