@@ -51,8 +51,8 @@ async def fetch_page(
                     final_url=str(resp.url),
                     http_status=resp.status,
                     content_type=resp.headers.get("Content-Type", ""),
-                    etag=resp.headers.get("ETag", ""),
-                    last_modified=resp.headers.get("Last-Modified", ""),
+                    etag=_validator(resp.headers.get("ETag", "")),
+                    last_modified=_validator(resp.headers.get("Last-Modified", "")),
                 )
                 if resp.status == 304:
                     return PageFetch(status="not_modified", **common)
@@ -70,6 +70,13 @@ async def fetch_page(
         return PageFetch(url=url, final_url=url, status="error", error="too many redirects")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageFetch(url=url, final_url=url, status="error", error=_describe(exc))
+
+
+def _validator(value: str) -> str:
+    """An ETag or Last-Modified worth keeping for the next fetch: printable
+    ASCII. Anything else (a byte that is not UTF-8 arrives as a lone
+    surrogate, which SQLite refuses) is dropped: the page is fetched whole."""
+    return value if value.isascii() and value.isprintable() else ""
 
 
 def _describe(exc: BaseException) -> str:

@@ -301,3 +301,34 @@ async def test_a_page_redirecting_to_garbage_is_a_failed_page_not_a_crash_or_a_f
     assert "page fetch failed" in err and "robots.txt unavailable" in err, err
     assert_clean(out, "stdout")
     assert_clean(err, "the log lines")
+
+
+async def test_a_validator_that_is_not_ascii_does_not_end_every_run(tmp_path: Path, raw_server: Any) -> None:
+    """ETag and Last-Modified are kept to ask "changed since?" next time. A
+    byte that is not UTF-8 in them (a lone surrogate once decoded) made
+    SQLite refuse the page's record: every audit of the site ended with exit
+    status 1. Such a validator is not kept; the page is fetched whole."""
+    from hostile_kit import read_request
+
+    async def handler(reader: Any, writer: Any, raw: Any) -> None:
+        request = await read_request(reader, raw)
+        body = (b'<html><title>P</title><p><a href="http://www.spoof.example.org/self">Study one</a>.'
+                b" J Rheumatol. 2020;1:2.</p></html>")
+        validators = (b'ETag: "\x9b\x1bc"\r\nLast-Modified: \x9b\x1bc\r\n'
+                      if b" /page " in request.split(b"\r\n", 1)[0] else b"")
+        await raw.send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n" + validators
+                       + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+
+    raw = await raw_server(handler)
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://{HOST}/page"\n'
+        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n"
+        f'connect_to = {{ "{HOST}:80" = "127.0.0.1:{raw.port}", "*" = "refuse" }}\n'
+        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    for _ in range(2):
+        code, out, err = await run_monitor("check", "--config", str(config))
+        assert code == 0, err
+        assert f"{HOST}/page: 1 link\n" in out, out
+    assert all(b"If-None-Match" not in r and b"If-Modified-Since" not in r for r in raw.requests)
+
