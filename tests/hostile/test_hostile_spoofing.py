@@ -332,3 +332,38 @@ async def test_a_validator_that_is_not_ascii_does_not_end_every_run(tmp_path: Pa
         assert f"{HOST}/page: 1 link\n" in out, out
     assert all(b"If-None-Match" not in r and b"If-Modified-Since" not in r for r in raw.requests)
 
+
+
+async def test_a_cited_server_cannot_end_the_run_with_a_content_type_that_is_not_utf8(
+        tmp_path: Path, raw_server: Any) -> None:
+    """Any cited server: a byte that is not UTF-8 in its Content-Type (a lone
+    surrogate once decoded) made the store's writer fail the batch and the
+    audit end with exit status 1, every week."""
+    from hostile_kit import read_request
+
+    async def handler(reader: Any, writer: Any, raw: Any) -> None:
+        request = await read_request(reader, raw)
+        if b" /page " in request.split(b"\r\n", 1)[0]:
+            body = (f'<html><title>P</title><p><a href="http://{TARGETS}/odd">Study one</a>.'
+                    f' J Rheumatol. 2020;1:2.</p><p><a href="http://{TARGETS}/fine">Study two</a>.'
+                    " Lancet. 2021;1:2.</p></html>").encode()
+            content_type = b"text/html"
+        else:
+            body = b"<title>An article</title><p>Text</p>"
+            content_type = b"text/html; charset=\x9b\x1bc" if b" /odd " in request else b"text/html"
+        await raw.send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type
+                       + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+
+    raw = await raw_server(handler)
+    connect = f'"{HOST}:80" = "127.0.0.1:{raw.port}", "{TARGETS}:80" = "127.0.0.1:{raw.port}", "*" = "refuse"'
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://{HOST}/page"\n'
+        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
+        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    import json
+    links = {link["url"].rsplit("/", 1)[-1]: link for link in json.loads(out)["links"]}
+    assert {name: link["status"] for name, link in links.items()} == {"odd": "ok", "fine": "ok"}
+    assert_clean(out, "stdout")
