@@ -210,15 +210,22 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             spool = spools[status]
             spool.seek(0)
             shutil.copyfileobj(spool, out)
-    quiet = [f"{sizes[LinkStatus.OK]} ok"] if LinkStatus.OK in sizes else []
+    # Links here, distinct URLs on the last line: each says which it counts.
+    quiet = [_links(sizes[LinkStatus.OK], "ok")] if LinkStatus.OK in sizes else []
     if LinkStatus.SKIPPED in sizes:
-        quiet.append(f"{sizes[LinkStatus.SKIPPED]} skipped (mailto:, in-page jumps, excluded links)")
+        quiet.append(_links(sizes[LinkStatus.SKIPPED], "skipped") + " (mailto:, in-page jumps, excluded links)")
     if quiet:
         out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
-    summary = ", ".join(f"{s} {n}" for s, n in tally.counts().items() if n)
-    out.write(f"\nrun {run.id}: {tally.links} link{'' if tally.links == 1 else 's'}"
-              + (f", distinct URLs: {summary}\n" if summary else ".\n"))
+    counts = tally.counts()
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    distinct = sum(counts.values())
+    out.write(f"\nrun {run.id}: {_links(tally.links)}"
+              + (f", {distinct} distinct URL{'' if distinct == 1 else 's'}: {summary}\n" if summary else ".\n"))
     return tally
+
+
+def _links(n: int, what: str = "") -> str:
+    return f"{n} {what + ' ' if what else ''}link{'' if n == 1 else 's'}"
 
 
 def _block(link: LinkResult, page_name: str) -> str:

@@ -117,9 +117,9 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     moved = link(99, LinkStatus.MOVED, suggested_url="https://pubmed.ncbi.nlm.nih.gov/99/",
                  archived_url="https://web.archive.org/never-shown")
     buffer = io.StringIO()
-    tally = write_text(buffer, RUN, PAGES, iter([moved, *many, LINKS[3]]))
+    tally = write_text(buffer, RUN, PAGES, iter([moved, *many, LINKS[3], many[1]]))  # /1/ cited twice
     text = buffer.getvalue()
-    assert tally.links == 42
+    assert tally.links == 43
     # the statuses in the order of what to fix first, whatever order the links came in
     assert text.index("EXPIRED: 14 links") < text.index("MOVED: 1 link ")
     for n in range(0, 40, 3):  # every flagged link, its URL whole on a line of its own
@@ -131,8 +131,9 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     assert "    new address: https://pubmed.ncbi.nlm.nih.gov/99/\n" in text
     assert "never-shown" not in text  # a new address is the fix; no archived copy offered then
     assert "  Traitements – Sjögren > Biologics\n" in text
-    assert "Not listed: 26 ok and 1 skipped (mailto:, in-page jumps, excluded links); --format csv" in text
-    assert "run 7: 42 links, distinct URLs: expired 14, moved 1, ok 26, skipped 1" in text
+    # links where they are listed, distinct URLs in the summary: each line says which
+    assert "Not listed: 27 ok links and 1 skipped link (mailto:, in-page jumps, excluded links); --format csv" in text
+    assert "run 7: 43 links, 42 distinct URLs: 14 expired, 1 moved, 26 ok, 1 skipped" in text
 
 
 def test_text_of_a_run_whose_only_page_failed() -> None:
