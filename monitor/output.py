@@ -177,7 +177,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     paint = style or (lambda text, kind: text)
     names = {p.url: _one_line(p.name or p.title or p.url) for p in pages}
     for page in pages:
-        title = _one_line(page.title)
+        title = _one_line(page.name or page.title)  # the name its blocks below go by
         if title:
             out.write(f"{paint(title, 'page')}\n  {_one_line(page.url)}: ")
         else:  # the URL once, as the heading

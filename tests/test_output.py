@@ -136,6 +136,17 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     assert "run 7: 43 links, 42 distinct URLs: 14 expired, 1 moved, 26 ok, 1 skipped" in text
 
 
+def test_a_named_page_goes_by_its_name_in_its_heading_and_its_blocks() -> None:
+    """The heading said the page's HTML title, the blocks under it the configured name."""
+    page = replace(PAGES[0], name="Sjögren (fr)")
+    buffer = io.StringIO()
+    write_text(buffer, RUN, [page], iter([link(1, LinkStatus.EXPIRED, reason="http_404")]))
+    text = buffer.getvalue()
+    assert text.startswith(f"Sjögren (fr)\n  {PAGE}: 3 links\n")
+    assert "\n  Sjögren (fr) > Biologics\n" in text
+    assert "Traitements" not in text
+
+
 def test_text_of_a_run_whose_only_page_failed() -> None:
     page = PageRecord(run_id=7, url=PAGE, status="error", error="connection refused")
     buffer = io.StringIO()
