@@ -126,28 +126,38 @@ def state(url: str, status: str, strikes: int, hours: float) -> UrlState:
                     failing_since=NOW - dt.timedelta(hours=hours))
 
 
+ONCE = "suspected: failed once so far"
+
+
 @pytest.mark.parametrize(
-    ("status", "strikes", "hours", "confirm_after", "confirmed"),
+    ("status", "strikes", "hours", "confirm_after", "confirmed", "suspicion"),
     [
-        ("expired", 1, 1, 24, False),    # first failure
-        ("expired", 3, 30, 24, True),    # several failures over more than a day
-        ("expired", 3, 5, 24, False),    # several, but all within a few hours
-        ("expired", 3, 5, 4, True),      # ...which is enough with a 4 h setting
-        ("error", 1, 0.1, 24, False),
-        ("error", 4, 48, 24, True),
-        ("blocked", 4, 48, 24, True),
-        ("moved", 0, 0, 24, True),       # a 301 is a fact on the first sight
-        ("drifted", 0, 0, 24, True),
+        ("expired", 1, 1, 24, False, ONCE),   # first failure
+        ("expired", 3, 30, 24, True, ""),     # several failures over more than a day
+        ("expired", 3, 5, 24, False,          # several, but all within a few hours
+         "suspected: failed 3 checks in a row, over less than a day so far"),
+        ("expired", 3, 5, 4, True, ""),       # ...which is enough with a 4 h setting
+        ("error", 1, 0.1, 24, False, ONCE),
+        ("error", 2, 0.5, 4, False, "suspected: failed 2 checks in a row, over less than 4 hours so far"),
+        ("error", 3, 0.2, 1, False, "suspected: failed 3 checks in a row, over less than 1 hour so far"),
+        ("error", 4, 48, 24, True, ""),
+        ("blocked", 4, 48, 24, True, ""),
+        ("blocked", 1, 1, 24, False, ""),     # a person looks at it anyway: nothing "suspected"
+        ("moved", 0, 0, 24, True, ""),        # a 301 is a fact on the first sight
+        ("drifted", 0, 0, 24, True, ""),
     ],
 )
 def test_confirmed_versus_suspected(status: str, strikes: int, hours: float,
-                                    confirm_after: float, confirmed: bool) -> None:
+                                    confirm_after: float, confirmed: bool, suspicion: str) -> None:
+    """Confirmed, or suspected with how often it failed (four failed checks
+    within hours were "failed once so far" in the report)."""
     current = link(U, status, strikes=strikes, failing_since=NOW - dt.timedelta(hours=hours),
                    suggested_url=U + "/new" if status == "moved" else None)
     audit = audit_of([current], states={U: state(U, status, strikes, hours)},
                      confirm_after_hours=confirm_after)
     (problem,) = audit.problems + audit.watched
     assert problem.confirmed is confirmed
+    assert problem.suspicion == suspicion
 
 
 def test_suspected_site_errors_are_watched_not_to_fix() -> None:
@@ -179,30 +189,7 @@ def test_first_404_is_suspected_but_listed_to_fix() -> None:
     (problem,) = audit.problems
     assert not problem.confirmed
     assert problem.advice.startswith("Not confirmed yet")
-    assert problem.suspicion == "suspected: failed once so far"
-
-
-@pytest.mark.parametrize(
-    ("status", "strikes", "hours", "confirm_after", "suspicion"),
-    [
-        ("expired", 1, 1, 24, "suspected: failed once so far"),
-        ("expired", 4, 5, 24, "suspected: failed 4 checks in a row, over less than a day so far"),
-        ("error", 2, 0.5, 4, "suspected: failed 2 checks in a row, over less than 4 hours so far"),
-        ("error", 3, 0.2, 1, "suspected: failed 3 checks in a row, over less than 1 hour so far"),
-        ("expired", 4, 30, 24, ""),      # confirmed: nothing suspected
-        ("blocked", 1, 1, 24, ""),       # a person looks at it anyway
-        ("moved", 0, 0, 24, ""),
-    ],
-)
-def test_a_suspected_failure_says_how_often_it_failed(status: str, strikes: int, hours: float,
-                                                      confirm_after: float, suspicion: str) -> None:
-    """Four failed checks within hours were "failed once so far" in the report."""
-    current = link(U, status, strikes=strikes, failing_since=NOW - dt.timedelta(hours=hours),
-                   suggested_url=U + "/new" if status == "moved" else None)
-    audit = audit_of([current], states={U: state(U, status, strikes, hours)},
-                     confirm_after_hours=confirm_after)
-    (problem,) = audit.problems + audit.watched
-    assert problem.suspicion == suspicion
+    assert problem.suspicion == ONCE
 
 
 # -- grouping ------------------------------------------------------------------

@@ -63,17 +63,23 @@ async def start_site(aiohttp_server: Any) -> int:
     return int(server.port)
 
 
-def write_config(tmp_path: Path, port: int) -> Path:
-    connect = ", ".join(f'"{k}" = "{v}"' for k, v in mapped(port, HOST, TARGETS) + (("*", "refuse"),))
+def config_for(tmp_path: Path, port: int, *names: str, page: str = f"http://{HOST}/page",
+               extra: str = "") -> Path:
+    """A config watching `page`, every name served by the local server on `port`, nothing else."""
+    connect = ", ".join(f'"{k}" = "{v}"' for k, v in mapped(port, *names) + (("*", "refuse"),))
     config = tmp_path / "monitor.toml"
     config.write_text(
-        f'[[pages]]\nurl = "http://{HOST}/page.html"\n'
-        f'[[sites]]\nsitemap = "http://{HOST}/sitemap.xml"\n'
+        f'[[pages]]\nurl = "{page}"\n{extra}'
         f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
         f'[database]\npath = "{tmp_path / "m.db"}"\n'
         f'[report]\ndir = "{tmp_path / "out"}"\n',
         encoding="utf-8")
     return config
+
+
+def write_config(tmp_path: Path, port: int) -> Path:
+    return config_for(tmp_path, port, HOST, TARGETS, page=f"http://{HOST}/page.html",
+                      extra=f'[[sites]]\nsitemap = "http://{HOST}/sitemap.xml"\n')
 
 
 def assert_clean(text: str, where: str) -> None:
@@ -215,12 +221,7 @@ async def test_the_cli_prints_no_control_or_bidi_character_from_the_web(
     import json
 
     port = await start_report_site(aiohttp_server)
-    connect = ", ".join(f'"{k}" = "{v}"' for k, v in mapped(port, HOST, TARGETS) + (("*", "refuse"),))
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://{HOST}/treatments.html"\n'
-        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
-        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    config = config_for(tmp_path, port, HOST, TARGETS, page=f"http://{HOST}/treatments.html")
     for fmt in ("text", "csv", "json"):
         code, out, err = await run_monitor("check", "--config", str(config), "--format", fmt)
         assert code == 0, err
@@ -251,13 +252,7 @@ async def test_history_prints_no_control_character_of_a_redirect_target(
                                    b"Content-Length: 0\r\n\r\n")
 
     raw = await raw_server(handler)
-    connect = (f'"{HOST}:80" = "127.0.0.1:{raw.port}", "t.spoof.example.org:80" = "127.0.0.1:{raw.port}", '
-               '"*" = "refuse"')
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://{HOST}/page"\n'
-        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
-        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    config = config_for(tmp_path, raw.port, HOST, "t.spoof.example.org")
     code, _, err = await run_monitor("check", "--config", str(config))
     assert code == 0, err
     try:
@@ -286,12 +281,7 @@ async def test_a_page_redirecting_to_garbage_is_a_failed_page_not_a_crash_or_a_f
 
     raw = await raw_server(handler)
     site = "site.spoof.example.org"
-    connect = f'"{HOST}:80" = "127.0.0.1:{raw.port}", "{site}:80" = "127.0.0.1:{raw.port}", "*" = "refuse"'
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://{HOST}/page"\n[[sites]]\nstart = "http://{site}/"\n'
-        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
-        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    config = config_for(tmp_path, raw.port, HOST, site, extra=f'[[sites]]\nstart = "http://{site}/"\n')
     try:
         code, out, err = await run_monitor("-v", "check", "--config", str(config))
     except UnicodeDecodeError as exc:
@@ -320,12 +310,7 @@ async def test_a_validator_that_is_not_ascii_does_not_end_every_run(tmp_path: Pa
                        + b"Content-Length: %d\r\n\r\n" % len(body) + body)
 
     raw = await raw_server(handler)
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://{HOST}/page"\n'
-        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n"
-        f'connect_to = {{ "{HOST}:80" = "127.0.0.1:{raw.port}", "*" = "refuse" }}\n'
-        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    config = config_for(tmp_path, raw.port, HOST)
     for _ in range(2):
         code, out, err = await run_monitor("check", "--config", str(config))
         assert code == 0, err
@@ -355,12 +340,7 @@ async def test_a_cited_server_cannot_end_the_run_with_a_content_type_that_is_not
                        + b"\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
 
     raw = await raw_server(handler)
-    connect = f'"{HOST}:80" = "127.0.0.1:{raw.port}", "{TARGETS}:80" = "127.0.0.1:{raw.port}", "*" = "refuse"'
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://{HOST}/page"\n'
-        f"[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\nconnect_to = {{ {connect} }}\n"
-        f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    config = config_for(tmp_path, raw.port, HOST, TARGETS)
     code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
     assert code == 0, err
     import json
