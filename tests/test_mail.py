@@ -315,14 +315,21 @@ class SlowSink(Sink):
         return await super().handle_DATA(server, session, envelope)
 
 
-async def test_a_stop_during_sending_marks_the_delivered_message_sent(
-        store: Store, smtp_server: ServerFactory) -> None:
+async def flush_caught_mid_send(store: Store, smtp_server: ServerFactory
+                                ) -> tuple[SlowSink, Any, asyncio.Task[Any]]:
+    """A report queued and a flush under way, stopped while the server holds the message."""
     sink = SlowSink()
     server = await smtp_server(sink)
     settings = settings_for(email_settings(server.port))
     queue_report(store, known_audit(), settings, NOW, owners={})
     flushing = asyncio.create_task(flush_outbox(store, settings.email, None, NOW))
     await sink.in_data.wait()
+    return sink, settings, flushing
+
+
+async def test_a_stop_during_sending_marks_the_delivered_message_sent(
+        store: Store, smtp_server: ServerFactory) -> None:
+    sink, settings, flushing = await flush_caught_mid_send(store, smtp_server)
     flushing.cancel()  # SIGTERM while the server holds the message
     with pytest.raises(asyncio.CancelledError):
         await flushing
@@ -338,12 +345,7 @@ async def test_a_flush_on_a_clock_in_the_past_still_holds_its_lock(
     """The demo (and tests) flush "last week"; the lock's expiry is wall-clock
     time, or another process would find it stale at once and send the same
     messages a second time."""
-    sink = SlowSink()
-    server = await smtp_server(sink)
-    settings = settings_for(email_settings(server.port))
-    queue_report(store, known_audit(), settings, NOW, owners={})
-    flushing = asyncio.create_task(flush_outbox(store, settings.email, None, NOW))
-    await sink.in_data.wait()
+    _, _, flushing = await flush_caught_mid_send(store, smtp_server)
     with Store.open(store.path) as other:
         taken = other.acquire_lock("outbox", "otherhost:1", dt.datetime.now(UTC), dt.timedelta(minutes=10))
     assert (await flushing).sent == ("run-1:all",)
