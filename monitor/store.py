@@ -35,6 +35,7 @@ import functools
 import json
 import logging
 import os
+import re
 import socket
 import sqlite3
 import time
@@ -429,15 +430,31 @@ def _citation(row: sqlite3.Row) -> Citation:
     )
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _storable(text: str | None) -> str | None:
+    """Text from a server as SQLite takes it.
+
+    aiohttp decodes header bytes that are not UTF-8 as lone surrogates, which
+    SQLite refuses: one such byte in any cited server's answer failed the
+    writer's whole batch, and the audit, every week. They become U+FFFD.
+    """
+    if text is None or text.isascii():
+        return text
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def _observation_values(
     run_id: int | None, obs: Observation, verdict: Verdict, state: UrlState
 ) -> tuple[Any, ...]:
     return (
         run_id, obs.url, _ts(obs.checked_at), verdict.status.value, verdict.reason,
-        verdict.detail, verdict.suggested_url, obs.http_status, obs.final_url,
-        _hops_json(obs.redirects), obs.error_kind.value if obs.error_kind else None,
-        obs.error_detail, obs.elapsed_ms, obs.bytes_read, obs.content_type, obs.title,
-        obs.meta_title, obs.content_hash, obs.attempts, obs.method, state.strikes,
+        _storable(verdict.detail), _storable(verdict.suggested_url), obs.http_status,
+        _storable(obs.final_url), _hops_json(obs.redirects),
+        obs.error_kind.value if obs.error_kind else None, _storable(obs.error_detail),
+        obs.elapsed_ms, obs.bytes_read, _storable(obs.content_type), _storable(obs.title),
+        _storable(obs.meta_title), obs.content_hash, obs.attempts, obs.method, state.strikes,
         _ts(state.failing_since),
     )
 
@@ -446,7 +463,7 @@ def _url_state_values(s: UrlState) -> tuple[Any, ...]:
     return (
         s.url, s.status.value, s.reason, s.strikes, _ts(s.failing_since), _ts(s.last_ok_at),
         _ts(s.last_checked_at), _ts(s.first_seen_at), int(s.flapping), json.dumps(list(s.recent)),
-        s.last_ok_title,
+        _storable(s.last_ok_title),
     )
 
 
@@ -864,7 +881,8 @@ class Store:
             f"INSERT OR REPLACE INTO pages ({_PAGE_COLUMNS}, fetched_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                page.run_id, page.url, page.status, page.http_status, page.title, page.error,
+                page.run_id, page.url, page.status, page.http_status, _storable(page.title),
+                _storable(page.error),
                 page.links, json.dumps(list(page.entries)), page.name, page.owner, page.etag,
                 page.last_modified, fetched_at,
             ),

@@ -139,6 +139,29 @@ def test_processes_opening_one_new_file_at_once_all_get_it(tmp_path: Path) -> No
                 MIGRATIONS._migrations)
 
 
+def test_a_byte_that_is_not_utf8_from_a_server_loses_nothing_else(store: Store) -> None:
+    """aiohttp decodes such header bytes as lone surrogates, which SQLite
+    refuses: one in any field failed the whole batch (UnicodeEncodeError,
+    every link of it lost, and the audit ended)."""
+    from dataclasses import replace
+
+    run = store.start_run(T0)
+    odd = "https://e.org/odd"
+    obs, verdict, state = check(odd, T0, title="A\udc9bB", error_detail="refused \udcff",
+                                content_type="text/html; \udc9b", final_url="https://e.org/\udc9b",
+                                meta_title="\udc80")
+    store.record_observations(run.id, [
+        check("https://e.org/fine", T0),
+        (obs, replace(verdict, detail="moved to \udc9b"), replace(state, last_ok_title="T\udc9b")),
+    ])
+    store.record_page(PageRecord(run_id=run.id, url=PAGE_A, status="error", error="Location \udc9b"))
+    (entry,) = store.history(odd)
+    assert (entry.title, entry.final_url) == ("A\ufffdB", "https://e.org/\ufffd")
+    assert store.url_state(odd).last_ok_title == "T\ufffd"  # type: ignore[union-attr]
+    assert len(store.history("https://e.org/fine")) == 1
+    assert store.run_pages(run.id)[0].error == "Location \ufffd"
+
+
 def test_wal_foreign_keys_and_busy_timeout_are_on(store: Store, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
