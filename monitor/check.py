@@ -61,7 +61,6 @@ from yarl import URL
 from monitor.client import Client
 from monitor.config import CheckerSettings
 from monitor.netguard import PrivateAddressError
-from monitor.pages import printable
 from monitor.retry import backoff_delay, parse_retry_after, should_retry, worth_waiting
 from monitor.target import TargetInfo, read_target
 from monitor.types import ErrorKind, Hop, Observation
@@ -846,9 +845,7 @@ class Checker:
 
 def _answer_fields(answer: _Answer) -> dict[str, Any]:
     headers = answer.headers
-    # Kept in the database: a byte that is not UTF-8 (a lone surrogate here)
-    # made SQLite refuse the whole batch and ended the run.
-    content_type = printable(headers.get("Content-Type", "").strip())
+    content_type = headers.get("Content-Type", "").strip()
     info = read_target(answer.body, content_type) if answer.method == "GET" else TargetInfo()
     fields: dict[str, Any] = {
         "http_status": answer.status,
