@@ -66,8 +66,7 @@ or displays reordered (bidi overrides): written as \\u escapes, the same data.""
 
 
 def _dumps(value: Any) -> str:
-    text = _json(value)
-    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _JSON_RAW.search(text) else text
+    return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", _json(value))
 
 
 def link_dict(link: LinkResult) -> dict[str, Any]:
@@ -139,13 +138,12 @@ def _csv_safe(value: Any) -> Any:
     """Defuse spreadsheet formulas and drop control characters and bidi
     overrides (a CSV goes to a terminal too): anchor text comes from the web."""
     if isinstance(value, str):
-        value = _CSV_INVISIBLE.sub("", value)
+        value = INVISIBLE.sub("", value)
         if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
             return "'" + value
     return value
 
 
-_CSV_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
 
 
 LISTED = (LinkStatus.EXPIRED, LinkStatus.MOVED, LinkStatus.DRIFTED, LinkStatus.ERROR, LinkStatus.BLOCKED)
@@ -175,16 +173,16 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     import tempfile
 
     paint = style or (lambda text, kind: text)
-    names = {p.url: _one_line(p.name or p.title or p.url) for p in pages}
+    names = {p.url: one_line(p.name or p.title or p.url) for p in pages}
     for page in pages:
-        title = _one_line(page.name or page.title)  # the name its blocks below go by
+        title = one_line(page.name or page.title)  # the name its blocks below go by
         if title:
-            out.write(f"{paint(title, 'page')}\n  {_one_line(page.url)}: ")
+            out.write(f"{paint(title, 'page')}\n  {one_line(page.url)}: ")
         else:  # the URL once, as the heading
-            out.write(f"{paint(_one_line(page.url), 'page')}\n  ")
-        out.write(f"{page.links} link{'' if page.links == 1 else 's'}")
+            out.write(f"{paint(one_line(page.url), 'page')}\n  ")
+        out.write(_links(page.links))
         if page.status == "error":
-            out.write(f"; {paint('could not be fetched', 'error')}: {_one_line(page.error)}")
+            out.write(f"; {paint('could not be fetched', 'error')}: {one_line(page.error)}")
         elif page.status == "not_modified":
             out.write(" (unchanged since the last fetch)")
         out.write("\n")
@@ -230,31 +228,38 @@ def _links(n: int, what: str = "") -> str:
 
 def _block(link: LinkResult, page_name: str) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
-    lines = [f"\n  {_one_line(where)}"]
+    lines = [f"\n  {one_line(where)}"]
     title = link.entry_title or link.text
     if title:
-        lines.append(f"  {_one_line(title)}")
-    lines.append(f"    {_one_line(link.url)}")
-    why = link.reason + (f": {_one_line(link.detail)}" if link.detail else "")
+        lines.append(f"  {one_line(title)}")
+    lines.append(f"    {one_line(link.url)}")
+    why = link.reason + (f": {one_line(link.detail)}" if link.detail else "")
     lines.append(f"    {why}")
     if link.suggested_url:
-        lines.append(f"    new address: {_one_line(link.suggested_url)}")
+        lines.append(f"    new address: {one_line(link.suggested_url)}")
     elif link.archived_url:
-        lines.append(f"    archived copy: {_one_line(link.archived_url)}")
+        lines.append(f"    archived copy: {one_line(link.archived_url)}")
     return "\n".join(lines) + "\n"
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Text from the web on one line: no newline or control character can
     break the listing's layout or reach the terminal, no bidi override can
     show the text after it reordered."""
     return _CONTROL.sub(" ", text).strip()
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]+")
+_BIDI = "\u202a-\u202e\u2066-\u2069"
+"""The bidi embeddings, overrides and isolates: they display the text after
+them reordered (a URL that looks like another)."""
+_CONTROL = re.compile(f"[\\x00-\\x1f\\x7f-\\x9f{_BIDI}\\ud800-\\udfff]+")
 """Controls, bidi overrides, and lone surrogates: a byte of a header that
 was not UTF-8, which stdout would write back raw (0x9b: the 8-bit CSI)."""
-one_line = _one_line
+INVISIBLE = re.compile(f"[\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f{_BIDI}]+")
+"""What no output needs and the web can smuggle past escaping: the control
+characters but tab and line ends (ESC, the 8-bit CSI: terminal commands)
+and the bidi controls. Removed from CSV cells here, and from the report and
+the mail (`reports.render`)."""
 
 
 def group_by_status(links: Sequence[LinkResult]) -> list[tuple[LinkStatus, list[LinkResult]]]:

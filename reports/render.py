@@ -38,6 +38,7 @@ try:
 except ImportError:  # optional: only the speed of writing the JSON report depends on it
     orjson = None  # type: ignore[assignment]
 
+from monitor.output import INVISIBLE
 from monitor.types import LinkResult, LinkStatus
 from reports import wording
 from reports.audit import Audit, OtherLinks, Problem, newest_problems
@@ -73,12 +74,6 @@ _INLINER = css_inline.CSSInliner(keep_style_tags=False, keep_link_tags=False,
 _REPORT_NAME = re.compile(r"^report-(\d{4}-\d{2}-\d{2})-run-(\d+)\.html$")
 _UNSAFE_IN_URL = re.compile(r"[\s\x00-\x1f\x7f]")
 """Whitespace (as `str.isspace` means it) and control characters."""
-_INVISIBLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+")
-"""What no report needs and the web can smuggle past escaping: control
-characters (ESC, the 8-bit CSI: terminal commands in a text part read in a
-terminal) and the bidi embeddings, overrides and isolates, which display
-the text after them reordered (a URL that looks like another). Removed
-from every rendering; the JSON report keeps the data as it came."""
 _PLAIN_WEB_URL = re.compile(r"https?://[!$-.0-9:;=A-Z_a-z~]+(?:[/?#]|\Z)", re.IGNORECASE | re.ASCII)
 """The common case decided without `urlsplit` (3 us each, 100,000 links a
 report): http(s) and a non-empty host part of plain ASCII characters. The
@@ -314,7 +309,9 @@ def _page_chunks(audit: Audit) -> Iterator[str]:
 
 
 def _visible(text: str) -> str:
-    return _INVISIBLE.sub("", text)
+    """Without what `INVISIBLE` names (ESC in a text part read in a terminal,
+    a bidi override reversing a URL); the JSON report keeps the data as it came."""
+    return INVISIBLE.sub("", text)
 
 
 def _tidy(text: str) -> str:
