@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter, "RawServer"], Awaitable[None]]
 
@@ -80,3 +81,39 @@ def mapped(port: int, *names: str) -> tuple[tuple[str, str], ...]:
         else:
             pairs.append((f"{name}:80", f"127.0.0.1:{port}"))
     return tuple(pairs)
+
+
+class Sink:
+    """aiosmtpd handler keeping each message with its envelope."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+        return "250 OK"
+
+
+async def start_sink() -> tuple[Sink, asyncio.base_events.Server, int]:
+    """A real SMTP server on loopback: (its handler, the server, its port)."""
+    from aiosmtpd.smtp import SMTP
+
+    sink = Sink()
+    server = await asyncio.get_running_loop().create_server(lambda: SMTP(sink), "127.0.0.1", 0)
+    return sink, server, server.sockets[0].getsockname()[1]
+
+
+async def audit_and_mail(settings: Any, smtp: asyncio.base_events.Server) -> tuple[Any, list[Any]]:
+    """A real audit, its report saved and mailed (the SMTP server closed
+    after): (the report job's outcome, the run's links as stored)."""
+    from monitor.crawl import run_audit
+    from monitor.jobs import report_job
+    from monitor.store import Store
+
+    try:
+        outcome = await run_audit(settings)
+        report = await report_job(settings, run_id=outcome.run.id, send=True)
+    finally:
+        smtp.close()
+    with Store.open(settings.database.path) as store:
+        return report, store.run_links(outcome.run.id)

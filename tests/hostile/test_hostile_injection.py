@@ -38,7 +38,7 @@ from monitor.crawl import run_audit
 from monitor.jobs import report_job
 from monitor.store import Store
 
-from hostile_kit import mapped
+from hostile_kit import Sink, audit_and_mail, mapped, start_sink
 
 P_TITLE = "<script>alert('page-title')</script>"
 P_HEADING = "<img src=x onerror=alert('heading')>"
@@ -111,25 +111,6 @@ async def start_site(aiohttp_server: Any) -> int:
     return int(server.port)
 
 
-class Sink:
-    """aiosmtpd handler keeping each message with its envelope."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, list[str], bytes]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
-        return "250 OK"
-
-
-async def start_sink() -> tuple[Sink, asyncio.base_events.Server, int]:
-    from aiosmtpd.smtp import SMTP
-
-    sink = Sink()
-    server = await asyncio.get_running_loop().create_server(lambda: SMTP(sink), "127.0.0.1", 0)
-    return sink, server, server.sockets[0].getsockname()[1]
-
-
 def assert_inert(html: str, where: str) -> LexborHTMLParser:
     tree = LexborHTMLParser(html)
     for tag in FORBIDDEN_TAGS:
@@ -170,13 +151,7 @@ async def reported(tmp_path: Path, aiohttp_server: Any) -> dict[str, Any]:
                             sender="monitor@xss.example.org", recipients=("webmaster@xss.example.org",)),
         source=str(config),
     )
-    try:
-        outcome = await run_audit(settings)
-        report = await report_job(settings, run_id=outcome.run.id, send=True)
-    finally:
-        smtp.close()
-    with Store.open(settings.database.path) as store:
-        links = store.run_links(outcome.run.id)
+    report, links = await audit_and_mail(settings, smtp)
     return {"report": report, "sink": sink, "links": links, "settings": settings}
 
 

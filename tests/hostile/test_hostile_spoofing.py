@@ -18,7 +18,7 @@ from aiohttp import web
 
 from monitor.store import Store
 
-from hostile_kit import mapped
+from hostile_kit import audit_and_mail, mapped, start_sink
 from simkit import run_monitor
 
 HOST = "www.spoof.example.org"
@@ -80,6 +80,17 @@ def config_for(tmp_path: Path, port: int, *names: str, page: str = f"http://{HOS
 def write_config(tmp_path: Path, port: int) -> Path:
     return config_for(tmp_path, port, HOST, TARGETS, page=f"http://{HOST}/page.html",
                       extra=f'[[sites]]\nsitemap = "http://{HOST}/sitemap.xml"\n')
+
+
+async def run_decoded(*args: str) -> tuple[str, str]:
+    """`monitor ARGS`, which must succeed and write nothing that is not UTF-8
+    (a raw byte from the web fails decoding): (stdout, stderr)."""
+    try:
+        code, out, err = await run_monitor(*args)
+    except UnicodeDecodeError as exc:
+        raise AssertionError(f"monitor {' '.join(args[:2])} wrote a raw byte from the web: {exc}") from None
+    assert code == 0, err
+    return out, err
 
 
 def assert_clean(text: str, where: str) -> None:
@@ -160,50 +171,32 @@ async def test_bidi_overrides_and_controls_from_the_web_do_not_reach_the_report_
     """An override in anchor text would display the URL after it reversed (a
     link that looks like another); ESC and the 8-bit CSI would drive the
     terminal of whoever reads the text part there."""
-    import asyncio
     import email
     from email.policy import default as default_policy
 
-    from aiosmtpd.smtp import SMTP
-
     from monitor.config import (CheckerSettings, DatabaseSettings, EmailSettings, PageSettings,
                                 ReportSettings, Settings)
-    from monitor.crawl import run_audit
-    from monitor.jobs import report_job
-
-    received: list[bytes] = []
-
-    class Sink:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-            received.append(envelope.original_content or envelope.content)
-            return "250 OK"
 
     port = await start_report_site(aiohttp_server)
-    smtp = await asyncio.get_running_loop().create_server(lambda: SMTP(Sink()), "127.0.0.1", 0)
+    sink, smtp, smtp_port = await start_sink()
     settings = Settings(
         pages=(PageSettings(url=f"http://{HOST}/treatments.html"),),
         report=ReportSettings(dir=str(tmp_path / "out"), confirm_after_hours=0),
         checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
                                 connect_to=mapped(port, HOST, TARGETS) + (("*", "refuse"),)),
         database=DatabaseSettings(path=str(tmp_path / "m.db")),
-        email=EmailSettings(host="127.0.0.1", port=smtp.sockets[0].getsockname()[1], security="none",
+        email=EmailSettings(host="127.0.0.1", port=smtp_port, security="none",
                             sender="monitor@spoof.example.org", recipients=("webmaster@spoof.example.org",)),
     )
-    try:
-        outcome = await run_audit(settings)
-        report = await report_job(settings, run_id=outcome.run.id, send=True)
-    finally:
-        smtp.close()
-    with Store.open(settings.database.path) as store:
-        stored = store.run_links(outcome.run.id)
+    report, stored = await audit_and_mail(settings, smtp)
     assert any("\u202e" in (link.text or "") for link in stored), "the payload reached the audit"
 
     saved = report.html_path.read_text(encoding="utf-8")
     assert "Smith 2020" in saved and "TRIALS" in saved
     assert_clean(decoded_html(saved), "the saved report")
     assert_clean(decoded_html(report.index_path.read_text(encoding="utf-8")), "the index")
-    assert len(received) == 1
-    message = email.message_from_bytes(received[0], policy=default_policy)
+    assert len(sink.messages) == 1
+    message = email.message_from_bytes(sink.messages[0][2], policy=default_policy)
     html_part, text_part = message.get_body(("html",)), message.get_body(("plain",))
     assert html_part is not None and text_part is not None
     assert "Smith 2020" in decoded_html(html_part.get_content())
@@ -255,11 +248,7 @@ async def test_history_prints_no_control_character_of_a_redirect_target(
     config = config_for(tmp_path, raw.port, HOST, "t.spoof.example.org")
     code, _, err = await run_monitor("check", "--config", str(config))
     assert code == 0, err
-    try:
-        code, out, err = await run_monitor("history", "http://t.spoof.example.org/x", "--config", str(config))
-    except UnicodeDecodeError as exc:
-        raise AssertionError(f"monitor history wrote a raw byte from the web: {exc}") from None
-    assert code == 0, err
+    out, _ = await run_decoded("history", "http://t.spoof.example.org/x", "--config", str(config))
     assert "via 301 http://[" in out, out
     assert_clean(out, "monitor history")
     assert "\udc9b" not in out and "\ufffd" not in out, repr(out)  # the raw 0x9b byte, decoded
@@ -282,11 +271,7 @@ async def test_a_page_redirecting_to_garbage_is_a_failed_page_not_a_crash_or_a_f
     raw = await raw_server(handler)
     site = "site.spoof.example.org"
     config = config_for(tmp_path, raw.port, HOST, site, extra=f'[[sites]]\nstart = "http://{site}/"\n')
-    try:
-        code, out, err = await run_monitor("-v", "check", "--config", str(config))
-    except UnicodeDecodeError as exc:
-        raise AssertionError(f"monitor check wrote a raw byte from the web: {exc}") from None
-    assert code == 0, err
+    out, err = await run_decoded("-v", "check", "--config", str(config))
     assert "could not be fetched" in out, out
     assert "page fetch failed" in err and "robots.txt unavailable" in err, err
     assert_clean(out, "stdout")
