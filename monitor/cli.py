@@ -325,6 +325,10 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
     click.echo(f"data:   {outcome.json_path}")
+    if outcome.full_audit is not None:
+        click.echo(f"note:   run {outcome.run_id} checked only some pages (monitor check --page); "
+                   f"the latest audit of every page is run {outcome.full_audit}: "
+                   f"monitor report --run {outcome.full_audit}")
     _echo_delivery(outcome, send)
 
 

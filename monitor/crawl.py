@@ -477,7 +477,7 @@ async def run_audit(
         run: RunInfo | None = await writer.call("unfinished_run") if resume and not only_pages else None
         resumed = run is not None
         if run is None:
-            run = await writer.call("start_run", now())
+            run = await writer.call("start_run", now(), partial=bool(only_pages))
         assert run is not None
         outcome = AuditOutcome(run=run, resumed=resumed)
         try:

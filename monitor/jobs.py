@@ -48,6 +48,8 @@ class ReportOutcome:
     queued: list[str] = field(default_factory=list)
     sent: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    full_audit: int | None = None
+    """When the run reported is partial (`check --page`): the latest full audit's id."""
 
 
 def smtp_password(settings: Settings) -> str | None:
@@ -119,6 +121,9 @@ async def report_job(
             audit = load_audit(store, run_id, settings, now)
             saved = save_report(audit, out or Path(settings.report.dir))
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
+        if audit.run.partial:
+            full = store.latest_run(full_only=True)
+            outcome.full_audit = full.id if full else None
         if send:
             queued = queue_report(store, audit, settings, now, resend=resend,
                                   full_report=full_report_address(settings, saved.html))
@@ -165,7 +170,7 @@ def run_of_open_job(store: Store) -> RunInfo | None:
     opened = store.get_meta(OPEN_JOB_KEY)
     if not opened or store.unfinished_run() is not None:
         return None
-    latest = store.latest_run()
+    latest = store.latest_run(full_only=True)
     if latest is None or latest.started_at < dt.datetime.fromisoformat(opened):
         return None
     return latest

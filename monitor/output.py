@@ -79,6 +79,7 @@ def run_dict(run: RunInfo) -> dict[str, Any]:
         "started_at": _plain(run.started_at),
         "finished_at": _plain(run.finished_at),
         "status": run.status,
+        "partial": run.partial,
     }
 
 

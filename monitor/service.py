@@ -149,7 +149,6 @@ def missed_fire(trigger: BaseTrigger, last_audit_at: dt.datetime | None, now: dt
 @dataclass(frozen=True)
 class _Facts:
     unfinished: RunInfo | None
-    latest: RunInfo | None
     last_audit_at: dt.datetime | None
     open_job: str
 
@@ -158,7 +157,6 @@ def _facts(store: Store) -> _Facts:
     last = store.get_meta(LAST_AUDIT_KEY)
     return _Facts(
         unfinished=store.unfinished_run(),
-        latest=store.latest_run(),
         last_audit_at=dt.datetime.fromisoformat(last) if last else None,
         open_job=store.get_meta(OPEN_JOB_KEY) or "",
     )

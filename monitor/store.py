@@ -219,6 +219,14 @@ def m001_initial(db: Database) -> None:
         db.execute(statement)
 
 
+@MIGRATIONS()
+def m002_partial_runs(db: Database) -> None:
+    """`runs.partial`: 1 for a `monitor check --page` of some pages. Such a run
+    is no weekly audit: not the baseline of the next report, not resumed,
+    not what /healthz and /metrics call the last run."""
+    db.execute("ALTER TABLE runs ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -271,10 +279,12 @@ RUN_FLAGGED_LINKS_SQL = RUN_LINKS_SQL.replace(
 )
 
 # The runs `Store.prune` may delete (older than the cutoff given): not the
-# latest, not the latest reported, none with a report still in the outbox.
+# latest, not the latest full one, not the latest reported full one, none
+# with a report still in the outbox.
 _PRUNABLE = """started_at < ?
     AND id < (SELECT max(id) FROM runs)
-    AND id IS NOT (SELECT max(id) FROM runs WHERE reported_at IS NOT NULL)
+    AND id IS NOT (SELECT max(id) FROM runs WHERE NOT partial)
+    AND id IS NOT (SELECT max(id) FROM runs WHERE reported_at IS NOT NULL AND NOT partial)
     AND id NOT IN (SELECT run_id FROM outbox WHERE sent_at IS NULL)"""
 
 _OCCURRENCE_COLUMNS = (
@@ -322,7 +332,7 @@ _PAGE_COLUMNS = (
     "run_id, url, status, http_status, title, error, links, entries, name, owner, "
     "etag, last_modified"
 )
-_RUN_COLUMNS = "id, started_at, finished_at, status, reported_at, links, urls"
+_RUN_COLUMNS = "id, started_at, finished_at, status, reported_at, links, urls, partial"
 
 
 # --------------------------------------------------------------------------
@@ -367,6 +377,7 @@ def _run(row: sqlite3.Row | None) -> RunInfo | None:
         reported_at=_dt(row["reported_at"]),
         links=row["links"],
         urls=row["urls"],
+        partial=bool(row["partial"]),
     )
 
 
@@ -761,10 +772,12 @@ class Store:
 
     # ----------------------------------------------------------------- runs
 
-    def start_run(self, now: dt.datetime) -> RunInfo:
+    def start_run(self, now: dt.datetime, *, partial: bool = False) -> RunInfo:
+        """A new run; `partial` when it audits only some of the watched pages."""
         with self._tx():
             cursor = self._conn.execute(
-                "INSERT INTO runs (started_at, status) VALUES (?, 'running')", (_ts(now),)
+                "INSERT INTO runs (started_at, status, partial) VALUES (?, 'running', ?)",
+                (_ts(now), int(partial)),
             )
             run_id = cursor.lastrowid
         run = self.get_run(run_id)  # type: ignore[arg-type]
@@ -772,11 +785,13 @@ class Store:
         return run
 
     def unfinished_run(self) -> RunInfo | None:
-        """The latest run if it never finished, to resume it.
+        """The latest full audit if it never finished, to resume it.
 
-        An unfinished run older than a finished one is abandoned, not resumed.
+        An unfinished run older than a finished full one is abandoned, not
+        resumed. Partial runs (`check --page`) are never resumed, and one
+        made meanwhile does not abandon the audit it interrupted.
         """
-        row = self._row(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT 1")
+        row = self._row(f"SELECT {_RUN_COLUMNS} FROM runs WHERE NOT partial ORDER BY id DESC LIMIT 1")
         run = _run(row)
         return run if run is not None and run.status in UNFINISHED else None
 
@@ -795,8 +810,12 @@ class Store:
     def get_run(self, run_id: int) -> RunInfo | None:
         return _run(self._row(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,)))
 
-    def latest_run(self, *, finished_only: bool = True) -> RunInfo | None:
-        where = "WHERE status = 'finished'" if finished_only else ""
+    def latest_run(self, *, finished_only: bool = True, full_only: bool = False) -> RunInfo | None:
+        """The latest run; `full_only` skips partial runs (`check --page`),
+        for whatever means "the latest audit of the site"."""
+        where = " AND ".join(
+            (["status = 'finished'"] if finished_only else []) + (["NOT partial"] if full_only else []))
+        where = f"WHERE {where}" if where else ""
         return _run(self._row(f"SELECT {_RUN_COLUMNS} FROM runs {where} ORDER BY id DESC LIMIT 1"))
 
     def runs(self, limit: int = 50) -> list[RunInfo]:
@@ -808,11 +827,13 @@ class Store:
         self._write("UPDATE runs SET reported_at = ? WHERE id = ?", (_ts(now), run_id))
 
     def previous_reported_run(self, before_run_id: int) -> RunInfo | None:
-        """The run the previous report covered: what "new since last report" compares with."""
+        """The full run the previous report covered: what "new since last
+        report" compares with. A reported partial run is no baseline: every
+        problem on the pages it left out would count as new next week."""
         return _run(
             self._row(
                 f"SELECT {_RUN_COLUMNS} FROM runs WHERE id < ? AND reported_at IS NOT NULL "
-                "ORDER BY id DESC LIMIT 1",
+                "AND NOT partial ORDER BY id DESC LIMIT 1",
                 (before_run_id,),
             )
         )
@@ -822,8 +843,9 @@ class Store:
         observations) and the rechecks made before it; (runs, observations) removed.
 
         Kept whatever their age, because something still reads them: the
-        latest run, the latest reported run (the baseline of "new since last
-        report"), runs with a report still waiting in the outbox, and the run
+        latest run, the latest full run (partial runs of `check --page` may
+        follow it), the latest reported full run (the baseline of "new since
+        last report"), runs with a report still waiting in the outbox, and the run
         of each page's latest full fetch (a page answering 304 reuses the
         links recorded then: of such a run only those pages and their links
         stay). `url_state` is kept: strikes and "failing since" outlive the

@@ -206,7 +206,8 @@ class LinkResult:
 
 @dataclass(frozen=True, slots=True)
 class RunInfo:
-    """One audit run. `status` is running, finished or interrupted."""
+    """One audit run. `status` is running, finished or interrupted; `partial`
+    when it audited only the pages given (`monitor check --page`)."""
 
     id: int
     started_at: dt.datetime
@@ -215,6 +216,7 @@ class RunInfo:
     reported_at: dt.datetime | None = None
     links: int = 0
     urls: int = 0
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,10 +100,10 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
     """On a worker thread: everything /healthz and /metrics need."""
     with Store.open(path) as store:
         runs = store.runs(limit=MAX_RUNS)
-        last = store.latest_run()
+        last = store.latest_run(full_only=True)  # an editor's `check --page` is no audit
         snapshot = Snapshot(
             last_run=last,
-            runs_by_status=Counter(r.status for r in runs),
+            runs_by_status=Counter(r.status for r in runs if not r.partial),
             outbox=store.outbox_size(),
         )
         if last is not None:

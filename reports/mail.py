@@ -67,7 +67,8 @@ def subject_for(audit: Audit) -> str:
     """ "Link audit for www.sclero.org, 2026-11-23: 3 new problems, 12 still open, 2 fixed"."""
     whose = " (your pages)" if audit.audience else ""
     site = clean_header(audit.site, 80)
-    return clean_header(f"Link audit for {site}{whose}, {audit.date.isoformat()}: {count_phrase(audit)}")
+    what = "Link check of some pages" if audit.run.partial else "Link audit"
+    return clean_header(f"{what} for {site}{whose}, {audit.date.isoformat()}: {count_phrase(audit)}")
 
 
 def _domain(sender: str) -> str:

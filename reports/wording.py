@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from monitor.types import LinkStatus
 
 __all__ = [
+    "PARTIAL_RUN",
     "REASONS",
     "STATUS_LABELS",
     "advice",
@@ -30,6 +31,10 @@ __all__ = [
     "status_label",
     "upfirst",
 ]
+
+PARTIAL_RUN = ("Only some pages were checked in this run (monitor check --page): "
+               "the other watched pages and their links are not in this report.")
+"""Said by the report of a partial run, which is easily taken for the weekly audit."""
 
 REASONS: dict[str, str] = {
     "ok": "The link works",

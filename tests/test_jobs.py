@@ -87,6 +87,52 @@ async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, t
     assert code == 1 and "no run 99" in err and "Traceback" not in err
 
 
+def _flagged(report_json: Path) -> set[tuple[str, str]]:
+    data = json.loads(report_json.read_text(encoding="utf-8"))
+    return {(p["link"]["page"], p["link"]["url"])
+            for group in ("needs_fixing", "needs_a_person") for g in data[group]
+            for s in g["sections"] for e in s["entries"] for p in e["problems"]}
+
+
+async def test_a_reported_check_of_one_page_leaves_the_weekly_reports_right(
+        site: SimulatedSite, sink: MailSink, tmp_path: Path) -> None:
+    """The weekly report, then an editor's `check --page` of one page, reported
+    and sent by hand: that report says it covers some pages, and next week's
+    report still compares with last week's audit. Compared with the partial
+    run, every problem on the other page would be "new" again."""
+    config = write_config(tmp_path, site, sink.port)
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week1 = _flagged(Path(out.split("report: ")[1].split()[0]).with_suffix(".json"))
+    other_page = {page for page, _ in week1} - {site.pages[0]}
+    assert other_page and any(page in other_page for page, _ in week1)
+
+    code, out, err = await run_monitor("check", "--config", str(config), "--page", site.pages[0],
+                                       "--format", "json")
+    assert code == 0, err
+    checked = json.loads(out)
+    assert checked["run"]["id"] == 2 and checked["run"]["partial"] is True
+    assert {l["page"] for l in checked["links"]} == {site.pages[0]}
+
+    code, out, err = await run_monitor("report", "--config", str(config), "--send")
+    assert code == 0, err
+    assert ("note:   run 2 checked only some pages (monitor check --page); "
+            "the latest audit of every page is run 1: monitor report --run 1") in out
+    mail = parse(sink.received[-1])
+    assert str(mail["Subject"]).startswith("Link check of some pages for www.sclero.org, ")
+    assert "Only some pages were checked in this run" in mail.get_body(("plain",)).get_content()
+    assert "LINK CHECK OF SOME PAGES" in mail.get_body(("html",)).get_content()
+
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week2_json = Path(out.split("report: ")[1].split()[0]).with_suffix(".json")
+    week2 = json.loads(week2_json.read_text(encoding="utf-8"))
+    assert week2["run"]["id"] == 3 and week2["run"]["partial"] is False
+    assert week2["previous_run"]["id"] == 1
+    assert week2["counts"]["new"] == len(_flagged(week2_json) - week1)
+    assert str(parse(sink.received[-1])["Subject"]).startswith("Link audit for www.sclero.org, ")
+
+
 async def test_mail_server_down_keeps_the_report_for_the_next_run(
         site: SimulatedSite, tmp_path: Path) -> None:
     # Nothing listens on this port yet: the report stays in the outbox.

@@ -56,7 +56,8 @@ def test_write_json_is_the_contract_document() -> None:
     doc = json.loads(out.getvalue())
     assert list(doc) == ["run", "pages", "links"]
     assert doc["run"] == {"id": 7, "started_at": T0.isoformat(),
-                          "finished_at": (T0 + dt.timedelta(minutes=3)).isoformat(), "status": "finished"}
+                          "finished_at": (T0 + dt.timedelta(minutes=3)).isoformat(), "status": "finished",
+                          "partial": False}
     assert doc["pages"] == [{"url": PAGE, "status": "ok", "title": "Traitements – Sjögren", "links": 3,
                              "http_status": 200, "error": ""}]
     assert doc["links"] == [link_dict(x) for x in LINKS]

@@ -237,17 +237,63 @@ def test_latest_run_finished_only_and_runs_newest_first(store: Store) -> None:
         (["finished"], None),
         (["finished", "running"], 1),
         (["interrupted", "finished"], None),  # abandoned below a finished run
+        # "p:" a partial run (`check --page`): never resumed, and it abandons nothing
+        (["p:running"], None),
+        (["p:interrupted"], None),
+        (["interrupted", "p:finished"], 0),
+        (["running", "p:interrupted", "p:finished"], 0),
+        (["finished", "p:interrupted"], None),
+        (["interrupted", "p:finished", "finished"], None),
     ],
 )
 def test_unfinished_run(store: Store, statuses: list[str], expected_index: int | None) -> None:
     ids = []
     for i, status in enumerate(statuses):
-        run = store.start_run(T0 + hours(i))
+        partial, _, status = status.rpartition(":")
+        run = store.start_run(T0 + hours(i), partial=bool(partial))
         ids.append(run.id)
         if status != "running":
             store.finish_run(run.id, T0 + hours(i) + hours(0.5), status)
     found = store.unfinished_run()
     assert (found.id if found else None) == (ids[expected_index] if expected_index is not None else None)
+
+
+def test_a_partial_run_is_the_latest_run_but_not_the_latest_audit(store: Store) -> None:
+    full = store.start_run(T0)
+    store.finish_run(full.id, T0 + hours(1))
+    partial = store.start_run(T0 + hours(2), partial=True)
+    store.finish_run(partial.id, T0 + hours(3))
+    assert store.get_run(partial.id).partial and not store.get_run(full.id).partial  # type: ignore[union-attr]
+    assert store.latest_run().id == partial.id  # type: ignore[union-attr]
+    assert store.latest_run(full_only=True).id == full.id  # type: ignore[union-attr]
+    unfinished = store.start_run(T0 + hours(4))
+    assert store.latest_run(full_only=True, finished_only=False).id == unfinished.id  # type: ignore[union-attr]
+    assert store.latest_run(full_only=True).id == full.id  # type: ignore[union-attr]
+
+
+def test_a_reported_partial_run_is_no_baseline_for_the_next_report(store: Store) -> None:
+    r1 = store.start_run(T0)
+    partial = store.start_run(T0 + hours(1), partial=True)
+    r3 = store.start_run(T0 + hours(2))
+    store.mark_reported(r1.id, T0 + hours(3))
+    store.mark_reported(partial.id, T0 + hours(4))  # `monitor report --send` after `check --page`
+    assert store.previous_reported_run(r3.id).id == r1.id  # type: ignore[union-attr]
+    assert store.previous_reported_run(partial.id).id == r1.id  # type: ignore[union-attr]
+
+
+def test_a_database_made_before_partial_runs_gains_the_column(db_path: Path) -> None:
+    """Opening a file from before migration m002 adds `runs.partial`; its runs are full audits."""
+    with Store.open(db_path) as store:
+        kept = store.start_run(T0)
+        store.finish_run(kept.id, T0 + hours(1))
+    with sqlite3.connect(db_path) as conn:  # back to the file as the first release left it
+        conn.execute("ALTER TABLE runs DROP COLUMN partial")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm002_partial_runs'")
+    with Store.open(db_path) as store:
+        run = store.get_run(kept.id)
+        assert run is not None and run.partial is False and run.status == "finished"
+        assert store.latest_run(full_only=True) == run
+        assert store.start_run(T0 + hours(2), partial=True).partial
 
 
 def test_previous_reported_run(store: Store) -> None:
@@ -832,6 +878,22 @@ def test_prune_keeps_the_latest_run_the_report_baseline_and_unsent_reports(store
     assert store.previous_reported_run(latest).id == baseline  # type: ignore[union-attr]
     assert store.get_message(f"run-{old_unsent}:all") is not None
     del old_reported
+
+
+def test_prune_keeps_the_latest_audit_and_its_baseline_behind_partial_runs(store: Store) -> None:
+    """Editors' `check --page` runs after the last weekly audits: they are
+    neither the latest full run nor the baseline, so those two stay."""
+    old = weekly_run(store, 0, pages={PAGE_A: True})
+    baseline = weekly_run(store, 1, pages={PAGE_A: True})
+    latest_audit = weekly_run(store, 2, pages={PAGE_A: True}, reported=False)
+    partial = store.start_run(T0 + 3 * WEEK, partial=True)
+    store.finish_run(partial.id, T0 + 3 * WEEK + hours(1))
+    store.mark_reported(partial.id, T0 + 3 * WEEK + hours(2))
+    later = store.start_run(T0 + 4 * WEEK, partial=True)
+    store.finish_run(later.id, T0 + 4 * WEEK + hours(1))
+    assert store.prune(T0 + 10 * WEEK) == (2, 1)  # `old` and the reported partial run
+    assert run_ids(store) == [baseline, latest_audit, later.id]
+    del old
 
 
 def test_prune_keeps_the_links_of_a_page_unchanged_since_an_old_run(store: Store, db_path: Path) -> None:

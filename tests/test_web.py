@@ -230,6 +230,32 @@ async def test_metrics_parse_as_prometheus_text_and_match_the_database(
     assert value("monitor_next_run_timestamp_seconds") == NEXT.timestamp()
 
 
+async def test_an_editors_check_of_one_page_is_not_the_last_audit(
+        audited: Settings, aiohttp_client: Any) -> None:
+    """`monitor check --page` runs after the weekly audits (one finished, one
+    stopped) must not make /healthz's freshness check pass, nor show their
+    few links as the site's counts: the alerts in the README read these."""
+    base = audited.pages[0].url.rsplit("/", 1)[0]
+    partial = await run_audit(audited, only_pages=[f"{base}/ok"])  # a page with no links
+    assert partial.run.partial and partial.run.links == 0
+    with Store.open(audited.database.path) as store:
+        stopped = store.start_run(dt.datetime.now(UTC), partial=True)
+        store.finish_run(stopped.id, dt.datetime.now(UTC), status="interrupted")
+        audit = store.get_run(2)
+    assert audit is not None and audit.finished_at is not None
+    client = await aiohttp_client(create_app(audited, Status(False, NEXT)))
+    body = await (await client.get("/healthz")).json()
+    assert body["last_run"]["id"] == 2
+    samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
+    checked = {dict(labels)["status"]: v for (name, labels), v in samples.items()
+               if name == "monitor_last_run_links_checked" and v}
+    assert checked == {"ok": 1, "expired": 1, "moved": 1, "error": 1}
+    assert samples[("monitor_last_run_timestamp_seconds", frozenset())] == pytest.approx(
+        audit.finished_at.timestamp())
+    assert samples[("monitor_runs_total", frozenset({("status", "interrupted")}))] == 1
+    assert samples[("monitor_runs_total", frozenset({("status", "finished")}))] == 2
+
+
 async def test_an_empty_database_is_healthy_and_has_zero_metrics(tmp_path: Path, aiohttp_client: Any) -> None:
     settings = make_settings(tmp_path, "http://127.0.0.1:9")
     client = await aiohttp_client(create_app(settings))
