@@ -10,6 +10,7 @@ import email.policy
 import logging
 import os
 import socket
+import sqlite3
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -350,6 +351,58 @@ async def test_a_flush_on_a_clock_in_the_past_still_holds_its_lock(
         taken = other.acquire_lock("outbox", "otherhost:1", dt.datetime.now(UTC), dt.timedelta(minutes=10))
     assert (await flushing).sent == ("run-1:all",)
     assert not taken
+
+
+def queue_raw(store: Store, n: int) -> list[str]:
+    """n small messages due now, as several page owners' parts would be."""
+    keys = [f"run-1:owner:editor{i}@example.org" for i in range(n)]
+    for i, key in enumerate(keys):
+        store.enqueue_message(key, 1, [f"editor{i}@example.org"],
+                              b"Subject: part\r\n\r\nbody\r\n", f"<{i}@m>", NOW)
+    return keys
+
+
+async def test_a_flush_longer_than_the_lock_ttl_keeps_its_lock(
+        store: Store, smtp_server: ServerFactory) -> None:
+    """Six messages at 0.3 s each outlast a 1 s lock: renewed before each
+    message, it is never free for another process, so nothing goes twice."""
+    sink = SlowSink()
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port))
+    keys = queue_raw(store, 6)
+    ttl = dt.timedelta(seconds=1)
+    flushing = asyncio.create_task(flush_outbox(store, settings.email, None, NOW, lock_ttl=ttl))
+    await sink.in_data.wait()  # the flush holds the lock
+    taken = []
+    with Store.open(store.path) as other:
+        while not flushing.done():
+            if other.acquire_lock("outbox", "otherhost:1", dt.datetime.now(UTC), ttl):
+                taken.append(dt.datetime.now(UTC))
+                other.release_lock("outbox", "otherhost:1")
+            await asyncio.sleep(0.05)
+    assert (await flushing).sent == tuple(keys)
+    assert taken == []
+    assert len(sink.messages) == 6
+
+
+async def test_a_flush_whose_lock_was_taken_over_stops_before_the_next_message(
+        store: Store, smtp_server: ServerFactory) -> None:
+    """Frozen past its ttl, a flush finds another owner in the lock: it ends
+    the message on the wire and leaves the rest due, for the new holder."""
+    sink = SlowSink()
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port))
+    keys = queue_raw(store, 3)
+    flushing = asyncio.create_task(flush_outbox(store, settings.email, None, NOW))
+    await sink.in_data.wait()
+    with sqlite3.connect(store.path) as other:  # what a takeover of a stale lock leaves
+        other.execute("UPDATE locks SET owner = 'otherhost:1' WHERE name = 'outbox'")
+    result = await flushing
+    assert result.sent == (keys[0],)
+    assert [m.key for m in store.due_messages(NOW)] == keys[1:]
+    assert len(sink.messages) == 1
+    with Store.open(store.path) as other:  # the new holder's lock is left alone
+        assert not other.acquire_lock("outbox", "thirdhost:1", dt.datetime.now(UTC), dt.timedelta(minutes=10))
 
 
 async def test_queued_once_and_never_sent_twice(store: Store, smtp_server: ServerFactory) -> None:
