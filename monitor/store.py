@@ -585,20 +585,40 @@ def _chunks(items: Sequence[str], size: int = IN_CHUNK) -> Iterator[Sequence[str
 # Locks and outbox helpers (pure)
 
 
+_INIT_PID_NAMESPACE = "4026531836"
+"""The kernel's first pid namespace (PROC_PID_INIT_INO): a process outside containers."""
+
+
+def _pid_namespace() -> str:
+    try:
+        return str(os.stat("/proc/self/ns/pid").st_ino)
+    except OSError:  # not Linux, or /proc not mounted
+        return _INIT_PID_NAMESPACE
+
+
 def lock_owner() -> str:
-    """The owner string of this process: "host:pid", as stale-lock detection expects."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """The owner string of this process: "host:pid", as stale-lock detection
+    expects; in a container with its own pid namespace, "host:pid:pidns=N":
+    two containers given one hostname and one database file cannot read
+    each other's pids."""
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    namespace = _pid_namespace()
+    return owner if namespace == _INIT_PID_NAMESPACE else f"{owner}:pidns={namespace}"
 
 
 def _owner_is_dead(owner: str) -> bool:
-    """True only when the owner ran on this host and its pid no longer exists.
+    """True only when the owner ran on this host, in our pid namespace, and
+    its pid no longer exists.
 
-    Owners on other hosts, or strings we cannot parse, are assumed alive:
-    only the ttl can free their locks. Extra ":suffix" parts are allowed.
+    Owners on other hosts or in other pid namespaces, or strings we cannot
+    parse, are assumed alive: only the ttl can free their locks. Extra
+    ":suffix" parts are allowed.
     """
     host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
+    pid_text, *extra = rest.split(":")
+    namespace = next((e.removeprefix("pidns=") for e in extra if e.startswith("pidns=")),
+                     _INIT_PID_NAMESPACE)
+    if host != socket.gethostname() or not pid_text.isdigit() or namespace != _pid_namespace():
         return False
     pid = int(pid_text)
     if pid == os.getpid():

@@ -630,6 +630,62 @@ def test_lock_of_a_dead_pid_on_this_host_is_stolen(store: Store) -> None:
     assert store.acquire_lock("audit", lock_owner(), T0 + dt.timedelta(seconds=1), TTL)
 
 
+def _dead_pid() -> int:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+@pytest.mark.parametrize(
+    ("owner", "stolen"),
+    [
+        ("{host}:{dead}", True),
+        ("{host}:{dead}:{ours}", True),
+        ("{host}:{dead}:pidns=1234", False),  # another container named like us: its pids are not ours
+        ("{host}:{dead}:job:pidns=1234", False),
+        ("{host}:{live}:{ours}", False),
+        ("elsewhere.example:{dead}", False),
+        ("{host}:notapid", False),
+    ],
+)
+def test_a_dead_holder_is_judged_only_in_our_own_pid_namespace(
+        store: Store, owner: str, stolen: bool) -> None:
+    me = lock_owner()
+    ours = me.split(":", 2)[2] if me.count(":") == 2 else "pidns=4026531836"
+    holder = owner.format(host=socket.gethostname(), dead=_dead_pid(), live=os.getppid(), ours=ours)
+    assert store.acquire_lock("audit", holder, T0, TTL)
+    assert store.acquire_lock("audit", me, T0 + dt.timedelta(seconds=1), TTL) is stolen
+
+
+def test_a_process_in_its_own_pid_namespace_names_it_in_its_locks(store: Store) -> None:
+    """A real second pid namespace (`unshare --pid`, as a container has): its
+    owner string says so, and its live lock is not taken for a dead pid's."""
+    script = ("import sys, datetime as dt; from monitor.store import Store, lock_owner; "
+              "s = Store.open(sys.argv[1]); "
+              "assert s.acquire_lock('audit', lock_owner(), dt.datetime.now(dt.timezone.utc), "
+              "dt.timedelta(minutes=10)); print(lock_owner(), flush=True); sys.stdin.read()")
+    try:
+        child = subprocess.Popen(["unshare", "--pid", "--fork", sys.executable, "-c", script, str(store.path)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    except FileNotFoundError:
+        pytest.skip("no unshare(1) here")
+    try:
+        owner = child.stdout.readline().strip()  # type: ignore[union-attr]
+        if not owner:
+            child.stdin.close()  # type: ignore[union-attr]
+            error = child.stderr.read().strip()  # type: ignore[union-attr]
+            if error.startswith("unshare:"):  # not root, or namespaces disabled: unshare itself failed
+                pytest.skip(f"cannot make a pid namespace here: {error}")
+            pytest.fail(f"the process in its own pid namespace failed: {error}")
+        assert owner.startswith(f"{socket.gethostname()}:") and ":pidns=" in owner
+        assert owner.rpartition("=")[2] != str(os.stat("/proc/self/ns/pid").st_ino)
+        assert not store.acquire_lock("audit", lock_owner(), dt.datetime.now(UTC), TTL)
+    finally:
+        if not child.stdin.closed:  # type: ignore[union-attr]
+            child.stdin.close()  # type: ignore[union-attr]  # its end of input: it exits
+        child.wait(timeout=20)
+
+
 def _race(path: str, barrier: Any, results: Any) -> None:
     store = Store.open(path)
     barrier.wait()
