@@ -622,18 +622,16 @@ def test_lock_expired_ttl_is_stolen_and_refresh_extends(store: Store) -> None:
     assert not store.refresh_lock("audit", holder, T0 + dt.timedelta(minutes=20), TTL)
 
 
-def test_lock_of_a_dead_pid_on_this_host_is_stolen(store: Store) -> None:
-    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                           capture_output=True, text=True, check=True)
-    dead = f"{socket.gethostname()}:{int(child.stdout)}"
-    assert store.acquire_lock("audit", dead, T0, TTL)
-    assert store.acquire_lock("audit", lock_owner(), T0 + dt.timedelta(seconds=1), TTL)
-
-
 def _dead_pid() -> int:
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)
     return int(child.stdout)
+
+
+def test_lock_of_a_dead_pid_on_this_host_is_stolen(store: Store) -> None:
+    dead = f"{socket.gethostname()}:{_dead_pid()}"
+    assert store.acquire_lock("audit", dead, T0, TTL)
+    assert store.acquire_lock("audit", lock_owner(), T0 + dt.timedelta(seconds=1), TTL)
 
 
 @pytest.mark.parametrize(
