@@ -519,7 +519,7 @@ def render_index(out_dir: Path, *, site: str) -> str:
         if not match:
             continue
         rows.append({"name": path.name, "date": match.group(1), "run": int(match.group(2)),
-                     "counts": _saved_counts(path.with_suffix(".json"))})
+                     **_saved_head(path.with_suffix(".json"))})
     rows.sort(key=lambda r: (r["date"], r["run"]), reverse=True)
     return _inline(_ENV.get_template("index.html.j2").render(site=site, rows=rows))
 
@@ -527,29 +527,35 @@ def render_index(out_dir: Path, *, site: str) -> str:
 JSON_HEAD_CHARS = 65_536
 """How much of a saved JSON report the index reads: its "counts" come
 within the first few hundred characters (after the site name and the run)."""
-_COUNTS_KEY = re.compile(r'"counts":\s*')
+_HEAD_KEYS = re.compile(r'"(run|counts)":\s*')
 _DECODER = json.JSONDecoder()
 
 
-def _saved_counts(path: Path) -> dict[str, Any]:
-    """A saved report's counts, read from the head of its JSON file.
+def _saved_head(path: Path) -> dict[str, Any]:
+    """A saved report's counts, and whether its run was partial (`check
+    --page`), read from the head of its JSON file.
 
     Parsing every saved report whole took 1.4 s per 100,000-link report,
-    and the index lists all of them. The first `"counts":` is a key (a
-    value is followed by `,`, `]` or `}`), and the audit's first fields
-    (site, run, generated_at) have no such key: it is the document's own,
-    in version 1 files too.
+    and the index lists all of them. The first `"run":` and `"counts":` are
+    keys (a value is followed by `,`, `]` or `}`), and the audit's first
+    fields (site, run, generated_at) hold no other such key: they are the
+    document's own, in version 1 files too.
     """
     try:
         with path.open(encoding="utf-8", errors="replace") as f:
             head = f.read(JSON_HEAD_CHARS)
     except OSError:
-        return {}
-    match = _COUNTS_KEY.search(head)
-    if match is None:
-        return {}
-    try:
-        counts, _ = _DECODER.raw_decode(head, match.end())
-    except ValueError:
-        return {}
-    return counts if isinstance(counts, dict) else {}
+        return {"counts": {}, "partial": False}
+    found: dict[str, Any] = {}
+    for match in _HEAD_KEYS.finditer(head):
+        if match.group(1) in found:
+            continue
+        try:
+            found[match.group(1)], _ = _DECODER.raw_decode(head, match.end())
+        except ValueError:
+            found[match.group(1)] = {}
+        if len(found) == 2:
+            break
+    counts, run = found.get("counts"), found.get("run")
+    return {"counts": counts if isinstance(counts, dict) else {},
+            "partial": isinstance(run, dict) and run.get("partial") is True}

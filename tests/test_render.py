@@ -20,7 +20,8 @@ from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import render
 from reports.audit import Audit, build_audit
-from reports.mail import build_report_message, message_id_for
+from reports import wording
+from reports.mail import build_report_message, message_id_for, subject_for
 from reports.render import (
     MAX_EMAIL_BYTES,
     PROBLEM_MIN_BYTES,
@@ -611,6 +612,23 @@ def test_index_reads_only_the_head_of_each_saved_report(tmp_path: Path) -> None:
     assert cells[:4] == [str(c.checked), str(c.new), str(c.still), str(c.fixed)]
     assert cells[4:8] == ["41", "2", "3", "1"]
     assert cells[8:] == ["", "", "", ""]
+
+
+def test_a_check_of_some_pages_says_so_in_its_report_and_the_index(tmp_path: Path) -> None:
+    """`monitor check --page` makes a partial run: its report, mail parts and
+    row in the index must not pass for the weekly audit of the whole site."""
+    weekly = sample_audit()
+    partial = replace(weekly, run=replace(weekly.run, id=8, partial=True))
+    save_report(weekly, tmp_path)
+    index = save_report(partial, tmp_path).index.read_text(encoding="utf-8")
+    runs = re.findall(r'run-\d+\.html"[^>]*>[^<]*</a></td>\s*<td[^>]*>(\d+)(.*?)</td>', index)
+    assert sorted(runs) == [("7", ""), ("8", ' <span title="monitor check --page: not every watched page">'
+                                            "(some pages)</span>")]
+    for audit, marked in ((weekly, False), (partial, True)):
+        html, text = render_html(audit), render_text(audit)
+        assert ("LINK CHECK OF SOME PAGES" in html) is marked and ("WEEKLY LINK AUDIT" in html) is not marked
+        assert (wording.PARTIAL_RUN in text) is marked and text.startswith("LINK CHECK OF SOME PAGES") is marked
+        assert subject_for(audit).startswith("Link check of some pages for ") is marked
 
 
 @pytest.mark.browser
