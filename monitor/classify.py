@@ -16,7 +16,8 @@ Order of precedence (the first rule that fires decides):
 | 4  | redirected to a sign-in page (final status 2xx/401/403), or   | blocked  | login_required |
 |    | a 2xx page titled "Sign in" / "Log in"                        |          |        |
 | 5  | bot-wall page: Cloudflare, Akamai, DataDome, PerimeterX,      | blocked  | bot_challenge |
-|    | Imperva, DDoS-Guard, Sucuri, captcha (any status but 404/410) |          |        |
+|    | Imperva, DDoS-Guard, Sucuri, captcha (any status but 404/410  |          |        |
+|    | and the gateway errors 502/504)                               |          |        |
 | 6  | a status the old address form is known to answer spuriously   | moved    | known_move |
 |    | (quirks: old PubMed form answering 431/5xx)                   |          |        |
 | 7  | 404, 410                                                      | expired  | http_404, http_410 |
@@ -550,6 +551,9 @@ _CHALLENGE_STRONG: tuple[tuple[str, re.Pattern[str]], ...] = (
 _CHALLENGE_WEAK = re.compile(r"\bcaptcha\b|\baccess denied\b|\bunusual traffic\b|"
                              r"\bsecurity check\b|\bbot detection\b")
 _CHALLENGE_STATUSES = frozenset({401, 403, 405, 406, 429, 503})
+# A CDN's page for an origin that failed names the CDN (Sucuri's "Bad Gateway",
+# Akamai's "Reference #" on every error) but is no bot check.
+_GATEWAY_STATUSES = frozenset({502, 504})
 
 
 def _lower_text(text: str) -> str:
@@ -755,15 +759,15 @@ def _challenge_vendor(s: _Seen) -> str | None:
     server = s.obs.server.lower()
     if s.status in (403, 429) and "ray id" in s.text and "cloudflare" in server + s.text:
         return "Cloudflare"  # a firewall rule (error 1020...), not the origin's own 403
-    if refused and "akamai" in server and "reference #" in s.text:
-        return "Akamai"
+    if s.status in (403, 429) and "akamai" in server and "reference #" in s.text:
+        return "Akamai"  # its denials; its 503 "Zero size object" is the origin failing
     if (refused or s.weak_ok) and not s.present and _CHALLENGE_WEAK.search(haystack):
         return ""
     return None
 
 
 def _rule_bot_challenge(s: _Seen) -> Verdict | None:
-    if s.status in (404, 410):
+    if s.status in (404, 410) or s.status in _GATEWAY_STATUSES:
         return None
     vendor = _challenge_vendor(s)
     if vendor is None:
