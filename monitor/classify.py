@@ -483,7 +483,8 @@ def _u(url: str) -> str:
 _ERROR_TITLE = re.compile(
     r"^(?:(?:http )?(?:error|status) ?)?(?:404|410)(?: ?error)?(?: ?page)?(?: ?-? ?(?:page |file )?not found)?$|"
     r"^(?:error ?)?(?:page|file|document|article|content|resource|url|item|story|post)? ?not found!?$|"
-    r"^(?:sorry|oops|whoops|uh oh)\b.{0,60}(?:found|exist|missing|wrong|moved)|"
+    r"^(?:(?:were|we are|we re) )?(?:sorry|oops|whoops|uh oh)\b.{0,60}(?:found|exist|missing|wrong|moved|find)|"
+    r"^(?:we |i )?(?:cant|cannot|can not|couldnt|could not) (?:seem to )?find (?:that|this|the|your) page|"
     r"^(?:the )?page (?:you requested |you are looking for )?(?:could not|cannot|can ?not|cant|couldnt) be found\.?$|"
     r"^(?:this |the )?page (?:does not|doesnt|no longer) exists?\.?$|"
     r"^(?:page|content|article) (?:not |un)available$|^nothing found(?: for .*)?$|"

@@ -203,6 +203,12 @@ CASES: list[Case] = [
     Case("soft404_title_bare_404", ob(OUP, title="404"), EXPIRED, "soft_404"),
     Case("soft404_title_cant_be_found", ob(GNW, title="Oops! That page can’t be found."),
          EXPIRED, "soft_404", title=CORBUS),
+    Case("soft404_title_sorry_couldnt_find", ob(OUP, title="Sorry, we couldn’t find that page"),
+         EXPIRED, "soft_404", title=IL18),
+    Case("soft404_title_were_sorry", ob(GNW, title="We're sorry, the page you requested cannot "
+         "be found | Example Health"), EXPIRED, "soft_404"),
+    Case("soft404_title_we_cant_find", ob(GNW, title="We can't find that page - Example Hospital"),
+         EXPIRED, "soft_404", title=CORBUS),
     Case("soft404_title_not_found_german", ob(GNW, title="Seite nicht gefunden"), EXPIRED, "soft_404"),
     Case("soft404_text_could_not_be_found", ob(GNW, title="GlobeNewswire",
          text="Sorry, the page you are looking for could not be found. Try the search."),
