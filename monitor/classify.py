@@ -417,11 +417,18 @@ def _is_home(url: str) -> bool:
         and not _content_query(pairs)
 
 
+_SEARCH_SEGMENTS = frozenset({"search", "search-results"})
+
+
 def _is_listing(url: str) -> bool:
+    """A listing or search page: by its last segment, a search segment anywhere
+    in its path (GlobeNewswire's /en/search/organization/<name>, Drupal's
+    /search/node/<words>), or a search parameter."""
     _, _, segments, pairs = _split(url)
     rest = _trimmed(segments)
     last = rest[-1].lower().rsplit(".", 1)[0] if rest else ""
-    return last in _LISTING_SEGMENTS or any(k.lower() in _SEARCH_PARAMS for k, _ in pairs)
+    return last in _LISTING_SEGMENTS or any(s.lower() in _SEARCH_SEGMENTS for s in rest) \
+        or any(k.lower() in _SEARCH_PARAMS for k, _ in pairs)
 
 
 def _path_query(url: str) -> str:

@@ -260,6 +260,10 @@ CASES: list[Case] = [
     Case("redirect_to_search", ob("https://example.org/articles/2018/123", redirects=[
         hop("https://example.org/articles/2018/123", 302,
             "https://example.org/search?q=lenabasum")]), EXPIRED, "redirect_to_home"),
+    Case("redirect_to_path_search_gnw_deleted_release", ob(GNW, redirects=[
+        hop(GNW, 302, "https://www.globenewswire.com/en/search/organization/Corbus%20Pharmaceuticals")],
+         title="Corbus Pharmaceuticals Holdings, Inc. News Releases | GlobeNewswire"),
+         EXPIRED, "redirect_to_home", title=CORBUS),
     Case("redirect_to_pubmed_search", ob(PUBMED, redirects=[
         hop(PUBMED, 301, "https://pubmed.ncbi.nlm.nih.gov/?term=29713898")]),
          EXPIRED, "redirect_to_home"),
