@@ -85,7 +85,7 @@ import unicodedata
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Callable
-from urllib.parse import parse_qsl, urljoin, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from monitor import quirks
 from monitor.types import ErrorKind, LinkStatus, Observation, UrlState, Verdict
@@ -947,8 +947,32 @@ def _rule_drift(s: _Seen) -> Verdict | None:
                     "since it was last checked ok.")
 
 
+_SESSION = re.compile(r"^(?:j?sessionid|session_id|phpsessid|aspsessionid|sid|cfid|cftoken)$")
+_PATH_SESSION = re.compile(r";jsessionid=[^/?#]*", re.IGNORECASE)
+
+
+def _without_added_noise(target: str, cited: str) -> str:
+    """`target` without the tracking and session parameters the cited URL did
+    not have: a 301 that only adds ?utm_source=... or ;jsessionid=... moves
+    nothing, and such a URL must never be suggested to an editor."""
+    try:
+        parts = urlsplit(target)
+    except ValueError:
+        return target
+    had = {k.lower() for k, _ in _split(cited)[3]}
+    path = parts.path if ";jsessionid=" in cited.lower() else _PATH_SESSION.sub("", parts.path)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    kept = [(k, v) for k, v in pairs
+            if k.lower() in had or not (_TRACKING.match(k.lower()) or _SESSION.match(k.lower()))]
+    if path == parts.path and len(kept) == len(pairs):
+        return target
+    query = urlencode(kept) if len(kept) != len(pairs) else parts.query
+    return urlunsplit(parts._replace(path=path, query=query))
+
+
 def _permanent_target(obs: Observation) -> str | None:
-    """Where the leading run of permanent hops leads, or None when there is none."""
+    """Where the leading run of permanent hops leads, or None when there is none
+    (or when it only adds a slash, tracking or session parameters)."""
     target: str | None = None
     for hop in obs.redirects:
         nxt = _join(hop.url, hop.location)
@@ -956,6 +980,8 @@ def _permanent_target(obs: Observation) -> str | None:
             target = nxt
         else:
             break
+    if target is not None:
+        target = _without_added_noise(target, obs.url)
     if target is None or _same_page(target, obs.url):
         return None
     normalised = quirks.rewrite(target)
@@ -990,9 +1016,11 @@ def _rule_redirects(s: _Seen) -> Verdict | None:
             else "Moved permanently to"
         return _verdict(s, LinkStatus.MOVED, "permanent_redirect",
                         f"{how} {_u(target)}; update the link.", target)
-    first = f" ({s.obs.redirects[0].status})" if s.obs.redirects else ""
+    code = s.obs.redirects[0].status if s.obs.redirects else None
+    how = "Redirects" if code in (301, 308) else "Redirects temporarily"  # a slash, a tracking parameter
+    first = f" ({code})" if code else ""
     return _verdict(s, LinkStatus.OK, "temporary_redirect",
-                    f"Redirects temporarily{first} to {_u(s.final)}; the link is fine as it is.")
+                    f"{how}{first} to {_u(s.final)}; the link is fine as it is.")
 
 
 _RULES: tuple[Callable[[_Seen], Verdict | None], ...] = (

@@ -126,6 +126,11 @@ CASES: list[Case] = [
              hop("https://example.org/a/1", 302, "https://example.org/b/1"),
              hop("https://example.org/b/1", 301, "https://example.org/c/1")]),
          OK, "temporary_redirect"),
+    Case("ok_301_adding_tracking_parameter_is_no_move", ob(OUP, redirects=[
+        hop(OUP, 301, OUP + "?utm_source=site&utm_medium=referral")]), OK, "temporary_redirect"),
+    Case("ok_301_adding_session_id_is_no_move", ob("https://example.org/x/1.jsp", redirects=[
+        hop("https://example.org/x/1.jsp", 301, "https://example.org/x/1.jsp;jsessionid=A1B2?sid=9")]),
+         OK, "temporary_redirect"),
     # -- moved ---------------------------------------------------------------------------
     Case("moved_301", ob("https://www.jrheum.org/content/40/12/2031",
                          redirects=[hop("https://www.jrheum.org/content/40/12/2031", 301,
@@ -182,6 +187,9 @@ CASES: list[Case] = [
          ob("http://dx.doi.org/10.1002/mus.26182", redirects=[
              hop("http://dx.doi.org/10.1002/mus.26182", 301, WILEY)]),
          MOVED, "known_move", suggested="https://doi.org/10.1002/mus.26182"),
+    Case("moved_suggestion_drops_added_tracking", ob("http://example.org/x/1?id=7", redirects=[
+        hop("http://example.org/x/1?id=7", 301, "https://www.example.org/x/1?id=7&utm_source=old")]),
+         MOVED, "permanent_redirect", suggested="https://www.example.org/x/1?id=7"),
     Case("moved_to_author_page_is_not_login",
          ob("https://example.org/people/7", redirects=[
              hop("https://example.org/people/7", 301, "https://example.org/authors/jones")]),
