@@ -18,6 +18,9 @@ Order of precedence (the first rule that fires decides):
 | 5  | bot-wall page: Cloudflare, Akamai, DataDome, PerimeterX,      | blocked  | bot_challenge |
 |    | Imperva, DDoS-Guard, Sucuri, captcha (any status but 404/410  |          |        |
 |    | and the gateway errors 502/504)                               |          |        |
+| 5  | 2xx empty shell a host serves for a missing item (quirks:     | blocked  | video_unavailable |
+|    | YouTube's "<title> - YouTube" for a removed video, or its bot |          |        |
+|    | wall: the check saw no video)                                 |          |        |
 | 6  | a status the old address form is known to answer spuriously   | moved    | known_move |
 |    | (quirks: old PubMed form answering 431/5xx)                   |          |        |
 | 7  | 404, 410                                                      | expired  | http_404, http_410 |
@@ -786,6 +789,18 @@ def _rule_bot_challenge(s: _Seen) -> Verdict | None:
                     "a person should open it in a browser.")
 
 
+def _rule_placeholder(s: _Seen) -> Verdict | None:
+    if not 200 <= s.status < 300:
+        return None
+    site = quirks.placeholder_site(s.final, s.obs.title, s.obs.meta_title)
+    if site is None:
+        return None
+    return _verdict(s, LinkStatus.BLOCKED, "video_unavailable",
+                    f"{site} served its empty page (title {_q(s.obs.title.strip())}) instead of "
+                    "the video: it was removed or made private, or the automated check was "
+                    "refused; a person should open it in a browser.")
+
+
 def _rule_quirk_masked(s: _Seen) -> Verdict | None:
     known = quirks.rewrite(s.obs.url)
     if known is None or s.status not in known.quirk.masks:
@@ -1029,6 +1044,7 @@ _RULES: tuple[Callable[[_Seen], Verdict | None], ...] = (
     _rule_parking_host,
     _rule_login,
     _rule_bot_challenge,
+    _rule_placeholder,
     _rule_quirk_masked,
     _rule_status,
     _rule_parked_wording,

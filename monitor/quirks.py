@@ -12,6 +12,9 @@ quirk may match and decline, e.g. an Entrez link to a non-PubMed database).
 `known_move`) even when the old one still answers. The checker may use it too,
 to check the new form when the old one fails.
 
+Some hosts answer 200 with an empty shell where a removed item was:
+`placeholder_site()` knows their shells (YouTube's removed video).
+
 Persistent-identifier resolvers (doi.org, handle.net, purl.org...) redirect by
 design: the resolver URL is the stable citation and must never be replaced by
 the publisher URL it currently points to; `is_persistent_resolver()` says so.
@@ -31,6 +34,7 @@ __all__ = [
     "Quirk",
     "Rewrite",
     "is_persistent_resolver",
+    "placeholder_site",
     "rewrite",
 ]
 
@@ -198,3 +202,33 @@ def is_persistent_resolver(url: str) -> bool:
         return False
     return host in PERSISTENT_RESOLVERS
 
+
+
+# Hosts whose 200 page with a title holding nothing but the site's own name is
+# an empty shell, by path. YouTube serves "<title> - YouTube</title>", no
+# og:title, for a removed or private video, and the same shell to a server it
+# takes for a bot ("Sign in to confirm you're not a bot"): either way the
+# check saw no video, and a person must look.
+_PLACEHOLDERS: tuple[tuple[re.Pattern[str], re.Pattern[str], frozenset[str], str], ...] = (
+    (re.compile(r"^(?:www\.|m\.)?youtube(?:-nocookie)?\.com$"),
+     re.compile(r"^/(?:watch|shorts/|embed/|live/|v/)"),
+     frozenset({"- youtube", "youtube"}), "YouTube"),
+)
+
+
+def placeholder_site(url: str, title: str, meta_title: str) -> str | None:
+    """The site's name when `url`'s page with this title is the host's empty
+    shell for a missing item, else None. `title` is compared cleaned
+    (whitespace collapsed, casefolded)."""
+    if meta_title.strip():
+        return None
+    try:
+        parts = urlsplit(url)
+        host = (parts.hostname or "").lower()
+    except ValueError:
+        return None
+    seen = " ".join(title.split()).casefold()
+    for hosts, paths, titles, name in _PLACEHOLDERS:
+        if hosts.match(host) and paths.match(parts.path) and seen in titles:
+            return name
+    return None

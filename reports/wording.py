@@ -64,6 +64,8 @@ REASONS: dict[str, str] = {
     "http_999": "LinkedIn refuses automated checks (HTTP 999); please open it in a browser",
     "bot_challenge": "The site blocks automated checks (bot wall); please open it in a browser",
     "login_required": "The article is behind a login or paywall; please open it in a browser",
+    "video_unavailable": "YouTube shows no video here (removed, private, or hidden from "
+                         "automated checks); please open it in a browser",
     "rate_limited": "The site asked us to slow down (too many requests); please open it in a browser",
     "private_address": "The link points at a private or local network address, which is not checked",
     "robots_disallowed": "The site's robots.txt asks robots not to visit this address; "

@@ -370,6 +370,16 @@ CASES: list[Case] = [
          text="Press & Hold to confirm you are a human (and not a bot)."), BLOCKED, "bot_challenge"),
     Case("bot_captcha_generic_200", ob(GNW, title="Security", text="Please solve the CAPTCHA below."),
          BLOCKED, "bot_challenge"),
+    Case("blocked_youtube_empty_shell", ob("https://www.youtube.com/watch?v=x1Y2z3A4b5C",
+         title=" - YouTube", text="About Press Copyright Contact us Creators Advertise Developers "
+         "Terms Privacy Policy & Safety How YouTube works Test new features"),
+         BLOCKED, "video_unavailable", title="Living with scleroderma: three patients tell their stories"),
+    Case("blocked_youtu_be_to_empty_shell", ob("https://youtu.be/x1Y2z3A4b5C", redirects=[
+        hop("https://youtu.be/x1Y2z3A4b5C", 301, "https://www.youtube.com/watch?v=x1Y2z3A4b5C&feature=youtu.be")],
+         title="YouTube"), BLOCKED, "video_unavailable"),
+    Case("near_youtube_video_with_title", ob("https://www.youtube.com/watch?v=x1Y2z3A4b5C",
+         title="Living with scleroderma - YouTube", meta_title="Living with scleroderma"), OK, "ok"),
+    Case("near_youtube_home_is_no_video", ob("https://www.youtube.com/", title="YouTube"), OK, "ok"),
     Case("login_redirect", ob(WILEY, redirects=[hop(WILEY, 302,
          "https://onlinelibrary.wiley.com/action/showLogin?uri=%2Fdoi%2Ffull%2F10.1002%2Fmus.26182")],
          title="Log in | Wiley Online Library"), BLOCKED, "login_required", title=SCT),
