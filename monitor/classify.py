@@ -35,7 +35,8 @@ Order of precedence (the first rule that fires decides):
 | 10 | error-page title, error wording in the text, or a redirect    | expired  | soft_404 |
 |    | to an error address (/404, notfound, /error)                  |          |        |
 | 11 | a deep link redirected to the home page, a listing or search, | expired  | redirect_to_home |
-|    | or an ancestor section two or more levels up                  |          |        |
+|    | a search for its own words, or an ancestor section two or     |          |        |
+|    | more levels up                                                |          |        |
 | 12 | same content as the probe (a random sibling path)             | expired  | soft_404 |
 | 13 | a specific title naming another item than the cited title     | drifted  | title_mismatch |
 | 13 | no usable cited title: the title differs from the one seen    | drifted  | content_changed |
@@ -885,6 +886,21 @@ def _rule_soft404_wording(s: _Seen) -> Verdict | None:
                     f"The page answers {s.status} but reads like an error page ({_q(hit)}).")
 
 
+def _searches_for_itself(cited: str, final: str) -> bool:
+    """The final URL searches for the words of the cited URL's last segment
+    (/lenabasum-trial -> /search?q=lenabasum+trial): a CMS turning its 404
+    into a site search. A cited search or listing is not an item."""
+    if _is_listing(cited):
+        return False
+    segments = _trimmed(_split(cited)[2])
+    if not segments:
+        return False
+    wanted = set(_TOKEN.findall(segments[-1].lower().rsplit(".", 1)[0]))
+    asked = {t for k, v in _split(final)[3] if k.lower() in _SEARCH_PARAMS
+             for t in _TOKEN.findall(v.lower())}
+    return bool(wanted) and len(wanted & asked) * 2 >= len(wanted) + 1
+
+
 def _rule_redirect_to_home(s: _Seen) -> Verdict | None:
     if not s.redirected or _is_home(s.obs.url):
         return None
@@ -900,6 +916,10 @@ def _rule_redirect_to_home(s: _Seen) -> Verdict | None:
     if _is_listing(s.final) and len(landed) < len(original) and (len(original) >= 2 or searched):
         return _verdict(s, LinkStatus.EXPIRED, "redirect_to_home",
                         f"Redirects to {_u(s.final)}, a listing or search page, not the cited item.")
+    if searched and _searches_for_itself(s.obs.url, s.final):
+        return _verdict(s, LinkStatus.EXPIRED, "redirect_to_home",
+                        f"Redirects to {_u(s.final)}, a search for the cited address's own words: "
+                        "the site no longer has the item.")
     same_site = _bare_host(_host(s.final)) == _bare_host(_host(s.obs.url))
     if same_site and landed and original[: len(landed)] == landed \
             and len(landed) <= len(original) - ANCESTOR_MIN_DROP:
