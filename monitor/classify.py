@@ -512,7 +512,15 @@ _SOFT404_STRONG = re.compile(
     r"\b(?:we|i) (?:can'?t|cannot|can not|couldn'?t|could not) (?:seem to )?find (?:the|that|this) "
     r"(?:page|article|file|content)|"
     r"requested url (?:\S+ )?was not found on this server|"
-    r"\bpage not found\b|\b404[ .:-]+(?:page |file )?not found\b|\berror 404\b"
+    r"\bpage not found\b|\b404[ .:-]+(?:page |file )?not found\b|\berror 404\b|"
+    # German, French, Spanish, Portuguese, Italian, Dutch: cited foundations and hospitals
+    r"\bseite (?:wurde |konnte |kann )?nicht gefunden\b|\bseite (?:existiert nicht|nicht gefunden)\b|"
+    r"\bpage (?:que vous (?:recherchez|cherchez|demandez|avez demand[ée]e) )?(?:est )?introuvable\b|"
+    r"\bpage (?:demand[ée]e )?n'existe pas\b|\bpage non trouv[ée]e\b|"
+    r"\bp[aá]gina (?:que (?:busca|buscas|buscaba|está buscando|esta buscando|solicit[oó]) |solicitada )?"
+    r"no (?:existe|se encuentra|(?:ha sido |fue )?encontrada)\b|\bp[aá]gina n[aã]o (?:encontrada|existe)\b|"
+    r"\bpagina (?:richiesta |che stai cercando )?non (?:trovata|esiste|(?:è|e) stata trovata)\b|"
+    r"\bpagina (?:is )?niet gevonden\b"
 )
 _SOFT404_WEAK = re.compile(r"\bno longer exists\b|\b404 error\b|\bnot found\b")
 _NOUNS = (r"(?:article|page|content|story|press release|news release|release|item|post|listing|"

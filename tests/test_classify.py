@@ -225,6 +225,14 @@ CASES: list[Case] = [
          text="Hmm. We can't find that page. It may have moved."), EXPIRED, "soft_404"),
     Case("soft404_text_doesnt_exist", ob(GNW, title="",
          text="This page doesn’t exist or was moved."), EXPIRED, "soft_404"),
+    *[Case(f"soft404_text_{lang}", ob("https://www.example-klinik.eu/myositis/behandlung",
+           title="Example Klinik", text=text), EXPIRED, "soft_404") for lang, text in (
+        ("german", "Die angeforderte Seite wurde nicht gefunden. Zur Startseite"),
+        ("french", "Oups ! La page que vous recherchez est introuvable."),
+        ("spanish", "Lo sentimos, la página que busca no existe."),
+        ("portuguese", "Erro: página não encontrada."),
+        ("italian", "Spiacenti, la pagina richiesta non è stata trovata."),
+        ("dutch", "Deze pagina is niet gevonden."))],
     Case("soft404_text_with_mismatching_title", ob(GNW, title="Latest news releases from Corbus",
          text="The page you requested could not be found."), EXPIRED, "soft_404", title=CORBUS),
     Case("soft404_final_url_404", ob("https://example.org/x/1", redirects=[
