@@ -18,9 +18,6 @@ Order of precedence (the first rule that fires decides):
 | 5  | bot-wall page: Cloudflare, Akamai, DataDome, PerimeterX,      | blocked  | bot_challenge |
 |    | Imperva, DDoS-Guard, Sucuri, captcha (any status but 404/410  |          |        |
 |    | and the gateway errors 502/504)                               |          |        |
-| 5  | 2xx empty shell a host serves for a missing item (quirks:     | blocked  | video_unavailable |
-|    | YouTube's "<title> - YouTube" for a removed video, or its bot |          |        |
-|    | wall: the check saw no video)                                 |          |        |
 | 6  | a status the old address form is known to answer spuriously   | moved    | known_move |
 |    | (quirks: old PubMed form answering 431/5xx)                   |          |        |
 | 7  | 404, 410                                                      | expired  | http_404, http_410 |
@@ -32,6 +29,9 @@ Order of precedence (the first rule that fires decides):
 | 8  | parking wording ("this domain is for sale", sedoparking...)   | expired  | parked_domain |
 | 9  | expiry notice ("this article has expired", "this press        | expired  | expired_notice |
 |    | release is no longer available", "content has been archived") |          |        |
+| 9  | 2xx empty shell a host serves for a missing item (quirks:     | blocked  | video_unavailable |
+|    | YouTube's "<title> - YouTube" for a removed video, or its bot |          |        |
+|    | wall: the check saw no video)                                 |          |        |
 | 10 | error-page title, error wording in the text, or a redirect    | expired  | soft_404 |
 |    | to an error address (/404, notfound, /error)                  |          |        |
 | 11 | a deep link redirected to the home page, a listing or search, | expired  | redirect_to_home |
@@ -1072,11 +1072,11 @@ _RULES: tuple[Callable[[_Seen], Verdict | None], ...] = (
     _rule_parking_host,
     _rule_login,
     _rule_bot_challenge,
-    _rule_placeholder,
     _rule_quirk_masked,
     _rule_status,
     _rule_parked_wording,
     _rule_expired_notice,
+    _rule_placeholder,
     _rule_soft404_wording,
     _rule_redirect_to_home,
     _rule_soft404_probe,

@@ -395,6 +395,9 @@ CASES: list[Case] = [
     Case("blocked_youtu_be_to_empty_shell", ob("https://youtu.be/x1Y2z3A4b5C", redirects=[
         hop("https://youtu.be/x1Y2z3A4b5C", 301, "https://www.youtube.com/watch?v=x1Y2z3A4b5C&feature=youtu.be")],
          title="YouTube"), BLOCKED, "video_unavailable"),
+    Case("expired_youtube_shell_saying_why", ob("https://www.youtube.com/watch?v=x1Y2z3A4b5C",
+         title=" - YouTube", text="This video is no longer available because the YouTube account "
+         "associated with this video has been terminated."), EXPIRED, "expired_notice"),
     Case("near_youtube_video_with_title", ob("https://www.youtube.com/watch?v=x1Y2z3A4b5C",
          title="Living with scleroderma - YouTube", meta_title="Living with scleroderma"), OK, "ok"),
     Case("near_youtube_home_is_no_video", ob("https://www.youtube.com/", title="YouTube"), OK, "ok"),
