@@ -203,7 +203,6 @@ def is_persistent_resolver(url: str) -> bool:
     return host in PERSISTENT_RESOLVERS
 
 
-
 # Hosts whose 200 page with a title holding nothing but the site's own name is
 # an empty shell, by path. YouTube serves "<title> - YouTube</title>", no
 # og:title, for a removed or private video, and the same shell to a server it
