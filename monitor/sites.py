@@ -12,6 +12,10 @@ breadth-first crawl from `start` that follows the `navigation` and
   URLs are de-duplicated on that same key, so a page is visited once. Another
   port or any other host name (even another subdomain, even `localhost` for
   `127.0.0.1`) is another site;
+- visits a page under one URL: session ids (";jsessionid=", "?PHPSESSID=",
+  a token-like "?sid=") and tracking tags ("utm_*", "fbclid" ...) are
+  dropped before a URL is judged (`without_session`), so a cookieless site
+  handing out new ids on every page is not an endless supply of new pages;
 - visits a page at most once, at most `max_pages` pages in all, none deeper
   than `max_depth` links from `start` (start = depth 0; sitemap pages are
   depth 0 too);
@@ -84,6 +88,7 @@ __all__ = [
     "parse_sitemap",
     "product_token",
     "same_site",
+    "without_session",
 ]
 
 log = logging.getLogger(__name__)
@@ -165,6 +170,38 @@ def _page_key(url: str) -> str:
     origin = _origin_key(url)
     host = f"{origin[0]}:{origin[1] or ''}" if origin else parts.netloc.lower()
     return f"{host}{parts.path or '/'}?{parts.query}"
+
+
+_PATH_SESSION_RE = re.compile(r";(?:jsessionid|phpsessid|sessionid)=[^/?#]*", re.I)
+_NOISE_KEY_RE = re.compile(
+    r"(?:utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|_ga|_gl"
+    r"|j?sessionid|session_id|phpsessid|aspsessionid\w*|cfid|cftoken|oscsid|zenid)", re.I)
+_SID_VALUE_RE = re.compile(r"[0-9A-Za-z]{16,}")
+
+
+def _noise_param(param: str) -> bool:
+    key, _, value = param.partition("=")
+    if _NOISE_KEY_RE.fullmatch(key):
+        return True
+    # "sid" is a session id in phpBB and many CMSs, a story or section id in
+    # others: dropped only when its value looks like a session token.
+    return key.lower() == "sid" and bool(_SID_VALUE_RE.fullmatch(value))
+
+
+def without_session(url: str) -> str:
+    """`url` without session ids (";jsessionid=...", "?PHPSESSID=...", a
+    token-like "?sid=...") and tracking tags ("utm_*", "fbclid" ...): each
+    visit of a cookieless site hands out new ids, which would make every page
+    a new URL, and a tagged link is the same page. Other parameters are kept
+    as they are, in their order."""
+    parts = urlsplit(url)
+    path = _PATH_SESSION_RE.sub("", parts.path)
+    query = parts.query
+    if query:
+        query = "&".join(p for p in query.split("&") if p and not _noise_param(p))
+    if path == parts.path and query == parts.query:
+        return url
+    return parts._replace(path=path, query=query).geturl()
 
 
 def looks_like_html(url: str) -> bool:
@@ -489,23 +526,25 @@ class _Discovery:
             return False
         return not any(p.search(url) for p in self.exclude)
 
-    def admit(self, url: str, *, exempt: bool = False) -> bool:
-        """Whether to visit `url`; a URL is judged once. `exempt`: the start
-        page, visited whatever the patterns say."""
+    def admit(self, url: str, *, exempt: bool = False) -> str | None:
+        """The URL to visit for `url` (without session ids and tracking
+        tags), or None; a page is judged once. `exempt`: the start page,
+        visited whatever the patterns say."""
         if self.full:
-            return False
+            return None
+        url = without_session(url)
         key = _page_key(url)
         if key in self.seen:
-            return False
+            return None
         self.seen.add(key)
         if not exempt and not (looks_like_html(url) and self._wanted(url)):
             self.result.filtered += 1
-            return False
+            return None
         if not self.robots.allows(url, self.user_agent):
             self.result.skipped_by_robots.append(url)
-            return False
+            return None
         self.result.pages.append(url)
-        return True
+        return url
 
     async def run(self) -> SiteCrawl:
         self.robots = await fetch_robots(self.client, self.base, timeout=self.timeout)
@@ -518,12 +557,12 @@ class _Discovery:
             self.concurrency = 1
             self.pacer = _Pacer(interval)
         level: list[str] = []
-        if self.site.start and self.admit(_normalized(self.site.start), exempt=True):
-            level.append(self.result.pages[-1])
+        if self.site.start and (admitted := self.admit(_normalized(self.site.start), exempt=True)):
+            level.append(admitted)
         sitemaps = [self.site.sitemap] if self.site.sitemap else self.robots.sitemaps()
         for url in await self._sitemap_pages(sitemaps):
-            if self.admit(url):
-                level.append(url)
+            if admitted := self.admit(url):
+                level.append(admitted)
         await self._crawl(level)
         r = self.result
         log.info("site discovered site=%s pages=%d skipped_by_robots=%d errors=%d sitemap_urls=%d "
@@ -542,8 +581,9 @@ class _Discovery:
             following: list[str] = []
             for citations in found:
                 for c in citations or ():
-                    if c.url and c.kind in _FOLLOWED_KINDS and same_site(c.url, self.base) and self.admit(c.url):
-                        following.append(c.url)
+                    if c.url and c.kind in _FOLLOWED_KINDS and same_site(c.url, self.base):
+                        if admitted := self.admit(c.url):
+                            following.append(admitted)
             level, depth = following, depth + 1
 
     async def _visit_level(self, urls: list[str]) -> list[list[Citation] | None]:

@@ -12,8 +12,9 @@ them.
 from __future__ import annotations
 
 import asyncio
+import re
 import gzip
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -37,6 +38,7 @@ from monitor.sites import (
     parse_sitemap,
     product_token,
     same_site,
+    without_session,
 )
 from monitor.types import Citation
 
@@ -64,6 +66,9 @@ class Server:
     inflight: int = 0
     max_inflight: int = 0
     port: int = 0
+    canonical: Callable[[str], str] | None = None
+    """Maps a requested path and query to the page served (a server that
+    ignores session ids, tracking parameters, parameter order ...)."""
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -72,8 +77,10 @@ class Server:
         return [path for _, path in self.requests]
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        path = request.path_qs
+        path = request.raw_path
         self.requests.append((request.headers.get("Host", ""), path))
+        if self.canonical is not None:
+            path = self.canonical(path)
         if path == "/robots.txt":
             status, text = self.robots
             return web.Response(status=status, text=text, content_type="text/plain")
@@ -588,3 +595,45 @@ def test_robots_interval_uses_crawl_delay_and_request_rate_capped() -> None:
     assert interval("User-agent: *\nCrawl-delay: 2\n") == 2.0
     assert interval("User-agent: *\nRequest-rate: 1/5s\n") == 5.0
     assert interval("User-agent: *\nCrawl-delay: 3600\n") == 10.0
+
+
+# -- traps and duplicates ------------------------------------------------------------
+
+_SESSION_IN_PATH = re.compile(r";jsessionid=[^/?#]*", re.I)
+_NOISE_PARAM = re.compile(r"^(utm_\w+|fbclid|gclid|phpsessid|sid)=", re.I)
+
+
+def _ignore_sessions(path: str) -> str:
+    """A server that serves the same page whatever session id or tracking tag."""
+    path, _, query = _SESSION_IN_PATH.sub("", path).partition("?")
+    kept = [p for p in query.split("&") if p and not _NOISE_PARAM.match(p)]
+    return f"{path}?{'&'.join(kept)}" if kept else path
+
+
+async def test_session_ids_and_tracking_parameters_do_not_multiply_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.canonical = _ignore_sessions
+    # Every page hands out its own session id in its links (a servlet
+    # without cookies), the home page also carries newsletter tags.
+    for n, path in enumerate(ALL_PATHS):
+        token = f"{n:032X}"
+        site.pages[path] = re.sub(r'href="(/[^"?#]*)"', rf'href="\1;jsessionid={token}"', site.pages[path])
+        site.pages[path] = re.sub(r"href='(p\d\.html)'", rf"href='\1?sid={token}'", site.pages[path])
+    site.pages["/"] = site.pages["/"].replace(
+        "</ul>", '<li><a href="/sec0/?utm_source=newsletter&amp;utm_medium=email">News</a></li>'
+                 f'<li><a href="/sec1/?PHPSESSID={"ab" * 16}">Cookieless</a></li></ul>', 1)
+    result, _ = await crawl(client, SiteSettings(start=site.url("/")))
+    assert sorted(paths_of(site, result.pages)) == sorted(ALL_PATHS)
+    assert sorted(p for p in site.paths() if p != "/robots.txt") == sorted(ALL_PATHS)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("https://a.org/x.jsp;jsessionid=A1B2C3?id=7", "https://a.org/x.jsp?id=7"),
+    ("https://a.org/x?utm_source=a&id=7&UTM_Medium=b&fbclid=z", "https://a.org/x?id=7"),
+    ("https://a.org/x?PHPSESSID=0123456789abcdef0123", "https://a.org/x"),
+    ("https://a.org/forum?sid=0123456789abcdef0123abcd&t=5", "https://a.org/forum?t=5"),
+    ("https://a.org/story?sid=12&b=2&a=1", "https://a.org/story?sid=12&b=2&a=1"),  # a story id, order kept
+    ("https://a.org/x?lang=fr", "https://a.org/x?lang=fr"),
+])
+def test_without_session(url: str, expected: str) -> None:
+    assert without_session(url) == expected
