@@ -9,7 +9,8 @@ breadth-first crawl from `start` that follows the `navigation` and
   sitemap when there is no start). http and https count as one site, and so
   do `www.host` and `host`, because the commonest redirects on old sites
   (http -> https, bare -> www) would otherwise end a crawl at its first page;
-  URLs are de-duplicated on that same key, so a page is visited once. Another
+  URLs are de-duplicated on that same key (with the query parameters in
+  any order, "%7E" as "~"), so a page is visited once. Another
   port or any other host name (even another subdomain, even `localhost` for
   `127.0.0.1`) is another site;
 - visits a page under one URL: session ids (";jsessionid=", "?PHPSESSID=",
@@ -164,12 +165,29 @@ def same_site(url: str, start: str) -> bool:
     return key is not None and key == _origin_key(start)
 
 
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+
+
+def _unescape_unreserved(text: str) -> str:
+    """RFC 3986 6.2.2: "%7e", "%7E" and "~" are one character; other escapes in upper case."""
+    def one(match: re.Match[str]) -> str:
+        char = chr(int(match.group(1), 16))
+        return char if char in _UNRESERVED else match.group(0).upper()
+
+    return _ESCAPE_RE.sub(one, text)
+
+
 def _page_key(url: str) -> str:
-    """The de-duplication key: one page whatever its scheme or "www."."""
+    """The de-duplication key: one page whatever its scheme or "www.", the
+    case of its escapes, or the order of its query parameters (a repeated
+    parameter keeps the order of its values)."""
     parts = urlsplit(url)
     origin = _origin_key(url)
     host = f"{origin[0]}:{origin[1] or ''}" if origin else parts.netloc.lower()
-    return f"{host}{parts.path or '/'}?{parts.query}"
+    params = sorted((p for p in parts.query.split("&") if p), key=lambda p: p.partition("=")[0])
+    query = _unescape_unreserved("&".join(params))
+    return f"{host}{_unescape_unreserved(parts.path) or '/'}?{query}"
 
 
 _PATH_SESSION_RE = re.compile(r";(?:jsessionid|phpsessid|sessionid)=[^/?#]*", re.I)

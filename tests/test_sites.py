@@ -637,3 +637,24 @@ async def test_session_ids_and_tracking_parameters_do_not_multiply_pages(servers
 ])
 def test_without_session(url: str, expected: str) -> None:
     assert without_session(url) == expected
+
+
+def _one_form(path: str) -> str:
+    """A server that decodes escapes and ignores the order of parameters."""
+    from urllib.parse import unquote
+
+    path, _, query = path.partition("?")
+    return unquote(path) + (f"?{'&'.join(sorted(query.split('&')))}" if query else "")
+
+
+async def test_parameter_order_and_escapes_do_not_make_two_pages(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    site.canonical = _one_form
+    site.pages["/list?a=1&b=2"] = _page("List", "<p>sorted</p>")
+    site.pages["/~smith/cv.html"] = _page("CV", "<p>home page</p>")
+    site.pages["/"] = site.pages["/"].replace("</ul>", (
+        '<li><a href="/list?a=1&amp;b=2">List</a></li><li><a href="/list?b=2&amp;a=1">List again</a></li>'
+        '<li><a href="/~smith/cv.html">CV</a></li><li><a href="/%7esmith/cv.html">CV</a></li>'
+        '<li><a href="/%7Esmith/cv.html">CV</a></li></ul>'), 1)
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
+    assert paths_of(site, result.pages) == ["/", *SECTION_PATHS, "/list?a=1&b=2", "/~smith/cv.html"]
