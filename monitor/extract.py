@@ -43,7 +43,8 @@ containers get the section "".
 
 Entry context (citations only)
 ------------------------------
-title = the link text without an "(Expired ...)" mark; the text after the
+title = the link text without an "(Expired ...)" mark (the bare mark also
+counts after the title or at the end of the entry); the text after the
 link, with "(Also see ...)" parts removed, is split into sentences, and the
 trailing sentences that look like a source line (a known source prefix such
 as "PubMed", or a date or volume(issue) pattern in a short mostly capitalised
@@ -397,6 +398,13 @@ _PREFIX_MARK_RE = re.compile(
     r"(?:[(\[][^()\[\]]{1,60}[)\]]|[^\w\s]{1,3}|\d{1,3}[.)])(?:\s*[^\w\s(\[]{0,2})"
 )
 _EXPIRED_RE = re.compile(r"^\s*[(\[]\s*(?:expired|dead|broken|removed)\b[^()\[\]]*[)\]]", re.I)
+# The same mark after the title or at the end of the entry: only the bare
+# mark ("(Expired Article)", "[Expired]", "(dead link)"), never a sentence.
+_EXPIRED_ANYWHERE_RE = re.compile(
+    r"\s*[(\[]\s*(?:(?:article|link|page|url)\s+)?(?:expired|dead|broken|removed)"
+    r"(?:\s+(?:article|link|page|url))?\s*[)\]]",
+    re.I,
+)
 _BOUNDARY_START = frozenset(".:;,|()[]-\u2013\u2014")
 _WORD_RE = re.compile(r"[^\W_]+")
 _TWO_WORDS_RE = re.compile(r"[^\W_]+[\W_]+[^\W_]")
@@ -989,7 +997,10 @@ def _context(title: str, prefix: str, after: str) -> EntryContext:
     if mark:
         expired = True
         title = title[mark.end():].strip()
-    body = _collapse(after).lstrip(" .,:;|-\u2013\u2014")
+    title, marks = _EXPIRED_ANYWHERE_RE.subn("", title)
+    body, more = _EXPIRED_ANYWHERE_RE.subn("", _collapse(after))
+    expired = expired or bool(marks or more)
+    body = body.lstrip(" .,:;|-\u2013\u2014")
     summary, source = _split_source(body)
     return EntryContext(
         title=title, summary=summary, source=source,

@@ -725,3 +725,47 @@ def test_resources_of_every_kind() -> None:
         (RES, "object", "data", "/o.pdf", None),
         (RES, "img", "src", "data:image/gif;base64,R0lGOD", "data"),
     ]
+
+
+# --- entry context of small pages: (kind, section, context) per link --------
+
+_TITLE = "A randomised trial of rituximab in myositis"
+_SUMMARY = "Rituximab helped most patients."
+_SOURCE = "PubMed, Clin Rheumatol, 04/30/2018."
+_ENTRY = EntryContext(title=_TITLE, summary=_SUMMARY, source=_SOURCE, date=dt.date(2018, 4, 30))
+_EXPIRED = EntryContext(title=_TITLE, summary=_SUMMARY, source=_SOURCE, date=dt.date(2018, 4, 30),
+                        expired_mark=True)
+
+
+def _entry(before: str = "", after: str = "", inside: str = "", tail: str = "") -> str:
+    return (f'<h2>Sec</h2><p>{before}<a href="https://pubmed.example/1">{inside}{_TITLE}</a>'
+            f"{after}. {_SUMMARY} {_SOURCE}{tail}</p>")
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param(_entry(), [(CIT, "Sec", _ENTRY)], id="plain-entry"),
+        pytest.param(_entry(before="(Expired Article) "), [(CIT, "Sec", _EXPIRED)],
+                     id="expired-before-title"),
+        # Editors also put the mark after the title or at the end of the entry:
+        # it was read as part of the summary or the source, and the entry as live.
+        pytest.param(_entry(after=" (Expired Article)"), [(CIT, "Sec", _EXPIRED)],
+                     id="expired-after-title"),
+        pytest.param(_entry(after=" <font color=red>[Expired]</font>"), [(CIT, "Sec", _EXPIRED)],
+                     id="expired-bracketed-after-title"),
+        pytest.param(_entry(tail=" (expired link)"), [(CIT, "Sec", _EXPIRED)],
+                     id="expired-at-end-of-entry"),
+        pytest.param(_entry(inside="", after="", tail="").replace(
+            "</a>", " (Expired Article)</a>"), [(CIT, "Sec", _EXPIRED)],
+                     id="expired-at-end-of-link-text"),
+        pytest.param(_entry().replace("helped", "(removed in 2005) helped"),
+                     [(CIT, "Sec", EntryContext(
+                         title=_TITLE, summary="Rituximab (removed in 2005) helped most patients.",
+                         source=_SOURCE, date=dt.date(2018, 4, 30)))],
+                     id="removed-in-a-sentence-is-no-mark"),
+    ],
+)
+def test_entry_context(html: str, expected: list[tuple[LinkKind, str, EntryContext | None]]) -> None:
+    got = [(c.kind, c.section, c.context) for c in extract_page(html, SMALL).citations]
+    assert got == expected
