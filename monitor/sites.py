@@ -19,7 +19,9 @@ breadth-first crawl from `start` that follows the `navigation` and
   handing out new ids on every page is not an endless supply of new pages;
 - visits a page at most once, at most `max_pages` pages in all, none deeper
   than `max_depth` links from `start` (start = depth 0; sitemap pages are
-  depth 0 too);
+  depth 0 too). Pages left out by either limit are counted
+  (`SiteCrawl.over_max_pages`, `beyond_max_depth`) and logged as a warning:
+  a site larger than its limits is never audited in part silently;
 - only visits URLs that look like HTML pages (not .pdf, .jpg, .zip ...: see
   `NON_HTML_EXTENSIONS`);
 - applies the site's `include` (empty = every page) and `exclude` regexes
@@ -485,7 +487,10 @@ class SiteCrawl:
     not fetch are in `errors` too); `sitemap_urls` counts the page URLs the
     sitemaps listed; `filtered` counts site pages left out by the include/
     exclude patterns or their extension; `off_site` counts sitemap URLs on
-    another site.
+    another site. `over_max_pages` counts the pages found but not audited
+    because `max_pages` was reached (at least that many: their links were
+    never read), `beyond_max_depth` those linked from the pages at
+    `max_depth`, not followed; either is logged as a warning.
     """
 
     pages: list[str] = field(default_factory=list)
@@ -494,6 +499,8 @@ class SiteCrawl:
     sitemap_urls: int = 0
     filtered: int = 0
     off_site: int = 0
+    over_max_pages: int = 0
+    beyond_max_depth: int = 0
     robots: str = ""
     """The robots.txt outcome: rules, allow_all or disallow_all, with its cause."""
 
@@ -544,17 +551,24 @@ class _Discovery:
             return False
         return not any(p.search(url) for p in self.exclude)
 
-    def admit(self, url: str, *, exempt: bool = False) -> str | None:
+    def admit(self, url: str, *, exempt: bool = False, too_deep: bool = False) -> str | None:
         """The URL to visit for `url` (without session ids and tracking
         tags), or None; a page is judged once. `exempt`: the start page,
-        visited whatever the patterns say."""
-        if self.full:
-            return None
+        visited whatever the patterns say; `too_deep`: linked from a page at
+        `max_depth`, only counted."""
         url = without_session(url)
         key = _page_key(url)
         if key in self.seen:
             return None
         self.seen.add(key)
+        if too_deep or self.full:
+            # Counted, not listed: the webmaster learns that a limit was too low.
+            if looks_like_html(url) and self._wanted(url) and self.robots.allows(url, self.user_agent):
+                if too_deep:
+                    self.result.beyond_max_depth += 1
+                else:
+                    self.result.over_max_pages += 1
+            return None
         if not exempt and not (looks_like_html(url) and self._wanted(url)):
             self.result.filtered += 1
             return None
@@ -583,6 +597,12 @@ class _Discovery:
                 level.append(admitted)
         await self._crawl(level)
         r = self.result
+        if r.over_max_pages:
+            log.warning("site has more pages than max_pages=%d: at least %d found were not audited site=%s",
+                        self.site.max_pages, r.over_max_pages, self.base)
+        if r.beyond_max_depth:
+            log.warning("site has pages deeper than max_depth=%d: %d linked from the deepest pages were "
+                        "not audited site=%s", self.site.max_depth, r.beyond_max_depth, self.base)
         log.info("site discovered site=%s pages=%d skipped_by_robots=%d errors=%d sitemap_urls=%d "
                  "filtered=%d off_site=%d robots=%s", self.base, len(r.pages), len(r.skipped_by_robots),
                  len(r.errors), r.sitemap_urls, r.filtered, r.off_site, r.robots)
@@ -594,13 +614,14 @@ class _Discovery:
         depth = 0
         while level:
             found = await self._visit_level(level)
-            if not follow or depth >= self.site.max_depth:
+            if not follow:
                 return
             following: list[str] = []
+            last = depth >= self.site.max_depth
             for citations in found:
                 for c in citations or ():
                     if c.url and c.kind in _FOLLOWED_KINDS and same_site(c.url, self.base):
-                        if admitted := self.admit(c.url):
+                        if admitted := self.admit(c.url, too_deep=last):
                             following.append(admitted)
             level, depth = following, depth + 1
 

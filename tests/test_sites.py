@@ -658,3 +658,34 @@ async def test_parameter_order_and_escapes_do_not_make_two_pages(servers: tuple[
         '<li><a href="/%7Esmith/cv.html">CV</a></li></ul>'), 1)
     result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
     assert paths_of(site, result.pages) == ["/", *SECTION_PATHS, "/list?a=1&b=2", "/~smith/cv.html"]
+
+
+async def test_reaching_max_pages_is_counted_and_logged(servers: tuple[Server, Server], client: Client,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    site, _ = servers
+    caplog.set_level("INFO", logger="monitor.sites")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_pages=10))
+    assert len(result.pages) == 10
+    # 40 pages were found and left out (the links of the 10 visited pages).
+    assert result.over_max_pages == 40 and result.beyond_max_depth == 0
+    assert any(r.levelname == "WARNING" and "max_pages=10" in r.getMessage() for r in caplog.records)
+
+
+async def test_reaching_max_depth_is_counted_and_logged(servers: tuple[Server, Server], client: Client,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    site, _ = servers
+    caplog.set_level("INFO", logger="monitor.sites")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
+    assert len(result.pages) == 8
+    assert result.beyond_max_depth == 42 and result.over_max_pages == 0
+    assert any(r.levelname == "WARNING" and "max_depth=1" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_complete_crawl_reports_no_limit(servers: tuple[Server, Server], client: Client,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    site, _ = servers
+    caplog.set_level("INFO", logger="monitor.sites")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/")))
+    assert len(result.pages) == 50
+    assert result.over_max_pages == 0 and result.beyond_max_depth == 0
+    assert not any(r.levelname == "WARNING" for r in caplog.records)
