@@ -17,8 +17,9 @@ Link kinds (the heuristic, in the order it is applied)
    "(Also see ...)" / "(See also ...)" / "(see ...)" parenthesis.
 3. ``citation``: a link that *starts its block* -- the first content of its
    paragraph-like block (p, li, td, dd, div ...; two <br> in a row also end a
-   block), possibly after a short bracketed mark such as "(Expired Article)",
-   a bullet or "3." -- and either
+   block), possibly after a short bracketed mark such as "(Expired Article)"
+   or "(Link Expired)", a bare "Expired Article:", a bullet or "3." -- and
+   either
      a. is followed by at least two words of plain (non-link) text that are
         not an "(Also see ...)" part, with a title boundary between them (the
         text after it opens with punctuation, a capital, a digit or a <br>,
@@ -394,10 +395,20 @@ _PAREN_RE = re.compile(r"[()]")
 _BR = "\x0b"  # stands for <br> in segment text; whitespace to str.split()
 _ALSO_SEE_RE = re.compile(r"\s*(?:also\s+see|see\s+also|see|cf\.)(?!\w)", re.I)
 _ALSO_SEE_OPEN_RE = re.compile(r"\(" + _ALSO_SEE_RE.pattern, re.I)
-_PREFIX_MARK_RE = re.compile(
-    r"(?:[(\[][^()\[\]]{1,60}[)\]]|[^\w\s]{1,3}|\d{1,3}[.)])(?:\s*[^\w\s(\[]{0,2})"
+# An unbracketed expiry mark before a title: "Expired Article:", "EXPIRED -".
+_BARE_EXPIRED = (
+    r"(?i:(?:expired|dead|broken)(?:\s+(?:article|link|page|url))?\s*[:\-\u2013\u2014])"
 )
-_EXPIRED_RE = re.compile(r"^\s*[(\[]\s*(?:expired|dead|broken|removed)\b[^()\[\]]*[)\]]", re.I)
+_PREFIX_MARK_RE = re.compile(
+    r"(?:[(\[][^()\[\]]{1,60}[)\]]|[^\w\s]{1,3}|\d{1,3}[.)]|" + _BARE_EXPIRED + r")"
+    r"(?:\s*[^\w\s(\[]{0,2})"
+)
+# "(Expired Article)", "[Expired]", "(Article Expired)", "(Link Expired)".
+_EXPIRED_RE = re.compile(
+    r"^\s*(?:[(\[]\s*(?:(?:article|link|page|url)\s+)?(?:expired|dead|broken|removed)\b"
+    r"[^()\[\]]*[)\]]|" + _BARE_EXPIRED + ")",
+    re.I,
+)
 # The same mark after the title or at the end of the entry: only the bare
 # mark ("(Expired Article)", "[Expired]", "(dead link)"), never a sentence.
 _EXPIRED_ANYWHERE_RE = re.compile(

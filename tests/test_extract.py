@@ -759,6 +759,18 @@ def _entry(before: str = "", after: str = "", inside: str = "", tail: str = "") 
         pytest.param(_entry(inside="", after="", tail="").replace(
             "</a>", " (Expired Article)</a>"), [(CIT, "Sec", _EXPIRED)],
                      id="expired-at-end-of-link-text"),
+        # Other wordings of the mark before the title: "(Article Expired)" was not
+        # a mark, and an unbracketed "Expired Article:" lost the entry (navigation).
+        pytest.param(_entry(before="(Article Expired) "), [(CIT, "Sec", _EXPIRED)],
+                     id="article-expired-before-title"),
+        pytest.param(_entry(before="<b>(Link Expired)</b> "), [(CIT, "Sec", _EXPIRED)],
+                     id="link-expired-before-title"),
+        pytest.param(_entry(before="Expired Article: "), [(CIT, "Sec", _EXPIRED)],
+                     id="unbracketed-expired-article-colon"),
+        pytest.param(_entry(before="<font color=red>EXPIRED</font> - "), [(CIT, "Sec", _EXPIRED)],
+                     id="unbracketed-expired-dash"),
+        pytest.param(_entry(before="Expired drugs: "), [(NAV, "Sec", None)],
+                     id="expired-words-are-no-mark"),
         pytest.param(_entry().replace("helped", "(removed in 2005) helped"),
                      [(CIT, "Sec", EntryContext(
                          title=_TITLE, summary="Rituximab (removed in 2005) helped most patients.",
