@@ -17,9 +17,11 @@ Link kinds (the heuristic, in the order it is applied)
    "(Also see ...)" / "(See also ...)" / "(see ...)" parenthesis.
 3. ``citation``: a link that *starts its block* -- the first content of its
    paragraph-like block (p, li, td, dd, div ...; two <br> in a row also end a
-   block), possibly after a short bracketed mark such as "(Expired Article)"
-   or "(Link Expired)", a bare "Expired Article:", a bullet or "3." -- and
-   either
+   block, or of a line after a <br> when its text has at least three words
+   and does not name a source such as "PubMed"; the entry then ends before
+   the next such line), possibly after a short bracketed mark such as
+   "(Expired Article)" or "(Link Expired)", a bare "Expired Article:", a
+   bullet or "3." -- and either
      a. is followed by at least two words of plain (non-link) text that are
         not an "(Also see ...)" part, with a title boundary between them (the
         text after it opens with punctuation, a capital, a digit or a <br>,
@@ -456,6 +458,28 @@ class _Segment:
     plain: str
     spans: dict[int, tuple[int, int]]
     also_see: list[tuple[int, int]] = field(default_factory=list)
+    entry_lines: list[int] | None = None
+    """Offsets of the <br> before each line-opening entry title (lazy)."""
+
+    def starts_line(self, start: int) -> tuple[bool, str]:
+        """Whether a link at `start` opens a line after a <br>, and the mark before it."""
+        br = self.text.rfind(_BR, 0, start)
+        if br < 0 or start - br > _MAX_PREFIX:
+            return False, ""
+        prefix = " ".join(self.text[br + 1:start].split())
+        return not prefix or bool(_PREFIX_MARK_RE.fullmatch(prefix)), prefix
+
+    def entry_end(self, end: int) -> int:
+        """Where the entry whose title ends at `end` stops: before the next
+        line-opening title (entries separated by a single <br>)."""
+        if self.entry_lines is None:
+            self.entry_lines = sorted(
+                self.text.rfind(_BR, 0, lo) for lo, hi in self.spans.values()
+                if _line_title(self.text[lo:hi]) and self.starts_line(lo)[0]
+                and not self.in_also_see(lo)
+            )
+        i = bisect.bisect_right(self.entry_lines, end)
+        return self.entry_lines[i] if i < len(self.entry_lines) else len(self.text)
 
     def starts_with(self, start: int) -> tuple[bool, str]:
         """Whether a link at `start` opens the block, and the mark before it."""
@@ -979,16 +1003,27 @@ def _classify(
         return LinkKind.NAVIGATION, None
     opens, prefix = segment.starts_with(start)
     if not opens:
-        return LinkKind.NAVIGATION, None
-    raw_after = segment.after(end, segment.text)
+        # A title opening a line after a single <br>: entries one per line.
+        opens, prefix = segment.starts_line(start)
+        if not opens or not _line_title(link.text):
+            return LinkKind.NAVIGATION, None
+    cut = segment.entry_end(end)
+    text, plain = (segment.text, segment.plain) if cut >= len(segment.text) else (
+        segment.text[:cut], segment.plain[:cut])
+    raw_after = segment.after(end, text)
     described = _title_boundary(link.text, raw_after) and bool(
-        _TWO_WORDS_RE.search(segment.after(end, segment.plain))
+        _TWO_WORDS_RE.search(segment.after(end, plain))
     )
     if not described:
         external = url is not None and not _same_site(_site(url), page_site)
         if not (external and _THREE_WORDS_RE.search(link.text)):
             return LinkKind.NAVIGATION, None
     return LinkKind.CITATION, _context(link.text, prefix, raw_after)
+
+
+def _line_title(text: str) -> bool:
+    """Whether a link opening a line can title an entry: not "PubMed" or "here"."""
+    return bool(_THREE_WORDS_RE.search(text)) and not _SOURCE_PREFIX_RE.match(text.lstrip())
 
 
 def _title_boundary(title: str, after: str) -> bool:

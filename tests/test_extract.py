@@ -7,6 +7,7 @@ the others are in tests/fixtures/pages/.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 from pathlib import Path
@@ -779,5 +780,43 @@ def _entry(before: str = "", after: str = "", inside: str = "", tail: str = "") 
     ],
 )
 def test_entry_context(html: str, expected: list[tuple[LinkKind, str, EntryContext | None]]) -> None:
+    got = [(c.kind, c.section, c.context) for c in extract_page(html, SMALL).citations]
+    assert got == expected
+
+
+_ONE = EntryContext(title="First trial of rituximab", summary="Summary one here.",
+                    source="PubMed, Lupus, 04/30/2019.", date=dt.date(2019, 4, 30))
+_TWO = EntryContext(title="Second trial of abatacept", summary="Summary two here.",
+                    source="PubMed, Lupus, 2018 Dec;27(4):1-9.", date=dt.date(2018, 12, 1))
+_LINE_ONE = ('<a href="https://x.example/1">First trial of rituximab</a>. Summary one here. '
+             "PubMed, Lupus, 04/30/2019.")
+_LINE_TWO = ('<a href="https://x.example/2">Second trial of abatacept</a>. Summary two here. '
+             "PubMed, Lupus, 2018 Dec;27(4):1-9.")
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        # Entries one per line in one paragraph: the second was navigation and
+        # the first entry's summary ran on through the second entry.
+        pytest.param(f"<h2>Sec</h2><p>{_LINE_ONE}<br>{_LINE_TWO}<br></p>",
+                     [(CIT, "Sec", _ONE), (CIT, "Sec", _TWO)], id="entries-one-per-line"),
+        pytest.param(f"<h2>Sec</h2><p>{_LINE_ONE}<br>\n(Expired Article) {_LINE_TWO}</p>",
+                     [(CIT, "Sec", _ONE), (CIT, "Sec", dataclasses.replace(_TWO, expired_mark=True))],
+                     id="expired-entry-on-its-own-line"),
+        # A source link on its own line stays with its entry's text.
+        pytest.param('<h2>Sec</h2><p><a href="https://x.example/1">First trial of rituximab</a>'
+                     '<br>Summary one here.<br><a href="https://pubmed.example/1">PubMed</a>, '
+                     "Lupus, 04/30/2019.</p>",
+                     [(CIT, "Sec", _ONE), (NAV, "Sec", None)], id="source-link-on-its-own-line"),
+        pytest.param('<td><a href="/a.html">Home</a><br><a href="/b.html">About Us</a><br>'
+                     '<a href="/c.html">Treatments for scleroderma</a><br></td>',
+                     [(NAV, "", None)] * 3, id="same-site-menu-one-per-line"),
+        pytest.param('<p>Our study of it. <a href="https://x.example/1">PubMed</a>.<br>'
+                     'See <a href="https://x.example/2">the NIH page about it</a> for more.</p>',
+                     [(NAV, "", None)] * 2, id="running-text-after-br"),
+    ],
+)
+def test_entries_by_line(html: str, expected: list[tuple[LinkKind, str, EntryContext | None]]) -> None:
     got = [(c.kind, c.section, c.context) for c in extract_page(html, SMALL).citations]
     assert got == expected
