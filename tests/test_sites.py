@@ -66,6 +66,8 @@ class Server:
     inflight: int = 0
     max_inflight: int = 0
     port: int = 0
+    redirects: dict[str, str] = field(default_factory=dict)
+    """path -> Location of a 301."""
     canonical: Callable[[str], str] | None = None
     """Maps a requested path and query to the page served (a server that
     ignores session ids, tracking parameters, parameter order ...)."""
@@ -79,6 +81,8 @@ class Server:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path
         self.requests.append((request.headers.get("Host", ""), path))
+        if path in self.redirects:
+            raise web.HTTPMovedPermanently(self.redirects[path])
         if self.canonical is not None:
             path = self.canonical(path)
         if path == "/robots.txt":
@@ -689,3 +693,24 @@ async def test_a_complete_crawl_reports_no_limit(servers: tuple[Server, Server],
     assert len(result.pages) == 50
     assert result.over_max_pages == 0 and result.beyond_max_depth == 0
     assert not any(r.levelname == "WARNING" for r in caplog.records)
+
+
+async def test_the_same_page_under_www_and_bare_host_is_visited_once(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    bare, www = f"http://localhost:{site.port}", f"http://www.localhost:{site.port}"
+    site.pages["/"] = site.pages["/"].replace(
+        "</ul>", f'<li><a href="{bare}/sec0/">bare</a></li><li><a href="{www}/sec0/">www</a></li>'
+                 f'<li><a href="{www.upper()}/sec1/">upper</a></li></ul>', 1)
+    result, _ = await crawl(client, SiteSettings(start=f"{www}/", max_depth=1))
+    assert [u.split(":", 2)[2].split("/", 1)[1] for u in result.pages] == ["", *(p[1:] for p in SECTION_PATHS)]
+    assert sorted(p for p in site.paths() if p != "/robots.txt") == sorted(["/", *SECTION_PATHS])
+
+
+async def test_robots_txt_redirected_to_another_host_is_followed(servers: tuple[Server, Server], client: Client) -> None:
+    site, other = servers
+    site.redirects["/robots.txt"] = other.url("/robots.txt")  # RFC 9309 2.3.1.2: even across authorities
+    other.robots = (200, "User-agent: *\nDisallow: /sec2/\n")
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
+    assert result.robots.startswith("rules")
+    assert paths_of(site, result.skipped_by_robots) == ["/sec2/"]
+
