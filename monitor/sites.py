@@ -3,7 +3,7 @@
 Pages come from the site's sitemap (a `<urlset>`, a `<sitemapindex>` of
 them, gzip-compressed or not, or a plain-text list) and/or from a
 breadth-first crawl from `start` that follows the `navigation` and
-`citation` links of each page it visits. The crawl:
+`citation` links of each page it visits, and its frames and iframes. The crawl:
 
 - never leaves the site (`same_site`): the host of `start` (or of the
   sitemap when there is no start). http and https count as one site, and so
@@ -134,6 +134,8 @@ NON_HTML_EXTENSIONS = frozenset({
 extensions (.php, .asp, .cfm, .shtml ...) are taken as pages."""
 
 _FOLLOWED_KINDS = (LinkKind.NAVIGATION, LinkKind.CITATION)
+_FRAME_ELEMENTS = frozenset({"frame", "iframe"})
+"""Resources that are pages: a frameset's frames hold an old site's menu and content."""
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -620,7 +622,8 @@ class _Discovery:
             last = depth >= self.site.max_depth
             for citations in found:
                 for c in citations or ():
-                    if c.url and c.kind in _FOLLOWED_KINDS and same_site(c.url, self.base):
+                    followed = c.kind in _FOLLOWED_KINDS or c.element in _FRAME_ELEMENTS
+                    if c.url and followed and same_site(c.url, self.base):
                         if admitted := self.admit(c.url, too_deep=last):
                             following.append(admitted)
             level, depth = following, depth + 1

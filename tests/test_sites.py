@@ -714,3 +714,14 @@ async def test_robots_txt_redirected_to_another_host_is_followed(servers: tuple[
     assert result.robots.startswith("rules")
     assert paths_of(site, result.skipped_by_robots) == ["/sec2/"]
 
+
+async def test_frames_of_a_frameset_home_page_are_crawled(servers: tuple[Server, Server], client: Client) -> None:
+    site, _ = servers
+    # An old hand-edited site: the home page is a frameset, its menu a frame.
+    site.pages["/"] = ("<html><head><title>Home</title></head><frameset cols='20%,80%'>"
+                       "<frame src='menu.html' name='menu'><frame src='sec0/' name='main'>"
+                       "<noframes>Your browser does not show frames.</noframes></frameset></html>")
+    site.pages["/menu.html"] = _page("Menu", '<iframe src="/sec1/"></iframe>')
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
+    assert paths_of(site, result.pages) == ["/", "/menu.html", "/sec0/"]
+    assert "/style.css" not in site.paths()
