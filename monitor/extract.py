@@ -41,7 +41,9 @@ The section of a link is the text of the nearest preceding heading outside
 chrome containers. A heading is h1-h6, or -- for old sites -- a p/div/td/th/
 center/dt block whose only content is one bold (b, strong, big) or named
 anchor (<a name>/<a id> without href) run of at most 100 characters that
-does not end like a sentence (".", "!") and holds no link. Links inside chrome
+does not end like a sentence (".", "!") and holds no link; or such a run on
+a line of its own among the entries ("<b>Biologics</b><br>" in a <td>, a <p>
+or <body>) when no plain text follows on the next line. Links inside chrome
 containers get the section "".
 
 Entry context (citations only)
@@ -703,20 +705,71 @@ def _heading_text(node: LexborNode, tag: str, walked: set[int]) -> tuple[str, in
         if parent.tag == "a" and "href" in parent.attributes or parent.mem_id in walked:
             return None
         top, parent = parent, parent.parent
-    if parent is None or parent.tag not in _PSEUDO_HEADING_BLOCKS:
-        return None
-    for child in parent.iter(include_text=True, skip_empty=True):
-        if child.mem_id == top.mem_id or child.tag in ("br", "-comment"):
-            continue
-        if child.tag == "-text" and not (child.text_content or "").strip():
-            continue
-        return None
+    block_id = parent.mem_id if parent is not None else -1
+    if parent is None or parent.tag not in _PSEUDO_HEADING_BLOCKS or any(
+        not _blank(child) and child.mem_id != top.mem_id
+        for child in parent.iter(include_text=True, skip_empty=True)
+    ):
+        line = _line_run(node)
+        if line is None:
+            return None
+        top, block_id = line, line.mem_id
     text = _collapse(top.text())
     if not 0 < len(text) <= 100 or text[-1] in ".!" or not _WORD_RE.search(text):
         return None
     if top.css_first("a[href]") is not None:
         return None
-    return text, parent.mem_id
+    return text, block_id
+
+
+def _blank(node: LexborNode) -> bool:
+    """A <br>, a comment or white space: nothing that a reader sees as text."""
+    if node.tag in ("br", "-comment"):
+        return True
+    return node.tag == "-text" and not (node.text_content or "").strip()
+
+
+def _sibling(node: LexborNode, forward: bool) -> LexborNode | None:
+    """The nearest sibling that is neither white space nor a comment."""
+    cur = node.next if forward else node.prev
+    while cur is not None and (cur.tag == "-comment" or (
+            cur.tag == "-text" and not (cur.text_content or "").strip())):
+        cur = cur.next if forward else cur.prev
+    return cur
+
+
+def _line_run(node: LexborNode) -> LexborNode | None:
+    """The emphasis run around `node` when it fills a line of its own.
+
+    Old pages put a heading on its own line among the entries: "<b>Biologics
+    </b><br>", "<a name=x><b>..</b></a><br>" in <body>, a <td> or a <p>. The
+    line must begin the block or follow a <br>/<hr>/block, and end the block,
+    meet a block, or end at a <br> after which no plain text follows (a bold
+    entry title with its summary on the next line is no heading).
+    """
+    top = node
+    while (
+        top.parent is not None and top.parent.tag in _EMPHASIS
+        and not (top.parent.tag == "a" and "href" in top.parent.attributes)
+        and _sibling(top, False) is None and _sibling(top, True) is None
+    ):
+        top = top.parent
+    if top.parent is None or top.parent.tag in ("a", "-document", "html"):
+        return None
+    before = _sibling(top, False)
+    if before is not None and before.tag not in ("br", "hr") and before.tag not in _BLOCKS:
+        return None
+    after = _sibling(top, True)
+    if after is None or after.tag in _BLOCKS:
+        return top
+    if after.tag != "br":
+        return None
+    following = _sibling(after, True)
+    if following is None or following.tag == "br" or following.tag in _BLOCKS:
+        return top
+    if following.tag == "-text" or following.css_first("a[href]") is None and following.tag != "a":
+        return None
+    return top
 
 
 # --- raw-source scan: phantom clones and line numbers ---

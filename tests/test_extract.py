@@ -664,12 +664,14 @@ def test_entries_split_by_double_br_in_one_cell() -> None:
     )
     extract = extract_page(html, SMALL)
     got = [(c.kind, c.section, c.context) for c in extract.citations]
+    # "<b>Reviews</b><br><br>" is the heading of the cell's entries.
     assert got == [
-        (CIT, "", EntryContext(title="First title here", summary="First summary sentence.",
-                               source="PubMed, Lupus, 01/02/2019.", date=dt.date(2019, 1, 2))),
-        (CIT, "", EntryContext(title="Second title", summary="Second summary sentence here.",
-                               source="J Rheumatol.", expired_mark=True)),
-        (NAV, "", None),
+        (CIT, "Reviews", EntryContext(title="First title here", summary="First summary sentence.",
+                                      source="PubMed, Lupus, 01/02/2019.",
+                                      date=dt.date(2019, 1, 2))),
+        (CIT, "Reviews", EntryContext(title="Second title", summary="Second summary sentence here.",
+                                      source="J Rheumatol.", expired_mark=True)),
+        (NAV, "Reviews", None),
     ]
 
 
@@ -690,6 +692,25 @@ def test_entries_split_by_double_br_in_one_cell() -> None:
                      ["Alpha"], id="heading-in-chrome-ignored"),
         pytest.param('<p><a href="/x">x</a><h2>Beta</h2><p><a href="/y">y</a>', ["", "Beta"],
                      id="before-any-heading"),
+        # A heading on its own line among the entries (not alone in its block)
+        # was no heading: the entries below it kept the previous section.
+        pytest.param('<h2>Alpha</h2><p><b>Beta</b><br><a href="/x">x</a>. Its text.</p>',
+                     ["Beta"], id="bold-line-then-br-in-block"),
+        pytest.param('<h2>Alpha</h2><a name="b"><b>Beta</b></a><br><a href="/x">x</a>',
+                     ["Beta"], id="named-bold-line-in-body"),
+        pytest.param('<h2>Alpha</h2><strong>Beta</strong><br><br><a href="/x">x</a>',
+                     ["Beta"], id="strong-line-in-body"),
+        pytest.param('<h2>Alpha</h2><a name="b">Beta</a><p><a href="/x">x</a>',
+                     ["Beta"], id="named-anchor-before-a-block"),
+        pytest.param('<h2>Alpha</h2><td><font size=2><b>Beta</b><br>\n<a href="/x">x</a></font>',
+                     ["Beta"], id="bold-line-in-font"),
+        pytest.param('<h2>Alpha</h2><p><b>Study title here</b><br>Its summary. '
+                     '<a href="/x">PubMed</a></p>', ["Alpha"],
+                     id="bold-title-with-summary-below-is-not-a-heading"),
+        pytest.param('<h2>Alpha</h2><p>Read <b>Beta</b><br><a href="/x">x</a></p>', ["Alpha"],
+                     id="bold-inside-a-line-is-not-a-heading"),
+        pytest.param('<h2>Alpha</h2><p><b>Beta</b> and text<br><a href="/x">x</a></p>', ["Alpha"],
+                     id="bold-lead-in-of-a-line-is-not-a-heading"),
     ],
 )
 def test_sections(html: str, sections: list[str]) -> None:
