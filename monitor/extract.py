@@ -39,8 +39,8 @@ Sections
 --------
 The section of a link is the text of the nearest preceding heading outside
 chrome containers. A heading is h1-h6, or -- for old sites -- a p/div/td/th/
-center/dt block whose only content is one bold (b, strong, big) or named
-anchor (<a name>/<a id> without href) run of at most 100 characters that
+center/dt block whose only content is one bold (b, strong, big), larger
+font (<font size="+1">, size 4-7) or named anchor (<a name>/<a id> without href) run of at most 100 characters that
 does not end like a sentence (".", "!") and holds no link; or such a run on
 a line of its own among the entries ("<b>Biologics</b><br>" in a <td>, a <p>
 or <body>) when no plain text follows on the next line. Links inside chrome
@@ -370,7 +370,7 @@ _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BOLD = frozenset({"b", "strong", "big"})
 # One selector per tag: lexbor yields an element once per selector it matches.
 _QUERY = ", ".join(
-    ["a", "area[href]", "link[href]", *sorted(_HEADINGS), *sorted(_BOLD)]
+    ["a", "area[href]", "link[href]", *sorted(_HEADINGS), *sorted(_BOLD), "font[size]"]
     + [f"{tag}[{attrs[0]}]" if len(attrs) == 1 else tag for tag, attrs in _RESOURCE_ATTRS.items()]
 )
 _BLOCKS = frozenset({
@@ -630,13 +630,14 @@ def _collect(tree: LexborHTMLParser) -> list[_Link]:
             continue  # the same element matched twice (see `_QUERY`)
         previous = node.mem_id
         tag = node.tag or ""
-        if tag in _HEADINGS or tag in _BOLD or tag == "a" and "href" not in node.attributes:
+        if (tag in _HEADINGS or tag in _BOLD or tag == "font"
+                or tag == "a" and "href" not in node.attributes):
             heading = _heading_text(node, tag, walked)
             if heading is not None and not ancestry.chrome(node):
                 block_id = heading[1]
                 if block_id != last_pseudo:
                     section, last_pseudo = heading[0], block_id
-            if tag in _HEADINGS or tag in _BOLD or tag == "a":
+            if tag in _HEADINGS or tag in _BOLD or tag in ("a", "font"):
                 continue
         attrs = node.attributes
         chrome = ancestry.chrome(node)
@@ -698,6 +699,8 @@ def _heading_text(node: LexborNode, tag: str, walked: set[int]) -> tuple[str, in
     # An old-style heading: a block holding only a bold or named-anchor run.
     if tag == "a" and not (node.attributes.keys() & {"name", "id"}):
         return None
+    if tag == "font" and not _big_font(node.attributes.get("size") or ""):
+        return None
     walked.add(node.mem_id)
     top = node
     parent = node.parent
@@ -720,6 +723,15 @@ def _heading_text(node: LexborNode, tag: str, walked: set[int]) -> tuple[str, in
     if top.css_first("a[href]") is not None:
         return None
     return text, block_id
+
+
+def _big_font(size: str) -> bool:
+    """<font size="+1">..."+4"> or size 4-7: larger than the text (3)."""
+    size = size.strip()
+    try:
+        return int(size[1:]) >= 1 if size.startswith("+") else int(size) >= 4
+    except ValueError:
+        return False
 
 
 def _blank(node: LexborNode) -> bool:

@@ -704,6 +704,15 @@ def test_entries_split_by_double_br_in_one_cell() -> None:
                      ["Beta"], id="named-anchor-before-a-block"),
         pytest.param('<h2>Alpha</h2><td><font size=2><b>Beta</b><br>\n<a href="/x">x</a></font>',
                      ["Beta"], id="bold-line-in-font"),
+        # A larger <font> was no heading (only bold was).
+        pytest.param('<h2>Alpha</h2><p><font size="+1" color="#336699">Beta</font></p>'
+                     '<p><a href="/x">x</a>', ["Beta"], id="font-size-plus-one-block"),
+        pytest.param('<h2>Alpha</h2><font size=5>Beta</font><br><a href="/x">x</a>',
+                     ["Beta"], id="font-size-5-line"),
+        pytest.param('<h2>Alpha</h2><p><font size="2">Beta</font></p><p><a href="/x">x</a>',
+                     ["Alpha"], id="small-font-is-not-a-heading"),
+        pytest.param('<h2>Alpha</h2><font size="+1"><p><a href="/x">x</a>. Its text.</p></font>',
+                     ["Alpha"], id="big-font-around-entries-is-not-a-heading"),
         pytest.param('<h2>Alpha</h2><p><b>Study title here</b><br>Its summary. '
                      '<a href="/x">PubMed</a></p>', ["Alpha"],
                      id="bold-title-with-summary-below-is-not-a-heading"),
