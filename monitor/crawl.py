@@ -301,12 +301,6 @@ class Audit:
                 task.cancel()
             await asyncio.gather(*window, return_exceptions=True)
 
-    async def _one_page(self, run: RunInfo, url: str, name: str, owner: str,
-                        exclude_links: Sequence[str] = ()) -> tuple[list[Citation], bool]:
-        record, citations = await self._read_page(run, url, name, owner, exclude_links)
-        await self._record_page(run, record, citations)
-        return citations, record.status != "error"
-
     async def _record_page(self, run: RunInfo, record: PageRecord, citations: list[Citation]) -> None:
         # Unflushed: pages and occurrences are not what the queued
         # observations write, and a URL is handed over only after this.
@@ -314,7 +308,8 @@ class Audit:
         await self.writer.call_unflushed("record_citations", run.id, record.url, citations)
 
     async def _read_page(self, run: RunInfo, url: str, name: str, owner: str,
-                         exclude_links: Sequence[str] = ()) -> tuple[PageRecord, list[Citation]]:
+                         exclude_links: Sequence[str] = (), *,
+                         under_final_url: bool = False) -> tuple[PageRecord, list[Citation]]:
         async with self._page_gate:
             last: PageRecord | None = await self.writer.call_unflushed("last_page", url)
             # The slot first, then the timeout: a page waiting behind others
@@ -325,11 +320,13 @@ class Audit:
                     etag=last.etag if last else "", last_modified=last.last_modified if last else "",
                     timeout=max(self.settings.checker.timeout, MIN_PAGE_TIMEOUT),
                 )
-            return await self._page_record(run, url, name, owner, exclude_links, last, fetched)
+            return await self._page_record(run, url, name, owner, exclude_links, last, fetched,
+                                           under_final_url)
 
     async def _page_record(self, run: RunInfo, url: str, name: str, owner: str,
                            exclude_links: Sequence[str], last: PageRecord | None,
-                           fetched: PageFetch) -> tuple[PageRecord, list[Citation]]:
+                           fetched: PageFetch, under_final_url: bool = False
+                           ) -> tuple[PageRecord, list[Citation]]:
         if fetched.status == "not_modified" and last is not None:
             # Unchanged since the last fetch: not parsed again, its links come from that run.
             citations = await self.writer.call_unflushed("run_citations", last.run_id, url)
@@ -341,7 +338,11 @@ class Audit:
         elif fetched.status == "ok":
             html = decode_html(fetched.body, fetched.content_type)
             extracted = extract_page(html, fetched.final_url or url)
-            # Occurrences are filed under the configured URL: that is the page editors know.
+            # Occurrences are filed under the configured URL: that is the page
+            # editors know. A page a site crawl found by following a link that
+            # redirects is filed where it lives (`under_final_url`).
+            if under_final_url and fetched.final_url:
+                url = fetched.final_url
             citations = [_on_page(c, url) for c in extracted.citations]
             citations = mark_excluded(citations, [*self.settings.checker.exclude, *exclude_links])
             record = PageRecord(
@@ -585,23 +586,43 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
     audit's own page visitor extracted and recorded; the visitor hands each
     recorded page's links to the checker at once.
     """
-    from monitor.sites import discover_site
+    from monitor.sites import discover_site, page_key, same_site
 
     pages = failed = 0
     for site in settings.sites:
-        async def visit(url: str, site: SiteSettings = site) -> list[Citation] | None:
-            found, ok = await audit._one_page(run, url, site.name, site.owner, site.exclude_links)
+        filed: set[str] = set()
+
+        async def visit(url: str, site: SiteSettings = site, filed: set[str] = filed) -> list[Citation] | None:
+            """Fetch, extract and record one page of the site, once. A link that
+            redirects (`/sec` -> `/sec/`, an old page -> the home page) leads to
+            a page filed under its own address, which another link may reach
+            too: it is recorded once. A page that redirects off the site is
+            another site's, and not audited as ours."""
+            record, found = await audit._read_page(run, url, site.name, site.owner, site.exclude_links,
+                                                   under_final_url=True)
+            if record.url != url and not same_site(record.url, site.url):
+                log.info("site page redirects off the site, not audited url=%s to=%s", url, record.url)
+                return []
+            if page_key(record.url) in filed:
+                log.info("site page already audited under its own address url=%s page=%s", url, record.url)
+                return found
+            filed.add(page_key(record.url))
+            await audit._record_page(run, record, found)
             await audit.hand_over(book.add(found), feed)
-            return found if ok else None
+            return found if record.status != "error" else None
 
         crawl = await discover_site(
             audit.client, site, visit, user_agent=settings.checker.user_agent,
             timeout=settings.checker.timeout,
         )
-        log.info("site crawled start=%s pages=%d robots_skipped=%d errors=%d",
-                 site.url, len(crawl.pages), len(crawl.skipped_by_robots), len(crawl.errors))
-        pages += len(crawl.pages)
-        failed += len(crawl.errors)
+        # Sitemap failures are in `errors` too; only pages count as pages that failed.
+        visited = set(crawl.pages)
+        page_errors = sum(1 for url, _ in crawl.errors if url in visited)
+        log.info("site crawled start=%s pages=%d robots_skipped=%d errors=%d over_max_pages=%d "
+                 "beyond_max_depth=%d", site.url, len(filed), len(crawl.skipped_by_robots), page_errors,
+                 crawl.over_max_pages, crawl.beyond_max_depth)
+        pages += len(filed)
+        failed += page_errors
     return pages, failed
 
 

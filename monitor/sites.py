@@ -88,6 +88,7 @@ __all__ = [
     "link_excluded",
     "looks_like_html",
     "page_wanted",
+    "page_key",
     "parse_sitemap",
     "product_token",
     "same_site",
@@ -182,7 +183,7 @@ def _unescape_unreserved(text: str) -> str:
     return _ESCAPE_RE.sub(one, text)
 
 
-def _page_key(url: str) -> str:
+def page_key(url: str) -> str:
     """The de-duplication key: one page whatever its scheme or "www.", the
     case of its escapes, or the order of its query parameters (a repeated
     parameter keeps the order of its values)."""
@@ -559,7 +560,7 @@ class _Discovery:
         visited whatever the patterns say; `too_deep`: linked from a page at
         `max_depth`, only counted."""
         url = without_session(url)
-        key = _page_key(url)
+        key = page_key(url)
         if key in self.seen:
             return None
         self.seen.add(key)

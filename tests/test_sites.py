@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import re
 import gzip
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import web
 from protego import Protego
 
 from monitor.client import Client
-from monitor.config import CheckerSettings, SiteSettings
+from monitor.config import CheckerSettings, DatabaseSettings, Settings, SiteSettings
+from monitor.crawl import run_audit
 from monitor.decode import decode_html
 from monitor.errors import ConfigError
 from monitor.extract import extract_page
@@ -40,6 +43,7 @@ from monitor.sites import (
     same_site,
     without_session,
 )
+from monitor.store import Store
 from monitor.types import Citation
 
 AGENT = "citation-monitor/0.1 (link-rot audit; +https://example.org)"
@@ -725,3 +729,39 @@ async def test_frames_of_a_frameset_home_page_are_crawled(servers: tuple[Server,
     result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
     assert paths_of(site, result.pages) == ["/", "/menu.html", "/sec0/"]
     assert "/style.css" not in site.paths()
+
+
+# -- the audit of a site: each page recorded once, where it lives -------------------
+
+
+async def test_an_audited_site_records_each_page_once_under_its_own_address(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """Old sites link to a section without its slash (Apache answers 301 to
+    "/sec0/"), to a retired page that now redirects home, and to a page
+    moved to another site. Each reachable page is audited once, under the
+    address it lives at; the other site's page is not audited as ours; a
+    broken sitemap is no failed page."""
+    site, other = servers
+    other.pages["/elsewhere/"] = _page("Elsewhere", _citation(other, 999))
+    site.redirects.update({"/sec0": "/sec0/", "/old.html": "/", "/away.html": other.url("/elsewhere/")})
+    site.pages["/"] = site.pages["/"].replace(
+        "</ul>", '<li><a href="/sec0">Section 0, no slash</a></li><li><a href="/old.html">Old home</a></li>'
+                 '<li><a href="/away.html">Moved away</a></li></ul>', 1)
+    settings = Settings(
+        sites=(SiteSettings(start=site.url("/"), sitemap=site.url("/no-such-sitemap.xml"), max_depth=1),),
+        checker=CheckerSettings(timeout=5.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.0/8",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        recorded = [p.url for p in store.run_pages(outcome.run.id)]
+        occurrences = Counter(l.page for l in store.run_links(outcome.run.id))
+    assert sorted(paths_of(site, recorded)) == sorted(["/", *SECTION_PATHS])
+    assert outcome.pages == len(recorded) == 1 + SECTIONS
+    assert outcome.pages_failed == 0
+    # "/" was reached as "/" and as "/old.html", "/sec0/" as "/sec0/" and "/sec0": each filed once
+    links_on_home = len(extract_page(site.pages["/"], site.url("/")).citations)
+    assert occurrences[site.url("/")] == links_on_home
+    assert occurrences[site.url("/sec0/")] == len(extract_page(site.pages["/sec0/"], site.url("/sec0/")).citations)
+    assert all(not url.startswith(other.url("")) for url in recorded)
