@@ -643,7 +643,8 @@ def _collect(tree: LexborHTMLParser) -> list[_Link]:
         chrome = ancestry.chrome(node)
         if tag in ("a", "area"):
             value = attrs.get("href") or ""
-            text = _collapse(node.text()) or _img_alt(node)
+            text = _collapse(node.text()) or _img_alt(node) or (
+                _collapse(attrs.get("alt") or attrs.get("title") or "") if tag == "area" else "")
             links.append(_Link(node, tag, "href", value, value, section, chrome, False, text))
         elif tag == "link":
             rels = set((attrs.get("rel") or "").lower().split())

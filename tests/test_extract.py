@@ -850,3 +850,12 @@ _LINE_TWO = ('<a href="https://x.example/2">Second trial of abatacept</a>. Summa
 def test_entries_by_line(html: str, expected: list[tuple[LinkKind, str, EntryContext | None]]) -> None:
     got = [(c.kind, c.section, c.context) for c in extract_page(html, SMALL).citations]
     assert got == expected
+
+
+def test_image_map_areas_are_named_by_their_alt() -> None:
+    # Was "": the report could not tell an editor which region of the map.
+    html = ('<img src="/map.gif" usemap="#m"><map name="m"><area shape="rect" href="/a.html" '
+            'alt="Hand symptoms"><area href="/b.html" title="Feet"><area href="/c.html"></map>')
+    got = [(c.element, c.anchor_text, c.kind) for c in extract_page(html, SMALL).citations]
+    assert got == [("img", "", RES), ("area", "Hand symptoms", NAV), ("area", "Feet", NAV),
+                   ("area", "", NAV)]
