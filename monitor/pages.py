@@ -58,6 +58,11 @@ async def fetch_page(
                     return PageFetch(status="not_modified", **common)
                 if resp.status >= 400:
                     return PageFetch(status="error", error=f"HTTP {resp.status}", **common)
+                media = _media_type(common["content_type"])
+                if not _readable(media):
+                    # A link of a crawled site, or a watched address, that serves a
+                    # PDF: never read 20 MB of it to find no links.
+                    return PageFetch(status="error", error=f"not a web page ({printable(media)})", **common)
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(65536):
                     body += chunk
@@ -70,6 +75,16 @@ async def fetch_page(
         return PageFetch(url=url, final_url=url, status="error", error="too many redirects")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageFetch(url=url, final_url=url, status="error", error=_describe(exc))
+
+
+def _media_type(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _readable(media: str) -> bool:
+    """Whether a body of this type can be a page: HTML, XHTML, any text, or no
+    type at all (old servers send none); not a PDF, an image, an archive."""
+    return not media or media.startswith("text/") or "html" in media or "xml" in media
 
 
 def _validator(value: str) -> str:

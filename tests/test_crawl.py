@@ -311,3 +311,44 @@ def test_cited_urls_keep_the_first_date_of_each_url() -> None:
     book.add([cite(A, NAV), cite(A, title="a", date=D1), cite(B, title="b")])
     book.add([cite(A, title="a", date=D2), cite(B, title="b", date=D2)])
     assert book.dates == {A: D1, B: D2}
+
+
+async def test_a_watched_address_that_serves_a_pdf_is_a_page_error_not_an_empty_page(
+        aiohttp_server: Callable[..., object], tmp_path: Path) -> None:
+    """A watched page, or a link a site crawl follows (`/download.php?id=3`),
+    that answers with a PDF is not read (up to 20 MB) and recorded as a page
+    without links: it is a failed page that says what it got. Pages served
+    as XHTML, as text/html without a charset, or with an empty type (old
+    servers) are read."""
+    pdf = b"%PDF-1.7\n" + b"0" * 200_000
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(body=b"<html><title>T</title><a href='/x'>x</a></html>",
+                            headers={"Content-Type": request.match_info["type"].replace("~", "/")
+                                     .replace("none", "")})
+
+    async def download(request: web.Request) -> web.Response:
+        return web.Response(body=pdf, content_type="application/pdf")
+
+    app = web.Application()
+    app.router.add_get("/download.php", download)
+    app.router.add_get("/page/{type}", page)
+    server = await aiohttp_server(app)  # type: ignore[operator]
+    base = f"http://127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+    readable = ["text~html", "application~xhtml+xml", "none"]
+    settings = Settings(
+        pages=(PageSettings(url=f"{base}/download.php?id=3"),
+               *(PageSettings(url=f"{base}/page/{t}") for t in readable)),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        pages = {p.url: p for p in store.run_pages(outcome.run.id)}
+    download_page = pages[f"{base}/download.php?id=3"]
+    assert (download_page.status, download_page.error) == ("error", "not a web page (application/pdf)")
+    assert download_page.links == 0
+    for t in readable:
+        assert (pages[f"{base}/page/{t}"].status, pages[f"{base}/page/{t}"].links) == ("ok", 1), t
+    assert outcome.pages_failed == 1
