@@ -592,7 +592,8 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
     for site in settings.sites:
         filed: set[str] = set()
 
-        async def visit(url: str, site: SiteSettings = site, filed: set[str] = filed) -> list[Citation] | None:
+        async def visit(url: str, site: SiteSettings = site,
+                        filed: set[str] = filed) -> list[Citation] | None:
             """Fetch, extract and record one page of the site, once. A link that
             redirects (`/sec` -> `/sec/`, an old page -> the home page) leads to
             a page filed under its own address, which another link may reach

@@ -40,8 +40,9 @@ Sections
 The section of a link is the text of the nearest preceding heading outside
 chrome containers. A heading is h1-h6, or -- for old sites -- a p/div/td/th/
 center/dt block whose only content is one bold (b, strong, big), larger
-font (<font size="+1">, size 4-7) or named anchor (<a name>/<a id> without href) run of at most 100 characters that
-does not end like a sentence (".", "!") and holds no link; or such a run on
+font (<font size="+1">, size 4-7) or named anchor (<a name>/<a id> without
+href) run of at most 100 characters that does not end like a sentence (".",
+"!") and holds no link; or such a run on
 a line of its own among the entries ("<b>Biologics</b><br>" in a <td>, a <p>
 or <body>) when no plain text follows on the next line. Links inside chrome
 containers get the section "".
