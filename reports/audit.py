@@ -366,7 +366,9 @@ def _acknowledged(link: LinkResult) -> bool:
 
 
 def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str], LinkResult]:
-    return {(l.page, l.url): l for l in links or () if l.status in FLAGGED}
+    """The problems of a run's report: flagged links, but not those of entries
+    marked "(Expired Article)" (a content note, never listed as a problem)."""
+    return {(l.page, l.url): l for l in links or () if l.status in FLAGGED and not _acknowledged(l)}
 
 
 def _problem(

@@ -286,6 +286,19 @@ def test_stale_and_dead_expired_marks() -> None:
     assert [p.link.url for p in audit.problems] == []
 
 
+def test_a_marked_dead_link_was_not_a_problem_of_the_last_report() -> None:
+    """An entry marked "(Expired Article)" whose link was dead is a content
+    note, not a problem: when the link works again it was claimed "fixed"
+    (besides its stale-mark note), and when editors dropped the mark it was
+    "still open" although no report had listed it as a problem."""
+    marked = failing(U, expired_mark=True, title="Marked entry")
+    back = audit_of([link(U, expired_mark=True, title="Marked entry")], previous=[marked])
+    assert back.fixed_since_last == () and back.counts.fixed == 0
+    assert [i.entry for i in back.content_audit.stale_marks] == ["Marked entry"]
+    unmarked = audit_of([failing(U, title="Marked entry")], previous=[marked])
+    assert verdict_of(unmarked, U) == "new"
+
+
 def test_a_marked_entry_that_moved_is_still_to_fix() -> None:
     moved = link(U, "moved", "permanent_redirect", suggested_url=U + "/new", expired_mark=True)
     (problem,) = audit_of([moved]).problems
