@@ -88,6 +88,12 @@ def test_worth_waiting(retry_after: float | None, expected: bool) -> None:
         ("soon", None),
         ("-1", None),
         ("1.5", None),
+        # Unreadable values a server may send: unreadable, never an exception
+        # (one crashed the whole run).
+        ("\u00b2", None),  # "²".isdigit() is True; float("²") raises
+        ("\u0661\u0662", None),  # Arabic-Indic digits are not delta-seconds
+        ("01 Jan 99999999999999999999 00:00:00 GMT", None),  # OverflowError
+        ("Mon, 23 Nov 2026 06:00:30 +9999", None),
     ],
 )
 def test_parse_retry_after(header: str | None, expected: float | None) -> None:
