@@ -299,20 +299,21 @@ def build_audit(
     """
     page_titles = {p.url: _page_title(p) for p in pages}
     owners = {p.url: p.owner for p in pages}
-    prev_flagged = _flagged_keys(previous_links)
+    carried = _carried(previous_links, links)
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
 
     problems: list[Problem] = []
     others: list[LinkResult] = []
     for link in links:
         if link.status in FLAGGED and not _acknowledged(link):
-            problems.append(_problem(link, states.get(link.url), prev_flagged, now, confirm_after))
+            problems.append(_problem(link, states.get(link.url), carried.get(_key(link)),
+                                     now, confirm_after))
         elif link.status not in FLAGGED:
             others.append(link)
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
-    fixed = _fixed(previous_links or (), links, pages, page_titles)
+    fixed = _fixed(previous_links or (), links, pages, page_titles, carried)
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles)
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
@@ -365,25 +366,58 @@ def _acknowledged(link: LinkResult) -> bool:
     return link.expired_mark and link.status in _MARKED_DEAD
 
 
-def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str], LinkResult]:
+def _key(link: LinkResult) -> tuple[str, str, str]:
+    """(page, URL, entry): a problem row of the report. One URL cited by two
+    entries is two problems, each fixed (or not) on its own."""
+    return (link.page, link.url, link.entry_title or link.text)
+
+
+def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str, str], LinkResult]:
     """The problems of a run's report: flagged links, but not those of entries
     marked "(Expired Article)" (a content note, never listed as a problem)."""
-    return {(l.page, l.url): l for l in links or () if l.status in FLAGGED and not _acknowledged(l)}
+    return {_key(l): l for l in links or () if l.status in FLAGGED and not _acknowledged(l)}
+
+
+def _carried(previous: Sequence[LinkResult] | None,
+             links: Sequence[LinkResult]) -> dict[tuple[str, str, str], LinkResult]:
+    """This run's problem rows that continue one of the previous report's: the
+    same entry citing the same URL, or, for a previous row whose entry no
+    longer cites it (the entry was retitled or its text re-read), another
+    entry of that page citing that URL that the previous report did not list."""
+    before = _flagged_keys(previous)
+    if not before:
+        return {}
+    present = {_key(l) for l in links}
+    orphans: dict[tuple[str, str], list[LinkResult]] = {}
+    for key, prev in before.items():
+        if key not in present:
+            orphans.setdefault(key[:2], []).append(prev)
+    carried: dict[tuple[str, str, str], LinkResult] = {}
+    for link in links:
+        key = _key(link)
+        if link.status not in FLAGGED or _acknowledged(link) or key in carried:
+            continue
+        prev = before.get(key)
+        if prev is None and orphans.get(key[:2]):
+            prev = orphans[key[:2]].pop(0)
+        if prev is not None:
+            carried[key] = prev
+    return carried
 
 
 def _problem(
     link: LinkResult,
     state: UrlState | None,
-    prev_flagged: Mapping[tuple[str, str], LinkResult],
+    previous: LinkResult | None,
     now: dt.datetime,
     confirm_after: dt.timedelta,
 ) -> Problem:
-    new = (link.page, link.url) not in prev_flagged
+    new = previous is None
     since = link.failing_since or (state.failing_since if state else None)
-    if since is None and not new:
+    if since is None and previous is not None:
         # Moved and drifted links never "fail", so they have no failing_since:
         # the previous report's sighting is the best lower bound we have.
-        since = prev_flagged[(link.page, link.url)].checked_at
+        since = previous.checked_at
     if since is None:
         since = link.checked_at
     if since is None and new:
@@ -519,41 +553,51 @@ def _others(links: Sequence[LinkResult], order: Mapping[str, int],
 
 
 def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
-           pages: Sequence[PageRecord], titles: Mapping[str, str]) -> list[Fixed]:
-    """Links the previous report flagged that are not problems any more.
+           pages: Sequence[PageRecord], titles: Mapping[str, str],
+           carried: Mapping[tuple[str, str, str], LinkResult]) -> list[Fixed]:
+    """The previous report's problems (one per entry and URL) that are not problems any more.
 
     "Fixed" has three honest forms: the link works again (the site came
     back), the entry now links elsewhere (an editor updated it), or the link
     is gone from the page. When the page could not be read this time we
     cannot tell, so the link is left out rather than claimed fixed.
+    `carried` holds the rows that continue under another entry (retitled).
     """
-    now_by_key = {(l.page, l.url): l for l in links}
+    now_by_key = {_key(l): l for l in links}
+    now_by_url = {(l.page, l.url): l for l in links}
+    continuing = {_key(prev) for prev in carried.values()}
     readable = {p.url for p in pages if p.status == "ok"}
     entries: dict[tuple[str, str, LinkKind], LinkResult] | None = None
     fixed = []
-    for prev in _flagged_keys(previous).values():
-        current = now_by_key.get((prev.page, prev.url))
-        if current is not None and current.status in FLAGGED:
+    for key, prev in _flagged_keys(previous).items():
+        if key in continuing:
             continue  # still a problem (most of them, week after week)
+        current = now_by_key.get(key)
+        if current is not None and current.status in FLAGGED:
+            continue  # flagged, but marked "(Expired Article)" now: a content note
         if current is None and prev.page not in readable:
             continue
         was = wording.describe(prev.reason, url=prev.url, http_status=prev.http_status)
         title = titles.get(prev.page, prev.page)
-        if current is not None:
-            if current.status == LinkStatus.OK:
-                fixed.append(Fixed(prev, "works_again", "The link works again", title, was=was))
-            else:
-                fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
+        if current is None:
+            if entries is None:
+                entries = _entry_links(links)
+            replacement = (entries.get((prev.page, prev.entry_title, prev.kind))
+                           if prev.entry_title else None)
+            if replacement is not None:
+                fixed.append(Fixed(prev, "link_updated", "The entry now links to a new address",
+                                   title, new_url=replacement.url, was=was))
+                continue
+            current = now_by_url.get((prev.page, prev.url))  # under a retitled entry
+            if current is None or current.status in FLAGGED:
+                fixed.append(Fixed(prev, "removed", "The link was removed from the page",
                                    title, was=was))
-            continue
-        if entries is None:
-            entries = _entry_links(links)
-        replacement = entries.get((prev.page, prev.entry_title, prev.kind)) if prev.entry_title else None
-        if replacement is not None:
-            fixed.append(Fixed(prev, "link_updated", "The entry now links to a new address",
-                               title, new_url=replacement.url, was=was))
+                continue
+        if current.status == LinkStatus.OK:
+            fixed.append(Fixed(prev, "works_again", "The link works again", title, was=was))
         else:
-            fixed.append(Fixed(prev, "removed", "The link was removed from the page", title, was=was))
+            fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
+                               title, was=was))
     return fixed
 
 

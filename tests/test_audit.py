@@ -93,6 +93,44 @@ def test_new_still_fixed(previous: list[LinkResult] | None, current: LinkResult,
     assert verdict_of(audit, U) == expected
 
 
+def test_one_url_cited_by_two_entries_is_followed_entry_by_entry() -> None:
+    """The previous report listed one problem per entry; "fixed" and "new" were
+    decided per (page, URL): both entries updated gave one "fixed", one entry
+    updated gave none, and a new entry citing the same dead URL was "still open"."""
+    a, b = failing(U, title="Entry A"), failing(U, title="Entry B", section="IVIg")
+    both = audit_of([link(U + "/a", title="Entry A"), link(U + "/b", title="Entry B", section="IVIg")],
+                    previous=[a, b])
+    assert sorted((f.link.entry_title, f.how, f.new_url) for f in both.fixed_since_last) == [
+        ("Entry A", "link_updated", U + "/a"), ("Entry B", "link_updated", U + "/b")]
+    one = audit_of([link(U + "/a", title="Entry A"), b], previous=[a, b])
+    assert [(f.link.entry_title, f.how) for f in one.fixed_since_last] == [("Entry A", "link_updated")]
+    assert [(p.link.entry_title, p.new) for p in one.problems] == [("Entry B", False)]
+    added = audit_of([a, b, failing(U, title="Entry C", section="IVIg")], previous=[a, b])
+    assert [(p.link.entry_title, p.new) for p in added.problems] == [
+        ("Entry A", False), ("Entry B", False), ("Entry C", True)]
+    assert (added.counts.new, added.counts.still, added.counts.fixed) == (1, 2, 0)
+
+
+def test_an_entry_renamed_or_moved_keeps_its_problem_open() -> None:
+    """A retitled entry (a typo fixed) still cites the dead URL: still open, not
+    "new" plus "fixed: removed"; if the link works now, it "works again"."""
+    before = failing(U, title="Rituximab in DM")
+    renamed = audit_of([failing(U, title="Rituximab in dermatomyositis", section="IVIg")],
+                       previous=[before])
+    assert verdict_of(renamed, U) == "still" and renamed.fixed_since_last == ()
+    works = audit_of([link(U, title="Rituximab in dermatomyositis")], previous=[before])
+    assert verdict_of(works, U) == "fixed:works_again"
+
+
+def test_the_entry_linking_a_still_dead_url_was_removed() -> None:
+    """Entry A is gone from the page, entry B still cites the dead URL: A's row is
+    accounted for ("removed"), B's is still open."""
+    a, b = failing(U, title="Entry A"), failing(U, title="Entry B")
+    audit = audit_of([b], previous=[a, b])
+    assert [(f.link.entry_title, f.how) for f in audit.fixed_since_last] == [("Entry A", "removed")]
+    assert [(p.link.entry_title, p.new) for p in audit.problems] == [("Entry B", False)]
+
+
 def test_fixed_by_link_update_names_the_new_url() -> None:
     audit = audit_of([link("https://example.org/new-home", title="The entry")],
                      previous=[failing(U, title="The entry")])
