@@ -376,6 +376,17 @@ def _loop_key(url: URL) -> str:
     return str(url.with_fragment(None))
 
 
+def _url_of(url: str) -> URL:
+    """The URL to request, sent as written when it can be: yarl re-encodes
+    what it parses ("%3B" became ";", "%7e" "~", "100%sure" "100%25sure"),
+    another request than a browser's. The audit's URLs come from
+    `extract.normalize_url`, already in the form a browser sends; anything
+    else (raw non-ASCII, spaces) is encoded by yarl."""
+    if url.isascii() and url.isprintable() and " " not in url:
+        return URL(url, encoded=True)
+    return URL(url)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
@@ -682,7 +693,7 @@ class Checker:
 
     async def _run_leased(self, url: str, lease: _Lease) -> Observation:
         try:
-            return await self._check_leased(url, URL(url), lease)
+            return await self._check_leased(url, _url_of(url), lease)
         finally:
             lease.release()
 
@@ -691,7 +702,7 @@ class Checker:
     def _parse(self, url: str) -> URL | Observation:
         """A checkable URL, or the observation that says why it is not."""
         try:
-            parsed = URL(url)
+            parsed = _url_of(url)
             if parsed.scheme not in ("http", "https"):
                 return self._refusal(url, ErrorKind.UNSUPPORTED_SCHEME,
                                      f"not an http(s) URL: {parsed.scheme or 'no'} scheme")
@@ -835,7 +846,9 @@ class Checker:
         if error is not None:
             fields["error_kind"], fields["error_detail"] = error
         return Observation(
-            url=url, checked_at=chain.checked_at, final_url=str(chain.url),
+            # Without a hop, the URL that answered is the one asked for,
+            # whatever form yarl gave it (no false "redirect").
+            url=url, checked_at=chain.checked_at, final_url=str(chain.url) if chain.hops else url,
             redirects=tuple(chain.hops),
             elapsed_ms=int((time.monotonic() - chain.started) * 1000),
             attempts=chain.attempt,

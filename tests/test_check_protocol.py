@@ -102,3 +102,42 @@ async def test_an_unreadable_retry_after_does_not_end_the_run(
     limited = got[raw.url("/limited")]
     assert (limited.http_status, limited.retry_after, limited.attempts) == (429, None, 2)
     assert got[raw.url("/fine")].http_status == 200
+
+
+# -- the request target -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("target", [
+    "/a%3Bb",          # yarl decoded it to "/a;b": a Tomcat path parameter, another resource
+    "/a%2Cb%3Dc%26d",  # ... to "/a,b=c&d"
+    "/a%7e",           # ... to "/a~"
+    "/caf%c3%a9",      # ... to "/caf%C3%A9"
+    "/100%sure",       # ... to "/100%25sure": another path once the server decodes it
+    "/%7Bx%7D|^%60",   # ... to "/%7Bx%7D%7C%5E%60"
+    "/p?k=[1]&q=%7e",  # ... to "/p?k=%5B1%5D&q=~"
+    "/a%2Fb?u=http://x/?y=1%26z",
+])
+async def test_the_request_target_is_sent_as_the_page_wrote_it(
+        target: str, raw_http: Callable[[Answer], Awaitable[RawHTTP]], checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    # URLs as extract.normalize_url hands them over: what a browser sends.
+    raw = await raw_http(lambda method, t: page())
+    c = await checker(client_for, checker_settings(), canned_dns)
+    [obs] = [o async for o in c.check_many([raw.url(target)])]  # the audit's way
+    assert raw.targets == [target.encode()]
+    assert (obs.http_status, obs.redirects, obs.final_url) == (200, (), raw.url(target))
+    assert (classify(obs).status.value, classify(obs).reason) == ("ok", "ok")
+
+
+async def test_without_a_redirect_the_final_url_is_the_url_checked(
+        raw_http: Callable[[Answer], Awaitable[RawHTTP]], checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    # A URL yarl has to encode is still the URL that answered: its encoded
+    # form as final_url read as a redirect ("ok/temporary_redirect").
+    raw = await raw_http(lambda method, t: page())
+    c = await checker(client_for, checker_settings(), canned_dns)
+    url = raw.url("/café?q=é")
+    obs = await c.check(url)
+    assert raw.targets == [b"/caf%C3%A9?q=%C3%A9"]
+    assert (obs.http_status, obs.redirects, obs.final_url) == (200, (), url)
+    assert (classify(obs).status.value, classify(obs).reason) == ("ok", "ok")
