@@ -413,13 +413,14 @@ def _problem(
     confirm_after: dt.timedelta,
 ) -> Problem:
     new = previous is None
-    since = link.failing_since or (state.failing_since if state else None)
-    if since is None and previous is not None:
-        # Moved and drifted links never "fail", so they have no failing_since:
-        # the previous report's sighting is the best lower bound we have.
-        since = previous.checked_at
-    if since is None:
-        since = link.checked_at
+    since = link.failing_since or (state.failing_since if state else None) or link.checked_at
+    if previous is not None:
+        # Still open, so open since the previous report's sighting at least:
+        # moved and drifted links never "fail" (no failing_since), and a
+        # failure that changed its kind (moved -> expired) starts a new streak.
+        before = previous.failing_since or previous.checked_at
+        if before is not None and (since is None or _utc(before) < _utc(since)):
+            since = before
     if since is None and new:
         since = now  # never checked (a malformed address): first seen in this report
     weeks = max(0, (now - since).days // 7) if since else 0
@@ -443,6 +444,11 @@ def _problem(
         search_url=search_link(link.entry_title, link.entry_source)
         if link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED) else None,
     )
+
+
+def _utc(when: dt.datetime) -> dt.datetime:
+    """Naive datetimes are UTC (as in `classify.is_confirmed`): comparable."""
+    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _confirmed(link: LinkResult, state: UrlState | None, now: dt.datetime,

@@ -147,6 +147,16 @@ def test_weeks_open_count_from_failing_since(days: float, weeks: int) -> None:
     assert problem.since == NOW - dt.timedelta(days=days)
 
 
+def test_a_problem_still_open_under_another_status_keeps_its_date() -> None:
+    """Moved last report, expired now: the failure began this week, but the
+    problem was listed a week ago; it read "still open since" today."""
+    before = link(U, "moved", "permanent_redirect", suggested_url=U + "/v2",
+                  checked_at=NOW - dt.timedelta(days=7))
+    audit = audit_of([failing(U, days=0.2, strikes=1)], previous=[before])
+    (problem,) = audit.problems
+    assert (problem.new, problem.since, problem.weeks_open) == (False, NOW - dt.timedelta(days=7), 1)
+
+
 def test_counts_new_still_fixed() -> None:
     a, b, c, d = (f"https://example.org/{n}" for n in "abcd")
     audit = audit_of(
