@@ -58,6 +58,8 @@ page, few enough to survive whitespace quirks and keep the mail small."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
 _MARKED_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.BLOCKED})
+_READ = frozenset({"ok", "not_modified"})
+"""Page statuses whose links and entries are known: a 304 is read from its last copy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -572,7 +574,7 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     now_by_key = {_key(l): l for l in links}
     now_by_url = {(l.page, l.url): l for l in links}
     continuing = {_key(prev) for prev in carried.values()}
-    readable = {p.url for p in pages if p.status == "ok"}
+    readable = {p.url for p in pages if p.status in _READ}
     entries: dict[tuple[str, str, LinkKind], LinkResult] | None = None
     fixed = []
     for key, prev in _flagged_keys(previous).items():
@@ -708,7 +710,7 @@ def _no_link(pages: Sequence[PageRecord], citations: Sequence[LinkResult],
              titles: Mapping[str, str]) -> Iterable[ContentIssue]:
     linked = {(l.page, l.entry_title) for l in citations}
     for page in pages:
-        if page.status != "ok":
+        if page.status not in _READ:
             continue
         for title in page.entries:
             if title and (page.url, title) not in linked:
@@ -755,10 +757,10 @@ def _page_errors(pages: Sequence[PageRecord], titles: Mapping[str, str]) -> Iter
 
 def _page_changes(pages: Sequence[PageRecord], previous: Sequence[PageRecord],
                   titles: Mapping[str, str]) -> Iterable[ContentIssue]:
-    before = {p.url: p for p in previous if p.status == "ok" and p.entries}
+    before = {p.url: p for p in previous if p.status in _READ and p.entries}
     for page in pages:
         prev = before.get(page.url)
-        if prev is None or page.status != "ok":
+        if prev is None or page.status not in _READ:
             continue
         old, new = set(prev.entries), set(page.entries)
         added = [t for t in page.entries if t not in old]

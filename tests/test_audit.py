@@ -400,6 +400,20 @@ def test_pages_that_failed_or_changed_heavily() -> None:
     assert audit.counts.pages_failed == 1
 
 
+def test_an_unchanged_page_304_keeps_its_content_notes() -> None:
+    """A page answering 304 Not Modified is read from its last copy (links and
+    entries): its entries without a link vanished from the report for the
+    weeks it did not change, and a heavy edit right after a 304 week was not
+    noticed (only an "ok" fetch counted as the baseline)."""
+    unchanged = audit_of([link(U, title="Has a link")],
+                         pages=[page(status="not_modified", entries=("Has a link", "No link"))])
+    assert [i.entry for i in unchanged.content_audit.no_link] == ["No link"]
+    before = tuple(f"Entry {i}" for i in range(10))
+    edited = audit_of([], pages=[page(entries=before[5:])],
+                      previous_pages=[replace(page(status="not_modified", entries=before), run_id=7)])
+    assert [i.page for i in edited.content_audit.pages_changed] == [PAGE]
+
+
 # -- slicing for page owners ---------------------------------------------------
 
 
