@@ -592,6 +592,8 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
                 entries = _entry_links(links)
             replacement = (entries.get((prev.page, prev.entry_title, prev.kind))
                            if prev.entry_title else None)
+            if replacement is not None and replacement.status in FLAGGED:
+                continue  # replaced by a broken link: listed as this entry's new problem
             if replacement is not None:
                 fixed.append(Fixed(prev, "link_updated", "The entry now links to a new address",
                                    title, new_url=replacement.url, was=was))

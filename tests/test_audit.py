@@ -93,6 +93,15 @@ def test_new_still_fixed(previous: list[LinkResult] | None, current: LinkResult,
     assert verdict_of(audit, U) == expected
 
 
+def test_a_dead_link_replaced_by_another_dead_link_is_not_fixed() -> None:
+    """The editor replaced the dead link with an address that is broken too: the
+    entry was "fixed: now links to a new address" and its new link a new problem."""
+    audit = audit_of([failing(U + "/v2", title="The entry", days=0.1, strikes=1)],
+                     previous=[failing(U, title="The entry")])
+    assert audit.fixed_since_last == () and audit.counts.fixed == 0
+    assert [(p.link.url, p.new) for p in audit.problems] == [(U + "/v2", True)]
+
+
 def test_one_url_cited_by_two_entries_is_followed_entry_by_entry() -> None:
     """The previous report listed one problem per entry; "fixed" and "new" were
     decided per (page, URL): both entries updated gave one "fixed", one entry
