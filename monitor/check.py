@@ -46,6 +46,7 @@ import errno
 import heapq
 import itertools
 import logging
+import re
 import secrets
 import ssl
 import time
@@ -385,6 +386,32 @@ def _url_of(url: str) -> URL:
     if url.isascii() and url.isprintable() and " " not in url:
         return URL(url, encoded=True)
     return URL(url)
+
+
+_RAW_BYTE = re.compile("[\udc80-\udcff]")
+"""A header byte that was not UTF-8 (aiohttp decodes with surrogateescape)."""
+_VERBATIM_REF = re.compile(r"[!#-;=?-\[\]_a-z~]*")
+"""A reference with nothing a browser would %-encode (no space, quote,
+angle bracket, backslash, backtick, brace, bar or caret; ASCII only)."""
+
+
+def _location_url(base: URL, location: str) -> URL:
+    """Where a Location points, requested as a browser requests it.
+
+    yarl's parsing re-encodes: it decoded "%3B" to ";" and "%7e" to "~" (another
+    request), and dropped a byte that is not UTF-8 ("/caf\\xe9" became
+    "/caf", another page), where browsers send it as "%E9". So such bytes are
+    %-escaped, and a reference that needs no encoding is joined as written;
+    any other (spaces, non-ASCII; in an absolute URL a host to lowercase,
+    an IPv6 literal, dot segments) is yarl's reading, as before."""
+    if not location.isascii():
+        location = _RAW_BYTE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", location)
+    if _VERBATIM_REF.fullmatch(location):
+        ref = URL(location, encoded=True)
+        host = ref.raw_host or ""
+        if not ref.absolute or ("/." not in ref.raw_path and host == host.lower() and ":" not in host):
+            return base.join(ref)
+    return base.join(URL(location))
 
 
 def _now() -> dt.datetime:
@@ -761,7 +788,7 @@ class Checker:
     def _follow(self, chain: _Chain, answer: _Answer, location: str) -> tuple[ErrorKind, str] | None:
         """Record a redirect hop and move the chain on, or say why not."""
         try:
-            target: URL | None = chain.url.join(URL(location))
+            target: URL | None = _location_url(chain.url, location)
         except (ValueError, TypeError):
             target = None
         chain.hops.append(Hop(str(chain.url), answer.status, str(target) if target else location))

@@ -141,3 +141,63 @@ async def test_without_a_redirect_the_final_url_is_the_url_checked(
     assert raw.targets == [b"/caf%C3%A9?q=%C3%A9"]
     assert (obs.http_status, obs.redirects, obs.final_url) == (200, (), url)
     assert (classify(obs).status.value, classify(obs).reason) == ("ok", "ok")
+
+
+# -- Location ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("location", "sent"), [
+    (b"/caf\xe9", b"/caf%E9"),            # a Latin-1 byte: was dropped ("/caf", another page)
+    (b"/r?q=caf\xe9", b"/r?q=caf%E9"),
+    ("/café".encode(), b"/caf%C3%A9"),   # UTF-8, as browsers encode it
+    (b"/a%3Bb", b"/a%3Bb"),               # was decoded to "/a;b"
+    (b"/a%7e?q=%7e", b"/a%7e?q=%7e"),     # was "/a~?q=~"
+    (b"/a b", b"/a%20b"),
+    (b"../../x/./y", b"/x/y"),
+    (b"?q=1", b"/dir/start?q=1"),
+])
+async def test_a_location_is_followed_as_a_browser_would(
+        location: bytes, sent: bytes, raw_http: Callable[[Answer], Awaitable[RawHTTP]],
+        checker_settings: Settings, client_for: OpenClient, canned_dns: Any) -> None:
+    def answer(method: bytes, target: bytes) -> bytes:
+        if target == b"/dir/start":
+            return b"HTTP/1.1 301 Moved\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+        return page(b"Target")
+
+    raw = await raw_http(answer)
+    c = await checker(client_for, checker_settings(), canned_dns)
+    obs = await c.check(raw.url("/dir/start"))
+    assert raw.targets == [b"/dir/start", sent]
+    assert (obs.http_status, obs.title, obs.error_kind) == (200, "Target", None)
+    assert obs.redirects == (Hop(raw.url("/dir/start"), 301, raw.url(sent.decode())),)
+    assert obs.final_url == raw.url(sent.decode())
+
+
+async def test_a_location_keeps_its_fragment(
+        raw_http: Callable[[Answer], Awaitable[RawHTTP]], checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    def answer(method: bytes, target: bytes) -> bytes:
+        if target == b"/old":
+            return b"HTTP/1.1 301 Moved\r\nLocation: /new%3B#sec-2\r\nContent-Length: 0\r\n\r\n"
+        return page(b"Target")
+
+    raw = await raw_http(answer)
+    obs = await (await checker(client_for, checker_settings(), canned_dns)).check(raw.url("/old"))
+    assert raw.targets == [b"/old", b"/new%3B"]
+    assert obs.final_url == raw.url("/new%3B#sec-2") == obs.redirects[0].location
+
+
+async def test_an_absolute_location_is_followed_as_written(
+        raw_http: Callable[[Answer], Awaitable[RawHTTP]], checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any) -> None:
+    def answer(method: bytes, target: bytes) -> bytes:
+        if target == b"/old":
+            location = b"http://127.0.0.1:%d/new/a%%3Bb?q=%%7e" % raw.port
+            return b"HTTP/1.1 308 Moved\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+        return page(b"Target")
+
+    raw = await raw_http(answer)
+    obs = await (await checker(client_for, checker_settings(), canned_dns)).check(raw.url("/old"))
+    assert raw.targets == [b"/old", b"/new/a%3Bb?q=%7e"]
+    assert obs.final_url == raw.url("/new/a%3Bb?q=%7e")
+    assert (classify(obs).status.value, classify(obs).suggested_url) == ("moved", raw.url("/new/a%3Bb?q=%7e"))
