@@ -89,6 +89,9 @@ class Problem:
     suspicion: str = ""
     """Why an unconfirmed failure is only suspected ("failed 3 checks in a row, over
     less than a day so far"); empty when confirmed, and for blocked links."""
+    rechecked: bool = True
+    """False for a problem of the last report whose page could not be fetched
+    this time: `link` is as the last report saw it."""
 
     @property
     def label(self) -> str:
@@ -312,6 +315,10 @@ def build_audit(
                                      now, confirm_after))
         elif link.status not in FLAGGED:
             others.append(link)
+    unread = {p.url for p in pages if p.status == "error"}
+    for prev in _flagged_keys(previous_links).values() if unread else ():
+        if prev.page in unread:  # not checked this week: still open, not dropped
+            problems.append(_problem(prev, None, prev, now, confirm_after, rechecked=False))
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
@@ -413,6 +420,8 @@ def _problem(
     previous: LinkResult | None,
     now: dt.datetime,
     confirm_after: dt.timedelta,
+    *,
+    rechecked: bool = True,
 ) -> Problem:
     new = previous is None
     since = link.failing_since or (state.failing_since if state else None) or link.checked_at
@@ -431,6 +440,8 @@ def _problem(
     words = wording.describe(link.reason, url=link.url, http_status=link.http_status)
     if link.flapping and link.reason != "flapping":
         words += ". " + wording.REASONS["flapping"]
+    if not rechecked:
+        words += ". " + wording.NOT_RECHECKED
     advice = wording.advice(link.status, confirmed=confirmed, fix_url=fix_url,
                             archived=fix_label == "Archived copy", reason=link.reason)
     if link.expired_mark and link.status in _DEAD:
@@ -442,6 +453,7 @@ def _problem(
     return Problem(
         link=link, words=words, advice=advice, since=since, weeks_open=weeks,
         confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label, suspicion=suspicion,
+        rechecked=rechecked,
         page_link=text_fragment_link(link.page, link.entry_title or link.text),
         search_url=search_link(link.entry_title, link.entry_source)
         if link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED) else None,

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from monitor.types import LinkStatus
 
 __all__ = [
+    "NOT_RECHECKED",
     "PARTIAL_RUN",
     "REASONS",
     "STATUS_LABELS",
@@ -35,6 +36,9 @@ __all__ = [
 PARTIAL_RUN = ("Only some pages were checked in this run (monitor check --page): "
                "the other watched pages and their links are not in this report.")
 """Said by the report of a partial run, which is easily taken for the weekly audit."""
+
+NOT_RECHECKED = "Not checked again this week: the page could not be fetched"
+"""Said of a problem of the last report on a page that could not be fetched."""
 
 REASONS: dict[str, str] = {
     "ok": "The link works",

@@ -81,8 +81,8 @@ U = "https://example.org/article"
         ([failing(U)], link("https://example.org/new-home", title=f"Entry for {U}"), "ok",
          "fixed:link_updated"),
         ([failing(U)], link("https://example.org/other", title="Another entry"), "ok", "fixed:removed"),
-        # the page could not be read: we cannot say it was fixed
-        ([failing(U)], link("https://example.org/other", title="Another entry"), "error", "ok"),
+        # the page could not be read: we cannot say it was fixed; it is still open
+        ([failing(U)], link("https://example.org/other", title="Another entry"), "error", "still"),
         ([link(U, "moved", "permanent_redirect", suggested_url=U + "/v2")],
          link(U, "moved", "permanent_redirect", suggested_url=U + "/v2"), "ok", "still"),
     ],
@@ -138,6 +138,19 @@ def test_the_entry_linking_a_still_dead_url_was_removed() -> None:
     audit = audit_of([b], previous=[a, b])
     assert [(f.link.entry_title, f.how) for f in audit.fixed_since_last] == [("Entry A", "removed")]
     assert [(p.link.entry_title, p.new) for p in audit.problems] == [("Entry B", False)]
+
+
+def test_problems_of_a_page_that_could_not_be_fetched_stay_open() -> None:
+    """The page failed this week, so its links were not checked: its problems
+    of the last report are not fixed, but they vanished from the lists and
+    the counts ("Nothing needs fixing this week" with 2 known dead links)."""
+    dead, blocked = failing(U, title="Dead"), failing(U + "/b", "blocked", "http_403", title="Walled")
+    audit = audit_of([], previous=[dead, blocked], pages=[page(status="error", error="timeout")])
+    assert [(p.link.url, p.new, p.since) for p in audit.problems] == [
+        (U, False, dead.failing_since), (U + "/b", False, blocked.failing_since)]
+    assert all(wording.NOT_RECHECKED in p.words for p in audit.problems)
+    assert (audit.counts.new, audit.counts.still, audit.counts.fixed) == (0, 2, 0)
+    assert audit.counts.checked == 0  # not checked this run: not in the run's link counts
 
 
 def test_fixed_by_link_update_names_the_new_url() -> None:
