@@ -304,7 +304,7 @@ def build_audit(
     """
     page_titles = {p.url: _page_title(p) for p in pages}
     owners = {p.url: p.owner for p in pages}
-    carried = _carried(previous_links, links)
+    carried = _carried(previous_links, links, pages, previous_pages)
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
 
     problems: list[Problem] = []
@@ -387,20 +387,32 @@ def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str, st
     return {_key(l): l for l in links or () if l.status in FLAGGED and not _acknowledged(l)}
 
 
-def _carried(previous: Sequence[LinkResult] | None,
-             links: Sequence[LinkResult]) -> dict[tuple[str, str, str], LinkResult]:
+def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
+             pages: Sequence[PageRecord] = (), previous_pages: Sequence[PageRecord] | None = None,
+             ) -> dict[tuple[str, str, str], LinkResult]:
     """This run's problem rows that continue one of the previous report's: the
     same entry citing the same URL, or, for a previous row whose entry no
     longer cites it (the entry was retitled or its text re-read), another
-    entry of that page citing that URL that the previous report did not list."""
+    entry of that page citing that URL that the previous report did not list.
+    A page audited under a new address (renamed in the configuration, or a
+    crawl filing it where a redirect ends) continues the rows of a page the
+    previous report had and this run has not, entry by entry."""
     before = _flagged_keys(previous)
     if not before:
         return {}
     present = {_key(l) for l in links}
+    arrived: set[str] = set()
+    gone: set[str] = set()
+    if previous_pages is not None:
+        now_pages, then_pages = {p.url for p in pages}, {p.url for p in previous_pages}
+        arrived, gone = now_pages - then_pages, then_pages - now_pages
     orphans: dict[tuple[str, str], list[LinkResult]] = {}
+    renamed: dict[tuple[str, str], list[LinkResult]] = {}
     for key, prev in before.items():
         if key not in present:
             orphans.setdefault(key[:2], []).append(prev)
+            if prev.page in gone:
+                renamed.setdefault(key[1:], []).append(prev)
     carried: dict[tuple[str, str, str], LinkResult] = {}
     for link in links:
         key = _key(link)
@@ -409,6 +421,8 @@ def _carried(previous: Sequence[LinkResult] | None,
         prev = before.get(key)
         if prev is None and orphans.get(key[:2]):
             prev = orphans[key[:2]].pop(0)
+        if prev is None and link.page in arrived and renamed.get(key[1:]):
+            prev = renamed[key[1:]].pop(0)
         if prev is not None:
             carried[key] = prev
     return carried

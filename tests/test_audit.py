@@ -131,6 +131,20 @@ def test_an_entry_renamed_or_moved_keeps_its_problem_open() -> None:
     assert verdict_of(works, U) == "fixed:works_again"
 
 
+def test_a_renamed_page_keeps_its_problems_open() -> None:
+    """The watched page moved to a new address (renamed in the configuration,
+    or filed under a redirect's final address): every problem on it was "new"."""
+    before = failing(U, title="Rituximab", page=PAGE)
+    audit = audit_of([failing(U, title="Rituximab", page=PAGE2), failing(U + "/x", page=PAGE2)],
+                     previous=[before], pages=[page(PAGE2)], previous_pages=[page(PAGE)])
+    assert [(p.link.url, p.new) for p in audit.problems] == [(U, False), (U + "/x", True)]
+    assert audit.fixed_since_last == ()
+    # a page added beside the old one is not a rename: its problems are new
+    added = audit_of([failing(U, title="Rituximab", page=PAGE2)], previous=[before],
+                     pages=[page(PAGE), page(PAGE2)], previous_pages=[page(PAGE)])
+    assert [(p.link.page, p.new) for p in added.problems] == [(PAGE2, True)]
+
+
 def test_the_entry_linking_a_still_dead_url_was_removed() -> None:
     """Entry A is gone from the page, entry B still cites the dead URL: A's row is
     accounted for ("removed"), B's is still open."""
