@@ -400,7 +400,8 @@ def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
     before = _flagged_keys(previous)
     if not before:
         return {}
-    present = {_key(l) for l in links}
+    cited = {key[1] for key in before}  # the other nine in ten links cannot match
+    present = {_key(l) for l in links if l.url in cited}
     arrived: set[str] = set()
     gone: set[str] = set()
     if previous_pages is not None:
@@ -415,8 +416,10 @@ def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
                 renamed.setdefault(key[1:], []).append(prev)
     carried: dict[tuple[str, str, str], LinkResult] = {}
     for link in links:
+        if link.status not in FLAGGED or _acknowledged(link):
+            continue
         key = _key(link)
-        if link.status not in FLAGGED or _acknowledged(link) or key in carried:
+        if key in carried:
             continue
         prev = before.get(key)
         if prev is None and orphans.get(key[:2]):
@@ -597,13 +600,16 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     cannot tell, so the link is left out rather than claimed fixed.
     `carried` holds the rows that continue under another entry (retitled).
     """
-    now_by_key = {_key(l): l for l in links}
-    now_by_url = {(l.page, l.url): l for l in links}
+    rows = _flagged_keys(previous)
+    cited = {key[1] for key in rows}  # only these URLs can answer for a previous row
+    relevant = [l for l in links if l.url in cited]
+    now_by_key = {_key(l): l for l in relevant}
+    now_by_url = {(l.page, l.url): l for l in relevant}
     continuing = {_key(prev) for prev in carried.values()}
     readable = {p.url for p in pages if p.status in _READ}
     entries: dict[tuple[str, str, LinkKind], LinkResult] | None = None
     fixed = []
-    for key, prev in _flagged_keys(previous).items():
+    for key, prev in rows.items():
         if key in continuing:
             continue  # still a problem (most of them, week after week)
         current = now_by_key.get(key)
