@@ -668,35 +668,26 @@ async def test_parameter_order_and_escapes_do_not_make_two_pages(servers: tuple[
     assert paths_of(site, result.pages) == ["/", *SECTION_PATHS, "/list?a=1&b=2", "/~smith/cv.html"]
 
 
-async def test_reaching_max_pages_is_counted_and_logged(servers: tuple[Server, Server], client: Client,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("limits", "pages", "over_max_pages", "beyond_max_depth", "warning"),
+    [
+        # 40 pages found and left out: the links of the 10 visited pages
+        ({"max_pages": 10}, 10, 40, 0, "max_pages=10"),
+        ({"max_depth": 1}, 8, 0, 42, "max_depth=1"),
+        ({}, 50, 0, 0, None),  # a complete crawl reports no limit
+    ],
+)
+async def test_reaching_a_limit_is_counted_and_logged(
+        servers: tuple[Server, Server], client: Client, caplog: pytest.LogCaptureFixture,
+        limits: dict[str, int], pages: int, over_max_pages: int, beyond_max_depth: int,
+        warning: str | None) -> None:
     site, _ = servers
     caplog.set_level("INFO", logger="monitor.sites")
-    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_pages=10))
-    assert len(result.pages) == 10
-    # 40 pages were found and left out (the links of the 10 visited pages).
-    assert result.over_max_pages == 40 and result.beyond_max_depth == 0
-    assert any(r.levelname == "WARNING" and "max_pages=10" in r.getMessage() for r in caplog.records)
-
-
-async def test_reaching_max_depth_is_counted_and_logged(servers: tuple[Server, Server], client: Client,
-                                                         caplog: pytest.LogCaptureFixture) -> None:
-    site, _ = servers
-    caplog.set_level("INFO", logger="monitor.sites")
-    result, _ = await crawl(client, SiteSettings(start=site.url("/"), max_depth=1))
-    assert len(result.pages) == 8
-    assert result.beyond_max_depth == 42 and result.over_max_pages == 0
-    assert any(r.levelname == "WARNING" and "max_depth=1" in r.getMessage() for r in caplog.records)
-
-
-async def test_a_complete_crawl_reports_no_limit(servers: tuple[Server, Server], client: Client,
-                                                 caplog: pytest.LogCaptureFixture) -> None:
-    site, _ = servers
-    caplog.set_level("INFO", logger="monitor.sites")
-    result, _ = await crawl(client, SiteSettings(start=site.url("/")))
-    assert len(result.pages) == 50
-    assert result.over_max_pages == 0 and result.beyond_max_depth == 0
-    assert not any(r.levelname == "WARNING" for r in caplog.records)
+    result, _ = await crawl(client, SiteSettings(start=site.url("/"), **limits))  # type: ignore[arg-type]
+    assert len(result.pages) == pages
+    assert (result.over_max_pages, result.beyond_max_depth) == (over_max_pages, beyond_max_depth)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert (any(warning in w for w in warnings) if warning else warnings == []), warnings
 
 
 async def test_the_same_page_under_www_and_bare_host_is_visited_once(servers: tuple[Server, Server], client: Client) -> None:
