@@ -1023,12 +1023,17 @@ def _permanent_target(obs: Observation) -> str | None:
             target = nxt
         else:
             break
-    if target is not None:
-        target = _without_added_noise(target, obs.url)
-    if target is None or _same_page(target, obs.url):
+    if target is None:
         return None
+    target = _without_added_noise(target, obs.url)
     normalised = quirks.rewrite(target)
-    return _with_fragment(normalised.url if normalised else target, obs.url)
+    if normalised is not None:
+        target = normalised.url
+    # Compared after the quirk: a 301 to the old form of the cited address
+    # (https -> http, new PubMed -> old) normalises back to the cited URL.
+    if _same_page(target, obs.url):
+        return None
+    return _with_fragment(target, obs.url)
 
 
 def _rule_known_move(s: _Seen) -> Verdict | None:

@@ -131,6 +131,15 @@ CASES: list[Case] = [
     Case("ok_301_adding_session_id_is_no_move", ob("https://example.org/x/1.jsp", redirects=[
         hop("https://example.org/x/1.jsp", 301, "https://example.org/x/1.jsp;jsessionid=A1B2?sid=9")]),
          OK, "temporary_redirect"),
+    # A 301 to the old form of the same address: normalised by a quirk it is the
+    # cited URL again, and "update the link to <the same link>" is no fix.
+    Case("ok_301_to_http_form_of_https_host_is_no_move",
+         ob("https://www.nejm.org/doi/full/10.1056/x", redirects=[
+             hop("https://www.nejm.org/doi/full/10.1056/x", 301, "http://www.nejm.org/doi/full/10.1056/x")],
+            final_url="http://www.nejm.org/doi/full/10.1056/x"),
+         OK, "temporary_redirect"),
+    Case("ok_301_to_old_pubmed_form_is_no_move", ob(PUBMED, redirects=[hop(PUBMED, 301, OLD_PUBMED)]),
+         OK, "temporary_redirect"),
     # -- moved ---------------------------------------------------------------------------
     Case("moved_301", ob("https://www.jrheum.org/content/40/12/2031",
                          redirects=[hop("https://www.jrheum.org/content/40/12/2031", 301,
