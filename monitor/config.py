@@ -9,6 +9,7 @@ a misspelt `per_hosts = 1` that is ignored makes a monitor impolite.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -177,6 +178,8 @@ class _Reader:
                maximum: float | None = None) -> Any:
         kinds: tuple[type, ...] = (int,) if integer else (int, float)
         value = self.get(name, kinds, default)
+        if not math.isfinite(value):  # TOML nan/inf: nan passes every bound, inf overflows later
+            self.fail(self.key(name), f"expected a finite number, got {value}")
         if value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             self.fail(self.key(name), f"must be {bound}, got {value}")
@@ -416,7 +419,7 @@ def _schedule(source: str, raw: Any) -> ScheduleSettings:
         r.fail("schedule.timezone", f"unknown time zone {tz!r} (use an IANA name like Europe/Paris)")
     rechecks = r.get("rechecks", list, list(d.rechecks))
     for i, h in enumerate(rechecks):
-        if isinstance(h, bool) or not isinstance(h, (int, float)) or h <= 0:
+        if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0 or not math.isfinite(h):
             r.fail(f"schedule.rechecks[{i}]", f"expected a positive number of hours, got {h!r}")
     settings = ScheduleSettings(
         cron=cron, timezone=tz, rechecks=tuple(float(h) for h in rechecks),

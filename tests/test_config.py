@@ -70,6 +70,11 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
          "not a valid regular expression"),
         ('[[sites]]\nstart = "https://a.org/"\nexclude_links = ["*.pdf"]\n', "sites[0].exclude_links[0]",
          "not a valid regular expression"),
+        # nan passed every bound check; inf failed mid-audit (OverflowError, exit 1)
+        (PAGE + "[checker]\ntimeout = nan\n", "checker.timeout", "finite number"),
+        (PAGE + "[checker]\ntimeout = inf\n", "checker.timeout", "finite number"),
+        (PAGE + "[email]\ntimeout = -inf\n", "email.timeout", "finite number"),
+        (PAGE + "[schedule]\nrechecks = [1, inf]\n", "schedule.rechecks[1]", "positive"),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
