@@ -1016,6 +1016,8 @@ def _without_added_noise(target: str, cited: str) -> str:
 def _permanent_target(obs: Observation) -> str | None:
     """Where the leading run of permanent hops leads, or None when there is none
     (or when it only adds a slash, tracking or session parameters)."""
+    if obs.redirects and _same_page(_final_url(obs), obs.url):
+        return None  # sent back to the cited address (a cookie or consent interstitial)
     target: str | None = None
     for hop in obs.redirects:
         nxt = _join(hop.url, hop.location)

@@ -140,6 +140,12 @@ CASES: list[Case] = [
          OK, "temporary_redirect"),
     Case("ok_301_to_old_pubmed_form_is_no_move", ob(PUBMED, redirects=[hop(PUBMED, 301, OLD_PUBMED)]),
          OK, "temporary_redirect"),
+    # A 301 to a cookie or consent interstitial that sends the browser back: the
+    # page is still at the cited address; the interstitial is no new address.
+    Case("ok_301_to_interstitial_and_back_is_no_move", ob("https://example.org/x/1", redirects=[
+        hop("https://example.org/x/1", 301, "https://example.org/cookie-check?u=/x/1"),
+        hop("https://example.org/cookie-check?u=/x/1", 302, "https://example.org/x/1")]),
+         OK, "temporary_redirect"),
     # -- moved ---------------------------------------------------------------------------
     Case("moved_301", ob("https://www.jrheum.org/content/40/12/2031",
                          redirects=[hop("https://www.jrheum.org/content/40/12/2031", 301,
