@@ -139,6 +139,12 @@ class Settings:
     source: str = "<defaults>"
 
 
+MAX_HOURS = 100_000
+"""Durations in hours (about 11 years) and weeks (about 100 years) beyond which
+the dates computed from them overflow: refused at load, not after the audit."""
+MAX_WEEKS = 5200
+
+
 # -- validation helpers --------------------------------------------------------
 
 
@@ -393,7 +399,7 @@ def _database(source: str, raw: Any) -> DatabaseSettings:
     path = r.get("path", str, d.path)
     if not path.strip():
         r.fail("database.path", "must not be empty")
-    keep_weeks = r.number("keep_weeks", d.keep_weeks, integer=True)
+    keep_weeks = r.number("keep_weeks", d.keep_weeks, integer=True, maximum=MAX_WEEKS)
     r.finish()
     return DatabaseSettings(path=path, keep_weeks=keep_weeks)
 
@@ -421,9 +427,11 @@ def _schedule(source: str, raw: Any) -> ScheduleSettings:
     for i, h in enumerate(rechecks):
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0 or not math.isfinite(h):
             r.fail(f"schedule.rechecks[{i}]", f"expected a positive number of hours, got {h!r}")
+        if h > MAX_HOURS:
+            r.fail(f"schedule.rechecks[{i}]", f"must be at most {MAX_HOURS} hours, got {h!r}")
     settings = ScheduleSettings(
         cron=cron, timezone=tz, rechecks=tuple(float(h) for h in rechecks),
-        misfire_grace_hours=r.number("misfire_grace_hours", d.misfire_grace_hours),
+        misfire_grace_hours=r.number("misfire_grace_hours", d.misfire_grace_hours, maximum=MAX_HOURS),
     )
     r.finish()
     return settings
@@ -435,8 +443,8 @@ def _report(source: str, raw: Any) -> ReportSettings:
     settings = ReportSettings(
         dir=r.get("dir", str, d.dir),
         site_name=r.get("site_name", str, d.site_name),
-        max_citation_age_years=r.number("max_citation_age_years", 0, integer=True),
-        confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours),
+        max_citation_age_years=r.number("max_citation_age_years", 0, integer=True, maximum=1000),
+        confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours, maximum=MAX_HOURS),
         base_url=r.url("base_url", d.base_url),
     )
     r.finish()

@@ -57,7 +57,7 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[email]\nrecipients = [\"a@b.org\\r\\nBcc: x@y.org\"]\n", "email.recipients[0]",
          "not an email"),
         (PAGE + "[schedule]\ncron = \"0 6 * *\"\n", "schedule.cron", "five fields"),
-        (PAGE + "[database]\nkeep_weeks = -1\n", "database.keep_weeks", "at least 0"),
+        (PAGE + "[database]\nkeep_weeks = -1\n", "database.keep_weeks", "between 0 and 5200"),
         (PAGE + "[report]\nbase_url = \"reports/out\"\n", "report.base_url", "http:// or https://"),
         (PAGE + "[database]\nkeep_weeks = 52.5\n", "database.keep_weeks", "expected an integer"),
         (PAGE + "[schedule]\ncron = \"0 25 * * mon\"\n", "schedule.cron", "invalid cron"),
@@ -75,6 +75,14 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[checker]\ntimeout = inf\n", "checker.timeout", "finite number"),
         (PAGE + "[email]\ntimeout = -inf\n", "email.timeout", "finite number"),
         (PAGE + "[schedule]\nrechecks = [1, inf]\n", "schedule.rechecks[1]", "positive"),
+        # accepted, then an OverflowError/ValueError (exit 1) after the audit, when reporting or pruning
+        (PAGE + "[database]\nkeep_weeks = 100000000000000\n", "database.keep_weeks", "between 0 and"),
+        (PAGE + "[report]\nmax_citation_age_years = 100000\n", "report.max_citation_age_years",
+         "between 0 and"),
+        (PAGE + "[report]\nconfirm_after_hours = 1e300\n", "report.confirm_after_hours", "between 0 and"),
+        (PAGE + "[schedule]\nmisfire_grace_hours = 1e300\n", "schedule.misfire_grace_hours",
+         "between 0 and"),
+        (PAGE + "[schedule]\nrechecks = [1e300]\n", "schedule.rechecks[0]", "at most"),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
