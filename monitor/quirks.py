@@ -98,6 +98,11 @@ def _entrez(m: re.Match[str]) -> str | None:
     params = {k.lower(): v for k, v in parse_qs(m["query"]).items()}
     if [v.lower() for v in params.get("db", [])] != ["pubmed"]:
         return None
+    # cmd=Link, dopt=pubmed_pubmed, LinkName=pubmed_pmc_refs...: the record's
+    # related or citing articles, a list of other papers, not the record.
+    if any(v.lower() == "link" for v in params.get("cmd", [])) or "linkname" in params \
+            or any("_" in v for v in params.get("dopt", [])):
+        return None
     uids = params.get("list_uids") or params.get("uid") or []
     if len(uids) == 1 and uids[0].isdigit():
         return f"https://pubmed.ncbi.nlm.nih.gov/{uids[0]}/"

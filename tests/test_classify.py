@@ -667,6 +667,15 @@ def test_classify_never_raises(status: int | None, title: str, text: str, cited:
     ("http://academic.oup.com/rheumatology/article/57/12/2114/5068311", OUP),
     ("http://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=nuccore&list_uids=1",
      "https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=nuccore&list_uids=1"),
+    # "Related articles" of a record (Entrez link names are db_db...) is a list of
+    # other papers, not the record: no rewrite.
+    ("https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=pubmed&cmd=Link&dopt=pubmed_pubmed&list_uids=123",
+     None),
+    ("https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?cmd=Retrieve&db=PubMed&list_uids=123&dopt=pubmed_pmc_refs",
+     None),
+    ("https://www.ncbi.nlm.nih.gov/sites/entrez?db=pubmed&cmd=Link&LinkName=pubmed_pubmed&uid=123", None),
+    ("http://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=pubmed&cmd=Retrieve&dopt=AbstractPlus&list_uids=17890345",
+     "https://pubmed.ncbi.nlm.nih.gov/17890345/"),
     (PUBMED, None), ("https://doi.org/10.1002/mus.26182", None), ("http://unknown.example/x", None),
 ])
 def test_quirk_rewrites(url: str, expected: str | None) -> None:
