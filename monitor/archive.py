@@ -21,6 +21,8 @@ from monitor.client import Client
 log = logging.getLogger(__name__)
 
 ARCHIVE_CONCURRENCY = 2
+MAX_FAILURES = 3
+"""Failed lookups in a row after which the API is not asked again this run."""
 
 
 def parse_availability(payload: str) -> str | None:
@@ -41,7 +43,16 @@ def parse_availability(payload: str) -> str | None:
     return "https://" + url.removeprefix("http://") if url.startswith("http://web.archive.org/") else url
 
 
-async def lookup(client: Client, api_url: str, url: str, when: dt.date | None, timeout: float) -> str | None:
+class _Unavailable(Exception):
+    """The API refused (429) or failed: a reason to stop asking it this run."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__("throttled" if throttled else "failed")
+        self.throttled = throttled
+
+
+async def _ask(client: Client, api_url: str, url: str, when: dt.date | None, timeout: float) -> str | None:
+    """The snapshot, None when the API has none; _Unavailable when it did not answer."""
     query = {"url": url}
     if when is not None:
         query["timestamp"] = when.strftime("%Y%m%d")
@@ -50,22 +61,49 @@ async def lookup(client: Client, api_url: str, url: str, when: dt.date | None, t
             URL(api_url).update_query(query), timeout=client.timeout(timeout), allow_redirects=True
         ) as resp:
             if resp.status != 200:
-                return None
+                raise _Unavailable(resp.status == 429)
             return parse_availability((await resp.content.read(65536)).decode("utf-8", "replace"))
+    except _Unavailable:
+        raise
     except Exception as exc:  # the archive is a suggestion: never fail a run over it
         log.info("archive lookup failed url=%s error=%s", url, type(exc).__name__)
+        raise _Unavailable(False) from None
+
+
+async def lookup(client: Client, api_url: str, url: str, when: dt.date | None, timeout: float) -> str | None:
+    try:
+        return await _ask(client, api_url, url, when, timeout)
+    except _Unavailable:
         return None
 
 
 async def lookup_many(
     client: Client, api_url: str, wanted: dict[str, dt.date | None], timeout: float
 ) -> dict[str, str]:
+    """Snapshots for `wanted`. After a 429, or MAX_FAILURES failures in a row
+    (timeouts, 5xx), the API is not asked again this run: the links left are
+    asked next run (nothing is stored for them), and a dead API costs a few
+    timeouts rather than one per dead link."""
     gate = asyncio.Semaphore(ARCHIVE_CONCURRENCY)
     found: dict[str, str] = {}
+    failures = 0
+    stopped = False
 
     async def one(url: str, when: dt.date | None) -> None:
+        nonlocal failures, stopped
         async with gate:
-            snapshot = await lookup(client, api_url, url, when, timeout)
+            if stopped:
+                return
+            try:
+                snapshot = await _ask(client, api_url, url, when, timeout)
+            except _Unavailable as exc:
+                failures += 1
+                if exc.throttled or failures >= MAX_FAILURES:
+                    if not stopped:
+                        log.info("archive lookups stopped for this run (%s)", exc)
+                    stopped = True
+                return
+            failures = 0
         if snapshot:
             found[url] = snapshot
 

@@ -1,0 +1,123 @@
+"""Archived-copy suggestions against a local availability API.
+
+The server below plays https://archive.org/wayback/available as it answers:
+
+- GET ?url=U[&timestamp=YYYYMMDD[hhmmss]]: `url` is one query value (the
+  client percent-encodes it once: '&' '%' '+' '#' inside U arrive encoded);
+- 200 JSON {"url": U, "archived_snapshots": {"closest": {"status": "200",
+  "available": true, "url": "http://web.archive.org/web/TS/ORIGINAL",
+  "timestamp": TS}}, "timestamp": T}; or "archived_snapshots": {} when it
+  has nothing (also what an overloaded API answers);
+- the snapshot is the one closest to `timestamp` in either direction, the
+  newest without one; `status` is the capture's own HTTP status ("301" for a
+  redirect capture), and its `url` is http:// even though https works;
+- throttled clients get 429 (lychee #1501, #2167), slow answers are common.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
+
+import pytest
+from aiohttp import web
+
+from monitor import archive
+
+if TYPE_CHECKING:
+    from monitor.client import Client
+
+SNAP = "http://web.archive.org/web/20160615000000/"
+
+
+def answer(url: str, status: str = "200", ts: str = "20160615000000") -> dict[str, Any]:
+    return {"url": url, "archived_snapshots": {"closest": {
+        "status": status, "available": True, "timestamp": ts,
+        "url": f"http://web.archive.org/web/{ts}/{url}"}}}
+
+
+class Api:
+    """The availability API: answers by `behave(url, timestamp)`; logs queries."""
+
+    def __init__(self, behave: Callable[[str, str | None], Awaitable[web.StreamResponse]]) -> None:
+        self.behave = behave
+        self.asked: list[tuple[str, str | None]] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        url, ts = request.query.get("url", ""), request.query.get("timestamp")
+        self.asked.append((url, ts))
+        return await self.behave(url, ts)
+
+
+async def found(url: str, ts: str | None) -> web.StreamResponse:
+    return web.json_response(answer(url))
+
+
+@pytest.fixture
+async def serve(aiohttp_server: Any) -> Callable[..., Awaitable[tuple[Api, str]]]:
+    async def start(behave: Callable[[str, str | None], Awaitable[web.StreamResponse]] = found
+                    ) -> tuple[Api, str]:
+        api = Api(behave)
+        app = web.Application()
+        app.router.add_get("/wayback/available", api.handle)
+        server = await aiohttp_server(app, host="127.0.0.1")
+        return api, f"http://127.0.0.1:{server.port}/wayback/available"
+    return start
+
+
+@pytest.fixture
+async def client(checker_settings: Any, client_for: Any) -> Client:
+    return await client_for(checker_settings(timeout=0.5))
+
+
+@pytest.mark.parametrize("status,expected", [
+    ("200", "https://web.archive.org/web/20160615000000/https://e.org/x"),  # https to paste
+    ("302", None),  # a redirect capture shows no page
+    ("404", None),
+])
+def test_parse_availability(status: str, expected: str | None) -> None:
+    assert archive.parse_availability(json.dumps(answer("https://e.org/x", status))) == expected
+
+
+@pytest.mark.parametrize("payload", ['{"archived_snapshots": {}}', "[]", "not json",
+                                     '{"archived_snapshots": {"closest": {"available": true, '
+                                     '"status": "200", "url": "javascript:alert(1)"}}}'])
+def test_parse_availability_nothing(payload: str) -> None:
+    assert archive.parse_availability(payload) is None
+
+
+async def test_url_is_sent_encoded_once_with_the_citation_date(serve: Any, client: Client) -> None:
+    api, endpoint = await serve()
+    cited = "https://e.org/a%20b/view.php?q=a%26b&t=x+y"
+    got = await archive.lookup_many(client, endpoint, {cited: dt.date(2016, 5, 2),
+                                                       "https://e.org/undated": None}, 0.5)
+    assert sorted(api.asked, key=str) == sorted([(cited, "20160502"),
+                                                 ("https://e.org/undated", None)], key=str)
+    assert got[cited] == "https://web.archive.org/web/20160615000000/" + cited
+
+
+async def test_rate_limited_api_is_not_asked_again_this_run(serve: Any, client: Client) -> None:
+    """After a 429 the rest wait for the next run (nothing is stored for them):
+    hammering a throttled API only prolongs the throttle."""
+    async def throttled(url: str, ts: str | None) -> web.StreamResponse:
+        return web.Response(status=429, headers={"Retry-After": "60"})
+    api, endpoint = await serve(throttled)
+    wanted = {f"https://e.org/{i}": None for i in range(20)}
+    assert await archive.lookup_many(client, endpoint, wanted, 0.5) == {}
+    assert len(api.asked) <= archive.ARCHIVE_CONCURRENCY
+
+
+async def test_a_hanging_api_does_not_hold_the_run(serve: Any, client: Client) -> None:
+    """An API that never answers costs a few timeouts, not one per dead link."""
+    async def hangs(url: str, ts: str | None) -> web.StreamResponse:
+        await asyncio.sleep(30)
+        return web.json_response(answer(url))
+    api, endpoint = await serve(hangs)
+    wanted = {f"https://e.org/{i}": None for i in range(40)}
+    started = time.monotonic()
+    assert await archive.lookup_many(client, endpoint, wanted, 0.2) == {}
+    assert time.monotonic() - started < 2.0  # 40 x 0.2 s / 2 = 4 s before
+    assert len(api.asked) < 10
