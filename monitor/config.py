@@ -281,7 +281,8 @@ def _network_problem(item: str) -> str | None:
 
 
 def _email_problem(item: str) -> str | None:
-    if "@" not in item or any(c in item for c in "\r\n <>,"):
+    local, _, domain = item.rpartition("@")
+    if not local or not domain or any(c.isspace() or c in "<>,;" for c in item):
         return f"not an email address: {item!r}"
     return None
 
@@ -309,6 +310,13 @@ def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
         ))
         r.finish()
     return tuple(pages)
+
+
+def _nonempty(r: _Reader, name: str, default: str) -> str:
+    value = r.get(name, str, default)
+    if not value.strip():
+        r.fail(r.key(name), "must not be empty")
+    return value
 
 
 def _checked(r: _Reader, name: str, check: Callable[[str], str | None]) -> str:
@@ -455,12 +463,12 @@ def _email(source: str, raw: Any) -> EmailSettings:
     r = _Reader(source, "email.", raw)
     d = EmailSettings()
     settings = EmailSettings(
-        host=r.get("host", str, d.host),
+        host=_nonempty(r, "host", d.host),
         port=r.number("port", d.port, minimum=1, integer=True, maximum=65535),
         security=r.choice("security", ("starttls", "tls", "none"), d.security),
         username=r.get("username", str, d.username),
         password_env=r.get("password_env", str, d.password_env),
-        sender=_checked(r, "sender", _email_problem) or d.sender,
+        sender=r.get("sender", str, d.sender),
         recipients=r.strings("recipients", d.recipients, _email_problem),
         timeout=r.number("timeout", d.timeout, minimum=0.1),
         enabled=r.get("enabled", bool, d.enabled),
@@ -468,6 +476,14 @@ def _email(source: str, raw: Any) -> EmailSettings:
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
         r.fail("email.ca_file", f"no such file: {settings.ca_file}")
+    if problem := _email_problem(settings.sender):
+        r.fail("email.sender", problem)
+    if settings.enabled and not settings.recipients:
+        r.fail("email.recipients", "is empty: the report would go to no one "
+               "(list an address, or set email.enabled = false)")
+    if settings.username and not settings.password_env.strip():
+        r.fail("email.password_env", "must name an environment variable holding the password "
+               "of email.username")
     if "password" in r.table:
         r.fail("email.password", "passwords do not belong in files; put it in the environment "
                f"variable named by email.password_env ({settings.password_env})")
@@ -480,7 +496,7 @@ def _server(source: str, raw: Any) -> ServerSettings:
     d = ServerSettings()
     settings = ServerSettings(
         enabled=r.get("enabled", bool, d.enabled),
-        host=r.get("host", str, d.host),
+        host=_nonempty(r, "host", d.host),
         port=r.number("port", d.port, integer=True, maximum=65535),
     )
     r.finish()

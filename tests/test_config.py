@@ -83,6 +83,14 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[schedule]\nmisfire_grace_hours = 1e300\n", "schedule.misfire_grace_hours",
          "between 0 and"),
         (PAGE + "[schedule]\nrechecks = [1e300]\n", "schedule.rechecks[0]", "at most"),
+        # accepted, then the weekly job failed after its audit (exit 1), or mailed a default silently
+        (PAGE + "[email]\nrecipients = []\n", "email.recipients", "no one"),
+        (PAGE + "[email]\nrecipients = [\"a@\"]\n", "email.recipients[0]", "not an email"),
+        (PAGE + "[email]\nsender = \"@sclero.org\"\n", "email.sender", "not an email"),
+        (PAGE + "[email]\nsender = \"\"\n", "email.sender", "not an email"),
+        (PAGE + "[email]\nhost = \" \"\n", "email.host", "must not be empty"),
+        (PAGE + "[email]\nusername = \"bob\"\npassword_env = \"\"\n", "email.password_env",
+         "must name an environment variable"),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
@@ -112,6 +120,11 @@ def test_unreadable_files(tmp_path: Path, raw: bytes, problem: str) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_no_recipients_when_mail_is_off(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, PAGE + "[email]\nenabled = false\nrecipients = []\n"))
+    assert settings.email.recipients == ()
 
 
 def test_allow_list_and_connect_to(tmp_path: Path) -> None:
