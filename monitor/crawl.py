@@ -263,8 +263,9 @@ class Audit:
         self.now = now
         self.states: dict[str, UrlState] = {}
         """Previous states of the URLs handed to the checker and not recorded yet."""
-        self.to_archive: dict[str, None] = {}
-        """URLs whose new state may want an archived copy, in check order."""
+        self.to_archive: dict[str, dt.date | None] = {}
+        """URLs whose new state may want an archived copy, in check order, with
+        the day each last worked (the snapshot date when its citation has none)."""
         self.slow: set[str] = set()
         """URLs that failed last time (errors, rate limits): checked first,
         since their retries and timeouts make the longest chains."""
@@ -431,7 +432,7 @@ class Audit:
         state = next_state(self.states.pop(obs.url, None), verdict, obs)
         self.slow.discard(obs.url)
         if state.status in ARCHIVE_STATUSES:
-            self.to_archive[obs.url] = None
+            self.to_archive[obs.url] = state.last_ok_at.date() if state.last_ok_at else None
         await self.writer.add(run_id, obs, verdict, state)
 
     async def suggest_archives(self, dates: dict[str, dt.date]) -> int:
@@ -441,8 +442,12 @@ class Audit:
             return 0
         # Looked up once per URL: the answer is kept in url_state, read here
         # for all of them at once (not a store call per failing link).
-        known: dict[str, str] = await self.writer.call("archived_urls", self.to_archive)
-        wanted = {url: dates.get(url) for url in self.to_archive if url not in known}
+        known: dict[str, str] = await self.writer.call("archived_urls", list(self.to_archive))
+        # The citation's date, else the day the link last worked: without a
+        # date the archive gives its newest snapshot, often of the error page,
+        # the parked domain or the new content that made the link fail.
+        wanted = {url: dates.get(url) or worked for url, worked in self.to_archive.items()
+                  if url not in known}
         found = await archive.lookup_many(self.client, api, wanted, self.settings.checker.timeout)
         for url, snapshot in found.items():
             await self.writer.call("set_archived_url", url, snapshot)

@@ -121,3 +121,48 @@ async def test_a_hanging_api_does_not_hold_the_run(serve: Any, client: Client) -
     assert await archive.lookup_many(client, endpoint, wanted, 0.2) == {}
     assert time.monotonic() - started < 2.0  # 40 x 0.2 s / 2 = 4 s before
     assert len(api.asked) < 10
+
+
+async def test_an_undated_citation_asks_for_the_copy_of_the_day_it_last_worked(
+        serve: Any, aiohttp_server: Any, tmp_path: Any) -> None:
+    """A menu link or an entry without a dated source line has no citation
+    date: the archive's newest snapshot is then often the error page itself.
+    The day the link was last seen working is asked for instead; a dated
+    citation keeps its own date."""
+    from monitor.config import CheckerSettings, DatabaseSettings, PageSettings, Settings
+    from monitor.crawl import run_audit
+
+    alive = {"yes": True}
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(content_type="text/html", text=(
+            "<html><title>Treatments</title><h2>Reviews</h2>"
+            '<p><a href="/undated">Rituximab in refractory myositis, a review of twelve cases</a>. '
+            "A short summary of the review.</p>"
+            '<p><a href="/dated">Lenabasum for dermatomyositis, a phase 2 trial</a>. '
+            "A short summary. PubMed, Clin Rheumatol, 04/30/2018.</p></html>"))
+
+    async def target(request: web.Request) -> web.Response:
+        if alive["yes"]:
+            return web.Response(content_type="text/html", text="<title>The article</title>")
+        return web.Response(status=404, text="gone")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/undated", target)
+    app.router.add_get("/dated", target)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    api, endpoint = await serve()
+    base = f"http://127.0.0.1:{site.port}"
+    settings = Settings(
+        pages=(PageSettings(url=f"{base}/page"),),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False, archive_url=endpoint,
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+    worked = dt.datetime(2026, 10, 5, 6, tzinfo=dt.timezone.utc)
+    await run_audit(settings, now=lambda: worked)  # both links work
+    assert api.asked == []
+    alive["yes"] = False
+    await run_audit(settings, now=lambda: worked + dt.timedelta(weeks=7))  # both dead now
+    assert sorted(api.asked) == [(f"{base}/dated", "20180430"), (f"{base}/undated", "20261005")]
