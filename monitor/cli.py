@@ -86,6 +86,16 @@ def load(config_path: Path) -> Settings:
     return load_settings(config_path)
 
 
+def require_smtp_password(settings: Settings) -> None:
+    """Before a job that mails: the password's variable must be set, or the
+    job would fail after its audit (and every later job before its own)."""
+    email = settings.email
+    if email.enabled and email.username and not os.environ.get(email.password_env):
+        raise ConfigError(
+            f"{settings.source}: email.password_env: the environment variable {email.password_env} "
+            f"is not set or empty; it must hold the SMTP password of email.username {email.username!r}")
+
+
 def load_existing(config_path: Path) -> Settings:
     """Settings for a command that only reads the history (history, report).
 
@@ -321,6 +331,8 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     from monitor.jobs import report_job
 
     settings = load_existing(config_path)
+    if send:
+        require_smtp_password(settings)
     outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
@@ -354,6 +366,7 @@ def run(config_path: Path) -> None:
     from monitor.jobs import weekly_job
 
     settings = load(config_path)
+    require_smtp_password(settings)
 
     async def job() -> tuple[object, object]:
         async with one_audit(settings):
@@ -394,6 +407,7 @@ def serve(config_path: Path) -> None:
     from monitor.service import serve as run_service
 
     settings = load(config_path)
+    require_smtp_password(settings)
     root = logging.getLogger()
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)  # a service says what it does, without -v

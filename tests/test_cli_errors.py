@@ -1,0 +1,72 @@
+"""Command-line mistakes: exit 2 and one line naming the file and the key,
+said before any work is done (no database created, no audit run)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# A page on loopback where nothing listens: an audit of it is quick and offline.
+PAGE = ('[[pages]]\nurl = "http://127.0.0.1:9/a.html"\n'
+        '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 1\nretries = 0\n')
+
+
+def monitor(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "monitor", *args], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120, env={**os.environ, **(env or {})},
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def config(tmp_path: Path, extra: str = "") -> Path:
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + f'[database]\npath = "{tmp_path / "m.db"}"\n' + extra, encoding="utf-8")
+    return path
+
+
+def one_line(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", [["run"], ["serve"]])
+def test_unset_smtp_password_is_said_before_the_audit(tmp_path: Path, command: list[str]) -> None:
+    """Was: `run` audited, rendered, queued, then exit 1 on the missing variable."""
+    path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n'
+                            '[email]\nusername = "bob"\npassword_env = "MONITOR_TEST_UNSET_PW"\n')
+    env = {k: v for k, v in os.environ.items() if k != "MONITOR_TEST_UNSET_PW"}
+    result = subprocess.run([sys.executable, "-m", "monitor", *command, "--config", str(path)],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2, result.stderr
+    line = one_line(result.stderr)
+    assert str(path) in line and "email.password_env" in line and "MONITOR_TEST_UNSET_PW" in line
+    assert not (tmp_path / "m.db").exists() and not (tmp_path / "out").exists()
+
+
+def test_smtp_password_not_needed_when_mail_is_off(tmp_path: Path) -> None:
+    path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n'
+                            '[email]\nenabled = false\n')
+    code, out, err = monitor(tmp_path, "run", "--config", str(path))
+    assert code == 0, err
+
+
+def test_report_send_without_smtp_password_renders_nothing(tmp_path: Path) -> None:
+    """Was: the report was rendered and queued, then exit 1."""
+    path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n'
+                            '[email]\nusername = "bob"\npassword_env = "MONITOR_TEST_UNSET_PW"\n')
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--send",
+                           env={"MONITOR_TEST_UNSET_PW": ""})
+    assert code == 2, err
+    assert "email.password_env" in one_line(err)
+    assert not (tmp_path / "out").exists()
+    code, _, err = monitor(tmp_path, "report", "--config", str(path))  # no mail: no password needed
+    assert code == 0, err
