@@ -96,6 +96,34 @@ def require_smtp_password(settings: Settings) -> None:
             f"is not set or empty; it must hold the SMTP password of email.username {email.username!r}")
 
 
+def dir_problem(path: Path) -> str | None:
+    """Why the reports could not be written in `path` (created if missing), or
+    None: looked at before the audit, so that the audit's work is not spent
+    on a report that cannot be saved. Nothing is created here."""
+    if path.exists():
+        if not path.is_dir():
+            return f"{path} is not a directory"
+        if not os.access(path, os.W_OK | os.X_OK):
+            return f"{path}: no permission to write in it"
+        return None
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"cannot create {path}: {ancestor} is not a directory"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"cannot create {path}: no permission to write in {ancestor}"
+    return None
+
+
+def require_report_dir(settings: Settings, out: Path | None = None) -> None:
+    if out is not None:
+        if problem := dir_problem(out):
+            raise UsageFailure(f"--out: {problem}")
+    elif problem := dir_problem(Path(settings.report.dir)):
+        raise ConfigError(f"{settings.source}: report.dir: {problem}")
+
+
 def load_existing(config_path: Path) -> Settings:
     """Settings for a command that only reads the history (history, report).
 
@@ -333,6 +361,7 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     settings = load_existing(config_path)
     if send:
         require_smtp_password(settings)
+    require_report_dir(settings, out)
     outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
@@ -367,6 +396,7 @@ def run(config_path: Path) -> None:
 
     settings = load(config_path)
     require_smtp_password(settings)
+    require_report_dir(settings)
 
     async def job() -> tuple[object, object]:
         async with one_audit(settings):
@@ -408,6 +438,7 @@ def serve(config_path: Path) -> None:
 
     settings = load(config_path)
     require_smtp_password(settings)
+    require_report_dir(settings)
     root = logging.getLogger()
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)  # a service says what it does, without -v

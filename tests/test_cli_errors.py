@@ -70,3 +70,27 @@ def test_report_send_without_smtp_password_renders_nothing(tmp_path: Path) -> No
     assert not (tmp_path / "out").exists()
     code, _, err = monitor(tmp_path, "report", "--config", str(path))  # no mail: no password needed
     assert code == 0, err
+
+
+@pytest.mark.parametrize("command", ["run", "serve"])
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_unusable_report_dir_is_said_before_the_audit(tmp_path: Path, where: str, command: str) -> None:
+    """Was: the whole audit ran, then exit 1 with FileExistsError / NotADirectoryError."""
+    (tmp_path / "a_file").write_text("x")
+    out = tmp_path / "a_file" if where == "file" else tmp_path / "a_file" / "out"
+    path = config(tmp_path, f'[report]\ndir = "{out}"\n[email]\nenabled = false\n')
+    code, _, err = monitor(tmp_path, command, "--config", str(path))
+    assert code == 2, err
+    line = one_line(err)
+    assert str(path) in line and "report.dir" in line and "not a directory" in line
+    assert not (tmp_path / "m.db").exists()
+
+
+def test_unusable_report_out_is_a_usage_error(tmp_path: Path) -> None:
+    path = config(tmp_path, '[email]\nenabled = false\n')
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    (tmp_path / "a_file").write_text("x")
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(tmp_path / "a_file" / "r"))
+    assert code == 2, err
+    assert "--out" in one_line(err) and "not a directory" in err
