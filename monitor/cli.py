@@ -344,7 +344,8 @@ def state_line(state: Any) -> str:
 
 @cli.command()
 @config_option
-@click.option("--run", "run_id", type=int, default=None, help="The run to report (default: the latest).")
+@click.option("--run", "run_id", type=click.IntRange(1, 2**63 - 1), default=None,
+              help="The run to report (default: the latest).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for the HTML and JSON files (default: report.dir).")
 @click.option("--send", is_flag=True, help="Email it (again, on purpose, if it was sent already).")

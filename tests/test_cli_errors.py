@@ -94,3 +94,14 @@ def test_unusable_report_out_is_a_usage_error(tmp_path: Path) -> None:
     code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(tmp_path / "a_file" / "r"))
     assert code == 2, err
     assert "--out" in one_line(err) and "not a directory" in err
+
+
+@pytest.mark.parametrize("run_id", ["0", "-1", "99999999999999999999999"])
+def test_impossible_run_ids_are_usage_errors(tmp_path: Path, run_id: str) -> None:
+    """Was: exit 1 "there is no run 0", or an OverflowError (exit 1)."""
+    path = config(tmp_path)
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), f"--run={run_id}")
+    assert code == 2, err
+    assert "--run" in err and "Traceback" not in err and "OverflowError" not in err
