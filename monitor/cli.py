@@ -301,6 +301,10 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     from monitor.output import history_dicts, one_line
     from monitor.store import Store
 
+    from urllib.parse import urlsplit
+
+    if not urlsplit(url).scheme:
+        raise UsageFailure(f"URL: not an absolute URL, give it whole with http:// or https://: {url!r}")
     settings = load_existing(config_path)
     with Store.open(settings.database.path) as store:
         entries = store.history(url)

@@ -105,3 +105,22 @@ def test_impossible_run_ids_are_usage_errors(tmp_path: Path, run_id: str) -> Non
     code, _, err = monitor(tmp_path, "report", "--config", str(path), f"--run={run_id}")
     assert code == 2, err
     assert "--run" in err and "Traceback" not in err and "OverflowError" not in err
+
+
+@pytest.mark.parametrize("url", ["www.sclero.org/scleroderma/", "not-a-url", ""])
+def test_history_of_a_non_url_is_a_usage_error(tmp_path: Path, url: str) -> None:
+    """Was: exit 0, "not-a-url: never checked"."""
+    path = config(tmp_path)
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    code, out, err = monitor(tmp_path, "history", url, "--config", str(path))
+    assert code == 2, out + err
+    assert "http" in one_line(err) and "never checked" not in out
+
+
+def test_debug_keeps_the_exit_status_of_a_config_error(tmp_path: Path) -> None:
+    """Was: with --debug, a configuration error was a traceback and exit 1."""
+    code, _, err = monitor(tmp_path, "--debug", "check", "--config", str(tmp_path / "missing.toml"))
+    assert code == 2, err
+    assert "Traceback" in err and err.strip().splitlines()[-1].startswith("monitor: ")
+    assert "file not found" in err.strip().splitlines()[-1]
