@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,12 +50,12 @@ def guarded(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            if debug:
-                raise
+            if debug:  # the traceback, and still the contract's exit status
+                traceback.print_exc()
             raise UsageFailure(str(exc)) from None
         except MonitorError as exc:
             if debug:
-                raise
+                traceback.print_exc()
             raise Failure(str(exc)) from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -69,7 +70,8 @@ def guarded(fn: F) -> F:
             raise SystemExit(0) from None
         except Exception as exc:
             if debug:
-                raise
+                traceback.print_exc()
+                raise Failure(f"{type(exc).__name__}: {exc}") from None
             raise Failure(f"{type(exc).__name__}: {exc} (run with --debug for details)") from None
 
     return wrapper  # type: ignore[return-value]
