@@ -301,6 +301,7 @@ def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
     if not isinstance(raw, list):
         raise ConfigError(f"{source}: pages: expected an array of tables ([[pages]])")
     pages = []
+    seen: dict[str, int] = {}
     for i, table in enumerate(raw):
         r = _Reader(source, f"pages[{i}].", table)
         pages.append(PageSettings(
@@ -309,6 +310,8 @@ def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
             owner=_checked(r, "owner", _email_problem),
         ))
         r.finish()
+        if (first := seen.setdefault(pages[-1].url, i)) != i:
+            r.fail(f"pages[{i}].url", f"the same page as pages[{first}] ({pages[-1].url})")
     return tuple(pages)
 
 

@@ -83,6 +83,8 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[schedule]\nmisfire_grace_hours = 1e300\n", "schedule.misfire_grace_hours",
          "between 0 and"),
         (PAGE + "[schedule]\nrechecks = [1e300]\n", "schedule.rechecks[0]", "at most"),
+        # was audited twice per run, each link listed twice
+        (PAGE + PAGE, "pages[1].url", "same page as pages[0]"),
         # accepted, then the weekly job failed after its audit (exit 1), or mailed a default silently
         (PAGE + "[email]\nrecipients = []\n", "email.recipients", "no one"),
         (PAGE + "[email]\nrecipients = [\"a@\"]\n", "email.recipients[0]", "not an email"),
