@@ -85,7 +85,16 @@ def config_option(fn: F) -> F:
 
 
 def load(config_path: Path) -> Settings:
-    return load_settings(config_path)
+    """Settings for a command that writes the database (made on first use)."""
+    settings = load_settings(config_path)
+    db = settings.database.path
+    if db != ":memory:":
+        path = Path(db)
+        problem = (f"{path} is a directory, not a database file" if path.is_dir()
+                   else None if path.exists() else dir_problem(path.parent))
+        if problem:
+            raise ConfigError(f"{settings.source}: database.path: {problem}")
+    return settings
 
 
 def require_smtp_password(settings: Settings) -> None:

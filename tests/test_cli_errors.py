@@ -124,3 +124,16 @@ def test_debug_keeps_the_exit_status_of_a_config_error(tmp_path: Path) -> None:
     assert code == 2, err
     assert "Traceback" in err and err.strip().splitlines()[-1].startswith("monitor: ")
     assert "file not found" in err.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("where", ["a_dir", "a_file/m.db"])
+def test_unusable_database_path_names_the_key(tmp_path: Path, where: str) -> None:
+    """Was: exit 1 "cannot create the database .../m.db: File exists", no key named."""
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + f'[database]\npath = "{tmp_path / where}"\n', encoding="utf-8")
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 2, err
+    line = one_line(err)
+    assert str(path) in line and "database.path" in line and "directory" in line
