@@ -100,11 +100,9 @@ def load(config_path: Path) -> Settings:
 def require_smtp_password(settings: Settings) -> None:
     """Before a job that mails: the password's variable must be set, or the
     job would fail after its audit (and every later job before its own)."""
-    email = settings.email
-    if email.enabled and email.username and not os.environ.get(email.password_env):
-        raise ConfigError(
-            f"{settings.source}: email.password_env: the environment variable {email.password_env} "
-            f"is not set or empty; it must hold the SMTP password of email.username {email.username!r}")
+    from monitor.jobs import smtp_password
+
+    smtp_password(settings)
 
 
 def dir_problem(path: Path) -> str | None:

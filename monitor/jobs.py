@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.config import Settings
-from monitor.errors import MonitorError
+from monitor.errors import ConfigError, MonitorError
 from monitor.store import Store
 from monitor.types import RunInfo
 
@@ -53,15 +53,18 @@ class ReportOutcome:
 
 
 def smtp_password(settings: Settings) -> str | None:
-    """The SMTP password, from the environment only (never from a file)."""
-    if not settings.email.username:
+    """The SMTP password, from the environment only (never from a file);
+    None when mail is off or needs no login. A login whose variable is unset
+    or empty is a configuration error: `run`, `serve` and `report --send`
+    ask for it first, so it is said before an audit, not after."""
+    email = settings.email
+    if not email.enabled or not email.username:
         return None
-    password = os.environ.get(settings.email.password_env)
-    if password is None:
-        raise MonitorError(
-            f"{settings.source}: email.username is set but the environment variable "
-            f"{settings.email.password_env} (email.password_env) holding the password is not"
-        )
+    password = os.environ.get(email.password_env)
+    if not password:
+        raise ConfigError(
+            f"{settings.source}: email.password_env: the environment variable {email.password_env} "
+            f"is not set or empty; it must hold the SMTP password of email.username {email.username!r}")
     return password
 
 
