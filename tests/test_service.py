@@ -583,7 +583,8 @@ async def test_two_services_on_one_database_never_audit_at_once(
 
 def test_serve_refuses_to_start_without_the_mail_password(tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    """A missing secret is found at start, not at Monday's report."""
+    """A missing secret is found at start, not at Monday's report: a
+    configuration error (exit 2) naming the key and the variable."""
     from click.testing import CliRunner
 
     from monitor.cli import cli
@@ -592,6 +593,6 @@ def test_serve_refuses_to_start_without_the_mail_password(tmp_path: Path,
     config.write_text(config.read_text().replace('security = "none"', 'security = "none"\nusername = "monitor"'))
     monkeypatch.delenv("MONITOR_SMTP_PASSWORD", raising=False)
     result = CliRunner().invoke(cli, ["serve", "--config", str(config)])
-    assert result.exit_code == 1
-    assert "MONITOR_SMTP_PASSWORD" in result.output
+    assert result.exit_code == 2
+    assert "MONITOR_SMTP_PASSWORD" in result.output and "email.password_env" in result.output
     assert "Traceback" not in result.output
