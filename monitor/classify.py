@@ -92,6 +92,7 @@ from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from monitor import quirks
+from monitor.urlnoise import PATH_SESSION, SESSION_KEY
 from monitor.types import ErrorKind, LinkStatus, Observation, UrlState, Verdict
 
 __all__ = [
@@ -990,8 +991,6 @@ def _rule_drift(s: _Seen) -> Verdict | None:
                     "since it was last checked ok.")
 
 
-_SESSION = re.compile(r"^(?:j?sessionid|session_id|phpsessid|aspsessionid|sid|cfid|cftoken)$")
-_PATH_SESSION = re.compile(r";jsessionid=[^/?#]*", re.IGNORECASE)
 
 
 def _without_added_noise(target: str, cited: str) -> str:
@@ -1003,10 +1002,12 @@ def _without_added_noise(target: str, cited: str) -> str:
     except ValueError:
         return target
     had = {k.lower() for k, _ in _split(cited)[3]}
-    path = parts.path if ";jsessionid=" in cited.lower() else _PATH_SESSION.sub("", parts.path)
+    path = parts.path if PATH_SESSION.search(cited) else PATH_SESSION.sub("", parts.path)
     pairs = parse_qsl(parts.query, keep_blank_values=True)
+    # Added by the redirect, any "sid" is the visit's (the cited URL had none).
     kept = [(k, v) for k, v in pairs
-            if k.lower() in had or not (_TRACKING.match(k.lower()) or _SESSION.match(k.lower()))]
+            if k.lower() in had or not (_TRACKING.match(k.lower()) or SESSION_KEY.fullmatch(k)
+                                        or k.lower() == "sid")]
     if path == parts.path and len(kept) == len(pairs):
         return target
     query = urlencode(kept) if len(kept) != len(pairs) else parts.query

@@ -106,9 +106,10 @@ def require_smtp_password(settings: Settings) -> None:
 
 
 def dir_problem(path: Path) -> str | None:
-    """Why the reports could not be written in `path` (created if missing), or
-    None: looked at before the audit, so that the audit's work is not spent
-    on a report that cannot be saved. Nothing is created here."""
+    """Why files could not be written in the directory `path` (created if
+    missing: report.dir, --out, the database's folder), or None: looked at
+    before the audit, so that its work is not spent on a report or a database
+    that cannot be saved. Nothing is created here."""
     if path.exists():
         if not path.is_dir():
             return f"{path} is not a directory"
@@ -307,10 +308,10 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     """
     import json
 
+    from urllib.parse import urlsplit
+
     from monitor.output import history_dicts, one_line
     from monitor.store import Store
-
-    from urllib.parse import urlsplit
 
     if not urlsplit(url).scheme:
         raise UsageFailure(f"URL: not an absolute URL, give it whole with http:// or https://: {url!r}")

@@ -407,9 +407,7 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
 def _database(source: str, raw: Any) -> DatabaseSettings:
     r = _Reader(source, "database.", raw)
     d = DatabaseSettings()
-    path = r.get("path", str, d.path)
-    if not path.strip():
-        r.fail("database.path", "must not be empty")
+    path = _nonempty(r, "path", d.path)
     keep_weeks = r.number("keep_weeks", d.keep_weeks, integer=True, maximum=MAX_WEEKS)
     r.finish()
     return DatabaseSettings(path=path, keep_weeks=keep_weeks)

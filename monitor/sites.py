@@ -72,6 +72,7 @@ from monitor.errors import ConfigError
 from monitor.extract import normalize_url
 from monitor.pages import printable
 from monitor.types import Citation, LinkKind
+from monitor.urlnoise import PATH_SESSION, SESSION_KEY
 
 __all__ = [
     "MAX_CRAWL_DELAY",
@@ -195,16 +196,14 @@ def page_key(url: str) -> str:
     return f"{host}{_unescape_unreserved(parts.path) or '/'}?{query}"
 
 
-_PATH_SESSION_RE = re.compile(r";(?:jsessionid|phpsessid|sessionid)=[^/?#]*", re.I)
-_NOISE_KEY_RE = re.compile(
-    r"(?:utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|_ga|_gl"
-    r"|j?sessionid|session_id|phpsessid|aspsessionid\w*|cfid|cftoken|oscsid|zenid)", re.I)
+_TRACKING_KEY_RE = re.compile(
+    r"(?:utm_\w+|fbclid|gclid|dclid|gbraid|wbraid|msclkid|yclid|mc_cid|mc_eid|_ga|_gl)", re.I)
 _SID_VALUE_RE = re.compile(r"[0-9A-Za-z]{16,}")
 
 
 def _noise_param(param: str) -> bool:
     key, _, value = param.partition("=")
-    if _NOISE_KEY_RE.fullmatch(key):
+    if _TRACKING_KEY_RE.fullmatch(key) or SESSION_KEY.fullmatch(key):
         return True
     # "sid" is a session id in phpBB and many CMSs, a story or section id in
     # others: dropped only when its value looks like a session token.
@@ -218,7 +217,7 @@ def without_session(url: str) -> str:
     a new URL, and a tagged link is the same page. Other parameters are kept
     as they are, in their order."""
     parts = urlsplit(url)
-    path = _PATH_SESSION_RE.sub("", parts.path)
+    path = PATH_SESSION.sub("", parts.path)
     query = parts.query
     if query:
         query = "&".join(p for p in query.split("&") if p and not _noise_param(p))
