@@ -278,6 +278,11 @@ RUN_FLAGGED_LINKS_SQL = RUN_LINKS_SQL.replace(
     "       OR (ob.status IS NULL AND o.skip_reason = 'invalid_url'))",
 )
 
+# The same for one page of the run: a page the previous report could not
+# fetch is compared with the last report that read it.
+RUN_PAGE_FLAGGED_LINKS_SQL = RUN_FLAGGED_LINKS_SQL.replace(
+    "WHERE o.run_id = ?\n", "WHERE o.run_id = ? AND o.page_url = ?\n")
+
 # The runs `Store.prune` may delete (older than the cutoff given): not the
 # latest, not the latest full one, not the latest reported full one, none
 # with a report still in the outbox.
@@ -1068,6 +1073,30 @@ class Store:
         "fixed since"): a tenth of the links, without building the rest.
         """
         return [_link_result(r) for r in self._conn.execute(RUN_FLAGGED_LINKS_SQL, (run_id,))]
+
+    def flagged_links_last_read(self, page_urls: Iterable[str], before_run_id: int) -> list[LinkResult]:
+        """Each page's flagged links in the latest reported full run before
+        `before_run_id` that read it (fetched, or unchanged since).
+
+        A page that failed in the previous report's run has no links there, yet
+        that report listed its problems as still open; without these, the week
+        it comes back every one of them is "new" again, and the week it fails
+        once more they vanish from the report. Runs older than the history
+        kept (`keep_weeks`) have lost their observations: nothing comes back.
+        """
+        links: list[LinkResult] = []
+        for url in sorted(set(page_urls)):
+            row = self._row(
+                "SELECT p.run_id FROM pages AS p JOIN runs AS r ON r.id = p.run_id "
+                "WHERE p.url = ? AND p.run_id < ? AND p.status IN ('ok', 'not_modified') "
+                "AND r.reported_at IS NOT NULL AND NOT r.partial "
+                "ORDER BY p.run_id DESC LIMIT 1",
+                (url, before_run_id),
+            )
+            if row is not None:
+                links.extend(map(_link_result, self._conn.execute(
+                    RUN_PAGE_FLAGGED_LINKS_SQL, (row[0], url))))
+        return links
 
     def archived_urls(self, urls: Iterable[str]) -> dict[str, str]:
         """The archived copies already found for these URLs (those without one are absent)."""

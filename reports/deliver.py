@@ -121,10 +121,19 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     watched = [p.url for p in getattr(settings, "pages", ())] + [
         s.url for s in getattr(settings, "sites", ())]
     site = report.site_name or default_site_name(watched + [p.url for p in pages])
+    previous_links = previous_pages = None
+    if previous is not None:
+        previous_links = store.run_flagged_links(previous.id)
+        previous_pages = store.run_pages(previous.id)
+        # A page that report could not fetch: its problems as last read, which
+        # that report listed as still open.
+        unread = [p.url for p in previous_pages if p.status == "error"]
+        if unread:
+            previous_links += store.flagged_links_last_read(unread, previous.id)
     return build_audit(
         run, links, pages,
-        previous_links=store.run_flagged_links(previous.id) if previous else None,
-        previous_pages=store.run_pages(previous.id) if previous else None,
+        previous_links=previous_links,
+        previous_pages=previous_pages,
         states=store.url_states({l.url for l in links if l.status in FLAGGED}),
         now=now, settings=report, site_name=site, previous_run=previous,
     )

@@ -645,3 +645,53 @@ def test_load_audit_reads_only_what_the_audit_needs_and_gets_the_same_audit(tmp_
     assert sorted((f.how, f.link.url) for f in audit.fixed_since_last) == [
         ("link_updated", "https://c.org/old"), ("works_again", "https://b.org/back")]
 
+
+
+def record_failed_run(store: Store, when: dt.datetime) -> RunInfo:
+    """A finished run in which PAGE could not be fetched: no links, no observations."""
+    run = store.start_run(when)
+    store.record_page(PageRecord(run_id=run.id, url=PAGE, status="error", http_status=503,
+                                 error="HTTP 503"), when)
+    store.finish_run(run.id, when)
+    return run
+
+
+WEEK1_PROBLEMS = {
+    "Still gone": ("https://a.org/gone", "expired", "http_404"),
+    "Walled": ("https://e.org/wall", "blocked", "http_403"),
+    "Fixed meanwhile": ("https://c.org/old", "expired", "http_404"),
+    "Fine": ("https://d.org/fine", "ok", "ok"),
+}
+
+
+def test_a_page_that_could_not_be_fetched_keeps_its_problems_until_it_is_read_again(
+        tmp_path: Path) -> None:
+    """Week 1 reads the page (3 problems), week 2 cannot fetch it (its report
+    lists the 3 as still open, unchecked), week 3 cannot either, week 4 reads
+    it again with one fixed. Compared with the run of the previous report
+    alone, week 3 listed none of them and week 4 called the two left "new"
+    and the fixed one nothing."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+
+    def counts(store: Store, run: RunInfo, when: dt.datetime) -> tuple[int, int, int, int]:
+        audit = load_audit(store, run.id, settings, when)
+        store.mark_reported(run.id, when)
+        c = audit.counts
+        return c.new, c.still, c.fixed, len(audit.fixed_since_last)
+
+    with Store.open(tmp_path / "monitor.db") as store:
+        t1, t2, t3, t4 = (NOW + i * week for i in range(4))
+        assert counts(store, record_run(store, t1, WEEK1_PROBLEMS), t1) == (3, 0, 0, 0)
+        assert counts(store, record_failed_run(store, t2), t2) == (0, 3, 0, 0)
+        week3 = record_failed_run(store, t3)
+        audit3 = load_audit(store, week3.id, settings, t3)
+        assert sorted(p.link.url for g in audit3.needs_fixing for p in g.problems) == [
+            "https://a.org/gone", "https://c.org/old"]
+        assert counts(store, week3, t3) == (0, 3, 0, 0)
+        week4 = record_run(store, t4, {**WEEK1_PROBLEMS,
+                                        "Fixed meanwhile": ("https://c.org/new", "ok", "ok")})
+        audit4 = load_audit(store, week4.id, settings, t4)
+        assert [(f.how, f.link.url) for f in audit4.fixed_since_last] == [
+            ("link_updated", "https://c.org/old")]
+        assert counts(store, week4, t4) == (0, 2, 1, 1)
