@@ -41,6 +41,7 @@ __all__ = [
     "build_audit",
     "default_site_name",
     "newest_problems",
+    "pages_with_gone_problems",
 ]
 
 FLAGGED = frozenset({LinkStatus.MOVED, LinkStatus.EXPIRED, LinkStatus.ERROR,
@@ -294,13 +295,18 @@ def build_audit(
     settings: ReportSettings,
     site_name: str,
     previous_run: RunInfo | None = None,
+    previous_cited: Collection[tuple[str, str, str]] | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
     `previous_links` is None when there was no previous report: then every
     problem is new and nothing counts as fixed. Only its flagged links are
     read, so those alone will do (`Store.run_flagged_links`); `states` is
-    read only for the flagged links of `links`.
+    read only for the flagged links of `links`. `previous_cited` holds
+    (page, entry title, URL) of the previous report's links on the pages
+    where one of its problems is gone (`pages_with_gone_problems`): an entry that only
+    lost its dead link keeps links it already had, and is not said to link
+    to a new address.
     """
     page_titles = {p.url: _page_title(p) for p in pages}
     owners = {p.url: p.owner for p in pages}
@@ -322,7 +328,7 @@ def build_audit(
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
-    fixed = _fixed(previous_links or (), links, pages, page_titles, carried)
+    fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited)
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles)
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
@@ -591,7 +597,8 @@ def _others(links: Sequence[LinkResult], order: Mapping[str, int],
 
 def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
            pages: Sequence[PageRecord], titles: Mapping[str, str],
-           carried: Mapping[tuple[str, str, str], LinkResult]) -> list[Fixed]:
+           carried: Mapping[tuple[str, str, str], LinkResult],
+           previous_cited: Collection[tuple[str, str, str]] | None = None) -> list[Fixed]:
     """The previous report's problems (one per entry and URL) that are not problems any more.
 
     "Fixed" has three honest forms: the link works again (the site came
@@ -607,7 +614,7 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     now_by_url = {(l.page, l.url): l for l in relevant}
     continuing = {_key(prev) for prev in carried.values()}
     readable = {p.url for p in pages if p.status in _READ}
-    entries: dict[tuple[str, str, LinkKind], LinkResult] | None = None
+    entries: dict[tuple[str, str, LinkKind], list[LinkResult]] | None = None
     fixed = []
     for key, prev in rows.items():
         if key in continuing:
@@ -622,13 +629,19 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
         if current is None:
             if entries is None:
                 entries = _entry_links(links)
-            replacement = (entries.get((prev.page, prev.entry_title, prev.kind))
-                           if prev.entry_title else None)
+            kept = (entries.get((prev.page, prev.entry_title, prev.kind), [])
+                    if prev.entry_title else [])
+            replacement = _replacement(prev, kept, previous_cited)
             if replacement is not None and replacement.status in FLAGGED:
                 continue  # replaced by a broken link: listed as this entry's new problem
             if replacement is not None:
                 fixed.append(Fixed(prev, "link_updated", "The entry now links to a new address",
                                    title, new_url=replacement.url, was=was))
+                continue
+            if kept:
+                fixed.append(Fixed(prev, "removed",
+                                   "The dead link was removed; the entry keeps its other link",
+                                   title, new_url=kept[0].url, was=was))
                 continue
             current = now_by_url.get((prev.page, prev.url))  # under a retitled entry
             if current is None or current.status in FLAGGED:
@@ -643,17 +656,37 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     return fixed
 
 
-def _entry_links(links: Sequence[LinkResult]) -> dict[tuple[str, str, LinkKind], LinkResult]:
-    """(page, entry title, kind) -> the entry's first link: where a removed link went.
+def _replacement(prev: LinkResult, kept: Sequence[LinkResult],
+                 previous_cited: Collection[tuple[str, str, str]] | None) -> LinkResult | None:
+    """The link an editor put in place of `prev` in its entry: the entry's
+    first link the previous report's run did not have there. Without that
+    run's links, the entry's first link (an entry cites one address, mostly)."""
+    if previous_cited is None:
+        return kept[0] if kept else None
+    return next((l for l in kept if (l.page, l.entry_title, l.url) not in previous_cited), None)
+
+
+def _entry_links(links: Sequence[LinkResult]) -> dict[tuple[str, str, LinkKind], list[LinkResult]]:
+    """(page, entry title, kind) -> the entry's links: where a removed link went.
 
     Built once, when the first removed link is looked up: a scan of every
     link per removed link would be quadratic (10,000 x 100,000).
     """
-    entries: dict[tuple[str, str, LinkKind], LinkResult] = {}
+    entries: dict[tuple[str, str, LinkKind], list[LinkResult]] = {}
     for link in links:
         if link.entry_title:
-            entries.setdefault((link.page, link.entry_title, link.kind), link)
+            entries.setdefault((link.page, link.entry_title, link.kind), []).append(link)
     return entries
+
+
+def pages_with_gone_problems(previous_links: Sequence[LinkResult], links: Sequence[LinkResult]) -> set[str]:
+    """The pages on which a problem of the previous report is no longer cited
+    by its entry: those whose previous links `build_audit`'s `previous_cited`
+    needs (one page of a hundred, most weeks, not the whole run)."""
+    rows = _flagged_keys(previous_links)
+    cited = {key[1] for key in rows}
+    present = {_key(l) for l in links if l.url in cited}
+    return {key[0] for key in rows if key not in present}
 
 
 # -- content audit -------------------------------------------------------------

@@ -38,7 +38,14 @@ from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
 from monitor.types import OutboxMessage
-from reports.audit import FLAGGED, Audit, audit_for_pages, build_audit, default_site_name
+from reports.audit import (
+    FLAGGED,
+    Audit,
+    audit_for_pages,
+    build_audit,
+    default_site_name,
+    pages_with_gone_problems,
+)
 from reports.mail import build_report_message, message_id_for, send_message
 
 __all__ = [
@@ -130,10 +137,16 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         unread = [p.url for p in previous_pages if p.status == "error"]
         if unread:
             previous_links += store.flagged_links_last_read(unread, previous.id)
+    previous_cited: set[tuple[str, str, str]] | None = None
+    if previous is not None and previous_links:
+        previous_cited = {(c.page_url, c.context.title if c.context else "", c.url or c.raw_href)
+                          for page in pages_with_gone_problems(previous_links, links)
+                          for c in store.run_citations(previous.id, page)}
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
         previous_pages=previous_pages,
+        previous_cited=previous_cited,
         states=store.url_states({l.url for l in links if l.status in FLAGGED}),
         now=now, settings=report, site_name=site, previous_run=previous,
     )

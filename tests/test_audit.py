@@ -39,11 +39,13 @@ def page(url: str = PAGE, status: str = "ok", entries: tuple[str, ...] = (), **e
 
 def audit_of(links: list[LinkResult], *, previous: list[LinkResult] | None = None,
              pages: list[PageRecord] | None = None, previous_pages: list[PageRecord] | None = None,
-             states: dict[str, UrlState] | None = None, **settings: object) -> Audit:
+             states: dict[str, UrlState] | None = None,
+             previous_cited: set[tuple[str, str, str]] | None = None, **settings: object) -> Audit:
     return build_audit(
         RUN, links, pages if pages is not None else [page()],
         previous_links=previous, previous_pages=previous_pages, states=states or {},
         now=NOW, settings=ReportSettings(**settings), site_name="www.sclero.org",  # type: ignore[arg-type]
+        previous_cited=previous_cited,
     )
 
 
@@ -100,6 +102,37 @@ def test_a_dead_link_replaced_by_another_dead_link_is_not_fixed() -> None:
                      previous=[failing(U, title="The entry")])
     assert audit.fixed_since_last == () and audit.counts.fixed == 0
     assert [(p.link.url, p.new) for p in audit.problems] == [(U + "/v2", True)]
+
+
+PUBMED_LINK, FULL_TEXT = "https://pubmed.ncbi.nlm.nih.gov/29713888/", "https://journal.example.org/full/1"
+NEW_FULL_TEXT = "https://journal.example.org/article/1"
+
+
+@pytest.mark.parametrize(
+    ("now_cited", "expected"),
+    [
+        # The editor deleted the dead full-text link; the PubMed link was there all along.
+        ([PUBMED_LINK], [("removed", PUBMED_LINK)]),
+        # ... or replaced it: the new address is the one the entry did not have.
+        ([PUBMED_LINK, NEW_FULL_TEXT], [("link_updated", NEW_FULL_TEXT)]),
+        ([NEW_FULL_TEXT, PUBMED_LINK], [("link_updated", NEW_FULL_TEXT)]),
+        # Both links removed from the entry (the entry itself stays, unlinked).
+        ([], [("removed", None)]),
+    ],
+)
+def test_an_entry_with_two_links_that_lost_its_dead_one(now_cited: list[str],
+                                                        expected: list[tuple[str, str | None]]) -> None:
+    """An entry citing PubMed and the full text; the full text died and was
+    reported. The week it is gone, "The entry now links to a new address:
+    <the PubMed link>" told the editor of an address the entry always had."""
+    title = "Rituximab in refractory DM"
+    previous_links = [failing(FULL_TEXT, title=title)]
+    cited = {(PAGE, title, PUBMED_LINK), (PAGE, title, FULL_TEXT)}
+    audit = audit_of([link(url, title=title) for url in now_cited] or
+                     [link("https://example.org/other", title="Another entry")],
+                     previous=previous_links, previous_cited=cited)
+    assert [(f.how, f.new_url) for f in audit.fixed_since_last] == expected
+    assert audit.counts.fixed == 1 and audit.counts.new == 0
 
 
 def test_one_url_cited_by_two_entries_is_followed_entry_by_entry() -> None:

@@ -695,3 +695,39 @@ def test_a_page_that_could_not_be_fetched_keeps_its_problems_until_it_is_read_ag
         assert [(f.how, f.link.url) for f in audit4.fixed_since_last] == [
             ("link_updated", "https://c.org/old")]
         assert counts(store, week4, t4) == (0, 2, 1, 1)
+
+
+def record_entry_run(store: Store, when: dt.datetime, links: list[tuple[str, str]]) -> RunInfo:
+    """A finished run of PAGE whose one entry cites `links`: (url, status) each."""
+    title = "Rituximab in refractory DM"
+    run = store.start_run(when)
+    store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok", entries=(title,)), when)
+    store.record_citations(run.id, PAGE, [
+        Citation(page_url=PAGE, url=url, raw_href=url, anchor_text=title, section="Biologics",
+                 kind=LinkKind.CITATION, context=EntryContext(title=title, source="PubMed."))
+        for url, _ in links])
+    store.record_observations(run.id, [
+        (Observation(url=url, checked_at=when, http_status=200 if status == "ok" else 404),
+         Verdict(url=url, status=LinkStatus(status), reason="ok" if status == "ok" else "http_404"),
+         UrlState(url=url, status=LinkStatus(status), last_checked_at=when, first_seen_at=when))
+        for url, status in links])
+    store.finish_run(run.id, when)
+    return run
+
+
+def test_an_entry_that_lost_its_dead_link_is_not_said_to_link_to_a_new_address(tmp_path: Path) -> None:
+    """The report's store reads the entry's links of the previous report's run:
+    the PubMed link the entry kept is no "new address"; a new full-text link is."""
+    pubmed, dead, new = ("https://pubmed.ncbi.nlm.nih.gov/29713888/", "https://j.example.org/full/1",
+                         "https://j.example.org/article/1")
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    week = dt.timedelta(days=7)
+    with Store.open(tmp_path / "monitor.db") as store:
+        first = record_entry_run(store, NOW - week, [(pubmed, "ok"), (dead, "expired")])
+        store.mark_reported(first.id, NOW - week)
+        kept = record_entry_run(store, NOW, [(pubmed, "ok")])
+        replaced = record_entry_run(store, NOW, [(pubmed, "ok"), (new, "ok")])
+        assert [(f.how, f.new_url) for f in load_audit(store, kept.id, settings, NOW).fixed_since_last] == [
+            ("removed", pubmed)]
+        assert [(f.how, f.new_url) for f in load_audit(store, replaced.id, settings, NOW).fixed_since_last] == [
+            ("link_updated", new)]
