@@ -1003,6 +1003,16 @@ class Store:
         rows = self._rows(sql + " ORDER BY page_url, id", params)
         return [_citation(r) for r in rows]
 
+    def entry_links(self, run_id: int, page_urls: Iterable[str]) -> set[tuple[str, str, str]]:
+        """(page, entry title, URL) of every link a run recorded on these pages:
+        what an entry cited then, without building its citations."""
+        found: set[tuple[str, str, str]] = set()
+        for page_url in sorted(set(page_urls)):
+            found.update(self._conn.execute(
+                "SELECT page_url, coalesce(entry_title, ''), coalesce(url, raw_href) FROM occurrences "
+                "WHERE run_id = ? AND page_url = ?", (run_id, page_url)))
+        return found
+
     def citations_of(self, url: str, run_id: int | None = None) -> list[Citation]:
         """Where a URL is cited, in the given run or else the latest run that cites it."""
         if run_id is None:

@@ -139,9 +139,7 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
             previous_links += store.flagged_links_last_read(unread, previous.id)
     previous_cited: set[tuple[str, str, str]] | None = None
     if previous is not None and previous_links:
-        previous_cited = {(c.page_url, c.context.title if c.context else "", c.url or c.raw_href)
-                          for page in pages_with_gone_problems(previous_links, links)
-                          for c in store.run_citations(previous.id, page)}
+        previous_cited = store.entry_links(previous.id, pages_with_gone_problems(previous_links, links))
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
