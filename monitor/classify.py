@@ -73,6 +73,10 @@ Decisions worth knowing:
   "404 error") count only when the page has no specific title of its own.
   Structured expiry notices ("this article has expired") count always: news
   sites keep the headline above them.
+- A retraction is not a status: a retracted article's page still holds the
+  cited item. `notices.notice_for` reads it from the titles and text of an
+  ok, moved or drifted page, and the verdict carries it (`notice`,
+  `notice_detail`) beside whatever status the rules gave.
 - Drift needs evidence on both sides: a cited title of at least
   `MIN_CITED_TOKENS` content words and a seen title that is specific (not a
   site name like "ScienceDirect", not "Home"). A generic title means "ok".
@@ -91,7 +95,7 @@ from http import HTTPStatus
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from monitor import quirks
+from monitor import notices, quirks
 from monitor.urlnoise import PATH_SESSION, SESSION_KEY
 from monitor.types import ErrorKind, LinkStatus, Observation, UrlState, Verdict
 
@@ -1107,8 +1111,18 @@ def classify(obs: Observation, *, title: str = "", probe: Observation | None = N
     for rule in _RULES:
         verdict = rule(seen)
         if verdict is not None:
-            return verdict
-    return _verdict(seen, LinkStatus.OK, "ok", f"The page answered {_phrase_of(seen.status)}.")
+            return _with_notice(verdict, obs)
+    answered = f"The page answered {_phrase_of(seen.status)}."
+    return _with_notice(_verdict(seen, LinkStatus.OK, "ok", answered), obs)
+
+
+def _with_notice(verdict: Verdict, obs: Observation) -> Verdict:
+    """The verdict with what the page says about the cited work (a retraction),
+    which never changes its status."""
+    found = notices.notice_for(obs, verdict.status)
+    if found is None:
+        return verdict
+    return replace(verdict, notice=found.kind, notice_detail=found.detail)
 
 
 # -- state between runs -----------------------------------------------------------------------

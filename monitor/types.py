@@ -148,6 +148,11 @@ class Verdict:
     reason: str
     detail: str = ""
     suggested_url: str | None = None
+    notice: str = ""
+    """What the page says about the cited work beside its status: "retracted"
+    (monitor/notices.py), or "". The status stays the link's."""
+    notice_detail: str = ""
+    """The notice in one sentence, quoting the page."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,9 @@ class LinkResult:
     expired_mark: bool = False
     flapping: bool = False
     archived_url: str | None = None
+    notice: str = ""
+    """ "retracted" when the cited article's page says it was retracted, else ""."""
+    notice_detail: str = ""
 
     CONTRACT_FIELDS = (
         "page", "url", "text", "section", "kind", "status", "reason", "http_status",
