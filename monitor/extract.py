@@ -6,7 +6,7 @@ bounded passes. Nothing here is keyed on one page's wording.
 
 Link kinds (the heuristic, in the order it is applied)
 ------------------------------------------------------
-1. ``resource``: what the page loads (img src and the first srcset candidate,
+1. ``resource``: what the page loads (img src and every srcset candidate,
    script src, link rel=stylesheet/icon/preload/manifest href, iframe/frame
    src, video src/poster, audio/source/track src, embed src, object data).
 2. ``navigation``: links that are not checkable URLs of an entry (fragment,
@@ -669,16 +669,48 @@ def _add_resources(
         value = attrs.get(attr)
         if value is None:
             continue
-        raw = _first_srcset_url(value) if attr == "srcset" else value
-        if attr == "srcset" and (not raw or raw in seen):
-            continue
-        seen.add(raw)
-        links.append(_Link(node, tag, attr, value, raw, section, chrome, True, label))
+        raws = [raw for raw in _srcset_urls(value) if raw not in seen] if attr == "srcset" else [value]
+        seen.update(raws)
+        links.extend(_Link(node, tag, attr, value, raw, section, chrome, True, label)
+                     for raw in raws)
 
 
-def _first_srcset_url(value: str) -> str:
-    words = value.split()
-    return words[0].rstrip(",") if words else ""
+_SRCSET_SPACE = " \t\n\r\f"
+
+
+def _srcset_urls(value: str) -> list[str]:
+    """Every candidate URL of a srcset, split as browsers do (WHATWG).
+
+    A URL runs to white space and may hold commas ("a.png?w=1,2 2x"); only
+    trailing commas end it; a candidate's descriptors run to a comma outside
+    parentheses.
+    """
+    urls: list[str] = []
+    pos, end = 0, len(value)
+    while True:
+        while pos < end and (value[pos] in _SRCSET_SPACE or value[pos] == ","):
+            pos += 1
+        if pos >= end:
+            return urls
+        start = pos
+        while pos < end and value[pos] not in _SRCSET_SPACE:
+            pos += 1
+        url = value[start:pos]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            in_parens = False
+            while pos < end:
+                char = value[pos]
+                pos += 1
+                if char == "(":
+                    in_parens = True
+                elif char == ")":
+                    in_parens = False
+                elif char == "," and not in_parens:
+                    break
+        if url:
+            urls.append(url)
 
 
 def _img_alt(node: LexborNode) -> str:
@@ -879,8 +911,14 @@ def _match_source(html: str, links: list[_Link]) -> None:
     }
     lines = _LineCounter(html)
     previous_a: _Link | None = None
+    previous: _Link | None = None
     for link in links:
         key = (link.element, link.attribute, link.value)
+        if (previous is not None and previous.node.mem_id == link.node.mem_id
+                and previous.attribute == link.attribute):
+            link.line = previous.line  # another srcset candidate of one tag
+            continue
+        previous = link
         if link.element == "a":
             if (
                 excess.get(key, 0) > 0

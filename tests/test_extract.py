@@ -747,7 +747,9 @@ def test_resources_of_every_kind() -> None:
         (RES, "script", "src", "/a.js", None),
         (RES, "img", "src", "/i.png", None),
         (RES, "img", "srcset", "/i-2x.png", None),
+        (RES, "img", "srcset", "/i-3x.png", None),  # every candidate, not just the first
         (RES, "source", "srcset", "/p.webp", None),
+        (RES, "source", "srcset", "/p2.webp", None),
         (RES, "iframe", "src", "https://video.example/embed/1", None),
         (RES, "video", "src", "/v.mp4", None),
         (RES, "video", "poster", "/v.jpg", None),
@@ -859,3 +861,26 @@ def test_image_map_areas_are_named_by_their_alt() -> None:
     got = [(c.element, c.anchor_text, c.kind) for c in extract_page(html, SMALL).citations]
     assert got == [("img", "", RES), ("area", "Hand symptoms", NAV), ("area", "Feet", NAV),
                    ("area", "", NAV)]
+
+
+# --- srcset: every candidate URL --------------------------------------------
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param('<img src="a.png" srcset="a.png 1x, b.png 2x, /c.png 3x">',
+                     ["https://site.example/section/a.png", "https://site.example/section/b.png",
+                      "https://site.example/c.png"], id="img-srcset-every-candidate"),
+        pytest.param('<picture><source srcset="/p.webp?w=1,2 1x,/q.webp 2x (a, b), r.webp 3x">'
+                     "</picture>",
+                     ["https://site.example/p.webp?w=1,2", "https://site.example/q.webp",
+                      "https://site.example/section/r.webp"], id="source-srcset-commas-in-urls"),
+        pytest.param('<img srcset="one.png, two.png 2x,three.png">',
+                     ["https://site.example/section/one.png", "https://site.example/section/two.png",
+                      "https://site.example/section/three.png"], id="srcset-bare-commas"),
+    ],
+)
+def test_srcset_candidates(html: str, expected: list[str]) -> None:
+    got = extract_page(f"<p>\n{html}", SMALL).citations
+    assert [c.url for c in got] == expected
+    assert {c.line for c in got} == {2}
