@@ -8,7 +8,19 @@ Link kinds (the heuristic, in the order it is applied)
 ------------------------------------------------------
 1. ``resource``: what the page loads (img src and every srcset candidate,
    script src, link rel=stylesheet/icon/preload/manifest href, iframe/frame
-   src, video src/poster, audio/source/track src, embed src, object data).
+   src, video src/poster, audio/source/track src, embed src, object data,
+   input type=image src, the background= of body/table/thead/tbody/tfoot/
+   tr/td/th, bgsound src, an applet's archive jars -- or its code class file
+   when it has none -- resolved against its codebase).
+   Targets outside <a>/<area>/<link> that a reader is sent or pointed to are
+   ``navigation``: <meta http-equiv=refresh> (element "meta", attribute
+   "content"; the page forwards its readers there), the cite= of blockquote/
+   q/ins/del (the source of a quote or an edit: it has no entry -- no title,
+   summary or source line -- so as a citation it would raise a false "no
+   source line" and be judged for drift against the quoted words), and
+   longdesc. A <form action> is not extracted: it names a program that
+   expects the form's fields, often by POST, and a working one answers a
+   bare GET with 405 or an error page.
 2. ``navigation``: links that are not checkable URLs of an entry (fragment,
    mailto:, tel:, javascript:, data:), links inside a *chrome container*
    (nav, menu, aside, a header/footer outside an article, role=navigation /
@@ -83,6 +95,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import html as htmllib
 import ipaddress
 import re
@@ -350,18 +363,32 @@ def _date_from(groups: tuple[str | None, ...], order: str) -> dt.date | None:
 # --------------------------------------------------------------------------
 # Page structure
 
-_RESOURCE_ATTRS: dict[str, tuple[str, ...]] = {
-    "img": ("src", "srcset"),
+# Element -> the attributes that name a target besides <a>/<area>/<link>
+# href. Old hand-written pages load backgrounds, applets and sounds, forward
+# readers with <meta refresh> and name the source of a quote in cite=.
+_TARGET_ATTRS: dict[str, tuple[str, ...]] = {
+    "img": ("src", "srcset", "longdesc"),
     "script": ("src",),
-    "iframe": ("src",),
-    "frame": ("src",),
+    "iframe": ("src", "longdesc"),
+    "frame": ("src", "longdesc"),
     "video": ("src", "poster"),
     "audio": ("src",),
     "source": ("src", "srcset"),
     "track": ("src",),
     "embed": ("src",),
     "object": ("data",),
+    "input": ("src",),
+    "bgsound": ("src",),
+    "applet": ("code", "archive"),
+    **dict.fromkeys(("body", "table", "thead", "tbody", "tfoot", "tr", "td", "th"),
+                    ("background",)),
+    "meta": ("content",),
+    **dict.fromkeys(("blockquote", "q", "ins", "del"), ("cite",)),
 }
+# Targets a reader goes to rather than ones the page loads: kind navigation.
+_NAVIGATION_ATTRS = frozenset({"longdesc", "cite", "content"})
+_BACKGROUND_TAGS = frozenset(
+    tag for tag, attrs in _TARGET_ATTRS.items() if attrs == ("background",))
 _RESOURCE_RELS = frozenset({
     "stylesheet", "icon", "apple-touch-icon", "apple-touch-icon-precomposed",
     "preload", "modulepreload", "manifest", "mask-icon", "prefetch",
@@ -370,9 +397,15 @@ _IGNORED_RELS = frozenset({"dns-prefetch", "preconnect"})  # origins, not docume
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BOLD = frozenset({"b", "strong", "big"})
 # One selector per tag: lexbor yields an element once per selector it matches.
+# Rare elements are asked for bare and sorted out by `_not_a_target`: each
+# attribute test in a selector costs as much as a tag test and a half, and
+# one "[background]" is cheaper than eight "td[background]".
 _QUERY = ", ".join(
     ["a", "area[href]", "link[href]", *sorted(_HEADINGS), *sorted(_BOLD), "font[size]"]
-    + [f"{tag}[{attrs[0]}]" if len(attrs) == 1 else tag for tag, attrs in _RESOURCE_ATTRS.items()]
+    + [tag if len(attrs) > 1 or tag in ("meta", "input") or attrs == ("cite",)
+       else f"{tag}[{attrs[0]}]"
+       for tag, attrs in _TARGET_ATTRS.items() if tag not in _BACKGROUND_TAGS]
+    + ["[background]"]
 )
 _BLOCKS = frozenset({
     "address", "article", "aside", "blockquote", "body", "caption", "center", "dd",
@@ -451,6 +484,7 @@ class _Link:
     text: str = ""
     phantom: bool = False
     line: int | None = None
+    codebase: str | None = None  # an applet's: its targets resolve against it
 
 
 @dataclass(slots=True)
@@ -526,10 +560,14 @@ def extract_page(html: str, page_url: str) -> PageExtract:
     for i, link in enumerate(links):
         if link.phantom:
             continue
-        resolved = resolve_cache.get(link.raw_href)
-        if resolved is None:
-            resolved = normalize_url(link.raw_href, base_url, document=document)
-            resolve_cache[link.raw_href] = resolved
+        if link.codebase is not None:
+            resolved = normalize_url(
+                link.raw_href, _codebase_url(link.codebase, base_url), document=document)
+        else:
+            resolved = resolve_cache.get(link.raw_href)
+            if resolved is None:
+                resolved = normalize_url(link.raw_href, base_url, document=document)
+                resolve_cache[link.raw_href] = resolved
         url, skip = resolved
         kind, context = LinkKind.NAVIGATION, None
         if link.resource:
@@ -561,6 +599,15 @@ def _collapse(text: str) -> str:
 def _title(tree: LexborHTMLParser) -> str:
     node = tree.css_first("head > title") or tree.css_first("title")
     return _collapse(node.text()) if node is not None else ""
+
+
+def _codebase_url(codebase: str, base_url: str) -> str:
+    """An applet's codebase names a directory even without its final "/"."""
+    codebase = codebase.strip(_C0_AND_SPACE)
+    if not codebase.endswith("/"):
+        codebase += "/"
+    url, _ = normalize_url(codebase, base_url, document="")
+    return url or base_url
 
 
 def _base_url(tree: LexborHTMLParser, document: str) -> str:
@@ -641,6 +688,8 @@ def _collect(tree: LexborHTMLParser) -> list[_Link]:
             if tag in _HEADINGS or tag in _BOLD or tag in ("a", "font"):
                 continue
         attrs = node.attributes
+        if _not_a_target(tag, attrs):
+            continue
         chrome = ancestry.chrome(node)
         if tag in ("a", "area"):
             value = attrs.get("href") or ""
@@ -655,24 +704,75 @@ def _collect(tree: LexborHTMLParser) -> list[_Link]:
             links.append(_Link(node, tag, "href", value, value, section, chrome,
                                bool(rels & _RESOURCE_RELS), attrs.get("title") or ""))
         else:
-            _add_resources(node, tag, attrs, section, chrome, links)
+            _add_targets(node, tag, attrs, section, chrome, links)
     return links
 
 
-def _add_resources(
+def _not_a_target(tag: str, attrs: dict[str, str | None]) -> bool:
+    """The elements `_QUERY` asks for more broadly than they name targets."""
+    if tag == "meta":
+        return (attrs.get("http-equiv") or "").lower() != "refresh" or "content" not in attrs
+    if tag == "input":
+        return (attrs.get("type") or "").lower() != "image" or "src" not in attrs
+    if tag in _QUOTES:
+        return "cite" not in attrs
+    return tag not in _WANTED_ATTRS  # "[background]" on a <div>, a <p> ...
+
+
+def _add_targets(
     node: LexborNode, tag: str, attrs: dict[str, str | None], section: str,
     chrome: bool, links: list[_Link],
 ) -> None:
+    """The element's targets: one link per URL, a srcset giving each candidate."""
+    if tag == "applet":
+        _add_applet(node, attrs, section, chrome, links)
+        return
     seen: set[str] = set()
     label = _collapse(attrs.get("alt") or attrs.get("title") or "")
-    for attr in _RESOURCE_ATTRS.get(tag, ()):
+    if not label and tag in _QUOTES:
+        label = _quote_label(node)
+    for attr in _TARGET_ATTRS[tag]:
         value = attrs.get(attr)
         if value is None:
             continue
-        raws = [raw for raw in _srcset_urls(value) if raw not in seen] if attr == "srcset" else [value]
+        if attr == "srcset":
+            raws = [raw for raw in _srcset_urls(value) if raw not in seen]
+        elif attr == "content":
+            raws = [raw] if (raw := _refresh_url(value)) is not None else []
+        elif attr == "background" and not value:
+            continue  # an empty background is no background
+        else:
+            raws = [value]
         seen.update(raws)
-        links.extend(_Link(node, tag, attr, value, raw, section, chrome, True, label)
+        resource = attr not in _NAVIGATION_ATTRS
+        links.extend(_Link(node, tag, attr, value, raw, section, chrome, resource, label)
                      for raw in raws)
+
+
+_QUOTES = frozenset({"blockquote", "q", "ins", "del"})
+_LABEL_MAX = 80
+_LABEL_NODES = 64
+
+
+def _quote_label(node: LexborNode) -> str:
+    """A quote's opening words, enough for an editor to find it on the page.
+
+    A bounded walk, not `node.text()`: an old page's unclosed <blockquote
+    cite> holds the rest of the page, and nested ones made that quadratic.
+    """
+    parts: list[str] = []
+    size = 0
+    for count, child in enumerate(node.traverse(include_text=True)):
+        if size > _LABEL_MAX or count > _LABEL_NODES:
+            break
+        if child.tag == "-text":
+            text = child.text_content or ""
+            parts.append(text)
+            size += len(text)
+    text = _collapse("".join(parts))
+    if len(text) <= _LABEL_MAX:
+        return text
+    return text[:_LABEL_MAX].rsplit(" ", 1)[0] + "\u2026"
 
 
 _SRCSET_SPACE = " \t\n\r\f"
@@ -711,6 +811,57 @@ def _srcset_urls(value: str) -> list[str]:
                     break
         if url:
             urls.append(url)
+
+
+# The delay (digits and dots, or a dot first), its separator (";", "," or
+# white space), then an optional "url =": the HTML "declarative refresh"
+# steps. "url" is taken as the keyword only when "=" follows, so "0;
+# urban.html" forwards to urban.html (the spec's letter would drop "ur").
+_REFRESH_RE = re.compile(
+    r"[\t\n\f\r ]*(?:\d+|(?=\.))[\d.]*(?=[\t\n\f\r ;,]|\Z)[\t\n\f\r ]*[;,]?[\t\n\f\r ]*"
+    r"(?:url[\t\n\f\r ]*=[\t\n\f\r ]*)?(.*)",
+    re.I | re.S,
+)
+
+
+def _refresh_url(content: str) -> str | None:
+    """Where <meta http-equiv=refresh content=...> forwards the reader, or None.
+
+    None for a plain reload ("30"), an empty URL, or content a browser does
+    not act on ("soon; url=x"): the reader is not sent anywhere then.
+    """
+    match = _REFRESH_RE.match(content)
+    if match is None:
+        return None
+    url = match.group(1)
+    if url[:1] in ("'", '"'):
+        url = url[1:].split(url[0], 1)[0]
+    return url if url.strip(_C0_AND_SPACE) else None
+
+
+def _add_applet(
+    node: LexborNode, attrs: dict[str, str | None], section: str, chrome: bool,
+    links: list[_Link],
+) -> None:
+    """An applet's jars (archive=, comma-separated) or else its class file.
+
+    Both resolve against codebase=. With a jar the class is inside it: its
+    own URL would 404 on a working applet. "org.demo.Clock" is the class
+    file org/demo/Clock.class, and that path is the link's raw href.
+    """
+    codebase = attrs.get("codebase") or None
+    label = _collapse(attrs.get("alt") or attrs.get("title") or "")
+    archive = attrs.get("archive") or ""
+    jars = [jar for jar in (part.strip(_C0_AND_SPACE) for part in archive.split(",")) if jar]
+    if jars:
+        links.extend(_Link(node, "applet", "archive", archive, jar, section, chrome, True,
+                           label, codebase=codebase) for jar in jars)
+        return
+    code = attrs.get("code") or ""
+    name = code.strip(_C0_AND_SPACE).removesuffix(".class")
+    if name:
+        links.append(_Link(node, "applet", "code", code, name.replace(".", "/") + ".class",
+                           section, chrome, True, label, codebase=codebase))
 
 
 def _img_alt(node: LexborNode) -> str:
@@ -823,14 +974,25 @@ def _line_run(node: LexborNode) -> LexborNode | None:
 # A tag (or quoted value) still open at the end of the text ends there: each
 # start then matches, so the scan is linear. Requiring a closing ">" made
 # every start of `<a href="x" ` x 20,000 rescan to the end (17 s).
-_SOURCE_TAG_RE = re.compile(
-    r"<!--(?:.*?-->|.*\Z)|<(a|area|link|" + "|".join(_RESOURCE_ATTRS)
-    + r""")(?=[\s/>])((?:[^>"']++|"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z))*+)(?:>|\Z)""",
-    re.I | re.S,
-)
 _WANTED_ATTRS: dict[str, tuple[str, ...]] = {
-    "a": ("href",), "area": ("href",), "link": ("href",), **_RESOURCE_ATTRS,
+    "a": ("href",), "area": ("href",), "link": ("href",), **_TARGET_ATTRS,
 }
+
+
+@functools.lru_cache(maxsize=64)
+def _source_tag_re(tags: frozenset[str]) -> re.Pattern[str]:
+    """Comments, and start tags of the elements that gave links.
+
+    Only those: a table-built page has hundreds of <td> start tags, and
+    scanning them all for a background= that one of them has cost more
+    than the rest of the scan.
+    """
+    return re.compile(
+        r"<!--(?:.*?-->|.*\Z)|<(" + "|".join(sorted(tags))
+        + r""")(?=[\s/>])((?:[^>"']++|"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z))*+)(?:>|\Z)""",
+        re.I | re.S,
+    )
+
 # One finder per attribute name: faster than parsing every attribute, and an
 # attribute name only counts after whitespace, a quote or "/".
 _SOURCE_ATTR_RES = {
@@ -880,10 +1042,12 @@ def _attr_value(raw: str) -> str:
     return raw
 
 
-def _source_tags(html: str) -> dict[tuple[str, str, str], deque[int]]:
-    """Offsets of link-carrying start tags, by (element, attribute, value)."""
+def _source_tags(html: str, tags: frozenset[str]) -> dict[tuple[str, str, str], deque[int]]:
+    """Offsets of the start tags of `tags`, by (element, attribute, value)."""
     found: dict[tuple[str, str, str], deque[int]] = defaultdict(deque)
-    for match in _SOURCE_TAG_RE.finditer(html):
+    if not tags:
+        return found
+    for match in _source_tag_re(tags).finditer(html):
         tag = match.group(1)
         if tag is None:
             continue  # a comment
@@ -900,7 +1064,7 @@ def _source_tags(html: str) -> dict[tuple[str, str, str], deque[int]]:
 
 def _match_source(html: str, links: list[_Link]) -> None:
     """Mark lexbor's re-opened <a> clones and give every link its line."""
-    source = _source_tags(html)
+    source = _source_tags(html, frozenset(link.element for link in links))
     dom_count: dict[tuple[str, str, str], int] = defaultdict(int)
     for link in links:
         dom_count[(link.element, link.attribute, link.value)] += 1
@@ -916,7 +1080,7 @@ def _match_source(html: str, links: list[_Link]) -> None:
         key = (link.element, link.attribute, link.value)
         if (previous is not None and previous.node.mem_id == link.node.mem_id
                 and previous.attribute == link.attribute):
-            link.line = previous.line  # another srcset candidate of one tag
+            link.line = previous.line  # another srcset candidate or jar of one tag
             continue
         previous = link
         if link.element == "a":

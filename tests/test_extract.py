@@ -884,3 +884,119 @@ def test_srcset_candidates(html: str, expected: list[str]) -> None:
     got = extract_page(f"<p>\n{html}", SMALL).citations
     assert [c.url for c in got] == expected
     assert {c.line for c in got} == {2}
+
+
+# --- targets outside <a>/<img>: old hand-written HTML ------------------------
+# One row per form: (html, [(kind, element, attribute, url or skip reason)]).
+# Each row holds at least one target the extractor used to miss, so every
+# row failed before; negatives sit beside a positive of the same family.
+
+_S = "https://site.example/section/"
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param('<meta http-equiv="refresh" content="0; url=https://new.example/p.html">',
+                     [(NAV, "meta", "content", "https://new.example/p.html")], id="refresh"),
+        pytest.param('<META HTTP-EQUIV="Refresh" CONTENT="5;URL=/moved/here.html">',
+                     [(NAV, "meta", "content", "https://site.example/moved/here.html")],
+                     id="refresh-upper-no-space"),
+        pytest.param("<meta http-equiv=refresh content=\"0; url='new.html'\">",
+                     [(NAV, "meta", "content", _S + "new.html")], id="refresh-single-quoted"),
+        pytest.param("<meta http-equiv='refresh' content='3; URL = \"../up.html\"'>",
+                     [(NAV, "meta", "content", "https://site.example/up.html")],
+                     id="refresh-double-quoted-spaced"),
+        pytest.param('<meta http-equiv="refresh" content="2.5, bare.html">',
+                     [(NAV, "meta", "content", _S + "bare.html")], id="refresh-no-url-keyword"),
+        pytest.param('<meta http-equiv="refresh" content="0; url=url.html">',
+                     [(NAV, "meta", "content", _S + "url.html")], id="refresh-url-named-url"),
+        pytest.param('<meta http-equiv="refresh" content="0; urban.html">',
+                     [(NAV, "meta", "content", _S + "urban.html")], id="refresh-starts-like-url"),
+        pytest.param('<base href="/b/"><meta http-equiv="refresh" content="0;url=x.html">',
+                     [(NAV, "meta", "content", "https://site.example/b/x.html")],
+                     id="refresh-base-href"),
+        pytest.param('<meta http-equiv="refresh" content="0; url=javascript:go()">',
+                     [(NAV, "meta", "content", "javascript")], id="refresh-javascript-skipped"),
+        pytest.param('<meta http-equiv="refresh" content="30">'
+                     '<meta http-equiv="refresh" content="0; url=">'
+                     '<meta http-equiv="refresh" content="; url=/no-delay.html">'
+                     '<meta http-equiv="refresh" content="soon; url=/words.html">'
+                     '<meta name="refresh" content="0; url=/named.html">'
+                     '<meta http-equiv="content-type" content="text/html; charset=utf-8">'
+                     '<meta http-equiv="refresh" content="10; url=/real.html">',
+                     [(NAV, "meta", "content", "https://site.example/real.html")],
+                     id="refresh-negatives"),
+        pytest.param('<body background="/img/paper.gif"><p>Text</p>',
+                     [(RES, "body", "background", "https://site.example/img/paper.gif")],
+                     id="body-background"),
+        pytest.param('<table background="t.gif"><tr background="r.gif"><th background="h.gif">H'
+                     '<td background="c.gif">C<td background="">E</table>'
+                     '<div background="d.gif">D</div>',
+                     [(RES, "table", "background", _S + "t.gif"),
+                      (RES, "tr", "background", _S + "r.gif"),
+                      (RES, "th", "background", _S + "h.gif"),
+                      (RES, "td", "background", _S + "c.gif")], id="table-backgrounds"),
+        pytest.param('<form action="/cgi-bin/search.pl"><input type="image" src="/go.gif" alt="Go">'
+                     '<input type="IMAGE" src="go2.gif"><input type="text" src="/no.gif">'
+                     '<input type="submit"></form>',
+                     [(RES, "input", "src", "https://site.example/go.gif"),
+                      (RES, "input", "src", _S + "go2.gif")], id="input-image-form-not-a-link"),
+        pytest.param('<blockquote cite="https://journal.example/a1">Quoted.</blockquote>'
+                     '<p>As <q cite="/q.html">said</q>, <ins cite="why.html">new</ins>'
+                     '<del cite="data:,x">old</del>',
+                     [(NAV, "blockquote", "cite", "https://journal.example/a1"),
+                      (NAV, "q", "cite", "https://site.example/q.html"),
+                      (NAV, "ins", "cite", _S + "why.html"), (NAV, "del", "cite", "data")],
+                     id="quote-and-edit-sources"),
+        pytest.param('<applet code="Lake.class" width="200"></applet>'
+                     '<applet code="org.demo.Clock" codebase="/java"></applet>'
+                     '<applet code="Ticker.class" codebase="http://old.example/j/" '
+                     'archive="tick.jar, lib/util.jar"></applet>',
+                     [(RES, "applet", "code", _S + "Lake.class"),
+                      (RES, "applet", "code", "https://site.example/java/org/demo/Clock.class"),
+                      (RES, "applet", "archive", "http://old.example/j/tick.jar"),
+                      (RES, "applet", "archive", "http://old.example/j/lib/util.jar")],
+                     id="applet-code-codebase-archive"),
+        pytest.param('<bgsound src="/midi/theme.mid" loop="infinite">',
+                     [(RES, "bgsound", "src", "https://site.example/midi/theme.mid")],
+                     id="bgsound"),
+        pytest.param('<img src="/chart.gif" longdesc="chart.html" alt="Chart">',
+                     [(RES, "img", "src", "https://site.example/chart.gif"),
+                      (NAV, "img", "longdesc", _S + "chart.html")], id="img-longdesc"),
+        pytest.param('<frameset><frame src="/menu.html" longdesc="/menu-text.html"></frameset>',
+                     [(RES, "frame", "src", "https://site.example/menu.html"),
+                      (NAV, "frame", "longdesc", "https://site.example/menu-text.html")],
+                     id="frame-longdesc"),
+    ],
+)
+def test_old_html_targets(html: str, expected: list[tuple[LinkKind, str, str, str]]) -> None:
+    got = [(c.kind, c.element, c.attribute, c.url or c.skip_reason)
+           for c in extract_page(html, SMALL).citations]
+    assert got == expected
+
+
+def test_old_html_targets_carry_their_source_line_and_label() -> None:
+    html = ('<html><head>\n<meta http-equiv="refresh" content="0; url=/new.html">\n</head>\n'
+            '<body background="bg.gif">\n<table>\n<tr><td background="c.gif">x</td></tr>\n'
+            '</table>\n<img src="a.png"\n srcset="b.png 2x, c.png 3x">\n'
+            '<blockquote cite="/src.html" title="Osler, 1892">It is much more important '
+            "to know what sort of patient has a disease than what sort of disease a patient "
+            "has.</blockquote>\n<q cite=/q.html>Short</q>\n"
+            '<input type="image" src="/go.gif" alt="Search">\n'
+            '<applet code="A.class" archive="a.jar,b.jar"></applet>\n</body></html>')
+    got = [(c.element, c.attribute, c.raw_href, c.line, c.anchor_text)
+           for c in extract_page(html, SMALL).citations]
+    assert got == [
+        ("meta", "content", "/new.html", 2, ""),
+        ("body", "background", "bg.gif", 4, ""),
+        ("td", "background", "c.gif", 6, ""),
+        ("img", "src", "a.png", 8, ""),
+        ("img", "srcset", "b.png", 8, ""),
+        ("img", "srcset", "c.png", 8, ""),
+        ("blockquote", "cite", "/src.html", 10, "Osler, 1892"),
+        ("q", "cite", "/q.html", 11, "Short"),
+        ("input", "src", "/go.gif", 12, "Search"),
+        ("applet", "archive", "a.jar", 13, ""),
+        ("applet", "archive", "b.jar", 13, ""),
+    ]
