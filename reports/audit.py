@@ -3,10 +3,10 @@
 The audit answers the editor's questions in their order: what needs fixing
 (by page, then section, then entry, because that is how they walk the site),
 what a person must look at (bot walls, logins), what got fixed since the last
-report, and what is odd about the pages themselves (stale "(Expired Article)"
-marks, duplicate citations, entries without a source). It compares with the
-run of the previous *report*, not the previous run, because "new" means "new
-since you last heard from us".
+report, and what is odd about the entries themselves (cited articles retracted
+since, first; stale "(Expired Article)" marks, duplicate citations, entries
+without a source). It compares with the run of the previous *report*, not the
+previous run, because "new" means "new since you last heard from us".
 
 It takes plain lists of `monitor.types` values (the store's answers) so that
 tests build them by hand, and the clock comes in as `now`.
@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.classify import is_confirmed
 from monitor.config import ReportSettings
+from monitor.notices import RETRACTED
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
 
@@ -158,8 +159,8 @@ class ContentIssue:
     """Something about a page's entries rather than a link's target."""
 
     kind: str
-    """stale_mark | dead_mark | duplicate | no_link | no_source | old_citation |
-    page_error | page_changed"""
+    """retracted | stale_mark | dead_mark | duplicate | no_link | no_source |
+    old_citation | page_error | page_changed"""
     page: str
     page_title: str
     entry: str
@@ -174,6 +175,9 @@ class ContentIssue:
 
 @dataclass(frozen=True, slots=True)
 class ContentAudit:
+    retracted: tuple[ContentIssue, ...] = ()
+    """Cited articles whose page says they were retracted: first, because a
+    medical page resting on a retracted study misleads its readers."""
     stale_marks: tuple[ContentIssue, ...] = ()
     dead_marks: tuple[ContentIssue, ...] = ()
     duplicates: tuple[ContentIssue, ...] = ()
@@ -184,6 +188,7 @@ class ContentAudit:
     pages_changed: tuple[ContentIssue, ...] = ()
 
     GROUPS = (
+        ("retracted", "Cited articles that were retracted"),
         ("pages_failed", "Pages that could not be fetched"),
         ("pages_changed", "Pages that changed heavily since the last run"),
         ("stale_marks", "Marked \u201c(Expired Article)\u201d but the link works again"),
@@ -193,6 +198,10 @@ class ContentAudit:
         ("no_source", "Entries without a source line"),
         ("old_citations", "Old citations"),
     )
+
+    @classmethod
+    def heading(cls, key: str) -> str:
+        return dict(cls.GROUPS)[key]
 
     def groups(self) -> list[tuple[str, str, tuple[ContentIssue, ...]]]:
         """(key, heading, issues) for every non-empty group, in report order."""
@@ -697,6 +706,7 @@ def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
                    settings: ReportSettings, titles: Mapping[str, str]) -> ContentAudit:
     citations = [l for l in links if l.kind == LinkKind.CITATION]
     return ContentAudit(
+        retracted=tuple(_retracted(citations, titles)),
         stale_marks=tuple(_stale_marks(citations, titles)),
         dead_marks=tuple(_dead_marks(citations, titles)),
         duplicates=tuple(_duplicates(citations, titles)),
@@ -721,6 +731,13 @@ def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
     return ContentIssue(kind=kind, page=link.page, page_title=titles.get(link.page, link.page),
                         entry=link.entry_title or link.text, words=words, url=link.url,
                         pages=(link.page,), **extra)  # type: ignore[arg-type]
+
+
+def _retracted(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    """Entries citing an article retracted since: its link works (it is ok,
+    or moved, or drifted to the notice), so only the notice tells."""
+    for link in _entries(l for l in citations if l.notice == RETRACTED).values():
+        yield _issue("retracted", link, titles, wording.notice_words(link.notice, link.notice_detail))
 
 
 def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:

@@ -41,7 +41,7 @@ except ImportError:  # optional: only the speed of writing the JSON report depen
 from monitor.output import INVISIBLE
 from monitor.types import LinkResult, LinkStatus
 from reports import wording
-from reports.audit import Audit, OtherLinks, Problem, newest_problems
+from reports.audit import Audit, ContentAudit, OtherLinks, Problem, newest_problems
 
 __all__ = [
     "MAX_EMAIL_BYTES",
@@ -393,7 +393,17 @@ def headline(audit: Audit) -> str:
     else:
         since = ""
     fixed = f" {wording.plural(c.fixed, 'link')} fixed{since}." if c.fixed else ""
-    return first + fixed
+    return first + fixed + _retracted_words(len(audit.content_audit.retracted))
+
+
+def _retracted_words(n: int) -> str:
+    """Said at the top, since a retraction matters more than any dead link
+    and would otherwise be one content note among many."""
+    if not n:
+        return ""
+    heading = ContentAudit.heading("retracted")
+    return (f" {wording.plural(n, 'cited article')} {'was' if n == 1 else 'were'} retracted: "
+            f"see \u201c{heading}\u201d.")
 
 
 # -- JSON and files ------------------------------------------------------------

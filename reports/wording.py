@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from monitor.types import LinkStatus
 
 __all__ = [
+    "NOTICES",
     "NOT_RECHECKED",
     "PARTIAL_RUN",
     "REASONS",
@@ -26,6 +27,7 @@ __all__ = [
     "describe",
     "format_date",
     "host_of",
+    "notice_words",
     "plural",
     "since_words",
     "skip_words",
@@ -226,6 +228,21 @@ def advice_marked(fix_url: str | None, *, archived: bool) -> str:
         return "Already marked \u201c(Expired Article)\u201d, but the article has a new address: update the link and remove the mark."
     return ("Already marked \u201c(Expired Article)\u201d and no archived copy was found: "
             "replace the entry with a current source or remove it.")
+
+
+NOTICES: dict[str, str] = {
+    "retracted": ("The cited article was retracted: say so in the entry (for example "
+                  "\u201cRetracted in 2021\u201d), or remove the entry if it rests on the "
+                  "article's findings."),
+}
+"""What to do about a notice (`LinkResult.notice`): a link that works, whose
+target says something about the cited work."""
+
+
+def notice_words(notice: str, detail: str = "") -> str:
+    """What the target said (`notice_detail`), then what to do about it."""
+    todo = NOTICES.get(notice) or f"The page carries a notice ({notice}): check the entry."
+    return f"{detail} {todo}" if detail else todo
 
 
 def _lower_first(text: str) -> str:
