@@ -24,7 +24,8 @@ import shutil
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from monitor.types import HistoryEntry, LinkResult, LinkStatus, PageRecord, RunInfo
+from monitor.notices import RETRACTED
+from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -37,7 +38,11 @@ STATUS_ORDER = (
     LinkStatus.SKIPPED,
 )
 
-EXTRA_FIELDS = ("detail", "entry_title", "entry_source", "expired_mark", "flapping", "archived_url")
+EXTRA_FIELDS = ("detail", "entry_title", "entry_source", "expired_mark", "flapping", "archived_url",
+                "notice", "notice_detail")
+"""After the contract's fields, in this order. `notice` is "retracted" when
+the target says the cited article was retracted (monitor/notices.py), else
+"": the link's status stays what it is."""
 LINK_FIELDS = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
 _link_values = operator.attrgetter(*LINK_FIELDS)
 
@@ -189,11 +194,14 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write("\n")
     tally = StatusTally()
     sizes: dict[LinkStatus, int] = {}
+    retracted: list[str] = []  # a handful a site, held as they come
     with contextlib.ExitStack() as stack:
         spools: dict[LinkStatus, TextIO] = {}
         for link in links:
             tally.add(link)
             sizes[link.status] = sizes.get(link.status, 0) + 1
+            if link.notice == RETRACTED and link.kind == LinkKind.CITATION:
+                retracted.append(_block(link, names.get(link.page, link.page), notice=True))
             if link.status not in LISTED:
                 continue
             spool = spools.get(link.status)
@@ -209,6 +217,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             spool = spools[status]
             spool.seek(0)
             shutil.copyfileobj(spool, out)
+    if retracted:
+        heading = f"RETRACTED: {len(retracted)} cited article{'s' if len(retracted) > 1 else ''}"
+        out.write(f"\n{paint(heading, 'retracted')} (the link works, but the page says the article "
+                  "was retracted: annotate or remove the entry)\n")
+        out.writelines(retracted)
     # Links here, distinct URLs on the last line: each says which it counts.
     quiet = [_links(sizes[LinkStatus.OK], "ok")] if LinkStatus.OK in sizes else []
     if LinkStatus.SKIPPED in sizes:
@@ -227,13 +240,16 @@ def _links(n: int, what: str = "") -> str:
     return f"{n} {what + ' ' if what else ''}link{'' if n == 1 else 's'}"
 
 
-def _block(link: LinkResult, page_name: str) -> str:
+def _block(link: LinkResult, page_name: str, *, notice: bool = False) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     lines = [f"\n  {one_line(where)}"]
     title = link.entry_title or link.text
     if title:
         lines.append(f"  {one_line(title)}")
     lines.append(f"    {one_line(link.url)}")
+    if notice:
+        lines.append(f"    {link.notice}: {one_line(link.notice_detail)}")
+        return "\n".join(lines) + "\n"
     why = link.reason + (f": {one_line(link.detail)}" if link.detail else "")
     lines.append(f"    {why}")
     if link.suggested_url:

@@ -48,13 +48,20 @@ found with the project's search tool, November 2026; the rest is marked):
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
+import json
 
 import pytest
 
 from monitor.classify import classify
+from monitor.config import ReportSettings
 from monitor.notices import NOTICED_STATUSES, RETRACTED, notice_for, retraction
-from monitor.types import Hop, LinkStatus, Observation
+from monitor.output import LINK_FIELDS, to_csv, to_json, write_text
+from monitor.types import Hop, LinkKind, LinkResult, LinkStatus, Observation, PageRecord, RunInfo
+from reports.audit import Audit, audit_for_pages, build_audit
+from reports.render import headline, render_html, render_text
 
 T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
 CITED = "Rituximab for refractory dermatomyositis: a randomized controlled trial"
@@ -204,3 +211,119 @@ def test_a_failing_page_says_nothing_about_the_cited_work(status: int) -> None:
 def test_notices_only_for_pages_that_were_read(status: LinkStatus) -> None:
     found = notice_for(obs(title="RETRACTED: " + CITED), status)
     assert (found is not None) == (status in NOTICED_STATUSES)
+
+
+# -- the report and the outputs -------------------------------------------------------------
+
+PAGE = "https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/treatments.html"
+PAGE2 = "https://www.sclero.org/scleroderma/raynauds/treatments.html"
+SD = "https://www.sciencedirect.com/science/article/pii/S0896841118300012"
+PM = "https://pubmed.ncbi.nlm.nih.gov/9500320/"
+HOSTILE = "RETRACTED: <script>alert('x')</script> & friends"
+
+
+def link_result(url: str, *, page: str = PAGE, title: str = CITED, notice: str = "",
+                detail: str = "", status: LinkStatus = LinkStatus.OK, reason: str = "ok",
+                kind: LinkKind = LinkKind.CITATION, source: str = "J Autoimmun, 2019.") -> LinkResult:
+    return LinkResult(page=page, url=url, text=title, section="Biological Agents", kind=kind,
+                      status=status, reason=reason, http_status=200, final_url=url,
+                      suggested_url=None, strikes=0, failing_since=None, checked_at=T0,
+                      entry_title=title, entry_source=source, notice=notice,
+                      notice_detail=detail)
+
+
+def retraction_audit() -> Audit:
+    """Two pages: a retracted article (its page quoted with markup in its
+    title), a PubMed record, an unretracted article, a dead link, and a
+    retracted article linked from a menu (not an entry: no note)."""
+    hostile = retraction(HOSTILE)
+    pubmed = retraction("Ileal hyperplasia - PubMed", "", PUBMED_RETRACTED)
+    assert hostile is not None and pubmed is not None
+    links = [
+        link_result(SD, title="Rituximab <b>for</b> refractory dermatomyositis", notice=RETRACTED,
+                    detail=hostile.detail),
+        link_result("https://www.nejm.org/doi/full/10.1056/x", title="An unretracted trial", source=""),
+        link_result("https://example.org/gone", title="A removed article", status=LinkStatus.EXPIRED,
+                    reason="http_404"),
+        link_result(PM, page=PAGE2, title="Ileal-lymphoid-nodular hyperplasia", notice=RETRACTED,
+                    detail=pubmed.detail),
+        link_result("https://www.sciencedirect.com/menu", page=PAGE2, title="Journals",
+                    notice=RETRACTED, detail="The publisher's page is titled 'RETRACTED: x'.",
+                    kind=LinkKind.NAVIGATION),
+    ]
+    pages = [PageRecord(run_id=7, url=PAGE, status="ok", title="DM treatments", owner="dm@example.org"),
+             PageRecord(run_id=7, url=PAGE2, status="ok", title="Raynaud's", owner="rp@example.org")]
+    run = RunInfo(id=7, started_at=T0, finished_at=T0, status="finished")
+    return build_audit(run, links, pages, previous_links=None, previous_pages=None, states={},
+                       now=T0, settings=ReportSettings(), site_name="www.sclero.org")
+
+
+def test_the_report_lists_retracted_entries_first_among_its_content_notes() -> None:
+    audit = retraction_audit()
+    groups = audit.content_audit.groups()
+    assert groups[0][:2] == ("retracted", "Cited articles that were retracted")
+    retracted = groups[0][2]
+    assert [(i.page, i.entry, i.url) for i in retracted] == [
+        (PAGE, "Rituximab <b>for</b> refractory dermatomyositis", SD),
+        (PAGE2, "Ileal-lymphoid-nodular hyperplasia", PM)]
+    assert retracted[0].words.startswith("The publisher's page is titled \u2018RETRACTED: <script>")
+    assert "The cited article was retracted" in retracted[0].words
+    assert retracted[1].words.startswith("PubMed links a retraction notice: \u2018Retraction in")
+    # a note, not a problem: counted with the content notes, the links stay ok
+    assert audit.counts.content == audit.content_audit.total == 3  # and one entry without a source
+    assert audit.counts.ok == 4 and audit.fixing_count == 1
+
+
+def test_an_owner_gets_only_the_retractions_of_their_pages() -> None:
+    part = audit_for_pages(retraction_audit(), [PAGE2], "rp@example.org")
+    assert [i.url for i in part.content_audit.retracted] == [PM]
+    assert part.counts.content == part.content_audit.total
+    assert "1 cited article was retracted" in headline(part)
+    assert "retracted" not in headline(audit_for_pages(retraction_audit(), [], "nobody@example.org"))
+
+
+def test_the_report_says_so_at_the_top_names_page_and_entry_and_escapes_the_web() -> None:
+    audit = retraction_audit()
+    assert headline(audit).endswith(
+        "2 cited articles were retracted: see \u201cCited articles that were retracted\u201d.")
+    html = render_html(audit, max_bytes=None)
+    text = render_text(audit)
+    section = html[html.index("Cited articles that were retracted (2)"):html.index("Entries without")]
+    assert "<script>" not in html and "&lt;script&gt;alert(" in section and "&amp; friends" in section
+    assert "Rituximab &lt;b&gt;for&lt;/b&gt; refractory dermatomyositis" in section
+    assert f'<a href="{PAGE}">DM treatments</a>' in section  # the page, with the entry
+    assert f'<a href="{SD}">' in section
+    assert text.index("Cited articles that were retracted (2):") < text.index("Entries without")
+    assert f"  - Ileal-lymphoid-nodular hyperplasia (Raynaud's, {PAGE2})\n" in text
+    assert "Journals" not in section  # a menu link is no entry
+
+
+def test_a_summarised_mail_still_lists_the_retractions() -> None:
+    audit = retraction_audit()
+    html = render_html(audit, max_bytes=6000)
+    assert "The newest problems" in html  # the summary view
+    assert "Cited articles that were retracted (2)" in html
+
+
+def test_json_and_csv_links_carry_the_notice_in_the_same_columns() -> None:
+    links = [link_result(SD, notice=RETRACTED, detail="The publisher's page is titled 'RETRACTED: x'."),
+             link_result("https://www.nejm.org/doi/full/10.1056/x")]
+    run = RunInfo(id=7, started_at=T0)
+    doc = json.loads(to_json(run, [], links))
+    assert [(l["notice"], l["status"]) for l in doc["links"]] == [(RETRACTED, "ok"), ("", "ok")]
+    assert doc["links"][0]["notice_detail"] == "The publisher's page is titled 'RETRACTED: x'."
+    rows = list(csv.reader(io.StringIO(to_csv(links))))
+    assert rows[0] == list(doc["links"][0]) == list(LINK_FIELDS)
+    assert list(LINK_FIELDS[-2:]) == ["notice", "notice_detail"]
+    assert [dict(zip(rows[0], r))["notice"] for r in rows[1:]] == [RETRACTED, ""]
+
+
+def test_the_terminal_listing_names_the_retracted_entries() -> None:
+    out = io.StringIO()
+    write_text(out, RunInfo(id=7, started_at=T0), [],
+               [link_result(SD, notice=RETRACTED, detail="The publisher's page is titled 'RETRACTED: x'."),
+                link_result("https://www.nejm.org/doi/full/10.1056/x")])
+    text = out.getvalue()
+    assert "RETRACTED: 1 cited article (the link works" in text
+    assert f"\n    {SD}\n    retracted: The publisher's page is titled 'RETRACTED: x'.\n" in text
+    assert "https://www.nejm.org" not in text
