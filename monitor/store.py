@@ -228,6 +228,16 @@ def m002_partial_runs(db: Database) -> None:
     db.execute("ALTER TABLE runs ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")
 
 
+@MIGRATIONS()
+def m003_observation_notices(db: Database) -> None:
+    """`observations.notice` and `notice_detail`: what the checked page says
+    about the cited work beside the status ("retracted", monitor/notices.py).
+    On the observation, like `detail`: one check of one URL saw it, and an
+    old run's report keeps saying what that run saw. Older rows get ""."""
+    db.execute("ALTER TABLE observations ADD COLUMN notice TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE observations ADD COLUMN notice_detail TEXT NOT NULL DEFAULT ''")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -255,7 +265,7 @@ SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
             ELSE ob.http_status END,
        ob.final_url,
        ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
-       s.flapping, s.archived_url
+       s.flapping, s.archived_url, ob.notice, ob.notice_detail
 FROM occurrences AS o
 LEFT JOIN observations AS ob ON ob.id = (
     SELECT x.id FROM observations AS x
@@ -303,8 +313,8 @@ INSERT INTO observations (
     run_id, url, checked_at, status, reason, detail, suggested_url, http_status,
     final_url, redirects, error_kind, error_detail, elapsed_ms, bytes_read,
     content_type, title, meta_title, content_hash, attempts, method, strikes,
-    failing_since
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    failing_since, notice, notice_detail
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 """
 
 # first_seen_at never moves once known; archived_url is set on its own.
@@ -479,7 +489,7 @@ def _observation_values(
         obs.error_kind.value if obs.error_kind else None, _storable(obs.error_detail),
         obs.elapsed_ms, obs.bytes_read, _storable(obs.content_type), _storable(obs.title),
         _storable(obs.meta_title), obs.content_hash, obs.attempts, obs.method, state.strikes,
-        _ts(state.failing_since),
+        _ts(state.failing_since), verdict.notice, _storable(verdict.notice_detail),
     )
 
 
@@ -543,7 +553,8 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
     """
     (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
      entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
-     suggested_url, strikes, failing_since, checked_at, flapping, archived_url) = row
+     suggested_url, strikes, failing_since, checked_at, flapping, archived_url, notice,
+     notice_detail) = row
     if status is None and skip_reason == "invalid_url":
         # Not checkable, but an editor must fix it: an error, not a skip.
         status, reason = LinkStatus.ERROR, "invalid_url"
@@ -575,6 +586,8 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
         expired_mark=bool(expired_mark),
         flapping=bool(flapping),
         archived_url=archived_url,
+        notice=_intern(notice) if notice else "",
+        notice_detail=notice_detail or "",
     )
 
 

@@ -52,16 +52,37 @@ import csv
 import datetime as dt
 import io
 import json
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from monitor.classify import classify
-from monitor.config import ReportSettings
+from monitor.config import ReportSettings, load_settings
+from monitor.jobs import report_job
 from monitor.notices import NOTICED_STATUSES, RETRACTED, notice_for, retraction
 from monitor.output import LINK_FIELDS, to_csv, to_json, write_text
-from monitor.types import Hop, LinkKind, LinkResult, LinkStatus, Observation, PageRecord, RunInfo
+from monitor.store import Store
+from monitor.types import (
+    Citation,
+    EntryContext,
+    Hop,
+    LinkKind,
+    LinkResult,
+    LinkStatus,
+    Observation,
+    PageRecord,
+    RunInfo,
+    UrlState,
+    Verdict,
+)
 from reports.audit import Audit, audit_for_pages, build_audit
+from reports.deliver import load_audit
 from reports.render import headline, render_html, render_text
+from simkit import run_monitor
 
 T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
 CITED = "Rituximab for refractory dermatomyositis: a randomized controlled trial"
@@ -327,3 +348,194 @@ def test_the_terminal_listing_names_the_retracted_entries() -> None:
     assert "RETRACTED: 1 cited article (the link works" in text
     assert f"\n    {SD}\n    retracted: The publisher's page is titled 'RETRACTED: x'.\n" in text
     assert "https://www.nejm.org" not in text
+
+
+# -- storage ---------------------------------------------------------------------------------
+
+
+def record(store: Store, run_id: int, url: str, verdict: Verdict, at: dt.datetime = T0) -> None:
+    obs = Observation(url=url, checked_at=at, http_status=200, title="RETRACTED: " + CITED)
+    state = UrlState(url=url, status=verdict.status, reason=verdict.reason, last_checked_at=at,
+                     first_seen_at=at, recent=(verdict.status.value,))
+    store.record_observations(run_id, [(obs, verdict, state)])
+
+
+def cite(url: str, title: str = CITED) -> Citation:
+    return Citation(page_url=PAGE, url=url, raw_href=url, anchor_text=title, section="Biological Agents",
+                    kind=LinkKind.CITATION, context=EntryContext(title=title, source="J X, 2019."))
+
+
+def test_a_notice_is_stored_with_its_check_and_comes_back_with_the_runs_links(tmp_path: Path) -> None:
+    moved = "https://www.sciencedirect.com/science/article/pii/S08968411183"
+    with Store.open(tmp_path / "monitor.db") as store:
+        run = store.start_run(T0)
+        store.record_citations(run.id, PAGE, [cite(SD), cite(moved), cite(PM, "Another trial")])
+        record(store, run.id, SD, Verdict(SD, LinkStatus.OK, "ok", notice=RETRACTED,
+                                          notice_detail="The publisher's page is titled \u2018RETRACTED: x\u2019."))
+        record(store, run.id, moved, Verdict(moved, LinkStatus.MOVED, "permanent_redirect",
+                                             suggested_url=SD, notice=RETRACTED, notice_detail="d"))
+        record(store, run.id, PM, Verdict(PM, LinkStatus.OK, "ok"))
+        links = {l.url: l for l in store.run_links(run.id)}
+        flagged = store.run_flagged_links(run.id)
+    assert (links[SD].status, links[SD].notice, links[SD].notice_detail) == (
+        LinkStatus.OK, RETRACTED, "The publisher's page is titled \u2018RETRACTED: x\u2019.")
+    assert (links[moved].notice, links[PM].notice, links[PM].notice_detail) == (RETRACTED, "", "")
+    assert [(l.url, l.notice) for l in flagged] == [(moved, RETRACTED)]
+
+
+def test_a_database_made_before_notices_gains_the_columns(tmp_path: Path) -> None:
+    """Opening a file from before migration m003 adds `observations.notice` and
+    `notice_detail`; its checks have none, and new checks store theirs."""
+    path = tmp_path / "monitor.db"
+    with Store.open(path) as store:
+        run = store.start_run(T0)
+        store.record_citations(run.id, PAGE, [cite(SD)])
+        record(store, run.id, SD, Verdict(SD, LinkStatus.OK, "ok"))
+        store.finish_run(run.id, T0)
+    with sqlite3.connect(path) as conn:  # back to the file as m002 left it
+        conn.execute("ALTER TABLE observations DROP COLUMN notice")
+        conn.execute("ALTER TABLE observations DROP COLUMN notice_detail")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm003_observation_notices'")
+    with Store.open(path) as store:
+        [old] = store.run_links(run.id)
+        assert (old.url, old.status, old.notice, old.notice_detail) == (SD, LinkStatus.OK, "", "")
+        later = store.start_run(T0 + dt.timedelta(days=7))
+        store.record_citations(later.id, PAGE, [cite(SD)])
+        record(store, later.id, SD, Verdict(SD, LinkStatus.OK, "ok", notice=RETRACTED, notice_detail="d"),
+               at=T0 + dt.timedelta(days=7))
+        [new] = store.run_links(later.id)
+        assert (new.notice, new.notice_detail) == (RETRACTED, "d")
+    with sqlite3.connect(path) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM _sqlite_migrations ORDER BY id")]
+    assert names[-1] == "m003_observation_notices" and names.count("m003_observation_notices") == 1
+
+
+# -- end to end: a page citing three articles, on loopback --------------------------------------
+
+RETRACTED_TITLE = "Rituximab for refractory dermatomyositis: a randomized placebo-phase trial"
+PUBMED_TITLE = ("Ileal-lymphoid-nodular hyperplasia, non-specific colitis, and pervasive developmental "
+                "disorder in children")
+ABOUT_TITLE = "Why retractions matter to patients reading medical news"
+
+
+def sciencedirect_page() -> str:
+    """An Elsevier article page as ScienceDirect serves a retracted one."""
+    return (f"<!DOCTYPE html><html><head><title>RETRACTED: {RETRACTED_TITLE} - ScienceDirect</title>"
+            f'<meta name="citation_title" content="RETRACTED: {RETRACTED_TITLE}">'
+            '<meta name="citation_journal_title" content="Journal of Autoimmunity"></head><body>'
+            "<header><a href='/'>ScienceDirect</a> Journals &amp; Books Search Register Sign in</header>"
+            "<div class='Banner'>This article has been retracted: please see Elsevier Policy on Article "
+            "Withdrawal (https://www.elsevier.com/about/policies/article-withdrawal).</div>"
+            f"<h1><span class='title-text'>RETRACTED: {RETRACTED_TITLE}</span></h1>"
+            "<div class='abstract'><h2>Abstract</h2><p>Thirty-six patients were randomized.</p></div>"
+            "</body></html>")
+
+
+def pubmed_page() -> str:
+    """A PubMed record as pubmed.ncbi.nlm.nih.gov lays out a retracted one: the
+    citation, the linked retraction ("Retraction in"), the title, the
+    abstract, and the publication types further down."""
+    return (f"<!DOCTYPE html><html lang='en'><head><title>{PUBMED_TITLE} - PubMed</title>"
+            f'<meta name="citation_title" content="{PUBMED_TITLE}">'
+            '<meta name="citation_pmid" content="9500320"></head><body>'
+            "<div class='usa-banner'>An official website of the United States government</div>"
+            "<main class='article-details'><header class='heading'>"
+            "<div class='article-citation'><div class='article-source'><span class='citation-journal'>"
+            "Lancet</span> . <span class='cit'>1998 Feb 28;351(9103):637-41.</span></div>"
+            "<span class='citation-doi'>doi: 10.1016/s0140-6736(97)11096-0.</span></div>"
+            "<div class='comment-correction-wrapper'><h3 class='comment-correction-type'>Retraction in"
+            "</h3><ul class='comment-correction-list'><li class='comment-correction-item'>"
+            "<a class='docsum-title' href='/20137807/'>Retraction--Ileal-lymphoid-nodular hyperplasia, "
+            "non-specific colitis, and pervasive developmental disorder in children.</a> "
+            "<span class='docsum-authors'>Editors of The Lancet.</span> <span class='docsum-journal-citation'>"
+            "Lancet. 2010 Feb 6;375(9713):445. doi: 10.1016/S0140-6736(10)60175-4. Epub 2010 Feb 2."
+            "</span> <span class='docsum-pmid'>PMID: 20137807</span></li></ul></div>"
+            f"<h1 class='heading-title'>{PUBMED_TITLE}</h1>"
+            "<div class='authors-list'>A J Wakefield, S H Murch, A Anthony</div></header>"
+            "<div class='abstract' id='abstract'><h2>Abstract</h2><p>We investigated a consecutive "
+            "series of children.</p></div>"
+            "<div class='publication-types' id='publication-types'><h2 class='title'>Publication types"
+            "</h2><ul class='keywords-list'><li><button>Case Reports</button></li>"
+            "<li><button>Retracted Publication</button></li></ul></div></main></body></html>")
+
+
+def about_page() -> str:
+    """A news article about retractions: it quotes a notice and names one."""
+    return (f"<!DOCTYPE html><html><head><title>{ABOUT_TITLE} | Science News</title></head><body>"
+            f"<h1>{ABOUT_TITLE}</h1><p>Retraction Watch counts thousands of retractions a year. "
+            "The best-known, a retraction in The Lancet in February 2010, came twelve years late. "
+            "The notice reads: \u201cThis article has been retracted at the request of the editors.\u201d "
+            "Expression of concern notices come first, sometimes.</p></body></html>")
+
+
+def watched_page(base: str) -> str:
+    entries = [(f"{base}/science/article/pii/S0896841118300012", RETRACTED_TITLE, "J Autoimmun, 2019."),
+               (f"{base}/9500320/", PUBMED_TITLE, "PubMed, Lancet, 1998 Feb 28;351(9103):637-41."),
+               (f"{base}/news/why-retractions-matter", ABOUT_TITLE, "Science News, 03/12/2023.")]
+    body = "".join(f'<p><a href="{url}">{title}</a>. A summary of the article. {source}</p>\n'
+                   for url, title, source in entries)
+    return ("<html><head><title>Treatments for Dermatomyositis</title></head><body>"
+            "<h1>Treatments for Dermatomyositis</h1><a name='bio'></a><h2>Biological Agents</h2>\n"
+            f"{body}</body></html>")
+
+
+@pytest.fixture
+async def cited_site(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> str:
+    """The watched page and the three articles it cites, on one loopback server."""
+    pages: dict[str, Callable[[], str]] = {
+        "/science/article/pii/S0896841118300012": sciencedirect_page,
+        "/9500320/": pubmed_page,
+        "/news/why-retractions-matter": about_page,
+    }
+
+    async def serve(request: web.Request) -> web.Response:
+        base = f"http://{request.host}"
+        text = watched_page(base) if request.path == "/scleroderma/dm-treatments.html" else pages[request.path]()
+        return web.Response(text=text, content_type="text/html")
+
+    app = web.Application()
+    for path in [*pages, "/scleroderma/dm-treatments.html"]:
+        app.router.add_get(path, serve)
+    server = await aiohttp_server(app)
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def test_a_page_citing_two_retracted_articles_gets_them_in_its_json_and_report(
+        cited_site: str, tmp_path: Path) -> None:
+    """The real pipeline: `monitor check --format json` as a subprocess, then
+    the report of that run from the same database, as `monitor report` builds it."""
+    page = f"{cited_site}/scleroderma/dm-treatments.html"
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "{page}"\n\n[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
+        f'allow_private_networks = ["127.0.0.1/32"]\n\n[database]\npath = "{tmp_path / "monitor.db"}"\n\n'
+        f'[report]\ndir = "{tmp_path / "reports"}"\nsite_name = "www.sclero.org"\n', encoding="utf-8")
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    cited = {l["url"]: l for l in doc["links"] if l["kind"] == "citation"}
+    sd, pm, news = (f"{cited_site}/science/article/pii/S0896841118300012", f"{cited_site}/9500320/",
+                    f"{cited_site}/news/why-retractions-matter")
+    assert set(cited) == {sd, pm, news}
+    assert {url: (l["status"], l["notice"]) for url, l in cited.items()} == {
+        sd: ("ok", RETRACTED), pm: ("ok", RETRACTED), news: ("ok", "")}
+    assert cited[sd]["notice_detail"] == f"The publisher's page is titled \u2018RETRACTED: {RETRACTED_TITLE}\u2019."
+    assert cited[pm]["notice_detail"].startswith("PubMed links a retraction notice: \u2018Retraction in")
+
+    settings = load_settings(config)
+    outcome = await report_job(settings)
+    html = outcome.html_path.read_text(encoding="utf-8")
+    with Store.open(settings.database.path) as store:
+        text = render_text(load_audit(store, outcome.run_id, settings, T0))
+    report = json.loads(outcome.json_path.read_text(encoding="utf-8"))
+    assert [(i["url"], i["entry"]) for i in report["content_audit"]["retracted"]] == [
+        (sd, RETRACTED_TITLE), (pm, PUBMED_TITLE)]
+    assert "2 cited articles were retracted" in outcome.headline
+    section = html[html.index("Cited articles that were retracted (2)"):]
+    assert RETRACTED_TITLE in section and PUBMED_TITLE in section
+    assert section.index(RETRACTED_TITLE) < section.index(PUBMED_TITLE)
+    assert ABOUT_TITLE not in html[html.index("Cited articles that were retracted"):html.index("Everything else")]
+    notes = text[text.index("Cited articles that were retracted (2):"):text.index("EVERYTHING ELSE")]
+    assert f"  - {RETRACTED_TITLE} (Treatments for Dermatomyositis, {page})\n" in notes
+    assert f"  - {PUBMED_TITLE} (Treatments for Dermatomyositis, {page})\n" in notes
+    assert ABOUT_TITLE not in notes and notes.count("  - ") == 2
