@@ -480,8 +480,9 @@ def demo(workdir: Path) -> None:
     Example:
         monitor demo && xdg-open monitor-demo/reports/index.html
     """
-    from monitor.demo.run import run_demo
+    from monitor.demo.run import prepare_workdir, run_demo
 
+    prepare_workdir(workdir)
     click.echo("Auditing the simulated site (sclero.org, PubMed, publishers... on loopback)...", err=True)
 
     async def job() -> object:

@@ -248,7 +248,9 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("left", "removed"), [
     ((), True),                                       # a new directory
     ((".monitor-demo", "monitor.db", "reports/"), True),  # an earlier demo
-    (("simulated-site-ca.pem", "monitor.db", "mail/"), True),  # a demo older than the marker
+    (("simulated-site-ca.pem", "demo.toml", "monitor.db", "mail/"), True),  # a demo older than the marker
+    # the simulated site started there by hand (docs/simulated-site.md), next to a real monitor
+    (("simulated-site-ca.pem", "monitor.db", "reports/"), False),
     (("monitor.db",), False),                         # a real monitor's history
     (("reports/", "monitor.db-wal"), False),
     (("demo.toml",), False),                          # not proof enough
@@ -285,6 +287,7 @@ async def test_the_demo_in_a_real_monitor_directory_refuses_and_loses_nothing(tm
     code, out, err = await run_monitor("demo", "--dir", str(tmp_path))
     assert code == 2, err
     assert "already holds monitor.db" in err and "another --dir" in err and "Traceback" not in err
+    assert "Auditing" not in err  # refused before announcing an audit
     assert (tmp_path / "monitor.db").read_bytes() == before
 
 

@@ -146,8 +146,11 @@ def clean(workdir: Path) -> None:
     an earlier demo left its marker.
     """
     found = [name for name in OUR_FILES if (workdir / name).exists()]
-    # Demos older than the marker are known by their simulated site's CA.
-    ours = (workdir / MARKER).exists() or (workdir / "simulated-site-ca.pem").exists()
+    # Demos older than the marker are known by their simulated site's CA *and*
+    # the demo's config: the CA alone is also left by starting the simulated
+    # site there by hand (docs/simulated-site.md), next to a real monitor.db.
+    ours = (workdir / MARKER).exists() or all(
+        (workdir / name).exists() for name in ("simulated-site-ca.pem", "demo.toml"))
     if found and not ours:
         raise ConfigError(f"{workdir} already holds {', '.join(found)}, not made by the demo; "
                           "nothing was removed. Give the demo another --dir (default: monitor-demo)")
@@ -161,13 +164,19 @@ def clean(workdir: Path) -> None:
             path.unlink()
 
 
+def prepare_workdir(workdir: Path) -> None:
+    """Create `workdir` and clear an earlier demo's files, or refuse (ConfigError):
+    called first, so that a refusal comes before anything is announced."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    clean(workdir)
+
+
 async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
     from monitor.jobs import weekly_job
     from monitor.output import counts
     from monitor.store import Store
 
-    workdir.mkdir(parents=True, exist_ok=True)
-    clean(workdir)
+    prepare_workdir(workdir)
     server = SimulatedSiteServer(workdir)
     sink = MailSink(workdir / "mail")
     site = await server.start()
