@@ -314,14 +314,21 @@ def counts(links: Iterable[LinkResult]) -> dict[str, int]:
 
 
 def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
+    """`monitor history --format json`: `http_status` as `check` gives it (the
+    answer that decided the status: a permanent redirect's own 301/308), and
+    `final_http_status`, the last answer of the chain, as the text shows it."""
     out = []
     for e in entries:
+        deciding = e.http_status
+        if e.reason == "permanent_redirect" and e.redirects:
+            deciding = e.redirects[0].status
         out.append({
             "run_id": e.run_id,
             "checked_at": _plain(e.checked_at),
             "status": e.status.value,
             "reason": e.reason,
-            "http_status": e.http_status,
+            "http_status": deciding,
+            "final_http_status": e.http_status,
             "final_url": e.final_url,
             "redirects": [{"url": h.url, "status": h.status, "location": h.location} for h in e.redirects],
             "elapsed_ms": e.elapsed_ms,

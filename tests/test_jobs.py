@@ -464,3 +464,21 @@ def test_reading_a_database_that_is_not_there_says_so_and_creates_nothing(
     assert f"no database at {db} yet (database.path in {config})" in result.output
     assert "Traceback" not in result.output
     assert not db.parent.exists()
+
+
+async def test_history_and_check_give_a_moved_link_the_same_http_status(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    """`check` gives a permanent redirect the 301/308 that decided it (the
+    contract's example); `history --format json` gave the 200 at the end of
+    the chain, so a script comparing the two saw different answers."""
+    config = site_config(tmp_path, site)
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    moved = {l["url"]: l for l in json.loads(out)["links"] if l["reason"] == "permanent_redirect"}
+    assert moved and all(l["http_status"] in (301, 308) for l in moved.values())
+    for url, link in sorted(moved.items())[:3]:
+        code, out, err = await run_monitor("history", url, "--config", str(config), "--format", "json")
+        assert code == 0, err
+        latest = json.loads(out)["observations"][-1]
+        assert latest["http_status"] == link["http_status"]
+        assert latest["final_http_status"] == 200 and latest["redirects"][0]["status"] == link["http_status"]
