@@ -310,7 +310,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
 
     from urllib.parse import urlsplit
 
-    from monitor.output import history_dicts, one_line
+    from monitor.output import history_dicts, one_line, url_spellings
     from monitor.store import Store
 
     if not urlsplit(url).scheme:
@@ -324,6 +324,10 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         return
     if not entries and state is None:
         click.echo(f"{url}: never checked (not found in {settings.database.path})")
+        with Store.open(settings.database.path) as store:
+            known = [u for u in url_spellings(url) if store.url_state(u) is not None]
+        for other in known[:3]:
+            click.echo(f"  checked as: {other}  (monitor history {other} --config {config_path})")
         return
     click.echo(f"{url}  (times in UTC)")
     if not entries:

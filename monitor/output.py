@@ -313,6 +313,29 @@ def counts(links: Iterable[LinkResult]) -> dict[str, int]:
     return tally.counts()
 
 
+def url_spellings(url: str) -> list[str]:
+    """Other spellings of `url` that may be the one the monitor stored: a
+    URL is kept as the page wrote it (resolved), and a user typing it from
+    memory drops the trailing slash, the "www." or the "s" of https."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return []
+    hosts = [parts.netloc.lower()]
+    hosts.append(hosts[0][4:] if hosts[0].startswith("www.") else "www." + hosts[0])
+    path = parts.path or "/"
+    paths = [path, path[:-1] if path.endswith("/") and path != "/" else path + "/"]
+    found: list[str] = []
+    for scheme in (parts.scheme, "https" if parts.scheme == "http" else "http"):
+        for host in hosts:
+            for p in paths:
+                candidate = urlunsplit((scheme, host, p, parts.query, ""))
+                if candidate != url and candidate not in found:
+                    found.append(candidate)
+    return found
+
+
 def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
     """`monitor history --format json`: `http_status` as `check` gives it (the
     answer that decided the status: a permanent redirect's own 301/308), and

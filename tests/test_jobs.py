@@ -482,3 +482,16 @@ async def test_history_and_check_give_a_moved_link_the_same_http_status(
         latest = json.loads(out)["observations"][-1]
         assert latest["http_status"] == link["http_status"]
         assert latest["final_http_status"] == 200 and latest["redirects"][0]["status"] == link["http_status"]
+
+
+async def test_history_of_a_url_typed_without_its_slash_names_the_one_checked(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    """Was: "never checked", though the page's link (with the slash) had its history."""
+    config = site_config(tmp_path, site)
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    stored = next(l["url"] for l in json.loads(out)["links"]
+                  if l["url"].startswith("https://pubmed.ncbi.nlm.nih.gov/") and l["url"].endswith("/"))
+    code, out, err = await run_monitor("history", stored.rstrip("/"), "--config", str(config))
+    assert code == 0, err
+    assert "never checked" in out and f"checked as: {stored}  (monitor history {stored}" in out

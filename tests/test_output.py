@@ -18,6 +18,7 @@ from monitor.output import (
     counts,
     link_dict,
     to_json,
+    url_spellings,
     write_csv,
     write_json,
     write_text,
@@ -232,3 +233,22 @@ async def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, aiohttp_ser
         _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
         assert err.decode() == "", (fmt, err.decode())
         assert proc.returncode == 0, fmt
+
+
+@pytest.mark.parametrize(("typed", "stored"), [
+    ("https://pubmed.ncbi.nlm.nih.gov/31197643", "https://pubmed.ncbi.nlm.nih.gov/31197643/"),
+    ("https://pubmed.ncbi.nlm.nih.gov/31197643/", "https://pubmed.ncbi.nlm.nih.gov/31197643"),
+    ("http://www.sclero.org/a.html", "https://www.sclero.org/a.html"),
+    ("https://sclero.org/a.html", "https://www.sclero.org/a.html"),
+    ("https://WWW.Sclero.org/a.html?x=1", "https://www.sclero.org/a.html?x=1"),
+    ("https://example.org", "https://example.org/"),
+    ("http://sclero.org/dir", "https://www.sclero.org/dir/"),
+])
+def test_url_spellings_include_the_stored_one(typed: str, stored: str) -> None:
+    spellings = url_spellings(typed)
+    assert stored in spellings and typed not in spellings
+
+
+@pytest.mark.parametrize("typed", ["mailto:ed@example.org", "not a url", "ftp://x.org/a"])
+def test_url_spellings_of_what_is_no_web_address(typed: str) -> None:
+    assert url_spellings(typed) == []
