@@ -389,16 +389,24 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
         click.echo(f"note:   run {outcome.run_id} checked only some pages (monitor check --page); "
                    f"the latest audit of every page is run {outcome.full_audit}: "
                    f"monitor report --run {outcome.full_audit}")
-    _echo_delivery(outcome, send)
+    _echo_delivery(outcome, send, settings.email.enabled)
 
 
-def _echo_delivery(outcome: object, send: bool) -> None:
+def _echo_delivery(outcome: object, send: bool, mail_on: bool = True) -> None:
+    """What became of the mail. Who retries a kept message is said: someone
+    running `monitor run` from cron has no service doing it for them."""
     if not send:
+        return
+    if not mail_on:
+        click.echo("mail:   off ([email] enabled = false), nothing sent")
         return
     for key in getattr(outcome, "sent", []):
         click.echo(f"sent:   {key}")
     for key, reason in getattr(outcome, "failed", []):
-        click.echo(f"kept in the outbox, will retry: {key}: {reason}", err=True)
+        click.echo(f"kept in the outbox: {key}: {reason}", err=True)
+    if getattr(outcome, "failed", []):
+        click.echo("        retried by `monitor serve` (every 5 minutes, with backoff), or by the "
+                   "next `monitor run` or `monitor report --send` once due", err=True)
 
 
 @cli.command()
@@ -432,7 +440,7 @@ def run(config_path: Path) -> None:
         click.echo(f"run {audit.run.id}: {audit.urls} URLs on {audit.pages} pages checked in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
-    _echo_delivery(outcome, True)
+    _echo_delivery(outcome, True, settings.email.enabled)
 
 
 # -- serve ----------------------------------------------------------------------

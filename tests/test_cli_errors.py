@@ -59,6 +59,7 @@ def test_smtp_password_not_needed_when_mail_is_off(tmp_path: Path) -> None:
     code, out, err = monitor(tmp_path, "run", "--config", str(path),
                              env={"MONITOR_TEST_UNSET_PW": ""})
     assert code == 0, err
+    assert "mail:   off ([email] enabled = false), nothing sent" in out  # was silent
 
 
 def test_report_send_without_smtp_password_renders_nothing(tmp_path: Path) -> None:

@@ -144,6 +144,8 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
     code, out, err = await run_monitor("run", "--config", str(config))
     assert code == 0, err
     assert "kept in the outbox" in err
+    # Run from cron, nobody else retries it: say who does.
+    assert "retried by `monitor serve`" in err and "next `monitor run`" in err
     db = sqlite3.connect(tmp_path / "monitor.db")
     (attempts, due) = db.execute("SELECT attempts, next_attempt_at FROM outbox").fetchone()
     assert attempts == 1 and due
