@@ -53,6 +53,7 @@ Behaviour per URL (the verdict the checker should reach is in `truth`):
   www.raynauds-clinic.org                       certificate from an unknown CA       error/tls
   192.168.1.20                                  never contacted                      blocked/private_address
   www.rheumatology.org/.../Fact-Sheet.pdf       200 application/pdf, 20 MiB streamed ok
+  pubmed.ncbi.nlm.nih.gov/29470812/             200, "Retraction in" at the top      ok/ok, notice retracted
   href "http://"                                never contacted                      error/invalid_url
   archive.org/wayback/available                 the availability API's JSON
   web.archive.org/web/TS/URL                    200 snapshot, or 302 to the closest timestamp
@@ -127,6 +128,8 @@ class Article:
     journal: str
     date: str  # citation_date, as publishers write it: 2018/04/30
     summary: str = ""
+    retraction: str = ""
+    """PubMed's linked notice of a retracted article ("Lancet. 2010 Feb 6;375(9713):445.")."""
 
 
 PUBMED: dict[str, Article] = {
@@ -151,6 +154,13 @@ PUBMED: dict[str, Article] = {
         "placebo-controlled trial",
         "Arthritis Rheumatol", "2018/12/01",
         "Selexipag did not reduce the number of Raynaud's attacks compared with placebo."),
+    "29470812": Article(
+        "Oral treprostinil reduces digital ulcer healing time in systemic sclerosis: a "
+        "multicentre randomised trial",
+        "Scand J Rheumatol", "2018/02/01",
+        "Treprostinil shortened the time to healing of digital ulcers compared with placebo.",
+        retraction="Notice of retraction: Oral treprostinil reduces digital ulcer healing time in "
+        "systemic sclerosis. Scand J Rheumatol. 2021 Mar;50(2):168. doi: 10.1080/03009742.2021.1880000."),
 }
 
 CORBUS_TITLE = (
@@ -240,6 +250,7 @@ U_PRIVATE = "http://192.168.1.20/intranet/raynauds-protocol.pdf"
 U_PDF = "https://www.rheumatology.org/Portals/0/Files/Raynauds-Fact-Sheet.pdf"
 U_INVALID = "http://"
 U_PUBMED_STALE_MARK = "https://pubmed.ncbi.nlm.nih.gov/30123456/"
+U_PUBMED_RETRACTED = "https://pubmed.ncbi.nlm.nih.gov/29470812/"
 
 CITATION_TRUTH: dict[str, Truth] = {
     U_PUBMED_OLD: ("moved", "permanent_redirect"),
@@ -270,6 +281,7 @@ CITATION_TRUTH: dict[str, Truth] = {
     U_PDF: ("ok", "ok"),
     U_INVALID: ("error", "invalid_url"),
     U_PUBMED_STALE_MARK: ("ok", "ok"),
+    U_PUBMED_RETRACTED: ("ok", "ok"),  # with the notice "retracted"
 }
 
 # Wayback Machine: the snapshots held per URL (key: URL without scheme, "www."
@@ -332,8 +344,13 @@ def _scholarly_meta(article: Article, site: str) -> dict[str, str]:
 def _pubmed_page(pmid: str, article: Article) -> bytes:
     meta = _scholarly_meta(article, "PubMed") | {"citation_pmid": pmid}
     meta["og:title"] = f"{article.title} - PubMed"
+    # A retracted record shows the linked notice at the top ("Retraction in"),
+    # as PubMed has since 2016 (NLM, "Errata, Retractions, and Other Linked
+    # Citations in PubMed"); the title is unchanged.
+    notice = (f'<div class="linked-articles retraction"><h3>Retraction in</h3><ul><li>'
+              f'{_e(article.retraction)}</li></ul></div>\n' if article.retraction else "")
     body = (
-        f'<main id="article-details"><h1 class="heading-title">{_e(article.title)}</h1>\n'
+        f'<main id="article-details">{notice}<h1 class="heading-title">{_e(article.title)}</h1>\n'
         f'<div class="journal-actions">{_e(article.journal)}. {_e(article.date)}.</div>\n'
         f'<div class="abstract-content selected"><p>{_e(article.summary)}</p></div>\n'
         f'<ul class="identifiers"><li>PMID: <strong class="current-id">{pmid}</strong></li></ul>'
