@@ -175,6 +175,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     The links come once, in page order; each status's blocks wait in a
     temporary file of their own, so 100,000 links print in seconds with flat
     memory. `style(text, kind)` may colour headings on a terminal.
+
+    A link repeated on a page where nothing tells the copies apart (a menu
+    link in the top bar and the footer: same section, text, URL and status)
+    is one block, "(2 times on this page)", as in the HTML report; a page's
+    blocks are held until its last link has come (a page's worth of memory).
     """
     import tempfile
 
@@ -197,6 +202,19 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     retracted: list[str] = []  # a handful a site, held as they come
     with contextlib.ExitStack() as stack:
         spools: dict[LinkStatus, TextIO] = {}
+        page: str | None = None
+        # (status, section, title, URL) -> [the page's first such link, times]
+        held: dict[tuple[LinkStatus, str, str, str], list[Any]] = {}
+
+        def flush() -> None:
+            for (status, *_), (first, times) in held.items():
+                spool = spools.get(status)
+                if spool is None:
+                    spool = spools[status] = stack.enter_context(
+                        tempfile.TemporaryFile("w+", encoding="utf-8"))
+                spool.write(_block(first, names.get(first.page, first.page), times=times))
+            held.clear()
+
         for link in links:
             tally.add(link)
             sizes[link.status] = sizes.get(link.status, 0) + 1
@@ -204,11 +222,16 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 retracted.append(_block(link, names.get(link.page, link.page), notice=True))
             if link.status not in LISTED:
                 continue
-            spool = spools.get(link.status)
-            if spool is None:
-                spool = spools[link.status] = stack.enter_context(
-                    tempfile.TemporaryFile("w+", encoding="utf-8"))
-            spool.write(_block(link, names.get(link.page, link.page)))
+            if link.page != page:
+                flush()
+                page = link.page
+            key = (link.status, link.section, link.entry_title or link.text, link.url)
+            same = held.get(key)
+            if same is None:
+                held[key] = [link, 1]
+            else:
+                same[1] += 1
+        flush()
         for status in LISTED:
             if status not in spools:
                 continue
@@ -240,12 +263,13 @@ def _links(n: int, what: str = "") -> str:
     return f"{n} {what + ' ' if what else ''}link{'' if n == 1 else 's'}"
 
 
-def _block(link: LinkResult, page_name: str, *, notice: bool = False) -> str:
+def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
-    lines = [f"\n  {one_line(where)}"]
+    repeated = f" ({times} times on this page)" if times > 1 else ""
     title = link.entry_title or link.text
+    lines = [f"\n  {one_line(where)}{'' if title else repeated}"]
     if title:
-        lines.append(f"  {one_line(title)}")
+        lines.append(f"  {one_line(title)}{repeated}")
     lines.append(f"    {one_line(link.url)}")
     if notice:
         lines.append(f"    {link.notice}: {one_line(link.notice_detail)}")

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -60,6 +62,8 @@ page, few enough to survive whitespace quirks and keep the mail small."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
 _MARKED_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.BLOCKED})
+_FACTS = frozenset({"invalid_url", "private_address"})
+"""Reasons that are facts of the address, not of an answer: confirmed at once."""
 _READ = frozenset({"ok", "not_modified"})
 """Page statuses whose links and entries are known: a 304 is read from its last copy."""
 
@@ -94,6 +98,9 @@ class Problem:
     rechecked: bool = True
     """False for a problem of the last report whose page could not be fetched
     this time: `link` is as the last report saw it."""
+    since_at_least: bool = False
+    """`since` is only when the last report listed it (a malformed address is
+    never checked, so nothing dates it better): it may be older."""
 
     @property
     def label(self) -> str:
@@ -101,12 +108,26 @@ class Problem:
 
     @property
     def since_words(self) -> str:
-        return wording.since_words(self.since, self.weeks_open, new=self.new)
+        return wording.since_words(self.since, self.weeks_open, new=self.new,
+                                   at_least=self.since_at_least)
 
     @property
     def age_words(self) -> str:
         """ "open 3 weeks, since 2 Nov 2026" / "first seen 23 Nov 2026"."""
-        return wording.age_words(self.since, self.weeks_open, new=self.new)
+        return wording.age_words(self.since, self.weeks_open, new=self.new,
+                                 at_least=self.since_at_least)
+
+    @property
+    def kind_note(self) -> str:
+        """ "navigation link", "image the page loads"; "" for a citation."""
+        return wording.kind_note(self.link.kind, self.link.url)
+
+    @property
+    def page_link_label(self) -> str:
+        """A menu link or an image is no entry: the link to the page says so."""
+        if self.link.kind == LinkKind.CITATION:
+            return "Open the entry on the page"
+        return "Find the link on the page" if self.link.kind == LinkKind.NAVIGATION else "Open the page"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +214,7 @@ class ContentAudit:
         ("pages_changed", "Pages that changed heavily since the last run"),
         ("stale_marks", "Marked \u201c(Expired Article)\u201d but the link works again"),
         ("dead_marks", "Marked \u201c(Expired Article)\u201d and the link is still dead"),
-        ("duplicates", "The same address cited by several entries"),
+        ("duplicates", "One address cited under different titles"),
         ("no_link", "Entries without a link"),
         ("no_source", "Entries without a source line"),
         ("old_citations", "Old citations"),
@@ -321,19 +342,21 @@ def build_audit(
     owners = {p.url: p.owner for p in pages}
     carried = _carried(previous_links, links, pages, previous_pages)
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
+    listed_at = previous_run.started_at if previous_run is not None else None
 
     problems: list[Problem] = []
     others: list[LinkResult] = []
     for link in links:
         if link.status in FLAGGED and not _acknowledged(link):
             problems.append(_problem(link, states.get(link.url), carried.get(_key(link)),
-                                     now, confirm_after))
+                                     now, confirm_after, listed_at=listed_at))
         elif link.status not in FLAGGED:
             others.append(link)
     unread = {p.url for p in pages if p.status == "error"}
     for prev in _flagged_keys(previous_links).values() if unread else ():
         if prev.page in unread:  # not checked this week: still open, not dropped
-            problems.append(_problem(prev, None, prev, now, confirm_after, rechecked=False))
+            problems.append(_problem(prev, None, prev, now, confirm_after, rechecked=False,
+                                     listed_at=listed_at))
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
@@ -362,7 +385,10 @@ def _partition(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem
     """(needs fixing, needs a person, watching), each in the order given.
 
     A first timeout or 5xx asks nothing of an editor yet: it is watched (and
-    rechecked) apart, so "Needs fixing" holds only work to do. One pass by
+    rechecked) apart, so "Needs fixing" holds only work to do. A link to a
+    private address is `blocked` (the monitor refused it), but no person's
+    look can clear it: it is broken for every reader outside that network,
+    so it is to fix, not among the sites that refuse robots. One pass by
     status: testing membership in the other lists compared dataclasses field
     by field, 16.8 million times for 10,000 problems (42 s of a report).
     """
@@ -370,7 +396,7 @@ def _partition(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem
     person: list[Problem] = []
     watching: list[Problem] = []
     for p in problems:
-        if p.link.status == LinkStatus.BLOCKED:
+        if p.link.status == LinkStatus.BLOCKED and p.link.reason != "private_address":
             person.append(p)
         elif p.link.status == LinkStatus.ERROR and not p.confirmed:
             watching.append(p)
@@ -454,14 +480,21 @@ def _problem(
     confirm_after: dt.timedelta,
     *,
     rechecked: bool = True,
+    listed_at: dt.datetime | None = None,
 ) -> Problem:
+    """`listed_at`: when the previous report's run started, the date of its
+    rows that no check dates (a malformed address is never checked)."""
     new = previous is None
-    since = link.failing_since or (state.failing_since if state else None) or link.checked_at
+    since = (link.failing_since or (state.failing_since if state else None) or link.checked_at
+             or (state.first_seen_at if state else None))
+    at_least = False
     if previous is not None:
         # Still open, so open since the previous report's sighting at least:
         # moved and drifted links never "fail" (no failing_since), and a
         # failure that changed its kind (moved -> expired) starts a new streak.
         before = previous.failing_since or previous.checked_at
+        if before is None and since is None and listed_at is not None:
+            before, at_least = listed_at, True  # on the page then, maybe before
         if before is not None and (since is None or _utc(before) < _utc(since)):
             since = before
     if since is None and new:
@@ -469,13 +502,14 @@ def _problem(
     weeks = max(0, (now - since).days // 7) if since else 0
     confirmed = _confirmed(link, state, now, confirm_after)
     fix_url, fix_label = _fix(link)
-    words = wording.describe(link.reason, url=link.url, http_status=link.http_status)
+    words = wording.describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind)
     if link.flapping and link.reason != "flapping":
         words += ". " + wording.REASONS["flapping"]
     if not rechecked:
         words += ". " + wording.NOT_RECHECKED
     advice = wording.advice(link.status, confirmed=confirmed, fix_url=fix_url,
-                            archived=fix_label == "Archived copy", reason=link.reason)
+                            archived=fix_label == "Archived copy", reason=link.reason,
+                            kind=link.kind, url=link.url)
     if link.expired_mark and link.status in _DEAD:
         advice = wording.advice_marked(fix_url, archived=fix_label == "Archived copy")
     suspicion = ""
@@ -485,7 +519,7 @@ def _problem(
     return Problem(
         link=link, words=words, advice=advice, since=since, weeks_open=weeks,
         confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label, suspicion=suspicion,
-        rechecked=rechecked,
+        rechecked=rechecked, since_at_least=at_least,
         page_link=text_fragment_link(link.page, link.entry_title or link.text),
         search_url=search_link(link.entry_title, link.entry_source)
         if link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED) else None,
@@ -503,11 +537,11 @@ def _confirmed(link: LinkResult, state: UrlState | None, now: dt.datetime,
 
     A 301 says "moved" as clearly the first time as the tenth, and drift is
     measured against the title the link had when it last worked, so both are
-    confirmed at once. So is a malformed address: it is a typo on the page,
-    which no recheck will clear. Failures are confirmed only when the
+    confirmed at once. So are a malformed address (a typo on the page) and a
+    private one (an intranet's): no recheck will clear them. Failures are confirmed only when the
     classifier's history rule says so (several failures over at least a day).
     """
-    if link.status in (LinkStatus.MOVED, LinkStatus.DRIFTED) or link.reason == "invalid_url":
+    if link.status in (LinkStatus.MOVED, LinkStatus.DRIFTED) or link.reason in _FACTS:
         return True
     if state is None:
         state = UrlState(url=link.url, status=link.status, reason=link.reason,
@@ -633,7 +667,8 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
             continue  # flagged, but marked "(Expired Article)" now: a content note
         if current is None and prev.page not in readable:
             continue
-        was = wording.describe(prev.reason, url=prev.url, http_status=prev.http_status)
+        was = wording.describe(prev.reason, url=prev.url, http_status=prev.http_status,
+                               kind=prev.kind)
         title = titles.get(prev.page, prev.page)
         if current is None:
             if entries is None:
@@ -766,6 +801,11 @@ def _lower(sentence: str) -> str:
 
 
 def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    """One address under entries of different titles: one of them likely links
+    the other's article (the editor copied an entry and forgot to change its
+    link). The same article cited under the same title in two sections or on
+    two pages is a cross-listing, normal on a site of topic pages: not a slip.
+    Titles are compared as `_title_key` makes them (case, spacing, punctuation)."""
     # Entries are collected only for URLs seen twice: a dict per URL of a
     # 100,000-link site, nearly all cited once, was most of the time here.
     first: dict[str, LinkResult] = {}
@@ -781,13 +821,27 @@ def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
         entries = repeated.get(url, {})
         if len(entries) < 2:
             continue
-        first = next(iter(entries.values()))
+        named = {_title_key(title) for _, title in entries}
+        if len(named) < 2:
+            continue  # one article, cross-listed
+        lead = next(iter(entries.values()))
         related = tuple(f"{l.entry_title or l.text} ({titles.get(l.page, l.page)})"
                         for l in entries.values())
         pages = tuple(dict.fromkeys(l.page for l in entries.values()))
-        yield replace(_issue("duplicate", first, titles,
-                             f"Cited by {len(entries)} entries: is one of them a copy-paste slip?",
+        yield replace(_issue("duplicate", lead, titles,
+                             f"Cited by {len(entries)} entries under {len(named)} different titles: "
+                             "does one of them link the wrong article (a copy-paste slip)?",
                              related=related), pages=pages)
+
+
+_NOT_WORD = re.compile(r"[\W_]+")
+
+
+def _title_key(title: str) -> str:
+    """A title as two citations of one article spell it alike: case, spacing,
+    punctuation and accents' composed forms aside ("Rituximab in DM." and
+    "rituximab in DM" are one title)."""
+    return " ".join(_NOT_WORD.sub(" ", unicodedata.normalize("NFKC", title).casefold()).split())
 
 
 def _no_link(pages: Sequence[PageRecord], citations: Sequence[LinkResult],
@@ -831,8 +885,12 @@ def _page_errors(pages: Sequence[PageRecord], titles: Mapping[str, str]) -> Iter
     for page in pages:
         if page.status != "error":
             continue
-        cause = (wording.describe(f"http_{page.http_status}") if page.http_status
-                 else wording.describe(page.error) if page.error in wording.REASONS
+        # A watched page is the site's own page: "the site removed this
+        # page", not "the publisher removed this article".
+        cause = (_lower(wording.describe(f"http_{page.http_status}", kind=LinkKind.NAVIGATION))
+                 if page.http_status
+                 else _lower(wording.describe(page.error, kind=LinkKind.NAVIGATION))
+                 if page.error in wording.REASONS
                  else page.error or "no answer")
         yield ContentIssue("page_error", page.url, titles.get(page.url, page.url), "",
                            f"The page could not be fetched: {cause}. Its links were not checked.",

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from urllib.parse import urlsplit
 
-from monitor.types import LinkStatus
+from monitor.types import LinkKind, LinkStatus
 
 __all__ = [
     "NOTICES",
@@ -27,11 +27,13 @@ __all__ = [
     "describe",
     "format_date",
     "host_of",
+    "kind_note",
     "notice_words",
     "plural",
     "since_words",
     "skip_words",
     "status_label",
+    "thing",
     "upfirst",
 ]
 
@@ -73,7 +75,8 @@ REASONS: dict[str, str] = {
     "video_unavailable": "YouTube shows no video here (removed, private, or hidden from "
                          "automated checks); please open it in a browser",
     "rate_limited": "The site asked us to slow down (too many requests); please open it in a browser",
-    "private_address": "The link points at a private or local network address, which is not checked",
+    "private_address": "The link points at a private network address (an intranet or a local "
+                       "machine): readers outside that network cannot open it",
     "robots_disallowed": "The site's robots.txt asks robots not to visit this address; "
                          "please open it in a browser",
     "title_mismatch": "The page now shows a different article",
@@ -133,11 +136,77 @@ def _site_name(url: str | None) -> str:
     return ""
 
 
-def describe(reason: str, *, url: str | None = None, http_status: int | None = None) -> str:
-    """One sentence saying what happened to the link, for an editor."""
+_OTHER_REASONS: dict[str, str] = {
+    "permanent_redirect": "This {thing} has a new address",
+    "http_404": "The {thing} is gone: the site answers 'not found' (HTTP 404)",
+    "http_410": "The site removed this {thing} (HTTP 410)",
+    "soft_404": "The site shows a 'page not found' page instead of the {thing} (while answering 200 OK)",
+    "redirect_to_home": "The link now lands on the site's home page: the {thing} was removed",
+    "expired_notice": "The site says this {thing} has expired or was removed",
+    "login_required": "The {thing} is behind a login; please open it in a browser",
+    "private_address": "The {thing} is at a private network address (an intranet or a local "
+                       "machine): readers outside that network cannot open it",
+    "title_mismatch": "The link now leads to a different {thing}",
+    "content_changed": "The {thing} changed a lot since it was linked; check it is still the one meant",
+}
+"""The sentences of `REASONS` that speak of an article or an entry, for the
+links that are neither: a menu link or a cross-reference (`navigation`: a
+page) and what the page loads (`resource`: an image, a script...). "{thing}"
+is `thing(kind, url)`."""
+
+_IMAGE = frozenset("png jpg jpeg gif svg webp avif bmp ico tif tiff".split())
+_MEDIA = frozenset("mp4 webm ogg ogv mp3 m4a wav mov".split())
+
+
+def thing(kind: str, url: str | None = None) -> str:
+    """What the link leads to, in one word: an "article" (a citation), a
+    "page" (a menu link, a cross-reference), or for what a page loads, an
+    "image", "script", "stylesheet", "video or sound file" or "file" as the
+    address's extension says (the element is not kept with the link)."""
+    if kind == LinkKind.NAVIGATION:
+        return "page"
+    if kind != LinkKind.RESOURCE:
+        return "article"
+    try:
+        path = urlsplit(url or "").path.lower()
+    except ValueError:
+        path = ""
+    ext = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
+    if ext in _IMAGE:
+        return "image"
+    if ext in ("js", "mjs"):
+        return "script"
+    if ext == "css":
+        return "stylesheet"
+    if ext in _MEDIA:
+        return "video or sound file"
+    return "file"
+
+
+def kind_note(kind: str, url: str | None = None) -> str:
+    """Said next to a problem's title when the link is no citation: "ISN
+    News" in bold reads like an entry's title, and an editor would look for
+    an entry of that name."""
+    if kind == LinkKind.NAVIGATION:
+        return "navigation link"
+    if kind == LinkKind.RESOURCE:
+        return f"{thing(kind, url)} the page loads"
+    return ""
+
+
+def describe(reason: str, *, url: str | None = None, http_status: int | None = None,
+             kind: str = LinkKind.CITATION) -> str:
+    """One sentence saying what happened to the link, for an editor.
+
+    A citation's sentence speaks of the article; a menu link's of the page,
+    an image's of the image (`kind`)."""
     token = (reason or "").strip().lower()
+    if kind in (LinkKind.NAVIGATION, LinkKind.RESOURCE):
+        if token in _OTHER_REASONS:
+            return _OTHER_REASONS[token].format(thing=thing(kind, url))
     named = _site_name(url)
-    if token in ("permanent_redirect", "known_move") and named == "PubMed":
+    if token in ("permanent_redirect", "known_move") and named == "PubMed" \
+            and kind == LinkKind.CITATION:
         return "PubMed moved this article to a new address"
     if token == "http_403" and named == "LinkedIn":
         return REASONS["http_999"]
@@ -197,10 +266,21 @@ def suspicion(strikes: int, confirm_after: dt.timedelta) -> str:
 
 
 def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool = False,
-           reason: str = "") -> str:
-    """What the editor should do about one problem, as an instruction."""
+           reason: str = "", kind: str = LinkKind.CITATION, url: str | None = None) -> str:
+    """What the editor should do about one problem, as an instruction.
+
+    A citation's entry can be marked "(Expired Article)"; a menu link or a
+    cross-reference has no entry: it is updated or removed; an image or a
+    script the page loads is replaced or removed (`kind`)."""
     if reason == "invalid_url":
         return "Correct the link's address on the page: as written, it is not a valid web address."
+    if reason == "private_address":
+        return _private_advice(kind, url)
+    if kind == LinkKind.NAVIGATION:
+        return _page_advice(status, confirmed=confirmed, fix_url=fix_url, archived=archived)
+    if kind == LinkKind.RESOURCE:
+        return _resource_advice(status, confirmed=confirmed, fix_url=fix_url, archived=archived,
+                                it=thing(kind, url))
     if status == LinkStatus.MOVED:
         return "Replace the link with the new address." if fix_url else (
             "Find the article's new address and update the link.")
@@ -209,15 +289,73 @@ def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool 
     if status == LinkStatus.BLOCKED:
         return "Open the link in a browser: if the article is there, nothing to do."
     if status == LinkStatus.ERROR and not confirmed:
-        return "Nothing to do yet: this may be temporary, and it will be checked again."
+        return _NOTHING_YET
     if status == LinkStatus.EXPIRED and not confirmed:
-        first = "Not confirmed yet, so it will be checked again; if you act now: "
-        return first + _lower_first(advice(status, confirmed=True, fix_url=fix_url, archived=archived))
+        return _NOT_CONFIRMED + _lower_first(advice(status, confirmed=True, fix_url=fix_url,
+                                                    archived=archived))
     if archived and fix_url:
         return "Link to the archived copy, or find the article's new address, or mark the entry expired."
     if status == LinkStatus.ERROR:
         return "The site keeps failing: find the article elsewhere or mark the entry expired."
     return "Find the article's new address, or mark the entry expired."
+
+
+_NOTHING_YET = "Nothing to do yet: this may be temporary, and it will be checked again."
+_NOT_CONFIRMED = "Not confirmed yet, so it will be checked again; if you act now: "
+
+
+def _private_advice(kind: str, url: str | None) -> str:
+    """A public page linking to an intranet is broken for every reader but
+    those inside that network: no browser of the editor's proves otherwise."""
+    if kind == LinkKind.RESOURCE:
+        return f"Put a public copy of the {thing(kind, url)} on the site, or remove it from the page."
+    what = "page" if kind == LinkKind.NAVIGATION else "document"
+    return f"Link a public copy of the {what} instead, or remove the link."
+
+
+def _page_advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool) -> str:
+    """A menu link or a cross-reference: no article, no entry to mark."""
+    if status == LinkStatus.MOVED:
+        return "Replace the link with the new address." if fix_url else (
+            "Find the page's new address and update the link.")
+    if status == LinkStatus.DRIFTED:
+        return ("Open the link and check it still leads to the page its text names; "
+                "update the link or remove it.")
+    if status == LinkStatus.BLOCKED:
+        return "Open the link in a browser: if the page is there, nothing to do."
+    if status == LinkStatus.ERROR and not confirmed:
+        return _NOTHING_YET
+    if status == LinkStatus.EXPIRED and not confirmed:
+        return _NOT_CONFIRMED + _lower_first(_page_advice(status, confirmed=True, fix_url=fix_url,
+                                                          archived=archived))
+    if archived and fix_url:
+        return ("Find the page's new address and update the link, or link the archived copy, "
+                "or remove the link.")
+    if status == LinkStatus.ERROR:
+        return "The site keeps failing: find the page's new address and update the link, or remove it."
+    return "Find the page's new address and update the link, or remove it."
+
+
+def _resource_advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool,
+                     it: str) -> str:
+    """What the page loads (an image, a script): replaced or removed."""
+    if status == LinkStatus.MOVED:
+        return "Replace the address with the new one." if fix_url else (
+            f"Find the {it}'s new address and update the page, or remove the {it}.")
+    if status == LinkStatus.DRIFTED:
+        return f"Check it is still the right {it}; replace it or remove it from the page."
+    if status == LinkStatus.BLOCKED:
+        return f"Open the {it} in a browser: if it loads, nothing to do."
+    if status == LinkStatus.ERROR and not confirmed:
+        return _NOTHING_YET
+    if status == LinkStatus.EXPIRED and not confirmed:
+        return _NOT_CONFIRMED + _lower_first(_resource_advice(
+            status, confirmed=True, fix_url=fix_url, archived=archived, it=it))
+    if archived and fix_url:
+        return f"Put the archived copy (or another {it}) on the site, or remove the {it} from the page."
+    if status == LinkStatus.ERROR:
+        return f"The site keeps failing: put a copy of the {it} on the site, or remove it from the page."
+    return f"Replace the {it} with a working copy, or remove it from the page."
 
 
 def advice_marked(fix_url: str | None, *, archived: bool) -> str:
@@ -270,21 +408,33 @@ def format_date(value: dt.date | dt.datetime | None) -> str:
     return f"{value.day} {value:%b %Y}"
 
 
-def age_words(since: dt.datetime | None, weeks: int, *, new: bool) -> str:
-    """How long a problem has been open: "open 3 weeks, since 2 Nov 2026"."""
+def age_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: bool = False) -> str:
+    """How long a problem has been open: "open 3 weeks, since 2 Nov 2026".
+
+    `at_least`: `since` is only the last report that listed it (a malformed
+    address is never checked, so no check dates its failure): it may be older.
+    """
     when = format_date(since)
     if new:
         return f"first seen {when}" if weeks <= 0 or not when else f"failing since {when}"
+    if not when:
+        return "already listed in the last report"
+    if at_least:
+        if weeks <= 0:
+            return f"open since {when} or earlier"
+        return f"open {plural(weeks, 'week')} or more, since {when} or earlier"
     if weeks <= 0:
-        return f"open since {when}" if when else "open since the last report"
+        return f"open since {when}"
     return f"open {plural(weeks, 'week')}, since {when}"
 
 
-def since_words(since: dt.datetime | None, weeks: int, *, new: bool) -> str:
+def since_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: bool = False) -> str:
     """ "since 2 Nov 2026 (3 weeks)" or "new this week"."""
     if since is None:
         return "new this week" if new else ""
     when = format_date(since)
+    if at_least and not new:
+        when += " or earlier"
     if weeks <= 0:
         return f"first seen {when}" if new else f"since {when}"
-    return f"since {when} ({plural(weeks, 'week')})"
+    return f"since {when} ({plural(weeks, 'week')}{' or more' if at_least and not new else ''})"

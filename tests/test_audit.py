@@ -556,3 +556,184 @@ def test_text_fragment_link_escapes_its_special_characters() -> None:
     url = text_fragment_link(PAGE + "#top", "RP-ILD, a study & more")
     assert url == PAGE + "#:~:text=RP%2DILD%2C%20a%20study%20%26%20more"
     assert text_fragment_link("javascript:alert(1)", "x") == "javascript:alert(1)"
+
+
+# -- wording by the link's kind --------------------------------------------------
+
+NAV, RES, CIT = LinkKind.NAVIGATION, LinkKind.RESOURCE, LinkKind.CITATION
+MENU = "https://www.sclero.org/about/news/a-to-z.html"
+IMG = "https://www.sclero.org/images/raynauds-hand.jpg"
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "status", "reason", "extra", "words", "advice"),
+    [
+        # a menu link: a page, with no entry to mark
+        (NAV, MENU, "expired", "http_404", {},
+         "The page is gone: the site answers 'not found' (HTTP 404)",
+         "Find the page's new address and update the link, or remove it."),
+        (NAV, MENU, "moved", "permanent_redirect", {"suggested_url": MENU + "?v=2"},
+         "This page has a new address", "Replace the link with the new address."),
+        (NAV, MENU, "expired", "http_410", {"archived_url": "https://web.archive.org/web/2019/" + MENU},
+         "The site removed this page (HTTP 410)",
+         "Find the page's new address and update the link, or link the archived copy, "
+         "or remove the link."),
+        (NAV, MENU, "error", "timeout", {},
+         "The site did not answer in time",
+         "The site keeps failing: find the page's new address and update the link, or remove it."),
+        (NAV, MENU, "drifted", "title_mismatch", {},
+         "The link now leads to a different page",
+         "Open the link and check it still leads to the page its text names; update the link or remove it."),
+        (NAV, MENU, "blocked", "bot_challenge", {},
+         "The site blocks automated checks (bot wall); please open it in a browser",
+         "Open the link in a browser: if the page is there, nothing to do."),
+        # what the page loads: an image, a script
+        (RES, IMG, "expired", "http_404", {},
+         "The image is gone: the site answers 'not found' (HTTP 404)",
+         "Replace the image with a working copy, or remove it from the page."),
+        (RES, "https://cdn.example.org/menu.js", "expired", "redirect_to_home", {},
+         "The link now lands on the site's home page: the script was removed",
+         "Replace the script with a working copy, or remove it from the page."),
+        (RES, "https://cdn.example.org/font", "moved", "permanent_redirect", {},
+         "This file has a new address", "Find the file's new address and update the page, or remove the file."),
+        # a citation keeps today's words
+        (CIT, U, "expired", "http_404", {},
+         "The page is gone: the site answers 'not found' (HTTP 404)",
+         "Find the article's new address, or mark the entry expired."),
+        (CIT, U, "moved", "permanent_redirect", {},
+         "This article has a new address", "Find the article's new address and update the link."),
+        (CIT, U, "expired", "http_410", {"archived_url": "https://web.archive.org/web/2019/" + U},
+         "The publisher removed this article (HTTP 410)",
+         "Link to the archived copy, or find the article's new address, or mark the entry expired."),
+        (CIT, U, "blocked", "bot_challenge", {},
+         "The site blocks automated checks (bot wall); please open it in a browser",
+         "Open the link in a browser: if the article is there, nothing to do."),
+        # an intranet address: broken for every reader outside that network
+        (CIT, "http://192.168.1.20/intranet/raynauds-protocol.pdf", "blocked", "private_address", {},
+         "The link points at a private network address (an intranet or a local machine): "
+         "readers outside that network cannot open it",
+         "Link a public copy of the document instead, or remove the link."),
+        (NAV, "http://10.0.0.5/intranet/", "blocked", "private_address", {},
+         "The page is at a private network address (an intranet or a local machine): "
+         "readers outside that network cannot open it",
+         "Link a public copy of the page instead, or remove the link."),
+        (RES, "http://10.0.0.5/logo.png", "blocked", "private_address", {},
+         "The image is at a private network address (an intranet or a local machine): "
+         "readers outside that network cannot open it",
+         "Put a public copy of the image on the site, or remove it from the page."),
+    ],
+)
+def test_a_problem_is_worded_for_its_kind_of_link(kind: LinkKind, url: str, status: str, reason: str,
+                                                   extra: dict[str, object], words: str, advice: str) -> None:
+    title = "" if kind != CIT else "An entry"
+    problem = failing(url, status, reason, kind=kind, title=title, text="ISN News", **extra)
+    (p,) = audit_of([problem]).problems
+    assert (p.words, p.advice) == (words, advice)
+
+
+STATUSES = ("moved", "expired", "error", "blocked", "drifted")
+
+
+@pytest.mark.parametrize("kind", [NAV, RES])
+@pytest.mark.parametrize("token", TOKENS)
+def test_no_sentence_about_a_menu_link_or_an_image_speaks_of_an_article(kind: LinkKind, token: str) -> None:
+    """Every reason's sentence and every "What to do" a menu link or an image
+    can get: none speaks of an article, an entry or a citation."""
+    url = MENU if kind == NAV else IMG
+    said = [wording.describe(token, url=url, kind=kind)]
+    for status in STATUSES:
+        for confirmed in (True, False):
+            for fix_url, archived in ((None, False), (url + "x", False), (url + "x", True)):
+                said.append(wording.advice(status, confirmed=confirmed, fix_url=fix_url,
+                                           archived=archived, reason=token, kind=kind, url=url))
+    for sentence in said:
+        for word in ("article", "entry", "cited", "citation"):
+            assert word not in sentence.lower(), (sentence, word)
+
+
+def test_a_private_address_is_to_fix_not_for_a_person_to_open() -> None:
+    intranet = failing("http://192.168.1.20/intranet/raynauds-protocol.pdf", "blocked", "private_address",
+                       days=0.1, strikes=1)
+    bot_wall = failing(U, "blocked", "bot_challenge")
+    audit = audit_of([intranet, bot_wall])
+    assert [p.link.reason for g in audit.needs_fixing for p in g.problems] == ["private_address"]
+    assert [p.link.reason for g in audit.needs_a_person for p in g.problems] == ["bot_challenge"]
+    (p,) = audit.needs_fixing[0].problems
+    assert p.confirmed and "nothing to do" not in p.advice
+
+
+@pytest.mark.parametrize(
+    ("kind", "label", "note"),
+    [(CIT, "Open the entry on the page", ""),
+     (NAV, "Find the link on the page", "navigation link"),
+     (RES, "Open the page", "image the page loads")],
+)
+def test_the_page_link_and_the_note_name_the_kind(kind: LinkKind, label: str, note: str) -> None:
+    (p,) = audit_of([failing(IMG, kind=kind, title="" if kind != CIT else "An entry",
+                             text="Hand")]).problems
+    assert (p.page_link_label, p.kind_note) == (label, note)
+    html = render_html(audit_of([p.link]))
+    assert label in html
+    if note:
+        assert f"({note})" in html
+
+
+def test_a_watched_page_that_failed_is_a_page_not_an_article() -> None:
+    audit = audit_of([], pages=[page(status="error", http_status=410)])
+    (issue,) = audit.content_audit.pages_failed
+    assert issue.words == ("The page could not be fetched: the site removed this page (HTTP 410). "
+                           "Its links were not checked.")
+
+
+# -- duplicates: a copy-paste slip, not a cross-listing ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("cited", "flagged"),
+    [
+        # the same article under the same title on two pages: a cross-listing
+        ([("Rituximab in refractory DM", PAGE), ("Rituximab in refractory DM", PAGE2)], []),
+        # ... in two sections of one page
+        ([("Rituximab in refractory DM", PAGE), ("Rituximab in refractory DM", PAGE)], []),
+        # ... spelt with other case, spacing or punctuation
+        ([("Rituximab in Refractory DM.", PAGE), ("rituximab  in refractory DM", PAGE2)], []),
+        # one address under two different titles: a slip, on one page or across pages
+        ([("Rituximab in refractory DM", PAGE), ("IVIg for myositis", PAGE)], [2]),
+        ([("Rituximab in refractory DM", PAGE), ("IVIg for myositis", PAGE2)], [2]),
+        ([("Rituximab in refractory DM", PAGE), ("Rituximab in refractory DM", PAGE2),
+          ("IVIg for myositis", PAGE2)], [3]),
+    ],
+)
+def test_only_one_address_under_different_titles_is_a_copy_paste_slip(
+        cited: list[tuple[str, str]], flagged: list[int]) -> None:
+    sections = iter(["Biological Agents", "IVIg", "Stem Cells"])
+    links = [link(U, title=title, page=where, section=next(sections)) for title, where in cited]
+    audit = audit_of(links, pages=[page(), page(PAGE2)])
+    assert [len(d.related) for d in audit.content_audit.duplicates] == flagged
+    for d in audit.content_audit.duplicates:
+        assert "copy-paste slip" in d.words and d.url == U
+
+
+# -- how long a malformed address has been open ------------------------------------
+
+LAST = RunInfo(id=7, started_at=NOW - dt.timedelta(days=7), status="finished")
+
+
+@pytest.mark.parametrize(
+    ("previous", "previous_run", "expected"),
+    [
+        # never checked, so never dated: the last report's date, as the lower bound it is
+        (True, LAST, f"open 1 week or more, since {wording.format_date(LAST.started_at)} or earlier"),
+        (True, None, "already listed in the last report"),
+        (False, LAST, f"first seen {wording.format_date(NOW)}"),
+    ],
+)
+def test_a_malformed_address_still_open_gives_a_date(previous: bool, previous_run: RunInfo | None,
+                                                     expected: str) -> None:
+    typo = link("http://", "error", "invalid_url", checked_at=None, title="Keeping Warm")
+    audit = build_audit(RUN, [typo], [page()], previous_links=[typo] if previous else [],
+                        previous_pages=None, states={}, now=NOW, settings=ReportSettings(),
+                        site_name="www.sclero.org", previous_run=previous_run)
+    (p,) = audit.problems
+    assert p.age_words == expected
+    assert "since the last report" not in p.age_words

@@ -252,3 +252,41 @@ def test_url_spellings_include_the_stored_one(typed: str, stored: str) -> None:
 @pytest.mark.parametrize("typed", ["mailto:ed@example.org", "not a url", "ftp://x.org/a"])
 def test_url_spellings_of_what_is_no_web_address(typed: str) -> None:
     assert url_spellings(typed) == []
+
+
+PAGE2 = "https://www.sclero.org/raynauds.html"
+NEWS = "https://www.sclero.org/about/news/a-to-z.html"
+
+
+def menu(page: str = PAGE, section: str = "", status: LinkStatus = LinkStatus.EXPIRED,
+         text: str = "ISN News") -> LinkResult:
+    return link(0, status, url=NEWS, page=page, section=section, text=text, kind=LinkKind.NAVIGATION,
+                reason="http_404", detail="The server answered 404 Not Found.")
+
+
+@pytest.mark.parametrize(
+    ("links", "blocks"),
+    [
+        # the top bar and the footer of one page: nothing tells the copies apart
+        ([menu(), menu()], ["ISN News (2 times on this page)"]),
+        ([menu(), menu(), menu(PAGE2), menu(PAGE2)],
+         ["ISN News (2 times on this page)", "ISN News (2 times on this page)"]),
+        ([menu(), menu(PAGE2)], ["ISN News", "ISN News"]),
+        # told apart by their section or their text: each its own block
+        ([menu(), menu(section="Symptoms")], ["ISN News", "ISN News"]),
+        ([menu(), menu(text="News")], ["ISN News", "News"]),
+        ([menu(), menu(status=LinkStatus.BLOCKED)], ["ISN News", "ISN News"]),
+        # three copies, counted as one block
+        ([menu(), menu(), menu()], ["ISN News (3 times on this page)"]),
+    ],
+)
+def test_text_merges_a_link_repeated_where_nothing_tells_the_copies_apart(
+        links: list[LinkResult], blocks: list[str]) -> None:
+    pages = [PAGES[0], PageRecord(run_id=7, url=PAGE2, status="ok", title="Raynaud's", links=2)]
+    buffer = io.StringIO()
+    tally = write_text(buffer, RUN, pages, iter(links))
+    text = buffer.getvalue()
+    titles = [line.strip() for line in text.splitlines() if line.strip().startswith(("ISN News", "News"))]
+    assert titles == blocks
+    assert text.count(f"\n    {NEWS}\n") == len(blocks)
+    assert tally.links == len(links)  # the heading and the summary still count every link

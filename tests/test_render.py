@@ -649,3 +649,36 @@ def test_a_suspected_failure_says_how_often_it_failed_in_both_parts() -> None:
     for text in (render_html(audit), render_text(audit)):
         assert "suspected: failed 3 checks in a row, over less than a day so far" in text
         assert "failed once" not in text
+
+
+@pytest.mark.parametrize(
+    ("kind", "url", "title_line", "page_link"),
+    [
+        (LinkKind.NAVIGATION, "https://www.sclero.org/about/news/a-to-z.html",
+         "* ISN News (navigation link)", "Find the link on the page"),
+        (LinkKind.RESOURCE, "https://www.sclero.org/images/hand.png",
+         "* ISN News (image the page loads)", "Open the page"),
+        (LinkKind.CITATION, "https://example.org/article", "* ISN News\n", "Open the entry on the page"),
+    ],
+)
+def test_a_menu_link_or_an_image_says_what_it_is_in_both_parts(
+        kind: LinkKind, url: str, title_line: str, page_link: str) -> None:
+    """"ISN News" in bold read as an entry's title; its page link said "Open the entry"."""
+    title = "ISN News" if kind == LinkKind.CITATION else ""
+    links = [result(url, "expired", "http_404", kind=kind, section="", title=title, text="ISN News",
+                    days=10, strikes=5)]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM")])
+    text, page = render_text(audit), render_page(audit)
+    assert title_line in text
+    assert page_link in page
+    assert ("Open the entry on the page" in page) is (kind == LinkKind.CITATION)
+
+
+def test_the_private_address_is_not_among_the_sites_that_refuse_robots() -> None:
+    links = [result("http://192.168.1.20/intranet/protocol.pdf", "blocked", "private_address",
+                    title="Raynaud's Treatment Protocol", days=10, strikes=5)]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM")])
+    text = render_text(audit)
+    assert "NEEDS A PERSON" not in text and "refuse automated checks" not in text
+    assert "readers outside that network cannot open it" in text
+    assert "Link a public copy of the document instead, or remove the link." in text
