@@ -374,10 +374,13 @@ def _fold(html: str) -> str:
 
 
 def count_phrase(audit: Audit) -> str:
-    """ "3 new problems, 12 still open, 2 fixed": the subject's counts."""
+    """ "3 new problems, 12 still open, 2 fixed": the subject's counts, and
+    the retracted articles cited, if any (the subject is all many read)."""
     c = audit.counts
     new = "no new problems" if c.new == 0 else wording.plural(c.new, "new problem")
-    return f"{new}, {c.still} still open, {c.fixed} fixed"
+    retracted = len(audit.content_audit.retracted)
+    cited = f", {retracted} cited {'article' if retracted == 1 else 'articles'} retracted" if retracted else ""
+    return f"{new}, {c.still} still open, {c.fixed} fixed{cited}"
 
 
 def headline(audit: Audit) -> str:

@@ -38,7 +38,7 @@ from monitor.types import (
     UrlState,
     Verdict,
 )
-from reports.audit import Audit, Counts, build_audit
+from reports.audit import Audit, ContentAudit, ContentIssue, Counts, build_audit
 from reports.deliver import backoff, flush_outbox, load_audit, queue_report, report_key
 from reports.mail import (
     build_message,
@@ -124,6 +124,20 @@ def test_message_structure_headers_and_both_parts() -> None:
 )
 def test_subject_counts_read_right(new: int, still: int, fixed: int, expected: str) -> None:
     audit = replace(known_audit(), counts=Counts(new=new, still=still, fixed=fixed))
+    assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
+
+
+@pytest.mark.parametrize(("retracted", "expected"), [
+    (0, "no new problems, 0 still open, 0 fixed"),
+    (1, "no new problems, 0 still open, 0 fixed, 1 cited article retracted"),
+    (2, "no new problems, 0 still open, 0 fixed, 2 cited articles retracted"),
+])
+def test_subject_names_cited_articles_that_were_retracted(retracted: int, expected: str) -> None:
+    """A retraction matters more than a dead link, and many read only the subject."""
+    notes = tuple(ContentIssue(kind="retracted", page=PAGE, page_title="DM/PM", entry=f"Entry {i}",
+                               words="The publisher's page is titled 'RETRACTED: ...'.")
+                  for i in range(retracted))
+    audit = replace(known_audit(), counts=Counts(), content_audit=ContentAudit(retracted=notes))
     assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
 
 
