@@ -558,7 +558,7 @@ def _saved_head(path: Path) -> dict[str, Any]:
         with path.open(encoding="utf-8", errors="replace") as f:
             head = f.read(JSON_HEAD_CHARS)
     except OSError:
-        return {"counts": {}, "partial": False}
+        return {"counts": {}, "partial": False, "time": ""}
     found: dict[str, Any] = {}
     for match in _HEAD_KEYS.finditer(head):
         if match.group(1) in found:
@@ -570,5 +570,17 @@ def _saved_head(path: Path) -> dict[str, Any]:
         if len(found) == 2:
             break
     counts, run = found.get("counts"), found.get("run")
+    started = run.get("started_at") if isinstance(run, dict) else None
     return {"counts": counts if isinstance(counts, dict) else {},
-            "partial": isinstance(run, dict) and run.get("partial") is True}
+            "partial": isinstance(run, dict) and run.get("partial") is True,
+            "time": _hour(started)}
+
+
+def _hour(started_at: object) -> str:
+    """"06:00 UTC" of a run's start: tells apart two audits of one day."""
+    if not isinstance(started_at, str):
+        return ""
+    try:
+        return dt.datetime.fromisoformat(started_at).astimezone(dt.timezone.utc).strftime("%H:%M UTC")
+    except ValueError:
+        return ""

@@ -609,9 +609,12 @@ def test_index_reads_only_the_head_of_each_saved_report(tmp_path: Path) -> None:
                     "report-2026-11-02-run-4.html"]
     cells = re.findall(r'<td class="num"[^>]*>([^<]*)</td>', index)
     c = sample_audit().counts
-    assert cells[:4] == [str(c.checked), str(c.new), str(c.still), str(c.fixed)]
-    assert cells[4:8] == ["41", "2", "3", "1"]
-    assert cells[8:] == ["", "", "", ""]
+    assert cells[:5] == [str(c.checked), str(c.new), str(c.still), str(c.fixed), str(c.content)]
+    assert cells[5:10] == ["41", "2", "3", "1", ""]  # version 1 had no content count
+    assert cells[10:] == ["", "", "", "", ""]
+    # the time of day tells apart two audits of one date
+    started = sample_audit().run.started_at.astimezone(dt.timezone.utc)
+    assert re.findall(r'</a> <span[^>]*>(\d\d:\d\d UTC)</span>', index) == [f"{started:%H:%M} UTC"]
 
 
 def test_a_check_of_some_pages_says_so_in_its_report_and_the_index(tmp_path: Path) -> None:
@@ -621,7 +624,8 @@ def test_a_check_of_some_pages_says_so_in_its_report_and_the_index(tmp_path: Pat
     partial = replace(weekly, run=replace(weekly.run, id=8, partial=True))
     save_report(weekly, tmp_path)
     index = save_report(partial, tmp_path).index.read_text(encoding="utf-8")
-    runs = re.findall(r'run-\d+\.html"[^>]*>[^<]*</a></td>\s*<td[^>]*>(\d+)(.*?)</td>', index)
+    runs = re.findall(r'run-\d+\.html"[^>]*>[^<]*</a>(?: <span[^>]*>[^<]*</span>)?</td>\s*<td[^>]*>(\d+)(.*?)</td>',
+                      index)
     assert sorted(runs) == [("7", ""), ("8", ' <span title="monitor check --page: not every watched page">'
                                             "(some pages)</span>")]
     for audit, marked in ((weekly, False), (partial, True)):
