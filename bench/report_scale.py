@@ -216,6 +216,9 @@ def main() -> None:
         t = time.monotonic()
         build(db, args.runs, args.links)
         print(f"built in {time.monotonic() - t:.0f} s", flush=True)
+    # A database built before a migration gets it now, as `monitor report`
+    # would give it, before the query plans are read with the new columns.
+    Store.open(db).close()
     size = sum(Path(f"{db}{s}").stat().st_size for s in ("", "-wal") if Path(f"{db}{s}").exists())
     conn = sqlite3.connect(db)
     counts = {t: conn.execute(f"SELECT max(rowid) FROM {t}").fetchone()[0]
