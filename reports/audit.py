@@ -305,6 +305,14 @@ class Audit:
     def fixing_count(self) -> int:
         return sum(len(g.problems) for g in self.needs_fixing)
 
+    def fix_kinds(self) -> tuple[int, int, int]:
+        """(with a new address, with an archived copy, neither) among the
+        problems that need fixing: the quick wins first (`wording.fix_order`)."""
+        labels = [p.fix_label for g in self.needs_fixing for p in g.problems]
+        new = sum(label in ("New address", "Suggested address") for label in labels)
+        archived = labels.count("Archived copy")
+        return new, archived, len(labels) - new - archived
+
     @property
     def person_count(self) -> int:
         return sum(len(g.problems) for g in self.needs_a_person)

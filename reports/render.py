@@ -249,6 +249,7 @@ def _context(audit: Audit, view: _View, full_report: str | None) -> dict[str, An
         "full_report_note": "" if not full_report or is_web_url(full_report) else
         " (a file on the server running the monitor; [report] base_url would make it a link)",
         "headline": headline(audit),
+        "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,

@@ -737,3 +737,26 @@ def test_a_malformed_address_still_open_gives_a_date(previous: bool, previous_ru
     (p,) = audit.problems
     assert p.age_words == expected
     assert "since the last report" not in p.age_words
+
+
+@pytest.mark.parametrize(("kinds", "expected"), [
+    ((0, 0, 0), ""),
+    ((5, 8, 9), "Of the 22 to fix: 5 have their new address ready to paste, "
+                "8 an archived copy to link, 9 need looking up."),
+    ((1, 0, 0), "Of the 1 to fix: 1 has its new address ready to paste."),
+    ((0, 1, 1), "Of the 2 to fix: 1 has an archived copy to link, 1 needs looking up."),
+    ((0, 0, 3), "Of the 3 to fix: 3 need looking up."),
+])
+def test_fix_order_sentence(kinds: tuple[int, int, int], expected: str) -> None:
+    assert wording.fix_order(*kinds) == expected
+
+
+def test_fix_kinds_count_the_quick_wins_among_the_problems_to_fix() -> None:
+    """Listed in page order, a report hid where the quick fixes were."""
+    audit = audit_of([
+        link(U + "/moved", "moved", "permanent_redirect", suggested_url=U + "/new"),
+        failing(U + "/gone", archived_url="https://web.archive.org/web/2019/" + U + "/gone"),
+        failing(U + "/gone-too"),
+        failing(U + "/walled", "blocked", "http_403"),  # a person's, not counted here
+    ])
+    assert audit.fix_kinds() == (1, 1, 1) and audit.fixing_count == 3

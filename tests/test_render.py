@@ -686,3 +686,10 @@ def test_the_private_address_is_not_among_the_sites_that_refuse_robots() -> None
     assert "NEEDS A PERSON" not in text and "refuse automated checks" not in text
     assert "readers outside that network cannot open it" in text
     assert "Link a public copy of the document instead, or remove the link." in text
+
+
+def test_the_quick_wins_are_said_under_the_counts() -> None:
+    audit = sample_audit()
+    sentence = wording.fix_order(*audit.fix_kinds())
+    assert sentence.startswith(f"Of the {audit.fixing_count} to fix: ")
+    assert sentence in render_html(audit) and f"\n{sentence}\n" in render_text(audit)
