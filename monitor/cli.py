@@ -505,10 +505,15 @@ def demo(workdir: Path) -> None:
     click.echo("")
     click.echo(result.headline)
     summary = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
-    # By distinct URL: the report counts links (a URL in every page's menu is several).
+    # By distinct URL: the report counts links (a URL in every page's menu is
+    # several). "Checked" is what `run` and /healthz count: URLs requested;
+    # a malformed address gets its verdict without one.
     total = sum(result.counts.values())
-    checked = total - result.counts.get("skipped", 0)
-    click.echo(f"{total} distinct URLs, {checked} checked in {result.seconds:.1f} s: {summary}")
+    skipped = result.counts.get("skipped", 0)
+    judged = max(0, total - skipped - result.requested)
+    without = f", {judged} malformed (no request possible)" if judged else ""
+    click.echo(f"{total} distinct URLs: {result.requested} checked in {result.seconds:.1f} s{without}, "
+               f"{skipped} not checked (email, in-page): {summary}")
     if result.truth_mismatches:
         click.echo("Verdicts that differ from the simulated site's truth:", err=True)
         for line in result.truth_mismatches:

@@ -217,12 +217,18 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     code, out, err = await run_monitor("demo", "--dir", str(tmp_path / "demo"))
     assert code == 0, err
     assert "differ from the simulated site's truth" not in err, err
-    counted = next(line for line in out.splitlines() if " distinct URLs, " in line)
+    counted = next(line for line in out.splitlines() if " distinct URLs: " in line)
     numbers = {part.split()[1]: int(part.split()[0])
-               for part in counted.split(": ", 1)[1].split(", ")}
-    total, checked = re.match(r"(\d+) distinct URLs, (\d+) checked in", counted).groups()  # type: ignore[union-attr]
-    assert int(total) == sum(numbers.values())
-    assert int(checked) == int(total) - numbers.get("skipped", 0) < int(total)
+               for part in counted.split("): ", 1)[1].split(", ")}
+    total, checked, judged, skipped = map(int, re.match(  # type: ignore[union-attr]
+        r"(\d+) distinct URLs: (\d+) checked in [\d.]+ s, (\d+) malformed \(no request possible\), "
+        r"(\d+) not checked", counted).groups())
+    assert total == sum(numbers.values()) == checked + judged + skipped
+    assert (judged, skipped) == (1, numbers["skipped"])  # the "http://" href
+    # the same count as the service's: URLs requested
+    db = sqlite3.connect(tmp_path / "demo" / "monitor.db")
+    assert db.execute("SELECT urls FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0] == checked
+    db.close()
     lines = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith(" "))
     report = Path(lines["HTML report"].strip())
     message = Path(lines["Received message"].strip())

@@ -129,6 +129,8 @@ class DemoResult:
     subject: str
     counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    requested: int = 0
+    """URLs the checker requested (what `run` and /healthz count)."""
     truth_mismatches: list[str] = field(default_factory=list)
     run_id: int = 0
     config: Path | None = None
@@ -204,7 +206,7 @@ async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
         return DemoResult(
             workdir=workdir, report_html=report.html_path, report_json=report.json_path,
             index_html=report.index_path, messages=list(sink.received), headline=report.headline,
-            subject=subject, counts=counts(links), seconds=audit.seconds,
+            subject=subject, counts=counts(links), seconds=audit.seconds, requested=audit.urls,
             truth_mismatches=mismatches, run_id=audit.run.id,
             config=write_config(settings, workdir),
         )
