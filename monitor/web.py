@@ -230,17 +230,36 @@ REPORT_HEADERS = {
 }
 
 
+def report_path(folder: str, name: str) -> Path | None:
+    """The file to serve for `name`, or None: a report's name, a regular file,
+    and, symbolic links followed, still inside the reports folder. Whoever
+    can drop a link named like a report there (a deploy script, another
+    account with write access) must not make the endpoint serve the
+    configuration or /etc/passwd with it; a link within the folder, or a
+    folder that is itself a link, is fine. The resolved path is what is
+    served, so the check holds for the file actually opened."""
+    if not REPORT_FILE.fullmatch(name):
+        return None
+    try:
+        root = Path(folder).resolve(strict=True)
+        path = (root / name).resolve(strict=True)
+    except (OSError, RuntimeError):  # missing, a link loop, unreadable
+        return None
+    if path.parent != root or not path.is_file():
+        return None
+    return path
+
+
 async def report_file(request: web.Request) -> web.StreamResponse:
-    name = request.match_info["name"]
-    path = Path(request.app[SETTINGS_KEY].report.dir) / name
-    if not REPORT_FILE.fullmatch(name) or not path.is_file():
+    path = report_path(request.app[SETTINGS_KEY].report.dir, request.match_info["name"])
+    if path is None:
         raise web.HTTPNotFound(text="No such report.\n")
     return web.FileResponse(path, headers=REPORT_HEADERS)
 
 
 async def home(request: web.Request) -> web.StreamResponse:
     """The latest reports, or why there are none yet."""
-    if (Path(request.app[SETTINGS_KEY].report.dir) / "index.html").is_file():
+    if report_path(request.app[SETTINGS_KEY].report.dir, "index.html") is not None:
         raise web.HTTPFound("/reports/index.html")
     return web.Response(text="No report yet: the first one is saved after the first audit.\n",
                         headers=REPORT_HEADERS)

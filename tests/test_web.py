@@ -367,6 +367,35 @@ async def test_before_the_first_report_the_home_page_says_so(tmp_path: Path, aio
     assert resp.status == 200 and "No report yet" in await resp.text()
 
 
+async def test_a_symlink_in_the_reports_folder_serves_nothing_outside_it(tmp_path: Path,
+                                                                          aiohttp_client: Any) -> None:
+    """A file named like a report but linking out of the folder (to the
+    configuration, to /etc/passwd) is not served: whoever can drop a link in
+    the reports folder must not read what only the service user can. A link
+    that stays inside the folder, and a folder that is itself a link, work."""
+    real = tmp_path / "srv-reports"
+    real.mkdir()
+    (real / "report-2026-11-23-run-1.html").write_text("<p>run 1</p>", encoding="utf-8")
+    (real / "report-2026-11-23-run-2.html").symlink_to(real / "report-2026-11-23-run-1.html")
+    secret = tmp_path / "monitor.toml"
+    secret.write_text("[email]\nusername = 'SECRET-CONFIG'\n", encoding="utf-8")
+    (real / "report-2026-11-23-run-3.html").symlink_to(secret)
+    (real / "report-2026-11-23-run-4.json").symlink_to(Path("..") / "monitor.toml")
+    (real / "index.html").symlink_to("/etc/passwd")
+    linked = tmp_path / "reports"
+    linked.symlink_to(real, target_is_directory=True)
+    client = await aiohttp_client(create_app(make_settings(tmp_path, "http://127.0.0.1:9")))
+    for name in ("report-2026-11-23-run-1.html", "report-2026-11-23-run-2.html"):
+        resp = await client.get(f"/reports/{name}")
+        assert resp.status == 200 and await resp.text() == "<p>run 1</p>", name
+    for name in ("report-2026-11-23-run-3.html", "report-2026-11-23-run-4.json", "index.html"):
+        resp = await client.get(f"/reports/{name}")
+        body = await resp.text()
+        assert resp.status == 404 and "SECRET" not in body and "root:" not in body, name
+    home = await client.get("/", allow_redirects=False)
+    assert home.status == 200, "an index that is not served is not offered either"
+
+
 CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
 
 
