@@ -1018,6 +1018,19 @@ def _without_added_noise(target: str, cited: str) -> str:
     return urlunsplit(parts._replace(path=path, query=query))
 
 
+def _without_user_part(url: str) -> str:
+    """`url` without a user part: in "http://pubmed.ncbi.nlm.nih.gov@evil.example.net/1"
+    the host is evil.example.net, and a redirect chosen by whoever runs it
+    must not dress up the address the report tells an editor to paste."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
 def _permanent_target(obs: Observation) -> str | None:
     """Where the leading run of permanent hops leads, or None when there is none
     (or when it only adds a slash, tracking or session parameters)."""
@@ -1032,7 +1045,7 @@ def _permanent_target(obs: Observation) -> str | None:
             break
     if target is None:
         return None
-    target = _without_added_noise(target, obs.url)
+    target = _without_added_noise(_without_user_part(target), obs.url)
     normalised = quirks.rewrite(target)
     if normalised is not None:
         target = normalised.url

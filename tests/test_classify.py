@@ -205,6 +205,16 @@ CASES: list[Case] = [
     Case("moved_suggestion_drops_added_tracking", ob("http://example.org/x/1?id=7", redirects=[
         hop("http://example.org/x/1?id=7", 301, "https://www.example.org/x/1?id=7&utm_source=old")]),
          MOVED, "permanent_redirect", suggested="https://www.example.org/x/1?id=7"),
+    # A user part dresses up the host: "pubmed.ncbi.nlm.nih.gov@evil.example.net" is
+    # evil.example.net. The report says "replace the link with the new address":
+    # the address suggested is the one a browser would really open.
+    Case("moved_suggestion_drops_a_user_part", ob("http://example.org/x/1", redirects=[
+        hop("http://example.org/x/1", 301, "http://pubmed.ncbi.nlm.nih.gov@evil.example.net/12345")]),
+         MOVED, "permanent_redirect", suggested="http://evil.example.net/12345"),
+    Case("moved_suggestion_drops_a_user_and_password", ob("http://example.org/x/1", redirects=[
+        hop("http://example.org/x/1", 308,
+            "https://www.ncbi.nlm.nih.gov:443@evil.example.net:8443/pmc/?id=1#abstract")]),
+         MOVED, "permanent_redirect", suggested="https://evil.example.net:8443/pmc/?id=1#abstract"),
     Case("moved_to_author_page_is_not_login",
          ob("https://example.org/people/7", redirects=[
              hop("https://example.org/people/7", 301, "https://example.org/authors/jones")]),
@@ -535,6 +545,19 @@ def test_every_reason_of_the_brief_has_a_case(reason: str) -> None:
 def test_detail_names_the_home_page() -> None:
     v = classify(ob(GNW, redirects=[hop(GNW, 301, "https://www.globenewswire.com/")]))
     assert v.detail == "Redirects to https://www.globenewswire.com/, the site's home page."
+
+
+def test_detail_of_a_move_never_shows_a_user_part() -> None:
+    """The detail says where the link moved: the real host, not the disguise."""
+    v = classify(ob("http://example.org/x/1", redirects=[
+        hop("http://example.org/x/1", 301, "http://pubmed.ncbi.nlm.nih.gov@evil.example.net/1")]))
+    assert "@" not in v.detail and "evil.example.net/1" in v.detail, v.detail
+
+
+def test_a_redirect_that_only_adds_a_user_part_is_no_move() -> None:
+    v = classify(ob("http://example.org/x/1", redirects=[
+        hop("http://example.org/x/1", 301, "http://www.example.org@example.org/x/1")]))
+    assert v.status is LinkStatus.OK and v.suggested_url is None, v
 
 
 def test_detail_of_drift_quotes_both_titles() -> None:
