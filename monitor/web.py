@@ -14,6 +14,13 @@ here (no directory listing, no path reaches outside the folder), with a
 Content-Security-Policy that allows no script and no remote resource (the
 reports have none; this keeps it so even if a bug let markup through).
 
+Bound to loopback, it answers only requests that name it by a local name
+(127.0.0.1, [::1], localhost) or by the host of `[report] base_url` (a
+reverse proxy that passes the public name on): a web page the operator
+opens could otherwise make its own name resolve to 127.0.0.1 (DNS
+rebinding) and read the endpoint as its own origin; the browser still
+names that page's host in `Host`, which is refused (421).
+
 `/metrics` follows the Prometheus text format 0.0.4. The counts of the latest
 finished run do not change once it is finished, so they are computed once per
 run (a large site's run has 100,000 link occurrences) and cached.
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import logging
 import math
 import re
@@ -31,8 +39,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from monitor.config import Settings
 from monitor.errors import MonitorError
@@ -265,8 +275,60 @@ async def home(request: web.Request) -> web.StreamResponse:
                         headers=REPORT_HEADERS)
 
 
+def _host_name(host: str) -> str:
+    """The name (or address) in a Host header or a bind setting, without
+    port, brackets, trailing dot or case."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    elif host.count(":") == 1:
+        host = host.partition(":")[0]
+    return host.rstrip(".")
+
+
+def _is_local(name: str) -> bool:
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name.partition("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def local_names(settings: Settings) -> frozenset[str] | None:
+    """The names a request may give in `Host` besides the local ones, or
+    None when any will do: an endpoint bound beyond loopback was exposed on
+    purpose, under names this cannot know."""
+    if not _is_local(_host_name(settings.server.host)):
+        return None
+    names = set()
+    if settings.report.base_url:
+        try:
+            names.add(_host_name(urlsplit(settings.report.base_url).netloc.rpartition("@")[2]))
+        except ValueError:
+            pass
+    return frozenset(names)
+
+
+def _host_guard(allowed: frozenset[str]) -> Middleware:
+    @web.middleware
+    async def only_local_names(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host")  # not request.host: without one, that asks DNS
+        if host is not None:
+            name = _host_name(host)
+            if not (_is_local(name) or name in allowed):
+                return web.Response(status=421, text=(
+                    "This endpoint answers to 127.0.0.1, [::1] and localhost only (and to the "
+                    "host of [report] base_url, when a reverse proxy publishes it).\n"))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return only_local_names
+
+
 def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.Application:
-    app = web.Application()
+    allowed = local_names(settings)
+    app = web.Application(middlewares=[] if allowed is None else [_host_guard(allowed)])
     app[SETTINGS_KEY] = settings
     app[STATUS_KEY] = status
     app[CACHE_KEY] = _LinkCounts()

@@ -396,6 +396,45 @@ async def test_a_symlink_in_the_reports_folder_serves_nothing_outside_it(tmp_pat
     assert home.status == 200, "an index that is not served is not offered either"
 
 
+@pytest.mark.parametrize(("server_host", "base_url", "host_header", "served"), [
+    # DNS rebinding: a page the operator opens makes evil.example resolve to
+    # 127.0.0.1, then reads the endpoint as its own origin. The browser still
+    # names evil.example in Host: a local endpoint answers only local names.
+    ("127.0.0.1", "", "evil.example:8089", False),
+    ("127.0.0.1", "", "127.0.0.1.evil.example", False),
+    ("127.0.0.1", "", "localhost.evil.example:8089", False),
+    ("127.0.0.1", "https://www.sclero.org/link-audits/", "evil.example", False),
+    ("::1", "", "evil.example", False),
+    ("localhost", "", "evil.example:8089", False),
+    ("127.0.0.1", "", "127.0.0.1:8089", True),
+    ("127.0.0.1", "", "127.0.0.2", True),
+    ("127.0.0.1", "", "[::1]:8089", True),
+    ("127.0.0.1", "", "LOCALHOST.:8089", True),
+    ("127.0.0.1", "", "monitor.localhost:8089", True),
+    # published through a reverse proxy that passes its own Host on
+    ("127.0.0.1", "https://www.sclero.org/link-audits/", "www.sclero.org", True),
+    ("127.0.0.1", "https://www.sclero.org/link-audits/", "WWW.SCLERO.ORG:443", True),
+    # bound beyond loopback on purpose: whatever name it is reached by
+    ("0.0.0.0", "", "monitor.intranet:8089", True),
+    ("10.1.2.3", "", "evil.example", True),
+])
+async def test_a_local_endpoint_answers_only_to_local_names(
+        tmp_path: Path, aiohttp_client: Any, server_host: str, base_url: str,
+        host_header: str, served: bool) -> None:
+    settings = make_settings(tmp_path, "http://127.0.0.1:9", host=server_host)
+    settings = replace(settings, report=replace(settings.report, base_url=base_url))
+    Path(settings.report.dir).mkdir()
+    (Path(settings.report.dir) / "index.html").write_text("<p>the reports</p>", encoding="utf-8")
+    client = await aiohttp_client(create_app(settings))
+    for path in ("/healthz", "/metrics", "/", "/reports/index.html"):
+        resp = await client.get(path, headers={"Host": host_header}, allow_redirects=False)
+        body = await resp.text()
+        if served:
+            assert resp.status in (200, 302), (path, resp.status)
+        else:
+            assert resp.status == 421 and "reports" not in body and "outbox" not in body, (path, body)
+
+
 CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
 
 
