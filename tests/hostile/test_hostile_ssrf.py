@@ -12,11 +12,13 @@ fixed addresses use connect_to, which the operator controls and is trusted.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
 from monitor.check import Checker
@@ -49,6 +51,13 @@ REFUSED_LITERALS = [
     # what the socket layer and browsers read as 127.0.0.1 / 169.254.169.254
     "127.1", "2130706433", "0x7f000001", "0x7f.1", "0177.0.0.1", "0xa9.0xfe.0xa9.0xfe",
     "localhost", "LOCALHOST.", "metadata.localhost",
+    "0", "127.0.0.1.", "00000177.0.0.1", "0x7F.0X0.0.1", "[::ffff:0:7f00:1]",
+    # IPv6 zone ids (RFC 6874 "%25"), on loopback, link-local and a mapped address
+    "[::1%25lo]", "[fe80::1%25lo]", "[::ffff:127.0.0.1%25lo]",
+    # fullwidth digits and ideographic dots: IDNA maps them to 127.0.0.1
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11", "127\u30020\u30020\u30021",
+    # a user part that names a public host: the host is what follows the "@"
+    "www.sclero.org@127.0.0.1", "pubmed.ncbi.nlm.nih.gov:443@[::1]", "u:p@169.254.169.254",
 ]
 
 PRIVATE_DNS = {
@@ -95,6 +104,20 @@ async def test_non_public_hosts_are_refused_before_connecting(
     assert site.requests == []
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "[::ffff:127.0.0.1]", "0x7f.1", "localhost",
+                                  "loopback.example.com", "www.sclero.org@127.0.0.1"])
+async def test_https_to_a_private_address_is_refused_before_the_handshake(
+        host: str, make_site: Any, tls_ca: Any, checker_settings: Settings, client_for: OpenClient,
+        canned_dns: Any, tripwire: Tripwire) -> None:
+    """A TLS server really listens there: no connect, so no ClientHello either."""
+    tls_site = await make_site(tls_ca.server_context())
+    dns = canned_dns(PRIVATE_DNS)
+    settings = checker_settings(allow_private_networks=False, ca_file=tls_ca.ca_file)
+    obs = await check_one(client_for, settings, f"https://{host}:{tls_site.port}/ok", dns)
+    assert_blocked(obs)
+    assert tripwire.attempts == [] and tls_site.requests == []
+
+
 @pytest.mark.parametrize("name", sorted(PRIVATE_DNS))
 async def test_public_looking_names_resolving_to_private_addresses_are_refused(
         name: str, site: Site, checker_settings: Settings, client_for: OpenClient,
@@ -138,6 +161,111 @@ async def test_a_redirect_to_a_private_address_is_refused(
     assert [(h.status, h.location) for h in obs.redirects] == [(301, str(URL(target)))]
     assert [r.path for r in site.requests] == ["/goto"], "the private target saw nothing"
     assert tripwire.attempts == [("127.0.0.1", site.port)], "one connect: the public hop"
+
+
+async def test_a_chain_of_public_hops_ending_private_is_refused_at_its_last_hop(
+        site: Site, checker_settings: Settings, client_for: OpenClient,
+        canned_dns: Any, tripwire: Tripwire) -> None:
+    settings = checker_settings(allow_private_networks=False,
+                                connect_to=mapped(site.port, "journal.example.com", "cdn.example.com"))
+    last = URL("http://cdn.example.com/goto").with_query(to=f"http://127.0.0.1:{site.port}/ok")
+    middle = URL("http://cdn.example.com/goto").with_query(to=str(last), status="307")
+    first = URL("http://journal.example.com/goto").with_query(to=str(middle), status="301")
+    obs = await check_one(client_for, settings, str(first), canned_dns({}))
+    assert_blocked(obs)
+    assert [h.status for h in obs.redirects] == [301, 307, 302]
+    assert [(r.host.split(":")[0], r.path) for r in site.requests] == [
+        ("journal.example.com", "/goto"), ("cdn.example.com", "/goto"), ("cdn.example.com", "/goto")]
+    assert {a for a in tripwire.attempts} == {("127.0.0.1", site.port)}, "only the mapped public hops"
+
+
+class RebindingDNS(AbstractResolver):
+    """The attacker's DNS server: a public answer first, then a private one."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers = answers
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        ip = self.answers[min(len(self.asked), len(self.answers) - 1)]
+        self.asked.append(host)
+        return [{"hostname": host, "host": ip, "port": port, "family": socket.AF_INET,
+                 "proto": 0, "flags": 0}]
+
+    async def close(self) -> None:
+        pass
+
+
+async def test_dns_rebinding_is_refused_at_the_address_connected_to(
+        site: Site, aiohttp_server: Any, checker_settings: Settings, client_for: OpenClient,
+        tripwire: Tripwire) -> None:
+    """rebind.example.com answers a "public" address (127.0.0.2, allowed here
+    to stand for one) and, asked again, 127.0.0.1: the guard judges each
+    answer where it is used, so the second check connects nowhere."""
+    from aiohttp import web
+
+    public_hits: list[str] = []
+
+    async def public(request: web.Request) -> web.Response:
+        public_hits.append(request.path)
+        return web.Response(text="<title>Public</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", public)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.2", site.port).start()  # the same port, another address
+    try:
+        dns = RebindingDNS(["127.0.0.2", "127.0.0.1"])
+        settings = checker_settings(allow_private_networks=("127.0.0.2/32",))
+        client = await client_for(settings, dns=dns)
+        checker = Checker(client, settings)
+        url = f"http://rebind.example.com:{site.port}/ok"
+        assert (await checker.check(url)).http_status == 200
+        client.session.connector.clear_dns_cache()  # the short TTL of a rebinding answer
+        await client.session.connector.close()  # and no pooled connection to reuse
+        second = await Checker(await client_for(settings, dns=dns), settings).check(url)
+    finally:
+        await runner.cleanup()
+    assert_blocked(second)
+    assert dns.asked == ["rebind.example.com", "rebind.example.com"]
+    assert public_hits == ["/ok"] and site.requests == [], "127.0.0.1 saw nothing"
+    assert tripwire.attempts == [("127.0.0.2", site.port)]
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:{port}/ok", "http://[::ffff:7f00:1]:{port}/ok",
+                                    "http://0x7f.1:{port}/ok", "http://loopback.example.com:{port}/ok",
+                                    "http://169.254.169.254/latest/meta-data/"])
+async def test_a_watched_page_or_robots_txt_redirected_to_a_private_address_is_not_fetched(
+        target: str, site: Site, aiohttp_server: Any, checker_settings: Settings,
+        client_for: OpenClient, canned_dns: Any, tripwire: Tripwire) -> None:
+    """The audit's own fetches (watched pages, robots.txt, sitemaps) let
+    aiohttp follow redirects: every hop passes the same guard."""
+    from aiohttp import web
+
+    from monitor.pages import fetch_page
+    from monitor.sites import fetch_robots
+
+    seen: list[str] = []
+
+    async def away(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        return web.Response(status=301, headers={"Location": target.format(port=site.port)})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", away)
+    cms = await aiohttp_server(app)
+    settings = checker_settings(allow_private_networks=False,
+                                connect_to=mapped(int(cms.port), "www.cms.example.org"))
+    client = await client_for(settings, dns=canned_dns(PRIVATE_DNS))
+    page = await fetch_page(client, "http://www.cms.example.org/refs.html", timeout=2)
+    assert page.status == "error" and "not a public address" in page.error, page
+    robots = await fetch_robots(client, "http://www.cms.example.org/refs.html", timeout=2)
+    assert not robots.allows("http://www.cms.example.org/refs.html", "citation-monitor")
+    assert seen == ["/refs.html", "/robots.txt"]
+    assert site.requests == [], "the private target saw nothing"
+    assert set(tripwire.attempts) == {("127.0.0.1", int(cms.port))}
 
 
 async def test_a_page_full_of_private_links_is_audited_without_touching_them(
