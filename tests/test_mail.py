@@ -550,6 +550,28 @@ async def test_starttls_not_offered_is_explained(smtp_server: ServerFactory) -> 
         await send_message(b"Subject: x\r\n\r\nx\r\n", ["w@example.org"], settings, None)
 
 
+async def test_a_stripped_starttls_never_gets_the_password_in_clear(smtp_server: ServerFactory,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    """A server (or someone in the path) that drops STARTTLS from its EHLO
+    and offers AUTH in clear: with security = "starttls" the login is not
+    attempted, so the password never crosses the wire unencrypted."""
+    secret = "pw-in-clear-9d2c"
+    tried: list[str] = []
+
+    def record(server: SMTPServer, session: Session, envelope: Envelope, mechanism: str,
+               auth_data: Any) -> AuthResult:
+        tried.append(mechanism)
+        return AuthResult(success=True, handled=False)
+
+    server = await smtp_server(authenticator=record, auth_require_tls=False)
+    settings = email_settings(server.port, security="starttls", username="monitor")
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(DeliveryError, match="does not offer STARTTLS") as refused:
+        await send_message(b"Subject: x\r\n\r\nx\r\n", ["w@example.org"], settings, secret)
+    assert tried == [] and server.sink.messages == []
+    assert secret not in str(refused.value) and secret not in caplog.text
+
+
 async def test_every_recipient_refused_is_kept(store: Store, smtp_server: ServerFactory) -> None:
     server = await smtp_server(Sink(refuse={"webmaster@example.org": "550 5.1.1 No such user"}))
     settings = settings_for(email_settings(server.port))
