@@ -47,6 +47,8 @@ P_SUMMARY = "\"><script>alert('summary')</script>"
 P_TARGET = "<iframe src=javascript:alert('target')></iframe>"
 P_NAME = "<b onmouseover=alert('name')>Treatments</b>"
 P_SITE = "Sclero<script>alert('site')</script>"
+P_NOTICE = "<b onmouseover=alert('notice')>SSc-ILD</b>"  # quoted by the retraction note
+P_LOCATION = "http://[<svg onload=alert('location')>"  # quoted by the error detail
 INJECTED = "Bcc: evil@attacker.example"
 
 HOST = "www.xss.example.org"
@@ -73,6 +75,8 @@ def payload_page() -> str:
         + entry(f"{t}/moved", "Abatacept for skin involvement in scleroderma")
         + entry(f"{t}/to-js", "Nintedanib and the lungs: long follow up")
         + entry(f"{t}/down", "Mycophenolate versus cyclophosphamide trial")
+        + entry(f"{t}/retracted", f"Nintedanib in {P_NOTICE}: a randomised controlled trial")
+        + entry(f"{t}/bad-location", "Bosentan for digital ulcers: a randomised trial")
         + entry("http://evil.example.net/\"><script>alert('url')</script>", f"Odd link {P_ANCHOR}")
         + entry("javascript:alert('js-href')", "A script link")
         + entry("data:text/html,<script>alert('data-href')</script>", "A data link")
@@ -100,6 +104,11 @@ async def start_site(aiohttp_server: Any) -> int:
                 "Location": f"http://{TARGETS}/new?q=\"><script>alert('suggested')</script>"})
         if path == "/to-js":
             return web.Response(status=301, headers={"Location": "javascript:alert('redirect')"})
+        if path == "/retracted":
+            title = f"RETRACTED: Nintedanib in {P_NOTICE}: a randomised controlled trial"
+            return web.Response(text=f"<title>{e(title)}</title>", content_type="text/html")
+        if path == "/bad-location":
+            return web.Response(status=301, headers={"Location": P_LOCATION})
         if path == "/down":
             return web.Response(status=500, text=f"<title>{e(P_TARGET)}</title>", content_type="text/html")
         return web.Response(text="<title>Abatacept for skin involvement in scleroderma</title>",
@@ -161,8 +170,12 @@ async def test_the_saved_report_is_inert_and_shows_the_payloads_as_text(reported
     assert statuses["gone"] == "expired" and statuses["moved"] == "moved", statuses
     tree = assert_inert(report.html_path.read_text(encoding="utf-8"), "report")
     text = visible_text(tree).casefold()  # section headings are shown in capitals
-    for payload in (P_HEADING, P_ANCHOR, P_SUMMARY, P_NAME, P_SITE, "alert('suggested')", "alert('url')"):
+    for payload in (P_HEADING, P_ANCHOR, P_SUMMARY, P_NAME, P_SITE, "alert('suggested')", "alert('url')",
+                    f"RETRACTED: Nintedanib in {P_NOTICE}"):
         assert payload.casefold() in text, f"{payload!r} did not reach the report as text"
+    stored = {link.url.rsplit("/", 1)[-1]: link for link in reported["links"] if link.url}
+    assert stored["retracted"].notice == "retracted" and P_NOTICE in stored["retracted"].notice_detail
+    assert P_LOCATION in stored["bad-location"].detail, "the quoted Location is kept as data"
     assert_inert(report.index_path.read_text(encoding="utf-8"), "index")
 
 
@@ -191,6 +204,7 @@ async def test_the_mail_is_inert_and_has_no_injected_header(reported: dict[str, 
     assert html_part is not None
     tree = assert_inert(html_part.get_content(), "mail")
     assert P_ANCHOR in visible_text(tree)
+    assert f"RETRACTED: Nintedanib in {P_NOTICE}" in visible_text(tree), "the notice, as text"
 
 
 @pytest.mark.parametrize("field", ["sender", "recipient", "site"])
