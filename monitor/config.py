@@ -124,6 +124,10 @@ class ServerSettings:
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8089
+    allowed_hosts: tuple[str, ...] = ()
+    """Names a request may give in `Host` when bound to loopback, besides
+    127.0.0.1, [::1], localhost and the host of `[report] base_url`: those a
+    reverse proxy passes on (Caddy passes the visitor's by default)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +288,13 @@ def _email_problem(item: str) -> str | None:
     local, _, domain = item.rpartition("@")
     if not local or not domain or any(c.isspace() or c in "<>,;" for c in item):
         return f"not an email address: {item!r}"
+    return None
+
+
+def _hostname_problem(item: str) -> str | None:
+    """A host name as a browser sends it in `Host` (no scheme, path or port)."""
+    if not item.strip() or any(c in item for c in "/:@ \t") and not item.startswith("["):
+        return f"expected a host name such as links.example.org (no scheme, port or path), got {item!r}"
     return None
 
 
@@ -499,6 +510,7 @@ def _server(source: str, raw: Any) -> ServerSettings:
         enabled=r.get("enabled", bool, d.enabled),
         host=_nonempty(r, "host", d.host),
         port=r.number("port", d.port, integer=True, maximum=65535),
+        allowed_hosts=r.strings("allowed_hosts", d.allowed_hosts, _hostname_problem),
     )
     r.finish()
     return settings

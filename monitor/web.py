@@ -301,7 +301,7 @@ def local_names(settings: Settings) -> frozenset[str] | None:
     purpose, under names this cannot know."""
     if not _is_local(_host_name(settings.server.host)):
         return None
-    names = set()
+    names = {_host_name(name) for name in settings.server.allowed_hosts}
     if settings.report.base_url:
         try:
             names.add(_host_name(urlsplit(settings.report.base_url).netloc.rpartition("@")[2]))
@@ -319,7 +319,8 @@ def _host_guard(allowed: frozenset[str]) -> Middleware:
             if not (_is_local(name) or name in allowed):
                 return web.Response(status=421, text=(
                     "This endpoint answers to 127.0.0.1, [::1] and localhost only (and to the "
-                    "host of [report] base_url, when a reverse proxy publishes it).\n"))
+                    "host of [report] base_url, when a reverse proxy publishes it). A proxy "
+                    f"that passes the name {name!r} on: add it to [server] allowed_hosts.\n"))
         response: web.StreamResponse = await handler(request)
         return response
 

@@ -435,6 +435,20 @@ async def test_a_local_endpoint_answers_only_to_local_names(
             assert resp.status == 421 and "reports" not in body and "outbox" not in body, (path, body)
 
 
+async def test_a_proxy_name_is_answered_once_allowed(tmp_path: Path, aiohttp_client: Any) -> None:
+    """A reverse proxy that passes the visitor's Host on (Caddy does by
+    default) without [report] base_url set got 421 with nothing to act on."""
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    client = await aiohttp_client(create_app(settings))
+    refused = await client.get("/healthz", headers={"Host": "links.sclero.org"})
+    assert refused.status == 421 and "[server] allowed_hosts" in await refused.text()
+    allowed = replace(settings, server=replace(settings.server, allowed_hosts=("Links.Sclero.org",)))
+    client = await aiohttp_client(create_app(allowed))
+    for host in ("links.sclero.org", "LINKS.sclero.org:443"):
+        assert (await client.get("/healthz", headers={"Host": host})).status == 200
+    assert (await client.get("/healthz", headers={"Host": "evil.example"})).status == 421
+
+
 CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
 
 
