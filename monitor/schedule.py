@@ -15,6 +15,11 @@ Why these settings (see ../shared/DEPENDENCIES.md):
 - Cron strings are read with `CronTrigger.from_crontab` in the configured
   IANA time zone, so "0 6 * * mon" is 06:00 local time on both sides of a
   daylight-saving change. Write day names: in 3.x "0" means Monday.
+- A local time that does not exist (02:30 on the spring-forward night) fires
+  once, an hour later by the clock (03:30), as APScheduler does. A local time
+  that happens twice (02:30 on the fall-back night) fires once, at the first
+  pass: APScheduler fires at both, an hour apart, which was a second audit
+  and a second mail (`LocalCronTrigger`).
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ __all__ = [
     "add_weekly_job",
     "build_scheduler",
     "next_run_time",
+    "LocalCronTrigger",
     "previous_fire_time",
     "weekly_trigger",
 ]
@@ -51,9 +57,38 @@ JobFunc = Callable[[], Awaitable[Any]]
 _JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
 
 
+class LocalCronTrigger(CronTrigger):
+    """A cron trigger that fires once at a local time the clock shows twice.
+
+    On the fall-back night 02:30 comes twice (summer time, then an hour later
+    winter time) and APScheduler 3 fires at both. Like Vixie cron, a job at a
+    fixed hour runs at the first pass only; a job whose hour field is a
+    wildcard ("0 * * * *", "*/20 */2 * * *") runs at both, since each pass is
+    its own hour of elapsed time.
+    """
+
+    def get_next_fire_time(self, previous_fire_time: dt.datetime | None,
+                           now: dt.datetime) -> dt.datetime | None:
+        fire = super().get_next_fire_time(previous_fire_time, now)
+        while fire is not None and self._second_pass(fire):
+            after = fire.astimezone(dt.timezone.utc) + dt.timedelta(microseconds=1)
+            fire = super().get_next_fire_time(fire, after)
+        return fire
+
+    def _second_pass(self, fire: dt.datetime) -> bool:
+        if fire.fold != 1 or self._hour_is_wildcard():
+            return False
+        first = fire.replace(fold=0)
+        return first.utcoffset() != fire.utcoffset()  # the same wall time existed an hour earlier
+
+    def _hour_is_wildcard(self) -> bool:
+        hour = next(f for f in self.fields if f.name == "hour")
+        return str(hour).startswith("*")
+
+
 def weekly_trigger(schedule: ScheduleSettings) -> CronTrigger:
     """The audit's cron trigger, in the configured time zone."""
-    return CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
+    return LocalCronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
 
 
 def build_scheduler(timezone: str = "UTC") -> AsyncIOScheduler:

@@ -166,3 +166,54 @@ def test_interval_trigger_has_a_previous_fire_too() -> None:
     start = at("2026-11-23T00:00:00")
     trigger = IntervalTrigger(minutes=5, start_date=start)
     assert schedule.previous_fire_time(trigger, at("2026-11-23T00:12:00"), DAY) == at("2026-11-23T00:10:00")
+
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def fires(trigger: CronTrigger, start: dt.datetime, count: int) -> list[dt.datetime]:
+    """The trigger's next `count` fires as the scheduler asks for them (previous fire, now)."""
+    out: list[dt.datetime] = []
+    previous, now = None, start
+    for _ in range(count):
+        fire = trigger.get_next_fire_time(previous, now)
+        assert fire is not None
+        out.append(fire.astimezone(UTC))
+        previous, now = fire, fire.astimezone(UTC) + dt.timedelta(milliseconds=10)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("cron", "tz", "start", "expected"),
+    [
+        # Spring forward (Paris, 29 Mar 2026: 02:00 -> 03:00): 02:30 does not exist that
+        # night; the audit runs once, at 03:30 local (01:30 UTC), not skipped.
+        ("30 2 * * sun", PARIS, "2026-03-28T12:00:00", ["2026-03-29T01:30:00", "2026-04-05T00:30:00"]),
+        ("30 2 * * sun", NEW_YORK, "2026-03-07T12:00:00", ["2026-03-08T07:30:00", "2026-03-15T06:30:00"]),
+        # Fall back (Paris, 25 Oct 2026: 03:00 -> 02:00): 02:30 comes twice. Once, at the
+        # first (summer time) one; APScheduler alone fired again an hour later.
+        ("30 2 * * sun", PARIS, "2026-10-24T12:00:00", ["2026-10-25T00:30:00", "2026-11-01T01:30:00"]),
+        ("30 2 * * *", PARIS, "2026-10-24T12:00:00",
+         ["2026-10-25T00:30:00", "2026-10-26T01:30:00", "2026-10-27T01:30:00"]),
+        ("30 1 * * sun", NEW_YORK, "2026-10-31T12:00:00", ["2026-11-01T05:30:00", "2026-11-08T06:30:00"]),
+        # An hourly cron keeps both passes of the repeated hour: each is an hour apart.
+        ("0 * * * *", PARIS, "2026-10-24T23:30:00",
+         ["2026-10-25T00:00:00", "2026-10-25T01:00:00", "2026-10-25T02:00:00"]),
+    ],
+)
+def test_the_weekly_trigger_fires_once_across_daylight_saving_changes(
+        cron: str, tz: ZoneInfo, start: str, expected: list[str]) -> None:
+    trigger = schedule.weekly_trigger(ScheduleSettings(cron=cron, timezone=tz.key))
+    assert fires(trigger, at(start), len(expected)) == [at(e) for e in expected]
+
+
+def test_a_start_after_the_repeated_hour_does_not_make_up_its_second_pass() -> None:
+    """The service audited at 02:30 summer time and was restarted at 02:45 winter
+    time: the second 02:30 is not a missed run."""
+    trigger = schedule.weekly_trigger(ScheduleSettings(cron="30 2 * * sun", timezone="Europe/Paris"))
+    last = at("2026-10-25T00:30:05")
+    assert missed_fire(trigger, last, at("2026-10-25T01:45:00"), DAY) is None
+    # ... but a service that was down at the first one makes that one up.
+    fire = missed_fire(trigger, at("2026-10-18T00:30:05"), at("2026-10-25T01:45:00"), DAY)
+    # (in UTC: an ambiguous local time never equals another zone's, PEP 495)
+    assert fire is not None and fire.astimezone(UTC) == at("2026-10-25T00:30:00")
