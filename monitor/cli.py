@@ -338,6 +338,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         hops = " -> ".join(f"{h.status} {one_line(h.location)}" for h in e.redirects)
         line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
         click.echo(line + (f"  via {hops}" if hops else ""))
+        if e.notice:
+            click.echo(f"    {e.notice.upper()}: {one_line(e.notice_detail)}")
     if state is not None:
         click.echo(f"now: {state_line(state)}")
 

@@ -383,5 +383,7 @@ def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
             "title": e.title,
             "detail": e.detail,
             "suggested_url": e.suggested_url,
+            "notice": e.notice,
+            "notice_detail": e.notice_detail,
         })
     return out

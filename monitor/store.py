@@ -243,7 +243,7 @@ def m003_observation_notices(db: Database) -> None:
 
 HISTORY_SQL = """
 SELECT run_id, checked_at, status, reason, http_status, final_url, redirects,
-       elapsed_ms, bytes_read, title, error_kind, detail, suggested_url
+       elapsed_ms, bytes_read, title, error_kind, detail, suggested_url, notice, notice_detail
 FROM observations
 WHERE url = ?
 ORDER BY checked_at DESC, id DESC
@@ -532,6 +532,8 @@ def _history_entry(row: sqlite3.Row) -> HistoryEntry:
         error_kind=row["error_kind"] or "",
         detail=row["detail"],
         suggested_url=row["suggested_url"],
+        notice=row["notice"],
+        notice_detail=row["notice_detail"],
     )
 
 

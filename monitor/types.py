@@ -288,3 +288,6 @@ class HistoryEntry:
     error_kind: str = ""
     detail: str = ""
     suggested_url: str | None = None
+    notice: str = ""
+    """What the page said about the cited work ("retracted"), see monitor.notices."""
+    notice_detail: str = ""

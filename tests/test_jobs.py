@@ -250,6 +250,11 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     lines = out.splitlines()
     assert "http_503" in lines[1] and " ok " in lines[2]
     assert lines[-1] == "now: ok"  # fixed since last week: no strikes left
+    # the retracted record's history says so, under each check that saw it
+    code, out, err = await run_monitor("history", "https://pubmed.ncbi.nlm.nih.gov/29470812/",
+                                       "--config", str(tmp_path / "demo" / "demo.toml"))
+    assert code == 0, err
+    assert out.count("    RETRACTED: PubMed links a retraction notice") == 2, out
     # The config it leaves behind never reaches the real sites it names.
     code, out, err = await run_monitor("check", "--config", str(tmp_path / "demo" / "demo.toml"),
                                        "--format", "json")
