@@ -10,6 +10,10 @@ go wrong:
   is stale (dead pid on this host, or ttl passed) and is taken over. If our
   own heartbeat finds the lock gone (we were frozen past the ttl and another
   process took over), our audit is cancelled at once rather than run twice.
+  Within this process the audit and the rechecks take turns (`_turn`): the
+  lock is not re-entrant, and a weekly fire that came during a recheck round
+  found its own lock taken and skipped the whole week; it now waits for the
+  round (seconds) and a round never starts during an audit.
 - **Missed runs.** APScheduler knows nothing of the time the machine was
   down. The service keeps `last_audit_at` in the database; at start, if the
   trigger's latest fire time is later than that and within
@@ -181,6 +185,8 @@ class Service:
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._busy: str | None = None
+        self._turn = asyncio.Lock()
+        """Held by the audit or a recheck round, whichever runs: one at a time in this process."""
         self._web: Any = None
 
     # status, read by /healthz and /metrics
@@ -298,7 +304,13 @@ class Service:
 
     async def _weekly(self) -> None:
         """The scheduled job (and the make-up run at start)."""
-        await self._tracked(self._exclusive("audit", self._audit_job))
+        await self._tracked(self._audit_turn())
+
+    async def _audit_turn(self) -> None:
+        if self._turn.locked():
+            log_event(logging.INFO, "audit_waiting", reason="recheck_running")
+        async with self._turn:
+            await self._exclusive("audit", self._audit_job)
 
     async def _rechecks(self) -> None:
         await self._tracked(self._recheck_round())
@@ -379,9 +391,10 @@ class Service:
             if result is not None and (getattr(result, "sent", ()) or getattr(result, "failed", ())):
                 log_event(logging.INFO, "outbox_flushed", sent=len(result.sent),  # type: ignore[attr-defined]
                           failed=len(result.failed))  # type: ignore[attr-defined]
-        if self._busy is not None:
-            return  # our own audit holds the lock; its observations count anyway
-        await self._exclusive("recheck", self._recheck_due, quiet=True)
+        if self._turn.locked():
+            return  # our own audit runs (its observations count anyway), or is waiting to
+        async with self._turn:
+            await self._exclusive("recheck", self._recheck_due, quiet=True)
 
     async def _recheck_due(self) -> None:
         now = self.now()

@@ -30,6 +30,7 @@ from monitor.config import Settings, load_settings
 from monitor.crawl import run_audit
 from monitor.demo.run import MailSink
 from monitor.jobs import weekly_job
+from monitor.schedule import WEEKLY_JOB
 from monitor.service import AUDIT_LOCK, LAST_AUDIT_KEY, OPEN_JOB_KEY, Service, ServiceOptions
 from monitor.store import Store
 
@@ -47,6 +48,8 @@ class Site:
     base: str = ""
     hits: Counter[str] = field(default_factory=Counter)
     flaky_down: bool = True
+    hold: asyncio.Event | None = None
+    """When set, /status/N answers only once the event is set (a recheck caught mid-way)."""
 
     def page(self, n: int, delay: float = 0.0, bad: bool = False) -> str:
         return f"{self.base}/page?n={n}&d={delay}" + ("&bad=1" if bad else "")
@@ -74,6 +77,8 @@ def site_app(site: Site) -> web.Application:
 
     async def status(request: web.Request) -> web.Response:
         site.hits[request.path] += 1
+        if site.hold is not None:
+            await site.hold.wait()
         return web.Response(status=int(request.match_info["n"]), text="<html><title>Error</title></html>",
                             content_type="text/html")
 
@@ -397,6 +402,38 @@ async def test_a_report_kept_after_a_mail_failure_is_retried_with_its_backoff(
     assert await stop(service, task) == 0
     with Store.open(db_path(settings)) as store:
         assert store.outbox_size() == 0
+    assert len(sink.received) == 1
+
+
+# -- in-process: overlaps ----------------------------------------------------------------
+
+
+def fire_now(service: Service) -> None:
+    """What the cron does at the scheduled time: the weekly job runs now."""
+    service.scheduler.modify_job(WEEKLY_JOB, next_run_time=dt.datetime.now(UTC))
+
+
+async def test_a_scheduled_audit_waits_for_a_recheck_round_instead_of_skipping_the_week(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Rechecks hold the audit lock too: the weekly fire that came while this
+    process rechecked found its own lock taken and skipped the week."""
+    settings = settings_for(tmp_path, site, sink, site.page(1, bad=True))
+    t0 = dt.datetime.now(UTC) - dt.timedelta(hours=2)
+    await run_audit(settings, now=lambda: t0)  # two links failing since t0: the 1-hour recheck is due
+    set_meta(db_path(settings), LAST_AUDIT_KEY, dt.datetime.now(UTC).isoformat())  # nothing to make up
+    site.hold = asyncio.Event()
+    caplog.set_level("INFO", logger="monitor.service")
+    service = Service(settings, ServiceOptions(recheck_interval=0.2))
+    task = await running(service)
+    await until(lambda: site.hits["/status/500"] == 2, 10, "the recheck to be under way")
+    fire_now(service)
+    await until(lambda: "event=audit_" in caplog.text, 10, "the weekly job to start")
+    site.hold.set()
+    await until(lambda: service.audits_done >= 1, 15, "the audit after the recheck")
+    assert await stop(service, task) == 0
+    assert "audit_skipped" not in caplog.text
+    assert "event=audit_waiting reason=recheck_running" in caplog.text
+    assert query(db_path(settings), "SELECT count(*) FROM runs WHERE status = 'finished'") == [(2,)]
     assert len(sink.received) == 1
 
 
