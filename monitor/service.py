@@ -18,7 +18,19 @@ go wrong:
   down. The service keeps `last_audit_at` in the database; at start, if the
   trigger's latest fire time is later than that and within
   `schedule.misfire_grace_hours`, the audit runs once now (three missed
-  weeks are still one run).
+  weeks are still one run). Every round (below) asks the same question of
+  the clock: asyncio's timers count the monotonic clock, which stops while
+  the machine is suspended, so after a resume (or an NTP step forward) the
+  scheduler's timer wakes up late by that long; the round runs the audit
+  instead, once.
+- **An audit that did not happen is tried again.** When the audit fails
+  (the database locked by a backup past the busy timeout, the disk full,
+  the report folder unwritable) or another process holds the lock at the
+  scheduled time, the rounds try it again, after 1, 2, 4, ... rounds (a
+  lock held elsewhere: every round), until it is done (here or by the
+  holder, which then wrote `last_audit_at`) or `misfire_grace_hours` have
+  passed (`audit_missed`). One line says a job failed; the same failure
+  again is logged at DEBUG, and `job_recovered` says when it works again.
 - **Crashes and kills.** An unfinished run in the database is resumed at
   start (`crawl.run_audit` skips the URLs it already observed), and finishes
   as one run with one report. A job that died after its audit but before its
@@ -97,6 +109,13 @@ class ServiceOptions:
     """For the mail server (a private CA in tests)."""
     progress_every: int = 1000
     """Log an audit_progress line every this many checked URLs."""
+    late_after: dt.timedelta = dt.timedelta(minutes=1)
+    """A scheduled time this far behind the clock with no audit begun since is
+    one the scheduler's timer slept through (a suspend): a round runs it."""
+
+
+MAX_RETRY_WAIT = 64
+"""Rounds between two tries of a failed audit at most (5 h 20 at 5 minutes a round)."""
 
 
 # -- logging ---------------------------------------------------------------------
@@ -157,6 +176,20 @@ class _Facts:
     open_job: str
 
 
+@dataclass
+class _Pending:
+    """A scheduled audit that has not happened yet, tried again by the rounds."""
+
+    fire: dt.datetime
+    """The scheduled time it makes up (for a start-up job, when it was due), in UTC."""
+    failures: int = 0
+    """Tries that failed in a row (a lock held elsewhere is not a failure)."""
+    wait: int = 0
+    """Rounds to let pass before the next try."""
+    error: str = ""
+    skipped: bool = False
+
+
 def _facts(store: Store) -> _Facts:
     last = store.get_meta(LAST_AUDIT_KEY)
     return _Facts(
@@ -164,6 +197,20 @@ def _facts(store: Store) -> _Facts:
         last_audit_at=dt.datetime.fromisoformat(last) if last else None,
         open_job=store.get_meta(OPEN_JOB_KEY) or "",
     )
+
+
+def _served(store: Store, fire: dt.datetime) -> None:
+    """Record that an audit served `fire`, when its job began before it.
+
+    The job writes `last_audit_at` as the time it began, and a job that
+    finished a run cut short on Sunday began on Sunday: the rounds then took
+    Monday 06:00 for missed and audited again right after. The run finished
+    on Monday morning is Monday's audit. A job that only sent the report of
+    an audit finished earlier serves no time: an audit follows.
+    """
+    last = store.get_meta(LAST_AUDIT_KEY)
+    if last is None or dt.datetime.fromisoformat(last) < fire:
+        store.set_meta(LAST_AUDIT_KEY, fire.astimezone(dt.timezone.utc).isoformat())
 
 
 # -- the service -----------------------------------------------------------------
@@ -187,6 +234,12 @@ class Service:
         self._busy: str | None = None
         self._turn = asyncio.Lock()
         """Held by the audit or a recheck round, whichever runs: one at a time in this process."""
+        self._audit_active = False
+        """An audit job is on (or waiting for its turn): a second one is not started."""
+        self._pending: _Pending | None = None
+        self._failing: dict[str, tuple[str, int]] = {}
+        """Per job, the error it failed with last and how many times in a row."""
+        self.rounds_done = 0
         self._web: Any = None
 
     # status, read by /healthz and /metrics
@@ -235,8 +288,7 @@ class Service:
         now = self.now()
         reason = self._startup_reason(facts, now)
         self.scheduler.start()
-        schedule.add_weekly_job(self.scheduler, self._weekly, self.trigger,
-                                run_now_at=now if reason else None)
+        schedule.add_weekly_job(self.scheduler, self._weekly, self.trigger)
         schedule.add_interval_job(self.scheduler, self._rechecks, self.options.recheck_interval)
         if self.settings.server.enabled:
             from monitor.web import start_server
@@ -244,27 +296,34 @@ class Service:
             self._web, self.http_url = await start_server(self.settings, self)
             log_event(logging.INFO, "http_listening", url=self.http_url)
         log_event(logging.INFO, "service_started", pid=self.owner.rsplit(":", 1)[-1],
-                  database=self.settings.database.path, run_now=reason,
+                  database=self.settings.database.path, run_now=reason[0] if reason else None,
                   next_scheduled=self.trigger.get_next_fire_time(None, dt.datetime.now(dt.timezone.utc)))
         self.ready.set()
+        if reason is not None:
+            # Our own task, not APScheduler's next_run_time: that one is on the
+            # wall clock, where `now` may be a test's or the demo's.
+            self._spawn_audit(*reason)
 
-    def _startup_reason(self, facts: _Facts, now: dt.datetime) -> str | None:
-        """Why the audit job runs at once ("resume", "report", "catch_up"), or None."""
+    def _startup_reason(self, facts: _Facts, now: dt.datetime) -> tuple[str, dt.datetime] | None:
+        """Why the audit job runs at once ("resume", "report", "catch_up"), and
+        the time it makes up; None if nothing is to run."""
         if facts.unfinished is not None:
             log_event(logging.INFO, "resume_pending", run=facts.unfinished.id,
                       status=facts.unfinished.status)
-            return "resume"
+            return "resume", now
         if facts.open_job:
             # Died after its audit, before its report; or another process is in the middle
             # of it (then the lock makes this run skip).
             log_event(logging.INFO, "job_not_closed", started=facts.open_job)
-            return "report"
-        grace = dt.timedelta(hours=self.settings.schedule.misfire_grace_hours)
-        fire = missed_fire(self.trigger, facts.last_audit_at, now, grace)
+            return "report", now
+        fire = missed_fire(self.trigger, facts.last_audit_at, now, self._grace())
         if fire is not None:
             log_event(logging.INFO, "missed_run", scheduled=fire, last_audit=facts.last_audit_at)
-            return "catch_up"
+            return "catch_up", fire
         return None
+
+    def _grace(self) -> dt.timedelta:
+        return dt.timedelta(hours=self.settings.schedule.misfire_grace_hours)
 
     async def _shutdown(self, flush: bool = True) -> None:
         tasks = [t for t in self._tasks if not t.done()]
@@ -303,19 +362,130 @@ class Service:
         return self.options.now()
 
     async def _weekly(self) -> None:
-        """The scheduled job (and the make-up run at start)."""
-        await self._tracked(self._audit_turn())
+        """The scheduled job."""
+        if self._audit_active:
+            log_event(logging.DEBUG, "audit_skipped", reason="already_running")
+            return
+        self._audit_active = True
+        await self._tracked("audit", self._audit_turn(None))
 
-    async def _audit_turn(self) -> None:
-        if self._turn.locked():
-            log_event(logging.INFO, "audit_waiting", reason="recheck_running")
-        async with self._turn:
-            await self._exclusive("audit", self._audit_job)
+    def _spawn_audit(self, reason: str, fire: dt.datetime) -> None:
+        """Start the audit job outside the schedule (start-up, a retry, a late timer)."""
+        if self._audit_active:
+            log_event(logging.DEBUG, "audit_skipped", reason="already_running")
+            return
+        self._audit_active = True
+        task = asyncio.create_task(self._tracked("audit", self._audit_turn(fire)),
+                                   name=f"audit-{reason}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _audit_turn(self, fire: dt.datetime | None) -> None:
+        """One try of the audit job; `fire` None for the schedule's own fire."""
+        try:
+            if self._turn.locked():
+                log_event(logging.INFO, "audit_waiting", reason="recheck_running")
+            async with self._turn:
+                await self._try_audit(fire)
+        finally:
+            self._audit_active = False
+
+    async def _try_audit(self, fire: dt.datetime | None) -> None:
+        now = self.now()
+        try:
+            facts = await self._db(_facts)
+            if fire is None:
+                fire = self._scheduled_fire(facts, now)
+                if fire is None:
+                    return
+            served = fire
+            ran = await self._exclusive("audit", lambda: self._audit_job(served))
+        except asyncio.CancelledError:
+            if not self._stop.is_set() and fire is not None:
+                # Our lock was lost to another process, which resumes the run; if it
+                # does not finish it, the rounds will.
+                self._pending = _Pending(fire.astimezone(dt.timezone.utc), skipped=True)
+            raise
+        except Exception as exc:
+            self._audit_failed(fire or now, exc)
+            return
+        if ran:
+            self._audit_done()
+        else:
+            self._audit_skipped(fire)
+
+    def _scheduled_fire(self, facts: _Facts, now: dt.datetime) -> dt.datetime | None:
+        """The fire this job serves; None when an audit began since (a round or
+        another process made it up already)."""
+        window = max(self._grace(), dt.timedelta(hours=1))
+        fire = schedule.previous_fire_time(self.trigger, now, window) or now
+        if facts.last_audit_at is not None and fire <= facts.last_audit_at:
+            log_event(logging.INFO, "audit_not_due", scheduled=fire, last_audit=facts.last_audit_at)
+            return None
+        return fire
+
+    def _audit_failed(self, fire: dt.datetime, exc: Exception) -> None:
+        pending = self._pending_for(fire)
+        pending.failures += 1
+        pending.wait = min(2 ** (pending.failures - 1), MAX_RETRY_WAIT) - 1
+        error = _short(exc)
+        level = logging.ERROR if error != pending.error else logging.DEBUG
+        pending.error = error
+        seconds = (pending.wait + 1) * self.options.recheck_interval
+        log_event(level, "job_failed", job="audit", error=error, retry_in=_duration(seconds),
+                  until=pending.fire + self._grace())
+        log.debug("the audit job failed", exc_info=exc)
+
+    def _audit_skipped(self, fire: dt.datetime) -> None:
+        pending = self._pending_for(fire)
+        log_event(logging.DEBUG if pending.skipped else logging.INFO, "audit_skipped", reason="lock_held",
+                  retry_in=_duration(self.options.recheck_interval))
+        pending.skipped = True
+        pending.wait = 0
+
+    def _audit_done(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.failures:
+            log_event(logging.INFO, "job_recovered", job="audit", failures=pending.failures)
+
+    def _pending_for(self, fire: dt.datetime) -> _Pending:
+        fire = fire.astimezone(dt.timezone.utc)  # an ambiguous local time never compares equal (PEP 495)
+        if self._pending is None or self._pending.fire != fire:
+            self._pending = _Pending(fire)
+        return self._pending
+
+    async def _audit_if_due(self) -> None:
+        """At each round: try a pending audit again, or run one the timer slept through."""
+        if self._audit_active:
+            return
+        facts = await self._db(_facts)
+        now = self.now()
+        pending = self._pending
+        if pending is not None:
+            if facts.last_audit_at is not None and facts.last_audit_at >= pending.fire:
+                log_event(logging.INFO, "audit_done_elsewhere", scheduled=pending.fire,
+                          last_audit=facts.last_audit_at)
+                self._pending = None
+            elif now > pending.fire + self._grace():
+                log_event(logging.ERROR, "audit_missed", scheduled=pending.fire, tries=pending.failures,
+                          error=pending.error or ("lock_held" if pending.skipped else None),
+                          next_scheduled=self.trigger.get_next_fire_time(None, now))
+                self._pending = None
+            elif pending.wait > 0:
+                pending.wait -= 1
+            else:
+                self._spawn_audit("retry", pending.fire)
+            return
+        fire = missed_fire(self.trigger, facts.last_audit_at, now, self._grace())
+        if fire is not None and now - fire >= self.options.late_after:
+            log_event(logging.INFO, "missed_run", scheduled=fire, last_audit=facts.last_audit_at,
+                      reason="late_timer")
+            self._spawn_audit("late", fire)
 
     async def _rechecks(self) -> None:
-        await self._tracked(self._recheck_round())
+        await self._tracked("recheck", self._recheck_round())
 
-    async def _tracked(self, work: Awaitable[Any]) -> None:
+    async def _tracked(self, kind: str, work: Awaitable[Any]) -> None:
         """Run a job so that stopping can cancel it and wait for its cleanup."""
         task = asyncio.current_task()
         assert task is not None
@@ -324,20 +494,34 @@ class Service:
             await work
         except asyncio.CancelledError:
             # The end of the job, not of the loop: APScheduler would log a traceback.
-            log_event(logging.INFO, "job_cancelled")
+            log_event(logging.INFO, "job_cancelled", job=kind)
         except Exception as exc:
-            log_event(logging.ERROR, "job_failed", error=_short(exc))
-            log.debug("job failed", exc_info=True)
+            self._failed(kind, exc)
+        else:
+            self._recovered(kind)
         finally:
             self._tasks.discard(task)
 
-    async def _exclusive(self, kind: str, body: Callable[[], Awaitable[None]],
-                         quiet: bool = False) -> bool:
+    def _failed(self, kind: str, exc: Exception, event: str = "job_failed",
+                level: int = logging.ERROR) -> None:
+        """One line per new failure: a database locked for an hour fails every
+        round, and said so every five minutes."""
+        error = _short(exc)
+        previous, count = self._failing.get(kind, ("", 0))
+        self._failing[kind] = (error, count + 1)
+        log_event(level if error != previous else logging.DEBUG, event, job=kind, error=error)
+        log.debug("%s failed", kind, exc_info=exc)
+
+    def _recovered(self, kind: str) -> None:
+        if kind in self._failing:
+            _, count = self._failing.pop(kind)
+            log_event(logging.INFO, "job_recovered", job=kind, failures=count)
+
+    async def _exclusive(self, kind: str, body: Callable[[], Awaitable[None]]) -> bool:
         """Run `body` holding the audit lock; False when another holder has it."""
         async with exclusive(self.settings.database.path, owner=self.owner,
                              ttl=self.options.lock_ttl) as held:
             if not held:
-                log_event(logging.DEBUG if quiet else logging.INFO, f"{kind}_skipped", reason="lock_held")
                 return False
             self._busy = kind
             try:
@@ -346,7 +530,7 @@ class Service:
                 self._busy = None
         return True
 
-    async def _audit_job(self) -> None:
+    async def _audit_job(self, fire: dt.datetime) -> None:
         from monitor.jobs import weekly_job
 
         facts = await self._db(_facts)
@@ -361,6 +545,8 @@ class Service:
                       checked=audit.checked, seconds=round(audit.seconds, 1),
                       **{k: v for k, v in sorted(audit.by_status.items())})
         self._log_report(report)
+        if audit is not None:
+            await self._db(lambda s: _served(s, fire))
         self.audits_done += 1
 
     @staticmethod
@@ -380,21 +566,38 @@ class Service:
         return progress
 
     async def _recheck_round(self) -> None:
-        """Retry the outbox, then recheck the failing links that are due."""
+        """Retry the outbox, the audit if one is owed, then recheck the failing links that are due."""
+        try:
+            await self._flush_outbox()
+            await self._audit_if_due()
+            await self._recheck_if_due()
+        finally:
+            self.rounds_done += 1
+
+    async def _flush_outbox(self) -> None:
         from monitor.jobs import flush_job
 
         try:
             result = await flush_job(self.settings, self.now(), self.options.tls_context)
         except MonitorError as exc:
-            log_event(logging.WARNING, "outbox_flush_failed", error=_short(exc))
-        else:
-            if result is not None and (getattr(result, "sent", ()) or getattr(result, "failed", ())):
-                log_event(logging.INFO, "outbox_flushed", sent=len(result.sent),  # type: ignore[attr-defined]
-                          failed=len(result.failed))  # type: ignore[attr-defined]
-        if self._turn.locked():
+            self._failed("outbox", exc, "outbox_flush_failed", logging.WARNING)
+            return
+        self._recovered("outbox")
+        if result is not None and (getattr(result, "sent", ()) or getattr(result, "failed", ())):
+            log_event(logging.INFO, "outbox_flushed", sent=len(result.sent),  # type: ignore[attr-defined]
+                      failed=len(result.failed))  # type: ignore[attr-defined]
+
+    async def _recheck_if_due(self) -> None:
+        now, hours = self.now(), self.settings.schedule.rechecks
+        if self._turn.locked() or self._audit_active:
             return  # our own audit runs (its observations count anyway), or is waiting to
+        if not await self._db(lambda s: s.due_rechecks(now, hours)):
+            return  # nothing due: no lock taken, no write (a round every five minutes)
+        if self._turn.locked() or self._audit_active:
+            return
         async with self._turn:
-            await self._exclusive("recheck", self._recheck_due, quiet=True)
+            if not await self._exclusive("recheck", self._recheck_due):
+                log_event(logging.DEBUG, "recheck_skipped", reason="lock_held")
 
     async def _recheck_due(self) -> None:
         now = self.now()
@@ -417,6 +620,12 @@ class Service:
                 return fn(store)
 
         return await asyncio.to_thread(call)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 120:
+        return f"{round(seconds / 60)}m"
+    return f"{seconds:g}s"
 
 
 def _short(exc: BaseException) -> str:

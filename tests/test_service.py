@@ -392,7 +392,8 @@ async def test_a_report_kept_after_a_mail_failure_is_retried_with_its_backoff(
     audit, report = await weekly_job(down, now=lambda: start)
     assert report.failed and not report.sent
     clock = Clock(start + dt.timedelta(seconds=10))  # before the first backoff
-    set_meta(db_path(settings), LAST_AUDIT_KEY, clock.now.isoformat())
+    # (audited as late as the clock will go: a Monday 06:00 in between is no missed run)
+    set_meta(db_path(settings), LAST_AUDIT_KEY, (start + dt.timedelta(hours=1)).isoformat())
     service = Service(settings, ServiceOptions(recheck_interval=0.2, now=clock))
     task = await running(service)
     await asyncio.sleep(0.6)  # three rounds
@@ -435,6 +436,183 @@ async def test_a_scheduled_audit_waits_for_a_recheck_round_instead_of_skipping_t
     assert "event=audit_waiting reason=recheck_running" in caplog.text
     assert query(db_path(settings), "SELECT count(*) FROM runs WHERE status = 'finished'") == [(2,)]
     assert len(sink.received) == 1
+
+
+# -- in-process: a scheduled audit that did not happen is made up ----------------------------
+
+
+def lines(caplog: pytest.LogCaptureFixture, text: str, level: str | None = None) -> int:
+    return sum(text in r.getMessage() and (level is None or r.levelname == level) for r in caplog.records)
+
+
+def weekly_just_missed_cron() -> str:
+    """A weekly cron whose latest fire was a minute or two ago."""
+    fire = dt.datetime.now(UTC) - dt.timedelta(minutes=1)
+    return f"{fire.minute} {fire.hour} * * {fire.strftime('%a').lower()}"
+
+
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+async def test_an_audit_that_failed_on_a_locked_database_runs_once_the_database_is_free(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process (a backup, the sqlite3 shell) holds the database past the
+    busy timeout when the audit is due: one clear line, the service keeps
+    serving, and the audit runs once the database is free, not a week later."""
+    import monitor.store
+
+    monkeypatch.setattr(monitor.store, "BUSY_TIMEOUT_S", 0.2)  # the 10 s wait, shortened
+    settings = settings_for(tmp_path, site, sink, site.page(3), cron=just_missed_cron())
+    Store.open(db_path(settings)).close()
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, db_path(settings),
+                                                  stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert holder.stdin is not None and holder.stdout is not None
+    caplog.set_level("DEBUG", logger="monitor.service")
+    try:
+        assert await holder.stdout.readline() == b"held\n"
+        service = Service(settings, ServiceOptions(recheck_interval=0.1))
+        task = await running(service)
+        await until(lambda: lines(caplog, "event=job_failed job=audit") >= 3, 15, "three failed tries")
+        assert service.audits_done == 0 and not task.done()
+    finally:
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        assert await holder.wait() == 0
+    await until(lambda: service.audits_done >= 1, 15, "the audit once the database is free")
+    assert await stop(service, task) == 0
+    # One line says it failed and that it is retried; the retries say it at DEBUG only.
+    assert lines(caplog, "event=job_failed job=audit", "ERROR") == 1
+    failed = next(r.getMessage() for r in caplog.records if "event=job_failed job=audit" in r.getMessage())
+    assert "database is locked" in failed and "retry_in=" in failed
+    assert lines(caplog, "event=job_recovered job=audit") == 1
+    assert query(db_path(settings), "SELECT id, status FROM runs") == [(1, "finished")]
+    assert len(sink.received) == 1
+
+
+async def test_a_report_that_could_not_be_written_is_retried_without_auditing_again(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(3), cron=just_missed_cron())
+    reports = Path(settings.report.dir)
+    reports.write_text("a file where the report folder should be")  # as unwritable as it gets for root
+    caplog.set_level("INFO", logger="monitor.service")
+    service = Service(settings, ServiceOptions(recheck_interval=0.1))
+    task = await running(service)
+    await until(lambda: "event=job_failed job=audit" in caplog.text, 15, "the failed report")
+    assert query(db_path(settings), "SELECT status, reported_at FROM runs") == [("finished", None)]
+    reports.unlink()
+    reports.mkdir()
+    await until(lambda: service.audits_done >= 1, 15, "the report once the folder is back")
+    assert await stop(service, task) == 0
+    assert query(db_path(settings), "SELECT count(*), min(reported_at) IS NOT NULL FROM runs") == [(1, 1)]
+    assert len(sink.received) == 1
+    assert site.hits["/page"] == 1  # the retry reported the audit it had, it did not audit again
+    assert any(p.name.startswith("report-") for p in reports.iterdir())
+
+
+async def test_a_retry_gives_up_after_the_grace_period_and_stays_quiet(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    settings = settings_for(tmp_path, site, sink, site.page(2), cron=weekly_just_missed_cron())
+    Path(settings.report.dir).write_text("not a folder")
+    clock = Clock(dt.datetime.now(UTC))
+    caplog.set_level("DEBUG", logger="monitor.service")
+    service = Service(settings, ServiceOptions(recheck_interval=0.05, now=clock))
+    task = await running(service)
+    await until(lambda: "event=job_failed job=audit" in caplog.text, 15, "the failure")
+    clock.now += dt.timedelta(hours=settings.schedule.misfire_grace_hours + 1)
+    await until(lambda: "event=audit_missed" in caplog.text, 10, "giving up")
+    tries = lines(caplog, "event=job_failed job=audit")
+    rounds = service.rounds_done
+    await until(lambda: service.rounds_done >= rounds + 20, 10, "twenty more rounds")
+    assert await stop(service, task) == 0
+    assert lines(caplog, "event=job_failed job=audit") == tries  # no more tries until the next schedule
+    assert lines(caplog, "event=audit_missed", "ERROR") == 1
+    assert service.audits_done == 0 and site.hits["/page"] == 1
+
+
+@pytest.mark.parametrize("other_audited", [False, True])
+async def test_an_audit_skipped_for_another_holder_of_the_lock_runs_once_it_is_free(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture,
+        other_audited: bool) -> None:
+    """A `monitor check --page` by hand, another host's process, a copy of
+    the service: whoever held the lock at the scheduled time, the week's audit
+    is done once it is free; by the holder if it ran the weekly job itself."""
+    settings = settings_for(tmp_path, site, sink, site.page(2), cron=just_missed_cron())
+    other = "elsewhere.example:4242"
+    with Store.open(db_path(settings)) as store:
+        assert store.acquire_lock(AUDIT_LOCK, other, dt.datetime.now(UTC), dt.timedelta(minutes=10))
+    caplog.set_level("DEBUG", logger="monitor.service")
+    service = Service(settings, ServiceOptions(recheck_interval=0.1))
+    task = await running(service)
+    await until(lambda: "event=audit_skipped reason=lock_held" in caplog.text, 10, "the skip")
+    rounds = service.rounds_done
+    await until(lambda: service.rounds_done >= rounds + 3, 10, "a few rounds while it is held")
+    assert service.audits_done == 0
+    with Store.open(db_path(settings)) as store:
+        if other_audited:  # the holder ran the weekly job (`monitor run`): the week is done
+            store.set_meta(LAST_AUDIT_KEY, dt.datetime.now(UTC).isoformat())
+        store.release_lock(AUDIT_LOCK, other)
+    if other_audited:
+        await until(lambda: "event=audit_done_elsewhere" in caplog.text, 10, "the holder's audit noticed")
+        rounds = service.rounds_done
+        await until(lambda: service.rounds_done >= rounds + 5, 10, "more rounds")
+        assert service.audits_done == 0
+    else:
+        await until(lambda: service.audits_done >= 1, 15, "the audit once the lock is free")
+    assert await stop(service, task) == 0
+    assert lines(caplog, "event=audit_skipped reason=lock_held", "INFO") == 1
+    assert query(db_path(settings), "SELECT count(*) FROM runs") == [(0 if other_audited else 1,)]
+
+
+async def test_a_scheduled_time_the_timer_slept_through_runs_at_the_next_round_once(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A machine suspended over Monday 06:00, or an NTP step forward: asyncio's
+    timers count the monotonic clock, which stops during a suspend, so the
+    scheduler's timer wakes up hours after the wall clock passed the time."""
+    settings = settings_for(tmp_path, site, sink, site.page(2))  # 0 6 * * mon, UTC
+    set_meta(db_path(settings), LAST_AUDIT_KEY, "2026-11-16T06:00:05+00:00")
+    clock = Clock(dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC))  # Sunday evening
+    caplog.set_level("INFO", logger="monitor.service")
+    service = Service(settings, ServiceOptions(recheck_interval=0.1, now=clock))
+    task = await running(service)
+    await until(lambda: service.rounds_done >= 3, 10, "a few rounds on Sunday")
+    assert service.audits_done == 0
+    clock.now = dt.datetime(2026, 11, 23, 9, 30, tzinfo=UTC)  # resumed on Monday morning
+    await until(lambda: service.audits_done >= 1, 15, "the audit at the next round")
+    rounds = service.rounds_done
+    await until(lambda: service.rounds_done >= rounds + 5, 10, "more rounds")
+    assert await stop(service, task) == 0
+    assert service.audits_done == 1 and len(sink.received) == 1
+    assert "event=missed_run scheduled=2026-11-23T06:00:00+00:00" in caplog.text
+    assert query(db_path(settings), "SELECT started_at FROM runs") == [("2026-11-23T09:30:00.000000+00:00",)]
+
+
+async def test_a_run_resumed_after_the_scheduled_time_is_that_time_s_audit_not_one_more(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any) -> None:
+    """An audit cut short on Sunday is finished when the service comes back on
+    Monday morning: that is Monday's audit, and the rounds do not run another
+    one for Monday 06:00 (the run began before it)."""
+    settings = settings_for(tmp_path, site, sink, site.page(2))  # 0 6 * * mon, UTC
+    set_meta(db_path(settings), LAST_AUDIT_KEY, "2026-11-16T06:00:05+00:00")
+    with Store.open(db_path(settings)) as store:
+        run = store.start_run(dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC))
+        store.finish_run(run.id, dt.datetime(2026, 11, 22, 20, 1, tzinfo=UTC), status="interrupted")
+    clock = Clock(dt.datetime(2026, 11, 23, 9, 30, tzinfo=UTC))
+    service = Service(settings, ServiceOptions(recheck_interval=0.1, now=clock))
+    task = await running(service)
+    await until(lambda: service.audits_done >= 1, 15, "the resumed run")
+    rounds = service.rounds_done
+    await until(lambda: service.rounds_done >= rounds + 5, 10, "more rounds")
+    assert await stop(service, task) == 0
+    assert service.audits_done == 1 and len(sink.received) == 1
+    assert query(db_path(settings), "SELECT id, status FROM runs") == [(run.id, "finished")]
 
 
 # -- subprocesses: kill -9, SIGTERM, two services ----------------------------------------
