@@ -7,6 +7,13 @@ heartbeat refreshes every ttl/3, so a crashed holder's lock goes stale and is
 taken over (the store also takes over the lock of a dead pid on this host).
 A holder that finds its lock gone (it was frozen past the ttl and someone
 else took over) cancels its own work rather than audit alongside.
+
+A release can fail (the disk full, the database locked by another process
+past the busy timeout): the row stays, and for everyone else it is a live
+holder's until the ttl passes. This process remembers it and deletes it
+before asking for the lock again: `monitor serve` retrying the audit once
+the disk had room skipped it as "lock held" by its own leftover for ten
+minutes.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ DEFAULT_TTL = dt.timedelta(minutes=10)
 
 T = TypeVar("T")
 
+_unreleased: set[tuple[str, str, str]] = set()
+"""(path, name, owner) of the locks this process failed to release."""
+
 
 def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -46,9 +56,15 @@ async def exclusive(path: str, *, owner: str | None = None, ttl: dt.timedelta = 
                     name: str = AUDIT_LOCK) -> AsyncIterator[bool]:
     """Hold the lock for the block; yields False (and holds nothing) when it is taken."""
     owner = owner or lock_owner()
+    key = (path, name, owner)
+    if key in _unreleased:
+        # Failing again (the disk still full) is that error, not "lock held" by ourselves.
+        await _db(path, lambda s: s.release_lock(name, owner))
+        _unreleased.discard(key)
     if not await _db(path, lambda s: s.acquire_lock(name, owner, _utcnow(), ttl)):
         yield False
         return
+    _unreleased.discard(key)
     holder = asyncio.current_task()
     assert holder is not None
     heartbeat = asyncio.create_task(_heartbeat(path, name, owner, ttl, holder), name=f"{name}-lock-heartbeat")
@@ -70,8 +86,12 @@ async def exclusive(path: str, *, owner: str | None = None, ttl: dt.timedelta = 
 
 async def _release(path: str, name: str, owner: str, heartbeat: asyncio.Task[None]) -> None:
     await asyncio.gather(heartbeat, return_exceptions=True)
-    with contextlib.suppress(MonitorError):
+    try:
         await _db(path, lambda s: s.release_lock(name, owner))
+    except MonitorError as exc:
+        _unreleased.add((path, name, owner))
+        log.warning("event=lock_release_failed lock=%s error=%s note=released before it is taken again",
+                    name, exc)
 
 
 async def _heartbeat(path: str, name: str, owner: str, ttl: dt.timedelta, holder: asyncio.Task[object]) -> None:

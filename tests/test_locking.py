@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 from pathlib import Path
+
+import pytest
 
 from monitor.locking import AUDIT_LOCK, exclusive
 from monitor.store import Store
@@ -51,4 +54,43 @@ async def test_a_holder_cancelled_again_while_it_cleans_up_still_releases_the_lo
     except asyncio.CancelledError:
         pass
     assert task.cancelled()
+    assert lock_rows(Path(db)) == []
+
+
+HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+
+
+async def test_a_lock_whose_release_failed_is_released_before_it_is_asked_for_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The disk full (or the database locked by another process) when the audit
+    ends: the release fails and the row stays. The same process asking again
+    found its own leftover "held" and skipped until the ttl passed (10 minutes)."""
+    import monitor.store
+
+    monkeypatch.setattr(monitor.store, "BUSY_TIMEOUT_S", 0.2)
+    db = str(tmp_path / "monitor.db")
+    Store.open(db).close()
+    async with exclusive(db, owner="a:1") as held:
+        assert held
+        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, db,
+                                                      stdin=asyncio.subprocess.PIPE,
+                                                      stdout=asyncio.subprocess.PIPE)
+        assert holder.stdin is not None and holder.stdout is not None
+        assert await holder.stdout.readline() == b"held\n"
+    assert "event=lock_release_failed" in caplog.text
+    holder.stdin.write(b"go\n")
+    await holder.stdin.drain()
+    assert await holder.wait() == 0
+    assert lock_rows(Path(db)) == [(AUDIT_LOCK, "a:1")]  # the leftover
+    async with exclusive(db, owner="b:2") as other:
+        assert not other  # for anyone else it is a live holder's until its ttl
+    async with exclusive(db, owner="a:1") as again:
+        assert again
     assert lock_rows(Path(db)) == []
