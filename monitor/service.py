@@ -22,7 +22,8 @@ go wrong:
   the clock: asyncio's timers count the monotonic clock, which stops while
   the machine is suspended, so after a resume (or an NTP step forward) the
   scheduler's timer wakes up late by that long; the round runs the audit
-  instead, once.
+  instead, once. A `last_audit_at` later than the clock (the clock went
+  back) is ignored, not taken as "every time until then is done".
 - **An audit that did not happen is tried again.** When the audit fails
   (the database locked by a backup past the busy timeout, the disk full,
   the report folder unwritable) or another process holds the lock at the
@@ -57,7 +58,7 @@ import signal
 import ssl
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from apscheduler.triggers.base import BaseTrigger
@@ -240,6 +241,7 @@ class Service:
         self._failing: dict[str, tuple[str, int]] = {}
         """Per job, the error it failed with last and how many times in a row."""
         self.rounds_done = 0
+        self._clock_warned = False
         self._web: Any = None
 
     # status, read by /healthz and /metrics
@@ -284,8 +286,7 @@ class Service:
 
         if self.settings.email.enabled:
             smtp_password(self.settings)  # a missing password fails now, not at Monday's report
-        facts = await self._db(_facts)  # opens and migrates the database: a bad path fails here
-        now = self.now()
+        facts, now = await self._read_facts()  # opens and migrates the database: a bad path fails here
         reason = self._startup_reason(facts, now)
         self.scheduler.start()
         schedule.add_weekly_job(self.scheduler, self._weekly, self.trigger)
@@ -393,7 +394,7 @@ class Service:
     async def _try_audit(self, fire: dt.datetime | None) -> None:
         now = self.now()
         try:
-            facts = await self._db(_facts)
+            facts, now = await self._read_facts()
             if fire is None:
                 fire = self._scheduled_fire(facts, now)
                 if fire is None:
@@ -458,8 +459,7 @@ class Service:
         """At each round: try a pending audit again, or run one the timer slept through."""
         if self._audit_active:
             return
-        facts = await self._db(_facts)
-        now = self.now()
+        facts, now = await self._read_facts()
         pending = self._pending
         if pending is not None:
             if facts.last_audit_at is not None and facts.last_audit_at >= pending.fire:
@@ -533,7 +533,11 @@ class Service:
     async def _audit_job(self, fire: dt.datetime) -> None:
         from monitor.jobs import weekly_job
 
-        facts = await self._db(_facts)
+        facts, _ = await self._read_facts()
+        if facts.last_audit_at is not None and facts.last_audit_at >= fire:
+            # Asked before the lock was ours: its holder has done this audit meanwhile.
+            log_event(logging.INFO, "audit_done_elsewhere", scheduled=fire, last_audit=facts.last_audit_at)
+            return
         log_event(logging.INFO, "audit_started", pages=len(self.settings.pages),
                   sites=len(self.settings.sites),
                   resuming=facts.unfinished.id if facts.unfinished else None)
@@ -609,6 +613,25 @@ class Service:
         counter: Counter[str] = await recheck(self.settings, due, now=self.now)
         log_event(logging.INFO, "recheck_finished", urls=len(due),
                   **{k: v for k, v in sorted(counter.items())})
+
+    async def _read_facts(self) -> tuple[_Facts, dt.datetime]:
+        """The database's facts, and the time they are judged at.
+
+        A `last_audit_at` in the future means the clock went back since (a
+        machine booted with its clock a year ahead, audited, then corrected
+        by NTP): trusted, it made every scheduled time look done until the
+        clock caught up. It is ignored; the next audit writes a true one.
+        """
+        facts = await self._db(_facts)
+        now = self.now()
+        last = facts.last_audit_at
+        if last is not None and last > now + self.options.late_after:
+            if not self._clock_warned:
+                log_event(logging.WARNING, "clock_behind", last_audit=last, now=now,
+                          note="the last audit is dated later than now; ignored")
+                self._clock_warned = True
+            facts = replace(facts, last_audit_at=None)
+        return facts, now
 
     # the database, one short-lived connection per call, off the loop
 

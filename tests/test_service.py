@@ -615,6 +615,34 @@ async def test_a_run_resumed_after_the_scheduled_time_is_that_time_s_audit_not_o
     assert query(db_path(settings), "SELECT id, status FROM runs") == [(run.id, "finished")]
 
 
+async def test_a_clock_that_went_back_does_not_stop_the_schedule(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Booted once with the clock a year ahead (a dead RTC battery), audited,
+    then corrected by NTP: `last_audit_at` is in the future, and a missed
+    Monday looked already done until the clock caught up a year later."""
+    settings = settings_for(tmp_path, site, sink, site.page(2))  # 0 6 * * mon, UTC
+    future = "2027-11-22T06:00:05+00:00"
+    caplog.set_level("INFO", logger="monitor.service")
+    # The schedule's own fire on Monday 06:00.
+    set_meta(db_path(settings), LAST_AUDIT_KEY, future)
+    clock = Clock(dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC))  # Sunday evening: nothing missed
+    service = Service(settings, ServiceOptions(recheck_interval=0.1, now=clock))
+    task = await running(service)
+    clock.now = dt.datetime(2026, 11, 23, 6, 0, 1, tzinfo=UTC)
+    fire_now(service)
+    await until(lambda: service.audits_done >= 1, 15, "the scheduled audit")
+    assert await stop(service, task) == 0
+    # Down over the next Monday 06:00, back at 09:30: the missed audit is made up.
+    set_meta(db_path(settings), LAST_AUDIT_KEY, future)
+    clock = Clock(dt.datetime(2026, 11, 30, 9, 30, tzinfo=UTC))
+    service = Service(settings, ServiceOptions(recheck_interval=0.1, now=clock))
+    task = await running(service)
+    await until(lambda: service.audits_done >= 1, 15, "the missed audit")
+    assert await stop(service, task) == 0
+    assert lines(caplog, "event=clock_behind", "WARNING") == 2
+    assert len(sink.received) == 2
+
+
 # -- subprocesses: kill -9, SIGTERM, two services ----------------------------------------
 
 
