@@ -196,12 +196,15 @@ def fires(trigger: CronTrigger, start: dt.datetime, count: int) -> list[dt.datet
         ("30 2 * * *", PARIS, "2026-10-24T12:00:00",
          ["2026-10-25T00:30:00", "2026-10-26T01:30:00", "2026-10-27T01:30:00"]),
         ("30 1 * * sun", NEW_YORK, "2026-10-31T12:00:00", ["2026-11-01T05:30:00", "2026-11-08T06:30:00"]),
+        # ISO week 53 of 2026, then week 1 of 2027; a 29 February cron waits for 2028.
+        ("0 6 * * mon", PARIS, "2026-12-27T12:00:00", ["2026-12-28T05:00:00", "2027-01-04T05:00:00"]),
+        ("0 6 29 2 *", PARIS, "2026-03-01T00:00:00", ["2028-02-29T05:00:00", "2032-02-29T05:00:00"]),
         # An hourly cron keeps both passes of the repeated hour: each is an hour apart.
         ("0 * * * *", PARIS, "2026-10-24T23:30:00",
          ["2026-10-25T00:00:00", "2026-10-25T01:00:00", "2026-10-25T02:00:00"]),
     ],
 )
-def test_the_weekly_trigger_fires_once_across_daylight_saving_changes(
+def test_the_weekly_trigger_across_daylight_saving_changes_and_calendar_edges(
         cron: str, tz: ZoneInfo, start: str, expected: list[str]) -> None:
     trigger = schedule.weekly_trigger(ScheduleSettings(cron=cron, timezone=tz.key))
     assert fires(trigger, at(start), len(expected)) == [at(e) for e in expected]
