@@ -63,3 +63,17 @@ def site_config(tmp_path: Path, site: SimulatedSite, *, db: Path | None = None,
     config = tmp_path / "monitor.toml"
     config.write_text(text, encoding="utf-8")
     return config
+
+
+DATABASE_HOLDER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("held", flush=True)
+sys.stdin.readline()
+conn.execute("COMMIT")
+"""
+"""`python -c DATABASE_HOLDER DB`: another process holding the database
+locked (prints "held", then waits for a line on stdin to let go), for the
+tests of a lock held past the busy timeout."""
+

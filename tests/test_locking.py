@@ -11,6 +11,7 @@ import pytest
 
 from monitor.locking import AUDIT_LOCK, exclusive
 from monitor.store import Store
+from simkit import DATABASE_HOLDER
 
 
 def lock_rows(db: Path) -> list[tuple[str, str]]:
@@ -57,15 +58,6 @@ async def test_a_holder_cancelled_again_while_it_cleans_up_still_releases_the_lo
     assert lock_rows(Path(db)) == []
 
 
-HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("held", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
-
 
 async def test_a_lock_whose_release_failed_is_released_before_it_is_asked_for_again(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
@@ -79,7 +71,7 @@ async def test_a_lock_whose_release_failed_is_released_before_it_is_asked_for_ag
     Store.open(db).close()
     async with exclusive(db, owner="a:1") as held:
         assert held
-        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, db,
+        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", DATABASE_HOLDER, db,
                                                       stdin=asyncio.subprocess.PIPE,
                                                       stdout=asyncio.subprocess.PIPE)
         assert holder.stdin is not None and holder.stdout is not None

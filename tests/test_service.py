@@ -33,6 +33,7 @@ from monitor.jobs import weekly_job
 from monitor.schedule import WEEKLY_JOB
 from monitor.service import AUDIT_LOCK, LAST_AUDIT_KEY, OPEN_JOB_KEY, Service, ServiceOptions
 from monitor.store import Store
+from simkit import DATABASE_HOLDER
 
 UTC = dt.timezone.utc
 LOG_LINE = re.compile(
@@ -451,15 +452,6 @@ def weekly_just_missed_cron() -> str:
     return f"{fire.minute} {fire.hour} * * {fire.strftime('%a').lower()}"
 
 
-HOLDER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("held", flush=True)
-sys.stdin.readline()
-conn.execute("COMMIT")
-"""
-
 
 async def test_an_audit_that_failed_on_a_locked_database_runs_once_the_database_is_free(
         tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture,
@@ -472,7 +464,7 @@ async def test_an_audit_that_failed_on_a_locked_database_runs_once_the_database_
     monkeypatch.setattr(monitor.store, "BUSY_TIMEOUT_S", 0.2)  # the 10 s wait, shortened
     settings = settings_for(tmp_path, site, sink, site.page(3), cron=just_missed_cron())
     Store.open(db_path(settings)).close()
-    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, db_path(settings),
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", DATABASE_HOLDER, db_path(settings),
                                                   stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
     assert holder.stdin is not None and holder.stdout is not None
     caplog.set_level("DEBUG", logger="monitor.service")
