@@ -41,6 +41,7 @@ from monitor.classify import classify, next_state
 from monitor.client import Client
 from monitor.config import Settings, SiteSettings
 from monitor.decode import decode_html
+from monitor.errors import StoreError
 from monitor.extract import extract_page
 from monitor.pages import PageFetch, fetch_page
 from monitor.store import StoreWriter
@@ -407,15 +408,37 @@ class Audit:
             if self.progress:
                 self.progress(done, max(done, total()))
 
+        failed: list[BaseException] = []
+
+        def settled(task: asyncio.Task[None]) -> None:
+            # A check that could not be recorded (the disk full, the database
+            # locked past the busy timeout) ends the audit at once: checking
+            # the rest would only fail to record them too, and the error,
+            # never retrieved, was printed as a traceback when the run ended.
+            # Any other failure is one link's (a bug on a strange page): said,
+            # and the audit goes on; the next run checks that link again.
+            pending.discard(task)
+            if task.cancelled() or (exc := task.exception()) is None:
+                return
+            if isinstance(exc, StoreError):
+                if not failed:
+                    failed.append(exc)
+            else:
+                log.error("check failed url=%s error=%s: %s", task.get_name(), type(exc).__name__, exc)
+
         try:
             async with contextlib.aclosing(self.checker.check_many(
                     urls, first=self.slow, backlog=LOOKAHEAD_URLS)) as observations:
                 async for obs in observations:
-                    task = asyncio.create_task(finish(obs))
+                    if failed:
+                        raise failed[0]
+                    task = asyncio.create_task(finish(obs), name=obs.url)
                     pending.add(task)
-                    task.add_done_callback(pending.discard)
+                    task.add_done_callback(settled)
             if pending:
                 await asyncio.gather(*pending)
+            if failed:
+                raise failed[0]
         except BaseException:
             # Cancelled (or failed): a check still being classified is dropped, not
             # written after the run is closed; a resumed run checks that URL again.

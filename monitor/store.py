@@ -1415,7 +1415,12 @@ class StoreWriter:
             # Registered before shield's own callback, so it runs first: the
             # buffer is settled by the time this coroutine resumes.
             future.add_done_callback(functools.partial(self._settle, batch))
-            await asyncio.shield(future)
+            try:
+                await asyncio.shield(future)
+            except sqlite3.Error as exc:
+                # As `Store` methods say it: a StoreError naming the file, not
+                # sqlite3's bare "database is locked" out of the audit.
+                raise StoreError(f"database {self.path}: {exc}") from exc
 
     async def call(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
         """Run a public `Store` method on the writer thread, after the queued adds."""

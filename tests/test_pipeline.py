@@ -222,3 +222,74 @@ async def test_ctrl_c_in_a_check_says_that_the_next_audit_resumes(tmp_path: Path
     code, out, err2 = await run_monitor("check", "--config", str(config), "--format", "json")
     assert code == 0, err2
     assert json.loads(out)["run"]["id"] == 1  # the interrupted run, resumed
+
+
+async def test_a_check_that_cannot_be_recorded_ends_the_audit(
+        tmp_path: Path, aiohttp_server: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process holds the database past the busy timeout in the middle
+    of the checks (a backup, the sqlite3 shell; a full disk fails the same
+    way): every later check would fail to be recorded too. The audit went on
+    requesting every remaining URL, and each failure was printed at the end
+    as "Task exception was never retrieved"; it now ends at once with the
+    database's error, and the run stays open for the next audit to resume."""
+    import sys
+
+    import monitor.store
+    from aiohttp import web
+
+    from monitor.config import parse_settings
+    from monitor.errors import StoreError
+    from simkit import DATABASE_HOLDER
+
+    monkeypatch.setattr(monitor.store, "BUSY_TIMEOUT_S", 0.2)  # the 10 s wait, shortened
+    links, asked = 300, []
+    enough = asyncio.Event()
+
+    async def page(request: web.Request) -> web.Response:
+        body = "".join(f'<p><a href="/a/{i}">Article {i}</a>. PubMed, 2019.</p>' for i in range(links))
+        return web.Response(text=f"<html><head><title>P</title></head><body>{body}</body></html>",
+                            content_type="text/html")
+
+    async def article(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        if len(asked) == 20:
+            enough.set()
+        await asyncio.sleep(0.05)
+        return web.Response(text=f"<html><head><title>Article {request.match_info['n']}</title></head>"
+                                 "<body>x</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/a/{n}", article)
+    server = await aiohttp_server(app)
+    db = tmp_path / "monitor.db"
+    settings = parse_settings({
+        "pages": [{"url": f"http://127.0.0.1:{server.port}/page"}],
+        "checker": {"concurrency": 4, "per_host": 4, "retries": 0, "soft404_probe": False,
+                    "allow_private_networks": ["127.0.0.1/32"]},
+        "database": {"path": str(db)}}, "test.toml")
+    Store.open(db).close()
+    never_retrieved: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: never_retrieved.append(context))
+    audit = asyncio.create_task(run_audit(settings))
+    await asyncio.wait_for(enough.wait(), 30)
+    holder = await asyncio.create_subprocess_exec(sys.executable, "-c", DATABASE_HOLDER, str(db),
+                                                  stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    assert holder.stdin is not None and holder.stdout is not None
+    try:
+        assert await holder.stdout.readline() == b"held\n"
+        with pytest.raises(StoreError, match="locked"):
+            await asyncio.wait_for(audit, 60)
+        assert len(asked) < links / 2, f"{len(asked)} of {links} URLs requested after the failure"
+    finally:
+        holder.stdin.write(b"go\n")
+        await holder.stdin.drain()
+        await holder.wait()
+        loop.set_exception_handler(None)
+    import gc
+    gc.collect()
+    assert not [c for c in never_retrieved if "never retrieved" in c.get("message", "")]
+    with Store.open(db) as store:
+        unfinished = store.unfinished_run()
+        assert unfinished is not None and unfinished.id == 1  # resumed by the next audit

@@ -800,8 +800,9 @@ async def test_writer_call_runs_only_public_store_methods(db_path: Path) -> None
 async def test_writer_failed_batch_is_kept_and_reported(db_path: Path) -> None:
     writer = await StoreWriter.open(db_path, batch_interval=60)
     await writer.add(777, *check(PUBMED, T0))  # no run 777: the foreign key refuses the batch
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(StoreError, match="FOREIGN KEY") as failed:  # named, as Store's errors are
         await writer.flush()
+    assert isinstance(failed.value.__cause__, sqlite3.IntegrityError)
     assert writer.pending == 1
     with pytest.raises(StoreError, match="a batch failed"):
         await writer.add(None, *check(PUBMED, T0))
