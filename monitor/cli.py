@@ -216,16 +216,34 @@ async def _check(settings: Settings, pages: Sequence[str]) -> Any:
             return await run_audit(settings, only_pages=list(pages) or None, progress=progress)
 
 
+LOCK_POLL_S = 2.0
+
+
 @contextlib.asynccontextmanager
-async def one_audit(settings: Settings) -> AsyncIterator[None]:
-    """Hold the database's audit lock, or stop with a clear message (see monitor.locking)."""
+async def one_audit(settings: Settings, wait: float = 0.0) -> AsyncIterator[None]:
+    """Hold the database's audit lock, or stop with a clear message (see monitor.locking).
+
+    With `wait`, ask again for up to that many seconds first: the service's
+    recheck rounds hold the lock a few seconds every 5 minutes, and a cron
+    `monitor run` that met one stopped, and that week's audit with it.
+    """
     from monitor.locking import exclusive, held_by
 
-    async with exclusive(settings.database.path) as held:
-        if not held:
+    deadline = time.monotonic() + wait
+    said = False
+    while True:
+        async with exclusive(settings.database.path) as held:
+            if held:
+                yield
+                return
+        if time.monotonic() >= deadline:
             raise Failure(f"{settings.database.path}: another audit is running on this database "
                           f"({held_by(settings.database.path)}); try again when it has finished")
-        yield
+        if not said:
+            click.echo(f"waiting for the audit lock of {settings.database.path}, held by "
+                       f"{held_by(settings.database.path)} (up to {wait:g} s, --wait)", err=True)
+            said = True
+        await asyncio.sleep(min(LOCK_POLL_S, max(0.0, deadline - time.monotonic())))
 
 
 class progress_bar:
@@ -413,8 +431,11 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True) -> None:
 
 @cli.command()
 @config_option
+@click.option("--wait", "wait", type=click.FloatRange(min=0), default=300, show_default=True,
+              help="Seconds to wait for another audit of the database (a recheck round of "
+                   "`monitor serve`) to end before giving up.")
 @guarded
-def run(config_path: Path) -> None:
+def run(config_path: Path, wait: float) -> None:
     """The weekly job, once: check, then report, then send.
 
     \b
@@ -428,7 +449,7 @@ def run(config_path: Path) -> None:
     require_report_dir(settings)
 
     async def job() -> tuple[object, object]:
-        async with one_audit(settings):
+        async with one_audit(settings, wait):
             with progress_bar() as progress:
                 return await weekly_job(settings, progress=progress)
 

@@ -319,8 +319,8 @@ async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, si
     with Store.open(tmp_path / "monitor.db") as store:
         # This test process is alive: its lock is not stale.
         assert store.acquire_lock("audit", lock_owner(), dt.datetime.now(dt.UTC), dt.timedelta(minutes=10))
-    for command in ("check", "run"):
-        code, out, err = await run_monitor(command, "--config", str(config))
+    for command in (("check",), ("run", "--wait", "0")):
+        code, out, err = await run_monitor(*command, "--config", str(config))
         assert code == 1
         assert "another audit is running" in err and lock_owner() in err
     with Store.open(tmp_path / "monitor.db") as store:
@@ -328,6 +328,29 @@ async def test_a_second_audit_on_one_database_is_refused(site: SimulatedSite, si
         store.release_lock("audit", lock_owner())
     code, _, err = await run_monitor("check", "--config", str(config), "--format", "csv")
     assert code == 0, err
+
+
+async def test_a_cron_run_waits_for_a_recheck_round_of_the_service(site: SimulatedSite, sink: MailSink,
+                                                                   tmp_path: Path) -> None:
+    """`monitor serve` holds the audit lock a few seconds every 5 minutes for
+    its rechecks; a cron `monitor run` meeting one stopped at once, and that
+    week's audit with it. It now waits (`--wait`, 300 s by default)."""
+    import datetime as dt
+
+    from monitor.store import Store, lock_owner
+
+    config = write_config(tmp_path, site, sink.port)
+    with Store.open(tmp_path / "monitor.db") as store:
+        assert store.acquire_lock("audit", lock_owner(), dt.datetime.now(dt.UTC), dt.timedelta(minutes=10))
+    cron = asyncio.create_task(run_monitor("run", "--config", str(config), "--wait", "60"))
+    await asyncio.sleep(3)  # the round ends
+    assert not cron.done()
+    with Store.open(tmp_path / "monitor.db") as store:
+        store.release_lock("audit", lock_owner())
+    code, out, err = await cron
+    assert code == 0, err
+    assert f"waiting for the audit lock of {tmp_path / 'monitor.db'}, held by {lock_owner()}" in err
+    assert "run 1:" in out and len(sink.received) == 1
 
 
 async def test_the_weekly_job_forgets_history_older_than_keep_weeks(
