@@ -479,6 +479,8 @@ async def test_an_audit_that_failed_on_a_locked_database_runs_once_the_database_
         await holder.stdin.drain()
         assert await holder.wait() == 0
     await until(lambda: service.audits_done >= 1, 15, "the audit once the database is free")
+    # said once the audit job has let go of its lock, a moment after audits_done counts it
+    await until(lambda: lines(caplog, "event=job_recovered job=audit") >= 1, 15, "job_recovered")
     assert await stop(service, task) == 0
     # One line says it failed and that it is retried; the retries say it at DEBUG only.
     assert lines(caplog, "event=job_failed job=audit", "ERROR") == 1
