@@ -276,29 +276,63 @@ def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool 
         return "Correct the link's address on the page: as written, it is not a valid web address."
     if reason == "private_address":
         return _private_advice(kind, url)
-    if kind == LinkKind.NAVIGATION:
-        return _page_advice(status, confirmed=confirmed, fix_url=fix_url, archived=archived)
-    if kind == LinkKind.RESOURCE:
-        return _resource_advice(status, confirmed=confirmed, fix_url=fix_url, archived=archived,
-                                it=thing(kind, url))
-    if status == LinkStatus.MOVED:
-        return "Replace the link with the new address." if fix_url else (
-            "Find the article's new address and update the link.")
-    if status == LinkStatus.DRIFTED:
-        return "Open the link and check it still holds the cited article; update the link or the entry."
-    if status == LinkStatus.BLOCKED:
-        return "Open the link in a browser: if the article is there, nothing to do."
+    sentences = _ADVICE.get(kind, _ADVICE[LinkKind.CITATION])
     if status == LinkStatus.ERROR and not confirmed:
         return _NOTHING_YET
+    case = _advice_case(status, fix_url=fix_url, archived=archived)
+    said = sentences[case].format(it=thing(kind, url))
     if status == LinkStatus.EXPIRED and not confirmed:
-        return _NOT_CONFIRMED + _lower_first(advice(status, confirmed=True, fix_url=fix_url,
-                                                    archived=archived))
-    if archived and fix_url:
-        return "Link to the archived copy, or find the article's new address, or mark the entry expired."
-    if status == LinkStatus.ERROR:
-        return "The site keeps failing: find the article elsewhere or mark the entry expired."
-    return "Find the article's new address, or mark the entry expired."
+        return _NOT_CONFIRMED + _lower_first(said)
+    return said
 
+
+def _advice_case(status: str, *, fix_url: str | None, archived: bool) -> str:
+    """Which instruction a problem calls for, whatever the kind of link: the
+    kinds differ in their words (`_ADVICE`), not in this choice."""
+    if status == LinkStatus.MOVED:
+        return "moved" if fix_url else "moved_unknown"
+    if status in (LinkStatus.DRIFTED, LinkStatus.BLOCKED):
+        return str(status)
+    if archived and fix_url:
+        return "archived"
+    return "failing" if status == LinkStatus.ERROR else "gone"
+
+
+_ADVICE: dict[str, dict[str, str]] = {
+    # A citation's entry can be marked "(Expired Article)".
+    LinkKind.CITATION: {
+        "moved": "Replace the link with the new address.",
+        "moved_unknown": "Find the article's new address and update the link.",
+        "drifted": "Open the link and check it still holds the cited article; update the link or the entry.",
+        "blocked": "Open the link in a browser: if the article is there, nothing to do.",
+        "archived": "Link to the archived copy, or find the article's new address, or mark the entry expired.",
+        "failing": "The site keeps failing: find the article elsewhere or mark the entry expired.",
+        "gone": "Find the article's new address, or mark the entry expired.",
+    },
+    # A menu link or a cross-reference: no article, no entry to mark.
+    LinkKind.NAVIGATION: {
+        "moved": "Replace the link with the new address.",
+        "moved_unknown": "Find the page's new address and update the link.",
+        "drifted": ("Open the link and check it still leads to the page its text names; "
+                    "update the link or remove it."),
+        "blocked": "Open the link in a browser: if the page is there, nothing to do.",
+        "archived": ("Find the page's new address and update the link, or link the archived copy, "
+                     "or remove the link."),
+        "failing": "The site keeps failing: find the page's new address and update the link, or remove it.",
+        "gone": "Find the page's new address and update the link, or remove it.",
+    },
+    # What the page loads (an image, a script): replaced or removed; {it} names it.
+    LinkKind.RESOURCE: {
+        "moved": "Replace the address with the new one.",
+        "moved_unknown": "Find the {it}'s new address and update the page, or remove the {it}.",
+        "drifted": "Check it is still the right {it}; replace it or remove it from the page.",
+        "blocked": "Open the {it} in a browser: if it loads, nothing to do.",
+        "archived": "Put the archived copy (or another {it}) on the site, or remove the {it} from the page.",
+        "failing": "The site keeps failing: put a copy of the {it} on the site, or remove it from the page.",
+        "gone": "Replace the {it} with a working copy, or remove it from the page.",
+    },
+}
+"""The instruction for each case (`_advice_case`), in the words of each kind of link."""
 
 _NOTHING_YET = "Nothing to do yet: this may be temporary, and it will be checked again."
 _NOT_CONFIRMED = "Not confirmed yet, so it will be checked again; if you act now: "
@@ -311,51 +345,6 @@ def _private_advice(kind: str, url: str | None) -> str:
         return f"Put a public copy of the {thing(kind, url)} on the site, or remove it from the page."
     what = "page" if kind == LinkKind.NAVIGATION else "document"
     return f"Link a public copy of the {what} instead, or remove the link."
-
-
-def _page_advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool) -> str:
-    """A menu link or a cross-reference: no article, no entry to mark."""
-    if status == LinkStatus.MOVED:
-        return "Replace the link with the new address." if fix_url else (
-            "Find the page's new address and update the link.")
-    if status == LinkStatus.DRIFTED:
-        return ("Open the link and check it still leads to the page its text names; "
-                "update the link or remove it.")
-    if status == LinkStatus.BLOCKED:
-        return "Open the link in a browser: if the page is there, nothing to do."
-    if status == LinkStatus.ERROR and not confirmed:
-        return _NOTHING_YET
-    if status == LinkStatus.EXPIRED and not confirmed:
-        return _NOT_CONFIRMED + _lower_first(_page_advice(status, confirmed=True, fix_url=fix_url,
-                                                          archived=archived))
-    if archived and fix_url:
-        return ("Find the page's new address and update the link, or link the archived copy, "
-                "or remove the link.")
-    if status == LinkStatus.ERROR:
-        return "The site keeps failing: find the page's new address and update the link, or remove it."
-    return "Find the page's new address and update the link, or remove it."
-
-
-def _resource_advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool,
-                     it: str) -> str:
-    """What the page loads (an image, a script): replaced or removed."""
-    if status == LinkStatus.MOVED:
-        return "Replace the address with the new one." if fix_url else (
-            f"Find the {it}'s new address and update the page, or remove the {it}.")
-    if status == LinkStatus.DRIFTED:
-        return f"Check it is still the right {it}; replace it or remove it from the page."
-    if status == LinkStatus.BLOCKED:
-        return f"Open the {it} in a browser: if it loads, nothing to do."
-    if status == LinkStatus.ERROR and not confirmed:
-        return _NOTHING_YET
-    if status == LinkStatus.EXPIRED and not confirmed:
-        return _NOT_CONFIRMED + _lower_first(_resource_advice(
-            status, confirmed=True, fix_url=fix_url, archived=archived, it=it))
-    if archived and fix_url:
-        return f"Put the archived copy (or another {it}) on the site, or remove the {it} from the page."
-    if status == LinkStatus.ERROR:
-        return f"The site keeps failing: put a copy of the {it} on the site, or remove it from the page."
-    return f"Replace the {it} with a working copy, or remove it from the page."
 
 
 def advice_marked(fix_url: str | None, *, archived: bool) -> str:
