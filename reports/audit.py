@@ -449,8 +449,7 @@ def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
     before = _flagged_keys(previous)
     if not before:
         return {}
-    cited = {key[1] for key in before}  # the other nine in ten links cannot match
-    present = {_key(l) for l in links if l.url in cited}
+    present = _still_cited(before, links)
     arrived: set[str] = set()
     gone: set[str] = set()
     if previous_pages is not None:
@@ -736,9 +735,17 @@ def pages_with_gone_problems(previous_links: Sequence[LinkResult], links: Sequen
     by its entry: those whose previous links `build_audit`'s `previous_cited`
     needs (one page of a hundred, most weeks, not the whole run)."""
     rows = _flagged_keys(previous_links)
-    cited = {key[1] for key in rows}
-    present = {_key(l) for l in links if l.url in cited}
+    present = _still_cited(rows, links)
     return {key[0] for key in rows if key not in present}
+
+
+def _still_cited(rows: Mapping[tuple[str, str, str], LinkResult],
+                 links: Sequence[LinkResult]) -> set[tuple[str, str, str]]:
+    """The rows of `rows` (page, URL, entry) that this run's links still have.
+    Only links citing one of their URLs are keyed: the other nine in ten
+    cannot match."""
+    cited = {key[1] for key in rows}
+    return {_key(l) for l in links if l.url in cited}
 
 
 # -- content audit -------------------------------------------------------------
