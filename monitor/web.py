@@ -33,12 +33,14 @@ import datetime as dt
 import ipaddress
 import logging
 import math
+import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -50,7 +52,8 @@ from monitor.output import StatusTally
 from monitor.store import Store
 from monitor.types import LinkStatus, RunInfo
 
-__all__ = ["METRICS_CONTENT_TYPE", "ServiceStatus", "create_app", "render_metrics", "start_server"]
+__all__ = ["METRICS_CONTENT_TYPE", "ServiceStatus", "create_app", "open_report", "render_metrics", "report_path",
+           "start_server"]
 
 log = logging.getLogger(__name__)
 
@@ -246,8 +249,8 @@ def report_path(folder: str, name: str) -> Path | None:
     can drop a link named like a report there (a deploy script, another
     account with write access) must not make the endpoint serve the
     configuration or /etc/passwd with it; a link within the folder, or a
-    folder that is itself a link, is fine. The resolved path is what is
-    served, so the check holds for the file actually opened."""
+    folder that is itself a link, is fine. This only looks: what is served
+    is what `open_report` opens, judged on its file descriptor."""
     if not REPORT_FILE.fullmatch(name):
         return None
     try:
@@ -260,11 +263,77 @@ def report_path(folder: str, name: str) -> Path | None:
     return path
 
 
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def open_report(path: Path) -> BinaryIO | None:
+    """`path` (as `report_path` resolved it) opened for reading, or None.
+
+    Between `report_path`'s look and this open, the name can be replaced
+    (rename is atomic): by a link to the configuration, or by a FIFO that
+    would hang the open. So the open itself decides: O_NOFOLLOW refuses a
+    link in place of the resolved name (`path` has none left when it was
+    checked), O_NONBLOCK returns at once from a FIFO, and fstat on the
+    descriptor, not on the name, must say regular file."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except OSError:  # ELOOP: a link swapped in; ENOENT: removed meanwhile
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            return None
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+REPORT_TYPES = {".html": "text/html", ".json": "application/json"}
+CHUNK = 256 * 1024
+
+
 async def report_file(request: web.Request) -> web.StreamResponse:
+    """The report, streamed from the descriptor `open_report` judged (not
+    from its name again: aiohttp's FileResponse opens by name, following
+    links)."""
     path = report_path(request.app[SETTINGS_KEY].report.dir, request.match_info["name"])
-    if path is None:
+    report = None if path is None else await asyncio.to_thread(open_report, path)
+    if path is None or report is None:
         raise web.HTTPNotFound(text="No such report.\n")
-    return web.FileResponse(path, headers=REPORT_HEADERS)
+    with report:
+        return await _send_file(request, report, REPORT_TYPES[path.suffix])
+
+
+async def _send_file(request: web.Request, file: BinaryIO, content_type: str) -> web.StreamResponse:
+    st = os.fstat(file.fileno())
+    response = web.StreamResponse(headers=REPORT_HEADERS)
+    response.etag = f"{st.st_mtime_ns:x}-{st.st_size:x}"  # as FileResponse: revalidation gets 304
+    response.last_modified = st.st_mtime
+    if _not_modified(request, response.etag.value, st.st_mtime):
+        response.set_status(304)
+        await response.prepare(request)
+        return response
+    response.content_type, response.charset = content_type, "utf-8"
+    response.content_length = st.st_size
+    await response.prepare(request)
+    remaining = 0 if request.method == "HEAD" else st.st_size
+    while remaining > 0:
+        chunk = await asyncio.to_thread(file.read, min(CHUNK, remaining))
+        if not chunk:  # truncated in place meanwhile (save_report renames, never truncates)
+            response.force_close()  # the client sees a short body, not a misframed next response
+            break
+        await response.write(chunk)
+        remaining -= len(chunk)
+    await response.write_eof()
+    return response
+
+
+def _not_modified(request: web.Request, etag: str, mtime: float) -> bool:
+    if request.if_none_match is not None:
+        return any(tag.value in (etag, "*") for tag in request.if_none_match)
+    since = request.if_modified_since
+    return since is not None and int(mtime) <= since.timestamp()
 
 
 async def home(request: web.Request) -> web.StreamResponse:

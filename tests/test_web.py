@@ -3,8 +3,10 @@ endpoint as `monitor serve` starts it."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
+import os
 import re
 import socket
 from collections import Counter
@@ -29,7 +31,8 @@ from monitor.crawl import run_audit
 from monitor.errors import MonitorError
 from monitor.service import LAST_AUDIT_KEY, Service, ServiceOptions
 from monitor.store import Store
-from monitor.web import METRICS_CONTENT_TYPE, create_app, start_server
+import monitor.web as web_module
+from monitor.web import METRICS_CONTENT_TYPE, create_app, open_report, report_path, start_server
 
 UTC = dt.timezone.utc
 
@@ -394,6 +397,90 @@ async def test_a_symlink_in_the_reports_folder_serves_nothing_outside_it(tmp_pat
         assert resp.status == 404 and "SECRET" not in body and "root:" not in body, name
     home = await client.get("/", allow_redirects=False)
     assert home.status == 200, "an index that is not served is not offered either"
+
+
+def _swap_for_link(path: Path, secret: Path) -> None:
+    path.unlink()
+    path.symlink_to(secret)
+
+
+def _swap_for_fifo(path: Path, secret: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)  # opened for reading without O_NONBLOCK, it waits for a writer forever
+
+
+def _swap_for_folder(path: Path, secret: Path) -> None:
+    path.unlink()
+    path.mkdir()
+
+
+SWAPS = [_swap_for_link, _swap_for_fifo, _swap_for_folder]
+
+
+@pytest.mark.parametrize("swap", SWAPS)
+async def test_a_report_swapped_after_the_check_is_not_served(
+        tmp_path: Path, aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch, swap: Any) -> None:
+    """The race between looking at the name and opening it, made
+    deterministic: the swap happens exactly when `report_path` has said
+    "a regular file in the folder", before anything opens it. Serving what
+    that name is *now* would give out the configuration; the descriptor
+    that is opened decides."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    name = "report-2026-11-23-run-1.html"
+    (folder / name).write_text("<p>run 1</p>", encoding="utf-8")
+    secret = tmp_path / "monitor.toml"
+    secret.write_text("[email]\nusername = 'SECRET-CONFIG'\n", encoding="utf-8")
+    checked = web_module.report_path
+
+    def check_then_swap(folder_name: str, asked: str) -> Path | None:
+        found = checked(folder_name, asked)
+        assert found is not None, "the check saw a regular file"
+        swap(found, secret)
+        return found
+
+    monkeypatch.setattr(web_module, "report_path", check_then_swap)
+    client = await aiohttp_client(create_app(make_settings(tmp_path, "http://127.0.0.1:9")))
+    resp = await asyncio.wait_for(client.get(f"/reports/{name}"), 5)
+    body = await resp.text()
+    assert resp.status == 404 and "SECRET" not in body, (resp.status, body)
+
+
+@pytest.mark.parametrize("swap", SWAPS)
+def test_open_report_judges_the_descriptor_not_the_name(tmp_path: Path, swap: Any) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "index.html").write_text("<p>the reports</p>", encoding="utf-8")
+    secret = tmp_path / "monitor.toml"
+    secret.write_text("SECRET", encoding="utf-8")
+    path = report_path(str(folder), "index.html")
+    assert path is not None
+    opened = open_report(path)
+    assert opened is not None
+    with opened:
+        assert opened.read() == b"<p>the reports</p>"
+    swap(path, secret)
+    assert open_report(path) is None
+
+
+async def test_a_report_answers_revalidation_and_head(reported: Settings, aiohttp_client: Any) -> None:
+    """Served from the descriptor rather than by aiohttp's FileResponse,
+    a report still carries its validators (Cache-Control: no-cache makes the
+    browser ask each time: an unchanged report costs a 304) and answers HEAD."""
+    client = await aiohttp_client(create_app(reported))
+    first = await client.get("/reports/index.html")
+    body = await first.read()
+    assert first.status == 200 and first.headers["Content-Length"] == str(len(body))
+    assert first.headers["Content-Type"] == "text/html; charset=utf-8"
+    again = await client.get("/reports/index.html", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status == 304 and await again.read() == b""
+    since = await client.get("/reports/index.html", headers={"If-Modified-Since": first.headers["Last-Modified"]})
+    assert since.status == 304
+    head = await client.head("/reports/index.html")
+    assert head.status == 200 and head.headers["Content-Length"] == str(len(body))
+    json_name = re.findall(r'href="(report-[^"]+\.json)"', body.decode())[0]
+    as_json = await client.get(f"/reports/{json_name}")
+    assert as_json.content_type == "application/json" and (await as_json.json())["run"]["id"] in (1, 2)
 
 
 @pytest.mark.parametrize(("server_host", "base_url", "host_header", "served"), [
