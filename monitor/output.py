@@ -21,6 +21,7 @@ import json
 import operator
 import re
 import shutil
+import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
@@ -145,11 +146,31 @@ def _csv_safe(value: Any) -> Any:
     overrides (a CSV goes to a terminal too): anchor text comes from the web."""
     if isinstance(value, str):
         value = INVISIBLE.sub("", value)
-        if value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        if formula_like(value):
             return "'" + value
     return value
 
 
+FORMULA_START = frozenset("=+-@")
+_LINE_START = frozenset("\t\r\n")
+_FIRST_SEEN = re.compile("[\\s\ufeff\u200b-\u200d\u2060]*(.)", re.DOTALL)
+"""The first character after what a cell may begin with unseen: spaces (any
+Unicode space: no-break, ideographic), a byte order mark, zero-width ones."""
+
+
+def formula_like(cell: str) -> bool:
+    """Whether a spreadsheet could run `cell` as a formula, so the CSV
+    prefixes it with a quote. OWASP: a cell starting with = + - @, a tab or
+    a carriage return (ASVS 1.2.10 adds NUL, which INVISIBLE removes
+    first); a line feed likewise. Beyond that list: those signs behind
+    leading blanks (a spreadsheet may trim spaces; a BOM or a zero-width
+    space is invisible), and their fullwidth and small forms (＝ ＋ － ＠,
+    ﹦ ﹢ ﹣ ﹫), which NFKC folds to the ASCII signs. A quote too many
+    costs an editor nothing; a formula run on their machine does."""
+    if cell[:1] in _LINE_START:
+        return True
+    first = _FIRST_SEEN.match(cell)
+    return first is not None and unicodedata.normalize("NFKC", first.group(1)) in FORMULA_START
 
 
 LISTED = (LinkStatus.EXPIRED, LinkStatus.MOVED, LinkStatus.DRIFTED, LinkStatus.ERROR, LinkStatus.BLOCKED)

@@ -102,6 +102,49 @@ def test_write_csv_has_the_json_columns_and_defuses_formulas() -> None:
     assert len(rows) == len(LINKS) + 1
 
 
+@pytest.mark.parametrize(("cell", "written"), [
+    # OWASP's list: the first character
+    ("=1+1", "'=1+1"),
+    ("+1", "'+1"),
+    ("-1", "'-1"),
+    ("@SUM(A1)", "'@SUM(A1)"),
+    ("\t=1", "'\t=1"),
+    ("\tplain", "'\tplain"),
+    ("\n=1", "'\n=1"),
+    ("\x00=1", "'=1"),  # NUL (ASVS) is removed, what follows is judged
+    # the same signs behind what a cell may begin with unseen
+    (" =1", "' =1"),
+    ("   +cmd", "'   +cmd"),
+    ("\ufeff=HYPERLINK(\"x\")", "'\ufeff=HYPERLINK(\"x\")"),
+    ("\u200b@x", "'\u200b@x"),
+    ("\u00a0-2", "'\u00a0-2"),
+    ("\u3000=1", "'\u3000=1"),
+    (" \ufeff \u200d=1", "' \ufeff \u200d=1"),
+    ("\x1b[31m=1", "[31m=1"),  # ESC removed: "[" comes first, no formula
+    # fullwidth and small forms
+    ("＝1+1", "'＝1+1"),
+    ("＋1", "'＋1"),
+    ("－1", "'－1"),
+    ("＠SUM(A1)", "'＠SUM(A1)"),
+    ("﹦1", "'﹦1"),
+    (" ＝1", "' ＝1"),
+    # left alone
+    ("Étude 1", "Étude 1"),
+    ("a = b", "a = b"),
+    ("x-ray", "x-ray"),
+    ("'=already", "'=already"),
+    ("   ", "   "),
+    ("", ""),
+    ("1-2", "1-2"),
+])
+def test_csv_cells_a_spreadsheet_would_run_are_prefixed(cell: str, written: str) -> None:
+    out = io.StringIO()
+    write_csv(out, [link(1, text=cell, section=cell, entry_title=cell)])
+    header, row = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    values = dict(zip(header, row))
+    assert (values["text"], values["section"], values["entry_title"]) == (written, written, written)
+
+
 def test_tally_counts_each_url_once_by_its_first_status() -> None:
     tally = StatusTally()
     for x in LINKS:
