@@ -146,12 +146,15 @@ def _csv_safe(value: Any) -> Any:
     overrides (a CSV goes to a terminal too): anchor text comes from the web."""
     if isinstance(value, str):
         value = INVISIBLE.sub("", value)
+        if "\r" in value:  # the csv module quotes a cell with \n, not one with a bare \r:
+            value = _CR.sub("\n", value)  # a reader would end the row there, the rest a new row
         if formula_like(value):
             return "'" + value
     return value
 
 
 FORMULA_START = frozenset("=+-@")
+_CR = re.compile("\r\n?")
 _LINE_START = frozenset("\t\r\n")
 _FIRST_SEEN = re.compile("[\\s\ufeff\u200b-\u200d\u2060]*(.)", re.DOTALL)
 """The first character after what a cell may begin with unseen: spaces (any

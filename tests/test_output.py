@@ -111,6 +111,7 @@ def test_write_csv_has_the_json_columns_and_defuses_formulas() -> None:
     ("\t=1", "'\t=1"),
     ("\tplain", "'\tplain"),
     ("\n=1", "'\n=1"),
+    ("\r=1", "'\n=1"),  # a bare CR ends the row for a CSV reader: written as a line feed
     ("\x00=1", "'=1"),  # NUL (ASVS) is removed, what follows is judged
     # the same signs behind what a cell may begin with unseen
     (" =1", "' =1"),
@@ -143,6 +144,23 @@ def test_csv_cells_a_spreadsheet_would_run_are_prefixed(cell: str, written: str)
     header, row = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
     values = dict(zip(header, row))
     assert (values["text"], values["section"], values["entry_title"]) == (written, written, written)
+
+
+@pytest.mark.parametrize(("cell", "written"), [
+    ("x\r=HYPERLINK(\"evil\")", "x\n=HYPERLINK(\"evil\")"),
+    ("x\r\n=1+1", "x\n=1+1"),
+    ("a\rb\rc", "a\nb\nc"),
+])
+def test_a_carriage_return_in_a_cell_does_not_start_a_row(cell: str, written: str) -> None:
+    """Python's csv quotes a cell holding a line feed but not one holding a
+    bare CR (the line terminator is \\n): a reader, a spreadsheet among them,
+    ended the row at the CR and read what followed as a new row's first
+    cell, where no quote defused "=HYPERLINK(...)"."""
+    out = io.StringIO()
+    write_csv(out, [link(1, text=cell), link(2)])
+    rows = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert len(rows) == 3 and all(len(row) == len(LINK_FIELDS) for row in rows)
+    assert dict(zip(rows[0], rows[1]))["text"] == written
 
 
 def test_tally_counts_each_url_once_by_its_first_status() -> None:
