@@ -115,6 +115,9 @@ class EmailSettings:
     enabled: bool = True
     ca_file: str = ""
     """Extra CA (PEM) trusted for the mail server's certificate: a private CA."""
+    allow_plain_login: bool = False
+    """`security = "none"` with a username sends the password in clear: refused
+    for a server not on this machine unless this says the network is trusted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,6 +299,19 @@ def _hostname_problem(item: str) -> str | None:
     if not item.strip() or any(c in item for c in "/:@ \t") and not item.startswith("["):
         return f"expected a host name such as links.example.org (no scheme, port or path), got {item!r}"
     return None
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether `host` names this machine without asking DNS: localhost (and
+    *.localhost, RFC 6761) or a loopback address. A name that resolves to
+    127.0.0.1 only through /etc/hosts is not known to be local here."""
+    name = host.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def _hostport_problem(item: str) -> str | None:
@@ -485,6 +501,7 @@ def _email(source: str, raw: Any) -> EmailSettings:
         timeout=r.number("timeout", d.timeout, minimum=0.1),
         enabled=r.get("enabled", bool, d.enabled),
         ca_file=r.get("ca_file", str, d.ca_file),
+        allow_plain_login=r.get("allow_plain_login", bool, d.allow_plain_login),
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
         r.fail("email.ca_file", f"no such file: {settings.ca_file}")
@@ -496,6 +513,11 @@ def _email(source: str, raw: Any) -> EmailSettings:
     if settings.username and not settings.password_env.strip():
         r.fail("email.password_env", "must name an environment variable holding the password "
                "of email.username")
+    if (settings.enabled and settings.security == "none" and settings.username
+            and not settings.allow_plain_login and not is_loopback_host(settings.host)):
+        r.fail("email.security", f'"none" with email.username set sends the password in clear to '
+               f'{settings.host}; use "starttls" (port 587) or "tls" (port 465), or set '
+               "email.allow_plain_login = true if the network to that server is trusted")
     if "password" in r.table:
         r.fail("email.password", "passwords do not belong in files; put it in the environment "
                f"variable named by email.password_env ({settings.password_env})")

@@ -154,3 +154,53 @@ def test_cli_exits_2_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stderr
     assert str(path) in lines[0] and "checker.per_hosts" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+CLEAR_LOGIN = 'sends the password in clear'
+
+
+@pytest.mark.parametrize(("email", "refused"), [
+    # the contract's example, and config/monitor.toml's
+    ('host = "localhost"\nport = 587\nsecurity = "starttls"\nusername = ""', False),
+    # a login in clear to another machine
+    ('host = "smtp.example.org"\nport = 25\nsecurity = "none"\nusername = "monitor"', True),
+    ('host = "192.0.2.25"\nsecurity = "none"\nusername = "monitor"', True),
+    ('host = "10.0.0.5"\nsecurity = "none"\nusername = "monitor"', True),  # private is not local
+    ('host = "2001:db8::25"\nsecurity = "none"\nusername = "monitor"', True),
+    ('host = "localhost.example.org"\nsecurity = "none"\nusername = "monitor"', True),
+    ('host = "127.0.0.1.nip.io"\nsecurity = "none"\nusername = "monitor"', True),
+    # ... on purpose
+    ('host = "smtp.example.org"\nsecurity = "none"\nusername = "monitor"\nallow_plain_login = true', False),
+    # a relay on this machine: the password never leaves it
+    ('host = "localhost"\nport = 25\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "LOCALHOST."\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "mail.localhost"\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "127.0.0.1"\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "127.0.0.53"\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "::1"\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "[::1]"\nsecurity = "none"\nusername = "monitor"', False),
+    # no login, or an encrypted one, or no mail at all
+    ('host = "smtp.example.org"\nport = 25\nsecurity = "none"\nusername = ""', False),
+    ('host = "smtp.example.org"\nsecurity = "starttls"\nusername = "monitor"', False),
+    ('host = "smtp.example.org"\nport = 465\nsecurity = "tls"\nusername = "monitor"', False),
+    ('host = "smtp.example.org"\nsecurity = "none"\nusername = "monitor"\nenabled = false', False),
+])
+def test_a_password_in_clear_to_another_machine_is_refused(tmp_path: Path, email: str, refused: bool) -> None:
+    """`security = "none"` with a login sends the password as base64 over the
+    wire: fine to a relay on this machine, refused to any other unless
+    `allow_plain_login` says the network is trusted."""
+    path = write(tmp_path, PAGE + "[email]\n" + email + "\n")
+    if not refused:
+        assert load_settings(path).email.security in ("none", "starttls", "tls")
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: email.security: ") and CLEAR_LOGIN in message, message
+    assert '"starttls"' in message and '"tls"' in message and "email.allow_plain_login" in message
+
+
+def test_allow_plain_login_is_a_boolean(tmp_path: Path) -> None:
+    path = write(tmp_path, PAGE + '[email]\nallow_plain_login = "yes"\n')
+    with pytest.raises(ConfigError, match="email.allow_plain_login: expected true or false"):
+        load_settings(path)
