@@ -396,9 +396,22 @@ def _host_guard(allowed: frozenset[str]) -> Middleware:
     return only_local_names
 
 
+SERVER_NAME = "monitor"
+"""The Server header of every answer, instead of aiohttp's "Python/3.11
+aiohttp/3.x": which versions run here is nobody's business (a scanner
+matches them against advisories)."""
+
+
+async def _name_the_server(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare runs for aiohttp's own answers too (no route 404,
+    405, the 500 of a handler that raised), after it set its default."""
+    response.headers["Server"] = SERVER_NAME
+
+
 def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.Application:
     allowed = local_names(settings)
     app = web.Application(middlewares=[] if allowed is None else [_host_guard(allowed)])
+    app.on_response_prepare.append(_name_the_server)
     app[SETTINGS_KEY] = settings
     app[STATUS_KEY] = status
     app[CACHE_KEY] = _LinkCounts()

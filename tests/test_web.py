@@ -536,6 +536,51 @@ async def test_a_proxy_name_is_answered_once_allowed(tmp_path: Path, aiohttp_cli
     assert (await client.get("/healthz", headers={"Host": "evil.example"})).status == 421
 
 
+async def test_every_answer_names_the_server_without_versions(reported: Settings) -> None:
+    """aiohttp's default Server header, "Python/3.11 aiohttp/3.x", tells a
+    scanner which advisories apply; every answer says "monitor" instead,
+    aiohttp's own error pages included (no route, wrong method, a handler
+    that raised). Over a real socket, as `monitor serve` listens."""
+    app = create_app(replace(reported, report=replace(reported.report, base_url="")))
+
+    async def boom(request: web.Request) -> web.Response:
+        raise RuntimeError("a bug in a handler")
+
+    app.router.add_get("/boom", boom)  # only a way to reach aiohttp's 500 page
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    broken = replace(reported, database=DatabaseSettings(path=str(Path(reported.database.path).parent)))
+    broken_runner, broken_base = await start_server(replace(broken, server=ServerSettings(enabled=True, port=0)))
+    answers = [
+        ("GET", f"{base}/healthz", {}, 200),
+        ("GET", f"{base}/metrics", {}, 200),
+        ("GET", f"{base}/", {}, 302),
+        ("GET", f"{base}/reports/index.html", {}, 200),
+        ("HEAD", f"{base}/reports/index.html", {}, 200),
+        ("GET", f"{base}/reports/report-2026-01-01-run-99.html", {}, 404),
+        ("GET", f"{base}/no/such/page", {}, 404),
+        ("POST", f"{base}/healthz", {}, 405),
+        ("GET", f"{base}/healthz", {"Host": "evil.example"}, 421),
+        ("GET", f"{base}/boom", {}, 500),
+        ("GET", f"{base}/boom", {"Accept": "text/html"}, 500),
+        ("GET", f"{broken_base}/healthz", {}, 503),
+        ("GET", f"{broken_base}/metrics", {}, 503),
+    ]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for method, url, headers, status in answers:
+                async with session.request(method, url, headers=headers, allow_redirects=False) as resp:
+                    await resp.read()
+                    assert resp.status == status, (method, url, resp.status)
+                    assert resp.headers.getall("Server") == ["monitor"], (method, url, resp.headers)
+    finally:
+        await runner.cleanup()
+        await broken_runner.cleanup()
+
+
 CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
 
 
