@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import json
 import logging
 import math
 import os
@@ -205,21 +206,58 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
 
 # -- the app ---------------------------------------------------------------------
 
+class _Unavailable:
+    """The database error logged last: a probe every few seconds logs it
+    once, and again only once it changed or the database was back between."""
+
+    def __init__(self) -> None:
+        self.logged: str | None = None
+
+
 SETTINGS_KEY: web.AppKey[Settings] = web.AppKey("settings", Settings)
 STATUS_KEY: web.AppKey[Any] = web.AppKey("status", object)
 CACHE_KEY: web.AppKey[_LinkCounts] = web.AppKey("link_counts", _LinkCounts)
+UNAVAILABLE_KEY: web.AppKey[_Unavailable] = web.AppKey("unavailable", _Unavailable)
+
+PATH_SHOWN = "<database.path>"
+_ANY_PATH = re.compile(r"(?<![\w.])/[^\s:'\"]+")
+"""An absolute path left in a message (an OS error naming a parent folder);
+the lookbehind spares "disk I/O error"."""
+
+
+def public_reason(message: str, database: str) -> str:
+    """The store's error without where the database lives: /healthz may be
+    published through a proxy, and a path tells an outsider the layout and
+    the account. The key names what to look up; the log has it whole."""
+    forms = {database, os.path.abspath(database), str(Path(database).resolve())}
+    for form in sorted(forms, key=len, reverse=True):
+        message = message.replace(form, PATH_SHOWN)
+    return _ANY_PATH.sub("<path>", message)
 
 
 async def _snapshot(request: web.Request) -> Snapshot:
     app = request.app
-    return await asyncio.to_thread(read_snapshot, app[SETTINGS_KEY].database.path, app[CACHE_KEY])
+    try:
+        snapshot = await asyncio.to_thread(read_snapshot, app[SETTINGS_KEY].database.path, app[CACHE_KEY])
+    except MonitorError as exc:
+        if app[UNAVAILABLE_KEY].logged != str(exc):
+            app[UNAVAILABLE_KEY].logged = str(exc)
+            log.warning("event=database_unavailable endpoint=%s error=%s", request.path,
+                        json.dumps(str(exc), ensure_ascii=False))
+        raise
+    app[UNAVAILABLE_KEY].logged = None
+    return snapshot
+
+
+def _reason(request: web.Request, exc: MonitorError) -> str:
+    return public_reason(str(exc), request.app[SETTINGS_KEY].database.path)
 
 
 async def healthz(request: web.Request) -> web.Response:
     try:
         snapshot = await _snapshot(request)
     except MonitorError as exc:
-        return web.json_response({"status": "error", "error": str(exc)}, status=503)
+        return web.json_response({"status": "error", "error": _reason(request, exc)}, status=503)
     return web.json_response(health(snapshot, request.app[STATUS_KEY]))
 
 
@@ -227,7 +265,7 @@ async def metrics(request: web.Request) -> web.Response:
     try:
         snapshot = await _snapshot(request)
     except MonitorError as exc:
-        return web.Response(status=503, text=f"database unavailable: {exc}\n")
+        return web.Response(status=503, text=f"database unavailable: {_reason(request, exc)}\n")
     body = render_metrics(snapshot, request.app[STATUS_KEY])
     return web.Response(body=body.encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
@@ -415,6 +453,7 @@ def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.A
     app[SETTINGS_KEY] = settings
     app[STATUS_KEY] = status
     app[CACHE_KEY] = _LinkCounts()
+    app[UNAVAILABLE_KEY] = _Unavailable()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", home)

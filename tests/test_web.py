@@ -32,7 +32,14 @@ from monitor.errors import MonitorError
 from monitor.service import LAST_AUDIT_KEY, Service, ServiceOptions
 from monitor.store import Store
 import monitor.web as web_module
-from monitor.web import METRICS_CONTENT_TYPE, create_app, open_report, report_path, start_server
+from monitor.web import (
+    METRICS_CONTENT_TYPE,
+    create_app,
+    open_report,
+    public_reason,
+    report_path,
+    start_server,
+)
 
 UTC = dt.timezone.utc
 
@@ -277,6 +284,83 @@ async def test_an_unreadable_database_answers_503(tmp_path: Path, aiohttp_client
     assert resp.status == 503
     assert (await resp.json())["status"] == "error"
     assert (await client.get("/metrics")).status == 503
+
+
+def _a_directory(path: Path) -> None:
+    path.mkdir(parents=True)
+
+
+def _not_a_database(path: Path) -> None:
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not SQLite " * 500)
+
+
+def _under_a_file(path: Path) -> None:
+    path.parent.parent.mkdir(parents=True)
+    path.parent.write_text("a file where the database's folder should be")
+
+
+@pytest.mark.parametrize(("breakage", "reason"), [
+    (_a_directory, "unable to open database file"),
+    (_not_a_database, "is not a SQLite database"),
+    (_under_a_file, "cannot create the database"),
+])
+async def test_the_503_says_why_but_not_where_the_database_lives(
+        tmp_path: Path, aiohttp_client: Any, caplog: pytest.LogCaptureFixture,
+        breakage: Any, reason: str) -> None:
+    """/healthz may be reachable through a proxy: its 503 keeps the reason
+    and names the key (database.path), not the file, which tells the
+    layout of the server and the service's account. The operator reads the
+    path in the service's log, logged once however often a probe asks."""
+    where = tmp_path / "srv" / "citation-monitor" / "monitor.db"
+    breakage(where)
+    settings = replace(make_settings(tmp_path, "http://127.0.0.1:9"), database=DatabaseSettings(path=str(where)))
+    client = await aiohttp_client(create_app(settings))
+    caplog.set_level("WARNING", logger="monitor.web")
+    for _ in range(3):
+        resp = await client.get("/healthz")
+        body = await resp.json()
+        assert resp.status == 503 and body["status"] == "error"
+        assert reason in body["error"] and "<database.path>" in body["error"], body
+        assert str(tmp_path) not in body["error"] and "citation-monitor" not in body["error"], body
+        metrics = await client.get("/metrics")
+        text = await metrics.text()
+        assert metrics.status == 503 and reason in text and str(tmp_path) not in text, text
+    logged = [r.getMessage() for r in caplog.records if "event=database_unavailable" in r.getMessage()]
+    assert len(logged) == 1 and str(where) in logged[0], logged
+
+
+async def test_a_database_unavailable_again_is_logged_again(tmp_path: Path, aiohttp_client: Any,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    where = tmp_path / "monitor.db"
+    where.mkdir()
+    settings = replace(make_settings(tmp_path, "http://127.0.0.1:9"), database=DatabaseSettings(path=str(where)))
+    client = await aiohttp_client(create_app(settings))
+    caplog.set_level("WARNING", logger="monitor.web")
+
+    def logged() -> int:
+        return sum("event=database_unavailable" in r.getMessage() for r in caplog.records)
+
+    statuses = []
+    for step in ("broken", "broken", "fixed", "fixed", "broken", "broken"):
+        if step == "fixed" and where.is_dir():
+            where.rmdir()
+        if step == "broken" and where.is_file():
+            where.unlink()
+            where.mkdir()
+        statuses.append(((await client.get("/healthz")).status, logged()))
+    assert statuses == [(503, 1), (503, 1), (200, 1), (200, 1), (503, 2), (503, 2)]
+
+
+@pytest.mark.parametrize(("message", "shown"), [
+    ("database /var/lib/m/monitor.db: disk I/O error", "database <database.path>: disk I/O error"),
+    ("cannot create the database var/monitor.db: [Errno 13] Permission denied: '/var/lib/x'",
+     "cannot create the database <database.path>: [Errno 13] Permission denied: '<path>'"),
+    ("database is locked", "database is locked"),
+])
+def test_public_reason_keeps_the_words_and_drops_the_paths(message: str, shown: str) -> None:
+    database = "/var/lib/m/monitor.db" if "/var/lib/m/" in message else "var/monitor.db"
+    assert public_reason(message, database) == shown
 
 
 async def test_the_service_serves_the_endpoint_on_localhost(tmp_path: Path) -> None:
