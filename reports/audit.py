@@ -4,7 +4,7 @@ The audit answers the editor's questions in their order: what needs fixing
 (by page, then section, then entry, because that is how they walk the site),
 what a person must look at (bot walls, logins), what got fixed since the last
 report, and what is odd about the entries themselves (cited articles retracted
-since, first; stale "(Expired Article)" marks, duplicate citations, entries
+or withdrawn since, first; stale "(Expired Article)" marks, duplicate citations, entries
 without a source). It compares with the run of the previous *report*, not the
 previous run, because "new" means "new since you last heard from us".
 
@@ -19,16 +19,17 @@ import math
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.classify import is_confirmed
 from monitor.config import ReportSettings
-from monitor.notices import RETRACTED
+from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
 
 __all__ = [
+    "CONTENT_FIELDS",
     "FLAGGED",
     "Audit",
     "ContentAudit",
@@ -180,8 +181,8 @@ class ContentIssue:
     """Something about a page's entries rather than a link's target."""
 
     kind: str
-    """retracted | stale_mark | dead_mark | duplicate | no_link | no_source |
-    old_citation | page_error | page_changed"""
+    """retracted | withdrawn | stale_mark | dead_mark | duplicate | no_link |
+    no_source | old_citation | page_error | page_changed"""
     page: str
     page_title: str
     entry: str
@@ -199,6 +200,11 @@ class ContentAudit:
     retracted: tuple[ContentIssue, ...] = ()
     """Cited articles whose page says they were retracted: first, because a
     medical page resting on a retracted study misleads its readers."""
+    withdrawn: tuple[ContentIssue, ...] = ()
+    """Cited articles whose page says they were withdrawn (a Cochrane review
+    out of date or in error, an article in press pulled): shown in the
+    retracted group, after the retracted, each row saying which; apart in
+    the data (JSON `content_audit.withdrawn`)."""
     stale_marks: tuple[ContentIssue, ...] = ()
     dead_marks: tuple[ContentIssue, ...] = ()
     duplicates: tuple[ContentIssue, ...] = ()
@@ -220,17 +226,36 @@ class ContentAudit:
         ("old_citations", "Old citations"),
     )
 
-    @classmethod
-    def heading(cls, key: str) -> str:
-        return dict(cls.GROUPS)[key]
+    def heading(self, key: str) -> str:
+        """The group's heading; the first one's names what it holds
+        ("retracted", "withdrawn", or "retracted or withdrawn")."""
+        if key == "retracted" and self.withdrawn:
+            return ("Cited articles that were retracted or withdrawn" if self.retracted
+                    else "Cited articles that were withdrawn")
+        return dict(self.GROUPS)[key]
+
+    def issues(self, key: str) -> tuple[ContentIssue, ...]:
+        """The rows of group `key`: the "retracted" group holds the
+        withdrawn articles too, after the retracted ones."""
+        return self.notices if key == "retracted" else getattr(self, key)
+
+    @property
+    def notices(self) -> tuple[ContentIssue, ...]:
+        """The cited articles retracted, then those withdrawn: one group,
+        since the editor does the same kind of thing about both."""
+        return self.retracted + self.withdrawn
 
     def groups(self) -> list[tuple[str, str, tuple[ContentIssue, ...]]]:
         """(key, heading, issues) for every non-empty group, in report order."""
-        return [(key, title, getattr(self, key)) for key, title in self.GROUPS if getattr(self, key)]
+        return [(key, self.heading(key), self.issues(key)) for key, _ in self.GROUPS if self.issues(key)]
 
     @property
     def total(self) -> int:
-        return sum(len(getattr(self, key)) for key, _ in self.GROUPS)
+        return sum(len(getattr(self, key)) for key in CONTENT_FIELDS)
+
+
+CONTENT_FIELDS = tuple(f.name for f in fields(ContentAudit))
+"""ContentAudit's lists, each group's and the withdrawn (shown in the retracted group)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -756,7 +781,8 @@ def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
                    settings: ReportSettings, titles: Mapping[str, str]) -> ContentAudit:
     citations = [l for l in links if l.kind == LinkKind.CITATION]
     return ContentAudit(
-        retracted=tuple(_retracted(citations, titles)),
+        retracted=tuple(_noticed(RETRACTED, citations, titles)),
+        withdrawn=tuple(_noticed(WITHDRAWN, citations, titles)),
         stale_marks=tuple(_stale_marks(citations, titles)),
         dead_marks=tuple(_dead_marks(citations, titles)),
         duplicates=tuple(_duplicates(citations, titles)),
@@ -783,11 +809,13 @@ def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
                         pages=(link.page,), **extra)  # type: ignore[arg-type]
 
 
-def _retracted(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
-    """Entries citing an article retracted since: its link works (it is ok,
-    or moved, or drifted to the notice), so only the notice tells."""
-    for link in _entries(l for l in citations if l.notice == RETRACTED).values():
-        yield _issue("retracted", link, titles, wording.notice_words(link.notice, link.notice_detail))
+def _noticed(notice: str, citations: Sequence[LinkResult],
+             titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    """Entries citing an article retracted (or withdrawn) since: its link
+    works (it is ok, or moved, or drifted to the notice), so only the notice
+    tells. The row's kind is the notice."""
+    for link in _entries(l for l in citations if l.notice == notice).values():
+        yield _issue(notice, link, titles, wording.notice_words(link.notice, link.notice_detail))
 
 
 def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
@@ -972,8 +1000,7 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
     def keep(issues: tuple[ContentIssue, ...]) -> tuple[ContentIssue, ...]:
         return tuple(i for i in issues if wanted.intersection(i.pages))
 
-    content = ContentAudit(**{key: keep(getattr(audit.content_audit, key))
-                              for key, _ in ContentAudit.GROUPS})
+    content = ContentAudit(**{key: keep(getattr(audit.content_audit, key)) for key in CONTENT_FIELDS})
     part = replace(
         audit,
         needs_fixing=tuple(g for g in audit.needs_fixing if g.url in wanted),

@@ -41,7 +41,7 @@ except ImportError:  # optional: only the speed of writing the JSON report depen
 from monitor.output import INVISIBLE
 from monitor.types import LinkResult, LinkStatus
 from reports import wording
-from reports.audit import Audit, ContentAudit, OtherLinks, Problem, newest_problems
+from reports.audit import Audit, OtherLinks, Problem, newest_problems
 
 __all__ = [
     "MAX_EMAIL_BYTES",
@@ -376,12 +376,21 @@ def _fold(html: str) -> str:
 
 def count_phrase(audit: Audit) -> str:
     """ "3 new problems, 12 still open, 2 fixed": the subject's counts, and
-    the retracted articles cited, if any (the subject is all many read)."""
+    the retracted and withdrawn articles cited, if any (the subject is all
+    many read): "..., 1 cited article retracted, 2 withdrawn"."""
     c = audit.counts
     new = "no new problems" if c.new == 0 else wording.plural(c.new, "new problem")
-    retracted = len(audit.content_audit.retracted)
-    cited = f", {retracted} cited {'article' if retracted == 1 else 'articles'} retracted" if retracted else ""
+    cited = "".join(f", {wording.plural(n, 'cited article') if i == 0 else n} {notice}"
+                    for i, (notice, n) in enumerate(_noticed(audit)))
     return f"{new}, {c.still} still open, {c.fixed} fixed{cited}"
+
+
+def _noticed(audit: Audit) -> list[tuple[str, int]]:
+    """(notice, how many cited articles have it) for each notice seen,
+    retracted first."""
+    content = audit.content_audit
+    return [(notice, n) for notice, n in (("retracted", len(content.retracted)),
+                                          ("withdrawn", len(content.withdrawn))) if n]
 
 
 def headline(audit: Audit) -> str:
@@ -397,17 +406,19 @@ def headline(audit: Audit) -> str:
     else:
         since = ""
     fixed = f" {wording.plural(c.fixed, 'link')} fixed{since}." if c.fixed else ""
-    return first + fixed + _retracted_words(len(audit.content_audit.retracted))
+    return first + fixed + _noticed_words(audit)
 
 
-def _retracted_words(n: int) -> str:
-    """Said at the top, since a retraction matters more than any dead link
-    and would otherwise be one content note among many."""
-    if not n:
+def _noticed_words(audit: Audit) -> str:
+    """Said at the top, since a retraction (or a withdrawal) matters more
+    than any dead link and would otherwise be one content note among many:
+    " 2 cited articles were retracted and 1 was withdrawn: see ..."."""
+    said = [f"{wording.plural(n, 'cited article') if i == 0 else n} {'was' if n == 1 else 'were'} {notice}"
+            for i, (notice, n) in enumerate(_noticed(audit))]
+    if not said:
         return ""
-    heading = ContentAudit.heading("retracted")
-    return (f" {wording.plural(n, 'cited article')} {'was' if n == 1 else 'were'} retracted: "
-            f"see \u201c{heading}\u201d.")
+    heading = audit.content_audit.heading("retracted")
+    return f" {' and '.join(said)}: see \u201c{heading}\u201d."
 
 
 # -- JSON and files ------------------------------------------------------------

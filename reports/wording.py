@@ -361,6 +361,14 @@ NOTICES: dict[str, str] = {
     "retracted": ("The cited article was retracted: say so in the entry (for example "
                   "\u201cRetracted in 2021\u201d), or remove the entry if it rests on the "
                   "article's findings."),
+    # Cochrane withdraws a review that is out of date or in error and often
+    # publishes a new one on the same question; Elsevier withdraws an article
+    # in press that may appear later, corrected, or elsewhere.
+    "withdrawn": ("The cited article was withdrawn by its publisher: link the version that "
+                  "replaced it if there is one (a withdrawn Cochrane review is often followed "
+                  "by a new review of the same question), else say so in the entry (for example "
+                  "\u201cWithdrawn in 2021\u201d), or remove the entry if it rests on the "
+                  "article's findings."),
 }
 """What to do about a notice (`LinkResult.notice`): a link that works, whose
 target says something about the cited work."""

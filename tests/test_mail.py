@@ -141,6 +141,24 @@ def test_subject_names_cited_articles_that_were_retracted(retracted: int, expect
     assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
 
 
+@pytest.mark.parametrize(("retracted", "withdrawn", "expected"), [
+    (0, 1, "no new problems, 0 still open, 0 fixed, 1 cited article withdrawn"),
+    (0, 3, "no new problems, 0 still open, 0 fixed, 3 cited articles withdrawn"),
+    (1, 1, "no new problems, 0 still open, 0 fixed, 1 cited article retracted, 1 withdrawn"),
+    (2, 1, "no new problems, 0 still open, 0 fixed, 2 cited articles retracted, 1 withdrawn"),
+])
+def test_subject_names_cited_articles_that_were_withdrawn(retracted: int, withdrawn: int,
+                                                          expected: str) -> None:
+    """A withdrawn Cochrane review is counted as a retraction is, after it."""
+    def notes(kind: str, n: int) -> tuple[ContentIssue, ...]:
+        return tuple(ContentIssue(kind=kind, page=PAGE, page_title="DM/PM", entry=f"{kind} {i}",
+                                  words=f"The page is titled '{kind.upper()}: ...'.") for i in range(n))
+
+    content = ContentAudit(retracted=notes("retracted", retracted), withdrawn=notes("withdrawn", withdrawn))
+    audit = replace(known_audit(), counts=Counts(), content_audit=content)
+    assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
+
+
 def test_owner_subject_says_it_is_their_part() -> None:
     audit = replace(known_audit(), audience="ssc-editor@example.org")
     assert subject_for(audit).startswith("Link audit for www.sclero.org (your pages), 2026-11-23:")

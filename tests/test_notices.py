@@ -44,6 +44,27 @@ found with the project's search tool, November 2026; the rest is marked):
 - An expression of concern is not a retraction (Wiley's and Elsevier's
   policies treat it apart; retraction checkers report it separately, e.g.
   litcheck-mcp's retraction_status): it gets no notice at all here.
+
+Withdrawals (notice "withdrawn"; the module's docstring has the table):
+
+- "WITHDRAWN:" before the title: PubMed's record of a withdrawn Cochrane
+  review (Cochrane's editorial resource, documentation.cochrane.org,
+  pageId=117382100: "Article title preceded by 'WITHDRAWN:'"; the example
+  "Androgens versus placebo or no treatment for idiopathic
+  oligo/asthenospermia", Cochrane Database Syst Rev. 2007;(4):CD000150,
+  from kraftylibrarian.com), and Elsevier's withdrawn articles in press,
+  once written "WITHDRAWN :Delayed acquisition of neonatal reflexes ..."
+  (Neurotoxicology, quoted by abainternational.blogspot.com, 2010).
+- The Cochrane Library: "Reason for withdrawal from publication", the
+  note "This review has been withdrawn ..." and the sentence "The
+  editorial group responsible for this previously published document have
+  withdrawn it from publication." (pageId=117382100; PubMed 26043867's
+  abstract).
+- ScienceDirect's banner "This article has been withdrawn: please see
+  Elsevier Policy on Article Withdrawal": the brief's wording, not found in
+  any stored copy (the retraction banner's template).
+- Elsevier's notice body and note to users are what Retraction Watch
+  quotes (2010/12/07): not marks by themselves.
 """
 
 from __future__ import annotations
@@ -59,11 +80,12 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from markupsafe import escape
 
 from monitor.classify import classify
 from monitor.config import ReportSettings, load_settings
 from monitor.jobs import report_job
-from monitor.notices import NOTICED_STATUSES, RETRACTED, notice_for, retraction
+from monitor.notices import NOTICED_STATUSES, RETRACTED, WITHDRAWN, notice_for, retraction, withdrawal
 from monitor.output import LINK_FIELDS, to_csv, to_json, write_text
 from monitor.store import Store
 from monitor.types import (
@@ -81,7 +103,8 @@ from monitor.types import (
 )
 from reports.audit import Audit, audit_for_pages, build_audit
 from reports.deliver import load_audit
-from reports.render import headline, render_html, render_text
+from reports.mail import subject_for
+from reports.render import headline, render_html, render_json, render_text
 from simkit import run_monitor
 
 T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=dt.timezone.utc)
@@ -196,6 +219,105 @@ def test_a_long_title_is_quoted_in_part() -> None:
     assert found is not None and found.detail.endswith("\u2026\u2019.") and len(found.detail) < 200
 
 
+COCHRANE = "Androgens versus placebo or no treatment for idiopathic oligo/asthenospermia"
+COCHRANE_NOTE = ("This review has been withdrawn from The Cochrane Library as it has not been updated "
+                 "since 1996.")
+COCHRANE_SENTENCE = ("The editorial group responsible for this previously published document have "
+                     "withdrawn it from publication.")
+CHROME = ("Skip to main content Cochrane Library Trusted evidence. Informed decisions. Better health. "
+          "Title Abstract Keyword Browse Advanced search Search history Help Cochrane Reviews ")
+
+# (title, meta_title, text, withdrawn?, what the detail must quote)
+WITHDRAWAL_CASES: list[tuple[str, str, str, bool, str]] = [
+    # -- the withdrawn article's own page
+    ("WITHDRAWN: " + COCHRANE + " - PubMed", "WITHDRAWN: " + COCHRANE,
+     "Cochrane Database Syst Rev. 2007 Jul 18;(4):CD000150. " + COCHRANE_NOTE, True,
+     "\u2018WITHDRAWN: Androgens"),
+    ("WITHDRAWN: " + CITED + " - ScienceDirect", "WITHDRAWN: " + CITED, "", True,
+     "\u2018WITHDRAWN: Rituximab"),
+    ("WITHDRAWN :Delayed acquisition of neonatal reflexes in newborn primates - ScienceDirect", "",
+     "", True, "WITHDRAWN :Delayed"),
+    ("Withdrawn: " + CITED, "", "", True, "Withdrawn: Rituximab"),
+    ("", "", "WITHDRAWN: " + CITED + " Journal of Autoimmunity, In Press", True, "WITHDRAWN: Rituximab"),
+    (CITED + " - ScienceDirect", "", "Skip to main content ScienceDirect Journals & Books Volume 12, "
+     "2019 This article has been withdrawn: please see Elsevier Policy on Article Withdrawal "
+     "(https://www.elsevier.com/about/policies/article-withdrawal).", True,
+     "\u2018This article has been withdrawn: please see\u2019"),
+    (COCHRANE + " - Vandekerckhove, P - 2007 | Cochrane Library", "", CHROME + "Withdrawn Intervention "
+     "Review Reason for withdrawal from publication " + COCHRANE_NOTE + " " + COCHRANE_SENTENCE, True,
+     "\u2018Reason for withdrawal from publication This review"),
+    (COCHRANE + " | Cochrane Library", "", CHROME + COCHRANE_NOTE, True, f"\u2018{COCHRANE_NOTE[:-1]}\u2019."),
+    ("Inhaled corticosteroids for bronchiectasis - PubMed", "", "Abstract This review has been withdrawn "
+     "for the following reasons: \u2010 a review author contravenes Cochrane's Commercial Sponsorship "
+     "Policy. " + COCHRANE_SENTENCE, True, "\u2018This review has been withdrawn for the following"),
+    (COCHRANE + " | Cochrane Library", "", CHROME + COCHRANE_SENTENCE, True,
+     f"says \u2018{COCHRANE_SENTENCE[:-1]}\u2019."),
+    # -- not withdrawals: the medical senses of the word, a list, a story, a quoted notice
+    ("Withdrawal symptoms after stopping antidepressants", "",
+     "Withdrawal symptoms are common: half of patients report them. WITHDRAWAL is not relapse.",
+     False, ""),
+    ("FDA: painkiller withdrawn from the market over liver injury | Reuters", "",
+     "The drug was withdrawn from the market on Monday. Withdrawn drugs are listed by the agency.",
+     False, ""),
+    ("Withdrawal of methotrexate in rheumatoid arthritis patients in sustained remission: a randomised "
+     "controlled trial - PubMed", "Withdrawal of methotrexate in rheumatoid arthritis patients in "
+     "sustained remission", "Objective: to assess treatment withdrawal. Methods: withdrawal of "
+     "methotrexate was compared with continuation; tapering before withdrawal.", False, ""),
+    ("Tocilizumab in systemic sclerosis - PubMed", "", "Results: 87 patients; 3 withdrew and consent "
+     "was withdrawn for 2 children; withdrawal for adverse events was rare.",
+     False, ""),
+    ("Lab notebook: the week in science | Science News", "", "Ocean heat hit a record. " * 60
+     + "The article was withdrawn by the author after the journal raised questions.", False, ""),
+    ("Withdrawn drugs list", "", "List of withdrawn drugs: drugs withdrawn from the market for safety "
+     "reasons, by year.", False, ""),
+    ("Withdrawn \u2013 a memoir of social anxiety", "", "", False, ""),
+    ("Academic purgatory: Papers withdrawn before they\u2019re \u201cofficially\u201d published - "
+     "Retraction Watch", "", "All we learn from the withdrawal notice is the following: This article has "
+     "been withdrawn at the request of the author(s) and/or editor. The Publisher apologizes for any "
+     "inconvenience this may cause. The full Elsevier Policy on Article Withdrawal can be found at "
+     "Note to users: Withdrawn Articles in Press are proofs of articles which have been peer reviewed.",
+     False, ""),
+    (COCHRANE + " (Review) | Cochrane Library", "", CHROME + "What's new: an earlier version of this "
+     "review has been withdrawn; this update includes 12 trials.", False, ""),
+    (CITED + " - ScienceDirect", "", "This article has been retracted: please see Elsevier Policy on "
+     "Article Withdrawal (https://www.elsevier.com/about/policies/article-withdrawal).", False, ""),
+    (CITED, CITED, "The trial enrolled 200 patients with refractory dermatomyositis.", False, ""),
+]
+
+
+@pytest.mark.parametrize(("title", "meta_title", "text", "withdrawn", "quoted"), WITHDRAWAL_CASES,
+                         ids=[f"{i}-{c[0][:40]}" for i, c in enumerate(WITHDRAWAL_CASES)])
+def test_withdrawal_marks(title: str, meta_title: str, text: str, withdrawn: bool, quoted: str) -> None:
+    found = withdrawal(title, meta_title, text)
+    if not withdrawn:
+        assert found is None
+        return
+    assert found is not None and found.kind == WITHDRAWN
+    assert quoted in found.detail
+
+
+def test_the_title_of_a_withdrawn_article_is_quoted_whole() -> None:
+    found = withdrawal("WITHDRAWN: " + COCHRANE + " - PubMed", "WITHDRAWN: " + COCHRANE)
+    assert found is not None
+    assert found.detail == f"The page is titled \u2018WITHDRAWN: {COCHRANE}\u2019."
+
+
+@pytest.mark.parametrize(("title", "meta_title", "text", "expected"), [
+    # a retracted article's banner names Elsevier's "Policy on Article Withdrawal": retracted
+    (CITED + " - ScienceDirect", "", "This article has been retracted: please see Elsevier Policy on "
+     "Article Withdrawal.", RETRACTED),
+    # marked both ways: the stronger verdict
+    ("WITHDRAWN: " + CITED + " - PubMed", "", "Retraction in: Lancet. 2010 Feb 6;375(9713):445.", RETRACTED),
+    ("WITHDRAWN: " + CITED + " - PubMed", "", "", WITHDRAWN),
+    (CITED + " | Cochrane Library", "", CHROME + COCHRANE_SENTENCE, WITHDRAWN),
+    ("Withdrawal of methotrexate in RA - PubMed", "", "Treatment withdrawal was safe.", None),
+])
+def test_a_page_carries_one_notice_the_retraction_first(title: str, meta_title: str, text: str,
+                                                        expected: str | None) -> None:
+    found = notice_for(obs(title=title, meta_title=meta_title, text=text), LinkStatus.OK)
+    assert (found.kind if found else None) == expected
+
+
 def obs(status: int | None = 200, **kw: object) -> Observation:
     return Observation(url="https://www.sciencedirect.com/science/article/pii/S0896841118300012",
                        checked_at=T0, http_status=status, **kw)  # type: ignore[arg-type]
@@ -220,6 +342,22 @@ def test_a_moved_retracted_article_keeps_its_move_and_its_notice() -> None:
 def test_an_unretracted_article_has_no_notice() -> None:
     verdict = classify(obs(title=CITED + " - ScienceDirect"), title=CITED)
     assert (verdict.status, verdict.notice, verdict.notice_detail) == (LinkStatus.OK, "", "")
+
+
+def test_a_withdrawn_review_stays_ok_and_carries_the_notice() -> None:
+    verdict = classify(obs(title="WITHDRAWN: " + COCHRANE + " - PubMed", meta_title="WITHDRAWN: " + COCHRANE,
+                           text="Abstract " + COCHRANE_NOTE), title=COCHRANE)
+    assert (verdict.status, verdict.reason) == (LinkStatus.OK, "ok")
+    assert verdict.notice == WITHDRAWN and "WITHDRAWN: Androgens" in verdict.notice_detail
+
+
+def test_a_withdrawal_page_without_the_cited_title_is_expired_without_a_notice() -> None:
+    """The classifier's expiry rule reads "this article has been withdrawn"
+    on a page that does not show the cited title: a problem, not a note."""
+    verdict = classify(obs(title="Article withdrawn - ScienceDirect",
+                           text="This article has been withdrawn: please see Elsevier Policy on Article "
+                                "Withdrawal."), title=CITED)
+    assert (verdict.status, verdict.reason, verdict.notice) == (LinkStatus.EXPIRED, "expired_notice", "")
 
 
 @pytest.mark.parametrize("status", [404, 410, 403, 500])
@@ -326,17 +464,115 @@ def test_a_summarised_mail_still_lists_the_retractions() -> None:
     assert "Cited articles that were retracted (2)" in html
 
 
+CD = "https://www.cochranelibrary.com/cdsr/doi/10.1002/14651858.CD000150.pub2/full"
+PM_WITHDRAWN = "https://pubmed.ncbi.nlm.nih.gov/17943736/"
+
+
+def withdrawal_audit(*, retracted: bool = True) -> Audit:
+    """`retraction_audit`'s links (or none of its retracted ones) and two
+    withdrawn Cochrane reviews: one on each page, one read from PubMed."""
+    cochrane = withdrawal(COCHRANE + " | Cochrane Library", "", CHROME + COCHRANE_SENTENCE)
+    pubmed = withdrawal("WITHDRAWN: " + COCHRANE + " - PubMed", "WITHDRAWN: " + COCHRANE)
+    assert cochrane is not None and pubmed is not None
+    base = retraction_audit()
+    links = [l for l in base.links if retracted or not l.notice] + [
+        link_result(CD, title="Androgens for idiopathic oligo/asthenospermia", notice=WITHDRAWN,
+                    detail=cochrane.detail, source="Cochrane Database Syst Rev, 2007."),
+        link_result(PM_WITHDRAWN, page=PAGE2, title="Calcium channel blockers for Raynaud's phenomenon",
+                    notice=WITHDRAWN, detail=pubmed.detail, source="Cochrane Database Syst Rev, 2007."),
+    ]
+    return build_audit(base.run, links, base.pages, previous_links=None, previous_pages=None, states={},
+                       now=T0, settings=ReportSettings(), site_name="www.sclero.org")
+
+
+def test_withdrawn_entries_follow_the_retracted_in_one_group_each_row_saying_which() -> None:
+    audit = withdrawal_audit()
+    key, heading, rows = audit.content_audit.groups()[0]
+    assert (key, heading) == ("retracted", "Cited articles that were retracted or withdrawn")
+    assert [(i.kind, i.url) for i in rows] == [
+        (RETRACTED, SD), (RETRACTED, PM), (WITHDRAWN, CD), (WITHDRAWN, PM_WITHDRAWN)]
+    assert [i.url for i in audit.content_audit.withdrawn] == [CD, PM_WITHDRAWN]
+    assert [i.url for i in audit.content_audit.retracted] == [SD, PM]  # the retracted stay apart
+    cochrane, pubmed = rows[2:]
+    assert cochrane.words.startswith("The page says \u2018The editorial group responsible for this previously")
+    assert pubmed.words.startswith(f"The page is titled \u2018WITHDRAWN: {COCHRANE}\u2019.")
+    for row in (cochrane, pubmed):
+        assert "The cited article was withdrawn by its publisher: link the version that replaced it" in row.words
+        assert "retracted" not in row.words
+    assert all("The cited article was retracted" in i.words for i in rows[:2])
+    # notes, not problems: the links stay ok, the content count has them
+    assert audit.counts.content == audit.content_audit.total == 5  # and one entry without a source
+    assert audit.counts.ok == 6 and audit.fixing_count == 1
+
+
+def test_the_group_is_named_for_what_it_holds() -> None:
+    only = withdrawal_audit(retracted=False).content_audit
+    assert [(k, h) for k, h, _ in only.groups()][:1] == [("retracted", "Cited articles that were withdrawn")]
+    assert [i.kind for i in only.notices] == [WITHDRAWN, WITHDRAWN]
+    assert retraction_audit().content_audit.heading("retracted") == "Cited articles that were retracted"
+
+
+def test_the_headline_and_the_subject_count_the_withdrawn() -> None:
+    both, only = withdrawal_audit(), withdrawal_audit(retracted=False)
+    assert headline(both).endswith("2 cited articles were retracted and 2 were withdrawn: see "
+                                   "\u201cCited articles that were retracted or withdrawn\u201d.")
+    assert headline(only).endswith(
+        "2 cited articles were withdrawn: see \u201cCited articles that were withdrawn\u201d.")
+    assert subject_for(both).endswith(", 2 cited articles retracted, 2 withdrawn")
+    assert subject_for(only).endswith(", 2 cited articles withdrawn")
+    part = audit_for_pages(both, [PAGE2], "rp@example.org")
+    assert headline(part).endswith("1 cited article was retracted and 1 was withdrawn: see "
+                                   "\u201cCited articles that were retracted or withdrawn\u201d.")
+    assert subject_for(part).endswith(", 1 cited article retracted, 1 withdrawn")
+
+
+def test_an_owner_gets_only_the_withdrawals_of_their_pages() -> None:
+    part = audit_for_pages(withdrawal_audit(retracted=False), [PAGE], "dm@example.org")
+    assert [i.url for i in part.content_audit.withdrawn] == [CD]
+    assert part.counts.content == part.content_audit.total
+    assert "1 cited article was withdrawn" in headline(part)
+    assert "withdrawn" not in headline(audit_for_pages(withdrawal_audit(), [], "nobody@example.org"))
+
+
+def test_the_report_names_page_and_entry_of_a_withdrawn_article() -> None:
+    audit = withdrawal_audit()
+    html = render_html(audit, max_bytes=None)
+    text = render_text(audit)
+    section = html[html.index("Cited articles that were retracted or withdrawn (4)"):html.index("Entries without")]
+    assert section.index("Rituximab &lt;b&gt;for") < section.index("Androgens for idiopathic")
+    assert f'<a href="{PAGE}">DM treatments</a>' in section[section.index("Androgens for idiopathic"):]
+    assert f'<a href="{CD}">' in section and "WITHDRAWN: Androgens" in section
+    notes = text[text.index("Cited articles that were retracted or withdrawn (4):"):text.index("Entries without")]
+    assert f"  - Androgens for idiopathic oligo/asthenospermia (DM treatments, {PAGE})\n" in notes
+    assert f"  - Calcium channel blockers for Raynaud's phenomenon (Raynaud's, {PAGE2})\n" in notes
+    assert notes.count("The cited article was withdrawn by its publisher") == 2
+    summary = render_html(audit, max_bytes=6000)
+    assert "The newest problems" in summary
+    assert "Cited articles that were retracted or withdrawn (4)" in summary
+    assert "Androgens for idiopathic" in summary
+
+
+def test_the_report_data_keeps_the_withdrawn_apart() -> None:
+    doc = json.loads(render_json(withdrawal_audit()))
+    content = doc["content_audit"]
+    assert [(i["kind"], i["url"]) for i in content["retracted"]] == [(RETRACTED, SD), (RETRACTED, PM)]
+    assert [(i["kind"], i["url"]) for i in content["withdrawn"]] == [(WITHDRAWN, CD), (WITHDRAWN, PM_WITHDRAWN)]
+    assert {l["url"]: l["notice"] for l in doc["links"]}[CD] == WITHDRAWN
+
+
 def test_json_and_csv_links_carry_the_notice_in_the_same_columns() -> None:
     links = [link_result(SD, notice=RETRACTED, detail="The publisher's page is titled 'RETRACTED: x'."),
-             link_result("https://www.nejm.org/doi/full/10.1056/x")]
+             link_result("https://www.nejm.org/doi/full/10.1056/x"),
+             link_result(CD, notice=WITHDRAWN, detail="The page is titled 'WITHDRAWN: y'.")]
     run = RunInfo(id=7, started_at=T0)
     doc = json.loads(to_json(run, [], links))
-    assert [(l["notice"], l["status"]) for l in doc["links"]] == [(RETRACTED, "ok"), ("", "ok")]
+    assert [(l["notice"], l["status"]) for l in doc["links"]] == [(RETRACTED, "ok"), ("", "ok"), (WITHDRAWN, "ok")]
     assert doc["links"][0]["notice_detail"] == "The publisher's page is titled 'RETRACTED: x'."
+    assert doc["links"][2]["notice_detail"] == "The page is titled 'WITHDRAWN: y'."
     rows = list(csv.reader(io.StringIO(to_csv(links))))
     assert rows[0] == list(doc["links"][0]) == list(LINK_FIELDS)
     assert list(LINK_FIELDS[-2:]) == ["notice", "notice_detail"]
-    assert [dict(zip(rows[0], r))["notice"] for r in rows[1:]] == [RETRACTED, ""]
+    assert [dict(zip(rows[0], r))["notice"] for r in rows[1:]] == [RETRACTED, "", WITHDRAWN]
 
 
 def test_the_terminal_listing_names_the_retracted_entries() -> None:
@@ -539,3 +775,113 @@ async def test_a_page_citing_two_retracted_articles_gets_them_in_its_json_and_re
     assert f"  - {RETRACTED_TITLE} (Treatments for Dermatomyositis, {page})\n" in notes
     assert f"  - {PUBMED_TITLE} (Treatments for Dermatomyositis, {page})\n" in notes
     assert ABOUT_TITLE not in notes and notes.count("  - ") == 2
+
+
+# -- end to end: withdrawn reviews, on loopback ---------------------------------------------------
+
+TRIAL_TITLE = ("Withdrawal of methotrexate in patients with rheumatoid arthritis in sustained remission: "
+               "a randomised trial")
+RAYNAUD_TITLE = "Calcium channel blockers for primary Raynaud's phenomenon"
+
+
+def pubmed_withdrawn_page() -> str:
+    """PubMed's record of a withdrawn Cochrane review: "WITHDRAWN:" before
+    its title, the abstract of the withdrawn version."""
+    return (f"<!DOCTYPE html><html lang='en'><head><title>WITHDRAWN: {COCHRANE} - PubMed</title>"
+            f'<meta name="citation_title" content="WITHDRAWN: {COCHRANE}"></head><body>'
+            "<div class='usa-banner'>An official website of the United States government</div>"
+            "<main><div class='article-source'>Cochrane Database Syst Rev. 2007 Jul 18;(4):CD000150.</div>"
+            f"<h1 class='heading-title'>WITHDRAWN: {COCHRANE}</h1><div class='abstract'><h2>Abstract</h2>"
+            f"<p>{COCHRANE_NOTE}</p></div></main></body></html>")
+
+
+def cochrane_withdrawn_page() -> str:
+    """The Cochrane Library's withdrawn version: its title as before, the
+    reason and Cochrane's sentence at the top."""
+    return (f"<!DOCTYPE html><html><head><title>{RAYNAUD_TITLE} - Thompson, AE - 2009 | Cochrane Library"
+            "</title></head><body><nav>Cochrane Library Trusted evidence. Informed decisions. Better health."
+            "</nav><main><span class='publish-type'>Intervention Review</span> <span>Withdrawn</span>"
+            f"<h1>{RAYNAUD_TITLE}</h1><h2>Reason for withdrawal from publication</h2><p>This review has "
+            f"been withdrawn because it is out of date. {COCHRANE_SENTENCE}</p></main></body></html>")
+
+
+def trial_page() -> str:
+    """A trial of withdrawing a treatment: "withdrawal" throughout, no mark."""
+    return (f"<!DOCTYPE html><html><head><title>{TRIAL_TITLE} - PubMed</title></head><body>"
+            f"<h1>{TRIAL_TITLE}</h1><p>Objective: to compare withdrawal of methotrexate with continuation. "
+            "Withdrawal symptoms were not seen; consent was withdrawn by two patients.</p></body></html>")
+
+
+def watched_withdrawn_page(base: str) -> str:
+    entries = [(f"{base}/17943736/", COCHRANE, "Cochrane Database Syst Rev, 2007;(4):CD000150."),
+               (f"{base}/cdsr/CD000467", RAYNAUD_TITLE, "Cochrane Database Syst Rev, 2009."),
+               (f"{base}/30000001/", TRIAL_TITLE, "Ann Rheum Dis, 2019.")]
+    body = "".join(f'<p><a href="{url}">{title}</a>. A summary of the review. {source}</p>\n'
+                   for url, title, source in entries)
+    return ("<html><head><title>Treatments for Raynaud's</title></head><body>"
+            "<h1>Treatments for Raynaud's</h1><h2>Reviews</h2>\n"
+            f"{body}</body></html>")
+
+
+@pytest.fixture
+async def withdrawn_site(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> str:
+    """The watched page and the three works it cites, on one loopback server."""
+    pages: dict[str, Callable[[], str]] = {
+        "/17943736/": pubmed_withdrawn_page, "/cdsr/CD000467": cochrane_withdrawn_page,
+        "/30000001/": trial_page,
+    }
+
+    async def serve(request: web.Request) -> web.Response:
+        base = f"http://{request.host}"
+        text = watched_withdrawn_page(base) if request.path == "/raynauds.html" else pages[request.path]()
+        return web.Response(text=text, content_type="text/html")
+
+    app = web.Application()
+    for path in [*pages, "/raynauds.html"]:
+        app.router.add_get(path, serve)
+    server = await aiohttp_server(app)
+    return f"http://127.0.0.1:{server.port}"
+
+
+async def test_withdrawn_reviews_reach_the_json_the_csv_the_report_and_the_history(
+        withdrawn_site: str, tmp_path: Path) -> None:
+    """`monitor check` (JSON, then CSV) as subprocesses, the report of the
+    last run as `monitor report` builds it, and `monitor history`."""
+    page = f"{withdrawn_site}/raynauds.html"
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "{page}"\n\n[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
+        f'allow_private_networks = ["127.0.0.1/32"]\n\n[database]\npath = "{tmp_path / "monitor.db"}"\n\n'
+        f'[report]\ndir = "{tmp_path / "reports"}"\nsite_name = "www.sclero.org"\n', encoding="utf-8")
+    pm, cd, trial = (f"{withdrawn_site}/17943736/", f"{withdrawn_site}/cdsr/CD000467",
+                     f"{withdrawn_site}/30000001/")
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json")
+    assert code == 0, err
+    cited = {l["url"]: l for l in json.loads(out)["links"] if l["kind"] == "citation"}
+    assert {url: (l["status"], l["notice"]) for url, l in cited.items()} == {
+        pm: ("ok", WITHDRAWN), cd: ("ok", WITHDRAWN), trial: ("ok", "")}
+    assert cited[pm]["notice_detail"] == f"The page is titled \u2018WITHDRAWN: {COCHRANE}\u2019."
+    assert cited[cd]["notice_detail"].startswith("The page says \u2018Reason for withdrawal from publication")
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "csv")
+    assert code == 0, err
+    rows = {r["url"]: r for r in csv.DictReader(io.StringIO(out))}
+    assert (rows[pm]["notice"], rows[cd]["notice"], rows[trial]["notice"]) == (WITHDRAWN, WITHDRAWN, "")
+
+    settings = load_settings(config)
+    outcome = await report_job(settings)
+    report = json.loads(outcome.json_path.read_text(encoding="utf-8"))
+    assert [(i["kind"], i["url"]) for i in report["content_audit"]["withdrawn"]] == [
+        (WITHDRAWN, pm), (WITHDRAWN, cd)]
+    assert report["content_audit"]["retracted"] == []
+    assert outcome.headline.endswith(
+        "2 cited articles were withdrawn: see \u201cCited articles that were withdrawn\u201d.")
+    html = outcome.html_path.read_text(encoding="utf-8")
+    section = html[html.index("Cited articles that were withdrawn (2)"):html.index("Everything else")]
+    assert COCHRANE in section and str(escape(RAYNAUD_TITLE)) in section and TRIAL_TITLE not in section
+
+    code, out, err = await run_monitor("history", pm, "--config", str(config))
+    assert code == 0, err
+    assert out.count(f"    WITHDRAWN: The page is titled \u2018WITHDRAWN: {COCHRANE}\u2019.") == 2, out
+    code, out, err = await run_monitor("history", trial, "--config", str(config))
+    assert code == 0, err
+    assert "WITHDRAWN" not in out and " ok " in out
