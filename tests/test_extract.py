@@ -1000,3 +1000,134 @@ def test_old_html_targets_carry_their_source_line_and_label() -> None:
         ("applet", "archive", "a.jar", 13, ""),
         ("applet", "archive", "b.jar", 13, ""),
     ]
+
+
+# --- targets CSS in the page names: style="..." and <style> -------------------
+# One row per form: (html, [(kind, element, attribute, url)]). Every row holds
+# a url() or an @import the extractor used to miss, so every row failed
+# before; the forms a browser does not load sit beside one it does.
+
+_SITE = "https://site.example/"
+
+
+@pytest.mark.parametrize(
+    ("html", "expected"),
+    [
+        pytest.param('<table><tr><td style="background-image: url(images/bg.gif)">x</td></tr>'
+                     "</table>",
+                     [(RES, "td", "style", _S + "images/bg.gif")], id="td-unquoted"),
+        pytest.param("<body style=\"background: #fff url('/img/paper.gif') repeat-y\"><p>Text",
+                     [(RES, "body", "style", _SITE + "img/paper.gif")], id="body-single-quoted"),
+        pytest.param("<div style='background:url( \"a b.png\" ) no-repeat'>d</div>",
+                     [(RES, "div", "style", _S + "a%20b.png")], id="div-double-quoted-spaced"),
+        pytest.param('<div style="background: URL(one.png), Url(two.png), url(one.png)">d</div>',
+                     [(RES, "div", "style", _S + "one.png"), (RES, "div", "style", _S + "two.png")],
+                     id="several-any-case-once-each"),
+        pytest.param('<div style="background: url(//cdn.example/x.png); '
+                     'list-style-image: url(http://old.example/dot.gif)">d</div>',
+                     [(RES, "div", "style", "https://cdn.example/x.png"),
+                      (RES, "div", "style", "http://old.example/dot.gif")], id="absolute"),
+        pytest.param('<base href="/b/c/"><div style="background: url(../up/u.gif)">d</div>'
+                     '<style>@import "s.css"; p { background: url(/top.gif) }</style>',
+                     [(RES, "div", "style", _SITE + "b/up/u.gif"),
+                      (RES, "style", "@import", _SITE + "b/c/s.css"),
+                      (RES, "style", "url", _SITE + "top.gif")], id="relative-to-base-href"),
+        pytest.param('<div style="background:url(a\\29 b\\).png)">1</div>'
+                     "<div style=\"background:url('q\\22 x\\'.png')\">2</div>"
+                     '<div style="background:url(&quot;e\\\n.png&quot;)">3</div>',
+                     [(RES, "div", "style", _S + "a)b).png"),
+                      (RES, "div", "style", _S + "q%22x'.png"),
+                      (RES, "div", "style", _S + "e.png")], id="css-escapes"),
+        pytest.param('<div style="background:url(data:image/gif;base64,R0lGOD); '
+                     "clip-path:url(#clip); mask:url(); list-style:url(''); "
+                     "border-image:url( ); /* background:url(old.gif) */ "
+                     "content:'url(no.gif)'; background-image:url(kept.gif)\">d</div>",
+                     [(RES, "div", "style", _S + "kept.gif")], id="ignored-forms"),
+        pytest.param('<div style="background:url(a b.gif); list-style:url(q&quot;.gif); '
+                     'cursor:myurl(x.gif); border-image:url(kept.gif)">d</div>',
+                     [(RES, "div", "style", _S + "kept.gif")], id="bad-urls-dropped"),
+        pytest.param('<span style="background:url(unclosed.gif">s</span>'
+                     "<span style='background:url(\"quoted.gif'>q</span>",
+                     [(RES, "span", "style", _S + "unclosed.gif"),
+                      (RES, "span", "style", _S + "quoted.gif")], id="unclosed-at-the-end-kept"),
+        pytest.param('<div style="@import url(no.css); background:url(yes.gif)">d</div>',
+                     [(RES, "div", "style", _S + "yes.gif")], id="no-import-in-an-attribute"),
+        pytest.param('<style type="text/css">\n<!--\n@import "base.css";\n'
+                     "@import url(print.css) print;\n@IMPORT url('/css/menu.css');\n"
+                     "body { background: #fff url(/images/paper.gif) repeat-y }\n"
+                     'td.menu { background-image: url("tab.gif") } /* url(old.gif) */\n'
+                     '@font-face { font-family: X; src: url(fonts/x.woff) format("woff") }\n'
+                     ".c { clip-path: url(#c); content: \"url(no.gif)\" }\n-->\n</style>",
+                     [(RES, "style", "@import", _S + "base.css"),
+                      (RES, "style", "@import", _S + "print.css"),
+                      (RES, "style", "@import", _SITE + "css/menu.css"),
+                      (RES, "style", "url", _SITE + "images/paper.gif"),
+                      (RES, "style", "url", _S + "tab.gif"),
+                      (RES, "style", "url", _S + "fonts/x.woff")], id="style-block"),
+        pytest.param("<style>@import'a.css';@import/**/url(b.css);@import bare.css;"
+                     '/* @import "no.css"; */@importer "no2.css";</style>',
+                     [(RES, "style", "@import", _S + "a.css"),
+                      (RES, "style", "@import", _S + "b.css")], id="import-forms"),
+        pytest.param("<style>p { background: url(a.gif; }\n.b { background: url(lost.gif) }\n"
+                     ".c { background: url(kept.gif) }\n.d { background: url(end.gif</style>",
+                     [(RES, "style", "url", _S + "kept.gif"),
+                      (RES, "style", "url", _S + "end.gif")],
+                     id="block-unclosed-url"),
+        pytest.param('<script>var s = "<div style=\\"background:url(no.gif)\\">";</script>'
+                     "<p>Write url(no2.gif) or @import x.css in CSS.</p>"
+                     '<div style="background:url(yes.gif)">d</div>',
+                     [(RES, "div", "style", _S + "yes.gif")], id="not-css-text"),
+        pytest.param('<p><a href="https://j.example/1" style="background:url(/ext.gif) no-repeat">'
+                     "A trial of rituximab in myositis</a>. Summary of it. PubMed, 2018.",
+                     [(CIT, "a", "href", "https://j.example/1"),
+                      (RES, "a", "style", _SITE + "ext.gif")], id="citation-link-keeps-its-kind"),
+        pytest.param('<table><tr><td background="c.gif" style="background:url(c.gif)">x'
+                     '<td style="color:red">y</table>',
+                     [(RES, "td", "background", _S + "c.gif"), (RES, "td", "style", _S + "c.gif")],
+                     id="background-attribute-and-style"),
+    ],
+)
+def test_css_targets(html: str, expected: list[tuple[LinkKind, str, str, str]]) -> None:
+    got = [(c.kind, c.element, c.attribute, c.url or c.skip_reason)
+           for c in extract_page(html, SMALL).citations]
+    assert got == expected
+
+
+def test_css_targets_carry_their_line_section_and_label() -> None:
+    html = ('<html><head>\r\n<style>\r\n@import "a.css";\r\n\r\n'
+            "body { background: url(b.gif) }</style>\r\n</head>\r\n"
+            '<body style="background-image: url(bg.gif)">\r\n<h2>Biologics</h2>\r\n'
+            '<table><tr><td title="Tab" style="background:\r\n url(t.gif), url(u.gif)">x</td>'
+            "</tr></table>\r\n<style>\r\np { background: url(b.gif) }</style>\r\n"
+            '<div class="footer"><p style="background:url(f.gif)">Footer</div>\r\n</body></html>')
+    got = [(c.element, c.attribute, c.raw_href, c.line, c.section, c.anchor_text)
+           for c in extract_page(html, SMALL).citations]
+    assert got == [
+        ("style", "@import", "a.css", 3, "", ""),
+        ("style", "url", "b.gif", 5, "", ""),
+        ("body", "style", "bg.gif", 7, "", ""),
+        ("td", "style", "t.gif", 9, "Biologics", "Tab"),
+        ("td", "style", "u.gif", 9, "Biologics", "Tab"),
+        ("style", "url", "b.gif", 12, "Biologics", ""),
+        ("p", "style", "f.gif", 13, "", ""),
+    ]
+
+
+def test_css_targets_of_reopened_clones_are_dropped() -> None:
+    # lexbor, like a browser, re-opens an unclosed <font> or <a> in each
+    # following block, style attribute and all: one source tag, one link.
+    html = ('<p><font style="background:url(f.gif), url(g.gif)">a\n<p>b\n<p>c\n'
+            '<p><font style="background:url(f.gif), url(g.gif)">again</font>\n'
+            '<p><a href="/x" style="background:url(a.gif)">Link text\n<p>more\n<p>end\n'
+            '<p><b style="background:url(b.gif), url(c.gif)">1</b> '
+            '<b style="background:url(b.gif), url(c.gif)">2</b>')
+    got = [(c.element, c.attribute, c.raw_href, c.line)
+           for c in extract_page(html, SMALL).citations]
+    assert sorted(got, key=lambda row: (row[3], row[1])) == [
+        ("font", "style", "f.gif", 1), ("font", "style", "g.gif", 1),
+        ("font", "style", "f.gif", 4), ("font", "style", "g.gif", 4),
+        ("a", "href", "/x", 5),
+        ("a", "style", "a.gif", 5),
+        ("b", "style", "b.gif", 8), ("b", "style", "c.gif", 8),
+        ("b", "style", "b.gif", 8), ("b", "style", "c.gif", 8),
+    ]
