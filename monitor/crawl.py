@@ -110,12 +110,17 @@ def cited_titles(citations: Iterable[Citation]) -> dict[str, str]:
 
 
 def mark_excluded(citations: Sequence[Citation], exclude: Sequence[str]) -> list[Citation]:
-    if not exclude:
-        return list(citations)
+    """Skip the links the configuration excludes, and only those: the links
+    of a page answering 304 are read back as an earlier run marked them,
+    under the configuration of then (an exclusion since removed is lifted)."""
     patterns = [re.compile(p) for p in exclude]
+
+    def excluded(c: Citation) -> bool:
+        return bool(c.url) and any(p.search(c.url) for p in patterns)  # type: ignore[arg-type]
+
     return [
-        replace(c, skip_reason="excluded")
-        if c.url and not c.skip_reason and any(p.search(c.url) for p in patterns)
+        replace(c, skip_reason="excluded") if not c.skip_reason and excluded(c)
+        else replace(c, skip_reason=None) if c.skip_reason == "excluded" and not excluded(c)
         else c
         for c in citations
     ]
@@ -307,7 +312,8 @@ class Audit:
         # Unflushed: pages and occurrences are not what the queued
         # observations write, and a URL is handed over only after this.
         await self.writer.call_unflushed("record_page", record)
-        await self.writer.call_unflushed("record_citations", run.id, record.url, citations)
+        if record.links_run in (None, run.id):
+            await self.writer.call_unflushed("record_citations", run.id, record.url, citations)
 
     async def _read_page(self, run: RunInfo, url: str, name: str, owner: str,
                          exclude_links: Sequence[str] = (), *,
@@ -330,12 +336,17 @@ class Audit:
                            fetched: PageFetch, under_final_url: bool = False
                            ) -> tuple[PageRecord, list[Citation]]:
         if fetched.status == "not_modified" and last is not None:
-            # Unchanged since the last fetch: not parsed again, its links come from that run.
-            citations = await self.writer.call_unflushed("run_citations", last.run_id, url)
+            # Unchanged since the last fetch: not parsed again, its links are
+            # that run's, and stay recorded there (not copied) unless the
+            # exclusions changed since.
+            recorded = await self.writer.call_unflushed("run_citations", last.run_id, url)
+            citations = mark_excluded(recorded, [*self.settings.checker.exclude, *exclude_links])
+            links_run = last.run_id if last.links_run is None else last.links_run
             record = PageRecord(
                 run_id=run.id, url=url, status="not_modified", http_status=304, title=last.title,
                 links=len(citations), entries=last.entries, name=name, owner=owner,
                 etag=fetched.etag or last.etag, last_modified=fetched.last_modified or last.last_modified,
+                links_run=links_run if citations == recorded else None,
             )
         elif fetched.status == "ok":
             html = decode_html(fetched.body, fetched.content_type)

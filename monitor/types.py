@@ -232,7 +232,9 @@ class PageRecord:
     """A watched page as fetched in one run.
 
     `status` is "ok", "not_modified" (304, not re-parsed) or "error";
-    `entries` holds the titles of its citation entries, to spot heavy edits.
+    `entries` holds the titles of its citation entries, to spot heavy edits;
+    `links_run` is the run whose recorded links are this fetch's (None: its
+    own run; an earlier one for an unchanged page, whose links are not copied).
     """
 
     run_id: int
@@ -247,6 +249,7 @@ class PageRecord:
     owner: str = ""
     etag: str = ""
     last_modified: str = ""
+    links_run: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -601,11 +601,17 @@ def cite(url: str, title: str = CITED) -> Citation:
                     kind=LinkKind.CITATION, context=EntryContext(title=title, source="J X, 2019."))
 
 
+def record_links(store: Store, run_id: int, citations: list[Citation]) -> None:
+    """PAGE read in full with these links, as the crawl records it."""
+    store.record_page(PageRecord(run_id=run_id, url=PAGE, status="ok", links=len(citations)))
+    store.record_citations(run_id, PAGE, citations)
+
+
 def test_a_notice_is_stored_with_its_check_and_comes_back_with_the_runs_links(tmp_path: Path) -> None:
     moved = "https://www.sciencedirect.com/science/article/pii/S08968411183"
     with Store.open(tmp_path / "monitor.db") as store:
         run = store.start_run(T0)
-        store.record_citations(run.id, PAGE, [cite(SD), cite(moved), cite(PM, "Another trial")])
+        record_links(store, run.id, [cite(SD), cite(moved), cite(PM, "Another trial")])
         record(store, run.id, SD, Verdict(SD, LinkStatus.OK, "ok", notice=RETRACTED,
                                           notice_detail="The publisher's page is titled \u2018RETRACTED: x\u2019."))
         record(store, run.id, moved, Verdict(moved, LinkStatus.MOVED, "permanent_redirect",
@@ -625,7 +631,7 @@ def test_a_database_made_before_notices_gains_the_columns(tmp_path: Path) -> Non
     path = tmp_path / "monitor.db"
     with Store.open(path) as store:
         run = store.start_run(T0)
-        store.record_citations(run.id, PAGE, [cite(SD)])
+        record_links(store, run.id, [cite(SD)])
         record(store, run.id, SD, Verdict(SD, LinkStatus.OK, "ok"))
         store.finish_run(run.id, T0)
     with sqlite3.connect(path) as conn:  # back to the file as m002 left it
@@ -636,7 +642,7 @@ def test_a_database_made_before_notices_gains_the_columns(tmp_path: Path) -> Non
         [old] = store.run_links(run.id)
         assert (old.url, old.status, old.notice, old.notice_detail) == (SD, LinkStatus.OK, "", "")
         later = store.start_run(T0 + dt.timedelta(days=7))
-        store.record_citations(later.id, PAGE, [cite(SD)])
+        record_links(store, later.id, [cite(SD)])
         record(store, later.id, SD, Verdict(SD, LinkStatus.OK, "ok", notice=RETRACTED, notice_detail="d"),
                at=T0 + dt.timedelta(days=7))
         [new] = store.run_links(later.id)

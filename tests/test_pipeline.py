@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,61 @@ async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path
     timeline = json.loads(history)["observations"]
     assert len(timeline) == 3  # three checks: json, csv and text runs
     assert {o["reason"] for o in timeline} == {"http_404"}
+
+
+def _link_rows(store: Store, run_id: int) -> list[tuple[str, str, str, str, str]]:
+    return [(l.page, l.url, l.text, l.section, l.entry_title) for l in store.run_links(run_id)]
+
+
+async def test_an_unchanged_page_shares_its_links_with_the_run_that_read_it(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    """Both pages answer 304 the second week: their links are not copied
+    (pages.links_run points at the first run's), yet the second run's
+    report, counts and "where is it cited" read them with its own checks."""
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    first = await run_audit(settings)
+    second = await run_audit(settings)
+    path = settings.database.path
+    with sqlite3.connect(path) as db:
+        own = dict(db.execute("SELECT run_id, count(*) FROM occurrences GROUP BY run_id").fetchall())
+        pointers = db.execute("SELECT status, links_run FROM pages WHERE run_id = ?",
+                              (second.run.id,)).fetchall()
+    assert list(own) == [first.run.id]
+    assert pointers == [("not_modified", first.run.id)] * len(site.pages)
+    with Store.open(path) as store:
+        runs = {r.id: r for r in store.runs()}
+        assert _link_rows(store, second.run.id) == _link_rows(store, first.run.id)
+        assert (runs[second.run.id].links, runs[second.run.id].urls) == (
+            runs[first.run.id].links, runs[first.run.id].urls) and runs[first.run.id].links > 20
+        got = {l.url: (l.status.value, l.reason) for l in store.run_links(second.run.id)}
+        assert got == site.truth
+        checked = {l.checked_at for l in store.run_links(second.run.id) if l.checked_at}
+        assert checked and min(checked) > max(
+            l.checked_at for l in store.run_links(first.run.id) if l.checked_at)
+        jrheum = "http://www.jrheum.org/content/39/2/345.abstract"
+        assert [c.page_url for c in store.citations_of(jrheum)] == [
+            c.page_url for c in store.citations_of(jrheum, run_id=first.run.id)] != []
+
+
+async def test_an_exclusion_changed_since_reaches_an_unchanged_page(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    """The links of a 304 page come back as an earlier run marked them: an
+    exclusion added since applies (the page gets links of its own for that
+    run), and one removed since is lifted (before, "excluded" stuck)."""
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    await run_audit(settings)
+    jrheum = "http://www.jrheum.org/content/39/2/345.abstract"
+    excluding = replace(settings, checker=replace(settings.checker, exclude=(r"jrheum\.org",)))
+    excluded = await run_audit(excluding)
+    lifted = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        marked = {l.url: l for l in store.run_links(excluded.run.id)}
+        assert (marked[jrheum].status.value, marked[jrheum].reason) == ("skipped", "excluded")
+        pages = {p.url: p for p in store.run_pages(excluded.run.id)}
+        again = {l.url: l for l in store.run_links(lifted.run.id)}
+        assert (again[jrheum].status.value, again[jrheum].reason) == site.truth[jrheum]
+    own = {p.url for p in pages.values() if p.links_run is None}
+    assert own == {marked[jrheum].page} and all(p.status == "not_modified" for p in pages.values())
 
 
 async def test_a_resumed_run_does_not_check_again(site: SimulatedSite, tmp_path: Path) -> None:

@@ -70,6 +70,14 @@ def cite(page: str, url: str | None, text: str = "anchor", **kw) -> Citation:  #
     )
 
 
+def record_links(store: Store, run_id: int, page: str, citations: list[Citation]) -> None:
+    """A page fetched in full with these links, as the crawl records it: a
+    run's links are found through its pages."""
+    store.record_page(PageRecord(run_id=run_id, url=page, status="ok", http_status=200,
+                                 links=len(citations)))
+    store.record_citations(run_id, page, citations)
+
+
 def check(
     url: str,
     at: dt.datetime,
@@ -208,8 +216,8 @@ def test_foreign_keys_refuse_an_observation_of_an_unknown_run(store: Store) -> N
 def test_runs_lifecycle_and_counts(store: Store) -> None:
     run = store.start_run(T0)
     assert (run.status, run.started_at, run.finished_at) == ("running", T0, None)
-    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, "https://b.org/")])
-    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED), cite(PAGE_B, None, raw_href="mailto:x@y")])
+    record_links(store, run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, "https://b.org/")])
+    record_links(store, run.id, PAGE_B, [cite(PAGE_B, PUBMED), cite(PAGE_B, None, raw_href="mailto:x@y")])
     store.finish_run(run.id, T0 + hours(1))
     done = store.get_run(run.id)
     assert done is not None
@@ -296,6 +304,35 @@ def test_a_database_made_before_partial_runs_gains_the_column(db_path: Path) -> 
         assert store.start_run(T0 + hours(2), partial=True).partial
 
 
+def test_a_database_made_before_shared_links_points_each_page_at_its_own_run(db_path: Path) -> None:
+    """Opening a file from before migration m004 adds `pages.links_run`: every
+    page's links are its own run's (they were copied every week). A row
+    inserted without it, as older code and the benchmark's generator do,
+    gets its own run too (the trigger)."""
+    with Store.open(db_path) as store:
+        old = store.start_run(T0)
+        record_links(store, old.id, PAGE_A, [cite(PAGE_A, PUBMED)])
+        store.finish_run(old.id, T0 + hours(1))
+    with sqlite3.connect(db_path) as conn:  # back to the file as m003 left it
+        conn.execute("DROP TRIGGER pages_links_run_default")
+        conn.execute("DROP INDEX pages_links_run")
+        conn.execute("ALTER TABLE pages DROP COLUMN links_run")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm004_shared_page_links'")
+    with Store.open(db_path) as store:
+        assert [c.url for c in store.run_citations(old.id)] == [PUBMED]
+        assert [l.url for l in store.run_links(old.id)] == [PUBMED]
+        later = store.start_run(T0 + WEEK)
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT INTO pages (run_id, url, status, fetched_at) VALUES (?, ?, 'ok', ?)",
+                     (later.id, PAGE_B, "2026-11-30T06:00:00+00:00"))
+    with Store.open(db_path) as store:
+        store.record_citations(later.id, PAGE_B, [cite(PAGE_B, "https://b.org/")])
+        store.finish_run(later.id, T0 + WEEK + hours(1))
+        assert (store.get_run(later.id).links, [p.links_run for p in store.run_pages(later.id)]) == (  # type: ignore[union-attr]
+            1, [None])
+    assert _count(db_path, "SELECT count(*) FROM pages WHERE links_run = run_id") == 2
+
+
 def test_previous_reported_run(store: Store) -> None:
     r1, r2, r3 = (store.start_run(T0 + hours(i)) for i in range(3))
     assert store.previous_reported_run(r3.id) is None
@@ -344,23 +381,23 @@ def test_citations_round_trip_with_and_without_context(store: Store) -> None:
              skip_reason="mailto"),
         cite(PAGE_A, "https://x.org/s.js", "", kind=LinkKind.RESOURCE, element="script", attribute="src"),
     ]
-    store.record_citations(run.id, PAGE_A, citations)
+    record_links(store, run.id, PAGE_A, citations)
     assert store.run_citations(run.id) == citations
     assert store.run_citations(run.id, page_url=PAGE_B) == []
 
 
 def test_record_citations_again_replaces_the_page(store: Store) -> None:
     run = store.start_run(T0)
-    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, "https://b.org/")])
-    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED)])
-    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, "https://c.org/")])
+    record_links(store, run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, "https://b.org/")])
+    record_links(store, run.id, PAGE_B, [cite(PAGE_B, PUBMED)])
+    record_links(store, run.id, PAGE_A, [cite(PAGE_A, "https://c.org/")])
     assert [c.url for c in store.run_citations(run.id)] == ["https://c.org/", PUBMED]
 
 
 def test_citations_of_a_url(store: Store) -> None:
     r1, r2 = store.start_run(T0), store.start_run(T0 + hours(1))
-    store.record_citations(r1.id, PAGE_A, [cite(PAGE_A, PUBMED)])
-    store.record_citations(r2.id, PAGE_B, [cite(PAGE_B, PUBMED, "b")])
+    record_links(store, r1.id, PAGE_A, [cite(PAGE_A, PUBMED)])
+    record_links(store, r2.id, PAGE_B, [cite(PAGE_B, PUBMED, "b")])
     assert [c.page_url for c in store.citations_of(PUBMED)] == [PAGE_B]
     assert [c.page_url for c in store.citations_of(PUBMED, run_id=r1.id)] == [PAGE_A]
     assert store.citations_of("https://never.example/") == []
@@ -458,7 +495,7 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
                                             strikes=1, failing_since=T0, http_status=500)])
     run = store.start_run(T0 + hours(168))
     ctx = EntryContext("Rituximab in DM", "", "PubMed, Clin Rheumatol, 04/30/2018.", dt.date(2018, 4, 30))
-    store.record_citations(run.id, PAGE_A, [
+    record_links(store, run.id, PAGE_A, [
         cite(PAGE_A, PUBMED, "Rituximab", section="Biologics", context=ctx),
         cite(PAGE_A, None, "write", raw_href="mailto:ed@example.org", kind=LinkKind.NAVIGATION,
              skip_reason="mailto"),
@@ -466,7 +503,7 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
         cite(PAGE_A, "https://excluded.org/", "ex", skip_reason="excluded"),
         cite(PAGE_A, None, "typo", raw_href="http://", skip_reason="invalid_url"),
     ])
-    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, PUBMED, "see also", kind=LinkKind.NAVIGATION)])
+    record_links(store, run.id, PAGE_B, [cite(PAGE_B, PUBMED, "see also", kind=LinkKind.NAVIGATION)])
     first = T0 + hours(168)
     store.record_observations(run.id, [
         check(PUBMED, first, LinkStatus.ERROR, reason="timeout", strikes=2, failing_since=T0,
@@ -508,7 +545,7 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
 def test_resume_sets_citations_and_observed_urls(store: Store) -> None:
     run = store.start_run(T0)
     citations = [cite(PAGE_A, f"https://e.org/{i}") for i in range(5)]
-    store.record_citations(run.id, PAGE_A, citations)
+    record_links(store, run.id, PAGE_A, citations)
     store.record_observations(run.id, [check(c.url, T0) for c in citations[:2]])  # type: ignore[arg-type]
     store.finish_run(run.id, T0 + hours(1), "interrupted")
     resumed = store.unfinished_run()
@@ -729,7 +766,8 @@ def test_history_and_run_links_use_indexes(store: Store) -> None:
     history = _plan(store, HISTORY_SQL, (PUBMED,))
     assert history == ["SEARCH observations USING INDEX observations_url_checked_at (url=?)"]
     links = _plan(store, RUN_LINKS_SQL, (1,))
-    assert "SEARCH o USING INDEX occurrences_run_page (run_id=?)" in links
+    assert links[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=?)",
+                         "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
     assert any(line.startswith("SEARCH x USING COVERING INDEX observations_run_url") for line in links)
     assert not [line for line in links if line.startswith("SCAN") or "TEMP B-TREE" in line]
 
@@ -831,8 +869,8 @@ def test_run_flagged_links_are_the_run_links_that_ask_for_work(store: Store) -> 
     run = store.start_run(T0)
     urls = {status: f"https://{status.value}.example.org/x" for status in LinkStatus
             if status is not LinkStatus.SKIPPED}
-    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, url, status.value) for status, url in urls.items()])
-    store.record_citations(run.id, PAGE_A, [
+    record_links(store, run.id, PAGE_B, [cite(PAGE_B, url, status.value) for status, url in urls.items()])
+    record_links(store, run.id, PAGE_A, [
         cite(PAGE_A, urls[LinkStatus.OK], "ok again"),
         cite(PAGE_A, urls[LinkStatus.MOVED], "moved again"),
         cite(PAGE_A, None, "write", raw_href="mailto:ed@example.org", skip_reason="mailto"),
@@ -858,15 +896,16 @@ def test_run_flagged_links_are_the_run_links_that_ask_for_work(store: Store) -> 
 
 def test_run_flagged_links_uses_the_run_links_indexes(store: Store) -> None:
     plan = _plan(store, RUN_FLAGGED_LINKS_SQL, (1,))
-    assert "SEARCH o USING INDEX occurrences_run_page (run_id=?)" in plan
+    assert plan[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=?)",
+                        "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
     assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line]
 
 
 def test_iter_run_links_streams_what_run_links_lists(store: Store) -> None:
     run = store.start_run(T0)
     urls = [f"https://pubmed.ncbi.nlm.nih.gov/{n}/" for n in range(300)]
-    store.record_citations(run.id, PAGE_A, [cite(PAGE_A, u, f"entry {n}") for n, u in enumerate(urls)])
-    store.record_citations(run.id, PAGE_B, [cite(PAGE_B, urls[0], "again", kind=LinkKind.NAVIGATION)])
+    record_links(store, run.id, PAGE_A, [cite(PAGE_A, u, f"entry {n}") for n, u in enumerate(urls)])
+    record_links(store, run.id, PAGE_B, [cite(PAGE_B, urls[0], "again", kind=LinkKind.NAVIGATION)])
     store.record_observations(run.id, [check(u, T0, LinkStatus.EXPIRED, reason="http_404", http_status=404)
                                        for u in urls[::2]])
     links = store.iter_run_links(run.id)
@@ -885,16 +924,20 @@ WEEK = dt.timedelta(weeks=1)
 
 
 def weekly_run(store: Store, week: int, *, pages: dict[str, bool], reported: bool = True) -> int:
-    """A finished run `week` weeks after T0; each page fetched in full (True)
-    or answered 304 (False), with one link each, observed."""
+    """A finished run `week` weeks after T0; each page fetched in full (True,
+    a new link) or answered 304 (False, the links of its last full fetch),
+    its links observed."""
     at = T0 + week * WEEK
     run = store.start_run(at)
     for page, full in pages.items():
+        last = None if full else store.last_page(page)
         store.record_page(PageRecord(run_id=run.id, url=page, status="ok" if full else "not_modified",
-                                     http_status=200 if full else 304), now=at)
+                                     http_status=200 if full else 304,
+                                     links_run=last.run_id if last else None), now=at)
         if full:
             store.record_citations(run.id, page, [cite(page, f"{page}#w{week}-link", "x")])
-    store.record_observations(run.id, [check(f"{page}#w{week}-link", at) for page in pages])
+    store.record_observations(run.id, [check(c.url, at) for c in store.run_citations(run.id)
+                                       if c.url is not None])
     store.finish_run(run.id, at + hours(1))
     if reported:
         store.mark_reported(run.id, at + hours(2))
@@ -965,6 +1008,40 @@ def test_prune_keeps_the_links_of_a_page_unchanged_since_an_old_run(store: Store
     assert store.run_citations(first, page_url=PAGE_B) == []
     assert [p.url for p in store.run_pages(first)] == [PAGE_A]
     assert _count(db_path, f"SELECT count(*) FROM observations WHERE run_id = {first}") == 0
+
+
+def test_prune_hands_the_links_of_an_unchanged_page_down_to_the_runs_that_share_them(
+        store: Store, db_path: Path) -> None:
+    """Week 1 read PAGE_A in full, weeks 2 and 3 got a 304 and point at week
+    1's links; week 4 read it again. Pruning weeks 0-2 must not take week
+    3's links with them: they move to week 3, where they then live."""
+    weekly_run(store, 0, pages={PAGE_A: True})
+    week1 = weekly_run(store, 1, pages={PAGE_A: True})
+    weekly_run(store, 2, pages={PAGE_A: False})
+    week3 = weekly_run(store, 3, pages={PAGE_A: False})
+    week4 = weekly_run(store, 4, pages={PAGE_A: True})
+    before = [c.url for c in store.run_citations(week3)]
+    assert before == [f"{PAGE_A}#w1-link"]
+    assert _count(db_path, f"SELECT count(*) FROM occurrences WHERE run_id = {week3}") == 0
+    assert store.prune(T0 + 3 * WEEK) == (3, 3)
+    assert run_ids(store) == [week3, week4]
+    assert [c.url for c in store.run_citations(week3)] == before
+    assert [(l.url, l.status) for l in store.run_links(week3)] == [(f"{PAGE_A}#w1-link", LinkStatus.OK)]
+    assert [c.url for c in store.run_citations(week4)] == [f"{PAGE_A}#w4-link"]
+    assert _count(db_path, f"SELECT count(*) FROM occurrences WHERE run_id < {week3}") == 0
+    assert store.citations_of(f"{PAGE_A}#w1-link")[0].page_url == PAGE_A
+    del week1
+
+
+def test_prune_keeps_the_links_an_old_full_fetch_lends_to_kept_runs(store: Store, db_path: Path) -> None:
+    """PAGE_A answered 304 ever since week 0: week 0 stays, in part, as the
+    holder of its etag and its links, which every later run points at."""
+    first = weekly_run(store, 0, pages={PAGE_A: True, PAGE_B: True})
+    later = [weekly_run(store, w, pages={PAGE_A: False, PAGE_B: True}) for w in range(1, 5)]
+    store.prune(T0 + 3 * WEEK)
+    for run_id in later[2:]:
+        assert [c.url for c in store.run_citations(run_id, page_url=PAGE_A)] == [f"{PAGE_A}#w0-link"]
+    assert [p.url for p in store.run_pages(first)] == [PAGE_A]
 
 
 def test_prune_stops_between_runs_when_asked(store: Store) -> None:
