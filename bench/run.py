@@ -420,6 +420,14 @@ def commands(site: benchsite.Site, out_dir: Path, args: argparse.Namespace) -> d
 # -- reading each tool's answer -------------------------------------------------------
 
 
+def database_mib(db: Path) -> float:
+    """The database's size on disk once its write-ahead log is checkpointed
+    into it: what a year of weekly runs adds up to is a run's growth x 52."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return db.stat().st_size / 2**20
+
+
 def retry_tail(db: Path, run_id: int) -> str:
     """How a monitor run ended, from its observations: when the last check
     answered at its first attempt, and what ended after that (the retries
@@ -728,6 +736,7 @@ def main() -> None:
                          - dt.datetime.fromisoformat(run["started_at"])).total_seconds()
                 m.extra["audit_seconds"] = audit
                 m.extra["tail"] = retry_tail(out_dir / "monitor.db", run["id"])
+                m.extra["db_mib"] = database_mib(out_dir / "monitor.db")
             rows.append((tool, m, acc))
         print()
         print(f"{'tool':<17} {'wall s':>7} {'links/s':>8} {'CPU s':>6} {'peak RSS':>9} {'requests':>9} "
@@ -763,6 +772,8 @@ def main() -> None:
                     print("  in flight, per second: " + " ".join(f"{x:.0f}" for x in flight.per_second))
             if m.extra.get("tail"):
                 print(f"  {m.extra['tail']}")
+            if "db_mib" in m.extra:
+                print(f"  database after this run: {m.extra['db_mib']:.1f} MiB")
         print()
         print("mapping to broken: " + " | ".join(f"{t}: {MAPPING[t.split('-')[0]]}" for t in
                                                  dict.fromkeys(t.split('-')[0] for t, _, _ in rows)))

@@ -29,6 +29,10 @@ Why it looks the way it does:
   into memory at start, so a request costs a dict lookup and a sleep.
   `run.py` measures its ceiling (`/__ping`, no latency) and its CPU time
   during each tool's run, so a reader can see it was not the bottleneck.
+- The watched pages carry an ETag and answer a matching If-None-Match with
+  304, as a static Apache or nginx does (sclero.org is static pages): the
+  weekly run of `monitor` asks conditionally; the peers keep no state and
+  always get the 200.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import random
 import signal
 import socket
 import sys
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -308,6 +313,10 @@ class Responder:
             body = self.page_cache[index] = page_html(self.site, index).encode()
         return body
 
+    def etag(self, index: int) -> str:
+        """A validator that changes with the page's bytes, as a static server's."""
+        return f'"{zlib.crc32(self.page(index)):08x}-{len(self.page(index)):x}"'
+
 
 def _split_host(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
@@ -319,10 +328,13 @@ async def serve(site: Site, ready: asyncio.Event | None = None) -> None:
     r = Responder(site)
     extra = {"LinkChecker": "1"}  # LinkChecker's documented opt-in to its faster rates
 
-    def respond(status: int, body: bytes = b"", location: str | None = None) -> web.Response:
+    def respond(status: int, body: bytes = b"", location: str | None = None,
+                etag: str | None = None) -> web.Response:
         headers = dict(extra)
         if location:
             headers["Location"] = location
+        if etag:
+            headers["ETag"] = etag
         return web.Response(status=status, body=body, headers=headers,
                             content_type="text/html", charset="utf-8") if body else \
             web.Response(status=status, headers=headers)
@@ -353,8 +365,12 @@ async def serve(site: Site, ready: asyncio.Event | None = None) -> None:
         if addr == SITE_ADDR:
             await asyncio.sleep(SITE_LATENCY)
             if path in r.pages:
+                index = r.pages[path]
+                if request.headers.get("If-None-Match") == r.etag(index):
+                    r.stats["site/page_304"] += 1
+                    return respond(304, etag=r.etag(index))
                 r.stats["site/page"] += 1
-                return respond(200, r.page(r.pages[path]))
+                return respond(200, r.page(index), etag=r.etag(index))
             if path in NAV_PATHS:
                 return respond(200, r.nav_page)
             return respond(404, not_found)
