@@ -301,7 +301,7 @@ def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
     from monitor.output import write_text
 
     colours = {"page": None, "error": "red", "expired": "red", "moved": "yellow", "drifted": "yellow",
-               "blocked": "magenta"}
+               "blocked": "magenta", "retracted": "red", "withdrawn": "red"}
 
     def style(text: str, kind: str) -> str:
         return click.style(text, fg=colours.get(kind), bold=True)

@@ -25,7 +25,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
-from monitor.notices import RETRACTED
+from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
 
 # The order a webmaster reads the table in: what needs a fix first.
@@ -41,9 +41,9 @@ STATUS_ORDER = (
 
 EXTRA_FIELDS = ("detail", "entry_title", "entry_source", "expired_mark", "flapping", "archived_url",
                 "notice", "notice_detail")
-"""After the contract's fields, in this order. `notice` is "retracted" when
-the target says the cited article was retracted (monitor/notices.py), else
-"": the link's status stays what it is."""
+"""After the contract's fields, in this order. `notice` is "retracted" or
+"withdrawn" when the target says the cited article was (monitor/notices.py),
+else "": the link's status stays what it is."""
 LINK_FIELDS = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
 _link_values = operator.attrgetter(*LINK_FIELDS)
 
@@ -223,7 +223,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write("\n")
     tally = StatusTally()
     sizes: dict[LinkStatus, int] = {}
-    retracted: list[str] = []  # a handful a site, held as they come
+    noticed: dict[str, list[str]] = {RETRACTED: [], WITHDRAWN: []}  # a handful a site, held as they come
     with contextlib.ExitStack() as stack:
         spools: dict[LinkStatus, TextIO] = {}
         page: str | None = None
@@ -242,8 +242,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         for link in links:
             tally.add(link)
             sizes[link.status] = sizes.get(link.status, 0) + 1
-            if link.notice == RETRACTED and link.kind == LinkKind.CITATION:
-                retracted.append(_block(link, names.get(link.page, link.page), notice=True))
+            if link.notice in noticed and link.kind == LinkKind.CITATION:
+                noticed[link.notice].append(_block(link, names.get(link.page, link.page), notice=True))
             if link.status not in LISTED:
                 continue
             if link.page != page:
@@ -264,11 +264,12 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             spool = spools[status]
             spool.seek(0)
             shutil.copyfileobj(spool, out)
-    if retracted:
-        heading = f"RETRACTED: {len(retracted)} cited article{'s' if len(retracted) > 1 else ''}"
-        out.write(f"\n{paint(heading, 'retracted')} (the link works, but the page says the article "
-                  "was retracted: annotate or remove the entry)\n")
-        out.writelines(retracted)
+    for notice, blocks in noticed.items():
+        if blocks:
+            heading = f"{notice.upper()}: {len(blocks)} cited article{'s' if len(blocks) > 1 else ''}"
+            out.write(f"\n{paint(heading, notice)} (the link works, but the page says the article "
+                      f"was {notice}: {_NOTICE_ADVICE[notice]})\n")
+            out.writelines(blocks)
     # Links here, distinct URLs on the last line: each says which it counts.
     quiet = [_links(sizes[LinkStatus.OK], "ok")] if LinkStatus.OK in sizes else []
     if LinkStatus.SKIPPED in sizes:
@@ -281,6 +282,12 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     out.write(f"\nrun {run.id}: {_links(tally.links)}"
               + (f", {distinct} distinct URL{'' if distinct == 1 else 's'}: {summary}\n" if summary else ".\n"))
     return tally
+
+
+_NOTICE_ADVICE = {
+    RETRACTED: "annotate or remove the entry",
+    WITHDRAWN: "link the version that replaced it, or annotate or remove the entry",
+}
 
 
 def _links(n: int, what: str = "") -> str:

@@ -150,7 +150,7 @@ class Verdict:
     suggested_url: str | None = None
     notice: str = ""
     """What the page says about the cited work beside its status: "retracted"
-    (monitor/notices.py), or "". The status stays the link's."""
+    or "withdrawn" (monitor/notices.py), or "". The status stays the link's."""
     notice_detail: str = ""
     """The notice in one sentence, quoting the page."""
 
@@ -203,7 +203,7 @@ class LinkResult:
     flapping: bool = False
     archived_url: str | None = None
     notice: str = ""
-    """ "retracted" when the cited article's page says it was retracted, else ""."""
+    """ "retracted" or "withdrawn" when the cited article's page says so, else ""."""
     notice_detail: str = ""
 
     CONTRACT_FIELDS = (
@@ -292,5 +292,5 @@ class HistoryEntry:
     detail: str = ""
     suggested_url: str | None = None
     notice: str = ""
-    """What the page said about the cited work ("retracted"), see monitor.notices."""
+    """What the page said about the cited work ("retracted", "withdrawn"), see monitor.notices."""
     notice_detail: str = ""

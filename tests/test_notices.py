@@ -586,6 +586,20 @@ def test_the_terminal_listing_names_the_retracted_entries() -> None:
     assert "https://www.nejm.org" not in text
 
 
+def test_the_terminal_listing_names_the_withdrawn_entries_after_the_retracted() -> None:
+    out = io.StringIO()
+    cochrane = "https://www.cochranelibrary.com/cdsr/doi/10.1002/14651858.CD000957.pub2/full"
+    write_text(out, RunInfo(id=7, started_at=T0), [],
+               [link_result(cochrane, notice=WITHDRAWN, detail="The page is titled 'WITHDRAWN: y'."),
+                link_result(SD, notice=RETRACTED, detail="The publisher's page is titled 'RETRACTED: x'."),
+                link_result(cochrane + "?2", notice=WITHDRAWN, detail="d")])
+    text = out.getvalue()
+    assert text.index("RETRACTED: 1 cited article") < text.index("WITHDRAWN: 2 cited articles (the link works, "
+                                                               "but the page says the article was withdrawn: "
+                                                               "link the version that replaced it")
+    assert f"\n    {cochrane}\n    withdrawn: The page is titled 'WITHDRAWN: y'.\n" in text
+
+
 # -- storage ---------------------------------------------------------------------------------
 
 
