@@ -156,13 +156,14 @@ is `thing(kind, url)`."""
 
 _IMAGE = frozenset("png jpg jpeg gif svg webp avif bmp ico tif tiff".split())
 _MEDIA = frozenset("mp4 webm ogg ogv mp3 m4a wav mov".split())
+_FONT = frozenset("woff woff2 ttf otf eot".split())  # a stylesheet's @font-face url()
 
 
 def thing(kind: str, url: str | None = None) -> str:
     """What the link leads to, in one word: an "article" (a citation), a
     "page" (a menu link, a cross-reference), or for what a page loads, an
-    "image", "script", "stylesheet", "video or sound file" or "file" as the
-    address's extension says (the element is not kept with the link)."""
+    "image", "script", "stylesheet", "font", "video or sound file" or "file"
+    as the address's extension says (the element is not kept with the link)."""
     if kind == LinkKind.NAVIGATION:
         return "page"
     if kind != LinkKind.RESOURCE:
@@ -180,6 +181,8 @@ def thing(kind: str, url: str | None = None) -> str:
         return "stylesheet"
     if ext in _MEDIA:
         return "video or sound file"
+    if ext in _FONT:
+        return "font"
     return "file"
 
 

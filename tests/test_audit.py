@@ -662,6 +662,22 @@ def test_a_private_address_is_to_fix_not_for_a_person_to_open() -> None:
     assert p.confirmed and "nothing to do" not in p.advice
 
 
+@pytest.mark.parametrize(("kind", "url", "said"), [
+    (CIT, "https://pubmed.ncbi.nlm.nih.gov/1/", "article"),
+    (NAV, "https://www.sclero.org/news.html", "page"),
+    (RES, "https://www.sclero.org/images/bg.GIF", "image"),
+    (RES, "https://www.sclero.org/js/menu.js", "script"),
+    (RES, "https://www.sclero.org/css/sclero.css?v=2", "stylesheet"),
+    (RES, "https://www.sclero.org/fonts/verdana.woff2", "font"),
+    (RES, "https://fonts.example.org/a/Font.TTF#x", "font"),
+    (RES, "https://www.sclero.org/media/talk.mp3", "video or sound file"),
+    (RES, "https://www.sclero.org/applets/ticker.jar", "file"),
+    (RES, "https://www.sclero.org/fonts.d/readme", "file"),
+])
+def test_what_a_link_leads_to_in_one_word(kind: LinkKind, url: str, said: str) -> None:
+    assert wording.thing(kind, url) == said
+
+
 @pytest.mark.parametrize(
     ("kind", "label", "note"),
     [(CIT, "Open the entry on the page", ""),
