@@ -60,6 +60,12 @@ def build(store: Store, runs: int, links: int) -> None:
                 0, None,
             ))
         with store._tx():
+            # A run's links are read through its pages rows (pages.links_run).
+            conn.executemany(
+                "INSERT INTO pages (run_id, url, status, http_status, links, fetched_at) "
+                "VALUES (?, ?, 'ok', 200, ?, ?)",
+                [(run.id, page, links // len(pages), _ts(when)) for page in pages],
+            )
             conn.executemany(
                 "INSERT INTO occurrences (run_id, page_url, url, raw_href, anchor_text, section, "
                 "kind, element, attribute, line, entry_title, entry_summary, entry_source, "

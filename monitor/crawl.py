@@ -339,9 +339,10 @@ class Audit:
             # Unchanged since the last fetch: not parsed again, its links are
             # that run's, and stay recorded there (not copied) unless the
             # exclusions changed since.
-            recorded = await self.writer.call_unflushed("run_citations", last.run_id, url)
+            latest = await self.writer.call_unflushed("latest_links_of", url)
+            source, links_run = latest or (last.run_id, last.run_id)
+            recorded = await self.writer.call_unflushed("run_citations", source, url)
             citations = mark_excluded(recorded, [*self.settings.checker.exclude, *exclude_links])
-            links_run = last.run_id if last.links_run is None else last.links_run
             record = PageRecord(
                 run_id=run.id, url=url, status="not_modified", http_status=304, title=last.title,
                 links=len(citations), entries=last.entries, name=name, owner=owner,

@@ -1044,17 +1044,28 @@ class Store:
         )
         return None if row is None else _page(row)
 
+    def latest_links_of(self, url: str) -> tuple[int, int] | None:
+        """(run, run holding its links) of the page's latest fetch that had
+        links, full or 304: an unchanged page shares these. A 304 after the
+        exclusions changed holds its own copy (`record_page`), and the next
+        weeks share that copy rather than copying again."""
+        row = self._row(
+            "SELECT run_id, links_run FROM pages WHERE url = ? AND status IN ('ok', 'not_modified') "
+            "ORDER BY fetched_at DESC, run_id DESC LIMIT 1", (url,))
+        return None if row is None else (row[0], row[1] if row[1] is not None else row[0])
+
     def clear_run_pages(self, run_id: int) -> None:
         """Forget a run's pages and link occurrences, to redo an interrupted page phase.
 
         Only used before the run's first check: observations are kept. The
         links of a page a later run points at (a `check --page` made
-        meanwhile that got a 304) stay until the redo records that page again.
+        meanwhile that got a 304) move to that run first, as when pruning:
+        the redo may find the page changed or gone, and that run's links
+        are what it saw.
         """
         with self._tx():
-            self._conn.execute(
-                "DELETE FROM occurrences WHERE run_id = ? AND page_url NOT IN "
-                "(SELECT url FROM pages WHERE links_run = ? AND run_id != ?)", (run_id, run_id, run_id))
+            self._hand_down_links(run_id, ())
+            self._conn.execute("DELETE FROM occurrences WHERE run_id = ?", (run_id,))
             self._conn.execute("DELETE FROM pages WHERE run_id = ?", (run_id,))
 
     # --------------------------------------------------------- occurrences

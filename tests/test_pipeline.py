@@ -174,8 +174,14 @@ async def test_an_exclusion_changed_since_reaches_an_unchanged_page(
     jrheum = "http://www.jrheum.org/content/39/2/345.abstract"
     excluding = replace(settings, checker=replace(settings.checker, exclude=(r"jrheum\.org",)))
     excluded = await run_audit(excluding)
+    still = await run_audit(excluding)  # shares the copy made under the new exclusions
     lifted = await run_audit(settings)
+    with sqlite3.connect(settings.database.path) as db:
+        copies = dict(db.execute("SELECT run_id, count(DISTINCT page_url) FROM occurrences "
+                                 "GROUP BY run_id").fetchall())
+    assert copies == {1: 2, excluded.run.id: 1, lifted.run.id: 1}
     with Store.open(settings.database.path) as store:
+        assert [l.reason for l in store.run_links(still.run.id) if l.url == jrheum] == ["excluded"]
         marked = {l.url: l for l in store.run_links(excluded.run.id)}
         assert (marked[jrheum].status.value, marked[jrheum].reason) == ("skipped", "excluded")
         pages = {p.url: p for p in store.run_pages(excluded.run.id)}

@@ -1044,6 +1044,26 @@ def test_prune_keeps_the_links_an_old_full_fetch_lends_to_kept_runs(store: Store
     assert [p.url for p in store.run_pages(first)] == [PAGE_A]
 
 
+def test_redoing_a_page_phase_leaves_a_check_page_run_made_meanwhile_its_links(store: Store) -> None:
+    """An audit interrupted in its page phase, then `check --page` (a 304:
+    it points at the audit's links), then the audit resumed, redoing its
+    pages: the page now fails. The partial run still shows what it saw."""
+    audit = store.start_run(T0)
+    record_links(store, audit.id, PAGE_A, [cite(PAGE_A, PUBMED)])
+    store.finish_run(audit.id, T0 + hours(1), "interrupted")
+    partial = store.start_run(T0 + hours(2), partial=True)
+    store.record_page(PageRecord(run_id=partial.id, url=PAGE_A, status="not_modified", http_status=304,
+                                 links_run=audit.id), now=T0 + hours(2))
+    store.finish_run(partial.id, T0 + hours(3))
+    store.clear_run_pages(audit.id)
+    store.record_page(PageRecord(run_id=audit.id, url=PAGE_A, status="error", http_status=503,
+                                 error="HTTP 503"), now=T0 + hours(4))
+    store.record_citations(audit.id, PAGE_A, [])
+    assert [c.url for c in store.run_citations(partial.id)] == [PUBMED]
+    assert store.run_citations(audit.id) == []
+    assert store.latest_links_of(PAGE_A) == (partial.id, partial.id)
+
+
 def test_prune_stops_between_runs_when_asked(store: Store) -> None:
     ids = [weekly_run(store, w, pages={PAGE_A: True}) for w in range(5)]
     asked: list[int] = []
