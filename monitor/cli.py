@@ -201,7 +201,8 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
         outcome = asyncio.run(_check(settings, pages))
     except KeyboardInterrupt:
         raise Failure(INTERRUPTED) from None
-    print_results(settings, outcome.run.id, fmt)
+    fetched = print_results(settings, outcome.run.id, fmt)
+    say_unfetched(settings, fetched, pages)
 
 
 INTERRUPTED = ("interrupted: the links checked so far are saved; the next audit of this database "
@@ -273,9 +274,21 @@ class progress_bar:
             self.bar.stop()
 
 
-def print_results(settings: Settings, run_id: int, fmt: str) -> None:
+def say_unfetched(settings: Settings, pages: Sequence[Any], given: Sequence[str] = ()) -> None:
+    """On stderr, after the results: the pages that could not be fetched
+    (stdout may be a JSON file; a webmaster reads the terminal)."""
+    from monitor.output import unfetched_pages
+
+    lines = unfetched_pages(pages, source=settings.source, given=given,
+                            configured=[p.url for p in settings.pages])
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def print_results(settings: Settings, run_id: int, fmt: str) -> list[Any]:
     """The run's links, streamed from the database to stdout: memory stays
-    flat however many links the run has (nothing holds them all)."""
+    flat however many links the run has (nothing holds them all). Returns
+    the run's pages."""
     from monitor.output import write_csv, write_json
     from monitor.store import Store
 
@@ -294,6 +307,7 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> None:
             else:
                 print_listing(run, pages, links)
             sys.stdout.flush()
+    return pages
 
 
 def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
@@ -457,13 +471,21 @@ def run(config_path: Path, wait: float) -> None:
         audit, outcome = asyncio.run(job())
     except KeyboardInterrupt:
         raise Failure(INTERRUPTED) from None
+    from monitor.store import Store
+
     if audit is None:
         click.echo(f"run {outcome.run_id}: its audit had finished before an interruption; reported now")
     else:
-        click.echo(f"run {audit.run.id}: {audit.urls} URLs on {audit.pages} pages checked in {audit.seconds:.1f} s")
+        read = audit.pages - audit.pages_failed
+        on = (f"{read} of {audit.pages} pages" if audit.pages_failed
+              else f"{audit.pages} page{'' if audit.pages == 1 else 's'}")
+        click.echo(f"run {audit.run.id}: {audit.urls} URL{'' if audit.urls == 1 else 's'} on {on} "
+                   f"checked in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
     _echo_delivery(outcome, True, settings.email.enabled)
+    with Store.open(settings.database.path, mapped=False) as store:
+        say_unfetched(settings, store.run_pages(outcome.run_id))
 
 
 # -- serve ----------------------------------------------------------------------

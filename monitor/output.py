@@ -284,6 +284,45 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     return tally
 
 
+UNFETCHED_SHOWN = 10
+"""Failed pages named one by one on stderr; the rest are counted (a site
+down fails every page: the JSON lists them all)."""
+_ADDRESS_SUSPECT = frozenset({400, 404, 410})
+"""Answers that say the address itself is likely wrong (a typo, a page renamed)."""
+
+
+def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Iterable[str] = (),
+                    given: Iterable[str] = (), shown: int = UNFETCHED_SHOWN) -> list[str]:
+    """The lines that tell a webmaster, after `check` or `run`, which pages
+    could not be fetched (their links went unchecked), or [] when all were.
+
+    Without them a site down or a mistyped page URL ended in "0 URLs on 2
+    pages checked" and an exit 0, said only by WARNING log lines. A page
+    whose answer says the address is wrong is pointed at where it is typed:
+    its [[pages]] url in the file, or the --page argument."""
+    failed = [p for p in pages if p.status == "error"]
+    if not failed:
+        return []
+    configured, given = set(configured), set(given)
+    lines = [f"{len(failed)} of {_count(len(pages), 'page')} could not be fetched; "
+             f"{'its' if len(failed) == 1 else 'their'} links were not checked:"]
+    for page in failed[:shown]:
+        line = f"  {one_line(page.url)}: {one_line(page.error) or 'no answer'}"
+        if page.http_status in _ADDRESS_SUSPECT or "DNS" in page.error:
+            if page.url in configured:
+                line += f" (check its [[pages]] url in {source})"
+            elif page.url in given:
+                line += " (check the --page URL)"
+        lines.append(line)
+    if len(failed) > shown:
+        lines.append(f"  ... and {len(failed) - shown} more (--format json lists them: pages[].error)")
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 _NOTICE_ADVICE = {
     RETRACTED: "annotate or remove the entry",
     WITHDRAWN: "link the version that replaced it, or annotate or remove the entry",

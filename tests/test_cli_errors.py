@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,36 @@ def test_unusable_database_path_names_the_key(tmp_path: Path, where: str) -> Non
     assert code == 2, err
     line = one_line(err)
     assert str(path) in line and "database.path" in line and "directory" in line
+
+
+# -- what the terminal says after an audit ------------------------------------------
+
+
+async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Path, aiohttp_server: Any) -> None:
+    """Was: "run 1: 1 URLs on 2 pages checked", exit 0; only WARNING log lines said it."""
+    from aiohttp import web
+
+    from simkit import run_monitor
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>P</title></head><body><a href='/ok'>x</a></body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page.html", page)
+    app.router.add_get("/ok", page)
+    server = await aiohttp_server(app)
+    good, typo = (f"http://127.0.0.1:{server.port}/{name}" for name in ("page.html", "pgae.html"))
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[[pages]]\nurl = "{good}"\n[[pages]]\nurl = "{typo}"\n'
+                    '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
+                    f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
+                    f'[report]\ndir = "{tmp_path / "out"}"\n[email]\nenabled = false\n', encoding="utf-8")
+    said = f"  {typo}: HTTP 404"
+    for args in (["check", "--format", "json"], ["run"]):
+        code, out, err = await run_monitor(*args, "--config", str(path))
+        assert code == 0, err  # flagged pages are results: the command did its job
+        assert "1 of 2 pages could not be fetched; its links were not checked:" in err, err
+        line = next(line for line in err.splitlines() if line.startswith(said))
+        assert line.endswith(f"(check its [[pages]] url in {path})"), line
+    assert "run 2: 1 URL on 1 of 2 pages checked in" in out

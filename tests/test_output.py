@@ -18,6 +18,7 @@ from monitor.output import (
     counts,
     link_dict,
     to_json,
+    unfetched_pages,
     url_spellings,
     write_csv,
     write_json,
@@ -216,6 +217,45 @@ def test_text_of_a_run_whose_only_page_failed() -> None:
     write_text(buffer, RUN, [page], [])
     assert buffer.getvalue() == (f"{PAGE}\n  0 links; could not be fetched: connection refused\n"
                                  "\nrun 7: 0 links.\n")
+
+
+def _page(url: str, status: str = "ok", http_status: int | None = 200, error: str = "") -> PageRecord:
+    return PageRecord(run_id=7, url=url, status=status, http_status=http_status, error=error)
+
+
+A, B, C = (f"https://www.sclero.org/{n}.html" for n in "abc")
+
+
+@pytest.mark.parametrize(("pages", "configured", "given", "expected"), [
+    ([_page(A), _page(B, "not_modified", 304)], [A, B], [], []),
+    ([_page(A), _page(B, "error", 404, "HTTP 404: the page is not at this address"), _page(C)], [A, B, C], [],
+     ["1 of 3 pages could not be fetched; its links were not checked:",
+      f"  {B}: HTTP 404: the page is not at this address (check its [[pages]] url in m.toml)"]),
+    # the site down: each page named, the address blamed only when the name is unknown
+    ([_page(A, "error", None, "the server could not be reached (DNS: name www.sclero.org not found)"),
+      _page(B, "error", None, "timed out after 15 s")], [A, B], [],
+     ["2 of 2 pages could not be fetched; their links were not checked:",
+      f"  {A}: the server could not be reached (DNS: name www.sclero.org not found) "
+      "(check its [[pages]] url in m.toml)",
+      f"  {B}: timed out after 15 s"]),
+    # a --page URL that is not configured is pointed at where it was typed
+    ([_page(C, "error", 410, "HTTP 410")], [A], [C],
+     ["1 of 1 page could not be fetched; its links were not checked:",
+      f"  {C}: HTTP 410 (check the --page URL)"]),
+    # a page of a crawled site: neither
+    ([_page(C, "error", 404, "HTTP 404\n\x1b[2J")], [A], [],
+     ["1 of 1 page could not be fetched; its links were not checked:", f"  {C}: HTTP 404 [2J"]),
+])
+def test_unfetched_pages_are_named_with_where_to_fix_them(
+        pages: list[PageRecord], configured: list[str], given: list[str], expected: list[str]) -> None:
+    assert unfetched_pages(pages, source="m.toml", configured=configured, given=given) == expected
+
+
+def test_unfetched_pages_beyond_the_cap_are_counted() -> None:
+    pages = [_page(f"https://x.example/{i}", "error", 503, "HTTP 503") for i in range(14)]
+    lines = unfetched_pages(pages, source="m.toml", shown=10)
+    assert lines[0].startswith("14 of 14 pages could not be fetched")
+    assert len(lines) == 12 and lines[-1].startswith("  ... and 4 more (--format json lists them")
 
 
 def test_text_keeps_what_came_from_the_web_on_its_line() -> None:
