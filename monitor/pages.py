@@ -8,12 +8,15 @@ unchanged page cost one 304 and no parsing.
 from __future__ import annotations
 
 import asyncio
+import errno
 import re
 from dataclasses import dataclass
 
 import aiohttp
 
 from monitor.client import Client
+from monitor.netguard import PrivateAddressError
+from monitor.types import ErrorKind
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
 """A watched page larger than this is refused rather than parsed."""
@@ -57,7 +60,7 @@ async def fetch_page(
                 if resp.status == 304:
                     return PageFetch(status="not_modified", **common)
                 if resp.status >= 400:
-                    return PageFetch(status="error", error=f"HTTP {resp.status}", **common)
+                    return PageFetch(status="error", error=_http_problem(resp.status), **common)
                 media = _media_type(common["content_type"])
                 if not _readable(media):
                     # A link of a crawled site, or a watched address, that serves a
@@ -72,9 +75,10 @@ async def fetch_page(
     except TimeoutError:
         return PageFetch(url=url, final_url=url, status="error", error=f"timed out after {timeout:g} s")
     except aiohttp.TooManyRedirects:
-        return PageFetch(url=url, final_url=url, status="error", error="too many redirects")
+        return PageFetch(url=url, final_url=url, status="error",
+                         error="too many redirects (more than 10): the address leads nowhere")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return PageFetch(url=url, final_url=url, status="error", error=_describe(exc))
+        return PageFetch(url=url, final_url=url, status="error", error=_describe(exc, timeout))
 
 
 def _media_type(content_type: str) -> str:
@@ -94,9 +98,65 @@ def _validator(value: str) -> str:
     return value if value.isascii() and value.isprintable() else ""
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return printable(f"{type(exc).__name__}: {text}"[:200])
+_HTTP_PROBLEMS = {
+    400: "the server refused the address as malformed",
+    401: "the page asks for a login",
+    403: "the server refused access to the monitor",
+    404: "the page is not at this address",
+    410: "the site says the page was removed",
+    429: "the server asked the monitor to slow down (too many requests)",
+}
+
+
+def _http_problem(status: int) -> str:
+    """An error answer in a webmaster's words, its code first ("HTTP 404:
+    the page is not at this address"): this text reaches the terminal, the
+    JSON's pages[].error and the report's note on the page."""
+    meaning = _HTTP_PROBLEMS.get(status) or (
+        "the server failed to answer; may be passing" if status >= 500
+        else "the server refused the request")
+    return f"HTTP {status}: {meaning}"
+
+
+def _describe(exc: BaseException, timeout: float) -> str:
+    """A failed connection in a webmaster's words, the technical cause in
+    brackets. Was the exception's own text ("ClientConnectorDNSError:
+    Cannot connect to host www.sclero.org:443 ssl:default [...]"), shown as
+    is to editors in the report."""
+    from monitor.check import error_kind_of
+
+    kind, detail = error_kind_of(exc)
+    host = getattr(exc, "host", None)
+    if kind is ErrorKind.DNS:
+        words = f"the server could not be reached (DNS: name {host} not found)" if host else \
+            "the server could not be reached (DNS: name not found)"
+    elif kind is ErrorKind.PRIVATE_ADDRESS:
+        policy = exc if isinstance(exc, PrivateAddressError) else getattr(exc, "os_error", None)
+        why = policy.strerror if isinstance(policy, OSError) and policy.strerror else detail
+        words = f"{why} (checker.allow_private_networks)"
+    elif kind is ErrorKind.CONNECTION_REFUSED:
+        cause = getattr(exc, "os_error", exc)
+        refused = isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
+        words = f"the server could not be reached ({'connection refused' if refused else _after_host(detail)})"
+    elif kind is ErrorKind.CONNECTION_RESET:
+        words = f"the server closed the connection without answering ({_after_host(detail)})"
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        words = f"the secure connection failed (TLS: certificate not trusted: {_after_host(detail)})"
+    elif kind is ErrorKind.TLS:
+        words = f"the secure connection failed (TLS: {_after_host(detail)})"
+    elif kind is ErrorKind.TIMEOUT:
+        words = f"timed out after {timeout:g} s"
+    elif kind in (ErrorKind.INVALID_URL, ErrorKind.UNSUPPORTED_SCHEME):
+        words = f"not a usable address ({detail})"
+    else:
+        words = f"the server's answer could not be read ({type(exc).__name__}: {detail})"
+    return printable(" ".join(words.split())[:300])
+
+
+def _after_host(detail: str) -> str:
+    """error_kind_of's "host:port: why" without the host, which the page's URL already says."""
+    head, sep, why = detail.partition(": ")
+    return why if sep and ":" in head and " " not in head else detail
 
 
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")

@@ -176,3 +176,39 @@ async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Pat
         line = next(line for line in err.splitlines() if line.startswith(said))
         assert line.endswith(f"(check its [[pages]] url in {path})"), line
     assert "run 2: 1 URL on 1 of 2 pages checked in" in out
+
+
+@pytest.mark.parametrize(("path", "overrides", "timeout", "expected"), [
+    ("/status/404", {}, 2.0, "HTTP 404: the page is not at this address"),
+    ("/status/410", {}, 2.0, "HTTP 410: the site says the page was removed"),
+    ("/status/403", {}, 2.0, "HTTP 403: the server refused access to the monitor"),
+    ("/status/503", {}, 2.0, "HTTP 503: the server failed to answer; may be passing"),
+    ("/status/418", {}, 2.0, "HTTP 418: the server refused the request"),
+    ("/slow?delay=5", {}, 0.3, "timed out after 0.3 s"),
+    ("dns", {"connect_to": (("*", "refuse"),)}, 2.0,
+     "the server could not be reached (DNS: name www.sclero.org not found)"),
+    ("refused", {}, 2.0, "the server could not be reached (connection refused)"),
+    ("/ok", {"allow_private_networks": False}, 2.0,
+     "refused by policy: 127.0.0.1 -> 127.0.0.1 is not a public address (checker.allow_private_networks)"),
+    ("tls", {}, 2.0, "the secure connection failed (TLS: certificate not trusted: "),
+])
+async def test_why_a_watched_page_could_not_be_fetched_is_said_for_a_webmaster(
+        path: str, overrides: dict[str, Any], timeout: float, expected: str, site: Any, make_site: Any,
+        tls_ca: Any, free_port: int, checker_settings: Any, client_for: Any) -> None:
+    """This text is the terminal's, the JSON's pages[].error and the report's
+    note on the page. Was the exception's: "ClientConnectorDNSError: Cannot
+    connect to host www.sclero.org:443 ssl:default [...]", or a bare "HTTP 404"."""
+    from monitor.pages import fetch_page
+
+    url = site.url(path)
+    if path == "dns":
+        url = "https://www.sclero.org/scleroderma/a.html"
+    elif path == "refused":
+        url = f"http://127.0.0.1:{free_port}/a.html"
+    elif path == "tls":  # a certificate from a CA the monitor was not told to trust
+        url = (await make_site(tls_ca.server_context())).url("/ok")
+    client = await client_for(checker_settings(**overrides))
+    page = await fetch_page(client, url, timeout=timeout)
+    assert page.status == "error"
+    assert page.error.startswith(expected) if expected.endswith(" ") else page.error == expected
+    assert "Error:" not in page.error and "Cannot connect" not in page.error
