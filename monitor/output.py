@@ -336,6 +336,8 @@ def _links(n: int, what: str = "") -> str:
 def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     repeated = f" ({times} times on this page)" if times > 1 else ""
+    if link.expired_mark and not notice:  # the report lists these apart: "Marked 'Expired Article' ..."
+        repeated += " (already marked Expired Article)"
     title = link.entry_title or link.text
     lines = [f"\n  {one_line(where)}{'' if title else repeated}"]
     if title:

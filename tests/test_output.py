@@ -211,6 +211,21 @@ def test_a_named_page_goes_by_its_name_in_its_heading_and_its_blocks() -> None:
     assert "Traitements" not in text
 
 
+def test_an_entry_already_marked_expired_says_so_in_the_listing() -> None:
+    """The report lists it under "Marked 'Expired Article' and the link is
+    still dead"; the listing showed it as any other EXPIRED link."""
+    marked = link(2, LinkStatus.EXPIRED, reason="http_404", entry_title="Old trial", expired_mark=True)
+    plain = link(3, LinkStatus.EXPIRED, reason="http_404", entry_title="Other trial")
+    untitled = link(4, LinkStatus.ERROR, reason="timeout", text="", expired_mark=True)
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, [marked, plain, untitled])
+    text = buffer.getvalue()
+    assert "\n  Old trial (already marked Expired Article)\n" in text
+    assert "\n  Other trial\n" in text
+    assert "\n  Traitements – Sjögren > Biologics (already marked Expired Article)\n" in text
+    assert text.count("already marked") == 2
+
+
 def test_text_of_a_run_whose_only_page_failed() -> None:
     page = PageRecord(run_id=7, url=PAGE, status="error", error="connection refused")
     buffer = io.StringIO()
