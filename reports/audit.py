@@ -449,13 +449,17 @@ def _acknowledged(link: LinkResult) -> bool:
     return link.expired_mark and link.status in _MARKED_DEAD
 
 
-def _key(link: LinkResult) -> tuple[str, str, str]:
-    """(page, URL, entry): a problem row of the report. One URL cited by two
-    entries is two problems, each fixed (or not) on its own."""
-    return (link.page, link.url, link.entry_title or link.text)
+_Key = tuple[str, str, str, str]
 
 
-def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str, str], LinkResult]:
+def _key(link: LinkResult) -> _Key:
+    """(page, URL, entry, section): a problem row of the report. One URL cited
+    by two entries is two problems, each fixed (or not) on its own; so is one
+    entry listed in two sections (a cross-listing), as the report shows it."""
+    return (link.page, link.url, link.entry_title or link.text, link.section)
+
+
+def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[_Key, LinkResult]:
     """The problems of a run's report: flagged links, but not those of entries
     marked "(Expired Article)" (a content note, never listed as a problem)."""
     return {_key(l): l for l in links or () if l.status in FLAGGED and not _acknowledged(l)}
@@ -463,11 +467,12 @@ def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[tuple[str, str, st
 
 def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
              pages: Sequence[PageRecord] = (), previous_pages: Sequence[PageRecord] | None = None,
-             ) -> dict[tuple[str, str, str], LinkResult]:
+             ) -> dict[_Key, LinkResult]:
     """This run's problem rows that continue one of the previous report's: the
-    same entry citing the same URL, or, for a previous row whose entry no
-    longer cites it (the entry was retitled or its text re-read), another
-    entry of that page citing that URL that the previous report did not list.
+    same entry citing the same URL in the same section, or, for a previous
+    row whose entry no longer cites it there (the entry was retitled, moved
+    to another section, or its text re-read), another entry of that page
+    citing that URL that the previous report did not list.
     A page audited under a new address (renamed in the configuration, or a
     crawl filing it where a redirect ends) continues the rows of a page the
     previous report had and this run has not, entry by entry."""
@@ -486,8 +491,8 @@ def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
         if key not in present:
             orphans.setdefault(key[:2], []).append(prev)
             if prev.page in gone:
-                renamed.setdefault(key[1:], []).append(prev)
-    carried: dict[tuple[str, str, str], LinkResult] = {}
+                renamed.setdefault(key[1:3], []).append(prev)
+    carried: dict[_Key, LinkResult] = {}
     for link in links:
         if link.status not in FLAGGED or _acknowledged(link):
             continue
@@ -497,8 +502,8 @@ def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
         prev = before.get(key)
         if prev is None and orphans.get(key[:2]):
             prev = orphans[key[:2]].pop(0)
-        if prev is None and link.page in arrived and renamed.get(key[1:]):
-            prev = renamed[key[1:]].pop(0)
+        if prev is None and link.page in arrived and renamed.get(key[1:3]):
+            prev = renamed[key[1:3]].pop(0)
         if prev is not None:
             carried[key] = prev
     return carried
@@ -672,9 +677,9 @@ def _others(links: Sequence[LinkResult], order: Mapping[str, int],
 
 def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
            pages: Sequence[PageRecord], titles: Mapping[str, str],
-           carried: Mapping[tuple[str, str, str], LinkResult],
+           carried: Mapping[_Key, LinkResult],
            previous_cited: Collection[tuple[str, str, str]] | None = None) -> list[Fixed]:
-    """The previous report's problems (one per entry and URL) that are not problems any more.
+    """The previous report's problems (one per entry, section and URL) that are not problems any more.
 
     "Fixed" has three honest forms: the link works again (the site came
     back), the entry now links elsewhere (an editor updated it), or the link
@@ -689,7 +694,7 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     now_by_url = {(l.page, l.url): l for l in relevant}
     continuing = {_key(prev) for prev in carried.values()}
     readable = {p.url for p in pages if p.status in _READ}
-    entries: dict[tuple[str, str, LinkKind], list[LinkResult]] | None = None
+    entries: dict[tuple[str, str, str, LinkKind], list[LinkResult]] | None = None
     fixed = []
     for key, prev in rows.items():
         if key in continuing:
@@ -705,7 +710,7 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
         if current is None:
             if entries is None:
                 entries = _entry_links(links)
-            kept = (entries.get((prev.page, prev.entry_title, prev.kind), [])
+            kept = (entries.get((prev.page, prev.section, prev.entry_title, prev.kind), [])
                     if prev.entry_title else [])
             replacement = _replacement(prev, kept, previous_cited)
             if replacement is not None and replacement.status in FLAGGED:
@@ -721,8 +726,7 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
                 continue
             current = now_by_url.get((prev.page, prev.url))  # under a retitled entry
             if current is None or current.status in FLAGGED:
-                fixed.append(Fixed(prev, "removed", "The link was removed from the page",
-                                   title, was=was))
+                fixed.append(Fixed(prev, "removed", _removed_words(prev, current), title, was=was))
                 continue
         if current.status == LinkStatus.OK:
             fixed.append(Fixed(prev, "works_again", "The link works again", title, was=was))
@@ -730,6 +734,16 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
             fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
                                title, was=was))
     return fixed
+
+
+def _removed_words(prev: LinkResult, current: LinkResult | None) -> str:
+    """A cross-listing deleted from one section while the other still has
+    the link says which: "the link was removed" alone reads as a fix of the
+    row still listed."""
+    if current is not None and prev.section and current.section and current.section != prev.section:
+        return (f"Removed from \u201c{prev.section}\u201d; the link is still listed "
+                f"under \u201c{current.section}\u201d")
+    return "The link was removed from the page"
 
 
 def _replacement(prev: LinkResult, kept: Sequence[LinkResult],
@@ -742,16 +756,18 @@ def _replacement(prev: LinkResult, kept: Sequence[LinkResult],
     return next((l for l in kept if (l.page, l.entry_title, l.url) not in previous_cited), None)
 
 
-def _entry_links(links: Sequence[LinkResult]) -> dict[tuple[str, str, LinkKind], list[LinkResult]]:
-    """(page, entry title, kind) -> the entry's links: where a removed link went.
+def _entry_links(links: Sequence[LinkResult]) -> dict[tuple[str, str, str, LinkKind], list[LinkResult]]:
+    """(page, section, entry title, kind) -> the entry's links: where a removed
+    link went. The same entry in another section is another listing (a
+    cross-listing's link is not "the other link" its twin kept).
 
     Built once, when the first removed link is looked up: a scan of every
     link per removed link would be quadratic (10,000 x 100,000).
     """
-    entries: dict[tuple[str, str, LinkKind], list[LinkResult]] = {}
+    entries: dict[tuple[str, str, str, LinkKind], list[LinkResult]] = {}
     for link in links:
         if link.entry_title:
-            entries.setdefault((link.page, link.entry_title, link.kind), []).append(link)
+            entries.setdefault((link.page, link.section, link.entry_title, link.kind), []).append(link)
     return entries
 
 
@@ -764,9 +780,9 @@ def pages_with_gone_problems(previous_links: Sequence[LinkResult], links: Sequen
     return {key[0] for key in rows if key not in present}
 
 
-def _still_cited(rows: Mapping[tuple[str, str, str], LinkResult],
-                 links: Sequence[LinkResult]) -> set[tuple[str, str, str]]:
-    """The rows of `rows` (page, URL, entry) that this run's links still have.
+def _still_cited(rows: Mapping[_Key, LinkResult],
+                 links: Sequence[LinkResult]) -> set[_Key]:
+    """The rows of `rows` (page, URL, entry, section) that this run's links still have.
     Only links citing one of their URLs are keyed: the other nine in ten
     cannot match."""
     cited = {key[1] for key in rows}

@@ -164,6 +164,26 @@ def test_an_entry_renamed_or_moved_keeps_its_problem_open() -> None:
     assert verdict_of(works, U) == "fixed:works_again"
 
 
+def test_a_cross_listed_entry_is_one_row_per_section() -> None:
+    """One entry listed in two sections is two rows; moved to another section
+    it continues its row (still open, or works again); deleted from one
+    section while the other keeps the dead link, it says which."""
+    pde5, ulcers = (failing(U, title="PDE-5 inhibitors", section=s)
+                    for s in ("Phosphodiesterase-5 Inhibitors", "Digital Ulcers"))
+    both = audit_of([pde5, ulcers], previous=[pde5, ulcers])
+    assert [(p.link.section, p.new) for p in both.problems] == [(pde5.section, False), (ulcers.section, False)]
+    moved = audit_of([replace(pde5, section="Vasodilators")], previous=[pde5])
+    assert verdict_of(moved, U) == "still" and moved.fixed_since_last == ()
+    works = audit_of([link(U, title="PDE-5 inhibitors", section="Vasodilators")], previous=[pde5])
+    assert verdict_of(works, U) == "fixed:works_again"
+    one = audit_of([pde5], previous=[pde5, ulcers])
+    assert [(p.link.section, p.new) for p in one.problems] == [(pde5.section, False)]
+    assert [(f.how, f.link.section, f.words) for f in one.fixed_since_last] == [
+        ("removed", ulcers.section,
+         "Removed from \u201cDigital Ulcers\u201d; the link is still listed under "
+         "\u201cPhosphodiesterase-5 Inhibitors\u201d")]
+
+
 def test_a_renamed_page_keeps_its_problems_open() -> None:
     """The watched page moved to a new address (renamed in the configuration,
     or filed under a redirect's final address): every problem on it was "new"."""

@@ -751,6 +751,58 @@ def test_a_page_that_could_not_be_fetched_keeps_its_problems_until_it_is_read_ag
         assert counts(store, week4, t4) == (0, 2, 1, 1)
 
 
+CROSS_LISTED = "Phosphodiesterase-5 inhibitors for secondary Raynaud's phenomenon"
+PMC = "http://www.ncbi.nlm.nih.gov/pmc/articles/PMC5123456/"
+
+
+def record_cross_listed_run(store: Store, when: dt.datetime, sections: tuple[str, ...]) -> RunInfo:
+    """A finished run of PAGE listing one entry, its link dead, in each of `sections`."""
+    run = store.start_run(when)
+    store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok", entries=(CROSS_LISTED,)), when)
+    store.record_citations(run.id, PAGE, [
+        Citation(page_url=PAGE, url=PMC, raw_href=PMC, anchor_text=CROSS_LISTED, section=section,
+                 kind=LinkKind.CITATION, context=EntryContext(title=CROSS_LISTED, source="PMC."))
+        for section in sections])
+    store.record_observations(run.id, [(
+        Observation(url=PMC, checked_at=when, http_status=404),
+        Verdict(url=PMC, status=LinkStatus.EXPIRED, reason="http_404"),
+        UrlState(url=PMC, status=LinkStatus.EXPIRED, reason="http_404", strikes=3,
+                 failing_since=when - dt.timedelta(days=9), last_checked_at=when,
+                 first_seen_at=when))])
+    store.finish_run(run.id, when)
+    return run
+
+
+def test_a_url_cited_in_two_sections_of_an_unfetched_page_stays_two_problems(tmp_path: Path) -> None:
+    """One entry listed in two sections is two rows of the report; the week its
+    page cannot be fetched both stay open (one vanished, neither open nor
+    fixed), and the week one listing is deleted it is "removed", the other
+    still open."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    both = ("Phosphodiesterase-5 Inhibitors", "Digital Ulcers")
+
+    def rows(audit: Audit) -> list[tuple[str, bool]]:
+        return [(p.link.section, p.rechecked) for g in audit.needs_fixing for p in g.problems]
+
+    with Store.open(tmp_path / "monitor.db") as store:
+        t1, t2, t3 = (NOW + i * week for i in range(3))
+        week1 = record_cross_listed_run(store, t1, both)
+        audit1 = load_audit(store, week1.id, settings, t1)
+        assert rows(audit1) == [(both[0], True), (both[1], True)]
+        store.mark_reported(week1.id, t1)
+        week2 = record_failed_run(store, t2)
+        audit2 = load_audit(store, week2.id, settings, t2)
+        assert rows(audit2) == [(both[0], False), (both[1], False)]
+        assert (audit2.counts.new, audit2.counts.still, audit2.counts.fixed) == (0, 2, 0)
+        store.mark_reported(week2.id, t2)
+        week3 = record_cross_listed_run(store, t3, both[:1])
+        audit3 = load_audit(store, week3.id, settings, t3)
+        assert rows(audit3) == [(both[0], True)]
+        assert [(f.how, f.link.section) for f in audit3.fixed_since_last] == [("removed", both[1])]
+        assert (audit3.counts.new, audit3.counts.still, audit3.counts.fixed) == (0, 1, 1)
+
+
 def record_entry_run(store: Store, when: dt.datetime, links: list[tuple[str, str]]) -> RunInfo:
     """A finished run of PAGE whose one entry cites `links`: (url, status) each."""
     title = "Rituximab in refractory DM"
