@@ -324,6 +324,11 @@ RUN_FLAGGED_LINKS_SQL = RUN_LINKS_SQL.replace(
 RUN_PAGE_FLAGGED_LINKS_SQL = RUN_FLAGGED_LINKS_SQL.replace(
     "WHERE p.run_id = ?\n", "WHERE p.run_id = ? AND p.url = ?\n")
 
+# A page's citations in one run, every status: the content notes of a page
+# that could not be fetched are those of the last report that read it.
+RUN_PAGE_CITATIONS_SQL = RUN_LINKS_SQL.replace(
+    "WHERE p.run_id = ?", "WHERE p.run_id = ? AND p.url = ? AND o.kind = 'citation'")
+
 # The runs `Store.prune` may delete (older than the cutoff given): not the
 # latest, not the latest full one, not the latest reported full one, none
 # with a report still in the outbox.
@@ -1206,17 +1211,41 @@ class Store:
         """
         links: list[LinkResult] = []
         for url in sorted(set(page_urls)):
-            row = self._row(
-                "SELECT p.run_id FROM pages AS p JOIN runs AS r ON r.id = p.run_id "
-                "WHERE p.url = ? AND p.run_id < ? AND p.status IN ('ok', 'not_modified') "
-                "AND r.reported_at IS NOT NULL AND NOT r.partial "
-                "ORDER BY p.run_id DESC LIMIT 1",
-                (url, before_run_id),
-            )
-            if row is not None:
+            run_id = self._last_read_run(url, before_run_id)
+            if run_id is not None:
                 links.extend(map(_link_result, self._conn.execute(
-                    RUN_PAGE_FLAGGED_LINKS_SQL, (row[0], url))))
+                    RUN_PAGE_FLAGGED_LINKS_SQL, (run_id, url))))
         return links
+
+    def citations_last_read(self, page_urls: Iterable[str], before_run_id: int,
+                            ) -> list[tuple[PageRecord, list[LinkResult]]]:
+        """Each page as the latest reported full run before `before_run_id`
+        that read it, with its citations (every status): the content notes
+        of a page this run could not fetch (a retraction, a stale mark, an
+        entry without a source) are that report's, not nothing. Pages never
+        read in a kept run are absent. One page's citations at a time, for
+        the pages that failed only."""
+        found: list[tuple[PageRecord, list[LinkResult]]] = []
+        for url in sorted(set(page_urls)):
+            run_id = self._last_read_run(url, before_run_id)
+            row = None if run_id is None else self._row(
+                f"SELECT {_PAGE_COLUMNS} FROM pages WHERE run_id = ? AND url = ?", (run_id, url))
+            if row is not None:
+                found.append((_page(row), [_link_result(r) for r in self._conn.execute(
+                    RUN_PAGE_CITATIONS_SQL, (run_id, url))]))
+        return found
+
+    def _last_read_run(self, url: str, before_run_id: int) -> int | None:
+        """The latest reported full run before `before_run_id` that read the
+        page (fetched, or unchanged since)."""
+        row = self._row(
+            "SELECT p.run_id FROM pages AS p JOIN runs AS r ON r.id = p.run_id "
+            "WHERE p.url = ? AND p.run_id < ? AND p.status IN ('ok', 'not_modified') "
+            "AND r.reported_at IS NOT NULL AND NOT r.partial "
+            "ORDER BY p.run_id DESC LIMIT 1",
+            (url, before_run_id),
+        )
+        return None if row is None else int(row[0])
 
     def archived_urls(self, urls: Iterable[str]) -> dict[str, str]:
         """The archived copies already found for these URLs (those without one are absent)."""

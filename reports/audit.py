@@ -193,6 +193,9 @@ class ContentIssue:
     related: tuple[str, ...] = ()
     pages: tuple[str, ...] = ()
     """Every page concerned (a duplicate spans several); filters owner reports."""
+    rechecked: bool = True
+    """False for a note of a page this run could not fetch, as the last
+    report that read the page saw it (its words say so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,6 +362,7 @@ def build_audit(
     site_name: str,
     previous_run: RunInfo | None = None,
     previous_cited: Collection[tuple[str, str, str]] | None = None,
+    last_read: Sequence[tuple[PageRecord, Sequence[LinkResult]]] = (),
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -369,9 +373,15 @@ def build_audit(
     (page, entry title, URL) of the previous report's links on the pages
     where one of its problems is gone (`pages_with_gone_problems`): an entry that only
     lost its dead link keeps links it already had, and is not said to link
-    to a new address.
+    to a new address. `last_read` holds the pages this run could not fetch
+    as the last report that read them saw them, with their citations
+    (`Store.citations_last_read`): their content notes are carried over,
+    said to be not checked again, instead of vanishing for a week.
     """
-    page_titles = {p.url: _page_title(p) for p in pages}
+    unread = {p.url for p in pages if p.status == "error"}
+    read_before = [(page, then) for page, then in last_read if page.url in unread]
+    then_titles = {pg.url: pg.title for pg, _ in read_before}  # a failed fetch has no <title>
+    page_titles = {p.url: p.name or p.title or then_titles.get(p.url) or p.url for p in pages}
     owners = {p.url: p.owner for p in pages}
     carried = _carried(previous_links, links, pages, previous_pages)
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
@@ -385,7 +395,6 @@ def build_audit(
                                      now, confirm_after, listed_at=listed_at))
         elif link.status not in FLAGGED:
             others.append(link)
-    unread = {p.url for p in pages if p.status == "error"}
     for prev in _flagged_keys(previous_links).values() if unread else ():
         if prev.page in unread:  # not checked this week: still open, not dropped
             problems.append(_problem(prev, None, prev, now, confirm_after, rechecked=False,
@@ -394,7 +403,7 @@ def build_audit(
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
     fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited)
-    content = _content_audit(links, pages, previous_pages, now, settings, page_titles)
+    content = _content_audit(links, pages, previous_pages, now, settings, page_titles, read_before)
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
         run=run,
@@ -630,10 +639,6 @@ def search_link(title: str, source: str) -> str | None:
     return "https://scholar.google.com/scholar?q=" + quote(f'"{title}"', safe="")
 
 
-def _page_title(page: PageRecord) -> str:
-    return page.name or page.title or page.url
-
-
 def _page_order(pages: Sequence[PageRecord], links: Iterable[LinkResult]) -> dict[str, int]:
     order: dict[str, int] = {}
     for url in [p.url for p in pages] + [l.page for l in links]:
@@ -794,20 +799,40 @@ def _still_cited(rows: Mapping[_Key, LinkResult],
 
 def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
                    previous_pages: Sequence[PageRecord] | None, now: dt.datetime,
-                   settings: ReportSettings, titles: Mapping[str, str]) -> ContentAudit:
+                   settings: ReportSettings, titles: Mapping[str, str],
+                   read_before: Sequence[tuple[PageRecord, Sequence[LinkResult]]] = (),
+                   ) -> ContentAudit:
+    """`read_before`: the pages this run could not fetch, as last read, with
+    their citations. Their notes are read with this run's (a duplicate may
+    span a page read now and one read before) and say they were not
+    checked again; whether a page changed heavily needs this week's read."""
     citations = [l for l in links if l.kind == LinkKind.CITATION]
-    return ContentAudit(
+    citations += [l for _, then in read_before for l in then if l.kind == LinkKind.CITATION]
+    entry_pages = list(pages) + [page for page, _ in read_before]
+    unread = {page.url for page, _ in read_before}
+    notes = ContentAudit(
         retracted=tuple(_noticed(RETRACTED, citations, titles)),
         withdrawn=tuple(_noticed(WITHDRAWN, citations, titles)),
         stale_marks=tuple(_stale_marks(citations, titles)),
         dead_marks=tuple(_dead_marks(citations, titles)),
         duplicates=tuple(_duplicates(citations, titles)),
-        no_link=tuple(_no_link(pages, citations, titles)),
+        no_link=tuple(_no_link(entry_pages, citations, titles)),
         no_source=tuple(_no_source(citations, titles)),
         old_citations=tuple(_old(citations, now.date(), settings.max_citation_age_years, titles)),
         pages_failed=tuple(_page_errors(pages, titles)),
         pages_changed=tuple(_page_changes(pages, previous_pages or (), titles)),
     )
+    if not unread:
+        return notes
+    return ContentAudit(**{key: tuple(_not_rechecked(i) if key != "pages_failed"
+                                      and unread.intersection(i.pages) else i
+                                      for i in getattr(notes, key))
+                           for key in CONTENT_FIELDS})
+
+
+def _not_rechecked(issue: ContentIssue) -> ContentIssue:
+    """A note carried over from the last report that read its page."""
+    return replace(issue, words=f"{issue.words} {wording.NOT_RECHECKED}.", rechecked=False)
 
 
 def _entries(citations: Iterable[LinkResult]) -> dict[tuple[str, str], LinkResult]:

@@ -140,11 +140,16 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     previous_cited: set[tuple[str, str, str]] | None = None
     if previous is not None and previous_links:
         previous_cited = store.entry_links(previous.id, pages_with_gone_problems(previous_links, links))
+    # A page this run could not fetch: its content notes as last read (the
+    # page's citations only, for the pages that failed only).
+    failed = [p.url for p in pages if p.status == "error"]
+    last_read = store.citations_last_read(failed, run_id) if failed else []
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
         previous_pages=previous_pages,
         previous_cited=previous_cited,
+        last_read=last_read,
         states=store.url_states({l.url for l in links if l.status in FLAGGED}),
         now=now, settings=report, site_name=site, previous_run=previous,
     )

@@ -40,12 +40,14 @@ def page(url: str = PAGE, status: str = "ok", entries: tuple[str, ...] = (), **e
 def audit_of(links: list[LinkResult], *, previous: list[LinkResult] | None = None,
              pages: list[PageRecord] | None = None, previous_pages: list[PageRecord] | None = None,
              states: dict[str, UrlState] | None = None,
-             previous_cited: set[tuple[str, str, str]] | None = None, **settings: object) -> Audit:
+             previous_cited: set[tuple[str, str, str]] | None = None,
+             last_read: list[tuple[PageRecord, list[LinkResult]]] | None = None,
+             **settings: object) -> Audit:
     return build_audit(
         RUN, links, pages if pages is not None else [page()],
         previous_links=previous, previous_pages=previous_pages, states=states or {},
         now=NOW, settings=ReportSettings(**settings), site_name="www.sclero.org",  # type: ignore[arg-type]
-        previous_cited=previous_cited,
+        previous_cited=previous_cited, last_read=last_read or (),
     )
 
 
@@ -501,6 +503,35 @@ def test_an_unchanged_page_304_keeps_its_content_notes() -> None:
     edited = audit_of([], pages=[page(entries=before[5:])],
                       previous_pages=[replace(page(status="not_modified", entries=before), run_id=7)])
     assert [i.page for i in edited.content_audit.pages_changed] == [PAGE]
+
+
+def test_the_content_notes_of_a_page_that_could_not_be_fetched_are_carried_over() -> None:
+    """PAGE failed this week: its notes as the last report read it (a
+    retraction, an entry without a link, one without a source, a stale mark)
+    stay, said to be not checked again, and a duplicate between it and PAGE2
+    (read this week) is still seen; the failure note itself is not "carried".
+    A page read this week does not take notes from `last_read`."""
+    then = [link(U, title="Retracted trial", notice="retracted", notice_detail="Retracted."),
+            link(U + "/2", title="Unsourced", source=""),
+            link(U + "/3", title="Marked", expired_mark=True),
+            link(U + "/dup", title="Copied entry")]
+    read_before = replace(page(PAGE, entries=("Retracted trial", "Unsourced", "Marked",
+                                              "Copied entry", "No link")), run_id=7)
+    audit = audit_of([link(U + "/dup", title="Another title", page=PAGE2)],
+                     pages=[page(PAGE, status="error", error="timeout", title=""), page(PAGE2)],
+                     last_read=[(read_before, then)])
+    notes = audit.content_audit
+    carried = [(i.kind, i.entry, i.rechecked) for key in ("retracted", "no_link", "no_source",
+                                                          "stale_marks", "duplicates")
+               for i in getattr(notes, key)]
+    assert carried == [("retracted", "Retracted trial", False), ("no_link", "No link", False),
+                       ("no_source", "Unsourced", False), ("stale_mark", "Marked", False),
+                       ("duplicate", "Another title", False)]
+    assert notes.retracted[0].words.endswith(f" {wording.NOT_RECHECKED}.")
+    assert [(i.page_title, i.rechecked) for i in notes.pages_failed] == [("Title of " + PAGE, True)]
+    assert notes.total == 6 and audit.counts.checked == 1
+    read_now = audit_of([link(U, title="Fine")], last_read=[(read_before, then)])
+    assert read_now.content_audit.total == 0
 
 
 # -- slicing for page owners ---------------------------------------------------

@@ -803,6 +803,61 @@ def test_a_url_cited_in_two_sections_of_an_unfetched_page_stays_two_problems(tmp
         assert (audit3.counts.new, audit3.counts.still, audit3.counts.fixed) == (0, 1, 1)
 
 
+RETRACTED_ENTRY = "Oral treprostinil reduces digital ulcer healing time in systemic sclerosis"
+RETRACTED_URL = "https://pubmed.ncbi.nlm.nih.gov/29470812/"
+UNSOURCED = "How is Polymyositis Treated?"
+UNSOURCED_URL = "https://www.hopkinsarthritis.org/polymyositis/treatment/"
+
+
+def record_noted_run(store: Store, when: dt.datetime) -> RunInfo:
+    """A finished run of PAGE with two content notes: a cited article the
+    page says was retracted (its link ok), an entry without a source line."""
+    run = store.start_run(when)
+    store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok", title="DM/PM treatments",
+                                 entries=(RETRACTED_ENTRY, UNSOURCED)), when)
+    store.record_citations(run.id, PAGE, [
+        Citation(page_url=PAGE, url=url, raw_href=url, anchor_text=title, section="Biologics",
+                 kind=LinkKind.CITATION, context=EntryContext(title=title, source=source))
+        for url, title, source in ((RETRACTED_URL, RETRACTED_ENTRY, "PubMed, Scand J Rheumatol, 2018."),
+                                   (UNSOURCED_URL, UNSOURCED, ""))])
+    store.record_observations(run.id, [
+        (Observation(url=url, checked_at=when, http_status=200),
+         Verdict(url=url, status=LinkStatus.OK, reason="ok", notice=notice,
+                 notice_detail="PubMed links a retraction notice." if notice else ""),
+         UrlState(url=url, status=LinkStatus.OK, last_checked_at=when, first_seen_at=when))
+        for url, notice in ((RETRACTED_URL, "retracted"), (UNSOURCED_URL, ""))])
+    store.finish_run(run.id, when)
+    return run
+
+
+def test_a_page_that_could_not_be_fetched_keeps_its_content_notes(tmp_path: Path) -> None:
+    """Week 1 reads the page: a retracted article cited, an entry without a
+    source. Weeks 2 and 3 cannot fetch it: both notes stay, as week 1 read
+    them, said to be not checked again, and the retraction stays in the
+    headline and the subject; they vanished (only "could not be fetched")."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    with Store.open(tmp_path / "monitor.db") as store:
+        t1, t2, t3 = (NOW + i * week for i in range(3))
+        week1 = record_noted_run(store, t1)
+        audit1 = load_audit(store, week1.id, settings, t1)
+        store.mark_reported(week1.id, t1)
+        for when in (t2, t3):
+            failed = record_failed_run(store, when)
+            audit = load_audit(store, failed.id, settings, when)
+            store.mark_reported(failed.id, when)
+            notes = audit.content_audit
+            assert [(i.entry, i.rechecked) for i in notes.retracted] == [(RETRACTED_ENTRY, False)]
+            assert [(i.entry, i.rechecked) for i in notes.no_source] == [(UNSOURCED, False)]
+            assert [i.words for i in notes.retracted] == [
+                f"{i.words} Not checked again this week: the page could not be fetched."
+                for i in audit1.content_audit.retracted]
+            assert [i.kind for i in notes.pages_failed] == ["page_error"]
+            assert audit.counts.content == 3
+            assert "1 cited article was retracted" in render_text(audit)
+            assert subject_for(audit).endswith(", 1 cited article retracted")
+
+
 def record_entry_run(store: Store, when: dt.datetime, links: list[tuple[str, str]]) -> RunInfo:
     """A finished run of PAGE whose one entry cites `links`: (url, status) each."""
     title = "Rituximab in refractory DM"

@@ -21,6 +21,7 @@ from monitor.store import (
     MIGRATIONS,
     RUN_FLAGGED_LINKS_SQL,
     RUN_LINKS_SQL,
+    RUN_PAGE_CITATIONS_SQL,
     Store,
     StoreWriter,
     lock_owner,
@@ -897,6 +898,38 @@ def test_run_flagged_links_are_the_run_links_that_ask_for_work(store: Store) -> 
 def test_run_flagged_links_uses_the_run_links_indexes(store: Store) -> None:
     plan = _plan(store, RUN_FLAGGED_LINKS_SQL, (1,))
     assert plan[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=?)",
+                        "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
+    assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line]
+
+
+def test_citations_last_read_are_the_page_as_the_last_report_read_it(store: Store) -> None:
+    """A page that failed: its record and citations (every status, no menus)
+    from the latest reported full run before the given one that read it."""
+    read = store.start_run(T0)
+    record_links(store, read.id, PAGE_A, [cite(PAGE_A, PUBMED, "Retracted trial"),
+                                           cite(PAGE_A, "https://gone.org/x", "Gone"),
+                                           cite(PAGE_A, "https://www.sclero.org/", "Home",
+                                                kind=LinkKind.NAVIGATION)])
+    store.record_observations(read.id, [check(PUBMED, T0),
+                                        check("https://gone.org/x", T0, LinkStatus.EXPIRED)])
+    store.finish_run(read.id, T0)
+    store.mark_reported(read.id, T0)
+    unreported = store.start_run(T0 + hours(1))  # read, never reported: not "the last report"
+    record_links(store, unreported.id, PAGE_A, [cite(PAGE_A, PUBMED, "Retitled")])
+    store.finish_run(unreported.id, T0 + hours(1))
+    failed = store.start_run(T0 + hours(2))
+    store.record_page(PageRecord(run_id=failed.id, url=PAGE_A, status="error", error="timeout"))
+    store.finish_run(failed.id, T0 + hours(2))
+    [(page, links)] = store.citations_last_read([PAGE_A, PAGE_A, PAGE_B], failed.id)
+    assert (page.run_id, page.url, page.status) == (read.id, PAGE_A, "ok")
+    assert [(l.entry_title or l.text, l.status) for l in links] == [
+        ("Retracted trial", LinkStatus.OK), ("Gone", LinkStatus.EXPIRED)]
+    assert store.citations_last_read([PAGE_A], read.id) == []
+
+
+def test_citations_last_read_use_the_run_links_indexes(store: Store) -> None:
+    plan = _plan(store, RUN_PAGE_CITATIONS_SQL, (1, PAGE_A))
+    assert plan[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=? AND url=?)",
                         "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
     assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line]
 
