@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import re
+import socket
 from dataclasses import dataclass
 
 import aiohttp
@@ -128,8 +129,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
     kind, detail = error_kind_of(exc)
     host = getattr(exc, "host", None)
     if kind is ErrorKind.DNS:
-        words = f"the server could not be reached (DNS: name {host} not found)" if host else \
-            "the server could not be reached (DNS: name not found)"
+        words = f"the server could not be reached (DNS: {_dns_problem(exc, host or '')})"
     elif kind is ErrorKind.PRIVATE_ADDRESS:
         policy = exc if isinstance(exc, PrivateAddressError) else getattr(exc, "os_error", None)
         why = policy.strerror if isinstance(policy, OSError) and policy.strerror else detail
@@ -151,6 +151,27 @@ def _describe(exc: BaseException, timeout: float) -> str:
     else:
         words = f"the server's answer could not be read ({type(exc).__name__}: {detail})"
     return printable(" ".join(words.split())[:300])
+
+
+_NOT_FOUND = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
+
+
+def _dns_problem(exc: BaseException, host: str) -> str:
+    """"name www.sclero.org not found", with the monitor's own resolver's
+    reason when it gave one (a name checker.connect_to refuses), or the
+    resolver's words when the name was not simply unknown ("Temporary
+    failure in name resolution": no DNS server answered)."""
+    cause = getattr(exc, "os_error", None)
+    why = (cause.strerror or "") if isinstance(cause, OSError) else ""
+    ours = bool(host) and why.startswith(f"{host}: ")
+    if ours:
+        why = why[len(host) + 2:]
+    name = f"name {host}" if host else "name"
+    if ours or not why:
+        return f"{name} not found" + (f": {why}" if why else "")
+    if isinstance(cause, OSError) and cause.errno in _NOT_FOUND:
+        return f"{name} not found"
+    return f"{why}, looking up {host}" if host else why
 
 
 def _after_host(detail: str) -> str:

@@ -4,12 +4,14 @@ said before any work is done (no database created, no audit run)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.abc import AbstractResolver
 
 # A page on loopback where nothing listens: an audit of it is quick and offline.
 PAGE = ('[[pages]]\nurl = "http://127.0.0.1:9/a.html"\n'
@@ -178,6 +180,24 @@ async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Pat
     assert "run 2: 1 URL on 1 of 2 pages checked in" in out
 
 
+GAI_TEXT = {socket.EAI_NONAME: "Name or service not known",
+            socket.EAI_AGAIN: "Temporary failure in name resolution"}
+"""glibc's words, as socket.getaddrinfo raises them."""
+
+
+class FailingDNS(AbstractResolver):
+    """The system resolver failing as it does: no real DNS is asked in tests."""
+
+    def __init__(self, error: socket.gaierror) -> None:
+        self.error = error
+
+    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> Any:
+        raise self.error
+
+    async def close(self) -> None:
+        pass
+
+
 @pytest.mark.parametrize(("path", "overrides", "timeout", "expected"), [
     ("/status/404", {}, 2.0, "HTTP 404: the page is not at this address"),
     ("/status/410", {}, 2.0, "HTTP 410: the site says the page was removed"),
@@ -185,8 +205,12 @@ async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Pat
     ("/status/503", {}, 2.0, "HTTP 503: the server failed to answer; may be passing"),
     ("/status/418", {}, 2.0, "HTTP 418: the server refused the request"),
     ("/slow?delay=5", {}, 0.3, "timed out after 0.3 s"),
-    ("dns", {"connect_to": (("*", "refuse"),)}, 2.0,
-     "the server could not be reached (DNS: name www.sclero.org not found)"),
+    ("dns", {"connect_to": (("*", "refuse"),)}, 2.0,  # the monitor's own resolver says why
+     "the server could not be reached (DNS: name www.sclero.org not found: "
+     "not in connect_to and unmapped names are refused)"),
+    ("nxdomain", {}, 2.0, "the server could not be reached (DNS: name www.sclero.org not found)"),
+    ("no_dns_server", {}, 2.0,
+     "the server could not be reached (DNS: Temporary failure in name resolution, looking up www.sclero.org)"),
     ("refused", {}, 2.0, "the server could not be reached (connection refused)"),
     ("/ok", {"allow_private_networks": False}, 2.0,
      "refused by policy: 127.0.0.1 -> 127.0.0.1 is not a public address (checker.allow_private_networks)"),
@@ -207,7 +231,12 @@ async def test_why_a_watched_page_could_not_be_fetched_is_said_for_a_webmaster(
         url = f"http://127.0.0.1:{free_port}/a.html"
     elif path == "tls":  # a certificate from a CA the monitor was not told to trust
         url = (await make_site(tls_ca.server_context())).url("/ok")
-    client = await client_for(checker_settings(**overrides))
+    resolver: dict[str, Any] = {}
+    if path in ("nxdomain", "no_dns_server"):  # what the system resolver raises (socket.getaddrinfo)
+        url = "https://www.sclero.org/scleroderma/a.html"
+        code = socket.EAI_NONAME if path == "nxdomain" else socket.EAI_AGAIN
+        resolver["dns"] = FailingDNS(socket.gaierror(code, GAI_TEXT[code]))
+    client = await client_for(checker_settings(**overrides), **resolver)
     page = await fetch_page(client, url, timeout=timeout)
     assert page.status == "error"
     assert page.error.startswith(expected) if expected.endswith(" ") else page.error == expected
