@@ -109,8 +109,8 @@ from dataclasses import dataclass
 
 from monitor.types import LinkStatus, Observation
 
-__all__ = ["NOTICED_STATUSES", "Notice", "QUOTE_CHARS", "RETRACTED", "WITHDRAWN", "notice_for",
-           "retraction", "withdrawal"]
+__all__ = ["CITATION_CHARS", "NOTICED_STATUSES", "Notice", "QUOTE_CHARS", "RETRACTED", "WITHDRAWN",
+           "notice_for", "retraction", "withdrawal"]
 
 RETRACTED = "retracted"
 """The `notice` token of a retracted article (or of its retraction notice)."""
@@ -125,11 +125,22 @@ about the cited work. A drifted page can be the retraction notice itself."""
 QUOTE_CHARS = 120
 """What a notice quotes of the page: enough to recognise the article."""
 
+CITATION_CHARS = 300
+"""What a notice quotes of PubMed's linked notice: its citation whole (the
+journal, the year the editor is asked to write, the doi), within reason."""
+
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
 # PubMed's citation of the linked record: "Lancet. 2010 Feb 6;375(9713):445."
 # or, ahead of print, "Sci Rep. 2024 Jan 10. doi: ...". Prose ("a retraction
 # in The Lancet in February 2010") never has this shape.
 _CITATION = rf"\b(?:19|20)\d\d(?: {_MONTH}(?: \d{{1,2}})?)?(?:;\s?\d|\.\s+doi:)"
+
+# The rest of the linked notice's citation after `_CITATION`'s match: the
+# volume and pages ("0(2):168."), then its doi; or, when the match ended on
+# an ahead-of-print "doi:", the doi itself.
+_CITATION_REST = re.compile(r"\S*(?:\s+doi:\s*\S+)?")
+_DOI_REST = re.compile(r"\s*\S+")
+_LINKED = re.compile(r"(retraction (?:in|of))\b:?\s*", re.IGNORECASE)
 
 _RETRACTION = re.compile(
     # Every alternative starts with one of these: the lookahead rejects the
@@ -235,11 +246,25 @@ def _search_withdrawn(value: str) -> re.Match[str] | None:
     return None
 
 
-def _quote(text: str) -> str:
+def _quote(text: str, limit: int = QUOTE_CHARS) -> str:
+    """`text` in quotes, cut at a word boundary to `limit` characters."""
     text = " ".join(html.unescape(text).split())
-    if len(text) > QUOTE_CHARS:
-        text = text[: QUOTE_CHARS - 1].rstrip() + "\u2026"
+    if len(text) > limit:
+        cut = text[: limit - 1]
+        space = cut.rfind(" ", limit // 2)
+        text = (cut[:space] if space > 0 else cut).rstrip() + "\u2026"
     return "\u2018" + text + "\u2019"
+
+
+def _linked_notice(m: re.Match[str], value: str) -> str:
+    """PubMed's "Retraction in" (or "of") and the linked notice's citation
+    whole: the match stops inside it (at "2021 Mar;5"), which cut off the
+    year and doi the editor is asked to cite. The page's list puts no
+    punctuation after its heading ("Retraction in Notice of retraction: ..."
+    read as one phrase): a colon is put there."""
+    rest = (_DOI_REST if m.group(0).rstrip().endswith("doi:") else _CITATION_REST).match(value, m.end())
+    end = rest.end() if rest is not None else m.end()
+    return _LINKED.sub(r"\1: ", value[m.start():end], count=1).rstrip(".")
 
 
 def retraction(title: str, meta_title: str = "", text: str = "") -> Notice | None:
@@ -261,7 +286,7 @@ def _detail(m: re.Match[str], where: str, value: str) -> str:
     if m.lastgroup == "notice" and where != "text":
         return f"The link leads to the retraction notice, titled {_quote(value)}."
     if m.lastgroup == "pubmed":
-        return f"PubMed links a retraction notice: {_quote(m.group(0))}."
+        return f"PubMed links a retraction notice: {_quote(_linked_notice(m, value), CITATION_CHARS)}."
     if m.lastgroup == "ptype":
         return "PubMed lists it as a \u2018Retracted Publication\u2019."
     return f"The page says {_quote(m.group(0) if m.lastgroup == 'banner' else value[:QUOTE_CHARS])}."

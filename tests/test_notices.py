@@ -85,7 +85,15 @@ from markupsafe import escape
 from monitor.classify import classify
 from monitor.config import ReportSettings, load_settings
 from monitor.jobs import report_job
-from monitor.notices import NOTICED_STATUSES, RETRACTED, WITHDRAWN, notice_for, retraction, withdrawal
+from monitor.notices import (
+    CITATION_CHARS,
+    NOTICED_STATUSES,
+    RETRACTED,
+    WITHDRAWN,
+    notice_for,
+    retraction,
+    withdrawal,
+)
 from monitor.output import LINK_FIELDS, to_csv, to_json, write_text
 from monitor.store import Store
 from monitor.types import (
@@ -142,7 +150,7 @@ CASES: list[tuple[str, str, str, bool, str]] = [
     ("Retracted: " + CITED, "", "", True, "Retracted: Rituximab"),
     ("retracted article. " + CITED, "", "", True, "retracted article."),
     ("Ileal-lymphoid-nodular hyperplasia - PubMed", "", PUBMED_RETRACTED, True,
-     "Retraction in Retraction--Ileal"),
+     "Retraction in: Retraction--Ileal"),
     ("A trial - PubMed", "", "A trial. Retraction in: J Rheumatol. 2019;46(3):330.", True,
      "Retraction in: J Rheumatol"),
     ("A trial - PubMed", "", "Sci Rep. 2023. Retraction in: Sci Rep. 2024 Jan 10. doi: 10.1038/x",
@@ -166,7 +174,7 @@ CASES: list[tuple[str, str, str, bool, str]] = [
      "Lancet. 1998 Feb 28;351(9103):637-41.", True, "Retraction notice - PubMed"),
     ("Editors' statement - PubMed", "", "Lancet. 2010 Feb 6;375(9713):445. Retraction of "
      "Ileal-lymphoid-nodular hyperplasia. Wakefield AJ, et al. Lancet. 1998 Feb 28;351(9103):637-41.",
-     True, "Retraction of Ileal"),
+     True, "Retraction of: Ileal"),
     # -- not retractions: about retractions, mentioning one, or a weaker notice
     ("Retraction Watch \u2013 Tracking retractions as a window into the scientific process", "",
      "Journal retracts paper on scleroderma drug. The notice reads: This article has been "
@@ -206,6 +214,41 @@ def test_retraction_marks(title: str, meta_title: str, text: str, retracted: boo
         return
     assert found is not None and found.kind == RETRACTED
     assert quoted in found.detail
+
+
+SCAND = ("Notice of retraction: Oral treprostinil reduces digital ulcer healing time in systemic "
+         "sclerosis. Scand J Rheumatol. 2021 Mar;50(2):168. doi: 10.1080/03009742.2021.1880000")
+
+
+@pytest.mark.parametrize(("text", "quoted"), [
+    # PubMed's list: the heading, then the notice's title and citation, then the article's title
+    ("Retraction in " + SCAND + ". Oral treprostinil reduces digital ulcer healing time",
+     "Retraction in: " + SCAND),
+    (PUBMED_RETRACTED, "Retraction in: Retraction--Ileal-lymphoid-nodular hyperplasia, non-specific "
+     "colitis, and pervasive developmental disorder in children. Editors of The Lancet. Lancet. "
+     "2010 Feb 6;375(9713):445. doi: 10.1016/S0140-6736(10)60175-4"),
+    ("A trial. Retraction in: J Rheumatol. 2019;46(3):330. Abstract", "Retraction in: J Rheumatol. "
+     "2019;46(3):330"),
+    ("Sci Rep. 2023. Retraction in: Sci Rep. 2024 Jan 10. doi: 10.1038/x More", "Retraction in: Sci "
+     "Rep. 2024 Jan 10. doi: 10.1038/x"),
+])
+def test_pubmed_s_linked_notice_is_quoted_with_its_whole_citation(text: str, quoted: str) -> None:
+    """The year and doi of the notice are what the advice asks the editor to
+    write: the quote kept 120 characters ('... Scand J\u2026') and read the
+    heading into the title ('Retraction in Notice of retraction: ...')."""
+    found = retraction("A trial - PubMed", "", text)
+    assert found is not None
+    assert found.detail == f"PubMed links a retraction notice: \u2018{quoted}\u2019."
+    assert len(quoted) <= CITATION_CHARS
+
+
+def test_a_linked_notice_titled_at_length_is_cut_at_a_word_within_the_cap() -> None:
+    words = "Notice of retraction of a very long title " * 9
+    found = retraction("A trial - PubMed", "", f"Retraction in {words}. J Rheumatol. 2019;46(3):330.")
+    assert found is not None
+    quoted = found.detail.removeprefix("PubMed links a retraction notice: \u2018").removesuffix("\u2019.")
+    assert quoted.endswith("\u2026") and len(quoted) <= CITATION_CHARS
+    assert ("Retraction in: " + words).startswith(quoted.removesuffix("\u2026") + " ")
 
 
 def test_the_scholarly_title_is_quoted_before_the_page_title() -> None:
