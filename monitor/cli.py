@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -109,21 +110,43 @@ def dir_problem(path: Path) -> str | None:
     """Why files could not be written in the directory `path` (created if
     missing: report.dir, --out, the database's folder), or None: looked at
     before the audit, so that its work is not spent on a report or a database
-    that cannot be saved. Nothing is created here."""
-    if path.exists():
-        if not path.is_dir():
-            return f"{path} is not a directory"
-        if not os.access(path, os.W_OK | os.X_OK):
-            return f"{path}: no permission to write in it"
-        return None
-    ancestor = path.parent
+    that cannot be saved.
+
+    Found out by doing it: the missing folders are made and a file is made
+    in `path`, then all of it is removed again. Permission bits alone passed
+    what only the attempt tells: root on a read-only file system, or
+    /proc/reports (the audit ran, then FileNotFoundError, no key named)."""
+    if path.exists() and not path.is_dir():
+        return f"{path} is not a directory"
+    missing: list[Path] = []
+    ancestor = path
     while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         return f"cannot create {path}: {ancestor} is not a directory"
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        return f"cannot create {path}: no permission to write in {ancestor}"
-    return None
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir()
+            except OSError as exc:
+                if isinstance(exc, PermissionError):
+                    return f"cannot create {path}: no permission to write in {folder.parent}"
+                return f"cannot create {path}: {folder.parent} does not accept new folders ({exc.strerror})"
+            made.append(folder)
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        except OSError as exc:
+            if isinstance(exc, PermissionError):
+                return f"{path}: no permission to write in it"
+            return f"{path}: cannot write in it ({exc.strerror})"
+        return None
+    finally:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 def require_report_dir(settings: Settings, out: Path | None = None) -> None:

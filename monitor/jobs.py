@@ -120,9 +120,19 @@ async def report_job(
             run_id = latest.id
         elif store.get_run(run_id) is None:
             raise MonitorError(f"{settings.database.path}: there is no run {run_id}")
+        folder = out or Path(settings.report.dir)
         with _collector_paused():
             audit = load_audit(store, run_id, settings, now)
-            saved = save_report(audit, out or Path(settings.report.dir))
+            try:
+                saved = save_report(audit, folder)
+            except OSError as exc:
+                # After the audit (a disk full, a folder removed since the
+                # check before it): name the key, and say the run is kept.
+                key = "--out" if out is not None else f"{settings.source}: report.dir"
+                raise MonitorError(
+                    f"{key}: cannot save the report in {folder}: {exc.strerror or exc}; run {run_id} "
+                    f"is saved in the database: `monitor report --config {settings.source} --run {run_id}` "
+                    "makes its report once the folder can be written") from exc
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
         if audit.run.partial:
             full = store.latest_run(full_only=True)

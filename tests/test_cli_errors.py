@@ -94,6 +94,42 @@ def test_unusable_report_dir_is_said_before_the_audit(tmp_path: Path, where: str
     assert not (tmp_path / "m.db").exists()
 
 
+needs_proc = pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("command", ["run", "serve"])
+def test_a_report_dir_the_system_will_not_create_is_said_before_the_audit(tmp_path: Path, command: str) -> None:
+    """Permission bits let root through: /proc/reports passed the check, the
+    audit ran, then "FileNotFoundError: [Errno 2] ... '/proc/reports'", exit 1, no key."""
+    path = config(tmp_path, '[report]\ndir = "/proc/monitor-test-reports"\n[email]\nenabled = false\n')
+    code, _, err = monitor(tmp_path, command, "--config", str(path))
+    assert code == 2, err
+    line = one_line(err)
+    assert line.startswith(f"monitor: {path}: report.dir: cannot create /proc/monitor-test-reports"), line
+    assert not (tmp_path / "m.db").exists()
+
+
+@needs_proc
+def test_a_database_folder_the_system_will_not_create_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + '[database]\npath = "/proc/monitor-test/m.db"\n', encoding="utf-8")
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 2, err
+    assert one_line(err).startswith(f"monitor: {path}: database.path: cannot create /proc/monitor-test"), err
+
+
+def test_the_folder_check_leaves_nothing_behind(tmp_path: Path) -> None:
+    from monitor.cli import dir_problem
+
+    assert dir_problem(tmp_path / "a" / "b" / "c") is None
+    assert dir_problem(tmp_path) is None
+    assert list(tmp_path.iterdir()) == []  # neither the folders it made nor its probe file
+    (tmp_path / "f").write_text("x")
+    assert dir_problem(tmp_path / "f" / "b") == f"cannot create {tmp_path / 'f' / 'b'}: {tmp_path / 'f'} is not a directory"
+    assert dir_problem(tmp_path / "f") == f"{tmp_path / 'f'} is not a directory"
+
+
 def test_unusable_report_out_is_a_usage_error(tmp_path: Path) -> None:
     path = config(tmp_path, '[email]\nenabled = false\n')
     code, _, err = monitor(tmp_path, "check", "--config", str(path))

@@ -536,3 +536,26 @@ async def test_history_of_a_url_typed_without_its_slash_names_the_one_checked(
     code, out, err = await run_monitor("history", stored.rstrip("/"), "--config", str(config))
     assert code == 0, err
     assert "never checked" in out and f"checked as: {stored}  (monitor history {stored}" in out
+
+
+async def test_a_report_that_cannot_be_saved_names_the_key_and_keeps_the_run(tmp_path: Path) -> None:
+    """At save time (the folder went away after the check before the audit):
+    was "FileNotFoundError: [Errno 2] No such file or directory: '/proc/reports'"."""
+    from monitor.config import CheckerSettings, DatabaseSettings, PageSettings, ReportSettings, Settings
+    from monitor.errors import MonitorError
+
+    if not Path("/proc/self").is_dir():
+        pytest.skip("needs Linux's /proc, where no folder can be made")
+    settings = Settings(
+        pages=(PageSettings(url="http://127.0.0.1:9/a.html"),),
+        checker=CheckerSettings(timeout=1, retries=0, allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "m.db")),
+        report=ReportSettings(dir="/proc/monitor-test-reports"), source="conf/monitor.toml")
+    run = (await run_audit(settings)).run
+    with pytest.raises(MonitorError) as caught:
+        await report_job(settings)
+    said = str(caught.value)
+    assert said.startswith("conf/monitor.toml: report.dir: cannot save the report in /proc/monitor-test-reports: ")
+    assert f"monitor report --config conf/monitor.toml --run {run.id}" in said
+    with pytest.raises(MonitorError, match=r"^--out: cannot save the report in /proc/monitor-test-reports/x: "):
+        await report_job(settings, out=Path("/proc/monitor-test-reports/x"))
