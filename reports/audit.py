@@ -196,6 +196,11 @@ class ContentIssue:
     rechecked: bool = True
     """False for a note of a page this run could not fetch, as the last
     report that read the page saw it (its words say so)."""
+    section: str = ""
+    """The page section of the entry ("" for a page-wide note)."""
+    page_link: str = ""
+    """The page scrolled to the entry (a text fragment), for the notes an
+    editor must find the entry for: a retraction, a withdrawal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -847,16 +852,27 @@ def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
            **extra: object) -> ContentIssue:
     return ContentIssue(kind=kind, page=link.page, page_title=titles.get(link.page, link.page),
                         entry=link.entry_title or link.text, words=words, url=link.url,
-                        pages=(link.page,), **extra)  # type: ignore[arg-type]
+                        pages=(link.page,), section=link.section, **extra)  # type: ignore[arg-type]
 
 
 def _noticed(notice: str, citations: Sequence[LinkResult],
              titles: Mapping[str, str]) -> Iterable[ContentIssue]:
     """Entries citing an article retracted (or withdrawn) since: its link
     works (it is ok, or moved, or drifted to the notice), so only the notice
-    tells. The row's kind is the notice."""
-    for link in _entries(l for l in citations if l.notice == notice).values():
-        yield _issue(notice, link, titles, wording.notice_words(link.notice, link.notice_detail))
+    tells. The row's kind is the notice. The editor has to find the entry
+    to annotate it, as for a link to fix: its section, and the page
+    scrolled to it ("Open the entry on the page")."""
+    noticed = [l for l in citations if l.notice == notice]
+    sections: dict[tuple[str, str], list[str]] = {}
+    for l in noticed:
+        listed = sections.setdefault((l.page, l.entry_title or l.text), [])
+        if l.section not in listed:
+            listed.append(l.section)
+    for key, link in _entries(noticed).items():
+        also = tuple(f"Also listed under \u201c{s}\u201d" for s in sections[key][1:] if s)
+        yield _issue(notice, link, titles, wording.notice_words(link.notice, link.notice_detail),
+                     page_link=text_fragment_link(link.page, link.entry_title or link.text),
+                     related=also)
 
 
 def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:

@@ -75,6 +75,7 @@ import io
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -498,6 +499,31 @@ def test_the_report_says_so_at_the_top_names_page_and_entry_and_escapes_the_web(
     assert text.index("Cited articles that were retracted (2):") < text.index("Entries without")
     assert f"  - Ileal-lymphoid-nodular hyperplasia (Raynaud's, {PAGE2})\n" in text
     assert "Journals" not in section  # a menu link is no entry
+
+
+def test_a_retracted_entry_is_found_as_a_link_to_fix_is_by_section_and_text_fragment() -> None:
+    """The row named the page and linked its top: on a page of 200 entries the
+    editor had to search for the title. Now its section, and the page
+    scrolled to the entry (as "Needs fixing" rows do); an entry listed in two
+    sections says so."""
+    audit = retraction_audit()
+    pubmed = audit.content_audit.retracted[1]
+    fragment = f"{PAGE2}#:~:text=Ileal%2Dlymphoid%2Dnodular%20hyperplasia"
+    assert (pubmed.section, pubmed.page_link) == ("Biological Agents", fragment)
+    html = render_html(audit, max_bytes=None)
+    row = html[html.index("Ileal-lymphoid-nodular hyperplasia</b>"):html.index("Entries without")]
+    assert f'<a href="{PAGE2}">Raynaud\'s</a> &#183; Biological Agents)' in row
+    assert f'<a href="{fragment}">Open the entry on the page</a>' in row
+    text = render_text(audit)
+    row_text = text[text.index("  - Ileal-lymphoid-nodular hyperplasia"):text.index("Entries without")]
+    assert row_text.startswith(f"  - Ileal-lymphoid-nodular hyperplasia (Raynaud's, {PAGE2})\n"
+                               "    Section: Biological Agents\n    PubMed links")
+    assert f"    Open the entry on the page: {fragment}\n" in row_text
+    listed = [replace(l, section=s) for l in audit.links if l.url == PM for s in ("Vasodilators", "Ulcers")]
+    twice = build_audit(audit.run, listed, audit.pages, previous_links=None, previous_pages=None,
+                        states={}, now=T0, settings=ReportSettings(), site_name="www.sclero.org")
+    [(row_twice)] = twice.content_audit.retracted
+    assert (row_twice.section, row_twice.related) == ("Vasodilators", ("Also listed under \u201cUlcers\u201d",))
 
 
 def test_a_summarised_mail_still_lists_the_retractions() -> None:
