@@ -376,10 +376,30 @@ def _not_modified(request: web.Request, etag: str, mtime: float) -> bool:
 
 async def home(request: web.Request) -> web.StreamResponse:
     """The latest reports, or why there are none yet."""
-    if report_path(request.app[SETTINGS_KEY].report.dir, "index.html") is not None:
+    settings = request.app[SETTINGS_KEY]
+    if report_path(settings.report.dir, "index.html") is not None:
         raise web.HTTPFound("/reports/index.html")
-    return web.Response(text="No report yet: the first one is saved after the first audit.\n",
-                        headers=REPORT_HEADERS)
+    return web.Response(text=no_report_yet(request.app[STATUS_KEY], settings), headers=REPORT_HEADERS)
+
+
+def no_report_yet(status: ServiceStatus | None, settings: Settings) -> str:
+    """What a webmaster opening a fresh service's page needs: when the first
+    report comes, and how to have one now. Was "the first one is saved after
+    the first audit", which said neither. The configuration file's path is
+    not shown (the page may be reached through a proxy; see public_reason)."""
+    lines = ["No report yet."]
+    when = status.next_run() if status is not None else None
+    if status is not None and status.running:
+        lines.append("The first audit is running now: its report appears here when it ends.")
+    else:
+        if when is not None:
+            lines.append(f"The first audit is scheduled for {when:%A %d %B %Y, %H:%M} {when.tzname() or ''}"
+                         f" ([schedule] cron = \"{settings.schedule.cron}\"); its report appears here then.")
+        else:
+            lines.append("The first report appears here after the first audit.")
+        lines.append("To have one now, run on this server: monitor run --config FILE "
+                     "(FILE: the configuration file this service was started with).")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _host_name(host: str) -> str:

@@ -454,6 +454,30 @@ async def test_before_the_first_report_the_home_page_says_so(tmp_path: Path, aio
     assert resp.status == 200 and "No report yet" in await resp.text()
 
 
+@pytest.mark.parametrize(("status", "said"), [
+    (Status(False, NEXT), ["No report yet.",
+                           'The first audit is scheduled for Monday 30 November 2026, 06:00 UTC '
+                           '([schedule] cron = "0 6 * * mon"); its report appears here then.',
+                           "To have one now, run on this server: monitor run --config FILE "
+                           "(FILE: the configuration file this service was started with)."]),
+    (Status(True, NEXT), ["No report yet.",
+                          "The first audit is running now: its report appears here when it ends."]),
+    (None, ["No report yet.", "The first report appears here after the first audit.",
+            "To have one now, run on this server: monitor run --config FILE "
+            "(FILE: the configuration file this service was started with)."]),
+])
+async def test_before_the_first_report_the_home_page_says_when_and_how_to_have_one_now(
+        tmp_path: Path, aiohttp_client: Any, status: Status | None, said: list[str]) -> None:
+    """Was "No report yet: the first one is saved after the first audit.",
+    though the service knows when that is."""
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    client = await aiohttp_client(create_app(settings, status))
+    resp = await client.get("/")
+    text = await resp.text()
+    assert resp.status == 200 and text.splitlines() == said
+    assert "test.toml" not in text and str(tmp_path) not in text  # no layout for whoever reaches it
+
+
 async def test_a_symlink_in_the_reports_folder_serves_nothing_outside_it(tmp_path: Path,
                                                                           aiohttp_client: Any) -> None:
     """A file named like a report but linking out of the folder (to the
