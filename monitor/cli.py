@@ -220,12 +220,35 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
         if problem := url_problem(page):
             raise UsageFailure(f"--page: {problem}")
     settings = load(config_path)
+    for line in unconfigured_pages(settings, pages):
+        click.echo(line, err=True)
     try:
         outcome = asyncio.run(_check(settings, pages))
     except KeyboardInterrupt:
         raise Failure(INTERRUPTED) from None
     fetched = print_results(settings, outcome.run.id, fmt)
     say_unfetched(settings, fetched, pages)
+
+
+def unconfigured_pages(settings: Settings, pages: Sequence[str]) -> list[str]:
+    """A line for each --page URL that is not a configured page, naming the
+    closest one: the contract allows any URL, but a typo (a-to-zz.html, or
+    http:// for https://) was audited without a word, under its own title
+    instead of the page's configured name. A page of a [[sites]] site is not
+    a typo: it is one of the pages that site's crawl audits."""
+    import difflib
+    from urllib.parse import urlsplit
+
+    configured = [p.url for p in settings.pages]
+    sites = {urlsplit(s.url)[:2] for s in settings.sites}
+    lines = []
+    for url in dict.fromkeys(pages):
+        if url in configured or urlsplit(url)[:2] in sites:
+            continue
+        line = f"--page {url}: not a [[pages]] url of {settings.source}; audited anyway, under its own title"
+        close = difflib.get_close_matches(url, configured, n=1, cutoff=0.6)
+        lines.append(line + (f"; did you mean {close[0]}?" if close else ""))
+    return lines
 
 
 INTERRUPTED = ("interrupted: the links checked so far are saved; the next audit of this database "

@@ -130,6 +130,25 @@ def test_the_folder_check_leaves_nothing_behind(tmp_path: Path) -> None:
     assert dir_problem(tmp_path / "f") == f"{tmp_path / 'f'} is not a directory"
 
 
+@pytest.mark.parametrize(("page", "said"), [
+    ("http://127.0.0.1:9/a.html", None),  # the configured page: nothing to say
+    ("http://127.0.0.1:9/aa.html", "; did you mean http://127.0.0.1:9/a.html?"),
+    ("https://127.0.0.1:9/a.html", "; did you mean http://127.0.0.1:9/a.html?"),
+    ("http://elsewhere.invalid/completely/other/index.html", ""),
+])
+def test_a_page_given_that_is_not_configured_is_audited_with_a_warning(
+        tmp_path: Path, page: str, said: str | None) -> None:
+    """Was: audited without a word (a typo, a 404, exit 0), under its own title."""
+    path = config(tmp_path)
+    code, _, err = monitor(tmp_path, "check", "--config", str(path), "--page", page, "--format", "json")
+    assert code == 0, err  # the contract accepts any URL
+    warning = f"--page {page}: not a [[pages]] url of {path}; audited anyway, under its own title"
+    if said is None:
+        assert "--page" not in err, err
+    else:
+        assert f"\n{warning}{said}\n" in f"\n{err}", err
+
+
 def test_unusable_report_out_is_a_usage_error(tmp_path: Path) -> None:
     path = config(tmp_path, '[email]\nenabled = false\n')
     code, _, err = monitor(tmp_path, "check", "--config", str(path))
