@@ -375,7 +375,9 @@ def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
 @cli.command()
 @click.argument("url")
 @config_option
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: one line per check, for reading; json: every check with its redirects, "
+                   "for scripts.")
 @guarded
 def history(url: str, config_path: Path, fmt: str) -> None:
     """One URL's status timeline, oldest first.
@@ -440,10 +442,29 @@ def state_line(state: Any) -> str:
 # -- report / run ---------------------------------------------------------------
 
 
+class RunId(click.ParamType):
+    """A run's number: 1 and up, within SQLite's integers. click.IntRange did
+    the same but printed its bounds in --help ("[1<=x<=9223372036854775807]")."""
+
+    name = "ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        try:
+            number = value if isinstance(value, int) else int(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a run number", param, ctx)
+        if number < 1:
+            self.fail(f"{value} is not a run number (runs are numbered from 1)", param, ctx)
+        if number > 2**63 - 1:
+            self.fail(f"{value} is not a run number (too large)", param, ctx)
+        return number
+
+
 @cli.command()
 @config_option
-@click.option("--run", "run_id", type=click.IntRange(1, 2**63 - 1), default=None,
-              help="The run to report (default: the latest).")
+@click.option("--run", "run_id", type=RunId(), default=None,
+              help="The run to report, by its number (the 'run N' that check and run print; "
+                   "default: the latest).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Directory for the HTML and JSON files (default: report.dir).")
 @click.option("--send", is_flag=True, help="Email it (again, on purpose, if it was sent already).")
@@ -541,12 +562,14 @@ def run(config_path: Path, wait: float) -> None:
 @config_option
 @guarded
 def serve(config_path: Path) -> None:
-    """The long-running service: the audit on schedule, rechecks, /healthz and /metrics.
+    """The long-running service: the audit on schedule, rechecks, the reports on the web.
 
     Audits at [schedule] cron (making up a run missed while the machine was
     down), resumes an interrupted run, rechecks failing links, retries the
-    outbox, and serves /healthz and /metrics when [server] enabled = true.
-    SIGTERM or Ctrl-C stops it cleanly. Logs go to stderr, one line per event.
+    outbox. With [server] enabled = true it serves the reports (the editors'
+    dashboard: / opens the latest, /reports/ lists them all), /healthz and
+    /metrics on server.host:server.port. SIGTERM or Ctrl-C stops it cleanly.
+    Logs go to stderr, one line per event.
 
     \b
     Example:

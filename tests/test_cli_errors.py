@@ -170,6 +170,31 @@ def test_impossible_run_ids_are_usage_errors(tmp_path: Path, run_id: str) -> Non
     assert "--run" in err and "Traceback" not in err and "OverflowError" not in err
 
 
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    """`history --format` had no help text."""
+    import click
+
+    from monitor.cli import cli
+
+    bare = [f"{name} {opt.opts[0]}" for name, command in cli.commands.items() for opt in command.params
+            if isinstance(opt, click.Option) and not opt.help and opt.name != "help"]
+    assert bare == []
+
+
+@pytest.mark.parametrize(("command", "said", "unsaid"), [
+    ("report", ["--run ID", "by its number"], ["9223372036854775807", "<=x<="]),
+    ("serve", ["reports", "dashboard"], []),
+    ("history", ["json: every check with its redirects"], []),
+])
+def test_help_in_plain_words(command: str, said: list[str], unsaid: list[str]) -> None:
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    text = " ".join(CliRunner().invoke(cli, [command, "--help"], terminal_width=200).output.split())
+    assert all(words in text for words in said) and not any(words in text for words in unsaid), text
+
+
 @pytest.mark.parametrize("url", ["www.sclero.org/scleroderma/", "not-a-url", ""])
 def test_history_of_a_non_url_is_a_usage_error(tmp_path: Path, url: str) -> None:
     """Was: exit 0, "not-a-url: never checked"."""
