@@ -110,7 +110,7 @@ from dataclasses import dataclass
 from monitor.types import LinkStatus, Observation
 
 __all__ = ["CITATION_CHARS", "NOTICED_STATUSES", "Notice", "QUOTE_CHARS", "RETRACTED", "WITHDRAWN",
-           "notice_for", "retraction", "withdrawal"]
+           "entry_says_so", "notice_for", "retraction", "withdrawal"]
 
 RETRACTED = "retracted"
 """The `notice` token of a retracted article (or of its retraction notice)."""
@@ -318,6 +318,50 @@ def _sentence(value: str, start: int) -> str:
     part = value[start:start + QUOTE_CHARS + 1]
     end = part.find(".")
     return part[:end] if end >= 0 else part
+
+
+# What an editor writes in an entry to say its article was retracted or
+# withdrawn, as the report advises ("Retracted in 2021"). Either word
+# answers either notice: publishers say "withdrawn" of retractions too.
+# A word alone is not enough: an entry *about* retractions ("Retracted
+# papers keep being cited", "Why retractions matter", "Retraction Watch")
+# and the medical senses ("eyelid retraction in thyroid eye disease",
+# "methotrexate was withdrawn in 12 patients", "a drug withdrawn from the
+# market") would silence the note of an entry that never said so. Read
+# only for entries whose article carries a notice (a few per site).
+_TOPIC_NOUN = r"(?:papers|articles|publications|studies|trials|research|science|literature|watch|index|rates?)"
+_YEAR = r"(?:19|20)\d\d\b"
+_ENTRY_MARK = re.compile(
+    # A mark of its own: opening the text, after a bracket, a stop or a
+    # dash: "RETRACTED: ...", "(Retracted Article)", "[Withdrawn]",
+    # "... 2016 Nov;55(11):1990-1999. Retracted in 2021." Not "Retracted
+    # papers keep being cited", "Retraction Watch".
+    rf"(?:^|[.;:!?(\[\u2014\u2013]|\s-)\s*(?:retracted|retraction|withdrawn)\b(?!\s+{_TOPIC_NOUN}\b)"
+    # Said with a date, a notice or who did it: "retracted in 2021",
+    # "withdrawn in March 2019", "Retraction notice", "Retraction in: J
+    # Rheumatol 2021", "withdrawn by the authors", "withdrawn from publication".
+    rf"|\b(?:retracted|withdrawn)\s+(?:in|on)\s+(?:[a-z]+\.?\s+){{0,2}}{_YEAR}"
+    r"|\bretraction\s+(?:notice|note|statement)\b"
+    rf"|\bretraction\s+(?:in|of)\b:?\s.{{0,80}}?\b{_YEAR}"
+    r"|\b(?:retracted|withdrawn)\s+by\s+(?:the\s+)?(?:authors?|publisher|journal|editors?|cochrane)\b"
+    r"|\bwithdrawn\s+from\s+publication\b"
+    # Said of the article: "the article was retracted", "review withdrawn".
+    r"|\b(?:article|paper|study|review|publication)\s+(?:(?:has|had)\s+been\s+|was\s+|is\s+)?"
+    r"(?:retracted|withdrawn)\b",
+    re.IGNORECASE,
+)
+
+
+def entry_says_so(*texts: str) -> bool:
+    """Whether an entry's texts (title, summary, source line) already say
+    that its article was retracted or withdrawn: the editor did what the
+    report asked, and the note is listed apart, not counted at the top
+    every week. Cheap: a substring gate, then one regular expression."""
+    for text in texts:
+        low = text.lower()
+        if ("retract" in low or "withdrawn" in low) and _ENTRY_MARK.search(text):
+            return True
+    return False
 
 
 def notice_for(obs: Observation, status: LinkStatus) -> Notice | None:

@@ -49,6 +49,7 @@ from typing import Any, TypeVar
 from sqlite_utils import Database, Migrations
 
 from monitor.errors import StoreError
+from monitor.notices import entry_says_so
 from monitor.types import (
     Citation,
     EntryContext,
@@ -278,6 +279,9 @@ ORDER BY checked_at DESC, id DESC
 # `http_status` is the answer that decided the status: for a permanent
 # redirect, the redirect's own code (301/308, as in the contract's example),
 # not the 200 at the end of the chain (that is `final_url`'s answer).
+# The entry's summary comes only with a notice (a retracted or withdrawn
+# article, a few per site): whether the entry already says so is read from
+# it, and the other 99.9 % of rows get a NULL, not their summary's text.
 RUN_LINKS_SQL = """
 SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
        o.skip_reason, o.entry_title, o.entry_source, o.entry_date, o.expired_mark,
@@ -287,7 +291,8 @@ SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
             ELSE ob.http_status END,
        ob.final_url,
        ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
-       s.flapping, s.archived_url, ob.notice, ob.notice_detail
+       s.flapping, s.archived_url, ob.notice, ob.notice_detail,
+       CASE WHEN ob.notice != '' THEN o.entry_summary END
 FROM pages AS p
 JOIN occurrences AS o ON o.run_id = p.links_run AND o.page_url = p.url
 LEFT JOIN observations AS ob ON ob.id = (
@@ -593,7 +598,7 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
     (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
      entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
      suggested_url, strikes, failing_since, checked_at, flapping, archived_url, notice,
-     notice_detail) = row
+     notice_detail, noticed_summary) = row
     if status is None and skip_reason == "invalid_url":
         # Not checkable, but an editor must fix it: an error, not a skip.
         status, reason = LinkStatus.ERROR, "invalid_url"
@@ -627,6 +632,8 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
         archived_url=archived_url,
         notice=_intern(notice) if notice else "",
         notice_detail=notice_detail or "",
+        notice_marked=bool(notice) and entry_says_so(entry_title, noticed_summary or "",
+                                                      entry_source or ""),
     )
 
 

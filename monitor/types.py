@@ -205,6 +205,10 @@ class LinkResult:
     notice: str = ""
     """ "retracted" or "withdrawn" when the cited article's page says so, else ""."""
     notice_detail: str = ""
+    notice_marked: bool = False
+    """The entry already says its article was retracted or withdrawn (its
+    title, summary or source line: `notices.entry_says_so`): the note is
+    listed apart, not counted in the report's headline. False without a notice."""
 
     CONTRACT_FIELDS = (
         "page", "url", "text", "section", "kind", "status", "reason", "http_status",

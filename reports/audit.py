@@ -221,6 +221,11 @@ class ContentAudit:
     old_citations: tuple[ContentIssue, ...] = ()
     pages_failed: tuple[ContentIssue, ...] = ()
     pages_changed: tuple[ContentIssue, ...] = ()
+    notices_marked: tuple[ContentIssue, ...] = ()
+    """Cited articles retracted or withdrawn whose entries already say so
+    (the editor followed the advice): listed apart, quietly, never in the
+    headline or the subject, which would otherwise repeat them every week
+    and teach editors to skip the group. Rows keep their notice as kind."""
 
     GROUPS = (
         ("retracted", "Cited articles that were retracted"),
@@ -228,6 +233,7 @@ class ContentAudit:
         ("pages_changed", "Pages that changed heavily since the last run"),
         ("stale_marks", "Marked \u201c(Expired Article)\u201d but the link works again"),
         ("dead_marks", "Marked \u201c(Expired Article)\u201d and the link is still dead"),
+        ("notices_marked", "Retracted or withdrawn, already marked in the entry"),
         ("duplicates", "One address cited under different titles"),
         ("no_link", "Entries without a link"),
         ("no_source", "Entries without a source line"),
@@ -818,6 +824,8 @@ def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
     notes = ContentAudit(
         retracted=tuple(_noticed(RETRACTED, citations, titles)),
         withdrawn=tuple(_noticed(WITHDRAWN, citations, titles)),
+        notices_marked=(tuple(_noticed(RETRACTED, citations, titles, marked=True))
+                        + tuple(_noticed(WITHDRAWN, citations, titles, marked=True))),
         stale_marks=tuple(_stale_marks(citations, titles)),
         dead_marks=tuple(_dead_marks(citations, titles)),
         duplicates=tuple(_duplicates(citations, titles)),
@@ -856,13 +864,14 @@ def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
 
 
 def _noticed(notice: str, citations: Sequence[LinkResult],
-             titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+             titles: Mapping[str, str], *, marked: bool = False) -> Iterable[ContentIssue]:
     """Entries citing an article retracted (or withdrawn) since: its link
     works (it is ok, or moved, or drifted to the notice), so only the notice
     tells. The row's kind is the notice. The editor has to find the entry
     to annotate it, as for a link to fix: its section, and the page
-    scrolled to it ("Open the entry on the page")."""
-    noticed = [l for l in citations if l.notice == notice]
+    scrolled to it ("Open the entry on the page"). `marked`: the entries
+    that already say so instead (`LinkResult.notice_marked`)."""
+    noticed = [l for l in citations if l.notice == notice and l.notice_marked == marked]
     sections: dict[tuple[str, str], list[str]] = {}
     for l in noticed:
         listed = sections.setdefault((l.page, l.entry_title or l.text), [])
@@ -870,7 +879,8 @@ def _noticed(notice: str, citations: Sequence[LinkResult],
             listed.append(l.section)
     for key, link in _entries(noticed).items():
         also = tuple(f"Also listed under \u201c{s}\u201d" for s in sections[key][1:] if s)
-        yield _issue(notice, link, titles, wording.notice_words(link.notice, link.notice_detail),
+        yield _issue(notice, link, titles,
+                     wording.notice_words(link.notice, link.notice_detail, marked=marked),
                      page_link=text_fragment_link(link.page, link.entry_title or link.text),
                      related=also)
 

@@ -377,9 +377,14 @@ NOTICES: dict[str, str] = {
 target says something about the cited work."""
 
 
-def notice_words(notice: str, detail: str = "") -> str:
-    """What the target said (`notice_detail`), then what to do about it."""
-    todo = NOTICES.get(notice) or f"The page carries a notice ({notice}): check the entry."
+def notice_words(notice: str, detail: str = "", *, marked: bool = False) -> str:
+    """What the target said (`notice_detail`), then what to do about it;
+    `marked`: the entry already says so (nothing to do but keep it in mind)."""
+    if marked:
+        todo = (f"Already marked in the entry (it says the article was {notice}): nothing to do, "
+                "unless the entry rests on the article's findings.")
+    else:
+        todo = NOTICES.get(notice) or f"The page carries a notice ({notice}): check the entry."
     return f"{detail} {todo}" if detail else todo
 
 

@@ -91,6 +91,7 @@ from monitor.notices import (
     NOTICED_STATUSES,
     RETRACTED,
     WITHDRAWN,
+    entry_says_so,
     notice_for,
     retraction,
     withdrawal,
@@ -250,6 +251,44 @@ def test_a_linked_notice_titled_at_length_is_cut_at_a_word_within_the_cap() -> N
     quoted = found.detail.removeprefix("PubMed links a retraction notice: \u2018").removesuffix("\u2019.")
     assert quoted.endswith("\u2026") and len(quoted) <= CITATION_CHARS
     assert ("Retraction in: " + words).startswith(quoted.removesuffix("\u2026") + " ")
+
+
+# (title, summary, source line) of an entry, and whether it already says
+# its article was retracted or withdrawn
+ENTRY_MARKS: list[tuple[str, str, str, bool]] = [
+    # -- what the advice asks for, as editors write it
+    ("(Retracted Article) Oral treprostinil reduces digital ulcer healing time", "", "", True),
+    ("Oral treprostinil trial", "Ulcers healed faster. Retracted in 2021.", "PubMed, 2018.", True),
+    ("Oral treprostinil trial", "Ulcers healed faster.", "PubMed, Scand J Rheumatol, 2018. Retracted in 2021.",
+     True),
+    ("Oral treprostinil trial", "", "Retracted in March 2021. PubMed, 2018.", True),
+    ("RETRACTED: Rituximab for refractory dermatomyositis", "", "", True),
+    ("Rituximab for refractory dermatomyositis [Retracted]", "", "", True),
+    ("Rituximab trial", "This article was retracted in 2021.", "", True),
+    ("Rituximab trial", "Note: the study has been retracted.", "", True),
+    ("Rituximab trial", "", "PubMed, 2018 (retracted)", True),
+    ("Rituximab trial", "Retraction in: Scand J Rheumatol. 2021 Mar;50(2):168.", "", True),
+    ("Rituximab trial", "See the retraction notice.", "", True),
+    ("WITHDRAWN: Androgens for idiopathic oligo/asthenospermia", "", "", True),
+    ("Androgens review", "Withdrawn by the authors.", "Cochrane, 2007.", True),
+    ("Androgens review", "", "Cochrane Database Syst Rev, 2007. Review withdrawn in 2019.", True),
+    ("Androgens review", "retracted in 2021", "", True),  # any case
+    # -- entries about retractions, and the medical senses of the words
+    ("Retracted papers keep being cited", "A study of citations of retracted articles.", "Nature, 2019.", False),
+    ("Why retractions matter", "Retractions are rising.", "Science News, 2023.", False),
+    ("Retraction Watch database", "Tracks retractions.", "", False),
+    ("Retracted Science and the Retraction Index", "", "Infect Immun, 2011.", False),
+    ("Eyelid retraction in thyroid eye disease", "Upper eyelid retraction is the most common sign.", "", False),
+    ("Methotrexate withdrawal in remission", "Methotrexate was withdrawn in 12 patients.", "", False),
+    ("Rofecoxib", "A drug withdrawn from the market; consent was withdrawn by 3 patients.", "", False),
+    ("Oral treprostinil reduces digital ulcer healing time", "Ulcers healed faster.", "PubMed, 2018.", False),
+]
+
+
+@pytest.mark.parametrize(("title", "summary", "source", "marked"), ENTRY_MARKS,
+                         ids=[f"{i}-{c[0][:30]}" for i, c in enumerate(ENTRY_MARKS)])
+def test_an_entry_that_already_says_so(title: str, summary: str, source: str, marked: bool) -> None:
+    assert entry_says_so(title, summary, source) is marked
 
 
 def test_the_scholarly_title_is_quoted_before_the_page_title() -> None:
@@ -524,6 +563,34 @@ def test_a_retracted_entry_is_found_as_a_link_to_fix_is_by_section_and_text_frag
                         states={}, now=T0, settings=ReportSettings(), site_name="www.sclero.org")
     [(row_twice)] = twice.content_audit.retracted
     assert (row_twice.section, row_twice.related) == ("Vasodilators", ("Also listed under \u201cUlcers\u201d",))
+
+
+def test_a_retraction_the_entry_already_mentions_is_listed_quietly() -> None:
+    """The editor wrote "Retracted in 2021" as advised: the note was still
+    counted at the top and in the subject every week. Now it is listed apart,
+    "already marked in the entry", counted only among the content notes."""
+    base = retraction_audit()
+    links = [replace(l, notice_marked=True) if l.url == SD else l for l in base.links]
+    audit = build_audit(base.run, links, base.pages, previous_links=None, previous_pages=None,
+                        states={}, now=T0, settings=ReportSettings(), site_name="www.sclero.org")
+    notes = audit.content_audit
+    assert [i.url for i in notes.retracted] == [PM]
+    assert [(i.kind, i.url, i.section) for i in notes.notices_marked] == [(RETRACTED, SD, "Biological Agents")]
+    assert "Already marked in the entry (it says the article was retracted)" in notes.notices_marked[0].words
+    assert "say so in the entry" not in notes.notices_marked[0].words
+    assert headline(audit).endswith("1 cited article was retracted: see \u201cCited articles that were retracted\u201d.")
+    assert subject_for(audit).endswith(", 1 cited article retracted")
+    assert audit.counts.content == base.counts.content
+    html, text = render_html(audit, max_bytes=None), render_text(audit)
+    assert "Retracted or withdrawn, already marked in the entry (1)" in html
+    assert "Retracted or withdrawn, already marked in the entry (1):" in text
+    assert "Rituximab &lt;b&gt;for" in html[html.index("already marked in the entry (1)"):]
+    every = [replace(l, notice_marked=bool(l.notice)) for l in base.links]
+    quiet = build_audit(base.run, every, base.pages, previous_links=None, previous_pages=None,
+                        states={}, now=T0, settings=ReportSettings(), site_name="www.sclero.org")
+    assert "retracted" not in headline(quiet) and "retracted" not in subject_for(quiet)
+    assert "Cited articles that were retracted" not in render_html(quiet, max_bytes=None)
+    assert "Cited articles that were retracted" not in render_html(quiet, max_bytes=6000)
 
 
 def test_a_summarised_mail_still_lists_the_retractions() -> None:

@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -932,6 +933,34 @@ def test_citations_last_read_use_the_run_links_indexes(store: Store) -> None:
     assert plan[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=? AND url=?)",
                         "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
     assert not [line for line in plan if line.startswith("SCAN") or "TEMP B-TREE" in line]
+
+
+def test_an_entry_that_already_says_its_article_was_retracted_is_marked(store: Store) -> None:
+    """The flag is read from the entry's title, summary or source line, the
+    summary fetched only for a link with a notice; an entry that says so
+    without a notice, or has a notice without saying so, is not marked."""
+    run = store.start_run(T0)
+    entries = [  # (url, title, summary, source, notice)
+        ("https://a.org/1", "Oral treprostinil trial", "Ulcers healed. Retracted in 2021.", "PubMed, 2018.",
+         "retracted"),
+        ("https://a.org/2", "(Retracted Article) Bosentan trial", "Fewer ulcers.", "PubMed, 2018.", "retracted"),
+        ("https://a.org/3", "A review", "It helped.", "Cochrane, 2007. Withdrawn in 2019.", "withdrawn"),
+        ("https://a.org/4", "Retracted papers keep being cited", "A study of citations.", "Nature, 2019.",
+         "retracted"),
+        ("https://a.org/5", "Sildenafil trial", "It helped.", "PubMed, 2019.", "retracted"),
+        ("https://a.org/6", "Tadalafil trial", "Retracted in 2021.", "PubMed, 2019.", ""),
+    ]
+    record_links(store, run.id, PAGE_A, [
+        cite(PAGE_A, url, title, context=EntryContext(title=title, summary=summary, source=source))
+        for url, title, summary, source, _ in entries])
+    store.record_observations(run.id, [
+        (obs, replace(verdict, notice=notice, notice_detail="The page says so." if notice else ""), state)
+        for url, *_, notice in entries for obs, verdict, state in [check(url, T0)]])
+    links = store.run_links(run.id)
+    assert [(l.url[-1], l.notice, l.notice_marked) for l in links] == [
+        ("1", "retracted", True), ("2", "retracted", True), ("3", "withdrawn", True),
+        ("4", "retracted", False), ("5", "retracted", False), ("6", "", False)]
+    assert [l.notice_marked for l in store.run_flagged_links(run.id)] == []
 
 
 def test_iter_run_links_streams_what_run_links_lists(store: Store) -> None:
