@@ -8,6 +8,7 @@ a misspelt `per_hosts = 1` that is ignored makes a monitor impolite.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import math
 import re
@@ -214,7 +215,7 @@ class _Reader:
         value = self.get(name, str, None)
         if value is None:
             if required:
-                self.fail(self.key(name), "is required")
+                self.fail(self.key(name), "is required" + self._instead(name))
             return default
         if problem := url_problem(value):
             self.fail(self.key(name), problem)
@@ -226,11 +227,25 @@ class _Reader:
             self.fail(self.key(name), f"must be one of {', '.join(choices)}; got {value!r}")
         return value
 
+    def _instead(self, name: str) -> str:
+        """For a required key that is missing: the key written in its place
+        (`uri =` for `url =`), so that the error names both; was only
+        "pages[0].url: is required", never naming the stray key."""
+        others = [key for key in self.table if key not in self.used]
+        close = difflib.get_close_matches(name, others, n=1, cutoff=0.5)
+        if close:
+            return f"; the table has {close[0]!r} instead: did you mean {name}?"
+        if others:
+            return f" (found instead: {', '.join(sorted(others))})"
+        return ""
+
     def finish(self) -> None:
         unknown = sorted(set(self.table) - self.used)
         if unknown:
             known = ", ".join(sorted(self.used))
-            self.fail(self.key(unknown[0]), f"unknown key (known keys here: {known})")
+            close = difflib.get_close_matches(unknown[0], sorted(self.used), n=1, cutoff=0.6)
+            guess = f"did you mean {close[0]}? " if close else ""
+            self.fail(self.key(unknown[0]), f"unknown key ({guess}known keys here: {known})")
 
 
 def _kind_name(kinds: tuple[type, ...]) -> str:
@@ -331,11 +346,9 @@ def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
     seen: dict[str, int] = {}
     for i, table in enumerate(raw):
         r = _Reader(source, f"pages[{i}].", table)
-        pages.append(PageSettings(
-            url=r.url("url", required=True),
-            name=r.get("name", str, ""),
-            owner=_checked(r, "owner", _email_problem),
-        ))
+        name, owner = r.get("name", str, ""), _checked(r, "owner", _email_problem)
+        # url last: a missing one is then said with the keys that are not known here
+        pages.append(PageSettings(url=r.url("url", required=True), name=name, owner=owner))
         r.finish()
         if (first := seen.setdefault(pages[-1].url, i)) != i:
             r.fail(f"pages[{i}].url", f"the same page as pages[{first}] ({pages[-1].url})")

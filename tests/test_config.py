@@ -67,6 +67,14 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone", "unknown time zone"),
         (PAGE + "[schedule]\nrechecks = [1, -2]\n", "schedule.rechecks[1]", "positive"),
         (PAGE + "[databse]\npath = \"x.db\"\n", "databse", "unknown key"),
+        # "did you mean": the closest known key (was only the list of them)
+        (PAGE + "[checker]\nretrys = 3\n", "checker.retrys", "unknown key (did you mean retries? known keys here: "),
+        (PAGE + "[databse]\npath = \"x.db\"\n", "databse", "unknown key (did you mean database? "),
+        (PAGE + "[email]\nreciepients = [\"a@b.org\"]\n", "email.reciepients", "did you mean recipients?"),
+        # a required key misspelt: both named (was only "pages[0].url: is required")
+        ('[[pages]]\nuri = "https://a.org/x"\nname = "X"\n', "pages[0].url",
+         "is required; the table has 'uri' instead: did you mean url?"),
+        ('[[pages]]\nname = "X"\nlink = "https://a.org/x"\n', "pages[0].url", "is required (found instead: link)"),
         ("checker = 3\n" + PAGE, "checker", "must be a table"),
         (PAGE + "[checker]\nca_file = \"/nonexistent/ca.pem\"\n", "checker.ca_file", "no such file"),
         (PAGE + "[checker]\nexclude = [\"^https://ok/\", \"(unclosed\"]\n", "checker.exclude[1]",
