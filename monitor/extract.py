@@ -463,10 +463,20 @@ _ALSO_SEE_OPEN_RE = re.compile(r"\(" + _ALSO_SEE_RE.pattern, re.I)
 _BARE_EXPIRED = (
     r"(?i:(?:expired|dead|broken)(?:\s+(?:article|link|page|url))?\s*[:\-\u2013\u2014])"
 )
+# "RETRACTED: ", "Withdrawn article - ": what an editor writes before the
+# title once the report said the cited article was retracted or withdrawn.
+_BARE_RETRACTED = (
+    r"(?i:(?:retracted|withdrawn)(?:\s+(?:article|paper|review))?\s*[:\-\u2013\u2014])"
+)
 _PREFIX_MARK_RE = re.compile(
-    r"(?:[(\[][^()\[\]]{1,60}[)\]]|[^\w\s]{1,3}|\d{1,3}[.)]|" + _BARE_EXPIRED + r")"
+    r"(?:[(\[][^()\[\]]{1,60}[)\]]|[^\w\s]{1,3}|\d{1,3}[.)]|" + _BARE_EXPIRED + "|"
+    + _BARE_RETRACTED + r")"
     r"(?:\s*[^\w\s(\[]{0,2})"
 )
+# A mark before the title worth keeping with the entry, "(Retracted
+# Article)" or "RETRACTED:" (an "(Expired Article)" becomes `expired_mark`):
+# words, not a bullet or a number.
+_WORDED_MARK_RE = re.compile(r"[(\[][^()\[\]]*[^\W\d_][^()\[\]]*[)\]]|" + _BARE_RETRACTED)
 # "(Expired Article)", "[Expired]", "(Article Expired)", "(Link Expired)".
 _EXPIRED_RE = re.compile(
     r"^\s*(?:[(\[]\s*(?:(?:article|link|page|url)\s+)?(?:expired|dead|broken|removed)\b"
@@ -1559,7 +1569,11 @@ def _title_boundary(title: str, after: str) -> bool:
 
 
 def _context(title: str, prefix: str, after: str) -> EntryContext:
+    """The entry around a citation. A worded mark before its title that is
+    no expiry ("(Retracted Article)", "RETRACTED:") opens the summary: the
+    report reads it there to know the entry already says so."""
     expired = bool(_EXPIRED_RE.match(prefix))
+    worded = None if expired else _WORDED_MARK_RE.search(prefix)
     mark = _EXPIRED_RE.match(title)
     if mark:
         expired = True
@@ -1569,6 +1583,8 @@ def _context(title: str, prefix: str, after: str) -> EntryContext:
     expired = expired or bool(marks or more)
     body = body.lstrip(" .,:;|-\u2013\u2014")
     summary, source = _split_source(body)
+    if worded is not None:
+        summary = f"{worded.group().strip()} {summary}".rstrip()
     return EntryContext(
         title=title, summary=summary, source=source,
         date=parse_source_date(source) if source else None, expired_mark=expired,

@@ -804,6 +804,19 @@ def _entry(before: str = "", after: str = "", inside: str = "", tail: str = "") 
                      id="unbracketed-expired-dash"),
         pytest.param(_entry(before="Expired drugs: "), [(NAV, "Sec", None)],
                      id="expired-words-are-no-mark"),
+        # What an editor writes once the report says the article was retracted:
+        # the mark before the title was dropped, and a bare "RETRACTED:" made
+        # the link a menu link (its notice vanished with the entry).
+        pytest.param(_entry(before="(Retracted Article) "), [(CIT, "Sec", dataclasses.replace(
+            _ENTRY, summary="(Retracted Article) " + _SUMMARY))], id="retracted-mark-before-title"),
+        pytest.param(_entry(before="<b>RETRACTED:</b> "), [(CIT, "Sec", dataclasses.replace(
+            _ENTRY, summary="RETRACTED: " + _SUMMARY))], id="bare-retracted-before-title"),
+        pytest.param(_entry(before="Withdrawn review - "), [(CIT, "Sec", dataclasses.replace(
+            _ENTRY, summary="Withdrawn review - " + _SUMMARY))], id="bare-withdrawn-before-title"),
+        pytest.param(_entry(before="\u2022 "), [(CIT, "Sec", _ENTRY)], id="a-bullet-is-no-mark"),
+        pytest.param(_entry(before="12. "), [(CIT, "Sec", _ENTRY)], id="a-number-is-no-mark"),
+        pytest.param(_entry(before="Retracted drugs: "), [(NAV, "Sec", None)],
+                     id="retracted-words-are-no-mark"),
         pytest.param(_entry().replace("helped", "(removed in 2005) helped"),
                      [(CIT, "Sec", EntryContext(
                          title=_TITLE, summary="Rituximab (removed in 2005) helped most patients.",
