@@ -172,12 +172,12 @@ _RETRACTION = re.compile(
 _WITHDRAWN_MARK = re.compile(
     # A title (or the page's first words) opening with the mark, read with
     # `match`: "WITHDRAWN:" as PubMed and ScienceDirect write it, "WITHDRAWN :"
-    # as older ScienceDirect titles did, any case. The colon is required:
-    # "Withdrawn drugs list", "Withdrawn - a memoir" and "Withdrawal of
-    # methotrexate" are titles, not marks. No bracketed or "WITHDRAWN
-    # ARTICLE" form was seen: none is read.
-    r"\s*withdrawn\s*:",
-    re.IGNORECASE,
+    # as older ScienceDirect titles did, in capitals as both write it. The
+    # colon is required and the capitals too: "Withdrawn drugs list",
+    # "Withdrawn: a memoir", "Withdrawn: The Hidden Epidemic of Prescription
+    # Drug Withdrawal" and "Withdrawal of methotrexate" are titles, not
+    # marks. No bracketed or "WITHDRAWN ARTICLE" form was seen: none is read.
+    r"\s*WITHDRAWN\s*:",
 )
 
 _WITHDRAWN_NOTE = re.compile(
@@ -185,7 +185,11 @@ _WITHDRAWN_NOTE = re.compile(
     # the other positions at once (as `_RETRACTION`'s does).
     r"(?=[tr])(?:"
     # ScienceDirect's banner, pointing to the policy (see the table).
-    r"(?P<banner>\bthis (?:article|paper|publication) has been withdrawn[.:,;]?\s+(?:please\s+)?see\b)"
+    # Only with what it points to: "please see Elsevier Policy on Article
+    # Withdrawal"; "this paper has been withdrawn. See our earlier post" in a
+    # news story, or "withdrawn, see the updated guideline", is no banner.
+    r"(?P<banner>\bthis (?:article|paper|publication) has been withdrawn[.:,;]?\s+please\s+see\b"
+    r"(?=[^.]{0,40}?\b(?:elsevier|policy)\b))"
     # Cochrane's sentence, added to every withdrawn review and protocol.
     r"|(?P<cochrane>\b(?:the editorial group responsible for )?"
     r"this previously published document ha(?:ve|s) withdrawn it from publication\b"

@@ -320,7 +320,6 @@ WITHDRAWAL_CASES: list[tuple[str, str, str, bool, str]] = [
      "\u2018WITHDRAWN: Rituximab"),
     ("WITHDRAWN :Delayed acquisition of neonatal reflexes in newborn primates - ScienceDirect", "",
      "", True, "WITHDRAWN :Delayed"),
-    ("Withdrawn: " + CITED, "", "", True, "Withdrawn: Rituximab"),
     ("", "", "WITHDRAWN: " + CITED + " Journal of Autoimmunity, In Press", True, "WITHDRAWN: Rituximab"),
     (CITED + " - ScienceDirect", "", "Skip to main content ScienceDirect Journals & Books Volume 12, "
      "2019 This article has been withdrawn: please see Elsevier Policy on Article Withdrawal "
@@ -354,6 +353,14 @@ WITHDRAWAL_CASES: list[tuple[str, str, str, bool, str]] = [
     ("Withdrawn drugs list", "", "List of withdrawn drugs: drugs withdrawn from the market for safety "
      "reasons, by year.", False, ""),
     ("Withdrawn \u2013 a memoir of social anxiety", "", "", False, ""),
+    # titles in sentence case are titles (PubMed and Elsevier write the mark in
+    # capitals), and a story or a page saying "withdrawn, see ..." is no banner
+    ("Withdrawn: a memoir", "", "", False, ""),
+    ("Withdrawn: The Hidden Epidemic of Prescription Drug Withdrawal", "", "", False, ""),
+    ("Journal retracts, then reinstates | Science News", "", "A spokesperson said: this paper has been "
+     "withdrawn. See our earlier post on the case.", False, ""),
+    ("Guideline: Raynaud's phenomenon | Medscape", "", "This article has been withdrawn, see the updated "
+     "guideline on the treatment of Raynaud's phenomenon.", False, ""),
     ("Academic purgatory: Papers withdrawn before they\u2019re \u201cofficially\u201d published - "
      "Retraction Watch", "", "All we learn from the withdrawal notice is the following: This article has "
      "been withdrawn at the request of the author(s) and/or editor. The Publisher apologizes for any "
