@@ -40,10 +40,12 @@ STATUS_ORDER = (
 )
 
 EXTRA_FIELDS = ("detail", "entry_title", "entry_source", "expired_mark", "flapping", "archived_url",
-                "notice", "notice_detail")
-"""After the contract's fields, in this order. `notice` is "retracted" or
-"withdrawn" when the target says the cited article was (monitor/notices.py),
-else "": the link's status stays what it is."""
+                "notice", "notice_detail", "entry_date")
+"""After the contract's fields, in this order; a new one goes last. `notice`
+is "retracted" or "withdrawn" when the target says the cited article was
+(monitor/notices.py), else "": the link's status stays what it is.
+`entry_date` is the citation entry's date (ISO, "2019-08-01") or null, as
+the report's JSON gives it."""
 LINK_FIELDS = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
 _link_values = operator.attrgetter(*LINK_FIELDS)
 

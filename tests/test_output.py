@@ -70,6 +70,25 @@ def test_write_json_is_the_contract_document() -> None:
     assert "Sjögren" in out.getvalue(), "UTF-8 text is written as is"
 
 
+def test_links_carry_the_entry_date_last_as_the_report_json_does() -> None:
+    """Additive: after every earlier column, in the same order in JSON and CSV."""
+    undated = replace(LINKS[0], entry_date=None)
+    doc = json.loads(to_json(RUN, PAGES, [LINKS[0], undated]))
+    assert [l["entry_date"] for l in doc["links"]] == ["2019-08-01", None]
+    assert list(doc["links"][0])[-1] == "entry_date"
+    assert list(doc["links"][0])[:-1] == [*LinkResult.CONTRACT_FIELDS, "detail", "entry_title", "entry_source",
+                                          "expired_mark", "flapping", "archived_url", "notice", "notice_detail"]
+    rows = list(csv.reader(io.StringIO(write_csv_text([LINKS[0], undated]))))
+    assert rows[0] == list(doc["links"][0])
+    assert [row[-1] for row in rows[1:]] == ["2019-08-01", ""]
+
+
+def write_csv_text(links: list[LinkResult]) -> str:
+    out = io.StringIO()
+    write_csv(out, links)
+    return out.getvalue()
+
+
 def test_write_json_with_nothing_is_still_one_document() -> None:
     out = io.StringIO()
     write_json(out, RUN, [], iter(()))
