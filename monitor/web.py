@@ -232,6 +232,12 @@ def public_reason(message: str, database: str) -> str:
     forms = {database, os.path.abspath(database), str(Path(database).resolve())}
     for form in sorted(forms, key=len, reverse=True):
         message = message.replace(form, PATH_SHOWN)
+    # Its folders too, whole (a folder named "my data" is one path, not
+    # "<path> data"), longest first.
+    folders = {str(parent) for form in forms if os.path.isabs(form)
+               for parent in Path(form).parents if str(parent) != "/"}
+    for folder in sorted(folders, key=len, reverse=True):
+        message = message.replace(folder, "<path>")
     return _ANY_PATH.sub("<path>", message)
 
 

@@ -187,6 +187,8 @@ CLEAR_LOGIN = 'sends the password in clear'
     ('host = "127.0.0.53"\nsecurity = "none"\nusername = "monitor"', False),
     ('host = "::1"\nsecurity = "none"\nusername = "monitor"', False),
     ('host = "[::1]"\nsecurity = "none"\nusername = "monitor"', False),
+    ('host = "::ffff:127.0.0.1"\nsecurity = "none"\nusername = "monitor"', False),  # 127.0.0.1 mapped
+    ('host = "::ffff:10.0.0.1"\nsecurity = "none"\nusername = "monitor"', True),
     # no login, or an encrypted one, or no mail at all
     ('host = "smtp.example.org"\nport = 25\nsecurity = "none"\nusername = ""', False),
     ('host = "smtp.example.org"\nsecurity = "starttls"\nusername = "monitor"', False),

@@ -357,9 +357,15 @@ async def test_a_database_unavailable_again_is_logged_again(tmp_path: Path, aioh
     ("cannot create the database var/monitor.db: [Errno 13] Permission denied: '/var/lib/x'",
      "cannot create the database <database.path>: [Errno 13] Permission denied: '<path>'"),
     ("database is locked", "database is locked"),
+    # a folder with a space in its name is hidden whole, not as "<path> data"
+    ("cannot create /srv/my data: [Errno 13] Permission denied", "cannot create <path>: [Errno 13] "
+     "Permission denied"),
+    ("unable to open '/home/alice smith/var'", "unable to open '<path>'"),
 ])
 def test_public_reason_keeps_the_words_and_drops_the_paths(message: str, shown: str) -> None:
-    database = "/var/lib/m/monitor.db" if "/var/lib/m/" in message else "var/monitor.db"
+    database = ("/var/lib/m/monitor.db" if "/var/lib/m/" in message else
+                "/srv/my data/var/monitor.db" if "/srv/my data" in message else
+                "/home/alice smith/var/monitor.db" if "alice smith" in message else "var/monitor.db")
     assert public_reason(message, database) == shown
 
 
