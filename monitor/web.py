@@ -346,7 +346,10 @@ async def report_file(request: web.Request) -> web.StreamResponse:
     if path is None or report is None:
         raise web.HTTPNotFound(text="No such report.\n")
     with report:
-        return await _send_file(request, report, REPORT_TYPES[path.suffix])
+        # The type the requested name says (REPORT_FILE allows .html and
+        # .json only): a link inside the folder may end otherwise.
+        name = request.match_info["name"]
+        return await _send_file(request, report, REPORT_TYPES[name[name.rindex("."):]])
 
 
 async def _send_file(request: web.Request, file: BinaryIO, content_type: str) -> web.StreamResponse:
@@ -354,14 +357,28 @@ async def _send_file(request: web.Request, file: BinaryIO, content_type: str) ->
     response = web.StreamResponse(headers=REPORT_HEADERS)
     response.etag = f"{st.st_mtime_ns:x}-{st.st_size:x}"  # as FileResponse: revalidation gets 304
     response.last_modified = st.st_mtime
+    response.headers["Accept-Ranges"] = "bytes"
     if _not_modified(request, response.etag.value, st.st_mtime):
         response.set_status(304)
         await response.prepare(request)
         return response
     response.content_type, response.charset = content_type, "utf-8"
-    response.content_length = st.st_size
+    span = _byte_range(request, st.st_size, response.etag.value)
+    if span is None:
+        response.set_status(416)
+        response.headers["Content-Range"] = f"bytes */{st.st_size}"
+        response.content_length = 0
+        await response.prepare(request)
+        await response.write_eof()
+        return response
+    start, stop = span
+    if (start, stop) != (0, st.st_size):
+        response.set_status(206)
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{st.st_size}"
+        await asyncio.to_thread(file.seek, start)
+    response.content_length = stop - start
     await response.prepare(request)
-    remaining = 0 if request.method == "HEAD" else st.st_size
+    remaining = 0 if request.method == "HEAD" else stop - start
     while remaining > 0:
         chunk = await asyncio.to_thread(file.read, min(CHUNK, remaining))
         if not chunk:  # truncated in place meanwhile (save_report renames, never truncates)
@@ -371,6 +388,27 @@ async def _send_file(request: web.Request, file: BinaryIO, content_type: str) ->
         remaining -= len(chunk)
     await response.write_eof()
     return response
+
+
+def _byte_range(request: web.Request, size: int, etag: str) -> tuple[int, int] | None:
+    """[start, stop) of the file to send: all of it, or the one range asked
+    (a 94 MiB report JSON resumed by a download tool); None when the range
+    cannot be met (416). An If-Range that no longer matches gets it all."""
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range.strip().strip('"') != etag:
+        return 0, size
+    try:
+        asked = request.http_range
+    except ValueError:  # several ranges, or one aiohttp cannot read: ignored (RFC 9110 14.2)
+        return 0, size
+    start, stop = asked.start, asked.stop
+    if start is None and stop is None:
+        return 0, size
+    if start is not None and start < 0:  # "bytes=-N": the last N bytes
+        start, stop = max(0, size + start), size
+    start = start or 0
+    stop = size if stop is None else min(stop, size)
+    return (start, stop) if start < stop else None
 
 
 def _not_modified(request: web.Request, etag: str, mtime: float) -> bool:

@@ -597,6 +597,39 @@ async def test_a_report_answers_revalidation_and_head(reported: Settings, aiohtt
     assert as_json.content_type == "application/json" and (await as_json.json())["run"]["id"] in (1, 2)
 
 
+async def test_a_report_answers_a_byte_range(reported: Settings, aiohttp_client: Any) -> None:
+    """One range, as FileResponse served it before reports were sent from
+    their descriptor: a download tool resumes a large report JSON."""
+    client = await aiohttp_client(create_app(reported))
+    whole = await (await client.get("/reports/index.html")).read()
+    cases = {"bytes=0-9": (206, whole[:10]), "bytes=10-": (206, whole[10:]), "bytes=-5": (206, whole[-5:]),
+             "bytes=0-9,20-29": (200, whole), "bytes=x": (200, whole)}
+    for asked, (status, body) in cases.items():
+        resp = await client.get("/reports/index.html", headers={"Range": asked})
+        assert (resp.status, await resp.read()) == (status, body), asked
+        assert resp.headers["Accept-Ranges"] == "bytes"
+        if status == 206:
+            start = len(whole) - len(body) if asked.startswith("bytes=-") or asked.endswith("-") else 0
+            assert resp.headers["Content-Range"] == f"bytes {start}-{start + len(body) - 1}/{len(whole)}"
+    beyond = await client.get("/reports/index.html", headers={"Range": f"bytes={len(whole) + 10}-"})
+    assert beyond.status == 416 and beyond.headers["Content-Range"] == f"bytes */{len(whole)}"
+    stale = await client.get("/reports/index.html", headers={"Range": "bytes=0-9", "If-Range": '"old"'})
+    assert (stale.status, await stale.read()) == (200, whole)
+
+
+async def test_a_link_inside_the_folder_is_served_with_the_type_its_name_says(
+        tmp_path: Path, aiohttp_client: Any) -> None:
+    """A report name linking to a file of the folder that ends otherwise
+    (.htm) was a 500 (the type was looked up from the target's suffix)."""
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    (folder / "real.htm").write_text("<p>run 2</p>", encoding="utf-8")
+    (folder / "report-2026-11-23-run-2.html").symlink_to(folder / "real.htm")
+    client = await aiohttp_client(create_app(make_settings(tmp_path, "http://127.0.0.1:9")))
+    resp = await client.get("/reports/report-2026-11-23-run-2.html")
+    assert (resp.status, resp.content_type, await resp.text()) == (200, "text/html", "<p>run 2</p>")
+
+
 @pytest.mark.parametrize(("server_host", "base_url", "host_header", "served"), [
     # DNS rebinding: a page the operator opens makes evil.example resolve to
     # 127.0.0.1, then reads the endpoint as its own origin. The browser still
