@@ -40,12 +40,14 @@ STATUS_ORDER = (
 )
 
 EXTRA_FIELDS = ("detail", "entry_title", "entry_source", "expired_mark", "flapping", "archived_url",
-                "notice", "notice_detail", "entry_date")
+                "notice", "notice_detail", "entry_date", "line", "written", "element", "attribute")
 """After the contract's fields, in this order; a new one goes last. `notice`
 is "retracted" or "withdrawn" when the target says the cited article was
 (monitor/notices.py), else "": the link's status stays what it is.
 `entry_date` is the citation entry's date (ISO, "2019-08-01") or null, as
-the report's JSON gives it."""
+the report's JSON gives it. `line`, `written` (the href as the page writes
+it when that is not `url`, else ""), `element` and `attribute` say where
+the link sits in the page's source, as in the report's JSON."""
 LINK_FIELDS = LinkResult.CONTRACT_FIELDS + EXTRA_FIELDS
 _link_values = operator.attrgetter(*LINK_FIELDS)
 

@@ -209,6 +209,17 @@ class LinkResult:
     """The entry already says its article was retracted or withdrawn (its
     title, summary or source line: `notices.entry_says_so`): the note is
     listed apart, not counted in the report's headline. False without a notice."""
+    line: int | None = None
+    """The source line of the tag holding the link (None: not found in the raw text)."""
+    written: str = ""
+    """The href as the page writes it ('/img/bg.png', '../x.gif') when that
+    differs from `url`, else "": what an editor searches the source for."""
+    element: str = ""
+    """The tag holding the link ("a", "img", "style" for a <style> block);
+    "" when unknown. With `attribute`, says where it sits (wording.where_words)."""
+    attribute: str = ""
+    """"href", "src", "style" (a style="..." attribute), "url" or "@import"
+    (in a <style> block)...; "" when unknown."""
 
     CONTRACT_FIELDS = (
         "page", "url", "text", "section", "kind", "status", "reason", "http_status",

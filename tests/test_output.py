@@ -70,17 +70,35 @@ def test_write_json_is_the_contract_document() -> None:
     assert "Sjögren" in out.getvalue(), "UTF-8 text is written as is"
 
 
-def test_links_carry_the_entry_date_last_as_the_report_json_does() -> None:
+def test_links_carry_the_entry_date_after_the_earlier_fields_as_the_report_json_does() -> None:
     """Additive: after every earlier column, in the same order in JSON and CSV."""
     undated = replace(LINKS[0], entry_date=None)
     doc = json.loads(to_json(RUN, PAGES, [LINKS[0], undated]))
     assert [l["entry_date"] for l in doc["links"]] == ["2019-08-01", None]
-    assert list(doc["links"][0])[-1] == "entry_date"
-    assert list(doc["links"][0])[:-1] == [*LinkResult.CONTRACT_FIELDS, "detail", "entry_title", "entry_source",
-                                          "expired_mark", "flapping", "archived_url", "notice", "notice_detail"]
+    assert list(doc["links"][0])[:len(LinkResult.CONTRACT_FIELDS) + 9] == [
+        *LinkResult.CONTRACT_FIELDS, "detail", "entry_title", "entry_source",
+        "expired_mark", "flapping", "archived_url", "notice", "notice_detail", "entry_date"]
     rows = list(csv.reader(io.StringIO(write_csv_text([LINKS[0], undated]))))
     assert rows[0] == list(doc["links"][0])
-    assert [row[-1] for row in rows[1:]] == ["2019-08-01", ""]
+    at = rows[0].index("entry_date")
+    assert [row[at] for row in rows[1:]] == ["2019-08-01", ""]
+
+
+def test_links_say_where_they_sit_in_the_source_after_every_earlier_field() -> None:
+    """The href as written, its line and tag: additive, last, in JSON and CSV alike."""
+    bg = link(9, LinkStatus.EXPIRED, url="https://www.sclero.org/img/bg-missing.png", kind=LinkKind.RESOURCE,
+              text="", line=1234, written="/img/bg-missing.png", element="td", attribute="style")
+    bare = link(10)
+    doc = json.loads(to_json(RUN, PAGES, [bg, bare]))
+    assert list(doc["links"][0])[-5:] == ["entry_date", "line", "written", "element", "attribute"]
+    assert [(l["line"], l["written"], l["element"], l["attribute"]) for l in doc["links"]] == [
+        (1234, "/img/bg-missing.png", "td", "style"), (None, "", "", "")]
+    rows = list(csv.reader(io.StringIO(write_csv_text([bg, bare]))))
+    assert rows[0] == list(doc["links"][0])
+    assert [row[-4:] for row in rows[1:]] == [["1234", "/img/bg-missing.png", "td", "style"], ["", "", "", ""]]
+    # an href is web text: a spreadsheet must not run it
+    evil = link(11, written="=HYPERLINK(\"x\")")
+    assert list(csv.reader(io.StringIO(write_csv_text([evil]))))[1][-3] == "'=HYPERLINK(\"x\")"
 
 
 def write_csv_text(links: list[LinkResult]) -> str:

@@ -544,6 +544,37 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
     ).fetchone()[0] == 2
 
 
+def test_run_links_say_where_the_link_sits_in_the_page_source(store: Store) -> None:
+    """An editor searching the page's source for a broken image needs the href
+    as written (relative), its line and its tag: the occurrence knows them."""
+    run = store.start_run(T0)
+    bg = "https://www.sclero.org/img/bg-missing.png"
+    record_links(store, run.id, PAGE_A, [
+        cite(PAGE_A, bg, "", raw_href="/img/bg-missing.png", kind=LinkKind.RESOURCE,
+             element="td", attribute="style", line=1234),
+        cite(PAGE_A, bg, "", raw_href="../img/bg-missing.png", kind=LinkKind.RESOURCE,
+             element="style", attribute="url", line=1234),
+        cite(PAGE_A, PUBMED, "Rituximab", line=7),
+        cite(PAGE_A, PUBMED, "again", raw_href=f"  {PUBMED}\n"),
+    ])
+    store.record_observations(run.id, [check(bg, T0, LinkStatus.EXPIRED, reason="http_404"),
+                                       check(PUBMED, T0)])
+    links = store.run_links(run.id)
+    assert [(l.line, l.written, l.element, l.attribute) for l in links] == [
+        (1234, "/img/bg-missing.png", "td", "style"),
+        (1234, "../img/bg-missing.png", "style", "url"),
+        (7, "", "a", "href"),
+        # white space around an absolute href is no other spelling
+        (None, "", "a", "href"),
+    ]
+    # equal values share one object, as the other repeated fields do
+    assert links[0].line is links[1].line
+    assert links[2].element is links[3].element
+    flagged = store.run_flagged_links(run.id)
+    assert [(l.line, l.written) for l in flagged] == [(1234, "/img/bg-missing.png"),
+                                                      (1234, "../img/bg-missing.png")]
+
+
 def test_resume_sets_citations_and_observed_urls(store: Store) -> None:
     run = store.start_run(T0)
     citations = [cite(PAGE_A, f"https://e.org/{i}") for i in range(5)]
