@@ -231,16 +231,17 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     with contextlib.ExitStack() as stack:
         spools: dict[LinkStatus, TextIO] = {}
         page: str | None = None
-        # (status, section, title, URL) -> [the page's first such link, times]
+        # (status, section, title, URL) -> [the page's first such link, times, the others' lines]
         held: dict[tuple[LinkStatus, str, str, str], list[Any]] = {}
 
         def flush() -> None:
-            for (status, *_), (first, times) in held.items():
+            for (status, *_), (first, times, more_lines) in held.items():
                 spool = spools.get(status)
                 if spool is None:
                     spool = spools[status] = stack.enter_context(
                         tempfile.TemporaryFile("w+", encoding="utf-8"))
-                spool.write(_block(first, names.get(first.page, first.page), times=times))
+                spool.write(_block(first, names.get(first.page, first.page), times=times,
+                                   more_lines=more_lines))
             held.clear()
 
         for link in links:
@@ -256,9 +257,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             key = (link.status, link.section, link.entry_title or link.text, link.url)
             same = held.get(key)
             if same is None:
-                held[key] = [link, 1]
+                held[key] = [link, 1, []]
             else:
                 same[1] += 1
+                if link.line is not None:
+                    same[2].append(link.line)
         flush()
         for status in LISTED:
             if status not in spools:
@@ -337,7 +340,8 @@ def _links(n: int, what: str = "") -> str:
     return f"{n} {what + ' ' if what else ''}link{'' if n == 1 else 's'}"
 
 
-def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1) -> str:
+def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1,
+           more_lines: Sequence[int] = ()) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     repeated = f" ({times} times on this page)" if times > 1 else ""
     if link.expired_mark and not notice:  # the report lists these apart: "Marked 'Expired Article' ..."
@@ -347,6 +351,9 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
     if title:
         lines.append(f"  {one_line(title)}{repeated}")
     lines.append(f"    {one_line(link.url)}")
+    place = where_parts(link, more_lines)
+    if place:
+        lines.append(f"    {one_line(', '.join(place))}")
     if notice:
         lines.append(f"    {link.notice}: {one_line(link.notice_detail)}")
         return "\n".join(lines) + "\n"
@@ -357,6 +364,41 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
     elif link.archived_url:
         lines.append(f"    archived copy: {one_line(link.archived_url)}")
     return "\n".join(lines) + "\n"
+
+
+def tag_words(element: str, attribute: str) -> str:
+    """Where in the markup a link sits, in an editor's words: "" for a plain
+    <a href> (or unknown), else "in the style attribute of a <td>", "in a
+    <style> block", "in the src of an <img>"... so that a resource with no
+    text of its own can be found in the page's source."""
+    if not element or (element, attribute) == ("a", "href"):
+        return ""
+    if attribute == "style":
+        return f"in the style attribute of {_a(element)} <{element}>"
+    if element == "style":
+        return "in an @import of a <style> block" if attribute == "@import" else "in a <style> block"
+    return f"in the {attribute} of {_a(element)} <{element}>" if attribute else f"in {_a(element)} <{element}>"
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in ("a", "e", "i", "o", "u") else "a"
+
+
+def where_parts(link: LinkResult, more_lines: Sequence[int] = ()) -> list[str]:
+    """The link's place in the page's source, as separate phrases: "line 12"
+    (or "lines 12, 40" for the same link repeated), "written as /img/x.png"
+    when the page's href is not the absolute URL listed, and `tag_words`.
+    Web text is returned as is: each output escapes it its own way."""
+    parts = []
+    lines = list(dict.fromkeys(n for n in (link.line, *more_lines) if n is not None))
+    if lines:
+        parts.append(("line " if len(lines) == 1 else "lines ") + ", ".join(map(str, lines)))
+    if link.written:
+        parts.append("written as " + link.written)
+    tag = tag_words(link.element, link.attribute)
+    if tag:
+        parts.append(tag)
+    return parts
 
 
 def one_line(text: str) -> str:

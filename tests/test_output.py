@@ -17,6 +17,7 @@ from monitor.output import (
     StatusTally,
     counts,
     link_dict,
+    tag_words,
     to_json,
     unfetched_pages,
     url_spellings,
@@ -261,6 +262,43 @@ def test_an_entry_already_marked_expired_says_so_in_the_listing() -> None:
     assert "\n  Other trial\n" in text
     assert "\n  Traitements – Sjögren > Biologics (already marked Expired Article)\n" in text
     assert text.count("already marked") == 2
+
+
+@pytest.mark.parametrize(("element", "attribute", "words"), [
+    ("a", "href", ""),  # a plain link: the line and text find it
+    ("", "", ""),  # unknown (a link recorded before these were kept)
+    ("td", "style", "in the style attribute of a <td>"),
+    ("div", "style", "in the style attribute of a <div>"),
+    ("style", "url", "in a <style> block"),
+    ("style", "@import", "in an @import of a <style> block"),
+    ("img", "src", "in the src of an <img>"),
+    ("img", "srcset", "in the srcset of an <img>"),
+    ("link", "href", "in the href of a <link>"),
+    ("td", "background", "in the background of a <td>"),
+    ("area", "href", "in the href of an <area>"),
+])
+def test_tag_words_name_the_element_holding_a_link(element: str, attribute: str, words: str) -> None:
+    assert tag_words(element, attribute) == words
+
+
+def test_the_listing_says_where_each_link_sits_in_the_source() -> None:
+    """A relative href is not found by searching the source for the absolute
+    URL, and an image has no text: the block gives its line, the href as
+    written and its element; a repeated link, every line."""
+    bg = link(9, LinkStatus.EXPIRED, reason="http_404", url="https://www.sclero.org/img/bg-missing.png",
+              kind=LinkKind.RESOURCE, text="", entry_title="", line=1234, written="/img/bg-missing.png",
+              element="td", attribute="style")
+    again = replace(bg, line=1290)
+    cited = link(2, LinkStatus.EXPIRED, reason="http_404", line=40, element="a", attribute="href")
+    hostile = replace(cited, url="https://x.org/", written="x.org/\x1b[2J\u202e", line=None)
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, [bg, again, cited, hostile])
+    text = buffer.getvalue()
+    assert ("    https://www.sclero.org/img/bg-missing.png\n"
+            "    lines 1234, 1290, written as /img/bg-missing.png, in the style attribute of a <td>\n") in text
+    assert "(2 times on this page)" in text
+    assert "    https://pubmed.ncbi.nlm.nih.gov/2/\n    line 40\n" in text
+    assert "    written as x.org/ [2J\n" in text and "\x1b" not in text and "\u202e" not in text
 
 
 def test_text_of_a_run_whose_only_page_failed() -> None:
