@@ -102,6 +102,9 @@ class Problem:
     since_at_least: bool = False
     """`since` is only when the last report listed it (a malformed address is
     never checked, so nothing dates it better): it may be older."""
+    more_lines: tuple[int, ...] = ()
+    """The source lines of the link's other `occurrences` (the first is
+    `link.line`): the editor fixes every copy."""
 
     @property
     def label(self) -> str:
@@ -671,7 +674,8 @@ def _group(problems: Sequence[Problem], order: Mapping[str, int],
         if same is None:
             entry.append(p)
         else:  # the same link repeated in one place (a menu and a footer): one row, counted
-            entry[same] = replace(entry[same], occurrences=entry[same].occurrences + 1)
+            more = entry[same].more_lines + ((link.line,) if link.line is not None else ())
+            entry[same] = replace(entry[same], occurrences=entry[same].occurrences + 1, more_lines=more)
     groups = []
     for page in sorted(by_page, key=lambda u: order.get(u, len(order))):
         sections = tuple(

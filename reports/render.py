@@ -38,7 +38,7 @@ try:
 except ImportError:  # optional: only the speed of writing the JSON report depends on it
     orjson = None  # type: ignore[assignment]
 
-from monitor.output import INVISIBLE
+from monitor.output import INVISIBLE, where_parts
 from monitor.types import LinkResult, LinkStatus
 from reports import wording
 from reports.audit import Audit, OtherLinks, Problem, newest_problems
@@ -152,7 +152,7 @@ def _other_links(links: Iterable[LinkResult]) -> Markup:
     for l in links:
         if l.status == LinkStatus.OK:
             url = l.url
-            label = (_clip(l.text, 50) if l.text else wording.host_of(url)) or _short_url(url)
+            label = (_clip(l.text, 50) if l.text else wording.bare_url(url)) or _short_url(url)
             if is_web_url(url):
                 items.append(f'&#10003;&nbsp;<a href="{_escape(url)}">{_escape(label)}</a>')
             else:
@@ -161,6 +161,32 @@ def _other_links(links: Iterable[LinkResult]) -> Markup:
             label = _clip(l.text, 40) if l.text else _clip(l.url, 40)
             items.append(f"&ndash;&nbsp;{_escape(label)} ({_escape(wording.skip_words(l.reason))})")
     return Markup("\u00a0\u00b7 ".join(items))
+
+
+WRITTEN_CLIP = 120
+"""An href as written is shown up to this many characters (a long query
+string is still found by its start)."""
+
+
+def _where_text(problem: Problem) -> str:
+    """"line 1234 · written as /img/x.png · in the style attribute of a <td>":
+    where the editor finds the link in the page's source ("" if unknown)."""
+    return " \u00b7 ".join(_where_phrases(problem.link, problem.more_lines))
+
+
+def _where_html(problem: Problem) -> Markup:
+    """`_where_text` escaped, the href as written in <code>."""
+    link = problem.link
+    written = "written as " + link.written if link.written else None
+    parts = [f"written as <code>{_escape(_clip(link.written, WRITTEN_CLIP))}</code>" if part == written
+             else _escape(part) for part in where_parts(link, problem.more_lines)]
+    return Markup(" &middot; ".join(parts))
+
+
+def _where_phrases(link: LinkResult, more_lines: tuple[int, ...]) -> list[str]:
+    written = "written as " + link.written if link.written else None
+    return ["written as " + _clip(link.written, WRITTEN_CLIP) if part == written else part
+            for part in where_parts(link, more_lines)]
 
 
 def _escape(text: str) -> str:
@@ -186,8 +212,10 @@ def _environment() -> jinja2.Environment:
         label=wording.status_label,
         skip_words=wording.skip_words,
         host=wording.host_of,
+        bare_url=wording.bare_url,
         upfirst=wording.upfirst,
         other_links=_other_links,
+        where=_where_html,
     )
     env.globals.update(plural=wording.plural, Status=LinkStatus, link=link)
     return env
@@ -207,6 +235,7 @@ def _text_environment() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters.update(_ENV.filters)
+    env.filters["where"] = _where_text
     env.tests.update(_ENV.tests)
     env.globals.update(_ENV.globals)
     return env

@@ -128,6 +128,30 @@ def host_of(url: str | None) -> str:
     return host.removeprefix("www.")
 
 
+def bare_url(url: str | None, limit: int = 60) -> str:
+    """The host without "www." and the path: the name of a link that has no
+    text (an image, a stylesheet), telling apart two files of one host
+    ("css.example.org/img/ok.png", not "css.example.org" twice). The root
+    is the host alone; cut in the middle when very long."""
+    if not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    host = host_of(url)
+    if not host:
+        return ""
+    rest = parts.path if parts.path != "/" else ""
+    if parts.query:
+        rest += "?" + parts.query
+    text = host + rest
+    if len(text) <= limit:
+        return text
+    keep = limit - 1
+    return text[: keep * 2 // 3] + "\u2026" + text[-(keep - keep * 2 // 3):]
+
+
 def _site_name(url: str | None) -> str:
     host = host_of(url)
     for suffix, name in _NAMED_HOSTS.items():

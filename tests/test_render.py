@@ -488,9 +488,76 @@ def test_saved_page_lists_what_asks_nothing_compactly() -> None:
     assert listed is not None
     assert listed.group(1) == (
         '&#10003;&nbsp;<a href="https://ok.example/a">Spaced anchor</a>\u00a0\u00b7 '
-        '&#10003;&nbsp;<a href="https://www.ok.example/b">ok.example</a>\u00a0\u00b7 '
+        '&#10003;&nbsp;<a href="https://www.ok.example/b">ok.example/b</a>\u00a0\u00b7 '
         "&ndash;&nbsp;mailto:ed@example.org (an email address)\u00a0\u00b7 "
         "&#10003;&nbsp;<span>http://[bad/</span>")
+
+
+def _missing_images_audit(written: str = "/img/bg-missing.png") -> Audit:
+    bg = "https://www.sclero.org/img/bg-missing.png"
+    links = [
+        result(bg, "expired", "http_404", text="", section="", kind=LinkKind.RESOURCE, days=9, strikes=3,
+               line=1234, written=written, element="td", attribute="style"),
+        result(bg, "expired", "http_404", text="", section="", kind=LinkKind.RESOURCE, days=9, strikes=3,
+               line=1290, written=written, element="td", attribute="style"),
+        result("https://pubmed.ncbi.nlm.nih.gov/1/", "expired", "http_404", title="A trial", days=9,
+               strikes=3, line=40, element="a", attribute="href"),
+        result("https://www.sclero.org/css/gone.css", "expired", "http_404", text="", section="",
+               kind=LinkKind.RESOURCE, days=9, strikes=3, line=12, written="../css/gone.css",
+               element="style", attribute="@import"),
+    ]
+    return audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")])
+
+
+def test_a_problem_says_where_it_sits_in_the_page_source() -> None:
+    """The editor searching the source for the absolute URL of an image written
+    '/img/bg-missing.png' finds nothing: the row gives line, href and element."""
+    audit = _missing_images_audit()
+    for html in (render_page(audit), render_html(audit).replace("&#183;", "&middot;")):
+        assert ('lines 1234, 1290 &middot; written as <code>/img/bg-missing.png</code> &middot; '
+                'in the style attribute of a &lt;td&gt;') in html
+        assert ">line 40</span>" in html
+        assert ("line 12 &middot; written as <code>../css/gone.css</code> &middot; "
+                "in an @import of a &lt;style&gt; block") in html
+    text = render_text(audit)
+    assert "lines 1234, 1290 \u00b7 written as /img/bg-missing.png \u00b7 in the style attribute of a <td>\n" in text
+    assert "\n    Link: https://pubmed.ncbi.nlm.nih.gov/1/\n      line 40\n" in text
+
+
+def test_the_href_as_written_is_inert_and_clipped() -> None:
+    audit = _missing_images_audit(written=XSS + "x" * 300)
+    html = render_page(audit)
+    assert "<script" not in html and not [t for t, _ in tags_of(html) if t in ("script", "img")]
+    (code,) = set(re.findall(r"written as <code>(.*?)</code> &middot; in the style", html))
+    assert code.startswith("&lt;script&gt;") and code.endswith("\u2026")
+    assert len(re.findall(r"written as (.*?) \u00b7", render_text(audit))[0]) == render.WRITTEN_CLIP
+
+
+def test_working_resources_of_one_host_are_told_apart_by_their_file() -> None:
+    """Two images of one host read "✓ css.example.org · ✓ css.example.org"."""
+    links = [result("https://css.example.org/img/ok.png", "ok", "ok", text="", kind=LinkKind.RESOURCE),
+             result("https://css.example.org/style/site.css?v=2", "ok", "ok", text="", kind=LinkKind.RESOURCE),
+             result("https://www.css.example.org/", "ok", "ok", text="", kind=LinkKind.RESOURCE)]
+    html = str(render._other_links(links))
+    assert re.findall(r">([^<]*)</a>", html) == ["css.example.org/img/ok.png",
+                                                 "css.example.org/style/site.css?v=2", "css.example.org"]
+
+
+@pytest.mark.parametrize(("url", "label"), [
+    ("https://www.sclero.org/", "sclero.org"),
+    ("https://www.sclero.org/img/bg.png", "sclero.org/img/bg.png"),
+    ("http://x.org/a?b=1", "x.org/a?b=1"),
+    ("mailto:ed@example.org", ""),
+    ("http://[bad/", ""),
+])
+def test_bare_url_names_a_file_without_the_scheme(url: str, label: str) -> None:
+    assert wording.bare_url(url) == label
+
+
+def test_bare_url_cuts_a_long_path_in_the_middle_keeping_the_file_name() -> None:
+    label = wording.bare_url("https://x.org/" + "d/" * 60 + "end.png")
+    assert len(label) == 60 and label.startswith("x.org/d/") and label.endswith("/end.png")
+    assert label.count("\u2026") == 1
 
 
 @pytest.mark.parametrize("text", [XSS, "a & b", "it's \"quoted\""])
@@ -501,7 +568,7 @@ def test_compact_list_escapes_like_the_template(text: str) -> None:
     env = render._ENV
     expected = env.from_string(
         "{% for l in links %}{% if l.status == Status.OK %}&#10003;&nbsp;{{ link(l.url, l.text|clip(50) "
-        "if l.text else l.url|host) }}{% else %}&ndash;&nbsp;{{ l.text|clip(40) if l.text else "
+        "if l.text else l.url|bare_url) }}{% else %}&ndash;&nbsp;{{ l.text|clip(40) if l.text else "
         "l.url|clip(40) }} ({{ l.reason|skip_words }}){% endif %}{{ '\u00a0\u00b7 ' if not loop.last }}"
         "{% endfor %}").render(links=audit.everything_else[0].links)
     assert str(render._other_links(audit.everything_else[0].links)) == expected
