@@ -411,7 +411,16 @@ def count_phrase(audit: Audit) -> str:
     new = "no new problems" if c.new == 0 else wording.plural(c.new, "new problem")
     cited = "".join(f", {wording.plural(n, 'cited article') if i == 0 else n} {notice}"
                     for i, (notice, n) in enumerate(_noticed(audit)))
-    return f"{new}, {c.still} still open, {c.fixed} fixed{cited}"
+    return f"{new}, {c.still} still open, {c.fixed} fixed{cited}{_unread(audit, ', ')}"
+
+
+def _unread(audit: Audit, lead: str) -> str:
+    """ "2 of 3 pages could not be fetched": said at the top and in the
+    subject, since the counts beside it say nothing of those pages' links."""
+    failed, total = len(audit.pages_failed), len(audit.pages)
+    if not failed:
+        return ""
+    return f"{lead}{failed} of {wording.plural(total, 'page')} could not be fetched"
 
 
 def _noticed(audit: Audit) -> list[tuple[str, int]]:
@@ -425,11 +434,15 @@ def _noticed(audit: Audit) -> list[tuple[str, int]]:
 def headline(audit: Audit) -> str:
     """The one sentence at the top that says whether anything needs doing."""
     c = audit.counts
-    if c.open == 0:
-        first = "Nothing needs fixing this week."
+    if c.open == 0 and audit.pages and len(audit.pages_failed) == len(audit.pages):
+        first = "No page could be fetched this week: nothing was checked."
+    elif c.open == 0:
+        first = ("Nothing needs fixing this week." if not audit.pages_failed else
+                 f"Nothing needs fixing on the pages read this week;{_unread(audit, ' ')}.")
     else:
         first = f"{wording.plural(c.open, 'link')} need{'s' if c.open == 1 else ''} attention"
         first += f" ({c.new} new, {c.still} still open)."
+        first += _unread(audit, " ") + ("." if audit.pages_failed else "")
     if audit.previous_run is not None:
         since = f" since the report of {wording.format_date(audit.previous_run.started_at)}"
     else:

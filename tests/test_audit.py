@@ -10,7 +10,8 @@ import pytest
 from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
-from reports.render import render_html
+from reports.mail import subject_for
+from reports.render import headline, render_html
 from reports.audit import Audit, audit_for_pages, build_audit, text_fragment_link
 
 UTC = dt.timezone.utc
@@ -827,3 +828,26 @@ def test_fix_kinds_count_the_quick_wins_among_the_problems_to_fix() -> None:
         failing(U + "/walled", "blocked", "http_403"),  # a person's, not counted here
     ])
     assert audit.fix_kinds() == (1, 1, 1) and audit.fixing_count == 3
+
+
+PAGE_B = "https://www.sclero.org/scleroderma/b.html"
+
+
+@pytest.mark.parametrize(("failed", "problems", "top", "subject_end"), [
+    # every watched page failed: "Nothing needs fixing" would read as good news
+    ((PAGE, PAGE_B), 0, "No page could be fetched this week: nothing was checked.",
+     "0 fixed, 2 of 2 pages could not be fetched"),
+    ((PAGE_B,), 0, "Nothing needs fixing on the pages read this week; 1 of 2 pages could not be fetched.",
+     "0 fixed, 1 of 2 pages could not be fetched"),
+    ((PAGE_B,), 1, "1 link needs attention (1 new, 0 still open). 1 of 2 pages could not be fetched.",
+     "0 fixed, 1 of 2 pages could not be fetched"),
+    ((), 0, "Nothing needs fixing this week.", "0 still open, 0 fixed"),
+])
+def test_the_headline_and_subject_say_how_many_pages_could_not_be_fetched(
+        failed: tuple[str, ...], problems: int, top: str, subject_end: str) -> None:
+    pages = [page(url, "error" if url in failed else "ok", error="HTTP 404: the page is not at this address")
+             for url in (PAGE, PAGE_B)]
+    links = [failing(U, days=0.1, strikes=1)] if problems else []
+    audit = audit_of(links, pages=pages)
+    assert headline(audit) == top
+    assert subject_for(audit).endswith(subject_end)

@@ -855,7 +855,7 @@ def test_a_page_that_could_not_be_fetched_keeps_its_content_notes(tmp_path: Path
             assert [i.kind for i in notes.pages_failed] == ["page_error"]
             assert audit.counts.content == 3
             assert "1 cited article was retracted" in render_text(audit)
-            assert subject_for(audit).endswith(", 1 cited article retracted")
+            assert subject_for(audit).endswith(", 1 cited article retracted, 1 of 1 page could not be fetched")
 
 
 def record_entry_run(store: Store, when: dt.datetime, links: list[tuple[str, str]]) -> RunInfo:
