@@ -105,6 +105,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from monitor.types import LinkStatus, Observation
@@ -277,10 +278,18 @@ def retraction(title: str, meta_title: str = "", text: str = "") -> Notice | Non
     The scholarly title (`citation_title`, dc.title) comes first, then the
     <title>, then the text: the first mark found is the one quoted.
     """
+    return _first_mark(RETRACTED, _search, _detail, title, meta_title, text)
+
+
+def _first_mark(kind: str, search: Callable[[str], re.Match[str] | None],
+                detail: Callable[[re.Match[str], str, str], str],
+                title: str, meta_title: str, text: str) -> Notice | None:
+    """The first mark `search` finds in the scholarly title, the <title>,
+    then the text, said by `detail`: the order both notices read a page in."""
     for where, value in (("meta", meta_title), ("title", title), ("text", text)):
-        m = _search(value) if value else None
+        m = search(value) if value else None
         if m is not None:
-            return Notice(RETRACTED, _detail(m, where, value))
+            return Notice(kind, detail(m, where, value))
     return None
 
 
@@ -299,11 +308,7 @@ def _detail(m: re.Match[str], where: str, value: str) -> str:
 def withdrawal(title: str, meta_title: str = "", text: str = "") -> Notice | None:
     """The withdrawal notice of a page, read as `retraction` reads its own:
     the scholarly title, the <title>, then the start of the text."""
-    for where, value in (("meta", meta_title), ("title", title), ("text", text)):
-        m = _search_withdrawn(value) if value else None
-        if m is not None:
-            return Notice(WITHDRAWN, _withdrawn_detail(m, where, value))
-    return None
+    return _first_mark(WITHDRAWN, _search_withdrawn, _withdrawn_detail, title, meta_title, text)
 
 
 def _withdrawn_detail(m: re.Match[str], where: str, value: str) -> str:
