@@ -518,7 +518,7 @@ async def run_audit(
         run: RunInfo | None = await writer.call("unfinished_run") if resume and not only_pages else None
         resumed = run is not None
         if run is None:
-            run = await writer.call("start_run", now(), partial=bool(only_pages))
+            run = await _start_run(writer, now, partial=bool(only_pages))
         assert run is not None
         outcome = AuditOutcome(run=run, resumed=resumed)
         try:
@@ -535,6 +535,21 @@ async def run_audit(
     log.info("run finished run=%d pages=%d links=%d urls=%d checked=%d seconds=%.1f",
              outcome.run.id, outcome.pages, outcome.links, outcome.urls, outcome.checked, outcome.seconds)
     return outcome
+
+
+async def _start_run(writer: StoreWriter, now: Callable[[], dt.datetime], *, partial: bool) -> RunInfo:
+    """A new run's row. Stopped while the writer creates it (SIGTERM at the
+    first instant), the row exists all the same once committed: it is closed
+    as "interrupted", as any stopped run is, rather than left "running"."""
+    creating = asyncio.ensure_future(writer.call("start_run", now(), partial=partial))
+    try:
+        run: RunInfo = await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        if not creating.cancelled():
+            created: RunInfo = await creating
+            await writer.call("finish_run", created.id, now(), status="interrupted")
+        raise
+    return run
 
 
 async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outcome: AuditOutcome,

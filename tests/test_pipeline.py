@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,35 @@ async def test_a_run_stopped_while_fetching_pages_resumes_them_all(
         links = store.run_links(again.run.id)
     assert [p.url for p in pages] == list(site.pages)
     assert {link.url for link in links} == set(site.truth)
+
+
+async def test_a_run_stopped_while_it_is_being_created_is_closed_as_interrupted(
+        site: SimulatedSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM at the first instant: the writer thread commits the run's row
+    while the audit is cancelled; the row was left "running" (and the test
+    above failed once under load, stopping the audit at that instant)."""
+    import time
+
+    created = threading.Event()
+    real_start = Store.start_run
+
+    def slow_start(self: Store, *args: Any, **kwargs: Any) -> Any:
+        run = real_start(self, *args, **kwargs)
+        created.set()
+        time.sleep(0.3)  # committed; the audit has not heard back yet
+        return run
+
+    monkeypatch.setattr(Store, "start_run", slow_start)
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    task = asyncio.create_task(run_audit(settings))
+    while not created.is_set():
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with Store.open(settings.database.path) as store:
+        (run,) = store.runs()
+    assert run.status == "interrupted"
 
 
 async def test_ctrl_c_in_a_check_says_that_the_next_audit_resumes(tmp_path: Path, aiohttp_server: Any) -> None:
