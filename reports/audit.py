@@ -995,13 +995,20 @@ def _old(citations: Sequence[LinkResult], today: dt.date, years: int,
                          f"{wording.plural(age, 'year')} old: is there newer research?")
 
 
+# A watched page answering 404 was more often moved, renamed or mistyped in
+# the configuration than deleted: "the page is gone" sent the reader the wrong way.
+_WATCHED_404 = ("the page is not at this address (HTTP 404): it was moved or renamed, "
+                "or its address in the monitor's configuration is mistyped")
+
+
 def _page_errors(pages: Sequence[PageRecord], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
     for page in pages:
         if page.status != "error":
             continue
         # A watched page is the site's own page: "the site removed this
         # page", not "the publisher removed this article".
-        cause = (_lower(wording.describe(f"http_{page.http_status}", kind=LinkKind.NAVIGATION))
+        cause = (_WATCHED_404 if page.http_status == 404
+                 else _lower(wording.describe(f"http_{page.http_status}", kind=LinkKind.NAVIGATION))
                  if page.http_status
                  else _lower(wording.describe(page.error, kind=LinkKind.NAVIGATION))
                  if page.error in wording.REASONS

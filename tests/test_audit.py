@@ -753,6 +753,14 @@ def test_a_watched_page_that_failed_is_a_page_not_an_article() -> None:
                            "Its links were not checked.")
 
 
+def test_a_watched_page_not_found_may_be_moved_or_mistyped() -> None:
+    audit = audit_of([], pages=[page(status="error", http_status=404)])
+    (issue,) = audit.content_audit.pages_failed
+    assert issue.words == ("The page could not be fetched: the page is not at this address (HTTP 404): "
+                           "it was moved or renamed, or its address in the monitor's configuration is "
+                           "mistyped. Its links were not checked.")
+
+
 # -- duplicates: a copy-paste slip, not a cross-listing ----------------------------
 
 
