@@ -585,7 +585,10 @@ _STATUS = {s.value: s for s in LinkStatus}
 _KIND = {k.value: k for k in LinkKind}
 _LINES: dict[int, int] = {}
 """One int object per line number (a page has a few thousand lines): past
-256, SQLite gives every row a new 32-byte int."""
+256, SQLite gives every row a new 32-byte int. Only lines under
+`_SHARED_LINES` are shared, so the long-running service's cache stays
+under ~5 MB whatever pages it reads."""
+_SHARED_LINES = 65_536
 
 
 def _link_result(row: tuple[Any, ...]) -> LinkResult:
@@ -616,7 +619,7 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
         status = _STATUS[status]
     url = url if url is not None else raw_href
     entry_title = entry_title or ""
-    if line is not None and line < 1_000_000:
+    if line is not None and line < _SHARED_LINES:
         line = _LINES.setdefault(line, line)
     return LinkResult(
         page=_intern(page_url),
