@@ -337,7 +337,7 @@ _NOTICE_ADVICE = {
 
 
 def _links(n: int, what: str = "") -> str:
-    return f"{n} {what + ' ' if what else ''}link{'' if n == 1 else 's'}"
+    return _count(n, f"{what} link" if what else "link")
 
 
 def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1,

@@ -216,7 +216,7 @@ class LinkResult:
     differs from `url`, else "": what an editor searches the source for."""
     element: str = ""
     """The tag holding the link ("a", "img", "style" for a <style> block);
-    "" when unknown. With `attribute`, says where it sits (wording.where_words)."""
+    "" when unknown. With `attribute`, says where it sits (output.tag_words)."""
     attribute: str = ""
     """"href", "src", "style" (a style="..." attribute), "url" or "@import"
     (in a <style> block)...; "" when unknown."""

@@ -176,16 +176,18 @@ def _where_text(problem: Problem) -> str:
 
 def _where_html(problem: Problem) -> Markup:
     """`_where_text` escaped, the href as written in <code>."""
-    link = problem.link
-    written = "written as " + link.written if link.written else None
-    parts = [f"written as <code>{_escape(_clip(link.written, WRITTEN_CLIP))}</code>" if part == written
-             else _escape(part) for part in where_parts(link, problem.more_lines)]
+    parts = [f"{_WRITTEN}<code>{_escape(part[len(_WRITTEN):])}</code>" if part.startswith(_WRITTEN)
+             else _escape(part) for part in _where_phrases(problem.link, problem.more_lines)]
     return Markup(" &middot; ".join(parts))
 
 
+_WRITTEN = "written as "
+
+
 def _where_phrases(link: LinkResult, more_lines: tuple[int, ...]) -> list[str]:
-    written = "written as " + link.written if link.written else None
-    return ["written as " + _clip(link.written, WRITTEN_CLIP) if part == written else part
+    """`output.where_parts`, the href as written clipped to WRITTEN_CLIP."""
+    written = _WRITTEN + link.written if link.written else None
+    return [_WRITTEN + _clip(link.written, WRITTEN_CLIP) if part == written else part
             for part in where_parts(link, more_lines)]
 
 
