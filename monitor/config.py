@@ -324,7 +324,7 @@ def is_loopback_host(host: str) -> bool:
     if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        address = ipaddress.ip_address(name)
+        address = ipaddress.ip_address(name.partition("%")[0])  # a zone id names no other host
     except ValueError:
         return False
     # Python 3.11 does not call ::ffff:127.0.0.1 loopback; it is 127.0.0.1.

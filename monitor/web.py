@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import ipaddress
 import json
 import logging
 import math
@@ -47,7 +46,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from monitor.config import Settings
+from monitor.config import Settings, is_loopback_host
 from monitor.errors import MonitorError
 from monitor.output import StatusTally
 from monitor.store import Store
@@ -457,20 +456,11 @@ def _host_name(host: str) -> str:
     return host.rstrip(".")
 
 
-def _is_local(name: str) -> bool:
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(name.partition("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
 def local_names(settings: Settings) -> frozenset[str] | None:
     """The names a request may give in `Host` besides the local ones, or
     None when any will do: an endpoint bound beyond loopback was exposed on
     purpose, under names this cannot know."""
-    if not _is_local(_host_name(settings.server.host)):
+    if not is_loopback_host(_host_name(settings.server.host)):
         return None
     names = {_host_name(name) for name in settings.server.allowed_hosts}
     if settings.report.base_url:
@@ -487,7 +477,7 @@ def _host_guard(allowed: frozenset[str]) -> Middleware:
         host = request.headers.get("Host")  # not request.host: without one, that asks DNS
         if host is not None:
             name = _host_name(host)
-            if not (_is_local(name) or name in allowed):
+            if not (is_loopback_host(name) or name in allowed):
                 return web.Response(status=421, text=(
                     "This endpoint answers to 127.0.0.1, [::1] and localhost only (and to the "
                     "host of [report] base_url, when a reverse proxy publishes it). A proxy "
