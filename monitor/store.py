@@ -262,7 +262,8 @@ def m004_shared_page_links(db: Database) -> None:
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
 HISTORY_SQL = """
-SELECT run_id, checked_at, status, reason, http_status, final_url, redirects,
+SELECT run_id, checked_at, status, reason, http_status,
+       CASE final_url WHEN '' THEN url ELSE final_url END AS final_url, redirects,
        elapsed_ms, bytes_read, title, error_kind, detail, suggested_url, notice, notice_detail
 FROM observations
 WHERE url = ?
@@ -390,6 +391,15 @@ _PAGE_COLUMNS = (
     "run_id, url, status, http_status, title, error, links, entries, name, owner, "
     "etag, last_modified, links_run"
 )
+# A page's row as `_page` reads it. `entries` is '' on a row whose page
+# answered 304 and whose links are another run's: the titles are that run's
+# (`record_page`), not a copy (10 MiB a week at 100,000 links).
+_PAGE_SELECT = ", ".join(
+    "CASE p.entries WHEN '' THEN coalesce((SELECT l.entries FROM pages AS l "
+    "WHERE l.run_id = p.links_run AND l.url = p.url), '[]') ELSE p.entries END AS entries"
+    if column == "entries" else f"p.{column}"
+    for column in _PAGE_COLUMNS.split(", ")
+) + " FROM pages AS p"
 _RUN_COLUMNS = "id, started_at, finished_at, status, reported_at, links, urls, partial"
 
 
@@ -528,12 +538,28 @@ def _observation_values(
     return (
         run_id, obs.url, _ts(obs.checked_at), verdict.status.value, verdict.reason,
         _storable(verdict.detail), _storable(verdict.suggested_url), obs.http_status,
-        _storable(obs.final_url), _hops_json(obs.redirects),
+        _stored_final_url(obs), _hops_json(obs.redirects),
         obs.error_kind.value if obs.error_kind else None, _storable(obs.error_detail),
         obs.elapsed_ms, obs.bytes_read, _storable(obs.content_type), _storable(obs.title),
-        _storable(obs.meta_title), obs.content_hash, obs.attempts, obs.method, state.strikes,
+        _stored_meta_title(obs), obs.content_hash, obs.attempts, obs.method, state.strikes,
         _ts(state.failing_since), verdict.notice, _storable(verdict.notice_detail),
     )
+
+
+def _stored_final_url(obs: Observation) -> str | None:
+    """'' for "the URL itself" (nine answers in ten come without a redirect):
+    a second copy of the URL in every row was 8 MiB a week at 100,000
+    links. Readers give the URL back (`HISTORY_SQL`, `_link_result`)."""
+    final = _storable(obs.final_url)
+    return "" if final == obs.url else final
+
+
+def _stored_meta_title(obs: Observation) -> str:
+    """'' when the scholarly title is the <title> (most journals and PubMed
+    repeat it): 14 MiB a week at 100,000 links. Nothing reads it back; it is
+    the evidence of what the answer held, and "" then means "no other title"."""
+    meta = _storable(obs.meta_title) or ""
+    return "" if meta == _storable(obs.title) else meta
 
 
 def _url_state_values(s: UrlState) -> tuple[Any, ...]:
@@ -630,7 +656,7 @@ def _link_result(row: tuple[Any, ...]) -> LinkResult:
         status=status,
         reason=_intern(reason),
         http_status=http_status,
-        final_url=url if final_url == url else final_url,
+        final_url=url if final_url == url or final_url == "" else final_url,
         suggested_url=suggested_url,
         strikes=strikes or 0,
         failing_since=_dt(failing_since),
@@ -1023,6 +1049,9 @@ class Store:
                 continue
             self._conn.execute("UPDATE occurrences SET run_id = ? WHERE run_id = ? AND page_url = ?",
                                (heir, run_id, page_url))
+            self._conn.execute("UPDATE pages SET entries = (SELECT entries FROM pages "
+                               "WHERE run_id = ? AND url = ?) WHERE run_id = ? AND url = ? "
+                               "AND entries = ''", (run_id, page_url, heir, page_url))
             self._conn.execute("UPDATE pages SET links_run = ? WHERE links_run = ? AND url = ?",
                                (heir, run_id, page_url))
 
@@ -1037,14 +1066,19 @@ class Store:
         """
         fetched_at = _ts(now or dt.datetime.now(UTC))
         links_run = page.run_id if page.links_run is None else page.links_run
+        entries = json.dumps(list(page.entries))
         with self._tx():
+            if links_run != page.run_id and self._conn.execute(
+                    "SELECT entries = ? FROM pages WHERE run_id = ? AND url = ?",
+                    (entries, links_run, page.url)).fetchone() == (1,):
+                entries = ""  # those of the run holding its links (_PAGE_SELECT)
             self._conn.execute(
                 f"INSERT OR REPLACE INTO pages ({_PAGE_COLUMNS}, fetched_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     page.run_id, page.url, page.status, page.http_status, _storable(page.title),
                     _storable(page.error),
-                    page.links, json.dumps(list(page.entries)), page.name, page.owner, page.etag,
+                    page.links, entries, page.name, page.owner, page.etag,
                     page.last_modified, links_run, fetched_at,
                 ),
             )
@@ -1054,7 +1088,7 @@ class Store:
 
     def run_pages(self, run_id: int) -> list[PageRecord]:
         rows = self._rows(
-            f"SELECT {_PAGE_COLUMNS} FROM pages WHERE run_id = ? ORDER BY rowid", (run_id,)
+            f"SELECT {_PAGE_SELECT} WHERE p.run_id = ? ORDER BY p.rowid", (run_id,)
         )
         return [_page(r) for r in rows]
 
@@ -1066,8 +1100,8 @@ class Store:
         its citations are (`run_citations(page.run_id, page_url=url)`).
         """
         row = self._row(
-            f"SELECT {_PAGE_COLUMNS} FROM pages WHERE url = ? AND status = 'ok' "
-            "ORDER BY fetched_at DESC, run_id DESC LIMIT 1",
+            f"SELECT {_PAGE_SELECT} WHERE p.url = ? AND p.status = 'ok' "
+            "ORDER BY p.fetched_at DESC, p.run_id DESC LIMIT 1",
             (url,),
         )
         return None if row is None else _page(row)
@@ -1252,7 +1286,7 @@ class Store:
         for url in sorted(set(page_urls)):
             run_id = self._last_read_run(url, before_run_id)
             row = None if run_id is None else self._row(
-                f"SELECT {_PAGE_COLUMNS} FROM pages WHERE run_id = ? AND url = ?", (run_id, url))
+                f"SELECT {_PAGE_SELECT} WHERE p.run_id = ? AND p.url = ?", (run_id, url))
             if row is not None:
                 found.append((_page(row), [_link_result(r) for r in self._conn.execute(
                     RUN_PAGE_CITATIONS_SQL, (run_id, url))]))

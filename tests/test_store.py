@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import multiprocessing
 import os
 import socket
@@ -435,6 +436,39 @@ def test_observation_round_trips_to_history_and_state(store: Store) -> None:
         )
     ]
     assert store.observed_urls(run.id) == {obs.url}
+
+
+@pytest.mark.parametrize(
+    ("final_url", "title", "meta_title", "stored"),
+    [
+        # nine answers in ten: no redirect, the scholarly title is the <title>
+        (PUBMED, "Rituximab in SSc", "Rituximab in SSc", ("", "")),
+        (PUBMED, "Rituximab in SSc - PubMed", "Rituximab in SSc", ("", "Rituximab in SSc")),
+        ("https://pubmed.ncbi.nlm.nih.gov/29713845", "T", "", ("https://pubmed.ncbi.nlm.nih.gov/29713845", "")),
+        (None, "", "", (None, "")),
+    ],
+)
+def test_an_answer_stores_no_second_copy_of_its_url_or_its_title(
+        store: Store, db_path: Path, final_url: str | None, title: str, meta_title: str,
+        stored: tuple[str | None, str]) -> None:
+    """The URL itself as the final URL and a meta title equal to the
+    <title> are stored as '' (a third of a year's history at 100,000
+    links); every reader still sees the URL."""
+    run = store.start_run(T0)
+    record_links(store, run.id, PAGE_A, [cite(PAGE_A, PUBMED)])
+    store.record_observations(run.id, [check(PUBMED, T0, final_url=final_url, title=title,
+                                              meta_title=meta_title)])
+    conn = sqlite3.connect(db_path)
+    try:
+        assert conn.execute("SELECT final_url, meta_title FROM observations").fetchone() == stored
+        # a row written before this rule (the URL stored twice) reads the same
+        expected = (store.history(PUBMED)[0].final_url, store.run_links(run.id)[0].final_url)
+        assert expected == (final_url, final_url)
+        with conn:
+            conn.execute("UPDATE observations SET final_url = ? WHERE final_url = ''", (PUBMED,))
+    finally:
+        conn.close()
+    assert (store.history(PUBMED)[0].final_url, store.run_links(run.id)[0].final_url) == expected
 
 
 def test_error_kind_and_naive_datetimes_are_utc(store: Store) -> None:
@@ -1155,6 +1189,39 @@ def test_redoing_a_page_phase_leaves_a_check_page_run_made_meanwhile_its_links(s
     assert [c.url for c in store.run_citations(partial.id)] == [PUBMED]
     assert store.run_citations(audit.id) == []
     assert store.latest_links_of(PAGE_A) == (partial.id, partial.id)
+
+
+def test_an_unchanged_page_shares_the_titles_of_its_entries_with_the_run_that_read_it(
+        store: Store, db_path: Path) -> None:
+    """A 304 keeps no copy of the entries' titles (what the heavy-edit note
+    compares): they are those of the run holding its links, and move with
+    the links when that run is pruned."""
+    titles = ("Rituximab in SSc", "Bosentan for digital ulcers")
+    edited = ("Rituximab in SSc", "Iloprost for digital ulcers")
+
+    def week(n: int, *, full: bool, entries: tuple[str, ...] = titles, partial: bool = False) -> int:
+        at = T0 + n * WEEK + (hours(3) if partial else dt.timedelta())
+        run = store.start_run(at, partial=partial)
+        last = None if full else store.last_page(PAGE_A)
+        store.record_page(PageRecord(run_id=run.id, url=PAGE_A, status="ok" if full else "not_modified",
+                                     http_status=200 if full else 304, entries=entries,
+                                     links_run=last.run_id if last else None), now=at)
+        if full:
+            store.record_citations(run.id, PAGE_A, [cite(PAGE_A, f"{PUBMED}?w={n}")])
+        store.finish_run(run.id, at + hours(1))
+        store.mark_reported(run.id, at + hours(2))
+        return run.id
+
+    runs = [week(0, full=True), week(1, full=False), week(2, full=False)]
+    odd = week(2, full=False, entries=titles[:1], partial=True)  # not the titles it points at: its own
+    runs.append(week(3, full=True, entries=edited))
+    stored = [r[0] for r in sqlite3.connect(db_path).execute("SELECT entries FROM pages ORDER BY run_id")]
+    assert stored == [json.dumps(list(titles)), "", "", json.dumps(list(titles[:1])), json.dumps(list(edited))]
+    assert [store.run_pages(r)[0].entries for r in runs] == [titles] * 3 + [edited]
+    store.prune(T0 + 2 * WEEK)  # weeks 0 and 1 go: week 2 now holds the links and the titles
+    assert run_ids(store) == [runs[2], odd, runs[3]]
+    assert [store.run_pages(r)[0].entries for r in (runs[2], odd, runs[3])] == [titles, titles[:1], edited]
+    assert [c.url for c in store.run_citations(runs[2])] == [f"{PUBMED}?w=0"]
 
 
 def test_prune_stops_between_runs_when_asked(store: Store) -> None:
