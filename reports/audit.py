@@ -177,6 +177,10 @@ class Fixed:
     new_url: str | None = None
     was: str = ""
     """What the previous report said about it."""
+    more_lines: tuple[int, ...] = ()
+    """The source lines of the link's other copies in that row (menu and
+    footer), as the previous report listed them: with `link.line`, where the
+    editor checking the fix finds the entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,18 @@ class ContentIssue:
     page_link: str = ""
     """The page scrolled to the entry (a text fragment), for the notes an
     editor must find the entry for: a retraction, a withdrawal."""
+    line: int | None = None
+    """Where the note's link sits in the page's source, as `LinkResult`
+    has it (None, "": unknown, or a note without a link): the report shows
+    it as it does for a problem's link (`output.where_parts`), since the
+    editor must find the entry to annotate or fix it."""
+    written: str = ""
+    element: str = ""
+    attribute: str = ""
+    more_lines: tuple[int, ...] = ()
+    """The lines of the link's other copies: the entry's other listings
+    (each carries the mark to remove, the notice to add), or, for a
+    duplicate, every entry of the page citing the address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,10 +425,11 @@ def build_audit(
                                      now, confirm_after, listed_at=listed_at))
         elif link.status not in FLAGGED:
             others.append(link)
-    for prev in _flagged_keys(previous_links).values() if unread else ():
+    copies = _copy_lines(previous_links) if unread else {}
+    for key, prev in _flagged_keys(previous_links).items() if unread else ():
         if prev.page in unread:  # not checked this week: still open, not dropped
-            problems.append(_problem(prev, None, prev, now, confirm_after, rechecked=False,
-                                     listed_at=listed_at))
+            problems.append(replace(_problem(prev, None, prev, now, confirm_after, rechecked=False,
+                                             listed_at=listed_at), more_lines=copies.get(key, ())))
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
@@ -484,8 +501,31 @@ def _key(link: LinkResult) -> _Key:
 
 def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[_Key, LinkResult]:
     """The problems of a run's report: flagged links, but not those of entries
-    marked "(Expired Article)" (a content note, never listed as a problem)."""
-    return {_key(l): l for l in links or () if l.status in FLAGGED and not _acknowledged(l)}
+    marked "(Expired Article)" (a content note, never listed as a problem).
+    Each row's link is its first copy, as the report's row has it (`_group`);
+    `_copy_lines` has the others' lines."""
+    rows: dict[_Key, LinkResult] = {}
+    for l in links or ():
+        if l.status in FLAGGED and not _acknowledged(l):
+            rows.setdefault(_key(l), l)
+    return rows
+
+
+def _copy_lines(links: Sequence[LinkResult] | None) -> dict[_Key, tuple[int, ...]]:
+    """The source lines of each `_flagged_keys` row's other copies (a menu
+    and a footer): a row of the previous report shown again (fixed since,
+    or still open on a page not read this week) says where each copy was."""
+    seen: set[_Key] = set()
+    lines: dict[_Key, list[int]] = {}
+    for l in links or ():
+        if l.status not in FLAGGED or _acknowledged(l):
+            continue
+        key = _key(l)
+        if key not in seen:
+            seen.add(key)
+        elif l.line is not None:
+            lines.setdefault(key, []).append(l.line)
+    return {key: tuple(found) for key, found in lines.items()}
 
 
 def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
@@ -753,7 +793,9 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
         else:
             fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
                                title, was=was))
-    return fixed
+    copies = _copy_lines(previous) if fixed else {}
+    return [replace(f, more_lines=copies[_key(f.link)]) if _key(f.link) in copies else f
+            for f in fixed]
 
 
 def _removed_words(prev: LinkResult, current: LinkResult | None) -> str:
@@ -852,19 +894,33 @@ def _not_rechecked(issue: ContentIssue) -> ContentIssue:
     return replace(issue, words=f"{issue.words} {wording.NOT_RECHECKED}.", rechecked=False)
 
 
-def _entries(citations: Iterable[LinkResult]) -> dict[tuple[str, str], LinkResult]:
-    """One link per entry (its first): entries, not links, are what editors edit."""
-    entries: dict[tuple[str, str], LinkResult] = {}
+_EntryKey = tuple[str, str]
+
+
+def _entries(citations: Iterable[LinkResult],
+             ) -> tuple[dict[_EntryKey, LinkResult], dict[_EntryKey, tuple[int, ...]]]:
+    """One link per entry (its first): entries, not links, are what editors
+    edit. With it, the source lines of that link's other copies in the entry
+    (a cross-listing's other sections: each listing carries the mark, needs
+    the notice), found in the same pass; only repeats cost anything more."""
+    entries: dict[_EntryKey, LinkResult] = {}
+    copies: dict[_EntryKey, list[int]] = {}
     for link in citations:
-        entries.setdefault((link.page, link.entry_title or link.text), link)
-    return entries
+        key = (link.page, link.entry_title or link.text)
+        first = entries.setdefault(key, link)
+        if first is not link and link.url == first.url and link.line is not None:
+            copies.setdefault(key, []).append(link.line)
+    return entries, {key: tuple(lines) for key, lines in copies.items()}
 
 
 def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
            **extra: object) -> ContentIssue:
+    """A note about `link`'s entry, placed where `link` sits in the source."""
     return ContentIssue(kind=kind, page=link.page, page_title=titles.get(link.page, link.page),
                         entry=link.entry_title or link.text, words=words, url=link.url,
-                        pages=(link.page,), section=link.section, **extra)  # type: ignore[arg-type]
+                        pages=(link.page,), section=link.section, line=link.line,
+                        written=link.written, element=link.element, attribute=link.attribute,
+                        **extra)  # type: ignore[arg-type]
 
 
 def _noticed(notice: str, citations: Sequence[LinkResult],
@@ -881,23 +937,27 @@ def _noticed(notice: str, citations: Sequence[LinkResult],
         listed = sections.setdefault((l.page, l.entry_title or l.text), [])
         if l.section not in listed:
             listed.append(l.section)
-    for key, link in _entries(noticed).items():
+    entries, copies = _entries(noticed)
+    for key, link in entries.items():
         also = tuple(f"Also listed under \u201c{s}\u201d" for s in sections[key][1:] if s)
         yield _issue(notice, link, titles,
                      wording.notice_words(link.notice, link.notice_detail, marked=marked),
                      page_link=text_fragment_link(link.page, link.entry_title or link.text),
-                     related=also)
+                     related=also, more_lines=copies.get(key, ()))
 
 
 def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
-    for link in _entries(l for l in citations if l.expired_mark).values():
+    entries, copies = _entries(l for l in citations if l.expired_mark)
+    for key, link in entries.items():
         if link.status == LinkStatus.OK:
             yield _issue("stale_mark", link, titles,
-                         "The link works again: check the article and remove the mark if it is back.")
+                         "The link works again: check the article and remove the mark if it is back.",
+                         more_lines=copies.get(key, ()))
 
 
 def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
-    for link in _entries(l for l in citations if l.expired_mark).values():
+    entries, copies = _entries(l for l in citations if l.expired_mark)
+    for key, link in entries.items():
         if link.status not in _MARKED_DEAD:
             continue
         fix_url, fix_label = _fix(link)
@@ -907,7 +967,8 @@ def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
         else:
             words = (f"Still dead ({_lower(said)}) and no archived copy was found: "
                      "replace the entry with a current source, or remove it.")
-        yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label)
+        yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label,
+                     more_lines=copies.get(key, ()))
 
 
 def _lower(sentence: str) -> str:
@@ -924,6 +985,7 @@ def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
     # 100,000-link site, nearly all cited once, was most of the time here.
     first: dict[str, LinkResult] = {}
     repeated: dict[str, dict[tuple[str, str], LinkResult]] = {}
+    copies: dict[str, list[LinkResult]] = {}
     for link in citations:
         seen = first.setdefault(link.url, link)
         if seen is not link:
@@ -931,6 +993,7 @@ def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
             if entries is None:
                 entries = repeated[link.url] = {(seen.page, seen.entry_title or seen.text): seen}
             entries.setdefault((link.page, link.entry_title or link.text), link)
+            copies.setdefault(link.url, []).append(link)
     for url in first:
         entries = repeated.get(url, {})
         if len(entries) < 2:
@@ -942,10 +1005,12 @@ def _duplicates(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
         related = tuple(f"{l.entry_title or l.text} ({titles.get(l.page, l.page)})"
                         for l in entries.values())
         pages = tuple(dict.fromkeys(l.page for l in entries.values()))
+        # Every copy on the row's page: the editor compares the entries there.
+        lines = tuple(l.line for l in copies[url] if l.page == lead.page and l.line is not None)
         yield replace(_issue("duplicate", lead, titles,
                              f"Cited by {len(entries)} entries under {len(named)} different titles: "
                              "does one of them link the wrong article (a copy-paste slip)?",
-                             related=related), pages=pages)
+                             related=related, more_lines=lines), pages=pages)
 
 
 _NOT_WORD = re.compile(r"[\W_]+")
@@ -972,10 +1037,12 @@ def _no_link(pages: Sequence[PageRecord], citations: Sequence[LinkResult],
 
 
 def _no_source(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
-    for link in _entries(citations).values():
+    entries, copies = _entries(citations)
+    for key, link in entries.items():
         if not link.entry_source.strip():
             yield _issue("no_source", link, titles,
-                         "No source line (journal or publisher, date): readers cannot judge the source.")
+                         "No source line (journal or publisher, date): readers cannot judge the source.",
+                         more_lines=copies.get(key, ()))
 
 
 def _old(citations: Sequence[LinkResult], today: dt.date, years: int,
@@ -986,13 +1053,15 @@ def _old(citations: Sequence[LinkResult], today: dt.date, years: int,
         limit = today.replace(year=today.year - years)
     except ValueError:  # 29 February
         limit = today.replace(year=today.year - years, day=28)
-    for link in _entries(l for l in citations if l.entry_date).values():
+    entries, copies = _entries(l for l in citations if l.entry_date)
+    for key, link in entries.items():
         assert link.entry_date is not None
         if link.entry_date < limit:
             age = (today - link.entry_date).days // 365
             yield _issue("old_citation", link, titles,
                          f"Dated {wording.format_date(link.entry_date)}, "
-                         f"{wording.plural(age, 'year')} old: is there newer research?")
+                         f"{wording.plural(age, 'year')} old: is there newer research?",
+                         more_lines=copies.get(key, ()))
 
 
 # A watched page answering 404 was more often moved, renamed or mistyped in

@@ -859,3 +859,75 @@ def test_the_headline_and_subject_say_how_many_pages_could_not_be_fetched(
     audit = audit_of(links, pages=pages)
     assert headline(audit) == top
     assert subject_for(audit).endswith(subject_end)
+
+
+# -- where each row's link sits in the page's source ---------------------------
+
+
+def placed(url: str, status: str = "ok", reason: str = "", *, line: int, written: str = "",
+           element: str = "a", attribute: str = "href", **extra: object) -> LinkResult:
+    return link(url, status, reason, line=line, written=written, element=element,
+                attribute=attribute, **extra)
+
+
+def place_of(row: object) -> tuple[object, ...]:
+    return tuple(getattr(row, name) for name in ("line", "written", "element", "attribute", "more_lines"))
+
+
+DEAD = {"status": "expired", "reason": "http_404", "strikes": 5,
+        "failing_since": NOW - dt.timedelta(days=10)}
+
+
+@pytest.mark.parametrize(("group", "links", "expected"), [
+    # a cross-listed retracted entry: each listing needs the notice
+    ("retracted", [placed(U, line=90, title="T", notice="retracted"),
+                   placed(U, line=140, title="T", notice="retracted", section="Ulcers")],
+     [(90, "", "a", "href", (140,))]),
+    ("withdrawn", [placed(U, line=7, title="T", notice="withdrawn", written="/cd/1")],
+     [(7, "/cd/1", "a", "href", ())]),
+    ("notices_marked", [placed(U, line=12, title="T (Retracted)", notice="retracted",
+                               notice_marked=True)], [(12, "", "a", "href", ())]),
+    ("stale_marks", [placed(U, line=92, expired_mark=True, written="../a.html")],
+     [(92, "../a.html", "a", "href", ())]),
+    ("dead_marks", [placed(U, line=66, expired_mark=True, element="area", **DEAD),
+                    placed(U, line=67, expired_mark=True, element="area", **DEAD)],
+     [(66, "", "area", "href", (67,))]),
+    # every copy on the row's page; the one on another page is that page's line
+    ("duplicates", [placed(U, line=34, title="Rituximab in DM"),
+                    placed(U, line=97, title="IVIg in PM"),
+                    placed(U, line=5, title="Another", page=PAGE2)],
+     [(34, "", "a", "href", (97,))]),
+    ("no_source", [placed(U, line=74, source=" ", element="img", attribute="src")],
+     [(74, "", "img", "src", ())]),
+    ("old_citations", [placed(U, line=20, title="T", entry_date=dt.date(2001, 5, 1)),
+                       placed(U + "/other", line=21, title="T", entry_date=dt.date(2001, 5, 1))],
+     [(20, "", "a", "href", ())]),  # the entry's other link is another address
+    ("no_link", [placed(U, line=3, title="Linked")], [(None, "", "", "", ())]),
+])
+def test_content_notes_say_where_their_link_sits(group: str, links: list[LinkResult],
+                                                 expected: list[tuple[object, ...]]) -> None:
+    """An editor must find the entry to annotate or fix it, as for a problem."""
+    audit = audit_of(links, pages=[page(entries=("Linked", "Unlinked"))], max_citation_age_years=10)
+    assert [place_of(i) for i in getattr(audit.content_audit, group)] == expected
+
+
+@pytest.mark.parametrize(("current", "how"), [
+    ([placed(U, line=36)], "works_again"),  # the page moved on: still last week's place
+    ([placed(U + "/new", line=36, title=f"Entry for {U}")], "link_updated"),
+    ([placed("https://example.org/other", line=36, title="Another entry")], "removed"),
+])
+def test_a_fixed_row_says_where_the_previous_report_saw_its_link(current: list[LinkResult],
+                                                                 how: str) -> None:
+    """The editor checking the fix finds the entry: each copy of the link
+    (a menu and a footer), first copy first, as the last report listed them."""
+    previous = [placed(U, line=34, written="/article", **DEAD),
+                placed(U, line=97, written="/article", **DEAD)]
+    (fixed,) = audit_of(current, previous=previous).fixed_since_last
+    assert (fixed.how, fixed.link.line, fixed.link.written, fixed.more_lines) == (
+        how, 34, "/article", (97,))
+
+
+def test_a_problem_of_a_page_not_read_again_keeps_every_copy_s_line() -> None:
+    previous = [placed(U, line=34, **DEAD), placed(U, line=97, **DEAD)]
+    (problem,) = audit_of([], previous=previous, pages=[page(status="error")]).problems
+    assert (problem.rechecked, problem.link.line, problem.more_lines) == (False, 34, (97,))
