@@ -26,7 +26,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import css_inline
@@ -41,7 +41,7 @@ except ImportError:  # optional: only the speed of writing the JSON report depen
 from monitor.output import INVISIBLE, where_parts
 from monitor.types import LinkResult, LinkStatus
 from reports import wording
-from reports.audit import Audit, OtherLinks, Problem, newest_problems
+from reports.audit import Audit, ContentIssue, Fixed, OtherLinks, Problem, newest_problems
 
 __all__ = [
     "MAX_EMAIL_BYTES",
@@ -168,27 +168,36 @@ WRITTEN_CLIP = 120
 string is still found by its start)."""
 
 
-def _where_text(problem: Problem) -> str:
+_Placed = Problem | Fixed | ContentIssue
+"""A report row about one link of a page: each says where that link sits."""
+
+
+def _where_text(row: _Placed) -> str:
     """"line 1234 · written as /img/x.png · in the style attribute of a <td>":
     where the editor finds the link in the page's source ("" if unknown)."""
-    return " \u00b7 ".join(_where_phrases(problem.link, problem.more_lines))
+    return " \u00b7 ".join(_where_phrases(row))
 
 
-def _where_html(problem: Problem) -> Markup:
+def _where_html(row: _Placed) -> Markup:
     """`_where_text` escaped, the href as written in <code>."""
     parts = [f"{_WRITTEN}<code>{_escape(part[len(_WRITTEN):])}</code>" if part.startswith(_WRITTEN)
-             else _escape(part) for part in _where_phrases(problem.link, problem.more_lines)]
+             else _escape(part) for part in _where_phrases(row)]
     return Markup(" &middot; ".join(parts))
 
 
 _WRITTEN = "written as "
 
 
-def _where_phrases(link: LinkResult, more_lines: tuple[int, ...]) -> list[str]:
-    """`output.where_parts`, the href as written clipped to WRITTEN_CLIP."""
+def _where_phrases(row: _Placed) -> list[str]:
+    """`output.where_parts` of the row's link, the href as written clipped
+    to WRITTEN_CLIP. A problem or a fixed link has its `LinkResult` (a
+    fixed one as the previous report's run saw it); a content note carries
+    its link's place fields under the same names, which are all
+    `where_parts` reads."""
+    link = cast(LinkResult, row) if isinstance(row, ContentIssue) else row.link
     written = _WRITTEN + link.written if link.written else None
     return [_WRITTEN + _clip(link.written, WRITTEN_CLIP) if part == written else part
-            for part in where_parts(link, more_lines)]
+            for part in where_parts(link, row.more_lines)]
 
 
 def _escape(text: str) -> str:

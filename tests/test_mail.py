@@ -42,6 +42,7 @@ from reports.audit import Audit, ContentAudit, ContentIssue, Counts, build_audit
 from reports.deliver import backoff, flush_outbox, load_audit, queue_report, report_key
 from reports.mail import (
     build_message,
+    build_report_message,
     clean_header,
     message_id_for,
     send_message,
@@ -892,3 +893,58 @@ def test_an_entry_that_lost_its_dead_link_is_not_said_to_link_to_a_new_address(t
             ("removed", pubmed)]
         assert [(f.how, f.new_url) for f in load_audit(store, replaced.id, settings, NOW).fixed_since_last] == [
             ("link_updated", new)]
+
+
+GONE, UNSOURCED = "https://www.sclero.org/trials/gone.html", "https://www.sclero.org/x"
+HOSTILE_HREF = "../x?<script>alert(1)</script>"
+
+
+def record_placed_run(store: Store, when: dt.datetime, gone: str, gone_line: int) -> RunInfo:
+    """A run of PAGE: an entry linking GONE (written "/trials/gone.html", twice
+    in week 1) with status `gone`, and one without a source line linking
+    UNSOURCED written HOSTILE_HREF, each at its line."""
+    run = store.start_run(when)
+    store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok", title="DM/PM",
+                                 entries=("Trial", "Unsourced")), when)
+    copies = (gone_line, gone_line + 40) if gone == "expired" else (gone_line,)
+    store.record_citations(run.id, PAGE, [
+        *(Citation(page_url=PAGE, url=GONE, raw_href="/trials/gone.html", anchor_text="Trial",
+                   section="Biologics", kind=LinkKind.CITATION, line=line,
+                   context=EntryContext(title="Trial", source="PubMed.")) for line in copies),
+        Citation(page_url=PAGE, url=UNSOURCED, raw_href=HOSTILE_HREF, anchor_text="Unsourced",
+                 section="Biologics", kind=LinkKind.CITATION, element="area", line=50,
+                 context=EntryContext(title="Unsourced"))])
+    failing = gone == "expired"
+    store.record_observations(run.id, [
+        (Observation(url=url, checked_at=when, http_status=404 if failing and url == GONE else 200),
+         Verdict(url=url, status=LinkStatus(status), reason="http_404" if status == "expired" else "ok"),
+         UrlState(url=url, status=LinkStatus(status), strikes=3 if status == "expired" else 0,
+                  failing_since=when - dt.timedelta(days=9) if status == "expired" else None,
+                  last_checked_at=when, first_seen_at=when))
+        for url, status in ((GONE, gone), (UNSOURCED, "ok"))])
+    store.finish_run(run.id, when)
+    return run
+
+
+def test_the_mail_says_where_a_fixed_link_was_and_a_noted_link_is(tmp_path: Path) -> None:
+    """From the database: the fixed link's copies where last week's run saw
+    them (lines 34 and 74; it is at 36 now), the note's link where it is,
+    in both parts of the message, the href as written inert in the HTML."""
+    week = dt.timedelta(days=7)
+    with Store.open(tmp_path / "monitor.db") as store:
+        first = record_placed_run(store, NOW - week, "expired", 34)
+        store.mark_reported(first.id, NOW - week)
+        second = record_placed_run(store, NOW, "ok", 36)
+        audit = load_audit(store, second.id, Settings(pages=(PageSettings(url=PAGE),)), NOW)
+    msg = build_report_message(audit, sender="m@example.org", recipients=["w@example.org"],
+                               message_id="<x@example.org>")
+    back = parse(msg.as_bytes())
+    text = back.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    html = back.get_body(("html",)).get_content().replace("&#183;", "\u00b7")
+    assert f"({GONE})\n      lines 34, 74 \u00b7 written as /trials/gone.html\n" in text
+    assert (f"Link: {UNSOURCED}\n      line 50 \u00b7 written as {HOSTILE_HREF} \u00b7 "
+            "in the href of an <area>\n") in text
+    assert "lines 34, 74 \u00b7 written as <code>/trials/gone.html</code></span>" in html
+    assert ("line 50 \u00b7 written as <code>../x?&lt;script&gt;alert(1)&lt;/script&gt;</code> \u00b7 "
+            "in the href of an &lt;area&gt;</span>") in html
+    assert "<script" not in html

@@ -533,6 +533,73 @@ def test_the_href_as_written_is_inert_and_clipped() -> None:
     assert len(re.findall(r"written as (.*?) \u00b7", render_text(audit))[0]) == render.WRITTEN_CLIP
 
 
+BACK = "https://pubmed.ncbi.nlm.nih.gov/31197643/"
+RETRACTED_URL = "https://pubmed.ncbi.nlm.nih.gov/29470812/"
+MARKED_URL = "https://pubmed.ncbi.nlm.nih.gov/30123456/"
+
+
+def _placed_rows_audit(back: str = "/pubmed/31197643", retracted: str = "/pubmed/29470812") -> Audit:
+    """A link fixed since the last report (two copies then, elsewhere now), a
+    retracted article and a stale "(Expired Article)" mark: rows of the other
+    groups, each about one link of the page. `back` and `retracted` are how
+    the page wrote the first two."""
+    entry = {"title": "Physical therapy in adult inflammatory myopathy patients",
+             "section": "Combination Therapies"}
+    previous = [result(BACK, "error", "http_503", days=9, strikes=3, line=line, written=back,
+                       element="a", attribute="href", **entry) for line in (70, 71)]  # type: ignore[arg-type]
+    links = [result(BACK, "ok", "ok", line=140, element="a", attribute="href", **entry),  # type: ignore[arg-type]
+             result(RETRACTED_URL, "ok", "ok", title="Oral treprostinil reduces digital ulcer healing time",
+                    source="PubMed.", notice="retracted", line=90, written=retracted, element="a",
+                    attribute="href"),
+             result(MARKED_URL, "ok", "ok", title="Selexipag for Raynaud's phenomenon", source="PubMed.",
+                    expired_mark=True, line=92, element="area", attribute="href")]
+    return audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")], previous=previous)
+
+
+def _mail_parts(audit: Audit) -> tuple[str, str]:
+    msg = build_report_message(audit, sender="m@example.org", recipients=["w@example.org"],
+                               message_id="<x@example.org>")
+    return msg.get_body(("html",)).get_content(), msg.get_body(("plain",)).get_content()
+
+
+def test_fixed_and_content_rows_say_where_their_link_sits() -> None:
+    """A fixed link where the last report saw it (each copy), a content
+    note's link where it is: the same quiet line as a problem's."""
+    audit = _placed_rows_audit()
+    mail_html, mail_text = _mail_parts(audit)
+    for html in (render_page(audit), mail_html.replace("&#183;", "&middot;")):
+        fixed = html[html.index("Fixed since the last report"):html.index("Content audit")]
+        assert "lines 70, 71 &middot; written as <code>/pubmed/31197643</code></span>" in fixed
+        content = html[html.index("Content audit"):]
+        for url, place in ((RETRACTED_URL, "line 90 &middot; written as <code>/pubmed/29470812</code>"),
+                           (MARKED_URL, "line 92 &middot; in the href of an &lt;area&gt;")):
+            assert re.search(rf'Link: <a\s[^>]*>{re.escape(url[8:])}</a></span><br>'
+                             rf'<span[^>]*>{re.escape(place)}</span>', content), url
+    for text in (render_text(audit), mail_text):
+        assert re.search(rf"\n    Was: [^\n]*\({re.escape(BACK)}\)\n"
+                         "      lines 70, 71 \u00b7 written as /pubmed/31197643\n", text)
+        assert (f"\n    Link: {RETRACTED_URL}\n      line 90 \u00b7 written as /pubmed/29470812\n"
+                f"    Open the entry on the page: ") in text
+        assert f"\n    Link: {MARKED_URL}\n      line 92 \u00b7 in the href of an <area>\n" in text
+    summary = render_html(audit, max_bytes=1).replace("&#183;", "&middot;")
+    assert "The newest problems" in summary
+    assert "line 90 &middot; written as <code>/pubmed/29470812</code>" in summary
+
+
+def test_a_fixed_or_content_row_s_href_as_written_is_inert_and_clipped() -> None:
+    audit = _placed_rows_audit(back=XSS + "b" * 300, retracted=XSS + "r" * 300)
+    mail_html, mail_text = _mail_parts(audit)
+    for html in (render_page(audit), mail_html.replace("&#8230;", "\u2026")):  # the mail's HTML is ASCII
+        assert "<script" not in html and not [t for t, _ in tags_of(html) if t in ("script", "img")]
+        codes = re.findall(r"written as <code>(.*?)</code>", html)
+        assert len(codes) == 2 and all(c.startswith("&lt;script&gt;alert(1)") for c in codes)
+        assert [c[-2:] for c in codes] == ["b\u2026", "r\u2026"]
+    for text in (render_text(audit), mail_text):
+        written = re.findall(r"written as (.*)\n", text)
+        assert [len(w) for w in written] == [render.WRITTEN_CLIP] * 2
+        assert [w[-2:] for w in written] == ["b\u2026", "r\u2026"]
+
+
 def test_working_resources_of_one_host_are_told_apart_by_their_file() -> None:
     """Two images of one host read "✓ css.example.org · ✓ css.example.org"."""
     links = [result("https://css.example.org/img/ok.png", "ok", "ok", text="", kind=LinkKind.RESOURCE),
