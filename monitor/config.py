@@ -456,6 +456,54 @@ def _database(source: str, raw: Any) -> DatabaseSettings:
     return DatabaseSettings(path=path, keep_weeks=keep_weeks)
 
 
+_DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+_DAY_ITEM = re.compile(r"(\*|\w+)(?:-(\w+))?(?:/(\d+))?")
+
+
+def _day_number(token: str) -> int:
+    if token.isdigit():
+        if int(token) > 7:
+            raise ValueError(f"weekday {token} is not 0-7 (0 and 7 are Sunday)")
+        return int(token) % 7
+    if token.lower()[:3] in _DAY_NAMES and len(token) == 3:
+        return _DAY_NAMES.index(token.lower())
+    raise ValueError(f"weekday {token!r} is neither 0-7 nor a day name (mon, tue, ...)")
+
+
+def crontab_weekdays(cron: str) -> str:
+    """The cron expression with its weekday numbers read as crontab reads
+    them (0 and 7 Sunday, 1 Monday), written as day names.
+
+    APScheduler 3 counts from Monday = 0, so "0 6 * * 1", what every crontab
+    and tutorial means by Monday, fired on Tuesdays. Names and "*" mean the
+    same in both and are left alone; numbers, ranges and steps are expanded
+    to the days crontab would run on ("1-5" mon-fri, "*/2" sun,tue,thu,sat).
+    """
+    fields = cron.split()
+    if len(fields) != 5 or not any(ch.isdigit() for ch in fields[4]):
+        return cron
+    days: set[int] = set()
+    for item in fields[4].split(","):
+        match = _DAY_ITEM.fullmatch(item)
+        if match is None:
+            raise ValueError(f"cannot read the weekday {item!r}")
+        first, last, step = match.groups()
+        if first == "*":
+            if last is not None:
+                raise ValueError(f"cannot read the weekday {item!r}")
+            start, end = 0, 6
+        else:
+            start = _day_number(first)
+            end = _day_number(last) if last is not None else (7 if step else start)
+            if last is not None and last.isdigit() and int(last) == 7:
+                end = 7
+        if end < start:
+            raise ValueError(f"weekday range {item!r} runs backwards")
+        days.update(day % 7 for day in range(start, end + 1, int(step or 1) or 1))
+    fields[4] = ",".join(_DAY_NAMES[(day + 1) % 7] for day in sorted((d - 1) % 7 for d in days))
+    return " ".join(fields)
+
+
 def _schedule(source: str, raw: Any) -> ScheduleSettings:
     r = _Reader(source, "schedule.", raw)
     d = ScheduleSettings()
@@ -465,7 +513,7 @@ def _schedule(source: str, raw: Any) -> ScheduleSettings:
     try:
         from apscheduler.triggers.cron import CronTrigger
 
-        CronTrigger.from_crontab(cron)
+        CronTrigger.from_crontab(crontab_weekdays(cron))
     except ValueError as exc:
         r.fail("schedule.cron", f"invalid cron expression {cron!r}: {exc}")
     tz = r.get("timezone", str, d.timezone)

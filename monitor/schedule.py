@@ -14,7 +14,9 @@ Why these settings (see ../shared/DEPENDENCIES.md):
   already limits it to one.
 - Cron strings are read with `CronTrigger.from_crontab` in the configured
   IANA time zone, so "0 6 * * mon" is 06:00 local time on both sides of a
-  daylight-saving change. Write day names: in 3.x "0" means Monday.
+  daylight-saving change. Weekday numbers are crontab's (0 and 7 Sunday,
+  1 Monday), not APScheduler 3's (0 Monday): `config.crontab_weekdays`
+  writes them as day names first.
 - A local time that does not exist (02:30 on the spring-forward night) fires
   once, an hour later by the clock (03:30), as APScheduler does. A local time
   that happens twice (02:30 on the fall-back night) fires once, at the first
@@ -35,7 +37,7 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.config import ScheduleSettings
+from monitor.config import ScheduleSettings, crontab_weekdays
 
 __all__ = [
     "RECHECK_JOB",
@@ -88,7 +90,8 @@ class LocalCronTrigger(CronTrigger):
 
 def weekly_trigger(schedule: ScheduleSettings) -> CronTrigger:
     """The audit's cron trigger, in the configured time zone."""
-    return LocalCronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
+    return LocalCronTrigger.from_crontab(crontab_weekdays(schedule.cron),
+                                         timezone=ZoneInfo(schedule.timezone))
 
 
 def build_scheduler(timezone: str = "UTC") -> AsyncIOScheduler:

@@ -64,6 +64,8 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[server]\nallowed_hosts = \"links.sclero.org\"\n", "server.allowed_hosts", "expected a list"),
         (PAGE + "[database]\nkeep_weeks = 52.5\n", "database.keep_weeks", "expected an integer"),
         (PAGE + "[schedule]\ncron = \"0 25 * * mon\"\n", "schedule.cron", "invalid cron"),
+        (PAGE + "[schedule]\ncron = \"0 6 * * 8\"\n", "schedule.cron", "weekday 8 is not 0-7 (0 and 7 are Sunday)"),
+        (PAGE + "[schedule]\ncron = \"0 6 * * 5-1\"\n", "schedule.cron", "weekday range '5-1' runs backwards"),
         (PAGE + "[schedule]\ntimezone = \"Mars/Olympus\"\n", "schedule.timezone", "unknown time zone"),
         (PAGE + "[schedule]\nrechecks = [1, -2]\n", "schedule.rechecks[1]", "positive"),
         (PAGE + "[databse]\npath = \"x.db\"\n", "databse", "unknown key"),

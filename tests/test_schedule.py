@@ -32,6 +32,32 @@ def test_weekly_trigger_reads_day_names_in_the_configured_zone() -> None:
 
 
 @pytest.mark.parametrize(
+    ("weekday", "fires_on"),
+    [
+        # crontab's numbers: 0 and 7 are Sunday, 1 is Monday (APScheduler 3 alone: 1 = Tuesday)
+        ("1", ["Mon"]),
+        ("0", ["Sun"]),
+        ("7", ["Sun"]),
+        ("mon", ["Mon"]),
+        ("1-5", ["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        ("5-7", ["Fri", "Sat", "Sun"]),
+        ("*/2", ["Sun", "Tue", "Thu", "Sat"]),
+        ("1/2", ["Mon", "Wed", "Fri", "Sun"]),
+        ("0,3", ["Sun", "Wed"]),
+        ("mon-3", ["Mon", "Tue", "Wed"]),
+        ("sat,0", ["Sat", "Sun"]),
+        ("*", ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]),
+    ],
+)
+def test_weekday_numbers_mean_what_they_mean_in_a_crontab(weekday: str, fires_on: list[str]) -> None:
+    trigger = schedule.weekly_trigger(ScheduleSettings(cron=f"0 6 * * {weekday}", timezone="UTC"))
+    fire, days = at("2026-11-22T00:00:00"), set()  # a Sunday: one week of fires from here
+    while (fire := trigger.get_next_fire_time(None, fire + dt.timedelta(seconds=1))) < at("2026-11-29T00:00:00"):
+        days.add(fire.strftime("%a"))
+    assert sorted(days) == sorted(fires_on)
+
+
+@pytest.mark.parametrize(
     ("cron", "tz", "now", "window_hours", "expected"),
     [
         # the Monday before, at 06:00 UTC
