@@ -593,8 +593,12 @@ def serve(config_path: Path) -> None:
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("monitor-demo"), show_default=True,
               help="Where the demo writes its database, reports and received mail.")
+@click.option("--serve", "serve_after", is_flag=True,
+              help="Afterwards, keep the simulated site and the mail sink running and run the "
+                   "service on the demo's database with the editors' dashboard on a loopback port; "
+                   "prints its address and commands to try in another terminal. Ctrl-C stops it.")
 @guarded
-def demo(workdir: Path) -> None:
+def demo(workdir: Path, serve_after: bool) -> None:
     """The whole job offline, on a bundled simulated site.
 
     Local servers on loopback imitate sclero.org, PubMed, a news wire,
@@ -602,20 +606,37 @@ def demo(workdir: Path) -> None:
     was last week and as it is now, the report is rendered and mailed to a
     local SMTP sink. Nothing leaves this machine.
 
+    With --serve, `monitor serve` then runs on the demo's results until
+    Ctrl-C: the dashboard, and `check`, `report`, `history` and `run` against
+    the simulated site through DIR/demo-live.toml (valid while it runs).
+
     \b
     Example:
         monitor demo && xdg-open monitor-demo/reports/index.html
+        monitor demo --serve
     """
     from monitor.demo.run import prepare_workdir, run_demo
 
     prepare_workdir(workdir)
     click.echo("Auditing the simulated site (sclero.org, PubMed, publishers... on loopback)...", err=True)
+    if serve_after:
+        _demo_serve(workdir)
+        return
 
     async def job() -> object:
         with progress_bar() as progress:
             return await run_demo(workdir, progress)
 
     result = asyncio.run(job())
+    _echo_demo(result, workdir)
+    click.echo("")
+    click.echo("Next: open the HTML report in a browser, or look at one link's history:")
+    program = sys.argv[0] if sys.argv[0].endswith("monitor") else "python -m monitor"
+    click.echo(f"  {program} history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config {result.config}")
+
+
+def _echo_demo(result: Any, workdir: Path) -> None:
+    """What the demo found and where it put it."""
     click.echo("")
     click.echo(result.headline)
     summary = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
@@ -640,10 +661,65 @@ def demo(workdir: Path) -> None:
         click.echo(f"Received message: {message}")
         click.echo(f"  Subject: {result.subject}")
     click.echo(f"Database:         {workdir / 'monitor.db'}")
-    click.echo("")
-    click.echo("Next: open the HTML report in a browser, or look at one link's history:")
-    program = sys.argv[0] if sys.argv[0].endswith("monitor") else "python -m monitor"
-    click.echo(f"  {program} history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config {result.config}")
+
+
+DEMO_HISTORY_URL = "https://pubmed.ncbi.nlm.nih.gov/31197643/"
+"""Failing last week (503), fixed this week: a history worth reading."""
+
+
+def _demo_serve(workdir: Path) -> None:
+    """`demo --serve`: the demo's output, then the service until a signal."""
+    import shlex
+
+    from monitor.demo.serve import serve_demo
+
+    bar = progress_bar()  # over the audits only: the service's banner and logs follow
+    progress = bar.__enter__()
+
+    def audited(result: Any) -> None:
+        bar.__exit__(None, None, None)
+        _echo_demo(result, workdir)
+        root = logging.getLogger()
+        if root.level > logging.INFO:
+            root.setLevel(logging.INFO)  # the service says what it does, as `monitor serve` does
+
+    def ready(live: Any) -> None:
+        # A second terminal may be another directory, and its `python` another one.
+        program = ([sys.argv[0]] if sys.argv[0].endswith("monitor")
+                   else [sys.executable, "-m", "monitor"])
+
+        def command(*args: str) -> str:
+            return shlex.join([*program, *args, "--config", str(live.config)])
+
+        click.echo("")
+        click.echo(f"Dashboard:        {live.dashboard}  (the editors' dashboard; this machine only)")
+        click.echo(f"Live config:      {live.config}")
+        click.echo("                  (the simulated site's current ports: valid while this runs)")
+        click.echo("")
+        click.echo("The simulated site, its mail sink and `monitor serve` keep running. "
+                   "In another terminal, try:")
+        for args, what in ((("check",), "audit the simulated site again"),
+                           (("report",), "report that audit, then reload the dashboard"),
+                           (("history", DEMO_HISTORY_URL), "one link's checks"),
+                           (("run",), f"check, report and mail it to the sink ({live.mail_dir})")):
+            click.echo(f"  {command(*args)}  # {what}")
+        click.echo("")
+        when = (f"{live.next_audit:%A %d %B %Y, %H:%M} {live.next_audit.tzname() or ''}".rstrip()
+                if live.next_audit is not None else "never")
+        hours = " and ".join(f"{h:g}" for h in live.rechecks)
+        click.echo(f"The service audits on its own only at [schedule] cron: next {when}. Links that "
+                   f"started failing are rechecked {hours} hours after (schedule.rechecks).")
+        click.echo("Press Ctrl-C to stop.")
+
+    try:
+        status = asyncio.run(serve_demo(workdir, progress=progress, audited=audited, ready=ready))
+    finally:
+        bar.__exit__(None, None, None)  # stopping twice is harmless (rich)
+    click.echo(f"Stopped the dashboard, the simulated site and the mail sink; removed "
+               f"{workdir / 'demo-live.toml'} (its ports are closed). The results stay: "
+               f"--config {workdir / 'demo.toml'} reads them.")
+    if status:
+        raise SystemExit(status)
 
 
 def main() -> None:

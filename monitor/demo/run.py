@@ -11,8 +11,10 @@ the sink and says where the report and the received message are.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import shutil
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.policy import default as default_policy
@@ -34,7 +36,7 @@ DEMO_TIMEOUT = 2.0
 """Short, so the simulated hanging server costs the demo seconds, not minutes."""
 
 OUR_FILES = ("monitor.db", "monitor.db-wal", "monitor.db-shm", "reports", "mail",
-             "simulated-site-ca.pem", "demo.toml")
+             "simulated-site-ca.pem", "demo.toml", "demo-live.toml")
 
 
 def write_config(settings: Settings, workdir: Path) -> Path:
@@ -173,7 +175,25 @@ def prepare_workdir(workdir: Path) -> None:
     clean(workdir)
 
 
+@dataclass
+class Running:
+    """What is still up while a `demo_session` is open: `--serve` keeps it for the service."""
+
+    site: SimulatedSite
+    sink: MailSink
+    settings: Settings
+
+
 async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
+    async with demo_session(workdir, progress) as (result, _):
+        return result
+
+
+@contextlib.asynccontextmanager
+async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tuple[DemoResult, Running]]:
+    """The demo's two audits, with the simulated site (serving this week's
+    answers) and the mail sink kept up until the block ends: `monitor demo`
+    leaves at once, `monitor demo --serve` runs the service meanwhile."""
     from monitor.jobs import weekly_job
     from monitor.output import counts
     from monitor.store import Store
@@ -203,13 +223,14 @@ async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
         if sink.received:
             msg = message_from_bytes(sink.received[-1].read_bytes(), policy=default_policy)
             subject = str(msg["Subject"])
-        return DemoResult(
+        result = DemoResult(
             workdir=workdir, report_html=report.html_path, report_json=report.json_path,
             index_html=report.index_path, messages=list(sink.received), headline=report.headline,
             subject=subject, counts=counts(links), seconds=audit.seconds, requested=audit.urls,
             truth_mismatches=mismatches, run_id=audit.run.id,
             config=write_config(settings, workdir),
         )
+        yield result, Running(site, sink, settings)
     finally:
         await sink.stop()
         await server.stop()
