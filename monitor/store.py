@@ -42,6 +42,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
 from typing import Any, TypeVar
@@ -964,7 +965,10 @@ class Store:
         return [r for r in map(_run, rows) if r is not None]
 
     def mark_reported(self, run_id: int, now: dt.datetime) -> None:
-        self._write("UPDATE runs SET reported_at = ? WHERE id = ?", (_ts(now), run_id))
+        """The first time only: a report sent again (`--run N --send`) is
+        still the report of that date, which re-renders read it as of."""
+        self._write("UPDATE runs SET reported_at = coalesce(reported_at, ?) WHERE id = ?",
+                    (_ts(now), run_id))
 
     def previous_reported_run(self, before_run_id: int) -> RunInfo | None:
         """The full run the previous report covered: what "new since last
@@ -1222,6 +1226,26 @@ class Store:
                 f"SELECT {_URL_STATE_COLUMNS} FROM url_state WHERE url IN ({marks})", chunk
             ):
                 states[row["url"]] = _url_state(row)
+        return states
+
+    def url_states_at(self, urls: Iterable[str], at: dt.datetime) -> dict[str, UrlState]:
+        """`url_states` as they were at `at`: each URL's status, strikes and
+        "failing since" from its latest observation then (each observation
+        keeps them). What a report already sent is rendered with: the
+        rechecks made since would confirm failures it listed as suspected.
+        URLs not observed by then are absent."""
+        states = self.url_states(urls)
+        when = _ts(at)
+        for url, state in list(states.items()):
+            row = self._conn.execute(
+                "SELECT status, reason, strikes, failing_since FROM observations "
+                "WHERE url = ? AND checked_at <= ? ORDER BY checked_at DESC, id DESC LIMIT 1",
+                (url, when)).fetchone()
+            if row is None:
+                del states[url]
+                continue
+            states[url] = replace(state, status=LinkStatus(row[0]), reason=row[1], strikes=row[2],
+                                  failing_since=_dt(row[3]))
         return states
 
     def history(self, url: str, limit: int | None = None) -> list[HistoryEntry]:

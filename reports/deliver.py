@@ -121,6 +121,11 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     run = store.get_run(run_id)
     if run is None:
         raise DeliveryError(f"there is no run {run_id} in the database")
+    if run.reported_at is not None:
+        # Sent already: rendered again, it is the report of that day, with
+        # what was known then (the rechecks made since would confirm the
+        # failures it listed as suspected, and its numbers would change).
+        now = run.reported_at
     links = store.run_links(run_id)
     pages = store.run_pages(run_id)
     previous = store.previous_reported_run(run_id)
@@ -144,13 +149,15 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     # page's citations only, for the pages that failed only).
     failed = [p.url for p in pages if p.status == "error"]
     last_read = store.citations_last_read(failed, run_id) if failed else []
+    flagged = {l.url for l in links if l.status in FLAGGED}
+    states = store.url_states(flagged) if run.reported_at is None else store.url_states_at(flagged, now)
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
         previous_pages=previous_pages,
         previous_cited=previous_cited,
         last_read=last_read,
-        states=store.url_states({l.url for l in links if l.status in FLAGGED}),
+        states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
     )
 

@@ -255,6 +255,16 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
                                        "--config", str(tmp_path / "demo" / "demo.toml"))
     assert code == 0, err
     assert out.count("    RETRACTED: PubMed links a retraction notice") == 2, out
+    # Last week's report rendered again is the report that was sent: the
+    # rechecks and this week's checks since then confirmed failures it
+    # listed as suspected (it said 17 problems; rendered with today's
+    # states, 23), and it overwrote the file.
+    week1 = next((tmp_path / "demo" / "reports").glob("report-*-run-1.html"))
+    sent = week1.read_text(encoding="utf-8")
+    code, out, err = await run_monitor("report", "--run", "1",
+                                       "--config", str(tmp_path / "demo" / "demo.toml"))
+    assert code == 0, err
+    assert week1.read_text(encoding="utf-8") == sent
     # The config it leaves behind never reaches the real sites it names.
     code, out, err = await run_monitor("check", "--config", str(tmp_path / "demo" / "demo.toml"),
                                        "--format", "json")

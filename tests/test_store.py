@@ -471,6 +471,22 @@ def test_an_answer_stores_no_second_copy_of_its_url_or_its_title(
     assert (store.history(PUBMED)[0].final_url, store.run_links(run.id)[0].final_url) == expected
 
 
+def test_url_states_at_a_past_instant_are_those_its_latest_observation_left(store: Store) -> None:
+    """What a report sent at T knew: the rechecks after T are not in it."""
+    run = store.start_run(T0)
+    down = dict(status=LinkStatus.ERROR, reason="http_503", http_status=503)
+    store.record_observations(run.id, [check(PUBMED, T0, strikes=1, failing_since=T0, **down)])
+    store.record_observations(None, [check(PUBMED, T0 + hours(30), strikes=3, failing_since=T0, **down)])
+    store.record_observations(None, [check(PAGE_A, T0 + hours(30))])  # first seen after T
+    at_report = store.url_states_at([PUBMED, PAGE_A], T0 + hours(2))
+    assert set(at_report) == {PUBMED}
+    assert (at_report[PUBMED].strikes, at_report[PUBMED].failing_since) == (1, T0)
+    assert store.url_states_at([PUBMED], T0 + hours(31))[PUBMED] == store.url_state(PUBMED)
+    store.mark_reported(run.id, T0 + hours(2))
+    store.mark_reported(run.id, T0 + hours(50))  # sent again: still the report of its first date
+    assert store.get_run(run.id).reported_at == T0 + hours(2)  # type: ignore[union-attr]
+
+
 def test_error_kind_and_naive_datetimes_are_utc(store: Store) -> None:
     naive = dt.datetime(2026, 11, 23, 6, 0)
     obs, verdict, state = check(PUBMED, naive, LinkStatus.ERROR, reason="timeout", http_status=None,
