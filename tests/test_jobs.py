@@ -23,7 +23,7 @@ import pytest
 import trustme
 from aiosmtpd.smtp import SMTP, AuthResult
 
-from monitor.config import EmailSettings
+from monitor.config import EmailSettings, load_settings
 from monitor.crawl import run_audit
 from monitor.demo.run import MailSink, demo_settings
 from monitor.demo.site import SimulatedSite
@@ -265,6 +265,9 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
                                        "--config", str(tmp_path / "demo" / "demo.toml"))
     assert code == 0, err
     assert week1.read_text(encoding="utf-8") == sent
+    # and `report --send` with it mails nothing: the demo's sink is gone, and
+    # the machine's own mail server (the default localhost:587) is no sink
+    assert load_settings(tmp_path / "demo" / "demo.toml").email.enabled is False
     # The config it leaves behind never reaches the real sites it names.
     code, out, err = await run_monitor("check", "--config", str(tmp_path / "demo" / "demo.toml"),
                                        "--format", "json")

@@ -54,8 +54,10 @@ def write_config(settings: Settings, workdir: Path) -> Path:
         "# (the simulated site only runs during `monitor demo`).\n\n"
         f"{pages}[database]\npath = \"{settings.database.path}\"\n\n"
         f"[report]\ndir = \"{settings.report.dir}\"\nsite_name = \"{settings.report.site_name}\"\n\n"
-        "# The demo never leaves this machine: these names are real sites.\n"
-        "[checker.connect_to]\n\"*\" = \"refuse\"\n"
+        "# The demo never leaves this machine: these names are real sites,\n"
+        "# and its mail went to a sink that stopped with it (`--send` sends nothing).\n"
+        "[checker.connect_to]\n\"*\" = \"refuse\"\n\n"
+        "[email]\nenabled = false\n"
     )
     path = workdir / "demo.toml"
     path.write_text(text, encoding="utf-8")
