@@ -90,6 +90,7 @@ def load(config_path: Path) -> Settings:
     settings = load_settings(config_path)
     db = settings.database.path
     if db != ":memory:":
+        refuse_misplaced_database(settings, config_path)
         path = Path(db)
         problem = (f"{path} is a directory, not a database file" if path.is_dir()
                    else None if path.exists() else dir_problem(path.parent))
@@ -166,9 +167,48 @@ def load_existing(config_path: Path) -> Settings:
     settings = load_settings(config_path)
     path = settings.database.path
     if path != ":memory:" and not Path(path).exists():
-        raise Failure(f"no database at {path} yet (database.path in {config_path}): "
+        refuse_misplaced_database(settings, config_path)
+        where = "" if Path(path).is_absolute() else f" (from the working directory: {Path.cwd() / path})"
+        raise Failure(f"no database at {path}{where} yet (database.path in {config_path}): "
                       "`monitor check` or `monitor run` makes it")
     return settings
+
+
+def misplaced_database(db: str, config_path: Path, cwd: Path | None = None) -> str | None:
+    """Why a relative `database.path` that finds no file from the working
+    directory most likely means "run from elsewhere", or None.
+
+    Relative paths are read from the working directory (installs depend on
+    it). Run from another folder, a command found no database and made a
+    new, empty one (every problem "new" again), or told the user to make
+    one with `check`/`run`, which does the same. When a file exists where
+    the config's folder would put it (or beside the config, under the same
+    name), say where it was looked for, where it is, and the two ways out."""
+    path = Path(db)
+    if path.is_absolute():
+        return None
+    cwd = Path(os.path.normpath((cwd or Path.cwd()).absolute()))
+    looked = cwd / path
+    if looked.exists():
+        return None
+    folder = Path(os.path.normpath(cwd / config_path)).parent
+    found = next((c for c in (folder / path, folder / path.name) if c.is_file() and c != looked), None)
+    if found is None:
+        return None
+    parts = len(path.parts)
+    run_from = (found.parents[parts - 1] if found.parts[-parts:] == path.parts else None)
+    way = (f"run the command from {run_from}, or make database.path absolute "
+           f"(\"{found}\")" if run_from is not None
+           else f"make database.path absolute (\"{found}\") to use it")
+    return (f"{config_path}: database.path \"{db}\" is read from the working directory: no database "
+            f"at {looked}, but there is one at {found}: {way}")
+
+
+def refuse_misplaced_database(settings: Settings, config_path: Path) -> None:
+    """Exit 2 (a usage mistake: the working directory) before any database
+    is opened or made, when `misplaced_database` finds the likely one."""
+    if problem := misplaced_database(settings.database.path, config_path):
+        raise UsageFailure(problem)
 
 
 def setup_logging(verbose: bool, debug: bool) -> None:

@@ -227,6 +227,77 @@ def test_unusable_database_path_names_the_key(tmp_path: Path, where: str) -> Non
     assert str(path) in line and "database.path" in line and "directory" in line
 
 
+def _database_beside_its_config(tmp_path: Path, written: str) -> tuple[Path, Path, Path]:
+    """site/conf/monitor.toml saying database.path = `written`, a database at
+    site/conf/m.db (made by a real audit) and an empty folder to run from:
+    (config, database, elsewhere)."""
+    conf, elsewhere = tmp_path / "site" / "conf", tmp_path / "elsewhere"
+    conf.mkdir(parents=True)
+    elsewhere.mkdir()
+    path = conf / "monitor.toml"
+    text = PAGE + '[database]\npath = "{}"\n[email]\nenabled = false\n'
+    path.write_text(text.format("m.db"), encoding="utf-8")
+    code, _, err = monitor(conf, "check", "--config", str(path))
+    assert code == 0 and (conf / "m.db").is_file(), err
+    path.write_text(text.format(written), encoding="utf-8")
+    return path, conf / "m.db", elsewhere
+
+
+@pytest.mark.parametrize("args", [("history", "http://127.0.0.1:9/a.html"), ("report",), ("check",), ("run",)])
+@pytest.mark.parametrize(("written", "run_from"), [("conf/m.db", "site"), ("var/m.db", None)])
+def test_a_relative_database_found_beside_the_config_is_named_not_remade(
+        tmp_path: Path, args: tuple[str, ...], written: str, run_from: str | None) -> None:
+    """Was (history, report): "no database at conf/m.db yet ...: `monitor check`
+    or `monitor run` makes it", advice that starts a second, empty history;
+    check and run did just that, silently."""
+    path, db, elsewhere = _database_beside_its_config(tmp_path, written)
+    code, out, err = monitor(elsewhere, *args, "--config", str(path))
+    assert code == 2, out + err
+    line = one_line(err)
+    assert f"no database at {elsewhere / written}, but there is one at {db}" in line, line
+    assert f'database.path "{written}"' in line and str(path) in line
+    if run_from:
+        assert f"run the command from {tmp_path / run_from}, or make database.path absolute" in line, line
+    else:
+        assert f'make database.path absolute ("{db}")' in line and "run the command from" not in line, line
+    assert "monitor check" not in line and "monitor run" not in line
+    assert list(elsewhere.iterdir()) == []  # no second database
+
+
+def test_a_relative_database_nowhere_is_said_with_its_absolute_path(tmp_path: Path) -> None:
+    path, _, elsewhere = _database_beside_its_config(tmp_path, "var/other.db")
+    code, _, err = monitor(elsewhere, "report", "--config", str(path))
+    assert code == 1, err
+    assert f"no database at var/other.db (from the working directory: {elsewhere / 'var/other.db'}) yet" in err
+
+
+@pytest.mark.parametrize(("cwd", "config", "written", "found", "run_from"), [
+    ("site", "conf/monitor.toml", "conf/m.db", None, None),  # there from the cwd: nothing to say
+    ("site/conf", "monitor.toml", "m.db", None, None),
+    ("other", "../site/conf/monitor.toml", "conf/m.db", "site/conf/m.db", "site"),  # the config's parent's layout
+    ("other", "../site/conf/monitor.toml", "m.db", "site/conf/m.db", "site/conf"),  # relative to its folder
+    ("other", "../site/conf/monitor.toml", "x/m.db", "site/conf/m.db", None),  # its name, beside it
+    ("other", "../site/conf/monitor.toml", "nope.db", None, None),  # nothing anywhere: the plain message
+    ("other", "../site/conf/monitor.toml", "conf", None, None),  # a folder is not a database
+])
+def test_misplaced_database_looks_beside_the_config_only(
+        tmp_path: Path, cwd: str, config: str, written: str, found: str | None, run_from: str | None) -> None:
+    from monitor.cli import misplaced_database
+
+    (tmp_path / "site" / "conf" / "conf").mkdir(parents=True)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "site" / "conf" / "m.db").write_bytes(b"")
+    said = misplaced_database(written, Path(config), cwd=tmp_path / cwd)
+    if found is None:
+        assert said is None
+        return
+    assert said is not None and f"there is one at {tmp_path / found}:" in said, said
+    if run_from:
+        assert f"run the command from {tmp_path / run_from}," in said, said
+    else:
+        assert "run the command from" not in said
+    assert misplaced_database(str(tmp_path / "site/conf/nope.db"), Path(config), cwd=tmp_path) is None
+
 # -- what the terminal says after an audit ------------------------------------------
 
 
