@@ -43,7 +43,8 @@ from monitor.config import CheckerSettings
 from monitor.netguard import NetworkPolicy, PrivateAddressError, legacy_ipv4, parse_ip, special_use
 from monitor.tls import make_ssl_context
 
-__all__ = ["Client", "GuardedResolver", "parse_connect_to", "BROWSER_ACCEPT", "REFUSE_UNMAPPED"]
+__all__ = ["Client", "ConnectToRefusal", "GuardedResolver", "parse_connect_to", "BROWSER_ACCEPT",
+           "REFUSE_UNMAPPED"]
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_LANGUAGE = "en-US,en;q=0.9,*;q=0.5"
@@ -84,6 +85,17 @@ def parse_connect_to(pairs: Iterable[tuple[str, str]]) -> tuple[Mapping, bool]:
 
 def _nxdomain(host: str, why: str) -> socket.gaierror:
     return socket.gaierror(socket.EAI_NONAME, f"{host}: {why}")
+
+
+class ConnectToRefusal(socket.gaierror):
+    """A name refused by the ("*", "refuse") pair of checker.connect_to: a
+    DNS failure to aiohttp and the classifier (no query is made, so none can
+    succeed), but a policy of the configuration, not a missing name, to the
+    person reading why a page was not fetched (monitor/pages.py)."""
+
+    def __init__(self, host: str) -> None:
+        super().__init__(socket.EAI_NONAME,
+                         f'{host}: refused by checker.connect_to ("*" = "refuse"), not looked up')
 
 
 def _result(hostname: str, ip: str, port: int) -> ResolveResult:
@@ -132,7 +144,7 @@ class GuardedResolver(AbstractResolver):
         if kind == "nxdomain":
             raise _nxdomain(host, "special-use name (RFC 6761), not looked up")
         if self.refuse_unmapped and kind is None:
-            raise _nxdomain(host, "not in connect_to and unmapped names are refused")
+            raise ConnectToRefusal(host)
         if kind == "loopback":
             answers = [_result(host, "127.0.0.1", port), _result(host, "::1", port)]
         else:

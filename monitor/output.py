@@ -314,7 +314,12 @@ def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Ite
     lines = [f"{len(failed)} of {_count(len(pages), 'page')} could not be fetched; "
              f"{'its' if len(failed) == 1 else 'their'} links were not checked:"]
     for page in failed[:shown]:
-        line = f"  {one_line(page.url)}: {one_line(page.error) or 'no answer'}"
+        error = one_line(page.error)
+        policy = _POLICY_KEY.search(error)
+        if policy:  # the configuration refused it: the url is not suspect, the key is
+            lines.append(f"  {one_line(page.url)}: {error[:policy.end()]} in {source}{error[policy.end():]}")
+            continue
+        line = f"  {one_line(page.url)}: {error or 'no answer'}"
         if page.http_status in _ADDRESS_SUSPECT or "DNS" in page.error:
             if page.url in configured:
                 line += f" (check its [[pages]] url in {source})"
@@ -324,6 +329,11 @@ def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Ite
     if len(failed) > shown:
         lines.append(f"  ... and {len(failed) - shown} more (--format json lists them: pages[].error)")
     return lines
+
+
+_POLICY_KEY = re.compile(r"\bchecker\.(?:connect_to|allow_private_networks)\b")
+"""The keys whose refusals monitor/pages.py names: a page refused by the
+configuration's policy, said with the file to look in."""
 
 
 def _count(n: int, noun: str) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from monitor.client import Client
+from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError
 from monitor.types import ErrorKind
 
@@ -128,7 +128,13 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
     kind, detail = error_kind_of(exc)
     host = getattr(exc, "host", None)
-    if kind is ErrorKind.DNS:
+    if isinstance(getattr(exc, "os_error", None), ConnectToRefusal):
+        # The configuration's choice, not the name's fault: no DNS query was
+        # made, and the page's url may well be right (the demo's config, run
+        # after the demo's simulated site has stopped).
+        words = (f'refused by checker.connect_to ("*" = "refuse"): {host or "its host"} is not '
+                 "mapped there, so the page was not requested")
+    elif kind is ErrorKind.DNS:
         words = f"the server could not be reached (DNS: {_dns_problem(exc, host or '')})"
     elif kind is ErrorKind.PRIVATE_ADDRESS:
         policy = exc if isinstance(exc, PrivateAddressError) else getattr(exc, "os_error", None)

@@ -331,6 +331,20 @@ async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Pat
     assert "run 2: 1 URL on 1 of 2 pages checked in" in out
 
 
+def test_a_page_refused_by_connect_to_names_the_key_and_file_not_the_url(tmp_path: Path) -> None:
+    """Was: "the server could not be reached (DNS: name www.sclero.org not
+    found: ...) (check its [[pages]] url in demo.toml)": no DNS query was
+    made and the url was right (the demo's config after the demo)."""
+    path = tmp_path / "demo.toml"
+    path.write_text('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[checker.connect_to]\n"*" = "refuse"\n'
+                    f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err  # unchanged: a page not fetched is a result
+    line = next(line for line in err.splitlines() if line.startswith("  https://www.sclero.org/a.html"))
+    assert line == (f'  https://www.sclero.org/a.html: refused by checker.connect_to in {path} ("*" = "refuse"): '
+                    "www.sclero.org is not mapped there, so the page was not requested"), line
+
+
 GAI_TEXT = {socket.EAI_NONAME: "Name or service not known",
             socket.EAI_AGAIN: "Temporary failure in name resolution"}
 """glibc's words, as socket.getaddrinfo raises them."""
@@ -356,9 +370,12 @@ class FailingDNS(AbstractResolver):
     ("/status/503", {}, 2.0, "HTTP 503: the server failed to answer; may be passing"),
     ("/status/418", {}, 2.0, "HTTP 418: the server refused the request"),
     ("/slow?delay=5", {}, 0.3, "timed out after 0.3 s"),
-    ("dns", {"connect_to": (("*", "refuse"),)}, 2.0,  # the monitor's own resolver says why
-     "the server could not be reached (DNS: name www.sclero.org not found: "
-     "not in connect_to and unmapped names are refused)"),
+    ("dns", {"connect_to": (("*", "refuse"),)}, 2.0,  # the configuration's policy, not DNS: no query made
+     'refused by checker.connect_to ("*" = "refuse"): www.sclero.org is not mapped there, '
+     "so the page was not requested"),
+    ("special", {}, 2.0,  # the monitor's own resolver says why
+     "the server could not be reached (DNS: name www.sclero.invalid not found: "
+     "special-use name (RFC 6761), not looked up)"),
     ("nxdomain", {}, 2.0, "the server could not be reached (DNS: name www.sclero.org not found)"),
     ("no_dns_server", {}, 2.0,
      "the server could not be reached (DNS: Temporary failure in name resolution, looking up www.sclero.org)"),
@@ -378,6 +395,8 @@ async def test_why_a_watched_page_could_not_be_fetched_is_said_for_a_webmaster(
     url = site.url(path)
     if path == "dns":
         url = "https://www.sclero.org/scleroderma/a.html"
+    elif path == "special":
+        url = "https://www.sclero.invalid/scleroderma/a.html"
     elif path == "refused":
         url = f"http://127.0.0.1:{free_port}/a.html"
     elif path == "tls":  # a certificate from a CA the monitor was not told to trust

@@ -332,6 +332,17 @@ A, B, C = (f"https://www.sclero.org/{n}.html" for n in "abc")
     ([_page(C, "error", 410, "HTTP 410")], [A], [C],
      ["1 of 1 page could not be fetched; its links were not checked:",
       f"  {C}: HTTP 410 (check the --page URL)"]),
+    # refused by the configuration's policy: the file and the key, not the url, to look at
+    ([_page(A, "error", None, 'refused by checker.connect_to ("*" = "refuse"): www.sclero.org is not '
+                              "mapped there, so the page was not requested")], [A], [],
+     ["1 of 1 page could not be fetched; its links were not checked:",
+      f'  {A}: refused by checker.connect_to in m.toml ("*" = "refuse"): www.sclero.org is not '
+      "mapped there, so the page was not requested"]),
+    ([_page(C, "error", None, "refused by policy: 10.0.0.1 -> 10.0.0.1 is not a public address "
+                              "(checker.allow_private_networks)")], [A], [C],
+     ["1 of 1 page could not be fetched; its links were not checked:",
+      f"  {C}: refused by policy: 10.0.0.1 -> 10.0.0.1 is not a public address "
+      "(checker.allow_private_networks in m.toml)"]),
     # a page of a crawled site: neither
     ([_page(C, "error", 404, "HTTP 404\n\x1b[2J")], [A], [],
      ["1 of 1 page could not be fetched; its links were not checked:", f"  {C}: HTTP 404 [2J"]),
