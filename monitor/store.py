@@ -1496,6 +1496,24 @@ class Store:
             (key, value),
         )
 
+    def unrequested_sightings(self, href: str) -> tuple[list[Citation], int, int] | None:
+        """Where a link the monitor never requests sits: its occurrences in
+        the latest run listing it, that run's id and the first run's id, or
+        None. `href` is the link as the report shows it: the page's href for
+        a malformed address (no URL: `occurrences.url` is NULL) or a skipped
+        one (mailto:, a fragment), or a URL excluded by the configuration.
+        For `monitor history`, which has no observation of such a link and
+        said "never checked" of a link the report lists."""
+        match = "(o.url = ? OR (o.url IS NULL AND o.raw_href = ?))"
+        row = self._row(
+            "SELECT min(p.run_id), max(p.run_id) FROM occurrences AS o JOIN pages AS p "
+            f"ON p.links_run = o.run_id AND p.url = o.page_url WHERE {match}", (href, href))
+        if row is None or row[1] is None:
+            return None
+        rows = self._rows(f"SELECT {_OCCURRENCE_SELECT} {_RUN_OCCURRENCES} AND {match} ORDER BY p.url, o.id",
+                          (row[1], href, href))
+        return [_citation(r) for r in rows], row[1], row[0]
+
 
 def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:
     text = str(exc)

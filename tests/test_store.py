@@ -1301,3 +1301,30 @@ async def test_writer_call_unflushed_leaves_the_queued_adds_to_their_batch(db_pa
     await writer.call("get_meta", "x")  # an ordinary call commits first
     assert writer.pending == 0 and _count(db_path) == 1
     await writer.close()
+
+
+def test_unrequested_sightings_find_a_malformed_or_skipped_link_where_the_report_lists_it(store: Store) -> None:
+    """`monitor history http://` said "never checked" of a link the report
+    lists: a malformed href has no URL, so no observation, only occurrences."""
+    first, second = store.start_run(T0), store.start_run(T0 + hours(168))
+    record_links(store, first.id, PAGE_A, [
+        cite(PAGE_A, None, "Keeping warm", raw_href="http://", line=118, skip_reason="invalid_url"),
+        cite(PAGE_A, PUBMED, line=120),
+        cite(PAGE_A, None, "mail us", raw_href="mailto:isn@sclero.org", line=133, skip_reason="mailto"),
+        cite(PAGE_A, None, "again", raw_href="http://", line=140, skip_reason="invalid_url")])
+    # the next week's fetch answered 304: its links are those of the first run
+    store.record_page(PageRecord(run_id=second.id, url=PAGE_A, status="not_modified", http_status=304,
+                                 links_run=first.id), now=T0 + hours(168))
+    record_links(store, second.id, PAGE_B, [cite(PAGE_B, None, raw_href="http://", line=7,
+                                                 skip_reason="invalid_url")])
+    found = store.unrequested_sightings("http://")
+    assert found is not None
+    citations, latest, since = found
+    assert (latest, since) == (second.id, first.id)
+    assert [(c.page_url, c.line, c.skip_reason) for c in citations] == [
+        (PAGE_A, 118, "invalid_url"), (PAGE_A, 140, "invalid_url"), (PAGE_B, 7, "invalid_url")]
+    mail = store.unrequested_sightings("mailto:isn@sclero.org")
+    assert mail is not None and [c.line for c in mail[0]] == [133]
+    assert store.unrequested_sightings("https://never.example.org/") is None
+    excluded = store.unrequested_sightings(PUBMED)  # a URL: found by it (an excluded link has no check)
+    assert excluded is not None and [c.line for c in excluded[0]] == [120]
