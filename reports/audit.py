@@ -345,6 +345,10 @@ class Audit:
     previous_run: RunInfo | None = None
     audience: str = ""
     """ "" for the whole report; an owner's address for their part of it."""
+    cleared_by_itself: tuple[Fixed, ...] = ()
+    """Links the previous report only watched (a first timeout or 5xx, never
+    listed as a problem) that answer again: no editor fixed them, so they are
+    not "fixed since the last report" (nor counted so); kept for the data."""
 
     @property
     def date(self) -> dt.date:
@@ -393,6 +397,8 @@ def build_audit(
     previous_run: RunInfo | None = None,
     previous_cited: Collection[tuple[str, str, str]] | None = None,
     last_read: Sequence[tuple[PageRecord, Sequence[LinkResult]]] = (),
+    earlier_links: Sequence[LinkResult] = (),
+    earlier_run: RunInfo | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -407,6 +413,16 @@ def build_audit(
     as the last report that read them saw them, with their citations
     (`Store.citations_last_read`): their content notes are carried over,
     said to be not checked again, instead of vanishing for a week.
+    `earlier_links` holds, for those pages, the flagged links of the report
+    before the one that last read them (`Store.flagged_links_last_read`
+    before that run), and `earlier_run` that report's run: with them a
+    problem carried over says what the last report said of it (open since
+    20 Nov, not since the day of the last read), since dates of moved and
+    drifted links come from the report before.
+
+    A link the previous report only watched (a first timeout or 5xx) was
+    never listed to the editor as a problem: confirmed now, it is new; if it
+    answers again, it cleared by itself (`Audit.cleared_by_itself`), no fix.
     """
     unread = {p.url for p in pages if p.status == "error"}
     read_before = [(page, then) for page, then in last_read if page.url in unread]
@@ -416,24 +432,29 @@ def build_audit(
     carried = _carried(previous_links, links, pages, previous_pages)
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
     listed_at = previous_run.started_at if previous_run is not None else None
+    watched_before = _watched_keys(previous_links, _report_time(previous_run), confirm_after)
 
     problems: list[Problem] = []
     others: list[LinkResult] = []
     for link in links:
         if link.status in FLAGGED and not _acknowledged(link):
-            problems.append(_problem(link, states.get(link.url), carried.get(_key(link)),
-                                     now, confirm_after, listed_at=listed_at))
+            prev = carried.get(_key(link))
+            problem = _problem(link, states.get(link.url), prev, now, confirm_after,
+                               listed_at=listed_at)
+            if prev is not None and _key(prev) in watched_before:
+                problem = replace(problem, new=True)  # never listed to the editor as a problem
+            problems.append(problem)
         elif link.status not in FLAGGED:
             others.append(link)
-    copies = _copy_lines(previous_links) if unread else {}
-    for key, prev in _flagged_keys(previous_links).items() if unread else ():
-        if prev.page in unread:  # not checked this week: still open, not dropped
-            problems.append(replace(_problem(prev, None, prev, now, confirm_after, rechecked=False,
-                                             listed_at=listed_at), more_lines=copies.get(key, ())))
+    if unread:
+        problems += _not_read_again(previous_links, unread, earlier_links, previous_run,
+                                    earlier_run, now, confirm_after)
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
     fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited)
+    cleared = [f for f in fixed if f.how == "works_again" and _key(f.link) in watched_before]
+    fixed = [f for f in fixed if not (f.how == "works_again" and _key(f.link) in watched_before)]
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles, read_before)
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
@@ -444,6 +465,7 @@ def build_audit(
         needs_a_person=_group(person, order, page_titles, owners),
         watching=_group(watching, order, page_titles, owners),
         fixed_since_last=tuple(fixed),
+        cleared_by_itself=tuple(cleared),
         content_audit=content,
         everything_else=_others(others, order, page_titles),
         pages=tuple(pages),
@@ -476,6 +498,55 @@ def _partition(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem
         else:
             fixing.append(p)
     return fixing, person, watching
+
+
+def _report_time(run: RunInfo | None) -> dt.datetime | None:
+    """When the report of `run` was made: what it judged confirmation at."""
+    if run is None:
+        return None
+    return run.reported_at or run.finished_at or run.started_at
+
+
+def _watched_keys(previous: Sequence[LinkResult] | None, listed_now: dt.datetime | None,
+                  confirm_after: dt.timedelta) -> set[_Key]:
+    """The previous report's rows it only watched (`_partition`'s rule, as
+    judged then from the link's own strikes): not problems it listed."""
+    if not previous or listed_now is None:
+        return set()
+    return {key for key, prev in _flagged_keys(previous).items()
+            if prev.status == LinkStatus.ERROR
+            and not _confirmed(prev, None, listed_now, confirm_after)}
+
+
+def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[str],
+                    earlier: Sequence[LinkResult], previous_run: RunInfo | None,
+                    earlier_run: RunInfo | None, now: dt.datetime,
+                    confirm_after: dt.timedelta) -> list[Problem]:
+    """The previous report's rows on pages this run could not fetch: still
+    open (not dropped, not fixed), as that report showed them.
+
+    Each is rebuilt as the report that last read its page built it (its
+    dates, matched against the report before it; confirmed or only watched
+    as judged then), then aged to `now`: the editor who read "open 1 week,
+    since 20 Nov" must not read "open since 27 Nov" because the page was
+    down. Each keeps every copy's line and its count ("2 times here").
+    """
+    rows = {key: prev for key, prev in _flagged_keys(previous).items() if prev.page in unread}
+    if not rows:
+        return []
+    then = _report_time(previous_run) or now
+    before = _carried(earlier, list(rows.values()))
+    copies = _copy_lines(previous)
+    counts = _copy_counts(previous)
+    listed_at = earlier_run.started_at if earlier_run is not None else None
+    carried = []
+    for key, prev in rows.items():
+        shown = _problem(prev, None, before.get(key), then, confirm_after,
+                         rechecked=False, listed_at=listed_at)
+        weeks = max(0, (now - shown.since).days // 7) if shown.since else 0
+        carried.append(replace(shown, new=False, weeks_open=weeks, more_lines=copies.get(key, ()),
+                               occurrences=counts.get(key, 1)))
+    return carried
 
 
 def _acknowledged(link: LinkResult) -> bool:
@@ -526,6 +597,16 @@ def _copy_lines(links: Sequence[LinkResult] | None) -> dict[_Key, tuple[int, ...
         elif l.line is not None:
             lines.setdefault(key, []).append(l.line)
     return {key: tuple(found) for key, found in lines.items()}
+
+
+def _copy_counts(links: Sequence[LinkResult] | None) -> dict[_Key, int]:
+    """How many copies each `_flagged_keys` row has (its `occurrences`),
+    lines known or not."""
+    counts: dict[_Key, int] = {}
+    for l in links or ():
+        if l.status in FLAGGED and not _acknowledged(l):
+            counts[_key(l)] = counts.get(_key(l), 0) + 1
+    return counts
 
 
 def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
@@ -1154,6 +1235,7 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
         needs_a_person=tuple(g for g in audit.needs_a_person if g.url in wanted),
         watching=tuple(g for g in audit.watching if g.url in wanted),
         fixed_since_last=tuple(f for f in audit.fixed_since_last if f.link.page in wanted),
+        cleared_by_itself=tuple(f for f in audit.cleared_by_itself if f.link.page in wanted),
         content_audit=content,
         everything_else=tuple(o for o in audit.everything_else if o.url in wanted),
         pages=tuple(p for p in audit.pages if p.url in wanted),

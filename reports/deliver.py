@@ -149,6 +149,10 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     # page's citations only, for the pages that failed only).
     failed = [p.url for p in pages if p.status == "error"]
     last_read = store.citations_last_read(failed, run_id) if failed else []
+    # What the report that last read each such page compared it with: its
+    # problems keep the age that report gave them.
+    earlier_links = [l for page, _ in last_read for l in store.flagged_links_last_read([page.url], page.run_id)]
+    earlier_run = store.previous_reported_run(previous.id) if previous is not None and failed else None
     flagged = {l.url for l in links if l.status in FLAGGED}
     states = store.url_states(flagged) if run.reported_at is None else store.url_states_at(flagged, now)
     return build_audit(
@@ -157,6 +161,8 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         previous_pages=previous_pages,
         previous_cited=previous_cited,
         last_read=last_read,
+        earlier_links=earlier_links,
+        earlier_run=earlier_run,
         states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
     )

@@ -931,3 +931,106 @@ def test_a_problem_of_a_page_not_read_again_keeps_every_copy_s_line() -> None:
     previous = [placed(U, line=34, **DEAD), placed(U, line=97, **DEAD)]
     (problem,) = audit_of([], previous=previous, pages=[page(status="error")]).problems
     assert (problem.rechecked, problem.link.line, problem.more_lines) == (False, 34, (97,))
+
+
+# -- across weeks: a page down keeps its rows' age; "watched" is not "listed" ---
+
+WEEK = dt.timedelta(days=7)
+LAST = RunInfo(id=7, started_at=NOW - WEEK, finished_at=NOW - WEEK, status="finished",
+               reported_at=NOW - WEEK)
+"""The previous report (the last one that read the page)."""
+BEFORE = RunInfo(id=6, started_at=NOW - 2 * WEEK, finished_at=NOW - 2 * WEEK, status="finished",
+                 reported_at=NOW - 2 * WEEK)
+"""The report before it."""
+
+
+def weekly(links: list[LinkResult], previous: list[LinkResult], *, earlier: list[LinkResult] = (),
+           pages: list[PageRecord] | None = None) -> Audit:
+    return build_audit(
+        RUN, links, pages if pages is not None else [page()], previous_links=previous,
+        previous_pages=[page()], states={}, now=NOW, settings=ReportSettings(),
+        site_name="www.sclero.org", previous_run=LAST, earlier_links=list(earlier),
+        earlier_run=BEFORE,
+    )
+
+
+def seen(url: str, status: str, reason: str, when: dt.datetime, **extra: object) -> LinkResult:
+    """A link as a run at `when` saw it (a failure's streak began two weeks ago)."""
+    failing_ = LinkStatus(status).is_failing and reason != "invalid_url"
+    dates = {"checked_at": when, "failing_since": NOW - 2 * WEEK if failing_ else None}
+    return link(url, status, reason, strikes=3 if failing_ else 0, **{**dates, **extra})
+
+
+MALFORMED = {"checked_at": None, "failing_since": None}
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "extra", "in_earlier", "since", "weeks", "at_least"),
+    [
+        # Moved and drifted links have no failure streak: their age is the
+        # report before's sighting, which the page's failure must not reset.
+        ("moved", "permanent_redirect", {}, True, NOW - 2 * WEEK, 2, False),
+        ("drifted", "title_mismatch", {}, True, NOW - 2 * WEEK, 2, False),
+        ("expired", "http_404", {}, True, NOW - 2 * WEEK, 2, False),
+        # New in the last report: its age is that report's sighting.
+        ("moved", "permanent_redirect", {}, False, NOW - WEEK, 1, False),
+        # A malformed address, never checked: "since <the report before> or earlier".
+        ("error", "invalid_url", MALFORMED, True, NOW - 2 * WEEK, 2, True),
+        ("error", "invalid_url", MALFORMED, False, NOW - WEEK, 1, False),
+    ],
+)
+def test_a_problem_of_a_page_not_read_again_keeps_the_age_the_last_report_gave_it(
+    status: str, reason: str, extra: dict[str, object], in_earlier: bool,
+    since: dt.datetime, weeks: int, at_least: bool,
+) -> None:
+    previous = [seen(U, status, reason, NOW - WEEK, line=34, **extra),
+                seen(U, status, reason, NOW - WEEK, line=97, **extra)]
+    earlier = [seen(U, status, reason, NOW - 2 * WEEK, line=34, **extra)] if in_earlier else []
+    (problem,) = weekly([], previous, earlier=earlier, pages=[page(status="error")]).problems
+    assert (problem.since, problem.weeks_open, problem.since_at_least) == (since, weeks, at_least)
+    assert (problem.new, problem.rechecked) == (False, False)
+    assert (problem.occurrences, problem.link.line, problem.more_lines) == (2, 34, (97,))
+
+
+def test_a_page_down_keeps_a_watched_row_watched_not_still_open() -> None:
+    """The last report only watched it (one timeout): carried, it is still
+    watched, not counted "still open" as if the editor had been told."""
+    previous = [link(U, "error", "timeout", strikes=1, failing_since=NOW - WEEK, checked_at=NOW - WEEK)]
+    audit = weekly([], previous, pages=[page(status="error")])
+    assert (len(audit.problems), len(audit.watched), audit.counts.still) == (0, 1, 0)
+
+
+TIMEOUT = {"status": "error", "reason": "timeout"}
+WATCHED = {**TIMEOUT, "strikes": 1, "failing_since": NOW - WEEK, "checked_at": NOW - WEEK}
+"""A first timeout in the last report's run: that report watched it."""
+LISTED = {**TIMEOUT, "strikes": 4, "failing_since": NOW - 2 * WEEK, "checked_at": NOW - WEEK}
+"""A confirmed failure: that report listed it under "Needs fixing"."""
+CONFIRMED_NOW = {**TIMEOUT, "strikes": 6, "failing_since": NOW - WEEK}
+STILL_SUSPECT = {**TIMEOUT, "strikes": 1, "failing_since": NOW - dt.timedelta(hours=1)}
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "where", "new", "still", "fixed", "cleared"),
+    [
+        # Confirmed this week: new to the editor, who never saw it listed.
+        (WATCHED, CONFIRMED_NOW, "new", 1, 0, 0, 0),
+        # Answers again by itself: no editor fixed it.
+        (WATCHED, {"status": "ok", "reason": ""}, "ok", 0, 0, 0, 1),
+        (LISTED, CONFIRMED_NOW, "still", 0, 1, 0, 0),
+        (LISTED, {"status": "ok", "reason": ""}, "fixed:works_again", 0, 0, 1, 0),
+        # Watched both weeks: neither new nor still open (it is not listed).
+        (WATCHED, STILL_SUSPECT, "new", 0, 0, 0, 0),
+    ],
+)
+def test_a_row_the_last_report_only_watched_is_new_when_confirmed_and_no_fix_when_cleared(
+    before: dict[str, object], now: dict[str, object], where: str,
+    new: int, still: int, fixed: int, cleared: int,
+) -> None:
+    audit = weekly([link(U, **now)], [link(U, **before)])  # type: ignore[arg-type]
+    c = audit.counts
+    assert (verdict_of(audit, U), c.new, c.still, c.fixed, len(audit.cleared_by_itself)) == (
+        where, new, still, fixed, cleared)
+    # The headline and the subject say what the rows say.
+    assert f"{c.fixed} fixed" in subject_for(audit)
+    if new or still:
+        assert f"({new} new, {still} still open)" in headline(audit)
