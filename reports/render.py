@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import css_inline
 import jinja2
@@ -38,8 +38,8 @@ try:
 except ImportError:  # optional: only the speed of writing the JSON report depends on it
     orjson = None  # type: ignore[assignment]
 
-from monitor.output import INVISIBLE, where_parts
-from monitor.types import LinkResult, LinkStatus
+from monitor.output import INVISIBLE, one_line, where_parts
+from monitor.types import LinkResult, LinkStatus, RunInfo
 from reports import wording
 from reports.audit import Audit, ContentIssue, Fixed, OtherLinks, Problem, newest_problems
 
@@ -143,6 +143,9 @@ def link(url: Any, text: Any = None) -> Markup:
 def _other_links(links: Iterable[LinkResult]) -> Markup:
     """The compact list of the links that ask nothing: ok ones as links, the
     rest (mailto, in-page jumps) as text with the reason they were skipped.
+    A working link to a retracted or withdrawn article wears the notice's
+    mark ("\u26a0 retracted:"), not the tick: the content audit lists it, and a
+    green tick beside it read as "all is well with this citation".
 
     The same markup as `link()` gives (a test holds them together), built
     here rather than in the template because it is 85 % of a big site's
@@ -153,10 +156,12 @@ def _other_links(links: Iterable[LinkResult]) -> Markup:
         if l.status == LinkStatus.OK:
             url = l.url
             label = (_clip(l.text, 50) if l.text else wording.bare_url(url)) or _short_url(url)
+            mark = (f'<span class="mark">&#9888;&nbsp;{_escape(l.notice)}:</span>&nbsp;' if l.notice
+                    else "&#10003;&nbsp;")
             if is_web_url(url):
-                items.append(f'&#10003;&nbsp;<a href="{_escape(url)}">{_escape(label)}</a>')
+                items.append(f'{mark}<a href="{_escape(url)}">{_escape(label)}</a>')
             else:
-                items.append(f"&#10003;&nbsp;<span>{_escape(url)}</span>")
+                items.append(f"{mark}<span>{_escape(url)}</span>")
         else:
             label = _clip(l.text, 40) if l.text else _clip(l.url, 40)
             items.append(f"&ndash;&nbsp;{_escape(label)} ({_escape(wording.skip_words(l.reason))})")
@@ -200,6 +205,19 @@ def _where_phrases(row: _Placed) -> list[str]:
             for part in where_parts(link, row.more_lines)]
 
 
+DETAIL_CLIP = 400
+"""A drifted link's detail is shown up to this many characters: classify
+already quotes each title clipped (`QUOTE_CHARS`); this bounds the rest."""
+
+
+def _detail(text: str) -> str:
+    """The check's detail sentence ("The page's title is now '...', not the
+    cited '...'") on one line, as the terminal prints it (`output.one_line`),
+    and clipped: an editor judges from the mail whether it is another
+    article or the same one retitled."""
+    return _clip(one_line(text or ""), DETAIL_CLIP)
+
+
 def _escape(text: str) -> str:
     """markupsafe's `escape` of a plain `str`, to the same characters."""
     return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -227,8 +245,11 @@ def _environment() -> jinja2.Environment:
         upfirst=wording.upfirst,
         other_links=_other_links,
         where=_where_html,
+        detail=_detail,
+        row_words=wording.without_not_rechecked,
     )
-    env.globals.update(plural=wording.plural, Status=LinkStatus, link=link)
+    env.globals.update(plural=wording.plural, Status=LinkStatus, link=link,
+                       page_not_rechecked=wording.PAGE_NOT_RECHECKED)
     return env
 
 
@@ -277,23 +298,74 @@ def _views(audit: Audit, budget: int | None = None) -> Iterator[_View]:
         yield _View("summary", shown, total - len(shown))
 
 
-def _context(audit: Audit, view: _View, full_report: str | None) -> dict[str, Any]:
+def _context(audit: Audit, view: _View, full_report: str | None, *,
+             saved: bool = False, previous_saved: bool = True) -> dict[str, Any]:
     """`full_report`: where the whole report is, an http(s) URL when
     `[report] base_url` publishes the reports, else the file's path on the
-    server (a file:// link would open nothing in the reader's mail client)."""
+    server, which a mail's reader can neither open nor change: the mail
+    then says once that the webmaster keeps the full report (the base_url
+    hint is the webmaster's, in the terminal, not the editors').
+
+    `saved`: the saved report, beside index.html and the report it is
+    compared with (relative links: dead in a mail, which gets them only
+    from a published `full_report`); `previous_saved`: that report's file
+    is there."""
+    report_url = full_report if is_web_url(full_report) else None
+    previous_name = (report_basename_of(audit.previous_run) + ".html"
+                     if audit.previous_run is not None else "")
+    if saved:
+        index_url, previous_url = "index.html", previous_name if previous_saved else ""
+    elif report_url:
+        index_url = urljoin(report_url, "index.html")
+        previous_url = urljoin(report_url, previous_name) if previous_name else ""
+    else:
+        index_url = previous_url = ""
+    failures = {p.url: wording.page_failure(p.http_status, p.error) for p in audit.pages_failed}
+    content_groups = [g for g in audit.content_audit.groups() if g[0] != "pages_failed"]
+    content_count = audit.counts.content - len(audit.content_audit.pages_failed)
+    not_rechecked = [p for p in audit.pages_failed
+                     if any(not i.rechecked and p.url in (i.pages or (i.page,))
+                            for _, _, issues in content_groups for i in issues)]
     return {
         "audit": audit,
         "c": audit.counts,
         "view": view,
-        "full_report": full_report,
-        "full_report_note": "" if not full_report or is_web_url(full_report) else
-        " (a file on the server running the monitor; [report] base_url would make it a link)",
+        "report_url": report_url,
+        "report_kept": bool(full_report) and not report_url,
+        "index_url": index_url,
+        "previous_url": previous_url,
+        "page_failures": failures,
+        "content_groups": content_groups,
+        "content_count": content_count,
+        "content_not_rechecked": not_rechecked,
         "headline": headline(audit),
+        "headline_html": _headline_html(audit),
         "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,
     }
+
+
+RETRACTED_ANCHOR = "content-retracted"
+"""The id of the retracted (and withdrawn) articles' group, which the
+headline's "see ..." links to."""
+
+
+def _headline_html(audit: Audit) -> Markup:
+    """`headline` escaped, its closing "see “Cited articles that were
+    retracted”" a link to that group (on a ~9,000 px page, the words alone
+    sent the reader scrolling)."""
+    text = headline(audit)
+    notices = _noticed(audit)
+    if not notices:
+        return Markup(_escape(text))
+    see = f"see \u201c{audit.content_audit.heading('retracted')}\u201d."
+    if not text.endswith(see):
+        return Markup(_escape(text))
+    heading = _escape(audit.content_audit.heading("retracted"))
+    return Markup(f'{_escape(text[: -len(see)])}see <a href="#{RETRACTED_ANCHOR}" class="hl">'
+                  f"\u201c{heading}\u201d</a>.")
 
 
 def render_html(audit: Audit, *, full_report: str | None = None,
@@ -334,7 +406,7 @@ def render_email(audit: Audit, fits: Callable[[str, str], bool], *,
     return html, text
 
 
-def render_page(audit: Audit) -> str:
+def render_page(audit: Audit, *, out_dir: Path | None = None) -> str:
     """The saved full report: every problem and every link, never summarised.
 
     A file for a browser, not a mail: the CSS stays one `<style>` block and
@@ -342,12 +414,20 @@ def render_page(audit: Audit) -> str:
     and made it 28 MB instead of 23; browsers need none of it, and mail
     clients never see this file (the mail is rendered apart, and inlined).
     """
-    return "".join(_page_chunks(audit))
+    return "".join(_page_chunks(audit, out_dir))
 
 
-def _page_chunks(audit: Audit) -> Iterator[str]:
-    """`render_page` in pieces, to write without holding the whole page twice."""
-    return map(_visible, _ENV.get_template("report.html.j2").generate(_context(audit, _View("full"), None)))
+def _page_chunks(audit: Audit, out_dir: Path | None = None) -> Iterator[str]:
+    """`render_page` in pieces, to write without holding the whole page twice.
+
+    The footer links index.html and the report compared with, relative: the
+    saved reports share one folder. With `out_dir` known, the compared
+    report is linked only if its file is there (it may have been written
+    elsewhere with `--out`)."""
+    previous_saved = (out_dir is None or audit.previous_run is None
+                      or (Path(out_dir) / (report_basename_of(audit.previous_run) + ".html")).exists())
+    context = _context(audit, _View("full"), None, saved=True, previous_saved=previous_saved)
+    return map(_visible, _ENV.get_template("report.html.j2").generate(context))
 
 
 def _visible(text: str) -> str:
@@ -561,7 +641,13 @@ def render_json(audit: Audit) -> str:
 
 
 def report_basename(audit: Audit) -> str:
-    return f"report-{audit.date.isoformat()}-run-{audit.run.id}"
+    return report_basename_of(audit.run)
+
+
+def report_basename_of(run: RunInfo) -> str:
+    """The saved report's name without suffix, for any run (the footer links
+    the report a run is compared with by it)."""
+    return f"report-{run.started_at.date().isoformat()}-run-{run.id}"
 
 
 def save_report(audit: Audit, out_dir: Path) -> SavedReport:
@@ -571,7 +657,7 @@ def save_report(audit: Audit, out_dir: Path) -> SavedReport:
     base = report_basename(audit)
     html_path = out_dir / f"{base}.html"
     json_path = out_dir / f"{base}.json"
-    _write(html_path, _page_chunks(audit))
+    _write(html_path, _page_chunks(audit, out_dir))
     _write(json_path, _json_chunks(audit))
     index = out_dir / "index.html"
     _write(index, render_index(out_dir, site=audit.site))

@@ -18,6 +18,8 @@ from monitor.types import LinkKind, LinkStatus
 __all__ = [
     "NOTICES",
     "NOT_RECHECKED",
+    "WATCHED_404",
+    "PAGE_NOT_RECHECKED",
     "PARTIAL_RUN",
     "REASONS",
     "STATUS_LABELS",
@@ -29,12 +31,14 @@ __all__ = [
     "host_of",
     "kind_note",
     "notice_words",
+    "page_failure",
     "plural",
     "since_words",
     "skip_words",
     "status_label",
     "thing",
     "upfirst",
+    "without_not_rechecked",
 ]
 
 PARTIAL_RUN = ("Only some pages were checked in this run (monitor check --page): "
@@ -43,6 +47,43 @@ PARTIAL_RUN = ("Only some pages were checked in this run (monitor check --page):
 
 NOT_RECHECKED = "Not checked again this week: the page could not be fetched"
 """Said of a problem of the last report on a page that could not be fetched."""
+
+WATCHED_404 = ("the page is not at this address (HTTP 404): it was moved or renamed, "
+               "or its address in the monitor's configuration is mistyped")
+"""Why a watched page answering 404 could not be read: a watched page is the
+site's own, more often moved or mistyped than deleted."""
+
+
+def page_failure(http_status: int | None, error: str) -> str:
+    """Why a watched page could not be fetched, in an editor's words, from
+    its record (`PageRecord.http_status`, `.error`): "the site had a server
+    error (HTTP 503)". Said in the report's banner next to the page's name,
+    where an editor looks first; the connection failures keep
+    `monitor.pages`' wording ("the server could not be reached (...)"),
+    which is already plain."""
+    if http_status == 404:
+        return WATCHED_404
+    if http_status:
+        return _lower_first(describe(f"http_{http_status}", kind=LinkKind.NAVIGATION))
+    if error in REASONS:
+        return _lower_first(describe(error, kind=LinkKind.NAVIGATION))
+    return " ".join(error.split()) or "no answer"
+
+
+PAGE_NOT_RECHECKED = ("Not checked again this week: the page could not be fetched (see why at the "
+                      "top). Its problems are listed as the last report that read it found them.")
+"""Said once under the heading of a page that could not be fetched, above
+the problems the last report that read it listed: each of them said
+`NOT_RECHECKED`, 30 times in the demo's week without a network."""
+
+
+def without_not_rechecked(words: str) -> str:
+    """A row's words without the trailing `NOT_RECHECKED` sentence, which the
+    report says once per page (`PAGE_NOT_RECHECKED`) instead of on each row."""
+    for tail in (f". {NOT_RECHECKED}", f" {NOT_RECHECKED}."):  # a problem's, a content note's
+        if words.endswith(tail):
+            return words[: -len(tail)]
+    return words
 
 REASONS: dict[str, str] = {
     "ok": "The link works",

@@ -197,6 +197,15 @@ def hostile_audit() -> Audit:
     return audit_from(links, pages, site="www.sclero.org" + XSS)
 
 
+OWN_HREF = re.compile(r"#[a-z][a-z-]*|index\.html|report-\d{4}-\d{2}-\d{2}-run-\d+\.html")
+"""The only hrefs that are not web URLs: the report's own anchors and the
+saved reports beside it, names the monitor makes (never from the web)."""
+
+
+def our_own_href(href: str | None) -> bool:
+    return bool(href) and OWN_HREF.fullmatch(href or "") is not None
+
+
 @pytest.mark.parametrize("max_bytes", [None, MAX_EMAIL_BYTES, 4000])
 def test_web_data_is_inert_in_html(max_bytes: int | None) -> None:
     html = render_html(hostile_audit(), max_bytes=max_bytes, full_report="javascript:alert(6)")
@@ -205,7 +214,7 @@ def test_web_data_is_inert_in_html(max_bytes: int | None) -> None:
     for tag, attrs in tags:
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         if "href" in attrs:
-            assert is_web_url(attrs["href"]), attrs["href"]
+            assert is_web_url(attrs["href"]) or our_own_href(attrs["href"]), attrs["href"]
     assert "<script" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
 
@@ -333,22 +342,26 @@ def test_a_huge_audit_is_summarised_and_points_to_the_full_report() -> None:
     assert "more problems" in msg.get_body(("plain",)).get_content()
 
 
-@pytest.mark.parametrize("where, linked", [
-    ("https://www.sclero.org/link-audits/report-2026-11-23-run-9.html", True),
-    ("/var/lib/monitor/reports/report-2026-11-23-run-9.html", False),
-])
-def test_the_full_report_is_a_link_only_when_it_has_a_web_address(where: str, linked: bool) -> None:
-    """Without `[report] base_url` the mail names the file on the server, and
-    says how to make it a link: a file:// link opens nothing in a mail client."""
-    audit = synthetic_audit(50, problem_every=5)
-    html = render_html(audit, full_report=where)
+@pytest.mark.parametrize("view, where, linked", [
+    (view, where, linked)
+    for view in ("full", "summary")
+    for where, linked in (("https://www.sclero.org/link-audits/report-2026-11-23-run-9.html", True),
+                          ("/var/lib/monitor/reports/report-2026-11-23-run-9.html", False))])
+def test_the_mail_says_once_where_the_full_report_is(view: str, where: str, linked: bool) -> None:
+    """Under `[report] base_url` the mail links the full report, once; without
+    it the file's path on the server is no use to an editor (who can neither
+    open it nor set base_url): the mail says, once, that the webmaster keeps
+    the full report, and names no path and no configuration key."""
+    audit = synthetic_audit(50 if view == "full" else 3000, problem_every=5)
+    html, text = render_email(audit, lambda h, t: True if view == "full" else "The newest" in h,
+                              full_report=where)
+    assert ("The newest problems" in html) is (view == "summary")
     hrefs = [attrs.get("href") for _, attrs in tags_of(html)]
-    assert (where in hrefs) is linked
-    assert where in html
-    note = "a file on the server running the monitor; [report] base_url would make it a link"
-    assert (note in html) is not linked
-    text = render_text(audit, full_report=where)
-    assert f"Full report: {where}" in text and (note in text) is not linked
+    for part in (html, text):
+        assert "base_url" not in part and "a file on the server" not in part
+        assert part.count(where) == (1 if linked and part is text else 2 if linked else 0)
+        assert part.count("webmaster keeps") + part.count("kept by the webmaster") == (0 if linked else 1)
+    assert (hrefs.count(where) == 1) is linked
 
 
 def test_every_line_of_a_problem_in_the_text_part_stands_alone() -> None:
@@ -650,7 +663,7 @@ def test_web_data_is_inert_in_the_saved_page(audit_of) -> None:  # type: ignore[
     for tag, attrs in tags:
         assert not [a for a in attrs if a.startswith("on")], (tag, attrs)
         if "href" in attrs:
-            assert is_web_url(attrs["href"]), attrs["href"]
+            assert is_web_url(attrs["href"]) or our_own_href(attrs["href"]), attrs["href"]
 
 
 def test_no_mail_rendering_is_smaller_than_its_problems_allow() -> None:
@@ -827,3 +840,124 @@ def test_the_quick_wins_are_said_under_the_counts() -> None:
     sentence = wording.fix_order(*audit.fix_kinds())
     assert sentence.startswith(f"Of the {audit.fixing_count} to fix: ")
     assert sentence in render_html(audit) and f"\n{sentence}\n" in render_text(audit)
+
+
+# -- walkthrough 8: what an editor needs on the row, and a way around the page --
+
+DRIFT_DETAIL = ("The page's title is now 'Serum ferritin as a marker of disease activity " + XSS
+                + "', not the cited 'Corticosteroid-sparing (CS) benefit'.")
+
+
+def _drift_audit() -> Audit:
+    links = [result("https://pubmed.ncbi.nlm.nih.gov/31770613/", "drifted", "title_mismatch",
+                    title="Corticosteroid-sparing (CS) benefit", detail=DRIFT_DETAIL + "\n\x1b[31m"),
+             result("https://pubmed.ncbi.nlm.nih.gov/29470812/", "ok", "ok", text="Oral treprostinil",
+                    notice="retracted", notice_detail="Retracted: see the notice."),
+             result("https://pubmed.ncbi.nlm.nih.gov/30123456/", "ok", "ok", text="Selexipag")]
+    return audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+
+
+@pytest.mark.parametrize("part", ["page", "html", "text"])
+def test_a_drifted_row_quotes_what_the_page_shows_now(part: str) -> None:
+    """Finding 5: "The page now shows a different article" alone made the
+    editor open the link to learn what the check knew; the detail is shown
+    on one line (no control character), escaped."""
+    audit = _drift_audit()
+    html, text = render_email(audit, lambda h, t: True)
+    out = {"page": render_page(audit), "html": html, "text": text}[part]
+    shown = wording.upfirst(DRIFT_DETAIL)
+    if part == "text":
+        assert shown in text and "\x1b" not in text
+    else:
+        assert "Serum ferritin as a marker of disease activity &lt;script&gt;" in out
+        assert "<script" not in out.lower()
+
+
+def test_a_retracted_article_wears_the_notice_mark_not_the_tick() -> None:
+    """Finding 17: "✓ Oral treprostinil..." in "Everything else" read as all well."""
+    for out in (render_page(_drift_audit()), render_html(_drift_audit())):
+        items = re.findall(r"(&#10003;|\u2713|&#9888;|\u26a0)(?:&nbsp;|\xa0)?(?:<span[^>]*>)?([^<]*)</span>"
+                           r"(?:&nbsp;|\xa0)?<a [^>]*>([^<]*)</a>|(&#10003;|\u2713)(?:&nbsp;|\xa0)<a [^>]*>([^<]*)</a>", out)
+        ticked = {m[4] for m in items if m[3]}
+        marked = {m[2] for m in items if m[0]}
+        assert "Selexipag" in ticked and "Oral treprostinil" not in ticked
+        assert "Oral treprostinil" in marked
+
+
+FAILED_PAGE = "https://www.sclero.org/scleroderma/treatments/raynauds/a-to-z.html"
+
+
+@pytest.mark.parametrize("http_status, error, why", [
+    (503, "HTTP 503: the server failed to answer; may be passing", "the site had a server error (HTTP 503)"),
+    (404, "HTTP 404: the page is not at this address",
+     "the page is not at this address (HTTP 404): it was moved or renamed, or its address"),
+    (None, "the server could not be reached (connection refused)",
+     "the server could not be reached (connection refused)"),
+    (None, "timed out after 30 s " + XSS, "timed out after 30 s &lt;script&gt;"),
+])
+def test_a_page_that_could_not_be_fetched_says_why_once(http_status: int | None, error: str, why: str) -> None:
+    """Finding 9: the banner names each page and why; the rows carried from
+    the last report no longer each say "Not checked again this week" (once
+    per page heading instead), and the failed page is no content note."""
+    previous = [result(f"https://gone.example/{i}", "expired", "http_404", page=FAILED_PAGE,
+                       title=f"Entry {i}", days=9, strikes=3) for i in range(3)]
+    pages = [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM"),
+             PageRecord(run_id=7, url=FAILED_PAGE, status="error", http_status=http_status, error=error,
+                        name="Raynaud's treatments")]
+    ok = [result("https://pubmed.ncbi.nlm.nih.gov/1/", "ok", "ok", title="Fine", source="PubMed.")]
+    audit = audit_from(ok, pages, previous=previous)
+    assert len(audit.problems) == 3 and audit.content_audit.pages_failed  # as built by audit.py
+    html, text = render_email(audit, lambda h, t: True)
+    for out in (render_page(audit), html):
+        banner = out[out.index('id="not-fetched"'):]
+        banner = banner[:banner.index("</td>")].replace("&#39;", "'")  # css-inline writes "'"
+        assert ">Raynaud's treatments</a>: " + why in banner, banner
+        assert out.count(wording.NOT_RECHECKED) == 1  # in PAGE_NOT_RECHECKED, under the page's heading
+        assert re.search(r'class="num"[^>]*>0</div>(?:<[^>]*>)*Content notes', out.replace("\n", ""))
+        assert "Pages that could not be fetched" not in out
+    assert f"Raynaud's treatments: {why.replace('&lt;script&gt;', '<script>')}" in text
+    assert text.count(wording.NOT_RECHECKED) == 1 and "Content notes: 0" in text
+
+
+def test_tiles_and_the_headline_link_to_their_groups() -> None:
+    """Finding 14: on a ~9,000 px page the tiles and the headline's
+    "see “Cited articles that were retracted”" lead to their groups."""
+    links = list(sample_audit().links) + [
+        result("https://pubmed.ncbi.nlm.nih.gov/29470812/", "ok", "ok", title="Oral treprostinil",
+               section="Vasodilators", notice="retracted", notice_detail="Retracted.")]
+    previous = [l for l in sample_audit().links if l.status not in ("ok", "skipped")] + [
+        result("https://www.ncbi.nlm.nih.gov/pubmed/31770613", "expired", "http_404", title="Gone",
+               checked_at=NOW - dt.timedelta(days=7))]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")],
+                       previous=previous)
+    for out in (render_page(audit), render_html(audit)):
+        ids = {attrs["id"] for _, attrs in tags_of(out) if attrs.get("id")}
+        jumps = [attrs["href"] for _, attrs in tags_of(out) if (attrs.get("href") or "").startswith("#")]
+        assert jumps and all(href[1:] in ids for href in jumps)
+        assert {"#needs-fixing", "#needs-a-person", "#content", "#content-retracted"} <= set(jumps)
+        assert re.search(r'see <a href="#content-retracted"[^>]*>\u201cCited articles that were retracted'
+                         r'\u201d</a>', out.replace("&#8220;", "\u201c").replace("&#8221;", "\u201d"))
+
+
+def test_the_saved_report_links_all_reports_and_the_one_it_is_compared_with(tmp_path: Path) -> None:
+    """Finding 14: the saved report links index.html and the report it is
+    compared with (relative: they share the folder); a mail only with
+    `[report] base_url` (a relative link in a mail is dead)."""
+    week1 = audit_from(sample_audit().links, [PageRecord(run_id=6, url=PAGE, status="ok")], run_id=6,
+                       when=NOW - dt.timedelta(days=7))
+    week2 = sample_audit()  # run 7, compared with run 6
+    first = save_report(week1, tmp_path)
+    saved = save_report(week2, tmp_path)
+    hrefs = {attrs.get("href") for _, attrs in tags_of(saved.html.read_text(encoding="utf-8"))}
+    assert "index.html" in hrefs and first.html.name in hrefs
+    assert "index.html" in {attrs.get("href") for _, attrs in tags_of(first.html.read_text(encoding="utf-8"))}
+    elsewhere = save_report(week2, tmp_path / "out")  # run 6's report is not there: no dead link
+    hrefs = {attrs.get("href") for _, attrs in tags_of(elsewhere.html.read_text(encoding="utf-8"))}
+    assert "index.html" in hrefs and first.html.name not in hrefs
+    base = "https://www.sclero.org/link-audits/"
+    for where, expected in ((base + saved.html.name, {base + "index.html", base + first.html.name}),
+                            (str(saved.html), set())):
+        html, text = render_email(week2, lambda h, t: True, full_report=where)
+        hrefs = {attrs.get("href") for _, attrs in tags_of(html)}
+        assert {h for h in hrefs if h and "index.html" in h or h and "run-6" in h} == expected
+        assert all(url in text for url in expected)
