@@ -79,9 +79,11 @@ async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, t
     assert len(sink.received) == 3
     assert parse(sink.received[2])["Message-ID"] == second["Message-ID"]
 
-    # The mail points to the full report: its file on this server, named as text.
+    # Without [report] base_url the mail says who keeps the full report; a
+    # path on the monitor's server means nothing to an editor.
     html_part = second.get_body(("html",)).get_content()
-    assert f"Full report: <span>{html_path.parent.resolve()}" in html_part
+    assert "The full report is kept by the webmaster." in html_part
+    assert str(html_path.parent.resolve()) not in html_part
 
     code, _, err = await run_monitor("report", "--config", str(config), "--run", "99")
     assert code == 1 and "no run 99" in err and "Traceback" not in err
