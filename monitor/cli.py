@@ -443,6 +443,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         click.echo(json.dumps({"url": url, "observations": history_dicts(entries)}, indent=1))
         return
     if not entries and state is None:
+        if _say_unrequested(settings, url):
+            return
         click.echo(f"{url}: never checked (not found in {settings.database.path})")
         with Store.open(settings.database.path) as store:
             known = [u for u in url_spellings(url) if store.url_state(u) is not None]
@@ -461,7 +463,37 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         if e.notice:
             click.echo(f"    {e.notice.upper()}: {one_line(e.notice_detail)}")
     if state is not None:
-        click.echo(f"now: {state_line(state)}")
+        notice = entries[-1].notice if entries else ""
+        click.echo(f"now: {state_line(state)}" + (f" ({notice}: {_notice_words(notice)})" if notice else ""))
+
+
+def _notice_words(notice: str) -> str:
+    """After "now: ok": the link works, yet the cited article was retracted
+    (or withdrawn), as each check above says; "now: ok" alone read as all well."""
+    from monitor.output import NOTICE_ADVICE
+
+    advice = NOTICE_ADVICE.get(notice)
+    return (f"the link works, but the page says the cited article was {notice}"
+            + (f"; {advice}" if advice else ""))
+
+
+def _say_unrequested(settings: Settings, url: str) -> bool:
+    """`monitor history` of a link the pages list that is never requested (a
+    malformed `http://`, a mailto:): say so and where it sits, and return
+    True; False when the database has no such link."""
+    from monitor.output import sighting_lines
+    from monitor.store import Store
+
+    with Store.open(settings.database.path) as store:
+        found = store.unrequested_sightings(url)
+        if found is None:
+            return False
+        citations, latest, since_run = found
+        names = {p.url: p.name or p.title for p in store.run_pages(latest)}
+        first = store.get_run(since_run)
+    for line in sighting_lines(url, citations, names, since_run, first.started_at if first else None):
+        click.echo(line)
+    return True
 
 
 def state_line(state: Any) -> str:

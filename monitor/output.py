@@ -275,7 +275,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         if blocks:
             heading = f"{notice.upper()}: {len(blocks)} cited article{'s' if len(blocks) > 1 else ''}"
             out.write(f"\n{paint(heading, notice)} (the link works, but the page says the article "
-                      f"was {notice}: {_NOTICE_ADVICE[notice]})\n")
+                      f"was {notice}: {NOTICE_ADVICE[notice]})\n")
             out.writelines(blocks)
     # Links here, distinct URLs on the last line: each says which it counts.
     quiet = [_links(sizes[LinkStatus.OK], "ok")] if LinkStatus.OK in sizes else []
@@ -340,7 +340,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-_NOTICE_ADVICE = {
+NOTICE_ADVICE = {
     RETRACTED: "annotate or remove the entry",
     WITHDRAWN: "link the version that replaced it, or annotate or remove the entry",
 }
@@ -486,6 +486,47 @@ def url_spellings(url: str) -> list[str]:
                 if candidate != url and candidate not in found:
                     found.append(candidate)
     return found
+
+
+NEVER_REQUESTED = {
+    "invalid_url": "malformed, never requested: it is not a valid address, so nobody can open it; "
+                   "fix the link on the page",
+    "unsupported_scheme": "never requested: the monitor checks http and https links only",
+    "mailto": "not checked: an e-mail address (mailto:), which the monitor does not request",
+    "tel": "not checked: a telephone number (tel:), which the monitor does not request",
+    "javascript": "not checked: a script (javascript:), which the monitor does not request",
+    "data": "not checked: data written inside the page (data:)",
+    "fragment": "not checked: a jump within the page",
+    "excluded": "not checked: excluded by the configuration (checker.exclude)",
+}
+"""What `monitor history` says of a link the pages list but the monitor
+never requests, by its skip reason: it has occurrences and no check."""
+
+
+def sighting_lines(href: str, citations: Sequence[Any], page_names: dict[str, str], since_run: int,
+                   since: dt.datetime | None) -> list[str]:
+    """`monitor history` of a link listed but never requested (`http://`, a
+    mailto:): why it has no checks, and where it sits, page by page with its
+    lines, since which run. Was "never checked (not found in the database)"
+    of a link the report lists."""
+    reasons = [c.skip_reason for c in citations if c.skip_reason]
+    words = NEVER_REQUESTED.get(reasons[0], f"not checked ({reasons[0]})") if reasons else (
+        "listed, not checked yet (its audit stopped before it)")
+    lines = [f"{one_line(href)}: {words}"]
+    by_page: dict[str, list[int]] = {}
+    for c in citations:
+        by_page.setdefault(c.page_url, [])
+        if c.line is not None:
+            by_page[c.page_url].append(c.line)
+    for page, numbers in by_page.items():
+        name = page_names.get(page, "")
+        place = f"{one_line(name)} ({one_line(page)})" if name else one_line(page)
+        numbers = list(dict.fromkeys(numbers))
+        at = (": line " if len(numbers) == 1 else ": lines ") + ", ".join(map(str, numbers)) if numbers else ""
+        lines.append(f"  on {place}{at}")
+    when = f" ({since:%Y-%m-%d})" if since is not None else ""
+    lines.append(f"  listed since run {since_run}{when}")
+    return lines
 
 
 def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:

@@ -411,3 +411,59 @@ async def test_why_a_watched_page_could_not_be_fetched_is_said_for_a_webmaster(
     assert page.status == "error"
     assert page.error.startswith(expected) if expected.endswith(" ") else page.error == expected
     assert "Error:" not in page.error and "Cannot connect" not in page.error
+
+
+# -- history of what the report lists -------------------------------------------------
+
+
+def _history_database(tmp_path: Path) -> Path:
+    """A real database: a run whose page lists a malformed link (line 118)
+    and a retracted article that answers 200."""
+    import datetime as dt
+
+    from monitor.store import Store
+    from monitor.types import Citation, LinkKind, LinkStatus, Observation, PageRecord, UrlState, Verdict
+
+    at = dt.datetime(2026, 11, 20, 6, tzinfo=dt.timezone.utc)
+    page, article = "https://www.sclero.org/raynauds.html", "https://pubmed.ncbi.nlm.nih.gov/29470812/"
+    with Store.open(tmp_path / "m.db") as store:
+        run = store.start_run(at)
+        store.record_page(PageRecord(run_id=run.id, url=page, status="ok", http_status=200, links=2,
+                                     name="Raynaud's treatments"))
+        store.record_citations(run.id, page, [
+            Citation(page_url=page, url=None, raw_href="http://", anchor_text="Keeping Warm", section="",
+                     kind=LinkKind.CITATION, line=118, skip_reason="invalid_url"),
+            Citation(page_url=page, url=article, raw_href=article, anchor_text="Oral treprostinil",
+                     section="", kind=LinkKind.CITATION, line=90)])
+        store.record_observations(run.id, [(
+            Observation(url=article, checked_at=at, http_status=200),
+            Verdict(url=article, status=LinkStatus.OK, reason="ok", notice="retracted",
+                    notice_detail="PubMed links a retraction notice."),
+            UrlState(url=article, status=LinkStatus.OK, reason="ok", last_checked_at=at, first_seen_at=at))])
+        store.finish_run(run.id, at)
+    path = tmp_path / "monitor.toml"
+    path.write_text(f'[[pages]]\nurl = "{page}"\n[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    ("http://", ["http://: malformed, never requested: it is not a valid address, so nobody can open it; "
+                 "fix the link on the page",
+                 "  on Raynaud's treatments (https://www.sclero.org/raynauds.html): line 118",
+                 "  listed since run 1 (2026-11-20)"]),
+    ("https://pubmed.ncbi.nlm.nih.gov/29470812/",
+     ["now: ok (retracted: the link works, but the page says the cited article was retracted; "
+      "annotate or remove the entry)"]),
+])
+def test_history_of_what_the_report_lists(tmp_path: Path, url: str, expected: list[str]) -> None:
+    """Was: "http://: never checked (not found in m.db)" of a malformed link
+    the report lists; "now: ok" of a retracted article, the notice unsaid."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    result = CliRunner().invoke(cli, ["history", url, "--config", str(_history_database(tmp_path))])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[-len(expected):] == expected, result.output
+    assert "never checked" not in result.output

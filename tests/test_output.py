@@ -492,3 +492,31 @@ def test_text_merges_a_link_repeated_where_nothing_tells_the_copies_apart(
     assert titles == blocks
     assert text.count(f"\n    {NEWS}\n") == len(blocks)
     assert tally.links == len(links)  # the heading and the summary still count every link
+
+
+def _seen(page: str, line: int | None, skip: str | None) -> object:
+    from monitor.types import Citation
+
+    return Citation(page_url=page, url=None, raw_href="x", anchor_text="", section="",
+                    kind=LinkKind.CITATION, line=line, skip_reason=skip)
+
+
+@pytest.mark.parametrize(("citations", "names", "expected"), [
+    ([_seen(A, 118, "invalid_url")], {A: "Raynaud's treatments"},
+     ["http://: malformed, never requested: it is not a valid address, so nobody can open it; "
+      "fix the link on the page", f"  on Raynaud's treatments ({A}): line 118",
+      "  listed since run 1 (2026-11-23)"]),
+    # one page's lines together, another page after, a page without a name by its URL
+    ([_seen(A, 12, "mailto"), _seen(A, 40, "mailto"), _seen(A, 40, "mailto"), _seen(B, None, "mailto")], {},
+     ["http://: not checked: an e-mail address (mailto:), which the monitor does not request",
+      f"  on {A}: lines 12, 40", f"  on {B}", "  listed since run 1 (2026-11-23)"]),
+    ([_seen(A, 3, "gopher")], {}, ["http://: not checked (gopher)", f"  on {A}: line 3",
+                                   "  listed since run 1 (2026-11-23)"]),
+])
+def test_a_link_never_requested_says_why_and_where(citations: list[object], names: dict[str, str],
+                                                   expected: list[str]) -> None:
+    """`monitor history http://` said "never checked (not found in the
+    database)" of a link the report lists."""
+    from monitor.output import sighting_lines
+
+    assert sighting_lines("http://", citations, names, 1, T0) == expected
