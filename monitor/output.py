@@ -263,10 +263,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 if link.line is not None:
                     same[2].append(link.line)
         flush()
+        urls = tally.counts()
         for status in LISTED:
             if status not in spools:
                 continue
-            heading = f"{status.value.upper()}: {sizes[status]} link{'s' if sizes[status] > 1 else ''}"
+            heading = f"{status.value.upper()}: {_links_to_urls(sizes[status], urls[status.value])}"
             out.write(f"\n{paint(heading, status.value)} ({_STATUS_MEANING[status]})\n")
             spool = spools[status]
             spool.seek(0)
@@ -277,18 +278,28 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             out.write(f"\n{paint(heading, notice)} (the link works, but the page says the article "
                       f"was {notice}: {NOTICE_ADVICE[notice]})\n")
             out.writelines(blocks)
-    # Links here, distinct URLs on the last line: each says which it counts.
-    quiet = [_links(sizes[LinkStatus.OK], "ok")] if LinkStatus.OK in sizes else []
+    # Every count names its unit: links (each place a page links from) or
+    # distinct URLs (a menu link on every page is one URL). "EXPIRED: 11
+    # links" above "8 expired" below read as a mistake.
+    counts = tally.counts()
+    quiet = ([_links_to_urls(sizes[LinkStatus.OK], counts[LinkStatus.OK.value], "ok")]
+             if LinkStatus.OK in sizes else [])
     if LinkStatus.SKIPPED in sizes:
         quiet.append(_links(sizes[LinkStatus.SKIPPED], "skipped") + " (mailto:, in-page jumps, excluded links)")
     if quiet:
         out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
-    counts = tally.counts()
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     distinct = sum(counts.values())
     out.write(f"\nrun {run.id}: {_links(tally.links)}"
-              + (f", {distinct} distinct URL{'' if distinct == 1 else 's'}: {summary}\n" if summary else ".\n"))
+              + (f" to {_count(distinct, 'distinct URL')}; distinct URLs by status: {summary}\n"
+                 if summary else ".\n"))
     return tally
+
+
+def _links_to_urls(links: int, urls: int, what: str = "") -> str:
+    """"11 links to 8 URLs": both units, so that a count of links and one of
+    distinct URLs elsewhere (the last line, /metrics) are not read as a clash."""
+    return f"{_links(links, what)} to {_count(urls, 'URL')}"
 
 
 UNFETCHED_SHOWN = 10

@@ -180,7 +180,9 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
     lines = _family("monitor_runs_total", "counter", "Audit runs recorded in the database, by status.",
                     (({"status": s}, n) for s, n in sorted(runs.items())))
     lines += _family("monitor_last_run_links_checked", "gauge",
-                     "Distinct URLs checked in the latest finished run, by link status.",
+                     "Distinct URLs, not links, checked in the latest finished full audit, by link "
+                     "status: a URL linked from several places counts once (the name says links "
+                     "and is kept for dashboards).",
                      (({"status": s}, n) for s, n in snapshot.links_by_status.items()))
     last = snapshot.last_run
     if last is not None and last.finished_at is not None:

@@ -223,7 +223,7 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     text = buffer.getvalue()
     assert tally.links == 43
     # the statuses in the order of what to fix first, whatever order the links came in
-    assert text.index("EXPIRED: 14 links") < text.index("MOVED: 1 link ")
+    assert text.index("EXPIRED: 14 links to 14 URLs") < text.index("MOVED: 1 link to 1 URL ")
     for n in range(0, 40, 3):  # every flagged link, its URL whole on a line of its own
         assert f"\n    https://pubmed.ncbi.nlm.nih.gov/{n}/\n" in text
         assert f"  Entry {n}\n" in text
@@ -234,8 +234,22 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     assert "never-shown" not in text  # a new address is the fix; no archived copy offered then
     assert "  Traitements – Sjögren > Biologics\n" in text
     # links where they are listed, distinct URLs in the summary: each line says which
-    assert "Not listed: 27 ok links and 1 skipped link (mailto:, in-page jumps, excluded links); --format csv" in text
-    assert "run 7: 43 links, 42 distinct URLs: 14 expired, 1 moved, 26 ok, 1 skipped" in text
+    assert ("Not listed: 27 ok links to 26 URLs and 1 skipped link (mailto:, in-page jumps, excluded links); "
+            "--format csv") in text
+    assert "run 7: 43 links to 42 distinct URLs; distinct URLs by status: 14 expired, 1 moved, 26 ok, 1 skipped" in text
+
+
+def test_text_names_the_unit_of_every_count() -> None:
+    """Was: "EXPIRED: 3 links" above, "2 expired" on the last line (distinct
+    URLs): a URL linked from two places is two links, one URL."""
+    dead = link(1, LinkStatus.EXPIRED, reason="http_404", entry_title="Entry 1")
+    links = [dead, replace(dead, section="Other", entry_title="Entry 1 again", line=80),
+             link(2, LinkStatus.EXPIRED, reason="http_404", entry_title="Entry 2")]
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, iter(links))
+    text = buffer.getvalue()
+    assert "\nEXPIRED: 3 links to 2 URLs (the publisher removed it)\n" in text, text
+    assert text.endswith("\nrun 7: 3 links to 2 distinct URLs; distinct URLs by status: 2 expired\n"), text
 
 
 def test_a_named_page_goes_by_its_name_in_its_heading_and_its_blocks() -> None:

@@ -232,6 +232,10 @@ async def test_metrics_parse_as_prometheus_text_and_match_the_database(
         assert run is not None and run.finished_at is not None
         expected_counts = Counter(link.status.value for link in {l.url: l for l in store.run_links(run.id)}.values())
     assert {s: n for s, n in checked.items() if n} == dict(expected_counts)
+    # the name says links; the help says what the number counts (the check listing counts both)
+    help_line = next(line for line in (await (await client.get("/metrics")).text()).splitlines()
+                     if line.startswith("# HELP monitor_last_run_links_checked "))
+    assert "Distinct URLs, not links," in help_line and "counts once" in help_line
     assert value("monitor_last_run_duration_seconds") == pytest.approx(
         (run.finished_at - run.started_at).total_seconds())
     assert value("monitor_last_run_timestamp_seconds") == pytest.approx(run.finished_at.timestamp())
