@@ -240,7 +240,7 @@ def cli(debug: bool, verbose: bool) -> None:
 # -- check ---------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="One audit now: check every link, record, print.")
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "csv"]), default="text",
               show_default=True, help="Output format.")
@@ -412,7 +412,7 @@ def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
 # -- history -------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="One URL's status timeline, oldest first.")
 @click.argument("url")
 @config_option
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -532,7 +532,7 @@ class RunId(click.ParamType):
         return number
 
 
-@cli.command()
+@cli.command(short_help="Render the latest (or a given) run's report; --send mails it.")
 @config_option
 @click.option("--run", "run_id", type=RunId(), default=None,
               help="The run to report, by its number (the 'run N' that check and run print; "
@@ -582,7 +582,7 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True) -> None:
                    "next `monitor run` or `monitor report --send` once due", err=True)
 
 
-@cli.command()
+@cli.command(short_help="The weekly job, once: check, then report, then send.")
 @config_option
 @click.option("--wait", "wait", type=click.FloatRange(min=0), default=300, show_default=True,
               help="Seconds to wait for another audit of the database (a recheck round of "
@@ -630,7 +630,7 @@ def run(config_path: Path, wait: float) -> None:
 # -- serve ----------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="The service: audits on schedule, rechecks, the dashboard.")
 @config_option
 @guarded
 def serve(config_path: Path) -> None:
@@ -639,8 +639,8 @@ def serve(config_path: Path) -> None:
     Audits at [schedule] cron (making up a run missed while the machine was
     down), resumes an interrupted run, rechecks failing links, retries the
     outbox. With [server] enabled = true it serves the reports (the editors'
-    dashboard: / opens the latest, /reports/ lists them all), /healthz and
-    /metrics on server.host:server.port. SIGTERM or Ctrl-C stops it cleanly.
+    dashboard: / and /reports/ lead to /reports/index.html, the list of every
+    report, newest first), /healthz and /metrics on server.host:server.port. SIGTERM or Ctrl-C stops it cleanly.
     Logs go to stderr, one line per event.
 
     \b
@@ -661,7 +661,7 @@ def serve(config_path: Path) -> None:
 # -- demo -----------------------------------------------------------------------
 
 
-@cli.command()
+@cli.command(short_help="The whole job offline, on a bundled simulated site.")
 @click.option("--dir", "workdir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("monitor-demo"), show_default=True,
               help="Where the demo writes its database, reports and received mail.")

@@ -183,7 +183,8 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
 
 @pytest.mark.parametrize(("command", "said", "unsaid"), [
     ("report", ["--run ID", "by its number"], ["9223372036854775807", "<=x<="]),
-    ("serve", ["reports", "dashboard"], []),
+    ("serve", ["reports", "dashboard", "/ and /reports/ lead to /reports/index.html"],
+     ["opens the latest"]),  # both redirect to the list
     ("history", ["json: every check with its redirects"], []),
 ])
 def test_help_in_plain_words(command: str, said: list[str], unsaid: list[str]) -> None:
@@ -193,6 +194,20 @@ def test_help_in_plain_words(command: str, said: list[str], unsaid: list[str]) -
 
     text = " ".join(CliRunner().invoke(cli, [command, "--help"], terminal_width=200).output.split())
     assert all(words in text for words in said) and not any(words in text for words in unsaid), text
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_the_command_list_is_not_clipped(width: int) -> None:
+    """Was: "check    One audit now: fetch the pages, extract, check, classify,..."
+    (click clips a docstring's first sentence to fit)."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    text = CliRunner().invoke(cli, ["--help"], terminal_width=width).output
+    listed = text.split("Commands:\n", 1)[1]
+    assert "..." not in listed, listed
+    assert all(f"  {name} " in listed for name in cli.commands)
 
 
 @pytest.mark.parametrize("url", ["www.sclero.org/scleroderma/", "not-a-url", ""])
