@@ -40,7 +40,7 @@ import socket
 import sqlite3
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from itertools import groupby
@@ -1247,6 +1247,27 @@ class Store:
             states[url] = replace(state, status=LinkStatus(row[0]), reason=row[1], strikes=row[2],
                                   failing_since=_dt(row[3]))
         return states
+
+    def status_since(self, statuses: Mapping[str, LinkStatus],
+                     at: dt.datetime | None = None) -> dict[str, dt.datetime]:
+        """When each URL's current status began: its earliest observation
+        after the last one with another status (up to `at`, for a report
+        rendered as sent). How long a moved or drifted link has been
+        waiting for a fix: those never fail, so no "failing since" dates
+        them, and the previous report's row only says "since last week".
+        Observations forgotten by pruning date it no earlier than the
+        oldest kept."""
+        until = _ts(at) if at is not None else "9999"
+        found: dict[str, dt.datetime] = {}
+        for url, status in statuses.items():
+            row = self._conn.execute(
+                "SELECT min(checked_at) FROM observations WHERE url = ?1 AND checked_at <= ?3 "
+                "AND checked_at > coalesce((SELECT max(checked_at) FROM observations "
+                "    WHERE url = ?1 AND checked_at <= ?3 AND status != ?2), '')",
+                (url, status.value, until)).fetchone()
+            if row[0] is not None:
+                found[url] = _dt(row[0])  # type: ignore[assignment]
+        return found
 
     def history(self, url: str, limit: int | None = None) -> list[HistoryEntry]:
         """A URL's observations, newest last; with `limit`, only the latest ones."""

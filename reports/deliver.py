@@ -37,7 +37,7 @@ import aiosmtplib
 from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
-from monitor.types import OutboxMessage
+from monitor.types import LinkStatus, OutboxMessage
 from reports.audit import (
     FLAGGED,
     Audit,
@@ -154,7 +154,9 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     earlier_links = [l for page, _ in last_read for l in store.flagged_links_last_read([page.url], page.run_id)]
     earlier_run = store.previous_reported_run(previous.id) if previous is not None and failed else None
     flagged = {l.url for l in links if l.status in FLAGGED}
-    states = store.url_states(flagged) if run.reported_at is None else store.url_states_at(flagged, now)
+    as_sent = now if run.reported_at is not None else None
+    states = store.url_states(flagged) if as_sent is None else store.url_states_at(flagged, as_sent)
+    waiting = {l.url: l.status for l in links if l.status in (LinkStatus.MOVED, LinkStatus.DRIFTED)}
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
@@ -163,6 +165,7 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         last_read=last_read,
         earlier_links=earlier_links,
         earlier_run=earlier_run,
+        status_since=store.status_since(waiting, as_sent),
         states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
     )

@@ -752,6 +752,31 @@ def test_a_page_that_could_not_be_fetched_keeps_its_problems_until_it_is_read_ag
         assert counts(store, week4, t4) == (0, 2, 1, 1)
 
 
+def test_a_moved_link_left_unfixed_ages_week_after_week(tmp_path: Path) -> None:
+    """A 301 never "fails", so no failing-since dates it: it was "open 1
+    week, since <last week>" every week from the third on. Its history
+    dates it: since the first week it answered 301, and an interruption
+    (it worked for a week) starts the count again."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    moved = {"Relinked": ("https://c.org/old", "moved", "permanent_redirect")}
+    with Store.open(tmp_path / "monitor.db") as store:
+        ages = []
+        for n, links in enumerate([moved, moved, moved, moved,
+                                   {"Relinked": ("https://c.org/old", "ok", "ok")}, moved, moved]):
+            when = NOW + n * week
+            run = record_run(store, when, links)
+            audit = load_audit(store, run.id, settings, when)
+            store.mark_reported(run.id, when)
+            rows = [p for g in audit.needs_fixing for p in g.problems]
+            ages.append((rows[0].since, rows[0].weeks_open) if rows else None)
+        assert ages == [(NOW, 0), (NOW, 1), (NOW, 2), (NOW, 3), None,
+                        (NOW + 5 * week, 0), (NOW + 5 * week, 1)]
+        # rendered again as sent, week 3 still says what it said
+        again = load_audit(store, 3, settings, NOW + 9 * week)
+        assert [(p.since, p.weeks_open) for g in again.needs_fixing for p in g.problems] == [(NOW, 2)]
+
+
 CROSS_LISTED = "Phosphodiesterase-5 inhibitors for secondary Raynaud's phenomenon"
 PMC = "http://www.ncbi.nlm.nih.gov/pmc/articles/PMC5123456/"
 
