@@ -551,6 +551,8 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     from monitor.jobs import report_job
 
     settings = load_existing(config_path)
+    if run_id is not None:
+        require_run(settings, run_id)
     if send:
         require_smtp_password(settings)
     require_report_dir(settings, out)
@@ -562,24 +564,66 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
         click.echo(f"note:   run {outcome.run_id} checked only some pages (monitor check --page); "
                    f"the latest audit of every page is run {outcome.full_audit}: "
                    f"monitor report --run {outcome.full_audit}")
-    _echo_delivery(outcome, send, settings.email.enabled)
+    if send and not settings.email.enabled:
+        # Asked for by name, refused by the configuration: said on stderr,
+        # where a cron mail or a script's log shows it; exit 0 all the same
+        # (the report was rendered, and mail off is a valid configuration).
+        click.echo(f"mail:   NOT SENT: --send asks to mail the report, but [email] enabled = false "
+                   f"in {settings.source}; nothing was sent or queued", err=True)
+        return
+    _echo_delivery(outcome, send, settings.email.enabled, settings.email.recipients)
 
 
-def _echo_delivery(outcome: object, send: bool, mail_on: bool = True) -> None:
-    """What became of the mail. Who retries a kept message is said: someone
-    running `monitor run` from cron has no service doing it for them."""
+def require_run(settings: Settings, run_id: int) -> None:
+    """`report --run N` of a run the database does not hold: say which it
+    holds (was "there is no run 99" alone; pruning leaves gaps)."""
+    from monitor.output import runs_phrase
+    from monitor.store import Store
+
+    with Store.open(settings.database.path) as store:
+        if store.get_run(run_id) is not None:
+            return
+        ids = [r.id for r in store.runs(limit=2**31)]
+    raise Failure(f"{settings.database.path}: there is no run {run_id}; {runs_phrase(ids)}")
+
+
+def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
+                   recipients: Sequence[str] = ()) -> None:
+    """What became of the mail, said by whom it went to (the outbox's keys,
+    "run-1:owner:x@y", are the monitor's own). Who retries a kept message
+    is said: someone running `monitor run` from cron has no service doing
+    it for them."""
     if not send:
         return
     if not mail_on:
         click.echo("mail:   off ([email] enabled = false), nothing sent")
         return
+    run_id = getattr(outcome, "run_id", None)
     for key in getattr(outcome, "sent", []):
-        click.echo(f"sent:   {key}")
+        click.echo(f"sent to {delivery_words(key, recipients, run_id)}")
     for key, reason in getattr(outcome, "failed", []):
-        click.echo(f"kept in the outbox: {key}: {reason}", err=True)
+        click.echo(f"kept in the outbox, for {delivery_words(key, recipients, run_id)}: {reason}", err=True)
     if getattr(outcome, "failed", []):
         click.echo("        retried by `monitor serve` (every 5 minutes, with backoff), or by the "
                    "next `monitor run` or `monitor report --send` once due", err=True)
+
+
+def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = None) -> str:
+    """An outbox key in a reader's words: "run-2:owner:x@y" is "x@y (page
+    owner)", "run-2:all" the configured recipients; a message of another
+    run (one kept earlier, sent now) says which run's report it is."""
+    run, _, audience = key.partition(":")
+    kind, _, owner = audience.partition(":")
+    if kind == "owner" and owner:
+        words = f"{owner} (page owner)"
+    elif kind == "all":
+        words = f"{', '.join(recipients)} (email.recipients)" if recipients else "email.recipients"
+    else:
+        return key
+    number = run.removeprefix("run-")
+    if number.isdigit() and run_id is not None and int(number) != run_id:
+        words += f", run {number}'s report"
+    return words
 
 
 @cli.command(short_help="The weekly job, once: check, then report, then send.")
@@ -622,7 +666,7 @@ def run(config_path: Path, wait: float) -> None:
                    f"checked in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
-    _echo_delivery(outcome, True, settings.email.enabled)
+    _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients)
     with Store.open(settings.database.path, mapped=False) as store:
         say_unfetched(settings, store.run_pages(outcome.run_id))
 

@@ -499,6 +499,26 @@ def url_spellings(url: str) -> list[str]:
     return found
 
 
+def runs_phrase(ids: Iterable[int], shown: int = 6) -> str:
+    """The runs a database holds, as ranges: "runs 1-3 exist", "runs 1-40,
+    45, 47-52 exist", "no run exists yet"; what `report --run 99` says
+    besides "there is no run 99" (pruning leaves gaps). A long list keeps
+    its first and last ranges."""
+    spans: list[list[int]] = []
+    for n in sorted(set(ids)):
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    if not spans:
+        return "no run exists yet"
+    words = [f"{a}" if a == b else f"{a}-{b}" for a, b in spans]
+    if len(words) > shown:
+        words = [*words[:shown // 2], "...", *words[-(shown - shown // 2):]]
+    one = len(spans) == 1 and spans[0][0] == spans[0][1]
+    return f"run {words[0]} exists" if one else f"runs {', '.join(words)} exist"
+
+
 NEVER_REQUESTED = {
     "invalid_url": "malformed, never requested: it is not a valid address, so nobody can open it; "
                    "fix the link on the page",

@@ -3,6 +3,7 @@ said before any work is done (no database created, no audit run)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -482,3 +483,85 @@ def test_history_of_what_the_report_lists(tmp_path: Path, url: str, expected: li
     lines = result.output.splitlines()
     assert lines[-len(expected):] == expected, result.output
     assert "never checked" not in result.output
+
+
+# -- report and run: what became of the mail, and of --run ----------------------------
+
+
+async def test_the_mail_is_said_by_whom_it_went_to(tmp_path: Path) -> None:
+    """Was: "sent:   run-1:all", "sent:   run-1:owner:raynaud-editor@sclero.org"
+    (the outbox's own keys) on the terminal."""
+    from monitor.demo.run import MailSink
+    from simkit import run_monitor
+
+    sink = MailSink(tmp_path / "mail")
+    await sink.start()
+    try:
+        path = tmp_path / "monitor.toml"
+        path.write_text(PAGE.replace('[checker]', 'owner = "Editor@Sclero.org"\n[checker]', 1)
+                        + f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
+                        f'[email]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
+                        'recipients = ["webmaster@sclero.org", "web2@sclero.org"]\n', encoding="utf-8")
+        code, out, err = await run_monitor("run", "--config", str(path))
+    finally:
+        await sink.stop()
+    assert code == 0, err
+    sent = [line for line in out.splitlines() if line.startswith("sent")]
+    assert sent[0] == "sent to webmaster@sclero.org, web2@sclero.org (email.recipients)", out
+    assert sent[1:] == ["sent to editor@sclero.org (page owner)"], out
+    assert len(sink.received) == len(sent) and "run-1:" not in out
+
+
+@pytest.mark.parametrize(("key", "run_id", "expected"), [
+    ("run-2:all", 2, "a@x.org, b@x.org (email.recipients)"),
+    ("run-2:owner:ed@x.org", 2, "ed@x.org (page owner)"),
+    ("run-1:owner:ed@x.org", 2, "ed@x.org (page owner), run 1's report"),  # kept last week, sent now
+    ("run-1:all", None, "a@x.org, b@x.org (email.recipients)"),
+    ("something-else", 2, "something-else"),  # a key of another kind: as it is
+])
+def test_delivery_words(key: str, run_id: int | None, expected: str) -> None:
+    from monitor.cli import delivery_words
+
+    assert delivery_words(key, ["a@x.org", "b@x.org"], run_id) == expected
+
+
+def test_report_send_with_mail_off_says_nothing_was_sent_and_why(tmp_path: Path) -> None:
+    """Was: "mail:   off ([email] enabled = false), nothing sent" on stdout,
+    as the weekly job says it, for a request made by name."""
+    path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n[email]\nenabled = false\n')
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    code, out, err = monitor(tmp_path, "report", "--config", str(path), "--send")
+    assert code == 0, err  # the report is rendered; mail off is a valid configuration
+    assert (f"mail:   NOT SENT: --send asks to mail the report, but [email] enabled = false in {path}; "
+            "nothing was sent or queued") in err.splitlines(), err
+    assert "mail:" not in out and "sent to" not in out
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "m.db")) as db:
+        assert db.execute("SELECT count(*) FROM outbox").fetchone() == (0,)
+
+
+def test_report_of_a_run_that_is_not_there_says_which_are(tmp_path: Path) -> None:
+    """Was: "there is no run 99" alone."""
+    path = config(tmp_path)
+    for _ in range(2):
+        code, _, err = monitor(tmp_path, "check", "--config", str(path))
+        assert code == 0, err
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--run", "99")
+    assert code == 1, err  # as before
+    assert one_line(err) == f"monitor: {tmp_path / 'm.db'}: there is no run 99; runs 1-2 exist"
+    assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.parametrize(("ids", "expected"), [
+    ([], "no run exists yet"),
+    ([1], "run 1 exists"),
+    ([3, 1, 2], "runs 1-3 exist"),
+    ([1, 2, 5, 7, 8], "runs 1-2, 5, 7-8 exist"),  # pruned and partial runs leave gaps
+    ([1, 3, 5, 7, 9, 11, 13, 15], "runs 1, 3, 5, ..., 11, 13, 15 exist"),
+])
+def test_runs_phrase(ids: list[int], expected: str) -> None:
+    from monitor.output import runs_phrase
+
+    assert runs_phrase(ids) == expected
