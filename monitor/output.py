@@ -128,9 +128,15 @@ def write_csv(out: TextIO, links: Iterable[LinkResult]) -> int:
     writer.writerow(LINK_FIELDS)
     n = 0
     for link in links:
-        writer.writerow(["" if v is None else _csv_safe(_plain(v)) for v in _link_values(link)])
+        writer.writerow(["" if v is None else _CSV_BOOL[v] if v is True or v is False else _csv_safe(_plain(v))
+                         for v in _link_values(link)])
         n += 1
     return n
+
+
+_CSV_BOOL = {True: "true", False: "false"}
+"""As the JSON writes them: Python's "True"/"False" made a script reading
+both formats (or a spreadsheet) see two spellings of one column."""
 
 
 def to_json(run: RunInfo, pages: Sequence[PageRecord], links: Iterable[LinkResult]) -> str:

@@ -18,6 +18,7 @@ from monitor.output import (
     counts,
     link_dict,
     tag_words,
+    to_csv,
     to_json,
     unfetched_pages,
     url_spellings,
@@ -534,3 +535,15 @@ def test_a_link_never_requested_says_why_and_where(citations: list[object], name
     from monitor.output import sighting_lines
 
     assert sighting_lines("http://", citations, names, 1, T0) == expected
+
+
+def test_csv_booleans_are_spelled_as_in_the_json() -> None:
+    """Was "True"/"False" in the CSV, true/false in the JSON."""
+    links = [link(1, flapping=True, expired_mark=False), link(2, flapping=False, expired_mark=True)]
+    rows = list(csv.DictReader(io.StringIO(to_csv(links))))
+    doc = json.loads(to_json(RUN, [], links))
+    for row, obj in zip(rows, doc["links"]):
+        for name in ("flapping", "expired_mark"):
+            assert row[name] == json.dumps(obj[name]), (name, row[name])
+    assert [r["flapping"] for r in rows] == ["true", "false"]
+    assert rows[0]["strikes"] == "0"  # numbers stay numbers (an int is no boolean here)
