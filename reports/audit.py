@@ -1226,7 +1226,9 @@ def _count(audit: Audit) -> Counts:
         urls=len({l.url for l in audit.links if l.status != LinkStatus.SKIPPED}),
         pages=len(audit.pages),
         pages_failed=len(audit.pages_failed),
-        content=audit.content_audit.total,
+        # A page that could not be fetched is said in the warning at the top,
+        # not counted as a note about the entries (the tile, JSON, subject).
+        content=audit.content_audit.total - len(audit.content_audit.pages_failed),
     )
 
 

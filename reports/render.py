@@ -322,7 +322,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         index_url = previous_url = ""
     failures = {p.url: wording.page_failure(p.http_status, p.error) for p in audit.pages_failed}
     content_groups = [g for g in audit.content_audit.groups() if g[0] != "pages_failed"]
-    content_count = audit.counts.content - len(audit.content_audit.pages_failed)
+    content_count = audit.counts.content
     not_rechecked = [p for p in audit.pages_failed
                      if any(not i.rechecked and p.url in (i.pages or (i.page,))
                             for _, _, issues in content_groups for i in issues)]
