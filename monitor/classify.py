@@ -1170,6 +1170,8 @@ def next_state(previous: UrlState | None, verdict: Verdict, obs: Observation) ->
     - `recent` keeps the last RECENT_WINDOW statuses, newest last; `flapping`
       is True when they change between failing and not failing at least
       FLAP_TRANSITIONS times (ok, error, ok, error is three changes).
+    - `status_since` is the check time of the first observation of the
+      current status (a new status starts it again).
     - A `skipped` verdict is not an observation of the target: the streak and
       the baselines are kept as they were.
     """
@@ -1183,6 +1185,8 @@ def next_state(previous: UrlState | None, verdict: Verdict, obs: Observation) ->
     )
     if status is LinkStatus.SKIPPED:
         return state
+    if previous is None or prev.status is not status or prev.status_since is None:
+        state = replace(state, status_since=obs.checked_at)
     if status.is_failing:
         streak = prev.strikes > 0 and prev.failing_since is not None
         return replace(state, strikes=prev.strikes + 1,

@@ -172,6 +172,9 @@ class UrlState:
     """Statuses of the latest observations, newest last (for flapping)."""
     last_ok_title: str = ""
     """The target's title when it last answered ok: the baseline for drift."""
+    status_since: dt.datetime | None = None
+    """The check time of the first observation of the current status: how
+    long a moved or drifted link (which never fails) has waited for a fix."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -399,7 +399,6 @@ def build_audit(
     last_read: Sequence[tuple[PageRecord, Sequence[LinkResult]]] = (),
     earlier_links: Sequence[LinkResult] = (),
     earlier_run: RunInfo | None = None,
-    status_since: Mapping[str, dt.datetime] | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -421,11 +420,6 @@ def build_audit(
     20 Nov, not since the day of the last read), since dates of moved and
     drifted links come from the report before.
 
-    `status_since` dates the moved and drifted links' current status from
-    their history (`Store.status_since`): they never fail, so nothing else
-    says how long they have waited (the previous report's row says "since
-    last week", every week).
-
     A link the previous report only watched (a first timeout or 5xx) was
     never listed to the editor as a problem: confirmed now, it is new; if it
     answers again, it cleared by itself (`Audit.cleared_by_itself`), no fix.
@@ -446,8 +440,7 @@ def build_audit(
         if link.status in FLAGGED and not _acknowledged(link):
             prev = carried.get(_key(link))
             problem = _problem(link, states.get(link.url), prev, now, confirm_after,
-                               listed_at=listed_at,
-                               status_since=(status_since or {}).get(link.url))
+                               listed_at=listed_at)
             if prev is not None and _key(prev) in watched_before:
                 problem = replace(problem, new=True)  # never listed to the editor as a problem
             problems.append(problem)
@@ -669,13 +662,15 @@ def _problem(
     *,
     rechecked: bool = True,
     listed_at: dt.datetime | None = None,
-    status_since: dt.datetime | None = None,
 ) -> Problem:
     """`listed_at`: when the previous report's run started, the date of its
-    rows that no check dates (a malformed address is never checked).
-    `status_since`: when the link's status began, from its history."""
+    rows that no check dates (a malformed address is never checked). A
+    moved or drifted link never fails: the state's `status_since` says how
+    long it has waited (the previous report's row alone said "since last
+    week", every week)."""
     new = previous is None
-    since = (link.failing_since or (state.failing_since if state else None) or status_since
+    since = (link.failing_since or (state.failing_since if state else None)
+             or (state.status_since if state and state.status is link.status else None)
              or link.checked_at or (state.first_seen_at if state else None))
     at_least = False
     if previous is not None:

@@ -37,7 +37,7 @@ import aiosmtplib
 from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
-from monitor.types import LinkStatus, OutboxMessage
+from monitor.types import OutboxMessage
 from reports.audit import (
     FLAGGED,
     Audit,
@@ -156,7 +156,6 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     flagged = {l.url for l in links if l.status in FLAGGED}
     as_sent = now if run.reported_at is not None else None
     states = store.url_states(flagged) if as_sent is None else store.url_states_at(flagged, as_sent)
-    waiting = {l.url: l.status for l in links if l.status in (LinkStatus.MOVED, LinkStatus.DRIFTED)}
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
@@ -165,7 +164,6 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         last_read=last_read,
         earlier_links=earlier_links,
         earlier_run=earlier_run,
-        status_since=store.status_since(waiting, as_sent),
         states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
     )

@@ -734,6 +734,25 @@ def hours(n: float) -> dt.datetime:
     return T0 + dt.timedelta(hours=n)
 
 
+@pytest.mark.parametrize(
+    ("statuses", "since"),
+    [
+        ([LinkStatus.MOVED], 0),
+        ([LinkStatus.MOVED, LinkStatus.MOVED, LinkStatus.MOVED], 0),
+        ([LinkStatus.OK, LinkStatus.MOVED, LinkStatus.MOVED], 1),
+        ([LinkStatus.MOVED, LinkStatus.OK, LinkStatus.MOVED], 2),  # worked between: a new wait
+        ([LinkStatus.MOVED, LinkStatus.DRIFTED], 1),
+        ([LinkStatus.DRIFTED, LinkStatus.SKIPPED], 0),  # a skip is no observation
+        ([LinkStatus.DRIFTED, LinkStatus.SKIPPED, LinkStatus.DRIFTED], 2),  # excluded a while: from its return
+        ([LinkStatus.ERROR, LinkStatus.EXPIRED], 1),
+    ],
+)
+def test_status_since_is_the_first_check_of_the_current_status(
+        statuses: list[LinkStatus], since: int) -> None:
+    state = observe([(status, hours(24 * 7 * n)) for n, status in enumerate(statuses)])
+    assert state.status_since == hours(24 * 7 * since)
+
+
 def test_first_failure_starts_a_streak() -> None:
     state = observe([(ERROR, hours(0))])
     assert (state.strikes, state.failing_since, state.first_seen_at) == (1, hours(0), hours(0))

@@ -39,6 +39,7 @@ from monitor.types import (
     Verdict,
 )
 from reports.audit import Audit, ContentAudit, ContentIssue, Counts, build_audit
+from monitor.classify import next_state
 from reports.deliver import backoff, flush_outbox, load_audit, queue_report, report_key
 from reports.mail import (
     build_message,
@@ -646,8 +647,11 @@ def test_backoff_schedule(attempts: int, minutes: int) -> None:
 # -- from the store ------------------------------------------------------------
 
 
-def record_run(store: Store, when: dt.datetime, links: dict[str, tuple[str, str, str]]) -> RunInfo:
-    """A finished run of PAGE: entry title -> (url, status, reason), one observation each."""
+def record_run(store: Store, when: dt.datetime, links: dict[str, tuple[str, str, str]],
+               states_from: Store | None = None) -> RunInfo:
+    """A finished run of PAGE: entry title -> (url, status, reason), one observation each.
+    With `states_from`, each URL's state moves on from its stored one as the
+    checker moves it (`classify.next_state`), not a made-up one."""
     run = store.start_run(when)
     store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok", title="DM/PM",
                                  entries=tuple(links)), when)
@@ -656,14 +660,17 @@ def record_run(store: Store, when: dt.datetime, links: dict[str, tuple[str, str,
                  kind=LinkKind.CITATION, context=EntryContext(title=title, source="PubMed."))
         for title, (url, _, _) in links.items()])
     failing = ("expired", "error", "blocked")
-    store.record_observations(run.id, [
-        (Observation(url=url, checked_at=when, http_status=200),
-         Verdict(url=url, status=LinkStatus(status), reason=reason),
-         UrlState(url=url, status=LinkStatus(status), reason=reason,
-                  strikes=3 if status in failing else 0,
-                  failing_since=when - dt.timedelta(days=9) if status in failing else None,
-                  last_checked_at=when, first_seen_at=when))
-        for url, status, reason in links.values()])
+    observed = []
+    for url, status, reason in links.values():
+        obs = Observation(url=url, checked_at=when, http_status=200)
+        verdict = Verdict(url=url, status=LinkStatus(status), reason=reason)
+        state = (next_state(states_from.url_state(url), verdict, obs) if states_from is not None else
+                 UrlState(url=url, status=LinkStatus(status), reason=reason,
+                          strikes=3 if status in failing else 0,
+                          failing_since=when - dt.timedelta(days=9) if status in failing else None,
+                          last_checked_at=when, first_seen_at=when))
+        observed.append((obs, verdict, state))
+    store.record_observations(run.id, observed)
     store.finish_run(run.id, when)
     return run
 
@@ -765,7 +772,7 @@ def test_a_moved_link_left_unfixed_ages_week_after_week(tmp_path: Path) -> None:
         for n, links in enumerate([moved, moved, moved, moved,
                                    {"Relinked": ("https://c.org/old", "ok", "ok")}, moved, moved]):
             when = NOW + n * week
-            run = record_run(store, when, links)
+            run = record_run(store, when, links, states_from=store)
             audit = load_audit(store, run.id, settings, when)
             store.mark_reported(run.id, when)
             rows = [p for g in audit.needs_fixing for p in g.problems]

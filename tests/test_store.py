@@ -336,6 +336,24 @@ def test_a_database_made_before_shared_links_points_each_page_at_its_own_run(db_
     assert _count(db_path, "SELECT count(*) FROM pages WHERE links_run = run_id") == 2
 
 
+def test_a_database_made_before_status_since_dates_its_moved_links_from_their_history(
+        db_path: Path) -> None:
+    """Opening a file from before migration m005 adds `url_state.status_since`,
+    filled from each moved or drifted URL's history (the first check of its
+    latest run of that status); the others get it at their next change."""
+    with Store.open(db_path) as store:
+        run = store.start_run(T0)
+        for week, status in enumerate([LinkStatus.MOVED, LinkStatus.OK, LinkStatus.MOVED, LinkStatus.MOVED]):
+            store.record_observations(run.id, [check(PUBMED, T0 + week * WEEK, status, reason="x")])
+        store.record_observations(run.id, [check(PAGE_A, T0, LinkStatus.OK)])
+    with sqlite3.connect(db_path) as conn:  # back to the file as m004 left it
+        conn.execute("ALTER TABLE url_state DROP COLUMN status_since")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm005_url_status_since'")
+    with Store.open(db_path) as store:
+        states = store.url_states([PUBMED, PAGE_A])
+    assert (states[PUBMED].status_since, states[PAGE_A].status_since) == (T0 + 2 * WEEK, None)
+
+
 def test_previous_reported_run(store: Store) -> None:
     r1, r2, r3 = (store.start_run(T0 + hours(i)) for i in range(3))
     assert store.previous_reported_run(r3.id) is None
@@ -481,7 +499,10 @@ def test_url_states_at_a_past_instant_are_those_its_latest_observation_left(stor
     at_report = store.url_states_at([PUBMED, PAGE_A], T0 + hours(2))
     assert set(at_report) == {PUBMED}
     assert (at_report[PUBMED].strikes, at_report[PUBMED].failing_since) == (1, T0)
-    assert store.url_states_at([PUBMED], T0 + hours(31))[PUBMED] == store.url_state(PUBMED)
+    # all of it now, and when its status began read from the history where
+    # the state does not say (a state written before status_since)
+    assert store.url_states_at([PUBMED], T0 + hours(31))[PUBMED] == replace(
+        store.url_state(PUBMED), status_since=T0)  # type: ignore[type-var]
     store.mark_reported(run.id, T0 + hours(2))
     store.mark_reported(run.id, T0 + hours(50))  # sent again: still the report of its first date
     assert store.get_run(run.id).reported_at == T0 + hours(2)  # type: ignore[union-attr]
