@@ -839,7 +839,7 @@ def _rule_status(s: _Seen) -> Verdict | None:
     if code == 429:
         wait = f" (it asked to wait {s.obs.retry_after:g} s)" if s.obs.retry_after else ""
         return _verdict(s, LinkStatus.BLOCKED, "rate_limited",
-                        f"{said} after {s.obs.attempts} attempt(s){wait}.")
+                        f"{said} after {s.obs.attempts} attempt{'' if s.obs.attempts == 1 else 's'}{wait}.")
     if code == 999:
         return _verdict(s, LinkStatus.BLOCKED, "http_999",
                         "The site answered 999, LinkedIn's refusal of automated requests; "

@@ -542,6 +542,12 @@ def test_every_reason_of_the_brief_has_a_case(reason: str) -> None:
 # -- details ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("attempts", "said"), [(1, "after 1 attempt."), (3, "after 3 attempts.")])
+def test_detail_of_a_rate_limit_counts_its_attempts_in_words(attempts: int, said: str) -> None:
+    v = classify(ob(status=429, attempts=attempts))
+    assert v.detail.endswith(said), v.detail
+
+
 def test_detail_names_the_home_page() -> None:
     v = classify(ob(GNW, redirects=[hop(GNW, 301, "https://www.globenewswire.com/")]))
     assert v.detail == "Redirects to https://www.globenewswire.com/, the site's home page."
