@@ -1280,6 +1280,24 @@ class Store:
                                  (url, status.value, _ts(at))).fetchone()
         return _dt(row[0])
 
+    def first_listed(self, links: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[dt.datetime, bool]]:
+        """(page, href) of links without a URL (malformed: never checked, so
+        nothing else dates them) -> (the start of the first kept run whose
+        page lists it, whether that run is the history's first: then it may
+        be older). A few per site; each reads that page's rows of the kept runs."""
+        first_run = self._conn.execute("SELECT min(id) FROM runs").fetchone()[0]
+        found: dict[tuple[str, str], tuple[dt.datetime, bool]] = {}
+        for page, href in set(links):
+            row = self._conn.execute(
+                "SELECT r.id, r.started_at FROM occurrences AS o "
+                "JOIN pages AS p ON p.links_run = o.run_id AND p.url = o.page_url "
+                "JOIN runs AS r ON r.id = p.run_id "
+                "WHERE o.url IS NULL AND o.raw_href = ? AND o.page_url = ? "
+                "ORDER BY r.id LIMIT 1", (href, page)).fetchone()
+            if row is not None:
+                found[(page, href)] = (_dt(row[1]), row[0] == first_run)  # type: ignore[assignment]
+        return found
+
     def history(self, url: str, limit: int | None = None) -> list[HistoryEntry]:
         """A URL's observations, newest last; with `limit`, only the latest ones."""
         sql, params = HISTORY_SQL, (url,)

@@ -399,6 +399,7 @@ def build_audit(
     last_read: Sequence[tuple[PageRecord, Sequence[LinkResult]]] = (),
     earlier_links: Sequence[LinkResult] = (),
     earlier_run: RunInfo | None = None,
+    first_listed: Mapping[tuple[str, str], tuple[dt.datetime, bool]] | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -420,6 +421,10 @@ def build_audit(
     20 Nov, not since the day of the last read), since dates of moved and
     drifted links come from the report before.
 
+    `first_listed` dates the links no check dates (a malformed address):
+    (page, href as written) -> (the start of the first kept run listing it,
+    whether that run is the history's first, so "or earlier").
+
     A link the previous report only watched (a first timeout or 5xx) was
     never listed to the editor as a problem: confirmed now, it is new; if it
     answers again, it cleared by itself (`Audit.cleared_by_itself`), no fix.
@@ -440,7 +445,8 @@ def build_audit(
         if link.status in FLAGGED and not _acknowledged(link):
             prev = carried.get(_key(link))
             problem = _problem(link, states.get(link.url), prev, now, confirm_after,
-                               listed_at=listed_at)
+                               listed_at=listed_at,
+                               first_listed=(first_listed or {}).get((link.page, link.written or link.url)))
             if prev is not None and _key(prev) in watched_before:
                 problem = replace(problem, new=True)  # never listed to the editor as a problem
             problems.append(problem)
@@ -662,6 +668,7 @@ def _problem(
     *,
     rechecked: bool = True,
     listed_at: dt.datetime | None = None,
+    first_listed: tuple[dt.datetime, bool] | None = None,
 ) -> Problem:
     """`listed_at`: when the previous report's run started, the date of its
     rows that no check dates (a malformed address is never checked). A
@@ -673,6 +680,8 @@ def _problem(
              or (state.status_since if state and state.status is link.status else None)
              or link.checked_at or (state.first_seen_at if state else None))
     at_least = False
+    if since is None and first_listed is not None:
+        since, at_least = first_listed  # never checked: since the first run listing it
     if previous is not None:
         # Still open, so open since the previous report's sighting at least:
         # moved and drifted links never "fail" (no failing_since), and a

@@ -164,6 +164,8 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         last_read=last_read,
         earlier_links=earlier_links,
         earlier_run=earlier_run,
+        first_listed=store.first_listed(
+            (l.page, l.url) for l in links if l.reason == "invalid_url" and l.checked_at is None),
         states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
     )

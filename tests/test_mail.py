@@ -784,6 +784,32 @@ def test_a_moved_link_left_unfixed_ages_week_after_week(tmp_path: Path) -> None:
         assert [(p.since, p.weeks_open) for g in again.needs_fixing for p in g.problems] == [(NOW, 2)]
 
 
+def test_a_malformed_link_is_dated_by_the_first_week_that_listed_it(tmp_path: Path) -> None:
+    """A malformed href is never requested, so no check dates it: it said
+    "since <last week> or earlier" every week. Now since the first run that
+    listed it; "or earlier" only when that run is the history's first."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    with Store.open(tmp_path / "monitor.db") as store:
+        for n in range(4):
+            when = NOW + n * week
+            run = store.start_run(when)
+            store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok"), when)
+            hrefs = ["http://", "http//www.sclero.org/news.html"][: 1 if n < 2 else 2]
+            store.record_citations(run.id, PAGE, [
+                Citation(page_url=PAGE, url=None, raw_href=href, anchor_text=f"Entry {i}",
+                         section="Biologics", kind=LinkKind.CITATION, skip_reason="invalid_url",
+                         context=EntryContext(title=f"Entry {i}"))
+                for i, href in enumerate(hrefs)])
+            store.finish_run(run.id, when + dt.timedelta(hours=1))
+            audit = load_audit(store, run.id, settings, when + dt.timedelta(hours=1))
+            store.mark_reported(run.id, when + dt.timedelta(hours=1))
+        rows = {p.link.url: (p.since, p.since_at_least, p.weeks_open)
+                for g in audit.needs_fixing for p in g.problems}
+    assert rows == {"http://": (NOW, True, 3),
+                    "http//www.sclero.org/news.html": (NOW + 2 * week, False, 1)}
+
+
 CROSS_LISTED = "Phosphodiesterase-5 inhibitors for secondary Raynaud's phenomenon"
 PMC = "http://www.ncbi.nlm.nih.gov/pmc/articles/PMC5123456/"
 
