@@ -280,6 +280,15 @@ def m005_url_status_since(db: Database) -> None:
                    WHERE status IN ('moved', 'drifted')""")
 
 
+@MIGRATIONS()
+def m006_page_moved_to(db: Database) -> None:
+    """`pages.moved_to`: where a watched page's configured address now
+    redirects permanently (NULL: it does not), to tell the webmaster to
+    update the [[pages]] url before the old address stops redirecting.
+    Older rows get NULL: their fetches did not keep the redirects."""
+    db.execute("ALTER TABLE pages ADD COLUMN moved_to TEXT")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -412,7 +421,7 @@ _OUTBOX_COLUMNS = (
 )
 _PAGE_COLUMNS = (
     "run_id, url, status, http_status, title, error, links, entries, name, owner, "
-    "etag, last_modified, links_run"
+    "etag, last_modified, links_run, moved_to"
 )
 # A page's row as `_page` reads it. `entries` is '' on a row whose page
 # answered 304 and whose links are another run's: the titles are that run's
@@ -494,6 +503,7 @@ def _page(row: sqlite3.Row) -> PageRecord:
         etag=row["etag"],
         last_modified=row["last_modified"],
         links_run=None if row["links_run"] in (None, row["run_id"]) else row["links_run"],
+        moved_to=row["moved_to"],
     )
 
 
@@ -1101,12 +1111,12 @@ class Store:
                 entries = ""  # those of the run holding its links (_PAGE_SELECT)
             self._conn.execute(
                 f"INSERT OR REPLACE INTO pages ({_PAGE_COLUMNS}, fetched_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     page.run_id, page.url, page.status, page.http_status, _storable(page.title),
                     _storable(page.error),
                     page.links, entries, page.name, page.owner, page.etag,
-                    page.last_modified, links_run, fetched_at,
+                    page.last_modified, links_run, page.moved_to, fetched_at,
                 ),
             )
             if links_run != page.run_id:

@@ -253,6 +253,8 @@ class PageRecord:
     `entries` holds the titles of its citation entries, to spot heavy edits;
     `links_run` is the run whose recorded links are this fetch's (None: its
     own run; an earlier one for an unchanged page, whose links are not copied).
+    `moved_to` is where the page's address redirects permanently (301/308)
+    in this fetch, so the configured url can be updated; None when it does not.
     """
 
     run_id: int
@@ -268,6 +270,7 @@ class PageRecord:
     etag: str = ""
     last_modified: str = ""
     links_run: int | None = None
+    moved_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -354,6 +354,24 @@ def test_a_database_made_before_status_since_dates_its_moved_links_from_their_hi
     assert (states[PUBMED].status_since, states[PAGE_A].status_since) == (T0 + 2 * WEEK, None)
 
 
+def test_a_database_made_before_page_moves_reads_its_pages_as_not_moved(db_path: Path) -> None:
+    """Opening a file from before migration m006 adds `pages.moved_to`: its
+    pages read as not moved (their fetches kept no redirects); the next
+    fetch records where its page now lives."""
+    with Store.open(db_path) as store:
+        old = store.start_run(T0)
+        store.record_page(PageRecord(run_id=old.id, url=PAGE_A, status="ok", title="A"), now=T0)
+    with sqlite3.connect(db_path) as conn:  # back to the file as m005 left it
+        conn.execute("ALTER TABLE pages DROP COLUMN moved_to")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm006_page_moved_to'")
+    with Store.open(db_path) as store:
+        assert [(p.title, p.moved_to) for p in store.run_pages(old.id)] == [("A", None)]
+        later = store.start_run(T0 + WEEK)
+        store.record_page(PageRecord(run_id=later.id, url=PAGE_A, status="ok", moved_to=PAGE_B),
+                          now=T0 + WEEK)
+        assert store.last_page(PAGE_A).moved_to == PAGE_B  # type: ignore[union-attr]
+
+
 def test_previous_reported_run(store: Store) -> None:
     r1, r2, r3 = (store.start_run(T0 + hours(i)) for i in range(3))
     assert store.previous_reported_run(r3.id) is None
@@ -386,6 +404,20 @@ def test_pages_round_trip_and_last_page_is_the_latest_ok_fetch(store: Store) -> 
     store.record_page(newer, now=T0 + hours(169))  # replaces r2's error record
     assert store.run_pages(r2.id) == [newer]
     assert store.last_page(PAGE_A) == newer
+
+
+def test_where_a_page_moved_is_kept_per_fetch_also_for_a_304(store: Store) -> None:
+    """`moved_to` is the fetch's own, not the row's it shares links with: a
+    304 that came through a 301 says so even when the full fetch did not."""
+    r1, r2, r3 = (store.start_run(T0 + i * WEEK) for i in range(3))
+    full = PageRecord(run_id=r1.id, url=PAGE_A, status="ok", title="A", entries=("x",), etag='"e"')
+    moved = replace(full, run_id=r2.id, status="not_modified", http_status=304, links_run=r1.id,
+                    moved_to="https://new.example/a.html")
+    back = replace(moved, run_id=r3.id, moved_to=None)
+    for i, page in enumerate((full, moved, back)):
+        store.record_page(page, now=T0 + i * WEEK)
+    assert [p for r in (r1, r2, r3) for p in store.run_pages(r.id)] == [full, moved, back]
+    assert store.last_page(PAGE_A) == full
 
 
 # ------------------------------------------------------------ occurrences
