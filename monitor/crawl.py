@@ -43,7 +43,7 @@ from monitor.config import Settings, SiteSettings
 from monitor.decode import decode_html
 from monitor.errors import StoreError
 from monitor.extract import extract_page
-from monitor.pages import PageFetch, fetch_page
+from monitor.pages import PageFetch, fetch_page, moved_to
 from monitor.store import StoreWriter
 from monitor.types import Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, UrlState, Verdict
 
@@ -348,6 +348,10 @@ class Audit:
                 links=len(citations), entries=last.entries, name=name, owner=owner,
                 etag=fetched.etag or last.etag, last_modified=fetched.last_modified or last.last_modified,
                 links_run=links_run if citations == recorded else None,
+                # This fetch's own redirects, not those of the fetch it shares
+                # links with: the 304 came through them again, and a redirect
+                # removed since (or added) is this week's truth.
+                moved_to=None if under_final_url else moved_to(fetched),
             )
         elif fetched.status == "ok":
             html = decode_html(fetched.body, fetched.content_type)
@@ -363,6 +367,8 @@ class Audit:
                 run_id=run.id, url=url, status="ok", http_status=fetched.http_status,
                 title=extracted.title, links=len(citations), entries=extracted.entries,
                 name=name, owner=owner, etag=fetched.etag, last_modified=fetched.last_modified,
+                # A site crawl's page is filed where it lives: no [[pages]] url to update.
+                moved_to=None if under_final_url else moved_to(fetched),
             )
         else:
             log.warning("page fetch failed url=%s error=%s", url, fetched.error)

@@ -8,16 +8,19 @@ unchanged page cost one 304 and no parsing.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import errno
 import re
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
 
+from monitor.classify import _permanent_target  # the link checker's own rule, not a copy
 from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError
-from monitor.types import ErrorKind
+from monitor.types import ErrorKind, Hop, Observation
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
 """A watched page larger than this is refused rather than parsed."""
@@ -34,6 +37,8 @@ class PageFetch:
     etag: str = ""
     last_modified: str = ""
     error: str = ""
+    redirects: tuple[Hop, ...] = ()
+    """The redirects followed to the answer, first hop first (see `moved_to`)."""
 
 
 async def fetch_page(
@@ -53,6 +58,7 @@ async def fetch_page(
                 common = dict(
                     url=url,
                     final_url=str(resp.url),
+                    redirects=_hops(resp.history),
                     http_status=resp.status,
                     content_type=resp.headers.get("Content-Type", ""),
                     etag=_validator(resp.headers.get("ETag", "")),
@@ -80,6 +86,33 @@ async def fetch_page(
                          error="too many redirects (more than 10): the address leads nowhere")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageFetch(url=url, final_url=url, status="error", error=_describe(exc, timeout))
+
+
+def _hops(history: Sequence[aiohttp.ClientResponse]) -> tuple[Hop, ...]:
+    return tuple(Hop(str(r.url), r.status, r.headers.get("Location", "")) for r in history)
+
+
+def moved_to(fetched: PageFetch) -> str | None:
+    """Where a watched page's configured address now lives, when the site
+    says so permanently; None when it answers there, or redirects only
+    temporarily (302/303/307: the site says "keep using this address").
+
+    Judged as a cited link's move is (monitor/classify.py, rule 15): the
+    leading run of permanent hops (301/308, or http -> https of the same
+    address), a slash or tracking parameters added not counting. Without
+    it the monitor followed the redirect silently, and the day the old
+    address stops redirecting the page fails. Only for a page that was
+    read (200 or 304): a redirect to an error is said by the error."""
+    if fetched.status == "error" or not fetched.redirects:
+        return None
+    seen = Observation(url=fetched.url, checked_at=_EPOCH, http_status=fetched.http_status,
+                       final_url=fetched.final_url, redirects=fetched.redirects)
+    target = _permanent_target(seen)
+    # A Location is the server's text: shown to a webmaster, stored in SQLite.
+    return None if target is None else printable(target)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def _media_type(content_type: str) -> str:

@@ -352,3 +352,64 @@ async def test_a_watched_address_that_serves_a_pdf_is_a_page_error_not_an_empty_
     for t in readable:
         assert (pages[f"{base}/page/{t}"].status, pages[f"{base}/page/{t}"].links) == ("ok", 1), t
     assert outcome.pages_failed == 1
+
+
+# -- a watched page whose address redirects (walkthrough 8, finding 16) ---------------
+
+
+async def test_a_watched_page_that_redirects_permanently_records_where_it_lives(
+        aiohttp_server: object, tmp_path: Path) -> None:
+    """Was: the page's redirect was followed silently. Recorded as the link
+    checker judges a move: every leading hop permanent (a 301 chain, a 301
+    then a 302: the address the 301 gave), not a 302, not a page read
+    directly, not a slash added; a redirect to a page that fails says its
+    error. The 304 of the second week came through the same redirects and
+    says so too; the page's links stay filed under the configured URL."""
+    redirects: dict[str, tuple[int, str]] = {
+        "/old": (301, "/mid"), "/mid": (308, "/new"),            # a permanent chain
+        "/temp": (302, "/new"), "/see": (303, "/new"),           # temporary: not a move
+        "/renamed": (301, "/today"), "/today": (302, "/new"),    # permanent, then temporary
+        "/sec": (301, "/sec/"),                                  # a slash added: no move
+        "/broken": (301, "/missing"),                            # to a page that is not there
+    }
+    seen: Counter[str] = Counter()
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        seen[request.path] += 1
+        if request.path in redirects:
+            code, to = redirects[request.path]
+            return web.Response(status=code, headers={"Location": to})
+        if request.path == "/missing":
+            return web.Response(status=404, text="no")
+        if request.headers.get("If-None-Match") == '"v1"':
+            return web.Response(status=304, headers={"ETag": '"v1"'})
+        return web.Response(text=page_html(f'<p><a href="/doc{request.path}">Study</a></p>'),
+                            content_type="text/html", headers={"ETag": '"v1"'})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handle)
+    server = await aiohttp_server(app)  # type: ignore[operator]
+    base = f"http://127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+    watched = ["/old", "/temp", "/see", "/renamed", "/direct", "/sec", "/broken"]
+    settings = Settings(
+        pages=tuple(PageSettings(url=base + path) for path in watched),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+    expected = {"/old": base + "/new", "/renamed": base + "/today"}
+    for week, status in enumerate(("ok", "not_modified")):
+        outcome = await run_audit(settings)
+        with Store.open(settings.database.path) as store:
+            pages = {p.url[len(base):]: p for p in store.run_pages(outcome.run.id)}
+            filed = {c.page_url for c in store.run_citations(pages["/old"].links_run or outcome.run.id)}
+        assert {path: p.moved_to for path, p in pages.items() if p.moved_to} == expected, week
+        assert (pages["/old"].status, pages["/broken"].status) == (status, "error")
+        assert base + "/old" in filed and base + "/new" not in filed
+    assert seen["/mid"] == 2  # the second week's conditional request went through the redirects again
+
+    del redirects["/old"]  # the site answers at the old address again: the 304 says it has not moved
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        old = next(p for p in store.run_pages(outcome.run.id) if p.url == base + "/old")
+    assert (old.status, old.moved_to) == ("not_modified", None)
