@@ -361,12 +361,14 @@ class progress_bar:
 
 
 def say_unfetched(settings: Settings, pages: Sequence[Any], given: Sequence[str] = ()) -> None:
-    """On stderr, after the results: the pages that could not be fetched
-    (stdout may be a JSON file; a webmaster reads the terminal)."""
-    from monitor.output import unfetched_pages
+    """On stderr, after the results: the pages that could not be fetched,
+    then those whose address redirects permanently (stdout may be a JSON
+    file; a webmaster reads the terminal)."""
+    from monitor.output import moved_pages, unfetched_pages
 
-    lines = unfetched_pages(pages, source=settings.source, given=given,
-                            configured=[p.url for p in settings.pages])
+    configured = [p.url for p in settings.pages]
+    lines = [*unfetched_pages(pages, source=settings.source, given=given, configured=configured),
+             *moved_pages(pages, source=settings.source, given=given, configured=configured)]
     for line in lines:
         click.echo(line, err=True)
 

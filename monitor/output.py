@@ -101,6 +101,7 @@ def page_dict(page: PageRecord) -> dict[str, Any]:
         "links": page.links,
         "http_status": page.http_status,
         "error": page.error,
+        "moved_to": page.moved_to,
     }
 
 
@@ -345,6 +346,28 @@ def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Ite
         lines.append(line)
     if len(failed) > shown:
         lines.append(f"  ... and {len(failed) - shown} more (--format json lists them: pages[].error)")
+    return lines
+
+
+def moved_pages(pages: Sequence[PageRecord], *, source: str, configured: Iterable[str] = (),
+                given: Iterable[str] = (), shown: int = UNFETCHED_SHOWN) -> list[str]:
+    """A line for each page whose address redirects permanently, saying
+    where to: the monitor followed it silently, while the same redirect on
+    a cited link is "moved", and the day the old address stops redirecting
+    the page fails. Temporary redirects are not recorded (`moved_to`)."""
+    moved = [p for p in pages if p.moved_to]
+    configured, given = set(configured), set(given)
+    lines = []
+    for page in moved[:shown]:
+        line = f"{one_line(page.url)}: permanently redirects to {one_line(page.moved_to or '')}"
+        if page.url in configured:
+            line += f"; update its [[pages]] url in {source}"
+        elif page.url in given:
+            line += "; use the new address with --page"
+        lines.append(line)
+    if len(moved) > shown:
+        lines.append(f"... and {len(moved) - shown} more pages that redirect "
+                     "(--format json lists them: pages[].moved_to)")
     return lines
 
 

@@ -298,6 +298,23 @@ def _views(audit: Audit, budget: int | None = None) -> Iterator[_View]:
         yield _View("summary", shown, total - len(shown))
 
 
+def _page_moves(audit: Audit) -> dict[str, str]:
+    """Watched page -> the address its configured url now redirects to
+    permanently: said under the page's title, for the webmaster (an owner's
+    mail does not say it: the configuration is not the editor's to change)."""
+    if audit.audience:
+        return {}
+    return {p.url: p.moved_to for p in audit.pages if p.moved_to}
+
+
+def _headed_pages(audit: Audit, view: _View) -> set[str]:
+    """The pages whose title this rendering shows as a heading (a summary shows none)."""
+    if view.mode == "summary":
+        return set()
+    groups = (*audit.needs_fixing, *audit.needs_a_person, *audit.watching)
+    return {g.url for g in groups} | {o.url for o in audit.everything_else}
+
+
 def _context(audit: Audit, view: _View, full_report: str | None, *,
              saved: bool = False, previous_saved: bool = True) -> dict[str, Any]:
     """`full_report`: where the whole report is, an http(s) URL when
@@ -321,6 +338,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
     else:
         index_url = previous_url = ""
     failures = {p.url: wording.page_failure(p.http_status, p.error) for p in audit.pages_failed}
+    moves = _page_moves(audit)
     content_groups = [g for g in audit.content_audit.groups() if g[0] != "pages_failed"]
     content_count = audit.counts.content
     not_rechecked = [p for p in audit.pages_failed
@@ -335,6 +353,9 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "index_url": index_url,
         "previous_url": previous_url,
         "page_failures": failures,
+        "page_moves": moves,
+        "moves_unheaded": [p for p in audit.pages if p.url in moves
+                           and p.url not in _headed_pages(audit, view)],
         "content_groups": content_groups,
         "content_count": content_count,
         "content_not_rechecked": not_rechecked,

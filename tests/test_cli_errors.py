@@ -347,6 +347,56 @@ async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Pat
     assert "run 2: 1 URL on 1 of 2 pages checked in" in out
 
 
+async def test_a_page_whose_address_redirects_permanently_is_named_with_where_to_update_it(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """Finding 16 (walkthrough 8): a [[pages]] url answering 301 was followed
+    silently, while the same redirect on a cited link is "moved". Said on
+    stderr by check and run, in check's JSON (pages[].moved_to) and in the
+    report; a 302 is not a move and says nothing."""
+    import json
+
+    from aiohttp import web
+
+    from simkit import run_monitor
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>Raynaud's</title></head><body><a href='/ok'>x</a>"
+                                 "</body></html>", content_type="text/html")
+
+    def redirect(code: int) -> Any:
+        async def handler(request: web.Request) -> web.Response:
+            return web.Response(status=code, headers={"Location": "/new/raynauds.html"})
+        return handler
+
+    app = web.Application()
+    for path in ("/new/raynauds.html", "/direct.html", "/ok"):
+        app.router.add_get(path, page)
+    app.router.add_get("/raynauds.html", redirect(301))
+    app.router.add_get("/temporary.html", redirect(302))
+    server = await aiohttp_server(app)
+    old, temporary, direct = (f"http://127.0.0.1:{server.port}/{name}"
+                              for name in ("raynauds.html", "temporary.html", "direct.html"))
+    new = f"http://127.0.0.1:{server.port}/new/raynauds.html"
+    path = tmp_path / "monitor.toml"
+    path.write_text("".join(f'[[pages]]\nurl = "{url}"\n' for url in (old, temporary, direct))
+                    + '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
+                    f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
+                    f'[report]\ndir = "{tmp_path / "out"}"\n[email]\nenabled = false\n', encoding="utf-8")
+    said = f"{old}: permanently redirects to {new}; update its [[pages]] url in {path}"
+    for args in (["check", "--format", "json"], ["run"]):
+        code, out, err = await run_monitor(*args, "--config", str(path))
+        assert code == 0, err
+        assert said in err.splitlines(), err
+        assert temporary not in err and direct not in err and "could not be fetched" not in err, err
+        if args[0] == "check":
+            pages = {p["url"]: p for p in json.loads(out)["pages"]}
+            assert [pages[u]["moved_to"] for u in (old, temporary, direct)] == [new, None, None]
+            assert list(pages[old])[-1] == "moved_to"
+    report = next((tmp_path / "out").glob("report-*.html")).read_text(encoding="utf-8")
+    assert report.replace("&rsquo;", "\u2019").count(
+        f"address in the monitor\u2019s configuration redirects to <a href=\"{new}\"") == 1
+
+
 def test_a_page_refused_by_connect_to_names_the_key_and_file_not_the_url(tmp_path: Path) -> None:
     """Was: "the server could not be reached (DNS: name www.sclero.org not
     found: ...) (check its [[pages]] url in demo.toml)": no DNS query was

@@ -20,6 +20,7 @@ from monitor.output import (
     tag_words,
     to_csv,
     to_json,
+    moved_pages,
     unfetched_pages,
     url_spellings,
     write_csv,
@@ -63,7 +64,7 @@ def test_write_json_is_the_contract_document() -> None:
                           "finished_at": (T0 + dt.timedelta(minutes=3)).isoformat(), "status": "finished",
                           "partial": False}
     assert doc["pages"] == [{"url": PAGE, "status": "ok", "title": "Traitements – Sjögren", "links": 3,
-                             "http_status": 200, "error": ""}]
+                             "http_status": 200, "error": "", "moved_to": None}]
     assert doc["links"] == [link_dict(x) for x in LINKS]
     assert list(doc["links"][0]) == list(LINK_FIELDS)
     expired = doc["links"][1]
@@ -372,6 +373,42 @@ def test_unfetched_pages_beyond_the_cap_are_counted() -> None:
     lines = unfetched_pages(pages, source="m.toml", shown=10)
     assert lines[0].startswith("14 of 14 pages could not be fetched")
     assert len(lines) == 12 and lines[-1].startswith("  ... and 4 more (--format json lists them")
+
+
+def test_json_pages_say_where_a_page_moved_last_and_additively() -> None:
+    """A page whose address redirects permanently: pages[].moved_to, a new
+    last key (null when not moved), the contract's keys unchanged before it."""
+    moved = replace(PAGES[0], moved_to="https://www.sclero.org/new/treatments.html")
+    doc = json.loads(to_json(RUN, [moved, PAGES[0]], []))
+    assert list(doc["pages"][0]) == ["url", "status", "title", "links", "http_status", "error", "moved_to"]
+    assert [p["moved_to"] for p in doc["pages"]] == ["https://www.sclero.org/new/treatments.html", None]
+
+
+@pytest.mark.parametrize("pages, configured, given, expected", [
+    ([_page(A), _page(B, "not_modified", 304)], [A, B], [], []),
+    # a configured page: the file to update; only pages that moved are named
+    ([_page(A), replace(_page(B), moved_to="https://www.sclero.org/b2.html")], [A, B], [],
+     [f"{B}: permanently redirects to https://www.sclero.org/b2.html; update its [[pages]] url in m.toml"]),
+    # a 304 through the redirect says it too
+    ([replace(_page(A, "not_modified", 304), moved_to="https://new.example/a")], [A], [],
+     [f"{A}: permanently redirects to https://new.example/a; update its [[pages]] url in m.toml"]),
+    # a --page URL that is not configured: where it was typed
+    ([replace(_page(C), moved_to="https://new.example/c")], [A], [C],
+     [f"{C}: permanently redirects to https://new.example/c; use the new address with --page"]),
+    # a Location is the server's text: it cannot forge lines or drive the terminal
+    ([replace(_page(A), moved_to="https://new.example/a\n\x1b[2Jforged")], [A], [],
+     [f"{A}: permanently redirects to https://new.example/a [2Jforged; update its [[pages]] url in m.toml"]),
+])
+def test_pages_that_redirect_permanently_are_named_with_where_to_update_them(
+        pages: list[PageRecord], configured: list[str], given: list[str], expected: list[str]) -> None:
+    assert moved_pages(pages, source="m.toml", configured=configured, given=given) == expected
+
+
+def test_pages_that_redirect_beyond_the_cap_are_counted() -> None:
+    pages = [replace(_page(f"https://x.example/{i}"), moved_to=f"https://y.example/{i}") for i in range(13)]
+    lines = moved_pages(pages, source="m.toml", configured=[p.url for p in pages], shown=10)
+    assert len(lines) == 11 and lines[9].startswith("https://x.example/9: permanently redirects to")
+    assert lines[-1] == "... and 3 more pages that redirect (--format json lists them: pages[].moved_to)"
 
 
 def test_text_keeps_what_came_from_the_web_on_its_line() -> None:

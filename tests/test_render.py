@@ -961,3 +961,77 @@ def test_the_saved_report_links_all_reports_and_the_one_it_is_compared_with(tmp_
         hrefs = {attrs.get("href") for _, attrs in tags_of(html)}
         assert {h for h in hrefs if h and "index.html" in h or h and "run-6" in h} == expected
         assert all(url in text for url in expected)
+
+
+# -- a watched page whose configured address redirects (walkthrough 8, finding 16) ----------
+
+MOVED_PAGE = "https://www.sclero.org/scleroderma/raynauds.html"
+MOVED_NOTE = "address in the monitor\u2019s configuration redirects to"
+
+
+def _moved_audit(new: str) -> Audit:
+    """PAGE with a problem (a heading under "Needs fixing" and one under
+    "Everything else"), MOVED_PAGE with only ok links (its heading only under
+    "Everything else"), MOVED_PAGE's configured address redirecting to `new`."""
+    links = [result("https://gone.example/1", "expired", "http_404", title="Gone", days=9, strikes=3),
+             result("https://pubmed.ncbi.nlm.nih.gov/1/", "ok", "ok", title="Fine"),
+             result("https://pubmed.ncbi.nlm.nih.gov/2/", "ok", "ok", title="Fine too", page=MOVED_PAGE)]
+    pages = [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM"),
+             PageRecord(run_id=7, url=MOVED_PAGE, status="ok", title="Raynaud's", moved_to=new)]
+    return audit_from(links, pages)
+
+
+def _unescaped(html: str) -> str:
+    return html.replace("&rsquo;", "\u2019").replace("&#8217;", "\u2019").replace("&#39;", "'")
+
+
+def test_a_page_whose_address_redirects_says_so_under_its_title() -> None:
+    """Was: the monitor followed the page's 301 silently (the same redirect
+    on a cited link is "moved"); the day the old address stops redirecting
+    the page fails. Said once, under that page's title only."""
+    new = "https://www.sclero.org/raynauds/index.html"
+    audit = _moved_audit(new)
+    html, text = render_email(audit, lambda h, t: True)
+    for out in (render_page(audit), html):
+        out = _unescaped(out)
+        assert out.count(MOVED_NOTE) == 1, out
+        heading = out[out.index(">Raynaud's</a></div>"):]  # its title, a heading
+        assert heading.index(MOVED_NOTE) < heading.index("</td>")  # under its title, not another page's
+        assert f'redirects to <a href="{new}"' in heading and ">DM/PM</a>" not in heading[:heading.index("</td>")]
+        assert 'id="moved-pages"' not in out  # it has a heading: no separate line
+    assert text.count(f"This page's address in the monitor's configuration redirects to {new}: update it.") == 1
+    assert text.index("Raynaud's (") < text.index(MOVED_NOTE.replace("\u2019", "'"))
+    unmoved = _moved_audit("")
+    assert MOVED_NOTE not in _unescaped(render_page(unmoved)) and "redirects to" not in render_text(unmoved)
+
+
+def test_a_page_that_redirects_is_said_when_no_heading_shows_it() -> None:
+    """A mail cut down to the newest problems shows no page headings: the
+    moved page gets its own quiet line. An owner's mail says nothing: the
+    configuration is the webmaster's, not the editor's."""
+    from reports.audit import audit_for_pages
+
+    new = "https://www.sclero.org/raynauds/index.html"
+    audit = _moved_audit(new)
+    summary = _unescaped(render_html(audit, max_bytes=3000))
+    assert "The newest problems" in summary
+    line = summary[summary.index('id="moved-pages"'):]
+    assert ">Raynaud's</a>: this page\u2019s " + MOVED_NOTE in line[:line.index("</td>")]
+    assert summary.count(MOVED_NOTE) == 1
+    owner = audit_for_pages(audit, [MOVED_PAGE], "editor@sclero.org")
+    html, text = render_email(owner, lambda h, t: True)
+    assert MOVED_NOTE not in _unescaped(html) and "redirects to" not in text
+    assert ">Raynaud's</a>" in _unescaped(html)  # the page is in it, without the note
+
+
+@pytest.mark.parametrize("max_bytes", [None, 3000])
+def test_a_hostile_redirect_target_is_inert(max_bytes: int | None) -> None:
+    """The Location is the server's text: shown escaped, linked only when it is a web URL."""
+    for new in ("https://new.example/" + XSS, "javascript:alert(7)"):
+        html = render_html(_moved_audit(new), max_bytes=max_bytes)
+        assert "<script" not in html.lower() and MOVED_NOTE in _unescaped(html)
+        for tag, attrs in tags_of(html):
+            assert tag not in ("script", "img") and not [a for a in attrs if a.startswith("on")]
+            if "href" in attrs:
+                assert is_web_url(attrs["href"]) or our_own_href(attrs["href"]), attrs["href"]
+        assert "javascript:alert(7)" in html if new.startswith("javascript") else "&lt;script&gt;" in html
