@@ -22,10 +22,10 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from monitor.classify import is_confirmed
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, attention, problem_confirmed
 from reports import wording
 
 __all__ = [
@@ -63,8 +63,6 @@ page, few enough to survive whitespace quirks and keep the mail small."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
 _MARKED_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.BLOCKED})
-_FACTS = frozenset({"invalid_url", "private_address"})
-"""Reasons that are facts of the address, not of an answer: confirmed at once."""
 _READ = frozenset({"ok", "not_modified"})
 """Page statuses whose links and entries are known: a 304 is read from its last copy."""
 
@@ -483,27 +481,16 @@ def build_audit(
 
 
 def _partition(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem], list[Problem]]:
-    """(needs fixing, needs a person, watching), each in the order given.
-
-    A first timeout or 5xx asks nothing of an editor yet: it is watched (and
-    rechecked) apart, so "Needs fixing" holds only work to do. A link to a
-    private address is `blocked` (the monitor refused it), but no person's
-    look can clear it: it is broken for every reader outside that network,
-    so it is to fix, not among the sites that refuse robots. One pass by
-    status: testing membership in the other lists compared dataclasses field
-    by field, 16.8 million times for 10,000 problems (42 s of a report).
+    """(needs fixing, needs a person, watching), each in the order given, by
+    `monitor.wording.attention`: the rule `monitor check`'s listing groups by
+    too, so the terminal and the report list a link under the same heading.
+    One pass: testing membership in the other lists compared dataclasses
+    field by field, 16.8 million times for 10,000 problems (42 s of a report).
     """
-    fixing: list[Problem] = []
-    person: list[Problem] = []
-    watching: list[Problem] = []
+    groups: dict[str, list[Problem]] = {group: [] for group in GROUPS}
     for p in problems:
-        if p.link.status == LinkStatus.BLOCKED and p.link.reason != "private_address":
-            person.append(p)
-        elif p.link.status == LinkStatus.ERROR and not p.confirmed:
-            watching.append(p)
-        else:
-            fixing.append(p)
-    return fixing, person, watching
+        groups[attention(p.link.status, p.link.reason, confirmed=p.confirmed)].append(p)
+    return groups[NEEDS_FIXING], groups[NEEDS_A_PERSON], groups[WATCHING]
 
 
 def _report_time(run: RunInfo | None) -> dt.datetime | None:
@@ -727,20 +714,8 @@ def _utc(when: dt.datetime) -> dt.datetime:
 
 def _confirmed(link: LinkResult, state: UrlState | None, now: dt.datetime,
                confirm_after: dt.timedelta) -> bool:
-    """Redirects and blocks are facts of one answer; failures need repeating.
-
-    A 301 says "moved" as clearly the first time as the tenth, and drift is
-    measured against the title the link had when it last worked, so both are
-    confirmed at once. So are a malformed address (a typo on the page) and a
-    private one (an intranet's): no recheck will clear them. Failures are confirmed only when the
-    classifier's history rule says so (several failures over at least a day).
-    """
-    if link.status in (LinkStatus.MOVED, LinkStatus.DRIFTED) or link.reason in _FACTS:
-        return True
-    if state is None:
-        state = UrlState(url=link.url, status=link.status, reason=link.reason,
-                         strikes=link.strikes, failing_since=link.failing_since)
-    return bool(is_confirmed(state, now, confirm_after))
+    """`monitor.wording.problem_confirmed`: the listing judges it alike."""
+    return problem_confirmed(link, now, confirm_after, state)
 
 
 def _fix(link: LinkResult) -> tuple[str | None, str]:

@@ -10,10 +10,14 @@ Pure: no I/O, no dates from the clock.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from urllib.parse import urlsplit
 
 from monitor.types import LinkKind, LinkStatus
+from monitor.wording import REASONS, describe, host_of, thing
+
+# REASONS, describe, host_of and thing live in monitor.wording, below both
+# this report and `monitor check`'s listing, which say a link's problem in
+# the same words; they are re-exported here for the report's modules.
 
 __all__ = [
     "NOTICES",
@@ -85,57 +89,6 @@ def without_not_rechecked(words: str) -> str:
             return words[: -len(tail)]
     return words
 
-REASONS: dict[str, str] = {
-    "ok": "The link works",
-    "temporary_redirect": "The link works (the site forwards it temporarily to another address)",
-    "permanent_redirect": "This article has a new address",
-    "known_move": "This site moved its pages to a new address",
-    "http_404": "The page is gone: the site answers 'not found' (HTTP 404)",
-    "http_410": "The publisher removed this article (HTTP 410)",
-    "http_4xx": "The site refuses this address (HTTP 4xx error)",
-    "soft_404": "The site shows a 'page not found' page (while answering 200 OK)",
-    "redirect_to_home": "The link now lands on the site's home page: the article was removed",
-    "expired_notice": "The page says the article has expired or was removed",
-    "parked_domain": "The domain no longer belongs to the publisher: it shows a parked or for-sale page",
-    "http_5xx": "The site had a server error (HTTP 5xx)",
-    "timeout": "The site did not answer in time",
-    "dns": "The site's domain name does not exist any more (DNS lookup failed)",
-    "connection_refused": "The site's server refused the connection",
-    "connection_reset": "The site's server cut the connection off",
-    "tls": "The site's secure connection is broken (HTTPS certificate problem)",
-    "redirect_loop": "The site sends this link round in a loop of redirects",
-    "too_many_redirects": "The site forwards this link too many times to follow",
-    "bad_response": "The site sent an answer that could not be read",
-    "unsupported_scheme": "The link is not a web address that can be checked",
-    "invalid_url": "The link address is malformed (a typo in the address?)",
-    "http_401": "The site asks for a login (HTTP 401); please open it in a browser",
-    "http_403": "The site refuses automated checks (HTTP 403); please open it in a browser",
-    "http_999": "LinkedIn refuses automated checks (HTTP 999); please open it in a browser",
-    "bot_challenge": "The site blocks automated checks (bot wall); please open it in a browser",
-    "login_required": "The article is behind a login or paywall; please open it in a browser",
-    "video_unavailable": "YouTube shows no video here (removed, private, or hidden from "
-                         "automated checks); please open it in a browser",
-    "rate_limited": "The site asked us to slow down (too many requests); please open it in a browser",
-    "private_address": "The link points at a private network address (an intranet or a local "
-                       "machine): readers outside that network cannot open it",
-    "robots_disallowed": "The site's robots.txt asks robots not to visit this address; "
-                         "please open it in a browser",
-    "title_mismatch": "The page now shows a different article",
-    "content_changed": "The page changed a lot since it was cited; "
-                       "check that it still says what the entry claims",
-    "flapping": "The link keeps switching between working and failing",
-}
-
-# Sites whose moves editors recognise by name: the sentence names them.
-_NAMED_HOSTS = {
-    "ncbi.nlm.nih.gov": "PubMed",
-    "pubmed.ncbi.nlm.nih.gov": "PubMed",
-    "doi.org": "DOI",
-    "linkedin.com": "LinkedIn",
-}
-
-_HTTP_CODE = re.compile(r"^http_(\d{3})$")
-
 STATUS_LABELS: dict[str, str] = {
     LinkStatus.OK: "OK",
     LinkStatus.MOVED: "Moved",
@@ -156,17 +109,6 @@ _SKIPS = {
     "excluded": "excluded by the configuration",
     "unsupported_scheme": "not a web address",
 }
-
-
-def host_of(url: str | None) -> str:
-    """The host name without "www.", for naming a site in a sentence."""
-    if not url:
-        return ""
-    try:
-        host = urlsplit(url).hostname or ""
-    except ValueError:
-        return ""
-    return host.removeprefix("www.")
 
 
 def bare_url(url: str | None, limit: int = 60) -> str:
@@ -193,64 +135,6 @@ def bare_url(url: str | None, limit: int = 60) -> str:
     return text[: keep * 2 // 3] + "\u2026" + text[-(keep - keep * 2 // 3):]
 
 
-def _site_name(url: str | None) -> str:
-    host = host_of(url)
-    for suffix, name in _NAMED_HOSTS.items():
-        if host == suffix or host.endswith("." + suffix):
-            return name
-    return ""
-
-
-_OTHER_REASONS: dict[str, str] = {
-    "permanent_redirect": "This {thing} has a new address",
-    "http_404": "The {thing} is gone: the site answers 'not found' (HTTP 404)",
-    "http_410": "The site removed this {thing} (HTTP 410)",
-    "soft_404": "The site shows a 'page not found' page instead of the {thing} (while answering 200 OK)",
-    "redirect_to_home": "The link now lands on the site's home page: the {thing} was removed",
-    "expired_notice": "The site says this {thing} has expired or was removed",
-    "login_required": "The {thing} is behind a login; please open it in a browser",
-    "private_address": "The {thing} is at a private network address (an intranet or a local "
-                       "machine): readers outside that network cannot open it",
-    "title_mismatch": "The link now leads to a different {thing}",
-    "content_changed": "The {thing} changed a lot since it was linked; check it is still the one meant",
-}
-"""The sentences of `REASONS` that speak of an article or an entry, for the
-links that are neither: a menu link or a cross-reference (`navigation`: a
-page) and what the page loads (`resource`: an image, a script...). "{thing}"
-is `thing(kind, url)`."""
-
-_IMAGE = frozenset("png jpg jpeg gif svg webp avif bmp ico tif tiff".split())
-_MEDIA = frozenset("mp4 webm ogg ogv mp3 m4a wav mov".split())
-_FONT = frozenset("woff woff2 ttf otf eot".split())  # a stylesheet's @font-face url()
-
-
-def thing(kind: str, url: str | None = None) -> str:
-    """What the link leads to, in one word: an "article" (a citation), a
-    "page" (a menu link, a cross-reference), or for what a page loads, an
-    "image", "script", "stylesheet", "font", "video or sound file" or "file"
-    as the address's extension says (the element is not kept with the link)."""
-    if kind == LinkKind.NAVIGATION:
-        return "page"
-    if kind != LinkKind.RESOURCE:
-        return "article"
-    try:
-        path = urlsplit(url or "").path.lower()
-    except ValueError:
-        path = ""
-    ext = path.rsplit(".", 1)[-1] if "." in path.rsplit("/", 1)[-1] else ""
-    if ext in _IMAGE:
-        return "image"
-    if ext in ("js", "mjs"):
-        return "script"
-    if ext == "css":
-        return "stylesheet"
-    if ext in _MEDIA:
-        return "video or sound file"
-    if ext in _FONT:
-        return "font"
-    return "file"
-
-
 def kind_note(kind: str, url: str | None = None) -> str:
     """Said next to a problem's title when the link is no citation: "ISN
     News" in bold reads like an entry's title, and an editor would look for
@@ -260,52 +144,6 @@ def kind_note(kind: str, url: str | None = None) -> str:
     if kind == LinkKind.RESOURCE:
         return f"{thing(kind, url)} the page loads"
     return ""
-
-
-def describe(reason: str, *, url: str | None = None, http_status: int | None = None,
-             kind: str = LinkKind.CITATION) -> str:
-    """One sentence saying what happened to the link, for an editor.
-
-    A citation's sentence speaks of the article; a menu link's of the page,
-    an image's of the image (`kind`)."""
-    token = (reason or "").strip().lower()
-    if kind in (LinkKind.NAVIGATION, LinkKind.RESOURCE):
-        if token in _OTHER_REASONS:
-            return _OTHER_REASONS[token].format(thing=thing(kind, url))
-    named = _site_name(url)
-    if token in ("permanent_redirect", "known_move") and named == "PubMed" \
-            and kind == LinkKind.CITATION:
-        return "PubMed moved this article to a new address"
-    if token == "http_403" and named == "LinkedIn":
-        return REASONS["http_999"]
-    if token in REASONS:
-        return _with_code(REASONS[token], http_status)
-    match = _HTTP_CODE.match(token)
-    if match:
-        return _http_words(int(match.group(1)))
-    if not token:
-        return "The check gave no reason"
-    return f"The check reported a problem it names '{token.replace('_', ' ')}' ({token})"
-
-
-def _with_code(sentence: str, http_status: int | None) -> str:
-    """Put the real code into the class sentences ("HTTP 4xx" -> "HTTP 418")."""
-    if http_status is not None and ("HTTP 4xx" in sentence or "HTTP 5xx" in sentence):
-        sentence = sentence.replace("4xx error", str(http_status)).replace("5xx", str(http_status))
-    return sentence
-
-
-def _http_words(code: int) -> str:
-    token = f"http_{code}"
-    if token in REASONS:
-        return REASONS[token]
-    if code == 429:
-        return REASONS["rate_limited"]
-    if 500 <= code <= 599:
-        return REASONS["http_5xx"].replace("5xx", str(code))
-    if 400 <= code <= 499:
-        return REASONS["http_4xx"].replace("4xx error", str(code))
-    return f"The site answered with an unexpected HTTP status ({code})"
 
 
 def status_label(status: str) -> str:
