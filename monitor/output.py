@@ -23,10 +23,14 @@ import re
 import shutil
 import unicodedata
 from collections.abc import Iterable, Sequence
+from http import HTTPStatus
 from typing import Any, TextIO
 
+from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, attention, link_words, \
+    problem_confirmed
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -191,21 +195,31 @@ LISTED = (LinkStatus.EXPIRED, LinkStatus.MOVED, LinkStatus.DRIFTED, LinkStatus.E
 """What the terminal listing shows link by link: what asks something of an
 editor. `ok` and `skipped` are counted (`--format csv|json` list every link)."""
 
-_STATUS_MEANING = {
-    LinkStatus.EXPIRED: "the publisher removed it",
-    LinkStatus.MOVED: "it lives at a new address: update the link",
-    LinkStatus.DRIFTED: "the page answers but no longer holds the cited item",
-    LinkStatus.ERROR: "the site failed to answer; may be passing",
-    LinkStatus.BLOCKED: "an automated check was refused; a person should look",
+_GROUP_HEADINGS = {
+    NEEDS_FIXING: ("NEEDS FIXING", ""),
+    NEEDS_A_PERSON: ("NEEDS A PERSON", "The monitor could not check these itself: open each link in a "
+                     "browser; if the article or page is there, nothing to do."),
+    WATCHING: ("WATCHING, MAY BE TEMPORARY", "Failures not confirmed yet: they are checked again, and need "
+               "nothing unless they show up under NEEDS FIXING."),
 }
+"""The report's groups (`monitor.wording.attention`), as the report names
+them. A heading says only what is true of every row under it: the old
+"EXPIRED (the publisher removed it)" stood above a site's own 404 menu link,
+"BLOCKED (... a person should look)" above an intranet PDF the report lists
+as to fix. Under each, the statuses in `LISTED` order, by name only."""
 
 
 def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: Iterable[LinkResult],
-               *, style: Any = None) -> StatusTally:
-    """The terminal listing: the pages, then the links that need a person,
-    by status (what needs a fix first), each as a small block an editor can
-    act on: where it is (page, section, entry), the URL alone on its line
-    (never folded, so it can be copied), why, and the fix.
+               *, style: Any = None, now: dt.datetime | None = None,
+               confirm_after: dt.timedelta = CONFIRM_AFTER) -> StatusTally:
+    """The terminal listing: the pages, then the flagged links in the
+    report's groups (needs fixing, needs a person, watching: the same rule,
+    `monitor.wording.attention`, judged at `now`, the run's end by default,
+    with the report's `confirm_after`), by status within each (what needs a
+    fix first), each as a small block an editor can act on: where it is
+    (page, section, entry), the URL alone on its line (never folded, so it
+    can be copied), why in the report's words, the check's own detail when
+    it says more, and the fix.
 
     The links come once, in page order; each status's blocks wait in a
     temporary file of their own, so 100,000 links print in seconds with flat
@@ -234,18 +248,22 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write("\n")
     tally = StatusTally()
     sizes: dict[LinkStatus, int] = {}
+    at = now or run.finished_at or run.started_at
+    # (group, status) -> links, distinct URLs; a group -> distinct URLs (flagged links only)
+    listed: dict[tuple[str, LinkStatus], list[Any]] = {}
+    group_urls: dict[str, set[str]] = {}
     noticed: dict[str, list[str]] = {RETRACTED: [], WITHDRAWN: []}  # a handful a site, held as they come
     with contextlib.ExitStack() as stack:
-        spools: dict[LinkStatus, TextIO] = {}
+        spools: dict[tuple[str, LinkStatus], TextIO] = {}
         page: str | None = None
-        # (status, section, title, URL) -> [the page's first such link, times, the others' lines]
-        held: dict[tuple[LinkStatus, str, str, str], list[Any]] = {}
+        # (group, status, section, title, URL) -> [the page's first such link, times, the others' lines]
+        held: dict[tuple[str, LinkStatus, str, str, str], list[Any]] = {}
 
         def flush() -> None:
-            for (status, *_), (first, times, more_lines) in held.items():
-                spool = spools.get(status)
+            for (group, status, *_), (first, times, more_lines) in held.items():
+                spool = spools.get((group, status))
                 if spool is None:
-                    spool = spools[status] = stack.enter_context(
+                    spool = spools[group, status] = stack.enter_context(
                         tempfile.TemporaryFile("w+", encoding="utf-8"))
                 spool.write(_block(first, names.get(first.page, first.page), times=times,
                                    more_lines=more_lines))
@@ -261,7 +279,13 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             if link.page != page:
                 flush()
                 page = link.page
-            key = (link.status, link.section, link.entry_title or link.text, link.url)
+            group = attention(link.status, link.reason,
+                              confirmed=problem_confirmed(link, at, confirm_after))
+            counted = listed.setdefault((group, link.status), [0, set()])
+            counted[0] += 1
+            counted[1].add(link.url)
+            group_urls.setdefault(group, set()).add(link.url)
+            key = (group, link.status, link.section, link.entry_title or link.text, link.url)
             same = held.get(key)
             if same is None:
                 held[key] = [link, 1, []]
@@ -270,15 +294,24 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 if link.line is not None:
                     same[2].append(link.line)
         flush()
-        urls = tally.counts()
-        for status in LISTED:
-            if status not in spools:
+        for group in GROUPS:
+            if group not in group_urls:
                 continue
-            heading = f"{status.value.upper()}: {_links_to_urls(sizes[status], urls[status.value])}"
-            out.write(f"\n{paint(heading, status.value)} ({_STATUS_MEANING[status]})\n")
-            spool = spools[status]
-            spool.seek(0)
-            shutil.copyfileobj(spool, out)
+            name, intro = _GROUP_HEADINGS[group]
+            total = sum(n for (g, _), (n, _) in listed.items() if g == group)
+            heading = f"{name}: {_links_to_urls(total, len(group_urls[group]))}"
+            out.write(f"\n{paint(heading, group)}\n{'-' * len(heading)}\n")
+            if intro:
+                out.write(f"{intro}\n")
+            for status in LISTED:
+                if (group, status) not in spools:
+                    continue
+                n, urls = listed[group, status]
+                heading = f"{status.value.upper()}: {_links_to_urls(n, len(urls))}"
+                out.write(f"\n{paint(heading, status.value)}\n")
+                spool = spools[group, status]
+                spool.seek(0)
+                shutil.copyfileobj(spool, out)
     for notice, blocks in noticed.items():
         if blocks:
             heading = f"{notice.upper()}: {len(blocks)} cited article{'s' if len(blocks) > 1 else ''}"
@@ -407,13 +440,58 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
     if notice:
         lines.append(f"    {link.notice}: {one_line(link.notice_detail)}")
         return "\n".join(lines) + "\n"
-    why = link.reason + (f": {one_line(link.detail)}" if link.detail else "")
-    lines.append(f"    {why}")
+    words = link_words(link)
+    lines.append(f"    {one_line(words)}.")
+    if says_more(link.detail, words):  # a second, quieter line: the check's own account
+        lines.append(f"      detail: {one_line(link.detail)}")
     if link.suggested_url:
         lines.append(f"    new address: {one_line(link.suggested_url)}")
     elif link.archived_url:
         lines.append(f"    archived copy: {one_line(link.archived_url)}")
     return "\n".join(lines) + "\n"
+
+
+_BARE_DETAILS = frozenset({
+    "The server did not answer within the time limit.",
+    "The host name does not resolve (DNS failure).",
+    "The server refused the connection.",
+    "The connection was cut before an answer came.",
+    "The secure connection failed (certificate or TLS error).",
+    "The redirects go round in a loop.",
+    "The address redirects too many times.",
+    "The server sent a malformed answer.",
+    "The address is not a valid URL.",
+    "The address leads to a private or local network, which the monitor does not visit.",
+    "The site's robots.txt asks automated checkers not to fetch this address; check it by hand.",
+    "The check produced no HTTP answer.",
+    "The site answered 999, LinkedIn's refusal of automated requests; "
+    "a person should check it in a browser.",
+})
+"""The classifier's details that only restate the reason (`classify`'s
+sentences for an error kind with nothing added): below the report's
+sentence they would say the same thing twice."""
+_ANSWERED = re.compile(r"The server answered (\d{3})\b")
+
+
+def says_more(detail: str, words: str) -> bool:
+    """Whether the check's detail tells a webmaster more than the report's
+    sentence `words`: where a redirect ended, what the page shows now, the
+    network's own error ("... (no answer after 15 s)"), how often it was
+    tried. Not a bare "The server answered 404 Not Found." under "... (HTTP
+    404)", nor a sentence of the classifier that restates the reason."""
+    detail = " ".join(detail.split())
+    if not detail or detail in _BARE_DETAILS:
+        return False
+    answered = _ANSWERED.match(detail)
+    if answered is None:
+        return True
+    code = int(answered.group(1))
+    try:
+        said = f"The server answered {code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        said = f"The server answered {code}"
+    bare = detail in (f"{said}.", f"{said}; it refuses automated checks or needs an account.")
+    return not (bare and f"HTTP {code}" in words)
 
 
 def tag_words(element: str, attribute: str) -> str:

@@ -225,12 +225,14 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     text = buffer.getvalue()
     assert tally.links == 43
     # the statuses in the order of what to fix first, whatever order the links came in
-    assert text.index("EXPIRED: 14 links to 14 URLs") < text.index("MOVED: 1 link to 1 URL ")
+    assert text.index("EXPIRED: 14 links to 14 URLs\n") < text.index("MOVED: 1 link to 1 URL\n")
     for n in range(0, 40, 3):  # every flagged link, its URL whole on a line of its own
         assert f"\n    https://pubmed.ncbi.nlm.nih.gov/{n}/\n" in text
         assert f"  Entry {n}\n" in text
     assert "https://pubmed.ncbi.nlm.nih.gov/1/" not in text  # ok links are counted, not listed
-    assert "    http_404: The server answered 404 Not Found.\n" in text
+    # the report's words; the bare detail ("The server answered 404 Not Found.") adds nothing
+    assert "    The page is gone: the site answers 'not found' (HTTP 404).\n    archived copy" in text
+    assert "http_404" not in text and "404 Not Found" not in text
     assert "    archived copy: https://web.archive.org/web/2019/https://pubmed.ncbi.nlm.nih.gov/3/\n" in text
     assert "    new address: https://pubmed.ncbi.nlm.nih.gov/99/\n" in text
     assert "never-shown" not in text  # a new address is the fix; no archived copy offered then
@@ -250,7 +252,7 @@ def test_text_names_the_unit_of_every_count() -> None:
     buffer = io.StringIO()
     write_text(buffer, RUN, PAGES, iter(links))
     text = buffer.getvalue()
-    assert "\nEXPIRED: 3 links to 2 URLs (the publisher removed it)\n" in text, text
+    assert "\nNEEDS FIXING: 3 links to 2 URLs\n" in text and "\nEXPIRED: 3 links to 2 URLs\n" in text, text
     assert text.endswith("\nrun 7: 3 links to 2 distinct URLs; distinct URLs by status: 2 expired\n"), text
 
 
@@ -584,3 +586,188 @@ def test_csv_booleans_are_spelled_as_in_the_json() -> None:
             assert row[name] == json.dumps(obj[name]), (name, row[name])
     assert [r["flapping"] for r in rows] == ["true", "false"]
     assert rows[0]["strikes"] == "0"  # numbers stay numbers (an int is no boolean here)
+
+
+# -- the listing speaks the report's words and groups as the report does ----------------------
+
+HEADINGS = {"NEEDS FIXING", "NEEDS A PERSON", "WATCHING, MAY BE TEMPORARY"}
+STATUSES = {s.value.upper() for s in LinkStatus}
+
+
+def listed(text: str) -> dict[str, tuple[str, str, list[str]]]:
+    """Each listed URL -> (group heading, status heading, the lines of its
+    block after the URL): where the listing puts it and what it says."""
+    found: dict[str, tuple[str, str, list[str]]] = {}
+    group = status = ""
+    current: list[str] | None = None
+    for line in text.splitlines():
+        head = line.split(":")[0]
+        if not line.startswith(" ") and head in HEADINGS:
+            group, status, current = head, "", None
+        elif not line.startswith(" ") and head in STATUSES:
+            status, current = head, None
+        elif line.startswith("    http") and current is None and group:
+            current = found.setdefault(line.strip(), (group, status, []))[2]
+        elif not line.strip():
+            current = None
+        elif current is not None:
+            current.append(line)
+    return found
+
+
+NOT_FOUND = "The server answered 404 Not Found."
+SLOW = "The server did not answer within the time limit."
+INTRANET = "The address leads to a private or local network, which the monitor does not visit."
+
+
+@pytest.mark.parametrize(("extra", "group", "status", "words", "detail"), [
+    # the report's sentence, not "http_404: The server answered 404 Not Found."
+    ({"status": LinkStatus.EXPIRED, "reason": "http_404", "http_status": 404, "detail": NOT_FOUND},
+     "NEEDS FIXING", "EXPIRED", "The page is gone: the site answers 'not found' (HTTP 404).", None),
+    # a site's own menu link: no "the publisher removed it" above it
+    ({"status": LinkStatus.EXPIRED, "reason": "http_404", "http_status": 404, "detail": NOT_FOUND,
+      "kind": LinkKind.NAVIGATION, "url": "https://www.sclero.org/about/news/"},
+     "NEEDS FIXING", "EXPIRED", "The page is gone: the site answers 'not found' (HTTP 404).", None),
+    # the check's detail says where the redirect ended: kept, on a quieter line
+    ({"status": LinkStatus.EXPIRED, "reason": "http_404", "http_status": 404,
+      "detail": "The server answered 404 Not Found at https://x.org/gone."},
+     "NEEDS FIXING", "EXPIRED", "The page is gone: the site answers 'not found' (HTTP 404).",
+     "The server answered 404 Not Found at https://x.org/gone."),
+    # the intranet PDF: to fix (readers outside cannot open it), as in the report
+    ({"status": LinkStatus.BLOCKED, "reason": "private_address", "http_status": None, "detail": INTRANET,
+      "url": "http://10.0.0.5/protocol.pdf"},
+     "NEEDS FIXING", "BLOCKED", "The link points at a private network address (an intranet or a local "
+     "machine): readers outside that network cannot open it.", None),
+    ({"status": LinkStatus.BLOCKED, "reason": "http_403", "http_status": 403,
+      "detail": "The server answered 403 Forbidden; it refuses automated checks or needs an account."},
+     "NEEDS A PERSON", "BLOCKED", "The site refuses automated checks (HTTP 403); please open it in a browser.",
+     None),
+    ({"status": LinkStatus.BLOCKED, "reason": "rate_limited", "http_status": 429,
+      "detail": "The server answered 429 Too Many Requests after 3 attempts."},
+     "NEEDS A PERSON", "BLOCKED", "The site asked us to slow down (too many requests); please open it in a "
+     "browser.", "The server answered 429 Too Many Requests after 3 attempts."),
+    # a first failure is watched, not to fix...
+    ({"status": LinkStatus.ERROR, "reason": "timeout", "http_status": None, "detail": SLOW, "strikes": 1,
+      "failing_since": T0},
+     "WATCHING, MAY BE TEMPORARY", "ERROR", "The site did not answer in time.", None),
+    # ...failures over more than a day are
+    ({"status": LinkStatus.ERROR, "reason": "http_503", "http_status": 503, "strikes": 4,
+      "failing_since": T0 - dt.timedelta(days=3), "detail": "The server answered 503 Service Unavailable."},
+     "NEEDS FIXING", "ERROR", "The site had a server error (HTTP 503).", None),
+    ({"status": LinkStatus.ERROR, "reason": "timeout", "http_status": None, "strikes": 3,
+      "failing_since": T0 - dt.timedelta(days=2),
+      "detail": "The server did not answer within the time limit (no answer after 15 s)."},
+     "NEEDS FIXING", "ERROR", "The site did not answer in time.",
+     "The server did not answer within the time limit (no answer after 15 s)."),
+    ({"status": LinkStatus.MOVED, "reason": "permanent_redirect", "http_status": 301,
+      "suggested_url": "https://pubmed.ncbi.nlm.nih.gov/77/", "detail": ""},
+     "NEEDS FIXING", "MOVED", "PubMed moved this article to a new address.", None),
+    ({"status": LinkStatus.DRIFTED, "reason": "title_mismatch",
+      "detail": "The page's title is now 'Domain for sale'."},
+     "NEEDS FIXING", "DRIFTED", "The page now shows a different article.",
+     "The page's title is now 'Domain for sale'."),
+    ({"status": LinkStatus.ERROR, "reason": "timeout", "http_status": None, "detail": SLOW, "strikes": 4,
+      "failing_since": T0 - dt.timedelta(days=9), "flapping": True},
+     "NEEDS FIXING", "ERROR",
+     "The site did not answer in time. The link keeps switching between working and failing.", None),
+])
+def test_the_listing_says_each_link_in_the_reports_words_under_the_reports_group(
+        extra: dict[str, object], group: str, status: str, words: str, detail: str | None) -> None:
+    one = link(5, **extra)
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, [one])
+    text = buffer.getvalue()
+    where = listed(text)
+    assert one.url in where, text
+    got_group, got_status, lines = where[one.url]
+    assert (got_group, got_status) == (group, status), text
+    assert f"    {words}" in lines, text
+    assert one.reason + ":" not in text  # no reason token where a sentence is due
+    quiet = [line.strip() for line in lines if line.startswith("      ")]
+    assert quiet == ([f"detail: {detail}"] if detail else []), text
+
+
+def test_every_heading_holds_only_what_it_says() -> None:
+    """The old headings named a cause ("EXPIRED (the publisher removed it)",
+    "BLOCKED (... a person should look)") that the site's own 404 menu link
+    and the intranet PDF under them did not have."""
+    links = [
+        link(1, LinkStatus.EXPIRED, reason="http_404", kind=LinkKind.NAVIGATION),
+        link(2, LinkStatus.BLOCKED, reason="private_address", url="http://10.0.0.5/a.pdf"),
+        link(3, LinkStatus.BLOCKED, reason="bot_challenge"),
+        link(4, LinkStatus.ERROR, reason="dns", strikes=1, failing_since=T0),
+    ]
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, links)
+    text = buffer.getvalue()
+    assert "publisher removed" not in text and "a person should look" not in text
+    headings = [line for line in text.splitlines() if line.split(":")[0] in HEADINGS | STATUSES]
+    assert headings == [
+        "NEEDS FIXING: 2 links to 2 URLs", "EXPIRED: 1 link to 1 URL", "BLOCKED: 1 link to 1 URL",
+        "NEEDS A PERSON: 1 link to 1 URL", "BLOCKED: 1 link to 1 URL",
+        "WATCHING, MAY BE TEMPORARY: 1 link to 1 URL", "ERROR: 1 link to 1 URL"], text
+
+
+def test_the_listing_groups_every_link_as_the_report_does() -> None:
+    """One rule for both (monitor.wording.attention): the groups of the
+    report built from the same links, at the run's end, are the listing's."""
+    from monitor.config import ReportSettings
+    from reports.audit import build_audit
+
+    now = RUN.finished_at
+    assert now is not None
+    day = dt.timedelta(days=1)
+    cases = [
+        (LinkStatus.EXPIRED, "http_404", 1, now), (LinkStatus.EXPIRED, "soft_404", 5, now - 9 * day),
+        (LinkStatus.MOVED, "permanent_redirect", 0, None), (LinkStatus.DRIFTED, "title_mismatch", 0, None),
+        (LinkStatus.ERROR, "timeout", 1, now), (LinkStatus.ERROR, "timeout", 3, now - 2 * day),
+        (LinkStatus.ERROR, "dns", 5, now - day / 2), (LinkStatus.ERROR, "invalid_url", 0, None),
+        (LinkStatus.BLOCKED, "private_address", 0, None), (LinkStatus.BLOCKED, "http_403", 2, now - 3 * day),
+        (LinkStatus.BLOCKED, "rate_limited", 1, now), (LinkStatus.BLOCKED, "robots_disallowed", 0, None),
+    ]
+    links = [link(n, status, reason=reason, strikes=strikes, failing_since=since, text=f"Entry {n}")
+             for n, (status, reason, strikes, since) in enumerate(cases)]
+    audit = build_audit(RUN, links, PAGES, previous_links=None, previous_pages=None, states={}, now=now,
+                        settings=ReportSettings(), site_name="sclero.org")
+    names = {"NEEDS FIXING": audit.needs_fixing, "NEEDS A PERSON": audit.needs_a_person,
+             "WATCHING, MAY BE TEMPORARY": audit.watching}
+    in_report = {p.link.url: heading for heading, groups in names.items()
+                 for g in groups for s in g.sections for e in s.entries for p in e.problems}
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, links)
+    in_listing = {url: group for url, (group, _, _) in listed(buffer.getvalue()).items()}
+    assert in_listing == in_report
+    assert set(in_report.values()) == set(names)  # every group is exercised
+
+
+def test_the_classifiers_bare_sentences_are_not_said_twice() -> None:
+    """Each error kind's own sentence restates the report's (no second line);
+    with the network's error appended, or for a redirect to a non-web
+    address (the plain words say only "not a web address"), it says more."""
+    from monitor.classify import _KIND_DETAIL
+    from monitor.errors import ErrorKind
+    from monitor.output import says_more
+    from monitor.wording import describe
+
+    for kind, (_, detail) in _KIND_DETAIL.items():
+        words = describe(str(kind))
+        assert says_more(detail, words) is (kind is ErrorKind.UNSUPPORTED_SCHEME), kind
+        assert says_more(f"{detail[:-1]} (Connection reset by peer).", words), kind
+
+
+@pytest.mark.parametrize(("detail", "words", "more"), [
+    ("The server answered 404 Not Found.", "The page is gone (HTTP 404)", False),
+    ("The server answered 404 Not Found.", "The site shows a 'page not found' page", True),  # the code is news
+    ("The server answered 410 Gone at https://x.org/b.", "The publisher removed this article (HTTP 410)", True),
+    ("The server answered 403 Forbidden; it refuses automated checks or needs an account.",
+     "The site refuses automated checks (HTTP 403)", False),
+    ("The server answered 520 (Cloudflare could not get an answer from the site's own server).",
+     "The site had a server error (HTTP 520)", True),
+    ("The server answered 599.", "The site had a server error (HTTP 599)", False),
+    ("", "anything", False),
+    ("  The server answered\n404 Not Found. ", "The page is gone (HTTP 404)", False),
+])
+def test_a_detail_is_kept_when_it_says_more(detail: str, words: str, more: bool) -> None:
+    from monitor.output import says_more
+
+    assert says_more(detail, words) is more
