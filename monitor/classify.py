@@ -113,6 +113,7 @@ __all__ = [
     "is_confirmed",
     "is_specific_title",
     "next_state",
+    "permanent_target",
     "titles_match",
 ]
 
@@ -1031,7 +1032,7 @@ def _without_user_part(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
-def _permanent_target(obs: Observation) -> str | None:
+def permanent_target(obs: Observation) -> str | None:
     """Where the leading run of permanent hops leads, or None when there is none
     (or when it only adds a slash, tracking or session parameters)."""
     if obs.redirects and _same_page(_final_url(obs), obs.url):
@@ -1061,7 +1062,7 @@ def _rule_known_move(s: _Seen) -> Verdict | None:
     if known is None:
         return None
     suggested = _with_fragment(known.url, s.obs.url)
-    chained = _permanent_target(s.obs)
+    chained = permanent_target(s.obs)
     if chained is not None and _same_page(chained, suggested):
         return _verdict(s, LinkStatus.MOVED, "permanent_redirect",
                         f"Moved permanently to {_u(chained)} ({known.quirk.why}); update the link.",
@@ -1075,7 +1076,7 @@ def _rule_known_move(s: _Seen) -> Verdict | None:
 def _rule_redirects(s: _Seen) -> Verdict | None:
     if not s.redirected:
         return None
-    target = _permanent_target(s.obs)
+    target = permanent_target(s.obs)
     if target is not None and quirks.is_persistent_resolver(s.obs.url):
         return _verdict(s, LinkStatus.OK, "resolver_redirect",
                         f"The identifier resolves to {_u(s.final)}; keep the identifier link.")

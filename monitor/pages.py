@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from monitor.classify import _permanent_target  # the link checker's own rule, not a copy
+from monitor.classify import permanent_target  # the link checker's own rule, not a copy
 from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError
 from monitor.types import ErrorKind, Hop, Observation
@@ -107,7 +107,7 @@ def moved_to(fetched: PageFetch) -> str | None:
         return None
     seen = Observation(url=fetched.url, checked_at=_EPOCH, http_status=fetched.http_status,
                        final_url=fetched.final_url, redirects=fetched.redirects)
-    target = _permanent_target(seen)
+    target = permanent_target(seen)
     # A Location is the server's text: shown to a webmaster, stored in SQLite.
     return None if target is None else printable(target)
 
