@@ -398,6 +398,7 @@ def build_audit(
     earlier_links: Sequence[LinkResult] = (),
     earlier_run: RunInfo | None = None,
     first_listed: Mapping[tuple[str, str], tuple[dt.datetime, bool]] | None = None,
+    previous_states: Mapping[str, UrlState] | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -422,6 +423,9 @@ def build_audit(
     `first_listed` dates the links no check dates (a malformed address):
     (page, href as written) -> (the start of the first kept run listing it,
     whether that run is the history's first, so "or earlier").
+    `previous_states` are the states of the previous report's flagged URLs
+    as of its sending (`Store.url_states_at`): what it judged "confirmed"
+    or "only watched" with, rechecks included.
 
     A link the previous report only watched (a first timeout or 5xx) was
     never listed to the editor as a problem: confirmed now, it is new; if it
@@ -435,7 +439,8 @@ def build_audit(
     carried = _carried(previous_links, links, pages, previous_pages)
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
     listed_at = previous_run.started_at if previous_run is not None else None
-    watched_before = _watched_keys(previous_links, _report_time(previous_run), confirm_after)
+    watched_before = _watched_keys(previous_links, _report_time(previous_run), confirm_after,
+                                   previous_states or {})
 
     problems: list[Problem] = []
     others: list[LinkResult] = []
@@ -452,7 +457,8 @@ def build_audit(
             others.append(link)
     if unread:
         problems += _not_read_again(previous_links, unread, earlier_links, previous_run,
-                                    earlier_run, now, confirm_after)
+                                    earlier_run, now, confirm_after,
+                                    states=previous_states or {}, first_listed=first_listed or {})
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
@@ -501,20 +507,22 @@ def _report_time(run: RunInfo | None) -> dt.datetime | None:
 
 
 def _watched_keys(previous: Sequence[LinkResult] | None, listed_now: dt.datetime | None,
-                  confirm_after: dt.timedelta) -> set[_Key]:
+                  confirm_after: dt.timedelta, states: Mapping[str, UrlState]) -> set[_Key]:
     """The previous report's rows it only watched (`_partition`'s rule, as
-    judged then from the link's own strikes): not problems it listed."""
+    judged then: with the URL's state at its sending, the rechecks made
+    between the audit and the report included): not problems it listed."""
     if not previous or listed_now is None:
         return set()
     return {key for key, prev in _flagged_keys(previous).items()
             if prev.status == LinkStatus.ERROR
-            and not _confirmed(prev, None, listed_now, confirm_after)}
+            and not _confirmed(prev, states.get(prev.url), listed_now, confirm_after)}
 
 
 def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[str],
                     earlier: Sequence[LinkResult], previous_run: RunInfo | None,
                     earlier_run: RunInfo | None, now: dt.datetime,
-                    confirm_after: dt.timedelta) -> list[Problem]:
+                    confirm_after: dt.timedelta, *, states: Mapping[str, UrlState],
+                    first_listed: Mapping[tuple[str, str], tuple[dt.datetime, bool]]) -> list[Problem]:
     """The previous report's rows on pages this run could not fetch: still
     open (not dropped, not fixed), as that report showed them.
 
@@ -534,8 +542,9 @@ def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[st
     listed_at = earlier_run.started_at if earlier_run is not None else None
     carried = []
     for key, prev in rows.items():
-        shown = _problem(prev, None, before.get(key), then, confirm_after,
-                         rechecked=False, listed_at=listed_at)
+        shown = _problem(prev, states.get(prev.url), before.get(key), then, confirm_after,
+                         rechecked=False, listed_at=listed_at,
+                         first_listed=first_listed.get((prev.page, prev.written or prev.url)))
         weeks = max(0, (now - shown.since).days // 7) if shown.since else 0
         carried.append(replace(shown, new=False, weeks_open=weeks, more_lines=copies.get(key, ()),
                                occurrences=counts.get(key, 1)))

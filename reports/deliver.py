@@ -37,7 +37,7 @@ import aiosmtplib
 from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
-from monitor.types import OutboxMessage
+from monitor.types import LinkStatus, OutboxMessage
 from reports.audit import (
     FLAGGED,
     Audit,
@@ -153,6 +153,11 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     # problems keep the age that report gave them.
     earlier_links = [l for page, _ in last_read for l in store.flagged_links_last_read([page.url], page.run_id)]
     earlier_run = store.previous_reported_run(previous.id) if previous is not None and failed else None
+    # What the previous report judged its rows with ("confirmed" or only
+    # "watched"): the states at its sending, rechecks included.
+    previous_states = store.url_states_at(
+        {l.url for l in previous_links or () if l.status == LinkStatus.ERROR},
+        previous.reported_at) if previous is not None and previous.reported_at is not None else {}
     flagged = {l.url for l in links if l.status in FLAGGED}
     as_sent = now if run.reported_at is not None else None
     states = store.url_states(flagged) if as_sent is None else store.url_states_at(flagged, as_sent)
@@ -165,7 +170,9 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         earlier_links=earlier_links,
         earlier_run=earlier_run,
         first_listed=store.first_listed(
-            (l.page, l.url) for l in links if l.reason == "invalid_url" and l.checked_at is None),
+            (l.page, l.url) for l in [*links, *(previous_links or ())]
+            if l.reason == "invalid_url" and l.checked_at is None),
+        previous_states=previous_states,
         states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
     )

@@ -1034,3 +1034,33 @@ def test_a_row_the_last_report_only_watched_is_new_when_confirmed_and_no_fix_whe
     assert f"{c.fixed} fixed" in subject_for(audit)
     if new or still:
         assert f"({new} new, {still} still open)" in headline(audit)
+
+
+# -- what the previous report judged with ----------------------------------------------------
+
+_RUN_AT = NOW - WEEK
+_SENT_AT = _RUN_AT + dt.timedelta(days=2)  # `monitor report --send` two days after the audit
+_ROW_THEN = link(U, "error", "timeout", strikes=1, failing_since=_RUN_AT, checked_at=_RUN_AT)
+_CONFIRMED_AT_SENDING = UrlState(url=U, status=LinkStatus.ERROR, reason="timeout", strikes=3,
+                                 failing_since=_RUN_AT)  # the service's rechecks, before the report
+
+
+@pytest.mark.parametrize(
+    ("now_row", "expected"),
+    [
+        (link(U, "error", "timeout", strikes=6, failing_since=_RUN_AT), ("still", 0, 0)),
+        (link(U, "ok", ""), (None, 1, 0)),
+    ],
+)
+def test_a_row_the_previous_report_listed_as_confirmed_is_judged_as_it_was_listed(
+        now_row: LinkResult, expected: tuple[str | None, int, int]) -> None:
+    """A first timeout at the audit, confirmed by rechecks before the report
+    was sent: the editor saw it under "Needs fixing". Judged from the run's
+    own row (1 strike) it was "only watched": next week "new" again, or
+    "cleared by itself" instead of fixed."""
+    sent = replace(LAST, reported_at=_SENT_AT)
+    audit = build_audit(RUN, [now_row], [page()], previous_links=[_ROW_THEN], previous_pages=[page()],
+                        states={}, now=NOW, settings=ReportSettings(), site_name="www.sclero.org",
+                        previous_run=sent, previous_states={U: _CONFIRMED_AT_SENDING})
+    verdict = verdict_of(audit, U) if expected[0] else None
+    assert (verdict, audit.counts.fixed, len(audit.cleared_by_itself)) == expected

@@ -810,6 +810,31 @@ def test_a_malformed_link_is_dated_by_the_first_week_that_listed_it(tmp_path: Pa
                     "http//www.sclero.org/news.html": (NOW + 2 * week, False, 1)}
 
 
+def test_a_malformed_link_on_a_page_down_for_weeks_keeps_its_age(tmp_path: Path) -> None:
+    """Read in weeks 0-2, the page down in weeks 3-4: the carried row kept
+    "since <the week before last read>", younger every week it was down."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    seen = []
+    with Store.open(tmp_path / "monitor.db") as store:
+        for n in range(5):
+            when = NOW + n * week
+            if n < 3:
+                run = store.start_run(when)
+                store.record_page(PageRecord(run_id=run.id, url=PAGE, status="ok"), when)
+                store.record_citations(run.id, PAGE, [Citation(
+                    page_url=PAGE, url=None, raw_href="http://", anchor_text="Entry",
+                    section="Biologics", kind=LinkKind.CITATION, skip_reason="invalid_url",
+                    context=EntryContext(title="Entry"))])
+                store.finish_run(run.id, when + dt.timedelta(hours=1))
+            else:
+                run = record_failed_run(store, when)
+            audit = load_audit(store, run.id, settings, when + dt.timedelta(hours=1))
+            store.mark_reported(run.id, when + dt.timedelta(hours=1))
+            seen += [(p.since, p.weeks_open) for g in audit.needs_fixing for p in g.problems]
+    assert seen == [(NOW, n) for n in range(5)]
+
+
 CROSS_LISTED = "Phosphodiesterase-5 inhibitors for secondary Raynaud's phenomenon"
 PMC = "http://www.ncbi.nlm.nih.gov/pmc/articles/PMC5123456/"
 
