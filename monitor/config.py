@@ -480,7 +480,13 @@ def crontab_weekdays(cron: str) -> str:
     to the days crontab would run on ("1-5" mon-fri, "*/2" sun,tue,thu,sat).
     """
     fields = cron.split()
-    if len(fields) != 5 or not any(ch.isdigit() for ch in fields[4]):
+    if len(fields) != 5:
+        return cron
+    if fields[2] not in ("*", "?") and fields[4] not in ("*", "?"):
+        # crontab runs on either; APScheduler only when both match
+        raise ValueError("a day of the month and a weekday together mean 'either' in a crontab "
+                         "but 'both' in this scheduler: restrict one of them only")
+    if not any(ch.isdigit() for ch in fields[4]):
         return cron
     days: set[int] = set()
     for item in fields[4].split(","):
@@ -499,7 +505,9 @@ def crontab_weekdays(cron: str) -> str:
                 end = 7
         if end < start:
             raise ValueError(f"weekday range {item!r} runs backwards")
-        days.update(day % 7 for day in range(start, end + 1, int(step or 1) or 1))
+        if step is not None and int(step) == 0:
+            raise ValueError(f"weekday step {item!r} is 0")
+        days.update(day % 7 for day in range(start, end + 1, int(step or 1)))
     fields[4] = ",".join(_DAY_NAMES[(day + 1) % 7] for day in sorted((d - 1) % 7 for d in days))
     return " ".join(fields)
 
