@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import os
@@ -393,22 +394,28 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> list[Any]:
             elif fmt == "csv":
                 write_csv(sys.stdout, links)
             else:
-                print_listing(run, pages, links)
+                print_listing(run, pages, links,
+                              confirm_after=dt.timedelta(hours=settings.report.confirm_after_hours))
             sys.stdout.flush()
     return pages
 
 
-def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any]) -> None:
-    """The terminal listing (monitor.output.write_text), headings in colour on a terminal."""
+def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
+                  confirm_after: dt.timedelta) -> None:
+    """The terminal listing (monitor.output.write_text), headings in colour
+    on a terminal; failures confirmed as the report confirms them
+    (`[report] confirm_after_hours`), so both put a link in the same group."""
     from monitor.output import write_text
 
     colours = {"page": None, "error": "red", "expired": "red", "moved": "yellow", "drifted": "yellow",
-               "blocked": "magenta", "retracted": "red", "withdrawn": "red"}
+               "blocked": "magenta", "retracted": "red", "withdrawn": "red",
+               "needs_fixing": "red", "needs_a_person": "magenta", "watching": "yellow"}
 
     def style(text: str, kind: str) -> str:
         return click.style(text, fg=colours.get(kind), bold=True)
 
-    write_text(sys.stdout, run, pages, links, style=style if sys.stdout.isatty() else None)
+    write_text(sys.stdout, run, pages, links, style=style if sys.stdout.isatty() else None,
+               confirm_after=confirm_after)
 
 
 # -- history -------------------------------------------------------------------
@@ -615,15 +622,21 @@ def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = Non
     owner)", "run-2:all" the configured recipients; a message of another
     run (one kept earlier, sent now) says which run's report it is."""
     run, _, audience = key.partition(":")
+    audience, _, retried = audience.partition(":retry:")
     kind, _, owner = audience.partition(":")
-    if kind == "owner" and owner:
-        words = f"{owner} (page owner)"
-    elif kind == "all":
-        words = f"{', '.join(recipients)} (email.recipients)" if recipients else "email.recipients"
-    else:
-        return key
     number = run.removeprefix("run-")
-    if number.isdigit() and run_id is not None and int(number) != run_id:
+    earlier = number.isdigit() and run_id is not None and int(number) != run_id
+    if kind not in ("owner", "all") or (kind == "owner" and not owner):
+        return key
+    if retried:  # one recipient a server refused while the others got it
+        words = f"{retried} (again: refused the first time)"
+    elif kind == "owner":
+        words = f"{owner} (page owner)"
+    elif recipients and not earlier:
+        words = f"{', '.join(recipients)} (email.recipients)"
+    else:  # a kept message went to the recipients of its day, maybe not today's
+        words = "email.recipients"
+    if earlier:
         words += f", run {number}'s report"
     return words
 

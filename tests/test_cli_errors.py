@@ -567,6 +567,9 @@ async def test_the_mail_is_said_by_whom_it_went_to(tmp_path: Path) -> None:
     ("run-2:owner:ed@x.org", 2, "ed@x.org (page owner)"),
     ("run-1:owner:ed@x.org", 2, "ed@x.org (page owner), run 1's report"),  # kept last week, sent now
     ("run-1:all", None, "a@x.org, b@x.org (email.recipients)"),
+    ("run-1:all", 2, "email.recipients, run 1's report"),  # kept: sent to that day's list
+    ("run-2:all:retry:b@x.org", 2, "b@x.org (again: refused the first time)"),
+    ("run-2:owner:ed@x.org:retry:ed@x.org", 2, "ed@x.org (again: refused the first time)"),
     ("something-else", 2, "something-else"),  # a key of another kind: as it is
 ])
 def test_delivery_words(key: str, run_id: int | None, expected: str) -> None:
