@@ -26,6 +26,7 @@ import pytest
 
 from monitor.config import ScheduleSettings, load_settings
 from monitor.demo.run import demo_settings
+from monitor.demo.run import write_config
 from monitor.demo.serve import LIVE_CONFIG, toml_string, write_live_config
 from monitor.demo.site import SimulatedSite, load_pages
 from monitor.schedule import weekly_trigger
@@ -66,6 +67,10 @@ def test_live_config_is_the_demos_settings_with_the_dashboard_on(tmp_path: Path)
     assert Path(live.report.dir) == Path(settings.report.dir).absolute()
     assert live.schedule == ScheduleSettings()
     assert (live.server.enabled, live.server.host, live.server.port) == (True, "127.0.0.1", 0)
+    # demo.toml too, read after the demo: the same folder, its names escaped
+    after = load_settings(write_config(settings, workdir))
+    assert (after.pages, after.database.path, after.report.dir) == (
+        settings.pages, settings.database.path, settings.report.dir)
 
 
 # -- the command, end to end ------------------------------------------------------

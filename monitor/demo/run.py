@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -39,6 +40,12 @@ OUR_FILES = ("monitor.db", "monitor.db-wal", "monitor.db-shm", "reports", "mail"
              "simulated-site-ca.pem", "demo.toml", "demo-live.toml")
 
 
+def toml_string(text: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, except that TOML also
+    refuses a raw DEL (a path may hold anything)."""
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def write_config(settings: Settings, workdir: Path) -> Path:
     """A config naming the demo's database and reports, for `history` and `report` afterwards.
 
@@ -46,14 +53,16 @@ def write_config(settings: Settings, workdir: Path) -> Path:
     only report errors; the file says so, and refuses every connection: the
     demo's names are real sites', and an offline demo never reaches them.
     """
-    pages = "".join(f'[[pages]]\nurl = "{p.url}"\nname = "{p.name}"\n\n' for p in settings.pages)
+    pages = "".join(f"[[pages]]\nurl = {toml_string(p.url)}\nname = {toml_string(p.name)}\n\n"
+                    for p in settings.pages)
     text = (
         "# Written by `monitor demo`: use it to look at the demo's results, e.g.\n"
         "#   monitor history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config monitor-demo/demo.toml\n"
         "#   monitor report --config monitor-demo/demo.toml\n"
         "# (the simulated site only runs during `monitor demo`).\n\n"
-        f"{pages}[database]\npath = \"{settings.database.path}\"\n\n"
-        f"[report]\ndir = \"{settings.report.dir}\"\nsite_name = \"{settings.report.site_name}\"\n\n"
+        f"{pages}[database]\npath = {toml_string(settings.database.path)}\n\n"
+        f"[report]\ndir = {toml_string(settings.report.dir)}\n"
+        f"site_name = {toml_string(settings.report.site_name)}\n\n"
         "# The demo never leaves this machine: these names are real sites,\n"
         "# and its mail went to a sink that stopped with it (`--send` sends nothing).\n"
         "[checker.connect_to]\n\"*\" = \"refuse\"\n\n"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Settings, load_settings
-from monitor.demo.run import DemoResult, demo_session
+from monitor.demo.run import DemoResult, demo_session, toml_string
 
 __all__ = ["LIVE_CONFIG", "Live", "serve_demo", "toml_string", "write_live_config"]
 
@@ -53,12 +52,6 @@ class Live:
     """The schedule's next weekly audit (the user should not be surprised by it)."""
     rechecks: tuple[float, ...]
     mail_dir: Path
-
-
-def toml_string(text: str) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, except that TOML also
-    refuses a raw DEL (a path may hold anything)."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _strings(values: tuple[str, ...]) -> str:
