@@ -1035,3 +1035,20 @@ def test_a_hostile_redirect_target_is_inert(max_bytes: int | None) -> None:
             if "href" in attrs:
                 assert is_web_url(attrs["href"]) or our_own_href(attrs["href"]), attrs["href"]
         assert "javascript:alert(7)" in html if new.startswith("javascript") else "&lt;script&gt;" in html
+
+
+def test_a_watched_link_that_answers_again_is_said_once_quietly_not_as_a_fix() -> None:
+    """The editor saw it under "Watching" last week: it does not vanish
+    without a word, and is not counted as anyone's fix."""
+    hostile = 'Rituximab <script>alert(1)</script> "trial"'
+    before = result("https://a.org/slow", "error", "timeout", title=hostile, strikes=1,
+                    checked_at=NOW - dt.timedelta(days=7))
+    now = result("https://a.org/slow", "ok", "ok", title=hostile)
+    audit = audit_from([now], [PageRecord(run_id=7, url=PAGE, status="ok")], previous=[before])
+    assert (audit.counts.fixed, [f.link.url for f in audit.cleared_by_itself]) == (0, ["https://a.org/slow"])
+    html, text = render_html(audit), render_text(audit)
+    assert "Answering again by itself, nothing to do (the last report was watching it): " \
+           "<b>Rituximab &lt;script&gt;alert(1)&lt;/script&gt; \"trial\"</b>" in html
+    assert "<script>alert" not in html
+    assert f"  = {hostile} (https://a.org/slow)" in text
+    assert "Fixed since the last report" not in html
