@@ -889,7 +889,19 @@ class Store:
             pause = min(pause * 2, 0.05)
 
     def _migrate(self) -> None:
-        """Apply pending migrations under one write lock (two processes, one migration)."""
+        """Apply pending migrations under one write lock (two processes, one
+        migration). A file a newer version migrated further is refused: this
+        code would misread what it does not know (the version before m005
+        failed on a 304 page's '' titles, which mean "those of the run
+        holding its links"), and an older process restarted on an upgraded
+        file must say so, not fail somewhere in a report."""
+        known = {m.name for m in MIGRATIONS._migrations}  # no public list (sqlite-utils 4)
+        newer = [m.name for m in MIGRATIONS.applied(self.db) if m.name not in known]
+        if newer:
+            raise StoreError(
+                f"{self.path} was written by a newer version of the monitor (its schema has "
+                f"{', '.join(newer)}): this one would misread it. Use the newer version; if an "
+                "older `monitor serve` is still running, stop it and start the new one")
         if not MIGRATIONS.pending(self.db):
             return
         self._conn.execute("BEGIN IMMEDIATE")

@@ -372,6 +372,16 @@ def test_a_database_made_before_page_moves_reads_its_pages_as_not_moved(db_path:
         assert store.last_page(PAGE_A).moved_to == PAGE_B  # type: ignore[union-attr]
 
 
+def test_a_database_a_newer_version_migrated_is_refused_with_what_to_do(db_path: Path) -> None:
+    Store.open(db_path).close()
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) "
+                     "VALUES ('monitor', 'm999_from_the_future', '2027-01-01 00:00:00+00:00')")
+    with pytest.raises(StoreError, match=r"written by a newer version of the monitor \(its schema has "
+                                         r"m999_from_the_future\): this one would misread it"):
+        Store.open(db_path)
+
+
 def test_previous_reported_run(store: Store) -> None:
     r1, r2, r3 = (store.start_run(T0 + hours(i)) for i in range(3))
     assert store.previous_reported_run(r3.id) is None
