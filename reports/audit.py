@@ -1211,7 +1211,9 @@ def _count(audit: Audit) -> Counts:
         confirmed=sum(p.confirmed for p in flagged),
         suspected=sum(not p.confirmed for p in flagged),
         watching=len(audit.watched),
-        urls=len({l.url for l in audit.links if l.status != LinkStatus.SKIPPED}),
+        # URLs requested, as the run and /healthz count them (a malformed one is not)
+        urls=len({l.url for l in audit.links
+                  if l.status != LinkStatus.SKIPPED and l.reason != "invalid_url"}),
         pages=len(audit.pages),
         pages_failed=len(audit.pages_failed),
         # A page that could not be fetched is said in the warning at the top,

@@ -243,6 +243,7 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
         assert heading in html
     # The one retracted record of the simulated PubMed, and nothing else, in the report's data.
     data = json.loads(Path(lines["JSON data"].strip()).read_text(encoding="utf-8"))
+    assert data["counts"]["urls"] == checked  # URLs requested, as /healthz says: not the malformed one
     # Week 1 only watched PubMed's 503 (a first failure); it answers again in
     # week 2: cleared by itself, not an editor's fix.
     assert [f["link"]["url"] for f in data["cleared_by_itself"]] == ["https://pubmed.ncbi.nlm.nih.gov/31197643/"]
