@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import logging
 import os
+import shlex
 import sys
 import tempfile
 import time
@@ -762,8 +763,7 @@ def demo(workdir: Path, serve_after: bool) -> None:
     _echo_demo(result, workdir)
     click.echo("")
     click.echo("Next: open the HTML report in a browser, or look at one link's history:")
-    program = sys.argv[0] if sys.argv[0].endswith("monitor") else "python -m monitor"
-    click.echo(f"  {program} history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config {result.config}")
+    click.echo(f"  {shlex.join(_program())} history {DEMO_HISTORY_URL} --config {shlex.quote(str(result.config))}")
 
 
 def _echo_demo(result: Any, workdir: Path) -> None:
@@ -798,10 +798,15 @@ DEMO_HISTORY_URL = "https://pubmed.ncbi.nlm.nih.gov/31197643/"
 """Failing last week (503), fixed this week: a history worth reading."""
 
 
+def _program() -> list[str]:
+    """How to run this monitor again, for commands the demo prints: the
+    console script it was started as, else this Python with -m (a second
+    terminal may be another directory, and its `python` another one)."""
+    return [sys.argv[0]] if sys.argv[0].endswith("monitor") else [sys.executable, "-m", "monitor"]
+
+
 def _demo_serve(workdir: Path) -> None:
     """`demo --serve`: the demo's output, then the service until a signal."""
-    import shlex
-
     from monitor.demo.serve import serve_demo
 
     bar = progress_bar()  # over the audits only: the service's banner and logs follow
@@ -815,9 +820,7 @@ def _demo_serve(workdir: Path) -> None:
             root.setLevel(logging.INFO)  # the service says what it does, as `monitor serve` does
 
     def ready(live: Any) -> None:
-        # A second terminal may be another directory, and its `python` another one.
-        program = ([sys.argv[0]] if sys.argv[0].endswith("monitor")
-                   else [sys.executable, "-m", "monitor"])
+        program = _program()
 
         def command(*args: str) -> str:
             return shlex.join([*program, *args, "--config", str(live.config)])

@@ -372,14 +372,10 @@ def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Ite
             continue
         line = f"  {one_line(page.url)}: {error or 'no answer'}"
         if page.http_status in _ADDRESS_SUSPECT or "DNS" in page.error:
-            if page.url in configured:
-                line += f" (check its [[pages]] url in {source})"
-            elif page.url in given:
-                line += " (check the --page URL)"
+            line += _where_typed(page.url, configured, given, f" (check its [[pages]] url in {source})",
+                                 " (check the --page URL)")
         lines.append(line)
-    if len(failed) > shown:
-        lines.append(f"  ... and {len(failed) - shown} more (--format json lists them: pages[].error)")
-    return lines
+    return lines + _more(len(failed), shown, "  ... and {} more (--format json lists them: pages[].error)")
 
 
 def moved_pages(pages: Sequence[PageRecord], *, source: str, configured: Iterable[str] = (),
@@ -392,16 +388,20 @@ def moved_pages(pages: Sequence[PageRecord], *, source: str, configured: Iterabl
     configured, given = set(configured), set(given)
     lines = []
     for page in moved[:shown]:
-        line = f"{one_line(page.url)}: permanently redirects to {one_line(page.moved_to or '')}"
-        if page.url in configured:
-            line += f"; update its [[pages]] url in {source}"
-        elif page.url in given:
-            line += "; use the new address with --page"
-        lines.append(line)
-    if len(moved) > shown:
-        lines.append(f"... and {len(moved) - shown} more pages that redirect "
-                     "(--format json lists them: pages[].moved_to)")
-    return lines
+        lines.append(f"{one_line(page.url)}: permanently redirects to {one_line(page.moved_to or '')}"
+                     + _where_typed(page.url, configured, given, f"; update its [[pages]] url in {source}",
+                                    "; use the new address with --page"))
+    return lines + _more(len(moved), shown, "... and {} more pages that redirect "
+                                            "(--format json lists them: pages[].moved_to)")
+
+
+def _where_typed(url: str, configured: set[str], given: set[str], in_config: str, on_command: str) -> str:
+    """Where the webmaster typed a page's address: a [[pages]] url, or --page."""
+    return in_config if url in configured else on_command if url in given else ""
+
+
+def _more(total: int, shown: int, line: str) -> list[str]:
+    return [line.format(total - shown)] if total > shown else []
 
 
 _POLICY_KEY = re.compile(r"\bchecker\.(?:connect_to|allow_private_networks)\b")
