@@ -440,7 +440,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
 
     from urllib.parse import urlsplit
 
-    from monitor.output import history_dicts, one_line, url_spellings
+    from monitor.output import history_dicts, one_line, sighting_dict, url_spellings
     from monitor.store import Store
 
     if not urlsplit(url).scheme:
@@ -450,7 +450,13 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         entries = store.history(url)
         state = store.url_state(url)
     if fmt == "json":
-        click.echo(json.dumps({"url": url, "observations": history_dicts(entries)}, indent=1))
+        data: dict[str, Any] = {"url": url, "observations": history_dicts(entries)}
+        if not entries and state is None:
+            with Store.open(settings.database.path) as store:
+                found = store.unrequested_sightings(url)
+            if found is not None:  # listed by the pages, never requested: where, and why
+                data["never_requested"] = sighting_dict(*found)
+        click.echo(json.dumps(data, indent=1))
         return
     if not entries and state is None:
         if _say_unrequested(settings, url):

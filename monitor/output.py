@@ -667,6 +667,18 @@ def sighting_lines(href: str, citations: Sequence[Any], page_names: dict[str, st
     return lines
 
 
+def sighting_dict(citations: Sequence[Any], latest_run: int, since_run: int) -> dict[str, Any]:
+    """`monitor history --format json` of a link never requested: what
+    `sighting_lines` says, for a script (`observations` alone was [])."""
+    reasons = [c.skip_reason for c in citations if c.skip_reason]
+    return {
+        "reason": reasons[0] if reasons else "not_checked_yet",
+        "places": [{"page": c.page_url, "line": c.line, "section": c.section} for c in citations],
+        "listed_since_run": since_run,
+        "latest_run": latest_run,
+    }
+
+
 def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
     """`monitor history --format json`: `http_status` as `check` gives it (the
     answer that decided the status: a permanent redirect's own 301/308), and

@@ -535,6 +535,27 @@ def test_history_of_what_the_report_lists(tmp_path: Path, url: str, expected: li
     assert "never checked" not in result.output
 
 
+def test_history_json_of_a_link_never_requested_says_where_and_why(tmp_path: Path) -> None:
+    """The text said it; the JSON gave only "observations": []."""
+    import json
+
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    config = _history_database(tmp_path)
+    result = CliRunner().invoke(cli, ["history", "http://", "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == {
+        "url": "http://", "observations": [],
+        "never_requested": {"reason": "invalid_url", "listed_since_run": 1, "latest_run": 1,
+                            "places": [{"page": "https://www.sclero.org/raynauds.html", "line": 118,
+                                        "section": ""}]}}
+    checked = CliRunner().invoke(cli, ["history", "https://pubmed.ncbi.nlm.nih.gov/29470812/",
+                                       "--config", str(config), "--format", "json"])
+    assert "never_requested" not in json.loads(checked.output)
+
+
 # -- report and run: what became of the mail, and of --run ----------------------------
 
 
