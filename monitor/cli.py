@@ -587,7 +587,8 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
         click.echo(f"mail:   NOT SENT: --send asks to mail the report, but [email] enabled = false "
                    f"in {settings.source}; nothing was sent or queued", err=True)
         return
-    _echo_delivery(outcome, send, settings.email.enabled, settings.email.recipients)
+    _echo_delivery(outcome, send, settings.email.enabled, settings.email.recipients,
+                   published=bool(settings.report.base_url))
 
 
 def require_run(settings: Settings, run_id: int) -> None:
@@ -604,7 +605,7 @@ def require_run(settings: Settings, run_id: int) -> None:
 
 
 def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
-                   recipients: Sequence[str] = ()) -> None:
+                   recipients: Sequence[str] = (), *, published: bool = True) -> None:
     """What became of the mail, said by whom it went to (the outbox's keys,
     "run-1:owner:x@y", are the monitor's own). Who retries a kept message
     is said: someone running `monitor run` from cron has no service doing
@@ -617,6 +618,11 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
     run_id = getattr(outcome, "run_id", None)
     for key in getattr(outcome, "sent", []):
         click.echo(f"sent to {delivery_words(key, recipients, run_id)}")
+    if getattr(outcome, "sent", []) and not published:
+        # The editors' mail says the webmaster keeps the full report: the
+        # way to link it there is the webmaster's, so it is said here.
+        click.echo("        the mail says you keep the full report; publish report.dir and set "
+                   "[report] base_url to link it in the mail instead")
     for key, reason in getattr(outcome, "failed", []):
         click.echo(f"kept in the outbox, for {delivery_words(key, recipients, run_id)}: {reason}", err=True)
     if getattr(outcome, "failed", []):
@@ -688,7 +694,8 @@ def run(config_path: Path, wait: float) -> None:
                    f"checked in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
-    _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients)
+    _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients,
+                   published=bool(settings.report.base_url))
     with Store.open(settings.database.path, mapped=False) as store:
         say_unfetched(settings, store.run_pages(outcome.run_id))
 

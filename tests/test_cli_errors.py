@@ -581,6 +581,9 @@ async def test_the_mail_is_said_by_whom_it_went_to(tmp_path: Path) -> None:
     assert sent[0] == "sent to webmaster@sclero.org, web2@sclero.org (email.recipients)", out
     assert sent[1:] == ["sent to editor@sclero.org (page owner)"], out
     assert len(sink.received) == len(sent) and "run-1:" not in out
+    # without [report] base_url the editors read "kept by the webmaster": the
+    # way to link it is said to the webmaster, here, once
+    assert out.count("set [report] base_url to link it in the mail") == 1, out
 
 
 @pytest.mark.parametrize(("key", "run_id", "expected"), [
