@@ -155,8 +155,10 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     earlier_run = store.previous_reported_run(previous.id) if previous is not None and failed else None
     # What the previous report judged its rows with ("confirmed" or only
     # "watched"): the states at its sending, rechecks included.
+    # Those of rows carried over from a page this run could not fetch too:
+    # a moved link's age is its state's `status_since` as of then.
     previous_states = store.url_states_at(
-        {l.url for l in previous_links or () if l.status == LinkStatus.ERROR},
+        {l.url for l in previous_links or () if l.status == LinkStatus.ERROR or l.page in failed},
         previous.reported_at) if previous is not None and previous.reported_at is not None else {}
     flagged = {l.url for l in links if l.status in FLAGGED}
     as_sent = now if run.reported_at is not None else None

@@ -784,6 +784,24 @@ def test_a_moved_link_left_unfixed_ages_week_after_week(tmp_path: Path) -> None:
         assert [(p.since, p.weeks_open) for g in again.needs_fixing for p in g.problems] == [(NOW, 2)]
 
 
+def test_a_moved_link_on_a_page_that_could_not_be_fetched_keeps_its_age(tmp_path: Path) -> None:
+    """Weeks 0-2 read the page (a 301 every week), week 3 cannot fetch it:
+    the carried row said "open since <week 1>" (its age came from the rows
+    of two reports), where the expired rows beside it kept theirs."""
+    week = dt.timedelta(days=7)
+    settings = Settings(pages=(PageSettings(url=PAGE),))
+    moved = {"Relinked": ("https://c.org/old", "moved", "permanent_redirect")}
+    with Store.open(tmp_path / "monitor.db") as store:
+        for n in range(3):
+            run = record_run(store, NOW + n * week, moved, states_from=store)
+            load_audit(store, run.id, settings, NOW + n * week)
+            store.mark_reported(run.id, NOW + n * week)
+        down = record_failed_run(store, NOW + 3 * week)
+        audit = load_audit(store, down.id, settings, NOW + 3 * week)
+    assert [(p.since, p.weeks_open, p.rechecked) for g in audit.needs_fixing for p in g.problems] == [
+        (NOW, 3, False)]
+
+
 def test_a_malformed_link_is_dated_by_the_first_week_that_listed_it(tmp_path: Path) -> None:
     """A malformed href is never requested, so no check dates it: it said
     "since <last week> or earlier" every week. Now since the first run that
