@@ -1050,5 +1050,5 @@ def test_a_watched_link_that_answers_again_is_said_once_quietly_not_as_a_fix() -
     assert "Answering again by itself, nothing to do (the last report was watching it): " \
            "<b>Rituximab &lt;script&gt;alert(1)&lt;/script&gt; \"trial\"</b>" in html
     assert "<script>alert" not in html
-    assert f"  = {hostile} (https://a.org/slow)" in text
+    assert f"  - {hostile} (https://a.org/slow)" in text
     assert "Fixed since the last report" not in html
