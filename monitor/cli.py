@@ -461,9 +461,10 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     if not entries and state is None:
         if _say_unrequested(settings, url):
             return
-        click.echo(f"{url}: never checked (not found in {settings.database.path})")
         with Store.open(settings.database.path) as store:
             known = [u for u in url_spellings(url) if store.url_state(u) is not None]
+        click.echo(f"{url}: never checked under this exact address" if known else
+                   f"{url}: never checked (not found in {settings.database.path})")
         for other in known[:3]:
             click.echo(f"  checked as: {other}  (monitor history {other} --config {config_path})")
         return
@@ -481,6 +482,9 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     if state is not None:
         notice = entries[-1].notice if entries else ""
         click.echo(f"now: {state_line(state)}" + (f" ({notice}: {_notice_words(notice)})" if notice else ""))
+        moved_to = entries[-1].suggested_url if entries and state.status.value == "moved" else None
+        if moved_to:  # what the editor pastes, as the report's "New address:"
+            click.echo(f"new address: {one_line(moved_to)}")
 
 
 def _notice_words(notice: str) -> str:

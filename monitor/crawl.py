@@ -371,7 +371,9 @@ class Audit:
                 moved_to=None if under_final_url else moved_to(fetched),
             )
         else:
-            log.warning("page fetch failed url=%s error=%s", url, fetched.error)
+            # INFO: `check` and `run` say it on stderr in plain words after the
+            # results, and `monitor serve` logs at INFO (was a third WARNING line)
+            log.info("page fetch failed url=%s error=%s", url, fetched.error)
             citations = []
             record = PageRecord(
                 run_id=run.id, url=url, status="error", http_status=fetched.http_status,

@@ -261,6 +261,12 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
                                        "--config", str(tmp_path / "demo" / "demo.toml"))
     assert code == 0, err
     assert out.count("    RETRACTED: PubMed links a retraction notice") == 2, out
+    # a moved link's history ends with the address to paste, as the report's row does
+    code, out, err = await run_monitor("history", "https://www.ncbi.nlm.nih.gov/pubmed/29713888",
+                                       "--config", str(tmp_path / "demo" / "demo.toml"))
+    assert code == 0, err
+    assert out.splitlines()[-2:] == ["now: moved (permanent_redirect)",
+                                     "new address: https://pubmed.ncbi.nlm.nih.gov/29713888/"], out
     # Last week's report rendered again is the report that was sent: the
     # rechecks and this week's checks since then confirmed failures it
     # listed as suspected (it said 17 problems; rendered with today's
@@ -554,7 +560,9 @@ async def test_history_of_a_url_typed_without_its_slash_names_the_one_checked(
                   if l["url"].startswith("https://pubmed.ncbi.nlm.nih.gov/") and l["url"].endswith("/"))
     code, out, err = await run_monitor("history", stored.rstrip("/"), "--config", str(config))
     assert code == 0, err
-    assert "never checked" in out and f"checked as: {stored}  (monitor history {stored}" in out
+    assert out.startswith(f"{stored.rstrip('/')}: never checked under this exact address\n"), out
+    assert f"checked as: {stored}  (monitor history {stored}" in out
+    assert "not found in" not in out  # it is there, under the other spelling
 
 
 async def test_a_report_that_cannot_be_saved_names_the_key_and_keeps_the_run(tmp_path: Path) -> None:
