@@ -29,8 +29,8 @@ from typing import Any, TextIO
 from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
-from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, attention, link_words, \
-    problem_confirmed
+from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, attention, \
+    link_words, problem_confirmed
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -253,6 +253,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     listed: dict[tuple[str, LinkStatus], list[Any]] = {}
     group_urls: dict[str, set[str]] = {}
     noticed: dict[str, list[str]] = {RETRACTED: [], WITHDRAWN: []}  # a handful a site, held as they come
+    marked: list[str] = []  # dead links whose entries say "(Expired Article)": a few a page
     with contextlib.ExitStack() as stack:
         spools: dict[tuple[str, LinkStatus], TextIO] = {}
         page: str | None = None
@@ -265,8 +266,12 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 if spool is None:
                     spool = spools[group, status] = stack.enter_context(
                         tempfile.TemporaryFile("w+", encoding="utf-8"))
+                # Under NEEDS FIXING a failure may still be a first one: the
+                # report says "suspected"; WATCHING's heading says it already.
+                suspected = (group != WATCHING and status.is_failing and status != LinkStatus.BLOCKED
+                             and not problem_confirmed(first, at, confirm_after))
                 spool.write(_block(first, names.get(first.page, first.page), times=times,
-                                   more_lines=more_lines))
+                                   more_lines=more_lines, suspected=suspected))
             held.clear()
 
         for link in links:
@@ -275,6 +280,9 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             if link.notice in noticed and link.kind == LinkKind.CITATION:
                 noticed[link.notice].append(_block(link, names.get(link.page, link.page), notice=True))
             if link.status not in LISTED:
+                continue
+            if acknowledged(link):  # as the report: apart, not among the problems
+                marked.append(_block(link, names.get(link.page, link.page)))
                 continue
             if link.page != page:
                 flush()
@@ -318,6 +326,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             out.write(f"\n{paint(heading, notice)} (the link works, but the page says the article "
                       f"was {notice}: {NOTICE_ADVICE[notice]})\n")
             out.writelines(blocks)
+    if marked:
+        heading = f"ALREADY MARKED (Expired Article), STILL DEAD: {_links(len(marked))}"
+        out.write(f"\n{paint(heading, 'marked')} (the entries say so: nothing new to do; "
+                  "link an archived copy where there is one)\n")
+        out.writelines(marked)
     # Every count names its unit: links (each place a page links from) or
     # distinct URLs (a menu link on every page is one URL). "EXPIRED: 11
     # links" above "8 expired" below read as a mistake.
@@ -424,11 +437,9 @@ def _links(n: int, what: str = "") -> str:
 
 
 def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1,
-           more_lines: Sequence[int] = ()) -> str:
+           more_lines: Sequence[int] = (), suspected: bool = False) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     repeated = f" ({times} times on this page)" if times > 1 else ""
-    if link.expired_mark and not notice:  # the report lists these apart: "Marked 'Expired Article' ..."
-        repeated += " (already marked Expired Article)"
     title = link.entry_title or link.text
     lines = [f"\n  {one_line(where)}{'' if title else repeated}"]
     if title:
@@ -442,6 +453,9 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
         return "\n".join(lines) + "\n"
     words = link_words(link)
     lines.append(f"    {one_line(words)}.")
+    if suspected:
+        lines.append(f"    not confirmed yet: failed {_count(link.strikes or 1, 'check')} in a row so far; "
+                     "checked again before it counts")
     if says_more(link.detail, words):  # a second, quieter line: the check's own account
         lines.append(f"      detail: {one_line(link.detail)}")
     if link.suggested_url:

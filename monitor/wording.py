@@ -24,6 +24,8 @@ from monitor.types import LinkKind, LinkResult, LinkStatus, UrlState
 
 __all__ = [
     "CONFIRMED_AT_ONCE",
+    "MARKED_DEAD",
+    "acknowledged",
     "GROUPS",
     "NEEDS_A_PERSON",
     "NEEDS_FIXING",
@@ -245,6 +247,21 @@ def problem_confirmed(link: LinkResult, now: dt.datetime, confirm_after: dt.time
         state = UrlState(url=link.url, status=link.status, reason=link.reason,
                          strikes=link.strikes, failing_since=link.failing_since)
     return bool(is_confirmed(state, now, confirm_after))
+
+
+MARKED_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.BLOCKED})
+"""Statuses under which a link editors marked "(Expired Article)" needs nothing new."""
+
+
+def acknowledged(link: LinkResult) -> bool:
+    """A dead link whose entry editors already marked "(Expired Article)".
+
+    They know; listing it with the problems every week for years would bury
+    the new ones: the report puts it in its content audit, the terminal
+    listing in a group of its own. A marked link that *moved* is still a
+    problem: it has a plain fix (the new address, and the mark can go).
+    """
+    return link.expired_mark and link.status in MARKED_DEAD
 
 
 def attention(status: str, reason: str, *, confirmed: bool) -> str:

@@ -25,7 +25,16 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
-from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, attention, problem_confirmed
+from monitor.wording import (
+    GROUPS,
+    MARKED_DEAD,
+    NEEDS_A_PERSON,
+    NEEDS_FIXING,
+    WATCHING,
+    acknowledged,
+    attention,
+    problem_confirmed,
+)
 from reports import wording
 
 __all__ = [
@@ -62,7 +71,7 @@ TEXT_FRAGMENT_WORDS = 6
 page, few enough to survive whitespace quirks and keep the mail small."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
-_MARKED_DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.BLOCKED})
+_MARKED_DEAD = MARKED_DEAD
 _READ = frozenset({"ok", "not_modified"})
 """Page statuses whose links and entries are known: a 304 is read from its last copy."""
 
@@ -552,14 +561,8 @@ def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[st
 
 
 def _acknowledged(link: LinkResult) -> bool:
-    """A dead link whose entry editors already marked "(Expired Article)".
-
-    They know; listing it under "Needs fixing" every week for years would
-    bury the new problems. It goes to the content audit instead, with the
-    archived copy when there is one. A marked link that *moved* is still
-    listed: it has a plain fix (the new address, and the mark can go).
-    """
-    return link.expired_mark and link.status in _MARKED_DEAD
+    """`monitor.wording.acknowledged`: the terminal listing sets these apart by the same rule."""
+    return acknowledged(link)
 
 
 _Key = tuple[str, str, str, str]
