@@ -112,6 +112,10 @@ class Problem:
     more_lines: tuple[int, ...] = ()
     """The source lines of the link's other `occurrences` (the first is
     `link.line`): the editor fixes every copy."""
+    confirmed_now: bool = False
+    """New to the editor because the previous report only watched it (a first
+    failure) and it is confirmed now: shown "NOW CONFIRMED", not "NEW" a
+    second week running."""
 
     @property
     def label(self) -> str:
@@ -460,7 +464,8 @@ def build_audit(
                                listed_at=listed_at,
                                first_listed=(first_listed or {}).get((link.page, link.written or link.url)))
             if prev is not None and _key(prev) in watched_before:
-                problem = replace(problem, new=True)  # never listed to the editor as a problem
+                # never listed to the editor as a problem: new to them, said as confirmed
+                problem = replace(problem, new=True, confirmed_now=problem.confirmed)
             problems.append(problem)
         elif link.status not in FLAGGED:
             others.append(link)

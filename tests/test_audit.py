@@ -11,7 +11,7 @@ from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
 from reports.mail import subject_for
-from reports.render import headline, render_html
+from reports.render import headline, render_html, render_text
 from reports.audit import Audit, audit_for_pages, build_audit, text_fragment_link
 
 UTC = dt.timezone.utc
@@ -1034,6 +1034,12 @@ def test_a_row_the_last_report_only_watched_is_new_when_confirmed_and_no_fix_whe
     assert f"{c.fixed} fixed" in subject_for(audit)
     if new or still:
         assert f"({new} new, {still} still open)" in headline(audit)
+    # A row the editor saw under "Watching" last week is not "NEW" twice:
+    # confirmed now, it says so.
+    now_confirmed = before is WATCHED and now is CONFIRMED_NOW
+    assert [p.confirmed_now for p in audit.problems] == ([True] if now_confirmed else [False] * len(audit.problems))
+    html, text = render_html(audit), render_text(audit)
+    assert ("NOW CONFIRMED" in html and ", NOW CONFIRMED]" in text) is now_confirmed
 
 
 # -- what the previous report judged with ----------------------------------------------------
