@@ -730,8 +730,18 @@ def _rule_error_kind(s: _Seen) -> Verdict | None:
         detail = (f"Redirects to a non-web address ({_u(target)}), which the monitor "
                   "does not follow; check it by hand.")
     elif s.obs.error_detail and status is LinkStatus.ERROR:
-        detail = f"{detail[:-1]} ({_shorten(s.obs.error_detail, 100)})."
+        detail = f"{detail[:-1]} ({_shorten(_plain_error(s.obs.error_detail), 100)})."
     return _verdict(s, status, str(kind), detail)
+
+
+_CONNECT_FAILED = re.compile(r"(?:\[Errno \d+\] )?Connect call failed \('([^']+)', (\d+)(?:, \d+, \d+)?\)")
+
+
+def _plain_error(text: str) -> str:
+    """The operating system's words, where they have plain ones: "[Errno
+    111] Connect call failed ('192.0.2.7', 443)" is "at 192.0.2.7, port 443"."""
+    match = _CONNECT_FAILED.fullmatch(text.strip())
+    return f"at {match[1]}, port {match[2]}" if match else text
 
 
 def _rule_no_answer(s: _Seen) -> Verdict | None:

@@ -542,6 +542,18 @@ def test_every_reason_of_the_brief_has_a_case(reason: str) -> None:
 # -- details ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("error_detail", "said"), [
+    ("[Errno 111] Connect call failed ('192.0.2.7', 443)",
+     "The server refused the connection (at 192.0.2.7, port 443)."),
+    ("[Errno 111] Connect call failed ('2001:db8::1', 443, 0, 0)",
+     "The server refused the connection (at 2001:db8::1, port 443)."),
+    ("Connection refused by a firewall", "The server refused the connection (Connection refused by a firewall)."),
+])
+def test_detail_of_a_refused_connection_in_plain_words(error_detail: str, said: str) -> None:
+    v = classify(ob(status=None, error_kind=ErrorKind.CONNECTION_REFUSED, error_detail=error_detail))
+    assert v.detail == said
+
+
 @pytest.mark.parametrize(("attempts", "said"), [(1, "after 1 attempt."), (3, "after 3 attempts.")])
 def test_detail_of_a_rate_limit_counts_its_attempts_in_words(attempts: int, said: str) -> None:
     v = classify(ob(status=429, attempts=attempts))
