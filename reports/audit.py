@@ -546,22 +546,21 @@ def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[st
     since 20 Nov" must not read "open since 27 Nov" because the page was
     down. Each keeps every copy's line and its count ("2 times here").
     """
-    rows = {key: prev for key, prev in _flagged_keys(previous).items() if prev.page in unread}
+    rows = {key: copies for key, copies in _report_rows(previous).items() if copies[0].page in unread}
     if not rows:
         return []
     then = _report_time(previous_run) or now
-    before = _carried(earlier, list(rows.values()))
-    copies = _copy_lines(previous)
-    counts = _copy_counts(previous)
+    before = _carried(earlier, [copies[0] for copies in rows.values()])
     listed_at = earlier_run.started_at if earlier_run is not None else None
     carried = []
-    for key, prev in rows.items():
+    for key, copies in rows.items():
+        prev = copies[0]
         shown = _problem(prev, states.get(prev.url), before.get(key), then, confirm_after,
                          rechecked=False, listed_at=listed_at,
                          first_listed=first_listed.get((prev.page, prev.written or prev.url)))
         weeks = max(0, (now - shown.since).days // 7) if shown.since else 0
-        carried.append(replace(shown, new=False, weeks_open=weeks, more_lines=copies.get(key, ()),
-                               occurrences=counts.get(key, 1)))
+        carried.append(replace(shown, new=False, weeks_open=weeks, more_lines=_other_lines(copies),
+                               occurrences=len(copies)))
     return carried
 
 
@@ -580,43 +579,27 @@ def _key(link: LinkResult) -> _Key:
     return (link.page, link.url, link.entry_title or link.text, link.section)
 
 
-def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[_Key, LinkResult]:
-    """The problems of a run's report: flagged links, but not those of entries
-    marked "(Expired Article)" (a content note, never listed as a problem).
-    Each row's link is its first copy, as the report's row has it (`_group`);
-    `_copy_lines` has the others' lines."""
-    rows: dict[_Key, LinkResult] = {}
+def _report_rows(links: Sequence[LinkResult] | None) -> dict[_Key, list[LinkResult]]:
+    """The problems of a run's report, each row with every copy of its link
+    (a menu and a footer), in order: flagged links, but not those of entries
+    marked "(Expired Article)" (a content note, never listed as a problem)."""
+    rows: dict[_Key, list[LinkResult]] = {}
     for l in links or ():
         if l.status in FLAGGED and not _acknowledged(l):
-            rows.setdefault(_key(l), l)
+            rows.setdefault(_key(l), []).append(l)
     return rows
 
 
-def _copy_lines(links: Sequence[LinkResult] | None) -> dict[_Key, tuple[int, ...]]:
-    """The source lines of each `_flagged_keys` row's other copies (a menu
-    and a footer): a row of the previous report shown again (fixed since,
-    or still open on a page not read this week) says where each copy was."""
-    seen: set[_Key] = set()
-    lines: dict[_Key, list[int]] = {}
-    for l in links or ():
-        if l.status not in FLAGGED or _acknowledged(l):
-            continue
-        key = _key(l)
-        if key not in seen:
-            seen.add(key)
-        elif l.line is not None:
-            lines.setdefault(key, []).append(l.line)
-    return {key: tuple(found) for key, found in lines.items()}
+def _flagged_keys(links: Sequence[LinkResult] | None) -> dict[_Key, LinkResult]:
+    """Each report row's link: its first copy, as the report's row has it (`_group`)."""
+    return {key: copies[0] for key, copies in _report_rows(links).items()}
 
 
-def _copy_counts(links: Sequence[LinkResult] | None) -> dict[_Key, int]:
-    """How many copies each `_flagged_keys` row has (its `occurrences`),
-    lines known or not."""
-    counts: dict[_Key, int] = {}
-    for l in links or ():
-        if l.status in FLAGGED and not _acknowledged(l):
-            counts[_key(l)] = counts.get(_key(l), 0) + 1
-    return counts
+def _other_lines(copies: Sequence[LinkResult]) -> tuple[int, ...]:
+    """The source lines of a row's other copies: a row of the previous report
+    shown again (fixed since, or still open on a page not read this week)
+    says where each copy was."""
+    return tuple(l.line for l in copies[1:] if l.line is not None)
 
 
 def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
@@ -879,8 +862,8 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
         else:
             fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
                                title, was=was))
-    copies = _copy_lines(previous) if fixed else {}
-    return [replace(f, more_lines=copies[_key(f.link)]) if _key(f.link) in copies else f
+    rows = _report_rows(previous) if fixed else {}
+    return [replace(f, more_lines=_other_lines(rows[_key(f.link)])) if _key(f.link) in rows else f
             for f in fixed]
 
 
