@@ -147,7 +147,7 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         previous_cited = store.entry_links(previous.id, pages_with_gone_problems(previous_links, links))
     # A page this run could not fetch: its content notes as last read (the
     # page's citations only, for the pages that failed only).
-    failed = [p.url for p in pages if p.status == "error"]
+    failed = {p.url for p in pages if p.status == "error"}
     last_read = store.citations_last_read(failed, run_id) if failed else []
     # What the report that last read each such page compared it with: its
     # problems keep the age that report gave them.
@@ -161,8 +161,8 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         {l.url for l in previous_links or () if l.status == LinkStatus.ERROR or l.page in failed},
         previous.reported_at) if previous is not None and previous.reported_at is not None else {}
     flagged = {l.url for l in links if l.status in FLAGGED}
-    as_sent = now if run.reported_at is not None else None
-    states = store.url_states(flagged) if as_sent is None else store.url_states_at(flagged, as_sent)
+    states = (store.url_states(flagged) if run.reported_at is None
+              else store.url_states_at(flagged, run.reported_at))
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
