@@ -71,7 +71,6 @@ TEXT_FRAGMENT_WORDS = 6
 page, few enough to survive whitespace quirks and keep the mail small."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
-_MARKED_DEAD = MARKED_DEAD
 _READ = frozenset({"ok", "not_modified"})
 """Page statuses whose links and entries are known: a 304 is read from its last copy."""
 
@@ -458,7 +457,7 @@ def build_audit(
     problems: list[Problem] = []
     others: list[LinkResult] = []
     for link in links:
-        if link.status in FLAGGED and not _acknowledged(link):
+        if link.status in FLAGGED and not acknowledged(link):
             prev = carried.get(_key(link))
             problem = _problem(link, states.get(link.url), prev, now, confirm_after,
                                listed_at=listed_at,
@@ -564,11 +563,6 @@ def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[st
     return carried
 
 
-def _acknowledged(link: LinkResult) -> bool:
-    """`monitor.wording.acknowledged`: the terminal listing sets these apart by the same rule."""
-    return acknowledged(link)
-
-
 _Key = tuple[str, str, str, str]
 
 
@@ -585,7 +579,7 @@ def _report_rows(links: Sequence[LinkResult] | None) -> dict[_Key, list[LinkResu
     marked "(Expired Article)" (a content note, never listed as a problem)."""
     rows: dict[_Key, list[LinkResult]] = {}
     for l in links or ():
-        if l.status in FLAGGED and not _acknowledged(l):
+        if l.status in FLAGGED and not acknowledged(l):
             rows.setdefault(_key(l), []).append(l)
     return rows
 
@@ -631,7 +625,7 @@ def _carried(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
                 renamed.setdefault(key[1:3], []).append(prev)
     carried: dict[_Key, LinkResult] = {}
     for link in links:
-        if link.status not in FLAGGED or _acknowledged(link):
+        if link.status not in FLAGGED or acknowledged(link):
             continue
         key = _key(link)
         if key in carried:
@@ -1027,7 +1021,7 @@ def _stale_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> 
 def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
     entries, copies = _entries(l for l in citations if l.expired_mark)
     for key, link in entries.items():
-        if link.status not in _MARKED_DEAD:
+        if link.status not in MARKED_DEAD:
             continue
         fix_url, fix_label = _fix(link)
         said = wording.describe(link.reason, url=link.url, http_status=link.http_status)
