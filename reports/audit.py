@@ -528,7 +528,7 @@ def _watched_keys(previous: Sequence[LinkResult] | None, listed_now: dt.datetime
         return set()
     return {key for key, prev in _flagged_keys(previous).items()
             if prev.status == LinkStatus.ERROR
-            and not _confirmed(prev, states.get(prev.url), listed_now, confirm_after)}
+            and not problem_confirmed(prev, listed_now, confirm_after, states.get(prev.url))}
 
 
 def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[str],
@@ -675,7 +675,7 @@ def _problem(
     if since is None and new:
         since = now  # never checked (a malformed address): first seen in this report
     weeks = max(0, (now - since).days // 7) if since else 0
-    confirmed = _confirmed(link, state, now, confirm_after)
+    confirmed = problem_confirmed(link, now, confirm_after, state)
     fix_url, fix_label = _fix(link)
     words = wording.describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind)
     if link.flapping and link.reason != "flapping":
@@ -704,12 +704,6 @@ def _problem(
 def _utc(when: dt.datetime) -> dt.datetime:
     """Naive datetimes are UTC (as in `classify.is_confirmed`): comparable."""
     return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
-
-
-def _confirmed(link: LinkResult, state: UrlState | None, now: dt.datetime,
-               confirm_after: dt.timedelta) -> bool:
-    """`monitor.wording.problem_confirmed`: the listing judges it alike."""
-    return problem_confirmed(link, now, confirm_after, state)
 
 
 def _fix(link: LinkResult) -> tuple[str | None, str]:
