@@ -257,11 +257,12 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     with contextlib.ExitStack() as stack:
         spools: dict[tuple[str, LinkStatus], TextIO] = {}
         page: str | None = None
-        # (group, status, section, title, URL) -> [the page's first such link, times, the others' lines]
+        # (group, status, section, title, URL) -> [the page's first such link, times, the others'
+        # lines, whether it is confirmed]
         held: dict[tuple[str, LinkStatus, str, str, str], list[Any]] = {}
 
         def flush() -> None:
-            for (group, status, *_), (first, times, more_lines) in held.items():
+            for (group, status, *_), (first, times, more_lines, confirmed) in held.items():
                 spool = spools.get((group, status))
                 if spool is None:
                     spool = spools[group, status] = stack.enter_context(
@@ -269,7 +270,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 # Under NEEDS FIXING a failure may still be a first one: the
                 # report says "suspected"; WATCHING's heading says it already.
                 suspected = (group != WATCHING and status.is_failing and status != LinkStatus.BLOCKED
-                             and not problem_confirmed(first, at, confirm_after))
+                             and not confirmed)
                 spool.write(_block(first, names.get(first.page, first.page), times=times,
                                    more_lines=more_lines, suspected=suspected))
             held.clear()
@@ -287,8 +288,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             if link.page != page:
                 flush()
                 page = link.page
-            group = attention(link.status, link.reason,
-                              confirmed=problem_confirmed(link, at, confirm_after))
+            confirmed = problem_confirmed(link, at, confirm_after)
+            group = attention(link.status, link.reason, confirmed=confirmed)
             counted = listed.setdefault((group, link.status), [0, set()])
             counted[0] += 1
             counted[1].add(link.url)
@@ -296,7 +297,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
             key = (group, link.status, link.section, link.entry_title or link.text, link.url)
             same = held.get(key)
             if same is None:
-                held[key] = [link, 1, []]
+                held[key] = [link, 1, [], confirmed]
             else:
                 same[1] += 1
                 if link.line is not None:
