@@ -446,23 +446,29 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     if not urlsplit(url).scheme:
         raise UsageFailure(f"URL: not an absolute URL, give it whole with http:// or https://: {url!r}")
     settings = load_existing(config_path)
+    found, sightings, known = None, [], []
     with Store.open(settings.database.path) as store:
         entries = store.history(url)
         state = store.url_state(url)
+        if not entries and state is None:
+            # Listed by the pages but never requested (malformed, mailto:,
+            # excluded): where it sits and why; else the spellings it was
+            # checked under (with or without the slash, www., https).
+            found = store.unrequested_sightings(url)
+            if found is not None and fmt != "json":
+                sightings = _sighting_lines(store, url, *found)
+            elif found is None:
+                known = [u for u in url_spellings(url) if store.url_state(u) is not None]
     if fmt == "json":
         data: dict[str, Any] = {"url": url, "observations": history_dicts(entries)}
-        if not entries and state is None:
-            with Store.open(settings.database.path) as store:
-                found = store.unrequested_sightings(url)
-            if found is not None:  # listed by the pages, never requested: where, and why
-                data["never_requested"] = sighting_dict(*found)
+        if found is not None:
+            data["never_requested"] = sighting_dict(*found)
         click.echo(json.dumps(data, indent=1))
         return
     if not entries and state is None:
-        if _say_unrequested(settings, url):
+        if found is not None:
+            click.echo("\n".join(sightings))
             return
-        with Store.open(settings.database.path) as store:
-            known = [u for u in url_spellings(url) if store.url_state(u) is not None]
         click.echo(f"{url}: never checked under this exact address" if known else
                    f"{url}: never checked (not found in {settings.database.path})")
         for other in known[:3]:
@@ -497,23 +503,15 @@ def _notice_words(notice: str) -> str:
             + (f"; {advice}" if advice else ""))
 
 
-def _say_unrequested(settings: Settings, url: str) -> bool:
+def _sighting_lines(store: Any, url: str, citations: Sequence[Any], latest: int, since_run: int) -> list[str]:
     """`monitor history` of a link the pages list that is never requested (a
-    malformed `http://`, a mailto:): say so and where it sits, and return
-    True; False when the database has no such link."""
+    malformed `http://`, a mailto:): that it is, and where it sits, by the
+    names of the pages in the latest run listing it."""
     from monitor.output import sighting_lines
-    from monitor.store import Store
 
-    with Store.open(settings.database.path) as store:
-        found = store.unrequested_sightings(url)
-        if found is None:
-            return False
-        citations, latest, since_run = found
-        names = {p.url: p.name or p.title for p in store.run_pages(latest)}
-        first = store.get_run(since_run)
-    for line in sighting_lines(url, citations, names, since_run, first.started_at if first else None):
-        click.echo(line)
-    return True
+    names = {p.url: p.name or p.title for p in store.run_pages(latest)}
+    first = store.get_run(since_run)
+    return sighting_lines(url, citations, names, since_run, first.started_at if first else None)
 
 
 def state_line(state: Any) -> str:
