@@ -46,6 +46,12 @@ def toml_string(text: str) -> str:
     return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
+def toml_pages(settings: Settings) -> str:
+    """The [[pages]] tables of the demo's configuration files."""
+    return "".join(f"[[pages]]\nurl = {toml_string(p.url)}\nname = {toml_string(p.name)}\n\n"
+                   for p in settings.pages)
+
+
 def write_config(settings: Settings, workdir: Path) -> Path:
     """A config naming the demo's database and reports, for `history` and `report` afterwards.
 
@@ -53,8 +59,7 @@ def write_config(settings: Settings, workdir: Path) -> Path:
     only report errors; the file says so, and refuses every connection: the
     demo's names are real sites', and an offline demo never reaches them.
     """
-    pages = "".join(f"[[pages]]\nurl = {toml_string(p.url)}\nname = {toml_string(p.name)}\n\n"
-                    for p in settings.pages)
+    pages = toml_pages(settings)
     text = (
         "# Written by `monitor demo`: use it to look at the demo's results, e.g.\n"
         "#   monitor history https://pubmed.ncbi.nlm.nih.gov/31197643/ --config monitor-demo/demo.toml\n"

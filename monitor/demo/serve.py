@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.config import Settings, load_settings
-from monitor.demo.run import DemoResult, demo_session, toml_string
+from monitor.demo.run import DemoResult, demo_session, toml_pages, toml_string
 
 __all__ = ["LIVE_CONFIG", "Live", "serve_demo", "toml_string", "write_live_config"]
 
@@ -65,8 +65,7 @@ def write_live_config(settings: Settings, workdir: Path) -> Path:
     allow = checker.allow_private_networks
     allow_text = str(allow).lower() if isinstance(allow, bool) else _strings(allow)
     path = (workdir / LIVE_CONFIG).absolute()
-    pages = "".join(f"[[pages]]\nurl = {toml_string(p.url)}\nname = {toml_string(p.name)}\n\n"
-                    for p in settings.pages)
+    pages = toml_pages(settings)
     connect = "".join(f"{toml_string(k)} = {toml_string(v)}\n" for k, v in checker.connect_to)
     text = (
         f"# Written by `monitor demo --serve` (process {os.getpid()}) for the commands it prints.\n"
