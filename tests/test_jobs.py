@@ -13,6 +13,7 @@ import json
 import re
 import sqlite3
 import ssl
+import sys
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -25,7 +26,9 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 from monitor.config import EmailSettings, load_settings
 from monitor.crawl import run_audit
-from monitor.demo.run import MailSink, demo_settings
+from monitor.demo.run import MailSink, _require_loopback, demo_settings
+from monitor.errors import MonitorError
+from monitor.types import PageRecord
 from monitor.demo.site import SimulatedSite
 from monitor.jobs import report_job
 from simkit import run_monitor, site_config
@@ -213,6 +216,46 @@ async def test_starttls_with_a_private_ca_and_the_password_from_the_environment(
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_the_demo_without_loopback_fails_saying_why(tmp_path: Path) -> None:
+    """A machine whose loopback is down (a container without `lo` up: a
+    fresh network namespace, made here with `unshare -n`) cannot run the
+    demo: it exits 1 with one line saying loopback is the cause, instead of
+    exit 0 after "No page could be fetched" and an empty summary."""
+    proc = await asyncio.create_subprocess_exec(
+        "unshare", "-n", sys.executable, "-m", "monitor", "demo", "--dir", str(tmp_path / "demo"),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out_b, err_b = await asyncio.wait_for(proc.communicate(), timeout=120)
+    out, err = out_b.decode(), err_b.decode()
+    if err.startswith("unshare:"):  # not root, or namespaces disabled: unshare itself failed
+        pytest.skip(f"cannot make a network namespace here: {err.strip()}")
+    assert proc.returncode == 1, (out, err)
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("monitor: the demo could not reach its own simulated site on loopback"), err
+    assert "Is the loopback interface (127.0.0.1) up" in last and "Traceback" not in err
+    assert "Next:" not in out and "distinct URLs" not in out
+
+
+@pytest.mark.parametrize("statuses, received, expected", [
+    (["ok", "ok"], True, None),
+    (["error", "ok"], True, None),  # the demo's own failing pages: a result, not a broken machine
+    (["error", "error"], True, "could not reach its own simulated site"),
+    (["ok"], False, "could not be mailed to its own mail sink"),
+])
+def test_the_demo_refuses_to_report_success_when_its_servers_were_unreachable(
+        tmp_path: Path, statuses: list[str], received: bool, expected: str | None) -> None:
+    pages = [PageRecord(run_id=1, url=f"https://www.sclero.org/{i}.html", status=status,
+                        error="the server could not be reached (Network is unreachable)" if status == "error" else "")
+             for i, status in enumerate(statuses)]
+    sink = MailSink(tmp_path)
+    if received:
+        sink.received.append(tmp_path / "message-1.eml")
+    if expected is None:
+        _require_loopback(pages, sink)
+    else:
+        with pytest.raises(MonitorError, match=expected):
+            _require_loopback(pages, sink)
 
 
 async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:

@@ -31,7 +31,8 @@ from monitor.config import (
     Settings,
 )
 from monitor.demo.site import SimulatedSite, SimulatedSiteServer
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, MonitorError
+from monitor.types import PageRecord
 
 DEMO_TIMEOUT = 2.0
 """Short, so the simulated hanging server costs the demo seconds, not minutes."""
@@ -200,6 +201,22 @@ class Running:
     settings: Settings
 
 
+def _require_loopback(pages: list[PageRecord], sink: MailSink) -> None:
+    """Fail when the demo could not reach its own servers: its report
+    would say "nothing was checked" and the command exit 0, which reads as
+    a working product on a machine where loopback itself is broken (a
+    container without `lo` up, a firewall on 127.0.0.1)."""
+    failed = [p for p in pages if p.status == "error"]
+    if pages and len(failed) == len(pages):
+        raise MonitorError(
+            f"the demo could not reach its own simulated site on loopback ({failed[0].url}): "
+            f"{failed[0].error}. Is the loopback interface (127.0.0.1) up on this machine?")
+    if not sink.received:
+        raise MonitorError(
+            f"the demo's report could not be mailed to its own mail sink on 127.0.0.1:{sink.port}; "
+            "it is kept in the database's outbox. Is the loopback interface (127.0.0.1) up on this machine?")
+
+
 async def run_demo(workdir: Path, progress: Any = None) -> DemoResult:
     async with demo_session(workdir, progress) as (result, _):
         return result
@@ -230,6 +247,8 @@ async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tup
         assert audit is not None  # a fresh database has no half-done job to finish
         with Store.open(settings.database.path) as store:
             links = store.run_links(audit.run.id)
+            pages = store.run_pages(audit.run.id)
+        _require_loopback(pages, sink)
         mismatches = [
             f"{link.url}: got {link.status.value}/{link.reason}, expected {'/'.join(site.truth[link.url])}"
             for link in links
