@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import click
 
 from monitor.config import Settings, load_settings
+from monitor.paths import misplaced
 from monitor.errors import ConfigError, MonitorError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,8 +157,10 @@ def require_report_dir(settings: Settings, out: Path | None = None) -> None:
     if out is not None:
         if problem := dir_problem(out):
             raise UsageFailure(f"--out: {problem}")
-    elif problem := dir_problem(Path(settings.report.dir)):
-        raise ConfigError(f"{settings.source}: report.dir: {problem}")
+    else:
+        refuse_misplaced_reports(settings)
+        if problem := dir_problem(Path(settings.report.dir)):
+            raise ConfigError(f"{settings.source}: report.dir: {problem}")
 
 
 def load_existing(config_path: Path) -> Settings:
@@ -177,33 +180,9 @@ def load_existing(config_path: Path) -> Settings:
 
 
 def misplaced_database(db: str, config_path: Path, cwd: Path | None = None) -> str | None:
-    """Why a relative `database.path` that finds no file from the working
-    directory most likely means "run from elsewhere", or None.
-
-    Relative paths are read from the working directory (installs depend on
-    it). Run from another folder, a command found no database and made a
-    new, empty one (every problem "new" again), or told the user to make
-    one with `check`/`run`, which does the same. When a file exists where
-    the config's folder would put it (or beside the config, under the same
-    name), say where it was looked for, where it is, and the two ways out."""
-    path = Path(db)
-    if path.is_absolute():
-        return None
-    cwd = Path(os.path.normpath((cwd or Path.cwd()).absolute()))
-    looked = cwd / path
-    if looked.exists():
-        return None
-    folder = Path(os.path.normpath(cwd / config_path)).parent
-    found = next((c for c in (folder / path, folder / path.name) if c.is_file() and c != looked), None)
-    if found is None:
-        return None
-    parts = len(path.parts)
-    run_from = (found.parents[parts - 1] if found.parts[-parts:] == path.parts else None)
-    way = (f"run the command from {run_from}, or make database.path absolute "
-           f"(\"{found}\")" if run_from is not None
-           else f"make database.path absolute (\"{found}\") to use it")
-    return (f"{config_path}: database.path \"{db}\" is read from the working directory: no database "
-            f"at {looked}, but there is one at {found}: {way}")
+    """The database a relative `database.path` most likely meant (`misplaced`)."""
+    said = misplaced("database.path", db, config_path, what="database", cwd=cwd)
+    return f"{config_path}: database.path {said}" if said else None
 
 
 def refuse_misplaced_database(settings: Settings, config_path: Path) -> None:
@@ -211,6 +190,15 @@ def refuse_misplaced_database(settings: Settings, config_path: Path) -> None:
     is opened or made, when `misplaced_database` finds the likely one."""
     if problem := misplaced_database(settings.database.path, config_path):
         raise UsageFailure(problem)
+
+
+def refuse_misplaced_reports(settings: Settings) -> None:
+    """Exit 2 before a report is written into a second, new folder of
+    reports while the one beside the config holds the earlier weeks (its
+    index of reports would start again from this week)."""
+    source = Path(settings.source)
+    if said := misplaced("report.dir", settings.report.dir, source, what="folder of reports", folder=True):
+        raise UsageFailure(f"{source}: report.dir {said}")
 
 
 def setup_logging(verbose: bool, debug: bool) -> None:

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from monitor.errors import ConfigError
+from monitor.paths import misplaced
 
 DEFAULT_USER_AGENT = (
     "citation-monitor/0.1 (link-rot audit for the site's editors; "
@@ -440,7 +441,7 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
         ca_file=r.get("ca_file", str, ""),
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
-        r.fail("checker.ca_file", f"no such file: {settings.ca_file}")
+        r.fail("checker.ca_file", _no_such_file("checker.ca_file", settings.ca_file, source))
     if not settings.user_agent.strip() or "\n" in settings.user_agent or "\r" in settings.user_agent:
         r.fail("checker.user_agent", "must be one non-empty line")
     r.finish()
@@ -576,7 +577,7 @@ def _email(source: str, raw: Any) -> EmailSettings:
         allow_plain_login=r.get("allow_plain_login", bool, d.allow_plain_login),
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
-        r.fail("email.ca_file", f"no such file: {settings.ca_file}")
+        r.fail("email.ca_file", _no_such_file("email.ca_file", settings.ca_file, source))
     if problem := _email_problem(settings.sender):
         r.fail("email.sender", problem)
     if settings.enabled and not settings.recipients:
@@ -635,6 +636,12 @@ def parse_settings(data: dict[str, Any], source: str) -> Settings:
         server=_server(source, sections.get("server", {})),
         source=source,
     )
+
+
+def _no_such_file(key: str, written: str, source: str) -> str:
+    """A missing file, and the one beside the config a relative path most
+    likely meant (run from another folder: `monitor.paths.misplaced`)."""
+    return misplaced(key, written, Path(source)) or f"no such file: {written}"
 
 
 def load_settings(path: str | Path) -> Settings:

@@ -314,6 +314,54 @@ def test_misplaced_database_looks_beside_the_config_only(
         assert "run the command from" not in said
     assert misplaced_database(str(tmp_path / "site/conf/nope.db"), Path(config), cwd=tmp_path) is None
 
+@pytest.mark.parametrize("args", [("report",), ("run",)])
+def test_a_relative_report_dir_found_beside_the_config_is_named_not_remade(
+        tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Run from another folder, `report.dir = "reports"` wrote this week's
+    report into a second, new folder: its index of reports started again
+    and the earlier weeks were out of the webmaster's sight."""
+    conf, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    (conf / "reports").mkdir(parents=True)
+    (conf / "reports" / "index.html").write_text("earlier weeks", encoding="utf-8")
+    elsewhere.mkdir()
+    path = conf / "monitor.toml"
+    path.write_text(PAGE + f'[database]\npath = "{conf / "m.db"}"\n[report]\ndir = "reports"\n'
+                    '[email]\nenabled = false\n', encoding="utf-8")
+    code, _, err = monitor(conf, "check", "--config", str(path))  # from the right folder: fine
+    assert code == 0, err
+    code, out, err = monitor(elsewhere, *args, "--config", str(path))
+    assert code == 2, out + err
+    line = one_line(err)
+    assert line.startswith(f"monitor: {path}: report.dir \"reports\" is read from the working directory"), line
+    assert f"no folder of reports at {elsewhere / 'reports'}, but there is one at {conf / 'reports'}" in line
+    assert f"run the command from {conf}, or make report.dir absolute" in line
+    assert list(elsewhere.iterdir()) == []  # no second folder of reports
+    code, _, err = monitor(conf, "report", "--config", str(path))
+    assert code == 0 and (conf / "reports" / "index.html").read_text(encoding="utf-8") != "earlier weeks", err
+
+
+@pytest.mark.parametrize("section", ["checker", "email"])
+def test_a_relative_ca_file_beside_the_config_is_named(tmp_path: Path, section: str) -> None:
+    """Was: "checker.ca_file: no such file: ca.pem", though it sat beside the config."""
+    conf, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    conf.mkdir()
+    elsewhere.mkdir()
+    (conf / "ca.pem").write_text("not read here", encoding="utf-8")
+    path = conf / "monitor.toml"
+    text = PAGE if section == "checker" else PAGE.replace("[checker]", '[email]\nca_file = "ca.pem"\n[checker]')
+    if section == "checker":
+        text += 'ca_file = "ca.pem"\n'
+    path.write_text(text, encoding="utf-8")
+    code, _, err = monitor(elsewhere, "check", "--config", str(path))
+    assert code == 2, err
+    line = one_line(err)
+    assert f"{section}.ca_file: \"ca.pem\" is read from the working directory: no file at {elsewhere / 'ca.pem'}, " \
+           f"but there is one at {conf / 'ca.pem'}: run the command from {conf}, or make {section}.ca_file absolute" in line
+    (conf / "ca.pem").unlink()
+    code, _, err = monitor(elsewhere, "check", "--config", str(path))
+    assert code == 2 and f"{section}.ca_file: no such file: ca.pem" in one_line(err)
+
+
 # -- what the terminal says after an audit ------------------------------------------
 
 
