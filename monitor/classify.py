@@ -350,8 +350,22 @@ def titles_match(cited: str, seen: str) -> float:
     is discounted: it proves little. (A character-level difflib ratio was
     tried and rejected: it scored two different rituximab papers 0.67.)
     """
-    cited_text, seen_text = _without_shared_segments(
-        _EXPIRED_MARK.sub("", _clean(cited)), _clean(seen))
+    cited_text, seen_text = _EXPIRED_MARK.sub("", _clean(cited)), _clean(seen)
+    if cited_text == seen_text:
+        return _self_score(cited_text)  # most links: ~30 us less than the general case
+    return _best_score(cited_text, seen_text)
+
+
+def _self_score(title: str) -> float:
+    """`_best_score(title, title)`, without the work: each variant of a title
+    holds a part of its words, so the whole title scores best, and it covers
+    itself entirely."""
+    return round(min(1.0, len(_title_tokens(title)[0]) / MIN_SPECIFIC_TOKENS), 4)
+
+
+def _best_score(cited_text: str, seen_text: str) -> float:
+    """The score of two cleaned titles, at best over the seen one's variants."""
+    cited_text, seen_text = _without_shared_segments(cited_text, seen_text)
     a, a_cut = _title_tokens(cited_text)
     if not a:
         return 0.0

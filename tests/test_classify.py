@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from monitor import classify as classify_module
 from monitor import quirks
 from monitor.classify import (
     CONFIRM_AFTER,
@@ -673,6 +674,21 @@ def test_titles_match_is_a_bounded_score(cited: str, seen: str) -> None:
 def test_a_title_matches_itself_with_any_site_suffix(title: str) -> None:
     for suffix in (" - PubMed", " | Oxford Academic", " - ScienceDirect", ""):
         assert titles_match(title, title + suffix) == 1.0
+
+
+_TITLE_PIECES = st.sampled_from([
+    "Rituximab", "rituximab", "in", "the", "systemic", "sclerosis", "tumour", "tumor", "trials",
+    "Sjögren's", "a", "b", "3", "|", "-", " - ", " | ", ":", "...", "\u2026", " · ", "PubMed",
+    "Oxford Academic", "(Expired Article)", "&amp;", "Home", "x",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_TITLE_PIECES, max_size=14).map(" ".join))
+def test_a_title_seen_as_cited_scores_as_the_general_case(title: str) -> None:
+    """The shortcut for a page showing the cited title is exact."""
+    text = classify_module._clean(title)
+    assert classify_module._self_score(text) == classify_module._best_score(text, text)
 
 
 @settings(max_examples=200, deadline=None)
