@@ -643,6 +643,7 @@ class _Seen:
     score: float | None
     present: bool
     specific: bool
+    """A seen title could name one item; left False when `present` (no rule asks then)."""
     text: str
     title_text: str
 
@@ -689,12 +690,14 @@ def _evidence(obs: Observation, cited: str, probe: Observation | None,
     titles = tuple(dict.fromkeys(t for t in (obs.meta_title, obs.title) if t and t.strip()))
     cited_long = len(_tokens(_EXPIRED_MARK.sub("", _clean(cited)))) >= MIN_CITED_TOKENS
     score = max((titles_match(cited, t) for t in titles), default=0.0) if cited_long and titles else None
+    present = score is not None and score >= PRESENT_THRESHOLD
     return _Seen(
         obs=obs, cited=cited, probe=probe, previous=previous, final=final,
-        redirected=bool(obs.redirects) or not _same_page(final, obs.url),
-        titles=titles, cited_long=cited_long, score=score,
-        present=score is not None and score >= PRESENT_THRESHOLD,
-        specific=any(is_specific_title(t) for t in titles),
+        # Without a hop the checker gives the URL itself as the final one.
+        redirected=bool(obs.redirects) or final != obs.url and not _same_page(final, obs.url),
+        titles=titles, cited_long=cited_long, score=score, present=present,
+        # Asked only of a page not showing the cited item (strong_ok, weak_ok).
+        specific=not present and any(is_specific_title(t) for t in titles),
         text=_lower_text(obs.text),
         title_text=" ".join(_lower_text(t) for t in titles),
     )
@@ -1002,12 +1005,12 @@ def _rule_soft404_probe(s: _Seen) -> Verdict | None:
 
 
 def _rule_drift(s: _Seen) -> Verdict | None:
+    if s.cited_long and (s.score is None or s.score >= DRIFT_THRESHOLD):
+        return None  # the cited item is there: no need to weigh the titles
     evidence = [t for t in s.titles if is_specific_title(t)]
     if not evidence:
         return None
     if s.cited_long:
-        if s.score is None or s.score >= DRIFT_THRESHOLD:
-            return None
         return _verdict(s, LinkStatus.DRIFTED, "title_mismatch",
                         f"The page's title is now {_q(evidence[0])}, not the cited {_q(s.cited)}.")
     baseline = s.previous.last_ok_title if s.previous else ""
