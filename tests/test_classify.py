@@ -691,6 +691,21 @@ def test_a_title_seen_as_cited_scores_as_the_general_case(title: str) -> None:
     assert classify_module._self_score(text) == classify_module._best_score(text, text)
 
 
+_TEXT = st.text(st.sampled_from(" \t\n\x0b\x1cab-`'"), max_size=30) | st.text(
+    st.characters(codec="utf-8") | st.sampled_from(
+        " \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000`\u2019\u2014\ufb01\u00bd"), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_TEXT)
+def test_text_normalisation_is_the_regex_and_nfkc_it_replaces(text: str) -> None:
+    import re
+    import unicodedata
+    assert classify_module._one_space(text) == re.sub(r"\s+", " ", text)
+    assert classify_module._unified(text) == unicodedata.normalize("NFKC", text).translate(
+        classify_module._DASHES).translate(classify_module._QUOTES)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     status=st.one_of(st.none(), st.integers(100, 999)),
