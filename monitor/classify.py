@@ -213,9 +213,12 @@ def _stem(token: str) -> str:
     return token
 
 
-def _tokens(text: str) -> list[str]:
-    """Content words of cleaned text, lightly stemmed, in order."""
-    return [_stem(t) for t in _TOKEN.findall(_fold(text)) if t not in _STOPWORDS]
+@functools.lru_cache(maxsize=256)
+def _tokens(text: str) -> tuple[str, ...]:
+    """Content words of cleaned text, lightly stemmed, in order.
+
+    Cached: the cited title's are counted, then scored, for each link."""
+    return tuple(_stem(t) for t in _TOKEN.findall(_fold(text)) if t not in _STOPWORDS)
 
 
 def _segments(title: str) -> list[str]:
@@ -271,13 +274,14 @@ def _title_tokens(text: str) -> tuple[frozenset[str], frozenset[str]]:
     words: set[str] = set()
     cut: set[str] = set()
     folded = _fold(text)
+    ellipsis = "..." in folded or "\u2026" in folded
     for m in _TOKEN.finditer(folded):
         raw = m.group(0)
         if raw in _STOPWORDS:
             continue
         token = _stem(raw)
         words.add(token)
-        if _CUT.match(folded, m.end()):
+        if ellipsis and _CUT.match(folded, m.end()):
             cut.add(token)
     return frozenset(words), frozenset(cut)
 
@@ -379,7 +383,7 @@ def _self_score(title: str) -> float:
     """`_best_score(title, title)`, without the work: each variant of a title
     holds a part of its words, so the whole title scores best, and it covers
     itself entirely."""
-    return round(min(1.0, len(_title_tokens(title)[0]) / MIN_SPECIFIC_TOKENS), 4)
+    return round(min(1.0, len(set(_tokens(title))) / MIN_SPECIFIC_TOKENS), 4)
 
 
 def _best_score(cited_text: str, seen_text: str) -> float:
