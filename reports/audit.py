@@ -1121,24 +1121,14 @@ def _old(citations: Sequence[LinkResult], today: dt.date, years: int,
                          more_lines=copies.get(key, ()))
 
 
-# A watched page answering 404 was more often moved, renamed or mistyped in
-# the configuration than deleted: "the page is gone" sent the reader the wrong way.
-_WATCHED_404 = ("the page is not at this address (HTTP 404): it was moved or renamed, "
-                "or its address in the monitor's configuration is mistyped")
-
-
 def _page_errors(pages: Sequence[PageRecord], titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    """A watched page is the site's own page: "the site removed this page",
+    not "the publisher removed this article"; said as the banner says it
+    (`wording.page_failure`), one rule for both."""
     for page in pages:
         if page.status != "error":
             continue
-        # A watched page is the site's own page: "the site removed this
-        # page", not "the publisher removed this article".
-        cause = (_WATCHED_404 if page.http_status == 404
-                 else _lower(wording.describe(f"http_{page.http_status}", kind=LinkKind.NAVIGATION))
-                 if page.http_status
-                 else _lower(wording.describe(page.error, kind=LinkKind.NAVIGATION))
-                 if page.error in wording.REASONS
-                 else page.error or "no answer")
+        cause = wording.page_failure(page.http_status, page.error)
         yield ContentIssue("page_error", page.url, titles.get(page.url, page.url), "",
                            f"The page could not be fetched: {cause}. Its links were not checked.",
                            url=page.url, pages=(page.url,))

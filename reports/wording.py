@@ -10,6 +10,7 @@ Pure: no I/O, no dates from the clock.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import urlsplit
 
 from monitor.types import LinkKind, LinkStatus
@@ -67,11 +68,43 @@ def page_failure(http_status: int | None, error: str) -> str:
     which is already plain."""
     if http_status == 404:
         return WATCHED_404
+    if http_status and http_status < 400 and error:
+        # The site answered (200): what is wrong is the answer, which the
+        # error says ("not a web page (image/gif)"); from the status alone
+        # it read "an unexpected HTTP status (200)", a server fault.
+        return _answered_but(error)
     if http_status:
         return _lower_first(describe(f"http_{http_status}", kind=LinkKind.NAVIGATION))
     if error in REASONS:
         return _lower_first(describe(error, kind=LinkKind.NAVIGATION))
     return " ".join(error.split()) or "no answer"
+
+
+_NOT_A_PAGE = re.compile(r"^not a web page \((?P<media>[^()]*)\)$")
+
+_MEDIA_WORDS = (
+    ("image/", "an image"),
+    ("application/pdf", "a PDF document"),
+    ("video/", "a video"),
+    ("audio/", "a sound file"),
+    ("font/", "a font"),
+    ("application/zip", "an archive"),
+)
+"""A media type's name in words, by prefix; anything else is "a file"."""
+
+
+def _answered_but(error: str) -> str:
+    """Why a page that answered 200 could not be read: most often the
+    configured address is a file (an image, a PDF), not a page, which is a
+    mistake in the configuration the webmaster can fix."""
+    said = " ".join(error.split())
+    match = _NOT_A_PAGE.match(said)
+    if not match:
+        return said
+    media = match.group("media")
+    what = next((words for prefix, words in _MEDIA_WORDS if media.startswith(prefix)), "a file")
+    return (f"the address is not a web page but {what} ({media}), which has no links to check: "
+            "watch a page that links to it instead (its url in the monitor's configuration)")
 
 
 PAGE_NOT_RECHECKED = ("Not checked again this week: the page could not be fetched (see why at the "

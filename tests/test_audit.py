@@ -761,6 +761,27 @@ def test_a_watched_page_not_found_may_be_moved_or_mistyped() -> None:
                            "mistyped. Its links were not checked.")
 
 
+@pytest.mark.parametrize(("error", "said"), [
+    ("not a web page (image/gif)", "not a web page but an image (image/gif)"),
+    ("not a web page (application/pdf)", "not a web page but a PDF document (application/pdf)"),
+    ("not a web page (application/octet-stream)", "not a web page but a file (application/octet-stream)"),
+    ("page larger than 20 MB", "page larger than 20 MB"),
+])
+def test_a_watched_address_that_answers_200_but_is_no_page_says_what_it_is(error: str, said: str) -> None:
+    """Walkthrough 9, finding 3: a [[pages]] url of an image answered 200 and
+    was said as "an unexpected HTTP status (200)" in the banner and both mail
+    parts, where the terminal says "not a web page (image/gif)"."""
+    record = page(status="error", http_status=200, error=error, name="Logo (not html)")
+    assert said in wording.page_failure(200, error)
+    audit = audit_of([], pages=[record])
+    (issue,) = audit.content_audit.pages_failed
+    assert said in issue.words
+    html, text = render_html(audit), render_text(audit)
+    for part in (html, text, issue.words):
+        assert "unexpected" not in part and "(200)" not in part
+    assert said in text and "Logo (not html): " in text
+    assert said in html
+
 # -- duplicates: a copy-paste slip, not a cross-listing ----------------------------
 
 
