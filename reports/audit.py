@@ -46,6 +46,7 @@ __all__ = [
     "Counts",
     "Entry",
     "Fixed",
+    "GonePage",
     "OtherLinks",
     "PageGroup",
     "Problem",
@@ -194,6 +195,25 @@ class Fixed:
 
 
 @dataclass(frozen=True, slots=True)
+class GonePage:
+    """A page of the previous report with open problems that this run did
+    not audit at all (taken out of the configuration, no longer reached by a
+    crawl): its problems are neither fixed nor still open here, and without
+    a word they vanished from the counts (walkthrough 9, finding 5)."""
+
+    url: str
+    title: str
+    open: int
+    """The previous report's problems on it (needs fixing, needs a person)."""
+    watching: int = 0
+    """The links the previous report only watched on it (not in `open`)."""
+    why: str = ""
+    """Why it was not audited, as far as the configuration tells:
+    "no longer in the configuration"."""
+    owner: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ContentIssue:
     """Something about a page's entries rather than a link's target."""
 
@@ -330,6 +350,13 @@ class Counts:
     pages: int = 0
     pages_failed: int = 0
     content: int = 0
+    no_longer_checked: int = 0
+    """Problems of the previous report whose link is not checked any more
+    (excluded since): not fixed, not open (`Audit.no_longer_checked`)."""
+    no_longer_audited: int = 0
+    """Problems of the previous report on pages this run did not audit
+    (`Audit.no_longer_audited`): with `still`, `fixed` and
+    `no_longer_checked`, the previous report's open problems, reconciled."""
 
     @property
     def open(self) -> int:
@@ -359,6 +386,13 @@ class Audit:
     """Links the previous report only watched (a first timeout or 5xx, never
     listed as a problem) that answer again: no editor fixed them, so they are
     not "fixed since the last report" (nor counted so); kept for the data."""
+    no_longer_checked: tuple[Fixed, ...] = ()
+    """The previous report's problems whose link is not checked any more
+    (excluded by the configuration since): nobody changed the entry, so
+    they are not "fixed" (nor counted so); said in one quiet line."""
+    no_longer_audited: tuple[GonePage, ...] = ()
+    """The pages of the previous report's problems that this run did not
+    audit (none for a run of some pages, `check --page`, which says so)."""
 
     @property
     def date(self) -> dt.date:
@@ -411,6 +445,8 @@ def build_audit(
     earlier_run: RunInfo | None = None,
     first_listed: Mapping[tuple[str, str], tuple[dt.datetime, bool]] | None = None,
     previous_states: Mapping[str, UrlState] | None = None,
+    configured: Collection[str] | None = None,
+    crawls: bool = False,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -442,6 +478,11 @@ def build_audit(
     A link the previous report only watched (a first timeout or 5xx) was
     never listed to the editor as a problem: confirmed now, it is new; if it
     answers again, it cleared by itself (`Audit.cleared_by_itself`), no fix.
+    A link now excluded by the configuration is no fix either
+    (`Audit.no_longer_checked`); the rows of a page this run did not audit
+    at all are counted per page (`Audit.no_longer_audited`). `configured`
+    (the `[[pages]]` urls of the configuration now) and `crawls` (it has
+    `[[sites]]`) say why a page was not audited and what excluded a link.
     """
     unread = {p.url for p in pages if p.status == "error"}
     read_before = [(page, then) for page, then in last_read if page.url in unread]
@@ -475,9 +516,14 @@ def build_audit(
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
-    fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited)
+    fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited,
+                   crawls=crawls)
     cleared = [f for f in fixed if f.how == "works_again" and _key(f.link) in watched_before]
     fixed = [f for f in fixed if not (f.how == "works_again" and _key(f.link) in watched_before)]
+    unchecked = [f for f in fixed if f.how == "not_checked"]
+    fixed = [f for f in fixed if f.how != "not_checked"]
+    gone = () if run.partial else _no_longer_audited(
+        previous_links, pages, previous_pages, carried, watched_before, configured, crawls)
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles, read_before)
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
@@ -489,6 +535,8 @@ def build_audit(
         watching=_group(watching, order, page_titles, owners),
         fixed_since_last=tuple(fixed),
         cleared_by_itself=tuple(cleared),
+        no_longer_checked=tuple(unchecked),
+        no_longer_audited=gone,
         content_audit=content,
         everything_else=_others(others, order, page_titles),
         pages=tuple(pages),
@@ -497,6 +545,37 @@ def build_audit(
         previous_run=previous_run,
     )
     return replace(audit, counts=_count(audit))
+
+
+def _no_longer_audited(previous: Sequence[LinkResult] | None, pages: Sequence[PageRecord],
+                       previous_pages: Sequence[PageRecord] | None,
+                       carried: Mapping[_Key, LinkResult], watched_before: Collection[_Key],
+                       configured: Collection[str] | None, crawls: bool) -> tuple[GonePage, ...]:
+    """The pages whose rows of the previous report this run neither reads nor
+    carries over (`_carried` continues those of a page audited under a new
+    address): each with how many problems, and links only watched, it had.
+    `_fixed` leaves their rows out (it cannot tell), and so they vanished."""
+    audited = {p.url for p in pages}
+    continuing = {_key(prev) for prev in carried.values()}
+    tally: dict[str, list[int]] = {}
+    for key, prev in _flagged_keys(previous).items():
+        if prev.page in audited or key in continuing:
+            continue
+        tally.setdefault(prev.page, [0, 0])[key in watched_before] += 1
+    if not tally:
+        return ()
+    before = {p.url: p for p in previous_pages or ()}
+    order = list(dict.fromkeys([*before, *tally]))
+    gone = []
+    for url in order:
+        if url not in tally:
+            continue
+        record = before.get(url)
+        title = (record.name or record.title) if record is not None else ""
+        gone.append(GonePage(url=url, title=" ".join(title.split()) or url, open=tally[url][0],
+                             watching=tally[url][1], owner=record.owner if record is not None else "",
+                             why=wording.not_audited_why(url, configured, crawls=crawls)))
+    return tuple(gone)
 
 
 def _partition(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem], list[Problem]]:
@@ -795,7 +874,8 @@ def _others(links: Sequence[LinkResult], order: Mapping[str, int],
 def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
            pages: Sequence[PageRecord], titles: Mapping[str, str],
            carried: Mapping[_Key, LinkResult],
-           previous_cited: Collection[tuple[str, str, str]] | None = None) -> list[Fixed]:
+           previous_cited: Collection[tuple[str, str, str]] | None = None, *,
+           crawls: bool = False) -> list[Fixed]:
     """The previous report's problems (one per entry, section and URL) that are not problems any more.
 
     "Fixed" has three honest forms: the link works again (the site came
@@ -803,6 +883,8 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     is gone from the page. When the page could not be read this time we
     cannot tell, so the link is left out rather than claimed fixed.
     `carried` holds the rows that continue under another entry (retitled).
+    A link not checked now (excluded since) is returned too, as
+    "not_checked", for `build_audit` to set apart: it is no fix.
     """
     rows = _flagged_keys(previous)
     cited = {key[1] for key in rows}  # only these URLs can answer for a previous row
@@ -848,7 +930,8 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
         if current.status == LinkStatus.OK:
             fixed.append(Fixed(prev, "works_again", "The link works again", title, was=was))
         else:
-            fixed.append(Fixed(prev, "not_checked", "No longer checked (now excluded)",
+            fixed.append(Fixed(prev, "not_checked",
+                               wording.no_longer_checked_why(current.reason, crawls=crawls),
                                title, was=was))
     rows = _report_rows(previous) if fixed else {}
     return [replace(f, more_lines=_other_lines(rows[_key(f.link)])) if _key(f.link) in rows else f
@@ -1188,6 +1271,8 @@ def _count(audit: Audit) -> Counts:
         # A page that could not be fetched is said in the warning at the top,
         # not counted as a note about the entries (the tile, JSON, subject).
         content=audit.content_audit.total - len(audit.content_audit.pages_failed),
+        no_longer_checked=len(audit.no_longer_checked),
+        no_longer_audited=sum(g.open for g in audit.no_longer_audited),
     )
 
 
@@ -1206,6 +1291,8 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
         watching=tuple(g for g in audit.watching if g.url in wanted),
         fixed_since_last=tuple(f for f in audit.fixed_since_last if f.link.page in wanted),
         cleared_by_itself=tuple(f for f in audit.cleared_by_itself if f.link.page in wanted),
+        no_longer_checked=tuple(f for f in audit.no_longer_checked if f.link.page in wanted),
+        no_longer_audited=tuple(g for g in audit.no_longer_audited if g.url in wanted),
         content_audit=content,
         everything_else=tuple(o for o in audit.everything_else if o.url in wanted),
         pages=tuple(p for p in audit.pages if p.url in wanted),

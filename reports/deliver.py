@@ -177,6 +177,8 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         previous_states=previous_states,
         states=states,
         now=now, settings=report, site_name=site, previous_run=previous,
+        configured=[p.url for p in getattr(settings, "pages", ())],
+        crawls=bool(getattr(settings, "sites", ())),
     )
 
 

@@ -363,6 +363,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "headline_html": _headline_html(audit),
         "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
+        "no_longer_lines": no_longer_lines(audit),
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,
     }
@@ -515,6 +516,15 @@ def _fold(html: str) -> str:
     return "\n".join(lines)
 
 
+def no_longer_lines(audit: Audit) -> list[str]:
+    """The quiet lines under the counts about the previous report's problems
+    this one no longer follows: the pages not audited, then the links now
+    excluded. With them the counts reconcile with the previous report's
+    (its open = still open + fixed + these), and nothing vanishes unsaid."""
+    return ([wording.no_longer_audited_line(g) for g in audit.no_longer_audited]
+            + wording.no_longer_checked_lines(audit.no_longer_checked))
+
+
 def count_phrase(audit: Audit) -> str:
     """ "3 new problems, 12 still open, 2 fixed": the subject's counts, and
     the retracted and withdrawn articles cited, if any (the subject is all
@@ -635,6 +645,10 @@ def _other_counts(other: OtherLinks) -> dict[str, Any]:
             "counts": {"ok": ok, "not_checked": len(other.links) - ok}}
 
 
+_COUNTS_ADDED = ("no_longer_checked", "no_longer_audited")
+"""`Counts` fields added after "open" was the last key of "counts"."""
+
+
 def _json_chunks(audit: Audit) -> Iterator[str]:
     """The audit's JSON document in pieces, in field order ("counts" early:
     the index reads it from the first bytes of the file)."""
@@ -643,7 +657,10 @@ def _json_chunks(audit: Audit) -> Iterator[str]:
         value = getattr(audit, f.name)
         key = "," + _encode(f.name) + ":"
         if f.name == "counts":
-            yield key + _encode({**_plain(value), "open": audit.counts.open})
+            # "open" where it always was; the counts added since come after it
+            counts = _plain(value)
+            added = {name: counts.pop(name) for name in _COUNTS_ADDED}
+            yield key + _encode({**counts, "open": audit.counts.open, **added})
         elif f.name == "everything_else":
             yield key + _encode([_other_counts(o) for o in value])
         elif f.name == "links":

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Collection, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.types import LinkKind, LinkStatus
@@ -35,6 +37,10 @@ __all__ = [
     "format_date",
     "host_of",
     "kind_note",
+    "no_longer_audited_line",
+    "no_longer_checked_lines",
+    "no_longer_checked_why",
+    "not_audited_why",
     "notice_words",
     "page_failure",
     "plural",
@@ -400,3 +406,70 @@ def fix_order(new_address: int, archived: int, other: int) -> str:
         parts.append(f"{other} {'needs' if other == 1 else 'need'} looking up")
     return f"Of the {total} to fix: " + ", ".join(parts) + "."
 
+
+
+# -- what the previous report listed and this one no longer follows ------------
+
+
+def no_longer_checked_why(reason: str, *, crawls: bool = False) -> str:
+    """Why a link the previous report listed as a problem is not checked
+    now: almost always an exclusion added to the configuration since, which
+    silences the link, and fixes nothing (walkthrough 9, finding 4)."""
+    if reason == "excluded":
+        return ("now excluded by checker.exclude or a [[sites]] exclude_links" if crawls
+                else "now excluded by checker.exclude")
+    return f"now not checked: {skip_words(reason)}"
+
+
+def no_longer_checked_lines(rows: Sequence[Any]) -> list[str]:
+    """One quiet line per cause for `Audit.no_longer_checked` (`Fixed` rows):
+    "1 link no longer checked (ncbi.nlm.nih.gov): now excluded by
+    checker.exclude (it was: moved)." The hosts say which exclusion; what
+    the links were says what it silenced."""
+    causes: dict[str, list[Any]] = {}
+    for row in rows:
+        causes.setdefault(row.words, []).append(row)
+    lines = []
+    for why, links in causes.items():
+        hosts = list(dict.fromkeys(host_of(r.link.url) or r.link.url for r in links))
+        named = ", ".join(hosts[:3]) + (f" and {len(hosts) - 3} more" if len(hosts) > 3 else "")
+        statuses: dict[str, int] = {}
+        for r in links:
+            label = status_label(r.link.status).lower()
+            statuses[label] = statuses.get(label, 0) + 1
+        if len(links) == 1:
+            was = f"it was: {next(iter(statuses))}"
+        else:
+            was = "they were: " + ", ".join(f"{n} {label}" for label, n in statuses.items())
+        lines.append(f"{plural(len(links), 'link')} no longer checked ({named}): {why} ({was}).")
+    return lines
+
+
+def not_audited_why(url: str, configured: Collection[str] | None, *, crawls: bool = False) -> str:
+    """Why a page of the previous report was not audited this time, as far
+    as the configuration (its `[[pages]]` urls, whether it crawls `[[sites]]`)
+    tells; None: not known."""
+    if configured is None:
+        return "not audited in this run"
+    if url in configured:
+        return "in the configuration, but not audited in this run"
+    if crawls:
+        return "no longer in the configuration's [[pages]], nor reached by its [[sites]] crawl"
+    return "no longer in the configuration"
+
+
+def no_longer_audited_line(page: Any) -> str:
+    """The line under the counts for a `GonePage`: "No longer watched:
+    Raynaud's (https://...), no longer in the configuration: its 11 open
+    problems are not followed any more." Without it the previous report's
+    open problems were neither still open, nor fixed, nor said."""
+    named = page.title if page.title == page.url else f"{page.title} ({page.url})"
+    if page.open:
+        what = f"its {plural(page.open, 'open problem')}"
+        if page.watching:
+            what += f" (and {plural(page.watching, 'link')} being watched)"
+        verb = "is" if page.open == 1 else "are"
+    else:
+        what = f"the {plural(page.watching, 'link')} it was watching"
+        verb = "is" if page.watching == 1 else "are"
+    return f"No longer watched: {named}, {page.why}: {what} {verb} not followed any more."

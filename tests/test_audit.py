@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import replace
 
 import pytest
@@ -11,7 +12,7 @@ from monitor.config import ReportSettings
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
 from reports.mail import subject_for
-from reports.render import headline, render_html, render_text
+from reports.render import headline, render_html, render_json, render_text
 from reports.audit import Audit, audit_for_pages, build_audit, text_fragment_link
 
 UTC = dt.timezone.utc
@@ -66,6 +67,9 @@ def verdict_of(audit: Audit, url: str) -> str:
     for f in audit.fixed_since_last:
         if f.link.url == url:
             return f"fixed:{f.how}"
+    for f in audit.no_longer_checked:
+        if f.link.url == url:
+            return f"no longer checked:{f.how}"
     return "ok"
 
 
@@ -82,7 +86,8 @@ U = "https://example.org/article"
         ([failing(U)], failing(U), "ok", "still"),
         ([failing(U, "error", "timeout")], failing(U), "ok", "still"),  # kind changed, still open
         ([failing(U)], link(U), "ok", "fixed:works_again"),
-        ([failing(U)], link(U, "skipped", "excluded"), "ok", "fixed:not_checked"),
+        # excluded since: nobody fixed it (walkthrough 9, finding 4)
+        ([failing(U)], link(U, "skipped", "excluded"), "ok", "no longer checked:not_checked"),
         ([failing(U)], link("https://example.org/new-home", title=f"Entry for {U}"), "ok",
          "fixed:link_updated"),
         ([failing(U)], link("https://example.org/other", title="Another entry"), "ok", "fixed:removed"),
@@ -105,6 +110,125 @@ def test_a_dead_link_replaced_by_another_dead_link_is_not_fixed() -> None:
                      previous=[failing(U, title="The entry")])
     assert audit.fixed_since_last == () and audit.counts.fixed == 0
     assert [(p.link.url, p.new) for p in audit.problems] == [(U + "/v2", True)]
+
+
+# -- excluded since, pages no longer audited: not fixed, not vanished --------------
+
+WEEK = dt.timedelta(days=7)
+RUN1 = RunInfo(id=7, started_at=NOW - WEEK, finished_at=NOW - WEEK, status="finished",
+               reported_at=NOW - WEEK)
+NCBI = "https://www.ncbi.nlm.nih.gov/pubmed/29713888"
+RAYNAUD = "https://www.sclero.org/raynauds/a-to-z.html"
+
+
+def week_of(run: RunInfo, links: list[LinkResult], pages: list[PageRecord], *,
+            previous: list[LinkResult] | None = None,
+            previous_pages: list[PageRecord] | None = None,
+            configured: list[str] | None = None, crawls: bool = False) -> Audit:
+    return build_audit(run, links, pages, previous_links=previous, previous_pages=previous_pages,
+                       states={}, now=run.started_at, settings=ReportSettings(),
+                       site_name="www.sclero.org", previous_run=RUN1 if previous else None,
+                       configured=configured, crawls=crawls)
+
+
+def moved_ncbi(**extra: object) -> LinkResult:
+    return link(NCBI, "moved", "permanent_redirect", title="Rituximab for refractory DM",
+                suggested_url="https://pubmed.ncbi.nlm.nih.gov/29713888/", **extra)
+
+
+def excluded_ncbi() -> LinkResult:
+    return link(NCBI, "skipped", "excluded", title="Rituximab for refractory DM", checked_at=None)
+
+
+def test_a_link_excluded_since_is_no_longer_checked_not_fixed() -> None:
+    """Walkthrough 9, finding 4: `checker.exclude` added for a noisy host made
+    its moved link "1 link fixed since the report of ..." in the headline,
+    the subject and the tile. Nobody changed the entry."""
+    audit = audit_of([excluded_ncbi(), failing(U)], previous=[moved_ncbi(), failing(U)],
+                     previous_pages=[page()])
+    assert audit.fixed_since_last == () and audit.counts.fixed == 0
+    assert [f.link.url for f in audit.no_longer_checked] == [NCBI]
+    assert audit.counts.no_longer_checked == 1 and audit.counts.still == 1
+    line = "1 link no longer checked (ncbi.nlm.nih.gov): now excluded by checker.exclude (it was: moved)."
+    html, text = render_html(audit), render_text(audit)
+    assert line in text and line in html
+    assert "Fixed since last report: 0" in text and "FIXED SINCE" not in text
+    assert "fixed" not in headline(audit) and ", 0 fixed" in subject_for(audit)
+    data = json.loads(render_json(audit))
+    assert (data["counts"]["fixed"], data["counts"]["no_longer_checked"]) == (0, 1)
+    assert data["fixed_since_last"] == [] and [f["link"]["url"] for f in data["no_longer_checked"]] == [NCBI]
+    assert list(data["counts"])[-3:] == ["open", "no_longer_checked", "no_longer_audited"]
+    part = audit_for_pages(audit, [PAGE], "editor@example.org")
+    assert part.counts.no_longer_checked == 1 and line in render_text(part)
+
+
+def test_links_excluded_by_a_crawl_are_said_with_both_keys() -> None:
+    gone = link("https://doi.org/10.1/x", "expired", "http_404", title="Other")
+    audit = week_of(RUN, [excluded_ncbi(), link("https://doi.org/10.1/x", "skipped", "excluded", title="Other")],
+                    [page()], previous=[moved_ncbi(), gone], previous_pages=[page()], crawls=True)
+    assert render_text(audit).count("no longer checked") == 1
+    assert ("2 links no longer checked (ncbi.nlm.nih.gov, doi.org): now excluded by checker.exclude "
+            "or a [[sites]] exclude_links (they were: 1 moved, 1 expired).") in render_text(audit)
+
+
+def raynaud_week1() -> tuple[list[LinkResult], list[PageRecord]]:
+    """Week 1 of the walkthrough, small: the DM/PM page (a moved PubMed link,
+    two dead links, one to be fixed) and the Raynaud page (three dead links
+    and one timeout only watched)."""
+    dm = [moved_ncbi(), failing(U), failing(U + "/2"), failing(U + "/fixed")]
+    raynaud = [failing(f"https://r.org/{i}", page=RAYNAUD) for i in range(3)]
+    raynaud.append(failing("https://r.org/slow", "error", "timeout", days=0.1, strikes=1,
+                           page=RAYNAUD, checked_at=RUN1.started_at))
+    return dm + raynaud, [page(), page(RAYNAUD, name="Raynaud's", owner="r@example.org")]
+
+
+def test_the_counts_reconcile_with_the_previous_report() -> None:
+    """Walkthrough 9, finding 5: 19 open, then the Raynaud page removed and
+    checker.exclude added: "7 still open, 1 fixed", and eleven problems
+    gone without a word. Every open problem of the previous report is now
+    still open, fixed, no longer checked, or on a page no longer audited."""
+    links1, pages1 = raynaud_week1()
+    week1 = week_of(RUN1, links1, pages1)
+    assert (week1.counts.open, week1.counts.watching) == (7, 1)
+    links2 = [excluded_ncbi(), failing(U), failing(U + "/2"), link(U + "/fixed", title=f"Entry for {U}/fixed")]
+    week2 = week_of(RUN, links2, [page()], previous=links1, previous_pages=pages1, configured=[PAGE])
+    c = week2.counts
+    assert (c.new, c.still, c.fixed, c.no_longer_checked, c.no_longer_audited) == (0, 2, 1, 1, 3)
+    assert week1.counts.open == c.still + c.fixed + c.no_longer_checked + c.no_longer_audited
+    (gone,) = week2.no_longer_audited
+    assert (gone.url, gone.title, gone.open, gone.watching) == (RAYNAUD, "Raynaud's", 3, 1)
+    line = (f"No longer watched: Raynaud's ({RAYNAUD}), no longer in the configuration: its 3 open "
+            "problems (and 1 link being watched) are not followed any more.")
+    text, html = render_text(week2), render_html(week2)
+    assert line in text and line in html
+    # under the counts, before any section
+    assert text.index(line) < text.index("NEEDS FIXING")
+    data = json.loads(render_json(week2))
+    assert data["counts"]["no_longer_audited"] == 3
+    assert data["no_longer_audited"][0]["url"] == RAYNAUD
+
+
+@pytest.mark.parametrize(("configured", "crawls", "why"), [
+    (None, False, "not audited in this run"),
+    ([PAGE], False, "no longer in the configuration"),
+    ([PAGE], True, "no longer in the configuration's [[pages]], nor reached by its [[sites]] crawl"),
+    # still configured (a run resumed with the pages it started with): not "removed"
+    ([PAGE, RAYNAUD], False, "in the configuration, but not audited in this run"),
+])
+def test_why_a_page_is_no_longer_audited(configured: list[str] | None, crawls: bool, why: str) -> None:
+    links1, pages1 = raynaud_week1()
+    week2 = week_of(RUN, [failing(U)], [page()], previous=links1, previous_pages=pages1,
+                    configured=configured, crawls=crawls)
+    assert [g.why for g in week2.no_longer_audited] == [why]
+
+
+def test_a_check_of_some_pages_does_not_say_the_others_are_no_longer_watched() -> None:
+    """`check --page` audits some pages on purpose, and its report says so."""
+    links1, pages1 = raynaud_week1()
+    week2 = week_of(replace(RUN, partial=True), [failing(U)], [page()], previous=links1,
+                    previous_pages=pages1, configured=[PAGE, RAYNAUD])
+    assert week2.no_longer_audited == () and week2.counts.no_longer_audited == 0
+    assert "No longer watched" not in render_text(week2)
 
 
 PUBMED_LINK, FULL_TEXT = "https://pubmed.ncbi.nlm.nih.gov/29713888/", "https://journal.example.org/full/1"

@@ -1049,3 +1049,66 @@ def test_the_mail_says_where_a_fixed_link_was_and_a_noted_link_is(tmp_path: Path
     assert ("line 50 \u00b7 written as <code>../x?&lt;script&gt;alert(1)&lt;/script&gt;</code> \u00b7 "
             "in the href of an &lt;area&gt;</span>") in html
     assert "<script" not in html
+
+
+def record_site_run(store: Store, when: dt.datetime,
+                    pages: dict[str, dict[str, tuple[str, str, str]]]) -> RunInfo:
+    """A finished run of several pages: page -> entry title -> (url, status,
+    reason); status "skipped" is a link excluded by the configuration (listed,
+    never requested)."""
+    run = store.start_run(when)
+    observed = []
+    for url, links in pages.items():
+        store.record_page(PageRecord(run_id=run.id, url=url, status="ok", title=f"Page {url}",
+                                     entries=tuple(links)), when)
+        store.record_citations(run.id, url, [
+            Citation(page_url=url, url=href, raw_href=href, anchor_text=title, section="Biologics",
+                     kind=LinkKind.CITATION, context=EntryContext(title=title, source="PubMed."),
+                     skip_reason="excluded" if status == "skipped" else None)
+            for title, (href, status, _) in links.items()])
+        for href, status, reason in links.values():
+            if status == "skipped":
+                continue
+            failing = status != "ok"
+            observed.append((Observation(url=href, checked_at=when, http_status=200),
+                             Verdict(url=href, status=LinkStatus(status), reason=reason),
+                             UrlState(url=href, status=LinkStatus(status), reason=reason,
+                                      strikes=3 if failing else 0,
+                                      failing_since=when - dt.timedelta(days=9) if failing else None,
+                                      last_checked_at=when, first_seen_at=when)))
+    store.record_observations(run.id, observed)
+    store.finish_run(run.id, when)
+    return run
+
+
+def test_a_removed_page_and_an_exclusion_reconcile_the_counts_from_the_store(tmp_path: Path) -> None:
+    """Walkthrough 9, findings 4 and 5, through the store as `monitor report`
+    reads it: week 2 removes PAGE2 from the configuration and excludes the
+    moved PubMed link. Its report said "1 fixed" and nothing of PAGE2's
+    problems; now the previous report's open problems are each still open,
+    fixed, no longer checked or no longer watched, and both are said."""
+    week = dt.timedelta(days=7)
+    pubmed = "https://www.ncbi.nlm.nih.gov/pubmed/29713888"
+    dm = {"Rituximab": (pubmed, "moved", "permanent_redirect"),
+          "Still gone": ("https://a.org/gone", "expired", "http_404"),
+          "Fixed meanwhile": ("https://c.org/back", "error", "http_503")}
+    raynaud = {f"Raynaud {i}": (f"https://r.org/{i}", "expired", "http_404") for i in range(3)}
+    with Store.open(tmp_path / "monitor.db") as store:
+        first = record_site_run(store, NOW - week, {PAGE: dm, PAGE2: raynaud})
+        audit1 = load_audit(store, first.id, Settings(pages=(PageSettings(url=PAGE), PageSettings(url=PAGE2))),
+                            NOW - week)
+        store.mark_reported(first.id, NOW - week)
+        second = record_site_run(store, NOW, {PAGE: {
+            **dm, "Rituximab": (pubmed, "skipped", "excluded"),
+            "Fixed meanwhile": ("https://c.org/back", "ok", "ok")}})
+        audit2 = load_audit(store, second.id, Settings(pages=(PageSettings(url=PAGE),)), NOW)
+    before, now = audit1.counts, audit2.counts
+    assert before.open == 6
+    assert (now.new, now.still, now.fixed, now.no_longer_checked, now.no_longer_audited) == (0, 1, 1, 1, 3)
+    assert before.open == now.still + now.fixed + now.no_longer_checked + now.no_longer_audited
+    text = render_text(audit2)
+    assert (f"No longer watched: Page {PAGE2} ({PAGE2}), no longer in the configuration: "
+            "its 3 open problems are not followed any more.") in text
+    assert ("1 link no longer checked (ncbi.nlm.nih.gov): now excluded by checker.exclude "
+            "(it was: moved).") in text
+    assert subject_for(audit2).endswith("no new problems, 1 still open, 1 fixed")
