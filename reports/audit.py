@@ -56,6 +56,7 @@ __all__ = [
     "default_site_name",
     "newest_problems",
     "pages_with_gone_problems",
+    "search_for",
 ]
 
 FLAGGED = frozenset({LinkStatus.MOVED, LinkStatus.EXPIRED, LinkStatus.ERROR,
@@ -116,6 +117,9 @@ class Problem:
     """New to the editor because the previous report only watched it (a first
     failure) and it is confirmed now: shown "NOW CONFIRMED", not "NEW" a
     second week running."""
+    search_label: str = ""
+    """What `search_url` searches, as its link says: "Search PubMed for the
+    title", "... Google Scholar ...", "Search the web for the title"."""
 
     @property
     def label(self) -> str:
@@ -775,9 +779,18 @@ def _problem(
         confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label, suspicion=suspicion,
         rechecked=rechecked, since_at_least=at_least,
         page_link=text_fragment_link(link.page, link.entry_title or link.text),
-        search_url=search_link(link.entry_title, link.entry_source)
-        if link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED) else None,
+        **_search(link),
     )
+
+
+def _search(link: LinkResult) -> dict[str, str | None]:
+    """`Problem.search_url` and its label, for a link whose target is lost."""
+    if link.status not in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED):
+        return {"search_url": None}
+    found = search_for(link.entry_title, link.entry_source, link.url)
+    if found is None:
+        return {"search_url": None}
+    return {"search_url": found[0], "search_label": found[1]}
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -815,18 +828,68 @@ def text_fragment_link(page: str, text: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, fragment))
 
 
-def search_link(title: str, source: str) -> str | None:
-    """A search that usually finds where a removed article lives now.
+def search_link(title: str, source: str, url: str | None = None) -> str | None:
+    """`search_for`'s address alone."""
+    found = search_for(title, source, url)
+    return found[0] if found is not None else None
+
+
+def search_for(title: str, source: str, url: str | None = None) -> tuple[str, str] | None:
+    """(a search that usually finds where a lost entry lives now, its label).
 
     PubMed for entries whose source line names it (editors trust it), Google
-    Scholar for the rest; both take the exact title.
+    Scholar for the other scholarly ones (a DOI, a PMID, a journal's
+    citation, a publisher's address), a general web search for the rest: a
+    patients' leaflet or an association's page ("Raynaud's Association,
+    11/20/2018.") is not in Scholar (walkthrough 9, finding 19). DuckDuckGo,
+    not Google: its results open without a consent page or a login.
+    All take the exact title. Only a link: nothing is requested from here.
     """
     title = " ".join(title.split())
     if len(title) < 12:
         return None
     if "pubmed" in source.lower():
-        return "https://pubmed.ncbi.nlm.nih.gov/?term=" + quote(title, safe="")
-    return "https://scholar.google.com/scholar?q=" + quote(f'"{title}"', safe="")
+        return ("https://pubmed.ncbi.nlm.nih.gov/?term=" + quote(title, safe=""),
+                "Search PubMed for the title")
+    if looks_scholarly(source, url):
+        return ("https://scholar.google.com/scholar?q=" + quote(f'"{title}"', safe=""),
+                "Search Google Scholar for the title")
+    return ("https://duckduckgo.com/?q=" + quote(f'"{title}"', safe=""),
+            "Search the web for the title")
+
+
+_SCHOLARLY_SOURCE = re.compile(
+    r"""\b(?:doi|pmid|pmcid|pubmed|medline|cochrane|journal|j\.?|jama|bmj|lancet|nejm|
+         n\s?engl\s?j\s?med|ann|arch|proc|acta|rev|clin|vol\.?|et\s+al\.?)\b
+      | \b10\.\d{4,9}/\S+                  # a DOI
+      | \b(?:19|20)\d\d\s*;\s*\d+           # "2018;57(3):123": a journal citation
+      | \b\d+\s*\(\d+\)\s*:\s*\d+          # "57(3):123"
+    """, re.IGNORECASE | re.VERBOSE)
+"""What a journal citation's source line looks like: an identifier, a
+journal's name or abbreviation, a volume(issue):page."""
+
+_SCHOLARLY_HOSTS = (
+    "doi.org", "ncbi.nlm.nih.gov", "europepmc.org", "sciencedirect.com", "springer.com",
+    "wiley.com", "nature.com", "bmj.com", "thelancet.com", "nejm.org", "jamanetwork.com",
+    "oup.com", "tandfonline.com", "sagepub.com", "karger.com", "cochranelibrary.com",
+    "plos.org", "frontiersin.org", "mdpi.com", "medrxiv.org", "biorxiv.org", "jrheum.org",
+    "cell.com", "annals.org", "acpjournals.org", "elsevier.com", "lww.com", "jstage.jst.go.jp",
+    "researchgate.net", "semanticscholar.org", "hindawi.com", "biomedcentral.com",
+)
+"""Where journal articles live: a link to one of these is a scholarly entry."""
+
+
+def looks_scholarly(source: str, url: str | None = None) -> bool:
+    """Whether an entry cites a journal article (a DOI, a PMID, a journal's
+    citation in its source line, or a link to a publisher of journals),
+    which Google Scholar finds, rather than a leaflet or a web page."""
+    if _SCHOLARLY_SOURCE.search(source or ""):
+        return True
+    try:
+        host = (urlsplit(url or "").hostname or "").lower()
+    except ValueError:
+        return False
+    return any(host == h or host.endswith("." + h) for h in _SCHOLARLY_HOSTS)
 
 
 def _page_order(pages: Sequence[PageRecord], links: Iterable[LinkResult]) -> dict[str, int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import replace
+from urllib.parse import quote
 
 import pytest
 
@@ -13,7 +14,7 @@ from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo,
 from reports import wording
 from reports.mail import subject_for
 from reports.render import headline, render_html, render_json, render_text
-from reports.audit import Audit, audit_for_pages, build_audit, text_fragment_link
+from reports.audit import Audit, audit_for_pages, build_audit, search_for, text_fragment_link
 
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -229,6 +230,45 @@ def test_a_check_of_some_pages_does_not_say_the_others_are_no_longer_watched() -
                     previous_pages=pages1, configured=[PAGE, RAYNAUD])
     assert week2.no_longer_audited == () and week2.counts.no_longer_audited == 0
     assert "No longer watched" not in render_text(week2)
+
+
+# -- where "Search for the title" searches ------------------------------------------
+
+KEEPING_WARM = "Keeping Warm: Practical Tips for Raynaud's"
+
+
+@pytest.mark.parametrize(("source", "url", "engine"), [
+    ("Raynaud's Association, 11/20/2018.", "http://", "duckduckgo.com"),
+    ("Scleroderma Foundation patient leaflet, 2019.", "https://www.scleroderma.org/leaflet", "duckduckgo.com"),
+    ("Arthritis Rheum. 2018;70(3):405-12.", "http://", "scholar.google.com"),
+    ("J Rheumatol, 57(3):123-9", "", "scholar.google.com"),
+    ("Smith A, Jones B, et al. 2019.", "", "scholar.google.com"),
+    ("doi:10.1002/art.40111", "", "scholar.google.com"),
+    ("Raynaud's Association, 2018.", "https://doi.org/10.1002/art.40111", "scholar.google.com"),
+    ("Raynaud's Association, 2018.", "https://www.sciencedirect.com/science/article/1", "scholar.google.com"),
+    ("PubMed, 2019.", "http://", "pubmed.ncbi.nlm.nih.gov"),
+])
+def test_the_title_is_searched_where_such_an_entry_is_found(source: str, url: str, engine: str) -> None:
+    """Walkthrough 9, finding 19: "Search for the title" of a patients'
+    leaflet went to Google Scholar, which does not have it."""
+    found = search_for(KEEPING_WARM, source, url)
+    assert found is not None
+    address, label = found
+    assert address.startswith(f"https://{engine}/")
+    assert label == {"duckduckgo.com": "Search the web for the title",
+                     "scholar.google.com": "Search Google Scholar for the title",
+                     "pubmed.ncbi.nlm.nih.gov": "Search PubMed for the title"}[engine]
+
+
+def test_a_malformed_leaflet_link_offers_a_web_search_in_both_parts() -> None:
+    malformed = link("http://", "error", "invalid_url", title=KEEPING_WARM, checked_at=None,
+                     source="Raynaud's Association, 11/20/2018.", written="http://")
+    audit = audit_of([malformed])
+    (p,) = audit.problems
+    assert p.search_url == "https://duckduckgo.com/?q=" + quote(f'"{KEEPING_WARM}"', safe="")
+    html, text = render_html(audit), render_text(audit)
+    assert "Search the web for the title" in html and "scholar.google" not in html
+    assert f"Search the web for the title: {p.search_url}" in text
 
 
 PUBMED_LINK, FULL_TEXT = "https://pubmed.ncbi.nlm.nih.gov/29713888/", "https://journal.example.org/full/1"
