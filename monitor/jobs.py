@@ -29,6 +29,7 @@ from monitor.types import RunInfo
 
 if TYPE_CHECKING:
     from monitor.crawl import AuditOutcome
+    from reports.render import Source
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ async def report_job(
 ) -> ReportOutcome:
     """Render (and with `send`, queue and deliver) the report of a run."""
     from reports.deliver import flush_outbox, load_audit, queue_report
-    from reports.render import headline, save_report
+    from reports.render import ForeignFolder, headline, save_report
 
     now = now or utcnow()
     with Store.open(settings.database.path) as store:
@@ -121,14 +122,18 @@ async def report_job(
         elif store.get_run(run_id) is None:
             raise MonitorError(f"{settings.database.path}: there is no run {run_id}")
         folder = out or Path(settings.report.dir)
+        source = report_source(store, settings)
+        key = "--out" if out is not None else f"{settings.source}: report.dir"
+        refuse_foreign_folder(folder, source, key)  # before the audit is built: seconds at 100,000 links
         with _collector_paused():
             audit = load_audit(store, run_id, settings, now)
             try:
-                saved = save_report(audit, folder)
+                saved = save_report(audit, folder, source)
+            except ForeignFolder as exc:  # written meanwhile by another database's report
+                raise ConfigError(f"{key}: {exc}") from None
             except OSError as exc:
                 # After the audit (a disk full, a folder removed since the
                 # check before it): name the key, and say the run is kept.
-                key = "--out" if out is not None else f"{settings.source}: report.dir"
                 raise MonitorError(
                     f"{key}: cannot save the report in {folder}: {exc.strerror or exc}; run {run_id} "
                     f"is saved in the database: `monitor report --config {settings.source} --run {run_id}` "
@@ -146,7 +151,46 @@ async def report_job(
                                         tls_context=mail_tls_context(settings, tls_context))
             outcome.sent = list(result.sent)
             outcome.failed = list(result.failed)
+            if outcome.sent or outcome.failed:
+                _refresh_index(folder, report_source(store, settings))
     return outcome
+
+
+def report_source(store: Store, settings: Settings) -> Source:
+    """This database as its saved reports name it (file names only: the
+    reports are published), with its runs' starts and the mail of each."""
+    from reports.render import Source
+
+    runs = store.runs(limit=2**31)
+    path = settings.database.path
+    return Source(store.database_id, Path(path).name, Path(settings.source).name,
+                  runs={r.id: r.started_at for r in runs},
+                  mail=store.mail_states(r.id for r in runs),
+                  path=path if path == ":memory:" else str(Path(path).resolve()))
+
+
+def refuse_foreign_folder(folder: Path, source: Source, key: str) -> None:
+    """Exit 2 (a configuration mistake: one `report.dir` for two databases)
+    before a report of this database replaces another's."""
+    from reports.render import ForeignFolder, refuse_foreign
+
+    if not folder.is_dir():
+        return
+    try:
+        refuse_foreign(folder, source)
+    except ForeignFolder as exc:
+        raise ConfigError(f"{key}: {exc}") from None
+
+
+def _refresh_index(folder: Path, source: Source) -> None:
+    """The index again once mail went out, so its row says "mailed"; a
+    failure here is the index's, not the report's (it was written)."""
+    from reports.render import refresh_index
+
+    try:
+        refresh_index(folder, source)
+    except OSError as exc:
+        log.warning("event=index_not_refreshed folder=%s error=%s", folder, exc.strerror or exc)
 
 
 def full_report_address(settings: Settings, html: Path) -> str:
@@ -167,8 +211,11 @@ async def flush_job(settings: Settings, now: dt.datetime | None = None,
     with Store.open(settings.database.path) as store:
         if store.outbox_size() == 0:
             return None
-        return await flush_outbox(store, settings.email, smtp_password(settings), now or utcnow(),
-                                  tls_context=mail_tls_context(settings, tls_context))
+        result = await flush_outbox(store, settings.email, smtp_password(settings), now or utcnow(),
+                                    tls_context=mail_tls_context(settings, tls_context))
+        if getattr(result, "sent", None):  # a report kept earlier went out: its row says "mailed" now
+            _refresh_index(Path(settings.report.dir), report_source(store, settings))
+        return result
 
 
 LAST_AUDIT_KEY = "last_audit_at"
@@ -199,6 +246,9 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
     runs that keep their own time (the demo's "last week", tests).
     """
     clock = now or utcnow
+    with Store.open(settings.database.path) as store:  # a folder of another database's: before the audit
+        refuse_foreign_folder(Path(settings.report.dir), report_source(store, settings),
+                              f"{settings.source}: report.dir")
     # Whatever an earlier job left in the outbox goes first.
     await flush_job(settings, clock(), tls_context)
     with Store.open(settings.database.path) as store:

@@ -40,6 +40,7 @@ import socket
 import sqlite3
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -287,6 +288,20 @@ def m006_page_moved_to(db: Database) -> None:
     update the [[pages]] url before the old address stops redirecting.
     Older rows get NULL: their fetches did not keep the redirects."""
     db.execute("ALTER TABLE pages ADD COLUMN moved_to TEXT")
+
+
+DATABASE_ID_KEY = "database_id"
+"""Meta key: a random id of this database, written into every saved report
+(and the index of reports) so that a folder of reports is never overwritten
+by another database's: two configurations sharing one `report.dir` replaced
+each other's reports and index without a word."""
+
+
+@MIGRATIONS()
+def m007_database_id(db: Database) -> None:
+    """`meta.database_id`: made once, with the database or at the first open
+    of an older one (a copy of the file keeps it: it is the same history)."""
+    db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (DATABASE_ID_KEY, uuid.uuid4().hex))
 
 
 # --------------------------------------------------------------------------
@@ -1560,6 +1575,25 @@ class Store:
     def get_meta(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    @property
+    def database_id(self) -> str:
+        """This database's random id (`m007_database_id`): what a saved
+        report names as the database it was made from."""
+        return self.get_meta(DATABASE_ID_KEY) or ""
+
+    def mail_states(self, run_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """Run id -> (messages delivered, messages waiting in the outbox) of
+        its report, for the runs that were queued for mail at all: the index
+        of reports marks what was mailed, apart from what was only rendered."""
+        states: dict[int, tuple[int, int]] = {}
+        ids = sorted({int(i) for i in run_ids})
+        for chunk in _chunks(ids):  # type: ignore[arg-type]
+            for run_id, sent, waiting in self._conn.execute(
+                    "SELECT run_id, count(sent_at), count(*) - count(sent_at) FROM outbox "
+                    f"WHERE run_id IN ({','.join('?' * len(chunk))}) GROUP BY run_id", tuple(chunk)):
+                states[int(run_id)] = (int(sent), int(waiting))
+        return states
 
     def set_meta(self, key: str, value: str) -> None:
         self._write(

@@ -23,8 +23,9 @@ import datetime as dt
 import enum
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
@@ -45,10 +46,13 @@ from reports.audit import Audit, ContentIssue, Fixed, OtherLinks, Problem, newes
 
 __all__ = [
     "MAX_EMAIL_BYTES",
+    "ForeignFolder",
     "SavedReport",
+    "Source",
     "is_web_url",
     "render_email",
     "render_html",
+    "render_index",
     "render_json",
     "render_page",
     "render_text",
@@ -85,6 +89,37 @@ class SavedReport:
     html: Path
     json: Path
     index: Path
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """The database a report is made from, as a saved report names it.
+
+    Only file names, not paths: the reports are published (`[report]
+    base_url`), and the server's folders are nobody's business (the
+    endpoint's 503 keeps them out too). `runs` (run id -> start) and
+    `mail` (run id -> messages delivered, waiting) are this database's,
+    read when the folder is checked and the index rendered."""
+
+    id: str
+    file: str = ""
+    config: str = ""
+    runs: Mapping[int, dt.datetime] = field(default_factory=dict)
+    mail: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    path: str = ""
+    """The database's full path, for messages on this machine; never written."""
+    site: str = ""
+    """The site an index was made for (read back from index.html)."""
+
+    def words(self) -> str:
+        """"s3.db of trial.toml": how a report names its database to a person."""
+        name = self.file or "a database"
+        return f"{name} of {self.config}" if self.config else name
+
+
+class ForeignFolder(Exception):
+    """The folder holds reports (or an index) made from another database:
+    writing there would replace them, or mix two histories in one index."""
 
 
 def is_web_url(value: object) -> bool:
@@ -364,6 +399,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "no_longer_lines": no_longer_lines(audit),
+        "period": _period(audit),
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,
     }
@@ -553,14 +589,21 @@ def _noticed(audit: Audit) -> list[tuple[str, int]]:
                                           ("withdrawn", len(content.withdrawn))) if n]
 
 
+def _period(audit: Audit) -> str:
+    """"this week" for the weekly audit; an editor's `check --page` is no
+    week's audit, and its report says "in this check"."""
+    return "in this check" if audit.run.partial else "this week"
+
+
 def headline(audit: Audit) -> str:
     """The one sentence at the top that says whether anything needs doing."""
     c = audit.counts
+    week = "" if audit.run.partial else " this week"
     if c.open == 0 and audit.pages and len(audit.pages_failed) == len(audit.pages):
-        first = "No page could be fetched this week: nothing was checked."
+        first = f"No page could be fetched{week}: nothing was checked."
     elif c.open == 0:
-        first = ("Nothing needs fixing this week." if not audit.pages_failed else
-                 f"Nothing needs fixing on the pages read this week;{_unread(audit, ' ')}.")
+        first = (f"Nothing needs fixing {_period(audit)}." if not audit.pages_failed else
+                 f"Nothing needs fixing on the pages read {_period(audit)};{_unread(audit, ' ')}.")
     else:
         first = f"{wording.plural(c.open, 'link')} need{'s' if c.open == 1 else ''} attention"
         first += f" ({c.new} new, {c.still} still open)."
@@ -649,9 +692,10 @@ _COUNTS_ADDED = ("no_longer_checked", "no_longer_audited")
 """`Counts` fields added after "open" was the last key of "counts"."""
 
 
-def _json_chunks(audit: Audit) -> Iterator[str]:
+def _json_chunks(audit: Audit, source: Source | None = None) -> Iterator[str]:
     """The audit's JSON document in pieces, in field order ("counts" early:
-    the index reads it from the first bytes of the file)."""
+    the index reads it from the first bytes of the file); a saved one ends
+    with the `source` database it was made from."""
     yield _encode(JSON_FORMAT)[:-1]
     for f in dataclasses.fields(audit):
         value = getattr(audit, f.name)
@@ -670,7 +714,17 @@ def _json_chunks(audit: Audit) -> Iterator[str]:
             yield "]"
         else:
             yield key + _encode(value)
+    if source is not None:
+        # Last, after every field of the audit: a reader of the format
+        # never finds a field moved, and the folder's check reads it from
+        # the file's last bytes.
+        yield _SOURCE_KEY + _encode({"id": source.id, "file": source.file, "config": source.config})
     yield "}\n"
+
+
+_SOURCE_KEY = ',"database":'
+"""The saved JSON's last key: the database the report was made from. Never
+found inside a string: there every quote is escaped."""
 
 
 def render_json(audit: Audit) -> str:
@@ -688,18 +742,89 @@ def report_basename_of(run: RunInfo) -> str:
     return f"report-{run.started_at.date().isoformat()}-run-{run.id}"
 
 
-def save_report(audit: Audit, out_dir: Path) -> SavedReport:
-    """Write the full (never summarised) HTML and JSON, then refresh index.html."""
+def save_report(audit: Audit, out_dir: Path, source: Source | None = None) -> SavedReport:
+    """Write the full (never summarised) HTML and JSON, then refresh index.html.
+
+    With the `source` database known, a folder holding another database's
+    reports or index is refused (`ForeignFolder`) before anything is
+    written, and the files name this one."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        refuse_foreign(out_dir, source)
     base = report_basename(audit)
     html_path = out_dir / f"{base}.html"
     json_path = out_dir / f"{base}.json"
     _write(html_path, _page_chunks(audit, out_dir))
-    _write(json_path, _json_chunks(audit))
+    _write(json_path, _json_chunks(audit, source))
     index = out_dir / "index.html"
-    _write(index, render_index(out_dir, site=audit.site))
+    _write(index, render_index(out_dir, site=audit.site, source=source))
     return SavedReport(html_path, json_path, index)
+
+
+def refresh_index(out_dir: Path, source: Source) -> Path | None:
+    """Write index.html again (a report mailed since it was written is
+    marked so); None when the folder has no index of this database's."""
+    index = Path(out_dir) / "index.html"
+    made_by = _index_source(index)
+    if made_by is None or made_by.id != source.id:
+        return None
+    _write(index, render_index(Path(out_dir), site=made_by.site or "your site", source=source))
+    return index
+
+
+def refuse_foreign(out_dir: Path, source: Source) -> None:
+    """Raise `ForeignFolder` when `out_dir` holds reports or an index made
+    from another database than `source`.
+
+    Two configurations given one `report.dir` replaced each other's
+    reports (same date, same run number) and index without a word. A
+    report saved before reports named their database is taken as this
+    one's (an upgrade must not refuse every existing folder), unless it is
+    proven another's: this database's run of its number began at another
+    time (or the database was made anew, which would mix two histories
+    just the same)."""
+    index = _index_source(out_dir / "index.html")
+    files = ["index.html"] if index is not None and index.id != source.id else []
+    other = index if files else None
+    evidence = ""
+    for row in _saved_rows(out_dir):
+        theirs = row["source"]
+        if theirs is not None:
+            if theirs.id != source.id:
+                files.append(row["name"])
+                other = other or theirs
+            continue
+        ours = source.runs.get(row["run"])
+        began = _instant(row["started"])
+        if ours is not None and began is not None and began != ours:
+            files.append(row["name"])
+            evidence = evidence or (
+                f"its run {row['run']} began {_when(began)}, this database's run {row['run']} "
+                f"began {_when(ours)}")
+    if not files:
+        return
+    shown = ", ".join(sorted(files)[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+    whose = (f"another database ({other.words()})" if other is not None
+             else f"another database ({evidence})")
+    raise ForeignFolder(
+        f"{out_dir} holds reports of {whose}: {shown}; this configuration's database is "
+        f"{source.path or source.words()}. Nothing was written: give each database its own "
+        "[report] dir, or move those files out of the folder")
+
+
+def _instant(text: object) -> dt.datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def _when(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%d %b %Y %H:%M:%S UTC")
 
 
 def _write(path: Path, text: str | Iterable[str]) -> None:
@@ -713,17 +838,102 @@ def _write(path: Path, text: str | Iterable[str]) -> None:
     tmp.replace(path)
 
 
-def render_index(out_dir: Path, *, site: str) -> str:
-    """index.html: every saved report in `out_dir`, newest first, with its counts."""
+def render_index(out_dir: Path, *, site: str, source: Source | None = None) -> str:
+    """index.html: every saved report in `out_dir`, newest first, with its
+    counts. The weekly audits come first; an editor's check of some pages
+    (`check --page`) is listed apart, below them: the latest row is what a
+    reader takes for the state of the site. A run whose pages could not be
+    fetched says so instead of counts of zero, which read as "all clear";
+    with the `source` database known, each row says whether its report was
+    mailed, and the page names the database (`refuse_foreign` reads it)."""
+    rows = _saved_rows(out_dir)
+    mail = source.mail if source is not None else {}
+    for row in rows:
+        row["mail"] = _mail_words(mail.get(row["run"])) if source is not None else ""
+        row["unread"] = _unread_words(row["counts"])
+    rows.sort(key=lambda r: (r["date"], r["run"]), reverse=True)
+    return _inline(_ENV.get_template("index.html.j2").render(
+        site=site, rows=[r for r in rows if not r["partial"]], checks=[r for r in rows if r["partial"]],
+        source=source))
+
+
+def _saved_rows(out_dir: Path) -> list[dict[str, Any]]:
+    """The saved reports in `out_dir`: name, date, run, the head of the JSON
+    (`_saved_head`) and the database it names (`_saved_source`)."""
     rows = []
     for path in out_dir.glob("report-*-run-*.html"):
         match = _REPORT_NAME.match(path.name)
         if not match:
             continue
+        data = path.with_suffix(".json")
         rows.append({"name": path.name, "date": match.group(1), "run": int(match.group(2)),
-                     **_saved_head(path.with_suffix(".json"))})
-    rows.sort(key=lambda r: (r["date"], r["run"]), reverse=True)
-    return _inline(_ENV.get_template("index.html.j2").render(site=site, rows=rows))
+                     **_saved_head(data), "source": _saved_source(data)})
+    return rows
+
+
+def _mail_words(state: tuple[int, int] | None) -> str:
+    """The index's Mail column: "mailed", "waiting in the outbox" or "not mailed"."""
+    if state is None:
+        return "not mailed"
+    sent, waiting = state
+    if sent and waiting:
+        return "mailed (some waiting)"
+    return "mailed" if sent else "waiting in the outbox"
+
+
+def _unread_words(counts: dict[str, Any]) -> str:
+    """"not fetched" when no page could be read (its zeros mean nothing was
+    checked), "2 of 23 pages not fetched" when some could not."""
+    pages, failed = counts.get("pages"), counts.get("pages_failed")
+    if not isinstance(pages, int) or not isinstance(failed, int) or not failed:
+        return ""
+    return "not fetched" if failed >= pages else f"{failed} of {pages} pages not fetched"
+
+
+INDEX_HEAD_CHARS = 4_096
+"""How much of index.html names its database: the `<meta>` tags of its head."""
+_INDEX_META = re.compile(r'<meta\s+name="monitor-(database-id|database-file|config|site)"\s+content="([^"]*)"')
+
+
+def _index_source(path: Path) -> Source | None:
+    """The database index.html was made from; None when there is no index
+    or it names none (written before indexes did)."""
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            head = f.read(INDEX_HEAD_CHARS)
+    except OSError:
+        return None
+    found = {key: html_unescape(value) for key, value in _INDEX_META.findall(head)}
+    if not found.get("database-id"):
+        return None
+    return Source(found["database-id"], found.get("database-file", ""), found.get("config", ""),
+                  site=found.get("site", ""))
+
+
+JSON_TAIL_BYTES = 4_096
+"""How much of a saved JSON report's end is read for the database it names."""
+
+
+def _saved_source(path: Path) -> Source | None:
+    """The database a saved JSON report names (its last key); None for a
+    report saved before reports named it, or a file cut short."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, 2)
+            f.seek(max(0, size - JSON_TAIL_BYTES))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    at = tail.rfind(_SOURCE_KEY)
+    if at < 0:
+        return None
+    try:
+        value, _ = _DECODER.raw_decode(tail, at + len(_SOURCE_KEY))
+    except ValueError:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("id"), str) or not value["id"]:
+        return None
+    return Source(value["id"], str(value.get("file") or ""), str(value.get("config") or ""))
 
 
 JSON_HEAD_CHARS = 65_536
@@ -747,7 +957,7 @@ def _saved_head(path: Path) -> dict[str, Any]:
         with path.open(encoding="utf-8", errors="replace") as f:
             head = f.read(JSON_HEAD_CHARS)
     except OSError:
-        return {"counts": {}, "partial": False, "time": ""}
+        return {"counts": {}, "partial": False, "time": "", "started": None}
     found: dict[str, Any] = {}
     for match in _HEAD_KEYS.finditer(head):
         if match.group(1) in found:
@@ -762,7 +972,7 @@ def _saved_head(path: Path) -> dict[str, Any]:
     started = run.get("started_at") if isinstance(run, dict) else None
     return {"counts": counts if isinstance(counts, dict) else {},
             "partial": isinstance(run, dict) and run.get("partial") is True,
-            "time": _hour(started)}
+            "time": _hour(started), "started": started}
 
 
 def _hour(started_at: object) -> str:

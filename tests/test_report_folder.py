@@ -1,0 +1,259 @@
+"""The folder of saved reports: whose reports it holds, and what its index says.
+
+End to end where it matters (the CLI as a subprocess on the simulated site,
+real SQLite files, a real mail sink); the index's rows from saved JSON heads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.demo.run import MailSink
+from monitor.demo.site import SimulatedSite
+from monitor.store import DATABASE_ID_KEY, Store
+from reports.render import ForeignFolder, Source, refuse_foreign, render_index
+from simkit import run_monitor, site_config
+
+UTC = dt.timezone.utc
+
+
+def second_config(tmp_path: Path, first: Path, name: str) -> Path:
+    """A copy of `first` with its own database, the same report.dir (a trial
+    configuration kept beside the real one, as a webmaster does)."""
+    text = first.read_text(encoding="utf-8")
+    db = re.search(r'\[database\]\npath = "([^"]+)"', text)
+    assert db
+    other = tmp_path / f"{name}.toml"
+    other.write_text(text.replace(db.group(1), str(tmp_path / f"{name}.db")), encoding="utf-8")
+    return other
+
+
+def report_path(out: str) -> Path:
+    return Path(out.split("report: ")[1].split()[0])
+
+
+# -- the database's id -------------------------------------------------------------
+
+
+def test_each_database_has_its_own_id_kept_across_opens(tmp_path: Path) -> None:
+    with Store.open(tmp_path / "a.db") as a, Store.open(tmp_path / "b.db") as b:
+        first, other = a.database_id, b.database_id
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and first != other
+    with Store.open(tmp_path / "a.db") as a:
+        assert a.database_id == first
+
+
+def test_a_database_made_before_ids_gets_one_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    Store.open(path).close()
+    with sqlite3.connect(path) as conn:  # back to the file as m006 left it
+        conn.execute("DELETE FROM meta WHERE key = ?", (DATABASE_ID_KEY,))
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm007_database_id'")
+    with Store.open(path) as store:
+        made = store.database_id
+    assert re.fullmatch(r"[0-9a-f]{32}", made)
+    with Store.open(path) as store:
+        assert store.database_id == made
+
+
+# -- two databases, one report.dir ----------------------------------------------------
+
+
+async def test_a_second_database_never_overwrites_the_reports_of_the_first(
+        sim_site: SimulatedSite, tmp_path: Path) -> None:
+    """Walkthrough 9, finding 6: a trial configuration with its own database
+    and the real one's `[report] dir` replaced the real week's report (same
+    date, run 1) and its index without a word. Now: exit 2, naming the
+    folder and both databases, and nothing in the folder changes."""
+    real = site_config(tmp_path, sim_site)
+    code, _, err = await run_monitor("check", "--config", str(real))
+    assert code == 0, err
+    code, out, err = await run_monitor("report", "--config", str(real))
+    assert code == 0, err
+    saved = report_path(out)
+    data = json.loads(saved.with_suffix(".json").read_text(encoding="utf-8"))
+    with Store.open(tmp_path / "monitor.db") as store:
+        assert data["database"] == {"id": store.database_id, "file": "monitor.db", "config": "monitor.toml"}
+    assert list(data)[-1] == "database"  # added at the end: no field moved
+    before = {p.name: p.read_bytes() for p in saved.parent.iterdir()}
+
+    trial = second_config(tmp_path, real, "trial")
+    code, _, err = await run_monitor("check", "--config", str(trial))
+    assert code == 0, err
+    code, out, err = await run_monitor("report", "--config", str(trial))
+    assert code == 2, (out, err)
+    line = err.strip()
+    assert "\n" not in line and "Traceback" not in line
+    assert f"{trial}: report.dir: {saved.parent} holds reports of another database " \
+           "(monitor.db of monitor.toml)" in line
+    assert str(tmp_path / "trial.db") in line and "Nothing was written" in line
+    assert {p.name: p.read_bytes() for p in saved.parent.iterdir()} == before
+
+    # The weekly job is refused before its audit: no run is recorded for nothing.
+    fresh = second_config(tmp_path, real, "fresh")
+    code, out, err = await run_monitor("run", "--config", str(fresh))
+    assert code == 2 and "holds reports of another database (monitor.db of monitor.toml)" in err, (out, err)
+    with Store.open(tmp_path / "fresh.db") as store:
+        assert store.runs() == []
+    assert {p.name: p.read_bytes() for p in saved.parent.iterdir()} == before
+
+    # Elsewhere (--out), the trial's report is written; the real one still reports into its folder.
+    code, out, err = await run_monitor("report", "--config", str(trial), "--out", str(tmp_path / "trial"))
+    assert code == 0, err
+    code, out, err = await run_monitor("report", "--config", str(real))
+    assert code == 0, err
+
+
+def _old_report(folder: Path, run: int, started: dt.datetime) -> None:
+    """A report saved before reports named their database (no "database" key)."""
+    name = f"report-{started.date().isoformat()}-run-{run}"
+    (folder / f"{name}.html").write_text("<html></html>", encoding="utf-8")
+    (folder / f"{name}.json").write_text(json.dumps(
+        {"format": "citation-monitor-audit", "version": 2, "site": "www.sclero.org",
+         "run": {"id": run, "started_at": started.isoformat(), "partial": False},
+         "counts": {"checked": 3}}), encoding="utf-8")
+
+
+T0 = dt.datetime(2026, 11, 23, 6, 0, 1, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(("runs", "refused"), [
+    ({1: T0}, False),                          # this database's own run 1: adopted
+    ({}, False),                               # a run pruned since (or never known): adopted
+    ({1: T0 + dt.timedelta(hours=3)}, True),   # this database's run 1 began at another time
+])
+def test_an_old_report_without_its_database_is_adopted_unless_proven_anothers(
+        tmp_path: Path, runs: dict[int, dt.datetime], refused: bool) -> None:
+    """Decided: a report saved before reports named their database is taken
+    as this database's (an upgrade must not refuse every folder there is),
+    unless its run number began at another time in this database: then it
+    is another database's (or one made anew), whose index would mix."""
+    _old_report(tmp_path, 1, T0)
+    source = Source("a" * 32, "monitor.db", "monitor.toml", runs=runs, path="/srv/monitor.db")
+    if not refused:
+        refuse_foreign(tmp_path, source)
+        return
+    with pytest.raises(ForeignFolder) as caught:
+        refuse_foreign(tmp_path, source)
+    assert ("holds reports of another database (its run 1 began 23 Nov 2026 06:00:01 UTC, this "
+            "database's run 1 began 23 Nov 2026 09:00:01 UTC): report-2026-11-23-run-1.html; this "
+            "configuration's database is /srv/monitor.db") in str(caught.value)
+
+
+def test_an_index_made_from_another_database_is_refused(tmp_path: Path) -> None:
+    theirs = Source("b" * 32, "trial.db", "trial.toml")
+    (tmp_path / "index.html").write_text(render_index(tmp_path, site="www.sclero.org", source=theirs),
+                                         encoding="utf-8")
+    refuse_foreign(tmp_path, theirs)  # its own index
+    with pytest.raises(ForeignFolder, match=r"another database \(trial\.db of trial\.toml\): index\.html"):
+        refuse_foreign(tmp_path, Source("a" * 32, "monitor.db", "monitor.toml"))
+
+
+# -- the index's rows -------------------------------------------------------------------
+
+
+def _saved(folder: Path, run: int, started: dt.datetime, counts: dict[str, int], *,
+           partial: bool = False) -> str:
+    name = f"report-{started.date().isoformat()}-run-{run}"
+    (folder / f"{name}.html").write_text("<html></html>", encoding="utf-8")
+    (folder / f"{name}.json").write_text(json.dumps(
+        {"format": "citation-monitor-audit", "version": 2, "site": "www.sclero.org",
+         "run": {"id": run, "started_at": started.isoformat(), "partial": partial},
+         "counts": counts}), encoding="utf-8")
+    return name + ".html"
+
+
+def _rows(index: str) -> list[str]:
+    """Each table row's text, tags dropped, in page order."""
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r)).strip()
+            for r in re.findall(r"<tr>(.*?)</tr>", index, re.S)]
+
+
+ZEROS = {"checked": 0, "new": 0, "still": 0, "fixed": 0, "content": 0}
+
+
+def test_a_run_that_fetched_no_page_reads_not_fetched_not_zeros(tmp_path: Path) -> None:
+    _saved(tmp_path, 1, T0, {**ZEROS, "pages": 2, "pages_failed": 2})
+    _saved(tmp_path, 2, T0 + dt.timedelta(days=7), {**ZEROS, "checked": 40, "new": 3, "pages": 23,
+                                                      "pages_failed": 1})
+    _saved(tmp_path, 3, T0 + dt.timedelta(days=14), {**ZEROS, "checked": 41, "pages": 23, "pages_failed": 0})
+    rows = _rows(render_index(tmp_path, site="www.sclero.org"))
+    assert rows[1].startswith("2026-12-07 06:00 UTC 3 41 0 0 0 0")
+    assert "not fetched" not in rows[1]
+    assert rows[2].startswith("2026-11-30 06:00 UTC 2 40 1 of 23 pages not fetched 3 0 0 0")
+    assert rows[3].startswith("2026-11-23 06:00 UTC 1 not fetched: nothing was checked")
+    assert " 0 0" not in rows[3]
+
+
+def test_a_check_of_some_pages_is_listed_apart_below_the_audits(tmp_path: Path) -> None:
+    """Walkthrough 9, finding 9: an editor's failed `check --page` headed the
+    list, all zeros, above the weekly audits."""
+    audit = _saved(tmp_path, 1, T0, {**ZEROS, "checked": 90, "new": 7, "pages": 2})
+    check = _saved(tmp_path, 2, T0 + dt.timedelta(hours=9), {**ZEROS, "pages": 1, "pages_failed": 1},
+                   partial=True)
+    index = render_index(tmp_path, site="www.sclero.org")
+    links = re.findall(r'href="(report-[^"]+\.html)"', index)
+    assert links == [audit, check]  # the first report linked is the audit
+    assert index.index("Checks of some pages") < index.index(check) and \
+        index.index(audit) < index.index("Checks of some pages")
+    assert "not fetched" in _rows(index)[-1]
+
+
+def test_the_index_says_which_reports_were_mailed(tmp_path: Path) -> None:
+    for run in (1, 2, 3):
+        _saved(tmp_path, run, T0 + dt.timedelta(days=run), {**ZEROS, "pages": 1})
+    source = Source("a" * 32, mail={1: (1, 0), 2: (0, 1)})
+    rows = _rows(render_index(tmp_path, site="www.sclero.org", source=source))
+    assert [r.split(" JSON")[0].rsplit(" 0 ", 1)[-1] for r in rows[1:]] == [
+        "not mailed", "waiting in the outbox", "mailed"]
+
+
+async def test_the_index_marks_the_mailed_report_and_the_rendered_one(
+        sim_site: SimulatedSite, mail_sink: MailSink, tmp_path: Path) -> None:
+    """`run` mails its report; `check` then `report` only renders one: the
+    index told them apart by nothing (walkthrough 9, finding 9)."""
+    config = site_config(tmp_path, sim_site, smtp_port=mail_sink.port)
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0 and len(mail_sink.received) == 1, err
+    code, _, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    code, out, err = await run_monitor("report", "--config", str(config))
+    assert code == 0, err
+    rows = _rows((report_path(out).parent / "index.html").read_text(encoding="utf-8"))
+    assert [(r.split()[3], "not mailed" in r, r.count("mailed")) for r in rows[1:]] == [
+        ("2", True, 1), ("1", False, 1)]
+
+
+# -- a check of some pages speaks of itself, not of the week ----------------------------
+
+PAGE = "https://www.sclero.org/scleroderma/raynauds/a-to-z"
+
+
+@pytest.mark.parametrize(("partial", "failed", "top"), [
+    (True, True, "No page could be fetched: nothing was checked."),
+    (False, True, "No page could be fetched this week: nothing was checked."),
+    (True, False, "Nothing needs fixing in this check."),
+    (False, False, "Nothing needs fixing this week."),
+])
+def test_a_check_of_some_pages_says_this_check_not_this_week(partial: bool, failed: bool, top: str) -> None:
+    """An editor's `check --page` of a mistyped page printed "No page could be
+    fetched this week" (walkthrough 9, finding 9): it is no week's audit."""
+    from monitor.config import ReportSettings
+    from monitor.types import PageRecord, RunInfo
+    from reports.audit import build_audit
+    from reports.render import headline, render_html, render_text
+
+    run = RunInfo(id=7, started_at=T0, finished_at=T0, status="finished", partial=partial)
+    page = PageRecord(run_id=7, url=PAGE, status="error" if failed else "ok",
+                      error="HTTP 404: the page is not at this address" if failed else "")
+    audit = build_audit(run, [], [page], previous_links=None, previous_pages=None, states={}, now=T0,
+                        settings=ReportSettings(), site_name="www.sclero.org")
+    assert headline(audit) == top
+    for text in (render_text(audit), render_html(audit)):
+        assert ("this week" in text) is not partial
