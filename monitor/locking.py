@@ -113,3 +113,61 @@ def held_by(path: str, name: str = AUDIT_LOCK) -> str:
     with Store.open(path) as store:
         row = store._row("SELECT owner, acquired_at FROM locks WHERE name = ?", (name,))
     return f"{row[0]} since {row[1]}" if row else "another process"
+
+
+SERVICE_LOCK = "service"
+"""The row a running `monitor serve` keeps fresh: not a lock that refuses
+anything (the audit lock already keeps two audits apart), the sign that a
+service uses the database, so that a second one says it is not alone (a
+forgotten manual `serve` beside systemd's mails and rechecks twice)."""
+
+
+class Presence:
+    """This service's row under SERVICE_LOCK, refreshed every ttl/3.
+
+    `other` is who held it when we started ("host:pid since ..."), or None:
+    then the row is ours until `close`. A service that started second does
+    not take the row over while the first runs; it tries again at each
+    refresh, so once the first stops, the next one to start warns of it."""
+
+    def __init__(self, path: str, owner: str, ttl: dt.timedelta = DEFAULT_TTL) -> None:
+        self.path, self.owner, self.ttl = path, owner, ttl
+        self.other: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> str | None:
+        """Take the row; the other service holding it, in words, if any.
+
+        Best effort: a database locked past the busy timeout (a backup) must
+        not stop the service from starting (its jobs retry such failures);
+        the refresh tries again."""
+        try:
+            if not await self._take():
+                self.other = await asyncio.to_thread(held_by, self.path, SERVICE_LOCK)
+        except MonitorError as exc:
+            log.debug("event=presence_unknown error=%s", exc)
+        self._task = asyncio.create_task(self._refresh(), name="service-presence")
+        return self.other
+
+    async def _take(self) -> bool:
+        return await _db(self.path, lambda s: s.acquire_lock(SERVICE_LOCK, self.owner, _utcnow(), self.ttl))
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(self.ttl.total_seconds() / 3)
+            try:
+                kept = await _db(self.path, lambda s: s.refresh_lock(SERVICE_LOCK, self.owner, _utcnow(),
+                                                                    self.ttl))
+                if not kept:
+                    await self._take()
+            except MonitorError as exc:  # a busy or full database: the next refresh tries again
+                log.debug("event=presence_refresh_failed error=%s", exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        try:
+            await _db(self.path, lambda s: s.release_lock(SERVICE_LOCK, self.owner))
+        except MonitorError as exc:  # left to the ttl: the next service waits that long to be "alone"
+            log.debug("event=presence_release_failed error=%s", exc)

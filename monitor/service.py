@@ -68,7 +68,7 @@ from monitor.config import Settings
 from monitor.crawl import recheck, utcnow
 from monitor.errors import MonitorError
 from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY
-from monitor.locking import AUDIT_LOCK, exclusive
+from monitor.locking import AUDIT_LOCK, Presence, exclusive
 from monitor.store import Store, lock_owner
 from monitor.types import RunInfo
 
@@ -243,6 +243,7 @@ class Service:
         self.rounds_done = 0
         self._clock_warned = False
         self._web: Any = None
+        self._presence: Presence | None = None
 
     # status, read by /healthz and /metrics
 
@@ -288,6 +289,12 @@ class Service:
             smtp_password(self.settings)  # a missing password fails now, not at Monday's report
         facts, now = await self._read_facts()  # opens and migrates the database: a bad path fails here
         reason = self._startup_reason(facts, now)
+        self._presence = Presence(self.settings.database.path, self.owner, self.options.lock_ttl)
+        if other := await self._presence.start():
+            log_event(logging.WARNING, "another_service", holder=other,
+                      note=f"another monitor serve ({other}) uses this database; this one starts too: "
+                           "both keep the schedule, recheck and mail. If that one was left running by "
+                           "mistake (a manual serve beside systemd's), stop one of them")
         self.scheduler.start()
         schedule.add_weekly_job(self.scheduler, self._weekly, self.trigger)
         schedule.add_interval_job(self.scheduler, self._rechecks, self.options.recheck_interval)
@@ -340,6 +347,8 @@ class Service:
             await self._flush_outbox_briefly()
         if self._web is not None:
             await self._web.cleanup()
+        if self._presence is not None:
+            await self._presence.close()
         log_event(logging.INFO, "service_stopped")
 
     async def _flush_outbox_briefly(self) -> None:
