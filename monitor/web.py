@@ -80,6 +80,7 @@ class Snapshot:
     runs_by_status: Counter[str] = field(default_factory=Counter)
     outbox: int = 0
     links_by_status: dict[str, int] = field(default_factory=dict)
+    links_checked: int = 0
 
 
 class _LinkCounts:
@@ -88,11 +89,13 @@ class _LinkCounts:
     def __init__(self) -> None:
         self.key: tuple[int, dt.datetime | None] | None = None
         self.counts: dict[str, int] = {}
+        self.links = 0
+        """Links (occurrences) checked: `run.links` less the skipped ones."""
 
     def of(self, store: Store, run: RunInfo) -> dict[str, int]:
         key = (run.id, run.finished_at)
         if key != self.key:
-            self.counts = links_checked(store, run.id)
+            self.counts, self.links = _checked(store, run.id)
             self.key = key
         return self.counts
 
@@ -100,13 +103,19 @@ class _LinkCounts:
 def links_checked(store: Store, run_id: int) -> dict[str, int]:
     """Distinct URLs checked in the run, by status (skipped links were not
     checked), streamed: the service never holds a run's links at once."""
+    return _checked(store, run_id)[0]
+
+
+def _checked(store: Store, run_id: int) -> tuple[dict[str, int], int]:
+    """`links_checked`, and the links (occurrences) checked: the index of
+    reports' "Links checked", which /healthz gives as `links_checked`."""
     tally = StatusTally()
     for link in store.iter_run_links(run_id):
         if link.status is not LinkStatus.SKIPPED:
             tally.add(link)
     counts = tally.counts()
     del counts[LinkStatus.SKIPPED.value]
-    return counts
+    return counts, tally.links
 
 
 def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
@@ -121,6 +130,7 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
         )
         if last is not None:
             snapshot.links_by_status = dict(cache.of(store, last))
+            snapshot.links_checked = cache.links
     return snapshot
 
 
@@ -143,6 +153,10 @@ def health(snapshot: Snapshot, status: ServiceStatus | None) -> dict[str, Any]:
             "reported_at": _iso(run.reported_at),
             "links": run.links,
             "urls": run.urls,
+            # `links` counts every link the pages list, the skipped ones too
+            # (mailto:, in-page, excluded); this one what the index of
+            # reports calls "Links checked".
+            "links_checked": snapshot.links_checked,
         },
         "next_run": _iso(status.next_run()) if status else None,
         "outbox": snapshot.outbox,

@@ -761,3 +761,74 @@ async def test_a_browser_opens_the_latest_report_from_the_home_page(reported: Se
         assert "Run 2" in page and "<style>" in page
     finally:
         await runner.cleanup()
+
+
+async def test_healthz_links_checked_is_the_index_of_reports_links_checked(
+        tmp_path: Path, aiohttp_server: Any, aiohttp_client: Any) -> None:
+    """`last_run.links` counts every link the pages list, skipped ones too;
+    the index of reports' "Links checked" does not (walkthrough 9, finding
+    20: 105 against 90). `links_checked` is that number, named as such."""
+    from monitor.jobs import report_job
+
+    async def page(request: web.Request) -> web.Response:
+        links = "".join(f'<a href="{h}">x</a>' for h in ("/ok", "/ok", "mailto:a@b.org", "#top", "/gone"))
+        return web.Response(text=f"<html><head><title>P</title></head><body>{links}</body></html>",
+                            content_type="text/html")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>Fine</title></head><body>fine</body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/ok", ok)
+    server = await aiohttp_server(app)
+    settings = make_settings(tmp_path, f"http://127.0.0.1:{server.port}")
+    await run_audit(settings)
+    outcome = await report_job(settings)
+    counts = __import__("json").loads(outcome.json_path.read_text(encoding="utf-8"))["counts"]
+    client = await aiohttp_client(create_app(settings))
+    last = (await (await client.get("/healthz")).json())["last_run"]
+    assert list(last)[-1] == "links_checked"  # added at the end of the object
+    assert (last["links"], last["links_checked"]) == (5, 3)
+    assert last["links_checked"] == counts["checked"] and last["links"] - last["links_checked"] == counts["skipped"]
+    index = (Path(settings.report.dir) / "index.html").read_text(encoding="utf-8")
+    row = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", re.findall(r"<tr>(.*?)</tr>", index, re.S)[1]))
+    assert row.split()[4] == str(last["links_checked"])  # date, time, "UTC", run, then Links checked
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+async def test_a_browser_sees_the_weekly_audit_first_and_a_failed_check_as_not_fetched(
+        reported: Settings, tmp_path: Path) -> None:
+    """Walkthrough 9, finding 9: an editor's `check --page` of a mistyped
+    address, then `monitor report`, put a row of zeros at the top of the
+    dashboard, read as "nothing to fix". In a real browser: the first row
+    is still the latest weekly audit; the check is below, "not fetched"."""
+    from monitor.crawl import run_audit as audit
+    from monitor.jobs import report_job
+
+    base_url = reported.pages[0].url.rsplit("/", 1)[0]
+    await audit(reported, only_pages=[base_url + "/no-such-page"])
+    with Store.open(reported.database.path) as store:
+        latest = store.runs()[0]
+    assert latest.partial, "a check of one page was recorded"
+    await report_job(reported, run_id=latest.id)
+    settings = replace(reported, server=ServerSettings(enabled=True, port=0))
+    runner, base = await start_server(settings)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=3000", "--dump-dom", f"{base}/",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        await runner.cleanup()
+    dom = out.decode()
+    rows = [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r)).strip()
+            for r in re.findall(r"<tr>(.*?)</tr>", dom, re.S)]
+    links = re.findall(r'href="(report-[^"]+\.html)"', dom)
+    assert links[0].endswith("-run-2.html") and links[-1].endswith(f"-run-{latest.id}.html")
+    assert "Checks of some pages" in dom
+    assert "not fetched: nothing was checked" in rows[-1] and "not fetched" not in "".join(rows[:3])
