@@ -849,7 +849,9 @@ def render_index(out_dir: Path, *, site: str, source: Source | None = None) -> s
     rows = _saved_rows(out_dir)
     mail = source.mail if source is not None else {}
     for row in rows:
-        row["mail"] = _mail_words(mail.get(row["run"])) if source is not None else ""
+        # A run pruned from the history took its outbox rows along: unknown, not "not mailed".
+        known = source is not None and (row["run"] in source.runs or row["run"] in mail)
+        row["mail"] = _mail_words(mail.get(row["run"])) if known else ""
         row["unread"] = _unread_words(row["counts"])
     rows.sort(key=lambda r: (r["date"], r["run"]), reverse=True)
     return _inline(_ENV.get_template("index.html.j2").render(
