@@ -614,14 +614,18 @@ async def _page_phase(settings: Settings, audit: Audit, run: RunInfo, book: Cite
     """Read, record and hand over the watched pages (then the sites' pages);
     mark the phase done once every page is recorded."""
     page_list = watched_pages(settings, only_pages)
+    crawling = bool(settings.sites) and not only_pages
+    configured: dict[str, tuple[PageRecord, list[Citation]]] = {}
     async with contextlib.aclosing(audit.read_pages(run, page_list)) as pages:
         async for record, citations in pages:
             await audit._record_page(run, record, citations)
             outcome.pages_failed += record.status == "error"
             await audit.hand_over(book.add(citations), feed)
+            if crawling:
+                _keep_for_sites(configured, settings.sites, record, citations)
     outcome.pages = len(page_list)
-    if settings.sites and not only_pages:
-        site_pages, site_failed = await crawl_sites(settings, audit, run, book, feed)
+    if crawling:
+        site_pages, site_failed = await crawl_sites(settings, audit, run, book, feed, configured)
         outcome.pages += site_pages
         outcome.pages_failed += site_failed
     await audit.hand_over(book.rest(), feed)
@@ -641,31 +645,68 @@ async def _reload_pages(audit: Audit, run: RunInfo, book: CitedUrls, feed: UrlFe
     await audit.hand_over(book.rest(), feed)
 
 
+def _keep_for_sites(configured: dict[str, tuple[PageRecord, list[Citation]]],
+                    sites: Sequence[SiteSettings], record: PageRecord, citations: list[Citation]) -> None:
+    """Keep a watched page that a [[sites]] crawl may reach (one of a site's
+    host), under its address and the one it redirects to: the crawl then
+    follows its links without fetching it again (`crawl_sites`)."""
+    from monitor.sites import page_key, same_site
+
+    if any(same_site(record.url, site.url) for site in sites):
+        configured[page_key(record.url)] = (record, citations)
+        if record.moved_to:
+            configured.setdefault(page_key(record.moved_to), (record, citations))
+
+
 async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: CitedUrls,
-                      feed: UrlFeed) -> tuple[int, int]:
+                      feed: UrlFeed,
+                      configured: dict[str, tuple[PageRecord, list[Citation]]] | None = None,
+                      ) -> tuple[int, int]:
     """Discover and audit the pages of each [[sites]] entry; (pages, failed).
 
     Each page is fetched once: the site crawler follows the links that the
     audit's own page visitor extracted and recorded; the visitor hands each
-    recorded page's links to the checker at once.
+    recorded page's links to the checker at once. A [[pages]] url the crawl
+    reaches is that page, read already (`configured`, by `page_key`): not
+    fetched again (which answered 304, "unchanged since the last fetch", on
+    a first audit) nor recorded again (which lost its name and owner).
+
+    A link of the site that leads to no page (`no_page_there`: 404, 410,
+    a PDF) is a dead link, which its own row reports: not a page of the
+    site, nor one that "could not be fetched". The site's `start` is the
+    configuration's, and stays a failed page; a page that times out or
+    answers 5xx exists but could not be read this time (its links went
+    unchecked, and the pages only it links to were not found): failed too.
     """
+    from monitor.pages import no_page_there
     from monitor.sites import discover_site, page_key, same_site
 
+    configured = configured or {}
     pages = failed = 0
     for site in settings.sites:
         filed: set[str] = set()
+        start = page_key(site.start) if site.start else None
 
-        async def visit(url: str, site: SiteSettings = site,
-                        filed: set[str] = filed) -> list[Citation] | None:
+        async def visit(url: str, site: SiteSettings = site, filed: set[str] = filed,
+                        start: str | None = start) -> list[Citation] | None:
             """Fetch, extract and record one page of the site, once. A link that
             redirects (`/sec` -> `/sec/`, an old page -> the home page) leads to
             a page filed under its own address, which another link may reach
             too: it is recorded once. A page that redirects off the site is
             another site's, and not audited as ours."""
+            if (watched := configured.get(page_key(url))) is not None:
+                return _watched_links(url, *watched)
             record, found = await audit._read_page(run, url, site.name, site.owner, site.exclude_links,
                                                    under_final_url=True)
             if record.url != url and not same_site(record.url, site.url):
                 log.info("site page redirects off the site, not audited url=%s to=%s", url, record.url)
+                return []
+            if (watched := configured.get(page_key(record.url))) is not None:
+                return _watched_links(url, *watched)
+            if (record.status == "error" and page_key(url) != start
+                    and no_page_there(record.http_status, record.error)):
+                log.info("site link leads to no page (a dead link, said by its own row) url=%s error=%s",
+                         url, record.error)
                 return []
             if page_key(record.url) in filed:
                 log.info("site page already audited under its own address url=%s page=%s", url, record.url)
@@ -688,6 +729,12 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
         pages += len(filed)
         failed += page_errors
     return pages, failed
+
+
+def _watched_links(url: str, record: PageRecord, citations: list[Citation]) -> list[Citation]:
+    """The links of a [[pages]] url the crawl reached, for the crawl to follow."""
+    log.info("site page is a watched page, read already url=%s page=%s", url, record.url)
+    return citations if record.status != "error" else []
 
 
 async def recheck(settings: Settings, urls: Sequence[str], now: Callable[[], dt.datetime] = utcnow) -> Counter[str]:

@@ -25,6 +25,12 @@ from monitor.types import ErrorKind, Hop, Observation
 MAX_PAGE_BYTES = 20 * 1024 * 1024
 """A watched page larger than this is refused rather than parsed."""
 
+NOT_A_WEB_PAGE = "not a web page"
+"""How the error of an address that serves a file (a PDF, an image) begins."""
+
+_PASSING_4XX = frozenset({408, 429})
+"""Client errors that say "not now" (request timeout, too many requests), not "not here"."""
+
 
 @dataclass(frozen=True, slots=True)
 class PageFetch:
@@ -72,7 +78,7 @@ async def fetch_page(
                 if not _readable(media):
                     # A link of a crawled site, or a watched address, that serves a
                     # PDF: never read 20 MB of it to find no links.
-                    return PageFetch(status="error", error=f"not a web page ({printable(media)})", **common)
+                    return PageFetch(status="error", error=f"{NOT_A_WEB_PAGE} ({printable(media)})", **common)
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(65536):
                     body += chunk
@@ -86,6 +92,20 @@ async def fetch_page(
                          error="too many redirects (more than 10): the address leads nowhere")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageFetch(url=url, final_url=url, status="error", error=_describe(exc, timeout))
+
+
+def no_page_there(http_status: int | None, error: str) -> bool:
+    """Whether a failed fetch says there is no page at this address (4xx:
+    gone, never there, refused; or a file, not a page), rather than that the
+    page could not be read this time (a timeout, a 5xx, a 429). A site crawl
+    reaches such an address through a link of the site: a dead link, which
+    the link's own row reports, not a page of the site whose links went
+    unchecked."""
+    if http_status is None:
+        return False
+    if 400 <= http_status < 500:
+        return http_status not in _PASSING_4XX
+    return 200 <= http_status < 300 and error.startswith(NOT_A_WEB_PAGE)
 
 
 def _hops(history: Sequence[aiohttp.ClientResponse]) -> tuple[Hop, ...]:

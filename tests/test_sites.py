@@ -24,7 +24,7 @@ from aiohttp import web
 from protego import Protego
 
 from monitor.client import Client
-from monitor.config import CheckerSettings, DatabaseSettings, Settings, SiteSettings
+from monitor.config import CheckerSettings, DatabaseSettings, PageSettings, Settings, SiteSettings
 from monitor.crawl import run_audit
 from monitor.decode import decode_html
 from monitor.errors import ConfigError
@@ -72,6 +72,10 @@ class Server:
     port: int = 0
     redirects: dict[str, str] = field(default_factory=dict)
     """path -> Location of a 301."""
+    statuses: dict[str, int] = field(default_factory=dict)
+    """path -> an error status answered instead of the page."""
+    accepts: list[tuple[str, str]] = field(default_factory=list)
+    """(path, Accept header) of every request: a page is read with its own."""
     canonical: Callable[[str], str] | None = None
     """Maps a requested path and query to the page served (a server that
     ignores session ids, tracking parameters, parameter order ...)."""
@@ -85,8 +89,12 @@ class Server:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.raw_path
         self.requests.append((request.headers.get("Host", ""), path))
+        self.accepts.append((path, request.headers.get("Accept", "")))
         if path in self.redirects:
             raise web.HTTPMovedPermanently(self.redirects[path])
+        if path in self.statuses:
+            return web.Response(status=self.statuses[path], text="<html><title>Error</title></html>",
+                                content_type="text/html")
         if self.canonical is not None:
             path = self.canonical(path)
         if path == "/robots.txt":
@@ -756,3 +764,75 @@ async def test_an_audited_site_records_each_page_once_under_its_own_address(
     assert occurrences[site.url("/")] == links_on_home
     assert occurrences[site.url("/sec0/")] == len(extract_page(site.pages["/sec0/"], site.url("/sec0/")).citations)
     assert all(not url.startswith(other.url("")) for url in recorded)
+
+
+def _site_settings(tmp_path: Path, *sites: SiteSettings, pages: tuple[PageSettings, ...] = ()) -> Settings:
+    return Settings(
+        pages=pages, sites=sites,
+        checker=CheckerSettings(timeout=5.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.0/8",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+        source="site.toml",
+    )
+
+
+async def test_a_dead_link_of_a_crawled_site_is_no_page_that_could_not_be_fetched(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """The menu link "ISN News" of sclero.org answers 404: a dead link, which
+    its row says ("expired"), not "1 of 23 pages could not be fetched" with
+    advice to fix a configuration that has no such line. A link to a file
+    served from a page-like address is no page either. A crawled page that
+    answers 503, the site's `start` and a [[pages]] url answering 404 are
+    still pages that could not be fetched: the first exists (its links went
+    unchecked this time), the others are the configuration's addresses."""
+    from monitor.output import unfetched_pages
+
+    site, _ = servers
+    site.files["/download.php"] = (b"%PDF-1.4 not a page", "application/pdf")
+    site.statuses.update({"/about/news.html": 404, "/gone.html": 410, "/sec3/": 503})
+    site.pages["/"] = site.pages["/"].replace(
+        "</ul>", '<li><a href="/about/news.html">ISN News</a></li><li><a href="/gone.html">Gone</a></li>'
+                 '<li><a href="/download.php">Download</a></li></ul>', 1)
+    settings = _site_settings(
+        tmp_path, SiteSettings(start=site.url("/"), max_depth=1),
+        SiteSettings(start=site.url("/no-such-start/"), max_depth=1),
+        pages=(PageSettings(url=site.url("/no-such-page.html"), name="Mistyped"),))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        recorded = {p.url: p for p in store.run_pages(outcome.run.id)}
+        links = {l.url: l for l in store.run_links(outcome.run.id)}
+    failed = sorted(paths_of(site, [u for u, p in recorded.items() if p.status == "error"]))
+    assert failed == ["/no-such-page.html", "/no-such-start/", "/sec3/"]
+    assert outcome.pages_failed == 3
+    assert outcome.pages == len(recorded) == 1 + 1 + SECTIONS + 1  # the page, "/", the sections, the start
+    for dead in ("/about/news.html", "/gone.html", "/download.php"):
+        assert site.url(dead) not in recorded
+    assert links[site.url("/about/news.html")].status == "expired"
+    assert links[site.url("/gone.html")].status == "expired"
+    lines = unfetched_pages(list(recorded.values()), source="site.toml", configured=[site.url("/no-such-page.html")])
+    assert lines[0].startswith("3 of 10 pages could not be fetched"), lines
+    assert not any("news" in line or "gone" in line or "download" in line for line in lines), lines
+
+
+async def test_a_watched_page_the_crawl_reaches_is_fetched_once_and_keeps_its_name(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """A [[pages]] url that the crawl also finds (the site's menu, its
+    sitemap) was fetched a second time in the same run: it answered 304, a
+    first audit said "unchanged since the last fetch", and the page lost its
+    configured name and owner."""
+    site, _ = servers
+    watched = PageSettings(url=site.url("/sec2/"), name="Section two", owner="editor@example.org")
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=2, max_pages=30),
+                              pages=(watched,))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        recorded = [p for p in store.run_pages(outcome.run.id) if p.url == watched.url]
+        pages = store.run_pages(outcome.run.id)
+    from monitor.client import BROWSER_ACCEPT
+
+    # read once as a page; its link in the menus is checked as a link, once
+    assert [accept != BROWSER_ACCEPT for path, accept in site.accepts if path == "/sec2/"] == [True, False]
+    assert [(p.status, p.name, p.owner) for p in recorded] == [("ok", "Section two", "editor@example.org")]
+    assert outcome.pages == len(pages) == 30
+    # its links were followed all the same: its leaves were audited
+    assert {f"/sec2/p{j}.html" for j in range(LEAVES)} & set(paths_of(site, [p.url for p in pages]))
