@@ -256,8 +256,8 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
         outcome = asyncio.run(_check(settings, pages))
     except KeyboardInterrupt:
         raise Failure(INTERRUPTED) from None
-    fetched = print_results(settings, outcome.run.id, fmt)
-    say_unfetched(settings, fetched, pages)
+    fetched, cuts = print_results(settings, outcome.run.id, fmt)
+    say_unfetched(settings, fetched, pages, cuts)
 
 
 def unconfigured_pages(settings: Settings, pages: Sequence[str]) -> list[str]:
@@ -350,23 +350,26 @@ class progress_bar:
             self.bar.stop()
 
 
-def say_unfetched(settings: Settings, pages: Sequence[Any], given: Sequence[str] = ()) -> None:
-    """On stderr, after the results: the pages that could not be fetched,
-    then those whose address redirects permanently (stdout may be a JSON
-    file; a webmaster reads the terminal)."""
-    from monitor.output import moved_pages, unfetched_pages
+def say_unfetched(settings: Settings, pages: Sequence[Any], given: Sequence[str] = (),
+                  cuts: Sequence[Any] = ()) -> None:
+    """On stderr, after the results: the [[sites]] crawls max_pages cut
+    short, the pages that could not be fetched, then those whose address
+    redirects permanently (stdout may be a JSON file; a webmaster reads the
+    terminal)."""
+    from monitor.output import cut_sites, moved_pages, unfetched_pages
 
     configured = [p.url for p in settings.pages]
-    lines = [*unfetched_pages(pages, source=settings.source, given=given, configured=configured),
+    lines = [*cut_sites(cuts),
+             *unfetched_pages(pages, source=settings.source, given=given, configured=configured),
              *moved_pages(pages, source=settings.source, given=given, configured=configured)]
     for line in lines:
         click.echo(line, err=True)
 
 
-def print_results(settings: Settings, run_id: int, fmt: str) -> list[Any]:
+def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any], list[Any]]:
     """The run's links, streamed from the database to stdout: memory stays
     flat however many links the run has (nothing holds them all). Returns
-    the run's pages."""
+    the run's pages and its [[sites]] crawls cut short by max_pages."""
     from monitor.output import write_csv, write_json
     from monitor.store import Store
 
@@ -376,17 +379,18 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> list[Any]:
         run = store.get_run(run_id)
         assert run is not None
         pages = store.run_pages(run_id)
+        cuts = store.run_site_cuts(run_id)
         links = store.iter_run_links(run_id)
         with contextlib.closing(links):  # its cursor goes before the database, also on a broken pipe
             if fmt == "json":
-                write_json(sys.stdout, run, pages, links)
+                write_json(sys.stdout, run, pages, links, cuts)
             elif fmt == "csv":
                 write_csv(sys.stdout, links)
             else:
                 print_listing(run, pages, links,
                               confirm_after=dt.timedelta(hours=settings.report.confirm_after_hours))
             sys.stdout.flush()
-    return pages
+    return pages, cuts
 
 
 def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
@@ -687,7 +691,7 @@ def run(config_path: Path, wait: float) -> None:
     _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients,
                    published=bool(settings.report.base_url))
     with Store.open(settings.database.path, mapped=False) as store:
-        say_unfetched(settings, store.run_pages(outcome.run_id))
+        say_unfetched(settings, store.run_pages(outcome.run_id), cuts=store.run_site_cuts(outcome.run_id))
 
 
 # -- serve ----------------------------------------------------------------------

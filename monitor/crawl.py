@@ -45,7 +45,8 @@ from monitor.errors import StoreError
 from monitor.extract import extract_page
 from monitor.pages import PageFetch, fetch_page, moved_to
 from monitor.store import StoreWriter
-from monitor.types import Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, UrlState, Verdict
+from monitor.types import (Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, SiteCut, UrlState,
+                           Verdict)
 
 log = logging.getLogger(__name__)
 
@@ -720,6 +721,10 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
             audit.client, site, visit, user_agent=settings.checker.user_agent,
             timeout=settings.checker.timeout,
         )
+        if crawl.over_max_pages:
+            await audit.writer.call_unflushed("record_site_cut", run.id, SiteCut(
+                site=site.name or (urlsplit(site.url).netloc.lower() or site.url), start=site.url,
+                max_pages=site.max_pages, not_audited=crawl.over_max_pages, config=settings.source))
         # Sitemap failures are in `errors` too; only pages count as pages that failed.
         visited = set(crawl.pages)
         page_errors = sum(1 for url, _ in crawl.errors if url in visited)

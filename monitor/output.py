@@ -28,9 +28,9 @@ from typing import Any, TextIO
 
 from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
-from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut
 from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, attention, \
-    link_words, problem_confirmed
+    link_words, problem_confirmed, site_cut_words
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -109,9 +109,13 @@ def page_dict(page: PageRecord) -> dict[str, Any]:
     }
 
 
-def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: Iterable[LinkResult]) -> int:
+def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: Iterable[LinkResult],
+               site_cuts: Sequence[SiteCut] = ()) -> int:
     """The contract's document, {"run": ..., "pages": [...], "links": [...]},
-    written link by link; returns the number of links."""
+    written link by link; returns the number of links. A run whose [[sites]]
+    crawl max_pages cut short ends with "sites_not_audited": [{"site",
+    "start", "max_pages", "not_audited", "config"}, ...] (added at the end;
+    absent otherwise)."""
     out.write(f'{{"run": {_dumps(run_dict(run))},\n "pages": [')
     sep = "\n  "
     for page in pages:
@@ -123,7 +127,12 @@ def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: It
         out.write(sep + _dumps(dict(zip(LINK_FIELDS, _link_values(link)))))
         sep = ",\n  "
         n += 1
-    out.write("]}\n")
+    out.write("]")
+    if site_cuts:
+        out.write(',\n "sites_not_audited": ' + _dumps([
+            {"site": c.site, "start": c.start, "max_pages": c.max_pages, "not_audited": c.not_audited,
+             "config": c.config} for c in site_cuts]))
+    out.write("}\n")
     return n
 
 
@@ -361,6 +370,12 @@ UNFETCHED_SHOWN = 10
 down fails every page: the JSON lists them all)."""
 _ADDRESS_SUSPECT = frozenset({400, 404, 410})
 """Answers that say the address itself is likely wrong (a typo, a page renamed)."""
+
+
+def cut_sites(site_cuts: Sequence[SiteCut]) -> list[str]:
+    """The lines that tell a webmaster, after `check` or `run`, which
+    [[sites]] crawls max_pages cut short (was a WARNING log line only)."""
+    return [site_cut_words(cut) for cut in site_cuts]
 
 
 def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Iterable[str] = (),

@@ -20,8 +20,9 @@ breadth-first crawl from `start` that follows the `navigation` and
 - visits a page at most once, at most `max_pages` pages in all, none deeper
   than `max_depth` links from `start` (start = depth 0; sitemap pages are
   depth 0 too). Pages left out by either limit are counted
-  (`SiteCrawl.over_max_pages`, `beyond_max_depth`) and logged as a warning:
-  a site larger than its limits is never audited in part silently;
+  (`SiteCrawl.over_max_pages`, `beyond_max_depth`) and logged (the audit
+  keeps the first with its run, and its report says it: `SiteCut`): a site
+  larger than its limits is never audited in part silently;
 - only visits URLs that look like HTML pages (not .pdf, .jpg, .zip ...: see
   `NON_HTML_EXTENSIONS`);
 - applies the site's `include` (empty = every page) and `exclude` regexes
@@ -492,7 +493,7 @@ class SiteCrawl:
     another site. `over_max_pages` counts the pages found but not audited
     because `max_pages` was reached (at least that many: their links were
     never read), `beyond_max_depth` those linked from the pages at
-    `max_depth`, not followed; either is logged as a warning.
+    `max_depth`, not followed; either is logged (`over_max_pages` kept with the run: `SiteCut`).
     """
 
     pages: list[str] = field(default_factory=list)
@@ -600,8 +601,10 @@ class _Discovery:
         await self._crawl(level)
         r = self.result
         if r.over_max_pages:
-            log.warning("site has more pages than max_pages=%d: at least %d found were not audited site=%s",
-                        self.site.max_pages, r.over_max_pages, self.base)
+            # INFO: the audit keeps it with the run (`SiteCut`): the report and
+            # `check`/`run` say it in plain words (was a WARNING line only).
+            log.info("site has more pages than max_pages=%d: at least %d found were not audited site=%s",
+                     self.site.max_pages, r.over_max_pages, self.base)
         if r.beyond_max_depth:
             log.warning("site has pages deeper than max_depth=%d: %d linked from the deepest pages were "
                         "not audited site=%s", self.site.max_depth, r.beyond_max_depth, self.base)

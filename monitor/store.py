@@ -64,6 +64,7 @@ from monitor.types import (
     OutboxMessage,
     PageRecord,
     RunInfo,
+    SiteCut,
     UrlState,
     Verdict,
 )
@@ -302,6 +303,23 @@ def m007_database_id(db: Database) -> None:
     """`meta.database_id`: made once, with the database or at the first open
     of an older one (a copy of the file keeps it: it is the same history)."""
     db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (DATABASE_ID_KEY, uuid.uuid4().hex))
+
+
+@MIGRATIONS()
+def m008_site_cuts(db: Database) -> None:
+    """`site_cuts`: the [[sites]] crawls of a run that `max_pages` cut short,
+    with how many pages found were not audited, for the run's report (it
+    was only a log line). Older runs have none: their reports say nothing
+    of it, as they did."""
+    db.execute("""CREATE TABLE site_cuts (
+        run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+        site TEXT NOT NULL,
+        start TEXT NOT NULL,
+        max_pages INTEGER NOT NULL,
+        not_audited INTEGER NOT NULL,
+        config TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (run_id, start)
+    )""")
 
 
 # --------------------------------------------------------------------------
@@ -1193,6 +1211,19 @@ class Store:
             self._hand_down_links(run_id, ())
             self._conn.execute("DELETE FROM occurrences WHERE run_id = ?", (run_id,))
             self._conn.execute("DELETE FROM pages WHERE run_id = ?", (run_id,))
+            self._conn.execute("DELETE FROM site_cuts WHERE run_id = ?", (run_id,))
+
+    def record_site_cut(self, run_id: int, cut: SiteCut) -> None:
+        """A [[sites]] crawl of the run that max_pages cut short (again: replaced)."""
+        self._write("INSERT OR REPLACE INTO site_cuts (run_id, site, start, max_pages, not_audited, config) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, cut.site, cut.start, cut.max_pages, cut.not_audited, cut.config))
+
+    def run_site_cuts(self, run_id: int) -> list[SiteCut]:
+        """The run's crawls cut short by max_pages, in the order they were crawled."""
+        rows = self._rows("SELECT site, start, max_pages, not_audited, config FROM site_cuts "
+                          "WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return [SiteCut(site=r[0], start=r[1], max_pages=r[2], not_audited=r[3], config=r[4]) for r in rows]
 
     # --------------------------------------------------------- occurrences
 

@@ -274,6 +274,22 @@ class PageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SiteCut:
+    """A `[[sites]]` crawl of a run cut short by its `max_pages`: pages were
+    found that were not audited (at least `not_audited`: their own links
+    were never read). Kept with the run so that its report says it, not
+    only a log line: a site larger than its limits is never audited in part
+    silently. `site` names the entry (its name, else its host), `start` is
+    its start (or sitemap) URL, `config` the file its max_pages is set in."""
+
+    site: str
+    start: str
+    max_pages: int
+    not_audited: int
+    config: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxMessage:
     """A report waiting in (or sent from) the outbox table.
 

@@ -20,7 +20,7 @@ import re
 from urllib.parse import urlsplit
 
 from monitor.classify import is_confirmed
-from monitor.types import LinkKind, LinkResult, LinkStatus, UrlState
+from monitor.types import LinkKind, LinkResult, LinkStatus, SiteCut, UrlState
 
 __all__ = [
     "CONFIRMED_AT_ONCE",
@@ -288,3 +288,15 @@ def link_words(link: LinkResult) -> str:
     if link.flapping and link.reason != "flapping":
         words += ". " + REASONS["flapping"]
     return words
+
+
+def site_cut_words(cut: SiteCut) -> str:
+    """A [[sites]] crawl cut short by its max_pages, in one line said by the
+    terminal and the report alike: "www.sclero.org: at least 18 more pages
+    found were not audited ([[sites]] max_pages = 5 in site.toml)". "At
+    least": the pages left out were never read, so the links they hold to
+    further pages were never found."""
+    more = "1 more page" if cut.not_audited == 1 else f"{cut.not_audited} more pages"
+    where = f" in {cut.config}" if cut.config else ""
+    return (f"{cut.site}: at least {more} found {'was' if cut.not_audited == 1 else 'were'} not audited "
+            f"([[sites]] max_pages = {cut.max_pages}{where})")

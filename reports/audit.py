@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
-from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut, UrlState
 from monitor.wording import (
     GROUPS,
     MARKED_DEAD,
@@ -397,6 +397,9 @@ class Audit:
     no_longer_audited: tuple[GonePage, ...] = ()
     """The pages of the previous report's problems that this run did not
     audit (none for a run of some pages, `check --page`, which says so)."""
+    sites_not_audited: tuple[SiteCut, ...] = ()
+    """The [[sites]] crawls that max_pages cut short: pages found and not
+    audited, said under the counts (which cover the audited pages only)."""
 
     @property
     def date(self) -> dt.date:
@@ -451,6 +454,7 @@ def build_audit(
     previous_states: Mapping[str, UrlState] | None = None,
     configured: Collection[str] | None = None,
     crawls: bool = False,
+    site_cuts: Sequence[SiteCut] = (),
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -487,6 +491,9 @@ def build_audit(
     at all are counted per page (`Audit.no_longer_audited`). `configured`
     (the `[[pages]]` urls of the configuration now) and `crawls` (it has
     `[[sites]]`) say why a page was not audited and what excluded a link.
+
+    `site_cuts`: the run's [[sites]] crawls that max_pages cut short
+    (`Store.run_site_cuts`).
     """
     unread = {p.url for p in pages if p.status == "error"}
     read_before = [(page, then) for page, then in last_read if page.url in unread]
@@ -547,6 +554,7 @@ def build_audit(
         pages_failed=tuple(p for p in pages if p.status == "error"),
         links=tuple(links),
         previous_run=previous_run,
+        sites_not_audited=tuple(site_cuts),
     )
     return replace(audit, counts=_count(audit))
 
@@ -1362,6 +1370,7 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
         pages_failed=tuple(p for p in audit.pages_failed if p.url in wanted),
         links=tuple(l for l in audit.links if l.page in wanted),
         audience=audience,
+        sites_not_audited=(),  # the configuration's limits are the webmaster's to change
     )
     return replace(part, counts=_count(part))
 

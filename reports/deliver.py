@@ -179,6 +179,7 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         now=now, settings=report, site_name=site, previous_run=previous,
         configured=[p.url for p in getattr(settings, "pages", ())],
         crawls=bool(getattr(settings, "sites", ())),
+        site_cuts=store.run_site_cuts(run_id),
     )
 
 

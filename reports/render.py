@@ -41,6 +41,7 @@ except ImportError:  # optional: only the speed of writing the JSON report depen
 
 from monitor.output import INVISIBLE, one_line, where_parts
 from monitor.types import LinkResult, LinkStatus, RunInfo
+from monitor.wording import site_cut_words
 from reports import wording
 from reports.audit import Audit, ContentIssue, Fixed, OtherLinks, Problem, newest_problems
 
@@ -400,6 +401,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "no_longer_lines": no_longer_lines(audit),
         "period": _period(audit),
+        "site_cuts": [site_cut_words(cut) for cut in audit.sites_not_audited],
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,
     }

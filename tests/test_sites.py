@@ -694,8 +694,9 @@ async def test_reaching_a_limit_is_counted_and_logged(
     result, _ = await crawl(client, SiteSettings(start=site.url("/"), **limits))  # type: ignore[arg-type]
     assert len(result.pages) == pages
     assert (result.over_max_pages, result.beyond_max_depth) == (over_max_pages, beyond_max_depth)
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert (any(warning in w for w in warnings) if warning else warnings == []), warnings
+    said = [r.getMessage() for r in caplog.records if "not audited" in r.getMessage()]
+    assert (any(warning in w for w in said) if warning else said == []), said
+    assert not any(r.levelname == "WARNING" for r in caplog.records if "max_pages" in r.getMessage())
 
 
 async def test_the_same_page_under_www_and_bare_host_is_visited_once(servers: tuple[Server, Server], client: Client) -> None:
@@ -836,3 +837,74 @@ async def test_a_watched_page_the_crawl_reaches_is_fetched_once_and_keeps_its_na
     assert outcome.pages == len(pages) == 30
     # its links were followed all the same: its leaves were audited
     assert {f"/sec2/p{j}.html" for j in range(LEAVES)} & set(paths_of(site, [p.url for p in pages]))
+
+
+async def test_a_crawl_cut_short_by_max_pages_is_said_by_the_terminal_and_the_report(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """max_pages = 5 on a 50-page site: the report and its mail said "... on 5
+    pages" as if the site were complete, and only a WARNING log line said
+    otherwise (under `serve`, only the journal had it)."""
+    import json
+    import re
+
+    from monitor.config import load_settings
+    from reports.deliver import load_audit
+    from reports.render import render_text
+    from tests.simkit import run_monitor
+
+    site, _ = servers
+    config = tmp_path / "site.toml"
+    config.write_text(
+        f'[[sites]]\nstart = "{site.url("/")}"\nmax_pages = 5\n\n'
+        '[checker]\ntimeout = 5\nretries = 0\nsoft404_probe = false\n'
+        'allow_private_networks = ["127.0.0.0/8"]\n\n'
+        f'[database]\npath = "{tmp_path / "monitor.db"}"\n\n[report]\ndir = "{tmp_path / "reports"}"\n',
+        encoding="utf-8")
+    said = re.compile(rf"127\.0\.0\.1:{site.port}: at least (\d+) more pages found were not audited "
+                      rf"\(\[\[sites\]\] max_pages = 5 in {re.escape(str(config))}\)")
+
+    code, _, err = await run_monitor("check", "--config", str(config), timeout=60)
+    assert code == 0, err
+    found = said.search(err)
+    assert found, err
+    assert "WARNING" not in err, err  # said once, in plain words
+    not_audited = int(found.group(1))
+    with Store.open(tmp_path / "monitor.db") as store:
+        run_id = store.runs()[0].id
+        assert len(store.run_pages(run_id)) == 5
+        assert [(c.max_pages, c.not_audited) for c in store.run_site_cuts(run_id)] == [(5, not_audited)]
+
+    code, out, err = await run_monitor("check", "--config", str(config), "--format", "json", timeout=60)
+    assert code == 0, err
+    assert json.loads(out)["sites_not_audited"] == [{
+        "site": f"127.0.0.1:{site.port}", "start": site.url("/"), "max_pages": 5,
+        "not_audited": not_audited, "config": str(config)}]
+
+    code, out, err = await run_monitor("report", "--config", str(config), timeout=60)
+    assert code == 0, err
+    html_path = Path(re.search(r"report: (\S+)", out).group(1))  # type: ignore[union-attr]
+    html = html_path.read_text(encoding="utf-8")
+    assert said.search(html), html[:3000]
+    data = json.loads(html_path.with_suffix(".json").read_text(encoding="utf-8"))
+    assert [(c["site"], c["not_audited"]) for c in data["sites_not_audited"]] == [
+        (f"127.0.0.1:{site.port}", not_audited)]
+    with Store.open(tmp_path / "monitor.db") as store:
+        audit = load_audit(store, store.runs()[0].id, load_settings(config), store.runs()[0].started_at)
+    assert said.search(render_text(audit)), render_text(audit)
+
+
+async def test_a_complete_crawl_and_a_resumed_page_phase_say_no_cut(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """A crawl within its limits records no cut; a page phase redone (an
+    interrupted run) forgets the cut of its first attempt."""
+    site, _ = servers
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1, max_pages=5))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        assert [c.not_audited for c in store.run_site_cuts(outcome.run.id)] == [3]  # 8 pages found, 5 audited
+        store.clear_run_pages(outcome.run.id)
+        assert store.run_site_cuts(outcome.run.id) == []
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1, max_pages=8))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        assert store.run_site_cuts(outcome.run.id) == []

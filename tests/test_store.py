@@ -38,6 +38,7 @@ from monitor.types import (
     LinkStatus,
     Observation,
     PageRecord,
+    SiteCut,
     UrlState,
     Verdict,
 )
@@ -370,6 +371,28 @@ def test_a_database_made_before_page_moves_reads_its_pages_as_not_moved(db_path:
         store.record_page(PageRecord(run_id=later.id, url=PAGE_A, status="ok", moved_to=PAGE_B),
                           now=T0 + WEEK)
         assert store.last_page(PAGE_A).moved_to == PAGE_B  # type: ignore[union-attr]
+
+
+def test_a_database_made_before_site_cuts_reads_its_runs_as_not_cut(db_path: Path) -> None:
+    """Opening a file from before migration m007 adds `site_cuts`: its runs
+    read as not cut short (their reports said nothing of it); a run from
+    then on keeps its cuts, which go with the run."""
+    with Store.open(db_path) as store:
+        old = store.start_run(T0)
+    with sqlite3.connect(db_path) as conn:  # back to the file as m007 left it
+        conn.execute("DROP TABLE site_cuts")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_site_cuts'")
+    with Store.open(db_path) as store:
+        assert store.run_site_cuts(old.id) == []
+        later = store.start_run(T0 + WEEK)
+        cuts = [SiteCut(site="www.sclero.org", start="https://www.sclero.org/", max_pages=5,
+                        not_audited=18, config="site.toml"),
+                SiteCut(site="Blog", start="https://blog.sclero.org/", max_pages=2, not_audited=1)]
+        for cut in cuts:
+            store.record_site_cut(later.id, cut)
+        store.record_site_cut(later.id, cuts[0])  # a redone page phase: replaced, not doubled
+        assert sorted(store.run_site_cuts(later.id), key=lambda c: c.site) == sorted(cuts, key=lambda c: c.site)
+        assert store.run_site_cuts(old.id) == []
 
 
 def test_a_database_a_newer_version_migrated_is_refused_with_what_to_do(db_path: Path) -> None:

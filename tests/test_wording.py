@@ -92,3 +92,20 @@ def test_link_words_add_flapping_once() -> None:
                                     "The link keeps switching between working and failing")
     assert link_words(_link(LinkStatus.ERROR, "flapping", flapping=True)) == (
         "The link keeps switching between working and failing")
+
+
+@pytest.mark.parametrize(("not_audited", "config", "expected"), [
+    (18, "site.toml", "www.sclero.org: at least 18 more pages found were not audited "
+                      "([[sites]] max_pages = 5 in site.toml)"),
+    (1, "site.toml", "www.sclero.org: at least 1 more page found was not audited "
+                     "([[sites]] max_pages = 5 in site.toml)"),
+    (2, "", "www.sclero.org: at least 2 more pages found were not audited ([[sites]] max_pages = 5)"),
+])
+def test_a_crawl_cut_short_is_said_with_its_limit_and_where_it_is_set(
+        not_audited: int, config: str, expected: str) -> None:
+    from monitor.types import SiteCut
+    from monitor.wording import site_cut_words
+
+    cut = SiteCut(site="www.sclero.org", start="https://www.sclero.org/", max_pages=5,
+                  not_audited=not_audited, config=config)
+    assert site_cut_words(cut) == expected
