@@ -679,17 +679,18 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
     answers 5xx exists but could not be read this time (its links went
     unchecked, and the pages only it links to were not found): failed too.
     """
-    from monitor.pages import no_page_there
+    from monitor.pages import LISTED_IN_SITEMAP, no_page_there
     from monitor.sites import discover_site, page_key, same_site
 
     configured = configured or {}
     pages = failed = 0
     for site in settings.sites:
         filed: set[str] = set()
+        listed: set[str] = set()  # the sitemap's pages, filled by discover_site
         start = page_key(site.start) if site.start else None
 
         async def visit(url: str, site: SiteSettings = site, filed: set[str] = filed,
-                        start: str | None = start) -> list[Citation] | None:
+                        start: str | None = start, listed: set[str] = listed) -> list[Citation] | None:
             """Fetch, extract and record one page of the site, once. A link that
             redirects (`/sec` -> `/sec/`, an old page -> the home page) leads to
             a page filed under its own address, which another link may reach
@@ -704,7 +705,11 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
                 return []
             if (watched := configured.get(page_key(record.url))) is not None:
                 return _watched_links(url, *watched)
-            if (record.status == "error" and page_key(url) != start
+            if page_key(url) in listed and record.status == "error":
+                # The site's own sitemap names it: a page of the site that is
+                # not there is the sitemap's mistake, said as a page, not a link.
+                record = replace(record, error=f"{record.error} ({LISTED_IN_SITEMAP})")
+            elif (record.status == "error" and page_key(url) != start
                     and no_page_there(record.http_status, record.error)):
                 log.info("site link leads to no page (a dead link, said by its own row) url=%s error=%s",
                          url, record.error)
@@ -719,7 +724,7 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
 
         crawl = await discover_site(
             audit.client, site, visit, user_agent=settings.checker.user_agent,
-            timeout=settings.checker.timeout,
+            timeout=settings.checker.timeout, listed=listed,
         )
         if crawl.over_max_pages:
             await audit.writer.call_unflushed("record_site_cut", run.id, SiteCut(

@@ -28,6 +28,9 @@ MAX_PAGE_BYTES = 20 * 1024 * 1024
 NOT_A_WEB_PAGE = "not a web page"
 """How the error of an address that serves a file (a PDF, an image) begins."""
 
+LISTED_IN_SITEMAP = "listed in the site's sitemap"
+"""Added to the error of a crawled page the sitemap lists but the site cannot give."""
+
 _PASSING_4XX = frozenset({408, 429})
 """Client errors that say "not now" (request timeout, too many requests), not "not here"."""
 

@@ -530,8 +530,10 @@ class _Discovery:
     """The state of one site's discovery."""
 
     def __init__(self, client: Client, site: SiteSettings, visit: SitePageVisitor, *,
-                 user_agent: str, timeout: float, concurrency: int) -> None:
+                 user_agent: str, timeout: float, concurrency: int, listed: set[str] | None = None) -> None:
         self.client = client
+        self.listed = listed if listed is not None else set()
+        """Page keys of the pages the sitemap lists, filled before any is visited."""
         self.site = site
         self.visit = visit
         self.user_agent = user_agent
@@ -598,6 +600,7 @@ class _Discovery:
         for url in await self._sitemap_pages(sitemaps):
             if admitted := self.admit(url):
                 level.append(admitted)
+                self.listed.add(page_key(admitted))
         await self._crawl(level)
         r = self.result
         if r.over_max_pages:
@@ -717,14 +720,18 @@ def _normalized(url: str) -> str:
 
 
 async def discover_site(client: Client, site: SiteSettings, visit: SitePageVisitor, *,
-                        user_agent: str, timeout: float, concurrency: int = 4) -> SiteCrawl:
+                        user_agent: str, timeout: float, concurrency: int = 4,
+                        listed: set[str] | None = None) -> SiteCrawl:
     """Discover and visit the pages of one `[[sites]]` entry (module docstring).
 
+    `listed`, when given, receives the `page_key` of each page the sitemap
+    lists before `visit` is called for any: `visit` can tell a page the
+    site's own sitemap names from one a link led to.
     Raises ConfigError for an invalid include/exclude regex; everything the
     network does wrong is reported in the result instead.
     """
     discovery = _Discovery(client, site, visit, user_agent=user_agent, timeout=timeout,
-                           concurrency=concurrency)
+                           concurrency=concurrency, listed=listed)
     return await discovery.run()
 
 

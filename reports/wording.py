@@ -15,6 +15,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from monitor.pages import LISTED_IN_SITEMAP
 from monitor.types import LinkKind, LinkStatus
 from monitor.wording import REASONS, describe, host_of, thing
 
@@ -72,6 +73,11 @@ def page_failure(http_status: int | None, error: str) -> str:
     where an editor looks first; the connection failures keep
     `monitor.pages`' wording ("the server could not be reached (...)"),
     which is already plain."""
+    if http_status and 400 <= http_status < 500 and error.endswith(f"({LISTED_IN_SITEMAP})"):
+        # A page a crawl found in the site's sitemap: the sitemap is what is
+        # wrong (or the page was lost), never the monitor's configuration.
+        return (f"the page is not at this address (HTTP {http_status}), though the site's sitemap "
+                "lists it: restore the page, or take it out of the sitemap")
     if http_status == 404:
         return WATCHED_404
     if http_status and http_status < 400 and error:

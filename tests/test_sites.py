@@ -908,3 +908,30 @@ async def test_a_complete_crawl_and_a_resumed_page_phase_say_no_cut(
     outcome = await run_audit(settings)
     with Store.open(settings.database.path) as store:
         assert store.run_site_cuts(outcome.run.id) == []
+
+
+async def test_a_page_the_sitemap_lists_that_is_not_there_is_a_failed_page_naming_the_sitemap(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """A 404 the crawl only knows from the site's own sitemap is no link of
+    any page: as a "dead link" it was said nowhere (no row lists it). It is
+    a page that could not be fetched, and the sitemap is what to fix, not
+    the monitor's configuration; the same 404 reached only through a link
+    stays a dead link (the test above), also when both lead to it."""
+    from reports.wording import page_failure
+
+    site, _ = servers
+    site.statuses.update({"/listed-gone.html": 404, "/both-gone.html": 404})
+    site.pages["/"] = site.pages["/"].replace(
+        "</ul>", '<li><a href="/both-gone.html">Both</a></li></ul>', 1)
+    site.files["/sm.xml"] = ((f'<?xml version="1.0"?><urlset {NS}>'
+                              f"<url><loc>{site.url('/listed-gone.html')}</loc></url>"
+                              f"<url><loc>{site.url('/both-gone.html')}</loc></url></urlset>").encode(),
+                             "application/xml")
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), sitemap=site.url("/sm.xml"), max_depth=1))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        failed = {p.url: p for p in store.run_pages(outcome.run.id) if p.status == "error"}
+    assert sorted(paths_of(site, list(failed))) == ["/both-gone.html", "/listed-gone.html"]
+    assert outcome.pages_failed == 2
+    said = page_failure(failed[site.url("/listed-gone.html")].http_status, failed[site.url("/listed-gone.html")].error)
+    assert "the site's sitemap lists it" in said and "configuration" not in said, said
