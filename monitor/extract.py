@@ -744,7 +744,7 @@ def _add_element_targets(
     """The targets of the element's own attributes (its style's: `_add_css_targets`)."""
     if tag in ("a", "area"):
         value = attrs.get("href") or ""
-        text = _collapse(node.text()) or _img_alt(node) or (
+        text = _bounded_text(node, _ANCHOR_MAX, _ANCHOR_NODES) or _img_alt(node) or (
             _collapse(attrs.get("alt") or attrs.get("title") or "") if tag == "area" else "")
         links.append(_Link(node, tag, "href", value, value, section, chrome, False, text))
     elif tag == "link":
@@ -802,6 +802,17 @@ def _add_targets(
 _QUOTES = frozenset({"blockquote", "q", "ins", "del"})
 _LABEL_MAX = 80
 _LABEL_NODES = 64
+_ANCHOR_MAX = 500
+"""A link's text kept at most (an article title runs to 300): an unclosed
+<a>, which lexbor reopens around what follows, or a hostile page's 500,000
+characters of anchor text made each occurrence row (and the JSON report, and
+the terminal's listing) that long; 300 such links, a 73 MB database."""
+_ANCHOR_NODES = 2_000
+_HEADING_MAX = 200
+"""A section heading's text kept at most: the section is stored with every
+link under it, so one unclosed <h2> above 2,000 entries (whose text is the
+rest of the page) made a 338 MB database in one run."""
+_HEADING_NODES = 1_000
 
 
 def _quote_label(node: LexborNode) -> str:
@@ -810,19 +821,64 @@ def _quote_label(node: LexborNode) -> str:
     A bounded walk, not `node.text()`: an old page's unclosed <blockquote
     cite> holds the rest of the page, and nested ones made that quadratic.
     """
-    parts: list[str] = []
+    return _bounded_text(node, _LABEL_MAX, _LABEL_NODES)
+
+
+def _bounded_text(node: LexborNode, limit: int, max_nodes: int, *, stop_at_block: bool = False) -> str:
+    """`_collapse(node.text())` read no further than `limit` characters (and
+    `max_nodes` nodes), clipped at a word with an ellipsis when there was more.
+
+    A bounded walk, not `node.text()`: an element left unclosed holds the rest
+    of the page, read once per link. With `stop_at_block` the text ends at the
+    first block inside the element (no ellipsis: what precedes it is the
+    element's own text): an <h2> left open holds the paragraphs after it.
+    """
+    pieces: list[str] = []
     size = 0
-    for count, child in enumerate(node.traverse(include_text=True)):
-        if size > _LABEL_MAX or count > _LABEL_NODES:
-            break
-        if child.tag == "-text":
+    space = more = False  # white space before the next word; text left unread
+    walk = node.traverse(include_text=True)
+    next(walk, None)  # the element itself
+    for count, child in enumerate(walk):
+        tag = child.tag
+        if tag == "-text":
+            if size > limit or count > max_nodes:
+                more = True
+                break
             text = child.text_content or ""
-            parts.append(text)
-            size += len(text)
-    text = _collapse("".join(parts))
-    if len(text) <= _LABEL_MAX:
+            window = len(text) - len(text.lstrip()) + _READ_PER_CHAR * limit
+            if len(text) > window:  # one node of the rest of the page
+                more = not text[window:].isspace()
+                text = text[:window]
+            words = text.split()
+            if words:
+                # As `_collapse("".join(texts))`: "Refer" + "ences" runs on.
+                if pieces and (space or text[0].isspace()):
+                    pieces.append(" ")
+                pieces.append(" ".join(words))
+                size += len(pieces[-1]) + 1
+                space = text[-1].isspace()
+            elif text:
+                space = True
+            if more:
+                break
+        elif stop_at_block and tag in _BLOCKS:
+            break
+    text = "".join(pieces)
+    if not more and len(text) <= limit:
         return text
-    return text[:_LABEL_MAX].rsplit(" ", 1)[0] + "\u2026"
+    return _clip(text, limit, more=True)
+
+
+_READ_PER_CHAR = 20
+"""How much of one text node a bounded walk reads per character it may keep."""
+
+
+def _clip(text: str, limit: int, *, more: bool = False) -> str:
+    """`text` cut to `limit` characters at a word, an ellipsis marking the
+    cut (or, with `more`, that text was left unread after it)."""
+    if len(text) <= limit:
+        return text + "\u2026" if more and text else text
+    return (text[:limit].rsplit(" ", 1)[0] or text[:limit]).rstrip() + "\u2026"
 
 
 _SRCSET_SPACE = " \t\n\r\f"
@@ -1089,7 +1145,7 @@ def _heading_text(node: LexborNode, tag: str, walked: set[int]) -> tuple[str, in
     20,000 steps (26 s).
     """
     if tag in _HEADINGS:
-        text = _collapse(node.text())
+        text = _bounded_text(node, _HEADING_MAX, _HEADING_NODES, stop_at_block=True)
         return (text, node.mem_id) if text else None
     # An old-style heading: a block holding only a bold or named-anchor run.
     if tag == "a" and not (node.attributes.keys() & {"name", "id"}):
@@ -1586,9 +1642,14 @@ def _context(title: str, prefix: str, after: str) -> EntryContext:
     if worded is not None:
         summary = f"{worded.group().strip()} {summary}".rstrip()
     return EntryContext(
-        title=title, summary=summary, source=source,
+        # Stored with each occurrence: a page with no paragraphs made one
+        # entry's summary the rest of the page.
+        title=title, summary=_clip(summary, _SUMMARY_MAX), source=_clip(source, _ANCHOR_MAX),
         date=parse_source_date(source) if source else None, expired_mark=expired,
     )
+
+
+_SUMMARY_MAX = 1_000
 
 
 def _split_source(body: str) -> tuple[str, str]:

@@ -726,6 +726,100 @@ def test_sections(html: str, sections: list[str]) -> None:
     assert [c.section for c in extract_page(html, SMALL).citations] == sections
 
 
+_ENTRIES = "".join(f'<p><a href="http://e.org/{i}">Study {i}</a>. A summary of it. '
+                   f"J Rheumatol. 2020;1(2):3-4.</p>\n" for i in range(200))
+_LONG = " ".join(f"word{i}" for i in range(100_000))  # 688,890 characters
+
+
+@pytest.mark.parametrize(
+    ("html", "section"),
+    [
+        # One missing </h2> over 2,000 entries made each link's section the
+        # rest of the page (167 KB a link: 338 MB of database in one run).
+        pytest.param(f"<h2>References\n{_ENTRIES}", "References", id="unclosed-h2-over-paragraphs"),
+        pytest.param(f"<h3>Biologics <i>(new)</i>\n<div>{_ENTRIES}</div>", "Biologics (new)",
+                     id="unclosed-h3-with-markup-over-a-div"),
+        pytest.param(f"<h2>References {_LONG}</h2>{_ENTRIES}",
+                     "References " + " ".join(f"word{i}" for i in range(28)) + "\u2026",
+                     id="long-heading-clipped-at-a-word"),
+        pytest.param(f"<h2>References {'x' * 5000}</h2>{_ENTRIES}",
+                     "References\u2026", id="long-word-clipped-at-the-last-space"),
+        pytest.param(f"<h2>{'x' * 5000}</h2>{_ENTRIES}", "x" * 200 + "\u2026",
+                     id="one-long-word-cut-in-it"),
+        pytest.param(f"<h2><a name='r'>References</a> <a href='/all'>(all)</a></h2>{_ENTRIES}",
+                     "References (all)", id="linked-heading-read-whole"),
+        pytest.param(f"<h2>Refer<b>ences</b>   and\n\n   notes</h2>{_ENTRIES}", "References and notes",
+                     id="closed-heading-as-before"),
+    ],
+)
+def test_sections_are_bounded(html: str, section: str) -> None:
+    citations = [c for c in extract_page(html, SMALL).citations if c.url and "e.org" in c.url]
+    assert len(citations) == 200
+    assert {c.section for c in citations} == {section}
+    assert len(section) <= 201
+
+
+@pytest.mark.parametrize(
+    ("html", "anchor"),
+    [
+        pytest.param(f'<p><a href="http://e.org/1">{_LONG}</a></p>',
+                     " ".join(f"word{i}" for i in range(72)) + "\u2026", id="500-chars-at-a-word"),
+        pytest.param(f'<p><a href="http://e.org/1">{"<i>a</i> " * 5000}</a></p>',
+                     "a " * 249 + "a\u2026", id="many-small-nodes"),
+        pytest.param(f'<p><a href="http://e.org/1">{"y" * 600}</a></p>', "y" * 500 + "\u2026",
+                     id="one-long-word"),
+        pytest.param('<p><a href="http://e.org/1">' + " " * 100_000 + "Title  of\n the <b>study</b>"
+                     + " " * 100_000 + "</a></p>", "Title of the study", id="white-space-collapsed"),
+        pytest.param('<p><a href="http://e.org/1">' + "x" * 200 + " " * 400 + "yz</a></p>", "x" * 200 + " yz",
+                     id="just-over-500-raw-is-kept-when-it-collapses"),
+        pytest.param('<p><a href="http://e.org/1">Rituximab in <i>early</i> disease</a></p>',
+                     "Rituximab in early disease", id="ordinary"),
+    ],
+)
+def test_anchor_text_is_bounded(html: str, anchor: str) -> None:
+    (citation,) = extract_page(html, SMALL).citations
+    assert citation.anchor_text == anchor
+    assert len(citation.anchor_text) <= 501
+
+
+_PIECES = st.one_of(st.sampled_from(["<i>", "</i>", "<b>", "</b>", "<br>", "<!-- c -->", "&amp;", " ", "\n\t"]),
+                    st.text(alphabet="ab \n\u00a0\u2003", max_size=8))
+
+
+@given(st.lists(_PIECES, max_size=40))
+def test_a_short_anchor_text_reads_as_the_whole_text(pieces: list[str]) -> None:
+    """The bounded walk joins and collapses text nodes as `node.text()` did."""
+    html = f'<p><a href="http://e.org/1">{"".join(pieces)}</a></p>'
+    anchor = LexborHTMLParser(html).css_first("a")
+    assert anchor is not None
+    (citation,) = extract_page(html, SMALL).citations
+    assert citation.anchor_text == " ".join(anchor.text().split())
+
+
+def test_an_unclosed_anchor_over_the_rest_of_the_page_keeps_small_texts() -> None:
+    """lexbor reopens an unclosed <a> around what follows; with no other
+    link to close it, its text is the rest of the page."""
+    lines = "".join(f"Study {i} of a long series. Summary. J Rheumatol. 2020;1(2):3-4.<br>\n"
+                    for i in range(2000))
+    html = f'<h2>References</h2><a href="http://e.org/start">Start here {lines}'
+    (citation,) = extract_page(html, SMALL).citations
+    assert citation.anchor_text.startswith("Start here Study 0 of a long series.")
+    assert len(citation.anchor_text) <= 501
+    assert citation.context is None or len(citation.context.title) <= 501
+
+
+def test_an_entry_summary_is_bounded() -> None:
+    """Its summary is the text after the title, which a page with no
+    paragraphs makes the rest of the page, stored with each occurrence."""
+    html = ('<p><a href="http://e.org/1">Rituximab in early diffuse disease</a>. '
+            + "A long sentence of the summary. " * 20_000 + "J Rheumatol. 2020;1(2):3-4.</p>")
+    (citation,) = extract_page(html, SMALL).citations
+    assert citation.kind is CIT and citation.context is not None
+    assert citation.context.summary.startswith("A long sentence of the summary. A long")
+    assert citation.context.summary.endswith("\u2026") and len(citation.context.summary) <= 1001
+    assert citation.context.source == "J Rheumatol. 2020;1(2):3-4."
+
+
 def test_resources_of_every_kind() -> None:
     html = (
         '<head><link rel="stylesheet" href="/s.css"><link rel="shortcut icon" href="/f.ico">'
