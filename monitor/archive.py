@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 
+import aiohttp
 from yarl import URL
 
 from monitor.client import Client
@@ -62,12 +63,29 @@ async def _ask(client: Client, api_url: str, url: str, when: dt.date | None, tim
         ) as resp:
             if resp.status != 200:
                 raise _Unavailable(resp.status == 429)
-            return parse_availability((await resp.content.read(65536)).decode("utf-8", "replace"))
+            return parse_availability((await _read_answer(resp.content)).decode("utf-8", "replace"))
     except _Unavailable:
         raise
     except Exception as exc:  # the archive is a suggestion: never fail a run over it
         log.info("archive lookup failed url=%s error=%s", url, type(exc).__name__)
         raise _Unavailable(False) from None
+
+
+ANSWER_LIMIT = 65536
+"""The most of an availability answer read (a real one is under 1 KB)."""
+
+
+async def _read_answer(content: aiohttp.StreamReader) -> bytes:
+    """The answer up to `ANSWER_LIMIT` bytes. `read(n)` returns what has
+    arrived, not n bytes: an answer in two TCP writes (a proxy, a slow link)
+    was cut after the first, failed to parse, and the editor got no copy."""
+    body = bytearray()
+    while len(body) < ANSWER_LIMIT:
+        chunk = await content.read(ANSWER_LIMIT - len(body))
+        if not chunk:
+            break
+        body += chunk
+    return bytes(body)
 
 
 async def lookup(client: Client, api_url: str, url: str, when: dt.date | None, timeout: float) -> str | None:

@@ -166,3 +166,29 @@ async def test_an_undated_citation_asks_for_the_copy_of_the_day_it_last_worked(
     alive["yes"] = False
     await run_audit(settings, now=lambda: worked + dt.timedelta(weeks=7))  # both dead now
     assert sorted(api.asked) == [(f"{base}/dated", "20180430"), (f"{base}/undated", "20261005")]
+
+
+@pytest.mark.parametrize("pieces", [1, 2, 5])
+async def test_an_answer_in_several_writes_is_read_whole(aiohttp_server: Any, client: Client,
+                                                         pieces: int) -> None:
+    """`content.read(65536)` returns what has arrived: an answer in two TCP
+    writes 50 ms apart (a proxy, a slow link) was cut after the first, did
+    not parse, and the editor got no archived copy (robust9, finding 5)."""
+    body = json.dumps(answer("https://e.org/a")).encode()
+    cut = len(body) // pieces
+
+    async def api(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        for i in range(pieces):
+            await resp.write(body[i * cut:(i + 1) * cut if i < pieces - 1 else len(body)])
+            await asyncio.sleep(0.05)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/wayback/available", api)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    got = await archive.lookup(client, f"http://127.0.0.1:{server.port}/wayback/available",
+                               "https://e.org/a", None, 2.0)
+    assert got == "https://web.archive.org/web/20160615000000/https://e.org/a"
