@@ -472,7 +472,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
                    "forgotten ([database] keep_weeks)")
     for e in entries:
         code = e.http_status if e.http_status is not None else "-"
-        hops = " -> ".join(f"{h.status} {one_line(h.location)}" for h in e.redirects)
+        hops = " -> ".join(f"{h.status} {one_line(h.location)}" if h.status else f"({h.location})"
+                           for h in e.redirects)  # status 0: the hops a long chain left out
         line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
         click.echo(line + (f"  via {hops}" if hops else ""))
         if e.notice:

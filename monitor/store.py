@@ -496,14 +496,40 @@ def _entry_date(text: str | None) -> dt.date | None:
     return _date(text)
 
 
+HOP_URL_MAX = 2048
+"""A stored hop's URL and Location are clipped to this (no editor pastes a
+longer link): a cited server can send 30 KB Locations, 20 hops deep."""
+HOPS_KEPT = 5
+"""A longer chain keeps its first hops and its last, and how many it left out."""
+
+
 def _hops_json(hops: Sequence[Hop]) -> str:
+    """The chain as stored, bounded: was kept whole, 1.1 MB for one link of
+    19 hops of 30 KB Locations, each week, for keep_weeks (robust9, finding 4).
+    The first hop (whose status says permanent or not) and the last (where it
+    led) are always kept; the hops left out are one `{"omitted": N}` entry."""
     if not hops:
         return "[]"
-    return json.dumps([{"url": h.url, "status": h.status, "location": h.location} for h in hops])
+    rows: list[dict[str, Any]] = [_hop_row(h) for h in hops[:HOPS_KEPT]]
+    if len(hops) > HOPS_KEPT + 1:
+        rows.append({"omitted": len(hops) - HOPS_KEPT - 1})
+    rows.extend(_hop_row(h) for h in hops[HOPS_KEPT:][-1:])
+    return json.dumps(rows)
+
+
+def _hop_row(hop: Hop) -> dict[str, Any]:
+    return {"url": _clipped_url(hop.url), "status": hop.status, "location": _clipped_url(hop.location)}
+
+
+def _clipped_url(url: str) -> str:
+    return url if len(url) <= HOP_URL_MAX else url[:HOP_URL_MAX] + "\u2026"
 
 
 def _hops(text: str | None) -> tuple[Hop, ...]:
-    return tuple(Hop(h["url"], int(h["status"]), h["location"]) for h in json.loads(text or "[]"))
+    """The stored chain; hops left out (`_hops_json`) read as one Hop of
+    status 0, no url, and a location saying how many."""
+    return tuple(Hop("", 0, f"{h['omitted']} more redirects, not kept") if "omitted" in h
+                 else Hop(h["url"], int(h["status"]), h["location"]) for h in json.loads(text or "[]"))
 
 
 def _run(row: sqlite3.Row | None) -> RunInfo | None:

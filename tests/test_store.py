@@ -521,6 +521,44 @@ def test_observation_round_trips_to_history_and_state(store: Store) -> None:
     assert store.observed_urls(run.id) == {obs.url}
 
 
+def _chain(n: int, pad: int = 0) -> tuple[Hop, ...]:
+    return tuple(Hop(f"https://a.org/{i}?{'p' * pad}", 301 if i == 0 else 302,
+                     f"https://a.org/{i + 1}?{'p' * pad}") for i in range(n))
+
+
+_CLIPPED = "https://a.org/{}?" + "p" * (2048 - len("https://a.org/0?")) + "\u2026"
+
+
+@pytest.mark.parametrize(
+    ("hops", "kept"),
+    [
+        pytest.param(_chain(2), _chain(2), id="short-chain-whole"),
+        pytest.param(_chain(6), _chain(6), id="six-hops-whole"),
+        pytest.param(_chain(7), (*_chain(5), Hop("", 0, "1 more redirects, not kept"), _chain(7)[-1]),
+                     id="seven-hops-first-five-and-last"),
+        pytest.param(_chain(19), (*_chain(5), Hop("", 0, "13 more redirects, not kept"), _chain(19)[-1]),
+                     id="nineteen-hops"),
+        pytest.param(_chain(2, pad=30_000),
+                     (Hop(_CLIPPED.format(0), 301, _CLIPPED.format(1)),
+                      Hop(_CLIPPED.format(1), 302, _CLIPPED.format(2))), id="30-KB-locations-clipped"),
+    ],
+)
+def test_a_redirect_chain_is_stored_bounded(store: Store, hops: tuple[Hop, ...],
+                                            kept: tuple[Hop, ...]) -> None:
+    """A cited server may send 19 hops of 30 KB Locations: stored whole that
+    was 1.1 MB for one link, each week (robust9, finding 4)."""
+    run = store.start_run(T0)
+    obs = Observation(url=hops[0].url, checked_at=T0, http_status=404, final_url="https://a.org/end",
+                      redirects=hops)
+    verdict = Verdict(url=obs.url, status=LinkStatus.EXPIRED, reason="http_404")
+    state = UrlState(url=obs.url, status=LinkStatus.EXPIRED, reason="http_404", last_checked_at=T0,
+                     first_seen_at=T0)
+    store.record_observations(run.id, [(obs, verdict, state)])
+    (entry,) = store.history(obs.url)
+    assert entry.redirects == kept
+    assert len(store._conn.execute("SELECT redirects FROM observations").fetchone()[0]) < 6 * 2 * 2100
+
+
 @pytest.mark.parametrize(
     ("final_url", "title", "meta_title", "stored"),
     [
