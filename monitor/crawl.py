@@ -43,7 +43,7 @@ from monitor.config import Settings, SiteSettings
 from monitor.decode import decode_html
 from monitor.errors import StoreError
 from monitor.extract import extract_page
-from monitor.pages import PageFetch, fetch_page, moved_to
+from monitor.pages import PageFetch, fetch_page, moved_to, no_page_read
 from monitor.store import StoreWriter
 from monitor.types import (Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, SiteCut, UrlState,
                            Verdict)
@@ -357,6 +357,13 @@ class Audit:
         elif fetched.status == "ok":
             html = decode_html(fetched.body, fetched.content_type)
             extracted = extract_page(html, fetched.final_url or url)
+            if not extracted.citations and (unread := no_page_read(
+                    fetched.body, html, last.links if last is not None else 0)) is not None:
+                # Not an edit that removed every link (which would call last
+                # week's problems fixed): the page could not be read this time.
+                log.info("page answered with no page url=%s error=%s", url, unread)
+                return PageRecord(run_id=run.id, url=url, status="error", http_status=fetched.http_status,
+                                  error=unread, name=name, owner=owner), []
             # Occurrences are filed under the configured URL: that is the page
             # editors know. A page a site crawl found by following a link that
             # redirects is filed where it lives (`under_final_url`).

@@ -82,6 +82,11 @@ async def fetch_page(
                     # A link of a crawled site, or a watched address, that serves a
                     # PDF: never read 20 MB of it to find no links.
                     return PageFetch(status="error", error=f"{NOT_A_WEB_PAGE} ({printable(media)})", **common)
+                if (resp.content_length or 0) > MAX_PAGE_BYTES:
+                    # Refused at once: a server announcing 2 GB that then
+                    # sends slowly held the page until the page timeout.
+                    return PageFetch(status="error", error=f"page larger than 20 MB (the server "
+                                     f"announced {_megabytes(resp.content_length or 0)})", **common)
                 body = bytearray()
                 async for chunk in resp.content.iter_chunked(65536):
                     body += chunk
@@ -109,6 +114,10 @@ def no_page_there(http_status: int | None, error: str) -> bool:
     if 400 <= http_status < 500:
         return http_status not in _PASSING_4XX
     return 200 <= http_status < 300 and error.startswith(NOT_A_WEB_PAGE)
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.0f} MB"
 
 
 def _hops(history: Sequence[aiohttp.ClientResponse]) -> tuple[Hop, ...]:
@@ -251,3 +260,36 @@ def printable(text: str) -> str:
     surrogates of bytes that were not UTF-8 (which SQLite refuses) become
     escapes such as \\x1b."""
     return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+_TAG = re.compile(r"<[A-Za-z!/?]")
+_NOT_TEXT = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+_NOT_TEXT_SHARE = 0.05
+"""Above this share of controls and U+FFFD, decoded text is no text: a real
+page (in any language) has almost none; random bytes read as Windows-1252
+have about one in nine."""
+
+
+def no_page_read(body: bytes, text: str, links_before: int) -> str | None:
+    """Why a 200 answer with no link in it is no reading of the page, when
+    the page had `links_before` links when last read; None when it may be
+    the page (it had none before either).
+
+    An empty body (a deploy in progress), bytes that are no text (a body
+    compressed twice, a broken CMS), a charset label that makes ASCII read
+    as Chinese: each read as "the page now has 0 links", and every problem
+    the last report listed on it went under "Fixed since last report"
+    (robust9, finding 1). Said as a failed fetch instead, its problems stay
+    open, and the webmaster is told why."""
+    if links_before <= 0:
+        return None
+    if not body.strip():
+        what = "an empty body"
+    elif len(_NOT_TEXT.findall(text)) > _NOT_TEXT_SHARE * len(text):
+        what = "bytes that are not text (a wrong compression or character set?)"
+    elif not _TAG.search(text):
+        what = "text that is not HTML (a wrong character set?)"
+    else:
+        what = "a page that holds no links"
+    had = f"{links_before} link{'s' if links_before != 1 else ''}"
+    return f"it answered with {what}; it had {had} when last read, so this is not taken as their removal"

@@ -1,0 +1,221 @@
+"""Watched pages and cited servers that answer, but badly: what is kept and said.
+
+- A watched page that answers 200 with no page in it (an empty body, bytes
+  that are no text, a charset label that makes it unreadable, HTML with no
+  link) after a run that read links on it is a page that could not be read:
+  last week's problems stay open, never "Fixed since last report".
+- A watched page announcing more than the page limit is refused at once.
+- A cited server's long redirect chain of long Locations is stored bounded,
+  and `monitor history` still reads it.
+
+Real servers on loopback (aiohttp, a raw asyncio one), a real SQLite file,
+a real SMTP sink (robust9 findings 1, 4, 13).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from click.testing import CliRunner
+
+from monitor.cli import cli
+from monitor.client import Client
+from monitor.config import (CheckerSettings, DatabaseSettings, EmailSettings, PageSettings,
+                            ReportSettings, Settings, load_settings)
+from monitor.crawl import run_audit
+from monitor.decode import decode_html
+from monitor.jobs import report_job
+from monitor.pages import MAX_PAGE_BYTES, fetch_page, no_page_read
+from monitor.store import Store
+
+from hostile_kit import RawServer, read_request, start_sink
+
+GOOD = ('<html><head><title>Treatments</title></head><body><h2>Biologics</h2>'
+        '<p><a href="/gone">Rituximab trial in early disease</a>. A summary. J Rheumatol. 2020;1(2):3-4.</p>'
+        '<p><a href="/fine">Tocilizumab trial in early disease</a>. A summary. J Rheumatol. 2020;1(2):3-4.</p>'
+        '</body></html>').encode()
+EDITED = GOOD.replace(b'<p><a href="/gone">Rituximab', b'<p>Rituximab')
+"""The page as an editor fixes it: the dead link removed, the other kept."""
+NO_LINKS = b"<html><head><title>Maintenance</title></head><body><p>Back soon.</p></body></html>"
+
+
+def settings_for(tmp: Path, port: int, smtp_port: int) -> Settings:
+    return Settings(
+        pages=(PageSettings(url=f"http://127.0.0.1:{port}/page.html"),),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp / "m.db")),
+        report=ReportSettings(dir=str(tmp / "out"), confirm_after_hours=0),
+        email=EmailSettings(host="127.0.0.1", port=smtp_port, security="none",
+                            sender="m@example.org", recipients=("w@example.org",)),
+    )
+
+
+async def serve(aiohttp_server: Any, page: dict[str, Any]) -> int:
+    async def watched(request: web.Request) -> web.Response:
+        return web.Response(body=page["body"], headers={"Content-Type": page["type"]})
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<title>Not found</title>", content_type="text/html")
+
+    async def fine(request: web.Request) -> web.Response:
+        return web.Response(text="<title>Tocilizumab trial in early disease</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page.html", watched)
+    app.router.add_get("/gone", gone)
+    app.router.add_get("/fine", fine)
+    return int((await aiohttp_server(app)).port)
+
+
+@pytest.mark.parametrize(("body", "content_type", "failed", "fixed"), [
+    pytest.param(os.urandom(200_000), "text/html", True, 0, id="random-bytes"),
+    pytest.param(b"", "text/html", True, 0, id="empty"),
+    pytest.param(b"\r\n \n", "text/html", True, 0, id="blank"),
+    pytest.param(GOOD, "text/html; charset=utf-16", True, 0, id="utf16-label-on-ascii"),
+    pytest.param(NO_LINKS, "text/html", True, 0, id="html-without-links"),
+    # Controls: the page unchanged, and the page edited to drop the dead link.
+    pytest.param(GOOD, "text/html", False, 0, id="unchanged"),
+    pytest.param(EDITED, "text/html", False, 1, id="dead-link-removed-is-fixed"),
+])
+async def test_a_watched_page_with_no_page_in_it_keeps_its_problems_open(
+        tmp_path: Path, aiohttp_server: Any, body: bytes, content_type: str, failed: bool,
+        fixed: int) -> None:
+    """It was "ok" with 0 links, and last week's open 404 went under "Fixed
+    since last report" (how: removed), the report saying nothing about the
+    page; the terminal said "run 2: 0 links."."""
+    page = {"body": GOOD, "type": "text/html"}
+    port = await serve(aiohttp_server, page)
+    sink, smtp, smtp_port = await start_sink()
+    settings = settings_for(tmp_path, port, smtp_port)
+    try:
+        first = await run_audit(settings)
+        await report_job(settings, run_id=first.run.id, send=True)
+        page["body"], page["type"] = body, content_type
+        second = await run_audit(settings)
+        await report_job(settings, run_id=second.run.id, send=True)
+    finally:
+        smtp.close()
+    data = json.loads(next((tmp_path / "out").glob(f"*run-{second.run.id}.json")).read_text())
+    assert data["counts"]["fixed"] == fixed, data["counts"]
+    assert data["counts"]["pages_failed"] == int(failed)
+    assert second.pages_failed == int(failed)
+    (record,) = data["pages"]
+    if failed:
+        assert record["error"].endswith(
+            "it had 2 links when last read, so this is not taken as their removal"), record["error"]
+        # The failed read does not become the copy that a later 304 reuses.
+        with Store.open(settings.database.path) as store:
+            last = store.last_page(settings.pages[0].url)
+        assert last is not None and last.run_id == first.run.id
+
+
+async def test_the_week_after_a_page_with_no_page_in_it_reads_it_again(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """Two empty weeks in a row stay failed (last read: 2 links); when the
+    page is back, its links are read and the 404 is still open."""
+    page = {"body": GOOD, "type": "text/html"}
+    port = await serve(aiohttp_server, page)
+    sink, smtp, smtp_port = await start_sink()
+    settings = settings_for(tmp_path, port, smtp_port)
+    smtp.close()
+    await run_audit(settings)
+    page["body"] = b""
+    assert (await run_audit(settings)).pages_failed == 1
+    assert (await run_audit(settings)).pages_failed == 1
+    page["body"] = GOOD
+    back = await run_audit(settings)
+    assert back.pages_failed == 0
+    with Store.open(settings.database.path) as store:
+        links = store.run_links(back.run.id)
+    assert sorted((link.url.rsplit("/", 1)[-1], link.status.value) for link in links) == [
+        ("fine", "ok"), ("gone", "expired")]
+
+
+@pytest.mark.parametrize(("body", "content_type", "before", "words"), [
+    (b"", "text/html", 3, "it answered with an empty body; it had 3 links when last read"),
+    (bytes(range(256)) * 50, "text/html", 1, "it answered with bytes that are not text"),
+    (GOOD, "text/html; charset=utf-16", 2, "it answered with text that is not HTML"),
+    (b"plain words, no markup at all", "text/plain", 2, "it answered with text that is not HTML"),
+    (NO_LINKS, "text/html", 2, "it answered with a page that holds no links; it had 2 links"),
+    (NO_LINKS, "text/html", 0, None),  # it had none before either: the page as it is
+    (b"", "text/html", 0, None),
+])
+def test_no_page_read(body: bytes, content_type: str, before: int, words: str | None) -> None:
+    said = no_page_read(body, decode_html(body, content_type), before)
+    assert said == words if words is None else said is not None and said.startswith(words)
+
+
+# -- a page announcing more than the limit --------------------------------------------
+
+
+async def test_a_page_announcing_more_than_the_limit_is_refused_at_once(
+        raw_server: Any, checker_settings: Any) -> None:
+    """It was read until the page timeout (30 s in a run): the server sends
+    its 2 GB slowly, or never."""
+    async def announce(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, raw: RawServer) -> None:
+        await read_request(reader, raw)
+        await raw.send(writer, b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                               b"Content-Length: 2147483648\r\n\r\n<html><head><title>Huge")
+        await asyncio.sleep(30)
+
+    raw = await raw_server(announce)
+    async with Client(checker_settings(timeout=5.0)) as client:
+        fetched = await fetch_page(client, raw.url("/page.html"), timeout=5.0)
+    assert fetched.status == "error"
+    assert fetched.error == "page larger than 20 MB (the server announced 2,147 MB)"
+    assert MAX_PAGE_BYTES < 2147483648
+
+
+# -- a cited server's long redirect chain ----------------------------------------------
+
+
+PAD = "a" * 30_000  # under client.HEADER_LIMIT (32 KB): every hop is accepted
+
+
+async def test_a_redirect_chain_of_long_locations_is_stored_bounded(tmp_path: Path, aiohttp_server: Any) -> None:
+    """19 hops of 30 KB Locations were kept whole: 1.1 MB per link per run,
+    kept keep_weeks (104) weeks; `monitor history` still says the chain."""
+    async def page(request: web.Request) -> web.Response:
+        entries = "".join(f'<p><a href="/hop/0/s{i}">Study number {i}</a>. J Rheumatol. 2020;1(2):3-4.</p>'
+                          for i in range(10))
+        return web.Response(text=f"<html><head><title>T</title></head><body><h2>Refs</h2>{entries}</body></html>",
+                            content_type="text/html")
+
+    async def hop(request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        if n >= 19:
+            return web.Response(status=404, text="<title>Not found</title>", content_type="text/html")
+        raise web.HTTPFound(f"/hop/{n + 1}/{request.match_info['tag'][:10]}?{PAD}")
+
+    app = web.Application(handler_args={"max_line_size": 65536, "max_field_size": 65536})
+    app.router.add_get("/page.html", page)
+    app.router.add_get("/hop/{n}/{tag}", hop)
+    server = await aiohttp_server(app)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page.html"\n'
+                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 5\nretries = 0\n'
+                      f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
+                      f'[report]\ndir = "{tmp_path / "out"}"\n[email]\nenabled = false\n', encoding="utf-8")
+    await run_audit(load_settings(config))
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        (longest, n) = conn.execute("SELECT max(length(redirects)), count(*) FROM observations").fetchone()
+    conn.close()
+    assert n == 10
+    assert longest <= 6 * 2 * 2100, f"{longest:,} characters of redirects for one link"
+    url = f"http://127.0.0.1:{server.port}/hop/0/s0"
+    result = CliRunner().invoke(cli, ["history", url, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "(13 more redirects, not kept)" in result.output
+    result = CliRunner().invoke(cli, ["history", url, "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    (entry,) = json.loads(result.output)["observations"]
+    assert [h["status"] for h in entry["redirects"]] == [302] * 5 + [0, 302]
+    assert entry["redirects"][-1]["location"].endswith("\u2026")
