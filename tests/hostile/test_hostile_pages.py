@@ -15,6 +15,8 @@ a real SMTP sink (robust9 findings 1, 4, 13).
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
 import json
 import os
 import sqlite3
@@ -111,6 +113,10 @@ async def test_a_watched_page_with_no_page_in_it_keeps_its_problems_open(
     if failed:
         assert record["error"].endswith(
             "it had 2 links when last read, so this is not taken as their removal"), record["error"]
+        # The webmaster is told why, in the mail (its text part) as in the report.
+        mail = email.message_from_bytes(sink.messages[-1][2], policy=email.policy.default)
+        text = mail.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert record["error"].split(";")[0] in " ".join(text.split()), text
         # The failed read does not become the copy that a later 304 reuses.
         with Store.open(settings.database.path) as store:
             last = store.last_page(settings.pages[0].url)
