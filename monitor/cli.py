@@ -282,7 +282,13 @@ def unconfigured_pages(settings: Settings, pages: Sequence[str]) -> list[str]:
 
 
 INTERRUPTED = ("interrupted: the links checked so far are saved; the next audit of this database "
-               "(monitor check, run or serve) resumes the run where it stopped")
+               "(monitor check, run or serve) resumes the run where it stopped, or starts a new one "
+               "if the pages, [[sites]] or exclusions of the configuration are changed meanwhile")
+
+
+def say(line: str) -> None:
+    """A plain line on stderr (stdout may be JSON or CSV)."""
+    click.echo(line, err=True)
 
 
 async def _check(settings: Settings, pages: Sequence[str]) -> Any:
@@ -290,7 +296,8 @@ async def _check(settings: Settings, pages: Sequence[str]) -> Any:
 
     async with one_audit(settings):
         with progress_bar() as progress:
-            return await run_audit(settings, only_pages=list(pages) or None, progress=progress)
+            return await run_audit(settings, only_pages=list(pages) or None, progress=progress,
+                                   notice=say)
 
 
 LOCK_POLL_S = 2.0
@@ -671,7 +678,7 @@ def run(config_path: Path, wait: float) -> None:
     async def job() -> tuple[object, object]:
         async with one_audit(settings, wait):
             with progress_bar() as progress:
-                return await weekly_job(settings, progress=progress)
+                return await weekly_job(settings, progress=progress, notice=say)
 
     try:
         audit, outcome = asyncio.run(job())

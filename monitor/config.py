@@ -8,8 +8,11 @@ a misspelt `per_hosts = 1` that is ignored makes a monitor impolite.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import hashlib
 import ipaddress
+import json
 import math
 import re
 import tomllib
@@ -146,6 +149,23 @@ class Settings:
     email: EmailSettings = field(default_factory=EmailSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     source: str = "<defaults>"
+
+
+def audit_scope(settings: Settings) -> str:
+    """A digest of what decides which links an audit checks and where its
+    report goes: the `[[pages]]` (url, name, owner), the `[[sites]]` (every
+    key) and `checker.exclude`. Recorded with each full run; an interrupted
+    run is resumed only while the configuration still has the same digest,
+    so a resumed run never reports pages, sites or exclusions the file no
+    longer has (walkthrough 9, finding 1). Timeouts, concurrency and the
+    like are not in it: they change how the rest is checked, not what."""
+    scope = {
+        "pages": [[p.url, p.name, p.owner] for p in settings.pages],
+        "sites": [dataclasses.asdict(s) for s in settings.sites],
+        "exclude": list(settings.checker.exclude),
+    }
+    text = json.dumps(scope, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 MAX_HOURS = 100_000

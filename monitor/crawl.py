@@ -19,7 +19,10 @@ window, so a run cut short by a crash or a kill is picked up by the next
 start, and URLs already observed in that run are not checked again. The end
 of the page phase is marked (`PAGES_DONE`): a run stopped before it redoes its
 page phase (so it audits every page); a run stopped after it reloads its pages
-and links from the database. It finishes as one run, with one report.
+and links from the database. It finishes as one run, with one report. Only
+under the configuration it started with (`config.audit_scope`, recorded with
+the run): a run whose pages, sites or exclusions were edited meanwhile is left
+"interrupted" and a new run starts (`run_audit`).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from monitor import archive
 from monitor.check import Checker
 from monitor.classify import classify, next_state
 from monitor.client import Client
-from monitor.config import Settings, SiteSettings
+from monitor.config import Settings, SiteSettings, audit_scope
 from monitor.decode import decode_html
 from monitor.errors import StoreError
 from monitor.extract import extract_page
@@ -92,6 +95,9 @@ class AuditOutcome:
     by_status: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     interrupted: bool = False
+    left_run: RunInfo | None = None
+    """An interrupted run not resumed because the configuration changed since
+    it started (`run_audit`); it stays "interrupted"."""
 
 
 def cited_titles(citations: Iterable[Citation]) -> dict[str, str]:
@@ -520,6 +526,10 @@ def watched_pages(settings: Settings, only: Sequence[str] | None = None) -> list
     return pages
 
 
+Notice = Callable[[str], None]
+"""notice(line): a plain sentence for whoever started the audit (stderr)."""
+
+
 async def run_audit(
     settings: Settings,
     *,
@@ -527,23 +537,50 @@ async def run_audit(
     progress: Progress | None = None,
     now: Callable[[], dt.datetime] = utcnow,
     resume: bool = True,
+    notice: Notice | None = None,
 ) -> AuditOutcome:
-    """One audit: resume the unfinished run if there is one, else start a new one."""
+    """One audit: resume the unfinished run if there is one, else start a new one.
+
+    An unfinished run is resumed only if the configuration still watches
+    the same pages and sites with the same exclusions (`audit_scope`, recorded
+    when the run started). Otherwise it is left as it is, "interrupted" (what
+    it checked stays in each URL's history; no report is made of it, since
+    reports pick finished runs) and a new run audits the configuration as it
+    is now: resuming would have reported the pages and exclusions of the
+    old file, without a word (walkthrough 9, finding 1). `notice` hears, in
+    one sentence, which of the two happened.
+    """
     started = time.monotonic()
+    scope = "" if only_pages else audit_scope(settings)
     async with await StoreWriter.open(settings.database.path) as writer:
         run: RunInfo | None = await writer.call("unfinished_run") if resume and not only_pages else None
+        left: RunInfo | None = None
+        left_checked = 0
+        recorded: str | None = await writer.call("run_scope", run.id) if run is not None else None
+        if run is not None and recorded != scope:
+            left, run = run, None
+            left_checked = len(await writer.call("observed_urls", left.id))
+            if left.status == "running":  # killed without closing it: closed now, as a stop would have
+                await writer.call("finish_run", left.id, now(), status="interrupted")
         resumed = run is not None
         if run is None:
-            run = await _start_run(writer, now, partial=bool(only_pages))
+            run = await _start_run(writer, now, partial=bool(only_pages), scope=scope)
         assert run is not None
-        outcome = AuditOutcome(run=run, resumed=resumed)
+        if left is not None:
+            log.info("event=run_not_resumed run=%d new_run=%d config_changed=true checked=%d",
+                     left.id, run.id, left_checked)
+            if notice:
+                notice(not_resumed_words(left, run, left_checked, settings.source, now(),
+                                         recorded=recorded is not None))
+        outcome = AuditOutcome(run=run, resumed=resumed, left_run=left)
         try:
-            await _audit_run(settings, writer, run, outcome, only_pages, progress, now)
+            await _audit_run(settings, writer, run, outcome, only_pages, progress, now, notice)
         except asyncio.CancelledError:
             # Stopped (SIGTERM, a lost lock): keep what was checked, let the next start resume.
             await writer.flush()
             await writer.call("finish_run", run.id, now(), status="interrupted")
-            log.warning("run interrupted run=%d written=%d", run.id, writer.written)
+            # The CLI and the service say it in words; the figure is for -v.
+            log.info("run interrupted run=%d observations_saved=%d", run.id, writer.written)
             raise
         await writer.call("finish_run", run.id, now())
         outcome.run = await writer.call("get_run", run.id)
@@ -553,11 +590,46 @@ async def run_audit(
     return outcome
 
 
-async def _start_run(writer: StoreWriter, now: Callable[[], dt.datetime], *, partial: bool) -> RunInfo:
+def _when(moment: dt.datetime, now: dt.datetime) -> str:
+    """"15:14 UTC" today, "20 Nov 2026 15:14 UTC" another day."""
+    moment = moment.astimezone(dt.UTC)
+    if moment.date() == now.astimezone(dt.UTC).date():
+        return f"{moment:%H:%M} UTC"
+    return f"{moment.day} {moment:%b %Y %H:%M} UTC"
+
+
+def _stopped_words(run: RunInfo, now: dt.datetime) -> str:
+    if run.status == "interrupted" and run.finished_at is not None:
+        return f"interrupted at {_when(run.finished_at, now)}"
+    return f"started at {_when(run.started_at, now)} and stopped without finishing"
+
+
+def _urls(n: int) -> str:
+    return f"{n} URL{'' if n == 1 else 's'} {'was' if n == 1 else 'were'}"
+
+
+def resumed_words(run: RunInfo, checked: int, now: dt.datetime) -> str:
+    return f"resuming run {run.id}, {_stopped_words(run, now)}: {_urls(checked)} already checked"
+
+
+def not_resumed_words(left: RunInfo, new: RunInfo, checked: int, source: str, now: dt.datetime,
+                      *, recorded: bool) -> str:
+    why = (f"the pages, [[sites]] or exclusions in {source} changed since it started" if recorded
+           else "the pages and exclusions it started with were not recorded (an earlier version "
+                "of the monitor started it)")
+    kept = (f"its checks of {checked} URL{'' if checked == 1 else 's'} stay in their histories"
+            if checked else "it had checked nothing yet")
+    return (f"not resuming run {left.id} ({_stopped_words(left, now)}): {why}. It stays in the "
+            f"history as interrupted ({kept}; no report is made of it); run {new.id} audits the "
+            "configuration as it is now")
+
+
+async def _start_run(writer: StoreWriter, now: Callable[[], dt.datetime], *, partial: bool,
+                     scope: str = "") -> RunInfo:
     """A new run's row. Stopped while the writer creates it (SIGTERM at the
     first instant), the row exists all the same once committed: it is closed
     as "interrupted", as any stopped run is, rather than left "running"."""
-    creating = asyncio.ensure_future(writer.call("start_run", now(), partial=partial))
+    creating = asyncio.ensure_future(writer.call("start_run", now(), partial=partial, scope=scope))
     try:
         run: RunInfo = await asyncio.shield(creating)
     except asyncio.CancelledError:
@@ -570,7 +642,7 @@ async def _start_run(writer: StoreWriter, now: Callable[[], dt.datetime], *, par
 
 async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outcome: AuditOutcome,
                      only_pages: Sequence[str] | None, progress: Progress | None,
-                     now: Callable[[], dt.datetime]) -> None:
+                     now: Callable[[], dt.datetime], notice: Notice | None = None) -> None:
     """The body of a run: the page phase (or, when resuming after it, the
     pages reloaded) feeding the checker, then archive suggestions."""
     async with Client(settings.checker) as client:
@@ -580,6 +652,8 @@ async def _audit_run(settings: Settings, writer: StoreWriter, run: RunInfo, outc
         if outcome.resumed:
             observed = await writer.call("observed_urls", run.id)
             pages_done = await writer.call("get_meta", PAGES_DONE) == str(run.id)
+            if notice:
+                notice(resumed_words(run, len(observed), now()))
             if not pages_done:
                 # Stopped while its pages were being fetched: redo that phase whole,
                 # so the run audits every page; what it checked already stands.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from monitor.config import Settings
+from monitor.config import Settings, audit_scope
 from monitor.errors import ConfigError, MonitorError
 from monitor.store import Store
 from monitor.types import RunInfo
@@ -236,12 +236,24 @@ def run_of_open_job(store: Store) -> RunInfo | None:
     return latest
 
 
+def resumable_run(store: Store, settings: Settings) -> RunInfo | None:
+    """The unfinished run the next audit resumes: only one started with the
+    pages, sites and exclusions the configuration has now (crawl.run_audit
+    leaves any other interrupted and starts a new run)."""
+    unfinished = store.unfinished_run()
+    if unfinished is None or store.run_scope(unfinished.id) != audit_scope(settings):
+        return None
+    return unfinished
+
+
 async def weekly_job(settings: Settings, *, progress=None, now=None,
-                     tls_context: ssl.SSLContext | None = None) -> tuple[AuditOutcome | None, ReportOutcome]:
+                     tls_context: ssl.SSLContext | None = None,
+                     notice=None) -> tuple[AuditOutcome | None, ReportOutcome]:
     """check + report + send, as one job that a crash cannot split or repeat.
 
-    A job killed during its audit resumes that run; one killed after its
-    audit but before its report only reports (the audit is None then).
+    A job killed during its audit resumes that run (a new one if the pages,
+    sites or exclusions were edited since: `resumable_run`); one killed after
+    its audit but before its report only reports (the audit is None then).
     Either way one run ends in one report, sent once. `now` is a clock for
     runs that keep their own time (the demo's "last week", tests).
     """
@@ -254,8 +266,14 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
     with Store.open(settings.database.path) as store:
         done = run_of_open_job(store)
         unfinished = store.unfinished_run()
-        opened = store.get_meta(OPEN_JOB_KEY) or (
-            unfinished.started_at.isoformat() if unfinished else clock().isoformat())
+        resumed = resumable_run(store, settings)
+        if unfinished is not None and resumed is None:
+            # Its run will not be resumed (the configuration changed): this job's
+            # audit begins now, and the schedule must count it from now.
+            opened = clock().isoformat()
+        else:
+            opened = store.get_meta(OPEN_JOB_KEY) or (
+                resumed.started_at.isoformat() if resumed else clock().isoformat())
         store.set_meta(OPEN_JOB_KEY, opened)
     outcome: AuditOutcome | None = None
     if done is not None:
@@ -264,8 +282,8 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
     else:
         from monitor.crawl import run_audit
 
-        outcome = await (run_audit(settings, progress=progress, now=now) if now
-                         else run_audit(settings, progress=progress))
+        outcome = await (run_audit(settings, progress=progress, now=now, notice=notice) if now
+                         else run_audit(settings, progress=progress, notice=notice))
         run_id = outcome.run.id
     report = await report_job(settings, run_id=run_id, send=True, now=clock(), tls_context=tls_context)
     with Store.open(settings.database.path) as store:

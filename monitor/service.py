@@ -34,7 +34,9 @@ go wrong:
   again is logged at DEBUG, and `job_recovered` says when it works again.
 - **Crashes and kills.** An unfinished run in the database is resumed at
   start (`crawl.run_audit` skips the URLs it already observed), and finishes
-  as one run with one report. A job that died after its audit but before its
+  as one run with one report, if the configuration still has the pages,
+  sites and exclusions it started with; else it stays "interrupted" and a
+  new run starts (`resume_pending config_changed=True`, `run_not_resumed`). A job that died after its audit but before its
   report (the `audit_job_open` mark is still set) only sends that report.
 - **Stopping.** SIGTERM and SIGINT cancel the running job; `run_audit`
   commits the observations already made and marks the run "interrupted",
@@ -67,7 +69,7 @@ from monitor import schedule
 from monitor.config import Settings
 from monitor.crawl import recheck, utcnow
 from monitor.errors import MonitorError
-from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY
+from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY, resumable_run
 from monitor.locking import AUDIT_LOCK, Presence, exclusive
 from monitor.store import Store, lock_owner
 from monitor.types import RunInfo
@@ -175,6 +177,9 @@ class _Facts:
     unfinished: RunInfo | None
     last_audit_at: dt.datetime | None
     open_job: str
+    config_changed: bool = False
+    """The unfinished run started with other pages, sites or exclusions: the
+    audit starts a new run instead of resuming it (crawl.run_audit)."""
 
 
 @dataclass
@@ -191,10 +196,13 @@ class _Pending:
     skipped: bool = False
 
 
-def _facts(store: Store) -> _Facts:
+def _facts(store: Store, settings: Settings | None = None) -> _Facts:
     last = store.get_meta(LAST_AUDIT_KEY)
+    unfinished = store.unfinished_run()
     return _Facts(
-        unfinished=store.unfinished_run(),
+        unfinished=unfinished,
+        config_changed=(unfinished is not None and settings is not None
+                        and resumable_run(store, settings) is None),
         last_audit_at=dt.datetime.fromisoformat(last) if last else None,
         open_job=store.get_meta(OPEN_JOB_KEY) or "",
     )
@@ -317,7 +325,7 @@ class Service:
         the time it makes up; None if nothing is to run."""
         if facts.unfinished is not None:
             log_event(logging.INFO, "resume_pending", run=facts.unfinished.id,
-                      status=facts.unfinished.status)
+                      status=facts.unfinished.status, config_changed=facts.config_changed)
             return "resume", now
         if facts.open_job:
             # Died after its audit, before its report; or another process is in the middle
@@ -549,7 +557,7 @@ class Service:
             return
         log_event(logging.INFO, "audit_started", pages=len(self.settings.pages),
                   sites=len(self.settings.sites),
-                  resuming=facts.unfinished.id if facts.unfinished else None)
+                  resuming=facts.unfinished.id if facts.unfinished and not facts.config_changed else None)
         audit, report = await weekly_job(self.settings, progress=self._progress(), now=self.now,
                                          tls_context=self.options.tls_context)
         if audit is not None:
@@ -631,7 +639,7 @@ class Service:
         by NTP): trusted, it made every scheduled time look done until the
         clock caught up. It is ignored; the next audit writes a true one.
         """
-        facts = await self._db(_facts)
+        facts = await self._db(lambda store: _facts(store, self.settings))
         now = self.now()
         last = facts.last_audit_at
         if last is not None and last > now + self.options.late_after:

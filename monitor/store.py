@@ -87,6 +87,9 @@ CACHE_KIB = 32 * 1024
 """Parameters per `IN (...)` query; far below SQLite's limit, large enough to be fast."""
 UNFINISHED = ("running", "interrupted")
 FAILING = tuple(s.value for s in LinkStatus if s.is_failing)
+RUN_SCOPE = "run_scope"
+"""Meta key: "<run id> <digest>", the `config.audit_scope` the latest full
+run started with; an interrupted run is resumed only under the same one."""
 NOT_CHECKED = "not_checked"
 """Reason given to a link of a run that has no observation yet (an interrupted run)."""
 
@@ -1018,14 +1021,22 @@ class Store:
 
     # ----------------------------------------------------------------- runs
 
-    def start_run(self, now: dt.datetime, *, partial: bool = False) -> RunInfo:
-        """A new run; `partial` when it audits only some of the watched pages."""
+    def start_run(self, now: dt.datetime, *, partial: bool = False, scope: str = "") -> RunInfo:
+        """A new run; `partial` when it audits only some of the watched pages.
+        `scope` (config.audit_scope) is recorded in the same transaction: a
+        run stopped at its first instant is never one whose settings are
+        unknown (`run_scope`)."""
         with self._tx():
             cursor = self._conn.execute(
                 "INSERT INTO runs (started_at, status, partial) VALUES (?, 'running', ?)",
                 (_ts(now), int(partial)),
             )
             run_id = cursor.lastrowid
+            if scope:
+                self._conn.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (RUN_SCOPE, f"{run_id} {scope}"))
         run = self.get_run(run_id)  # type: ignore[arg-type]
         assert run is not None
         return run
@@ -1040,6 +1051,13 @@ class Store:
         row = self._row(f"SELECT {_RUN_COLUMNS} FROM runs WHERE NOT partial ORDER BY id DESC LIMIT 1")
         run = _run(row)
         return run if run is not None and run.status in UNFINISHED else None
+
+    def run_scope(self, run_id: int) -> str | None:
+        """The `scope` run `run_id` started with; None when not recorded (a
+        run started by a version before it was, or not the latest full run)."""
+        value = self.get_meta(RUN_SCOPE) or ""
+        number, _, scope = value.partition(" ")
+        return scope if number == str(run_id) and scope else None
 
     def finish_run(self, run_id: int, now: dt.datetime, status: str = "finished") -> None:
         """Close a run and count its link occurrences and distinct URLs."""
