@@ -26,7 +26,7 @@ from aiohttp import web
 from apscheduler.triggers.cron import CronTrigger
 
 from monitor.classify import is_confirmed
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, audit_scope, load_settings
 from monitor.crawl import run_audit
 from monitor.demo.run import MailSink
 from monitor.jobs import weekly_job
@@ -337,6 +337,8 @@ async def test_the_heartbeat_keeps_the_lock_past_its_ttl_and_a_lost_lock_stops_t
         assert store.acquire_lock(AUDIT_LOCK, "elsewhere.example:1", dt.datetime.now(UTC),
                                   dt.timedelta(minutes=10))
     await until(lambda: (run_row(db) or ("",))[0] == "interrupted", 10, "the audit to stop")
+    # The run is closed before its job unwinds: `running` drops a moment later.
+    await until(lambda: not service.running, 10, "the job to end")
     assert "event=lock_lost" in caplog.text
     assert service.audits_done == 0 and not service.running
     assert await stop(service, task) == 0
@@ -596,7 +598,8 @@ async def test_a_run_resumed_after_the_scheduled_time_is_that_time_s_audit_not_o
     settings = settings_for(tmp_path, site, sink, site.page(2))  # 0 6 * * mon, UTC
     set_meta(db_path(settings), LAST_AUDIT_KEY, "2026-11-16T06:00:05+00:00")
     with Store.open(db_path(settings)) as store:
-        run = store.start_run(dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC))
+        # Started with this configuration (a run whose settings are unknown is not resumed).
+        run = store.start_run(dt.datetime(2026, 11, 22, 20, 0, tzinfo=UTC), scope=audit_scope(settings))
         store.finish_run(run.id, dt.datetime(2026, 11, 22, 20, 1, tzinfo=UTC), status="interrupted")
     clock = Clock(dt.datetime(2026, 11, 23, 9, 30, tzinfo=UTC))
     service = Service(settings, ServiceOptions(recheck_interval=0.1, now=clock))
