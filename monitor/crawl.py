@@ -614,10 +614,10 @@ def resumed_words(run: RunInfo, checked: int, now: dt.datetime) -> str:
 
 def not_resumed_words(left: RunInfo, new: RunInfo, checked: int, source: str, now: dt.datetime,
                       *, recorded: bool) -> str:
-    why = (f"the pages, [[sites]] or exclusions in {source} changed since it started" if recorded
+    why = (f"the [[pages]], [[sites]] or checker.exclude of {source} changed since it started" if recorded
            else "the pages and exclusions it started with were not recorded (an earlier version "
                 "of the monitor started it)")
-    kept = (f"its checks of {checked} URL{'' if checked == 1 else 's'} stay in their histories"
+    kept = (f"the checks it made of {checked} URL{'' if checked == 1 else 's'} are kept in their histories"
             if checked else "it had checked nothing yet")
     return (f"not resuming run {left.id} ({_stopped_words(left, now)}): {why}. It stays in the "
             f"history as interrupted ({kept}; no report is made of it); run {new.id} audits the "

@@ -166,7 +166,7 @@ async def test_a_check_after_the_pages_and_exclusions_changed_starts_a_new_run(
     said = [line for line in err.splitlines() if line.startswith("not resuming run 1")]
     assert len(said) == 1, err
     assert str(config) in said[0] and "run 2 audits the configuration as it is now" in said[0]
-    assert f"its checks of {len(before)} URL" in said[0]
+    assert f"the checks it made of {len(before)} URL" in said[0]
     assert "resuming run 1," not in err
 
     status, finished_at = run_row(db, 1)
