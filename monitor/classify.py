@@ -776,11 +776,30 @@ def _rule_error_kind(s: _Seen) -> Verdict | None:
 _CONNECT_FAILED = re.compile(r"(?:\[Errno \d+\] )?Connect call failed \('([^']+)', (\d+)(?:, \d+, \d+)?\)")
 
 
+_HOST_TWICE = re.compile(r"(?P<host>[^\s:/]+):\d+: (?P=host): ")
+
+
 def _plain_error(text: str) -> str:
     """The operating system's words, where they have plain ones: "[Errno
-    111] Connect call failed ('192.0.2.7', 443)" is "at 192.0.2.7, port 443"."""
+    111] Connect call failed ('192.0.2.7', 443)" is "at 192.0.2.7, port 443";
+    "x.invalid:80: x.invalid: special-use name ..." names its host once (it
+    was clipped after "(RFC 6761),")."""
     match = _CONNECT_FAILED.fullmatch(text.strip())
-    return f"at {match[1]}, port {match[2]}" if match else text
+    if match:
+        return f"at {match[1]}, port {match[2]}"
+    return _HOST_TWICE.sub(lambda m: f"{m['host']}: ", text.strip(), count=1)
+
+
+def _wait_words(seconds: float) -> str:
+    """A Retry-After in words: a server may ask for anything ("inf",
+    "1e+23"), which read as "it asked to wait 1e+23 s"."""
+    if not seconds < 86_400:
+        return "more than a day"
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 7_200:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds / 3_600)} hours"
 
 
 def _rule_no_answer(s: _Seen) -> Verdict | None:
@@ -887,7 +906,7 @@ def _rule_status(s: _Seen) -> Verdict | None:
         where = f" at {_u(s.final)}" if s.redirected else ""
         return _verdict(s, LinkStatus.EXPIRED, f"http_{code}", f"{said}{where}.")
     if code == 429:
-        wait = f" (it asked to wait {s.obs.retry_after:g} s)" if s.obs.retry_after else ""
+        wait = f" (it asked to wait {_wait_words(s.obs.retry_after)})" if s.obs.retry_after else ""
         return _verdict(s, LinkStatus.BLOCKED, "rate_limited",
                         f"{said} after {s.obs.attempts} attempt{'' if s.obs.attempts == 1 else 's'}{wait}.")
     if code == 999:

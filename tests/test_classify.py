@@ -555,6 +555,32 @@ def test_detail_of_a_refused_connection_in_plain_words(error_detail: str, said: 
     assert v.detail == said
 
 
+@pytest.mark.parametrize(("error_detail", "said"), [
+    # aiohttp names the host with its port, then the resolver names it again:
+    # clipped at 100 characters, the reason was cut after "(RFC 6761),"
+    ("www.raynauds-association.invalid:80: www.raynauds-association.invalid: special-use name (RFC 6761), "
+     "not looked up",
+     "The host name does not resolve (DNS failure) (www.raynauds-association.invalid: special-use name "
+     "(RFC 6761), not looked up)."),
+    ("a.example.org:443: [Errno -2] Name or service not known",
+     "The host name does not resolve (DNS failure) (a.example.org:443: [Errno -2] Name or service not known)."),
+])
+def test_detail_of_a_dns_failure_names_its_host_once(error_detail: str, said: str) -> None:
+    v = classify(ob(status=None, error_kind=ErrorKind.DNS, error_detail=error_detail))
+    assert v.detail == said
+
+
+@pytest.mark.parametrize(("retry_after", "said"), [
+    (30.0, "(it asked to wait 30 s)"), (120.0, "(it asked to wait 2 minutes)"),
+    (5400.0, "(it asked to wait 90 minutes)"), (36_000.0, "(it asked to wait 10 hours)"),
+    (float("inf"), "(it asked to wait more than a day)"), (1e23, "(it asked to wait more than a day)"),
+    (251_607_000_000.0, "(it asked to wait more than a day)"),
+])
+def test_a_retry_after_is_said_in_words(retry_after: float, said: str) -> None:
+    v = classify(ob(status=429, retry_after=retry_after, attempts=3))
+    assert said in v.detail, v.detail
+
+
 @pytest.mark.parametrize(("attempts", "said"), [(1, "after 1 attempt."), (3, "after 3 attempts.")])
 def test_detail_of_a_rate_limit_counts_its_attempts_in_words(attempts: int, said: str) -> None:
     v = classify(ob(status=429, attempts=attempts))
