@@ -9,8 +9,10 @@ their ports.
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -276,6 +278,38 @@ async def test_pdf_prefix_then_hang_up(client: aiohttp.ClientSession) -> None:
         response.close()
     assert prefix.startswith(b"%PDF-")
     assert (await fetch(client, demo.U_PUBMED_RTX))[0] == 200  # the server is still fine
+
+
+def _read_then_reset(port: int, cafile: str, read_bytes: int) -> None:
+    """A checker in another process: read a prefix of the PDF, then hang up
+    with a reset while the server is still writing (blocking, so it runs in a
+    thread while the server's loop keeps going)."""
+    context = ssl.create_default_context(cafile=cafile)
+    with context.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=5),
+                             server_hostname=urlsplit(demo.U_PDF).hostname) as tls:
+        tls.sendall(f"GET {urlsplit(demo.U_PDF).path} HTTP/1.1\r\n"
+                    f"Host: {urlsplit(demo.U_PDF).hostname}\r\n\r\n".encode())
+        got = 0
+        while got < read_bytes:
+            data = tls.recv(65536)
+            if not data:
+                break
+            got += len(data)
+        tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+async def test_pdf_hang_up_from_another_process_logs_nothing(
+        site: SimulatedSite, client: aiohttp.ClientSession,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Walkthrough 9 #13: `demo --serve`'s terminal got hundreds of "socket.send()
+    raised exception." lines when a check hung up on the PDF."""
+    port = int(dict(site.connect_to)[f"{urlsplit(demo.U_PDF).hostname}:443"].rpartition(":")[2])
+    caplog.set_level(logging.WARNING, logger="asyncio")
+    for _ in range(4):
+        await asyncio.to_thread(_read_then_reset, port, str(site.ca_pem_path), 1 << 16)
+        await asyncio.sleep(0.05)
+    assert (await fetch(client, demo.U_PUBMED_RTX))[0] == 200  # the server is still fine
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 async def test_pdf_head_sends_no_body(client: aiohttp.ClientSession) -> None:

@@ -523,6 +523,12 @@ class _RateLimit:
         return wait if wait > 0 else None
 
 
+def _hung_up(request: web.Request) -> bool:
+    """Whether the client has gone: a streamed body stops writing then."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _redirect(location: str, status: int = 301) -> web.Response:
     return web.Response(status=status, headers={"Location": location},
                         content_type="text/html", body=b"")
@@ -871,6 +877,13 @@ class Behaviours:
             await response.write(head)
             remaining = PDF_SIZE - len(head) - len(tail)
             while remaining > 0:
+                # A write into a socket that is not full never yields, and over
+                # TLS a reset peer is only noticed after a yield: without this
+                # check the loop wrote the whole PDF into a dead connection and
+                # asyncio logged "socket.send() raised exception." per chunk.
+                await asyncio.sleep(0)
+                if _hung_up(request):
+                    return response
                 chunk = self.pdf_chunk if remaining >= PDF_CHUNK else self.pdf_chunk[:remaining]
                 await response.write(chunk)
                 remaining -= len(chunk)
