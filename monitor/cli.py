@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -96,10 +96,31 @@ def load(config_path: Path) -> Settings:
         refuse_misplaced_database(settings, config_path)
         path = Path(db)
         problem = (f"{path} is a directory, not a database file" if path.is_dir()
-                   else None if path.exists() else dir_problem(path.parent))
+                   else not_sqlite(path) if path.exists() else dir_problem(path.parent))
         if problem:
             raise ConfigError(f"{settings.source}: database.path: {problem}")
     return settings
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def not_sqlite(path: Path) -> str | None:
+    """Why the file at `database.path` cannot be the database, or None.
+
+    A file of another kind there is a mistake in the configuration (exit 2,
+    naming the key), not a failure of the database: it was "monitor:
+    ... is not a SQLite database", exit 1, in check, report, history, serve.
+    An empty file is fine: SQLite makes a database of it."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError:
+        return None  # unreadable: opening it says why
+    if not head or head == SQLITE_HEADER:
+        return None
+    return (f"{path} is a file of another kind, not a SQLite database; point "
+            "database.path at the monitor's database, or at a new file")
 
 
 def require_smtp_password(settings: Settings) -> None:
@@ -155,7 +176,9 @@ def dir_problem(path: Path) -> str | None:
 
 def require_report_dir(settings: Settings, out: Path | None = None) -> None:
     if out is not None:
-        if problem := dir_problem(out):
+        from reports.render import names_report_file
+
+        if problem := dir_problem(out.parent if names_report_file(out) else out):
             raise UsageFailure(f"--out: {problem}")
     else:
         refuse_misplaced_reports(settings)
@@ -176,6 +199,8 @@ def load_existing(config_path: Path) -> Settings:
         where = "" if Path(path).is_absolute() else f" (from the working directory: {Path.cwd() / path})"
         raise Failure(f"no database at {path}{where} yet (database.path in {config_path}): "
                       "`monitor check` or `monitor run` makes it")
+    if path != ":memory:" and Path(path).is_file() and (problem := not_sqlite(Path(path))):
+        raise ConfigError(f"{settings.source}: database.path: {problem}")
     return settings
 
 
@@ -555,8 +580,10 @@ class RunId(click.ParamType):
 @click.option("--run", "run_id", type=RunId(), default=None,
               help="The run to report, by its number (the 'run N' that check and run print; "
                    "default: the latest).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Directory for the HTML and JSON files (default: report.dir).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the report: a PATH ending in .html is the HTML file itself "
+                   "(the JSON beside it, same name ending in .json); an existing folder, or any "
+                   "other PATH, is a folder for both files and index.html (default: report.dir).")
 @click.option("--send", is_flag=True, help="Email it (again, on purpose, if it was sent already).")
 @guarded
 def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) -> None:
@@ -574,7 +601,8 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     if send:
         require_smtp_password(settings)
     require_report_dir(settings, out)
-    outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
+    with quiet_outbox_log():
+        outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
     click.echo(f"data:   {outcome.json_path}")
@@ -589,8 +617,24 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
         click.echo(f"mail:   NOT SENT: --send asks to mail the report, but [email] enabled = false "
                    f"in {settings.source}; nothing was sent or queued", err=True)
         return
-    _echo_delivery(outcome, send, settings.email.enabled, settings.email.recipients,
-                   published=bool(settings.report.base_url))
+    if not _echo_delivery(outcome, send, settings.email.enabled, settings.email.recipients,
+                          published=bool(settings.report.base_url), source=str(settings.source)):
+        raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def quiet_outbox_log() -> Iterator[None]:
+    """Without -v, the outbox's own lines ("report run-1:all not delivered
+    (attempt 1) ...") are left out: `_echo_delivery` says the same in a
+    reader's words, once. `monitor serve` keeps them: its log is all it says."""
+    logger = logging.getLogger("reports.deliver")
+    before = logger.level
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
 
 
 def require_run(settings: Settings, run_id: int) -> None:
@@ -607,29 +651,55 @@ def require_run(settings: Settings, run_id: int) -> None:
 
 
 def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
-                   recipients: Sequence[str] = (), *, published: bool = True) -> None:
+                   recipients: Sequence[str] = (), *, published: bool = True,
+                   source: str = "") -> bool:
     """What became of the mail, said by whom it went to (the outbox's keys,
-    "run-1:owner:x@y", are the monitor's own). Who retries a kept message
-    is said: someone running `monitor run` from cron has no service doing
-    it for them."""
+    "run-1:owner:x@y", are the monitor's own). Returns False when a message
+    was not handed to the mail server: the command then exits 1, so that
+    cron or a systemd timer tells someone. A kept message is said to go out
+    with the next `monitor run` or `report --send`, not "at" a time: from
+    cron no process is there to retry it in between."""
     if not send:
-        return
+        return True
     if not mail_on:
         click.echo("mail:   off ([email] enabled = false), nothing sent")
-        return
+        return True
     run_id = getattr(outcome, "run_id", None)
-    for key in getattr(outcome, "sent", []):
+    sent = list(getattr(outcome, "sent", []))
+    failed = list(getattr(outcome, "failed", []))
+    refused = list(getattr(outcome, "refused", []))
+    for key in sent:
         click.echo(f"sent to {delivery_words(key, recipients, run_id)}")
-    if getattr(outcome, "sent", []) and not published:
+    if sent and not published:
         # The editors' mail says the webmaster keeps the full report: the
         # way to link it there is the webmaster's, so it is said here.
         click.echo("        the mail says you keep the full report; publish report.dir and set "
                    "[report] base_url to link it in the mail instead")
-    for key, reason in getattr(outcome, "failed", []):
-        click.echo(f"kept in the outbox, for {delivery_words(key, recipients, run_id)}: {reason}", err=True)
-    if getattr(outcome, "failed", []):
-        click.echo("        retried by `monitor serve` (every 5 minutes, with backoff), or by the "
-                   "next `monitor run` or `monitor report --send` once due", err=True)
+    if getattr(outcome, "busy", False):
+        click.echo("mail:   NOT SENT yet: another process (`monitor serve`, or another `monitor run` "
+                   "or `report --send`) is sending the outbox right now; the report waits there "
+                   "for its next round", err=True)
+        return False
+    by_reason: dict[str, list[str]] = {}
+    for key, reason in failed:
+        by_reason.setdefault(reason, []).append(delivery_words(key, recipients, run_id))
+    partly = "partly sent: " if sent else ""
+    for reason, whom in by_reason.items():
+        click.echo(f"mail:   {partly}NOT SENT to {'; '.join(whom)}: {reason}", err=True)
+    where = f" in {source}" if source else ""
+    for _, address, answer in refused:
+        if answer[:1] == "4":
+            failed.append(("", answer))
+            click.echo(f"mail:   {partly or 'partly sent: '}NOT SENT to {address}: the server refused "
+                       f"this address for now ({answer})", err=True)
+        else:
+            click.echo(f"mail:   {partly or 'partly sent: '}NOT SENT to {address}: the server refused "
+                       f"this address ({answer}); the others received it; check it{where}", err=True)
+    if failed:
+        click.echo("        kept in the outbox: it goes out with the next `monitor run` or "
+                   "`monitor report --send` (a `monitor serve` on this database retries it too)",
+                   err=True)
+    return not failed and not refused
 
 
 def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = None) -> str:
@@ -666,8 +736,13 @@ def run(config_path: Path, wait: float) -> None:
     """The weekly job, once: check, then report, then send.
 
     \b
-    Example (cron):
-        0 6 * * mon  monitor run --config /etc/monitor/monitor.toml
+    Exits 1 when a message could not be delivered (it stays in the outbox
+    and goes out with the next `monitor run` or `monitor report --send`).
+
+    \b
+    Example (cron: the virtual environment's full path; see the README,
+    "Or from cron"):
+        0 6 * * mon  /opt/citation-monitor/venv/bin/monitor run --config /etc/citation-monitor/monitor.toml
     """
     from monitor.jobs import weekly_job
 
@@ -681,7 +756,8 @@ def run(config_path: Path, wait: float) -> None:
                 return await weekly_job(settings, progress=progress, notice=say)
 
     try:
-        audit, outcome = asyncio.run(job())
+        with quiet_outbox_log():
+            audit, outcome = asyncio.run(job())
     except KeyboardInterrupt:
         raise Failure(INTERRUPTED) from None
     from monitor.store import Store
@@ -696,10 +772,12 @@ def run(config_path: Path, wait: float) -> None:
                    f"checked in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
-    _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients,
-                   published=bool(settings.report.base_url))
+    delivered = _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients,
+                               published=bool(settings.report.base_url), source=str(settings.source))
     with Store.open(settings.database.path, mapped=False) as store:
         say_unfetched(settings, store.run_pages(outcome.run_id), cuts=store.run_site_cuts(outcome.run_id))
+    if not delivered:
+        raise SystemExit(1)
 
 
 # -- serve ----------------------------------------------------------------------

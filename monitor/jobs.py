@@ -51,6 +51,10 @@ class ReportOutcome:
     failed: list[tuple[str, str]] = field(default_factory=list)
     full_audit: int | None = None
     """When the run reported is partial (`check --page`): the latest full audit's id."""
+    refused: list[tuple[str, str, str]] = field(default_factory=list)
+    """(key, address, server answer) of recipients refused while others accepted."""
+    busy: bool = False
+    """Another process was sending the outbox: nothing was tried."""
 
 
 def smtp_password(settings: Settings) -> str | None:
@@ -108,7 +112,7 @@ async def report_job(
 ) -> ReportOutcome:
     """Render (and with `send`, queue and deliver) the report of a run."""
     from reports.deliver import flush_outbox, load_audit, queue_report
-    from reports.render import ForeignFolder, headline, save_report
+    from reports.render import ForeignFolder, headline, names_report_file, save_report, save_report_file
 
     now = now or utcnow()
     with Store.open(settings.database.path) as store:
@@ -128,7 +132,8 @@ async def report_job(
         with _collector_paused():
             audit = load_audit(store, run_id, settings, now)
             try:
-                saved = save_report(audit, folder, source)
+                saved = (save_report_file(audit, out, source) if out is not None and names_report_file(out)
+                         else save_report(audit, folder, source))
             except ForeignFolder as exc:  # written meanwhile by another database's report
                 raise ConfigError(f"{key}: {exc}") from None
             except OSError as exc:
@@ -151,6 +156,8 @@ async def report_job(
                                         tls_context=mail_tls_context(settings, tls_context))
             outcome.sent = list(result.sent)
             outcome.failed = list(result.failed)
+            outcome.refused = list(result.refused)
+            outcome.busy = result.busy
             if outcome.sent or outcome.failed:
                 _refresh_index(folder, report_source(store, settings))
     return outcome

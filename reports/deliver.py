@@ -354,7 +354,9 @@ def _keep(store: Store, message: OutboxMessage, exc: DeliveryError, now: dt.date
     attempts = message.attempts + 1
     retry_at = now + backoff(attempts)
     store.mark_failed(message.id, str(exc), retry_at)
-    log.warning("report %s not delivered (attempt %d), kept in the outbox, next attempt at %s: %s",
+    # "due again from", not "next attempt at": under `monitor run` from cron
+    # no process is there to try at that time; whoever flushes next sends it.
+    log.warning("report %s not delivered (attempt %d), kept in the outbox, due again from %s: %s",
                 message.key, attempts, retry_at.strftime("%Y-%m-%d %H:%M:%S %Z").strip(), exc)
 
 
@@ -367,5 +369,5 @@ def _refused_recipient(store: Store, message: OutboxMessage, address: str, answe
         log.warning("report %s: the server refused %s for now (%s); a copy for that address "
                     "is queued for retry", message.key, address, answer)
     else:
-        log.error("report %s: the server refused the recipient %s (%s); the others received it. "
+        log.warning("report %s: the server refused the recipient %s (%s); the others received it. "
                   "Check the address in the configuration", message.key, address, answer)

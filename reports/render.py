@@ -829,6 +829,23 @@ def _when(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%d %b %Y %H:%M:%S UTC")
 
 
+def names_report_file(out: Path) -> bool:
+    """`report --out weekly.html` names the HTML file itself (it made a folder
+    called weekly.html); an existing folder, or any other name, is a folder."""
+    return out.suffix.lower() in (".html", ".htm") and not out.is_dir()
+
+
+def save_report_file(audit: Audit, html_path: Path, source: Source | None = None) -> SavedReport:
+    """The report as one named HTML file, its JSON beside it (same stem);
+    no index.html, since the folder is not a folder of reports."""
+    html_path = Path(html_path)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path = html_path.with_suffix(".json")
+    _write(html_path, _page_chunks(audit, html_path.parent))
+    _write(json_path, _json_chunks(audit, source))
+    return SavedReport(html_path, json_path, html_path)
+
+
 def _write(path: Path, text: str | Iterable[str]) -> None:
     """Write (a string or its pieces) then rename, so a reader never opens half a report."""
     tmp = path.with_name(path.name + ".tmp")

@@ -160,6 +160,26 @@ def test_unusable_report_out_is_a_usage_error(tmp_path: Path) -> None:
     assert "--out" in one_line(err) and "not a directory" in err
 
 
+def test_report_out_names_the_html_file_or_a_folder(tmp_path: Path) -> None:
+    """Walkthrough 9 #10: `report --out weekly.html` made a folder weekly.html."""
+    path = config(tmp_path, '[email]\nenabled = false\n')
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    target = tmp_path / "out" / "weekly.html"
+    for _ in range(2):  # written again next week: replaced, not refused
+        code, out, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(target))
+        assert code == 0, err
+        assert target.is_file() and (tmp_path / "out" / "weekly.json").is_file()
+        assert f"report: {target}\n" in out and f"data:   {tmp_path / 'out' / 'weekly.json'}\n" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["weekly.html", "weekly.json"]
+    # An existing folder stays a folder, whatever its name.
+    folder = tmp_path / "kept.html"
+    folder.mkdir()
+    code, out, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(folder))
+    assert code == 0, err
+    assert (folder / "index.html").is_file() and list(folder.glob("report-*-run-1.html"))
+
+
 @pytest.mark.parametrize("run_id", ["0", "-1", "99999999999999999999999"])
 def test_impossible_run_ids_are_usage_errors(tmp_path: Path, run_id: str) -> None:
     """Was: exit 1 "there is no run 0", or an OverflowError (exit 1)."""
@@ -187,6 +207,10 @@ def test_every_option_of_every_command_says_what_it_does() -> None:
     ("serve", ["reports", "dashboard", "/ and /reports/ lead to /reports/index.html"],
      ["opens the latest"]),  # both redirect to the list
     ("history", ["json: every check with its redirects"], []),
+    # The README's paths (walkthrough 9 #12): cron has no venv on its PATH.
+    ("run", ["/opt/citation-monitor/venv/bin/monitor run --config /etc/citation-monitor/monitor.toml",
+             "Exits 1 when a message could not be delivered"], ["/etc/monitor/"]),
+    ("report", ["ending in .html is the HTML file itself"], ["Directory for the HTML"]),
 ])
 def test_help_in_plain_words(command: str, said: list[str], unsaid: list[str]) -> None:
     from click.testing import CliRunner
@@ -241,6 +265,23 @@ def test_unusable_database_path_names_the_key(tmp_path: Path, where: str) -> Non
     assert code == 2, err
     line = one_line(err)
     assert str(path) in line and "database.path" in line and "directory" in line
+
+
+@pytest.mark.parametrize("args", [("check",), ("run",), ("report",), ("serve",),
+                                  ("history", "http://127.0.0.1:9/a.html")])
+def test_a_database_path_that_is_not_sqlite_names_the_file_and_key(
+        tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Walkthrough 9 #16: was exit 1 "monitor: .../monitor.db is not a SQLite
+    database (file is not a database)", no file or key named."""
+    (tmp_path / "notes.db").write_text("my notes, not a database\n" * 10, encoding="utf-8")
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + f'[database]\npath = "{tmp_path / "notes.db"}"\n[email]\nenabled = false\n',
+                    encoding="utf-8")
+    code, _, err = monitor(tmp_path, *args, "--config", str(path))
+    assert code == 2, err
+    line = one_line(err)
+    assert f"{path}: database.path: {tmp_path / 'notes.db'} is a file of another kind" in line, line
+    assert (tmp_path / "notes.db").read_text(encoding="utf-8").startswith("my notes")
 
 
 def _database_beside_its_config(tmp_path: Path, written: str) -> tuple[Path, Path, Path]:

@@ -147,10 +147,16 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
     await probe.stop()
     config = write_config(tmp_path, site, port)
     code, out, err = await run_monitor("run", "--config", str(config))
-    assert code == 0, err
-    assert "kept in the outbox" in err
-    # Run from cron, nobody else retries it: say who does.
-    assert "retried by `monitor serve`" in err and "next `monitor run`" in err
+    # Nothing delivered: exit 1, for cron or a systemd timer to tell someone
+    # (walkthrough 9 #11); the report itself is saved.
+    assert code == 1, err
+    assert "report: " in out
+    assert f"mail:   NOT SENT to webmaster@sclero.org (email.recipients): cannot reach" in err
+    # Said once, in a reader's words: no log line with the outbox's own ids.
+    assert "WARNING" not in err and "run-1:all" not in err, err
+    # Run from cron, nobody retries it at a given time: say what sends it.
+    assert "next attempt" not in err
+    assert "goes out with the next `monitor run` or `monitor report --send`" in err
     db = sqlite3.connect(tmp_path / "monitor.db")
     (attempts, due) = db.execute("SELECT attempts, next_attempt_at FROM outbox").fetchone()
     assert attempts == 1 and due
@@ -171,6 +177,44 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
         assert ids[0].startswith("<report-1-") and ids[1].startswith("<report-2-")
     finally:
         await sink.stop()
+
+
+class _RefusingOwners:
+    """A mail server that takes the webmaster's report and refuses, at DATA,
+    any message for a page owner (a message-level failure: the others go)."""
+
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if any(r.startswith("editor@") for r in envelope.rcpt_tos):
+            return "554 5.6.0 message refused for this test"
+        self.messages.append(envelope.original_content or envelope.content)
+        return "250 OK"
+
+
+async def test_report_send_partly_delivered_says_which_and_exits_1(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    inbox = _RefusingOwners()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        config = write_config(tmp_path, site, port)
+        first = f'url = "{site.pages[0]}"\n'
+        config.write_text(config.read_text(encoding="utf-8").replace(
+            first, first + 'owner = "editor@sclero.org"\n', 1), encoding="utf-8")
+        code, out, err = await run_monitor("check", "--config", str(config))
+        assert code == 0, err
+        code, out, err = await run_monitor("report", "--config", str(config), "--send")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert len(inbox.messages) == 1
+    assert code == 1, (out, err)
+    assert "sent to webmaster@sclero.org (email.recipients)" in out
+    assert "mail:   partly sent: NOT SENT to editor@sclero.org (page owner): " in err
+    assert "554" in err and "WARNING" not in err and "run-1:owner" not in err, err
 
 
 class _Inbox:
