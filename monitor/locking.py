@@ -109,10 +109,10 @@ async def _heartbeat(path: str, name: str, owner: str, ttl: dt.timedelta, holder
 
 
 def held_by(path: str, name: str = AUDIT_LOCK) -> str:
-    """Who holds the lock, for an error message ("host:pid since ...")."""
+    """Who holds the lock, for an error message ("process 13366 on vm, since 15:13:58 UTC")."""
     with Store.open(path) as store:
         row = store._row("SELECT owner, acquired_at FROM locks WHERE name = ?", (name,))
-    return f"{row[0]} since {row[1]}" if row else "another process"
+    return holder_words(row[0], row[1], dt.datetime.now(dt.UTC)) if row else "another process"
 
 
 SERVICE_LOCK = "service"
@@ -171,3 +171,21 @@ class Presence:
             await _db(self.path, lambda s: s.release_lock(SERVICE_LOCK, self.owner))
         except MonitorError as exc:  # left to the ttl: the next service waits that long to be "alone"
             log.debug("event=presence_release_failed error=%s", exc)
+
+
+def holder_words(owner: str, acquired_at: str, now: dt.datetime) -> str:
+    """A lock's owner ("vm:13366", "vm:13366:pidns=4026532") and start in a
+    reader's words: "process 13366 on vm, since 15:13:58 UTC" (the date too
+    when it is not today's). Was "vm:13366 since 2026-11-27T15:13:58.161666+00:00"."""
+    host, _, rest = owner.partition(":")
+    pid, _, namespace = rest.partition(":")
+    who = f"process {pid} on {host}" if pid.isdigit() else owner
+    if namespace.startswith("pidns="):
+        who += f" (pid namespace {namespace.removeprefix('pidns=')})"
+    try:
+        since = dt.datetime.fromisoformat(acquired_at).astimezone(dt.UTC)
+    except (TypeError, ValueError):
+        return f"{who}, since {acquired_at}"
+    shown = f"{since:%H:%M:%S} UTC" if since.date() == now.astimezone(dt.UTC).date() \
+        else f"{since:%Y-%m-%d %H:%M:%S} UTC"
+    return f"{who}, since {shown}"

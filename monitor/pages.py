@@ -19,7 +19,7 @@ import aiohttp
 
 from monitor.classify import permanent_target  # the link checker's own rule, not a copy
 from monitor.client import Client, ConnectToRefusal
-from monitor.netguard import PrivateAddressError
+from monitor.netguard import PrivateAddressError, parse_ip
 from monitor.types import ErrorKind, Hop, Observation
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
@@ -204,7 +204,7 @@ def _describe(exc: BaseException, timeout: float) -> str:
     elif kind is ErrorKind.PRIVATE_ADDRESS:
         policy = exc if isinstance(exc, PrivateAddressError) else getattr(exc, "os_error", None)
         why = policy.strerror if isinstance(policy, OSError) and policy.strerror else detail
-        words = f"{why} (checker.allow_private_networks)"
+        words = f"{why} (checker.allow_private_networks; to check it: {_allowing(policy, host)})"
     elif kind is ErrorKind.CONNECTION_REFUSED:
         cause = getattr(exc, "os_error", exc)
         refused = isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED
@@ -225,6 +225,16 @@ def _describe(exc: BaseException, timeout: float) -> str:
 
 
 _NOT_FOUND = frozenset({socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)})
+
+
+def _allowing(policy: object, host: str | None) -> str:
+    """What to write to let the checker fetch a refused private page: the
+    line itself, with the address it resolved to (walkthrough 9 #17: the
+    refusal named the key, not its value)."""
+    addresses = getattr(policy, "addresses", ()) or ()
+    ip = parse_ip(addresses[0]) if addresses else parse_ip(host or "")
+    allowed = (f"{ip}/{ip.max_prefixlen}" if ip is not None else host) or "127.0.0.1/32"
+    return f'allow_private_networks = ["{allowed}"] under [checker]'
 
 
 def _dns_problem(exc: BaseException, host: str) -> str:

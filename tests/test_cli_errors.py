@@ -537,7 +537,8 @@ class FailingDNS(AbstractResolver):
      "the server could not be reached (DNS: Temporary failure in name resolution, looking up www.sclero.org)"),
     ("refused", {}, 2.0, "the server could not be reached (connection refused)"),
     ("/ok", {"allow_private_networks": False}, 2.0,
-     "refused by policy: 127.0.0.1 -> 127.0.0.1 is not a public address (checker.allow_private_networks)"),
+     "refused by policy: 127.0.0.1 -> 127.0.0.1 is not a public address (checker.allow_private_networks; "
+     'to check it: allow_private_networks = ["127.0.0.1/32"] under [checker])'),
     ("tls", {}, 2.0, "the secure connection failed (TLS: certificate not trusted: "),
 ])
 async def test_why_a_watched_page_could_not_be_fetched_is_said_for_a_webmaster(

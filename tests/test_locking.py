@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import sqlite3
 import sys
 from pathlib import Path
 
 import pytest
 
-from monitor.locking import AUDIT_LOCK, exclusive
+from monitor.locking import AUDIT_LOCK, exclusive, holder_words
 from monitor.store import Store
 from simkit import DATABASE_HOLDER
 
@@ -86,3 +87,18 @@ async def test_a_lock_whose_release_failed_is_released_before_it_is_asked_for_ag
     async with exclusive(db, owner="a:1") as again:
         assert again
     assert lock_rows(Path(db)) == []
+
+
+NOW = dt.datetime(2026, 11, 27, 15, 20, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(("owner", "acquired", "said"), [
+    ("vm:13366", "2026-11-27T15:13:58.161666+00:00", "process 13366 on vm, since 15:13:58 UTC"),
+    ("vm:13366", "2026-11-26T23:59:01+00:00", "process 13366 on vm, since 2026-11-26 23:59:01 UTC"),
+    ("box:7:pidns=4026532", "2026-11-27T16:13:58+01:00",
+     "process 7 on box (pid namespace 4026532), since 15:13:58 UTC"),
+    ("odd-owner", "not a time", "odd-owner, since not a time"),
+])
+def test_the_lock_holder_in_a_readers_words(owner: str, acquired: str, said: str) -> None:
+    """Walkthrough 9 #17: was "vm:13366 since 2026-11-27T15:13:58.161666+00:00"."""
+    assert holder_words(owner, acquired, NOW) == said

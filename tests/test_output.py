@@ -367,6 +367,14 @@ A, B, C = (f"https://www.sclero.org/{n}.html" for n in "abc")
      ["1 of 1 page could not be fetched; its links were not checked:",
       f"  {C}: refused by policy: 10.0.0.1 -> 10.0.0.1 is not a public address "
       "(checker.allow_private_networks in m.toml)"]),
+    # what to write is said, the file named after the key (walkthrough 9 #17)
+    ([_page(C, "error", None, "refused by policy: 10.0.0.1 -> 10.0.0.1 is not a public address "
+                              '(checker.allow_private_networks; to check it: allow_private_networks '
+                              '= ["10.0.0.1/32"] under [checker])')], [A], [C],
+     ["1 of 1 page could not be fetched; its links were not checked:",
+      f"  {C}: refused by policy: 10.0.0.1 -> 10.0.0.1 is not a public address "
+      '(checker.allow_private_networks in m.toml; to check it: allow_private_networks = ["10.0.0.1/32"] '
+      "under [checker])"]),
     # a page of a crawled site: neither
     ([_page(C, "error", 404, "HTTP 404\n\x1b[2J")], [A], [],
      ["1 of 1 page could not be fetched; its links were not checked:", f"  {C}: HTTP 404 [2J"]),
