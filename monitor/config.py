@@ -184,7 +184,7 @@ class _Reader:
         self.source = source
         self.prefix = prefix
         if not isinstance(table, dict):
-            self.fail(prefix.rstrip("."), "must be a table")
+            self.fail(prefix.rstrip(". "), "must be a table")
         self.table: dict[str, Any] = table
         self.used: set[str] = set()
 
@@ -305,10 +305,20 @@ def url_problem(value: str) -> str | None:
     except ValueError as exc:
         return f"not a valid URL ({exc}): {value!r}"
     if parts.scheme not in ("http", "https"):
-        return f"must be an http:// or https:// URL, got {value!r}"
+        return f"must be an http:// or https:// URL, got {value!r}{_did_you_mean_https(value)}"
     if not parts.hostname:
         return f"URL has no host name: {value!r}"
     return None
+
+
+_BARE_HOST = re.compile(r"(?://)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}(?::\d+)?(?:[/?#]|$)", re.IGNORECASE)
+
+
+def _did_you_mean_https(value: str) -> str:
+    """"www.sclero.org/x.html" is an address without its scheme: offer it whole."""
+    if "://" in value or not _BARE_HOST.match(value):
+        return ""
+    return f"; did you mean 'https://{value.removeprefix('//')}'?"
 
 
 def _network_problem(item: str) -> str | None:
@@ -369,13 +379,13 @@ def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
     pages = []
     seen: dict[str, int] = {}
     for i, table in enumerate(raw):
-        r = _Reader(source, f"pages[{i}].", table)
+        r = _Reader(source, f"[[pages]] #{i + 1} ", table)  # counted as a reader counts them
         name, owner = r.get("name", str, ""), _checked(r, "owner", _email_problem)
         # url last: a missing one is then said with the keys that are not known here
         pages.append(PageSettings(url=r.url("url", required=True), name=name, owner=owner))
         r.finish()
         if (first := seen.setdefault(pages[-1].url, i)) != i:
-            r.fail(f"pages[{i}].url", f"the same page as pages[{first}] ({pages[-1].url})")
+            r.fail(f"[[pages]] #{i + 1} url", f"the same page as [[pages]] #{first + 1} ({pages[-1].url})")
     return tuple(pages)
 
 
@@ -407,7 +417,7 @@ def _sites(source: str, raw: Any) -> tuple[SiteSettings, ...]:
         raise ConfigError(f"{source}: sites: expected an array of tables ([[sites]])")
     sites = []
     for i, table in enumerate(raw):
-        r = _Reader(source, f"sites[{i}].", table)
+        r = _Reader(source, f"[[sites]] #{i + 1} ", table)
         site = SiteSettings(
             start=r.url("start"),
             sitemap=r.url("sitemap"),
@@ -420,7 +430,7 @@ def _sites(source: str, raw: Any) -> tuple[SiteSettings, ...]:
             exclude_links=r.strings("exclude_links", (), _regex_problem),
         )
         if not site.start and not site.sitemap:
-            r.fail(f"sites[{i}]", "needs a start URL or a sitemap URL")
+            r.fail(f"[[sites]] #{i + 1}", "needs a start URL or a sitemap URL")
         r.finish()
         sites.append(site)
     return tuple(sites)
