@@ -112,15 +112,45 @@ def not_sqlite(path: Path) -> str | None:
     naming the key), not a failure of the database: it was "monitor:
     ... is not a SQLite database", exit 1, in check, report, history, serve.
     An empty file is fine: SQLite makes a database of it."""
+    if path.exists() and not path.is_file():
+        # /dev/null, a FIFO: was "disk I/O error", exit 1
+        return (f"{path} is not a regular file; point database.path at the monitor's "
+                "database, or at a new file")
     try:
         with path.open("rb") as f:
             head = f.read(len(SQLITE_HEADER))
     except OSError:
         return None  # unreadable: opening it says why
-    if not head or head == SQLITE_HEADER:
+    if not head:
         return None
-    return (f"{path} is a file of another kind, not a SQLite database; point "
-            "database.path at the monitor's database, or at a new file")
+    if head != SQLITE_HEADER:
+        return (f"{path} is a file of another kind, not a SQLite database; point "
+                "database.path at the monitor's database, or at a new file")
+    if others := foreign_tables(path):
+        # Another program's database (the CMS's, a copied config): the
+        # monitor added its ten tables to it and exited 0.
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        return (f"{path} is another program's SQLite database (tables: {shown}); give the "
+                "monitor a file of its own in database.path")
+    return None
+
+
+def foreign_tables(path: Path) -> list[str]:
+    """The tables of a SQLite file that the monitor never migrated (no
+    `_sqlite_migrations`): empty for the monitor's own database, an empty
+    file, or one that cannot be read (opening it says why)."""
+    import sqlite3
+
+    try:
+        db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+        try:
+            names = [r[0] for r in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return []
+    return [] if "_sqlite_migrations" in names else names
 
 
 def require_smtp_password(settings: Settings) -> None:
@@ -199,7 +229,7 @@ def load_existing(config_path: Path) -> Settings:
         where = "" if Path(path).is_absolute() else f" (from the working directory: {Path.cwd() / path})"
         raise Failure(f"no database at {path}{where} yet (database.path in {config_path}): "
                       "`monitor check` or `monitor run` makes it")
-    if path != ":memory:" and Path(path).is_file() and (problem := not_sqlite(Path(path))):
+    if path != ":memory:" and (problem := not_sqlite(Path(path))):
         raise ConfigError(f"{settings.source}: database.path: {problem}")
     return settings
 

@@ -284,6 +284,37 @@ def test_a_database_path_that_is_not_sqlite_names_the_file_and_key(
     assert (tmp_path / "notes.db").read_text(encoding="utf-8").startswith("my notes")
 
 
+@pytest.mark.parametrize("args", [("check",), ("report",), ("history", "http://127.0.0.1:9/a.html")])
+def test_another_programs_sqlite_database_is_refused_untouched(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """robust9 #6: `database.path` naming the CMS's SQLite file: check added
+    the monitor's ten tables to it and exited 0."""
+    import sqlite3
+
+    cms = tmp_path / "cms.sqlite"
+    db = sqlite3.connect(cms)
+    db.executescript("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT);"
+                     "INSERT INTO customers (name) VALUES ('Ada');")
+    db.close()
+    before = cms.read_bytes()
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + f'[database]\npath = "{cms}"\n[email]\nenabled = false\n', encoding="utf-8")
+    code, _, err = monitor(tmp_path, *args, "--config", str(path))
+    assert code == 2, err
+    line = one_line(err)
+    assert f"{path}: database.path: {cms} is another program's SQLite database (tables: customers)" in line, line
+    assert cms.read_bytes() == before
+
+
+@pytest.mark.parametrize("args", [("check",), ("report",)])
+def test_a_database_path_that_is_a_device_names_the_key(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """robust9 #14: /dev/null was "database /dev/null: disk I/O error", exit 1."""
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + '[database]\npath = "/dev/null"\n[email]\nenabled = false\n', encoding="utf-8")
+    code, _, err = monitor(tmp_path, *args, "--config", str(path))
+    assert code == 2, err
+    assert f"{path}: database.path: /dev/null is not a regular file" in one_line(err)
+
+
 def _database_beside_its_config(tmp_path: Path, written: str) -> tuple[Path, Path, Path]:
     """site/conf/monitor.toml saying database.path = `written`, a database at
     site/conf/m.db (made by a real audit) and an empty folder to run from:
