@@ -757,8 +757,16 @@ def save_report(audit: Audit, out_dir: Path, source: Source | None = None) -> Sa
     base = report_basename(audit)
     html_path = out_dir / f"{base}.html"
     json_path = out_dir / f"{base}.json"
-    _write(html_path, _page_chunks(audit, out_dir))
-    _write(json_path, _json_chunks(audit, source))
+    html_tmp = _write_tmp(html_path, _page_chunks(audit, out_dir))
+    try:
+        json_tmp = _write_tmp(json_path, _json_chunks(audit, source))
+    except BaseException:
+        html_tmp.unlink(missing_ok=True)
+        raise
+    # Both files or neither: an HTML report without its JSON is missing
+    # from the index's counts, and the error said the report was not saved.
+    html_tmp.replace(html_path)
+    json_tmp.replace(json_path)
     index = out_dir / "index.html"
     _write(index, render_index(out_dir, site=audit.site, source=source))
     return SavedReport(html_path, json_path, index)
@@ -848,13 +856,24 @@ def save_report_file(audit: Audit, html_path: Path, source: Source | None = None
 
 def _write(path: Path, text: str | Iterable[str]) -> None:
     """Write (a string or its pieces) then rename, so a reader never opens half a report."""
+    _write_tmp(path, text).replace(path)
+
+
+def _write_tmp(path: Path, text: str | Iterable[str]) -> Path:
+    """`path`'s content written whole beside it, as PATH.tmp; on any failure
+    (a full disk, a stop) the partial file is removed: it sat on the disk
+    that was full, and a later render would not reuse it."""
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        if isinstance(text, str):
-            f.write(text)
-        else:
-            f.writelines(text)
-    tmp.replace(path)
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            if isinstance(text, str):
+                f.write(text)
+            else:
+                f.writelines(text)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def render_index(out_dir: Path, *, site: str, source: Source | None = None) -> str:
