@@ -68,15 +68,19 @@ async def exclusive(path: str, *, owner: str | None = None, ttl: dt.timedelta = 
     holder = asyncio.current_task()
     assert holder is not None
     heartbeat = asyncio.create_task(_heartbeat(path, name, owner, ttl, holder), name=f"{name}-lock-heartbeat")
+    failing = False
     try:
         yield True
+    except BaseException:
+        failing = True
+        raise
     finally:
         heartbeat.cancel()
         # A stop cancels the holder, and may cancel it again while it cleans
         # up: the release runs as a task of its own that a second cancel
         # cannot interrupt (left to the ttl, the lock would make the next
         # `monitor run` refuse for ten minutes).
-        release = asyncio.create_task(_release(path, name, owner, heartbeat))
+        release = asyncio.create_task(_release(path, name, owner, heartbeat, quiet=failing))
         try:
             await asyncio.shield(release)
         except asyncio.CancelledError:
@@ -84,14 +88,19 @@ async def exclusive(path: str, *, owner: str | None = None, ttl: dt.timedelta = 
             raise
 
 
-async def _release(path: str, name: str, owner: str, heartbeat: asyncio.Task[None]) -> None:
+async def _release(path: str, name: str, owner: str, heartbeat: asyncio.Task[None],
+                   *, quiet: bool = False) -> None:
+    """Delete the lock's row. After a job that failed (or was stopped), a
+    failed release is logged at INFO: it is that failure again (the disk
+    full), which the job's own error says; a WARNING line before it made a
+    full disk five lines instead of one."""
     await asyncio.gather(heartbeat, return_exceptions=True)
     try:
         await _db(path, lambda s: s.release_lock(name, owner))
     except MonitorError as exc:
         _unreleased.add((path, name, owner))
-        log.warning("event=lock_release_failed lock=%s error=%s note=released before it is taken again",
-                    name, exc)
+        log.log(logging.INFO if quiet else logging.WARNING,
+                "event=lock_release_failed lock=%s error=%s note=released before it is taken again", name, exc)
 
 
 async def _heartbeat(path: str, name: str, owner: str, ttl: dt.timedelta, holder: asyncio.Task[object]) -> None:

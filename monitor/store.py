@@ -853,6 +853,18 @@ def _owner_is_dead(owner: str) -> bool:
 # The store
 
 
+def failure_words(path: str, exc: BaseException, what: str = "") -> str:
+    """`database PATH: ERROR`, the one line a failed store call ends in; a
+    full disk also says what to do, since it is the user's to fix and
+    nothing recorded is lost (each batch is one transaction)."""
+    words = f"database {path}: {what}{exc}"
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+        words += ("; free some space on its disk: what was recorded is kept, and the next audit "
+                  "resumes an unfinished run where it stopped")
+    return words
+
+
 def _db_errors(fn: F) -> F:
     """Turn SQLite's operational failures into a one-line `StoreError`."""
 
@@ -861,11 +873,11 @@ def _db_errors(fn: F) -> F:
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.OperationalError as exc:
-            raise StoreError(f"database {self.path}: {exc}") from exc
+            raise StoreError(failure_words(self.path, exc)) from exc
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:  # IntegrityError etc.: our bug
                 raise
-            raise StoreError(f"database {self.path}: {exc}") from exc
+            raise StoreError(failure_words(self.path, exc)) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -1783,7 +1795,7 @@ class StoreWriter:
         self._ensure_open()
         if self._error is not None:
             error = self._error
-            raise StoreError(f"database {self.path}: a batch failed: {error}") from error
+            raise StoreError(failure_words(self.path, error, "a batch failed: ")) from error
         _check_same_url(obs, verdict, state)
         self._buffer.append((run_id, obs, verdict, state))
         if len(self._buffer) >= self.max_pending:
@@ -1809,7 +1821,7 @@ class StoreWriter:
             except sqlite3.Error as exc:
                 # As `Store` methods say it: a StoreError naming the file, not
                 # sqlite3's bare "database is locked" out of the audit.
-                raise StoreError(f"database {self.path}: {exc}") from exc
+                raise StoreError(failure_words(self.path, exc)) from exc
 
     async def call(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
         """Run a public `Store` method on the writer thread, after the queued adds."""
@@ -1886,7 +1898,10 @@ class StoreWriter:
             return
         self._buffer[:0] = batch
         self._error = error
-        log.error("store writer: a batch of %d failed: %s", len(batch), error)
+        # Not an ERROR line: the failure reaches the audit (the next add or
+        # flush raises it) and is said once there; a batch retried with
+        # success lost nothing.
+        log.debug("store writer: a batch of %d failed: %s", len(batch), error)
 
     async def _background_flush(self) -> None:
         self._kicked = False
