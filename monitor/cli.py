@@ -15,11 +15,12 @@ import functools
 import logging
 import os
 import shlex
+import signal
 import sys
 import tempfile
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from monitor.paths import misplaced
 from monitor.errors import ConfigError, MonitorError
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 log = logging.getLogger("monitor")
 
@@ -308,11 +310,12 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
     for line in unconfigured_pages(settings, pages):
         click.echo(line, err=True)
     try:
-        outcome = asyncio.run(_check(settings, pages))
-    except KeyboardInterrupt:
-        raise Failure(INTERRUPTED) from None
+        outcome = run_stoppable(_check(settings, pages))
+    except KeyboardInterrupt as exc:
+        raise Failure(interrupted_words(exc)) from None
     fetched, cuts = print_results(settings, outcome.run.id, fmt)
     say_unfetched(settings, fetched, pages, cuts)
+    require_a_page_read(fetched, outcome.run.id)
 
 
 def unconfigured_pages(settings: Settings, pages: Sequence[str]) -> list[str]:
@@ -344,6 +347,60 @@ INTERRUPTED = ("interrupted: the links checked so far are saved; the next audit 
 def say(line: str) -> None:
     """A plain line on stderr (stdout may be JSON or CSV)."""
     click.echo(line, err=True)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, ended as Ctrl-C is (the job cancelled, its run closed as
+    "interrupted"), then raised as a KeyboardInterrupt: what catches a Ctrl-C
+    (`guarded`, the commands' own lines) catches it too."""
+
+
+def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, with SIGTERM taken as Ctrl-C.
+
+    `timeout 2h monitor run` in a crontab and `systemctl stop` send SIGTERM,
+    whose default action ended the process mid-audit: no word on stderr and
+    the run left "running" (its checks were kept, as after a power cut).
+    Here SIGTERM cancels the job as Ctrl-C does, so the run is closed as
+    "interrupted" and the same one line says so. A second SIGTERM during
+    that clean-up cancels it again; SIGKILL is what ends it at once.
+    """
+    stopped = False
+
+    async def stoppable() -> T:
+        nonlocal stopped
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def stop() -> None:
+            nonlocal stopped
+            stopped = True
+            task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, stop)
+        except (NotImplementedError, RuntimeError):  # no signals here (Windows, a thread)
+            return await main
+        try:
+            return await main
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+    try:
+        return asyncio.run(stoppable())
+    except asyncio.CancelledError:
+        if stopped:
+            raise Terminated from None
+        raise
+
+
+def interrupted_words(exc: BaseException) -> str:
+    """The one line for a stopped audit; a SIGTERM's says where it came from,
+    so a cron mail tells a timeout from a keypress."""
+    if isinstance(exc, Terminated):
+        return "stopped by SIGTERM (a timeout or a service stop); " + INTERRUPTED.removeprefix("interrupted: ")
+    return INTERRUPTED
 
 
 async def _check(settings: Settings, pages: Sequence[str]) -> Any:
@@ -426,6 +483,18 @@ def say_unfetched(settings: Settings, pages: Sequence[Any], given: Sequence[str]
              *moved_pages(pages, source=settings.source, given=given, configured=configured)]
     for line in lines:
         click.echo(line, err=True)
+
+
+def require_a_page_read(pages: Sequence[Any], run_id: int) -> None:
+    """Exit 1 when not one watched page could be fetched: no link was
+    checked, so the command did not do its job (CONTRACT.md: 0 when it did,
+    1 for anything else), and a cron wrapper that reads the exit status
+    alone took a site that was down, or a config whose every url is wrong,
+    for a week with nothing to fix. Some pages read is an audit: exit 0,
+    the lines above name the others."""
+    if pages and all(p.status == "error" for p in pages):
+        raise Failure(f"no watched page could be fetched, so no link was checked (run {run_id}); "
+                      "the lines above say why")
 
 
 def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any], list[Any]]:
@@ -633,6 +702,8 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     require_report_dir(settings, out)
     with quiet_outbox_log():
         outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
+    if outcome.unfinished:
+        click.echo(outcome.unfinished, err=True)
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
     click.echo(f"data:   {outcome.json_path}")
@@ -787,9 +858,9 @@ def run(config_path: Path, wait: float) -> None:
 
     try:
         with quiet_outbox_log():
-            audit, outcome = asyncio.run(job())
-    except KeyboardInterrupt:
-        raise Failure(INTERRUPTED) from None
+            audit, outcome = run_stoppable(job())
+    except KeyboardInterrupt as exc:
+        raise Failure(interrupted_words(exc)) from None
     from monitor.store import Store
 
     if audit is None:
@@ -805,7 +876,9 @@ def run(config_path: Path, wait: float) -> None:
     delivered = _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients,
                                published=bool(settings.report.base_url), source=str(settings.source))
     with Store.open(settings.database.path, mapped=False) as store:
-        say_unfetched(settings, store.run_pages(outcome.run_id), cuts=store.run_site_cuts(outcome.run_id))
+        fetched, cuts = store.run_pages(outcome.run_id), store.run_site_cuts(outcome.run_id)
+    say_unfetched(settings, fetched, cuts=cuts)
+    require_a_page_read(fetched, outcome.run_id)
     if not delivered:
         raise SystemExit(1)
 

@@ -55,6 +55,10 @@ class ReportOutcome:
     """(key, address, server answer) of recipients refused while others accepted."""
     busy: bool = False
     """Another process was sending the outbox: nothing was tried."""
+    unfinished: str | None = None
+    """When the latest run was reported by default while a newer one is
+    unfinished: a line saying so (a killed `monitor check` left run N, and
+    run N-1's report came out as if it were the latest audit)."""
 
 
 def smtp_password(settings: Settings) -> str | None:
@@ -115,6 +119,7 @@ async def report_job(
     from reports.render import ForeignFolder, headline, names_report_file, save_report, save_report_file
 
     now = now or utcnow()
+    asked = run_id
     with Store.open(settings.database.path) as store:
         if run_id is None:
             latest = store.latest_run()
@@ -144,6 +149,8 @@ async def report_job(
                     f"is saved in the database: `monitor report --config {settings.source} --run {run_id}` "
                     "makes its report once the folder can be written") from exc
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
+        if asked is None:
+            outcome.unfinished = unfinished_words(store, run_id, now)
         if audit.run.partial:
             full = store.latest_run(full_only=True)
             outcome.full_audit = full.id if full else None
@@ -198,6 +205,32 @@ def _refresh_index(folder: Path, source: Source) -> None:
         refresh_index(folder, source)
     except OSError as exc:
         log.warning("event=index_not_refreshed folder=%s error=%s", folder, exc.strerror or exc)
+
+
+def unfinished_words(store: Store, reported: int, now: dt.datetime) -> str | None:
+    """The line for a newer run than the one reported that has not finished:
+    whether it is running now (a live lock), was stopped, or died without a
+    word (SIGKILL, a power cut), and what resumes it."""
+    from monitor.locking import AUDIT_LOCK
+
+    newest = store.latest_run(finished_only=False)
+    if newest is None or newest.id <= reported or newest.status == "finished":
+        return None
+    started = newest.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    holder = store.lock_holder(AUDIT_LOCK, now)
+    if holder is not None:
+        host, _, rest = holder.partition(":")
+        state = f"is running now (process {rest.split(':')[0]} on {host}, started {started})"
+    elif newest.status == "interrupted":
+        state = f"was interrupted (started {started})"
+    else:
+        state = f"did not finish (started {started}; its process was killed or the machine stopped)"
+    line = f"run {newest.id} {state}: this is run {reported}'s report, the latest finished"
+    if newest.partial:
+        return line + f"; run {newest.id} audited only some pages (monitor check --page) and is not resumed"
+    if holder is not None:
+        return line + f"; `monitor report` once it has finished reports run {newest.id}"
+    return line + f"; the next `monitor check` or `monitor run` resumes run {newest.id}"
 
 
 def full_report_address(settings: Settings, html: Path) -> str:

@@ -1657,6 +1657,15 @@ class Store:
     def release_lock(self, name: str, owner: str) -> None:
         self._write("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
 
+    def lock_holder(self, name: str, now: dt.datetime) -> str | None:
+        """The owner of the named lock if a live holder has it (by the same
+        rule as `acquire_lock`), else None: tells an audit in progress from
+        one whose process is gone."""
+        row = self._row("SELECT owner, expires_at FROM locks WHERE name = ?", (name,))
+        if row is None or self._stale(row[0], row[1], now):
+            return None
+        return str(row[0])
+
     # ----------------------------------------------------------------- meta
 
     def get_meta(self, key: str) -> str | None:
