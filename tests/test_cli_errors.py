@@ -4,19 +4,54 @@ said before any work is done (no database created, no audit run)."""
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.abc import AbstractResolver
 
-# A page on loopback where nothing listens: an audit of it is quick and offline.
+# A page on loopback with no links: an audit of it is quick and offline. Port
+# 9 (where nothing listens) until the module's server starts: a check of
+# which not one page could be fetched exits 1, so the page is served.
 PAGE = ('[[pages]]\nurl = "http://127.0.0.1:9/a.html"\n'
         '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 1\nretries = 0\n')
+PORT = 9
+
+
+class _Page(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<html><head><title>A page</title></head><body><p>No links.</p></body></html>"
+        if self.path == "/dead-link.html":  # a page with something to mail its owner
+            body = b'<html><head><title>B</title></head><body><p><a href="/gone">Gone</a></p></body></html>'
+        self.send_response(404 if self.path == "/gone" else 200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module", autouse=True)
+def served_page() -> Iterator[None]:
+    global PAGE, PORT
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    before = PAGE, PORT
+    PORT = server.server_address[1]
+    PAGE = PAGE.replace("127.0.0.1:9/", f"127.0.0.1:{PORT}/")
+    yield
+    PAGE, PORT = before
+    server.shutdown()
+    server.server_close()
 
 
 def monitor(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -140,9 +175,13 @@ def test_the_folder_check_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_a_page_given_that_is_not_configured_is_audited_with_a_warning(
         tmp_path: Path, page: str, said: str | None) -> None:
     """Was: audited without a word (a typo, a 404, exit 0), under its own title."""
+    page, said = page.replace(":9/", f":{PORT}/"), said and said.replace(":9/", f":{PORT}/")
     path = config(tmp_path)
     code, _, err = monitor(tmp_path, "check", "--config", str(path), "--page", page, "--format", "json")
-    assert code == 0, err  # the contract accepts any URL
+    # the contract accepts any URL; one that cannot be fetched (no TLS there, no such host) is
+    # the whole audit here: exit 1, said last
+    read = page.startswith(f"http://127.0.0.1:{PORT}/")
+    assert code == (0 if read else 1), err
     warning = f"--page {page}: not a [[pages]] url of {path}; audited anyway, under its own title"
     if said is None:
         assert "--page" not in err, err
@@ -526,7 +565,8 @@ def test_a_page_refused_by_connect_to_names_the_key_and_file_not_the_url(tmp_pat
     path.write_text('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[checker.connect_to]\n"*" = "refuse"\n'
                     f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
     code, _, err = monitor(tmp_path, "check", "--config", str(path))
-    assert code == 0, err  # unchanged: a page not fetched is a result
+    assert code == 1, err  # no page at all could be fetched: nothing was audited
+    assert err.splitlines()[-1].startswith("monitor: no watched page could be fetched"), err
     line = next(line for line in err.splitlines() if line.startswith("  https://www.sclero.org/a.html"))
     assert line == (f'  https://www.sclero.org/a.html: refused by checker.connect_to in {path} ("*" = "refuse"): '
                     "www.sclero.org is not mapped there, so the page was not requested"), line
@@ -692,6 +732,7 @@ async def test_the_mail_is_said_by_whom_it_went_to(tmp_path: Path) -> None:
     try:
         path = tmp_path / "monitor.toml"
         path.write_text(PAGE.replace('[checker]', 'owner = "Editor@Sclero.org"\n[checker]', 1)
+                        .replace("/a.html", "/dead-link.html")
                         + f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
                         f'[email]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
                         'recipients = ["webmaster@sclero.org", "web2@sclero.org"]\n', encoding="utf-8")

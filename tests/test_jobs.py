@@ -372,7 +372,8 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     # The config it leaves behind never reaches the real sites it names.
     code, out, err = await run_monitor("check", "--config", str(tmp_path / "demo" / "demo.toml"),
                                        "--format", "json")
-    assert code == 0, err
+    assert code == 1, err  # no page could be fetched: exit 1, the JSON written all the same
+    assert err.splitlines()[-1].startswith("monitor: no watched page could be fetched"), err
     pages = json.loads(out)["pages"]
     assert pages and all(p["status"] == "error" and "refuse" in p["error"] for p in pages), pages
 
