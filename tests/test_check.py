@@ -198,6 +198,38 @@ async def test_timeout_is_retried(site: Site, checker_settings: Settings, client
     assert site.hits("/slow") == 2
 
 
+async def test_a_host_that_stopped_answering_is_not_retried_link_after_link(
+        site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
+    """A server that accepts and never answers (a firewall now dropping the
+    monitor's packets): each of its links cost (1 + retries) x timeout; 80
+    links took 85 s at timeout 1 (robust9 #7), hours with the defaults.
+    After SILENT_HOST_TIMEOUTS timeouts in a row its timeouts are not
+    retried, and their detail says why; the first ones were retried."""
+    from monitor.check import SILENT_HOST_TIMEOUTS
+
+    c = await checker(client_for, checker_settings(timeout=0.3, retries=2, backoff_base=0.01, per_host=4))
+    urls = [site.url(f"/slow?delay=3&n={i}") for i in range(16)]
+    results = [obs async for obs in c.check_many(urls)]
+    assert all(o.error_kind is ErrorKind.TIMEOUT for o in results)
+    said = [o for o in results if "the host stopped answering" in o.error_detail]
+    assert len(said) >= 16 - 4 - SILENT_HOST_TIMEOUTS, [o.error_detail for o in results]
+    assert any(o.attempts > 1 for o in results)  # retried before the host was taken for silent
+    assert site.hits("/slow") == sum(o.attempts for o in results) <= 16 + 2 * (4 + SILENT_HOST_TIMEOUTS)  # was 48
+    assert c.stats["retry/skipped_silent_host"] == len(said)
+
+
+async def test_an_answer_between_timeouts_keeps_a_slow_host_retried(
+        site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
+    """Only timeouts *in a row* make a host silent: a host that answers
+    between its slow pages is a slow host, whose timeouts are retried."""
+    c = await checker(client_for, checker_settings(timeout=0.2, retries=1, backoff_base=0.01))
+    for i in range(5):  # 10 timeouts in all, never more than 2 in a row
+        slow = await c.check(site.url(f"/slow?delay=3&n={i}"))
+        assert (slow.error_kind, slow.attempts) == (ErrorKind.TIMEOUT, 2)
+        assert "stopped answering" not in slow.error_detail
+        assert (await c.check(site.url("/ok"))).http_status == 200
+
+
 async def test_slow_drip_is_ended_by_the_deadline(site: Site, checker_settings: Settings, client_for: OpenClient) -> None:
     # A byte every 0.1 s never trips a read timeout; only the deadline ends it.
     obs = await (await checker(client_for, checker_settings(timeout=0.5))).check(site.url("/drip?every=0.1"))
