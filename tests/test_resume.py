@@ -110,7 +110,7 @@ async def stopped_check(config: Path, site: Site, db: Path, sig: signal.Signals)
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
-    assert proc.returncode == (1 if sig == signal.SIGINT else -sig), err.decode()
+    assert proc.returncode == (-sig if sig == signal.SIGKILL else 1), err.decode()
     return err.decode()
 
 
@@ -146,16 +146,18 @@ async def test_a_resumed_check_says_which_run_it_resumes_and_what_was_checked(
     assert site.hits["/ok"] == 1, "a URL checked before the stop is not checked again"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 async def test_a_check_after_the_pages_and_exclusions_changed_starts_a_new_run(
-        site: Site, tmp_path: Path) -> None:
-    """SIGTERM (no clean-up: the run is left "running"), then the file edited:
+        site: Site, tmp_path: Path, sig: signal.Signals) -> None:
+    """SIGKILL (no clean-up: the run is left "running") or SIGTERM (ends a
+    check as Ctrl-C does: "interrupted", tests/test_lifecycle.py), then the file edited:
     one page removed, one added, a link excluded. The next `monitor run`
     audits the file as it is now, in a new run, and says so; the old run is
     closed as interrupted with its checks kept; reports pick the new run."""
     config = write_config(tmp_path / "monitor.toml", site, ["/p1", "/p2"])
     db = tmp_path / "monitor.db"
-    await stopped_check(config, site, db, signal.SIGTERM)
-    assert run_row(db, 1) == ("running", None)
+    await stopped_check(config, site, db, sig)
+    assert run_row(db, 1)[0] == ("running" if sig == signal.SIGKILL else "interrupted")
     before = observed(db, 1)
     assert site.url("/ok") in before
 
