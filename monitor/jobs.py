@@ -150,7 +150,7 @@ async def report_job(
                     "makes its report once the folder can be written") from exc
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
         if asked is None:
-            outcome.unfinished = unfinished_words(store, run_id, now)
+            outcome.unfinished = unfinished_words(store, run_id, now, settings)
         if audit.run.partial:
             full = store.latest_run(full_only=True)
             outcome.full_audit = full.id if full else None
@@ -207,10 +207,11 @@ def _refresh_index(folder: Path, source: Source) -> None:
         log.warning("event=index_not_refreshed folder=%s error=%s", folder, exc.strerror or exc)
 
 
-def unfinished_words(store: Store, reported: int, now: dt.datetime) -> str | None:
+def unfinished_words(store: Store, reported: int, now: dt.datetime, settings: Settings) -> str | None:
     """The line for a newer run than the one reported that has not finished:
     whether it is running now (a live lock), was stopped, or died without a
-    word (SIGKILL, a power cut), and what resumes it."""
+    word (SIGKILL, a power cut), and whether the next audit resumes it or
+    starts a new run (`resumable_run`: the configuration changed since)."""
     from monitor.locking import AUDIT_LOCK
 
     newest = store.latest_run(finished_only=False)
@@ -230,6 +231,10 @@ def unfinished_words(store: Store, reported: int, now: dt.datetime) -> str | Non
         return line + f"; run {newest.id} audited only some pages (monitor check --page) and is not resumed"
     if holder is not None:
         return line + f"; `monitor report` once it has finished reports run {newest.id}"
+    if resumable_run(store, settings) is None:
+        return line + (f"; the next `monitor check` or `monitor run` starts a new run: the [[pages]], "
+                       f"[[sites]] or checker.exclude of {settings.source} are not those run {newest.id} "
+                       "started with")
     return line + f"; the next `monitor check` or `monitor run` resumes run {newest.id}"
 
 

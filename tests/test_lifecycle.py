@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from monitor.config import load_settings
+from monitor.config import audit_scope, load_settings
 from monitor.crawl import run_audit
 from monitor.store import Store, lock_owner
 from simkit import run_monitor
@@ -191,6 +191,9 @@ async def test_a_full_disk_during_a_check_is_one_line_and_loses_nothing(
                     "latest finished; the next `monitor check` or `monitor run` resumes run 2"),
     ("running", "run 2 is running now (process {pid} on {host}, started 2026-11-23 06:00 UTC): this is "
                 "run 1's report, the latest finished; `monitor report` once it has finished reports run 2"),
+    ("changed", "run 2 was interrupted (started 2026-11-23 06:00 UTC): this is run 1's report, the "
+                "latest finished; the next `monitor check` or `monitor run` starts a new run: the "
+                "[[pages]], [[sites]] or checker.exclude of {config} are not those run 2 started with"),
     ("finished", None),
 ])
 async def test_report_after_an_unfinished_newer_run_says_which_run_it_reports(
@@ -202,9 +205,12 @@ async def test_report_after_an_unfinished_newer_run_says_which_run_it_reports(
     await run_audit(load_settings(config))
     started = dt.datetime(2026, 11, 23, 6, tzinfo=dt.UTC)
     with Store.open(tmp_path / "m.db") as store:
-        run = store.start_run(started)
-        if ending in ("interrupted", "finished"):
-            store.finish_run(run.id, started + dt.timedelta(minutes=5), status=ending)
+        # started under this configuration, or ("changed") under one edited since
+        scope = "another configuration" if ending == "changed" else audit_scope(load_settings(config))
+        run = store.start_run(started, scope=scope)
+        if ending in ("interrupted", "finished", "changed"):
+            store.finish_run(run.id, started + dt.timedelta(minutes=5),
+                             status="finished" if ending == "finished" else "interrupted")
         if ending == "running":  # a live holder: this test's own process
             assert store.acquire_lock("audit", lock_owner(), started, dt.timedelta(days=3650))
     code, out, err = await run_monitor("report", "--config", str(config))
@@ -213,7 +219,7 @@ async def test_report_after_an_unfinished_newer_run_says_which_run_it_reports(
     if said is None:
         assert err == "" and "run-2" in out
         return
-    assert err.strip() == said.format(pid=pid.split(":")[0], host=host), err
+    assert err.strip() == said.format(pid=pid.split(":")[0], host=host, config=config), err
     assert "run-1.html" in out
     code, out, err = await run_monitor("report", "--config", str(config), "--run", "1")
     assert code == 0 and err == "", err  # asked for by number: nothing to say
