@@ -807,10 +807,11 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
             audit.client, site, visit, user_agent=settings.checker.user_agent,
             timeout=settings.checker.timeout, listed=listed,
         )
-        if crawl.over_max_pages:
+        if crawl.over_max_pages or crawl.beyond_max_depth:
             await audit.writer.call_unflushed("record_site_cut", run.id, SiteCut(
                 site=site.name or (urlsplit(site.url).netloc.lower() or site.url), start=site.url,
-                max_pages=site.max_pages, not_audited=crawl.over_max_pages, config=settings.source))
+                max_pages=site.max_pages, not_audited=crawl.over_max_pages, config=settings.source,
+                max_depth=site.max_depth, too_deep=crawl.beyond_max_depth))
         # Sitemap failures are in `errors` too; only pages count as pages that failed.
         visited = set(crawl.pages)
         page_errors = sum(1 for url, _ in crawl.errors if url in visited)

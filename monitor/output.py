@@ -113,9 +113,9 @@ def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: It
                site_cuts: Sequence[SiteCut] = ()) -> int:
     """The contract's document, {"run": ..., "pages": [...], "links": [...]},
     written link by link; returns the number of links. A run whose [[sites]]
-    crawl max_pages cut short ends with "sites_not_audited": [{"site",
-    "start", "max_pages", "not_audited", "config"}, ...] (added at the end;
-    absent otherwise)."""
+    crawl max_pages or max_depth cut short ends with "sites_not_audited":
+    [{"site", "start", "max_pages", "not_audited", "config", "max_depth",
+    "too_deep"}, ...] (added at the end; absent otherwise)."""
     out.write(f'{{"run": {_dumps(run_dict(run))},\n "pages": [')
     sep = "\n  "
     for page in pages:
@@ -131,7 +131,7 @@ def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: It
     if site_cuts:
         out.write(',\n "sites_not_audited": ' + _dumps([
             {"site": c.site, "start": c.start, "max_pages": c.max_pages, "not_audited": c.not_audited,
-             "config": c.config} for c in site_cuts]))
+             "config": c.config, "max_depth": c.max_depth, "too_deep": c.too_deep} for c in site_cuts]))
     out.write("}\n")
     return n
 

@@ -609,7 +609,7 @@ class _Discovery:
             log.info("site has more pages than max_pages=%d: at least %d found were not audited site=%s",
                      self.site.max_pages, r.over_max_pages, self.base)
         if r.beyond_max_depth:
-            log.warning("site has pages deeper than max_depth=%d: %d linked from the deepest pages were "
+            log.info("site has pages deeper than max_depth=%d: %d linked from the deepest pages were "
                         "not audited site=%s", self.site.max_depth, r.beyond_max_depth, self.base)
         log.info("site discovered site=%s pages=%d skipped_by_robots=%d errors=%d sitemap_urls=%d "
                  "filtered=%d off_site=%d robots=%s", self.base, len(r.pages), len(r.skipped_by_robots),

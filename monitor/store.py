@@ -325,6 +325,15 @@ def m008_site_cuts(db: Database) -> None:
     )""")
 
 
+@MIGRATIONS()
+def m009_site_cuts_depth(db: Database) -> None:
+    """`site_cuts.max_depth`, `.too_deep`: a crawl whose `max_depth` left
+    pages out is kept with its run as one cut by `max_pages` is (it was a
+    WARNING log line only). Earlier rows read 0: nothing said, as before."""
+    db.execute("ALTER TABLE site_cuts ADD COLUMN max_depth INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE site_cuts ADD COLUMN too_deep INTEGER NOT NULL DEFAULT 0")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -1270,16 +1279,18 @@ class Store:
             self._conn.execute("DELETE FROM site_cuts WHERE run_id = ?", (run_id,))
 
     def record_site_cut(self, run_id: int, cut: SiteCut) -> None:
-        """A [[sites]] crawl of the run that max_pages cut short (again: replaced)."""
-        self._write("INSERT OR REPLACE INTO site_cuts (run_id, site, start, max_pages, not_audited, config) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, cut.site, cut.start, cut.max_pages, cut.not_audited, cut.config))
+        """A [[sites]] crawl of the run that max_pages or max_depth cut short (again: replaced)."""
+        self._write("INSERT OR REPLACE INTO site_cuts (run_id, site, start, max_pages, not_audited, config, "
+                    "max_depth, too_deep) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, cut.site, cut.start, cut.max_pages, cut.not_audited, cut.config,
+                     cut.max_depth, cut.too_deep))
 
     def run_site_cuts(self, run_id: int) -> list[SiteCut]:
-        """The run's crawls cut short by max_pages, in the order they were crawled."""
-        rows = self._rows("SELECT site, start, max_pages, not_audited, config FROM site_cuts "
-                          "WHERE run_id = ? ORDER BY rowid", (run_id,))
-        return [SiteCut(site=r[0], start=r[1], max_pages=r[2], not_audited=r[3], config=r[4]) for r in rows]
+        """The run's crawls cut short by max_pages or max_depth, in the order they were crawled."""
+        rows = self._rows("SELECT site, start, max_pages, not_audited, config, max_depth, too_deep "
+                          "FROM site_cuts WHERE run_id = ? ORDER BY rowid", (run_id,))
+        return [SiteCut(site=r[0], start=r[1], max_pages=r[2], not_audited=r[3], config=r[4],
+                        max_depth=r[5], too_deep=r[6]) for r in rows]
 
     # --------------------------------------------------------- occurrences
 

@@ -287,6 +287,10 @@ class SiteCut:
     max_pages: int
     not_audited: int
     config: str = ""
+    max_depth: int = 0
+    too_deep: int = 0
+    """Pages linked from the crawl's deepest pages (at `max_depth`), not
+    audited: found, never read. 0 when the depth limit left nothing out."""
 
 
 @dataclass(frozen=True, slots=True)

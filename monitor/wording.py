@@ -291,12 +291,21 @@ def link_words(link: LinkResult) -> str:
 
 
 def site_cut_words(cut: SiteCut) -> str:
-    """A [[sites]] crawl cut short by its max_pages, in one line said by the
-    terminal and the report alike: "www.sclero.org: at least 18 more pages
-    found were not audited ([[sites]] max_pages = 5 in site.toml)". "At
+    """A [[sites]] crawl cut short by its max_pages or max_depth, in one line
+    said by the terminal and the report alike: "www.sclero.org: at least 18
+    more pages found were not audited ([[sites]] max_pages = 5 in site.toml);
+    12 pages linked from its deepest pages were not audited ([[sites]]
+    max_depth = 3 in site.toml)". "At
     least": the pages left out were never read, so the links they hold to
     further pages were never found."""
-    more = "1 more page" if cut.not_audited == 1 else f"{cut.not_audited} more pages"
     where = f" in {cut.config}" if cut.config else ""
-    return (f"{cut.site}: at least {more} found {'was' if cut.not_audited == 1 else 'were'} not audited "
-            f"([[sites]] max_pages = {cut.max_pages}{where})")
+    said = []
+    if cut.not_audited:
+        more = "1 more page" if cut.not_audited == 1 else f"{cut.not_audited} more pages"
+        said.append(f"at least {more} found {'was' if cut.not_audited == 1 else 'were'} not audited "
+                    f"([[sites]] max_pages = {cut.max_pages}{where})")
+    if cut.too_deep:
+        deeper = "1 page" if cut.too_deep == 1 else f"{cut.too_deep} pages"
+        said.append(f"{deeper} linked from its deepest pages {'was' if cut.too_deep == 1 else 'were'} "
+                    f"not audited ([[sites]] max_depth = {cut.max_depth}{where})")
+    return f"{cut.site}: " + "; ".join(said)

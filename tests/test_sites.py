@@ -878,7 +878,7 @@ async def test_a_crawl_cut_short_by_max_pages_is_said_by_the_terminal_and_the_re
     assert code == 0, err
     assert json.loads(out)["sites_not_audited"] == [{
         "site": f"127.0.0.1:{site.port}", "start": site.url("/"), "max_pages": 5,
-        "not_audited": not_audited, "config": str(config)}]
+        "not_audited": not_audited, "config": str(config), "max_depth": 3, "too_deep": 0}]
 
     code, out, err = await run_monitor("report", "--config", str(config), timeout=60)
     assert code == 0, err
@@ -904,10 +904,30 @@ async def test_a_complete_crawl_and_a_resumed_page_phase_say_no_cut(
         assert [c.not_audited for c in store.run_site_cuts(outcome.run.id)] == [3]  # 8 pages found, 5 audited
         store.clear_run_pages(outcome.run.id)
         assert store.run_site_cuts(outcome.run.id) == []
-    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1, max_pages=8))
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=5, max_pages=500))
     outcome = await run_audit(settings)
     with Store.open(settings.database.path) as store:
         assert store.run_site_cuts(outcome.run.id) == []
+
+
+async def test_a_crawl_cut_short_by_max_depth_is_kept_with_its_run_and_said(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """Pages linked from the deepest pages were only a WARNING log line; now
+    kept with the run (migration m009) and said as max_pages' cut is."""
+    from monitor.wording import site_cut_words
+
+    site, _ = servers
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1, max_pages=500))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        [cut] = store.run_site_cuts(outcome.run.id)
+        audited = {p.url for p in store.run_pages(outcome.run.id)}
+    deeper = {site.url(f"/sec{i}/p{j}.html") for i in range(SECTIONS) for j in range(LEAVES)}
+    assert not deeper & audited and (cut.not_audited, cut.max_depth) == (0, 1)
+    assert cut.too_deep >= len(deeper), cut
+    said = site_cut_words(cut)
+    assert said == (f"127.0.0.1:{site.port}: {cut.too_deep} pages linked from its deepest pages were not "
+                    "audited ([[sites]] max_depth = 1 in site.toml)"), said
 
 
 async def test_a_page_the_sitemap_lists_that_is_not_there_is_a_failed_page_naming_the_sitemap(

@@ -373,6 +373,25 @@ def test_a_database_made_before_page_moves_reads_its_pages_as_not_moved(db_path:
         assert store.last_page(PAGE_A).moved_to == PAGE_B  # type: ignore[union-attr]
 
 
+def test_a_database_made_before_the_depth_cut_reads_its_cuts_as_not_too_deep(db_path: Path) -> None:
+    """m009 adds `site_cuts.max_depth`/`.too_deep` to a file m008 made: its
+    cuts read as before (max_pages only), later ones keep their depth."""
+    with Store.open(db_path) as store:
+        old = store.start_run(T0)
+        store.record_site_cut(old.id, SiteCut(site="s", start="https://s.example/", max_pages=5, not_audited=3))
+    with sqlite3.connect(db_path) as conn:  # back to the file as m008 left it
+        conn.execute("ALTER TABLE site_cuts DROP COLUMN max_depth")
+        conn.execute("ALTER TABLE site_cuts DROP COLUMN too_deep")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm009_site_cuts_depth'")
+    with Store.open(db_path) as store:
+        assert store.run_site_cuts(old.id) == [SiteCut(site="s", start="https://s.example/", max_pages=5,
+                                                       not_audited=3)]
+        later = store.start_run(T0 + WEEK)
+        deep = SiteCut(site="s", start="https://s.example/", max_pages=5, not_audited=0, max_depth=2, too_deep=9)
+        store.record_site_cut(later.id, deep)
+        assert store.run_site_cuts(later.id) == [deep]
+
+
 def test_a_database_made_before_site_cuts_reads_its_runs_as_not_cut(db_path: Path) -> None:
     """Opening a file from before migration m007 adds `site_cuts`: its runs
     read as not cut short (their reports said nothing of it); a run from
@@ -381,7 +400,7 @@ def test_a_database_made_before_site_cuts_reads_its_runs_as_not_cut(db_path: Pat
         old = store.start_run(T0)
     with sqlite3.connect(db_path) as conn:  # back to the file as m007 left it
         conn.execute("DROP TABLE site_cuts")
-        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm008_site_cuts'")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name IN ('m008_site_cuts', 'm009_site_cuts_depth')")
     with Store.open(db_path) as store:
         assert store.run_site_cuts(old.id) == []
         later = store.start_run(T0 + WEEK)

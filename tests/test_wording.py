@@ -109,3 +109,17 @@ def test_a_crawl_cut_short_is_said_with_its_limit_and_where_it_is_set(
     cut = SiteCut(site="www.sclero.org", start="https://www.sclero.org/", max_pages=5,
                   not_audited=not_audited, config=config)
     assert site_cut_words(cut) == expected
+
+
+@pytest.mark.parametrize(("not_audited", "too_deep", "expected"), [
+    (0, 1, "www.sclero.org: 1 page linked from its deepest pages was not audited ([[sites]] max_depth = 3 in s.toml)"),
+    (18, 12, "www.sclero.org: at least 18 more pages found were not audited ([[sites]] max_pages = 5 in s.toml); "
+             "12 pages linked from its deepest pages were not audited ([[sites]] max_depth = 3 in s.toml)"),
+])
+def test_a_crawl_cut_by_its_depth_is_said_with_that_limit(not_audited: int, too_deep: int, expected: str) -> None:
+    from monitor.types import SiteCut
+    from monitor.wording import site_cut_words
+
+    cut = SiteCut(site="www.sclero.org", start="https://www.sclero.org/", max_pages=5, not_audited=not_audited,
+                  config="s.toml", max_depth=3, too_deep=too_deep)
+    assert site_cut_words(cut) == expected
