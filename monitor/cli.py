@@ -368,7 +368,6 @@ def run_stoppable(main: Coroutine[Any, Any, T]) -> T:
     stopped = False
 
     async def stoppable() -> T:
-        nonlocal stopped
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         assert task is not None
