@@ -465,7 +465,7 @@ def not_audited_why(url: str, configured: Collection[str] | None, *, crawls: boo
 
 
 def no_longer_audited_line(page: Any) -> str:
-    """The line under the counts for a `GonePage`: "No longer watched:
+    """The line under the counts for a `GonePage`: "No longer audited:
     Raynaud's (https://...), no longer in the configuration: its 11 open
     problems are not followed any more." Without it the previous report's
     open problems were neither still open, nor fixed, nor said."""
@@ -473,9 +473,11 @@ def no_longer_audited_line(page: Any) -> str:
     if page.open:
         what = f"its {plural(page.open, 'open problem')}"
         if page.watching:
-            what += f" (and {plural(page.watching, 'link')} being watched)"
+            # "Watching" is the report's group of suspected problems: not
+            # "watched" twice in one line with two meanings.
+            what += f" (and {plural(page.watching, 'suspected problem')}, not confirmed yet)"
         verb = "is" if page.open == 1 else "are"
     else:
-        what = f"the {plural(page.watching, 'link')} it was watching"
+        what = f"its {plural(page.watching, 'suspected problem')} (not confirmed yet)"
         verb = "is" if page.watching == 1 else "are"
-    return f"No longer watched: {named}, {page.why}: {what} {verb} not followed any more."
+    return f"No longer audited: {named}, {page.why}: {what} {verb} not followed any more."

@@ -198,8 +198,8 @@ def test_the_counts_reconcile_with_the_previous_report() -> None:
     assert week1.counts.open == c.still + c.fixed + c.no_longer_checked + c.no_longer_audited
     (gone,) = week2.no_longer_audited
     assert (gone.url, gone.title, gone.open, gone.watching) == (RAYNAUD, "Raynaud's", 3, 1)
-    line = (f"No longer watched: Raynaud's ({RAYNAUD}), no longer in the configuration: its 3 open "
-            "problems (and 1 link being watched) are not followed any more.")
+    line = (f"No longer audited: Raynaud's ({RAYNAUD}), no longer in the configuration: its 3 open "
+            "problems (and 1 suspected problem, not confirmed yet) are not followed any more.")
     text, html = render_text(week2), render_html(week2)
     assert line in text and line in html
     # under the counts, before any section
@@ -229,7 +229,7 @@ def test_a_check_of_some_pages_does_not_say_the_others_are_no_longer_watched() -
     week2 = week_of(replace(RUN, partial=True), [failing(U)], [page()], previous=links1,
                     previous_pages=pages1, configured=[PAGE, RAYNAUD])
     assert week2.no_longer_audited == () and week2.counts.no_longer_audited == 0
-    assert "No longer watched" not in render_text(week2)
+    assert "No longer audited" not in render_text(week2)
 
 
 # -- where "Search for the title" searches ------------------------------------------

@@ -1107,7 +1107,7 @@ def test_a_removed_page_and_an_exclusion_reconcile_the_counts_from_the_store(tmp
     assert (now.new, now.still, now.fixed, now.no_longer_checked, now.no_longer_audited) == (0, 1, 1, 1, 3)
     assert before.open == now.still + now.fixed + now.no_longer_checked + now.no_longer_audited
     text = render_text(audit2)
-    assert (f"No longer watched: Page {PAGE2} ({PAGE2}), no longer in the configuration: "
+    assert (f"No longer audited: Page {PAGE2} ({PAGE2}), no longer in the configuration: "
             "its 3 open problems are not followed any more.") in text
     assert ("1 link no longer checked (ncbi.nlm.nih.gov): now excluded by checker.exclude "
             "(it was: moved).") in text
