@@ -227,9 +227,9 @@ class _Reader:
             return default
         for i, item in enumerate(value):
             if not isinstance(item, str):
-                self.fail(f"{self.key(name)}[{i}]", f"expected a string, got {_toml_type(item)}")
+                self.fail(f"{self.key(name)} #{i + 1}", f"expected a string, got {_toml_type(item)}")
             if check is not None and (problem := check(item)):
-                self.fail(f"{self.key(name)}[{i}]", problem)
+                self.fail(f"{self.key(name)} #{i + 1}", problem)
         return tuple(value)
 
     def url(self, name: str, default: str = "", *, required: bool = False) -> str:
@@ -565,9 +565,9 @@ def _schedule(source: str, raw: Any) -> ScheduleSettings:
     rechecks = r.get("rechecks", list, list(d.rechecks))
     for i, h in enumerate(rechecks):
         if isinstance(h, bool) or not isinstance(h, (int, float)) or not h > 0 or not math.isfinite(h):
-            r.fail(f"schedule.rechecks[{i}]", f"expected a positive number of hours, got {h!r}")
+            r.fail(f"schedule.rechecks #{i + 1}", f"expected a positive number of hours, got {h!r}")
         if h > MAX_HOURS:
-            r.fail(f"schedule.rechecks[{i}]", f"must be at most {MAX_HOURS} hours, got {h!r}")
+            r.fail(f"schedule.rechecks #{i + 1}", f"must be at most {MAX_HOURS} hours, got {h!r}")
     settings = ScheduleSettings(
         cron=cron, timezone=tz, rechecks=tuple(float(h) for h in rechecks),
         misfire_grace_hours=r.number("misfire_grace_hours", d.misfire_grace_hours, maximum=MAX_HOURS),
