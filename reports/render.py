@@ -817,6 +817,12 @@ def refuse_foreign(out_dir: Path, source: Source) -> None:
     shown = ", ".join(sorted(files)[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     whose = (f"another database ({other.words()})" if other is not None
              else f"another database ({evidence})")
+    if other is not None and (other.file, other.config) == (source.file, source.config):
+        # Same names: the database file was deleted and made anew (a new id),
+        # not a second configuration; "another database (nf.db of nf.toml)
+        # ... this configuration's database is .../nf.db" read as a contradiction.
+        whose = (f"an earlier database of the same name ({other.words()}, deleted and made anew "
+                 "since: its history is not this one's)")
     raise ForeignFolder(
         f"{out_dir} holds reports of {whose}: {shown}; this configuration's database is "
         f"{source.path or source.words()}. Nothing was written: give each database its own "

@@ -110,6 +110,25 @@ async def test_a_second_database_never_overwrites_the_reports_of_the_first(
     assert code == 0, err
 
 
+async def test_a_database_deleted_and_made_anew_is_said_as_such(sim_site: SimulatedSite, tmp_path: Path) -> None:
+    """Walkthrough 9b #7: the same config with its database file deleted and
+    made anew was refused as "reports of another database (monitor.db of
+    monitor.toml) ... this configuration's database is .../monitor.db", which
+    read as a contradiction: it says the database was made anew."""
+    config = site_config(tmp_path, sim_site)
+    for command in ("check", "report"):
+        code, _, err = await run_monitor(command, "--config", str(config))
+        assert code == 0, err
+    for leftover in tmp_path.glob("monitor.db*"):
+        leftover.unlink()
+    code, _, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    code, _, err = await run_monitor("report", "--config", str(config))
+    assert code == 2, err
+    assert ("holds reports of an earlier database of the same name (monitor.db of monitor.toml, deleted "
+            "and made anew since: its history is not this one's)") in err, err
+
+
 def _old_report(folder: Path, run: int, started: dt.datetime) -> None:
     """A report saved before reports named their database (no "database" key)."""
     name = f"report-{started.date().isoformat()}-run-{run}"
