@@ -36,6 +36,7 @@ import time
 from collections import Counter, deque
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from monitor import archive
@@ -50,6 +51,9 @@ from monitor.pages import PageFetch, fetch_page, moved_to, no_page_read
 from monitor.store import StoreWriter
 from monitor.types import (Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, SiteCut, UrlState,
                            Verdict)
+
+if TYPE_CHECKING:
+    from monitor.sites import Visited
 
 log = logging.getLogger(__name__)
 
@@ -335,6 +339,11 @@ class Audit:
                     etag=last.etag if last else "", last_modified=last.last_modified if last else "",
                     timeout=max(self.settings.checker.timeout, MIN_PAGE_TIMEOUT),
                 )
+            if under_final_url and fetched.status == "ok" and fetched.final_url not in ("", None, url):
+                # Filed where it lives (`_page_record`): its last read is
+                # there, not under the link's address, which has none. Without
+                # it an empty answer was "every link removed" (review9 #2).
+                last = await self.writer.call_unflushed("last_page", fetched.final_url) or last
             return await self._page_record(run, url, name, owner, exclude_links, last, fetched,
                                            under_final_url)
 
@@ -363,6 +372,12 @@ class Audit:
         elif fetched.status == "ok":
             html = decode_html(fetched.body, fetched.content_type)
             extracted = extract_page(html, fetched.final_url or url)
+            # Occurrences are filed under the configured URL: that is the page
+            # editors know. A page a site crawl found by following a link that
+            # redirects is filed where it lives (`under_final_url`), and so
+            # is its failed read: the page whose problems were not read again.
+            if under_final_url and fetched.final_url:
+                url = fetched.final_url
             if not extracted.citations and (unread := no_page_read(
                     fetched.body, html, last.links if last is not None else 0)) is not None:
                 # Not an edit that removed every link (which would call last
@@ -370,11 +385,6 @@ class Audit:
                 log.info("page answered with no page url=%s error=%s", url, unread)
                 return PageRecord(run_id=run.id, url=url, status="error", http_status=fetched.http_status,
                                   error=unread, name=name, owner=owner), []
-            # Occurrences are filed under the configured URL: that is the page
-            # editors know. A page a site crawl found by following a link that
-            # redirects is filed where it lives (`under_final_url`).
-            if under_final_url and fetched.final_url:
-                url = fetched.final_url
             citations = [_on_page(c, url) for c in extracted.citations]
             citations = mark_excluded(citations, [*self.settings.checker.exclude, *exclude_links])
             record = PageRecord(
@@ -760,8 +770,8 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
     answers 5xx exists but could not be read this time (its links went
     unchecked, and the pages only it links to were not found): failed too.
     """
-    from monitor.pages import LISTED_IN_SITEMAP, no_page_there
-    from monitor.sites import discover_site, page_key, same_site
+    from monitor.pages import LISTED_IN_SITEMAP, gone_here, no_page_there
+    from monitor.sites import NO_PAGE, discover_site, page_key, same_site
 
     configured = configured or {}
     pages = failed = 0
@@ -771,7 +781,8 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
         start = page_key(site.start) if site.start else None
 
         async def visit(url: str, site: SiteSettings = site, filed: set[str] = filed,
-                        start: str | None = start, listed: set[str] = listed) -> list[Citation] | None:
+                        start: str | None = start, listed: set[str] = listed
+                        ) -> Visited:
             """Fetch, extract and record one page of the site, once. A link that
             redirects (`/sec` -> `/sec/`, an old page -> the home page) leads to
             a page filed under its own address, which another link may reach
@@ -783,21 +794,24 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
                                                    under_final_url=True)
             if record.url != url and not same_site(record.url, site.url):
                 log.info("site page redirects off the site, not audited url=%s to=%s", url, record.url)
-                return []
+                return NO_PAGE
             if (watched := configured.get(page_key(record.url))) is not None:
                 return _watched_links(url, *watched)
-            if page_key(url) in listed and record.status == "error":
+            if page_key(url) in listed and record.status == "error" and gone_here(record.http_status):
                 # The site's own sitemap names it: a page of the site that is
-                # not there is the sitemap's mistake, said as a page, not a link.
+                # not there (a 4xx) is the sitemap's mistake, said as a page,
+                # not a link. A file it lists (a PDF leaflet, 200) is no
+                # mistake: no page there, as for a link (review9 #1).
                 record = replace(record, error=f"{record.error} ({LISTED_IN_SITEMAP})")
             elif (record.status == "error" and page_key(url) != start
                     and no_page_there(record.http_status, record.error)):
                 log.info("site link leads to no page (a dead link, said by its own row) url=%s error=%s",
                          url, record.error)
-                return []
+                return NO_PAGE
             if page_key(record.url) in filed:
+                # Its links were followed from there: not a second page of max_pages.
                 log.info("site page already audited under its own address url=%s page=%s", url, record.url)
-                return found
+                return NO_PAGE
             filed.add(page_key(record.url))
             await audit._record_page(run, record, found)
             await audit.hand_over(book.add(found), feed)

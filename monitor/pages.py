@@ -102,6 +102,12 @@ async def fetch_page(
         return PageFetch(url=url, final_url=url, status="error", error=_describe(exc, timeout))
 
 
+def gone_here(http_status: int | None) -> bool:
+    """Whether an HTTP status says "not here" (a 4xx: gone, never there,
+    refused), rather than "not now" (408, 429) or anything that answered."""
+    return http_status is not None and 400 <= http_status < 500 and http_status not in _PASSING_4XX
+
+
 def no_page_there(http_status: int | None, error: str) -> bool:
     """Whether a failed fetch says there is no page at this address (4xx:
     gone, never there, refused; or a file, not a page), rather than that the
@@ -112,7 +118,7 @@ def no_page_there(http_status: int | None, error: str) -> bool:
     if http_status is None:
         return False
     if 400 <= http_status < 500:
-        return http_status not in _PASSING_4XX
+        return gone_here(http_status)
     return 200 <= http_status < 300 and error.startswith(NOT_A_WEB_PAGE)
 
 

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import enum
 import functools
 import logging
 import re
@@ -62,6 +63,7 @@ import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final, Literal
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -81,9 +83,11 @@ __all__ = [
     "MAX_SITEMAP_DEPTH",
     "MAX_SITEMAP_FILES",
     "NON_HTML_EXTENSIONS",
+    "NO_PAGE",
     "RobotsRules",
     "SiteCrawl",
     "SitePageVisitor",
+    "Visited",
     "discover_pages",
     "discover_site",
     "fetch_robots",
@@ -99,9 +103,24 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SitePageVisitor = Callable[[str], Awaitable[list[Citation] | None]]
+class _Visited(enum.Enum):
+    NO_PAGE = "no page"
+
+
+NO_PAGE: Final = _Visited.NO_PAGE
+"""What a `visit` returns for an address that turned out to be no page of
+the site: a dead link (404, a PDF), a redirect off the site, or to a page
+audited already. It is not one of `SiteCrawl.pages`, and does not use up
+`max_pages`: a site with 100 dead links and max_pages = 500 audits 500
+pages, not 400 (review9 #5)."""
+
+Visited = list[Citation] | None | Literal[_Visited.NO_PAGE]
+"""What a `visit` returns: the page's citations, None, or `NO_PAGE`."""
+
+SitePageVisitor = Callable[[str], Awaitable[Visited]]
 """Fetch the page (conditionally), extract and record it, return its
-citations; None when the page could not be fetched."""
+citations; None when the page could not be fetched; `NO_PAGE` when there
+is no page of the site there."""
 
 MAX_SITEMAP_BYTES = 50 * 1024 * 1024
 """The sitemap protocol's limit for one uncompressed file; also the bound on
@@ -486,8 +505,8 @@ async def fetch_robots(client: Client, site_url: str, *, timeout: float) -> Robo
 class SiteCrawl:
     """What one discovery found.
 
-    `pages` are the URLs given to `visit`, in discovery order (those it could
-    not fetch are in `errors` too); `sitemap_urls` counts the page URLs the
+    `pages` are the URLs given to `visit`, in discovery order, but for those
+    it found no page at (`NO_PAGE`; those it could not fetch are in `errors` too); `sitemap_urls` counts the page URLs the
     sitemaps listed; `filtered` counts site pages left out by the include/
     exclude patterns or their extension; `off_site` counts sitemap URLs on
     another site. `over_max_pages` counts the pages found but not audited
@@ -544,6 +563,10 @@ class _Discovery:
         self.exclude = _compile(site.exclude, "exclude")
         self.result = SiteCrawl()
         self.seen: set[str] = set()
+        self.reserve: list[str] = []
+        """Pages of the level being admitted that `max_pages` held back
+        (counted in `over_max_pages`): visited after all when addresses of
+        that level turn out to be no page (`NO_PAGE`) and free their places."""
         self.robots = RobotsRules("", "allow_all")
         self.pacer = _Pacer(0.0)
 
@@ -573,6 +596,7 @@ class _Discovery:
                     self.result.beyond_max_depth += 1
                 else:
                     self.result.over_max_pages += 1
+                    self.reserve.append(url)
             return None
         if not exempt and not (looks_like_html(url) and self._wanted(url)):
             self.result.filtered += 1
@@ -622,8 +646,11 @@ class _Discovery:
         depth = 0
         while level:
             found = await self._visit_level(level)
+            found += await self._visit_reserve()
             if not follow:
                 return
+            # What max_pages held back at this level stays counted, not visited.
+            self.reserve.clear()
             following: list[str] = []
             last = depth >= self.site.max_depth
             for citations in found:
@@ -634,10 +661,23 @@ class _Discovery:
                             following.append(admitted)
             level, depth = following, depth + 1
 
+    async def _visit_reserve(self) -> list[list[Citation] | None]:
+        """Visit the pages `max_pages` held back at this level, as many as
+        the addresses found to be no page left room for (and again, when
+        some of those are no page either)."""
+        found: list[list[Citation] | None] = []
+        while self.reserve and not self.full:
+            take = self.reserve[:self.site.max_pages - len(self.result.pages)]
+            del self.reserve[:len(take)]
+            self.result.over_max_pages -= len(take)
+            self.result.pages.extend(take)
+            found += await self._visit_level(take)
+        return found
+
     async def _visit_level(self, urls: list[str]) -> list[list[Citation] | None]:
         gate = asyncio.Semaphore(self.concurrency)
 
-        async def one(url: str) -> tuple[list[Citation] | None, str]:
+        async def one(url: str) -> tuple[Visited, str]:
             async with gate:
                 await self.pacer.wait()
                 try:
@@ -650,7 +690,11 @@ class _Discovery:
         outcomes = await asyncio.gather(*(one(u) for u in urls))
         # Errors in discovery order, not completion order: reports stay stable.
         self.result.errors.extend((url, error) for url, (_, error) in zip(urls, outcomes) if error)
-        return [found for found, _ in outcomes]
+        no_page = {url for url, (found, _) in zip(urls, outcomes) if found is NO_PAGE}
+        if no_page:
+            # Their places in max_pages are free again (`_visit_reserve`).
+            self.result.pages = [url for url in self.result.pages if url not in no_page]
+        return [[] if found is NO_PAGE else found for found, _ in outcomes]
 
     async def _sitemap_pages(self, roots: Sequence[str]) -> list[str]:
         """Page URLs of the sitemaps, breadth first through indexes, until

@@ -24,6 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
+from monitor.pages import gone_here
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut, UrlState
 from monitor.wording import (
     GROUPS,
@@ -534,7 +535,8 @@ def build_audit(
     unchecked = [f for f in fixed if f.how == "not_checked"]
     fixed = [f for f in fixed if f.how != "not_checked"]
     gone = () if run.partial else _no_longer_audited(
-        previous_links, pages, previous_pages, carried, watched_before, configured, crawls)
+        previous_links, pages, previous_pages, carried, watched_before, configured, crawls,
+        dead=_dead_pages(links))
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles, read_before)
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
@@ -562,11 +564,14 @@ def build_audit(
 def _no_longer_audited(previous: Sequence[LinkResult] | None, pages: Sequence[PageRecord],
                        previous_pages: Sequence[PageRecord] | None,
                        carried: Mapping[_Key, LinkResult], watched_before: Collection[_Key],
-                       configured: Collection[str] | None, crawls: bool) -> tuple[GonePage, ...]:
+                       configured: Collection[str] | None, crawls: bool,
+                       dead: Mapping[str, int] | None = None) -> tuple[GonePage, ...]:
     """The pages whose rows of the previous report this run neither reads nor
     carries over (`_carried` continues those of a page audited under a new
     address): each with how many problems, and links only watched, it had.
-    `_fixed` leaves their rows out (it cannot tell), and so they vanished."""
+    `_fixed` leaves their rows out (it cannot tell), and so they vanished.
+    `dead`: pages this run found gone, by the status of a link to them
+    (`_dead_pages`): a crawl reached them, and says so (review9 #4)."""
     audited = {p.url for p in pages}
     continuing = {_key(prev) for prev in carried.values()}
     tally: dict[str, list[int]] = {}
@@ -586,8 +591,23 @@ def _no_longer_audited(previous: Sequence[LinkResult] | None, pages: Sequence[Pa
         title = (record.name or record.title) if record is not None else ""
         gone.append(GonePage(url=url, title=" ".join(title.split()) or url, open=tally[url][0],
                              watching=tally[url][1], owner=record.owner if record is not None else "",
-                             why=wording.not_audited_why(url, configured, crawls=crawls)))
+                             why=(wording.page_gone_why(dead[url]) if url in (dead or {})
+                                  else wording.not_audited_why(url, configured, crawls=crawls))))
     return tuple(gone)
+
+
+def _dead_pages(links: Iterable[LinkResult]) -> dict[str, int]:
+    """The addresses this run's links found gone (a 4xx but 408/429, the
+    rule by which a crawl takes them for no page), with the status: a page
+    of the previous report among them was reached, not left out. Its own
+    link's row says it as a problem."""
+    dead: dict[str, int] = {}
+    for link in links:
+        if link.status in FLAGGED and link.http_status is not None and gone_here(link.http_status):
+            for url in (link.url, link.final_url):
+                if url:
+                    dead.setdefault(url, link.http_status)
+    return dead
 
 
 def _partition(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem], list[Problem]]:

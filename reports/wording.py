@@ -39,6 +39,7 @@ __all__ = [
     "host_of",
     "kind_note",
     "no_longer_audited_line",
+    "page_gone_why",
     "no_longer_checked_lines",
     "no_longer_checked_why",
     "not_audited_why",
@@ -92,7 +93,9 @@ def page_failure(http_status: int | None, error: str) -> str:
     return " ".join(error.split()) or "no answer"
 
 
-_NOT_A_PAGE = re.compile(r"^not a web page \((?P<media>[^()]*)\)$")
+_NOT_A_PAGE = re.compile(r"^not a web page \((?P<media>[^()]*)\)(?: \([^()]*\))?$")
+"""The error of an address that serves a file, with or without a note after
+it ("(listed in the site's sitemap)"): the note must not leave it unworded."""
 
 _MEDIA_WORDS = (
     ("image/", "an image"),
@@ -462,6 +465,13 @@ def not_audited_why(url: str, configured: Collection[str] | None, *, crawls: boo
     if crawls:
         return "no longer in the configuration's [[pages]], nor reached by its [[sites]] crawl"
     return "no longer in the configuration"
+
+
+def page_gone_why(http_status: int) -> str:
+    """Why a page of the previous report was not audited when this run found
+    it gone: a crawl reached it (or a page links to it), and the link to it
+    is this report's problem; "not reached by the crawl" was untrue."""
+    return f"the page is gone (HTTP {http_status}): the link to it is listed as a problem"
 
 
 def no_longer_audited_line(page: Any) -> str:

@@ -955,3 +955,128 @@ async def test_a_page_the_sitemap_lists_that_is_not_there_is_a_failed_page_namin
     assert outcome.pages_failed == 2
     said = page_failure(failed[site.url("/listed-gone.html")].http_status, failed[site.url("/listed-gone.html")].error)
     assert "the site's sitemap lists it" in said and "configuration" not in said, said
+
+
+# -- review9: where the dead-link rule meets the sitemap, redirects, reports, max_pages --
+
+
+async def test_a_file_the_sitemap_lists_is_no_page_and_no_failed_page(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """Sitemaps list PDFs and leaflets as a matter of course: a listed file
+    at a page-like address (200 application/pdf) is no page there, as when a
+    link leads to it; "a page could not be fetched" every week was untrue.
+    The sitemap wording stays for a listed page that answers 4xx."""
+    from reports.wording import page_failure
+
+    site, _ = servers
+    site.files["/leaflet"] = (b"%PDF-1.4 a leaflet", "application/pdf")
+    site.files["/sm.xml"] = ((f'<?xml version="1.0"?><urlset {NS}>'
+                              f"<url><loc>{site.url('/')}</loc></url>"
+                              f"<url><loc>{site.url('/leaflet')}</loc></url></urlset>").encode(),
+                             "application/xml")
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), sitemap=site.url("/sm.xml"), max_depth=0))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        recorded = {p.url: p for p in store.run_pages(outcome.run.id)}
+    assert site.url("/leaflet") not in recorded
+    assert outcome.pages_failed == 0
+    said = page_failure(200, "not a web page (application/pdf) (listed in the site's sitemap)")
+    assert said.startswith("the address is not a web page but a PDF document"), said
+
+
+P1 = "/sec1/p1.html"
+
+
+async def _reported(settings: Settings, run_id: int):  # noqa: ANN202 - reports.audit.Audit
+    import datetime as dt
+
+    from reports.deliver import load_audit
+
+    with Store.open(settings.database.path) as store:
+        audit = load_audit(store, run_id, settings, dt.datetime.now(dt.UTC))
+        store.mark_reported(run_id, dt.datetime.now(dt.UTC))
+    return audit
+
+
+async def test_an_empty_answer_of_a_crawled_page_reached_by_a_redirect_is_a_failed_read_not_a_fix(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """A crawled page reached through `/old.html -> 301 -> /sec1/p1.html` is
+    filed under its final address; its last read was looked up under the
+    link's, found none, and a 200 with an empty body (a deploy in progress)
+    was "every link removed": its problems listed as fixed."""
+    site, other = servers
+    other.statuses["/article/111"] = 404  # a citation of p1: a problem in the first report
+    site.redirects["/old.html"] = site.url(P1)
+    site.pages["/"] = site.pages["/"].replace("</ul>", '<li><a href="/old.html">Old</a></li></ul>', 1)
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1))
+    first = await run_audit(settings)
+    a1 = await _reported(settings, first.run.id)
+    assert any(p.link.page == site.url(P1) for p in a1.problems)
+    site.files[P1] = (b"", "text/html")
+    second = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        record = {p.url: p for p in store.run_pages(second.run.id)}[site.url(P1)]
+    a2 = await _reported(settings, second.run.id)
+    assert (record.status, record.links) == ("error", 0)
+    assert a2.counts.fixed == 0, [f.link.url for f in a2.fixed_since_last]
+
+
+async def test_a_crawled_page_now_gone_is_said_gone_not_unreached(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """/sec1/ had a problem; the section is removed but "/" still links to
+    it: the crawl reached it and found it gone (a dead link, its own row).
+    "nor reached by its [[sites]] crawl" was untrue."""
+    site, other = servers
+    other.statuses["/article/2"] = 404  # a citation of /sec1/
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1))
+    first = await run_audit(settings)
+    await _reported(settings, first.run.id)
+    site.statuses["/sec1/"] = 404
+    second = await run_audit(settings)
+    a2 = await _reported(settings, second.run.id)
+    gone = {g.url: g for g in a2.no_longer_audited}
+    assert gone[site.url("/sec1/")].why == "the page is gone (HTTP 404): the link to it is listed as a problem"
+    assert any(p.link.url == site.url("/sec1/") and p.link.status == "expired" for p in a2.problems)
+
+
+async def test_dead_links_do_not_use_up_max_pages_and_the_cut_counts_pages_left(
+        servers: tuple[Server, Server], tmp_path: Path) -> None:
+    """"/" has two dead links before its menu; max_pages = 3. They used up
+    two of the three places: 1 page audited, and the cut line blamed
+    max_pages for 7 more."""
+    site, _ = servers
+    site.statuses.update({"/dead1.html": 404, "/dead2.html": 410})
+    site.pages["/"] = site.pages["/"].replace(
+        "<body>", '<body><a href="/dead1.html">D1</a> <a href="/dead2.html">D2</a>', 1)
+    settings = _site_settings(tmp_path, SiteSettings(start=site.url("/"), max_depth=1, max_pages=3))
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        pages = store.run_pages(outcome.run.id)
+        cuts = store.run_site_cuts(outcome.run.id)
+    assert paths_of(site, [p.url for p in pages]) == ["/", *SECTION_PATHS[:2]]
+    assert outcome.pages == 3
+    assert [c.not_audited for c in cuts] == [SECTIONS - 2]  # the sections left, no dead link among them
+
+
+async def test_no_page_frees_its_place_in_max_pages_in_the_discovery(
+        servers: tuple[Server, Server], client: Client) -> None:
+    """The crawler's side: an address `visit` finds no page at is not one of
+    the crawl's pages, and the next page held back by max_pages takes its place."""
+    from monitor.sites import NO_PAGE
+
+    site, _ = servers
+    visited: list[str] = []
+
+    async def visit(url: str):  # noqa: ANN202 - monitor.sites.Visited
+        visited.append(url)
+        if url.endswith("/sec0/"):
+            return NO_PAGE
+        fetched = await client.session.get(url)
+        html = await fetched.text()
+        return list(extract_page(html, url).citations)
+
+    result = await discover_site(client, SiteSettings(start=site.url("/"), max_depth=1, max_pages=3),
+                                 visit, user_agent=AGENT, timeout=5.0)
+    assert paths_of(site, visited) == ["/", *SECTION_PATHS[:3]]
+    assert paths_of(site, result.pages) == ["/", *SECTION_PATHS[1:3]]
+    assert result.over_max_pages == SECTIONS - 3
