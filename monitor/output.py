@@ -280,8 +280,10 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 # report says "suspected"; WATCHING's heading says it already.
                 suspected = (group != WATCHING and status.is_failing and status != LinkStatus.BLOCKED
                              and not confirmed)
+                counts_from = (first.failing_since + confirm_after
+                               if suspected and first.failing_since is not None else None)
                 spool.write(_block(first, names.get(first.page, first.page), times=times,
-                                   more_lines=more_lines, suspected=suspected))
+                                   more_lines=more_lines, suspected=suspected, counts_from=counts_from))
             held.clear()
 
         for link in links:
@@ -453,7 +455,8 @@ def _links(n: int, what: str = "") -> str:
 
 
 def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1,
-           more_lines: Sequence[int] = (), suspected: bool = False) -> str:
+           more_lines: Sequence[int] = (), suspected: bool = False,
+           counts_from: dt.datetime | None = None) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     repeated = f" ({times} times on this page)" if times > 1 else ""
     title = link.entry_title or link.text
@@ -470,8 +473,11 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
     words = link_words(link)
     lines.append(f"    {one_line(words)}.")
     if suspected:
-        lines.append(f"    not confirmed yet: failed {_count(link.strikes or 1, 'check')} in a row so far; "
-                     "checked again before it counts")
+        # When it will count, not only that it does not yet: a webmaster who
+        # ran check ten times in an hour saw "failed 13 checks" and no end.
+        when = (f"; it counts if it still fails at a check after {counts_from.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+                if counts_from is not None else "; checked again before it counts")
+        lines.append(f"    not confirmed yet: failed {_count(link.strikes or 1, 'check')} in a row so far{when}")
     if says_more(link.detail, words):  # a second, quieter line: the check's own account
         lines.append(f"      detail: {one_line(link.detail)}")
     if link.suggested_url:

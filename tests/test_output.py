@@ -788,8 +788,11 @@ def test_a_detail_is_kept_when_it_says_more(detail: str, words: str, more: bool)
 
 
 @pytest.mark.parametrize(("strikes", "days", "said"), [
-    (1, 0, "    not confirmed yet: failed 1 check in a row so far; checked again before it counts\n"),
-    (3, 0.2, "    not confirmed yet: failed 3 checks in a row so far; checked again before it counts\n"),
+    # when it counts: failing since T0 - days, confirmed a day (confirm_after) later
+    (1, 0, "    not confirmed yet: failed 1 check in a row so far; it counts if it still fails at a check "
+           "after 2026-11-24 06:00 UTC\n"),
+    (3, 0.25, "    not confirmed yet: failed 3 checks in a row so far; it counts if it still fails at a check "
+              "after 2026-11-24 00:00 UTC\n"),
     (3, 9, None),  # confirmed: nothing more to say
 ])
 def test_a_failure_not_confirmed_yet_says_so_under_needs_fixing(strikes: int, days: float,
