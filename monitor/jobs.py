@@ -144,8 +144,13 @@ async def report_job(
             except OSError as exc:
                 # After the audit (a disk full, a folder removed since the
                 # check before it): name the key, and say the run is kept.
+                # The file in the way is named when it is not the one given
+                # (`--out weekly.html`, and weekly.json is a folder).
+                why = exc.strerror or str(exc)
+                if exc.strerror and exc.filename and Path(exc.filename) != Path(folder):
+                    why = f"{exc.filename}: {exc.strerror}"
                 raise MonitorError(
-                    f"{key}: cannot save the report in {folder}: {exc.strerror or exc}; run {run_id} "
+                    f"{key}: cannot save the report in {folder}: {why}; run {run_id} "
                     f"is saved in the database: `monitor report --config {settings.source} --run {run_id}` "
                     "makes its report once the folder can be written") from exc
         outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))

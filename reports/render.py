@@ -21,9 +21,11 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import errno
 import json
+import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import unescape as html_unescape
 from pathlib import Path
@@ -757,16 +759,7 @@ def save_report(audit: Audit, out_dir: Path, source: Source | None = None) -> Sa
     base = report_basename(audit)
     html_path = out_dir / f"{base}.html"
     json_path = out_dir / f"{base}.json"
-    html_tmp = _write_tmp(html_path, _page_chunks(audit, out_dir))
-    try:
-        json_tmp = _write_tmp(json_path, _json_chunks(audit, source))
-    except BaseException:
-        html_tmp.unlink(missing_ok=True)
-        raise
-    # Both files or neither: an HTML report without its JSON is missing
-    # from the index's counts, and the error said the report was not saved.
-    html_tmp.replace(html_path)
-    json_tmp.replace(json_path)
+    _write_pair((html_path, _page_chunks(audit, out_dir)), (json_path, _json_chunks(audit, source)))
     index = out_dir / "index.html"
     _write(index, render_index(out_dir, site=audit.site, source=source))
     return SavedReport(html_path, json_path, index)
@@ -855,14 +848,70 @@ def save_report_file(audit: Audit, html_path: Path, source: Source | None = None
     html_path = Path(html_path)
     html_path.parent.mkdir(parents=True, exist_ok=True)
     json_path = html_path.with_suffix(".json")
-    _write(html_path, _page_chunks(audit, html_path.parent))
-    _write(json_path, _json_chunks(audit, source))
+    _write_pair((html_path, _page_chunks(audit, html_path.parent)), (json_path, _json_chunks(audit, source)))
     return SavedReport(html_path, json_path, html_path)
 
 
 def _write(path: Path, text: str | Iterable[str]) -> None:
     """Write (a string or its pieces) then rename, so a reader never opens half a report."""
-    _write_tmp(path, text).replace(path)
+    _write_pair((path, text))
+
+
+def _write_pair(*files: tuple[Path, str | Iterable[str]]) -> None:
+    """Write the report's files (its HTML and its JSON) all or none, each by
+    a rename, and leave no PATH.tmp behind.
+
+    An HTML report without its JSON is missing from the index's counts,
+    and the error said the report was not saved while half of it was
+    (review9 #7: `--out weekly.html` beside a folder weekly.json). So every
+    file is written whole first; a rename that fails then undoes the ones
+    made before it (the earlier file put back, a new one removed)."""
+    tmps: list[Path] = []
+    try:
+        for path, text in files:
+            tmps.append(_write_tmp(path, text))
+        _replace_all([(tmp, path) for tmp, (path, _) in zip(tmps, files)])
+    finally:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+
+
+def _replace_all(moves: Sequence[tuple[Path, Path]]) -> None:
+    """Rename each tmp over its path, or none: the renames are undone when one
+    fails. A file replaced is kept meanwhile as a hard link (PATH.old) to be
+    put back; where links cannot be made, a folder in the way is at least
+    found before any rename (the usual cause)."""
+    for _, path in moves:
+        if path.is_dir():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+    done: list[tuple[Path, Path | None, bool]] = []
+    try:
+        for tmp, path in moves:
+            existed = path.exists()
+            done.append((path, _keep_old(path) if existed and len(moves) > 1 else None, existed))
+            tmp.replace(path)
+    except BaseException:
+        for path, old, existed in reversed(done[:-1]):
+            if old is not None:
+                old.replace(path)
+            elif not existed:
+                path.unlink(missing_ok=True)
+        raise
+    finally:
+        for _, old, _ in done:
+            if old is not None:
+                old.unlink(missing_ok=True)
+
+
+def _keep_old(path: Path) -> Path | None:
+    """A hard link to the file at `path` (None: there is none, or no link could be made)."""
+    old = path.with_name(path.name + ".old")
+    try:
+        old.unlink(missing_ok=True)
+        os.link(path, old)
+    except OSError:
+        return None
+    return old
 
 
 def _write_tmp(path: Path, text: str | Iterable[str]) -> Path:

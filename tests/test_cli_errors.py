@@ -219,6 +219,34 @@ def test_report_out_names_the_html_file_or_a_folder(tmp_path: Path) -> None:
     assert (folder / "index.html").is_file() and list(folder.glob("report-*-run-1.html"))
 
 
+def test_report_out_file_writes_both_files_or_neither(tmp_path: Path) -> None:
+    """Review 9 #7: with a folder weekly.json in the way, `--out weekly.html`
+    wrote weekly.html, left weekly.json.tmp, and said the report was not
+    saved. Now: neither file, no .tmp, exit 1 naming the folder in the way;
+    last week's weekly.html is kept as it was."""
+    path = config(tmp_path, '[email]\nenabled = false\n')
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    out = tmp_path / "single"
+    out.mkdir()
+    (out / "weekly.json").mkdir()
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(out / "weekly.html"))
+    assert code == 1, err
+    assert len(err.strip().splitlines()) == 1 and "cannot save the report" in err, err
+    assert f"{out / 'weekly.json'}: Is a directory" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["weekly.json"]
+    (out / "weekly.html").write_text("last week")
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(out / "weekly.html"))
+    assert code == 1, err
+    assert sorted(p.name for p in out.iterdir()) == ["weekly.html", "weekly.json"]
+    assert (out / "weekly.html").read_text() == "last week"
+    (out / "weekly.json").rmdir()
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(out / "weekly.html"))
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == ["weekly.html", "weekly.json"]
+    assert (out / "weekly.html").read_text() != "last week"
+
+
 @pytest.mark.parametrize("run_id", ["0", "-1", "99999999999999999999999"])
 def test_impossible_run_ids_are_usage_errors(tmp_path: Path, run_id: str) -> None:
     """Was: exit 1 "there is no run 0", or an OverflowError (exit 1)."""
