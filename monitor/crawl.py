@@ -47,7 +47,7 @@ from monitor.config import Settings, SiteSettings, audit_scope
 from monitor.decode import decode_html
 from monitor.errors import StoreError
 from monitor.extract import extract_page
-from monitor.pages import PageFetch, fetch_page, moved_to, no_page_read
+from monitor.pages import PageFetch, fetch_page, links_moved, moved_to, no_page_read
 from monitor.store import StoreWriter
 from monitor.types import (Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, SiteCut, UrlState,
                            Verdict)
@@ -380,11 +380,17 @@ class Audit:
                 url = fetched.final_url
             if not extracted.citations and (unread := no_page_read(
                     fetched.body, html, last.links if last is not None else 0)) is not None:
-                # Not an edit that removed every link (which would call last
-                # week's problems fixed): the page could not be read this time.
-                log.info("page answered with no page url=%s error=%s", url, unread)
-                return PageRecord(run_id=run.id, url=url, status="error", http_status=fetched.http_status,
-                                  error=unread, name=name, owner=owner), []
+                before = await self.writer.call_unflushed("page_before", url, run.id)
+                if links_moved(unread, extracted.title, before):
+                    log.info("page holds no links again: taken as their removal url=%s", url)
+                else:
+                    # Not an edit that removed every link (which would call last
+                    # week's problems fixed): the page could not be read this time.
+                    # Its title is kept, to know the same answer next time.
+                    log.info("page answered with no page url=%s error=%s", url, unread)
+                    return PageRecord(run_id=run.id, url=url, status="error",
+                                      http_status=fetched.http_status, title=extracted.title,
+                                      error=unread, name=name, owner=owner), []
             citations = [_on_page(c, url) for c in extracted.citations]
             citations = mark_excluded(citations, [*self.settings.checker.exclude, *exclude_links])
             record = PageRecord(

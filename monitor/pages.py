@@ -20,7 +20,7 @@ import aiohttp
 from monitor.classify import permanent_target  # the link checker's own rule, not a copy
 from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError, parse_ip
-from monitor.types import ErrorKind, Hop, Observation
+from monitor.types import ErrorKind, Hop, Observation, PageRecord
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
 """A watched page larger than this is refused rather than parsed."""
@@ -306,6 +306,24 @@ def no_page_read(body: bytes, text: str, links_before: int) -> str | None:
     elif not _TAG.search(text):
         what = "text that is not HTML (a wrong character set?)"
     else:
-        what = "a page that holds no links"
+        what = HOLDS_NO_LINKS
     had = f"{links_before} link{'s' if links_before != 1 else ''}"
     return f"it answered with {what}; it had {had} when last read, so this is not taken as their removal"
+
+
+HOLDS_NO_LINKS = "a page that holds no links"
+"""`no_page_read`'s only verdict that can be the page: HTML that reads
+well, with no link in it (its references moved to another page)."""
+
+def links_moved(unread: str, title: str, previous: PageRecord | None) -> bool:
+    """Whether a page `no_page_read` refused (`unread`) is taken as the page
+    now: its links were removed (moved elsewhere), not lost to a bad read.
+
+    Refused every week, a page whose editors moved its references to a
+    sub-page failed forever, and a single-page configuration exited 1
+    every week (review9 #8). So the same answer twice in a row (the same
+    verdict, the same title) is the page's new state: the first time is
+    said as a failed fetch, and an editor has had a week to look. An empty
+    body, bytes that are no text, or text that is no HTML never are."""
+    return (HOLDS_NO_LINKS in unread and previous is not None and previous.status == "error"
+            and HOLDS_NO_LINKS in previous.error and previous.title == title)

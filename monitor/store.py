@@ -1253,6 +1253,16 @@ class Store:
         )
         return None if row is None else _page(row)
 
+    def page_before(self, url: str, run_id: int) -> PageRecord | None:
+        """The page's latest fetch by another run than `run_id`, whatever its
+        status: whether the page failed last time, and how (`links_moved`)."""
+        row = self._row(
+            f"SELECT {_PAGE_SELECT} WHERE p.url = ? AND p.run_id != ? "
+            "ORDER BY p.fetched_at DESC, p.run_id DESC LIMIT 1",
+            (url, run_id),
+        )
+        return None if row is None else _page(row)
+
     def latest_links_of(self, url: str) -> tuple[int, int] | None:
         """(run, run holding its links) of the page's latest fetch that had
         links, full or 304: an unchanged page shares these. A 304 after the

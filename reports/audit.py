@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
-from monitor.pages import gone_here
+from monitor.pages import HOLDS_NO_LINKS, gone_here
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut, UrlState
 from monitor.wording import (
     GROUPS,
@@ -1110,7 +1110,8 @@ def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
         no_source=tuple(_no_source(citations, titles)),
         old_citations=tuple(_old(citations, now.date(), settings.max_citation_age_years, titles)),
         pages_failed=tuple(_page_errors(pages, titles)),
-        pages_changed=tuple(_page_changes(pages, previous_pages or (), titles)),
+        pages_changed=(tuple(_page_changes(pages, previous_pages or (), titles))
+                       + tuple(_links_moved(pages, previous_pages or (), titles))),
     )
     if not unread:
         return notes
@@ -1327,6 +1328,29 @@ def _page_changes(pages: Sequence[PageRecord], previous: Sequence[PageRecord],
             f"{wording.plural(len(added), 'entry')} added and {len(removed)} removed since the "
             "last run: if that was not intended, check the page's last edit.",
             url=page.url, related=related, pages=(page.url,))
+
+
+_HAD = re.compile(r"it had (\d+ links?) when last read")
+
+
+def _links_moved(pages: Sequence[PageRecord], previous: Sequence[PageRecord],
+                 titles: Mapping[str, str]) -> Iterable[ContentIssue]:
+    """A page read with no links twice in a row, taken the second time as
+    the page (`monitor.pages.links_moved`): said once, the week it is taken,
+    since its earlier problems are then listed as fixed ("removed from the
+    page") and an editor should know why, in case the links were lost."""
+    failed = {p.url: p for p in previous if p.status == "error" and HOLDS_NO_LINKS in p.error}
+    for page in pages:
+        prev = failed.get(page.url)
+        if prev is None or page.status != "ok" or page.links:
+            continue
+        had = _HAD.search(prev.error)
+        yield ContentIssue(
+            "page_changed", page.url, titles.get(page.url, page.url), "",
+            f"The page now has no links{f' (it had {had.group(1)})' if had else ''}: it held none "
+            "two runs in a row, so this is taken as an edit (the references moved to another "
+            "page?) and its earlier problems are listed as fixed. If the links were lost, "
+            "restore them.", url=page.url, pages=(page.url,))
 
 
 # -- counting and slicing ------------------------------------------------------

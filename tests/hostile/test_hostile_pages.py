@@ -3,13 +3,15 @@
 - A watched page that answers 200 with no page in it (an empty body, bytes
   that are no text, a charset label that makes it unreadable, HTML with no
   link) after a run that read links on it is a page that could not be read:
-  last week's problems stay open, never "Fixed since last report".
+  last week's problems stay open, never "Fixed since last report". The same
+  HTML with no link read twice in a row is the page (its links moved away):
+  the second time its problems are fixed and a content note says why.
 - A watched page announcing more than the page limit is refused at once.
 - A cited server's long redirect chain of long Locations is stored bounded,
   and `monitor history` still reads it.
 
 Real servers on loopback (aiohttp, a raw asyncio one), a real SQLite file,
-a real SMTP sink (robust9 findings 1, 4, 13).
+a real SMTP sink (robust9 findings 1, 4, 13; review9 #8).
 """
 
 from __future__ import annotations
@@ -143,6 +145,73 @@ async def test_the_week_after_a_page_with_no_page_in_it_reads_it_again(
         links = store.run_links(back.run.id)
     assert sorted((link.url.rsplit("/", 1)[-1], link.status.value) for link in links) == [
         ("fine", "ok"), ("gone", "expired")]
+
+
+MOVED = (b"<html><head><title>Treatments</title></head><body><h1>Treatments</h1>"
+         b"<p>The references of this page moved to its sub-page.</p></body></html>")
+"""The page as its editors left it: valid HTML, its references moved elsewhere."""
+
+
+async def weeks(tmp_path: Path, aiohttp_server: Any, bodies: list[bytes]) -> list[dict[str, Any]]:
+    """One audit and report a week, the page answering each of `bodies` in turn: the reports' JSON."""
+    page = {"body": GOOD, "type": "text/html"}
+    port = await serve(aiohttp_server, page)
+    _, smtp, smtp_port = await start_sink()
+    settings = settings_for(tmp_path, port, smtp_port)
+    reports = []
+    try:
+        for body in bodies:  # each report mailed: the next one compares with it
+            page["body"] = body
+            run = (await run_audit(settings)).run.id
+            await report_job(settings, run_id=run, send=True)
+            reports.append(json.loads(next((tmp_path / "out").glob(f"*run-{run}.json")).read_text()))
+    finally:
+        smtp.close()
+    return reports
+
+
+def no_links_notes(report: dict[str, Any]) -> list[str]:
+    return [n["words"] for n in report["content_audit"]["pages_changed"] if "now has no links" in n["words"]]
+
+
+async def test_a_page_whose_links_moved_fails_once_then_is_taken_as_edited(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """Review 9 #8: a page whose references moved to a sub-page (valid HTML,
+    a title, no link) failed every week, forever: the last good read stayed
+    the 2-link one. The first link-less read is a failed fetch (last week's
+    404 stays open); the second in a row is the page's new state, said once
+    as a content note, the 404 fixed ("removed from the page"); the weeks
+    after are quiet; when links come back they are read again."""
+    first, second, third, fourth, back = await weeks(tmp_path, aiohttp_server,
+                                                     [GOOD, MOVED, MOVED, MOVED, GOOD])
+    assert first["counts"]["pages_failed"] == 0 and first["counts"]["expired"] == 1
+    assert second["counts"]["pages_failed"] == 1 and second["counts"]["fixed"] == 0
+    assert "holds no links" in second["pages"][0]["error"] and not no_links_notes(second)
+    assert third["counts"]["pages_failed"] == 0, third["pages"]
+    assert third["pages"][0]["status"] == "ok" and third["pages"][0]["links"] == 0
+    assert [f["how"] for f in third["fixed_since_last"]] == ["removed"], third["fixed_since_last"]
+    (note,) = no_links_notes(third)
+    assert note.startswith("The page now has no links (it had 2 links)"), note
+    assert fourth["counts"]["pages_failed"] == 0 and fourth["counts"]["fixed"] == 0
+    assert not no_links_notes(fourth) and not fourth["fixed_since_last"]
+    assert back["counts"]["pages_failed"] == 0 and back["counts"]["expired"] == 1
+    assert not no_links_notes(back)
+
+
+@pytest.mark.parametrize("bodies", [
+    pytest.param([GOOD, NO_LINKS, MOVED, MOVED], id="another-link-less-page-starts-again"),
+    pytest.param([GOOD, b"", MOVED, MOVED], id="an-empty-body-is-no-first-read"),
+    pytest.param([GOOD, MOVED, b"", MOVED, MOVED], id="an-empty-body-between-starts-again"),
+])
+async def test_only_the_same_link_less_page_twice_in_a_row_is_taken(
+        tmp_path: Path, aiohttp_server: Any, bodies: list[bytes]) -> None:
+    """Not the same answer (another title), or a hard failure (an empty body,
+    never taken) between: the count starts again; the last two reads here
+    are the same link-less page, so the last is taken."""
+    reports = await weeks(tmp_path, aiohttp_server, bodies)
+    assert [r["counts"]["pages_failed"] for r in reports] == [0] + [1] * (len(bodies) - 2) + [0]
+    assert [len(no_links_notes(r)) for r in reports] == [0] * (len(bodies) - 1) + [1]
+    assert reports[-1]["counts"]["fixed"] == 1
 
 
 @pytest.mark.parametrize(("body", "content_type", "before", "words"), [
