@@ -682,7 +682,10 @@ class RunId(click.ParamType):
               help="Where to write the report: a PATH ending in .html is the HTML file itself "
                    "(the JSON beside it, same name ending in .json); an existing folder, or any "
                    "other PATH, is a folder for both files and index.html (default: report.dir).")
-@click.option("--send", is_flag=True, help="Email it (again, on purpose, if it was sent already).")
+@click.option("--send", is_flag=True,
+              help="Email it. After a mail failure, only what did not go out (an editor who got "
+                   "their part does not get it twice); once every part went out, all of it "
+                   "again, on purpose.")
 @guarded
 def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) -> None:
     """Render the audit report of the latest (or given) run; --send emails it.
@@ -787,6 +790,15 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
     for reason, whom in by_reason.items():
         click.echo(f"mail:   {partly}NOT SENT to {'; '.join(whom)}: {reason}", err=True)
     where = f" in {source}" if source else ""
+    for key, reason in getattr(outcome, "rejected", []):
+        # A permanent refusal (5xx): the next run would get the same answer.
+        keyname = "the page's owner in [[pages]]" if ":owner:" in key else "email.recipients"
+        config = f" --config {source}" if source else ""
+        again = f"monitor report{config} --run {key.split(':')[0].removeprefix('run-')} --send"
+        click.echo(f"mail:   {partly}NOT SENT to {delivery_words(key, recipients, run_id)}: {reason}", err=True)
+        click.echo(f"        refused for good (5xx): check {keyname}{where}; this message is not "
+                   f"retried; once the address is corrected, `{again}` sends it (only what did not "
+                   "go out)", err=True)
     for _, address, answer in refused:
         if answer[:1] == "4":
             failed.append(("", answer))
@@ -799,7 +811,7 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
         click.echo("        kept in the outbox: it goes out with the next `monitor run` or "
                    "`monitor report --send` (a `monitor serve` on this database retries it too)",
                    err=True)
-    return not failed and not refused
+    return not failed and not refused and not getattr(outcome, "rejected", [])
 
 
 def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = None) -> str:
@@ -837,7 +849,9 @@ def run(config_path: Path, wait: float) -> None:
 
     \b
     Exits 1 when a message could not be delivered (it stays in the outbox
-    and goes out with the next `monitor run` or `monitor report --send`).
+    and goes out with the next `monitor run` or `monitor report --send`;
+    one whose address the mail server refused for good is not retried:
+    fix the address, then `monitor report --run N --send`).
 
     \b
     Example (cron: the virtual environment's full path; see the README,

@@ -59,6 +59,9 @@ class ReportOutcome:
     """When the latest run was reported by default while a newer one is
     unfinished: a line saying so (a killed `monitor check` left run N, and
     run N-1's report came out as if it were the latest audit)."""
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    """(key, reason) of messages whose every recipient the mail server
+    refused for good (5xx): not retried until `report --send` after a fix."""
 
 
 def smtp_password(settings: Settings) -> str | None:
@@ -170,7 +173,8 @@ async def report_job(
             outcome.failed = list(result.failed)
             outcome.refused = list(result.refused)
             outcome.busy = result.busy
-            if outcome.sent or outcome.failed:
+            outcome.rejected = list(result.rejected)
+            if outcome.sent or outcome.failed or outcome.rejected:
                 _refresh_index(folder, report_source(store, settings))
     return outcome
 
@@ -263,7 +267,8 @@ async def flush_job(settings: Settings, now: dt.datetime | None = None,
             return None
         result = await flush_outbox(store, settings.email, smtp_password(settings), now or utcnow(),
                                     tls_context=mail_tls_context(settings, tls_context))
-        if getattr(result, "sent", None):  # a report kept earlier went out: its row says "mailed" now
+        if getattr(result, "sent", None) or getattr(result, "rejected", None):
+            # a report kept earlier went out (its row says "mailed" now) or was refused for good
             _refresh_index(Path(settings.report.dir), report_source(store, settings))
         return result
 

@@ -414,12 +414,13 @@ RUN_PAGE_CITATIONS_SQL = RUN_LINKS_SQL.replace(
 
 # The runs `Store.prune` may delete (older than the cutoff given): not the
 # latest, not the latest full one, not the latest reported full one, none
-# with a report still in the outbox.
+# with a report still in the outbox (one the mail server refused for good
+# is not waiting: `mark_refused`).
 _PRUNABLE = """started_at < ?
     AND id < (SELECT max(id) FROM runs)
     AND id IS NOT (SELECT max(id) FROM runs WHERE NOT partial)
     AND id IS NOT (SELECT max(id) FROM runs WHERE reported_at IS NOT NULL AND NOT partial)
-    AND id NOT IN (SELECT run_id FROM outbox WHERE sent_at IS NULL)"""
+    AND id NOT IN (SELECT run_id FROM outbox WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL)"""
 
 _OCCURRENCE_COLUMNS = (
     "run_id, page_url, url, raw_href, anchor_text, section, kind, element, attribute, "
@@ -1628,9 +1629,39 @@ class Store:
             (error, _ts(next_attempt_at), message_id),
         )
 
+    def mark_refused(self, message_id: int, error: str) -> None:
+        """The mail server refused every recipient for good (5xx): kept,
+        never due again (`next_attempt_at` NULL), so no flush retries it
+        week after week; `requeue_message` or `replace_message` (an explicit
+        `monitor report --send`) arms it again."""
+        self._write(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = NULL "
+            "WHERE id = ?",
+            (error, message_id),
+        )
+
+    def replace_message(self, key: str, recipients: Sequence[str], message: bytes,
+                        now: dt.datetime) -> bool:
+        """A queued report rebuilt for other recipients (the configured
+        address was corrected since the server refused it), due now."""
+        return (
+            self._write(
+                "UPDATE outbox SET recipients = ?, message = ?, sent_at = NULL, attempts = 0, "
+                "last_error = '', next_attempt_at = ? WHERE key = ?",
+                (json.dumps(list(recipients)), message, _ts(now), key),
+            )
+            > 0
+        )
+
+    def run_messages(self, run_id: int) -> list[OutboxMessage]:
+        """Every message of a run's report, sent or not."""
+        rows = self._rows(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE run_id = ? ORDER BY id", (run_id,))
+        return [m for m in map(_outbox, rows) if m is not None]
+
     def outbox_size(self) -> int:
-        """Messages not sent yet."""
-        row = self._conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+        """Messages waiting to be sent (not those refused for good)."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND next_attempt_at IS NOT NULL").fetchone()
         return int(row[0])
 
     def get_message(self, key: str) -> OutboxMessage | None:
@@ -1699,17 +1730,20 @@ class Store:
         report names as the database it was made from."""
         return self.get_meta(DATABASE_ID_KEY) or ""
 
-    def mail_states(self, run_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
-        """Run id -> (messages delivered, messages waiting in the outbox) of
-        its report, for the runs that were queued for mail at all: the index
-        of reports marks what was mailed, apart from what was only rendered."""
-        states: dict[int, tuple[int, int]] = {}
+    def mail_states(self, run_ids: Iterable[int]) -> dict[int, tuple[int, int, int]]:
+        """Run id -> (messages delivered, waiting in the outbox, refused for
+        good by the mail server) of its report, for the runs that were queued
+        for mail at all: the index of reports marks what was mailed, apart
+        from what was only rendered or only partly mailed."""
+        states: dict[int, tuple[int, int, int]] = {}
         ids = sorted({int(i) for i in run_ids})
         for chunk in _chunks(ids):  # type: ignore[arg-type]
-            for run_id, sent, waiting in self._conn.execute(
-                    "SELECT run_id, count(sent_at), count(*) - count(sent_at) FROM outbox "
+            for run_id, sent, waiting, refused in self._conn.execute(
+                    "SELECT run_id, count(sent_at), "
+                    "sum(sent_at IS NULL AND next_attempt_at IS NOT NULL), "
+                    "sum(sent_at IS NULL AND next_attempt_at IS NULL) FROM outbox "
                     f"WHERE run_id IN ({','.join('?' * len(chunk))}) GROUP BY run_id", tuple(chunk)):
-                states[int(run_id)] = (int(sent), int(waiting))
+                states[int(run_id)] = (int(sent), int(waiting or 0), int(refused or 0))
         return states
 
     def set_meta(self, key: str, value: str) -> None:

@@ -7,7 +7,9 @@ the server is down, refuses the login, refuses the recipients or times out.
 
 Never twice:
 - a key is queued at most once (the store refuses a second insert), and
-  `monitor report --send` re-arms the same row on purpose (`resend=True`);
+  `monitor report --send` re-arms the same row on purpose (`resend=True`):
+  only the rows of that run that did not go out, or all of them once every
+  one went out (an editor whose part was delivered got it twice);
 - a flush holds the store's "outbox" lock, so `serve` and a manual `run`
   cannot both pick the same due message;
 - a message is marked sent right after the server accepted it, before
@@ -19,7 +21,10 @@ Each recipient refused with a temporary code (4xx) gets a follow-up copy of
 the same bytes (same Message-ID) queued under its own key, retried with the
 same backoff; a permanent refusal (5xx, e.g. "no such user") is logged as an
 error naming the address and not retried, since only a configuration change
-can fix it.
+can fix it. Every recipient of a message refused for good (all 5xx): the
+message is kept but never due again (`Store.mark_refused`), rather than
+retried with the backoff week after week; `monitor report --send` arms it
+again, rebuilt for the addresses configured by then.
 """
 
 from __future__ import annotations
@@ -92,10 +97,13 @@ class FlushResult:
     """(key, address, server answer) of recipients refused while others accepted."""
     busy: bool = False
     """Another process holds the outbox: nothing was tried."""
+    rejected: tuple[tuple[str, str], ...] = ()
+    """(key, reason) of the messages whose every recipient the server refused
+    for good (5xx): kept, not retried (`Store.mark_refused`)."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.busy
+        return not self.failed and not self.busy and not self.rejected
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -210,8 +218,10 @@ def queue_report(store: Store, audit: Audit, settings: _SettingsLike, now: dt.da
     configuration and the pages. An owner who already receives the whole
     report gets no separate part, nor does an owner whose pages have
     nothing to report. A report already queued is not queued again; with
-    `resend=True` it is re-armed to go out once more. Returns the messages
-    queued or re-armed by this call.
+    `resend=True` (`monitor report --send`) the messages of this run that
+    did not go out are re-armed (rebuilt if their configured addresses
+    changed), and only when every one went out is the whole report re-armed
+    to go out once more. Returns the messages queued or re-armed by this call.
     """
     email = settings.email
     if not email.enabled:
@@ -226,25 +236,52 @@ def queue_report(store: Store, audit: Audit, settings: _SettingsLike, now: dt.da
         part = audit_for_pages(audit, pages, owner)
         if _has_news(part):
             jobs.append((report_key(audit.run.id, owner), part, [owner]))
+    resend_keys: set[str] | None = None
+    if resend:
+        # `monitor report --send` after a partial failure: only what did not
+        # go out (an editor who got their part must not get it twice); the
+        # whole report again, on purpose, only once every part went out.
+        before = store.run_messages(audit.run.id)
+        unsent = {m.key for m in before if m.sent_at is None}
+        known = {m.key for m in before}
+        if unsent or any(key not in known for key, _, _ in jobs):
+            resend_keys: set[str] | None = unsent
+        else:
+            resend_keys = None  # everything went out: all of it, once more
     queued = []
     for key, part, recipients in jobs:
-        message = _queue_one(store, key, part, recipients, email, now, full_report, resend)
+        again = resend and (resend_keys is None or key in resend_keys)
+        message = _queue_one(store, key, part, recipients, email, now, full_report, again)
         if message is not None:
             queued.append(message)
+    if resend and resend_keys:
+        # The follow-up copies of recipients a server put off (4xx): due now.
+        for key in sorted(resend_keys - {key for key, _, _ in jobs}):
+            store.requeue_message(key, now)
+            queued.append(store.get_message(key))  # type: ignore[arg-type]
     return queued
 
 
 def _queue_one(store: Store, key: str, audit: Audit, recipients: list[str],
                email: EmailSettings, now: dt.datetime, full_report: str | None,
                resend: bool) -> OutboxMessage | None:
-    if store.get_message(key) is not None:
+    kept = store.get_message(key)
+    if kept is not None:
         if not resend:
             log.info("report %s is already in the outbox; not queued again", key)
             return None
+        if kept.sent_at is None and [r.lower() for r in kept.recipients] != [r.lower() for r in recipients]:
+            # Refused or kept for addresses corrected in the configuration
+            # since: the same report (same Message-ID) to the addresses of now.
+            msg = build_report_message(audit, sender=email.sender, recipients=recipients,
+                                       message_id=kept.message_id, full_report=full_report)
+            store.replace_message(key, recipients, msg.as_bytes(), now)
+            log.info("report %s rebuilt for %s and re-armed", key, ", ".join(recipients))
+            return store.get_message(key)
         store.requeue_message(key, now)
         log.info("report %s re-armed to be sent again", key)
         return store.get_message(key)
-    message_id = message_id_for(audit.run.id, key, email.sender)
+    message_id = message_id_for(audit.run.id, key, email.sender, store.database_id)
     msg = build_report_message(audit, sender=email.sender, recipients=recipients,
                                message_id=message_id, full_report=full_report)
     return store.enqueue_message(key, audit.run.id, recipients, msg.as_bytes(), message_id, now)
@@ -283,6 +320,7 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
     sent: list[str] = []
     failed: list[tuple[str, str]] = []
     refused: list[tuple[str, str, str]] = []
+    refused_for_good: list[tuple[str, str]] = []
     server_down: DeliveryError | None = None
     try:
         for message in store.due_messages(now):
@@ -296,6 +334,12 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
                         message.message, message.recipients, email_settings, password,
                         tls_context=tls_context))
                 except DeliveryError as exc:
+                    if _refused_for_good(exc):
+                        store.mark_refused(message.id, str(exc))
+                        refused_for_good.append((message.key, str(exc)))
+                        log.warning("report %s refused by the mail server for every recipient, not "
+                                    "retried (check the address in the configuration): %s", message.key, exc)
+                        continue
                     if _server_level(exc):
                         server_down = exc
                     _keep(store, message, exc, now)
@@ -314,7 +358,7 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
                 failed.append((message.key, str(server_down)))
     finally:
         store.release_lock(OUTBOX_LOCK, owner)
-    return FlushResult(tuple(sent), tuple(failed), tuple(refused))
+    return FlushResult(tuple(sent), tuple(failed), tuple(refused), rejected=tuple(refused_for_good))
 
 
 def _wall_clock() -> dt.datetime:
@@ -340,6 +384,15 @@ async def _uncancelled(sending: Awaitable[T]) -> tuple[T, bool]:
             return await task, True
         except Exception:
             raise asyncio.CancelledError from None
+
+
+def _refused_for_good(exc: DeliveryError) -> bool:
+    """Every recipient refused with a permanent code (5xx, "no such user"):
+    the next attempt gets the same answer, so only a corrected address
+    helps. A 4xx among them (mailbox busy) is worth the backoff."""
+    cause = exc.__cause__
+    return (isinstance(cause, aiosmtplib.SMTPRecipientsRefused) and bool(cause.recipients)
+            and all(500 <= r.code < 600 for r in cause.recipients))
 
 
 def _server_level(exc: DeliveryError) -> bool:

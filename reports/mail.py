@@ -76,12 +76,19 @@ def _domain(sender: str) -> str:
     return domain if domain and _DOMAIN.match(domain) else "localhost"
 
 
-def message_id_for(run_id: int, audience: str, sender: str) -> str:
+def message_id_for(run_id: int, audience: str, sender: str, database_id: str = "") -> str:
     """A Message-ID stable per report and audience: the same run mailed to
     the same people always carries the same id, so a resend threads and a
-    duplicate is recognisable."""
-    digest = hashlib.sha256(audience.encode("utf-8")).hexdigest()[:12]
-    return f"<report-{int(run_id)}-{digest}@{_domain(sender)}>"
+    duplicate is recognisable.
+
+    The database's id (`meta.database_id`) is part of it: run numbers start
+    at 1 in every database, and a second site, a trial database or one
+    started over sent "report-1-..." ids that an earlier report already
+    carried (a mail service may drop a Message-ID it has seen)."""
+    digest = hashlib.sha256(f"{database_id}:{audience}".encode("utf-8") if database_id
+                            else audience.encode("utf-8")).hexdigest()[:12]
+    tag = re.sub(r"[^0-9A-Za-z]", "", database_id)[:8]
+    return f"<report-{tag + '-' if tag else ''}{int(run_id)}-{digest}@{_domain(sender)}>"
 
 
 def build_message(audit: Audit, html: str, text: str, *, sender: str,

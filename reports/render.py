@@ -101,14 +101,14 @@ class Source:
     Only file names, not paths: the reports are published (`[report]
     base_url`), and the server's folders are nobody's business (the
     endpoint's 503 keeps them out too). `runs` (run id -> start) and
-    `mail` (run id -> messages delivered, waiting) are this database's,
+    `mail` (run id -> messages delivered, waiting, refused for good) are this database's,
     read when the folder is checked and the index rendered."""
 
     id: str
     file: str = ""
     config: str = ""
     runs: Mapping[int, dt.datetime] = field(default_factory=dict)
-    mail: Mapping[int, tuple[int, int]] = field(default_factory=dict)
+    mail: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
     path: str = ""
     """The database's full path, for messages on this machine; never written."""
     site: str = ""
@@ -966,14 +966,21 @@ def _saved_rows(out_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _mail_words(state: tuple[int, int] | None) -> str:
-    """The index's Mail column: "mailed", "waiting in the outbox" or "not mailed"."""
+def _mail_words(state: tuple[int, ...] | None) -> str:
+    """The index's Mail column: "mailed" only when every message of the
+    report went out (the webmaster's and each page owner's part); "partly
+    mailed" when some did and some did not (the full report refused while
+    an editor's part went out read "mailed"). No address is named: the index
+    is published. "waiting in the outbox", "not mailed: refused" or "not
+    mailed" otherwise."""
     if state is None:
         return "not mailed"
-    sent, waiting = state
-    if sent and waiting:
-        return "mailed (some waiting)"
-    return "mailed" if sent else "waiting in the outbox"
+    sent, waiting, refused = (tuple(state) + (0, 0, 0))[:3]
+    if sent:
+        return "partly mailed" if waiting or refused else "mailed"
+    if waiting:
+        return "waiting in the outbox"
+    return "not mailed: refused by the mail server" if refused else "not mailed"
 
 
 def _unread_words(counts: dict[str, Any]) -> str:

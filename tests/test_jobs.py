@@ -176,7 +176,8 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
         assert code == 0, err
         ids = [parse(p)["Message-ID"] for p in sink.received]
         assert len(ids) == 2 and len(set(ids)) == 2
-        assert ids[0].startswith("<report-1-") and ids[1].startswith("<report-2-")
+        dbid = db_id(tmp_path / "monitor.db")[:8]
+        assert ids[0].startswith(f"<report-{dbid}-1-") and ids[1].startswith(f"<report-{dbid}-2-")
     finally:
         await sink.stop()
 
@@ -217,6 +218,86 @@ async def test_report_send_partly_delivered_says_which_and_exits_1(
     assert "sent to webmaster@sclero.org (email.recipients)" in out
     assert "mail:   partly sent: NOT SENT to editor@sclero.org (page owner): " in err
     assert "554" in err and "WARNING" not in err and "run-1:owner" not in err, err
+
+
+def db_id(path: Path) -> str:
+    db = sqlite3.connect(path)
+    try:
+        return str(db.execute("SELECT value FROM meta WHERE key = 'database_id'").fetchone()[0])
+    finally:
+        db.close()
+
+
+class _NoWebmaster:
+    """A mail server that has no mailbox for webmaster@ (550 at RCPT) and
+    takes every other recipient; the address can be 'created' later."""
+
+    def __init__(self) -> None:
+        self.delivered: list[str] = []
+        self.unknown = {"webmaster@sclero.org"}
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.unknown:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.delivered += envelope.rcpt_tos
+        return "250 OK"
+
+
+async def test_a_refused_webmaster_is_said_refused_not_retried_and_not_mailed(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    """Walkthrough 9b #5 and #6: the owner's part went out, the webmaster's
+    was refused (550). The index said "mailed", the terminal promised it
+    would "go out with the next run", and `report --send` mailed the editor
+    a second copy while the 550 came back."""
+    inbox = _NoWebmaster()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        config = write_config(tmp_path, site, port)
+        first = f'url = "{site.pages[0]}"\n'
+        config.write_text(config.read_text(encoding="utf-8").replace(
+            first, first + 'owner = "editor@sclero.org"\n', 1), encoding="utf-8")
+        code, out, err = await run_monitor("run", "--config", str(config))
+        assert code == 1, (out, err)
+        assert inbox.delivered == ["editor@sclero.org"]
+        assert "sent to editor@sclero.org (page owner)" in out
+        assert ("mail:   partly sent: NOT SENT to webmaster@sclero.org (email.recipients): "
+                "the mail server 127.0.0.1:") in err
+        assert "550 5.1.1 mailbox unavailable" in err and "refused for good (5xx)" in err
+        assert f"check email.recipients in {config}" in err and "not retried" in err
+        assert f"`monitor report --config {config} --run 1 --send`" in err
+        assert "goes out with the next" not in err and "WARNING" not in err and "ERROR" not in err, err
+        index = (tmp_path / "reports" / "index.html").read_text(encoding="utf-8")
+        assert "partly mailed" in index and ">mailed<" not in index
+        assert "webmaster@" not in index and "editor@" not in index  # the index is published
+
+        # The advice followed before fixing anything: the editor gets no second copy.
+        code, out, err = await run_monitor("report", "--config", str(config), "--send")
+        assert code == 1 and "refused for good" in err, (out, err)
+        assert inbox.delivered == ["editor@sclero.org"]
+        # The weekly job that follows does not try the refused message again.
+        code, out, err = await run_monitor("run", "--config", str(config))
+        assert inbox.delivered == ["editor@sclero.org", "editor@sclero.org"], (out, err)  # run 2's part
+        assert "run 1's report" not in out + err
+
+        # The address fixed (here, the mailbox created): run 1's report goes out, to it alone.
+        inbox.unknown.clear()
+        code, out, err = await run_monitor("report", "--config", str(config), "--run", "1", "--send")
+        assert code == 0, (out, err)
+        assert inbox.delivered[2:] == ["webmaster@sclero.org"]
+        rows = re.findall(r"<tr>(.*?)</tr>", (tmp_path / "reports" / "index.html").read_text(
+            encoding="utf-8"), re.S)
+        run1 = next(r for r in rows if re.search(r"<td[^>]*>1</td>", r))
+        assert ">mailed<" in run1, run1
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 class _Inbox:

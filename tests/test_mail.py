@@ -201,6 +201,12 @@ def test_message_id_is_stable_per_report_and_audience() -> None:
     assert a != message_id_for(7, "run-7:owner:x@example.org", "monitor@example.org")
     assert a != message_id_for(8, "run-7:all", "monitor@example.org")
     assert message_id_for(7, "all", "evil@exa\r\nmple>").endswith("@localhost>")
+    one, other = "0123abcd" + "0" * 24, "fedc9876" + "0" * 24
+    assert message_id_for(7, "run-7:all", "m@example.org", one).startswith("<report-0123abcd-7-")
+    assert message_id_for(7, "run-7:all", "m@example.org", one) != \
+        message_id_for(7, "run-7:all", "m@example.org", other)
+    assert message_id_for(7, "run-7:all", "m@example.org", one) == \
+        message_id_for(7, "run-7:all", "m@example.org", one)
 
 
 # -- a real SMTP server --------------------------------------------------------
@@ -213,9 +219,12 @@ class Sink:
     messages: list[Envelope] = field(default_factory=list)
     sessions: list[Session] = field(default_factory=list)
     refuse: dict[str, str] = field(default_factory=dict)
+    tried: list[str] = field(default_factory=list)
+    """Every RCPT TO address asked for, refused or not."""
 
     async def handle_RCPT(self, server: SMTPServer, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
+        self.tried.append(address)
         if address in self.refuse:
             return self.refuse[address]
         envelope.rcpt_tos.append(address)
@@ -325,7 +334,7 @@ async def test_the_report_arrives_through_the_outbox(store: Store, smtp_server: 
     msg = parse(whole.content)
     assert msg.get_content_type() == "multipart/alternative"
     assert msg["Subject"] == "Link audit for www.sclero.org, 2026-11-23: 3 new problems, 0 still open, 0 fixed"
-    assert msg["Message-ID"] == message_id_for(1, "run-1:all", "monitor@example.org")
+    assert msg["Message-ID"] == message_id_for(1, "run-1:all", "monitor@example.org", store.database_id)
     html = msg.get_body(("html",)).get_content()
     assert "globenewswire.com/release/1542296" in html and "journal.example/ssc-article" in html
 
@@ -592,14 +601,36 @@ async def test_a_stripped_starttls_never_gets_the_password_in_clear(smtp_server:
     assert secret not in str(refused.value) and secret not in caplog.text
 
 
-async def test_every_recipient_refused_is_kept(store: Store, smtp_server: ServerFactory) -> None:
-    server = await smtp_server(Sink(refuse={"webmaster@example.org": "550 5.1.1 No such user"}))
+async def test_every_recipient_put_off_is_kept(store: Store, smtp_server: ServerFactory) -> None:
+    server = await smtp_server(Sink(refuse={"webmaster@example.org": "450 4.2.1 Mailbox busy"}))
     settings = settings_for(email_settings(server.port))
     queue_report(store, known_audit(), settings, NOW, owners={})
     result = await flush_outbox(store, settings.email, None, NOW)
     ((key, reason),) = result.failed
-    assert "refused every recipient: webmaster@example.org (550" in reason
+    assert "refused every recipient: webmaster@example.org (450" in reason and not result.rejected
     assert store.get_message(key).attempts == 1  # type: ignore[union-attr]
+    assert store.outbox_size() == 1 and store.mail_states([1]) == {1: (0, 1, 0)}
+
+
+async def test_every_recipient_refused_for_good_is_not_retried(store: Store,
+                                                               smtp_server: ServerFactory) -> None:
+    """A 550 for the only recipient: the next attempt gets the same answer.
+    It was kept with the backoff and tried again at every flush, week after
+    week (walkthrough 9b #6)."""
+    sink = Sink(refuse={"webmaster@example.org": "550 5.1.1 No such user"})
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    result = await flush_outbox(store, settings.email, None, NOW)
+    ((key, reason),) = result.rejected
+    assert key == "run-1:all" and not result.failed and not result.ok
+    assert "refused every recipient: webmaster@example.org (550" in reason
+    kept = store.get_message(key)
+    assert kept is not None and kept.sent_at is None and kept.next_attempt_at is None
+    assert store.outbox_size() == 0 and store.mail_states([1]) == {1: (0, 0, 1)}
+    tried = len(sink.tried)
+    later = await flush_outbox(store, settings.email, None, NOW + dt.timedelta(days=7))
+    assert later == type(later)() and len(sink.tried) == tried  # not even a connection's RCPT
 
 
 async def test_some_recipients_refused(store: Store, smtp_server: ServerFactory,
@@ -625,6 +656,88 @@ async def test_some_recipients_refused(store: Store, smtp_server: ServerFactory,
     assert (sink.received_by("webmaster@example.org"), sink.received_by("busy@example.org"),
             sink.received_by("typo@example.org")) == (1, 1, 0)
     assert parse(sink.messages[1].content)["Message-ID"] == parse(sink.messages[0].content)["Message-ID"]
+
+
+async def test_report_send_after_a_refusal_sends_only_what_did_not_go_out(
+        store: Store, smtp_server: ServerFactory) -> None:
+    """The owner's part delivered, the webmaster's refused for good: `report
+    --send` re-armed both, and the editor got their part twice (walkthrough
+    9b #6). It sends only what did not go out, to the address as corrected
+    since, with the Message-ID it had; once all went out, all of it again."""
+    sink = Sink(refuse={"webmaster@example.org": "550 5.1.1 No such user"})
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port))
+    queued = queue_report(store, known_audit(), settings, NOW)
+    assert [m.key for m in queued] == ["run-1:all", "run-1:owner:ssc-editor@example.org"]
+    first = await flush_outbox(store, settings.email, None, NOW)
+    assert first.sent == ("run-1:owner:ssc-editor@example.org",) and len(first.rejected) == 1
+    assert store.mail_states([1]) == {1: (1, 0, 1)}
+
+    # Asked again, address unchanged: only the refused message is tried (and refused again).
+    again = queue_report(store, known_audit(), settings, NOW, resend=True)
+    assert [m.key for m in again] == ["run-1:all"]
+    second = await flush_outbox(store, settings.email, None, NOW + dt.timedelta(minutes=1))
+    assert second.sent == () and len(second.rejected) == 1
+    assert sink.received_by("ssc-editor@example.org") == 1
+
+    # The address corrected in the configuration: the same report, rebuilt for it.
+    fixed = settings_for(email_settings(server.port, recipients=("webmaster2@example.org",)))
+    (rearmed,) = queue_report(store, known_audit(), fixed, NOW, resend=True)
+    assert rearmed.key == "run-1:all" and rearmed.recipients == ("webmaster2@example.org",)
+    third = await flush_outbox(store, fixed.email, None, NOW + dt.timedelta(minutes=2))
+    assert third.sent == ("run-1:all",) and third.ok
+    assert (sink.received_by("ssc-editor@example.org"), sink.received_by("webmaster2@example.org")) == (1, 1)
+    whole = parse(next(e for e in sink.messages if e.rcpt_tos == ["webmaster2@example.org"]).content)
+    assert whole["To"] == "webmaster2@example.org"
+    assert whole["Message-ID"] == message_id_for(1, "run-1:all", "monitor@example.org", store.database_id)
+    assert store.mail_states([1]) == {1: (2, 0, 0)}
+
+    # Everything went out: `report --send` is a resend on purpose, of all of it.
+    everything = queue_report(store, known_audit(), fixed, NOW, resend=True)
+    assert sorted(m.key for m in everything) == ["run-1:all", "run-1:owner:ssc-editor@example.org"]
+    await flush_outbox(store, fixed.email, None, NOW + dt.timedelta(minutes=3))
+    assert (sink.received_by("ssc-editor@example.org"), sink.received_by("webmaster2@example.org")) == (2, 2)
+
+
+async def test_a_put_off_recipients_copy_is_all_that_report_send_sends(
+        store: Store, smtp_server: ServerFactory) -> None:
+    """One recipient busy (4xx) while the other got it: the follow-up copy is
+    what is left; `report --send` sends it now, not the whole message again."""
+    sink = Sink(refuse={"busy@example.org": "450 4.2.1 Mailbox busy"})
+    server = await smtp_server(sink)
+    settings = settings_for(email_settings(server.port,
+                                           recipients=("webmaster@example.org", "busy@example.org")))
+    queue_report(store, known_audit(), settings, NOW, owners={})
+    await flush_outbox(store, settings.email, None, NOW)
+    assert store.mail_states([1]) == {1: (1, 1, 0)}
+    sink.refuse.clear()
+    again = queue_report(store, known_audit(), settings, NOW, owners={}, resend=True)
+    assert [m.key for m in again] == ["run-1:all:retry:busy@example.org"]
+    result = await flush_outbox(store, settings.email, None, NOW)  # due now, not in a minute
+    assert result.sent == ("run-1:all:retry:busy@example.org",)
+    assert (sink.received_by("webmaster@example.org"), sink.received_by("busy@example.org")) == (1, 1)
+
+
+async def test_two_databases_never_send_the_same_message_id(tmp_path: Path,
+                                                            smtp_server: ServerFactory) -> None:
+    """Run 1 of two databases (a second site, a database started over), the
+    same recipients: the ids were equal, "<report-1-bfe8ec4d2781@...>", and a
+    mail service may drop the second as a duplicate (walkthrough 9b #1)."""
+    server = await smtp_server()
+    settings = settings_for(email_settings(server.port))
+    ids = []
+    for name in ("a.db", "b.db"):
+        with Store.open(tmp_path / name) as s:
+            assert s.start_run(NOW - dt.timedelta(minutes=30)).id == 1
+            (queued,) = queue_report(s, known_audit(), settings, NOW, owners={})
+            assert queued.message_id.startswith(f"<report-{s.database_id[:8]}-1-")
+            assert (await flush_outbox(s, settings.email, None, NOW)).ok
+            # Stable for one message: a resend carries the same id.
+            (again,) = queue_report(s, known_audit(), settings, NOW, owners={}, resend=True)
+            assert again.message_id == queued.message_id
+            ids.append(queued.message_id)
+    received = [parse(e.content)["Message-ID"] for e in server.sink.messages]
+    assert received == ids and ids[0] != ids[1]
 
 
 async def test_a_flush_in_progress_elsewhere_is_left_alone(store: Store) -> None:

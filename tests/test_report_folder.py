@@ -235,6 +235,28 @@ def test_the_index_says_which_reports_were_mailed(tmp_path: Path) -> None:
     assert said == ["", "not mailed", "waiting in the outbox", "mailed"]  # runs 4, 3, 2, 1
 
 
+@pytest.mark.parametrize(("state", "said"), [
+    ((2, 0, 0), "mailed"),
+    ((1, 1, 0), "partly mailed"),  # the owner's part went out, the full report waits
+    ((1, 0, 1), "partly mailed"),  # the full report refused for good (walkthrough 9b #5)
+    ((0, 2, 0), "waiting in the outbox"),
+    ((0, 0, 1), "not mailed: refused by the mail server"),
+    ((1, 0), "mailed"),  # the (sent, waiting) pair of before
+])
+def test_the_index_says_mailed_only_when_every_message_went_out(
+        tmp_path: Path, state: tuple[int, ...], said: str) -> None:
+    _saved(tmp_path, 1, T0, {**ZEROS, "pages": 1})
+    index = render_index(tmp_path, site="www.sclero.org",
+                         source=Source("a" * 32, runs={1: T0}, mail={1: state}))
+    (row,) = _rows(index)[1:]
+    assert row.endswith(f"{said} JSON"), row
+    cell = re.search(r"<td[^>]*>" + re.escape(said) + "</td>", index)
+    assert cell is not None
+    # green for mailed only; what needs a look stands out (the published page names no address)
+    assert ("#1e6b3a" in cell.group(0)) == (said == "mailed")
+    assert ("#b45309" in cell.group(0)) == (said.startswith(("partly", "not mailed:")))
+
+
 async def test_the_index_marks_the_mailed_report_and_the_rendered_one(
         sim_site: SimulatedSite, mail_sink: MailSink, tmp_path: Path) -> None:
     """`run` mails its report; `check` then `report` only renders one: the
