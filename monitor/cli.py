@@ -489,11 +489,18 @@ def require_a_page_read(pages: Sequence[Any], run_id: int) -> None:
     checked, so the command did not do its job (CONTRACT.md: 0 when it did,
     1 for anything else), and a cron wrapper that reads the exit status
     alone took a site that was down, or a config whose every url is wrong,
-    for a week with nothing to fix. Some pages read is an audit: exit 0,
-    the lines above name the others."""
-    if pages and all(p.status == "error" for p in pages):
+    for a week with nothing to fix. No page recorded at all (a [[sites]]
+    crawl whose robots.txt answered 503) is the same: nothing was read.
+    Some pages read is an audit: exit 0, the lines above name the others."""
+    from monitor.types import pages_read_none
+
+    if not pages_read_none(pages):
+        return
+    if pages:
         raise Failure(f"no watched page could be fetched, so no link was checked (run {run_id}); "
                       "the lines above say why")
+    raise Failure(f"no page was fetched, so no link was checked (run {run_id}): the [[sites]] crawl "
+                  "recorded none; the lines above say why")
 
 
 def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any], list[Any]]:

@@ -72,7 +72,7 @@ from monitor.errors import MonitorError
 from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY, resumable_run
 from monitor.locking import AUDIT_LOCK, Presence, exclusive
 from monitor.store import Store, lock_owner
-from monitor.types import RunInfo
+from monitor.types import RunInfo, read_no_page
 
 __all__ = [
     "AUDIT_LOCK",
@@ -565,6 +565,11 @@ class Service:
                       pages=audit.pages, pages_failed=audit.pages_failed, urls=audit.urls,
                       checked=audit.checked, seconds=round(audit.seconds, 1),
                       **{k: v for k, v in sorted(audit.by_status.items())})
+            if read_no_page(audit.pages, audit.pages_failed):
+                # `check`/`run` exit 1 here; a service has no exit status, so its log says it.
+                log_event(logging.WARNING, "audit_read_no_page", run=audit.run.id, pages=audit.pages,
+                          pages_failed=audit.pages_failed,
+                          note="no watched page could be fetched, so no link was checked")
         self._log_report(report)
         if audit is not None:
             await self._db(lambda s: _served(s, fire))

@@ -8,6 +8,7 @@ This module imports nothing local.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -271,6 +272,23 @@ class PageRecord:
     last_modified: str = ""
     links_run: int | None = None
     moved_to: str | None = None
+
+
+def read_no_page(pages: int, pages_failed: int) -> bool:
+    """The one rule for "this run read no page" (`check`/`run`'s exit 1, the
+    report's headline, the index row, the demo, `monitor serve`'s WARNING and
+    /healthz): every page recorded failed, or none was recorded at all. A
+    configuration always watches something (config.py refuses one with no
+    [[pages]] and no [[sites]]), so zero pages is not "nothing to do": it is a
+    [[sites]] crawl that fetched nothing (robots.txt answering 503 is
+    disallow-all, RFC 9309), and its zeros would read as a clean week."""
+    return pages_failed >= pages
+
+
+def pages_read_none(pages: Iterable[PageRecord]) -> bool:
+    """`read_no_page` of a run's page records."""
+    records = list(pages)
+    return read_no_page(len(records), sum(p.status == "error" for p in records))
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from monitor.config import Settings, is_loopback_host
 from monitor.errors import MonitorError
 from monitor.output import StatusTally
 from monitor.store import Store
-from monitor.types import LinkStatus, RunInfo
+from monitor.types import LinkStatus, RunInfo, read_no_page
 
 __all__ = ["METRICS_CONTENT_TYPE", "ServiceStatus", "create_app", "open_report", "render_metrics", "report_path",
            "start_server"]
@@ -81,6 +81,9 @@ class Snapshot:
     outbox: int = 0
     links_by_status: dict[str, int] = field(default_factory=dict)
     links_checked: int = 0
+    pages: int = 0
+    """Pages the latest audit recorded, and of those, could not fetch."""
+    pages_failed: int = 0
 
 
 class _LinkCounts:
@@ -91,11 +94,15 @@ class _LinkCounts:
         self.counts: dict[str, int] = {}
         self.links = 0
         """Links (occurrences) checked: `run.links` less the skipped ones."""
+        self.pages = (0, 0)
+        """(pages recorded, pages that could not be fetched)."""
 
     def of(self, store: Store, run: RunInfo) -> dict[str, int]:
         key = (run.id, run.finished_at)
         if key != self.key:
             self.counts, self.links = _checked(store, run.id)
+            pages = store.run_pages(run.id)
+            self.pages = (len(pages), sum(p.status == "error" for p in pages))
             self.key = key
         return self.counts
 
@@ -131,6 +138,7 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
         if last is not None:
             snapshot.links_by_status = dict(cache.of(store, last))
             snapshot.links_checked = cache.links
+            snapshot.pages, snapshot.pages_failed = cache.pages
     return snapshot
 
 
@@ -157,6 +165,11 @@ def health(snapshot: Snapshot, status: ServiceStatus | None) -> dict[str, Any]:
             # (mailto:, in-page, excluded); this one what the index of
             # reports calls "Links checked".
             "links_checked": snapshot.links_checked,
+            # The audit read no page (`check`/`run` exit 1): its zeros mean
+            # nothing was checked, not a clean week.
+            "pages": snapshot.pages,
+            "pages_failed": snapshot.pages_failed,
+            "read_no_page": read_no_page(snapshot.pages, snapshot.pages_failed),
         },
         "next_run": _iso(status.next_run()) if status else None,
         "outbox": snapshot.outbox,
@@ -199,6 +212,12 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
                      "and is kept for dashboards).",
                      (({"status": s}, n) for s, n in snapshot.links_by_status.items()))
     last = snapshot.last_run
+    if last is not None:
+        read = snapshot.pages - snapshot.pages_failed
+        lines += _family("monitor_last_run_pages", "gauge",
+                         "Pages of the latest finished full audit, read or failed (could not be fetched); "
+                         "none read means nothing was checked.",
+                         [({"state": "read"}, max(read, 0)), ({"state": "failed"}, snapshot.pages_failed)])
     if last is not None and last.finished_at is not None:
         duration = (last.finished_at - last.started_at).total_seconds()
         lines += _family("monitor_last_run_duration_seconds", "gauge",

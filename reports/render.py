@@ -42,7 +42,7 @@ except ImportError:  # optional: only the speed of writing the JSON report depen
     orjson = None  # type: ignore[assignment]
 
 from monitor.output import INVISIBLE, one_line, where_parts
-from monitor.types import LinkResult, LinkStatus, RunInfo
+from monitor.types import LinkResult, LinkStatus, RunInfo, read_no_page
 from monitor.wording import site_cut_words
 from reports import wording
 from reports.audit import Audit, ContentIssue, Fixed, OtherLinks, Problem, newest_problems
@@ -580,6 +580,8 @@ def _unread(audit: Audit, lead: str) -> str:
     """ "2 of 3 pages could not be fetched": said at the top and in the
     subject, since the counts beside it say nothing of those pages' links."""
     failed, total = len(audit.pages_failed), len(audit.pages)
+    if not total:  # a [[sites]] crawl that recorded no page (robots.txt 503): nothing was read either
+        return f"{lead}no page could be fetched"
     if not failed:
         return ""
     return f"{lead}{failed} of {wording.plural(total, 'page')} could not be fetched"
@@ -603,15 +605,16 @@ def headline(audit: Audit) -> str:
     """The one sentence at the top that says whether anything needs doing."""
     c = audit.counts
     week = "" if audit.run.partial else " this week"
-    if c.open == 0 and audit.pages and len(audit.pages_failed) == len(audit.pages):
+    unread = _unread(audit, " ")
+    if c.open == 0 and read_no_page(len(audit.pages), len(audit.pages_failed)):
         first = f"No page could be fetched{week}: nothing was checked."
     elif c.open == 0:
-        first = (f"Nothing needs fixing {_period(audit)}." if not audit.pages_failed else
-                 f"Nothing needs fixing on the pages read {_period(audit)};{_unread(audit, ' ')}.")
+        first = (f"Nothing needs fixing {_period(audit)}." if not unread else
+                 f"Nothing needs fixing on the pages read {_period(audit)};{unread}.")
     else:
         first = f"{wording.plural(c.open, 'link')} need{'s' if c.open == 1 else ''} attention"
         first += f" ({c.new} new, {c.still} still open)."
-        first += _unread(audit, " ") + ("." if audit.pages_failed else "")
+        first += unread + ("." if unread else "")
     if audit.previous_run is not None:
         since = f" since the report of {wording.format_date(audit.previous_run.started_at)}"
     else:
@@ -985,11 +988,14 @@ def _mail_words(state: tuple[int, ...] | None) -> str:
 
 def _unread_words(counts: dict[str, Any]) -> str:
     """"not fetched" when no page could be read (its zeros mean nothing was
-    checked), "2 of 23 pages not fetched" when some could not."""
+    checked; `read_no_page`, a run with no page recorded too), "2 of 23
+    pages not fetched" when some could not."""
     pages, failed = counts.get("pages"), counts.get("pages_failed")
-    if not isinstance(pages, int) or not isinstance(failed, int) or not failed:
+    if not isinstance(pages, int) or not isinstance(failed, int):
         return ""
-    return "not fetched" if failed >= pages else f"{failed} of {pages} pages not fetched"
+    if read_no_page(pages, failed):  # 0 of 0 too: a [[sites]] crawl that recorded no page
+        return "not fetched"
+    return f"{failed} of {pages} pages not fetched" if failed else ""
 
 
 INDEX_HEAD_CHARS = 4_096

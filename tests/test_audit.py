@@ -1046,6 +1046,20 @@ def test_the_headline_and_subject_say_how_many_pages_could_not_be_fetched(
     assert subject_for(audit).endswith(subject_end)
 
 
+def test_a_run_that_recorded_no_page_is_no_clean_week() -> None:
+    """A [[sites]] crawl whose robots.txt answered 503 records no page at
+    all. Was: "Nothing needs fixing this week." and a subject of zeros
+    (review 9, finding 3), and the index row said nothing (`_unread_words`)."""
+    from reports.render import _unread_words
+
+    audit = audit_of([], pages=[])
+    assert headline(audit) == "No page could be fetched this week: nothing was checked."
+    assert subject_for(audit).endswith("0 fixed, no page could be fetched")
+    assert [_unread_words(c) for c in ({"pages": 0, "pages_failed": 0}, {"pages": 2, "pages_failed": 2},
+                                       {"pages": 3, "pages_failed": 1}, {"pages": 3, "pages_failed": 0}, {})] \
+        == ["not fetched", "not fetched", "1 of 3 pages not fetched", "", ""]
+
+
 # -- where each row's link sits in the page's source ---------------------------
 
 

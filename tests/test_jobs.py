@@ -368,6 +368,7 @@ async def test_the_demo_without_loopback_fails_saying_why(tmp_path: Path) -> Non
     (["ok", "ok"], True, None),
     (["error", "ok"], True, None),  # the demo's own failing pages: a result, not a broken machine
     (["error", "error"], True, "could not reach its own simulated site"),
+    ([], True, "could not reach its own simulated site on loopback: its crawl recorded no page"),
     (["ok"], False, "could not be mailed to its own mail sink"),
 ])
 def test_the_demo_refuses_to_report_success_when_its_servers_were_unreachable(

@@ -248,3 +248,38 @@ async def test_no_page_fetched_is_exit_1_some_pages_fetched_is_exit_0(
     code, out, err = await run_monitor(command, "--config", str(config))
     assert code == 0, err
     assert err.startswith("1 of 2 pages could not be fetched") and "monitor:" not in err, err
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+async def test_a_sites_crawl_that_recorded_no_page_is_exit_1_and_no_clean_week(
+        tmp_path: Path, aiohttp_server: Any, command: str) -> None:
+    """robots.txt answering 503 is disallow-all (RFC 9309): a [[sites]]-only
+    audit then records no page at all. Was: exit 0 ("run 1: 0 links."), the
+    report "Nothing needs fixing this week." and an index row of zeros
+    (review 9, findings 3 and 10: the rule was `pages and all(failed)`)."""
+    async def robots(request: web.Request) -> web.Response:
+        return web.Response(status=503, text="busy")
+
+    async def home(request: web.Request) -> web.Response:
+        return web.Response(text="<html><body><a href='/x'>A cited article title here</a></body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/robots.txt", robots)
+    app.router.add_get("/", home)
+    server = await aiohttp_server(app)
+    config = write_config(tmp_path)
+    config.write_text(f'[[sites]]\nstart = "http://127.0.0.1:{server.port}/"\n' + config.read_text(),
+                      encoding="utf-8")
+    code, out, err = await run_monitor(command, "--config", str(config))
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        "monitor: no page was fetched, so no link was checked (run 1): the [[sites]] crawl recorded none; "
+        "the lines above say why"), err
+    code, out, err = await run_monitor("report", "--config", str(config))
+    assert code == 0, err
+    report = next((tmp_path / "out").glob("report-*-run-1.html")).read_text(encoding="utf-8")
+    assert "No page could be fetched this week: nothing was checked." in report
+    assert "Nothing needs fixing" not in report
+    index = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
+    assert "not fetched" in index, index

@@ -836,3 +836,27 @@ def test_serve_refuses_to_start_without_the_mail_password(tmp_path: Path,
     assert result.exit_code == 2
     assert "MONITOR_SMTP_PASSWORD" in result.output and "email.password_env" in result.output
     assert "Traceback" not in result.output
+
+
+async def test_an_audit_that_read_no_page_is_a_warning_and_healthz_says_so(
+        tmp_path: Path, site: Site, sink: MailSink, running: Any, caplog: pytest.LogCaptureFixture,
+        aiohttp_client: Any) -> None:
+    """`check`/`run` exit 1 when no watched page could be fetched; a service
+    has no exit status. Was: INFO `audit_finished pages_failed=1` only, and
+    /healthz "ok" with nothing that told the week apart from a clean one
+    (review 9, finding 9)."""
+    from monitor.web import create_app
+
+    settings = settings_for(tmp_path, site, sink, f"{site.base}/status/503", cron=just_missed_cron())
+    caplog.set_level("INFO", logger="monitor.service")
+    service = Service(settings)
+    task = await running(service)
+    await until(lambda: service.audits_done >= 1, 15, "the make-up run")
+    assert await stop(service, task) == 0
+    warned = [r.getMessage() for r in caplog.records
+              if r.levelname == "WARNING" and "event=audit_read_no_page" in r.getMessage()]
+    assert warned == ['event=audit_read_no_page run=1 pages=1 pages_failed=1 '
+                      'note="no watched page could be fetched, so no link was checked"'], caplog.text
+    client = await aiohttp_client(create_app(settings))
+    last = (await (await client.get("/healthz")).json())["last_run"]
+    assert (last["pages"], last["pages_failed"], last["read_no_page"]) == (1, 1, True)

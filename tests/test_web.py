@@ -241,6 +241,10 @@ async def test_metrics_parse_as_prometheus_text_and_match_the_database(
     assert value("monitor_last_run_timestamp_seconds") == pytest.approx(run.finished_at.timestamp())
     assert value("monitor_outbox_messages") == 1
     assert value("monitor_audit_running") == 0
+    with Store.open(audited.database.path) as store:
+        pages = store.run_pages(run.id)
+    assert pages and value("monitor_last_run_pages", state="failed") == sum(p.status == "error" for p in pages)
+    assert value("monitor_last_run_pages", state="read") == sum(p.status != "error" for p in pages) > 0
     assert value("monitor_next_run_timestamp_seconds") == NEXT.timestamp()
 
 
@@ -789,7 +793,9 @@ async def test_healthz_links_checked_is_the_index_of_reports_links_checked(
     counts = __import__("json").loads(outcome.json_path.read_text(encoding="utf-8"))["counts"]
     client = await aiohttp_client(create_app(settings))
     last = (await (await client.get("/healthz")).json())["last_run"]
-    assert list(last)[-1] == "links_checked"  # added at the end of the object
+    # added at the end of the object, in that order
+    assert list(last)[-4:] == ["links_checked", "pages", "pages_failed", "read_no_page"]
+    assert (last["pages"], last["pages_failed"], last["read_no_page"]) == (1, 0, False)
     assert (last["links"], last["links_checked"]) == (5, 3)
     assert last["links_checked"] == counts["checked"] and last["links"] - last["links_checked"] == counts["skipped"]
     index = (Path(settings.report.dir) / "index.html").read_text(encoding="utf-8")

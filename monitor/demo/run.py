@@ -32,7 +32,7 @@ from monitor.config import (
 )
 from monitor.demo.site import SimulatedSite, SimulatedSiteServer
 from monitor.errors import ConfigError, MonitorError
-from monitor.types import PageRecord
+from monitor.types import PageRecord, pages_read_none
 
 DEMO_TIMEOUT = 2.0
 """Short, so the simulated hanging server costs the demo seconds, not minutes."""
@@ -206,11 +206,11 @@ def _require_loopback(pages: list[PageRecord], sink: MailSink) -> None:
     would say "nothing was checked" and the command exit 0, which reads as
     a working product on a machine where loopback itself is broken (a
     container without `lo` up, a firewall on 127.0.0.1)."""
-    failed = [p for p in pages if p.status == "error"]
-    if pages and len(failed) == len(pages):
+    if pages_read_none(pages):
+        where = f" ({pages[0].url}): {pages[0].error}" if pages else ": its crawl recorded no page"
         raise MonitorError(
-            f"the demo could not reach its own simulated site on loopback ({failed[0].url}): "
-            f"{failed[0].error}. Is the loopback interface (127.0.0.1) up on this machine?")
+            f"the demo could not reach its own simulated site on loopback{where}. "
+            "Is the loopback interface (127.0.0.1) up on this machine?")
     if not sink.received:
         raise MonitorError(
             f"the demo's report could not be mailed to its own mail sink on 127.0.0.1:{sink.port}; "
