@@ -581,6 +581,8 @@ async def run_audit(
         resumed = run is not None
         if run is None:
             run = await _start_run(writer, now, partial=bool(only_pages), scope=scope)
+        else:  # this process drives it now: `report` calls it running only while its driver holds the lock
+            await writer.call("drive_run", run.id)
         assert run is not None
         if left is not None:
             log.info("event=run_not_resumed run=%d new_run=%d config_changed=true checked=%d",

@@ -221,16 +221,20 @@ def unfinished_words(store: Store, reported: int, now: dt.datetime, settings: Se
     whether it is running now (a live lock), was stopped, or died without a
     word (SIGKILL, a power cut), and whether the next audit resumes it or
     starts a new run (`resumable_run`: the configuration changed since)."""
-    from monitor.locking import AUDIT_LOCK
+    from monitor.locking import AUDIT_LOCK, holder_words
 
     newest = store.latest_run(finished_only=False)
     if newest is None or newest.id <= reported or newest.status == "finished":
         return None
     started = newest.started_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    holder = store.lock_holder(AUDIT_LOCK, now)
+    held = store.live_lock(AUDIT_LOCK, now)
+    driver = store.run_driver(newest.id)
+    # The audit lock is also held by `monitor serve`'s rechecks and `check
+    # --page`: it is this run's only when its holder started or resumed it
+    # (unknown for a run started by a version that did not record it).
+    holder = held if held is not None and driver in (None, held[0]) else None
     if holder is not None:
-        host, _, rest = holder.partition(":")
-        state = f"is running now (process {rest.split(':')[0]} on {host}, started {started})"
+        state = f"is running now (started {started}; run by {holder_words(holder[0], holder[1], now)})"
     elif newest.status == "interrupted":
         state = f"was interrupted (started {started})"
     else:

@@ -90,6 +90,11 @@ FAILING = tuple(s.value for s in LinkStatus if s.is_failing)
 RUN_SCOPE = "run_scope"
 """Meta key: "<run id> <digest>", the `config.audit_scope` the latest full
 run started with; an interrupted run is resumed only under the same one."""
+RUN_DRIVER = "run_driver"
+"""Meta key: "<run id> <lock owner>", the process that started or resumed
+the latest run (`lock_owner`, as its audit lock names it). The audit lock is
+also held by `monitor serve`'s rechecks and `check --page`: a live lock
+tells that run is running now only when its holder is this process."""
 NOT_CHECKED = "not_checked"
 """Reason given to a link of a run that has no observation yet (an interrupted run)."""
 
@@ -1054,6 +1059,10 @@ class Store:
                 (_ts(now), int(partial)),
             )
             run_id = cursor.lastrowid
+            self._conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (RUN_DRIVER, f"{run_id} {lock_owner()}"))
             if scope:
                 self._conn.execute(
                     "INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -1080,6 +1089,18 @@ class Store:
         value = self.get_meta(RUN_SCOPE) or ""
         number, _, scope = value.partition(" ")
         return scope if number == str(run_id) and scope else None
+
+    def drive_run(self, run_id: int, owner: str | None = None) -> None:
+        """Record that this process (`owner`: `lock_owner()`) resumes run
+        `run_id` (`start_run` records it for a new run)."""
+        self.set_meta(RUN_DRIVER, f"{run_id} {owner or lock_owner()}")
+
+    def run_driver(self, run_id: int) -> str | None:
+        """The lock owner that started or last resumed run `run_id`; None
+        when not recorded (a run started by a version before it was, or not
+        the latest run)."""
+        number, _, owner = (self.get_meta(RUN_DRIVER) or "").partition(" ")
+        return owner if number == str(run_id) and owner else None
 
     def finish_run(self, run_id: int, now: dt.datetime, status: str = "finished") -> None:
         """Close a run and count its link occurrences and distinct URLs."""
@@ -1713,10 +1734,16 @@ class Store:
         """The owner of the named lock if a live holder has it (by the same
         rule as `acquire_lock`), else None: tells an audit in progress from
         one whose process is gone."""
-        row = self._row("SELECT owner, expires_at FROM locks WHERE name = ?", (name,))
+        held = self.live_lock(name, now)
+        return None if held is None else held[0]
+
+    def live_lock(self, name: str, now: dt.datetime) -> tuple[str, str] | None:
+        """(owner, acquired_at) of the named lock if a live holder has it,
+        for `locking.holder_words`; else None."""
+        row = self._row("SELECT owner, expires_at, acquired_at FROM locks WHERE name = ?", (name,))
         if row is None or self._stale(row[0], row[1], now):
             return None
-        return str(row[0])
+        return str(row[0]), str(row[2])
 
     # ----------------------------------------------------------------- meta
 

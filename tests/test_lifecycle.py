@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import resource
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from monitor.config import audit_scope, load_settings
 from monitor.crawl import run_audit
+from monitor.locking import holder_words
 from monitor.store import Store, lock_owner
 from simkit import run_monitor
 
@@ -189,8 +191,12 @@ async def test_a_full_disk_during_a_check_is_one_line_and_loses_nothing(
                "`monitor run` resumes run 2"),
     ("interrupted", "run 2 was interrupted (started 2026-11-23 06:00 UTC): this is run 1's report, the "
                     "latest finished; the next `monitor check` or `monitor run` resumes run 2"),
-    ("running", "run 2 is running now (process {pid} on {host}, started 2026-11-23 06:00 UTC): this is "
+    ("running", "run 2 is running now (started 2026-11-23 06:00 UTC; run by {holder}): this is "
                 "run 1's report, the latest finished; `monitor report` once it has finished reports run 2"),
+    # killed, while `monitor serve`'s recheck (or a `check --page`) holds the audit lock: not running
+    ("recheck", "run 2 did not finish (started 2026-11-23 06:00 UTC; its process was killed or the machine "
+                "stopped): this is run 1's report, the latest finished; the next `monitor check` or "
+                "`monitor run` resumes run 2"),
     ("changed", "run 2 was interrupted (started 2026-11-23 06:00 UTC): this is run 1's report, the "
                 "latest finished; the next `monitor check` or `monitor run` starts a new run: the "
                 "[[pages]], [[sites]] or checker.exclude of {config} are not those run 2 started with"),
@@ -211,18 +217,38 @@ async def test_report_after_an_unfinished_newer_run_says_which_run_it_reports(
         if ending in ("interrupted", "finished", "changed"):
             store.finish_run(run.id, started + dt.timedelta(minutes=5),
                              status="finished" if ending == "finished" else "interrupted")
-        if ending == "running":  # a live holder: this test's own process
+        if ending == "recheck":  # started by a `check` since killed (review 9, finding 6)
+            store.drive_run(run.id, f"{socket.gethostname()}:999999999")
+        if ending in ("running", "recheck"):  # a live holder: this test's own process
             assert store.acquire_lock("audit", lock_owner(), started, dt.timedelta(days=3650))
     code, out, err = await run_monitor("report", "--config", str(config))
     assert code == 0, err
-    host, _, pid = lock_owner().partition(":")
     if said is None:
         assert err == "" and "run-2" in out
         return
-    assert err.strip() == said.format(pid=pid.split(":")[0], host=host, config=config), err
+    holder = holder_words(lock_owner(), started.isoformat(), dt.datetime.now(dt.UTC))
+    assert err.strip() == said.format(holder=holder, config=config), err
     assert "run-1.html" in out
     code, out, err = await run_monitor("report", "--config", str(config), "--run", "1")
     assert code == 0 and err == "", err  # asked for by number: nothing to say
+
+
+async def test_a_resumed_run_names_the_process_that_resumed_it(tmp_path: Path, aiohttp_server: Any) -> None:
+    """`report` calls a run "running now" only while the process that
+    started or resumed it holds the audit lock (store.run_driver)."""
+    server = await aiohttp_server(cited_site(links=3))
+    config = write_config(tmp_path, f"http://127.0.0.1:{server.port}/page.html")
+    settings = load_settings(config)
+    with Store.open(tmp_path / "m.db") as store:
+        run = store.start_run(dt.datetime.now(dt.UTC), scope=audit_scope(settings))
+        assert store.run_driver(run.id) == lock_owner()
+        store.drive_run(run.id, "elsewhere.example:4242")  # a check on another machine, then stopped
+        store.finish_run(run.id, dt.datetime.now(dt.UTC), status="interrupted")
+        assert store.run_driver(run.id) == "elsewhere.example:4242" and store.run_driver(run.id + 1) is None
+    outcome = await run_audit(settings)
+    assert outcome.resumed and outcome.run.id == run.id
+    with Store.open(tmp_path / "m.db") as store:
+        assert store.run_driver(run.id) == lock_owner()
 
 
 # -- no page could be fetched ------------------------------------------------------------------
