@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
+from monitor.pages import LISTED_IN_SITEMAP
 from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut
 from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, attention, \
     link_words, problem_confirmed, site_cut_words
@@ -402,6 +403,8 @@ def unfetched_pages(pages: Sequence[PageRecord], *, source: str, configured: Ite
             lines.append(f"  {one_line(page.url)}: {error[:policy.end()]} in {source}{error[policy.end():]}")
             continue
         line = f"  {one_line(page.url)}: {error or 'no answer'}"
+        if error.endswith(f"({LISTED_IN_SITEMAP})"):  # the report's next step, said here too
+            line += ": restore the page, or take it out of the sitemap"
         if page.http_status in _ADDRESS_SUSPECT or "DNS" in page.error:
             line += _where_typed(page.url, configured, given, f" (check its [[pages]] url in {source})",
                                  " (check the --page URL)")

@@ -185,7 +185,7 @@ def _http_problem(status: int) -> str:
     the page is not at this address"): this text reaches the terminal, the
     JSON's pages[].error and the report's note on the page."""
     meaning = _HTTP_PROBLEMS.get(status) or (
-        "the server failed to answer; may be passing" if status >= 500
+        "the site had a server error (often temporary)" if status >= 500
         else "the server refused the request")
     return f"HTTP {status}: {meaning}"
 

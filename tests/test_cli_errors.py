@@ -622,7 +622,7 @@ class FailingDNS(AbstractResolver):
     ("/status/404", {}, 2.0, "HTTP 404: the page is not at this address"),
     ("/status/410", {}, 2.0, "HTTP 410: the site says the page was removed"),
     ("/status/403", {}, 2.0, "HTTP 403: the server refused access to the monitor"),
-    ("/status/503", {}, 2.0, "HTTP 503: the server failed to answer; may be passing"),
+    ("/status/503", {}, 2.0, "HTTP 503: the site had a server error (often temporary)"),
     ("/status/418", {}, 2.0, "HTTP 418: the server refused the request"),
     ("/slow?delay=5", {}, 0.3, "timed out after 0.3 s"),
     ("dns", {"connect_to": (("*", "refuse"),)}, 2.0,  # the configuration's policy, not DNS: no query made

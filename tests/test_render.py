@@ -891,7 +891,7 @@ FAILED_PAGE = "https://www.sclero.org/scleroderma/treatments/raynauds/a-to-z.htm
 
 
 @pytest.mark.parametrize("http_status, error, why", [
-    (503, "HTTP 503: the server failed to answer; may be passing", "the site had a server error (HTTP 503)"),
+    (503, "HTTP 503: the site had a server error (often temporary)", "the site had a server error (HTTP 503)"),
     (404, "HTTP 404: the page is not at this address",
      "the page is not at this address (HTTP 404): it was moved or renamed, or its address"),
     (None, "the server could not be reached (connection refused)",

@@ -955,6 +955,11 @@ async def test_a_page_the_sitemap_lists_that_is_not_there_is_a_failed_page_namin
     assert outcome.pages_failed == 2
     said = page_failure(failed[site.url("/listed-gone.html")].http_status, failed[site.url("/listed-gone.html")].error)
     assert "the site's sitemap lists it" in said and "configuration" not in said, said
+    from monitor.output import unfetched_pages
+
+    terminal = unfetched_pages(list(failed.values()), source="site.toml")
+    assert (f"  {site.url('/listed-gone.html')}: HTTP 404: the page is not at this address (listed in the "
+            "site's sitemap): restore the page, or take it out of the sitemap") in terminal, terminal
 
 
 # -- review9: where the dead-link rule meets the sitemap, redirects, reports, max_pages --
