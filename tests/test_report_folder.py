@@ -255,6 +255,8 @@ def test_the_index_says_mailed_only_when_every_message_went_out(
     # green for mailed only; what needs a look stands out (the published page names no address)
     assert ("#1e6b3a" in cell.group(0)) == (said == "mailed")
     assert ("#b45309" in cell.group(0)) == (said.startswith(("partly", "not mailed:")))
+    # waiting is neither done nor failed: not the grey of "not mailed" (walkthrough 9b #12)
+    assert ("#8a5a00" in cell.group(0)) == (said == "waiting in the outbox")
 
 
 async def test_the_index_marks_the_mailed_report_and_the_rendered_one(
