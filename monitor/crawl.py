@@ -829,6 +829,19 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
             audit.client, site, visit, user_agent=settings.checker.user_agent,
             timeout=settings.checker.timeout, listed=listed,
         )
+        robots_failed = 0
+        if not filed and crawl.robots.startswith("disallow_all"):
+            # robots.txt answered 5xx/429 or not at all: RFC 9309 says crawl
+            # nothing. The site is then a page that could not be fetched, with
+            # the reason (it recorded no page: the report said nothing was
+            # checked without a word of why; only a WARNING log line named it).
+            cause = crawl.robots.partition(" ")[2].strip("()")
+            await audit._record_page(run, PageRecord(
+                run_id=run.id, url=site.url, status="error", name=site.name, owner=site.owner,
+                error=(f"its robots.txt could not be read ({cause}): a site that cannot say what may be "
+                       "crawled is not crawled (RFC 9309), so none of its pages was fetched")), [])
+            filed.add(page_key(site.url))
+            robots_failed = 1
         if crawl.over_max_pages or crawl.beyond_max_depth:
             await audit.writer.call_unflushed("record_site_cut", run.id, SiteCut(
                 site=site.name or (urlsplit(site.url).netloc.lower() or site.url), start=site.url,
@@ -841,7 +854,7 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
                  "beyond_max_depth=%d", site.url, len(filed), len(crawl.skipped_by_robots), page_errors,
                  crawl.over_max_pages, crawl.beyond_max_depth)
         pages += len(filed)
-        failed += page_errors
+        failed += page_errors + robots_failed
     return pages, failed
 
 

@@ -300,11 +300,15 @@ async def test_a_sites_crawl_that_recorded_no_page_is_exit_1_and_no_clean_week(
     code, out, err = await run_monitor(command, "--config", str(config))
     assert code == 1, err
     assert err.strip().splitlines()[-1] == (
-        "monitor: no page was fetched, so no link was checked (run 1): the [[sites]] crawl recorded none; "
+        "monitor: no watched page could be fetched, so no link was checked (run 1); "
         "the lines above say why"), err
+    # and the lines above say why: the site's robots.txt (was a WARNING log line only)
+    why = "its robots.txt could not be read (HTTP 503)"
+    assert "1 of 1 page could not be fetched" in err and why in err, err
     code, out, err = await run_monitor("report", "--config", str(config))
     assert code == 0, err
     report = next((tmp_path / "out").glob("report-*-run-1.html")).read_text(encoding="utf-8")
+    assert why in report, report
     assert "No page could be fetched this week: nothing was checked." in report
     assert "Nothing needs fixing" not in report
     index = (tmp_path / "out" / "index.html").read_text(encoding="utf-8")
