@@ -8,6 +8,7 @@ subprocess the way cron or a webmaster runs it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -20,6 +21,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -153,7 +155,7 @@ async def test_mail_server_down_keeps_the_report_for_the_next_run(
     # (walkthrough 9 #11); the report itself is saved.
     assert code == 1, err
     assert "report: " in out
-    assert f"mail:   NOT SENT to webmaster@sclero.org (email.recipients): cannot reach" in err
+    assert "mail:   NOT SENT to webmaster@sclero.org (email.recipients): cannot reach" in err
     # Said once, in a reader's words: no log line with the outbox's own ids.
     assert "WARNING" not in err and "run-1:all" not in err, err
     # Run from cron, nobody retries it at a given time: say what sends it.
@@ -196,23 +198,30 @@ class _RefusingOwners:
         return "250 OK"
 
 
-async def test_report_send_partly_delivered_says_which_and_exits_1(
-        site: SimulatedSite, tmp_path: Path) -> None:
-    inbox = _RefusingOwners()
+@contextlib.asynccontextmanager
+async def owner_config_mailing_to(handler: Any, site: SimulatedSite, tmp_path: Path) -> AsyncIterator[Path]:
+    """A real SMTP server on loopback answering with `handler`, and a
+    config mailing to it whose first page is owned by editor@sclero.org."""
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
+    server = await loop.create_server(lambda: SMTP(handler), "127.0.0.1", 0)
     try:
-        port = server.sockets[0].getsockname()[1]
-        config = write_config(tmp_path, site, port)
+        config = write_config(tmp_path, site, server.sockets[0].getsockname()[1])
         first = f'url = "{site.pages[0]}"\n'
         config.write_text(config.read_text(encoding="utf-8").replace(
             first, first + 'owner = "editor@sclero.org"\n', 1), encoding="utf-8")
-        code, out, err = await run_monitor("check", "--config", str(config))
-        assert code == 0, err
-        code, out, err = await run_monitor("report", "--config", str(config), "--send")
+        yield config
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_report_send_partly_delivered_says_which_and_exits_1(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    inbox = _RefusingOwners()
+    async with owner_config_mailing_to(inbox, site, tmp_path) as config:
+        code, out, err = await run_monitor("check", "--config", str(config))
+        assert code == 0, err
+        code, out, err = await run_monitor("report", "--config", str(config), "--send")
     assert len(inbox.messages) == 1
     assert code == 1, (out, err)
     assert "sent to webmaster@sclero.org (email.recipients)" in out
@@ -255,14 +264,7 @@ async def test_a_refused_webmaster_is_said_refused_not_retried_and_not_mailed(
     would "go out with the next run", and `report --send` mailed the editor
     a second copy while the 550 came back."""
     inbox = _NoWebmaster()
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: SMTP(inbox), "127.0.0.1", 0)
-    try:
-        port = server.sockets[0].getsockname()[1]
-        config = write_config(tmp_path, site, port)
-        first = f'url = "{site.pages[0]}"\n'
-        config.write_text(config.read_text(encoding="utf-8").replace(
-            first, first + 'owner = "editor@sclero.org"\n', 1), encoding="utf-8")
+    async with owner_config_mailing_to(inbox, site, tmp_path) as config:
         code, out, err = await run_monitor("run", "--config", str(config))
         assert code == 1, (out, err)
         assert inbox.delivered == ["editor@sclero.org"]
@@ -295,9 +297,6 @@ async def test_a_refused_webmaster_is_said_refused_not_retried_and_not_mailed(
             encoding="utf-8"), re.S)
         run1 = next(r for r in rows if re.search(r"<td[^>]*>1</td>", r))
         assert ">mailed<" in run1, run1
-    finally:
-        server.close()
-        await server.wait_closed()
 
 
 class _Inbox:
