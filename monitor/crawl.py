@@ -830,15 +830,14 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
             timeout=settings.checker.timeout, listed=listed,
         )
         robots_failed = 0
-        if not filed and crawl.robots.startswith("disallow_all"):
+        if not filed and crawl.robots_unreadable:
             # robots.txt answered 5xx/429 or not at all: RFC 9309 says crawl
             # nothing. The site is then a page that could not be fetched, with
             # the reason (it recorded no page: the report said nothing was
             # checked without a word of why; only a WARNING log line named it).
-            cause = crawl.robots.partition(" ")[2].strip("()")
             await audit._record_page(run, PageRecord(
                 run_id=run.id, url=site.url, status="error", name=site.name, owner=site.owner,
-                error=(f"its robots.txt could not be read ({cause}): a site that cannot say what may be "
+                error=(f"its robots.txt could not be read ({crawl.robots_unreadable}): a site that cannot say what may be "
                        "crawled is not crawled (RFC 9309), so none of its pages was fetched")), [])
             filed.add(page_key(site.url))
             robots_failed = 1

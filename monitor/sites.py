@@ -525,6 +525,9 @@ class SiteCrawl:
     beyond_max_depth: int = 0
     robots: str = ""
     """The robots.txt outcome: rules, allow_all or disallow_all, with its cause."""
+    robots_unreadable: str = ""
+    """Why robots.txt could not be read ("HTTP 503"), when that made the
+    whole site off limits (disallow_all); "" otherwise."""
 
 
 class _Pacer:
@@ -611,6 +614,7 @@ class _Discovery:
         self.robots = await fetch_robots(self.client, self.base, timeout=self.timeout)
         self.result.robots = f"{self.robots.outcome} ({self.robots.detail})"
         if self.robots.outcome == "disallow_all":
+            self.result.robots_unreadable = self.robots.detail
             log.warning("robots.txt unavailable: nothing fetched from this site this time url=%s cause=%s",
                         self.robots.url, self.robots.detail)
         interval = self.robots.interval(self.user_agent)
