@@ -1103,10 +1103,14 @@ class Store:
         return owner if number == str(run_id) and owner else None
 
     def finish_run(self, run_id: int, now: dt.datetime, status: str = "finished") -> None:
-        """Close a run and count its link occurrences and distinct URLs."""
+        """Close a run and count its link occurrences and the distinct URLs
+        requested: a URL excluded by `checker.exclude` has an address but is
+        never requested, so it is a link (not checked) and no URL (it made
+        /healthz `urls` 34 beside the report's 31)."""
         with self._tx():
             links, urls = self._conn.execute(
-                f"SELECT count(*), count(DISTINCT o.url) {_RUN_OCCURRENCES}", (run_id,),
+                "SELECT count(*), count(DISTINCT CASE WHEN o.skip_reason IS NULL THEN o.url END) "
+                f"{_RUN_OCCURRENCES}", (run_id,),
             ).fetchone()
             self._conn.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, links = ?, urls = ? WHERE id = ?",

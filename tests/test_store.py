@@ -230,6 +230,19 @@ def test_runs_lifecycle_and_counts(store: Store) -> None:
     assert store.get_run(12345) is None
 
 
+def test_a_run_counts_no_excluded_url_among_the_urls_requested(store: Store) -> None:
+    """`checker.exclude` keeps a URL's address on its link but never requests
+    it: a link (not checked), no URL. The run's `urls` (/healthz `urls`, the
+    report JSON's `run.urls`) counted it: 34 beside the report's 31
+    (walkthrough 9b #9)."""
+    run = store.start_run(T0)
+    record_links(store, run.id, PAGE_A, [cite(PAGE_A, PUBMED), cite(PAGE_A, PUBMED),
+                                         cite(PAGE_A, "https://b.org/x", skip_reason="excluded")])
+    store.finish_run(run.id, T0 + hours(1))
+    done = store.get_run(run.id)
+    assert done is not None and (done.links, done.urls) == (3, 1)
+
+
 def test_latest_run_finished_only_and_runs_newest_first(store: Store) -> None:
     first = store.start_run(T0)
     store.finish_run(first.id, T0 + hours(1))
