@@ -84,6 +84,8 @@ class Snapshot:
     pages: int = 0
     """Pages the latest audit recorded, and of those, could not fetch."""
     pages_failed: int = 0
+    urls_by_status: dict[str, int] = field(default_factory=dict)
+    """The URLs requested, by status (adds up to `last_run.urls`)."""
 
 
 class _LinkCounts:
@@ -92,6 +94,9 @@ class _LinkCounts:
     def __init__(self) -> None:
         self.key: tuple[int, dt.datetime | None] | None = None
         self.counts: dict[str, int] = {}
+        self.urls: dict[str, int] = {}
+        """`counts` less the malformed addresses: the URLs requested, by
+        status (they add up to /healthz `urls`)."""
         self.links = 0
         """Links (occurrences) checked: `run.links` less the skipped ones."""
         self.pages = (0, 0)
@@ -100,7 +105,7 @@ class _LinkCounts:
     def of(self, store: Store, run: RunInfo) -> dict[str, int]:
         key = (run.id, run.finished_at)
         if key != self.key:
-            self.counts, self.links = _checked(store, run.id)
+            self.counts, self.links, self.urls = _checked(store, run.id)
             pages = store.run_pages(run.id)
             self.pages = (len(pages), sum(p.status == "error" for p in pages))
             self.key = key
@@ -113,16 +118,21 @@ def links_checked(store: Store, run_id: int) -> dict[str, int]:
     return _checked(store, run_id)[0]
 
 
-def _checked(store: Store, run_id: int) -> tuple[dict[str, int], int]:
-    """`links_checked`, and the links (occurrences) checked: the index of
-    reports' "Links checked", which /healthz gives as `links_checked`."""
-    tally = StatusTally()
+def _checked(store: Store, run_id: int) -> tuple[dict[str, int], int, dict[str, int]]:
+    """`links_checked`; the links (occurrences) checked: the index of
+    reports' "Links checked", which /healthz gives as `links_checked`; and
+    the URLs requested by status (`links_checked` less the malformed
+    addresses, an error no request was made for): the report's "(N URLs)"
+    and /healthz `urls`, which /metrics gives as `monitor_last_run_urls_checked`."""
+    tally, requested = StatusTally(), StatusTally()
     for link in store.iter_run_links(run_id):
         if link.status is not LinkStatus.SKIPPED:
             tally.add(link)
-    counts = tally.counts()
-    del counts[LinkStatus.SKIPPED.value]
-    return counts, tally.links
+            if link.reason != "invalid_url":
+                requested.add(link)
+    counts, urls = tally.counts(), requested.counts()
+    del counts[LinkStatus.SKIPPED.value], urls[LinkStatus.SKIPPED.value]
+    return counts, tally.links, urls
 
 
 def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
@@ -137,6 +147,7 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
         )
         if last is not None:
             snapshot.links_by_status = dict(cache.of(store, last))
+            snapshot.urls_by_status = dict(cache.urls)
             snapshot.links_checked = cache.links
             snapshot.pages, snapshot.pages_failed = cache.pages
     return snapshot
@@ -206,10 +217,15 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
     runs.update(snapshot.runs_by_status)
     lines = _family("monitor_runs_total", "counter", "Audit runs recorded in the database, by status.",
                     (({"status": s}, n) for s, n in sorted(runs.items())))
+    lines += _family("monitor_last_run_urls_checked", "gauge",
+                     "URLs requested in the latest finished full audit, by link status: a URL linked "
+                     "from several places counts once; they add up to /healthz last_run.urls.",
+                     (({"status": s}, n) for s, n in snapshot.urls_by_status.items()))
     lines += _family("monitor_last_run_links_checked", "gauge",
                      "Distinct URLs, not links, checked in the latest finished full audit, by link "
-                     "status: a URL linked from several places counts once (the name says links "
-                     "and is kept for dashboards).",
+                     "status: a URL linked from several places counts once. As "
+                     "monitor_last_run_urls_checked, plus the malformed addresses (error, no request "
+                     "made); the name says links and is kept for existing dashboards.",
                      (({"status": s}, n) for s, n in snapshot.links_by_status.items()))
     last = snapshot.last_run
     if last is not None:
