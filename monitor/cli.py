@@ -889,8 +889,9 @@ def run(config_path: Path, wait: float) -> None:
         read = audit.pages - audit.pages_failed
         on = (f"{read} of {audit.pages} pages" if audit.pages_failed
               else f"{audit.pages} page{'' if audit.pages == 1 else 's'}")
-        click.echo(f"run {audit.run.id}: {audit.urls} URL{'' if audit.urls == 1 else 's'} on {on} "
-                   f"checked in {audit.seconds:.1f} s")
+        # the report's own figures and words (was "53 URLs on 2 pages checked"
+        # beside the mail's "90 links checked": one run, two counts)
+        click.echo(f"run {audit.run.id}: {outcome.checked} on {on} in {audit.seconds:.1f} s")
     click.echo(outcome.headline)
     click.echo(f"report: {outcome.html_path}")
     delivered = _echo_delivery(outcome, True, settings.email.enabled, settings.email.recipients,
@@ -987,15 +988,14 @@ def _echo_demo(result: Any, workdir: Path) -> None:
     click.echo("")
     click.echo(result.headline)
     summary = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
-    # By distinct URL: the report counts links (a URL in every page's menu is
-    # several). "Checked" is what `run` and /healthz count: URLs requested;
-    # a malformed address gets its verdict without one.
-    total = sum(result.counts.values())
-    skipped = result.counts.get("skipped", 0)
-    judged = max(0, total - skipped - result.requested)
-    without = f", {judged} malformed (no request possible)" if judged else ""
-    click.echo(f"{total} distinct URLs: {result.requested} checked in {result.seconds:.1f} s{without}, "
-               f"{skipped} not checked (email, in-page): {summary}")
+    # The words of the report and of `check`'s last line: links, of which
+    # "checked" (the report's "90 links checked"), and the URLs requested
+    # (`run`, /healthz `urls`); was "68 distinct URLs: 53 checked", a third
+    # meaning of "checked" beside the report's 90.
+    skipped = result.links - result.links_checked
+    click.echo(f"{result.links} links: {result.links_checked} checked "
+               f"({result.requested} URL{'' if result.requested == 1 else 's'}) in {result.seconds:.1f} s, "
+               f"{skipped} not checked (email, in-page); by status, each address once: {summary}")
     if result.truth_mismatches:
         click.echo("Verdicts that differ from the simulated site's truth:", err=True)
         for line in result.truth_mismatches:

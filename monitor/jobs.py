@@ -62,6 +62,9 @@ class ReportOutcome:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     """(key, reason) of messages whose every recipient the mail server
     refused for good (5xx): not retried until `report --send` after a fix."""
+    checked: str = ""
+    """The report's own count, "90 links checked (53 URLs)", which `monitor
+    run` prints: the terminal and the mail say one figure under one word."""
 
 
 def smtp_password(settings: Settings) -> str | None:
@@ -119,7 +122,8 @@ async def report_job(
 ) -> ReportOutcome:
     """Render (and with `send`, queue and deliver) the report of a run."""
     from reports.deliver import flush_outbox, load_audit, queue_report
-    from reports.render import ForeignFolder, headline, names_report_file, save_report, save_report_file
+    from reports.render import (ForeignFolder, checked_phrase, headline, names_report_file, save_report,
+                                save_report_file)
 
     now = now or utcnow()
     asked = run_id
@@ -156,7 +160,8 @@ async def report_job(
                     f"{key}: cannot save the report in {folder}: {why}; run {run_id} "
                     f"is saved in the database: `monitor report --config {settings.source} --run {run_id}` "
                     "makes its report once the folder can be written") from exc
-        outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit))
+        outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit),
+                                checked=checked_phrase(audit.counts))
         if asked is None:
             outcome.unfinished = unfinished_words(store, run_id, now, settings)
         if audit.run.partial:

@@ -258,6 +258,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write("\n")
     tally = StatusTally()
     sizes: dict[LinkStatus, int] = {}
+    requested: set[str] = set()  # the URLs requested: the report's "(53 URLs)", /healthz `urls`
     at = now or run.finished_at or run.started_at
     # (group, status) -> links, distinct URLs; a group -> distinct URLs (flagged links only)
     listed: dict[tuple[str, LinkStatus], list[Any]] = {}
@@ -290,6 +291,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         for link in links:
             tally.add(link)
             sizes[link.status] = sizes.get(link.status, 0) + 1
+            if link.status is not LinkStatus.SKIPPED and link.reason != "invalid_url":
+                requested.add(link.url)
             if link.notice in noticed and link.kind == LinkKind.CITATION:
                 noticed[link.notice].append(_block(link, names.get(link.page, link.page), notice=True))
             if link.status not in LISTED:
@@ -354,10 +357,16 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         quiet.append(_links(sizes[LinkStatus.SKIPPED], "skipped") + " (mailto:, in-page jumps, excluded links)")
     if quiet:
         out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
+    # The report's words: "links checked" leaves out the links not checked,
+    # "URLs" are the distinct URLs requested ("105 links to 68 distinct
+    # URLs" counted mailto: addresses and in-page jumps as URLs, beside the
+    # report's "90 links checked" and /healthz `urls` 53).
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    distinct = sum(counts.values())
+    skipped = sizes.get(LinkStatus.SKIPPED, 0)
+    checked = f"{tally.links - skipped} checked ({_count(len(requested), 'URL')})"
     out.write(f"\nrun {run.id}: {_links(tally.links)}"
-              + (f" to {_count(distinct, 'distinct URL')}; distinct URLs by status: {summary}\n"
+              + (f": {checked}{f', {skipped} not checked' if skipped else ''}; "
+                 f"by status, each address once: {summary}\n"
                  if summary else ".\n"))
     return tally
 

@@ -45,7 +45,7 @@ from monitor.output import INVISIBLE, one_line, where_parts
 from monitor.types import LinkResult, LinkStatus, RunInfo, read_no_page
 from monitor.wording import site_cut_words
 from reports import wording
-from reports.audit import Audit, ContentIssue, Fixed, OtherLinks, Problem, newest_problems
+from reports.audit import Audit, ContentIssue, Counts, Fixed, OtherLinks, Problem, newest_problems
 
 __all__ = [
     "MAX_EMAIL_BYTES",
@@ -563,6 +563,13 @@ def no_longer_lines(audit: Audit) -> list[str]:
     (its open = still open + fixed + these), and nothing vanishes unsaid."""
     return ([wording.no_longer_audited_line(g) for g in audit.no_longer_audited]
             + wording.no_longer_checked_lines(audit.no_longer_checked))
+
+
+def checked_phrase(c: Counts) -> str:
+    """ "90 links checked (53 URLs)": links (every place a page links from)
+    less those not checked, and the distinct URLs requested; the words of
+    the report's totals line, for the terminal of `monitor run`."""
+    return f"{wording.plural(c.checked, 'link')} checked ({wording.plural(c.urls, 'URL')})"
 
 
 def count_phrase(audit: Audit) -> str:

@@ -532,7 +532,7 @@ async def test_pages_that_could_not_be_fetched_are_named_on_stderr(tmp_path: Pat
         line = next(line for line in err.splitlines() if line.startswith(said))
         assert line.endswith(f"(check its [[pages]] url in {path})"), line
         assert err.count(typo) == 1, err  # said once, not also as a WARNING log line
-    assert "run 2: 1 URL on 1 of 2 pages checked in" in out
+    assert "run 2: 1 link checked (1 URL) on 1 of 2 pages in" in out
 
 
 async def test_a_page_whose_address_redirects_permanently_is_named_with_where_to_update_it(

@@ -389,17 +389,13 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     code, out, err = await run_monitor("demo", "--dir", str(tmp_path / "demo"))
     assert code == 0, err
     assert "differ from the simulated site's truth" not in err, err
-    counted = next(line for line in out.splitlines() if " distinct URLs: " in line)
-    numbers = {part.split()[1]: int(part.split()[0])
-               for part in counted.split("): ", 1)[1].split(", ")}
-    total, checked, judged, skipped = map(int, re.match(  # type: ignore[union-attr]
-        r"(\d+) distinct URLs: (\d+) checked in [\d.]+ s, (\d+) malformed \(no request possible\), "
-        r"(\d+) not checked", counted).groups())
-    assert total == sum(numbers.values()) == checked + judged + skipped
-    assert (judged, skipped) == (1, numbers["skipped"])  # the "http://" href
-    # the same count as the service's: URLs requested
+    counted = next(line for line in out.splitlines() if " not checked (email, in-page)" in line)
+    links, links_checked, checked, skipped = map(int, re.match(  # type: ignore[union-attr]
+        r"(\d+) links: (\d+) checked \((\d+) URLs\) in [\d.]+ s, (\d+) not checked", counted).groups())
+    assert links == links_checked + skipped
+    # the same counts as the service's: links, URLs requested
     db = sqlite3.connect(tmp_path / "demo" / "monitor.db")
-    assert db.execute("SELECT urls FROM runs ORDER BY id DESC LIMIT 1").fetchone()[0] == checked
+    assert db.execute("SELECT links, urls FROM runs ORDER BY id DESC LIMIT 1").fetchone() == (links, checked)
     db.close()
     lines = dict(line.split(":", 1) for line in out.splitlines() if ":" in line and not line.startswith(" "))
     report = Path(lines["HTML report"].strip())
@@ -414,6 +410,7 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     # The one retracted record of the simulated PubMed, and nothing else, in the report's data.
     data = json.loads(Path(lines["JSON data"].strip()).read_text(encoding="utf-8"))
     assert data["counts"]["urls"] == checked  # URLs requested, as /healthz says: not the malformed one
+    assert (data["counts"]["checked"], data["counts"]["skipped"]) == (links_checked, skipped)
     # Week 1 only watched PubMed's 503 (a first failure); it answers again in
     # week 2: cleared by itself, not an editor's fix.
     assert [f["link"]["url"] for f in data["cleared_by_itself"]] == ["https://pubmed.ncbi.nlm.nih.gov/31197643/"]

@@ -242,7 +242,8 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     # links where they are listed, distinct URLs in the summary: each line says which
     assert ("Not listed: 27 ok links to 26 URLs and 1 skipped link (mailto:, in-page jumps, excluded links); "
             "--format csv") in text
-    assert "run 7: 43 links to 42 distinct URLs; distinct URLs by status: 14 expired, 1 moved, 26 ok, 1 skipped" in text
+    assert ("run 7: 43 links: 42 checked (41 URLs), 1 not checked; by status, each address once: "
+            "14 expired, 1 moved, 26 ok, 1 skipped") in text
 
 
 def test_text_names_the_unit_of_every_count() -> None:
@@ -255,7 +256,7 @@ def test_text_names_the_unit_of_every_count() -> None:
     write_text(buffer, RUN, PAGES, iter(links))
     text = buffer.getvalue()
     assert "\nNEEDS FIXING: 3 links to 2 URLs\n" in text and "\nEXPIRED: 3 links to 2 URLs\n" in text, text
-    assert text.endswith("\nrun 7: 3 links to 2 distinct URLs; distinct URLs by status: 2 expired\n"), text
+    assert text.endswith("\nrun 7: 3 links: 3 checked (2 URLs); by status, each address once: 2 expired\n"), text
 
 
 def test_a_named_page_goes_by_its_name_in_its_heading_and_its_blocks() -> None:

@@ -303,7 +303,7 @@ def test_text_part_tells_the_same() -> None:
     audit = sample_audit()
     text, html = render_text(audit), render_html(audit)
     c = audit.counts
-    line = (f"{c.checked} links checked on 1 page: {c.ok} ok, {c.moved} moved, {c.expired} expired, "
+    line = (f"{c.checked} links checked ({c.urls} URLs) on 1 page: {c.ok} ok, {c.moved} moved, {c.expired} expired, "
             f"{c.error} error, {c.blocked} blocked, {c.drifted} drifted")
     assert line in text
     assert f"Problems: {c.new} new, {c.still} still open, {c.fixed} fixed" in text

@@ -32,7 +32,7 @@ from monitor.config import (
 )
 from monitor.demo.site import SimulatedSite, SimulatedSiteServer
 from monitor.errors import ConfigError, MonitorError
-from monitor.types import PageRecord, pages_read_none
+from monitor.types import LinkStatus, PageRecord, pages_read_none
 
 DEMO_TIMEOUT = 2.0
 """Short, so the simulated hanging server costs the demo seconds, not minutes."""
@@ -153,6 +153,10 @@ class DemoResult:
     truth_mismatches: list[str] = field(default_factory=list)
     run_id: int = 0
     config: Path | None = None
+    links: int = 0
+    """Links (every place a page links from), as `check`'s last line counts them."""
+    links_checked: int = 0
+    """`links` less those not checked: the report's "90 links checked"."""
 
 
 MARKER = ".monitor-demo"
@@ -263,7 +267,8 @@ async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tup
             index_html=report.index_path, messages=list(sink.received), headline=report.headline,
             subject=subject, counts=counts(links), seconds=audit.seconds, requested=audit.urls,
             truth_mismatches=mismatches, run_id=audit.run.id,
-            config=write_config(settings, workdir),
+            config=write_config(settings, workdir), links=len(links),
+            links_checked=sum(link.status is not LinkStatus.SKIPPED for link in links),
         )
         yield result, Running(site, sink, settings)
     finally:
