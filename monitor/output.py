@@ -354,7 +354,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     quiet = ([_links_to_urls(sizes[LinkStatus.OK], counts[LinkStatus.OK.value], "ok")]
              if LinkStatus.OK in sizes else [])
     if LinkStatus.SKIPPED in sizes:
-        quiet.append(_links(sizes[LinkStatus.SKIPPED], "skipped") + " (mailto:, in-page jumps, excluded links)")
+        quiet.append(_links(sizes[LinkStatus.SKIPPED]) + " not checked (mailto:, in-page jumps, excluded)")
     if quiet:
         out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
     # The report's words: "links checked" leaves out the links not checked,

@@ -240,7 +240,7 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     assert "never-shown" not in text  # a new address is the fix; no archived copy offered then
     assert "  Traitements – Sjögren > Biologics\n" in text
     # links where they are listed, distinct URLs in the summary: each line says which
-    assert ("Not listed: 27 ok links to 26 URLs and 1 skipped link (mailto:, in-page jumps, excluded links); "
+    assert ("Not listed: 27 ok links to 26 URLs and 1 link not checked (mailto:, in-page jumps, excluded); "
             "--format csv") in text
     assert ("run 7: 43 links: 42 checked (41 URLs), 1 not checked; by status, each address once: "
             "14 expired, 1 moved, 26 ok, 1 skipped") in text
