@@ -580,7 +580,12 @@ def count_phrase(audit: Audit) -> str:
     new = "no new problems" if c.new == 0 else wording.plural(c.new, "new problem")
     cited = "".join(f", {wording.plural(n, 'cited article') if i == 0 else n} {notice}"
                     for i, (notice, n) in enumerate(_noticed(audit)))
-    return f"{new}, {c.still} still open, {c.fixed} fixed{cited}{_unread(audit, ', ')}"
+    # The previous report's open problems that are neither still open nor
+    # fixed (a page no longer audited, a link now excluded): the subject gave
+    # "7 still open, 0 fixed" after 19, no hint that 12 left the count.
+    left = c.no_longer_audited + c.no_longer_checked
+    gone = f", {left} no longer followed" if left else ""
+    return f"{new}, {c.still} still open, {c.fixed} fixed{gone}{cited}{_unread(audit, ', ')}"
 
 
 def _unread(audit: Audit, lead: str) -> str:

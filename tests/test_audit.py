@@ -204,6 +204,9 @@ def test_the_counts_reconcile_with_the_previous_report() -> None:
     assert line in text and line in html
     # under the counts, before any section
     assert text.index(line) < text.index("NEEDS FIXING")
+    # the subject says that 4 problems left the count (was "0 new, 2 still open, 1 fixed" after 7)
+    assert subject_for(week2).endswith(": no new problems, 2 still open, 1 fixed, 4 no longer followed")
+    assert "no longer followed" not in subject_for(week1)
     data = json.loads(render_json(week2))
     assert data["counts"]["no_longer_audited"] == 3
     assert data["no_longer_audited"][0]["url"] == RAYNAUD

@@ -1224,4 +1224,4 @@ def test_a_removed_page_and_an_exclusion_reconcile_the_counts_from_the_store(tmp
             "its 3 open problems are not followed any more.") in text
     assert ("1 link no longer checked (ncbi.nlm.nih.gov): now excluded by checker.exclude "
             "(it was: moved).") in text
-    assert subject_for(audit2).endswith("no new problems, 1 still open, 1 fixed")
+    assert subject_for(audit2).endswith("no new problems, 1 still open, 1 fixed, 4 no longer followed")
