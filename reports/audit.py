@@ -668,7 +668,7 @@ def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[st
         shown = _problem(prev, states.get(prev.url), before.get(key), then, confirm_after,
                          rechecked=False, listed_at=listed_at,
                          first_listed=first_listed.get((prev.page, prev.written or prev.url)))
-        weeks = max(0, (now - shown.since).days // 7) if shown.since else 0
+        weeks = wording.weeks_between(shown.since, now) if shown.since else 0
         carried.append(replace(shown, new=False, weeks_open=weeks, more_lines=_other_lines(copies),
                                occurrences=len(copies)))
     return carried
@@ -785,7 +785,7 @@ def _problem(
             since = before
     if since is None and new:
         since = now  # never checked (a malformed address): first seen in this report
-    weeks = max(0, (now - since).days // 7) if since else 0
+    weeks = wording.weeks_between(since, now) if since else 0
     confirmed = problem_confirmed(link, now, confirm_after, state)
     fix_url, fix_label = _fix(link)
     words = wording.describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind)

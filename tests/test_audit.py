@@ -398,12 +398,55 @@ def test_fixed_by_link_update_names_the_new_url() -> None:
     assert "404" in fixed.was
 
 
-@pytest.mark.parametrize(("days", "weeks"), [(0.5, 0), (6.9, 0), (7, 1), (22, 3), (70, 10)])
+@pytest.mark.parametrize(("days", "weeks"), [(0.5, 0), (6.9, 1), (7, 1), (22, 3), (70, 10)])
 def test_weeks_open_count_from_failing_since(days: float, weeks: int) -> None:
     audit = audit_of([failing(U, days=days)], previous=[failing(U, days=days)])
     (problem,) = audit.problems
     assert problem.weeks_open == weeks
     assert problem.since == NOW - dt.timedelta(days=days)
+
+
+# (when the failure began, weeks open, the date said beside them) in the report of
+# Mon 23 Nov 2026 06:00 UTC: whole weeks between the dates, whatever the hour.
+_WEEKS_TABLE = [
+    # first checked a moment later in its first audit than the report's clock reads now
+    (NOW - 2 * dt.timedelta(days=7) + dt.timedelta(seconds=0.3), 2, "9 Nov 2026"),
+    (NOW - dt.timedelta(days=7) + dt.timedelta(seconds=4), 1, "16 Nov 2026"),
+    (dt.datetime(2026, 11, 16, 23, 59, 59, tzinfo=UTC), 1, "16 Nov 2026"),
+    (dt.datetime(2026, 11, 17, 0, 0, tzinfo=UTC), 0, "17 Nov 2026"),
+    (dt.datetime(2026, 11, 22, 23, 59, tzinfo=UTC), 0, "22 Nov 2026"),
+    (dt.datetime(2026, 11, 9, 0, 0, tzinfo=UTC), 2, "9 Nov 2026"),
+    (dt.datetime(2026, 11, 2, 5, 59, tzinfo=UTC), 3, "2 Nov 2026"),
+    (dt.datetime(2026, 11, 9, 6, 0, 1), 2, "9 Nov 2026"),  # naive: UTC, as the store keeps it
+]
+
+
+@pytest.mark.parametrize(("since", "weeks", "day"), _WEEKS_TABLE)
+def test_weeks_open_agree_with_the_date_said_beside_them(since: dt.datetime, weeks: int, day: str) -> None:
+    """Walkthrough 10 #3: "Open 1 week, since 13 Nov 2026" in the report of
+    27 Nov (a timeout first seen 0.4 s later in the audit of 13 Nov than the
+    27 Nov report's clock read): weeks counted from the instants were a week
+    short for every link checked late in its first audit."""
+    row = link(U, "error", "timeout", failing_since=since, strikes=3)
+    audit = audit_of([row], previous=[link(U, "error", "timeout", failing_since=since, strikes=2)])
+    (problem,) = audit.problems + audit.watched  # the latest ones are not confirmed yet
+    assert (problem.weeks_open, wording.format_date(problem.since)) == (weeks, day)
+    if problem.confirmed:
+        said = f"open {wording.plural(weeks, 'week')}, since {day}" if weeks else f"open since {day}"
+        assert problem.age_words == said
+
+
+@pytest.mark.parametrize(("since", "weeks", "day"), _WEEKS_TABLE)
+def test_weeks_open_of_a_page_not_read_again_agree_with_the_date(since: dt.datetime, weeks: int,
+                                                                 day: str) -> None:
+    """The same count for a problem carried over from a page this run could
+    not fetch (aged from the last report that read it)."""
+    before = [link(U, "expired", "http_404", failing_since=since, strikes=3, checked_at=since)]
+    audit = build_audit(RUN, [], [page(status="error")], previous_links=before,
+                        previous_pages=[page()], states={}, now=NOW, settings=ReportSettings(),
+                        site_name="www.sclero.org", previous_run=None)
+    (problem,) = audit.problems + audit.watched
+    assert (problem.weeks_open, wording.format_date(problem.since), problem.rechecked) == (weeks, day, False)
 
 
 def test_a_problem_still_open_under_another_status_keeps_its_date() -> None:
