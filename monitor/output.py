@@ -285,7 +285,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 counts_from = (first.failing_since + confirm_after
                                if suspected and first.failing_since is not None else None)
                 spool.write(_block(first, names.get(first.page, first.page), times=times,
-                                   more_lines=more_lines, suspected=suspected, counts_from=counts_from))
+                                   more_lines=more_lines, suspected=suspected, counts_from=counts_from,
+                                   confirmed=confirmed))
             held.clear()
 
         for link in links:
@@ -468,7 +469,7 @@ def _links(n: int, what: str = "") -> str:
 
 def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1,
            more_lines: Sequence[int] = (), suspected: bool = False,
-           counts_from: dt.datetime | None = None) -> str:
+           counts_from: dt.datetime | None = None, confirmed: bool = True) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     repeated = f" ({times} times on this page)" if times > 1 else ""
     title = link.entry_title or link.text
@@ -482,7 +483,7 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
     if notice:
         lines.append(f"    {link.notice}: {one_line(link.notice_detail)}")
         return "\n".join(lines) + "\n"
-    words = link_words(link)
+    words = link_words(link, confirmed=confirmed)
     lines.append(f"    {one_line(words)}.")
     if suspected:
         # When it will count, not only that it does not yet: a webmaster who

@@ -30,6 +30,7 @@ __all__ = [
     "NEEDS_A_PERSON",
     "NEEDS_FIXING",
     "REASONS",
+    "SUSPECTED_REASONS",
     "WATCHING",
     "attention",
     "problem_confirmed",
@@ -79,6 +80,15 @@ REASONS: dict[str, str] = {
                        "check that it still says what the entry claims",
     "flapping": "The link keeps switching between working and failing",
 }
+
+SUSPECTED_REASONS: dict[str, str] = {
+    "dns": "The site's name could not be found (DNS lookup failed)",
+}
+"""The sentences of `REASONS` said while the failure is not confirmed (a
+watched link): one failed DNS lookup (a resolver's hiccup, a domain's lapse
+of a day) proves nothing gone, and "does not exist any more" beside "Nothing
+to do yet: this may be temporary" contradicted itself (walkthrough 10 #14).
+The confirmed sentence stays in `REASONS`."""
 
 # Sites whose moves editors recognise by name: the sentence names them.
 _NAMED_HOSTS = {
@@ -171,12 +181,15 @@ def thing(kind: str, url: str | None = None) -> str:
 
 
 def describe(reason: str, *, url: str | None = None, http_status: int | None = None,
-             kind: str = LinkKind.CITATION) -> str:
+             kind: str = LinkKind.CITATION, confirmed: bool = True) -> str:
     """One sentence saying what happened to the link, for an editor.
 
     A citation's sentence speaks of the article; a menu link's of the page,
-    an image's of the image (`kind`)."""
+    an image's of the image (`kind`). A failure not `confirmed` yet is said
+    as no more than one check shows (`SUSPECTED_REASONS`)."""
     token = (reason or "").strip().lower()
+    if not confirmed and token in SUSPECTED_REASONS:
+        return SUSPECTED_REASONS[token]
     if kind in (LinkKind.NAVIGATION, LinkKind.RESOURCE):
         if token in _OTHER_REASONS:
             return _OTHER_REASONS[token].format(thing=thing(kind, url))
@@ -280,11 +293,12 @@ def attention(status: str, reason: str, *, confirmed: bool) -> str:
     return NEEDS_FIXING
 
 
-def link_words(link: LinkResult) -> str:
+def link_words(link: LinkResult, *, confirmed: bool = True) -> str:
     """What happened to one link, in the sentence of `describe`, with the
     flapping note when the link keeps switching (and that is not already
     its reason)."""
-    words = describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind)
+    words = describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind,
+                     confirmed=confirmed)
     if link.flapping and link.reason != "flapping":
         words += ". " + REASONS["flapping"]
     return words

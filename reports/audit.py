@@ -788,7 +788,8 @@ def _problem(
     weeks = wording.weeks_between(since, now) if since else 0
     confirmed = problem_confirmed(link, now, confirm_after, state)
     fix_url, fix_label = _fix(link)
-    words = wording.describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind)
+    words = wording.describe(link.reason, url=link.url, http_status=link.http_status, kind=link.kind,
+                             confirmed=confirmed)
     if link.flapping and link.reason != "flapping":
         words += ". " + wording.REASONS["flapping"]
     if not rechecked:

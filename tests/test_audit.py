@@ -1237,6 +1237,24 @@ def test_a_problem_of_a_page_not_read_again_keeps_the_age_the_last_report_gave_i
     assert (problem.occurrences, problem.link.line, problem.more_lines) == (2, 34, (97,))
 
 
+def test_a_dns_failure_is_gone_only_once_confirmed() -> None:
+    """Walkthrough 10 #14: a watched row (raynauds-association.invalid, one
+    failed lookup) said "The site's domain name does not exist any more"
+    with "Nothing to do yet: this may be temporary"."""
+    watched = link("https://raynauds-association.invalid/", "error", "dns", strikes=1,
+                   failing_since=NOW)
+    gone = link("https://lapsed.example/", "error", "dns", strikes=5,
+                failing_since=NOW - dt.timedelta(days=10))
+    audit = audit_of([watched, gone])
+    (w,), (g,) = audit.watched, audit.problems
+    assert (w.link.url, w.confirmed, g.link.url, g.confirmed) == (watched.url, False, gone.url, True)
+    assert w.words == "The site's name could not be found (DNS lookup failed)"
+    assert g.words == "The site's domain name does not exist any more (DNS lookup failed)"
+    for text in (render_text(audit), render_html(audit), render_json(audit)):
+        assert text.count("does not exist any more") == 1
+        assert text.count("could not be found (DNS lookup failed)") == 1
+
+
 def test_a_page_down_keeps_a_watched_row_watched_not_still_open() -> None:
     """The last report only watched it (one timeout): carried, it is still
     watched, not counted "still open" as if the editor had been told."""

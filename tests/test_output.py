@@ -723,6 +723,20 @@ def test_every_heading_holds_only_what_it_says() -> None:
         "WATCHING, MAY BE TEMPORARY: 1 link to 1 URL", "ERROR: 1 link to 1 URL"], text
 
 
+def test_the_listing_says_a_watched_dns_failure_as_the_report_does() -> None:
+    """Walkthrough 10 #14, on the terminal: "could not be found" while
+    watched, "does not exist any more" once confirmed (monitor.wording)."""
+    links = [link(1, LinkStatus.ERROR, reason="dns", strikes=1, failing_since=T0),
+             link(2, LinkStatus.ERROR, reason="dns", strikes=5, failing_since=T0 - dt.timedelta(days=9))]
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, links)
+    text = buffer.getvalue()
+    watching, fixing = text.split("WATCHING, MAY BE TEMPORARY")[1], text.split("WATCHING")[0]
+    assert "The site's name could not be found (DNS lookup failed)." in watching
+    assert "does not exist any more" not in watching
+    assert "The site's domain name does not exist any more (DNS lookup failed)." in fixing
+
+
 def test_the_listing_groups_every_link_as_the_report_does() -> None:
     """One rule for both (monitor.wording.attention): the groups of the
     report built from the same links, at the run's end, are the listing's."""

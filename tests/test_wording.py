@@ -86,6 +86,21 @@ def test_describe_names_what_the_link_leads_to(reason: str, url: str, kind: str,
     assert describe(reason, url=url, kind=kind) == expected
 
 
+@pytest.mark.parametrize(("reason", "confirmed", "expected"), [
+    ("dns", False, "The site's name could not be found (DNS lookup failed)"),
+    ("dns", True, "The site's domain name does not exist any more (DNS lookup failed)"),
+    ("timeout", False, "The site did not answer in time"),
+    ("timeout", True, "The site did not answer in time"),
+])
+def test_a_failure_only_watched_is_said_as_no_more_than_one_check_shows(
+        reason: str, confirmed: bool, expected: str) -> None:
+    """Walkthrough 10 #14: a watched link (one failed lookup) read "The
+    site's domain name does not exist any more" beside "Nothing to do yet:
+    this may be temporary"; "does not exist any more" only once confirmed."""
+    assert describe(reason, confirmed=confirmed) == expected
+    assert link_words(_link(LinkStatus.ERROR, reason), confirmed=confirmed) == expected
+
+
 def test_link_words_add_flapping_once() -> None:
     flapping = _link(LinkStatus.ERROR, "timeout", flapping=True)
     assert link_words(flapping) == ("The site did not answer in time. "
