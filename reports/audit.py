@@ -121,6 +121,10 @@ class Problem:
     search_label: str = ""
     """What `search_url` searches, as its link says: "Search PubMed for the
     title", "... Google Scholar ...", "Search the web for the title"."""
+    watched_again: bool = False
+    """The previous report only watched it too (a first failure, never
+    listed as a problem) and it is still only watched: not NEW again at
+    each report (a webmaster's same-day reruns), but "watched since 27 Nov"."""
 
     @property
     def label(self) -> str:
@@ -133,9 +137,10 @@ class Problem:
 
     @property
     def age_words(self) -> str:
-        """ "open 3 weeks, since 2 Nov 2026" / "first seen 23 Nov 2026"."""
+        """ "open 3 weeks, since 2 Nov 2026" / "first seen 23 Nov 2026" /
+        "watched since 23 Nov 2026"."""
         return wording.age_words(self.since, self.weeks_open, new=self.new,
-                                 at_least=self.since_at_least)
+                                 at_least=self.since_at_least, watched=self.watched_again)
 
     @property
     def kind_note(self) -> str:
@@ -516,15 +521,16 @@ def build_audit(
                                listed_at=listed_at,
                                first_listed=(first_listed or {}).get((link.page, link.written or link.url)))
             if prev is not None and _key(prev) in watched_before:
-                # never listed to the editor as a problem: new to them, said as confirmed
-                problem = replace(problem, new=True, confirmed_now=problem.confirmed)
+                problem = _after_watching(problem)
             problems.append(problem)
         elif link.status not in FLAGGED:
             others.append(link)
     if unread:
-        problems += _not_read_again(previous_links, unread, earlier_links, previous_run,
-                                    earlier_run, now, confirm_after,
-                                    states=previous_states or {}, first_listed=first_listed or {})
+        problems += [_after_watching(p) if _key(p.link) in watched_before else p
+                     for p in _not_read_again(previous_links, unread, earlier_links, previous_run,
+                                              earlier_run, now, confirm_after,
+                                              states=previous_states or {},
+                                              first_listed=first_listed or {})]
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
@@ -628,6 +634,16 @@ def _report_time(run: RunInfo | None) -> dt.datetime | None:
     if run is None:
         return None
     return run.reported_at or run.finished_at or run.started_at
+
+
+def _after_watching(problem: Problem) -> Problem:
+    """A row the previous report only watched. Never listed to the editor as
+    a problem: listed now, it is new to them (said "NOW CONFIRMED" when
+    confirmed). Still only watched, it is not new: that report showed it
+    already, and it was "NEW" at every same-day rerun (walkthrough 10 #15)."""
+    if attention(problem.link.status, problem.link.reason, confirmed=problem.confirmed) == WATCHING:
+        return replace(problem, new=False, watched_again=True)
+    return replace(problem, new=True, confirmed_now=problem.confirmed)
 
 
 def _watched_keys(previous: Sequence[LinkResult] | None, listed_now: dt.datetime | None,

@@ -377,15 +377,20 @@ def weeks_between(since: dt.datetime, now: dt.datetime) -> int:
     return max(0, (end.astimezone(start.tzinfo).date() - start.date()).days // 7)
 
 
-def age_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: bool = False) -> str:
+def age_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: bool = False,
+              watched: bool = False) -> str:
     """How long a problem has been open: "open 3 weeks, since 2 Nov 2026".
 
     `at_least`: `since` is only the last report that listed it (a malformed
     address is never checked, so no check dates its failure): it may be older.
+    `watched`: a failure the last report watched too, never listed as a
+    problem: "watched since 27 Nov 2026", not "open".
     """
     when = format_date(since)
     if new:
         return f"first seen {when}" if weeks <= 0 or not when else f"failing since {when}"
+    if watched and when:
+        return f"watched since {when}" if weeks <= 0 else f"watched {plural(weeks, 'week')}, since {when}"
     if not when:
         return "already listed in the last report"
     if at_least:

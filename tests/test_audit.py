@@ -1255,6 +1255,39 @@ def test_a_dns_failure_is_gone_only_once_confirmed() -> None:
         assert text.count("could not be found (DNS lookup failed)") == 1
 
 
+@pytest.mark.parametrize(("minutes_ago", "page_read", "said"), [
+    (2, True, "watched since 23 Nov 2026"),  # a webmaster's rerun of the same day
+    (7 * 24 * 60, True, "watched 1 week, since 16 Nov 2026"),  # failing again after answering
+    (2, False, "watched 1 week, since 16 Nov 2026"),  # its page not read: as the last report had it
+])
+def test_a_row_watched_again_is_not_new_again(minutes_ago: int, page_read: bool, said: str) -> None:
+    """Walkthrough 10 #15: three reports within 2 minutes each said "[ERROR,
+    NEW] First seen 27 Nov 2026" of the same watched rows. NEW is what the
+    previous report did not show; a row it watched and that is still only
+    watched is "watched since"; confirmed now, it is new to the editor
+    ("NOW CONFIRMED")."""
+    last = RunInfo(id=7, started_at=NOW - dt.timedelta(minutes=minutes_ago + 1),
+                   finished_at=NOW - dt.timedelta(minutes=minutes_ago),
+                   status="finished", reported_at=NOW - dt.timedelta(minutes=minutes_ago))
+    first = min(last.started_at, NOW - dt.timedelta(hours=1)) if page_read else NOW - WEEK
+    before = link(U, "error", "timeout", strikes=1, failing_since=first, checked_at=last.started_at)
+    now_row = link(U, "error", "timeout", strikes=1, failing_since=NOW - dt.timedelta(minutes=30))
+    confirmed = link(U + "/2", "error", "timeout", strikes=6, failing_since=NOW - 2 * WEEK)
+    audit = build_audit(
+        RUN, [now_row, confirmed] if page_read else [], [page(status="ok" if page_read else "error")],
+        previous_links=[before, replace(confirmed, strikes=1, failing_since=last.started_at)],
+        previous_pages=[page()], states={}, now=NOW, settings=ReportSettings(),
+        site_name="www.sclero.org", previous_run=last)
+    watched = [p for p in audit.watched if p.link.url == U]
+    assert [(p.new, p.watched_again, p.age_words) for p in watched] == [(False, True, said)]
+    text = render_text(audit)
+    assert f"[ERROR] {wording.upfirst(said)}" in text and "[ERROR, NEW]" not in text
+    if page_read:  # the other one, watched last time, is confirmed now: new to the editor
+        (p,) = audit.problems
+        assert (p.link.url, p.new, p.confirmed_now, audit.counts.new) == (confirmed.url, True, True, 1)
+        assert "[ERROR, NOW CONFIRMED]" in text
+
+
 def test_a_page_down_keeps_a_watched_row_watched_not_still_open() -> None:
     """The last report only watched it (one timeout): carried, it is still
     watched, not counted "still open" as if the editor had been told."""
@@ -1281,8 +1314,9 @@ STILL_SUSPECT = {**TIMEOUT, "strikes": 1, "failing_since": NOW - dt.timedelta(ho
         (WATCHED, {"status": "ok", "reason": ""}, "ok", 0, 0, 0, 1),
         (LISTED, CONFIRMED_NOW, "still", 0, 1, 0, 0),
         (LISTED, {"status": "ok", "reason": ""}, "fixed:works_again", 0, 0, 1, 0),
-        # Watched both weeks: neither new nor still open (it is not listed).
-        (WATCHED, STILL_SUSPECT, "new", 0, 0, 0, 0),
+        # Watched both weeks: neither new nor still open (it is not listed),
+        # and not NEW again, but "watched since" (walkthrough 10 #15).
+        (WATCHED, STILL_SUSPECT, "still", 0, 0, 0, 0),
     ],
 )
 def test_a_row_the_last_report_only_watched_is_new_when_confirmed_and_no_fix_when_cleared(
