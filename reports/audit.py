@@ -406,6 +406,12 @@ class Audit:
     sites_not_audited: tuple[SiteCut, ...] = ()
     """The [[sites]] crawls that max_pages cut short: pages found and not
     audited, said under the counts (which cover the audited pages only)."""
+    first_report: bool = False
+    """No earlier report to compare with: every problem is new, and "0 still
+    open, 0 fixed" would say a comparison was made. The subject, headline
+    and tiles say "first report" instead; the JSON's counts stay numbers,
+    and this field (the document's last, read from its tail by the index of
+    reports) tells its still open and fixed are not comparisons."""
 
     @property
     def date(self) -> dt.date:
@@ -563,6 +569,7 @@ def build_audit(
         links=tuple(links),
         previous_run=previous_run,
         sites_not_audited=tuple(site_cuts),
+        first_report=previous_links is None,
     )
     return replace(audit, counts=_count(audit))
 

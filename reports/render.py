@@ -585,6 +585,10 @@ def count_phrase(audit: Audit) -> str:
     # "7 still open, 0 fixed" after 19, no hint that 12 left the count.
     left = c.no_longer_audited + c.no_longer_checked
     gone = f", {left} no longer followed" if left else ""
+    if audit.first_report:
+        # Nothing to compare with: "19 new, 0 still open, 0 fixed" said a comparison was made.
+        found = wording.plural(c.open, "problem") if c.open else "no problems"
+        return f"first report, {found}{cited}{_unread(audit, ', ')}"
     return f"{new}, {c.still} still open, {c.fixed} fixed{gone}{cited}{_unread(audit, ', ')}"
 
 
@@ -625,7 +629,8 @@ def headline(audit: Audit) -> str:
                  f"Nothing needs fixing on the pages read {_period(audit)};{unread}.")
     else:
         first = f"{wording.plural(c.open, 'link')} need{'s' if c.open == 1 else ''} attention"
-        first += f" ({c.new} new, {c.still} still open)."
+        first += (" (first report, nothing to compare with)." if audit.first_report
+                  else f" ({c.new} new, {c.still} still open).")
         first += unread + ("." if unread else "")
     if audit.previous_run is not None:
         since = f" since the report of {wording.format_date(audit.previous_run.started_at)}"
@@ -969,15 +974,17 @@ def render_index(out_dir: Path, *, site: str, source: Source | None = None) -> s
 
 def _saved_rows(out_dir: Path) -> list[dict[str, Any]]:
     """The saved reports in `out_dir`: name, date, run, the head of the JSON
-    (`_saved_head`) and the database it names (`_saved_source`)."""
+    (`_saved_head`), the database it names (`_source_in`) and whether it
+    was the first report (`_first_in`), both read from the JSON's tail."""
     rows = []
     for path in out_dir.glob("report-*-run-*.html"):
         match = _REPORT_NAME.match(path.name)
         if not match:
             continue
         data = path.with_suffix(".json")
+        tail = _saved_tail(data)
         rows.append({"name": path.name, "date": match.group(1), "run": int(match.group(2)),
-                     **_saved_head(data), "source": _saved_source(data)})
+                     **_saved_head(data), "source": _source_in(tail), "first": _first_in(tail)})
     return rows
 
 
@@ -1034,16 +1041,33 @@ JSON_TAIL_BYTES = 4_096
 """How much of a saved JSON report's end is read for the database it names."""
 
 
-def _saved_source(path: Path) -> Source | None:
-    """The database a saved JSON report names (its last key); None for a
-    report saved before reports named it, or a file cut short."""
+def _saved_tail(path: Path) -> str:
+    """The last `JSON_TAIL_BYTES` of a saved JSON report ("" if unreadable)."""
     try:
         with path.open("rb") as f:
             size = f.seek(0, 2)
             f.seek(max(0, size - JSON_TAIL_BYTES))
-            tail = f.read().decode("utf-8", "replace")
+            return f.read().decode("utf-8", "replace")
     except OSError:
-        return None
+        return ""
+
+
+_FIRST_KEY = ',"first_report":'
+"""The audit's last field: just before the database a saved report names."""
+
+
+def _first_in(tail: str) -> bool:
+    """Whether a saved report (by its JSON's tail) was the first: its still
+    open and fixed, 0, compare with nothing, and the index shows "–". A
+    report saved before the field was written is taken as compared."""
+    at = tail.rfind(_FIRST_KEY)
+    return at >= 0 and tail.startswith("true", at + len(_FIRST_KEY))
+
+
+def _source_in(tail: str) -> Source | None:
+    """The database a saved JSON report names (its last key), from its tail
+    (`_saved_tail`); None for a report saved before reports named it, or a
+    file cut short."""
     at = tail.rfind(_SOURCE_KEY)
     if at < 0:
         return None

@@ -1087,7 +1087,7 @@ def test_the_headline_and_subject_say_how_many_pages_could_not_be_fetched(
     pages = [page(url, "error" if url in failed else "ok", error="HTTP 404: the page is not at this address")
              for url in (PAGE, PAGE_B)]
     links = [failing(U, days=0.1, strikes=1)] if problems else []
-    audit = audit_of(links, pages=pages)
+    audit = audit_of(links, pages=pages, previous=[])  # compared with a report (of no problem)
     assert headline(audit) == top
     assert subject_for(audit).endswith(subject_end)
 
@@ -1098,9 +1098,11 @@ def test_a_run_that_recorded_no_page_is_no_clean_week() -> None:
     (review 9, finding 3), and the index row said nothing (`_unread_words`)."""
     from reports.render import _unread_words
 
-    audit = audit_of([], pages=[])
+    audit = audit_of([], pages=[], previous=[])
     assert headline(audit) == "No page could be fetched this week: nothing was checked."
     assert subject_for(audit).endswith("0 fixed, no page could be fetched")
+    first = audit_of([], pages=[])
+    assert subject_for(first).endswith(": first report, no problems, no page could be fetched")
     assert [_unread_words(c) for c in ({"pages": 0, "pages_failed": 0}, {"pages": 2, "pages_failed": 2},
                                        {"pages": 3, "pages_failed": 1}, {"pages": 3, "pages_failed": 0}, {})] \
         == ["not fetched", "not fetched", "1 of 3 pages not fetched", "", ""]

@@ -101,7 +101,7 @@ def test_message_structure_headers_and_both_parts() -> None:
     back = parse(msg.as_bytes())
     assert back.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in back.iter_parts()] == ["text/plain", "text/html"]
-    assert back["Subject"] == "Link audit for www.sclero.org, 2026-11-23: 3 new problems, 0 still open, 0 fixed"
+    assert back["Subject"] == "Link audit for www.sclero.org, 2026-11-23: first report, 3 problems"
     assert back["From"] == "monitor@example.org"
     assert back["To"] == "webmaster@example.org, editor@example.org"
     assert back["Message-ID"] == mid == "<report-1-" + mid.split("-")[2].split("@")[0] + "@example.org>"
@@ -125,7 +125,7 @@ def test_message_structure_headers_and_both_parts() -> None:
     ],
 )
 def test_subject_counts_read_right(new: int, still: int, fixed: int, expected: str) -> None:
-    audit = replace(known_audit(), counts=Counts(new=new, still=still, fixed=fixed))
+    audit = replace(known_audit(), counts=Counts(new=new, still=still, fixed=fixed), first_report=False)
     assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
 
 
@@ -139,7 +139,8 @@ def test_subject_names_cited_articles_that_were_retracted(retracted: int, expect
     notes = tuple(ContentIssue(kind="retracted", page=PAGE, page_title="DM/PM", entry=f"Entry {i}",
                                words="The publisher's page is titled 'RETRACTED: ...'.")
                   for i in range(retracted))
-    audit = replace(known_audit(), counts=Counts(), content_audit=ContentAudit(retracted=notes))
+    audit = replace(known_audit(), counts=Counts(), content_audit=ContentAudit(retracted=notes),
+                    first_report=False)
     assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
 
 
@@ -157,8 +158,39 @@ def test_subject_names_cited_articles_that_were_withdrawn(retracted: int, withdr
                                   words=f"The page is titled '{kind.upper()}: ...'.") for i in range(n))
 
     content = ContentAudit(retracted=notes("retracted", retracted), withdrawn=notes("withdrawn", withdrawn))
-    audit = replace(known_audit(), counts=Counts(), content_audit=content)
+    audit = replace(known_audit(), counts=Counts(), content_audit=content, first_report=False)
     assert subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
+
+
+@pytest.mark.parametrize(("links", "retracted", "expected"), [
+    (3, 1, "first report, 3 problems, 1 cited article retracted"),
+    (1, 0, "first report, 1 problem"),
+    (0, 0, "first report, no problems"),
+])
+def test_the_first_reports_subject_says_so_not_zero_still_open_and_fixed(
+        links: int, retracted: int, expected: str) -> None:
+    """Walkthrough 10 #10: the first report's subject read "19 new problems,
+    0 still open, 0 fixed, 1 cited article retracted" where nothing was
+    compared; its text, "Fixed since last report: 0" with no last report."""
+    notes = tuple(ContentIssue(kind="retracted", page=PAGE, page_title="DM/PM", entry=f"Entry {i}",
+                               words="The publisher's page is titled 'RETRACTED: ...'.")
+                  for i in range(retracted))
+    audit = known_audit()
+    dead = [l for l in audit.links if l.status.value != "ok"][:links]
+    audit = build_audit(audit.run, [*dead, *(l for l in audit.links if l.status.value == "ok")],
+                        list(audit.pages), previous_links=None, previous_pages=None, states={}, now=NOW,
+                        settings=ReportSettings(), site_name="www.sclero.org")
+    audit = replace(audit, content_audit=ContentAudit(retracted=notes))
+    assert audit.first_report and subject_for(audit) == f"Link audit for www.sclero.org, 2026-11-23: {expected}"
+    text, html = render_text(audit), render_html(audit)
+    for said in (text, html):
+        assert "still open" not in said and "Fixed since last report" not in said
+        assert "first report" in said
+    compared = build_audit(audit.run, list(audit.links), list(audit.pages), previous_links=[],
+                           previous_pages=[], states={}, now=NOW, settings=ReportSettings(),
+                           site_name="www.sclero.org")
+    assert not compared.first_report and "0 still open, 0 fixed" in subject_for(compared)
+    assert "Fixed since last report: 0" in render_text(compared)
 
 
 def test_owner_subject_says_it_is_their_part() -> None:
@@ -333,7 +365,7 @@ async def test_the_report_arrives_through_the_outbox(store: Store, smtp_server: 
     assert whole.mail_from == "monitor@example.org"
     msg = parse(whole.content)
     assert msg.get_content_type() == "multipart/alternative"
-    assert msg["Subject"] == "Link audit for www.sclero.org, 2026-11-23: 3 new problems, 0 still open, 0 fixed"
+    assert msg["Subject"] == "Link audit for www.sclero.org, 2026-11-23: first report, 3 problems"
     assert msg["Message-ID"] == message_id_for(1, "run-1:all", "monitor@example.org", store.database_id)
     html = msg.get_body(("html",)).get_content()
     assert "globenewswire.com/release/1542296" in html and "journal.example/ssc-article" in html
@@ -341,7 +373,7 @@ async def test_the_report_arrives_through_the_outbox(store: Store, smtp_server: 
     # the page owner gets only the part about their page
     part = parse(next(e for e in server.sink.messages
                       if e.rcpt_tos == ["ssc-editor@example.org"]).content)
-    assert part["Subject"].startswith("Link audit for www.sclero.org (your pages), 2026-11-23: 1 new problem,")
+    assert part["Subject"].startswith("Link audit for www.sclero.org (your pages), 2026-11-23: first report, 1 problem")
     owner_html = part.get_body(("html",)).get_content()
     assert "journal.example/ssc-article" in owner_html and "globenewswire" not in owner_html
     assert store.get_message("run-1:all").sent_at == NOW  # type: ignore[union-attr]

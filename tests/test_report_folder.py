@@ -7,6 +7,7 @@ real SQLite files, a real mail sink); the index's rows from saved JSON heads.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
 import re
 import sqlite3
@@ -208,6 +209,38 @@ def test_a_run_that_fetched_no_page_reads_not_fetched_not_zeros(tmp_path: Path) 
     assert rows[2].startswith("2026-11-30 06:00 UTC 2 40 1 of 23 pages not fetched 3 0 0 0")
     assert rows[3].startswith("2026-11-23 06:00 UTC 1 not fetched: nothing was checked")
     assert " 0 0" not in rows[3]
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_the_first_reports_row_says_nothing_was_compared(tmp_path: Path, named: bool) -> None:
+    """Walkthrough 10 #9, #10: the first report's row read "0 | 0" for still
+    open and fixed, as if compared with a report; it reads "–". Its JSON
+    keeps numbers there, and says `first_report` last (read from the file's
+    tail, as the database it names is), before or without that database."""
+    from monitor.config import ReportSettings
+    from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+    from reports.audit import build_audit
+    from reports.render import save_report
+
+    dead = LinkResult(page=PAGE, url="https://journal.example/gone", text="Gone", section="",
+                      kind=LinkKind.CITATION, status=LinkStatus.EXPIRED, reason="http_410",
+                      http_status=410, final_url=None, suggested_url=None, strikes=3,
+                      failing_since=T0 - dt.timedelta(days=3), checked_at=T0, entry_title="Gone")
+    source = Source("a" * 32, runs={1: T0, 2: T0}) if named else None
+    for run_id, previous in ((1, None), (2, [dead])):
+        when = T0 + dt.timedelta(days=7 * (run_id - 1))
+        run = RunInfo(id=run_id, started_at=when, finished_at=when, status="finished")
+        audit = build_audit(run, [dead], [PageRecord(run_id=run_id, url=PAGE, status="ok")],
+                            previous_links=previous, previous_pages=None, states={}, now=when,
+                            settings=ReportSettings(), site_name="www.sclero.org")
+        saved = save_report(audit, tmp_path, source)
+        data = json.loads(saved.json.read_text(encoding="utf-8"))
+        assert (data["counts"]["still"], data["counts"]["fixed"], data["first_report"]) == (
+            run_id - 1, 0, run_id == 1)
+        assert list(data)[-1] == ("database" if named else "first_report")
+    rows = [html.unescape(r) for r in _rows(render_index(tmp_path, site="www.sclero.org", source=source))]
+    assert rows[1].startswith("2026-11-30 06:00 UTC 2 1 0 1 0 "), rows[1]  # checked, new, still, fixed
+    assert rows[2].startswith("2026-11-23 06:00 UTC 1 1 1 \u2013 \u2013 "), rows[2]
 
 
 def test_a_check_of_some_pages_is_listed_apart_below_the_audits(tmp_path: Path) -> None:
