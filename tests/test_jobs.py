@@ -755,3 +755,30 @@ async def test_a_report_that_cannot_be_saved_names_the_key_and_keeps_the_run(tmp
     assert f"monitor report --config conf/monitor.toml --run {run.id}" in said
     with pytest.raises(MonitorError, match=r"^--out: cannot save the report in /proc/monitor-test-reports/x: "):
         await report_job(settings, out=Path("/proc/monitor-test-reports/x"))
+
+
+async def test_a_first_report_then_a_rerun_the_same_day(site: SimulatedSite, sink: MailSink,
+                                                        tmp_path: Path) -> None:
+    """Walkthrough 10 #10 and #15, as the mail arrives: the first report says
+    "first report", not "0 still open, 0 fixed", and has no "Fixed since
+    last report" tile; a rerun two minutes later (a webmaster running `run`
+    by hand) does not badge the rows it only watches "NEW" again."""
+    import datetime as dt
+
+    from monitor.jobs import weekly_job
+
+    settings = demo_settings(site, tmp_path, sink.port)
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for minutes in (0, 2):
+        at = start + dt.timedelta(minutes=minutes)
+        await weekly_job(settings, now=lambda at=at: at)
+    first, rerun = (parse(path) for path in sink.received)
+    texts = [m.get_body(("plain",)).get_content() for m in (first, rerun)]
+    subject = str(first["Subject"])
+    assert ": first report, " in subject and "still open" not in subject, subject
+    assert "Fixed since last report" not in texts[0] and "still open" not in texts[0]
+    assert "links need attention (first report, nothing to compare with)." in texts[0]
+    assert "Fixed since last report: 0" in texts[1] and "still open" in str(rerun["Subject"])
+    watching = [t.split("WATCHING")[1] if "WATCHING" in t else "" for t in texts]
+    assert re.search(r"\[ERROR, NEW\] First seen", watching[0]), texts[0]
+    assert "NEW]" not in watching[1] and re.search(r"\[ERROR\] Watched since", watching[1]), texts[1]
