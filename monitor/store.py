@@ -1353,14 +1353,17 @@ class Store:
         rows = self._rows(sql + " ORDER BY p.url, o.id", params)
         return [_citation(r) for r in rows]
 
-    def entry_links(self, run_id: int, page_urls: Iterable[str]) -> set[tuple[str, str, str]]:
-        """(page, entry title, URL) of every link a run had on these pages:
-        what an entry cited then, without building its citations."""
-        found: set[tuple[str, str, str]] = set()
+    def entry_links(self, run_id: int, page_urls: Iterable[str]) -> set[tuple[str, str, str, str]]:
+        """(page, section, entry, URL) of every link a run had on these pages:
+        what an entry cited then, without building its citations. The entry
+        is its title, or a navigation link's text (it has no entry), as
+        `LinkResult.entry_title or LinkResult.text` has it; the section keeps
+        a cross-listing's two listings apart (walkthrough 10 #2)."""
+        found: set[tuple[str, str, str, str]] = set()
         for page_url in sorted(set(page_urls)):
             found.update(self._conn.execute(
-                "SELECT o.page_url, coalesce(o.entry_title, ''), coalesce(o.url, o.raw_href) "
-                f"{_RUN_OCCURRENCES} AND p.url = ?", (run_id, page_url)))
+                "SELECT o.page_url, o.section, coalesce(nullif(o.entry_title, ''), o.anchor_text), "
+                f"coalesce(o.url, o.raw_href) {_RUN_OCCURRENCES} AND p.url = ?", (run_id, page_url)))
         return found
 
     def citations_of(self, url: str, run_id: int | None = None) -> list[Citation]:

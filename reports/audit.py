@@ -125,10 +125,33 @@ class Problem:
     """The previous report only watched it too (a first failure, never
     listed as a problem) and it is still only watched: not NEW again at
     each report (a webmaster's same-day reruns), but "watched since 27 Nov"."""
+    replaced_url: str | None = None
+    """The dead address of the previous report's row that the editor
+    replaced by this link, broken too: this row continues that one (still
+    open, since its first week), and says so (walkthrough 10 #1)."""
+    replaced_on: dt.datetime | None = None
+    """When the new link was first seen there (this run, or the first check
+    of its address since the previous report)."""
+    reported_fixed_on: dt.datetime | None = None
+    """A problem of the report before the previous one, which the previous
+    report listed as fixed (its run's start): it is back, new again to the
+    editor, badged "BACK" (walkthrough 10 #7)."""
+    worked_again: bool = False
+    """With `reported_fixed_on`: the link itself answered again then (else
+    the entry had stopped linking it, and links it again now)."""
 
     @property
     def label(self) -> str:
         return wording.status_label(self.link.status)
+
+    @property
+    def badge(self) -> str:
+        """ "NOW CONFIRMED", "BACK", "NEW", or "" for a problem still open."""
+        if self.confirmed_now:
+            return "NOW CONFIRMED"
+        if self.reported_fixed_on is not None:
+            return "BACK"
+        return "NEW" if self.new else ""
 
     @property
     def since_words(self) -> str:
@@ -138,9 +161,12 @@ class Problem:
     @property
     def age_words(self) -> str:
         """ "open 3 weeks, since 2 Nov 2026" / "first seen 23 Nov 2026" /
-        "watched since 23 Nov 2026"."""
+        "watched since 23 Nov 2026" / "back: reported fixed on 20 Nov 2026; ..."."""
+        if self.reported_fixed_on is not None:
+            return wording.back_words(self.reported_fixed_on, worked_again=self.worked_again)
         return wording.age_words(self.since, self.weeks_open, new=self.new,
-                                 at_least=self.since_at_least, watched=self.watched_again)
+                                 at_least=self.since_at_least, watched=self.watched_again,
+                                 failing=self.link.status in (LinkStatus.EXPIRED, LinkStatus.ERROR))
 
     @property
     def kind_note(self) -> str:
@@ -458,7 +484,7 @@ def build_audit(
     settings: ReportSettings,
     site_name: str,
     previous_run: RunInfo | None = None,
-    previous_cited: Collection[tuple[str, str, str]] | None = None,
+    previous_cited: Collection[_Cited] | None = None,
     last_read: Sequence[tuple[PageRecord, Sequence[LinkResult]]] = (),
     earlier_links: Sequence[LinkResult] = (),
     earlier_run: RunInfo | None = None,
@@ -467,6 +493,8 @@ def build_audit(
     configured: Collection[str] | None = None,
     crawls: bool = False,
     site_cuts: Sequence[SiteCut] = (),
+    before_previous: Sequence[LinkResult] = (),
+    before_previous_run: RunInfo | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -474,10 +502,11 @@ def build_audit(
     problem is new and nothing counts as fixed. Only its flagged links are
     read, so those alone will do (`Store.run_flagged_links`); `states` is
     read only for the flagged links of `links`. `previous_cited` holds
-    (page, entry title, URL) of the previous report's links on the pages
-    where one of its problems is gone (`pages_with_gone_problems`): an entry that only
-    lost its dead link keeps links it already had, and is not said to link
-    to a new address. `last_read` holds the pages this run could not fetch
+    (page, section, entry, URL) of the previous report's links on the pages
+    where one of its problems is gone (`pages_with_gone_problems`;
+    `Store.entry_links`): an entry that only lost its dead link keeps links
+    it already had, and is not said to link to a new address; one whose
+    new link is broken too keeps its problem open, on the new link. `last_read` holds the pages this run could not fetch
     as the last report that read them saw them, with their citations
     (`Store.citations_last_read`): their content notes are carried over,
     said to be not checked again, instead of vanishing for a week.
@@ -506,6 +535,11 @@ def build_audit(
 
     `site_cuts`: the run's [[sites]] crawls that max_pages cut short
     (`Store.run_site_cuts`).
+
+    `before_previous`: the flagged links of the report before the previous
+    one (`Store.run_flagged_links`), of run `before_previous_run`: a
+    problem new now that it listed and the previous report did not was
+    reported fixed by the previous report, and is "back".
     """
     unread = {p.url for p in pages if p.status == "error"}
     read_before = [(page, then) for page, then in last_read if page.url in unread]
@@ -513,10 +547,15 @@ def build_audit(
     page_titles = {p.url: p.name or p.title or then_titles.get(p.url) or p.url for p in pages}
     owners = {p.url: p.owner for p in pages}
     carried = _carried(previous_links, links, pages, previous_pages)
+    entries = _entry_links(links, _gone_entries(previous_links, links))
+    replaced = _replaced(previous_links, links, pages, carried, previous_cited, entries)
+    carried = {**carried, **replaced}
     confirm_after = dt.timedelta(hours=settings.confirm_after_hours)
     listed_at = previous_run.started_at if previous_run is not None else None
     watched_before = _watched_keys(previous_links, _report_time(previous_run), confirm_after,
                                    previous_states or {})
+    back = _back(before_previous, before_previous_run, previous_links, previous_pages,
+                 confirm_after) if previous_run is not None else {}
 
     problems: list[Problem] = []
     others: list[LinkResult] = []
@@ -528,6 +567,15 @@ def build_audit(
                                first_listed=(first_listed or {}).get((link.page, link.written or link.url)))
             if prev is not None and _key(prev) in watched_before:
                 problem = _after_watching(problem)
+            if prev is not None and _key(link) in replaced:
+                on = _first_seen(link, states.get(link.url), listed_at)
+                problem = replace(problem, replaced_url=prev.url, replaced_on=on,
+                                  words=wording.replaced_words(on, link.url, problem.words))
+                problem = _dated_by(problem, prev, (first_listed or {}).get((prev.page, prev.written or prev.url)),
+                                    listed_at, now)
+            elif prev is None and previous_run is not None and (link.page, link.url) in back:
+                problem = replace(problem, reported_fixed_on=previous_run.started_at,
+                                  worked_again=_worked_since(states.get(link.url), before_previous_run))
             problems.append(problem)
         elif link.status not in FLAGGED:
             others.append(link)
@@ -540,7 +588,7 @@ def build_audit(
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
-    fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited,
+    fixed = _fixed(previous_links or (), links, pages, page_titles, carried, previous_cited, entries,
                    crawls=crawls)
     cleared = [f for f in fixed if f.how == "works_again" and _key(f.link) in watched_before]
     fixed = [f for f in fixed if not (f.how == "works_again" and _key(f.link) in watched_before)]
@@ -989,7 +1037,8 @@ def _others(links: Sequence[LinkResult], order: Mapping[str, int],
 def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
            pages: Sequence[PageRecord], titles: Mapping[str, str],
            carried: Mapping[_Key, LinkResult],
-           previous_cited: Collection[tuple[str, str, str]] | None = None, *,
+           previous_cited: Collection[_Cited] | None = None,
+           entries: Mapping[_EntryOf, list[LinkResult]] | None = None, *,
            crawls: bool = False) -> list[Fixed]:
     """The previous report's problems (one per entry, section and URL) that are not problems any more.
 
@@ -1008,7 +1057,6 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
     now_by_url = {(l.page, l.url): l for l in relevant}
     continuing = {_key(prev) for prev in carried.values()}
     readable = {p.url for p in pages if p.status in _READ}
-    entries: dict[tuple[str, str, str, LinkKind], list[LinkResult]] | None = None
     fixed = []
     for key, prev in rows.items():
         if key in continuing:
@@ -1023,17 +1071,17 @@ def _fixed(previous: Sequence[LinkResult], links: Sequence[LinkResult],
         title = titles.get(prev.page, prev.page)
         if current is None:
             if entries is None:
-                entries = _entry_links(links)
-            kept = (entries.get((prev.page, prev.section, prev.entry_title, prev.kind), [])
-                    if prev.entry_title else [])
+                entries = _entry_links(links, _gone_entries(previous, links))
+            entry = _entry_of(prev)
+            kept = entries.get(entry, []) if entry is not None else []
             replacement = _replacement(prev, kept, previous_cited)
             if replacement is not None and replacement.status in FLAGGED:
-                continue  # replaced by a broken link: listed as this entry's new problem
+                continue  # replaced by a broken link: `_replaced` carried the row onto it
             if replacement is not None:
-                fixed.append(Fixed(prev, "link_updated", "The entry now links to a new address",
+                fixed.append(Fixed(prev, "link_updated", wording.updated_words(prev.kind, replacement.url),
                                    title, new_url=replacement.url, was=was))
                 continue
-            if kept:
+            if kept and prev.kind == LinkKind.CITATION:
                 fixed.append(Fixed(prev, "removed",
                                    "The dead link was removed; the entry keeps its other link",
                                    title, new_url=kept[0].url, was=was))
@@ -1063,29 +1111,153 @@ def _removed_words(prev: LinkResult, current: LinkResult | None) -> str:
     return "The link was removed from the page"
 
 
+_Cited = tuple[str, str, str, str]
+"""(page, section, entry, URL): a link as `Store.entry_links` gives the
+previous report's run's, the entry being its title or a navigation link's text."""
+
+_EntryOf = tuple[str, str, str, LinkKind]
+
+
+def _entry_of(link: LinkResult) -> _EntryOf | None:
+    """(page, section, entry, kind): where a link sits, for finding what
+    replaced it. A navigation link has no entry: its text stands for one
+    ("ISN News" in the menu), so a menu link pointed elsewhere is "now
+    points to", not "removed" (walkthrough 10 #8). None for a link with
+    neither (an image)."""
+    entry = link.entry_title or (link.text if link.kind == LinkKind.NAVIGATION else "")
+    return (link.page, link.section, entry, link.kind) if entry else None
+
+
 def _replacement(prev: LinkResult, kept: Sequence[LinkResult],
-                 previous_cited: Collection[tuple[str, str, str]] | None) -> LinkResult | None:
+                 previous_cited: Collection[_Cited] | None) -> LinkResult | None:
     """The link an editor put in place of `prev` in its entry: the entry's
-    first link the previous report's run did not have there. Without that
+    first link the previous report's run did not have in that listing (the
+    section too: a cross-listing's twin updated last week does not make this
+    listing's new address an old one, walkthrough 10 #2). Without that
     run's links, the entry's first link (an entry cites one address, mostly)."""
     if previous_cited is None:
         return kept[0] if kept else None
-    return next((l for l in kept if (l.page, l.entry_title, l.url) not in previous_cited), None)
+    return next((l for l in kept if (l.page, l.section, l.entry_title or l.text, l.url)
+                 not in previous_cited), None)
 
 
-def _entry_links(links: Sequence[LinkResult]) -> dict[tuple[str, str, str, LinkKind], list[LinkResult]]:
-    """(page, section, entry title, kind) -> the entry's links: where a removed
-    link went. The same entry in another section is another listing (a
-    cross-listing's link is not "the other link" its twin kept).
+def _gone_entries(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult]) -> set[_EntryOf]:
+    """The entries (`_entry_of`) of the previous report's rows whose link
+    the entry no longer has there: the only ones whose links `_fixed` and
+    `_replaced` look up."""
+    rows = _flagged_keys(previous)
+    present = _still_cited(rows, links)
+    return {entry for key, prev in rows.items()
+            if key not in present and (entry := _entry_of(prev)) is not None}
 
-    Built once, when the first removed link is looked up: a scan of every
-    link per removed link would be quadratic (10,000 x 100,000).
+
+def _entry_links(links: Sequence[LinkResult], wanted: Collection[_EntryOf]) -> dict[_EntryOf, list[LinkResult]]:
+    """(page, section, entry, kind) -> the entry's links (`_entry_of`), for
+    the `wanted` entries: where a removed link went. The same entry in
+    another section is another listing (a cross-listing's link is not "the
+    other link" its twin kept).
+
+    Built once: a scan of every link per removed link would be quadratic
+    (10,000 x 100,000); and only the title is read of the links of other
+    entries (nine in ten): keying all 100,000 added a second to a report.
     """
-    entries: dict[tuple[str, str, str, LinkKind], list[LinkResult]] = {}
+    titles = {entry[2] for entry in wanted}
+    entries: dict[_EntryOf, list[LinkResult]] = {}
+    if not titles:
+        return entries
     for link in links:
-        if link.entry_title:
-            entries.setdefault((link.page, link.section, link.entry_title, link.kind), []).append(link)
+        if (link.entry_title or link.text) in titles:
+            entry = _entry_of(link)
+            if entry in wanted:
+                entries.setdefault(entry, []).append(link)  # type: ignore[arg-type]
     return entries
+
+
+def _replaced(previous: Sequence[LinkResult] | None, links: Sequence[LinkResult],
+              pages: Sequence[PageRecord], carried: Mapping[_Key, LinkResult],
+              previous_cited: Collection[_Cited] | None,
+              entries: Mapping[_EntryOf, list[LinkResult]]) -> dict[_Key, LinkResult]:
+    """This run's problem rows whose link an editor put in place of a dead
+    link the previous report listed, and which is broken too -> that row.
+
+    The editor's attempt is no new problem and the old one is not gone: it
+    is the same problem still open, since its first week (walkthrough 10
+    #1: it was "NEW, first seen this week", and the previous report's row
+    vanished from "still open + fixed")."""
+    rows = _flagged_keys(previous)
+    if not rows:
+        return {}
+    present = _still_cited(rows, links)
+    continuing = {_key(prev) for prev in carried.values()}
+    readable = {p.url for p in pages if p.status in _READ}
+    gone = [prev for key, prev in rows.items()
+            if key not in present and key not in continuing and prev.page in readable]
+    if not gone:
+        return {}
+    found: dict[_Key, LinkResult] = {}
+    for prev in gone:
+        entry = _entry_of(prev)
+        new = _replacement(prev, entries.get(entry, []), previous_cited) if entry is not None else None
+        if new is None or new.status not in FLAGGED or acknowledged(new):
+            continue
+        key = _key(new)
+        if key not in carried and key not in rows and key not in found:
+            found[key] = prev
+    return found
+
+
+def _dated_by(problem: Problem, prev: LinkResult, first_listed: tuple[dt.datetime, bool] | None,
+              listed_at: dt.datetime | None, now: dt.datetime) -> Problem:
+    """A replacing link's problem, open since the replaced row was: a
+    malformed address replaced by a parked domain was "open since" the
+    week of the replacement, its row's first week lost (no check dates a
+    malformed address; the first run listing it does)."""
+    then = prev.failing_since or prev.checked_at
+    if then is None and first_listed is not None:
+        then = first_listed[0]
+    then = then or listed_at
+    if then is None or (problem.since is not None and _utc(problem.since) <= _utc(then)):
+        return problem
+    return replace(problem, since=then, weeks_open=wording.weeks_between(then, now))
+
+
+def _first_seen(link: LinkResult, state: UrlState | None, listed_at: dt.datetime | None) -> dt.datetime | None:
+    """When a replacing link was first seen: its address's first check, if
+    that came after the previous report's run (a run between two reports),
+    else this run's check of it."""
+    first = state.first_seen_at if state is not None else None
+    if first is not None and listed_at is not None and _utc(first) > _utc(listed_at):
+        return first
+    return link.checked_at or first
+
+
+def _back(before: Sequence[LinkResult], before_run: RunInfo | None,
+          previous: Sequence[LinkResult] | None, previous_pages: Sequence[PageRecord] | None,
+          confirm_after: dt.timedelta) -> dict[tuple[str, str], LinkResult]:
+    """(page, URL) of the problems the report before the previous one listed
+    (not only watched) and the previous report had no row of on that page,
+    though it read the page: reported fixed then. One of them a problem
+    again is "back", not "NEW, failing since" its first week (walkthrough
+    10 #7)."""
+    if not before or before_run is None:
+        return {}
+    then = _flagged_keys(before)
+    watched = _watched_keys(before, _report_time(before_run), confirm_after, {})
+    listed = {(l.page, l.url) for l in previous or ()}
+    read = {p.url for p in previous_pages or () if p.status in _READ}
+    return {(l.page, l.url): l for key, l in then.items()
+            if key not in watched and l.page in read and (l.page, l.url) not in listed}
+
+
+def _worked_since(state: UrlState | None, before_run: RunInfo | None) -> bool:
+    """Whether a link back among the problems answered after the report that
+    first listed it (it came back by itself then), rather than the entry
+    having stopped linking it. A move never fails, so `last_ok_at` alone
+    moves with it: its status must have changed since too."""
+    then = _report_time(before_run)
+    if state is None or then is None or state.last_ok_at is None or state.status_since is None:
+        return False
+    return _utc(state.last_ok_at) > _utc(then) and _utc(state.status_since) > _utc(then)
 
 
 def pages_with_gone_problems(previous_links: Sequence[LinkResult], links: Sequence[LinkResult]) -> set[str]:

@@ -42,7 +42,7 @@ import aiosmtplib
 from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
 from monitor.store import Store, lock_owner
-from monitor.types import LinkStatus, OutboxMessage
+from monitor.types import LinkResult, LinkStatus, OutboxMessage
 from reports.audit import (
     FLAGGED,
     Audit,
@@ -150,9 +150,20 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         unread = [p.url for p in previous_pages if p.status == "error"]
         if unread:
             previous_links += store.flagged_links_last_read(unread, previous.id)
-    previous_cited: set[tuple[str, str, str]] | None = None
+    previous_cited: set[tuple[str, str, str, str]] | None = None
     if previous is not None and previous_links:
         previous_cited = store.entry_links(previous.id, pages_with_gone_problems(previous_links, links))
+    # The report before the previous one: a problem new now that it listed
+    # (and the previous one listed as fixed) is "back". Loaded only when
+    # some problem is new to the previous report's rows.
+    before_previous: list[LinkResult] = []
+    before_previous_run = None
+    if previous is not None and previous_links is not None:
+        listed = {(l.page, l.url) for l in previous_links}
+        if any(l.status in FLAGGED and (l.page, l.url) not in listed for l in links):
+            before_previous_run = store.previous_reported_run(previous.id)
+            if before_previous_run is not None:
+                before_previous = store.run_flagged_links(before_previous_run.id)
     # A page this run could not fetch: its content notes as last read (the
     # page's citations only, for the pages that failed only).
     failed = {p.url for p in pages if p.status == "error"}
@@ -188,6 +199,8 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         configured=[p.url for p in getattr(settings, "pages", ())],
         crawls=bool(getattr(settings, "sites", ())),
         site_cuts=store.run_site_cuts(run_id),
+        before_previous=before_previous,
+        before_previous_run=before_previous_run,
     )
 
 

@@ -34,6 +34,8 @@ __all__ = [
     "advice",
     "advice_marked",
     "age_words",
+    "archived_copy",
+    "back_words",
     "describe",
     "format_date",
     "host_of",
@@ -46,10 +48,12 @@ __all__ = [
     "notice_words",
     "page_failure",
     "plural",
+    "replaced_words",
     "since_words",
     "skip_words",
     "status_label",
     "thing",
+    "updated_words",
     "upfirst",
     "weeks_between",
     "without_not_rechecked",
@@ -378,17 +382,22 @@ def weeks_between(since: dt.datetime, now: dt.datetime) -> int:
 
 
 def age_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: bool = False,
-              watched: bool = False) -> str:
+              watched: bool = False, failing: bool = True) -> str:
     """How long a problem has been open: "open 3 weeks, since 2 Nov 2026".
 
     `at_least`: `since` is only the last report that listed it (a malformed
     address is never checked, so no check dates its failure): it may be older.
     `watched`: a failure the last report watched too, never listed as a
     problem: "watched since 27 Nov 2026", not "open".
+    `failing`: the link fails (a 404, a timeout); a move, a drift or a bot
+    wall never "fails", and a new one known before is "open since"
+    (walkthrough 10 #7: "[MOVED, NEW] Failing since 13 Nov").
     """
     when = format_date(since)
     if new:
-        return f"first seen {when}" if weeks <= 0 or not when else f"failing since {when}"
+        if weeks <= 0 or not when:
+            return f"first seen {when}"
+        return f"failing since {when}" if failing else f"open since {when}"
     if watched and when:
         return f"watched since {when}" if weeks <= 0 else f"watched {plural(weeks, 'week')}, since {when}"
     if not when:
@@ -400,6 +409,55 @@ def age_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: boo
     if weeks <= 0:
         return f"open since {when}"
     return f"open {plural(weeks, 'week')}, since {when}"
+
+
+def back_words(fixed_on: dt.datetime, *, worked_again: bool) -> str:
+    """The age line of a problem that the previous report listed as fixed
+    and that is a problem again: "back: reported fixed on 20 Nov 2026; the
+    entry links to the old address again" (walkthrough 10 #7). Its since
+    date would read as if it had been open all along."""
+    how = ("it answered again then, and fails again now" if worked_again
+           else "the entry links to the old address again")
+    return f"back: reported fixed on {format_date(fixed_on)}; {how}"
+
+
+def replaced_words(replaced_on: dt.datetime | None, new_url: str, why: str) -> str:
+    """What happened to a dead link the editor replaced by another broken
+    one: the previous report's problem, still open under its new address
+    (walkthrough 10 #1: it read as a problem first seen this week)."""
+    on = f" on {format_date(replaced_on)}" if replaced_on is not None else ""
+    return f"You replaced the link{on}; the new one ({new_url}) is broken too. {why}"
+
+
+_WAYBACK = re.compile(r"^https?://(?:web\.)?archive\.org/web/(\d{4})(\d{2})(\d{2})\d*[a-z_]*/", re.I)
+_ARCHIVES = ("web.archive.org", "archive.today", "archive.ph", "archive.is", "archive.li",
+             "archive.md", "webcitation.org", "perma.cc")
+"""Hosts whose addresses are archived copies of another page."""
+
+
+def archived_copy(url: str) -> tuple[bool, dt.date | None]:
+    """(whether `url` is an archived copy, the snapshot's date when its
+    address says it): a Wayback Machine address carries its timestamp."""
+    found = _WAYBACK.match(url)
+    if found is not None:
+        try:
+            return True, dt.date(int(found[1]), int(found[2]), int(found[3]))
+        except ValueError:
+            return True, None
+    host = host_of(url)
+    return any(host == h or host.endswith("." + h) for h in _ARCHIVES), None
+
+
+def updated_words(kind: LinkKind, new_url: str) -> str:
+    """A fixed row whose link now points elsewhere: "The entry now links to
+    a new address", or to "an archived copy (26 Jul 2018)" (walkthrough 10
+    #12: a Wayback address read as the article's new home). A navigation
+    link has no entry (#8)."""
+    subject = "The entry now links to" if kind == LinkKind.CITATION else "The link now points to"
+    archived, taken = archived_copy(new_url)
+    if not archived:
+        return f"{subject} a new address"
+    return f"{subject} an archived copy" + (f" ({format_date(taken)})" if taken else "")
 
 
 def since_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: bool = False) -> str:

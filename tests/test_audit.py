@@ -43,7 +43,7 @@ def page(url: str = PAGE, status: str = "ok", entries: tuple[str, ...] = (), **e
 def audit_of(links: list[LinkResult], *, previous: list[LinkResult] | None = None,
              pages: list[PageRecord] | None = None, previous_pages: list[PageRecord] | None = None,
              states: dict[str, UrlState] | None = None,
-             previous_cited: set[tuple[str, str, str]] | None = None,
+             previous_cited: set[tuple[str, str, str, str]] | None = None,
              last_read: list[tuple[PageRecord, list[LinkResult]]] | None = None,
              **settings: object) -> Audit:
     return build_audit(
@@ -106,11 +106,19 @@ def test_new_still_fixed(previous: list[LinkResult] | None, current: LinkResult,
 
 def test_a_dead_link_replaced_by_another_dead_link_is_not_fixed() -> None:
     """The editor replaced the dead link with an address that is broken too: the
-    entry was "fixed: now links to a new address" and its new link a new problem."""
-    audit = audit_of([failing(U + "/v2", title="The entry", days=0.1, strikes=1)],
-                     previous=[failing(U, title="The entry")])
+    entry was "fixed: now links to a new address" and its new link a new problem.
+    Then its new link was "NEW, first seen this week" and the previous report's
+    row vanished (walkthrough 10 #1): it is that row, still open since its first
+    week, saying what the editor did."""
+    old = failing(U, title="The entry")
+    audit = audit_of([failing(U + "/v2", title="The entry", days=0.1, strikes=1)], previous=[old])
     assert audit.fixed_since_last == () and audit.counts.fixed == 0
-    assert [(p.link.url, p.new) for p in audit.problems] == [(U + "/v2", True)]
+    (row,) = audit.problems
+    assert (row.link.url, row.new, row.since, row.replaced_url) == (U + "/v2", False, old.failing_since, U)
+    assert row.words.startswith("You replaced the link on 23 Nov 2026; the new one "
+                                "(https://example.org/article/v2) is broken too. The page is gone")
+    assert row.words.endswith("(HTTP 404)")
+    assert (audit.counts.new, audit.counts.still) == (0, 1)
 
 
 # -- excluded since, pages no longer audited: not fixed, not vanished --------------
@@ -297,7 +305,7 @@ def test_an_entry_with_two_links_that_lost_its_dead_one(now_cited: list[str],
     <the PubMed link>" told the editor of an address the entry always had."""
     title = "Rituximab in refractory DM"
     previous_links = [failing(FULL_TEXT, title=title)]
-    cited = {(PAGE, title, PUBMED_LINK), (PAGE, title, FULL_TEXT)}
+    cited = {(PAGE, "Biological Agents", title, PUBMED_LINK), (PAGE, "Biological Agents", title, FULL_TEXT)}
     audit = audit_of([link(url, title=title) for url in now_cited] or
                      [link("https://example.org/other", title="Another entry")],
                      previous=previous_links, previous_cited=cited)
@@ -1369,3 +1377,130 @@ def test_a_row_the_previous_report_listed_as_confirmed_is_judged_as_it_was_liste
                         previous_run=sent, previous_states={U: _CONFIRMED_AT_SENDING})
     verdict = verdict_of(audit, U) if expected[0] else None
     assert (verdict, audit.counts.fixed, len(audit.cleared_by_itself)) == expected
+
+
+# -- how a changed entry is told (walkthrough 10) ----------------------------------------------
+
+MENU = "https://www.sclero.org/about/news/a-to-z.html"
+
+
+def menu_link(url: str, status: str = "ok", reason: str = "", text: str = "ISN News",
+              **extra: object) -> LinkResult:
+    return link(url, status, reason, title="", text=text, section="Menu", kind=LinkKind.NAVIGATION, **extra)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # pointed at a working address: updated, not "removed from the page" (#8)
+        ([menu_link("https://www.sclero.org/about/a-to-z.html")],
+         ("fixed:link_updated", "The link now points to a new address")),
+        # another menu link's text: the dead one was removed
+        ([menu_link("https://www.sclero.org/about/a-to-z.html", text="News")],
+         ("fixed:removed", "The link was removed from the page")),
+        # pointed at another broken address: still open, on the new link (#1)
+        ([menu_link("https://www.sclero.org/news/", "expired", "http_404",
+                    failing_since=NOW, strikes=1)], ("still", "")),
+    ],
+)
+def test_a_menu_link_pointed_elsewhere(now: list[LinkResult], expected: tuple[str, str]) -> None:
+    """A navigation link has no entry title: its text and section stand for one."""
+    old = menu_link(MENU, "expired", "http_404", failing_since=NOW - WEEK, strikes=4)
+    cited = {(PAGE, "Menu", "ISN News", MENU), (PAGE, "Menu", "Home", "https://www.sclero.org/")}
+    audit = audit_of(now, previous=[old], previous_cited=cited)
+    words = [f.words for f in audit.fixed_since_last]
+    still = [p for p in audit.problems if not p.new]
+    assert (verdict_of(audit, MENU if words else now[0].url), words[0] if words else "") == expected
+    assert len(still) + audit.counts.fixed == 1  # the last report's one problem, accounted for
+    if still:
+        assert still[0].replaced_url == MENU and still[0].since == old.failing_since
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("https://web.archive.org/web/20180726000000/https://globenewswire.com/x",
+         "The entry now links to an archived copy (26 Jul 2018)"),
+        ("http://web.archive.org/web/20170915000000id_/https://www.medscape.com/viewarticle/883512",
+         "The entry now links to an archived copy (15 Sep 2017)"),
+        ("https://archive.ph/Xy12z", "The entry now links to an archived copy"),
+        ("https://archive.org/details/raynauds-leaflet", "The entry now links to a new address"),
+        ("https://pubmed.ncbi.nlm.nih.gov/29713888/", "The entry now links to a new address"),
+    ],
+)
+def test_a_fix_by_an_archived_copy_says_so_and_its_date(url: str, words: str) -> None:
+    """Walkthrough 10 #12: "now links to a new address: https://web.archive.org/web/2018..."."""
+    audit = audit_of([link(url, title="Corbus announces topline results")],
+                     previous=[failing(U, title="Corbus announces topline results")])
+    assert [(f.how, f.words, f.new_url) for f in audit.fixed_since_last] == [("link_updated", words, url)]
+
+
+EARLIER = RunInfo(id=6, started_at=NOW - 2 * WEEK, finished_at=NOW - 2 * WEEK, status="finished",
+                  reported_at=NOW - 2 * WEEK + dt.timedelta(minutes=2))
+
+
+@pytest.mark.parametrize(
+    ("now_row", "state", "age"),
+    [
+        # the entry links the old address again (the link was not on the page last week)
+        (link(U, "moved", "permanent_redirect", suggested_url=U + "/v2"),
+         UrlState(url=U, status=LinkStatus.MOVED, status_since=EARLIER.started_at,
+                  last_ok_at=NOW), "the entry links to the old address again"),
+        # the link answered again last week, and fails again now
+        (failing(U, days=0.01, strikes=1),
+         UrlState(url=U, status=LinkStatus.EXPIRED, status_since=NOW, failing_since=NOW,
+                  last_ok_at=NOW - WEEK, strikes=1), "it answered again then, and fails again now"),
+    ],
+)
+def test_a_problem_back_after_the_last_report_listed_it_fixed(now_row: LinkResult, state: UrlState,
+                                                              age: str) -> None:
+    """Walkthrough 10 #7: it was "[MOVED, NEW] Failing since" its first week."""
+    audit = build_audit(RUN, [now_row], [page()], previous_links=[failing(U + "/other", title="Other")],
+                        previous_pages=[page()], states={U: state}, now=NOW, settings=ReportSettings(),
+                        site_name="www.sclero.org", previous_run=LAST,
+                        before_previous=[failing(U, "moved", "permanent_redirect")],
+                        before_previous_run=EARLIER)
+    (back,) = audit.problems
+    assert (back.new, back.badge, back.reported_fixed_on) == (True, "BACK", LAST.started_at)
+    assert back.age_words == f"back: reported fixed on {wording.format_date(LAST.started_at)}; {age}"
+    assert f"[{back.label.upper()}, BACK] Back: reported fixed on " in render_text(audit)
+    assert audit.counts.new == 1 and f"(1 new, 0 still open)" in headline(audit)
+    # never listed before the last report, or listed by it: no "back"
+    fresh = build_audit(RUN, [now_row], [page()], previous_links=[failing(U + "/other", title="Other")],
+                        previous_pages=[page()], states={U: state}, now=NOW, settings=ReportSettings(),
+                        site_name="www.sclero.org", previous_run=LAST, before_previous=[],
+                        before_previous_run=EARLIER)
+    assert [p.badge for p in fresh.problems] == ["NEW"]
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "age"),
+    [("moved", "permanent_redirect", "open since"), ("drifted", "title_mismatch", "open since"),
+     ("expired", "http_404", "failing since")],
+)
+def test_a_new_problem_known_before_is_worded_for_its_status(status: str, reason: str, age: str) -> None:
+    """A move or a drift never fails: "[MOVED, NEW] Failing since 13 Nov" (walkthrough 10 #7)."""
+    since = NOW - 2 * WEEK
+    audit = audit_of([link(U, status, reason, failing_since=since if status == "expired" else None,
+                           strikes=5)],
+                     states={U: UrlState(url=U, status=LinkStatus(status), status_since=since,
+                                         failing_since=since if status == "expired" else None,
+                                         strikes=5)})
+    (row,) = audit.problems
+    assert row.age_words == f"{age} {wording.format_date(since)}"
+
+
+def test_a_malformed_link_replaced_by_a_broken_one_keeps_its_first_week() -> None:
+    """Walkthrough 10 #1: Keeping Warm's "http://" replaced by a parked domain
+    was open "since 20 Nov" (the replacement's week): no check dates a
+    malformed address; the first run listing it does."""
+    first = NOW - 2 * WEEK
+    old = link("http://", "error", "invalid_url", title="Keeping Warm", checked_at=None)
+    parked = failing("https://www.raynauds-cure-news.com/tips/keeping-warm.html", "expired",
+                     "parked_domain", title="Keeping Warm", days=0.01, strikes=1)
+    audit = build_audit(RUN, [parked], [page()], previous_links=[old], previous_pages=[page()],
+                        states={}, now=NOW, settings=ReportSettings(), site_name="www.sclero.org",
+                        previous_run=LAST, first_listed={(PAGE, "http://"): (first, False)})
+    (row,) = audit.problems
+    assert (row.new, row.replaced_url, row.since, row.weeks_open) == (False, "http://", first, 2)
+    assert row.age_words == f"open 2 weeks, since {wording.format_date(first)}"
