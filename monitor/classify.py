@@ -114,6 +114,8 @@ __all__ = [
     "is_specific_title",
     "next_state",
     "permanent_target",
+    "stand_in",
+    "StandIn",
     "titles_match",
 ]
 
@@ -813,29 +815,47 @@ def _parking_host(url: str) -> str | None:
     return next((p for p in _PARKING_HOSTS if host == p or host.endswith("." + p)), None)
 
 
-def _rule_parking_host(s: _Seen) -> Verdict | None:
+def _parking_host_hit(s: _Seen) -> str | None:
+    """The domain-parking service the address redirected to, if any."""
     if not s.redirected:
         return None
     parker = _parking_host(s.final)
-    if parker is None or parker == _parking_host(s.obs.url):
+    return None if parker is None or parker == _parking_host(s.obs.url) else parker
+
+
+def _rule_parking_host(s: _Seen) -> Verdict | None:
+    parker = _parking_host_hit(s)
+    if parker is None:
         return None
     return _verdict(s, LinkStatus.EXPIRED, "parked_domain",
                     f"Redirects to {parker}, a domain-parking or domain-sale service.")
 
 
-def _rule_login(s: _Seen) -> Verdict | None:
+def _login_hit(s: _Seen) -> tuple[str, str] | None:
+    """("url", the sign-in address it redirected to) or ("title", the
+    sign-in title it shows), or None."""
     landed = 200 <= s.status < 300 or s.status in (401, 403)
     if s.redirected and landed and _is_login(s.final) \
             and not _is_login(s.obs.url):
-        return _verdict(s, LinkStatus.BLOCKED, "login_required",
-                        f"Redirects to a sign-in page ({_u(s.final)}); the item may need a "
-                        "subscription or an account.")
+        return "url", s.final
     if 200 <= s.status < 300 and not s.present:
         title = _title_hit(s.titles, _LOGIN_TITLE)
         if title is not None:
-            return _verdict(s, LinkStatus.BLOCKED, "login_required",
-                            f"The page asks to sign in (its title is {_q(title)}).")
+            return "title", title
     return None
+
+
+def _rule_login(s: _Seen) -> Verdict | None:
+    hit = _login_hit(s)
+    if hit is None:
+        return None
+    where, what = hit
+    if where == "url":
+        return _verdict(s, LinkStatus.BLOCKED, "login_required",
+                        f"Redirects to a sign-in page ({_u(what)}); the item may need a "
+                        "subscription or an account.")
+    return _verdict(s, LinkStatus.BLOCKED, "login_required",
+                    f"The page asks to sign in (its title is {_q(what)}).")
 
 
 def _is_login(url: str) -> bool:
@@ -860,10 +880,15 @@ def _challenge_vendor(s: _Seen) -> str | None:
     return None
 
 
-def _rule_bot_challenge(s: _Seen) -> Verdict | None:
+def _challenge_hit(s: _Seen) -> str | None:
+    """The bot wall's maker ("" when unknown) when one answered, else None."""
     if s.status in (404, 410) or s.status in _GATEWAY_STATUSES:
         return None
-    vendor = _challenge_vendor(s)
+    return _challenge_vendor(s)
+
+
+def _rule_bot_challenge(s: _Seen) -> Verdict | None:
+    vendor = _challenge_hit(s)
     if vendor is None:
         return None
     who = f" ({vendor})" if vendor else ""
@@ -924,7 +949,8 @@ def _rule_status(s: _Seen) -> Verdict | None:
     return _verdict(s, LinkStatus.ERROR, f"http_{code}", f"{said}.")
 
 
-def _rule_parked_wording(s: _Seen) -> Verdict | None:
+def _parked_hit(s: _Seen) -> str | None:
+    """The parking or domain-sale words the page says, weighed against its title."""
     if s.present:
         return None
     hit = _phrase(_PARKED_TITLE, s.title_text)
@@ -932,6 +958,11 @@ def _rule_parked_wording(s: _Seen) -> Verdict | None:
         hit = _phrase(_PARKED_STRONG, s.title_text, s.text)
     if hit is None and s.weak_ok:
         hit = _phrase(_PARKED_WEAK, s.title_text, s.text)
+    return hit
+
+
+def _rule_parked_wording(s: _Seen) -> Verdict | None:
+    hit = _parked_hit(s)
     if hit is None:
         return None
     return _verdict(s, LinkStatus.EXPIRED, "parked_domain",
@@ -948,24 +979,35 @@ def _rule_expired_notice(s: _Seen) -> Verdict | None:
                     f"The page says {_q(hit)}.")
 
 
-def _rule_soft404_wording(s: _Seen) -> Verdict | None:
+def _soft404_hit(s: _Seen) -> tuple[str, str] | None:
+    """("title", its error title), ("url", the error address it redirected
+    to) or ("text", the error words it says), or None."""
     title = _title_hit(s.titles, _ERROR_TITLE)
     if title is not None:
-        return _verdict(s, LinkStatus.EXPIRED, "soft_404",
-                        f"The page answers {s.status} but its title is {_q(title)}.")
+        return "title", title
     if s.redirected and _ERROR_URL.search(_path_query(s.final)) \
             and not _ERROR_URL.search(_path_query(s.obs.url)):
-        return _verdict(s, LinkStatus.EXPIRED, "soft_404",
-                        f"Redirects to an error page ({_u(s.final)}).")
+        return "url", s.final
     if not s.strong_ok:
         return None
     hit = _phrase(_SOFT404_STRONG, s.text)
     if hit is None and s.weak_ok:
         hit = _phrase(_SOFT404_WEAK, s.text)
+    return None if hit is None else ("text", hit)
+
+
+def _rule_soft404_wording(s: _Seen) -> Verdict | None:
+    hit = _soft404_hit(s)
     if hit is None:
         return None
+    where, what = hit
+    if where == "title":
+        return _verdict(s, LinkStatus.EXPIRED, "soft_404",
+                        f"The page answers {s.status} but its title is {_q(what)}.")
+    if where == "url":
+        return _verdict(s, LinkStatus.EXPIRED, "soft_404", f"Redirects to an error page ({_u(what)}).")
     return _verdict(s, LinkStatus.EXPIRED, "soft_404",
-                    f"The page answers {s.status} but reads like an error page ({_q(hit)}).")
+                    f"The page answers {s.status} but reads like an error page ({_q(what)}).")
 
 
 def _searches_for_itself(cited: str, final: str) -> bool:
@@ -1178,6 +1220,56 @@ _RULES: tuple[Callable[[_Seen], Verdict | None], ...] = (
     _rule_known_move,
     _rule_redirects,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class StandIn:
+    """What answered 200 in a page's place (`stand_in`)."""
+
+    reason: str
+    """"parked_domain", "soft_404", "login_required" or "bot_challenge": the
+    reasons a cited link gets for the same answer."""
+    evidence: str
+    """What shows it, in words: "it says 'this domain may be for sale'", "its
+    title is 'Page not found'", "it redirects to sedoparking.com", and for a
+    bot wall its maker ("Cloudflare") or ""."""
+
+
+def stand_in(obs: Observation, *, title: str = "") -> StandIn | None:
+    """Whether a 2xx answer is something standing in for the page rather than
+    the page: a domain-parking page (the domain lapsed), an error page served
+    as 200 (a soft 404), a sign-in page or a bot wall; None when it may be
+    the page.
+
+    The rules that judge a cited link's answer (3, 4, 5, 8 and 10), not a
+    copy of them: a watched page whose domain lapsed read its parking page's
+    advertising links as the page's new links, every cited link "removed".
+    `title` is what the page was called when last read: a page still
+    showing it is the page, and parking or error words in its text are then
+    ignored (an entry about a domain sale), as for a cited title."""
+    seen = _evidence(obs, title, None, None)
+    if not 200 <= seen.status < 300:
+        return None
+    parker = _parking_host_hit(seen)
+    if parker is not None:
+        return StandIn("parked_domain", f"it redirects to {parker}, a domain-parking or domain-sale service")
+    login = _login_hit(seen)
+    if login is not None:
+        where, what = login
+        return StandIn("login_required", f"it redirects to {_u(what)}" if where == "url"
+                       else f"its title is {_q(what)}")
+    vendor = _challenge_hit(seen)
+    if vendor is not None:
+        return StandIn("bot_challenge", vendor)
+    parked = _parked_hit(seen)
+    if parked is not None:
+        return StandIn("parked_domain", f"it says {_q(parked)}")
+    error = _soft404_hit(seen)
+    if error is not None:
+        where, what = error
+        return StandIn("soft_404", f"its title is {_q(what)}" if where == "title"
+                       else f"it redirects to {_u(what)}" if where == "url" else f"it says {_q(what)}")
+    return None
 
 
 def classify(obs: Observation, *, title: str = "", probe: Observation | None = None,

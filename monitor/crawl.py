@@ -47,7 +47,7 @@ from monitor.config import Settings, SiteSettings, audit_scope
 from monitor.decode import decode_html
 from monitor.errors import StoreError
 from monitor.extract import extract_page
-from monitor.pages import PageFetch, fetch_page, links_moved, moved_to, no_page_read
+from monitor.pages import PageFetch, fetch_page, links_moved, moved_to, no_page_read, stand_in_read
 from monitor.store import StoreWriter
 from monitor.types import (Citation, LinkKind, LinkStatus, Observation, PageRecord, RunInfo, SiteCut, UrlState,
                            Verdict)
@@ -378,6 +378,14 @@ class Audit:
             # is its failed read: the page whose problems were not read again.
             if under_final_url and fetched.final_url:
                 url = fetched.final_url
+            stood_in = stand_in_read(fetched, html, len(extracted.citations), extracted.entries, last)
+            if stood_in is not None:
+                # A parking page, an error page, a sign-in page or a bot wall
+                # answering 200 in the page's place: its links are not the
+                # page's, and last week's problems stay open.
+                log.info("page answered with another page in its place url=%s error=%s", url, stood_in)
+                return PageRecord(run_id=run.id, url=url, status="error", http_status=fetched.http_status,
+                                  title=extracted.title, error=stood_in, name=name, owner=owner), []
             if not extracted.citations and (unread := no_page_read(
                     fetched.body, html, last.links if last is not None else 0)) is not None:
                 before = await self.writer.call_unflushed("page_before", url, run.id)

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from monitor.classify import permanent_target  # the link checker's own rule, not a copy
+from monitor.classify import permanent_target, stand_in  # the link checker's own rules, not copies
 from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError, parse_ip
+from monitor.target import read_html
 from monitor.types import ErrorKind, Hop, Observation, PageRecord
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
@@ -309,6 +310,53 @@ def no_page_read(body: bytes, text: str, links_before: int) -> str | None:
         what = HOLDS_NO_LINKS
     had = f"{links_before} link{'s' if links_before != 1 else ''}"
     return f"it answered with {what}; it had {had} when last read, so this is not taken as their removal"
+
+
+_STAND_IN_WORDS = {
+    "parked_domain": "a domain-parking page ({evidence}): the site's domain may have lapsed",
+    "soft_404": ("an error page ({evidence}): the page may have been moved or removed, "
+                 "or the site is failing"),
+    "login_required": "a sign-in page ({evidence}): the monitor reads no page behind a login",
+    "bot_challenge": ("a bot check{evidence} instead of the page: the site turned the monitor away; "
+                      "open the page in a browser"),
+}
+"""What stands in for a watched page (`classify.stand_in`'s reasons), in an editor's words."""
+
+
+def stand_in_read(fetched: PageFetch, text: str, links: int, entries: Sequence[str],
+                  last: PageRecord | None) -> str | None:
+    """Why a 200 answer that lost the page's entries is something standing
+    in for it (a parking page, an error page, a sign-in page, a bot wall),
+    not an edit; None when it may be the page.
+
+    A domain that lapsed answers 200 with a parking page: its handful of
+    advertising links read as the page's new links, every cited link
+    "removed", and last week's problems went under "Fixed since last
+    report". The words are the link checker's (`classify.stand_in`), judged
+    only on a page that lost most of the citation entries of `last` (its
+    last full read; one that had none, some of its links): a page of many
+    entries that mentions a domain sale or a "page not found" in one of
+    them keeps them, and is read as the page. `text` is the decoded page;
+    `links` and `entries` are what the extract found in it."""
+    if last is None or last.links <= 0:
+        return None
+    if last.entries:
+        if len(set(entries) & set(last.entries)) * 2 >= len(last.entries):
+            return None  # most of its entries are there: the page
+    elif links >= last.links:
+        return None
+    seen = read_html(text)
+    found = stand_in(Observation(
+        url=fetched.url, checked_at=_EPOCH, http_status=fetched.http_status,
+        final_url=fetched.final_url, redirects=fetched.redirects, content_type=fetched.content_type,
+        title=seen.title, meta_title=seen.meta_title, text=seen.text), title=last.title)
+    if found is None:
+        return None
+    evidence = (f" ({found.evidence})" if found.evidence else "") if found.reason == "bot_challenge" \
+        else found.evidence
+    had = f"{last.links} link{'s' if last.links != 1 else ''}"
+    return (f"the page now shows {_STAND_IN_WORDS[found.reason].format(evidence=evidence)}; "
+            f"it had {had} when last read, so this is not taken as their removal")
 
 
 HOLDS_NO_LINKS = "a page that holds no links"

@@ -21,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from monitor.decode import decode_html
 
-__all__ = ["TargetInfo", "read_target", "is_html", "MAX_TEXT_CHARS", "MAX_TITLE_CHARS"]
+__all__ = ["TargetInfo", "read_target", "read_html", "is_html", "MAX_TEXT_CHARS", "MAX_TITLE_CHARS"]
 
 MAX_TEXT_CHARS = 2000
 """Visible text kept per target: error notices and parking pages say what
@@ -79,7 +79,13 @@ def read_target(body: bytes, content_type: str) -> TargetInfo:
         return TargetInfo()
     if not is_html(body, content_type):
         return TargetInfo(content_hash=hashlib.sha1(body).hexdigest())
-    tree = LexborHTMLParser(decode_html(body, content_type))
+    return read_html(decode_html(body, content_type))
+
+
+def read_html(html: str) -> TargetInfo:
+    """`read_target` of a document already decoded (a watched page, read
+    whole and decoded once for its links: `pages.stand_in_read`)."""
+    tree = LexborHTMLParser(html)
     meta_title = _meta_title(tree)
     title = _title(tree)
     tree.strip_tags(_INVISIBLE)

@@ -933,3 +933,61 @@ def test_is_confirmed_honours_the_configured_delay() -> None:
 def test_is_confirmed_accepts_naive_now_as_utc() -> None:
     state = observe([(ERROR, hours(0)), (ERROR, hours(30))])
     assert is_confirmed(state, hours(30).replace(tzinfo=None), CONFIRM_AFTER)
+
+
+# -- stand_in: what answered 200 in a watched page's place -------------------------------
+
+from monitor.classify import stand_in  # noqa: E402
+
+PAGE = "https://www.sclero.org/scleroderma/autoimmune/dermatomyositis/treatments.html"
+PAGE_TITLE = "Treatments for Dermatomyositis (DM) and Polymyositis (PM)"
+
+
+@pytest.mark.parametrize(("kw", "title", "expected"), [
+    # Parking: by its words (even behind a title that is only the domain), by its host.
+    (dict(title="sclero.org", text="This domain may be for sale! Related searches: lupus"),
+     PAGE_TITLE, ("parked_domain", "it says 'this domain may be for sale'")),
+    (dict(title="sclero.org is for sale", text="Buy it now"), PAGE_TITLE,
+     ("parked_domain", "it says 'is for sale'")),
+    (dict(final_url="https://sedoparking.com/sclero.org", title="sclero.org",
+          redirects=(Hop(PAGE, 302, "https://sedoparking.com/sclero.org"),)),
+     PAGE_TITLE, ("parked_domain", "it redirects to sedoparking.com, a domain-parking or domain-sale service")),
+    # An error page served 200: its title, its words, an error address.
+    (dict(title="Page Not Found | International Scleroderma Network"), PAGE_TITLE,
+     ("soft_404", "its title is 'Page Not Found | International Scleroderma Network'")),
+    (dict(title="International Scleroderma Network", text="Sorry, the page you requested could not be found."),
+     PAGE_TITLE, ("soft_404", "it says 'the page you requested could not be found'")),
+    (dict(final_url="https://www.sclero.org/404.html", title="International Scleroderma Network",
+          redirects=(Hop(PAGE, 302, "/404.html"),)),
+     PAGE_TITLE, ("soft_404", "it redirects to https://www.sclero.org/404.html")),
+    # A sign-in page, a bot wall.
+    (dict(title="Sign in"), PAGE_TITLE, ("login_required", "its title is 'Sign in'")),
+    (dict(title="Just a moment...", text="Checking your browser before accessing sclero.org"), PAGE_TITLE,
+     ("bot_challenge", "Cloudflare")),
+    # The page itself: its title as last read, whatever its text quotes.
+    (dict(title=PAGE_TITLE, text="An article on domain parking: 'this domain may be for sale'. "
+          "Related searches. Page not found."), PAGE_TITLE, None),
+    (dict(title=PAGE_TITLE + " | sclero.org", text="Sorry, the page you requested could not be found."),
+     PAGE_TITLE, None),
+    (dict(title="Dermatomyositis Treatments", text="Rituximab in refractory disease."), PAGE_TITLE, None),
+    # Not a 2xx: said by its status, not here.
+    (dict(http_status=404, title="Page Not Found"), PAGE_TITLE, None),
+    (dict(http_status=503, title="Just a moment...", text="Checking your browser"), PAGE_TITLE, None),
+])
+def test_stand_in(kw: dict[str, Any], title: str, expected: tuple[str, str] | None) -> None:
+    seen = stand_in(Observation(**{"url": PAGE, "checked_at": T0, "http_status": 200, **kw}), title=title)
+    assert (None if seen is None else (seen.reason, seen.evidence)) == expected
+
+
+@pytest.mark.parametrize("kw", [
+    dict(title="sclero.org", text="This domain may be for sale! Related searches"),
+    dict(title="Page Not Found"),
+    dict(title="Sign in"),
+    dict(title="Just a moment...", text="Checking your browser before accessing sclero.org"),
+    dict(final_url="https://sedoparking.com/x", redirects=(Hop(PAGE, 302, "https://sedoparking.com/x"),)),
+])
+def test_stand_in_is_what_a_cited_link_is_judged(kw: dict[str, Any]) -> None:
+    """One piece: the reason a cited link gets for the same answer."""
+    obs = Observation(**{"url": PAGE, "checked_at": T0, "http_status": 200, **kw})
+    seen = stand_in(obs, title=PAGE_TITLE)
+    assert seen is not None and seen.reason == classify(obs, title=PAGE_TITLE).reason

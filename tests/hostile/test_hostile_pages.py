@@ -36,8 +36,9 @@ from monitor.config import (CheckerSettings, DatabaseSettings, EmailSettings, Pa
 from monitor.crawl import run_audit
 from monitor.decode import decode_html
 from monitor.jobs import report_job
-from monitor.pages import MAX_PAGE_BYTES, fetch_page, no_page_read
+from monitor.pages import MAX_PAGE_BYTES, PageFetch, fetch_page, no_page_read, stand_in_read
 from monitor.store import Store
+from monitor.types import PageRecord
 
 from hostile_kit import RawServer, read_request, start_sink
 
@@ -294,3 +295,183 @@ async def test_a_redirect_chain_of_long_locations_is_stored_bounded(tmp_path: Pa
     (entry,) = json.loads(result.output)["observations"]
     assert [h["status"] for h in entry["redirects"]] == [302] * 5 + [0, 302]
     assert entry["redirects"][-1]["location"].endswith("\u2026")
+
+
+# -- a page something else answers for: a parked domain, an error page, a wall --------
+
+
+def sclero_page(extra: str = "", title: str = "Treatments for Dermatomyositis (DM) and Polymyositis (PM)") -> bytes:
+    """A page as sclero.org's are: a menu, then citation entries under headings;
+    one entry cites a link that is gone (404), the eleven others are fine."""
+    entries = ['<p><a href="/gone">Rituximab for refractory dermatomyositis in adults</a>. A retrospective '
+               'study of 25 patients. PubMed, Clin Rheumatol, 04/30/2018.</p>']
+    entries += [f'<p><a href="/fine/{i}">Study {i} of intravenous immunoglobulin in polymyositis</a>. '
+                f'Patients improved. PubMed, J Rheumatol, 0{i % 9 + 1}/12/2019.</p>' for i in range(11)]
+    menu = "".join(f'<a href="/menu/{name}.html">{name}</a> ' for name in ("home", "types", "disclaimer"))
+    return (f"<html><head><title>{title}</title></head><body><div>{menu}</div>"
+            f"<h1>{title}</h1><h2>Biological Agents</h2>{''.join(entries[:6])}{extra}"
+            f"<h2>Immunoglobulin</h2>{''.join(entries[6:])}</body></html>").encode()
+
+
+ADS = "".join(f'<li><a href="/?q={words}">{words.replace("+", " ")}</a></li>'
+              for words in ("scleroderma+treatment", "lupus+symptoms", "health+insurance",
+                            "arthritis+pain+relief", "online+pharmacy", "cheap+flights"))
+PARKED = (f"<html><head><title>sclero.org</title></head><body><h1>sclero.org</h1>"
+          f"<p>This domain may be for sale!</p><h2>Related searches</h2><ul>{ADS}</ul></body></html>").encode()
+"""A lapsed domain's parking page: six advertising links, "Related searches"."""
+SOFT_404 = (b'<html><head><title>Page Not Found | International Scleroderma Network</title></head><body>'
+            b'<a href="/menu/home.html">home</a> <a href="/menu/types.html">types</a>'
+            b"<p>Sorry, the page you requested could not be found.</p></body></html>")
+SOFT_404_SITE_TITLE = (b"<html><head><title>International Scleroderma Network</title></head><body>"
+                       b'<a href="/menu/home.html">home</a> <a href="/">search</a>'
+                       b"<p>The page you are looking for could not be found.</p></body></html>")
+SIGN_IN = (b"<html><head><title>Sign in</title></head><body><form action='/login' method='post'>"
+           b"<input name='user'><input name='password' type='password'></form></body></html>")
+BOT_WALL = (b"<html><head><title>Just a moment...</title></head><body><p>Checking your browser before "
+            b"accessing sclero.org.</p><p>Enable JavaScript and cookies to continue</p></body></html>")
+MENTIONS = ('<p><a href="/fine/a">Domain for sale scams target patient forums</a>. "This domain may be for '
+            'sale", the page said; related searches led to ads. The page not found errors... PubMed, '
+            'J Med Internet Res, 05/01/2019.</p>')
+"""An entry about parking pages, quoting their words: the page it is on is a real page."""
+
+
+async def serve_pages(aiohttp_server: Any, page: dict[str, Any]) -> int:
+    async def watched(request: web.Request) -> web.Response:
+        return web.Response(body=page["body"], headers={"Content-Type": "text/html"})
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<title>Not found</title>", content_type="text/html")
+
+    async def fine(request: web.Request) -> web.Response:
+        return web.Response(text="<title>A study</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page.html", watched)
+    app.router.add_get("/gone", gone)
+    app.router.add_get("/fine/{n}", fine)
+    app.router.add_get("/menu/{name}", fine)
+    app.router.add_get("/", fine)
+    return int((await aiohttp_server(app)).port)
+
+
+async def stand_in_weeks(tmp_path: Path, aiohttp_server: Any, bodies: list[bytes]) -> tuple[Path, list[dict[str, Any]]]:
+    """One `monitor check` and report a week (the report mailed: the next
+    compares with it), the page answering each of `bodies`: the config and
+    the reports' JSON, each with the week's stderr under "stderr"."""
+    page = {"body": bodies[0]}
+    port = await serve_pages(aiohttp_server, page)
+    sink, smtp, smtp_port = await start_sink()
+    settings = settings_for(tmp_path, port, smtp_port)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "{settings.pages[0].url}"\n'
+                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
+                      f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
+                      f'[report]\ndir = "{tmp_path / "out"}"\nconfirm_after_hours = 0\n'
+                      f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+                      'sender = "m@example.org"\nrecipients = ["w@example.org"]\n', encoding="utf-8")
+    reports = []
+    try:
+        for body in bodies:
+            page["body"] = body
+            checked = await asyncio.to_thread(CliRunner().invoke, cli, ["check", "--config", str(config)])
+            assert checked.exit_code in (0, 1), checked.output
+            with Store.open(str(tmp_path / "m.db")) as store:
+                run = store.latest_run()
+            assert run is not None
+            await report_job(load_settings(config), run_id=run.id, send=True)
+            data = json.loads(next((tmp_path / "out").glob(f"*run-{run.id}.json")).read_text())
+            data["stderr"] = " ".join(checked.stderr.split())
+            reports.append(data)
+    finally:
+        smtp.close()
+    return config, reports
+
+
+PARKED_WORDS = ("the page now shows a domain-parking page (it says 'this domain may be for sale'): "
+                "the site's domain may have lapsed; it had 15 links when last read, so this is not "
+                "taken as their removal")
+
+
+@pytest.mark.parametrize(("body", "words"), [
+    pytest.param(PARKED, PARKED_WORDS, id="parked-domain"),
+    pytest.param(SOFT_404, "the page now shows an error page (its title is 'Page Not Found | International "
+                 "Scleroderma Network'): the page may have been moved or removed", id="soft-404-title"),
+    pytest.param(SOFT_404_SITE_TITLE, "the page now shows an error page (it says 'the page you are looking for "
+                 "could not be found'): the page may have been moved or removed", id="soft-404-text"),
+    pytest.param(SIGN_IN, "the page now shows a sign-in page (its title is 'Sign in'): the monitor reads no "
+                 "page behind a login", id="sign-in"),
+    pytest.param(BOT_WALL, "the page now shows a bot check (Cloudflare) instead of the page: the site turned "
+                 "the monitor away", id="bot-wall"),
+])
+async def test_a_page_something_else_answers_for_keeps_its_problems_open(
+        tmp_path: Path, aiohttp_server: Any, body: bytes, words: str) -> None:
+    """A domain that lapsed answered 200 with a parking page: its six
+    advertising links were read as the page's links and last week's 404
+    went under "Fixed since last report" ("removed"), the page "ok". An
+    error page served 200, a sign-in page, a bot wall: the same. Now the
+    page could not be read, saying what answered instead, on stderr, in the
+    report (banner, JSON, mail), its problems kept open, the week after
+    too; when the page is back, the 404 is still there."""
+    _, (first, second, third, back) = await stand_in_weeks(
+        tmp_path, aiohttp_server, [sclero_page(), body, body, sclero_page()])
+    assert first["counts"]["expired"] == 1 and first["counts"]["pages_failed"] == 0
+    for week in (second, third):
+        assert week["counts"]["fixed"] == 0, week["fixed_since_last"]
+        assert week["counts"]["pages_failed"] == 1, week["pages"]
+        (record,) = week["pages"]
+        assert record["status"] == "error" and record["error"].startswith(words), record["error"]
+        assert words in week["stderr"], week["stderr"]
+        assert record["error"].endswith("it had 15 links when last read, so this is not taken as their removal")
+    html = next((tmp_path / "out").glob(f"*run-{second['run']['id']}.html")).read_text()
+    assert " ".join(words.replace("'", "&#39;").split()) in " ".join(html.split())
+    assert back["counts"]["pages_failed"] == 0 and back["counts"]["expired"] == 1
+    assert not back["fixed_since_last"]
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(sclero_page(MENTIONS), id="same-title"),
+    pytest.param(sclero_page(MENTIONS, title="Sorry, page not found? This domain may be for sale"), id="new-title"),
+])
+async def test_a_real_page_that_mentions_parking_words_is_read_as_the_page(
+        tmp_path: Path, aiohttp_server: Any, body: bytes) -> None:
+    """The page gained an entry about parking pages, quoting "this domain
+    may be for sale", "related searches", "page not found" (even in a title
+    an editor chose): it keeps its entries, so it is the page, read as
+    ever; the 404 still open, the new link checked."""
+    _, (first, second) = await stand_in_weeks(tmp_path, aiohttp_server, [sclero_page(), body])
+    assert second["counts"]["pages_failed"] == 0, second["pages"]
+    (record,) = second["pages"]
+    assert record["status"] == "ok" and record["links"] == 16, record
+    assert second["counts"]["expired"] == 1 and second["counts"]["fixed"] == 0
+
+
+async def test_a_page_edited_to_drop_its_dead_link_is_still_fixed(tmp_path: Path, aiohttp_server: Any) -> None:
+    """Control: the editor removed the 404's entry; the page is read and the 404 is fixed."""
+    edited = sclero_page().replace(b'<a href="/gone">Rituximab', b'Rituximab')
+    _, (_, second) = await stand_in_weeks(tmp_path, aiohttp_server, [sclero_page(), edited])
+    assert second["counts"]["pages_failed"] == 0 and second["counts"]["fixed"] == 1
+    assert [f["how"] for f in second["fixed_since_last"]] == ["removed"]
+
+
+def _last_read(links: int, entries: tuple[str, ...]) -> PageRecord:
+    return PageRecord(run_id=1, url="http://127.0.0.1:1/page.html", status="ok", links=links, entries=entries,
+                      title="Treatments for Dermatomyositis (DM) and Polymyositis (PM)")
+
+
+ENTRIES = tuple(f"Study {i} of intravenous immunoglobulin in polymyositis" for i in range(10))
+
+
+@pytest.mark.parametrize(("last", "entries", "words"), [
+    (_last_read(12, ENTRIES), (), "the page now shows a domain-parking page"),
+    (_last_read(12, ENTRIES), ENTRIES[:4], "the page now shows a domain-parking page"),  # 4 of 10 kept
+    (_last_read(12, ENTRIES), ENTRIES[:5], None),  # half its entries are there: the page
+    (_last_read(20, ()), (), "the page now shows a domain-parking page"),  # no entries: 20 links -> 6
+    (_last_read(3, ()), (), None),  # it had fewer links than the ads: nothing lost
+    (_last_read(0, ()), (), None),
+    (None, (), None),  # never read: nothing to keep open
+])
+def test_stand_in_read(last: PageRecord | None, entries: tuple[str, ...], words: str | None) -> None:
+    fetched = PageFetch(url="http://127.0.0.1:1/page.html", final_url="http://127.0.0.1:1/page.html",
+                        status="ok", http_status=200, body=PARKED, content_type="text/html")
+    said = stand_in_read(fetched, PARKED.decode(), 6, entries, last)
+    assert said == words if words is None else said is not None and said.startswith(words), said
