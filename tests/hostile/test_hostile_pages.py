@@ -357,7 +357,8 @@ async def serve_pages(aiohttp_server: Any, page: dict[str, Any]) -> int:
 async def stand_in_weeks(tmp_path: Path, aiohttp_server: Any, bodies: list[bytes]) -> tuple[Path, list[dict[str, Any]]]:
     """One `monitor check` and report a week (the report mailed: the next
     compares with it), the page answering each of `bodies`: the config and
-    the reports' JSON, each with the week's stderr under "stderr"."""
+    the reports' JSON, each with the week's stderr under "stderr" and its
+    mail's text part under "mail"."""
     page = {"body": bodies[0]}
     port = await serve_pages(aiohttp_server, page)
     sink, smtp, smtp_port = await start_sink()
@@ -381,6 +382,8 @@ async def stand_in_weeks(tmp_path: Path, aiohttp_server: Any, bodies: list[bytes
             await report_job(load_settings(config), run_id=run.id, send=True)
             data = json.loads(next((tmp_path / "out").glob(f"*run-{run.id}.json")).read_text())
             data["stderr"] = " ".join(checked.stderr.split())
+            mail = email.message_from_bytes(sink.messages[-1][2], policy=email.policy.default)
+            data["mail"] = " ".join(mail.get_body(("plain",)).get_content().split())  # type: ignore[union-attr]
             reports.append(data)
     finally:
         smtp.close()
@@ -421,6 +424,7 @@ async def test_a_page_something_else_answers_for_keeps_its_problems_open(
         (record,) = week["pages"]
         assert record["status"] == "error" and record["error"].startswith(words), record["error"]
         assert words in week["stderr"], week["stderr"]
+        assert words in week["mail"], week["mail"]
         assert record["error"].endswith("it had 15 links when last read, so this is not taken as their removal")
     html = next((tmp_path / "out").glob(f"*run-{second['run']['id']}.html")).read_text()
     assert " ".join(words.replace("'", "&#39;").split()) in " ".join(html.split())
