@@ -97,7 +97,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from monitor import notices, quirks
 from monitor.urlnoise import PATH_SESSION, SESSION_KEY
-from monitor.types import ErrorKind, LinkStatus, Observation, UrlState, Verdict
+from monitor.types import URL_KEPT_MAX, ErrorKind, LinkStatus, Observation, UrlState, Verdict
 
 __all__ = [
     "CONFIRM_AFTER",
@@ -729,6 +729,11 @@ def _evidence(obs: Observation, cited: str, probe: Observation | None,
 
 def _verdict(s: _Seen, status: LinkStatus, reason: str, detail: str,
              suggested: str | None = None) -> Verdict:
+    # An address longer than URL_KEPT_MAX is not suggested (a server's 30 KB
+    # Location was kept in every week's row and offered as "New address");
+    # the detail names it shortened, and the advice asks to find the new one.
+    if suggested is not None and len(suggested) > URL_KEPT_MAX:
+        suggested = None
     return Verdict(url=s.obs.url, status=status, reason=reason, detail=detail,
                    suggested_url=suggested)
 

@@ -126,7 +126,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import idna
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from monitor.types import Citation, EntryContext, LinkKind
+from monitor.types import HREF_MAX, URL_KEPT_MAX, Citation, EntryContext, LinkKind
 
 __all__ = ["PageExtract", "extract_page", "normalize_url", "parse_source_date"]
 
@@ -177,7 +177,9 @@ def normalize_url(
     into the page itself (`document`, default `base`) is a "fragment".
     """
     ref = href.strip(_C0_AND_SPACE).translate(_DROP_TAB_NEWLINE)
-    if not ref:
+    if not ref or len(ref) > HREF_MAX:
+        # Longer than any server takes: a paste gone wrong, or a hostile
+        # page's 500,000 characters, kept in four rows a link every week.
         return None, "invalid_url"
     match = _SCHEME_RE.match(ref)
     if match:
@@ -195,7 +197,7 @@ def normalize_url(
         url = _canonical(ref if absolute else urljoin(base, ref))
     except ValueError:
         url = None
-    if url is None:
+    if url is None or len(url) > HREF_MAX:  # percent-escaped, one character can take twelve
         return None, "invalid_url"
     if "#" in ref:
         if document is None:
@@ -615,7 +617,7 @@ def extract_page(html: str, page_url: str) -> PageExtract:
             if segment is not None:
                 kind, context = _classify(link, i, segment, url, page_site)
         citations.append(Citation(
-            page_url=page_url, url=url, raw_href=link.raw_href, anchor_text=link.text,
+            page_url=page_url, url=url, raw_href=_kept_href(link.raw_href), anchor_text=link.text,
             section="" if link.chrome else link.section, kind=kind,
             element=link.element, attribute=link.attribute, line=link.line,
             context=context, skip_reason=skip,
@@ -634,9 +636,15 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
+def _kept_href(href: str) -> str:
+    """An href as the history keeps it: one too long to check (`HREF_MAX`)
+    is clipped, with an ellipsis, to what an editor needs to find it."""
+    return href if len(href) <= HREF_MAX else _clip(href[:URL_KEPT_MAX + 1], URL_KEPT_MAX)
+
+
 def _title(tree: LexborHTMLParser) -> str:
     node = tree.css_first("head > title") or tree.css_first("title")
-    return _collapse(node.text()) if node is not None else ""
+    return _bounded_text(node, _TITLE_MAX, _TITLE_NODES) if node is not None else ""
 
 
 def _codebase_url(codebase: str, base_url: str) -> str:
@@ -813,6 +821,11 @@ _HEADING_MAX = 200
 link under it, so one unclosed <h2> above 2,000 entries (whose text is the
 rest of the page) made a 338 MB database in one run."""
 _HEADING_NODES = 1_000
+_TITLE_MAX = 500
+"""A page's <title> kept at most (real ones run to 150): it is stored with
+each read of the page and shown in the report and on the terminal; a
+hostile page's 500,000 characters were kept whole, every week."""
+_TITLE_NODES = 64
 
 
 def _quote_label(node: LexborNode) -> str:

@@ -21,7 +21,7 @@ from monitor.classify import permanent_target, stand_in  # the link checker's ow
 from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError, parse_ip
 from monitor.target import read_html
-from monitor.types import ErrorKind, Hop, Observation, PageRecord
+from monitor.types import URL_KEPT_MAX, ErrorKind, Hop, Observation, PageRecord
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
 """A watched page larger than this is refused rather than parsed."""
@@ -147,8 +147,9 @@ def moved_to(fetched: PageFetch) -> str | None:
     seen = Observation(url=fetched.url, checked_at=_EPOCH, http_status=fetched.http_status,
                        final_url=fetched.final_url, redirects=fetched.redirects)
     target = permanent_target(seen)
-    # A Location is the server's text: shown to a webmaster, stored in SQLite.
-    return None if target is None else printable(target)
+    # A Location is the server's text: shown to a webmaster, stored in SQLite;
+    # one longer than any address an editor would paste is not suggested.
+    return None if target is None or len(target) > URL_KEPT_MAX else printable(target)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

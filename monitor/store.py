@@ -65,6 +65,7 @@ from monitor.types import (
     PageRecord,
     RunInfo,
     SiteCut,
+    URL_KEPT_MAX,
     UrlState,
     Verdict,
 )
@@ -514,7 +515,7 @@ def _entry_date(text: str | None) -> dt.date | None:
     return _date(text)
 
 
-HOP_URL_MAX = 2048
+HOP_URL_MAX = URL_KEPT_MAX
 """A stored hop's URL and Location are clipped to this (no editor pastes a
 longer link): a cited server can send 30 KB Locations, 20 hops deep."""
 HOPS_KEPT = 5
@@ -659,9 +660,12 @@ def _observation_values(
 def _stored_final_url(obs: Observation) -> str | None:
     """'' for "the URL itself" (nine answers in ten come without a redirect):
     a second copy of the URL in every row was 8 MiB a week at 100,000
-    links. Readers give the URL back (`HISTORY_SQL`, `_link_result`)."""
+    links. Readers give the URL back (`HISTORY_SQL`, `_link_result`). A
+    final address longer than `HOP_URL_MAX` is clipped with an ellipsis."""
     final = _storable(obs.final_url)
-    return "" if final == obs.url else final
+    # Clipped as a hop is: a 30 KB Location made each row of a redirected
+    # link hold it, every week (the chain itself is clipped the same).
+    return "" if final == obs.url else final if final is None else _clipped_url(final)
 
 
 def _stored_meta_title(obs: Observation) -> str:

@@ -68,6 +68,19 @@ class ErrorKind(StrEnum):
     ROBOTS_DISALLOWED = "robots_disallowed"
 
 
+URL_KEPT_MAX = 2048
+"""The longest address the history keeps whole (a redirect hop, a final
+address) or suggests (a link's new address): no editor pastes a longer
+link, and a hostile server sends 30 KB Locations, a hostile page 500,000
+characters of href. A longer one is clipped with an ellipsis where it is
+evidence, and not suggested at all (a clipped address leads nowhere)."""
+
+HREF_MAX = 8192
+"""The longest href checked: servers refuse longer request lines (Apache
+8,190 bytes, nginx 8 KB); a longer one is a malformed link, kept clipped to
+`URL_KEPT_MAX`."""
+
+
 @dataclass(frozen=True, slots=True)
 class EntryContext:
     """The citation entry around a link, as an editor reads it on the page."""

@@ -991,3 +991,17 @@ def test_stand_in_is_what_a_cited_link_is_judged(kw: dict[str, Any]) -> None:
     obs = Observation(**{"url": PAGE, "checked_at": T0, "http_status": 200, **kw})
     seen = stand_in(obs, title=PAGE_TITLE)
     assert seen is not None and seen.reason == classify(obs, title=PAGE_TITLE).reason
+
+
+@pytest.mark.parametrize(("location", "suggested"), [
+    ("https://e.org/new?" + "a" * 500_000, None),
+    ("https://e.org/new?" + "a" * (2048 - 18), "https://e.org/new?" + "a" * (2048 - 18)),
+])
+def test_an_address_longer_than_any_link_is_not_suggested(location: str, suggested: str | None) -> None:
+    """A 301 to a 30 KB Location was offered as "New address" and kept in
+    every week's row; the link is still said moved, the detail shortened."""
+    url = "https://e.org/old"
+    verdict = classify(Observation(url=url, checked_at=T0, http_status=200, final_url=location,
+                                   redirects=(Hop(url, 301, location),)))
+    assert (verdict.status, verdict.reason, verdict.suggested_url) == (LinkStatus.MOVED, "permanent_redirect", suggested)
+    assert len(verdict.detail) < 250

@@ -820,6 +820,33 @@ def test_an_entry_summary_is_bounded() -> None:
     assert citation.context.source == "J Rheumatol. 2020;1(2):3-4."
 
 
+@pytest.mark.parametrize(("title", "kept"), [
+    pytest.param("T" * 500_000, "T" * 500 + "\u2026", id="500,000-characters"),
+    pytest.param("Treatments " * 60, ("Treatments " * 45).strip() + "\u2026", id="clipped-at-a-word"),
+    pytest.param("  Treatments for\n Dermatomyositis  ", "Treatments for Dermatomyositis", id="ordinary"),
+])
+def test_the_page_title_is_bounded(title: str, kept: str) -> None:
+    """Kept with each read of the page, shown in the report and on the terminal."""
+    assert extract_page(f"<html><head><title>{title}</title></head><body></body></html>", SMALL).title == kept
+
+
+@pytest.mark.parametrize(("href", "url", "raw", "skip"), [
+    pytest.param("/x?" + "b" * 500_000, None, "/x?" + "b" * 2045 + "\u2026", "invalid_url", id="500,000-characters"),
+    pytest.param("http://e.org/x?" + "b" * 8177, "http://e.org/x?" + "b" * 8177, None, None, id="8,192-checked"),
+    pytest.param("http://e.org/x?" + "b" * 8178, None, "http://e.org/x?" + "b" * 2033 + "\u2026", "invalid_url",
+                 id="8,193-not"),
+    pytest.param("/x?" + "b" * 8189, None, None, "invalid_url", id="8,192-made-longer-by-the-base"),
+    pytest.param("/x?" + "\u00e9" * 2000, None, None, "invalid_url", id="escaped-too-long"),
+])
+def test_an_href_too_long_for_any_server_is_a_malformed_link_kept_clipped(
+        href: str, url: str | None, raw: str | None, skip: str | None) -> None:
+    """Servers refuse request lines over 8 KB: a 500,000-character href was
+    requested, and kept whole in four rows a week (href, URL, observation,
+    state). It is a link to correct; the history keeps what finds it."""
+    (citation,) = extract_page(f'<p><a href="{href}">A study</a></p>', "http://e.org/p").citations
+    assert (citation.url, citation.raw_href, citation.skip_reason) == (url, href if raw is None else raw, skip)
+
+
 def test_resources_of_every_kind() -> None:
     html = (
         '<head><link rel="stylesheet" href="/s.css"><link rel="shortcut icon" href="/f.ico">'

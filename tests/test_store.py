@@ -174,6 +174,19 @@ def test_a_byte_that_is_not_utf8_from_a_server_loses_nothing_else(store: Store) 
     assert store.run_pages(run.id)[0].error == "Location \ufffd"
 
 
+def test_a_final_address_of_500000_characters_is_kept_clipped(store: Store) -> None:
+    """Each redirected link's row kept its final address whole, every week
+    (a server's Location, up to the client's header limit), as a hop's is."""
+    run = store.start_run(T0)
+    url = "https://e.org/moved"
+    store.record_observations(run.id, [check(url, T0, final_url="https://e.org/new?" + "a" * 500_000)])
+    (entry,) = store.history(url)
+    assert entry.final_url == "https://e.org/new?" + "a" * (2048 - 18) + "\u2026"
+    short = "https://e.org/short"
+    store.record_observations(run.id, [check(short, T0, final_url="https://e.org/new")])
+    assert store.history(short)[0].final_url == "https://e.org/new"
+
+
 def test_wal_foreign_keys_and_busy_timeout_are_on(store: Store, db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

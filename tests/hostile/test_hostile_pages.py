@@ -36,9 +36,9 @@ from monitor.config import (CheckerSettings, DatabaseSettings, EmailSettings, Pa
 from monitor.crawl import run_audit
 from monitor.decode import decode_html
 from monitor.jobs import report_job
-from monitor.pages import MAX_PAGE_BYTES, PageFetch, fetch_page, no_page_read, stand_in_read
+from monitor.pages import MAX_PAGE_BYTES, PageFetch, fetch_page, moved_to, no_page_read, stand_in_read
 from monitor.store import Store
-from monitor.types import PageRecord
+from monitor.types import Hop, PageRecord
 
 from hostile_kit import RawServer, read_request, start_sink
 
@@ -479,3 +479,94 @@ def test_stand_in_read(last: PageRecord | None, entries: tuple[str, ...], words:
                         status="ok", http_status=200, body=PARKED, content_type="text/html")
     said = stand_in_read(fetched, PARKED.decode(), 6, entries, last)
     assert said == words if words is None else said is not None and said.startswith(words), said
+
+
+# -- what a hostile page or server can make the history hold ---------------------------
+
+
+HUGE = 500_000
+
+
+async def test_a_huge_title_href_and_long_redirects_keep_the_history_small(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """A page's 500,000-character <title> and href were kept whole in every
+    week's rows (the page's record; the occurrence's href and URL, the
+    observation's and the URL state's URL), and a server's 30 KB Location
+    (the most the client takes) as each redirected link's final address
+    and as its "New address": a 4.7 MB database and a 3.2 MB JSON report
+    for three links. Now: the title and the href clipped, the href not
+    requested (no server takes it: it is a malformed link to correct), the
+    final address clipped as a hop is, and no address offered that long.
+    The report still renders and says what to do."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=(
+            f"<html><head><title>{'T' * HUGE}</title></head><body><h2>Refs</h2>"
+            f'<p><a href="/long?{"b" * HUGE}">A study of long hrefs in early disease</a>. J Rheumatol. 2020;1(2):3-4.</p>'
+            '<p><a href="/moved">A study of moved pages in early disease</a>. J Rheumatol. 2020;1(2):3-4.</p>'
+            '<p><a href="/temp">A study of temporary moves in early disease</a>. J Rheumatol. 2020;1(2):3-4.</p>'
+            "</body></html>"), content_type="text/html")
+
+    async def moved(request: web.Request) -> web.Response:
+        raise web.HTTPMovedPermanently(f"/new?{PAD}")
+
+    async def temp(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"/new?{PAD}")
+
+    hits: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(text="<title>A study</title>", content_type="text/html")
+
+    app = web.Application(handler_args={"max_line_size": 2 * HUGE, "max_field_size": 65536})
+    app.router.add_get("/page.html", page)
+    app.router.add_get("/moved", moved)
+    app.router.add_get("/temp", temp)
+    app.router.add_get("/new", elsewhere)
+    app.router.add_get("/long", elsewhere)
+    server = await aiohttp_server(app)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page.html"\n'
+                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 5\nretries = 0\n'
+                      f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
+                      f'[report]\ndir = "{tmp_path / "out"}"\nconfirm_after_hours = 0\n[email]\nenabled = false\n',
+                      encoding="utf-8")
+    settings = load_settings(config)
+    run = (await run_audit(settings)).run.id
+    await report_job(settings, run_id=run, send=False)
+    assert "/long" not in hits, hits  # no server takes it; the redirects are followed to /new
+    with sqlite3.connect(tmp_path / "m.db") as conn:
+        longest = {f"{table}.{column}": conn.execute(f"SELECT max(length({column})) FROM {table}").fetchone()[0]
+                   for table, column in [("pages", "title"), ("occurrences", "raw_href"), ("occurrences", "url"),
+                                         ("observations", "url"), ("observations", "final_url"),
+                                         ("observations", "suggested_url"), ("url_state", "url")]}
+    conn.close()
+    assert all((n or 0) <= 2100 for n in longest.values()), longest
+    assert (tmp_path / "m.db").stat().st_size < 400_000
+    data = json.loads(next((tmp_path / "out").glob(f"*run-{run}.json")).read_text())
+    assert len(json.dumps(data)) < 100_000
+    assert data["pages"][0]["title"].endswith("T\u2026")
+    problems = {p["link"]["text"]: p for group in data["needs_fixing"] for s in group["sections"]
+                for e in s["entries"] for p in e["problems"]}
+    long_href = problems["A study of long hrefs in early disease"]
+    assert long_href["link"]["reason"] == "invalid_url" and long_href["link"]["url"].endswith("b\u2026")
+    assert long_href["advice"].startswith("Correct the link's address on the page")
+    moved_link = problems["A study of moved pages in early disease"]
+    assert moved_link["link"]["status"] == "moved" and moved_link["fix_url"] is None
+    assert moved_link["advice"] == "Find the article's new address and update the link."
+    assert moved_link["link"]["final_url"].endswith("a\u2026")
+    html = next((tmp_path / "out").glob(f"*run-{run}.html")).read_text()
+    assert "This article has a new address" in html and len(html) < 100_000
+
+
+@pytest.mark.parametrize(("location", "moved"), [
+    ("http://127.0.0.1:1/new?" + "a" * 30_000, None),
+    ("http://127.0.0.1:1/new.html", "http://127.0.0.1:1/new.html"),
+])
+def test_a_watched_page_is_not_told_to_move_to_an_address_longer_than_any_link(
+        location: str, moved: str | None) -> None:
+    """Its [[pages]] url was to be updated to a 30 KB address, kept with each read."""
+    url = "http://127.0.0.1:1/page.html"
+    fetched = PageFetch(url=url, final_url=location, status="ok", http_status=200,
+                        redirects=(Hop(url, 301, location),))
+    assert moved_to(fetched) == moved
