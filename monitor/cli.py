@@ -569,7 +569,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
 
     from urllib.parse import urlsplit
 
-    from monitor.output import history_dicts, one_line, sighting_dict, url_spellings
+    from monitor.output import (absence_lines, history_dicts, one_line, place_lines, sighting_dict, story,
+                                url_spellings, whereabouts_dict)
     from monitor.store import Store
 
     if not urlsplit(url).scheme:
@@ -579,19 +580,22 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     with Store.open(settings.database.path) as store:
         entries = store.history(url)
         state = store.url_state(url)
+        told = story(store.whereabouts(url))
+        instead = _instead(store, url, told)
         if not entries and state is None:
             # Listed by the pages but never requested (malformed, mailto:,
             # excluded): where it sits and why; else the spellings it was
             # checked under (with or without the slash, www., https).
             found = store.unrequested_sightings(url)
             if found is not None and fmt != "json":
-                sightings = _sighting_lines(store, url, *found)
+                sightings = _sighting_lines(store, url, *found, told=told, instead=instead)
             elif found is None:
                 known = [u for u in url_spellings(url) if store.url_state(u) is not None]
     if fmt == "json":
         data: dict[str, Any] = {"url": url, "observations": history_dicts(entries)}
         if found is not None:
             data["never_requested"] = sighting_dict(*found)
+        data.update(whereabouts_dict(told))
         click.echo(json.dumps(data, indent=1))
         return
     if not entries and state is None:
@@ -607,20 +611,56 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     if not entries:
         click.echo(f"  no checks kept: those older than {settings.database.keep_weeks} weeks are "
                    "forgotten ([database] keep_weeks)")
-    for e in entries:
-        code = e.http_status if e.http_status is not None else "-"
-        hops = " -> ".join(f"{h.status} {one_line(h.location)}" if h.status else f"({h.location})"
-                           for h in e.redirects)  # status 0: the hops a long chain left out
-        line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
-        click.echo(line + (f"  via {hops}" if hops else ""))
-        if e.notice:
-            click.echo(f"    {e.notice.upper()}: {one_line(e.notice_detail)}")
+    # The checks, and between them the audits that read the link's page and
+    # found it gone: a link removed and restored reads as such.
+    lines = [(e.checked_at, _check_lines(e)) for e in entries]
+    lines += [(at, [f"  {line}"]) for at, line in absence_lines(told, entries)]
+    for _, block in sorted(lines, key=lambda item: item[0]):
+        click.echo("\n".join(block))
+    left_at = min((at for at, run_id in told.absent if told.left is not None and run_id >= told.left.id),
+                  default=None)
+    last = [e for e in entries if left_at is None or e.checked_at < left_at]
+    for line in place_lines(told, flagged=bool(last) and last[-1].status.value not in ("ok", "skipped"),
+                            instead=instead):
+        click.echo(line)
     if state is not None:
+        # Off every watched page (or on a page no longer audited), the
+        # latest check is the last there will be, not the link's state now.
+        current = told.checked_now or not told.known
         notice = entries[-1].notice if entries else ""
-        click.echo(f"now: {state_line(state)}" + (f" ({notice}: {_notice_words(notice)})" if notice else ""))
+        click.echo(f"{'now' if current else 'last check'}: {state_line(state)}"
+                   + (f" ({notice}: {_notice_words(notice)})" if notice else ""))
         moved_to = entries[-1].suggested_url if entries and state.status.value == "moved" else None
-        if moved_to:  # what the editor pastes, as the report's "New address:"
+        if moved_to and current:  # what the editor pastes, as the report's "New address:"
             click.echo(f"new address: {one_line(moved_to)}")
+
+
+def _instead(store: Any, url: str, told: Any) -> list[tuple[str, str | None, str | None]]:
+    """A link on no watched page now: what its entry linked to in the run it
+    left in (another address, or nothing: removed), to tell a fix from a
+    replacement that is broken too."""
+    if told.left is None or not told.last:
+        return []
+    citation = told.last[0][0]
+    if citation.context is None or not citation.context.title:
+        return []
+    return [row for row in store.entry_links_in(told.left.id, citation.page_url, citation.section,
+                                                citation.context.title) if row[0] != url]
+
+
+def _check_lines(e: Any) -> list[str]:
+    """One check of `monitor history`: when, status, reason, HTTP code, time,
+    the redirects; its notice under it."""
+    from monitor.output import one_line
+
+    code = e.http_status if e.http_status is not None else "-"
+    hops = " -> ".join(f"{h.status} {one_line(h.location)}" if h.status else f"({h.location})"
+                       for h in e.redirects)  # status 0: the hops a long chain left out
+    line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
+    lines = [line + (f"  via {hops}" if hops else "")]
+    if e.notice:
+        lines.append(f"    {e.notice.upper()}: {one_line(e.notice_detail)}")
+    return lines
 
 
 def _notice_words(notice: str) -> str:
@@ -633,7 +673,8 @@ def _notice_words(notice: str) -> str:
             + (f"; {advice}" if advice else ""))
 
 
-def _sighting_lines(store: Any, url: str, citations: Sequence[Any], latest: int, since_run: int) -> list[str]:
+def _sighting_lines(store: Any, url: str, citations: Sequence[Any], latest: int, since_run: int,
+                    told: Any = None, instead: Sequence[Any] = ()) -> list[str]:
     """`monitor history` of a link the pages list that is never requested (a
     malformed `http://`, a mailto:): that it is, and where it sits, by the
     names of the pages in the latest run listing it."""
@@ -641,7 +682,7 @@ def _sighting_lines(store: Any, url: str, citations: Sequence[Any], latest: int,
 
     names = {p.url: p.name or p.title for p in store.run_pages(latest)}
     first = store.get_run(since_run)
-    return sighting_lines(url, citations, names, since_run, first.started_at if first else None)
+    return sighting_lines(url, citations, names, since_run, first.started_at if first else None, told, instead)
 
 
 def state_line(state: Any) -> str:

@@ -22,14 +22,16 @@ import operator
 import re
 import shutil
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any, TextIO
 
 from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.pages import LISTED_IN_SITEMAP
-from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut
+from monitor.types import (Citation, HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRead, PageRecord, RunInfo,
+                           SiteCut, Whereabouts)
 from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, attention, \
     link_words, problem_confirmed, site_cut_words
 
@@ -655,17 +657,22 @@ def url_spellings(url: str) -> list[str]:
     return found
 
 
-def runs_phrase(ids: Iterable[int], shown: int = 6) -> str:
-    """The runs a database holds, as ranges: "runs 1-3 exist", "runs 1-40,
-    45, 47-52 exist", "no run exists yet"; what `report --run 99` says
-    besides "there is no run 99" (pruning leaves gaps). A long list keeps
-    its first and last ranges."""
+def _spans(ids: Iterable[int]) -> list[list[int]]:
     spans: list[list[int]] = []
     for n in sorted(set(ids)):
         if spans and n == spans[-1][1] + 1:
             spans[-1][1] = n
         else:
             spans.append([n, n])
+    return spans
+
+
+def runs_phrase(ids: Iterable[int], shown: int = 6) -> str:
+    """The runs a database holds, as ranges: "runs 1-3 exist", "runs 1-40,
+    45, 47-52 exist", "no run exists yet"; what `report --run 99` says
+    besides "there is no run 99" (pruning leaves gaps). A long list keeps
+    its first and last ranges."""
+    spans = _spans(ids)
     if not spans:
         return "no run exists yet"
     words = [f"{a}" if a == b else f"{a}-{b}" for a, b in spans]
@@ -675,9 +682,10 @@ def runs_phrase(ids: Iterable[int], shown: int = 6) -> str:
     return f"run {words[0]} exists" if one else f"runs {', '.join(words)} exist"
 
 
+FIX_ON_PAGE = "; fix the link on the page"
+"""What a malformed link asks, while a page lists it."""
 NEVER_REQUESTED = {
-    "invalid_url": "malformed, never requested: it is not a valid address, so nobody can open it; "
-                   "fix the link on the page",
+    "invalid_url": "malformed, never requested: it is not a valid address, so nobody can open it" + FIX_ON_PAGE,
     "unsupported_scheme": "never requested: the monitor checks http and https links only",
     "mailto": "not checked: an e-mail address (mailto:), which the monitor does not request",
     "tel": "not checked: a telephone number (tel:), which the monitor does not request",
@@ -691,7 +699,8 @@ never requests, by its skip reason: it has occurrences and no check."""
 
 
 def sighting_lines(href: str, citations: Sequence[Any], page_names: dict[str, str], since_run: int,
-                   since: dt.datetime | None) -> list[str]:
+                   since: dt.datetime | None, told: Story | None = None,
+                   instead: Sequence[tuple[str, str | None, str | None]] = ()) -> list[str]:
     """`monitor history` of a link listed but never requested (`http://`, a
     mailto:): why it has no checks, and where it sits, page by page with its
     lines, since which run. Was "never checked (not found in the database)"
@@ -699,6 +708,10 @@ def sighting_lines(href: str, citations: Sequence[Any], page_names: dict[str, st
     reasons = [c.skip_reason for c in citations if c.skip_reason]
     words = NEVER_REQUESTED.get(reasons[0], f"not checked ({reasons[0]})") if reasons else (
         "listed, not checked yet (its audit stopped before it)")
+    if told is not None and told.known and not told.cited:  # off the pages: where it was, since when
+        flagged = bool(reasons) and reasons[0] == "invalid_url"
+        return [f"{one_line(href)}: {words.removesuffix(FIX_ON_PAGE)}",
+                *(f"  {line}" for line in place_lines(told, flagged=flagged, instead=instead))]
     lines = [f"{one_line(href)}: {words}"]
     by_page: dict[str, list[int]] = {}
     for c in citations:
@@ -713,6 +726,8 @@ def sighting_lines(href: str, citations: Sequence[Any], page_names: dict[str, st
         lines.append(f"  on {place}{at}")
     when = f" ({since:%Y-%m-%d})" if since is not None else ""
     lines.append(f"  listed since run {since_run}{when}")
+    if told is not None:  # removed, then restored
+        lines += [f"  {line}" for _, line in absence_lines(told)]
     return lines
 
 
@@ -755,3 +770,173 @@ def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
             "notice_detail": e.notice_detail,
         })
     return out
+
+
+
+# -- where a link stands on the pages (monitor history) -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Story:
+    """`Whereabouts` as an editor asks it: where is the link now, or since
+    when is it on no watched page, and was it off the page in between."""
+
+    cited: tuple[Citation, ...] = ()
+    """Where it is now: its occurrences on each page whose latest read lists it."""
+    last: tuple[tuple[Citation, RunInfo | None], ...] = ()
+    """On no page now: where it was last, each with the run that last listed it."""
+    left: RunInfo | None = None
+    """On no page now: the run since which no read of its pages lists it."""
+    absent: tuple[tuple[dt.datetime, int], ...] = ()
+    """(when, run) of the runs after it first appeared that read its page(s)
+    and found it on none: a link removed, then restored, shows the gap."""
+    runs: Mapping[int, RunInfo] = field(default_factory=dict)
+    as_of: Mapping[str, RunInfo] = field(default_factory=dict)
+    """Each page's latest read's run: `cited` is as of it."""
+    stale: frozenset[str] = frozenset()
+    """Pages of `cited` the latest full audit did not read at all."""
+    pages: int = 0
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def known(self) -> bool:
+        """Some kept run listed the link (else nothing is said of pages)."""
+        return bool(self.cited or self.last)
+
+    @property
+    def checked_now(self) -> bool:
+        """On a page the audits still read: its latest check is "now"."""
+        return any(c.page_url not in self.stale for c in self.cited)
+
+
+def story(where: Whereabouts) -> Story:
+    """Read `Whereabouts` run by run (pure): a page's latest read says
+    whether the link is there now; a run whose reads of its pages all lack
+    it is a gap; with every page's latest read lacking it, it left in the
+    latest of the runs that first lacked it on each page."""
+    if not where.reads:
+        return Story()
+    runs = {r.id: r for r in where.runs}
+    by_page: dict[str, list[PageRead]] = {}
+    by_run: dict[int, list[PageRead]] = {}
+    for read in where.reads:
+        by_page.setdefault(read.page_url, []).append(read)
+        by_run.setdefault(read.run_id, []).append(read)
+    listing = {page: max((r.run_id for r in reads if r.present), default=0) for page, reads in by_page.items()}
+    now = {page for page, reads in by_page.items() if reads[-1].present}
+    first = min((r.run_id for r in where.reads if r.present), default=None)
+    absent = tuple((min(r.at for r in reads), run_id) for run_id, reads in sorted(by_run.items())
+                   if first is not None and run_id > first and not any(r.present for r in reads))
+    as_of = {page: runs[reads[-1].run_id] for page, reads in by_page.items() if reads[-1].run_id in runs}
+    base = Story(runs=runs, absent=absent, pages=len(by_page), names=where.names, as_of=as_of,
+                 stale=frozenset(p for p in now if p in where.dropped))
+    if now:
+        return replace(base, cited=tuple(c for c in where.last_cited if c.page_url in now))
+    since = max((min(r.run_id for r in reads if r.run_id > listing[page])
+                 for page, reads in by_page.items() if listing[page]), default=None)
+    last = tuple((c, runs.get(listing.get(c.page_url, 0))) for c in where.last_cited)
+    return replace(base, last=last, left=runs.get(since) if since is not None else None)
+
+
+def _where_cited(citations: Sequence[Citation], names: Mapping[str, str], run: RunInfo | None,
+                 lead: str) -> list[str]:
+    """ "last on Raynaud's treatments (URL): line 118, “Keeping Warm” (run 1,
+    2026-11-27)": one line per page and entry, its lines together."""
+    by_place: dict[tuple[str, str], list[int]] = {}
+    for c in citations:
+        title = one_line((c.context.title if c.context is not None and c.context.title else c.anchor_text) or "")
+        numbers = by_place.setdefault((c.page_url, title), [])
+        if c.line is not None:
+            numbers.append(c.line)
+    when = f" (run {run.id}, {run.started_at:%Y-%m-%d})" if run is not None else ""
+    lines = []
+    for (page, title), numbers in by_place.items():
+        name = names.get(page, "")
+        place = f"{one_line(name)} ({one_line(page)})" if name else one_line(page)
+        numbers = list(dict.fromkeys(numbers))
+        at = [("line " if len(numbers) == 1 else "lines ") + ", ".join(map(str, numbers))] if numbers else []
+        if title:
+            at.append("\u201c" + (title if len(title) <= 80 else title[:79] + "\u2026") + "\u201d")
+        lines.append(f"{lead} {place}" + (f": {', '.join(at)}" if at else "") + when)
+    return lines
+
+
+def place_lines(told: Story, *, flagged: bool,
+                instead: Sequence[tuple[str, str | None, str | None]] = ()) -> list[str]:
+    """Where the link is cited now, as of the latest read of each page, or
+    since which run it is on no watched page and where it was last.
+    "reported fixed" when it was a problem then (`flagged`), a weekly report
+    came since, and its entry does not link to another broken address:
+    `instead` holds the entry's links in the run it left in (URL or href,
+    status, skip reason), as the report's "fixed" tells them apart."""
+    if told.cited:
+        lines = []
+        for page in dict.fromkeys(c.page_url for c in told.cited):
+            gone = "; that page is no longer audited" if page in told.stale else ""
+            lines += [line + gone for line in _where_cited(
+                [c for c in told.cited if c.page_url == page], told.names, told.as_of.get(page), "cited on")]
+        return lines
+    if not told.last:
+        return []
+    left = told.left
+    since = f" since run {left.id} ({left.started_at:%Y-%m-%d})" if left is not None else ""
+    broken = [(link, status) for link, status, skip in instead
+              if status not in (None, "ok", "skipped") or (status is None and skip == "invalid_url")]
+    reported = flagged and not broken and left is not None and any(
+        r.id >= left.id and not r.partial and r.reported_at is not None for r in told.runs.values())
+    head = f"not on any watched page{since}" + (": reported fixed" if reported else "")
+    if broken:
+        head += f"; its entry links to {one_line(broken[0][0])} instead, a problem too ({broken[0][1] or 'malformed'})"
+    elif instead:
+        head += f"; its entry now links to {one_line(instead[0][0])}"
+    lines = [head]
+    for c, run in told.last:
+        lines += _where_cited([c], told.names, run, "last on")
+    return list(dict.fromkeys(lines))
+
+
+def absence_words(run_ids: Sequence[int], pages: int) -> str:
+    """ "not on the page in run 2", "not on its 2 pages in runs 3-5": a
+    stretch of audits that read the link's page and found it gone."""
+    spans = _spans(run_ids)
+    words = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+    where = "the page" if pages == 1 else f"its {pages} pages"
+    plural = len(run_ids) > 1
+    return f"not on {where} in run{'s' if plural else ''} {words}"
+
+
+def whereabouts_dict(told: Story) -> dict[str, Any]:
+    """`monitor history --format json`'s added keys (after the others):
+    where the link is cited now, since which run it is on no watched page,
+    and the runs that read its page without it."""
+    return {
+        "cited": [{"page": c.page_url, "line": c.line, "section": c.section,
+                   "entry_title": c.context.title if c.context is not None else None,
+                   "run_id": told.as_of[c.page_url].id if c.page_url in told.as_of else None}
+                  for c in told.cited],
+        "off_the_pages_since_run": told.left.id if told.left is not None else None,
+        "absent_in_runs": [run_id for _, run_id in told.absent],
+    }
+
+
+def absence_lines(told: Story, entries: Sequence[HistoryEntry] = ()) -> list[tuple[dt.datetime, str]]:
+    """(when, line) for the runs that found the link off its page, to go
+    between the checks' lines: "2026-11-27 17:55  not on the page in run
+    2"; runs in a row with no check between them are one line ("in runs
+    3-52"). Without `entries`, the absences alone (a link never requested
+    has no checks)."""
+    lines: list[tuple[dt.datetime, str]] = []
+    stretch: list[tuple[dt.datetime, int]] = []
+    times = sorted(e.checked_at for e in entries)
+    for at, run_id in told.absent:
+        if stretch and any(stretch[-1][0] < t < at for t in times):
+            lines.append(_absence_line(stretch, told.pages))
+            stretch = []
+        stretch.append((at, run_id))
+    if stretch:
+        lines.append(_absence_line(stretch, told.pages))
+    return lines
+
+
+def _absence_line(stretch: Sequence[tuple[dt.datetime, int]], pages: int) -> tuple[dt.datetime, str]:
+    return stretch[0][0], f"{stretch[0][0]:%Y-%m-%d %H:%M}  {absence_words([r for _, r in stretch], pages)}"

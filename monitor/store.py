@@ -62,12 +62,14 @@ from monitor.types import (
     LinkStatus,
     Observation,
     OutboxMessage,
+    PageRead,
     PageRecord,
     RunInfo,
     SiteCut,
     URL_KEPT_MAX,
     UrlState,
     Verdict,
+    Whereabouts,
 )
 
 __all__ = [
@@ -96,6 +98,8 @@ RUN_DRIVER = "run_driver"
 the latest run (`lock_owner`, as its audit lock names it). The audit lock is
 also held by `monitor serve`'s rechecks and `check --page`: a live lock
 tells that run is running now only when its holder is this process."""
+_READ_STATUSES = ("ok", "not_modified")
+"""A page row whose links are the page's then: fetched, or unchanged since (304)."""
 NOT_CHECKED = "not_checked"
 """Reason given to a link of a run that has no observation yet (an interrupted run)."""
 
@@ -1808,6 +1812,60 @@ class Store:
         rows = self._rows(f"SELECT {_OCCURRENCE_SELECT} {_RUN_OCCURRENCES} AND {match} ORDER BY p.url, o.id",
                           (row[1], href, href))
         return [_citation(r) for r in rows], row[1], row[0]
+
+    def whereabouts(self, link: str) -> Whereabouts:
+        """Where `link` (a URL, or an href as written for a link without one:
+        a malformed `http://`, a mailto:) stood on the watched pages, run by
+        run (see `Whereabouts`). Three index searches, whatever the history's
+        size: its occurrences (occurrences_url), the reads of the pages
+        holding them (pages_url_fetched_at), those runs (primary key).
+        The href form is searched only when no occurrence has that URL: the
+        rows without a URL are every mailto: of every run."""
+        rows = self._rows(f"SELECT {_OCCURRENCE_COLUMNS} FROM occurrences WHERE url = ? ORDER BY id", (link,))
+        if not rows:
+            rows = self._rows(f"SELECT {_OCCURRENCE_COLUMNS} FROM occurrences "
+                              "WHERE url IS NULL AND raw_href = ? ORDER BY id", (link,))
+        if not rows:
+            return Whereabouts()
+        held: dict[tuple[int, str], list[sqlite3.Row]] = {}
+        for r in rows:
+            held.setdefault((r["run_id"], r["page_url"]), []).append(r)
+        pages = sorted({page for _, page in held})
+        reads_of = sorted((r for chunk in _chunks(pages) for r in self._conn.execute(
+            "SELECT run_id, links_run, url, fetched_at, status, name, title FROM pages "
+            f"WHERE url IN ({', '.join('?' * len(chunk))})", chunk)), key=lambda r: (r[0], r[2]))
+        reads = tuple(PageRead(run_id=r[0], page_url=r[2], at=_dt(r[3]),  # type: ignore[arg-type]
+                               present=(r[1], r[2]) in held)
+                      for r in reads_of if r[4] in _READ_STATUSES)
+        ids = sorted({read.run_id for read in reads})
+        runs = tuple(r for chunk in _chunks(ids) for r in map(_run, self._rows(  # type: ignore[arg-type]
+            f"SELECT {_RUN_COLUMNS} FROM runs WHERE id IN ({', '.join('?' * len(chunk))})", chunk))
+            if r is not None)
+        links_run = {(r[0], r[2]): r[1] for r in reads_of}
+        listing = {read.page_url: read.run_id for read in reads if read.present}  # the last wins
+        last_cited = tuple(_citation(r) for page in pages if page in listing
+                           for r in held[(links_run[(listing[page], page)], page)])
+        full = self._row("SELECT max(id) FROM runs WHERE NOT partial AND status = 'finished'")
+        latest_full = full[0] if full is not None else None
+        audited = {r[2] for r in reads_of if r[0] == latest_full} if latest_full is not None else set(pages)
+        names = {r[2]: " ".join((r[5] or r[6] or "").split()) for r in reads_of if r[4] in _READ_STATUSES}
+        return Whereabouts(reads=reads, last_cited=last_cited, runs=runs,
+                           dropped=frozenset(p for p in pages if p not in audited),
+                           names={p: n for p, n in names.items() if n})
+
+    def entry_links_in(self, run_id: int, page_url: str, section: str,
+                       title: str) -> list[tuple[str, str | None, str | None]]:
+        """(URL or href as written, status in that run, skip reason) of an entry's links in
+        a run: what the entry cites once a link left it (`monitor history`).
+        The page's row, then its occurrences (occurrences_run_page) and each
+        one's observation in the run (observations_run_url), as RUN_LINKS_SQL."""
+        return [(r[0], r[1], r[2]) for r in self._conn.execute(
+            "SELECT coalesce(o.url, o.raw_href), ob.status, o.skip_reason FROM pages AS p "
+            "JOIN occurrences AS o ON o.run_id = p.links_run AND o.page_url = p.url "
+            "LEFT JOIN observations AS ob ON ob.id = (SELECT x.id FROM observations AS x "
+            "WHERE x.run_id = p.run_id AND x.url = o.url ORDER BY x.checked_at DESC, x.id DESC LIMIT 1) "
+            "WHERE p.run_id = ? AND p.url = ? AND o.section = ? AND o.entry_title = ? ORDER BY o.id",
+            (run_id, page_url, section, title))]
 
 
 def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:

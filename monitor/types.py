@@ -8,7 +8,7 @@ This module imports nothing local.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -366,3 +366,35 @@ class HistoryEntry:
     notice: str = ""
     """What the page said about the cited work ("retracted", "withdrawn"), see monitor.notices."""
     notice_detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRead:
+    """One read of a watched page by a run (fetched, or unchanged since: a
+    304), and whether a given link was on it then."""
+
+    run_id: int
+    page_url: str
+    at: dt.datetime
+    present: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Whereabouts:
+    """Where a link stood on the watched pages, run by run, for `monitor
+    history`: its checks alone told the story of a link taken off the page
+    as if it were still there ("now: moved", "on ... line 118"), and a link
+    removed then restored as two checks with nothing in between.
+
+    `reads` are the reads of every page that listed the link in a kept run,
+    oldest first; `last_cited` its occurrences in the latest read of each
+    page that listed it (whether a later read still does is in `reads`);
+    `runs` the runs of `reads`; `dropped` the pages the latest finished full
+    run did not audit at all (taken out of the configuration): their reads
+    are old news; `names` each page's name (or title) as last read."""
+
+    reads: tuple[PageRead, ...] = ()
+    last_cited: tuple[Citation, ...] = ()
+    runs: tuple[RunInfo, ...] = ()
+    dropped: frozenset[str] = frozenset()
+    names: Mapping[str, str] = field(default_factory=dict)

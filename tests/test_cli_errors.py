@@ -736,11 +736,18 @@ def test_history_json_of_a_link_never_requested_says_where_and_why(tmp_path: Pat
     config = _history_database(tmp_path)
     result = CliRunner().invoke(cli, ["history", "http://", "--config", str(config), "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {
+    data = json.loads(result.output)
+    # the keys of before first, in their order; where it stands now after them (added, at the end)
+    assert list(data) == ["url", "observations", "never_requested", "cited", "off_the_pages_since_run",
+                          "absent_in_runs"]
+    assert {k: data[k] for k in list(data)[:3]} == {
         "url": "http://", "observations": [],
         "never_requested": {"reason": "invalid_url", "listed_since_run": 1, "latest_run": 1,
                             "places": [{"page": "https://www.sclero.org/raynauds.html", "line": 118,
                                         "section": ""}]}}
+    assert data["cited"] == [{"page": "https://www.sclero.org/raynauds.html", "line": 118, "section": "",
+                              "entry_title": None, "run_id": 1}]
+    assert data["off_the_pages_since_run"] is None and data["absent_in_runs"] == []
     checked = CliRunner().invoke(cli, ["history", "https://pubmed.ncbi.nlm.nih.gov/29470812/",
                                        "--config", str(config), "--format", "json"])
     assert "never_requested" not in json.loads(checked.output)

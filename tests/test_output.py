@@ -821,3 +821,76 @@ def test_a_failure_not_confirmed_yet_says_so_under_needs_fixing(strikes: int, da
     text = buffer.getvalue()
     assert "\nNEEDS FIXING: 1 link to 1 URL\n" in text
     assert (said in text) if said else ("not confirmed" not in text), text
+
+
+# -- where a link stands on the pages (monitor history) ---------------------------------
+
+PA, PB = "https://www.sclero.org/a.html", "https://www.sclero.org/b.html"
+WEEK = dt.timedelta(weeks=1)
+
+
+def _where(reads: list[tuple[int, str, bool]], *, partial: tuple[int, ...] = (), reported: tuple[int, ...] = (),
+           dropped: frozenset[str] = frozenset()) -> object:
+    """Reads (run, page, whether the link was on it) as `Store.whereabouts` gives them."""
+    from monitor.types import Citation, PageRead, Whereabouts
+
+    ids = sorted({run for run, _, _ in reads})
+    runs = tuple(RunInfo(id=i, started_at=T0 + (i - 1) * WEEK, status="finished", partial=i in partial,
+                         reported_at=T0 + (i - 1) * WEEK if i in reported else None) for i in ids)
+    listing = {page: max(run for run, p, on in reads if p == page and on) for _, page, on in reads if on}
+    return Whereabouts(
+        reads=tuple(PageRead(run, page, T0 + (run - 1) * WEEK, on) for run, page, on in reads),
+        last_cited=tuple(Citation(page_url=page, url="https://x.org/1", raw_href="https://x.org/1",
+                                  anchor_text="Entry", section="", kind=LinkKind.CITATION, line=10 + listing[page])
+                         for page in sorted(listing)),
+        runs=runs, dropped=dropped, names={PA: "Page A"})
+
+
+@pytest.mark.parametrize(("reads", "options", "flagged", "expected", "absent", "checked_now"), [
+    # on one of its two pages still: cited there, as of that page's latest read
+    ([(1, PA, True), (1, PB, True), (2, PA, False), (2, PB, True)], {}, True,
+     [f"cited on {PB}: line 12, \u201cEntry\u201d (run 2, 2026-11-30)"], [], True),
+    # off both, at different runs: since the later one; where it was last on each
+    ([(1, PA, True), (1, PB, True), (2, PA, False), (2, PB, True), (3, PA, False), (3, PB, False)],
+     {"reported": (1, 2, 3)}, True,
+     ["not on any watched page since run 3 (2026-12-07): reported fixed",
+      f"last on Page A ({PA}): line 11, \u201cEntry\u201d (run 1, 2026-11-23)",
+      f"last on {PB}: line 12, \u201cEntry\u201d (run 2, 2026-11-30)"], [3], False),
+    # off the page in a check of some pages, not reported yet: no "reported fixed"
+    ([(1, PA, True), (2, PA, False)], {"partial": (2,), "reported": (1,)}, True,
+     ["not on any watched page since run 2 (2026-11-30)",
+      f"last on Page A ({PA}): line 11, \u201cEntry\u201d (run 1, 2026-11-23)"], [2], False),
+    # a link that worked is not "reported fixed" when it leaves
+    ([(1, PA, True), (2, PA, False)], {"reported": (1, 2)}, False,
+     ["not on any watched page since run 2 (2026-11-30)",
+      f"last on Page A ({PA}): line 11, \u201cEntry\u201d (run 1, 2026-11-23)"], [2], False),
+    # removed, then restored; read before it was first listed: no gap said for that
+    ([(1, PA, False), (2, PA, True), (3, PA, False), (4, PA, False), (5, PA, True)], {}, True,
+     [f"cited on Page A ({PA}): line 15, \u201cEntry\u201d (run 5, 2026-12-21)"], [3, 4], True),
+    # its page is no longer audited: cited as of its last read, not checked now
+    ([(1, PA, True)], {"dropped": frozenset({PA})}, True,
+     [f"cited on Page A ({PA}): line 11, \u201cEntry\u201d (run 1, 2026-11-23); that page is no longer audited"],
+     [], False),
+])
+def test_where_a_link_stands(reads: list[tuple[int, str, bool]], options: dict[str, object], flagged: bool,
+                             expected: list[str], absent: list[int], checked_now: bool) -> None:
+    """Was: `monitor history` placed a link by its latest occurrence whatever
+    the page's later reads said ("on ...: line 118" of a link gone two runs
+    since), and said "now" of the last check of a link no longer checked."""
+    from monitor.output import place_lines, story
+
+    told = story(_where(reads, **options))  # type: ignore[arg-type]
+    assert place_lines(told, flagged=flagged) == expected
+    assert [run for _, run in told.absent] == absent
+    assert told.checked_now is checked_now
+
+
+@pytest.mark.parametrize(("runs", "pages", "expected"), [
+    ([2], 1, "not on the page in run 2"),
+    ([3, 4, 5, 9], 1, "not on the page in runs 3-5, 9"),
+    ([2], 3, "not on its 3 pages in run 2"),
+])
+def test_absence_words(runs: list[int], pages: int, expected: str) -> None:
+    from monitor.output import absence_words
+
+    assert absence_words(runs, pages) == expected

@@ -41,6 +41,7 @@ from monitor.types import (
     SiteCut,
     UrlState,
     Verdict,
+    Whereabouts,
 )
 
 UTC = dt.timezone.utc
@@ -1022,6 +1023,33 @@ def test_history_and_run_links_use_indexes(store: Store) -> None:
                          "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
     assert any(line.startswith("SEARCH x USING COVERING INDEX observations_run_url") for line in links)
     assert not [line for line in links if line.startswith("SCAN") or "TEMP B-TREE" in line]
+
+
+def test_whereabouts_reads_a_link_run_by_run_through_indexes(store: Store) -> None:
+    """`monitor history`'s where-is-it-now: a link on page A in runs 1 and 3,
+    not in run 2 (removed, restored), page B read in run 3 without it; every
+    query an index search (at 52 runs x 100,000 links: a few ms)."""
+    other = "https://pubmed.ncbi.nlm.nih.gov/1/"
+    for week, links in enumerate(([PUBMED], [other], [PUBMED]), 1):
+        run = store.start_run(T0 + dt.timedelta(weeks=week))
+        record_links(store, run.id, PAGE_A, [cite(PAGE_A, u, line=7) for u in links])
+        if week == 3:
+            record_links(store, run.id, PAGE_B, [cite(PAGE_B, other)])
+        store.finish_run(run.id, T0 + dt.timedelta(weeks=week))
+    seen: list[str] = []
+    store._conn.set_trace_callback(seen.append)
+    where = store.whereabouts(PUBMED)
+    store.entry_links_in(2, PAGE_A, "Biological Agents", "")
+    store._conn.set_trace_callback(None)
+    assert [(r.run_id, r.page_url, r.present) for r in where.reads] == [
+        (1, PAGE_A, True), (2, PAGE_A, False), (3, PAGE_A, True)]
+    assert [(c.page_url, c.line) for c in where.last_cited] == [(PAGE_A, 7)]
+    assert [r.id for r in where.runs] == [1, 2, 3] and where.dropped == frozenset()
+    assert store.whereabouts("https://never.example.org/") == Whereabouts()
+    plans = [line for sql in seen for line in _plan(store, sql, ())]
+    assert plans and not [line for line in plans if line.startswith("SCAN") or "TEMP B-TREE" in line], plans
+    assert "SEARCH occurrences USING INDEX occurrences_url (url=?)" in plans
+    assert "SEARCH pages USING INDEX pages_url_fetched_at (url=?)" in plans
 
 
 # ------------------------------------------------------------- StoreWriter
