@@ -314,8 +314,26 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
     except KeyboardInterrupt as exc:
         raise Failure(interrupted_words(exc)) from None
     fetched, cuts = print_results(settings, outcome.run.id, fmt)
+    if pages and fmt == "text":
+        print_fixed(settings, outcome.run.id)
     say_unfetched(settings, fetched, pages, cuts)
     require_a_page_read(fetched, outcome.run.id)
+
+
+def print_fixed(settings: Settings, run_id: int) -> None:
+    """After `check --page`'s listing: what is fixed on those pages since the
+    last report, by the report's own rule (reports.deliver.load_audit, then
+    `Audit.fixed_since_last`), so the editor checking a fix sees it said,
+    not only the row gone from the list."""
+    from monitor.output import fixed_lines
+    from monitor.store import Store
+    from reports.deliver import load_audit
+
+    with Store.open(settings.database.path) as store:
+        audit = load_audit(store, run_id, settings, dt.datetime.now(dt.timezone.utc))
+    lines = fixed_lines(audit.fixed_since_last, audit.previous_run)
+    if lines:
+        click.echo("\n" + "\n".join(lines))
 
 
 def unconfigured_pages(settings: Settings, pages: Sequence[str]) -> list[str]:

@@ -940,3 +940,24 @@ def absence_lines(told: Story, entries: Sequence[HistoryEntry] = ()) -> list[tup
 
 def _absence_line(stretch: Sequence[tuple[dt.datetime, int]], pages: int) -> tuple[dt.datetime, str]:
     return stretch[0][0], f"{stretch[0][0]:%Y-%m-%d %H:%M}  {absence_words([r for _, r in stretch], pages)}"
+
+
+def fixed_lines(fixed: Sequence[Any], previous: RunInfo | None) -> list[str]:
+    """`monitor check --page`'s answer to the editor who just fixed an entry:
+    the last report's problems on the pages checked that are fixed now, each
+    as the report's "Fixed since the last report" says it (`Fixed`, from
+    reports.audit: the entry now links to URL, the link was removed, it
+    works again). Without a report to compare with, nothing."""
+    if previous is None:
+        return []
+    since = f"the last report (run {previous.id}, {previous.started_at:%d %b %Y})"
+    if not fixed:
+        return [f"Fixed since {since}: nothing on the pages checked."]
+    lines = [f"Fixed since {since}: {_count(len(fixed), 'link')}"]
+    for f in fixed:
+        link = f.link
+        lines.append(f"  + {one_line(link.entry_title or link.text or link.url)} ({one_line(f.page_title)})")
+        lines.append(f"    {f.words}" + (f": {one_line(f.new_url)}" if f.new_url else ""))
+        where = " \u00b7 ".join(where_parts(link, f.more_lines))
+        lines.append(f"    Was: {f.was} ({one_line(link.url)})" + (f", {where}" if where else ""))
+    return lines

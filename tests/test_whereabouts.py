@@ -162,3 +162,38 @@ async def test_history_tells_where_a_link_is_and_since_when_it_is_off_the_page(
     assert back["off_the_pages_since_run"] is None and back["absent_in_runs"] == [2]
     assert [(c["page"], c["section"], c["entry_title"], c["run_id"]) for c in back["cited"]] == [
         (at("/raynauds.html"), "Reviews", RITUXIMAB, 3)]
+
+
+async def test_check_of_a_page_says_what_is_fixed_since_the_last_report(
+        tmp_path: Path, loopback: tuple[EditablePage, Callable[[str], str]]) -> None:
+    """Walkthrough 10 #13: `check --page` after a fix listed what was still
+    wrong; the fixed row showed only by its absence."""
+    page, at = loopback
+    config = _config(tmp_path, at("/raynauds.html"))
+    page.entries = [(PMC, at("/old/pmc")), (RITUXIMAB, at("/old/rituximab")), (WARM, at("/gone/warm"))]
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+
+    # the editor pastes Rituximab's new address and removes the dead link; PMC is left as it was
+    page.entries = [(PMC, at("/old/pmc")), (RITUXIMAB, at("/articles/rituximab")), (WARM, "")]
+    code, out, err = await run_monitor("check", "--config", str(config), "--page", at("/raynauds.html"))
+    assert code == 0, err
+    fixed = out[out.index("\nFixed since the last report (run 1, "):].strip().splitlines()
+    assert fixed[0].endswith("): 2 links"), out
+    assert fixed[1:3] == [f"  + {RITUXIMAB} (Raynaud's treatments)",
+                          f"    The entry now links to a new address: {at('/articles/rituximab')}"], out
+    assert fixed[3].startswith("    Was: ") and f"({at('/old/rituximab')}), line " in fixed[3], out
+    assert fixed[4:6] == [f"  + {WARM} (Raynaud's treatments)", "    The link was removed from the page"], out
+    assert at("/old/pmc") in out.split("\nFixed since")[0]  # still listed, above: not fixed
+
+    # checked again with nothing changed since: the report's fixes are still fixes
+    # (compared with the last report, not the last check); JSON is the contract's only
+    code, out, err = await run_monitor("check", "--config", str(config), "--page", at("/raynauds.html"),
+                                       "--format", "json")
+    assert code == 0, err
+    assert "Fixed since" not in out and json.loads(out)["run"]["partial"] is True
+
+    # a full check (no --page) lists as before: no comparison with the report
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    assert "Fixed since" not in out
