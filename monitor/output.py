@@ -772,7 +772,6 @@ def history_dicts(entries: Sequence[HistoryEntry]) -> list[dict[str, Any]]:
     return out
 
 
-
 # -- where a link stands on the pages (monitor history) -------------------------
 
 
