@@ -558,9 +558,12 @@ def lower_bound(site: benchsite.Site, concurrency: int, per_host: int, retries: 
 
     `monitor_plan` counts the requests our checker makes by design: every
     redirect hop, 1 + retries attempts on 500/503/timeouts with the shortest
-    backoff sleeps in the chain, and one soft-404 probe per host that gave a
-    2xx answer on a deep path. Without it: one request per hop, no retries
-    and no probes (the floor for a checker that does less).
+    backoff sleeps in the chain, and one soft-404 probe per host where a
+    verdict depends on it (`classify.classify_unprobed`: a 2xx page that
+    neither shows its cited title nor says it is an error page, on the
+    generic soft-404 hosts; the menu links, cited with no title). Without
+    it: one request per hop, no retries and no probes (the floor for a
+    checker that does less).
     """
     attempts = 1 + retries if monitor_plan else 1
     backoff = sum(backoff_base * 2 ** (a - 1) * 0.5 for a in range(1, attempts)) if monitor_plan else 0.0
@@ -578,7 +581,8 @@ def lower_bound(site: benchsite.Site, concurrency: int, per_host: int, retries: 
             n, cost, extra = attempts, site.timeout, backoff
         else:
             n, cost, extra = hops.get(link.kind, 1), latency, 0.0
-        if monitor_plan and link.kind in ("ok", "temp_redirect", "moved", "soft_404", "nav"):
+        if monitor_plan and (link.kind == "nav" or link.kind == "soft_404"
+                             and site.hosts[link.host].role == "soft_generic"):
             probed.add(link.host)
         per_host_requests[link.host] += n if link.kind != "timeout" else 0
         per_host_busy[link.host] += n * cost

@@ -110,6 +110,7 @@ __all__ = [
     "PROBE_TEXT_SIMILARITY",
     "RECENT_WINDOW",
     "classify",
+    "classify_unprobed",
     "is_confirmed",
     "is_specific_title",
     "next_state",
@@ -1083,8 +1084,14 @@ def _probe_evidence(s: _Seen) -> str | None:
     return None
 
 
+def _probe_may_decide(s: _Seen) -> bool:
+    """Whether the probe's answer can make this link a soft 404: not for a
+    page showing the cited item, nor for a home page (its own address)."""
+    return not (s.present or _is_home(s.obs.url))
+
+
 def _rule_soft404_probe(s: _Seen) -> Verdict | None:
-    if s.present or _is_home(s.obs.url):
+    if not _probe_may_decide(s):
         return None
     why = _probe_evidence(s)
     if why is None:
@@ -1286,13 +1293,37 @@ def classify(obs: Observation, *, title: str = "", probe: Observation | None = N
     `previous` the URL's state from earlier runs (its `last_ok_title` is the
     drift baseline when there is no usable cited title).
     """
-    seen = _evidence(obs, title, probe, previous)
+    verdict = _judge(_evidence(obs, title, probe, previous))
+    assert verdict is not None
+    return verdict
+
+
+def classify_unprobed(obs: Observation, *, title: str = "", previous: UrlState | None = None
+                      ) -> Verdict | None:
+    """`classify` with no soft-404 probe, when no probe's answer could change
+    the verdict; None when one could (then probe the site and `classify`).
+
+    Why: a probe is a request for a page that should not exist, one per
+    site. Asked at every site's first 2xx answer, it was 298 of the bench's
+    6,039 requests, for 46 links whose verdict it could change: a page
+    showing its cited title, an earlier rule's verdict (a 404, an error
+    page's wording, a redirect to the home page) and a home page never need
+    it. The verdict is the same as `classify`'s: the rules run in the same
+    order and stop only where the probe's rule would run."""
+    return _judge(_evidence(obs, title, None, previous), unprobed=True)
+
+
+def _judge(seen: _Seen, *, unprobed: bool = False) -> Verdict | None:
+    """The first rule's verdict; with `unprobed`, None where the probe's rule
+    could decide (the probe is not known yet)."""
     for rule in _RULES:
+        if unprobed and rule is _rule_soft404_probe and _probe_may_decide(seen):
+            return None
         verdict = rule(seen)
         if verdict is not None:
-            return _with_notice(verdict, obs)
+            return _with_notice(verdict, seen.obs)
     answered = f"The page answered {_phrase_of(seen.status)}."
-    return _with_notice(_verdict(seen, LinkStatus.OK, "ok", answered), obs)
+    return _with_notice(_verdict(seen, LinkStatus.OK, "ok", answered), seen.obs)
 
 
 def _with_notice(verdict: Verdict, obs: Observation) -> Verdict:

@@ -41,7 +41,7 @@ from urllib.parse import urlsplit
 
 from monitor import archive
 from monitor.check import Checker
-from monitor.classify import classify, next_state
+from monitor.classify import classify, classify_unprobed, next_state
 from monitor.client import Client
 from monitor.config import Settings, SiteSettings, audit_scope
 from monitor.decode import decode_html
@@ -457,9 +457,14 @@ class Audit:
 
         async def finish(obs: Observation) -> None:
             nonlocal done
-            probe = await self.checker.probe(obs.final_url or obs.url) if wants_probe(obs) else None
-            verdict = classify(obs, title=title_of(obs.url), probe=probe,
-                               previous=self.states.get(obs.url))
+            title, previous = title_of(obs.url), self.states.get(obs.url)
+            if not wants_probe(obs):
+                verdict = classify(obs, title=title, previous=previous)
+            elif (unprobed := classify_unprobed(obs, title=title, previous=previous)) is not None:
+                verdict = unprobed  # no probe's answer could change it: the site is not asked
+            else:
+                probe = await self.checker.probe(obs.final_url or obs.url)
+                verdict = classify(obs, title=title, probe=probe, previous=previous)
             await self.record(run_id, obs, verdict)
             counter[verdict.status.value] += 1
             done += 1

@@ -22,6 +22,7 @@ from monitor.classify import (
     PRESENT_THRESHOLD,
     RECENT_WINDOW,
     classify,
+    classify_unprobed,
     is_confirmed,
     is_specific_title,
     next_state,
@@ -517,6 +518,28 @@ def test_classify(case: Case) -> None:
         assert verdict.suggested_url == case.suggested
     if case.status is not LinkStatus.MOVED:
         assert verdict.suggested_url is None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_classify_unprobed_is_classify_or_asks_for_the_probe(case: Case) -> None:
+    # A verdict given without the probe is the one any probe gives; None
+    # only where the probe's rule would be reached.
+    unprobed = classify_unprobed(case.obs, title=case.title, previous=case.previous)
+    if unprobed is None:
+        assert case.obs.http_status is not None and 200 <= case.obs.http_status < 300
+    else:
+        assert unprobed == case.run()
+        assert unprobed == classify(case.obs, title=case.title, previous=case.previous)
+    if case.reason == "soft_404" and case.probe is not None:
+        assert unprobed is None, "a soft 404 found by its probe is asked for it"
+
+
+def test_a_page_showing_its_cited_item_needs_no_probe() -> None:
+    present = ob(OUP, title="Oxford Academic", meta_title=IL18)
+    assert classify_unprobed(present, title=IL18) == classify(present, title=IL18)
+    assert classify_unprobed(ob(OUP, title="Oxford Academic"), title=IL18) is None
+    assert classify_unprobed(ob("https://www.sclero.org/"), title=IL18) is not None  # a home page
+    assert classify_unprobed(ob(OUP, 404), title=IL18) is not None
 
 
 def test_ids_are_unique() -> None:

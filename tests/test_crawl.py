@@ -85,6 +85,8 @@ class Server:
         self.doc_seen.set()
         await asyncio.sleep(self.doc_delay)
         name = request.match_info["name"]
+        if name not in self.titles and not name.isdigit():
+            raise web.HTTPNotFound()  # a soft-404 probe's random address
         text = self.titles.get(name) or title(int(name))
         return web.Response(text=f"<html><head><title>{text}</title></head><body><p>{text}: the full text."
                                  "</p></body></html>", content_type="text/html",
@@ -201,6 +203,30 @@ async def test_a_menu_link_is_judged_against_its_later_citation(server: Server, 
     assert {kind for url, kind in links if url == doc9} == {"navigation", "citation"}
     assert (links[doc9, "citation"].status.value, links[doc9, "citation"].reason) == ("drifted", "title_mismatch")
     assert server.hits["/doc/9"] == 1
+
+
+async def test_a_site_is_asked_for_a_probe_only_when_a_verdict_depends_on_it(server: Server,
+                                                                            tmp_path: Path) -> None:
+    # The soft-404 probe (a random address next to a link) was asked of every
+    # site at its first 2xx answer. Pages showing their cited titles cannot be
+    # soft 404s, whatever the probe answers: no request for a page that
+    # should not exist. A page with a generic title can: the probe is asked,
+    # once for the site.
+    server.pages = {0: page_html("".join(entry(server.port, i) for i in range(3)))}
+    settings = settings_for(server, tmp_path, soft404_probe=True)
+    outcome = await asyncio.wait_for(run_audit(settings), timeout=20)
+    assert sorted(server.log) == ["/doc/0", "/doc/1", "/doc/2", "/page/0"]
+    assert outcome.by_status == {"ok": 3}
+
+    server.log.clear()
+    server.titles["3"] = "Welcome"
+    server.pages[0] = page_html("".join(entry(server.port, i) for i in range(4)))
+    (tmp_path / "second").mkdir()
+    outcome = await asyncio.wait_for(run_audit(settings_for(server, tmp_path / "second", soft404_probe=True)),
+                                     timeout=20)
+    probes = [path for path in server.log if path not in {"/page/0", "/doc/0", "/doc/1", "/doc/2", "/doc/3"}]
+    assert len(probes) == 1 and probes[0].startswith("/doc/"), server.log
+    assert outcome.by_status == {"ok": 4}
 
 
 async def test_a_run_stopped_in_its_page_phase_keeps_its_checks(server: Server, tmp_path: Path) -> None:

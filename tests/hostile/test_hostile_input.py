@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 from yarl import URL
 
 from monitor.check import Checker
-from monitor.classify import classify, next_state
+from monitor.classify import classify, classify_unprobed, next_state
 from monitor.config import CheckerSettings
 from monitor.decode import decode_html
 from monitor.extract import extract_page, normalize_url
@@ -338,6 +338,15 @@ def test_classify_never_raises(obs: Observation, title: str, probe: Observation 
         assert (verdict.status, verdict.reason) == (LinkStatus.BLOCKED, "private_address")
     state = next_state(previous if previous and previous.url == obs.url else None, verdict, obs)
     assert state.url == obs.url and state.strikes >= 0
+
+
+@FAST
+@given(obs=observations, title=st.text(TEXT, max_size=80), probe=st.none() | observations, previous=states)
+def test_a_verdict_given_without_the_probe_is_the_one_any_probe_gives(
+        obs: Observation, title: str, probe: Observation | None, previous: UrlState | None) -> None:
+    # The audit asks a site for a probe only when `classify_unprobed` says it could matter.
+    unprobed = classify_unprobed(obs, title=title, previous=previous)
+    assert unprobed is None or unprobed == classify(obs, title=title, probe=probe, previous=previous)
 
 
 # -- configuration files, through the CLI ---------------------------------------------------------
