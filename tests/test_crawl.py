@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -227,6 +228,21 @@ async def test_a_site_is_asked_for_a_probe_only_when_a_verdict_depends_on_it(ser
     probes = [path for path in server.log if path not in {"/page/0", "/doc/0", "/doc/1", "/doc/2", "/doc/3"}]
     assert len(probes) == 1 and probes[0].startswith("/doc/"), server.log
     assert outcome.by_status == {"ok": 4}
+
+
+async def test_the_cyclic_collector_runs_less_often_during_an_audit_and_as_before_after(
+        server: Server, tmp_path: Path) -> None:
+    # Checks allocate short-lived containers by the hundred: the collector's
+    # young-generation threshold is raised for the audit only (crawl._collector_relaxed).
+    server.pages = {0: page_html(entry(server.port, 0))}
+    server.doc_delay = 0.3  # the audit waits for this answer while the threshold is read
+    before = gc.get_threshold()
+    audit = asyncio.create_task(run_audit(settings_for(server, tmp_path)))
+    await asyncio.wait_for(server.doc_seen.wait(), timeout=10)
+    during = gc.get_threshold()
+    await asyncio.wait_for(audit, timeout=20)
+    assert during == (crawl.GC_YOUNG_THRESHOLD, *before[1:]) and crawl.GC_YOUNG_THRESHOLD > before[0]
+    assert gc.get_threshold() == before
 
 
 async def test_a_run_stopped_in_its_page_phase_keeps_its_checks(server: Server, tmp_path: Path) -> None:
