@@ -1154,6 +1154,17 @@ def _without_user_part(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+_PASSING_4XX = frozenset({408, 429})
+"""Client errors that say "not now" (request timeout, too many requests), not "not here"."""
+
+
+def gone_here(http_status: int | None) -> bool:
+    """Whether an HTTP status says "not here" (a 4xx: gone, never there,
+    refused), rather than "not now" (408, 429) or anything that answered.
+    Of a watched page (`monitor.pages`) and of a cited link (the report)."""
+    return http_status is not None and 400 <= http_status < 500 and http_status not in _PASSING_4XX
+
+
 def permanent_target(obs: Observation) -> str | None:
     """Where the leading run of permanent hops leads, or None when there is none
     (or when it only adds a slash, tracking or session parameters)."""

@@ -819,8 +819,9 @@ async def crawl_sites(settings: Settings, audit: Audit, run: RunInfo, book: Cite
     answers 5xx exists but could not be read this time (its links went
     unchecked, and the pages only it links to were not found): failed too.
     """
-    from monitor.pages import LISTED_IN_SITEMAP, gone_here, no_page_there
+    from monitor.pages import gone_here, no_page_there
     from monitor.sites import NO_PAGE, discover_site, page_key, same_site
+    from monitor.wording import LISTED_IN_SITEMAP
 
     configured = configured or {}
     pages = failed = 0

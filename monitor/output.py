@@ -29,11 +29,10 @@ from typing import Any, TextIO
 
 from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
-from monitor.pages import LISTED_IN_SITEMAP
 from monitor.types import (Citation, HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRead, PageRecord, RunInfo,
                            SiteCut, Whereabouts)
-from monitor.wording import GROUPS, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, attention, \
-    link_words, problem_confirmed, site_cut_words
+from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, \
+    attention, link_words, problem_confirmed, site_cut_words
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (

@@ -17,23 +17,20 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from monitor.classify import permanent_target, stand_in  # the link checker's own rules, not copies
+from monitor.classify import gone_here, permanent_target, stand_in  # the link checker's own rules, not copies
 from monitor.client import Client, ConnectToRefusal
 from monitor.netguard import PrivateAddressError, parse_ip
 from monitor.target import read_html
 from monitor.types import URL_KEPT_MAX, ErrorKind, Hop, Observation, PageRecord
+# Said by this module's verdicts, defined with the pure words so that the
+# report and the terminal read them without importing aiohttp.
+from monitor.wording import HOLDS_NO_LINKS
 
 MAX_PAGE_BYTES = 20 * 1024 * 1024
 """A watched page larger than this is refused rather than parsed."""
 
 NOT_A_WEB_PAGE = "not a web page"
 """How the error of an address that serves a file (a PDF, an image) begins."""
-
-LISTED_IN_SITEMAP = "listed in the site's sitemap"
-"""Added to the error of a crawled page the sitemap lists but the site cannot give."""
-
-_PASSING_4XX = frozenset({408, 429})
-"""Client errors that say "not now" (request timeout, too many requests), not "not here"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +98,6 @@ async def fetch_page(
                          error="too many redirects (more than 10): the address leads nowhere")
     except (aiohttp.ClientError, OSError, ValueError) as exc:
         return PageFetch(url=url, final_url=url, status="error", error=_describe(exc, timeout))
-
-
-def gone_here(http_status: int | None) -> bool:
-    """Whether an HTTP status says "not here" (a 4xx: gone, never there,
-    refused), rather than "not now" (408, 429) or anything that answered."""
-    return http_status is not None and 400 <= http_status < 500 and http_status not in _PASSING_4XX
 
 
 def no_page_there(http_status: int | None, error: str) -> bool:
@@ -359,10 +350,6 @@ def stand_in_read(fetched: PageFetch, text: str, links: int, entries: Sequence[s
     return (f"the page now shows {_STAND_IN_WORDS[found.reason].format(evidence=evidence)}; "
             f"it had {had} when last read, so this is not taken as their removal")
 
-
-HOLDS_NO_LINKS = "a page that holds no links"
-"""`no_page_read`'s only verdict that can be the page: HTML that reads
-well, with no link in it (its references moved to another page)."""
 
 def links_moved(unread: str, title: str, previous: PageRecord | None) -> bool:
     """Whether a page `no_page_read` refused (`unread`) is taken as the page

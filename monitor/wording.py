@@ -231,6 +231,17 @@ def _http_words(code: int) -> str:
 
 # -- which group a flagged link is listed in ---------------------------------------
 
+LISTED_IN_SITEMAP = "listed in the site's sitemap"
+"""Added to the error of a crawled page the sitemap lists but the site
+cannot give (`monitor.pages` adds it; the terminal and the report read it).
+Here, not in `monitor.pages`: importing that module (aiohttp) for two
+strings and `gone_here` cost every `monitor report` 0.2 s."""
+
+HOLDS_NO_LINKS = "a page that holds no links"
+"""`monitor.pages.no_page_read`'s only verdict that can be the page: HTML
+that reads well, with no link in it (its references moved to another page)."""
+
+
 NEEDS_FIXING = "needs_fixing"
 NEEDS_A_PERSON = "needs_a_person"
 WATCHING = "watching"

@@ -22,12 +22,13 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from monitor.classify import gone_here
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
-from monitor.pages import HOLDS_NO_LINKS, gone_here
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut, UrlState
 from monitor.wording import (
     GROUPS,
+    HOLDS_NO_LINKS,
     MARKED_DEAD,
     NEEDS_A_PERSON,
     NEEDS_FIXING,

@@ -15,9 +15,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.pages import LISTED_IN_SITEMAP
 from monitor.types import LinkKind, LinkStatus
-from monitor.wording import REASONS, describe, host_of, thing
+from monitor.wording import LISTED_IN_SITEMAP, REASONS, describe, host_of, thing
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
 # this report and `monitor check`'s listing, which say a link's problem in
