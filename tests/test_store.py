@@ -26,6 +26,7 @@ from monitor.store import (
     RUN_PAGE_CITATIONS_SQL,
     Store,
     StoreWriter,
+    _link_result,
     lock_owner,
 )
 from monitor.types import (
@@ -762,6 +763,36 @@ def test_run_links_joins_occurrences_with_the_latest_verdict(store: Store) -> No
     assert store._conn.execute(
         "SELECT count(*) FROM observations WHERE run_id = ? AND url = ?", (run.id, PUBMED)
     ).fetchone()[0] == 2
+
+
+def test_run_links_give_each_url_its_states_flapping_flag_and_archived_copy(store: Store) -> None:
+    """The whole run's readers take the flags from one scan of the marked URL
+    states, not a join per link: the same links as the join gives, marked
+    or not, an invalid href (no URL) included."""
+    run = store.start_run(T0)
+    urls = [f"https://{name}.example.org/a" for name in ("flaps", "archived", "both", "plain")]
+    record_links(store, run.id, PAGE_A, [
+        *(cite(PAGE_A, url, url) for url in urls),
+        cite(PAGE_A, None, "typo", raw_href="http://", skip_reason="invalid_url"),
+    ])
+    checks = [check(url, T0, LinkStatus.ERROR, reason="http_503", http_status=503) for url in urls]
+    checks[0] = (*checks[0][:2], replace(checks[0][2], flapping=True))
+    checks[2] = (*checks[2][:2], replace(checks[2][2], flapping=True))
+    store.record_observations(run.id, checks)
+    store.set_archived_url(urls[1], "https://web.archive.org/web/2019/b")
+    store.set_archived_url(urls[2], "https://web.archive.org/web/2019/c")
+    store.set_archived_url("https://not-in-this-run.example/", "https://web.archive.org/web/2019/d")
+
+    links = store.run_links(run.id)
+    assert [(l.url, l.flapping, l.archived_url) for l in links] == [
+        (urls[0], True, None),
+        (urls[1], False, "https://web.archive.org/web/2019/b"),
+        (urls[2], True, "https://web.archive.org/web/2019/c"),
+        (urls[3], False, None),
+        ("http://", False, None),
+    ]
+    joined = [_link_result(r) for r in store._conn.execute(RUN_LINKS_SQL, (run.id,))]
+    assert links == joined == list(store.iter_run_links(run.id))
 
 
 def test_run_links_say_where_the_link_sits_in_the_page_source(store: Store) -> None:
