@@ -494,8 +494,20 @@ def _page_chunks(audit: Audit, out_dir: Path | None = None) -> Iterator[str]:
 
 def _visible(text: str) -> str:
     """Without what `INVISIBLE` names (ESC in a text part read in a terminal,
-    a bidi override reversing a URL); the JSON report keeps the data as it came."""
+    a bidi override reversing a URL); the JSON report keeps the data as it came.
+
+    A piece holding none (nearly all) is given back as it is, found so by
+    `_ANY_INVISIBLE`: the regex's scan of a 24 MB page took 0.35 s with
+    `INVISIBLE` (a repeated class, which the engine scans for slowly), 0.07 s
+    with the class alone.
+    """
+    if _ANY_INVISIBLE.search(text) is None:
+        return text
     return INVISIBLE.sub("", text)
+
+
+_ANY_INVISIBLE = re.compile(INVISIBLE.pattern.removesuffix("+"))
+"""One character of those `INVISIBLE` removes (its pattern without the `+`)."""
 
 
 def _tidy(text: str) -> str:

@@ -22,6 +22,7 @@ from reports import render
 from reports.audit import Audit, build_audit
 from reports import wording
 from reports.mail import build_report_message, message_id_for, subject_for
+from monitor.output import INVISIBLE
 from reports.render import (
     MAX_EMAIL_BYTES,
     PROBLEM_MIN_BYTES,
@@ -32,6 +33,7 @@ from reports.render import (
     render_json,
     render_page,
     render_text,
+    _visible,
     save_report,
 )
 
@@ -262,6 +264,27 @@ URL_PIECES = st.sampled_from(["http", "https", "HTTPS", ":", "//", "/", "?", "#"
 @given(st.lists(URL_PIECES, max_size=8).map("".join))
 def test_is_web_url_fast_path_changes_no_answer(url: str) -> None:
     assert is_web_url(url) is reference_is_web_url(url)
+
+
+TEXT_PIECES = st.sampled_from(["a", "\u00e9", "\u2026", "\u00a0", "\t", "\n", "\r", "\x00", "\x08", "\x0b",
+                               "\x1b", "\x7f", "\x80", "\x9b", "\x9f", "\u00a0", "\u202a", "\u202e",
+                               "\u2066", "\u2069", "\u2067", "\ud83d", "\U0001f600", "<b>"])
+
+
+@given(st.lists(TEXT_PIECES, max_size=12).map("".join))
+def test_the_pages_fast_look_for_invisible_characters_removes_what_invisible_names(text: str) -> None:
+    """`_visible` skips the removal when its one-character search finds
+    nothing: what it gives is always `INVISIBLE`'s removal."""
+    assert _visible(text) == INVISIBLE.sub("", text)
+
+
+def test_the_saved_page_shows_no_control_or_bidi_character_of_the_data() -> None:
+    title = "Outcome\u202e of \x1b[31m treatment\x9b\u2066 in SSc \u2026"
+    links = [result("https://a.example.org/x", "expired", "http_404", text=title, title=title),
+             result("https://b.example.org/y", "ok", "ok", text=title)]
+    page = render_page(audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title=title)]))
+    assert "Outcome of [31m treatment in SSc \u2026" in page
+    assert not INVISIBLE.search(page)
 
 
 # -- mail-readiness ------------------------------------------------------------
