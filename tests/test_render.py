@@ -751,6 +751,22 @@ def test_json_is_the_same_with_or_without_orjson(audit_of, monkeypatch: pytest.M
     assert render_json(audit) == fast
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["orjson", "standard-library"])
+def test_the_saved_json_is_render_json_in_utf8(fast: bool, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The saved file is written from the encoder's bytes (not decoded and
+    encoded again): the same document, non-ASCII text as UTF-8, not escaped."""
+    if not fast:
+        monkeypatch.setattr(render, "orjson", None)
+    title = "Sclérodermie \u2014 \u201cétude\u201d \u2026 \U0001f600"
+    audit = audit_from([result("https://a.org/\u00e9", "expired", "http_404", title=title, text=title),
+                        result("https://b.org/", "ok", "ok", text=title)],
+                       [PageRecord(run_id=7, url=PAGE, status="ok", title=title)])
+    saved = save_report(audit, tmp_path)
+    assert saved.json.read_bytes() == render_json(audit).encode("utf-8")
+    assert title.encode("utf-8") in saved.json.read_bytes()
+
+
 def test_json_of_text_orjson_refuses_falls_back_to_the_standard_library() -> None:
     audit = audit_from([result("https://a.org/", "ok", "ok", detail="Lone \ud800")],
                        [PageRecord(run_id=7, url=PAGE, status="ok")])
