@@ -44,7 +44,8 @@ from bench.run import measure_simple  # noqa: E402
 from monitor.store import (  # noqa: E402
     HISTORY_SQL,
     RUN_FLAGGED_LINKS_SQL,
-    RUN_LINKS_SQL,
+    RUN_LINKS_UNMARKED_SQL,
+    URL_MARKS_SQL,
     Store,
     _ts,
 )
@@ -179,7 +180,8 @@ def _state(url: str, title: str, fate: str, week: int, turn: int) -> tuple[objec
 def plans(path: Path) -> str:
     conn = sqlite3.connect(path)
     lines = []
-    for name, sql, params in (("run_links", RUN_LINKS_SQL, (1,)),
+    for name, sql, params in (("run_links", RUN_LINKS_UNMARKED_SQL, (1,)),
+                              ("url_marks", URL_MARKS_SQL, ()),
                               ("run_flagged_links", RUN_FLAGGED_LINKS_SQL, (1,)),
                               ("history", HISTORY_SQL, ("x",))):
         lines.append(f"{name}: " + "; ".join(r[-1] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, params)))

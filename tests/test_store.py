@@ -23,6 +23,7 @@ from monitor.store import (
     MIGRATIONS,
     RUN_FLAGGED_LINKS_SQL,
     RUN_LINKS_SQL,
+    RUN_LINKS_UNMARKED_SQL,
     RUN_PAGE_CITATIONS_SQL,
     Store,
     StoreWriter,
@@ -1081,11 +1082,12 @@ def _plan(store: Store, sql: str, params: tuple[object, ...]) -> list[str]:
 def test_history_and_run_links_use_indexes(store: Store) -> None:
     history = _plan(store, HISTORY_SQL, (PUBMED,))
     assert history == ["SEARCH observations USING INDEX observations_url_checked_at (url=?)"]
-    links = _plan(store, RUN_LINKS_SQL, (1,))
-    assert links[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=?)",
-                         "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
-    assert any(line.startswith("SEARCH x USING COVERING INDEX observations_run_url") for line in links)
-    assert not [line for line in links if line.startswith("SCAN") or "TEMP B-TREE" in line]
+    for sql in (RUN_LINKS_SQL, RUN_LINKS_UNMARKED_SQL):
+        links = _plan(store, sql, (1,))
+        assert links[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=?)",
+                             "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
+        assert any(line.startswith("SEARCH x USING COVERING INDEX observations_run_url") for line in links)
+        assert not [line for line in links if line.startswith("SCAN") or "TEMP B-TREE" in line]
 
 
 def test_whereabouts_reads_a_link_run_by_run_through_indexes(store: Store) -> None:
