@@ -194,7 +194,8 @@ def report_source(store: Store, settings: Settings) -> Source:
     return Source(store.database_id, Path(path).name, Path(settings.source).name,
                   runs={r.id: r.started_at for r in runs},
                   mail=store.mail_states(r.id for r in runs),
-                  path=path if path == ":memory:" else str(Path(path).resolve()))
+                  path=path if path == ":memory:" else str(Path(path).resolve()),
+                  outbox=store.outbox_size())
 
 
 def refuse_foreign_folder(folder: Path, source: Source, key: str) -> None:

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
+import io
 import json
 import logging
 import math
@@ -38,7 +40,7 @@ import re
 import stat
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
@@ -387,11 +389,57 @@ REPORT_TYPES = {".html": "text/html", ".json": "application/json"}
 CHUNK = 256 * 1024
 
 
+INDEX = "index.html"
+
+
+def live_index(path: Path, settings: Settings, healthz: dict[str, Any]) -> bytes | None:
+    """On a worker thread: the index of reports as `monitor report` writes it
+    (`reports.render.render_index`, the same summary and table), with what
+    the service knows at this moment: the next audit and the outbox, taken
+    from `healthz` (this request's /healthz document), so the page and
+    /healthz never disagree. None (the file is served as it is) when the
+    index names no database or another one (`refuse_foreign`'s rule): this
+    service would otherwise list another database's reports as its own."""
+    from monitor.jobs import report_source
+    from reports.render import INDEX_HEAD_CHARS, ServiceFacts, index_source_in, render_index
+
+    file = open_report(path)
+    if file is None:
+        return None
+    with file:
+        head = file.read(INDEX_HEAD_CHARS * 4).decode("utf-8", "replace")[:INDEX_HEAD_CHARS]
+    made_by = index_source_in(head)
+    if made_by is None:
+        return None
+    with Store.open(settings.database.path) as store:
+        if made_by.id != store.database_id:
+            return None
+        source = replace(report_source(store, settings), outbox=healthz["outbox"])
+    return render_index(path.parent, site=made_by.site or "your site", source=source,
+                        service=ServiceFacts.from_health(healthz)).encode("utf-8")
+
+
+async def _index_now(request: web.Request, path: Path) -> bytes | None:
+    """`live_index`, or None when the database cannot be read now (the file
+    as it was written is better than an error page)."""
+    try:
+        snapshot = await _snapshot(request)
+        return await asyncio.to_thread(live_index, path, request.app[SETTINGS_KEY],
+                                       health(snapshot, request.app[STATUS_KEY]))
+    except MonitorError:
+        return None
+
+
 async def report_file(request: web.Request) -> web.StreamResponse:
     """The report, streamed from the descriptor `open_report` judged (not
     from its name again: aiohttp's FileResponse opens by name, following
-    links)."""
+    links). The index of reports is rendered anew (`live_index`)."""
     path = report_path(request.app[SETTINGS_KEY].report.dir, request.match_info["name"])
+    if path is not None and path.name == INDEX and request.match_info["name"] == INDEX:
+        body = await _index_now(request, path)
+        if body is not None:
+            return await _send_file(request, io.BytesIO(body), "text/html", size=len(body),
+                                    etag=hashlib.sha256(body).hexdigest()[:32])
     report = None if path is None else await asyncio.to_thread(open_report, path)
     if path is None or report is None:
         raise web.HTTPNotFound(text="No such report.\n")
@@ -402,29 +450,38 @@ async def report_file(request: web.Request) -> web.StreamResponse:
         return await _send_file(request, report, REPORT_TYPES[name[name.rindex("."):]])
 
 
-async def _send_file(request: web.Request, file: BinaryIO, content_type: str) -> web.StreamResponse:
-    st = os.fstat(file.fileno())
+async def _send_file(request: web.Request, file: BinaryIO, content_type: str, *,
+                     size: int | None = None, etag: str | None = None) -> web.StreamResponse:
+    """`file` whole, or the range asked, with its validators. A page made
+    for this request (`size` and `etag` given: the live index) has no
+    modification time: only its ETag revalidates it."""
+    mtime: float | None = None
+    if size is None or etag is None:
+        st = os.fstat(file.fileno())
+        size, mtime = st.st_size, st.st_mtime
+        etag = f"{st.st_mtime_ns:x}-{st.st_size:x}"  # as FileResponse: revalidation gets 304
     response = web.StreamResponse(headers=REPORT_HEADERS)
-    response.etag = f"{st.st_mtime_ns:x}-{st.st_size:x}"  # as FileResponse: revalidation gets 304
-    response.last_modified = st.st_mtime
+    response.etag = etag
+    if mtime is not None:
+        response.last_modified = mtime
     response.headers["Accept-Ranges"] = "bytes"
-    if _not_modified(request, response.etag.value, st.st_mtime):
+    if _not_modified(request, response.etag.value, mtime):
         response.set_status(304)
         await response.prepare(request)
         return response
     response.content_type, response.charset = content_type, "utf-8"
-    span = _byte_range(request, st.st_size, response.etag.value)
+    span = _byte_range(request, size, response.etag.value)
     if span is None:
         response.set_status(416)
-        response.headers["Content-Range"] = f"bytes */{st.st_size}"
+        response.headers["Content-Range"] = f"bytes */{size}"
         response.content_length = 0
         await response.prepare(request)
         await response.write_eof()
         return response
     start, stop = span
-    if (start, stop) != (0, st.st_size):
+    if (start, stop) != (0, size):
         response.set_status(206)
-        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{st.st_size}"
+        response.headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
         await asyncio.to_thread(file.seek, start)
     response.content_length = stop - start
     await response.prepare(request)
@@ -461,11 +518,11 @@ def _byte_range(request: web.Request, size: int, etag: str) -> tuple[int, int] |
     return (start, stop) if start < stop else None
 
 
-def _not_modified(request: web.Request, etag: str, mtime: float) -> bool:
+def _not_modified(request: web.Request, etag: str, mtime: float | None) -> bool:
     if request.if_none_match is not None:
         return any(tag.value in (etag, "*") for tag in request.if_none_match)
     since = request.if_modified_since
-    return since is not None and int(mtime) <= since.timestamp()
+    return since is not None and mtime is not None and int(mtime) <= since.timestamp()
 
 
 async def home(request: web.Request) -> web.StreamResponse:

@@ -394,6 +394,11 @@ class Counts:
     """Problems of the previous report on pages this run did not audit
     (`Audit.no_longer_audited`): with `still`, `fixed` and
     `no_longer_checked`, the previous report's open problems, reconciled."""
+    needs_fixing: int = 0
+    """Of `open`, the rows under "Needs fixing" (an editor changes the
+    entry); the rest, `needs_a_person`, only need opening in a browser. The
+    report's tiles, and the index of reports' summary reads them here."""
+    needs_a_person: int = 0
 
     @property
     def open(self) -> int:
@@ -1585,6 +1590,8 @@ def _count(audit: Audit) -> Counts:
         content=audit.content_audit.total - len(audit.content_audit.pages_failed),
         no_longer_checked=len(audit.no_longer_checked),
         no_longer_audited=sum(g.open for g in audit.no_longer_audited),
+        needs_fixing=audit.fixing_count,
+        needs_a_person=audit.person_count,
     )
 
 

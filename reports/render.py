@@ -26,7 +26,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from html import unescape as html_unescape
 from pathlib import Path
 from typing import Any, cast
@@ -113,6 +113,9 @@ class Source:
     """The database's full path, for messages on this machine; never written."""
     site: str = ""
     """The site an index was made for (read back from index.html)."""
+    outbox: int | None = None
+    """Messages waiting in the outbox (`Store.outbox_size`, /healthz
+    `outbox`) when the index is written; None: not known here."""
 
     def words(self) -> str:
         """"s3.db of trial.toml": how a report names its database to a person."""
@@ -527,7 +530,8 @@ def render_text(audit: Audit, *, full_report: str | None = None,
 
 
 _MEDIA_CLASSES = frozenset({"wrap", "pad", "page", "totals", "h2", "intro", "foot", "head",
-                            "chips", "chip", "num"})
+                            "chips", "chip", "num", "opt"})
+"""`opt`: a column of the index of reports that a phone's screen drops."""
 _CLASS_ATTR = re.compile(r'\sclass="([^"]*)"')
 _STYLE_ATTR = re.compile(r'\sstyle="([^"]*)"')
 
@@ -728,7 +732,7 @@ def _other_counts(other: OtherLinks) -> dict[str, Any]:
             "counts": {"ok": ok, "not_checked": len(other.links) - ok}}
 
 
-_COUNTS_ADDED = ("no_longer_checked", "no_longer_audited")
+_COUNTS_ADDED = ("no_longer_checked", "no_longer_audited", "needs_fixing", "needs_a_person")
 """`Counts` fields added after "open" was the last key of "counts"."""
 
 
@@ -972,7 +976,114 @@ def _write_tmp(path: Path, text: str | Iterable[str] | Iterable[bytes]) -> Path:
     return tmp
 
 
-def render_index(out_dir: Path, *, site: str, source: Source | None = None) -> str:
+@dataclass(frozen=True, slots=True)
+class ServiceFacts:
+    """What only a running `monitor serve` knows, as its /healthz says it
+    (`monitor.web.health`): the index it serves says when the next audit is.
+    The file `monitor report` writes has none (nothing is scheduled there)."""
+
+    next_run: dt.datetime | None
+    running: bool
+
+    @classmethod
+    def from_health(cls, doc: Mapping[str, Any]) -> ServiceFacts:
+        """From the /healthz document itself: one source for both."""
+        when = doc.get("next_run")
+        return cls(_instant(when) if isinstance(when, str) else None, bool(doc.get("running")))
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSummary:
+    """The lines above the index's table: what the latest weekly audit asks
+    of the webmaster, and (served) when the next one is and whether mail waits.
+
+    A bare table made a webmaster add New and Still open to learn how many
+    links need attention, and said nothing of the service (walkthrough 10
+    #9). Every figure is read where the table's are: the latest report's
+    JSON counts, and for the service, /healthz's own document."""
+
+    latest: str = ""
+    """ "Latest audit 27 Nov 17:56 UTC" ("" when no weekly audit is saved)."""
+    state: str = ""
+    """ "12 links need attention (9 to fix, 3 to open in a browser)"."""
+    report: str = ""
+    """The latest report's file name, linked as "open the report"."""
+    attention: int | None = None
+    fixing: int | None = None
+    person: int | None = None
+    service: str = ""
+    outbox: str = ""
+
+
+def _moment(when: dt.datetime, now: dt.datetime, weekday: bool = False) -> str:
+    """ "27 Nov 17:56 UTC" ("Mon 30 Nov 06:00 UTC"); the year when it is not this one."""
+    when = when.astimezone(dt.timezone.utc)
+    text = f"{when.day} {when:%b}" + (f" {when.year}" if when.year != now.year else "") + f" {when:%H:%M} UTC"
+    return f"{when:%a} {text}" if weekday else text
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
+                  service: ServiceFacts | None, now: dt.datetime) -> IndexSummary:
+    """The summary of `rows` (the weekly audits, newest first, as the table
+    lists them): the first row's counts as its report has them (`open` =
+    new + still open; needs fixing + needs a person = open)."""
+    summary = IndexSummary(outbox=_outbox_words(source, service))
+    if service is not None:
+        if service.running:
+            summary = replace(summary, service="An audit is running now: its report appears here when it ends.")
+        elif service.next_run is not None:
+            summary = replace(summary, service=f"Next audit {_moment(service.next_run, now, weekday=True)}.")
+        else:
+            summary = replace(summary, service="No audit is scheduled.")
+    if not rows:
+        return summary
+    row = rows[0]
+    started = _instant(row.get("started"))
+    latest = f"Latest audit {_moment(started, now)}" if started else f"Latest audit {row['date']}"
+    counts = row.get("counts") or {}
+    new, still = _int(counts.get("new")), _int(counts.get("still"))
+    fixing, person = _int(counts.get("needs_fixing")), _int(counts.get("needs_a_person"))
+    attention = new + still if new is not None and still is not None else None
+    if row.get("unread") == "not fetched":
+        state = "no page could be fetched: nothing was checked"
+    elif attention is None:
+        state = "its counts could not be read"
+    elif attention == 0:
+        state = "nothing needs fixing"
+    else:
+        state = f"{wording.plural(attention, 'link')} need{'s' if attention == 1 else ''} attention"
+        if fixing is not None and person is not None and fixing + person == attention:
+            if not person or not fixing:
+                what = "to fix" if not person else "to open in a browser"
+                state += f" ({'all ' if attention > 1 else ''}{what})"
+            else:
+                state += f" ({fixing} to fix, {person} to open in a browser)"
+        else:  # a report saved before the counts were split
+            fixing = person = None
+    if row.get("unread") and row.get("unread") != "not fetched":
+        state += f" ({row['unread']})"
+    return replace(summary, latest=latest, state=state, report=row["name"], attention=attention,
+                   fixing=fixing, person=person)
+
+
+def _outbox_words(source: Source | None, service: ServiceFacts | None) -> str:
+    waiting = source.outbox if source is not None else None
+    if waiting is None:
+        return ""
+    if waiting == 0:
+        return "Outbox empty."
+    said = f"{wording.plural(waiting, 'message')} wait{'s' if waiting == 1 else ''} in the outbox"
+    if service is not None:
+        return said + f" (kept after a mail failure): the service sends {'it' if waiting == 1 else 'them'} again."
+    return said + " (kept after a mail failure): see the Mail column."
+
+
+def render_index(out_dir: Path, *, site: str, source: Source | None = None,
+                 service: ServiceFacts | None = None, now: dt.datetime | None = None) -> str:
     """index.html: every saved report in `out_dir`, newest first, with its
     counts. The weekly audits come first; an editor's check of some pages
     (`check --page`) is listed apart, below them: the latest row is what a
@@ -988,9 +1099,10 @@ def render_index(out_dir: Path, *, site: str, source: Source | None = None) -> s
         row["mail"] = _mail_words(mail.get(row["run"])) if known else ""
         row["unread"] = _unread_words(row["counts"])
     rows.sort(key=lambda r: (r["date"], r["run"]), reverse=True)
+    weekly = [r for r in rows if not r["partial"]]
+    summary = index_summary(weekly, source, service, now or dt.datetime.now(dt.timezone.utc))
     return _inline(_ENV.get_template("index.html.j2").render(
-        site=site, rows=[r for r in rows if not r["partial"]], checks=[r for r in rows if r["partial"]],
-        source=source))
+        site=site, rows=weekly, checks=[r for r in rows if r["partial"]], source=source, summary=summary))
 
 
 def _saved_rows(out_dir: Path) -> list[dict[str, Any]]:
@@ -1051,6 +1163,11 @@ def _index_source(path: Path) -> Source | None:
             head = f.read(INDEX_HEAD_CHARS)
     except OSError:
         return None
+    return index_source_in(head)
+
+
+def index_source_in(head: str) -> Source | None:
+    """The database named by the head of an index.html (`INDEX_HEAD_CHARS`)."""
     found = {key: html_unescape(value) for key, value in _INDEX_META.findall(head)}
     if not found.get("database-id"):
         return None
