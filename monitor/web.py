@@ -13,6 +13,9 @@ read-only by name: only `index.html` and `report-DATE-run-N.html|json` exist
 here (no directory listing, no path reaches outside the folder), with a
 Content-Security-Policy that allows no script and no remote resource (the
 reports have none; this keeps it so even if a bug let markup through).
+`index.html` of this database is rendered anew for each request
+(`live_index`): its summary says when the next audit is and whether mail
+waits, as /healthz does at that moment.
 
 Bound to loopback, it answers only requests that name it by a local name
 (127.0.0.1, [::1], localhost) or by the host of `[report] base_url` (a
