@@ -40,6 +40,7 @@ import logging
 import math
 import os
 import re
+import sqlite3
 import stat
 from collections import Counter
 from collections.abc import Iterable
@@ -429,7 +430,10 @@ async def _index_now(request: web.Request, path: Path) -> bytes | None:
         snapshot = await _snapshot(request)
         return await asyncio.to_thread(live_index, path, request.app[SETTINGS_KEY],
                                        health(snapshot, request.app[STATUS_KEY]))
-    except MonitorError:
+    except MonitorError:  # logged by `_snapshot`, once per failure
+        return None
+    except (sqlite3.Error, OSError) as exc:
+        log.warning("event=index_not_rendered error=%s", json.dumps(str(exc), ensure_ascii=False))
         return None
 
 
