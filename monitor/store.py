@@ -41,7 +41,7 @@ import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from itertools import groupby
@@ -424,6 +424,12 @@ RUN_FLAGGED_LINKS_SQL = RUN_LINKS_SQL.replace(
     "  AND (ob.status NOT IN ('ok', 'skipped')\n"
     "       OR (ob.status IS NULL AND o.skip_reason = 'invalid_url'))",
 )
+
+# The same for some URLs of the run (a JSON array; a malformed link's is its
+# href, as `_link_result` gives it): the run's occurrences are searched as
+# RUN_FLAGGED_LINKS_SQL's, only the rows of those URLs joined further.
+RUN_URLS_FLAGGED_LINKS_SQL = RUN_FLAGGED_LINKS_SQL.replace(
+    "WHERE p.run_id = ?\n", "WHERE p.run_id = ? AND coalesce(o.url, o.raw_href) IN (SELECT value FROM json_each(?))\n")
 
 # The same for one page of the run: a page the previous report could not
 # fetch is compared with the last report that read it.
@@ -1563,13 +1569,21 @@ class Store:
         0.03 s); the whole-run readers merge them instead of joining url_state."""
         return {url: (flapping, archived) for url, flapping, archived in self._conn.execute(URL_MARKS_SQL)}
 
-    def run_flagged_links(self, run_id: int) -> list[LinkResult]:
+    def run_flagged_links(self, run_id: int, urls: Collection[str] | None = None) -> list[LinkResult]:
         """The run's links whose status is neither ok nor skipped, in `run_links` order.
 
         What a report needs of the previous report's run ("new", "still open",
         "fixed since"): a tenth of the links, without building the rest.
+        With `urls`, only the links to those: what a report needs of the
+        report before the previous one (whether a problem new now is "back")
+        is a few URLs, not its 10,000 flagged links (0.5 s at 100,000 links).
         """
-        return [_link_result(r) for r in self._conn.execute(RUN_FLAGGED_LINKS_SQL, (run_id,))]
+        if urls is None:
+            return [_link_result(r) for r in self._conn.execute(RUN_FLAGGED_LINKS_SQL, (run_id,))]
+        if not urls:
+            return []
+        return [_link_result(r) for r in self._conn.execute(
+            RUN_URLS_FLAGGED_LINKS_SQL, (run_id, json.dumps(list(urls))))]
 
     def flagged_links_last_read(self, page_urls: Iterable[str], before_run_id: int) -> list[LinkResult]:
         """Each page's flagged links in the latest reported full run before

@@ -160,10 +160,11 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
     before_previous_run = None
     if previous is not None and previous_links is not None:
         listed = {(l.page, l.url) for l in previous_links}
-        if any(l.status in FLAGGED and (l.page, l.url) not in listed for l in links):
+        new_now = {l.url for l in links if l.status in FLAGGED and (l.page, l.url) not in listed}
+        if new_now:
             before_previous_run = store.previous_reported_run(previous.id)
             if before_previous_run is not None:
-                before_previous = store.run_flagged_links(before_previous_run.id)
+                before_previous = store.run_flagged_links(before_previous_run.id, new_now)
     # A page this run could not fetch: its content notes as last read (the
     # page's citations only, for the pages that failed only).
     failed = {p.url for p in pages if p.status == "error"}

@@ -21,7 +21,7 @@ from monitor.errors import StoreError
 from monitor.store import (
     HISTORY_SQL,
     MIGRATIONS,
-    RUN_FLAGGED_LINKS_SQL,
+    RUN_FLAGGED_LINKS_SQL, RUN_URLS_FLAGGED_LINKS_SQL,
     RUN_LINKS_SQL,
     RUN_LINKS_UNMARKED_SQL,
     RUN_PAGE_CITATIONS_SQL,
@@ -1237,6 +1237,20 @@ def test_run_flagged_links_are_the_run_links_that_ask_for_work(store: Store) -> 
     ]
     assert flagged[1].reason == "invalid_url"
     assert store.run_flagged_links(run.id + 1) == []
+    # only some URLs (a malformed link's is its href): the same rows, in the same order
+    some = {urls[LinkStatus.MOVED], urls[LinkStatus.BLOCKED], "http://", "https://not-cited.org/"}
+    assert store.run_flagged_links(run.id, some) == [l for l in flagged if l.url in some]
+    assert [l.url for l in store.run_flagged_links(run.id, some)].count(urls[LinkStatus.MOVED]) == 2
+    assert len(store.run_flagged_links(run.id, some)) == 4
+    assert store.run_flagged_links(run.id, {urls[LinkStatus.OK]}) == []
+    assert store.run_flagged_links(run.id, set()) == []
+
+
+def test_some_urls_flagged_links_use_the_run_links_indexes(store: Store) -> None:
+    plan = _plan(store, RUN_URLS_FLAGGED_LINKS_SQL, (1, "[]"))
+    assert plan[:2] == ["SEARCH p USING INDEX sqlite_autoindex_pages_1 (run_id=?)",
+                        "SEARCH o USING INDEX occurrences_run_page (run_id=? AND page_url=?)"]
+    assert not [line for line in plan if line.startswith("SCAN") and "json_each" not in line]
 
 
 def test_run_flagged_links_uses_the_run_links_indexes(store: Store) -> None:
