@@ -120,12 +120,13 @@ import html as htmllib
 import ipaddress
 import re
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urljoin, urlsplit
 
 import idna
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from monitor.textfragment import fragment_words, locate
 from monitor.types import HREF_MAX, URL_KEPT_MAX, Citation, EntryContext, LinkKind
 
 __all__ = ["PageExtract", "extract_page", "normalize_url", "parse_source_date"]
@@ -597,6 +598,7 @@ def extract_page(html: str, page_url: str) -> PageExtract:
     segments: dict[int, dict[int, _Segment]] = {}
     resolve_cache: dict[str, tuple[str | None, str | None]] = {}
     ids = _LinkIds(links)
+    nodes: list[LexborNode | None] = []
     for i, link in enumerate(links):
         if link.phantom:
             continue
@@ -622,14 +624,37 @@ def extract_page(html: str, page_url: str) -> PageExtract:
             element=link.element, attribute=link.attribute, line=link.line,
             context=context, skip_reason=skip,
         ))
+        nodes.append(link.node if link.element == "a" and link.attribute == "href" else None)
     entries = tuple(c.context.title for c in citations if c.context is not None)
+    title = _title(tree)
     return PageExtract(
-        url=page_url, title=_title(tree), base_url=base_url,
-        citations=tuple(citations), entries=entries,
+        url=page_url, title=title, base_url=base_url,
+        citations=tuple(_with_fragments(tree, citations, nodes)), entries=entries,
     )
 
 
 _NAV_SKIPS = frozenset({"fragment", "mailto", "tel", "javascript", "data"})
+
+
+def _with_fragments(tree: LexborHTMLParser, citations: list[Citation],
+                    nodes: list[LexborNode | None]) -> list[Citation]:
+    """The citations, those of them whose words first stand elsewhere on the
+    page with the text fragment that finds them (`monitor.textfragment`):
+    the report's "Find the link on the page" must highlight this link, not
+    a menu's link of the same words. Marks the tree: called last."""
+    wanted: list[tuple[LexborNode, str]] = []
+    at: list[int] = []
+    for i, (citation, node) in enumerate(zip(citations, nodes)):
+        words = fragment_words((citation.context.title if citation.context else "")
+                               or citation.anchor_text) if node is not None else ""
+        if node is not None and words:
+            wanted.append((node, words))
+            at.append(i)
+    for i, finding in zip(at, locate(tree, wanted)):
+        if finding is not None:
+            citations[i] = replace(citations[i], fragment=finding.directive,
+                                   fragment_nth=finding.nth)
+    return citations
 
 
 def _collapse(text: str) -> str:

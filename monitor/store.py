@@ -345,6 +345,17 @@ def m009_site_cuts_depth(db: Database) -> None:
     db.execute("ALTER TABLE site_cuts ADD COLUMN too_deep INTEGER NOT NULL DEFAULT 0")
 
 
+@MIGRATIONS()
+def m010_occurrence_fragments(db: Database) -> None:
+    """`occurrences.fragment`, `.fragment_nth`: the text directive that
+    scrolls to the link when its first words stand earlier on its page
+    ("see-,Symptoms"), or which match of them it is (`Citation.fragment`).
+    NULL for the other links (nearly all), and for older rows: their report
+    links the page with the words alone, as it did."""
+    db.execute("ALTER TABLE occurrences ADD COLUMN fragment TEXT")
+    db.execute("ALTER TABLE occurrences ADD COLUMN fragment_nth INTEGER")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -381,7 +392,7 @@ SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
        ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
        s.flapping, s.archived_url, ob.notice, ob.notice_detail,
        CASE WHEN ob.notice != '' THEN o.entry_summary END,
-       o.line, o.element, o.attribute
+       o.line, o.element, o.attribute, o.fragment, o.fragment_nth
 FROM pages AS p
 JOIN occurrences AS o ON o.run_id = p.links_run AND o.page_url = p.url
 LEFT JOIN observations AS ob ON ob.id = (
@@ -453,7 +464,8 @@ _PRUNABLE = """started_at < ?
 
 _OCCURRENCE_COLUMNS = (
     "run_id, page_url, url, raw_href, anchor_text, section, kind, element, attribute, "
-    "line, entry_title, entry_summary, entry_source, entry_date, expired_mark, skip_reason"
+    "line, entry_title, entry_summary, entry_source, entry_date, expired_mark, skip_reason, "
+    "fragment, fragment_nth"
 )
 _OCCURRENCE_SELECT = ", ".join(f"o.{column}" for column in _OCCURRENCE_COLUMNS.split(", "))
 
@@ -623,6 +635,7 @@ def _occurrence_values(run_id: int, page_url: str, c: Citation) -> tuple[Any, ..
     return (
         run_id, page_url, c.url, c.raw_href, c.anchor_text, c.section, c.kind.value,
         c.element, c.attribute, c.line, *entry, c.skip_reason,
+        c.fragment or None, c.fragment_nth or None,
     )
 
 
@@ -648,6 +661,8 @@ def _citation(row: sqlite3.Row) -> Citation:
         line=row["line"],
         context=context,
         skip_reason=row["skip_reason"],
+        fragment=row["fragment"] or "",
+        fragment_nth=row["fragment_nth"] or 0,
     )
 
 
@@ -808,7 +823,7 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
     (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
      entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
      suggested_url, strikes, failing_since, checked_at, flapping, archived_url, notice,
-     notice_detail, noticed_summary, line, element, attribute) = row
+     notice_detail, noticed_summary, line, element, attribute, fragment, fragment_nth) = row
     if marks is not None:
         flapping, archived_url = marks.get(url, _UNMARKED)
     if status is None and skip_reason == "invalid_url":
@@ -852,6 +867,8 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
         written="" if raw_href == url or raw_href.strip() == url else raw_href,
         element=_intern(element or ""),
         attribute=_intern(attribute or ""),
+        fragment=fragment or "",
+        fragment_nth=fragment_nth or 0,
     )
 
 
@@ -1397,7 +1414,7 @@ class Store:
 
     def record_citations(self, run_id: int, page_url: str, citations: Sequence[Citation]) -> None:
         """Replace the page's occurrences in the run, so that a resumed run may re-record."""
-        placeholders = ", ".join("?" * 16)
+        placeholders = ", ".join("?" * 18)
         with self._tx():
             self._conn.execute(
                 "DELETE FROM occurrences WHERE run_id = ? AND page_url = ?", (run_id, page_url)

@@ -112,6 +112,13 @@ class Citation:
     line: int | None = None
     context: EntryContext | None = None
     skip_reason: str | None = None
+    fragment: str = ""
+    """The text directive that scrolls to this link ("see-,Symptoms",
+    percent-encoded: `monitor.textfragment`) when the first words of its
+    text (or entry title) stand earlier on the page; "" when they find it."""
+    fragment_nth: int = 0
+    """When no few words around it set it apart: which match of its words
+    on the page it is (2: the second); else 0."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +244,12 @@ class LinkResult:
     attribute: str = ""
     """"href", "src", "style" (a style="..." attribute), "url" or "@import"
     (in a <style> block)...; "" when unknown."""
+    fragment: str = ""
+    """`Citation.fragment`: the text directive that finds this link on its
+    page when its first words alone would find an earlier place; ""."""
+    fragment_nth: int = 0
+    """`Citation.fragment_nth`: which match of its words it is, when no
+    directive sets it apart (the report says "the 2nd ..."); else 0."""
 
     CONTRACT_FIELDS = (
         "page", "url", "text", "section", "kind", "status", "reason", "http_status",

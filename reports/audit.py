@@ -25,6 +25,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from monitor.classify import gone_here
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
+from monitor.textfragment import FRAGMENT_WORDS, encode_piece, fragment_words
 from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut, UrlState
 from monitor.wording import (
     GROUPS,
@@ -70,9 +71,10 @@ HEAVY_CHANGE_MIN = 3
 HEAVY_CHANGE_FRACTION = 0.25
 """...and at least this share of its previous entries: small pages stay quiet."""
 
-TEXT_FRAGMENT_WORDS = 6
+TEXT_FRAGMENT_WORDS = FRAGMENT_WORDS
 """Words of the entry title in "open the entry" links: enough to be unique on a
-page, few enough to survive whitespace quirks and keep the mail small."""
+page, few enough to survive whitespace quirks and keep the mail small (the
+extractor, which checks they find this link, counts them the same)."""
 
 _DEAD = frozenset({LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.DRIFTED, LinkStatus.MOVED})
 _READ = frozenset({"ok", "not_modified"})
@@ -173,6 +175,12 @@ class Problem:
     def kind_note(self) -> str:
         """ "navigation link", "image the page loads"; "" for a citation."""
         return wording.kind_note(self.link.kind, self.link.url)
+
+    @property
+    def page_link_note(self) -> str:
+        """ "it is the 2nd “Symptoms” on the page": the page link's words
+        stand earlier too, and nothing near the link sets it apart."""
+        return nth_note(self.link)
 
     @property
     def page_link_label(self) -> str:
@@ -287,6 +295,9 @@ class ContentIssue:
     """The lines of the link's other copies: the entry's other listings
     (each carries the mark to remove, the notice to add), or, for a
     duplicate, every entry of the page citing the address."""
+    page_link_note: str = ""
+    """With `page_link`: "it is the 2nd “...” on the page" when its words
+    stand earlier on the page too and nothing near the entry sets it apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -884,7 +895,7 @@ def _problem(
         link=link, words=words, advice=advice, since=since, weeks_open=weeks,
         confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label, suspicion=suspicion,
         rechecked=rechecked, since_at_least=at_least,
-        page_link=text_fragment_link(link.page, link.entry_title or link.text),
+        page_link=page_link_of(link),
         **_search(link),
     )
 
@@ -915,23 +926,39 @@ def _fix(link: LinkResult) -> tuple[str | None, str]:
     return None, ""
 
 
-def text_fragment_link(page: str, text: str) -> str:
+def text_fragment_link(page: str, text: str, directive: str = "") -> str:
     """The page URL with a `#:~:text=` fragment that scrolls to the entry.
 
     Chrome, Edge and Safari highlight the entry; other browsers ignore the
     fragment and open the page, so nothing is lost. Only the first words are
     used: a text fragment must match exactly, and long titles are where the
-    extractor's whitespace may differ from the page's.
+    extractor's whitespace may differ from the page's. `directive`, when the
+    extractor found those words earlier on the page (a menu's "Symptoms"
+    above the one to fix), is the directive that finds this link instead
+    ("see-,Symptoms": `monitor.textfragment`).
     """
-    words = " ".join(text.split()[:TEXT_FRAGMENT_WORDS])
-    if not words or not page.startswith(("http://", "https://")):
+    words = fragment_words(text)
+    if not (words or directive) or not page.startswith(("http://", "https://")):
         return page
     try:
         parts = urlsplit(page)
     except ValueError:
         return page
-    fragment = ":~:text=" + quote(words, safe="").replace("-", "%2D")
+    fragment = ":~:text=" + (directive or encode_piece(words))
     return urlunsplit((parts.scheme, parts.netloc, parts.path, parts.query, fragment))
+
+
+def page_link_of(link: LinkResult) -> str:
+    """The page scrolled to `link` (its entry's title, else its text)."""
+    return text_fragment_link(link.page, link.entry_title or link.text, link.fragment)
+
+
+def nth_note(link: LinkResult) -> str:
+    """ "it is the 2nd “Symptoms” on the page" when the page link's words
+    find an earlier place and no few words around the link set it apart; ""."""
+    if link.fragment_nth < 2:
+        return ""
+    return wording.nth_on_page(link.fragment_nth, fragment_words(link.entry_title or link.text))
 
 
 def search_link(title: str, source: str, url: str | None = None) -> str | None:
@@ -1376,7 +1403,7 @@ def _noticed(notice: str, citations: Sequence[LinkResult],
         also = tuple(f"Also listed under \u201c{s}\u201d" for s in sections[key][1:] if s)
         yield _issue(notice, link, titles,
                      wording.notice_words(link.notice, link.notice_detail, marked=marked),
-                     page_link=text_fragment_link(link.page, link.entry_title or link.text),
+                     page_link=page_link_of(link), page_link_note=nth_note(link),
                      related=also, more_lines=copies.get(key, ()))
 
 

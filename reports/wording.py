@@ -566,3 +566,16 @@ def no_longer_audited_line(page: Any) -> str:
         what = f"its {plural(page.watching, 'suspected problem')} (not confirmed yet)"
         verb = "is" if page.watching == 1 else "are"
     return f"No longer audited: {named}, {page.why}: {what} {verb} not followed any more."
+
+
+def ordinal(n: int) -> str:
+    """2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def nth_on_page(n: int, words: str) -> str:
+    """Said beside "Find the link on the page" when the words it scrolls to
+    stand earlier on the page too and nothing near the link sets it apart:
+    the browser highlights the first, the editor looks further."""
+    return f"it is the {ordinal(n)} \u201c{words}\u201d on the page"

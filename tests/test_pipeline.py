@@ -25,6 +25,7 @@ from monitor.crawl import run_audit
 from monitor.demo.run import demo_settings
 from monitor.demo.site import SimulatedSite
 from monitor.store import Store
+from reports.deliver import load_audit
 from simkit import run_monitor, site_config
 
 
@@ -77,6 +78,24 @@ async def test_moved_links_suggest_the_new_address(site: SimulatedSite, tmp_path
     # a dead link with a snapshot gets the archived copy as its fix
     medscape = links["https://www.medscape.com/viewarticle/883512"]
     assert medscape.archived_url and medscape.archived_url.startswith("https://web.archive.org/web/")
+
+
+async def test_the_report_finds_the_moved_menu_word_not_the_menus_own(
+        site: SimulatedSite, tmp_path: Path) -> None:
+    # Walkthrough 10 #4: the Raynaud's page's menu links "Symptoms" (https,
+    # fine) above "(Also see Symptoms" (http, moved): the row's "Find the
+    # link on the page" highlighted the menu's. The words before the moved
+    # one go with it, through the store, into the report's row.
+    settings = demo_settings(site, tmp_path, smtp_port=1)
+    outcome = await run_audit(settings)
+    with Store.open(settings.database.path) as store:
+        links = store.run_links(outcome.run.id)
+        audit = load_audit(store, outcome.run.id, settings, outcome.run.started_at)
+    [moved] = [l for l in links if l.url == "http://www.sclero.org/scleroderma/symptoms/a-to-z.html"]
+    assert (moved.status.value, moved.fragment) == ("moved", "see-,Symptoms")
+    [row] = [p for p in audit.problems if p.link.url == moved.url]
+    assert row.page_link == moved.page + "#:~:text=see-,Symptoms"
+    assert row.page_link_label == "Find the link on the page"
 
 
 async def test_cli_check_json_matches_the_contract(site: SimulatedSite, tmp_path: Path) -> None:
