@@ -298,6 +298,10 @@ class ContentIssue:
     page_link_note: str = ""
     """With `page_link`: "it is the 2nd “...” on the page" when its words
     stand earlier on the page too and nothing near the entry sets it apart."""
+    link_reason: str = ""
+    """The check's reason for the note's link ("parked_domain"...): the
+    report shows the address as text, not as a link, where a reader should
+    not be sent (`wording.not_linked`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -1381,7 +1385,7 @@ def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
                         entry=link.entry_title or link.text, words=words, url=link.url,
                         pages=(link.page,), section=link.section, line=link.line,
                         written=link.written, element=link.element, attribute=link.attribute,
-                        **extra)  # type: ignore[arg-type]
+                        link_reason=link.reason, **extra)  # type: ignore[arg-type]
 
 
 def _noticed(notice: str, citations: Sequence[LinkResult],

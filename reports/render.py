@@ -181,6 +181,19 @@ def link(url: Any, text: Any = None) -> Markup:
     return Markup(_link_html(url, text))
 
 
+def link_of(row: LinkResult | ContentIssue) -> Markup:
+    """A row's link address: an `<a href>` as `link` gives it, but as text
+    where a reader should not be sent (`wording.not_linked`: a parked
+    domain, a private address, a broken certificate, a malformed address),
+    saying so beside it and in its title."""
+    url = row.url or ""
+    why = wording.not_linked(row.reason if isinstance(row, LinkResult) else row.link_reason)
+    if not why:
+        return link(url)
+    return Markup(f'<span title="Shown as text, not as a link: {_escape(why)}">{_escape(url)}</span>'
+                  f' <span class="mini">(not linked: {_escape(why)})</span>')
+
+
 def _other_links(links: Iterable[LinkResult]) -> Markup:
     """The compact list of the links that ask nothing: ok ones as links, the
     rest (mailto, in-page jumps) as text with the reason they were skipped.
@@ -289,7 +302,7 @@ def _environment() -> jinja2.Environment:
         detail=_detail,
         row_words=wording.without_not_rechecked,
     )
-    env.globals.update(plural=wording.plural, Status=LinkStatus, link=link,
+    env.globals.update(plural=wording.plural, Status=LinkStatus, link=link, link_of=link_of,
                        page_not_rechecked=wording.PAGE_NOT_RECHECKED)
     return env
 
@@ -401,7 +414,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "content_count": content_count,
         "content_not_rechecked": not_rechecked,
         "headline": headline(audit),
-        "headline_html": _headline_html(audit),
+        "headline_html": _headline_html(audit, anchored=saved),
         "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "no_longer_lines": no_longer_lines(audit),
@@ -417,10 +430,13 @@ RETRACTED_ANCHOR = "content-retracted"
 headline's "see ..." links to."""
 
 
-def _headline_html(audit: Audit) -> Markup:
+def _headline_html(audit: Audit, *, anchored: bool = True) -> Markup:
     """`headline` escaped, its closing "see “Cited articles that were
     retracted”" a link to that group (on a ~9,000 px page, the words alone
-    sent the reader scrolling)."""
+    sent the reader scrolling). Not in a mail (`anchored` False): several
+    webmail clients drop in-page anchors, and a link that does nothing
+    reads as a dead one; the words say where the group is instead ("...
+    retracted” below")."""
     text = headline(audit)
     notices = _noticed(audit)
     if not notices:
@@ -429,6 +445,8 @@ def _headline_html(audit: Audit) -> Markup:
     if not text.endswith(see):
         return Markup(_escape(text))
     heading = _escape(audit.content_audit.heading("retracted"))
+    if not anchored:
+        return Markup(f"{_escape(text[: -len(see)])}see \u201c{heading}\u201d below.")
     return Markup(f'{_escape(text[: -len(see)])}see <a href="#{RETRACTED_ANCHOR}" class="hl">'
                   f"\u201c{heading}\u201d</a>.")
 

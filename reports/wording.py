@@ -579,3 +579,21 @@ def nth_on_page(n: int, words: str) -> str:
     stand earlier on the page too and nothing near the link sets it apart:
     the browser highlights the first, the editor looks further."""
     return f"it is the {ordinal(n)} \u201c{words}\u201d on the page"
+
+
+NOT_LINKED = {
+    "parked_domain": "the domain no longer belongs to the publisher",
+    "private_address": "a private network address",
+    "tls": "the site's certificate fails",
+    "invalid_url": "a malformed address",
+}
+"""Why a link's address is shown as text in the report and the mail, not
+as a link: a parked domain's page (ads, sometimes worse), an intranet
+address, a host whose certificate fails (the browser warns, or it is not
+the site any more), an address that opens nothing. The editor still sees
+the address, to find it in the page's source."""
+
+
+def not_linked(reason: str) -> str:
+    """Why an address with this check reason is not made a link; "" for one that is."""
+    return NOT_LINKED.get(reason, "")

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import replace
+from html import escape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -976,9 +977,28 @@ def test_tiles_and_the_headline_link_to_their_groups() -> None:
         ids = {attrs["id"] for _, attrs in tags_of(out) if attrs.get("id")}
         jumps = [attrs["href"] for _, attrs in tags_of(out) if (attrs.get("href") or "").startswith("#")]
         assert jumps and all(href[1:] in ids for href in jumps)
-        assert {"#needs-fixing", "#needs-a-person", "#content", "#content-retracted"} <= set(jumps)
-        assert re.search(r'see <a href="#content-retracted"[^>]*>\u201cCited articles that were retracted'
-                         r'\u201d</a>', out.replace("&#8220;", "\u201c").replace("&#8221;", "\u201d"))
+        assert {"#needs-fixing", "#needs-a-person", "#content"} <= set(jumps)
+    out = render_page(audit)
+    assert re.search(r'see <a href="#content-retracted"[^>]*>\u201cCited articles that were retracted'
+                     r'\u201d</a>', out.replace("&#8220;", "\u201c").replace("&#8221;", "\u201d"))
+
+
+def test_the_mails_headline_names_the_retracted_group_without_an_in_page_link() -> None:
+    """Walkthrough 10 #11: several webmail clients drop in-page anchors, so
+    the headline's "see “Cited articles that were retracted”" read as a dead
+    link there. In the mail the words say where the group is, with no link;
+    the saved report, read in a browser, keeps the jump."""
+    links = list(sample_audit().links) + [
+        result("https://pubmed.ncbi.nlm.nih.gov/29470812/", "ok", "ok", title="Oral treprostinil",
+               section="Vasodilators", notice="retracted", notice_detail="Retracted.")]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+    html, _ = render_email(audit, lambda h, t: True)
+    for out in (html, render_html(audit)):
+        headline = out[out.index('id="top"'):]
+        headline = headline[:headline.index("</p>")].replace("&#8220;", "\u201c").replace("&#8221;", "\u201d")
+        assert "<a " not in headline
+        assert "see \u201cCited articles that were retracted\u201d below." in headline
+        assert 'href="#content-retracted"' not in out
 
 
 def test_the_saved_report_links_all_reports_and_the_one_it_is_compared_with(tmp_path: Path) -> None:
@@ -1094,3 +1114,55 @@ def test_a_watched_link_that_answers_again_is_said_once_quietly_not_as_a_fix() -
     assert "<script>alert" not in html
     assert f"  - {hostile} (https://a.org/slow)" in text
     assert "Fixed since the last report" not in html
+
+
+# -- addresses a reader should not be sent to (walkthrough 10, finding 11) ----------
+
+NOT_TO_OPEN = [
+    ("http://www.raynauds-cure-news.com/article/nifedipine.html", "expired", "parked_domain",
+     "the domain no longer belongs to the publisher"),
+    ("http://192.168.1.20/intranet/raynauds-protocol.pdf", "blocked", "private_address",
+     "a private network address"),
+    ("https://www.raynauds-clinic.org/treatments.html", "error", "tls", "the site's certificate fails"),
+    ("http://www..example.org/x", "error", "invalid_url", "a malformed address"),
+]
+
+
+@pytest.mark.parametrize(("url", "status", "reason", "why"), NOT_TO_OPEN)
+def test_an_address_a_reader_should_not_be_sent_to_is_text_not_a_link(
+        url: str, status: str, reason: str, why: str) -> None:
+    """A parked domain, an intranet address, a host whose certificate fails
+    and a malformed address were live links in the mail (w1_web.html): the
+    row shows the address as text, saying why beside it and in its title;
+    a working link and an ordinary dead one stay links."""
+    ok = "https://pubmed.ncbi.nlm.nih.gov/1/"
+    dead = "https://www.medscape.com/viewarticle/883512"
+    links = [result(url, status, reason, title="Nifedipine still first choice", days=9, strikes=3),
+             result(ok, "ok", "ok", title="Working"),
+             result(dead, "expired", "http_404", title="Gone", days=9, strikes=3)]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+    html, text = render_email(audit, lambda h, t: True)
+    for out in (html, render_page(audit)):
+        hrefs = {attrs.get("href") for _, attrs in tags_of(out)}
+        assert url not in hrefs
+        assert {ok, dead} <= hrefs
+        spans = [attrs for tag, attrs in tags_of(out) if tag == "span"
+                 and (attrs.get("title") or "").startswith("Shown as text")]
+        # the problem's row, and the content note of its entry (it has no source line)
+        assert spans and {s["title"] for s in spans} == {f"Shown as text, not as a link: {why}"}
+        assert f"(not linked: {why})" in out.replace("&#39;", "'")
+        assert escape(url) in out
+    assert url in text  # the text part names it, for the editor to find in the source
+
+
+def test_a_fixed_links_old_address_on_a_parked_domain_is_text_too() -> None:
+    parked = "http://www.raynauds-cure-news.com/article/nifedipine.html"
+    before = [result(parked, "expired", "parked_domain", title="Nifedipine still first choice",
+                     days=9, strikes=3, checked_at=NOW - dt.timedelta(days=7))]
+    now = [result("https://web.archive.org/web/2016/" + parked, "ok", "ok",
+                  title="Nifedipine still first choice")]
+    audit = audit_from(now, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")], previous=before)
+    assert audit.fixed_since_last
+    out = render_page(audit)
+    assert parked not in {attrs.get("href") for _, attrs in tags_of(out)}
+    assert "(not linked: the domain no longer belongs to the publisher)" in out
