@@ -36,6 +36,7 @@ of characters scanned per page (a hostile page of 10,000 links all reading
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -61,6 +62,8 @@ SCAN_BUDGET = 40
 length (plus `SCAN_FLOOR`): a few dozen repeated titles on an ordinary page,
 not 10,000 on a hostile one."""
 SCAN_FLOOR = 2_000_000
+MOST_EARLIER = 50
+"""A link whose words stand earlier more often keeps the plain fragment."""
 
 _UNSEARCHABLE = ", ".join((
     "script", "style", "template", "title", "textarea", "noscript", "select", "iframe",
@@ -271,8 +274,8 @@ class _PageText:
         piece = marked[last:]
         pieces.append(piece[1:] if piece[:1] == " " and pieces and pieces[-1][-1:] == " " else piece)
         text = "".join(pieces)
-        if not text.strip():
-            return None
+        if not text.strip() or len(text.lower()) != len(text):
+            return None  # (lower-casing "İ" makes two characters: offsets would drift)
         spans = {i: span for (kind, i), span in closed.items() if kind == 0}
         return cls(text, spans, holders, marks)
 
@@ -359,12 +362,15 @@ class _Marks:
         return self._pattern
 
 
-def _reach(page: _PageText, words: str, own: int, mark: int) -> tuple[Finding, int]:
+def _reach(page: _PageText, words: str, own: int, mark: int) -> tuple[Finding | None, int]:
     """(how to reach the words standing at `own`, link `mark`'s; characters
-    scanned), knowing that they stand earlier too."""
+    scanned), knowing that they stand earlier too. None when they stand
+    earlier more than `MOST_EARLIER` times: "the 80th 'x'" helps nobody."""
     folded = words.lower()
     size = len(folded)
-    earlier = list(page.occurrences(folded, own, bounded=False))
+    earlier = list(itertools.islice(page.occurrences(folded, own, bounded=False), MOST_EARLIER + 1))
+    if len(earlier) > MOST_EARLIER:
+        return None, own
     before, after = page.around(mark, folded)
     for prefix, suffix in _contexts(before, after):
         if not any(map(_word, prefix + suffix)):
@@ -377,9 +383,9 @@ def _reach(page: _PageText, words: str, own: int, mark: int) -> tuple[Finding, i
                 directive = encode_piece(prefix) + "-," + directive
             if suffix:
                 directive += ",-" + encode_piece(suffix)
-            return Finding(directive=directive), own
+            return Finding(directive=directive), own + len(earlier) * size
     nth = 1 + sum(1 for _ in page.occurrences(folded, own))
-    return Finding(nth=nth), 2 * own
+    return Finding(nth=nth), 2 * own + len(earlier) * size
 
 
 def _contexts(before: list[str], after: list[str]) -> Iterator[tuple[str, str]]:
