@@ -64,19 +64,29 @@ def settings_for(tmp: Path, port: int, smtp_port: int) -> Settings:
 
 
 async def serve(aiohttp_server: Any, page: dict[str, Any]) -> int:
+    """The watched page (`page["body"]`, served as `page["type"]`, HTML by
+    default, as the test changes it), a gone link, and fine ones: /fine with
+    the cited title of the one-entry pages, /fine/N, /menu/NAME and / for
+    the pages of many entries."""
     async def watched(request: web.Request) -> web.Response:
-        return web.Response(body=page["body"], headers={"Content-Type": page["type"]})
+        return web.Response(body=page["body"], headers={"Content-Type": page.get("type", "text/html")})
 
     async def gone(request: web.Request) -> web.Response:
         return web.Response(status=404, text="<title>Not found</title>", content_type="text/html")
 
-    async def fine(request: web.Request) -> web.Response:
+    async def cited(request: web.Request) -> web.Response:
         return web.Response(text="<title>Tocilizumab trial in early disease</title>", content_type="text/html")
+
+    async def fine(request: web.Request) -> web.Response:
+        return web.Response(text="<title>A study</title>", content_type="text/html")
 
     app = web.Application()
     app.router.add_get("/page.html", watched)
     app.router.add_get("/gone", gone)
-    app.router.add_get("/fine", fine)
+    app.router.add_get("/fine", cited)
+    app.router.add_get("/fine/{n}", fine)
+    app.router.add_get("/menu/{name}", fine)
+    app.router.add_get("/", fine)
     return int((await aiohttp_server(app)).port)
 
 
@@ -335,32 +345,13 @@ MENTIONS = ('<p><a href="/fine/a">Domain for sale scams target patient forums</a
 """An entry about parking pages, quoting their words: the page it is on is a real page."""
 
 
-async def serve_pages(aiohttp_server: Any, page: dict[str, Any]) -> int:
-    async def watched(request: web.Request) -> web.Response:
-        return web.Response(body=page["body"], headers={"Content-Type": "text/html"})
-
-    async def gone(request: web.Request) -> web.Response:
-        return web.Response(status=404, text="<title>Not found</title>", content_type="text/html")
-
-    async def fine(request: web.Request) -> web.Response:
-        return web.Response(text="<title>A study</title>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/page.html", watched)
-    app.router.add_get("/gone", gone)
-    app.router.add_get("/fine/{n}", fine)
-    app.router.add_get("/menu/{name}", fine)
-    app.router.add_get("/", fine)
-    return int((await aiohttp_server(app)).port)
-
-
 async def stand_in_weeks(tmp_path: Path, aiohttp_server: Any, bodies: list[bytes]) -> tuple[Path, list[dict[str, Any]]]:
     """One `monitor check` and report a week (the report mailed: the next
     compares with it), the page answering each of `bodies`: the config and
     the reports' JSON, each with the week's stderr under "stderr" and its
     mail's text part under "mail"."""
     page = {"body": bodies[0]}
-    port = await serve_pages(aiohttp_server, page)
+    port = await serve(aiohttp_server, page)
     sink, smtp, smtp_port = await start_sink()
     settings = settings_for(tmp_path, port, smtp_port)
     config = tmp_path / "monitor.toml"
