@@ -544,13 +544,14 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any],
                 write_csv(sys.stdout, links)
             else:
                 print_listing(run, pages, links,
-                              confirm_after=dt.timedelta(hours=settings.report.confirm_after_hours))
+                              confirm_after=dt.timedelta(hours=settings.report.confirm_after_hours),
+                              accepted=_accepted_now(store, run))
             sys.stdout.flush()
     return pages, cuts
 
 
 def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
-                  confirm_after: dt.timedelta) -> None:
+                  confirm_after: dt.timedelta, accepted: dict[str, Any] | None = None) -> None:
     """The terminal listing (monitor.output.write_text), headings in colour
     on a terminal; failures confirmed as the report confirms them
     (`[report] confirm_after_hours`), so both put a link in the same group."""
@@ -564,7 +565,16 @@ def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
         return click.style(text, fg=colours.get(kind), bold=True)
 
     write_text(sys.stdout, run, pages, links, style=style if sys.stdout.isatty() else None,
-               confirm_after=confirm_after)
+               confirm_after=confirm_after, accepted=accepted)
+
+
+def _accepted_now(store: Any, run: Any) -> dict[str, Any]:
+    """URL -> the acceptance speaking for it when `run` ended (`monitor accept`)."""
+    from monitor.accept import current
+
+    at = run.finished_at or run.started_at
+    found = {url: current(records, at) for url, records in store.acceptances().items()}
+    return {url: a for url, a in found.items() if a is not None}
 
 
 # -- history -------------------------------------------------------------------
@@ -601,6 +611,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         state = store.url_state(url)
         told = story(store.whereabouts(url))
         instead = _instead(store, url, told)
+        accepted = store.acceptances([url]).get(url, [])
         if not entries and state is None:
             # Listed by the pages but never requested (malformed, mailto:,
             # excluded): where it sits and why; else the spellings it was
@@ -615,6 +626,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         if found is not None:
             data["never_requested"] = sighting_dict(*found)
         data.update(whereabouts_dict(told))
+        if accepted:  # `monitor accept`: who checked it by hand, and whether that holds
+            data["acceptances"] = acceptance_dicts(accepted, state)
         click.echo(json.dumps(data, indent=1))
         return
     if not entries and state is None:
@@ -652,6 +665,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         moved_to = entries[-1].suggested_url if entries and state.status.value == "moved" else None
         if moved_to and current:  # what the editor pastes, as the report's "New address:"
             click.echo(f"new address: {one_line(moved_to)}")
+    for line in acceptance_lines(accepted, state):
+        click.echo(line)
 
 
 def _instead(store: Any, url: str, told: Any) -> list[tuple[str, str | None, str | None]]:
@@ -1131,6 +1146,126 @@ def _demo_serve(workdir: Path) -> None:
     if status:
         raise SystemExit(status)
 
+
+# -- accept ---------------------------------------------------------------------
+
+
+@cli.command(short_help="Record that a person opened links and found them fine.")
+@click.argument("urls", nargs=-1, required=True, metavar="URL...")
+@config_option
+@click.option("--note", default="", metavar="TEXT",
+              help='What the person found, e.g. "article is there (after a cookie banner)".')
+@click.option("--by", "by", default=None, metavar="NAME", help="Who checked (default: your login name).")
+@click.option("--undo", is_flag=True, help="Withdraw the acceptance: the rows are listed again.")
+@guarded
+def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, undo: bool) -> None:
+    """Record that a person opened each URL in a browser and found it fine.
+
+    For the report's "Needs a person" rows (a bot wall, a login, a 403) and
+    drifted links: while the link answers as it did, its rows leave the
+    problems and the counts for one quiet line. It is still checked every
+    week; it is listed again if its answer changes, after 26 weeks, or
+    when undone. Nothing is recorded if any URL is refused.
+
+    \b
+    Example:
+        monitor accept https://academic.oup.com/rheumatology/article/57/3/410/4622921 \\
+            --config config/monitor.toml --note "article is there"
+    """
+    from monitor.accept import ACCEPT_WEEKS, refusal
+    from monitor.output import one_line
+    from monitor.store import Store
+
+    settings = load_existing(config_path)
+    now = dt.datetime.now(dt.timezone.utc)
+    wanted = list(dict.fromkeys(u.strip() for u in urls))
+    with Store.open(settings.database.path) as store:
+        if undo:
+            missing = [u for u in wanted if not any(a.undone_at is None and a.until > now
+                                                    for a in store.acceptances([u]).get(u, ()))]
+            if missing:
+                raise UsageFailure("; ".join(f"{one_line(u)}: no acceptance to undo" for u in missing)
+                                   + " (nothing changed)")
+            for url in wanted:
+                store.undo_acceptance(url, now)
+                click.echo(f"{one_line(url)}: acceptance undone; its rows are listed again from the next report")
+            return
+        runs = [r for r in (store.latest_run(), store.latest_run(full_only=True)) if r is not None]
+        if not runs:
+            raise UsageFailure(f"no finished audit in {settings.database.path} yet: run `monitor check` first")
+        refused, judged = [], []
+        for url in wanted:
+            state = store.url_state(url)
+            if not any(store.cited_in_run(url, r.id) for r in runs):
+                latest = runs[0]
+                refused.append(f"{one_line(url)}: not on any page of the latest audit (run {latest.id}, "
+                               f"{latest.started_at:%Y-%m-%d}): nothing to accept")
+            elif state is None:
+                refused.append(f"{one_line(url)}: not checked by the monitor (malformed, excluded or "
+                               "not a web address): nothing to accept")
+            elif why := refusal(state.status, state.reason):
+                refused.append(f"{one_line(url)}: cannot be accepted: {why}")
+            else:
+                judged.append((url, state))
+        if refused:
+            raise UsageFailure("\n".join(refused) + ("\nnothing recorded" if len(wanted) > 1 else
+                                                    " (nothing recorded)"))
+        until = now + dt.timedelta(weeks=ACCEPT_WEEKS)
+        who = by if by is not None else _login_name()
+        text = " ".join(note.split())[:300]
+        for url, state in judged:
+            store.accept(url, state.status, state.reason, now, until, by=" ".join(who.split())[:80],
+                         note=text, run_id=runs[0].id)
+            click.echo(f"{one_line(url)}: accepted as {state.status.value} ({state.reason}); left out of "
+                       f"the reports until its answer changes, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
+
+
+def acceptance_lines(records: Sequence[Any], state: Any) -> list[str]:
+    """`monitor history`'s lines for a URL's acceptances, oldest first:
+    "checked by hand: 2026-11-27 18:02 by ana: “article is there” (blocked,
+    bot_challenge); holds until 2027-05-28" or why it no longer holds."""
+    from monitor.output import one_line
+
+    now = dt.datetime.now(dt.timezone.utc)
+    return [f"checked by hand: {a.accepted_at:%Y-%m-%d %H:%M}{f' by {one_line(a.by)}' if a.by else ''}"
+            f"{f': “{one_line(a.note)}”' if a.note else ''} ({a.status.value}, {a.reason}); "
+            f"{_acceptance_state(a, state, now)}" for a in records]
+
+
+def acceptance_dicts(records: Sequence[Any], state: Any) -> list[dict[str, Any]]:
+    """`monitor history --format json`'s `acceptances`, oldest first."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return [{"accepted_at": a.accepted_at.isoformat(), "by": a.by, "note": a.note,
+             "status": a.status.value, "reason": a.reason, "run": a.run_id, "until": a.until.isoformat(),
+             "undone_at": a.undone_at.isoformat() if a.undone_at else None,
+             "changed_at": a.changed_at.isoformat() if a.changed_at else None,
+             "holds": _acceptance_state(a, state, now).startswith("holds")} for a in records]
+
+
+def _acceptance_state(a: Any, state: Any, now: dt.datetime) -> str:
+    from monitor.accept import ended_at, in_force
+
+    if state is not None and in_force(a, state.status, now):
+        return f"holds until {a.until:%Y-%m-%d}"
+    end = ended_at(a)
+    if a.undone_at is not None and a.undone_at == end:
+        return f"undone {a.undone_at:%Y-%m-%d %H:%M}"
+    if a.changed_at is not None and a.changed_at == end:
+        return (f"ended {a.changed_at:%Y-%m-%d %H:%M}: the link answered {a.changed_status}"
+                f"{f' ({a.changed_reason})' if a.changed_reason else ''}")
+    if end <= now:
+        return f"expired {a.until:%Y-%m-%d}"
+    return f"not holding now (the link answers {state.status.value if state else 'nothing'}); until {a.until:%Y-%m-%d}"
+
+
+def _login_name() -> str:
+    """Who ran `monitor accept`, when `--by` does not say: the login name."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # no name for this uid (a container): nobody to name
+        return ""
 
 def main() -> None:
     try:

@@ -27,10 +27,22 @@ from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from typing import Any, TextIO
 
+from monitor.accept import accepted_words, in_force
 from monitor.classify import CONFIRM_AFTER
 from monitor.notices import RETRACTED, WITHDRAWN
-from monitor.types import (Citation, HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRead, PageRecord, RunInfo,
-                           SiteCut, Whereabouts)
+from monitor.types import (
+    Acceptance,
+    Citation,
+    HistoryEntry,
+    LinkKind,
+    LinkResult,
+    LinkStatus,
+    PageRead,
+    PageRecord,
+    RunInfo,
+    SiteCut,
+    Whereabouts,
+)
 from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, \
     attention, link_words, problem_confirmed, site_cut_words
 
@@ -222,7 +234,8 @@ as to fix. Under each, the statuses in `LISTED` order, by name only."""
 
 def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: Iterable[LinkResult],
                *, style: Any = None, now: dt.datetime | None = None,
-               confirm_after: dt.timedelta = CONFIRM_AFTER) -> StatusTally:
+               confirm_after: dt.timedelta = CONFIRM_AFTER,
+               accepted: Mapping[str, Acceptance] | None = None) -> StatusTally:
     """The terminal listing: the pages, then the flagged links in the
     report's groups (needs fixing, needs a person, watching: the same rule,
     `monitor.wording.attention`, judged at `now`, the run's end by default,
@@ -240,6 +253,9 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     link in the top bar and the footer: same section, text, URL and status)
     is one block, "(2 times on this page)", as in the HTML report; a page's
     blocks are held until its last link has come (a page's worth of memory).
+
+    `accepted`: URL -> its acceptance (`monitor accept`, `monitor.accept.current`):
+    a link it holds for is listed apart, in one line each, as the report does.
     """
     import tempfile
 
@@ -266,6 +282,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     group_urls: dict[str, set[str]] = {}
     noticed: dict[str, list[str]] = {RETRACTED: [], WITHDRAWN: []}  # a handful a site, held as they come
     marked: list[str] = []  # dead links whose entries say "(Expired Article)": a few a page
+    by_hand: dict[str, str] = {}  # accepted links (`monitor accept`): a few
     with contextlib.ExitStack() as stack:
         spools: dict[tuple[str, LinkStatus], TextIO] = {}
         page: str | None = None
@@ -301,6 +318,10 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 continue
             if acknowledged(link):  # as the report: apart, not among the problems
                 marked.append(_block(link, names.get(link.page, link.page)))
+                continue
+            fine = (accepted or {}).get(link.url)
+            if fine is not None and in_force(fine, link.status, at):
+                by_hand.setdefault(link.url, f"  {one_line(link.url)}\n    {accepted_words(fine)}\n")
                 continue
             if link.page != page:
                 flush()
@@ -349,6 +370,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write(f"\n{paint(heading, 'marked')} (the entries say so: nothing new to do; "
                   "link an archived copy where there is one)\n")
         out.writelines(marked)
+    if by_hand:
+        heading = f"CHECKED BY HAND, FOUND FINE: {_count(len(by_hand), 'URL')}"
+        out.write(f"\n{paint(heading, 'page')} (monitor accept: not listed while they answer "
+                  "as they did then)\n")
+        out.writelines(by_hand.values())
     # Every count names its unit: links (each place a page links from) or
     # distinct URLs (a menu link on every page is one URL). "EXPIRED: 11
     # links" above "8 expired" below read as a mistake.

@@ -53,6 +53,7 @@ from sqlite_utils import Database, Migrations
 from monitor.errors import StoreError
 from monitor.notices import entry_says_so
 from monitor.types import (
+    Acceptance,
     Citation,
     EntryContext,
     HistoryEntry,
@@ -354,6 +355,28 @@ def m010_occurrence_fragments(db: Database) -> None:
     links the page with the words alone, as it did."""
     db.execute("ALTER TABLE occurrences ADD COLUMN fragment TEXT")
     db.execute("ALTER TABLE occurrences ADD COLUMN fragment_nth INTEGER")
+
+
+@MIGRATIONS()
+def m011_acceptances(db: Database) -> None:
+    """`acceptances`: links a person opened and found fine (`monitor
+    accept`), with who, when, their note and the answer they judged
+    (monitor/accept.py). Rows are kept when undone or lapsed: `monitor
+    history` tells them, and a report rendered again says what held then.
+    No key to `runs`: pruning old runs keeps a person's word."""
+    db.execute("""CREATE TABLE acceptances (
+        id INTEGER PRIMARY KEY,
+        url TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT NOT NULL DEFAULT '',
+        accepted_at TEXT NOT NULL,
+        until TEXT NOT NULL,
+        by TEXT NOT NULL DEFAULT '',
+        note TEXT NOT NULL DEFAULT '',
+        run_id INTEGER,
+        undone_at TEXT
+    )""")
+    db.execute("CREATE INDEX acceptances_url ON acceptances(url, accepted_at)")
 
 
 # --------------------------------------------------------------------------
@@ -1956,6 +1979,62 @@ class Store:
             "WHERE x.run_id = p.run_id AND x.url = o.url ORDER BY x.checked_at DESC, x.id DESC LIMIT 1) "
             "WHERE p.run_id = ? AND p.url = ? AND o.section = ? AND o.entry_title = ? ORDER BY o.id",
             (run_id, page_url, section, title))]
+
+    # ------------------------------------------------------------ acceptances
+
+    def cited_in_run(self, url: str, run_id: int) -> bool:
+        """Whether a page of `run_id` links `url` (its own links or, for a
+        page that answered 304, those of the run that last read it)."""
+        return self._row(f"SELECT 1 {_RUN_OCCURRENCES} AND o.url = ? LIMIT 1", (run_id, url)) is not None
+
+    def accept(self, url: str, status: LinkStatus, reason: str, now: dt.datetime,
+               until: dt.datetime, *, by: str = "", note: str = "",
+               run_id: int | None = None) -> Acceptance:
+        """Record that a person found `url` fine while it answered `status`."""
+        with self._tx():
+            cursor = self._conn.execute(
+                "INSERT INTO acceptances (url, status, reason, accepted_at, until, by, note, run_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (url, status.value, reason, _ts(now), _ts(until), by, note, run_id))
+            new_id = cursor.lastrowid
+        return Acceptance(id=int(new_id or 0), url=url, status=status, reason=reason,
+                          accepted_at=_dt(_ts(now)) or now, until=_dt(_ts(until)) or until,
+                          by=by, note=note, run_id=run_id)
+
+    def undo_acceptance(self, url: str, now: dt.datetime) -> bool:
+        """Undo `url`'s acceptances still standing (not undone, not
+        expired); False when there is none. The rows stay, for history."""
+        return self._write("UPDATE acceptances SET undone_at = ? WHERE url = ? AND undone_at IS NULL "
+                           "AND until > ?", (_ts(now), url, _ts(now))) > 0
+
+    def acceptances(self, urls: Iterable[str] | None = None) -> dict[str, list[Acceptance]]:
+        """url -> its acceptances, oldest first (every URL's when `urls` is
+        None: the table holds a person's few words, not one row per link).
+        Each says its first check since with another answer than the one
+        accepted (`changed_at`), an `error` aside (`accept.NOT_AN_ANSWER`):
+        one indexed search per acceptance (observations_url_checked_at)."""
+        wanted = None if urls is None else set(urls)
+        found: dict[str, list[Acceptance]] = {}
+        for row in self._rows("SELECT id, url, status, reason, accepted_at, until, by, note, run_id, "
+                              "undone_at FROM acceptances ORDER BY accepted_at, id"):
+            if wanted is not None and row["url"] not in wanted:
+                continue
+            change = self._row(_FIRST_OTHER_ANSWER, (row["url"], row["accepted_at"], row["status"]))
+            found.setdefault(row["url"], []).append(Acceptance(
+                id=row["id"], url=row["url"], status=LinkStatus(row["status"]), reason=row["reason"],
+                accepted_at=_dt(row["accepted_at"]) or dt.datetime.min.replace(tzinfo=UTC),
+                until=_dt(row["until"]) or dt.datetime.min.replace(tzinfo=UTC),
+                by=row["by"], note=row["note"], run_id=row["run_id"], undone_at=_dt(row["undone_at"]),
+                changed_at=_dt(change["checked_at"]) if change is not None else None,
+                changed_status=change["status"] if change is not None else "",
+                changed_reason=change["reason"] if change is not None else ""))
+        return found
+
+
+_FIRST_OTHER_ANSWER = """SELECT checked_at, status, reason FROM observations
+    WHERE url = ? AND checked_at > ? AND status NOT IN (?, 'error')
+    ORDER BY checked_at LIMIT 1"""
+"""The first check of a URL since an acceptance that answered otherwise."""
 
 
 def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:

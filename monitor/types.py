@@ -411,3 +411,32 @@ class Whereabouts:
     runs: tuple[RunInfo, ...] = ()
     dropped: frozenset[str] = frozenset()
     names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Acceptance:
+    """A person's word that a link the monitor cannot judge is fine: "opened
+    it on 27 Nov, the article is there" (`monitor accept`).
+
+    A bot wall answers the same whether the article is behind it or not, so
+    only a person can clear such a row; without this it came back every
+    week. It holds while the link answers as it did when accepted (`status`),
+    until `until`, unless undone; `changed_at` is the first check since with
+    another answer (a failure to answer, `error`, is no answer and does not
+    count), after which it never holds again (`monitor.accept.in_force`).
+    """
+
+    id: int
+    url: str
+    status: LinkStatus
+    reason: str
+    accepted_at: dt.datetime
+    until: dt.datetime
+    by: str = ""
+    note: str = ""
+    run_id: int | None = None
+    """The run whose answer the person judged (the latest one then)."""
+    undone_at: dt.datetime | None = None
+    changed_at: dt.datetime | None = None
+    changed_status: str = ""
+    changed_reason: str = ""

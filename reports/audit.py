@@ -22,11 +22,21 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from monitor.accept import current, ended_words, in_force, lapsed_since
 from monitor.classify import gone_here
 from monitor.config import ReportSettings
 from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.textfragment import FRAGMENT_WORDS, encode_piece, fragment_words
-from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, SiteCut, UrlState
+from monitor.types import (
+    Acceptance,
+    LinkKind,
+    LinkResult,
+    LinkStatus,
+    PageRecord,
+    RunInfo,
+    SiteCut,
+    UrlState,
+)
 from monitor.wording import (
     GROUPS,
     HOLDS_NO_LINKS,
@@ -142,6 +152,13 @@ class Problem:
     worked_again: bool = False
     """With `reported_fixed_on`: the link itself answered again then (else
     the entry had stopped linking it, and links it again now)."""
+    acceptance: Acceptance | None = None
+    """A person's "checked by hand, it is fine" (`monitor accept`): holding,
+    for a row of `Audit.accepted`; for a listed row, the one that just
+    stopped holding (`back` says why)."""
+    back: str = ""
+    """Why a row an acceptance kept out of the problems is listed again
+    ("Checked by ana on 20 Nov 2026; listed again: its answer changed ...")."""
 
     @property
     def label(self) -> str:
@@ -152,8 +169,8 @@ class Problem:
         """ "NOW CONFIRMED", "BACK", "NEW", or "" for a problem still open."""
         if self.confirmed_now:
             return "NOW CONFIRMED"
-        if self.reported_fixed_on is not None:
-            return "BACK"
+        if self.reported_fixed_on is not None or (self.back and self.new):
+            return "BACK"  # reported fixed, or checked by hand, and listed again
         return "NEW" if self.new else ""
 
     @property
@@ -414,6 +431,13 @@ class Counts:
     entry); the rest, `needs_a_person`, only need opening in a browser. The
     report's tiles, and the index of reports' summary reads them here."""
     needs_a_person: int = 0
+    accepted: int = 0
+    """Rows a person checked by hand and found fine (`Audit.accepted`): not
+    problems, not in `new` or `still`."""
+    newly_accepted: int = 0
+    """Of `accepted`, the rows the previous report listed as open problems:
+    with `still`, `fixed`, `no_longer_checked` and `no_longer_audited`, the
+    previous report's open problems, reconciled."""
 
     @property
     def open(self) -> int:
@@ -453,6 +477,10 @@ class Audit:
     sites_not_audited: tuple[SiteCut, ...] = ()
     """The [[sites]] crawls that max_pages cut short: pages found and not
     audited, said under the counts (which cover the audited pages only)."""
+    accepted: tuple[Problem, ...] = ()
+    """Flagged rows a person checked by hand and found fine (`monitor
+    accept`), while the link answers as it did then: one quiet line, not
+    problems, not counted in the headline, tiles or subject."""
     first_report: bool = False
     """No earlier report to compare with: every problem is new, and "0 still
     open, 0 fixed" would say a comparison was made. The subject, headline
@@ -516,6 +544,7 @@ def build_audit(
     site_cuts: Sequence[SiteCut] = (),
     before_previous: Sequence[LinkResult] = (),
     before_previous_run: RunInfo | None = None,
+    acceptances: Mapping[str, Sequence[Acceptance]] | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -561,7 +590,20 @@ def build_audit(
     one (`Store.run_flagged_links`), of run `before_previous_run`: a
     problem new now that it listed and the previous report did not was
     reported fixed by the previous report, and is "back".
+    `acceptances` (`Store.acceptances`): a row whose URL a person accepted
+    (`monitor accept`), holding at `now`, goes to `Audit.accepted` instead
+    of the problems; one whose acceptance stopped holding since the
+    previous report is listed again, saying why (`Problem.back`). The
+    previous report's rows an acceptance held at its time were not among
+    its problems: they are left out of the comparison (a row back is new).
     """
+    records = acceptances or {}
+    listed_then = _report_time(previous_run)
+    listed_links = previous_links  # every row that report had, held or not: none was "fixed"
+    if records and previous_links and listed_then is not None:
+        previous_links = [l for l in previous_links if _held(records, l, listed_then) is None]
+    if records and before_previous and (listed_before := _report_time(before_previous_run)) is not None:
+        before_previous = [l for l in before_previous if _held(records, l, listed_before) is None]
     unread = {p.url for p in pages if p.status == "error"}
     read_before = [(page, then) for page, then in last_read if page.url in unread]
     then_titles = {pg.url: pg.title for pg, _ in read_before}  # a failed fetch has no <title>
@@ -575,10 +617,11 @@ def build_audit(
     listed_at = previous_run.started_at if previous_run is not None else None
     watched_before = _watched_keys(previous_links, _report_time(previous_run), confirm_after,
                                    previous_states or {})
-    back = _back(before_previous, before_previous_run, previous_links, previous_pages,
+    back = _back(before_previous, before_previous_run, listed_links, previous_pages,
                  confirm_after) if previous_run is not None else {}
 
     problems: list[Problem] = []
+    accepted: list[Problem] = []
     others: list[LinkResult] = []
     for link in links:
         if link.status in FLAGGED and not acknowledged(link):
@@ -597,6 +640,15 @@ def build_audit(
             elif prev is None and previous_run is not None and (link.page, link.url) in back:
                 problem = replace(problem, reported_fixed_on=previous_run.started_at,
                                   worked_again=_worked_since(states.get(link.url), before_previous_run))
+            if link.url in records:
+                held = _held(records, link, now)
+                if held is not None:
+                    accepted.append(replace(problem, acceptance=held))
+                    continue
+                ended = lapsed_since(records[link.url], link.status, now, listed_then)
+                if ended is not None:
+                    problem = replace(problem, acceptance=ended,
+                                      back=ended_words(ended, link.status, now))
             problems.append(problem)
         elif link.status not in FLAGGED:
             others.append(link)
@@ -639,8 +691,18 @@ def build_audit(
         previous_run=previous_run,
         sites_not_audited=tuple(site_cuts),
         first_report=previous_links is None,
+        accepted=tuple(p for g in _group(accepted, order, page_titles, owners) for p in g.problems),
     )
     return replace(audit, counts=_count(audit))
+
+
+def _held(records: Mapping[str, Sequence[Acceptance]], link: LinkResult,
+          at: dt.datetime) -> Acceptance | None:
+    """The acceptance clearing `link`'s row at `at`, if one holds."""
+    if link.status not in FLAGGED or link.url not in records:
+        return None
+    a = current(records[link.url], at)
+    return a if a is not None and in_force(a, link.status, at) else None
 
 
 def _no_longer_audited(previous: Sequence[LinkResult] | None, pages: Sequence[PageRecord],
@@ -1623,6 +1685,8 @@ def _count(audit: Audit) -> Counts:
         no_longer_audited=sum(g.open for g in audit.no_longer_audited),
         needs_fixing=audit.fixing_count,
         needs_a_person=audit.person_count,
+        accepted=len(audit.accepted),
+        newly_accepted=sum(not p.new for p in audit.accepted),
     )
 
 
@@ -1650,6 +1714,7 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
         links=tuple(l for l in audit.links if l.page in wanted),
         audience=audience,
         sites_not_audited=(),  # the configuration's limits are the webmaster's to change
+        accepted=tuple(p for p in audit.accepted if p.link.page in wanted),
     )
     return replace(part, counts=_count(part))
 

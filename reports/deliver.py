@@ -202,6 +202,7 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime) -> Au
         site_cuts=store.run_site_cuts(run_id),
         before_previous=before_previous,
         before_previous_run=before_previous_run,
+        acceptances=store.acceptances(),
     )
 
 

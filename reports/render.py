@@ -41,6 +41,7 @@ try:
 except ImportError:  # optional: only the speed of writing the JSON report depends on it
     orjson = None  # type: ignore[assignment]
 
+from monitor.accept import accepted_head, accepted_words
 from monitor.output import INVISIBLE, one_line, where_parts
 from monitor.types import LinkResult, LinkStatus, RunInfo, read_no_page
 from monitor.wording import site_cut_words
@@ -418,6 +419,10 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "no_longer_lines": no_longer_lines(audit),
+        "accepted_head": accepted_head(len(audit.accepted)),
+        "accepted_rows": [((p.link.entry_title or p.link.text or p.link.url), p.link.url,
+                           accepted_words(p.acceptance) if p.acceptance else "")
+                          for p in audit.accepted],
         "period": _period(audit),
         "site_cuts": [site_cut_words(cut) for cut in audit.sites_not_audited],
         "subject_counts": count_phrase(audit),
@@ -619,6 +624,8 @@ def count_phrase(audit: Audit) -> str:
     # "7 still open, 0 fixed" after 19, no hint that 12 left the count.
     left = c.no_longer_audited + c.no_longer_checked
     gone = f", {left} no longer followed" if left else ""
+    # ...and those a person checked by hand since, out of the count too
+    gone += f", {c.newly_accepted} checked by hand" if c.newly_accepted else ""
     if audit.first_report:
         # Nothing to compare with: "19 new, 0 still open, 0 fixed" said a comparison was made.
         found = wording.plural(c.open, "problem") if c.open else "no problems"
@@ -750,7 +757,8 @@ def _other_counts(other: OtherLinks) -> dict[str, Any]:
             "counts": {"ok": ok, "not_checked": len(other.links) - ok}}
 
 
-_COUNTS_ADDED = ("no_longer_checked", "no_longer_audited", "needs_fixing", "needs_a_person")
+_COUNTS_ADDED = ("no_longer_checked", "no_longer_audited", "needs_fixing", "needs_a_person", "accepted",
+                 "newly_accepted")
 """`Counts` fields added after "open" was the last key of "counts"."""
 
 

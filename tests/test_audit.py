@@ -166,8 +166,8 @@ def test_a_link_excluded_since_is_no_longer_checked_not_fixed() -> None:
     data = json.loads(render_json(audit))
     assert (data["counts"]["fixed"], data["counts"]["no_longer_checked"]) == (0, 1)
     assert data["fixed_since_last"] == [] and [f["link"]["url"] for f in data["no_longer_checked"]] == [NCBI]
-    assert list(data["counts"])[-5:] == ["open", "no_longer_checked", "no_longer_audited",
-                                         "needs_fixing", "needs_a_person"]
+    assert list(data["counts"])[-7:] == ["open", "no_longer_checked", "no_longer_audited",
+                                         "needs_fixing", "needs_a_person", "accepted", "newly_accepted"]
     part = audit_for_pages(audit, [PAGE], "editor@example.org")
     assert part.counts.no_longer_checked == 1 and line in render_text(part)
 

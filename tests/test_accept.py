@@ -1,0 +1,294 @@
+"""`monitor accept`: "checked by hand, it is fine" for a "Needs a person" row
+(walkthrough 10 #6: the same bot walls came back every week, counted "still
+open", and only `checker.exclude` could end it, for good).
+
+Through the real program: a loopback site whose article sits behind a bot
+wall (Cloudflare's "Just a moment..." 403), weekly `monitor run`s into a real
+SQLite file and a real SMTP sink, `monitor accept` and `monitor history` as
+subprocesses. The wall then answers 404: the acceptance lapses and the row
+is back, saying so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import json
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from monitor.accept import ACCEPT_WEEKS, ended_words, in_force, lapsed_since, refusal
+from monitor.config import load_settings
+from monitor.demo.run import MailSink
+from monitor.store import Store
+from monitor.types import Acceptance, LinkStatus
+from reports.deliver import load_audit
+from reports.render import render_text
+from simkit import run_monitor
+
+
+def monitor(*args: str) -> tuple[int, str, str]:
+    """`monitor accept` and `history` in this process (they start no loop):
+    (exit status, stdout, stderr), as `run_monitor` gives them."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    result = CliRunner().invoke(cli, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+WALL = ("<html><head><title>Just a moment...</title></head><body>Checking your browser before "
+        "accessing the site. <div id='cf-chl-widget'></div> Ray ID: 8a1b2c3d4e5f</body></html>")
+
+PAGE = """<html><head><title>Treatments</title></head><body><h2>Reviews</h2><ul>
+<li><a href="/wall">Bosentan in digital ulcers: a review</a>. Rheumatology, 2018.</li>
+<li><a href="/login">Nifedipine for Raynaud's phenomenon</a>. Cochrane, 2017.</li>
+<li><a href="/gone">Iloprost infusions: a trial</a>. Ann Rheum Dis, 2016.</li>
+<li><a href="/ok">Sildenafil and digital ulcers</a>. J Rheumatol, 2019.</li>
+</ul></body></html>"""
+
+
+def _site(state: dict[str, str]) -> web.Application:
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    async def wall(request: web.Request) -> web.Response:
+        if state["wall"] == "gone":
+            return web.Response(status=404, text="<html><title>Not found</title>not found</html>",
+                                content_type="text/html")
+        return web.Response(status=403, text=WALL, content_type="text/html",
+                            headers={"Server": "cloudflare", "CF-RAY": "8a1b2c3d4e5f-AMS"})
+
+    async def login(request: web.Request) -> web.Response:
+        return web.Response(status=401, text="<html><title>Sign in</title>sign in</html>",
+                            content_type="text/html")
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><title>Not found</title>nothing</html>",
+                            content_type="text/html")
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="<html><head><title>Sildenafil and digital ulcers</title></head>"
+                                 "<body>the article</body></html>", content_type="text/html")
+
+    app = web.Application()
+    for path, handler in (("/page.html", page), ("/wall", wall), ("/login", login),
+                          ("/gone", gone), ("/ok", ok)):
+        app.router.add_get(path, handler)
+    return app
+
+
+def _config(tmp_path: Path, base: str, smtp_port: int) -> Path:
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "{base}/page.html"\n'
+        '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
+        'soft404_probe = false\n'
+        f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
+        f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+        'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n', encoding="utf-8")
+    return config
+
+
+def _report(tmp_path: Path, run: int) -> dict[str, Any]:
+    path = next((tmp_path / "out").glob(f"report-*-run-{run}.json"))
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _rows(data: dict[str, Any], group: str) -> dict[str, dict[str, Any]]:
+    return {p["link"]["url"].rsplit("/", 1)[-1]: p
+            for g in data[group] for s in g["sections"] for e in s["entries"] for p in e["problems"]}
+
+
+def _reconciles(before: dict[str, Any], now: dict[str, Any]) -> bool:
+    """README: the last report's open problems add up to this one's still
+    open + fixed + checked by hand since + no longer checked + no longer audited."""
+    c = now["counts"]
+    return before["counts"]["open"] == (c["still"] + c["fixed"] + c["newly_accepted"]
+                                        + c["no_longer_checked"] + c["no_longer_audited"])
+
+
+async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
+        tmp_path: Path, aiohttp_server: Any, mail_sink: MailSink) -> None:
+    state = {"wall": "wall"}
+    server = await aiohttp_server(_site(state))
+    base = f"http://127.0.0.1:{server.port}"
+    config = _config(tmp_path, base, mail_sink.port)
+
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week1 = _report(tmp_path, 1)
+    person = _rows(week1, "needs_a_person")
+    assert set(person) == {"wall", "login"}
+    assert person["wall"]["link"]["status"] == "blocked"
+    assert week1["counts"]["accepted"] == 0 and list(week1["counts"])[-2:] == ["accepted", "newly_accepted"]
+
+    # refused: a dead link (one clear line, exit 2), a URL not on the pages, and a mix records nothing
+    code, out, err = monitor("accept", f"{base}/gone", "--config", str(config))
+    assert code == 2 and err.count("\n") == 1, err
+    assert "cannot be accepted: the site says it is gone (expired)" in err and "nothing recorded" in err
+    code, out, err = monitor("accept", f"{base}/elsewhere", "--config", str(config))
+    assert code == 2 and "not on any page of the latest audit (run 1," in err, err
+    code, out, err = monitor("accept", f"{base}/wall", f"{base}/gone", "--config", str(config))
+    assert code == 2 and "nothing recorded" in err, err
+    with Store.open(str(tmp_path / "m.db")) as store:
+        assert store.acceptances() == {}
+
+    code, out, err = monitor("accept", f"{base}/wall", "--config", str(config),
+                             "--note", "article is there after the check", "--by", "ana")
+    assert code == 0, err
+    assert "accepted as blocked (bot_challenge)" in out and f"({ACCEPT_WEEKS} weeks)" in out
+
+    # `monitor check` lists it apart, as the report will
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    assert "NEEDS A PERSON: 1 link" in out and f"{base}/login" in out
+    assert "CHECKED BY HAND, FOUND FINE: 1 URL" in out
+    assert out.split("CHECKED BY HAND")[1].split("\n")[1:3] == [
+        f"  {base}/wall", f"    checked by ana on {dt.date.today().day} {dt.date.today():%b %Y}: "
+                          "“article is there after the check”"]
+
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week2 = _report(tmp_path, 3)
+    assert set(_rows(week2, "needs_a_person")) == {"login"}  # the wall left "Needs a person"...
+    (row,) = week2["accepted"]  # ...for the quiet line, with who, when and what they saw
+    assert row["link"]["url"] == f"{base}/wall" and row["link"]["status"] == "blocked"
+    assert (row["acceptance"]["by"], row["acceptance"]["note"]) == ("ana", "article is there after the check")
+    c = week2["counts"]
+    assert (c["accepted"], c["newly_accepted"], c["new"], c["still"], c["fixed"]) == (1, 1, 0, 2, 0)
+    assert c["open"] == 2 and _reconciles(week1, week2)
+    html = (tmp_path / "out" / Path(next((tmp_path / "out").glob("report-*-run-3.html")).name)).read_text()
+    assert "1 link checked by hand and found fine: not counted; it comes back if its answer changes " \
+           f"or after {ACCEPT_WEEKS} weeks:" in html
+    message = email.message_from_bytes(mail_sink.received[-1].read_bytes(), policy=default_policy)
+    assert "2 still open, 0 fixed, 1 checked by hand" in message["Subject"]
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert f"({base}/wall): checked by ana on " in text and "“article is there after the check”" in text
+    assert "Problems: 0 new, 2 still open, 0 fixed." in text
+
+    code, out, err = monitor("history", f"{base}/wall", "--config", str(config))
+    assert code == 0, err
+    assert "checked by hand: " in out and " by ana: “article is there after the check” (blocked, " in out
+    assert "holds until " in out
+
+    # the publisher removed the article: the wall now answers 404
+    state["wall"] = "gone"
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week3 = _report(tmp_path, 4)
+    assert week3["accepted"] == [] and week3["counts"]["accepted"] == 0
+    back = _rows(week3, "needs_fixing")["wall"]
+    assert back["link"]["status"] == "expired" and back["new"] is True
+    assert "listed again: its answer changed on " in back["back"] and "from blocked (bot_challenge) to expired (http_404)" in back["back"]
+    assert back["acceptance"]["by"] == "ana"
+    assert week3["counts"]["new"] == 1 and _reconciles(week2, week3)
+    message = email.message_from_bytes(mail_sink.received[-1].read_bytes(), policy=default_policy)
+    text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "[EXPIRED, BACK]" in text and "Checked by ana on " in text
+
+    code, out, err = monitor("history", f"{base}/wall", "--config", str(config),
+                                       "--format", "json")
+    assert code == 0, err
+    (said,) = json.loads(out)["acceptances"]
+    assert said["holds"] is False and said["changed_at"] is not None and said["by"] == "ana"
+    code, out, err = monitor("history", f"{base}/wall", "--config", str(config))
+    assert ": the link answered expired (http_404)" in out, out
+
+    # lapsed for good: the wall is back, the row stays listed (no quiet re-acceptance)
+    state["wall"] = "wall"
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week4 = _report(tmp_path, 5)
+    assert week4["accepted"] == [] and "wall" in _rows(week4, "needs_a_person")
+    assert _rows(week4, "needs_a_person")["wall"]["back"] == ""  # said once, the week it came back
+
+
+async def test_an_acceptance_ends_after_26_weeks_and_when_undone(
+        tmp_path: Path, aiohttp_server: Any, mail_sink: MailSink) -> None:
+    server = await aiohttp_server(_site({"wall": "wall"}))
+    base = f"http://127.0.0.1:{server.port}"
+    config = _config(tmp_path, base, mail_sink.port)
+    assert (await run_monitor("run", "--config", str(config)))[0] == 0
+    code, out, err = monitor("accept", f"{base}/wall", f"{base}/login", "--config", str(config),
+                                       "--by", "ana")
+    assert code == 0, err
+    code, out, err = await run_monitor("check", "--config", str(config))  # run 2, not reported
+    assert code == 0, err
+    settings = load_settings(config)
+    now = dt.datetime.now(dt.timezone.utc)
+    with Store.open(str(tmp_path / "m.db")) as store:
+        soon = load_audit(store, 2, settings, now + dt.timedelta(weeks=1))
+        assert {p.link.url for p in soon.accepted} == {f"{base}/wall", f"{base}/login"}
+        assert soon.counts.accepted == 2 and soon.person_count == 0
+        later = load_audit(store, 2, settings, now + dt.timedelta(weeks=ACCEPT_WEEKS, days=1))
+        assert later.accepted == () and later.person_count == 2
+        (wall,) = [p for p in later.problems if p.link.url == f"{base}/wall"]
+        assert f"listed again: {ACCEPT_WEEKS} weeks have passed" in wall.back
+
+    code, out, err = monitor("accept", f"{base}/login", "--undo", "--config", str(config))
+    assert code == 0, err
+    with Store.open(str(tmp_path / "m.db")) as store:
+        audit = load_audit(store, 2, settings, dt.datetime.now(dt.timezone.utc))
+        assert [p.link.url for p in audit.accepted] == [f"{base}/wall"]
+        (login,) = [p for p in audit.problems if p.link.url == f"{base}/login"]
+        assert "listed again: the acceptance was undone on " in login.back
+        assert "listed again: the acceptance was undone" in render_text(audit)
+    code, out, err = monitor("accept", f"{base}/login", "--undo", "--config", str(config))
+    assert code == 2 and "no acceptance to undo" in err, err
+
+
+def _acceptance(**kw: Any) -> Acceptance:
+    t0 = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+    fields: dict[str, Any] = dict(id=1, url="https://x.org/a", status=LinkStatus.BLOCKED,
+                                  reason="bot_challenge", accepted_at=t0,
+                                  until=t0 + dt.timedelta(weeks=ACCEPT_WEEKS), by="ana")
+    return Acceptance(**{**fields, **kw})
+
+
+T0 = dt.datetime(2026, 11, 27, 12, tzinfo=dt.timezone.utc)
+WEEK = dt.timedelta(weeks=1)
+
+
+@pytest.mark.parametrize("kw, status, at, holds", [
+    ({}, "blocked", T0 + WEEK, True),
+    ({}, "blocked", T0 - WEEK, False),                                   # not accepted yet then
+    ({}, "expired", T0 + WEEK, False),                                   # answers otherwise
+    ({}, "error", T0 + WEEK, False),                                     # no answer: listed as failing...
+    ({}, "blocked", T0 + dt.timedelta(weeks=ACCEPT_WEEKS), False),       # expired
+    ({"undone_at": T0 + WEEK}, "blocked", T0 + 2 * WEEK, False),
+    ({"undone_at": T0 + WEEK}, "blocked", T0 + dt.timedelta(days=3), True),
+    ({"changed_at": T0 + WEEK, "changed_status": "ok"}, "blocked", T0 + 2 * WEEK, False),  # for good
+    ({"changed_at": T0 + WEEK, "changed_status": "ok"}, "blocked", T0 + dt.timedelta(days=3), True),
+])
+def test_when_an_acceptance_holds(kw: dict[str, Any], status: str, at: dt.datetime, holds: bool) -> None:
+    assert in_force(_acceptance(**kw), status, at) is holds
+
+
+def test_a_failing_answer_pauses_an_acceptance_and_says_so() -> None:
+    a = _acceptance()
+    assert lapsed_since([a], "error", T0 + 2 * WEEK, T0 + WEEK) is a  # ...and said, not ended
+    assert "the site does not answer now (error)" in ended_words(a, "error", T0 + 2 * WEEK)
+    assert in_force(a, "blocked", T0 + 3 * WEEK)  # ...held again when the wall answers again
+    gone = _acceptance(changed_at=T0 + WEEK, changed_status="expired", changed_reason="http_404")
+    assert lapsed_since([gone], "expired", T0 + 2 * WEEK, T0 + dt.timedelta(days=1)) is gone
+    assert lapsed_since([gone], "expired", T0 + 3 * WEEK, T0 + 2 * WEEK) is None  # said once
+
+
+@pytest.mark.parametrize("status, reason, refused", [
+    ("blocked", "bot_challenge", ""),
+    ("blocked", "http_403", ""),
+    ("drifted", "title_mismatch", ""),
+    ("blocked", "private_address", "private network address"),
+    ("moved", "permanent_redirect", "update the link"),
+    ("expired", "http_404", "gone (expired)"),
+    ("error", "timeout", "may pass by itself"),
+    ("ok", "ok", "nothing to accept"),
+])
+def test_only_what_a_person_can_judge_is_accepted(status: str, reason: str, refused: str) -> None:
+    said = refusal(status, reason)
+    assert (refused in said and said) if refused else said == ""
