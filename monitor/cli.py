@@ -1173,7 +1173,7 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
             --config config/monitor.toml --note "article is there"
     """
     from monitor.accept import ACCEPT_WEEKS, refusal
-    from monitor.output import one_line
+    from monitor.output import one_line, url_spellings
     from monitor.store import Store
 
     settings = load_existing(config_path)
@@ -1198,8 +1198,10 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
             state = store.url_state(url)
             if not any(store.cited_in_run(url, r.id) for r in runs):
                 latest = runs[0]
+                spelled = next((u for u in url_spellings(url) if store.cited_in_run(u, latest.id)), None)
                 refused.append(f"{one_line(url)}: not on any page of the latest audit (run {latest.id}, "
-                               f"{latest.started_at:%Y-%m-%d}): nothing to accept")
+                               f"{latest.started_at:%Y-%m-%d}): nothing to accept"
+                               + (f"; the pages link {one_line(spelled)}" if spelled else ""))
             elif state is None:
                 refused.append(f"{one_line(url)}: not checked by the monitor (malformed, excluded or "
                                "not a web address): nothing to accept")

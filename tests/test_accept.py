@@ -133,6 +133,8 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     assert "cannot be accepted: the site says it is gone (expired)" in err and "nothing recorded" in err
     code, out, err = monitor("accept", f"{base}/elsewhere", "--config", str(config))
     assert code == 2 and "not on any page of the latest audit (run 1," in err, err
+    code, out, err = monitor("accept", f"{base}/wall/", "--config", str(config))  # a slash too many
+    assert code == 2 and f"nothing to accept; the pages link {base}/wall (nothing recorded)" in err, err
     code, out, err = monitor("accept", f"{base}/wall", f"{base}/gone", "--config", str(config))
     assert code == 2 and "nothing recorded" in err, err
     with Store.open(str(tmp_path / "m.db")) as store:
