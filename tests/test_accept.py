@@ -72,6 +72,8 @@ def _site(state: dict[str, str]) -> web.Application:
                             content_type="text/html")
 
     async def ok(request: web.Request) -> web.Response:
+        if state.get("ok") == "gone":
+            return await gone(request)
         return web.Response(text="<html><head><title>Sildenafil and digital ulcers</title></head>"
                                  "<body>the article</body></html>", content_type="text/html")
 
@@ -178,8 +180,8 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     assert "checked by hand: " in out and " by ana: “article is there after the check” (blocked, " in out
     assert "holds until " in out
 
-    # the publisher removed the article: the wall now answers 404
-    state["wall"] = "gone"
+    # the publisher removed the article: the wall now answers 404 (and another link broke too)
+    state["wall"] = state["ok"] = "gone"
     code, out, err = await run_monitor("run", "--config", str(config))
     assert code == 0, err
     week3 = _report(tmp_path, 4)
@@ -188,7 +190,8 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     assert back["link"]["status"] == "expired" and back["new"] is True
     assert "listed again: its answer changed on " in back["back"] and "from blocked (bot_challenge) to expired (http_404)" in back["back"]
     assert back["acceptance"]["by"] == "ana"
-    assert week3["counts"]["new"] == 1 and _reconciles(week2, week3)
+    assert back["reported_fixed_on"] is None  # accepted last week, never reported fixed
+    assert week3["counts"]["new"] == 2 and _reconciles(week2, week3)
     message = email.message_from_bytes(mail_sink.received[-1].read_bytes(), policy=default_policy)
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "[EXPIRED, BACK]" in text and "Checked by ana on " in text
