@@ -1219,7 +1219,8 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
             store.accept(url, state.status, state.reason, now, until, by=" ".join(who.split())[:80],
                          note=text, run_id=runs[0].id)
             click.echo(f"{one_line(url)}: accepted as {state.status.value} ({state.reason}); left out of "
-                       f"the reports until its answer changes, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
+                       f"the next report and those after it (a report already sent stays as it was) "
+                       f"until its answer changes, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
 
 
 def acceptance_lines(records: Sequence[Any], state: Any) -> list[str]:

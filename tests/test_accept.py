@@ -146,6 +146,7 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
                              "--note", "article is there after the check", "--by", "ana")
     assert code == 0, err
     assert "accepted as blocked (bot_challenge)" in out and f"({ACCEPT_WEEKS} weeks)" in out
+    assert "a report already sent stays as it was" in out  # why a re-rendered sent report still lists it
 
     # `monitor check` lists it apart, as the report will
     code, out, err = await run_monitor("check", "--config", str(config))
