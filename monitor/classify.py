@@ -90,6 +90,7 @@ import functools
 import html
 import re
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Callable
@@ -548,7 +549,7 @@ _ERROR_TITLE = re.compile(
     r"^(?:seite nicht gefunden|page introuvable|p[aá]gina no encontrada|pagina non trovata|"
     r"pagina niet gevonden|fehler 404|erreur 404)$"
 )
-_SOFT404_STRONG = re.compile(
+_SOFT404_SAID = re.compile(
     r"(?:the |this )?(?:page|file|document|url|article|resource|content|item|story)"
     r"(?: (?:that )?you(?:'re| are| were| have)? (?:looking for|requested|tried to access|trying to reach))?"
     r" (?:could not|cannot|can ?not|can'?t|couldn'?t|was not|wasn'?t) (?:be )?found|"
@@ -558,7 +559,6 @@ _SOFT404_STRONG = re.compile(
     r"\b(?:we|i) (?:can'?t|cannot|can not|couldn'?t|could not) (?:seem to )?find (?:the|that|this) "
     r"(?:page|article|file|content)|"
     r"requested url (?:\S+ )?was not found on this server|"
-    r"\bpage not found\b|\b404[ .:-]+(?:page |file )?not found\b|\berror 404\b|"
     # German, French, Spanish, Portuguese, Italian, Dutch: cited foundations and hospitals
     r"\bseite (?:wurde |konnte |kann )?nicht gefunden\b|\bseite (?:existiert nicht|nicht gefunden)\b|"
     r"\bpage (?:que vous (?:recherchez|cherchez|demandez|avez demand[ée]e) )?(?:est )?introuvable\b|"
@@ -568,6 +568,11 @@ _SOFT404_STRONG = re.compile(
     r"\bpagina (?:richiesta |che stai cercando )?non (?:trovata|esiste|(?:è|e) stata trovata)\b|"
     r"\bpagina (?:is )?niet gevonden\b"
 )
+_SOFT404_BARE = r"\bpage not found\b|\b404[ .:-]+(?:page |file )?not found\b|\berror 404\b"
+"""Error words that are a name, not a sentence: in a footer too ("Report a
+page not found to the webmaster"), so a watched page's text is not judged
+by them (`stand_in`)."""
+_SOFT404_STRONG = re.compile(f"{_SOFT404_SAID.pattern}|{_SOFT404_BARE}")
 _SOFT404_WEAK = re.compile(r"\bno longer exists\b|\b404 error\b|\bnot found\b")
 _NOUNS = (r"(?:article|page|content|story|press release|news release|release|item|post|listing|"
           r"announcement|document|link|video|web ?page|news item|resource)s?")
@@ -1258,7 +1263,13 @@ class StandIn:
     bot wall its maker ("Cloudflare") or ""."""
 
 
-def stand_in(obs: Observation, *, title: str = "") -> StandIn | None:
+SHORT_ERROR_PAGE_WORDS = 60
+"""An error page's own words (its menu's links aside) are a few dozen: a
+watched page's text says it is one only when it is that short (`stand_in`)."""
+
+
+def stand_in(obs: Observation, *, title: str = "", headings: Sequence[str] = (),
+             own_words: int | None = None) -> StandIn | None:
     """Whether a 2xx answer is something standing in for the page rather than
     the page: a domain-parking page (the domain lapsed), an error page served
     as 200 (a soft 404), a sign-in page or a bot wall; None when it may be
@@ -1269,7 +1280,16 @@ def stand_in(obs: Observation, *, title: str = "") -> StandIn | None:
     advertising links as the page's new links, every cited link "removed".
     `title` is what the page was called when last read: a page still
     showing it is the page, and parking or error words in its text are then
-    ignored (an entry about a domain sale), as for a cited title."""
+    ignored (an entry about a domain sale), as for a cited title.
+
+    An error page is known by its title, its first headings (`headings`)
+    or an error address; by its text only when it says so in a sentence
+    ("the page you requested could not be found"), never a bare "page not
+    found", and holds few words of its own (`own_words`, the text's words
+    when not given). A page restructured by its editors, with a short new
+    title and a footer asking to "report a page not found", was an error
+    page every week (review 10 #2): the link checker's bare phrases are
+    evidence for a cited article, not for the site's own page."""
     seen = _evidence(obs, title, None, None)
     if not 200 <= seen.status < 300:
         return None
@@ -1287,12 +1307,27 @@ def stand_in(obs: Observation, *, title: str = "") -> StandIn | None:
     parked = _parked_hit(seen)
     if parked is not None:
         return StandIn("parked_domain", f"it says {_q(parked)}")
-    error = _soft404_hit(seen)
+    error = _stand_in_error(seen, headings, len(obs.text.split()) if own_words is None else own_words)
     if error is not None:
         where, what = error
-        return StandIn("soft_404", f"its title is {_q(what)}" if where == "title"
+        return StandIn("soft_404", f"its {where} is {_q(what)}" if where in ("title", "heading")
                        else f"it redirects to {_u(what)}" if where == "url" else f"it says {_q(what)}")
     return None
+
+
+def _stand_in_error(s: _Seen, headings: Sequence[str], own_words: int) -> tuple[str, str] | None:
+    """`_soft404_hit` for a watched page: its title, a heading, an error
+    address, or the sentence of a short page (see `stand_in`)."""
+    hit = _soft404_hit(s)
+    if hit is not None and hit[0] != "text":
+        return hit
+    heading = _title_hit(tuple(h for h in headings if h.strip()), _ERROR_TITLE)
+    if heading is not None:
+        return "heading", heading
+    if not s.strong_ok or own_words > SHORT_ERROR_PAGE_WORDS:
+        return None
+    said = _phrase(_SOFT404_SAID, s.text)
+    return None if said is None else ("text", said)
 
 
 def classify(obs: Observation, *, title: str = "", probe: Observation | None = None,

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
+from selectolax.lexbor import LexborHTMLParser
 
 from monitor.classify import gone_here, permanent_target, stand_in  # the link checker's own rules, not copies
 from monitor.client import Client, ConnectToRefusal
@@ -338,10 +339,12 @@ def stand_in_read(fetched: PageFetch, text: str, links: int, entries: Sequence[s
     elif links >= last.links:
         return None
     seen = read_html(text)
+    headings, own_words = _face(text)
     found = stand_in(Observation(
         url=fetched.url, checked_at=_EPOCH, http_status=fetched.http_status,
         final_url=fetched.final_url, redirects=fetched.redirects, content_type=fetched.content_type,
-        title=seen.title, meta_title=seen.meta_title, text=seen.text), title=last.title)
+        title=seen.title, meta_title=seen.meta_title, text=seen.text), title=last.title,
+        headings=headings, own_words=own_words)
     if found is None:
         return None
     evidence = (f" ({found.evidence})" if found.evidence else "") if found.reason == "bot_challenge" \
@@ -349,6 +352,21 @@ def stand_in_read(fetched: PageFetch, text: str, links: int, entries: Sequence[s
     had = f"{last.links} link{'s' if last.links != 1 else ''}"
     return (f"the page now shows {_STAND_IN_WORDS[found.reason].format(evidence=evidence)}; "
             f"it had {had} when last read, so this is not taken as their removal")
+
+
+_NOT_OWN_WORDS = ("a", "script", "style", "noscript", "template", "svg")
+
+
+def _face(text: str) -> tuple[tuple[str, ...], int]:
+    """A page's first-level headings, and how many words it says outside
+    its links: what tells an error page from a page with few entries
+    (`classify.stand_in`). A menu is links, so an error page with the
+    site's menu still says a few dozen words of its own."""
+    tree = LexborHTMLParser(text)
+    headings = tuple(" ".join(h.text(deep=True).split()) for h in tree.css("h1")[:3])
+    tree.strip_tags(list(_NOT_OWN_WORDS))
+    root = tree.body or tree.root
+    return headings, len(root.text(separator=" ").split()) if root is not None else 0
 
 
 def links_moved(unread: str, title: str, previous: PageRecord | None) -> bool:

@@ -1002,6 +1002,39 @@ def test_stand_in(kw: dict[str, Any], title: str, expected: tuple[str, str] | No
     assert (None if seen is None else (seen.reason, seen.evidence)) == expected
 
 
+RESTRUCTURED = "Home About the ISN The treatments are now listed on two pages: A to M and N to Z."
+
+
+@pytest.mark.parametrize(("kw", "extra", "expected"), [
+    # The site's own page, restructured and retitled, whose footer names an
+    # error: the page (review 10 #2), whatever its title.
+    *[(dict(title=title, text=f"{RESTRUCTURED} {footer}"), {}, None)
+      for title in ("Raynaud's Treatments", "Index", "A to Z")
+      for footer in ("Link not working? Report a page not found to the webmaster.",
+                     "Found a link that is not found? Tell us.", "Page not found? Use the search box.",
+                     "Error 404 on a link? Tell us.")],
+    # An error page says so in its title or a heading, whatever its length...
+    (dict(title="International Scleroderma Network", text="Page not found. Home Types"),
+     dict(headings=("Page not found",)), ("soft_404", "its heading is 'Page not found'")),
+    (dict(title="International Scleroderma Network", text="x " * 500),
+     dict(headings=("Sorry, we can't find that page",), own_words=500),
+     ("soft_404", "its heading is 'Sorry, we can't find that page'")),
+    # ... or in a sentence, when it has a few dozen words of its own (its menu aside).
+    (dict(title="Index", text="Home Types " * 100 + "Sorry, the page you requested could not be found."),
+     dict(own_words=8), ("soft_404", "it says 'the page you requested could not be found'")),
+    (dict(title="Index", text="Entry " * 100 + "Sorry, the page you requested could not be found."),
+     dict(own_words=108), None),
+])
+def test_stand_in_of_the_sites_own_page(kw: dict[str, Any], extra: dict[str, Any],
+                                        expected: tuple[str, str] | None) -> None:
+    """A cited article's bare "not found" is evidence; the site's own page,
+    whose short title is normal, is an error page by its title, heading or
+    a short page's sentence only."""
+    obs = Observation(**{"url": PAGE, "checked_at": T0, "http_status": 200, **kw})
+    seen = stand_in(obs, title="Raynaud's Treatments A to Z", **extra)
+    assert (None if seen is None else (seen.reason, seen.evidence)) == expected
+
+
 @pytest.mark.parametrize("kw", [
     dict(title="sclero.org", text="This domain may be for sale! Related searches"),
     dict(title="Page Not Found"),

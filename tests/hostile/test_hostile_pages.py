@@ -35,6 +35,7 @@ from monitor.config import (CheckerSettings, DatabaseSettings, EmailSettings, Pa
                             ReportSettings, Settings, load_settings)
 from monitor.crawl import run_audit
 from monitor.decode import decode_html
+from monitor.extract import extract_page
 from monitor.jobs import report_job
 from monitor.pages import MAX_PAGE_BYTES, PageFetch, fetch_page, moved_to, no_page_read, stand_in_read
 from monitor.store import Store
@@ -469,6 +470,42 @@ def test_stand_in_read(last: PageRecord | None, entries: tuple[str, ...], words:
     fetched = PageFetch(url="http://127.0.0.1:1/page.html", final_url="http://127.0.0.1:1/page.html",
                         status="ok", http_status=200, body=PARKED, content_type="text/html")
     said = stand_in_read(fetched, PARKED.decode(), 6, entries, last)
+    assert said == words if words is None else said is not None and said.startswith(words), said
+
+
+RAYNAUD = "https://www.sclero.org/scleroderma/treatments/raynauds/a-to-z.html"
+NAV = '<ul><li><a href="/">Home</a></li><li><a href="/about.html">About the ISN</a></li></ul>'
+MOVED_ON = ('<p>The treatments are now listed on two pages: <a href="/r/a-m.html">A to M</a> and '
+            '<a href="/r/n-z.html">N to Z</a>.</p>')
+BIG_MENU = "<ul>" + "".join(f'<li><a href="/m/{i}.html">Scleroderma topic {i}</a></li>' for i in range(80)) + "</ul>"
+
+
+@pytest.mark.parametrize(("title", "body", "words"), [
+    # Restructured by its editors (review 10 #2): its entries moved to two
+    # sub-pages, retitled, a footer naming an error. The page, read as such.
+    *[pytest.param(title, f"{NAV}{MOVED_ON}<p>{footer}</p>", None, id=f"{title}|{footer[:20]}")
+      for title in ("Raynaud's Treatments", "Raynaud's A to Z (index)", "Index")
+      for footer in ("Link not working? Report a page not found to the webmaster.",
+                     "Found a link that is not found? Tell us.", "Page not found? Use the search box.")],
+    # Controls: the site's error page, with its menu (80 links), said by its
+    # heading, or by its sentence (its own words are few).
+    pytest.param("International Scleroderma Network", f"{BIG_MENU}<h1>Page Not Found</h1><p>Try the search.</p>",
+                 "the page now shows an error page (its heading is 'Page Not Found')", id="error-heading"),
+    pytest.param("International Scleroderma Network",
+                 f"{BIG_MENU}<p>Sorry, the page you requested could not be found. Try the search box.</p>",
+                 "the page now shows an error page (it says 'the page you requested could not be found')",
+                 id="error-sentence"),
+    pytest.param("Page not found", NAV, "the page now shows an error page (its title is 'Page not found')",
+                 id="error-title"),
+])
+def test_a_restructured_page_is_no_error_page(title: str, body: str, words: str | None) -> None:
+    html = f"<html><head><title>{title}</title></head><body>{body}</body></html>"
+    last = PageRecord(run_id=1, url=RAYNAUD, status="ok", http_status=200, title="Raynaud's Treatments A to Z",
+                      links=40, entries=tuple(f"Entry {i}" for i in range(30)))
+    found = extract_page(html, RAYNAUD)
+    fetched = PageFetch(url=RAYNAUD, final_url=RAYNAUD, status="ok", http_status=200, body=html.encode(),
+                        content_type="text/html")
+    said = stand_in_read(fetched, html, len(found.citations), found.entries, last)
     assert said == words if words is None else said is not None and said.startswith(words), said
 
 
