@@ -449,6 +449,26 @@ async def test_a_page_edited_to_drop_its_dead_link_is_still_fixed(tmp_path: Path
     assert [f["how"] for f in second["fixed_since_last"]] == ["removed"]
 
 
+RESTRUCTURED = ("<html><head><title>Treatments</title></head><body><div>"
+                + "".join(f'<a href="/menu/{name}.html">{name}</a> ' for name in ("home", "types", "disclaimer"))
+                + '</div><h1>Treatments</h1><p>The treatments are now listed on two pages: '
+                '<a href="/fine/a-m">A to M</a> and <a href="/fine/n-z">N to Z</a>.</p>'
+                "<p>Link not working? Report a page not found to the webmaster.</p></body></html>").encode()
+
+
+async def test_a_page_restructured_with_an_error_footer_is_read_as_the_page(
+        tmp_path: Path, aiohttp_server: Any) -> None:
+    """Its entries moved to two sub-pages, retitled "Treatments", a footer
+    asking to report a "page not found": it was "an error page standing in
+    for it" every week, its 404 kept open, its new links never checked
+    (review 10 #2). It is the page: the 404's entry removed, fixed."""
+    _, (_, second) = await stand_in_weeks(tmp_path, aiohttp_server, [sclero_page(), RESTRUCTURED])
+    assert second["counts"]["pages_failed"] == 0, second["pages"]
+    (record,) = second["pages"]
+    assert record["status"] == "ok" and record["links"] == 5, record
+    assert [f["how"] for f in second["fixed_since_last"]] == ["removed"]
+
+
 def _last_read(links: int, entries: tuple[str, ...]) -> PageRecord:
     return PageRecord(run_id=1, url="http://127.0.0.1:1/page.html", status="ok", links=links, entries=entries,
                       title="Treatments for Dermatomyositis (DM) and Polymyositis (PM)")
