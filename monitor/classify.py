@@ -1315,13 +1315,18 @@ def stand_in(obs: Observation, *, title: str = "", headings: Sequence[str] = (),
     return None
 
 
+_MOVED_NOTE = re.compile(r"\bmoved\b", re.IGNORECASE)
+
+
 def _stand_in_error(s: _Seen, headings: Sequence[str], own_words: int) -> tuple[str, str] | None:
     """`_soft404_hit` for a watched page: its title, a heading, an error
     address, or the sentence of a short page (see `stand_in`)."""
     hit = _soft404_hit(s)
     if hit is not None and hit[0] != "text":
         return hit
-    heading = _title_hit(tuple(h for h in headings if h.strip()), _ERROR_TITLE)
+    # "Sorry, this page has moved" over a page whose entries went elsewhere
+    # is an editor's note on the page, not an error page's heading.
+    heading = _title_hit(tuple(h for h in headings if h.strip() and not _MOVED_NOTE.search(h)), _ERROR_TITLE)
     if heading is not None:
         return "heading", heading
     if not s.strong_ok or own_words > SHORT_ERROR_PAGE_WORDS:

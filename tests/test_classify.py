@@ -1013,6 +1013,8 @@ RESTRUCTURED = "Home About the ISN The treatments are now listed on two pages: A
       for footer in ("Link not working? Report a page not found to the webmaster.",
                      "Found a link that is not found? Tell us.", "Page not found? Use the search box.",
                      "Error 404 on a link? Tell us.")],
+    # A heading saying the page moved is an editor's note on the page.
+    (dict(title="Treatments", text=RESTRUCTURED), dict(headings=("Sorry, this page has moved",)), None),
     # An error page says so in its title or a heading, whatever its length...
     (dict(title="International Scleroderma Network", text="Page not found. Home Types"),
      dict(headings=("Page not found",)), ("soft_404", "its heading is 'Page not found'")),
