@@ -601,6 +601,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     from monitor.output import (absence_lines, history_dicts, one_line, place_lines, sighting_dict, story,
                                 url_spellings, whereabouts_dict)
     from monitor.store import Store
+    from reports.wording import no_longer_checked_why
 
     if not urlsplit(url).scheme:
         raise UsageFailure(f"URL: not an absolute URL, give it whole with http:// or https://: {url!r}")
@@ -628,6 +629,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         data.update(whereabouts_dict(told))
         if accepted:  # `monitor accept`: who checked it by hand, and whether that holds
             data["acceptances"] = acceptance_dicts(accepted, state)
+        # cited but excluded by the configuration: since which run it is not checked
+        data["excluded_since_run"] = told.excluded.id if told.excluded is not None else None
         click.echo(json.dumps(data, indent=1))
         return
     if not entries and state is None:
@@ -653,11 +656,13 @@ def history(url: str, config_path: Path, fmt: str) -> None:
                   default=None)
     last = [e for e in entries if left_at is None or e.checked_at < left_at]
     for line in place_lines(told, flagged=bool(last) and last[-1].status.value not in ("ok", "skipped"),
-                            instead=instead):
+                            instead=instead, excluded_by=no_longer_checked_why(
+                                "excluded", crawls=bool(settings.sites)).removeprefix("now ")):
         click.echo(line)
     if state is not None:
-        # Off every watched page (or on a page no longer audited), the
-        # latest check is the last there will be, not the link's state now.
+        # Off every watched page (or on a page no longer audited, or
+        # excluded), the latest check is the last there will be, not the
+        # link's state now.
         current = told.checked_now or not told.known
         notice = entries[-1].notice if entries else ""
         click.echo(f"{'now' if current else 'last check'}: {state_line(state)}"

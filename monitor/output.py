@@ -821,6 +821,10 @@ class Story:
     """Pages of `cited` the latest full audit did not read at all."""
     pages: int = 0
     names: Mapping[str, str] = field(default_factory=dict)
+    excluded: RunInfo | None = None
+    """Cited, but excluded by the configuration wherever it is: the run
+    since which every read listing it had it excluded. The report counts it
+    "no longer checked"; its latest check is the last there will be."""
 
     @property
     def known(self) -> bool:
@@ -829,8 +833,9 @@ class Story:
 
     @property
     def checked_now(self) -> bool:
-        """On a page the audits still read: its latest check is "now"."""
-        return any(c.page_url not in self.stale for c in self.cited)
+        """On a page the audits still read, not excluded there: its latest
+        check is "now"."""
+        return any(c.page_url not in self.stale and c.skip_reason != "excluded" for c in self.cited)
 
 
 def story(where: Whereabouts) -> Story:
@@ -855,11 +860,27 @@ def story(where: Whereabouts) -> Story:
     base = Story(runs=runs, absent=absent, pages=len(by_page), names=where.names, as_of=as_of,
                  stale=frozenset(p for p in now if p in where.dropped))
     if now:
-        return replace(base, cited=tuple(c for c in where.last_cited if c.page_url in now))
+        cited = tuple(c for c in where.last_cited if c.page_url in now)
+        return replace(base, cited=cited, excluded=_excluded_since(by_run, runs) if cited and all(
+            c.skip_reason == "excluded" for c in cited) else None)
     since = max((min(r.run_id for r in reads if r.run_id > listing[page])
                  for page, reads in by_page.items() if listing[page]), default=None)
     last = tuple((c, runs.get(listing.get(c.page_url, 0))) for c in where.last_cited)
     return replace(base, last=last, left=runs.get(since) if since is not None else None)
+
+
+def _excluded_since(by_run: Mapping[int, Sequence[PageRead]], runs: Mapping[int, RunInfo]) -> RunInfo | None:
+    """The first of the latest runs in a row whose reads listing the link
+    all had it excluded: since when it is no longer checked."""
+    since = None
+    for run_id in sorted(by_run, reverse=True):
+        listed = [r for r in by_run[run_id] if r.present]
+        if not listed:  # a check of its other pages only, or a gap: no word either way
+            continue
+        if not all(r.excluded for r in listed):
+            break
+        since = run_id
+    return runs.get(since) if since is not None else None
 
 
 def _where_cited(citations: Sequence[Citation], names: Mapping[str, str], run: RunInfo | None,
@@ -886,19 +907,25 @@ def _where_cited(citations: Sequence[Citation], names: Mapping[str, str], run: R
 
 
 def place_lines(told: Story, *, flagged: bool,
-                instead: Sequence[tuple[str, str | None, str | None]] = ()) -> list[str]:
+                instead: Sequence[tuple[str, str | None, str | None]] = (),
+                excluded_by: str = "excluded by checker.exclude") -> list[str]:
     """Where the link is cited now, as of the latest read of each page, or
     since which run it is on no watched page and where it was last.
     "reported fixed" when it was a problem then (`flagged`), a weekly report
     came since, and its entry does not link to another broken address:
     `instead` holds the entry's links in the run it left in (URL or href,
-    status, skip reason), as the report's "fixed" tells them apart."""
+    status, skip reason), as the report's "fixed" tells them apart.
+    Cited but excluded: since which run, in the words of the report's "no
+    longer checked" line (`excluded_by`: which settings exclude)."""
     if told.cited:
         lines = []
         for page in dict.fromkeys(c.page_url for c in told.cited):
             gone = "; that page is no longer audited" if page in told.stale else ""
             lines += [line + gone for line in _where_cited(
                 [c for c in told.cited if c.page_url == page], told.names, told.as_of.get(page), "cited on")]
+        if told.excluded is not None:
+            lines.append(f"{excluded_by} since run {told.excluded.id} "
+                         f"({told.excluded.started_at:%Y-%m-%d}): no longer checked")
         return lines
     if not told.last:
         return []

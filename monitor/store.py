@@ -1948,7 +1948,9 @@ class Store:
             "SELECT run_id, links_run, url, fetched_at, status, name, title FROM pages "
             f"WHERE url IN ({', '.join('?' * len(chunk))})", chunk)), key=lambda r: (r[0], r[2]))
         reads = tuple(PageRead(run_id=r[0], page_url=r[2], at=_dt(r[3]),  # type: ignore[arg-type]
-                               present=(r[1], r[2]) in held)
+                               present=(r[1], r[2]) in held,
+                               excluded=(r[1], r[2]) in held and all(
+                                   o["skip_reason"] == "excluded" for o in held[(r[1], r[2])]))
                       for r in reads_of if r[4] in _READ_STATUSES)
         ids = sorted({read.run_id for read in reads})
         runs = tuple(r for chunk in _chunks(ids) for r in map(_run, self._rows(  # type: ignore[arg-type]

@@ -390,6 +390,10 @@ class PageRead:
     page_url: str
     at: dt.datetime
     present: bool
+    excluded: bool = False
+    """On it, but excluded there by the configuration (`checker.exclude`, a
+    `[[sites]]` exclude_links): listed, no longer checked. Such a link read
+    as cited and checked "now", though the report had it "no longer checked"."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -739,7 +739,7 @@ def test_history_json_of_a_link_never_requested_says_where_and_why(tmp_path: Pat
     data = json.loads(result.output)
     # the keys of before first, in their order; where it stands now after them (added, at the end)
     assert list(data) == ["url", "observations", "never_requested", "cited", "off_the_pages_since_run",
-                          "absent_in_runs"]
+                          "absent_in_runs", "excluded_since_run"]
     assert {k: data[k] for k in list(data)[:3]} == {
         "url": "http://", "observations": [],
         "never_requested": {"reason": "invalid_url", "listed_since_run": 1, "latest_run": 1,

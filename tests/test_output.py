@@ -830,8 +830,9 @@ WEEK = dt.timedelta(weeks=1)
 
 
 def _where(reads: list[tuple[int, str, bool]], *, partial: tuple[int, ...] = (), reported: tuple[int, ...] = (),
-           dropped: frozenset[str] = frozenset()) -> object:
-    """Reads (run, page, whether the link was on it) as `Store.whereabouts` gives them."""
+           dropped: frozenset[str] = frozenset(), excluded: tuple[tuple[int, str], ...] = ()) -> object:
+    """Reads (run, page, whether the link was on it) as `Store.whereabouts`
+    gives them; `excluded`: the (run, page) reads that had it excluded."""
     from monitor.types import Citation, PageRead, Whereabouts
 
     ids = sorted({run for run, _, _ in reads})
@@ -839,9 +840,11 @@ def _where(reads: list[tuple[int, str, bool]], *, partial: tuple[int, ...] = (),
                          reported_at=T0 + (i - 1) * WEEK if i in reported else None) for i in ids)
     listing = {page: max(run for run, p, on in reads if p == page and on) for _, page, on in reads if on}
     return Whereabouts(
-        reads=tuple(PageRead(run, page, T0 + (run - 1) * WEEK, on) for run, page, on in reads),
+        reads=tuple(PageRead(run, page, T0 + (run - 1) * WEEK, on, (run, page) in excluded)
+                    for run, page, on in reads),
         last_cited=tuple(Citation(page_url=page, url="https://x.org/1", raw_href="https://x.org/1",
-                                  anchor_text="Entry", section="", kind=LinkKind.CITATION, line=10 + listing[page])
+                                  anchor_text="Entry", section="", kind=LinkKind.CITATION, line=10 + listing[page],
+                                  skip_reason="excluded" if (listing[page], page) in excluded else None)
                          for page in sorted(listing)),
         runs=runs, dropped=dropped, names={PA: "Page A"})
 
@@ -871,6 +874,16 @@ def _where(reads: list[tuple[int, str, bool]], *, partial: tuple[int, ...] = (),
     ([(1, PA, True)], {"dropped": frozenset({PA})}, True,
      [f"cited on Page A ({PA}): line 11, \u201cEntry\u201d (run 1, 2026-11-23); that page is no longer audited"],
      [], False),
+    # excluded by checker.exclude since run 2, having left its other page (which run 3
+    # alone read): no longer checked
+    ([(1, PA, True), (1, PB, True), (2, PA, True), (2, PB, False), (3, PB, False), (4, PA, True)],
+     {"excluded": ((2, PA), (4, PA))}, True,
+     [f"cited on Page A ({PA}): line 14, \u201cEntry\u201d (run 4, 2026-12-14)",
+      "excluded by checker.exclude since run 2 (2026-11-30): no longer checked"], [3], False),
+    # excluded on one of its pages only: still checked (on the other)
+    ([(1, PA, True), (1, PB, True), (2, PA, True), (2, PB, True)], {"excluded": ((2, PA),)}, True,
+     [f"cited on Page A ({PA}): line 12, \u201cEntry\u201d (run 2, 2026-11-30)",
+      f"cited on {PB}: line 12, \u201cEntry\u201d (run 2, 2026-11-30)"], [], True),
 ])
 def test_where_a_link_stands(reads: list[tuple[int, str, bool]], options: dict[str, object], flagged: bool,
                              expected: list[str], absent: list[int], checked_now: bool) -> None:

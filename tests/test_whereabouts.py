@@ -154,7 +154,8 @@ async def test_history_tells_where_a_link_is_and_since_when_it_is_off_the_page(
 
     # the JSON: the same, in keys added after the others
     gone = json.loads(history(config, at("/old/pmc"), "--format", "json"))
-    assert list(gone) == ["url", "observations", "cited", "off_the_pages_since_run", "absent_in_runs"]
+    assert list(gone) == ["url", "observations", "cited", "off_the_pages_since_run", "absent_in_runs",
+                          "excluded_since_run"]
     assert [o["run_id"] for o in gone["observations"]] == [1]
     assert gone["cited"] == [] and gone["off_the_pages_since_run"] == 2 and gone["absent_in_runs"] == [2, 3]
     back = json.loads(history(config, at("/old/rituximab"), "--format", "json"))
@@ -197,3 +198,37 @@ async def test_check_of_a_page_says_what_is_fixed_since_the_last_report(
     code, out, err = await run_monitor("check", "--config", str(config))
     assert code == 0, err
     assert "Fixed since" not in out
+
+
+async def test_history_of_a_link_excluded_since_says_it_is_no_longer_checked(
+        tmp_path: Path, loopback: tuple[EditablePage, Callable[[str], str]]) -> None:
+    """Review 10 #4: a problem link `checker.exclude` excludes since run 2,
+    which the report puts under "no longer checked", read in its history as
+    cited and checked: "now: expired", the check of run 1."""
+    page, at = loopback
+    config = _config(tmp_path, at("/raynauds.html"))
+    page.entries = [(PMC, at("/articles/pmc")), (WARM, at("/gone/warm"))]
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    config.write_text(config.read_text().replace("retries = 0\n", f'retries = 0\nexclude = ["{at("/gone/warm")}"]\n'))
+    for _ in range(2):  # excluded in runs 2 and 3: since run 2
+        code, out, err = await run_monitor("run", "--config", str(config))
+        assert code == 0, err
+    report = json.loads(next((tmp_path / "reports").glob("report-*-run-2.json")).read_text(encoding="utf-8"))
+    assert [row["link"]["url"] for row in report["no_longer_checked"]] == [at("/gone/warm")]
+
+    out = history(config, at("/gone/warm"))
+    lines = out.splitlines()
+    assert [line.split()[2] for line in lines[1:-3]] == ["expired"], out  # one check: run 1's
+    assert lines[-3].startswith(f"cited on Raynaud's treatments ({at('/raynauds.html')}): line "), out
+    assert lines[-3].endswith(f"\u201c{WARM}\u201d (run 3, {lines[-3][-11:-1]})"), out
+    assert lines[-2] == f"excluded by checker.exclude since run 2 ({lines[-3][-11:-1]}): no longer checked", out
+    assert lines[-1].startswith("last check: expired (http_404), failed 1 check in a row since "), out
+    assert "now:" not in out
+
+    data = json.loads(history(config, at("/gone/warm"), "--format", "json"))
+    assert list(data)[-1] == "excluded_since_run" and data["excluded_since_run"] == 2
+    assert [o["run_id"] for o in data["observations"]] == [1]
+    # a link still checked has none
+    assert json.loads(history(config, at("/articles/pmc"), "--format", "json"))["excluded_since_run"] is None
+    assert "excluded" not in history(config, at("/articles/pmc"))
