@@ -640,24 +640,27 @@ def build_audit(
             elif prev is None and previous_run is not None and (link.page, link.url) in back:
                 problem = replace(problem, reported_fixed_on=previous_run.started_at,
                                   worked_again=_worked_since(states.get(link.url), before_previous_run))
-            if link.url in records:
-                held = _held(records, link, now)
-                if held is not None:
-                    accepted.append(replace(problem, acceptance=held))
-                    continue
-                ended = lapsed_since(records[link.url], link.status, now, listed_then)
-                if ended is not None:
-                    problem = replace(problem, acceptance=ended,
-                                      back=ended_words(ended, link.status, now))
-            problems.append(problem)
+            problem, held = _judged(problem, records, now, listed_then)
+            (accepted if held else problems).append(problem)
         elif link.status not in FLAGGED:
             others.append(link)
     if unread:
-        problems += [_after_watching(p) if _key(p.link) in watched_before else p
-                     for p in _not_read_again(previous_links, unread, earlier_links, previous_run,
-                                              earlier_run, now, confirm_after,
-                                              states=previous_states or {},
-                                              first_listed=first_listed or {})]
+        # Every row the previous report had on a page not fetched now, those
+        # an acceptance held then too: judged by the acceptances as the rows
+        # above are, so one accepted the day before the page went down is not
+        # asked of a person again, and one accepted before stays on the quiet
+        # line. A row that report held was not among its problems: it is not
+        # "still open" (nor "newly" accepted), as a row of the loop without `prev`.
+        open_then = _flagged_keys(previous_links).keys()
+        for p in _not_read_again(listed_links, unread, earlier_links, previous_run,
+                                 earlier_run, now, confirm_after,
+                                 states=previous_states or {}, first_listed=first_listed or {}):
+            if _key(p.link) not in open_then:
+                p = replace(p, new=True)
+            elif _key(p.link) in watched_before:
+                p = _after_watching(p)
+            p, held = _judged(p, records, now, listed_then)
+            (accepted if held else problems).append(p)
 
     order = _page_order(pages, links)
     fixing, person, watching = _partition(problems)
@@ -694,6 +697,26 @@ def build_audit(
         accepted=tuple(p for g in _group(accepted, order, page_titles, owners) for p in g.problems),
     )
     return replace(audit, counts=_count(audit))
+
+
+def _judged(problem: Problem, records: Mapping[str, Sequence[Acceptance]], now: dt.datetime,
+            listed_then: dt.datetime | None) -> tuple[Problem, bool]:
+    """`problem` as the acceptances have it at `now`, and whether one holds
+    (then it goes to `Audit.accepted`); one that stopped holding since the
+    previous report (`listed_then`) says why it is listed again. The one
+    rule for a row read this week and one kept from a page not fetched:
+    the next report's comparison (`_held` at this report's time) counts on
+    every row of this one having gone through it."""
+    link = problem.link
+    if link.url not in records:
+        return problem, False
+    held = _held(records, link, now)
+    if held is not None:
+        return replace(problem, acceptance=held), True
+    ended = lapsed_since(records[link.url], link.status, now, listed_then)
+    if ended is not None:
+        problem = replace(problem, acceptance=ended, back=ended_words(ended, link.status, now))
+    return problem, False
 
 
 def _held(records: Mapping[str, Sequence[Acceptance]], link: LinkResult,

@@ -54,6 +54,8 @@ PAGE = """<html><head><title>Treatments</title></head><body><h2>Reviews</h2><ul>
 
 def _site(state: dict[str, str]) -> web.Application:
     async def page(request: web.Request) -> web.Response:
+        if state.get("page") == "down":
+            return web.Response(status=503, text="down")
         return web.Response(text=PAGE, content_type="text/html")
 
     async def wall(request: web.Request) -> web.Response:
@@ -246,6 +248,57 @@ async def test_an_acceptance_ends_after_26_weeks_and_when_undone(
         assert "listed again: the acceptance was undone" in render_text(audit)
     code, out, err = monitor("accept", f"{base}/login", "--undo", "--config", str(config))
     assert code == 2 and "no acceptance to undo" in err, err
+
+
+async def test_an_acceptance_holds_while_its_page_cannot_be_fetched(
+        tmp_path: Path, aiohttp_server: Any, mail_sink: MailSink) -> None:
+    """Review 10 #1: the rows kept from a page not fetched this week are
+    judged by the acceptances as the page's rows are, and the README's sum
+    holds across those weeks: accepted the day before the page went down, the
+    wall was asked of a person again, then left the counts unaccounted."""
+    state = {"wall": "wall"}
+    server = await aiohttp_server(_site(state))
+    base = f"http://127.0.0.1:{server.port}"
+    config = _config(tmp_path, base, mail_sink.port)
+    weeks = []
+
+    async def week(run: int) -> dict[str, Any]:
+        assert (await run_monitor("run", "--config", str(config)))[0] in (0, 1)
+        weeks.append(_report(tmp_path, run))
+        if len(weeks) > 1:
+            assert _reconciles(weeks[-2], weeks[-1]), (weeks[-2]["counts"], weeks[-1]["counts"])
+        return weeks[-1]
+
+    await week(1)
+    code, out, err = monitor("accept", f"{base}/wall", "--config", str(config), "--by", "ana")
+    assert code == 0, err
+
+    state["page"] = "down"
+    down = await week(2)  # the acceptance of the day before holds: not asked of a person again
+    assert set(_rows(down, "needs_a_person")) == {"login"} and down["counts"]["pages_failed"] == 1
+    (row,) = down["accepted"]
+    assert row["link"]["url"] == f"{base}/wall" and row["acceptance"]["by"] == "ana"
+    c = down["counts"]
+    assert (c["still"], c["new"], c["accepted"], c["newly_accepted"]) == (2, 0, 1, 1)
+
+    down = await week(3)  # still down: it stays on the quiet line, accepted before this week
+    assert [r["link"]["url"] for r in down["accepted"]] == [f"{base}/wall"]
+    c = down["counts"]
+    assert (c["still"], c["new"], c["accepted"], c["newly_accepted"]) == (2, 0, 1, 0)
+
+    code, out, err = monitor("accept", f"{base}/wall", "--undo", "--config", str(config))
+    assert code == 0, err
+    down = await week(4)  # undone while the page is down: listed again, saying why
+    assert down["accepted"] == []
+    wall = _rows(down, "needs_a_person")["wall"]
+    assert wall["new"] is True and "listed again: the acceptance was undone on " in wall["back"]
+    c = down["counts"]
+    assert (c["still"], c["new"], c["accepted"], c["newly_accepted"]) == (2, 1, 0, 0)
+
+    state["page"] = "up"
+    up = await week(5)
+    assert set(_rows(up, "needs_a_person")) == {"wall", "login"} and up["accepted"] == []
+    assert (up["counts"]["still"], up["counts"]["new"]) == (3, 0)
 
 
 def _acceptance(**kw: Any) -> Acceptance:
