@@ -596,6 +596,10 @@ def build_audit(
     previous report is listed again, saying why (`Problem.back`). The
     previous report's rows an acceptance held at its time were not among
     its problems: they are left out of the comparison (a row back is new).
+    That is what that report listed because every row of it, those kept
+    from a page it could not fetch too, went through `_judged` at its time
+    (`_report_time`: `monitor run` marks it reported at the `now` it built
+    it with), with the statuses `previous_links` have.
     """
     records = acceptances or {}
     listed_then = _report_time(previous_run)
