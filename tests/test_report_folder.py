@@ -11,7 +11,9 @@ import html
 import json
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,13 +181,19 @@ def test_an_index_made_from_another_database_is_refused(tmp_path: Path) -> None:
 
 
 def _saved(folder: Path, run: int, started: dt.datetime, counts: dict[str, int], *,
-           partial: bool = False) -> str:
+           partial: bool = False, database: str | None = None) -> str:
+    """A saved report's pair; `database`: the id its JSON names last, as
+    `save_report` writes it (compact, after `first_report`)."""
     name = f"report-{started.date().isoformat()}-run-{run}"
     (folder / f"{name}.html").write_text("<html></html>", encoding="utf-8")
-    (folder / f"{name}.json").write_text(json.dumps(
+    named = {} if database is None else {"first_report": False,
+                                         "database": {"id": database, "file": f"{database[:4]}.db"}}
+    tmp = folder / f"{name}.json.tmp"  # then renamed, as `save_report` does: a new file each time
+    tmp.write_text(json.dumps(
         {"format": "citation-monitor-audit", "version": 2, "site": "www.sclero.org",
          "run": {"id": run, "started_at": started.isoformat(), "partial": partial},
-         "counts": counts}), encoding="utf-8")
+         "counts": counts, **named}, separators=(",", ":")), encoding="utf-8")
+    tmp.replace(folder / f"{name}.json")
     return name + ".html"
 
 
@@ -196,6 +204,71 @@ def _rows(index: str) -> list[str]:
 
 
 ZEROS = {"checked": 0, "new": 0, "still": 0, "fixed": 0, "content": 0}
+
+
+OURS, THEIRS = "a" * 32, "b" * 32
+
+
+@pytest.mark.parametrize("theirs_at", [T0 - dt.timedelta(hours=5), T0 + dt.timedelta(hours=5)])
+def test_the_summary_opens_this_databases_latest_report_not_anothers(
+        tmp_path: Path, theirs_at: dt.datetime) -> None:
+    """Review 10 #5: a database made anew starts at run 1 again; the folder
+    keeps the earlier database's run 40 of the same day. The summary took
+    the highest run number, and "open the report" opened the other
+    database's. It speaks of this database's newest report (one naming no
+    database too: saved before reports did); the table lists both, the same
+    day's by their start time."""
+    ours = _saved(tmp_path, 3, T0, {**ZEROS, "new": 2, "needs_fixing": 2, "needs_a_person": 0},
+                  database=OURS)
+    theirs = _saved(tmp_path, 40, theirs_at, {**ZEROS, "new": 9, "needs_fixing": 9, "needs_a_person": 0},
+                    database=THEIRS)
+    index = re.sub(r' style="[^"]*"', "", render_index(tmp_path, site="www.sclero.org",
+                                                       source=Source(OURS, runs={3: T0})))
+    lead = re.search(r'Latest audit ([^<]*): <b>([^<]*)</b>: <a href="([^"]+)">open the report', index)
+    assert lead is not None and lead.groups() == ("23 Nov 06:00 UTC", "2 links need attention (all to fix)", ours)
+    listed = re.findall(r'href="(report-[^"]+\.html)"', index[index.index("<table"):])
+    assert listed == ([ours, theirs] if theirs_at < T0 else [theirs, ours])
+    old = _saved(tmp_path, 2, T0 - dt.timedelta(days=7), {**ZEROS, "new": 1}, database=None)
+    (tmp_path / ours).unlink()
+    index = render_index(tmp_path, site="www.sclero.org", source=Source(OURS, runs={3: T0}))
+    assert re.search(r'<a href="([^"]+)">open the report', index).group(1) == old  # type: ignore[union-attr]
+
+
+def test_the_index_reads_again_only_the_reports_that_changed(tmp_path: Path) -> None:
+    """Review 10 #6: the service renders the index for each request; the
+    rows and the table are kept (`SAVED_ROWS`, counting the JSON files it
+    reads) until a report is written, added or removed, or a Mail cell
+    changes, and each of those shows at once."""
+    from reports.render import SAVED_ROWS
+
+    first = _saved(tmp_path, 1, T0, {**ZEROS, "checked": 40}, database=OURS)
+    _saved(tmp_path, 2, T0 + dt.timedelta(days=7), {**ZEROS, "checked": 41}, database=OURS)
+    source = Source(OURS, runs={1: T0, 2: T0 + dt.timedelta(days=7)}, mail={1: (1,), 2: (0, 1)})
+
+    def index(source: Source = source) -> str:
+        return render_index(tmp_path, site="www.sclero.org", source=source, now=T0)
+
+    def reads(action: Any) -> tuple[int, list[str]]:
+        before = SAVED_ROWS.reads
+        page = action()
+        return SAVED_ROWS.reads - before, _rows(page)[1:]
+
+    read, rows = reads(index)
+    assert read == 2 and [r.split()[4] for r in rows] == ["41", "40"]
+    assert reads(index) == (0, rows)  # the next request: nothing read again
+    _saved(tmp_path, 2, T0 + dt.timedelta(days=7), {**ZEROS, "checked": 42}, database=OURS)  # written again
+    read, rows = reads(index)
+    assert read == 1 and [r.split()[4] for r in rows] == ["42", "40"]
+    _saved(tmp_path, 3, T0 + dt.timedelta(days=14), {**ZEROS, "checked": 43}, database=OURS)
+    read, rows = reads(index)
+    assert read == 1 and [r.split()[4] for r in rows] == ["43", "42", "40"]
+    (tmp_path / first).unlink()
+    (tmp_path / first).with_suffix(".json").unlink()
+    read, rows = reads(index)
+    assert read == 0 and [r.split()[4] for r in rows] == ["43", "42"]
+    assert "waiting in the outbox" in rows[1]
+    read, rows = reads(lambda: index(replace(source, mail={2: (1,)})))  # the message went out
+    assert read == 0 and rows[1].endswith("mailed JSON") and "waiting" not in rows[1]
 
 
 def test_a_run_that_fetched_no_page_reads_not_fetched_not_zeros(tmp_path: Path) -> None:
@@ -285,11 +358,15 @@ def test_the_index_says_mailed_only_when_every_message_went_out(
     assert row.endswith(f"{said} JSON"), row
     cell = re.search(r"<td[^>]*>" + re.escape(said) + "</td>", index)
     assert cell is not None
+    # The cell's colour, by its class in the page's <style> block (the index is served, not mailed)
+    (name,) = re.findall(r'class="([^"]*)"', cell.group(0))
+    rule = re.search(r"\n\." + name + r" \{([^}]*)\}", index)
+    assert rule is not None, name
     # green for mailed only; what needs a look stands out (the published page names no address)
-    assert ("#1e6b3a" in cell.group(0)) == (said == "mailed")
-    assert ("#b45309" in cell.group(0)) == (said.startswith(("partly", "not mailed:")))
+    assert ("#1e6b3a" in rule.group(1)) == (said == "mailed")
+    assert ("#b45309" in rule.group(1)) == (said.startswith(("partly", "not mailed:")))
     # waiting is neither done nor failed: not the grey of "not mailed" (walkthrough 9b #12)
-    assert ("#8a5a00" in cell.group(0)) == (said == "waiting in the outbox")
+    assert ("#8a5a00" in rule.group(1)) == (said == "waiting in the outbox")
 
 
 async def test_the_index_marks_the_mailed_report_and_the_rendered_one(
