@@ -15,7 +15,8 @@ Content-Security-Policy that allows no script and no remote resource (the
 reports have none; this keeps it so even if a bug let markup through).
 `index.html` of this database is rendered anew for each request
 (`live_index`): its summary says when the next audit is and whether mail
-waits, as /healthz does at that moment.
+waits, as /healthz does at that moment (its table is kept until a report
+changes: `reports.render.SAVED_ROWS`).
 
 Bound to loopback, it answers only requests that name it by a local name
 (127.0.0.1, [::1], localhost) or by the host of `[report] base_url` (a
