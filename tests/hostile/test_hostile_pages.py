@@ -64,6 +64,20 @@ def settings_for(tmp: Path, port: int, smtp_port: int) -> Settings:
     )
 
 
+def write_config(tmp: Path, page_url: str, *, timeout: int = 5, report: str = "",
+                 email: str = "enabled = false\n") -> Path:
+    """monitor.toml watching `page_url` on loopback, no retries and no soft-404
+    probe, the database and reports under `tmp`; `report` adds to [report],
+    `email` is the [email] table's body."""
+    config = tmp / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "{page_url}"\n'
+                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\n'
+                      f'timeout = {timeout}\nretries = 0\nsoft404_probe = false\n'
+                      f'[database]\npath = "{tmp / "m.db"}"\n'
+                      f'[report]\ndir = "{tmp / "out"}"\n{report}[email]\n{email}', encoding="utf-8")
+    return config
+
+
 async def serve(aiohttp_server: Any, page: dict[str, Any]) -> int:
     """The watched page (`page["body"]`, served as `page["type"]`, HTML by
     default, as the test changes it), a gone link, and fine ones: /fine with
@@ -286,11 +300,7 @@ async def test_a_redirect_chain_of_long_locations_is_stored_bounded(tmp_path: Pa
     app.router.add_get("/page.html", page)
     app.router.add_get("/hop/{n}/{tag}", hop)
     server = await aiohttp_server(app)
-    config = tmp_path / "monitor.toml"
-    config.write_text(f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page.html"\n'
-                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 5\nretries = 0\n'
-                      f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
-                      f'[report]\ndir = "{tmp_path / "out"}"\n[email]\nenabled = false\n', encoding="utf-8")
+    config = write_config(tmp_path, f"http://127.0.0.1:{server.port}/page.html")
     await run_audit(load_settings(config))
     with sqlite3.connect(tmp_path / "m.db") as conn:
         (longest, n) = conn.execute("SELECT max(length(redirects)), count(*) FROM observations").fetchone()
@@ -355,13 +365,9 @@ async def stand_in_weeks(tmp_path: Path, aiohttp_server: Any, bodies: list[bytes
     port = await serve(aiohttp_server, page)
     sink, smtp, smtp_port = await start_sink()
     settings = settings_for(tmp_path, port, smtp_port)
-    config = tmp_path / "monitor.toml"
-    config.write_text(f'[[pages]]\nurl = "{settings.pages[0].url}"\n'
-                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
-                      f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
-                      f'[report]\ndir = "{tmp_path / "out"}"\nconfirm_after_hours = 0\n'
-                      f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-                      'sender = "m@example.org"\nrecipients = ["w@example.org"]\n', encoding="utf-8")
+    config = write_config(tmp_path, settings.pages[0].url, timeout=2, report="confirm_after_hours = 0\n",
+                          email=f'host = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+                                'sender = "m@example.org"\nrecipients = ["w@example.org"]\n')
     reports = []
     try:
         for body in bodies:
@@ -573,12 +579,7 @@ async def test_a_huge_title_href_and_long_redirects_keep_the_history_small(
     app.router.add_get("/new", elsewhere)
     app.router.add_get("/long", elsewhere)
     server = await aiohttp_server(app)
-    config = tmp_path / "monitor.toml"
-    config.write_text(f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page.html"\n'
-                      '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 5\nretries = 0\n'
-                      f'soft404_probe = false\n[database]\npath = "{tmp_path / "m.db"}"\n'
-                      f'[report]\ndir = "{tmp_path / "out"}"\nconfirm_after_hours = 0\n[email]\nenabled = false\n',
-                      encoding="utf-8")
+    config = write_config(tmp_path, f"http://127.0.0.1:{server.port}/page.html", report="confirm_after_hours = 0\n")
     settings = load_settings(config)
     run = (await run_audit(settings)).run.id
     await report_job(settings, run_id=run, send=False)
