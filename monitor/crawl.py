@@ -405,15 +405,13 @@ class Audit:
             # is its failed read: the page whose problems were not read again.
             if under_final_url and fetched.final_url:
                 url = fetched.final_url
-            stood_in = stand_in_read(fetched, html, len(extracted.citations), extracted.entries, last)
-            if stood_in is not None:
+            not_read = stand_in_read(fetched, html, len(extracted.citations), extracted.entries, last)
+            if not_read is not None:
                 # A parking page, an error page, a sign-in page or a bot wall
                 # answering 200 in the page's place: its links are not the
                 # page's, and last week's problems stay open.
-                log.info("page answered with another page in its place url=%s error=%s", url, stood_in)
-                return PageRecord(run_id=run.id, url=url, status="error", http_status=fetched.http_status,
-                                  title=extracted.title, error=stood_in, name=name, owner=owner), []
-            if not extracted.citations and (unread := no_page_read(
+                log.info("page answered with another page in its place url=%s error=%s", url, not_read)
+            elif not extracted.citations and (unread := no_page_read(
                     fetched.body, html, last.links if last is not None else 0)) is not None:
                 before = await self.writer.call_unflushed("page_before", url, run.id)
                 if links_moved(unread, extracted.title, before):
@@ -421,11 +419,12 @@ class Audit:
                 else:
                     # Not an edit that removed every link (which would call last
                     # week's problems fixed): the page could not be read this time.
-                    # Its title is kept, to know the same answer next time.
                     log.info("page answered with no page url=%s error=%s", url, unread)
-                    return PageRecord(run_id=run.id, url=url, status="error",
-                                      http_status=fetched.http_status, title=extracted.title,
-                                      error=unread, name=name, owner=owner), []
+                    not_read = unread
+            if not_read is not None:
+                # Its title is kept, to know the same answer next time.
+                return PageRecord(run_id=run.id, url=url, status="error", http_status=fetched.http_status,
+                                  title=extracted.title, error=not_read, name=name, owner=owner), []
             citations = [_on_page(c, url) for c in extracted.citations]
             citations = mark_excluded(citations, [*self.settings.checker.exclude, *exclude_links])
             record = PageRecord(
