@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-from monitor.types import Acceptance, LinkStatus
+from monitor.types import Acceptance, LinkStatus, as_utc
 
 __all__ = [
     "ACCEPTABLE",
@@ -56,12 +56,6 @@ nor ends an acceptance: it says nothing of the article. While the link fails
 so, its rows are listed as any failing link's; when the wall answers again,
 the acceptance holds again."""
 
-_UTC = dt.timezone.utc
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo is not None else when.replace(tzinfo=_UTC)
-
 
 def refusal(status: LinkStatus | str, reason: str) -> str:
     """Why a link with this answer cannot be accepted ("" when it can): the
@@ -86,27 +80,27 @@ def in_force(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> bool:
     """Whether `a` clears a row with `status` at time `at`: accepted by then,
     not undone, not expired, the link answering as when accepted, and no
     check since `a` was made having answered otherwise up to `at`."""
-    at = _utc(at)
-    if _utc(a.accepted_at) > at or at >= _utc(a.until):
+    at = as_utc(at)
+    if as_utc(a.accepted_at) > at or at >= as_utc(a.until):
         return False
-    if a.undone_at is not None and _utc(a.undone_at) <= at:
+    if a.undone_at is not None and as_utc(a.undone_at) <= at:
         return False
-    if a.changed_at is not None and _utc(a.changed_at) <= at:
+    if a.changed_at is not None and as_utc(a.changed_at) <= at:
         return False
     return LinkStatus(status) == a.status
 
 
 def current(records: Iterable[Acceptance], at: dt.datetime) -> Acceptance | None:
     """The acceptance that speaks for a URL at `at`: the latest made by then."""
-    at = _utc(at)
-    made = [a for a in records if _utc(a.accepted_at) <= at]
-    return max(made, key=lambda a: (_utc(a.accepted_at), a.id)) if made else None
+    at = as_utc(at)
+    made = [a for a in records if as_utc(a.accepted_at) <= at]
+    return max(made, key=lambda a: (as_utc(a.accepted_at), a.id)) if made else None
 
 
 def ended_at(a: Acceptance) -> dt.datetime:
     """When `a` stopped holding for good (its undoing, the first other
     answer, or its expiry, whichever came first)."""
-    ends = [_utc(a.until)] + [_utc(t) for t in (a.undone_at, a.changed_at) if t is not None]
+    ends = [as_utc(a.until)] + [as_utc(t) for t in (a.undone_at, a.changed_at) if t is not None]
     return min(ends)
 
 
@@ -118,7 +112,7 @@ def accepted_words(a: Acceptance) -> str:
     """ "checked by ana on 27 Nov 2026: “the article is there”"."""
     who = f" by {a.by}" if a.by else ""
     note = f": \u201c{a.note}\u201d" if a.note else ""
-    return f"checked{who} on {_date(_utc(a.accepted_at))}{note}"
+    return f"checked{who} on {_date(as_utc(a.accepted_at))}{note}"
 
 
 def ended_words(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> str:
@@ -127,20 +121,20 @@ def ended_words(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> str
     changed on 27 Nov 2026 (now expired, http_404)". "" while it holds."""
     if in_force(a, status, at):
         return ""
-    at = _utc(at)
+    at = as_utc(at)
     said = accepted_words(a)
     said = said[:1].upper() + said[1:]
-    if a.undone_at is not None and _utc(a.undone_at) <= at and _utc(a.undone_at) == ended_at(a):
-        why = f"the acceptance was undone on {_date(_utc(a.undone_at))}"
-    elif a.changed_at is not None and _utc(a.changed_at) <= at and _utc(a.changed_at) == ended_at(a):
+    if a.undone_at is not None and as_utc(a.undone_at) <= at and as_utc(a.undone_at) == ended_at(a):
+        why = f"the acceptance was undone on {_date(as_utc(a.undone_at))}"
+    elif a.changed_at is not None and as_utc(a.changed_at) <= at and as_utc(a.changed_at) == ended_at(a):
         then = a.status.value + (f" ({a.reason})" if a.reason and a.reason != a.status.value else "")
         now = a.changed_status + (f" ({a.changed_reason})" if a.changed_reason
                                   and a.changed_reason != a.changed_status else "")
-        why = (f"its answer changed on {_date(_utc(a.changed_at))} from {then} to {now}: "
+        why = (f"its answer changed on {_date(as_utc(a.changed_at))} from {then} to {now}: "
                "an acceptance holds only while the answer stays the same")
-    elif at >= _utc(a.until):
+    elif at >= as_utc(a.until):
         why = (f"{ACCEPT_WEEKS} weeks have passed (an acceptance lasts until "
-               f"{_date(_utc(a.until))}): open it again, and `monitor accept` it again if it is fine")
+               f"{_date(as_utc(a.until))}): open it again, and `monitor accept` it again if it is fine")
     else:
         # failing now (no answer): the acceptance holds again once the site answers as before
         why = f"the site does not answer now ({LinkStatus(status).value}); it was {a.status.value}"
@@ -158,7 +152,7 @@ def lapsed_since(records: Sequence[Acceptance], status: LinkStatus | str, at: dt
     if a is None or in_force(a, status, at):
         return None
     end = ended_at(a)
-    if end > _utc(at) or since is None or end > _utc(since):
+    if end > as_utc(at) or since is None or end > as_utc(since):
         return a
     return None
 

@@ -98,7 +98,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from monitor import notices, quirks
 from monitor.urlnoise import PATH_SESSION, SESSION_KEY
-from monitor.types import URL_KEPT_MAX, ErrorKind, LinkStatus, Observation, UrlState, Verdict
+from monitor.types import URL_KEPT_MAX, ErrorKind, LinkStatus, Observation, UrlState, Verdict, as_utc
 
 __all__ = [
     "CONFIRM_AFTER",
@@ -1447,10 +1447,6 @@ def next_state(previous: UrlState | None, verdict: Verdict, obs: Observation) ->
                    last_ok_title=seen_title if takes_title and seen_title else prev.last_ok_title)
 
 
-def _aware(moment: dt.datetime) -> dt.datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
-
-
 def is_confirmed(state: UrlState, now: dt.datetime,
                  confirm_after: dt.timedelta = CONFIRM_AFTER) -> bool:
     """A confirmed failure failed on several observations over at least `confirm_after`.
@@ -1462,4 +1458,4 @@ def is_confirmed(state: UrlState, now: dt.datetime,
         return False
     if state.failing_since is None:
         return False
-    return _aware(now) - _aware(state.failing_since) >= confirm_after
+    return as_utc(now) - as_utc(state.failing_since) >= confirm_after

@@ -300,6 +300,12 @@ class PageRecord:
     moved_to: str | None = None
 
 
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """A naive datetime is UTC (the database's and the checker's clocks are):
+    aware, it compares with any other."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
 def read_no_page(pages: int, pages_failed: int) -> bool:
     """The one rule for "this run read no page" (`check`/`run`'s exit 1, the
     report's headline, the index row, the demo, `monitor serve`'s WARNING and

@@ -36,6 +36,7 @@ from monitor.types import (
     RunInfo,
     SiteCut,
     UrlState,
+    as_utc,
 )
 from monitor.wording import (
     GROUPS,
@@ -962,7 +963,7 @@ def _problem(
         before = previous.failing_since or previous.checked_at
         if before is None and since is None and listed_at is not None:
             before, at_least = listed_at, True  # on the page then, maybe before
-        if before is not None and (since is None or _utc(before) < _utc(since)):
+        if before is not None and (since is None or as_utc(before) < as_utc(since)):
             since = before
     if since is None and new:
         since = now  # never checked (a malformed address): first seen in this report
@@ -1001,11 +1002,6 @@ def _search(link: LinkResult) -> dict[str, str | None]:
     if found is None:
         return {"search_url": None}
     return {"search_url": found[0], "search_label": found[1]}
-
-
-def _utc(when: dt.datetime) -> dt.datetime:
-    """Naive datetimes are UTC (as in `classify.is_confirmed`): comparable."""
-    return when if when.tzinfo is not None else when.replace(tzinfo=dt.timezone.utc)
 
 
 def _fix(link: LinkResult) -> tuple[str | None, str]:
@@ -1342,7 +1338,7 @@ def _dated_by(problem: Problem, prev: LinkResult, first_listed: tuple[dt.datetim
     if then is None and first_listed is not None:
         then = first_listed[0]
     then = then or listed_at
-    if then is None or (problem.since is not None and _utc(problem.since) <= _utc(then)):
+    if then is None or (problem.since is not None and as_utc(problem.since) <= as_utc(then)):
         return problem
     return replace(problem, since=then, weeks_open=wording.weeks_between(then, now))
 
@@ -1352,7 +1348,7 @@ def _first_seen(link: LinkResult, state: UrlState | None, listed_at: dt.datetime
     that came after the previous report's run (a run between two reports),
     else this run's check of it."""
     first = state.first_seen_at if state is not None else None
-    if first is not None and listed_at is not None and _utc(first) > _utc(listed_at):
+    if first is not None and listed_at is not None and as_utc(first) > as_utc(listed_at):
         return first
     return link.checked_at or first
 
@@ -1383,7 +1379,7 @@ def _worked_since(state: UrlState | None, before_run: RunInfo | None) -> bool:
     then = _report_time(before_run)
     if state is None or then is None or state.last_ok_at is None or state.status_since is None:
         return False
-    return _utc(state.last_ok_at) > _utc(then) and _utc(state.status_since) > _utc(then)
+    return as_utc(state.last_ok_at) > as_utc(then) and as_utc(state.status_since) > as_utc(then)
 
 
 def pages_with_gone_problems(previous_links: Sequence[LinkResult], links: Sequence[LinkResult]) -> set[str]:

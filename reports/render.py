@@ -45,7 +45,7 @@ except ImportError:  # optional: only the speed of writing the JSON report depen
 
 from monitor.accept import accepted_head, accepted_words
 from monitor.output import INVISIBLE, one_line, where_parts
-from monitor.types import LinkResult, LinkStatus, RunInfo, read_no_page
+from monitor.types import LinkResult, LinkStatus, RunInfo, as_utc, read_no_page
 from monitor.wording import site_cut_words
 from reports import wording
 from reports.audit import Audit, ContentIssue, Counts, Fixed, OtherLinks, Problem, newest_problems
@@ -901,7 +901,7 @@ def _instant(text: object) -> dt.datetime | None:
         moment = dt.datetime.fromisoformat(text)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+    return as_utc(moment)
 
 
 def _when(moment: dt.datetime) -> str:

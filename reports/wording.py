@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.types import LinkKind, LinkStatus
+from monitor.types import LinkKind, LinkStatus, as_utc
 from monitor.wording import LISTED_IN_SITEMAP, REASONS, describe, host_of, thing
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
@@ -374,9 +374,7 @@ def weeks_between(since: dt.datetime, now: dt.datetime) -> int:
     Nov, always. Counted from the instants, a link first checked 0.4 s later
     in its first audit than the clock read at the report two weeks on was
     open 13 days 23:59:59, "1 week, since 13 Nov" (walkthrough 10 #3)."""
-    utc = dt.timezone.utc
-    start = since if since.tzinfo is not None else since.replace(tzinfo=utc)
-    end = now if now.tzinfo is not None else now.replace(tzinfo=utc)
+    start, end = as_utc(since), as_utc(now)
     return max(0, (end.astimezone(start.tzinfo).date() - start.date()).days // 7)
 
 
