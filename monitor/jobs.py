@@ -121,7 +121,7 @@ async def report_job(
     tls_context: ssl.SSLContext | None = None,
 ) -> ReportOutcome:
     """Render (and with `send`, queue and deliver) the report of a run."""
-    from reports.deliver import flush_outbox, load_audit, queue_report
+    from reports.deliver import flush_outbox, load_audit, previous_links_meanwhile, queue_report
     from reports.render import (ForeignFolder, checked_phrase, headline, names_report_file, save_report,
                                 save_report_file)
 
@@ -137,12 +137,16 @@ async def report_job(
             run_id = latest.id
         elif store.get_run(run_id) is None:
             raise MonitorError(f"{settings.database.path}: there is no run {run_id}")
+    # Closed: the previous report's links are read by a child forked now,
+    # and no SQLite connection may cross a fork.
+    with previous_links_meanwhile(settings.database.path, run_id) as previous_read, \
+            Store.open(settings.database.path) as store:
         folder = out or Path(settings.report.dir)
         source = report_source(store, settings)
         key = "--out" if out is not None else f"{settings.source}: report.dir"
         refuse_foreign_folder(folder, source, key)  # before the audit is built: seconds at 100,000 links
         with _collector_paused():
-            audit = load_audit(store, run_id, settings, now)
+            audit = load_audit(store, run_id, settings, now, previous_read=previous_read)
             try:
                 saved = (save_report_file(audit, out, source) if out is not None and names_report_file(out)
                          else save_report(audit, folder, source))

@@ -46,7 +46,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from itertools import groupby
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlite_utils import Database, Migrations
 
@@ -1002,6 +1002,14 @@ def _db_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def stores_open() -> int:
+    """How many stores this process has open: a child that reads the
+    database may be forked only at none (`monitor.forked`: nothing of
+    SQLite may cross a fork). set.add and discard are atomic: stores open
+    and close in the writer's thread too."""
+    return len(Store._open)
+
+
 def _translating(cls: type[Store]) -> type[Store]:
     for name, member in list(vars(cls).items()):
         if not name.startswith("_") and callable(member):
@@ -1012,6 +1020,9 @@ def _translating(cls: type[Store]) -> type[Store]:
 @_translating
 class Store:
     """The history database, used from one thread (see `StoreWriter`)."""
+
+    _open: ClassVar[set[int]] = set()
+    """id() of the stores open in this process (`stores_open`)."""
 
     def __init__(self, db: Database, path: str) -> None:
         self.db = db
@@ -1039,6 +1050,7 @@ class Store:
             db = Database(conn, execute_plugins=False)
             store = cls(db, text)
             store._prepare(mapped)
+            Store._open.add(id(store))
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -1107,6 +1119,7 @@ class Store:
         self._conn.execute("COMMIT")
 
     def close(self) -> None:
+        Store._open.discard(id(self))
         self._conn.close()
 
     def __enter__(self) -> Store:

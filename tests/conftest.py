@@ -70,6 +70,7 @@ import trustme
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from monitor import forked
 from monitor.config import CheckerSettings
 
 # Fixtures of the whole-program tests: sim_site, mail_sink (tests/simkit.py).
@@ -360,3 +361,12 @@ class CannedDNS(AbstractResolver):
 @pytest.fixture
 def canned_dns() -> Callable[[dict[str, list[str]]], CannedDNS]:
     return CannedDNS
+
+
+@pytest.fixture
+def fork_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pytest process keeps threads that other tests started (pycares
+    keeps one for good), and `can_fork()` rightly refuses there. These
+    children take no lock, so they are forked anyway; the refusal has a
+    test of its own (tests/test_files.py)."""
+    monkeypatch.setattr(forked, "can_fork", lambda: True)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor.forked import can_fork
 from reports import files, render
 from reports.render import save_report
 from tests.test_render import synthetic_audit
@@ -54,6 +55,7 @@ def forked_children() -> list[int]:
     return found
 
 
+@pytest.mark.usefixtures("fork_allowed")
 def test_concurrent_writes_both_files_by_a_fork(tmp_path: Path) -> None:
     html, data = tmp_path / "r.html", tmp_path / "r.json"
     forked = forks_during(lambda: files.write_all((html, pieces("<p>", "é</p>")), (data, iter([b'{"a":', b"1}"])),
@@ -72,7 +74,7 @@ def test_not_concurrent_below_the_threshold_or_with_threads(tmp_path: Path) -> N
     thread = threading.Thread(target=stop.wait)
     thread.start()
     try:
-        assert not files.can_fork()
+        assert not can_fork()
         assert forks_during(lambda: files.write_all((html, "c"), (data, "d"), concurrent=True)) == 0
     finally:
         stop.set()
@@ -80,6 +82,7 @@ def test_not_concurrent_below_the_threshold_or_with_threads(tmp_path: Path) -> N
     assert (html.read_text(), data.read_text()) == ("c", "d")
 
 
+@pytest.mark.usefixtures("fork_allowed")
 def test_a_folder_in_the_childs_way_is_the_same_error_and_nothing_is_written(tmp_path: Path) -> None:
     """The child's OSError, with its errno and file name, is raised here:
     `monitor report` words it from those ("cannot save the report ...: NAME: Is a directory")."""
@@ -94,6 +97,7 @@ def test_a_folder_in_the_childs_way_is_the_same_error_and_nothing_is_written(tmp
     assert forked_children() == []
 
 
+@pytest.mark.usefixtures("fork_allowed")
 def test_a_bug_in_the_childs_content_is_raised_with_its_traceback(tmp_path: Path) -> None:
     def broken() -> Iterator[bytes]:
         yield b"{"
@@ -102,10 +106,11 @@ def test_a_bug_in_the_childs_content_is_raised_with_its_traceback(tmp_path: Path
     with pytest.raises(ValueError, match="cannot hold") as caught:
         files.write_all((tmp_path / "r.html", "x"), (tmp_path / "r.json", broken()), concurrent=True)
     notes = "\n".join(getattr(caught.value, "__notes__", []))
-    assert "in the process writing the file" in notes and "in broken" in notes
+    assert "in a forked child" in notes and "in broken" in notes
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.usefixtures("fork_allowed")
 def test_a_child_killed_midway_is_an_error_and_leaves_no_tmp(tmp_path: Path) -> None:
     def killed() -> Iterator[bytes]:
         yield b"{" * 100_000
@@ -118,6 +123,7 @@ def test_a_child_killed_midway_is_an_error_and_leaves_no_tmp(tmp_path: Path) -> 
     assert forked_children() == []
 
 
+@pytest.mark.usefixtures("fork_allowed")
 def test_the_first_file_failing_stops_the_child_and_removes_its_tmp(tmp_path: Path) -> None:
     """The HTML fails (a full disk, a stop) while the child still writes:
     it is killed and reaped, and its half-written JSON removed."""
@@ -137,6 +143,7 @@ def test_the_first_file_failing_stops_the_child_and_removes_its_tmp(tmp_path: Pa
     assert forked_children() == []
 
 
+@pytest.mark.usefixtures("fork_allowed")
 def test_save_report_forks_from_the_threshold_and_writes_the_same_bytes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     audit = synthetic_audit(300, problem_every=3)
