@@ -238,12 +238,14 @@ def main() -> None:
     for attempt in range(1, args.repeat + 1):
         load = os.getloadavg()[0]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        pss: dict[str, float] = {}
         wall, rss, code, text = measure_simple(
-            [sys.executable, "-m", "monitor", "report", "--config", str(config)])
+            [sys.executable, "-m", "monitor", "report", "--config", str(config)], pss=pss)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         walls.append(wall)
-        print(f"monitor report ({attempt}): {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {rss:.0f} MiB, "
+        print(f"monitor report ({attempt}): {wall:.2f} s, CPU {cpu:.2f} s, peak RSS {rss:.0f} MiB "
+              f"(PSS {pss['mib']:.0f} MiB: a forked child's shared pages once), "
               f"exit {code}, load average {load:.2f} before; " + " ".join(text.split())[:120])
     if walls:
         print(f"monitor report: best {min(walls):.2f} s, median {sorted(walls)[len(walls) // 2]:.2f} s "

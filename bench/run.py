@@ -91,12 +91,16 @@ def ensure_peers(tools: list[str]) -> None:
 # -- measuring a process tree --------------------------------------------------------
 
 
-def _tree_rss_kib(root: int, file_backed: dict[str, int] | None = None) -> int:
+def _tree_rss_kib(root: int, file_backed: dict[str, int] | None = None,
+                  proportional: dict[str, int] | None = None) -> int:
     """Sum of VmRSS over `root` and all its descendants, from /proc.
 
     With `file_backed`, its "kib" entry receives the part of that sum that is
     file-backed or shared (statm's third field: memory-mapped files such as
     an SQLite database read through mmap), as opposed to the heap.
+    With `proportional`, its "kib" entry receives the tree's summed PSS
+    (smaps_rollup): a forked child's pages still shared with its parent
+    counted once, not twice as the RSS sum counts them.
     """
     parents: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
@@ -124,7 +128,29 @@ def _tree_rss_kib(root: int, file_backed: dict[str, int] | None = None) -> int:
         todo.extend(parents.get(pid, ()))
     if file_backed is not None:
         file_backed["kib"] = mapped
+    if proportional is not None:
+        proportional["kib"] = sum(_pss_kib(pid) for pid in _tree(root, parents))
     return total
+
+
+def _tree(root: int, parents: dict[int, list[int]]) -> list[int]:
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(parents.get(pid, ()))
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -224,17 +250,23 @@ def measure(name: str, cmd: list[str], out_dir: Path, server: "Server", env: dic
     return m
 
 
-def measure_simple(cmd: list[str], timeout: float = 600) -> tuple[float, float, int, str]:
-    """(wall s, peak RSS MiB of the tree, exit code, stdout) of one command."""
+def measure_simple(cmd: list[str], timeout: float = 600,
+                   pss: dict[str, float] | None = None) -> tuple[float, float, int, str]:
+    """(wall s, peak RSS MiB of the tree, exit code, stdout) of one command;
+    with `pss`, its "mib" entry receives the tree's peak summed PSS."""
     peak = 0
+    peak_pss = 0
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
     done = threading.Event()
 
     def poll() -> None:
-        nonlocal peak
+        nonlocal peak, peak_pss
+        proportional = {"kib": 0} if pss is not None else None
         while not done.is_set():
-            peak = max(peak, _tree_rss_kib(proc.pid))
+            peak = max(peak, _tree_rss_kib(proc.pid, proportional=proportional))
+            if proportional is not None:
+                peak_pss = max(peak_pss, proportional["kib"])
             done.wait(0.02)
 
     poller = threading.Thread(target=poll, daemon=True)
@@ -245,6 +277,8 @@ def measure_simple(cmd: list[str], timeout: float = 600) -> tuple[float, float, 
         wall = time.monotonic() - start
         done.set()
         poller.join()
+    if pss is not None:
+        pss["mib"] = peak_pss / 1024
     return wall, peak / 1024, proc.returncode, out.decode(errors="replace")
 
 
