@@ -105,6 +105,9 @@ class ReportSettings:
     base_url: str = ""
     """Where `dir` is published over HTTP (e.g. https://www.sclero.org/link-audits/):
     the mail then links to the full report instead of naming a file on the server."""
+    keep_weeks: int = 104
+    """Saved reports (HTML and JSON) of runs older than this are removed after
+    each weekly job (0: keep them all): 131 MB a week at 100,000 links."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -585,6 +588,7 @@ def _report(source: str, raw: Any) -> ReportSettings:
         max_citation_age_years=r.number("max_citation_age_years", 0, integer=True, maximum=1000),
         confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours, maximum=MAX_HOURS),
         base_url=r.url("base_url", d.base_url),
+        keep_weeks=r.number("keep_weeks", d.keep_weeks, integer=True, maximum=MAX_WEEKS),
     )
     r.finish()
     return settings

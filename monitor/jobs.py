@@ -362,14 +362,38 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
     return outcome, report
 
 
+def prune_reports(settings: Settings, now: dt.datetime) -> list[str]:
+    """Remove the saved reports older than `report.keep_weeks` (see
+    `reports.render.prune_saved`); logged, never fatal, like the history's."""
+    weeks = settings.report.keep_weeks
+    folder = Path(settings.report.dir)
+    if weeks <= 0 or not folder.is_dir():
+        return []
+    from reports.render import prune_saved
+
+    try:
+        with Store.open(settings.database.path) as store:
+            source = report_source(store, settings)
+        removed = prune_saved(folder, (now - dt.timedelta(weeks=weeks)).date(), source)
+    except (OSError, MonitorError) as exc:
+        log.warning("event=reports_prune_failed folder=%s error=%s", folder,
+                    getattr(exc, "strerror", None) or exc)
+        return []
+    if removed:
+        log.info("event=reports_pruned files=%d older_than_weeks=%d folder=%s", len(removed), weeks, folder)
+    return removed
+
+
 async def prune_job(settings: Settings, now: dt.datetime) -> tuple[int, int]:
-    """Forget the history older than `database.keep_weeks` (see Store.prune).
+    """Forget the history older than `database.keep_weeks` (see Store.prune),
+    and remove the saved reports older than `report.keep_weeks`.
 
     After the report, inside the job (so under the audit lock), in a thread:
     deleting a 100,000-link run takes seconds, and `monitor serve` keeps
     answering /healthz meanwhile. A failure is logged, never fatal: the
     report has gone out, and next week's job tries again.
     """
+    prune_reports(settings, now)
     weeks = settings.database.keep_weeks
     if weeks <= 0:
         return 0, 0

@@ -65,6 +65,7 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
          "not an email"),
         (PAGE + "[schedule]\ncron = \"0 6 * *\"\n", "schedule.cron", "five fields"),
         (PAGE + "[database]\nkeep_weeks = -1\n", "database.keep_weeks", "between 0 and 5200"),
+        (PAGE + "[report]\nkeep_weeks = -1\n", "report.keep_weeks", "between 0 and 5200"),
         (PAGE + "[report]\nbase_url = \"reports/out\"\n", "report.base_url", "http:// or https://"),
         (PAGE + "[server]\nallowed_hosts = [\"https://links.sclero.org/\"]\n", "server.allowed_hosts #1",
          "no scheme, port or path"),

@@ -20,7 +20,7 @@ import pytest
 from monitor.demo.run import MailSink
 from monitor.demo.site import SimulatedSite
 from monitor.store import DATABASE_ID_KEY, Store
-from reports.render import ForeignFolder, Source, refuse_foreign, render_index
+from reports.render import ForeignFolder, Source, prune_saved, refuse_foreign, render_index
 from simkit import run_monitor, site_config
 
 UTC = dt.timezone.utc
@@ -412,3 +412,50 @@ def test_a_check_of_some_pages_says_this_check_not_this_week(partial: bool, fail
     assert headline(audit) == top
     for text in (render_text(audit), render_html(audit)):
         assert ("this week" in text) is not partial
+
+
+# -- keeping the folder bounded (`[report] keep_weeks`) ---------------------------------------------
+
+
+def test_reports_older_than_keep_weeks_are_removed_and_the_index_follows(tmp_path: Path) -> None:
+    """Walkthrough 11 #2: a weekly report is 131 MB at 100,000 links and no
+    code ever removed one (6.6 GiB a year). Only this database's reports go,
+    those saved before reports named their database included; another
+    database's are not ours to remove; the index no longer lists them."""
+    source = Source(OURS, "monitor.db", "monitor.toml", runs={})
+    (tmp_path / "index.html").write_text(render_index(tmp_path, site="www.sclero.org", source=source))
+    week = dt.timedelta(weeks=1)
+    old = _saved(tmp_path, 1, T0 - 110 * week, {**ZEROS, "new": 1}, database=OURS)
+    unnamed = _saved(tmp_path, 2, T0 - 105 * week, {**ZEROS, "new": 1}, database=None)
+    theirs = _saved(tmp_path, 7, T0 - 106 * week, {**ZEROS, "new": 1}, database=THEIRS)
+    edge = _saved(tmp_path, 3, T0 - 104 * week, {**ZEROS, "new": 1}, database=OURS)
+    recent = _saved(tmp_path, 4, T0, {**ZEROS, "new": 1}, database=OURS)
+    removed = prune_saved(tmp_path, (T0 - 104 * week).date(), source)
+    assert sorted(removed) == sorted([old, old.replace(".html", ".json"), unnamed, unnamed.replace(".html", ".json")])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["index.html", theirs, theirs.replace(".html", ".json"), edge,
+                           edge.replace(".html", ".json"), recent, recent.replace(".html", ".json")])
+    index = (tmp_path / "index.html").read_text()
+    assert old not in index and unnamed not in index and edge in index and recent in index
+    assert prune_saved(tmp_path, (T0 - 104 * week).date(), source) == []  # nothing more, nothing rewritten
+
+
+async def test_the_weekly_job_removes_the_reports_past_keep_weeks(
+        sim_site: SimulatedSite, mail_sink: MailSink, tmp_path: Path) -> None:
+    """`monitor run` once with a report of 2 years ago in its folder (as the
+    folder of a service running since then holds): removed; with
+    `keep_weeks = 0` kept."""
+    config = site_config(tmp_path, sim_site, smtp_port=mail_sink.port)
+    text = config.read_text(encoding="utf-8")
+    folder = Path(re.search(r'\[report\]\ndir = "([^"]+)"', text).group(1))  # type: ignore[union-attr]
+    folder.mkdir(parents=True, exist_ok=True)
+    ancient = _saved(folder, 99, dt.datetime.now(UTC) - dt.timedelta(weeks=120), {**ZEROS, "new": 1})
+    keep = config.with_name("keep.toml")
+    keep.write_text(text.replace('[report]\n', '[report]\nkeep_weeks = 0\n'), encoding="utf-8")
+    code, out, err = await run_monitor("run", "--config", str(keep))
+    assert code == 0, err
+    assert (folder / ancient).exists()
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    assert not (folder / ancient).exists() and not (folder / ancient.replace(".html", ".json")).exists()
+    assert ancient not in (folder / "index.html").read_text()
