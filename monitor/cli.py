@@ -648,10 +648,14 @@ def history(url: str, config_path: Path, fmt: str) -> None:
                    "forgotten ([database] keep_weeks)")
     # The checks, and between them the audits that read the link's page and
     # found it gone: a link removed and restored reads as such.
-    lines = [(e.checked_at, _check_lines(e)) for e in entries]
-    lines += [(at, [f"  {line}"]) for at, line in absence_lines(told, entries)]
+    absences = absence_lines(told, entries)
+    lines = _collapsed_checks(entries, [at for at, _ in absences])
+    lines += [(at, [f"  {line}"]) for at, line in absences]
     for _, block in sorted(lines, key=lambda item: item[0]):
         click.echo("\n".join(block))
+    tally = _failure_tally(entries)
+    if tally:
+        click.echo(tally)
     left_at = min((at for at, run_id in told.absent if told.left is not None and run_id >= told.left.id),
                   default=None)
     last = [e for e in entries if left_at is None or e.checked_at < left_at]
@@ -685,6 +689,56 @@ def _instead(store: Any, url: str, told: Any) -> list[tuple[str, str | None, str
         return []
     return [row for row in store.entry_links_in(told.left.id, citation.page_url, citation.section,
                                                 citation.context.title) if row[0] != url]
+
+
+SAME_CHECKS_COLLAPSED = 3
+"""From this many checks in a row with the same answer, `monitor history`
+prints one line for them: a year of weekly checks of a working link was 52
+identical lines, the one that changed lost among them (walkthrough 11 #10)."""
+
+
+def _collapsed_checks(entries: Sequence[Any], breaks: Sequence[Any]) -> list[tuple[Any, list[str]]]:
+    """(time, lines) of the checks: each one as `_check_lines` says it, but a
+    run of `SAME_CHECKS_COLLAPSED` or more with the same answer (status,
+    reason, HTTP code, redirects, notice) as one line, "FIRST .. LAST ...
+    N checks". A run does not span a time in `breaks` (an audit that found
+    the link off its page): that is part of the story."""
+    blocks: list[tuple[Any, list[str]]] = []
+    run: list[Any] = []
+
+    def flush() -> None:
+        if len(run) >= SAME_CHECKS_COLLAPSED:
+            first, last = run[0], run[-1]
+            head, *rest = _check_lines(last)
+            times = f"{first.checked_at:%Y-%m-%d %H:%M} .. {last.checked_at:%Y-%m-%d %H:%M}"
+            line = head.replace(f"{last.checked_at:%Y-%m-%d %H:%M}", times, 1)
+            blocks.append((first.checked_at, [f"{line}  ({len(run)} checks, the latest shown)", *rest]))
+        else:
+            blocks.extend((e.checked_at, _check_lines(e)) for e in run)
+        run.clear()
+
+    for e in entries:
+        if run and (_answer(e) != _answer(run[-1])
+                    or any(run[-1].checked_at < at <= e.checked_at for at in breaks)):
+            flush()
+        run.append(e)
+    flush()
+    return blocks
+
+
+def _answer(e: Any) -> tuple[Any, ...]:
+    return (e.status, e.reason, e.http_status, tuple((h.status, h.location) for h in e.redirects),
+            e.notice, e.notice_detail)
+
+
+def _failure_tally(entries: Sequence[Any]) -> str:
+    """"failed 18 of the 52 checks kept (since 2025-11-24)" when the link has
+    both worked and failed: a link that fails now and then, as its lines no
+    longer show one by one."""
+    failed = sum(1 for e in entries if e.status.value not in ("ok", "skipped", "moved"))
+    if not failed or failed == len(entries):
+        return ""
+    return f"failed {failed} of the {len(entries)} checks kept (since {entries[0].checked_at:%Y-%m-%d})"
 
 
 def _check_lines(e: Any) -> list[str]:

@@ -232,3 +232,32 @@ async def test_history_of_a_link_excluded_since_says_it_is_no_longer_checked(
     # a link still checked has none
     assert json.loads(history(config, at("/articles/pmc"), "--format", "json"))["excluded_since_run"] is None
     assert "excluded" not in history(config, at("/articles/pmc"))
+
+
+def test_a_long_history_collapses_the_same_answer_and_counts_the_failures(tmp_path: Path) -> None:
+    """Walkthrough 11 #10: 52 weekly checks were 52 lines, 35 identical "ok"
+    lines before the week it expired. Now a run of the same answer is one
+    line with its first and last time and its count, and a link that both
+    worked and failed says how often it failed; the JSON keeps every check."""
+    import sqlite3
+
+    from bench.report_scale import build
+
+    db = tmp_path / "monitor.db"
+    build(db, runs=12, links=400)
+    config = _config(tmp_path, "https://www.sclero.org/scleroderma/topic-0/treatments.html")
+    with sqlite3.connect(db) as conn:
+        steady = conn.execute("SELECT url FROM url_state WHERE recent NOT LIKE '%error%' AND status = 'ok' "
+                              "AND NOT flapping LIMIT 1").fetchone()[0]
+        flapping = conn.execute("SELECT url FROM url_state WHERE flapping LIMIT 1").fetchone()[0]
+        fails = conn.execute("SELECT count(*) FROM observations WHERE url = ? AND status != 'ok'",
+                             (flapping,)).fetchone()[0]
+    text = history(config, steady)
+    checks = [line for line in text.splitlines() if line.startswith("  20")]
+    assert len(checks) == 1 and " .. " in checks[0] and "(12 checks, the latest shown)" in checks[0], text
+    assert "failed " not in text  # it never failed
+    text = history(config, flapping)
+    assert 0 < fails < 12 and f"failed {fails} of the 12 checks kept (since 2025-11-24)" in text, text
+    checks = [line for line in text.splitlines() if line.startswith("  20")]
+    assert len(checks) == 12  # two ok, one 503, over and over: no three alike in a row to collapse
+    assert len(json.loads(history(config, steady, "--format", "json"))["observations"]) == 12
