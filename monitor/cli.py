@@ -843,7 +843,7 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     if send:
         require_smtp_password(settings)
     require_report_dir(settings, out)
-    with quiet_outbox_log():
+    with quiet_outbox_log(), sigterm_raised():
         outcome = asyncio.run(report_job(settings, run_id=run_id, out=out, send=send, resend=send))
     if outcome.unfinished:
         click.echo(outcome.unfinished, err=True)
@@ -864,6 +864,29 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     if not _echo_delivery(outcome, send, settings.email.enabled, settings.email.recipients,
                           published=bool(settings.report.base_url), source=str(settings.source)):
         raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def sigterm_raised() -> Iterator[None]:
+    """SIGTERM (`kill`, `timeout`) raised as `Terminated` where the program
+    is: a report renders without giving its event loop a turn, so a loop
+    handler (`run_stoppable`) would wait for the end, and the default action
+    ended the process with its half-written files and, from 5,000 links, a
+    child left writing the JSON (review 11 #3). Raised, the `with` blocks
+    stop and reap the children and remove the files, and the one line
+    "interrupted" is said."""
+    def terminated(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    try:
+        before = signal.signal(signal.SIGTERM, terminated)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
 
 
 @contextlib.contextmanager

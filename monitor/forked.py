@@ -8,17 +8,28 @@ the JSON (0.5 s). Each runs in a forked child meanwhile: the child sees the
 parent's memory as it stood at the fork (copy-on-write, nothing pickled on
 the way in) and sends back its return value, pickled, or what it raised.
 
-A child is forked only on Linux, from a process with no other thread (a
-lock another thread held at the fork would stay held in the child forever:
-`monitor serve` keeps executor threads, and runs the function in place).
-Nothing of SQLite may cross a fork (https://sqlite.org/howtocorrupt.html
-2.6): a child that reads the database opens its own connection, and is
-forked while the parent has none open.
+A child is forked only on Linux, from a process with one thread (a lock
+another thread held at the fork would stay held in the child forever:
+`monitor run` and `serve` keep DNS and executor threads, and run the
+function in place), and a fork the system refuses (a process limit, no
+memory to commit) runs it in place too: it is only ever a saving of time.
+
+The child never outlives its parent (PR_SET_PDEATHSIG: a SIGTERM or
+SIGKILL of `monitor report` takes it along, not left writing 108 MB after
+the command ended), takes SIGINT and SIGTERM with their default action
+(it dies; the parent says why), and leaves by `os._exit`: no atexit
+handler, no buffered output, no connection of the parent's closed.
+
+SQLite (https://sqlite.org/howtocorrupt.html 2.6): a child must never use a
+connection opened before the fork. The JSON writer uses none (it may be
+forked with the parent's store open: it only encodes and writes a file);
+the reader opens its own, and is forked only while the parent has none
+open, so that no SQLite state at all is copied into it.
 """
 
 from __future__ import annotations
 
-import errno
+import logging
 import os
 import pickle
 import signal
@@ -28,22 +39,45 @@ import traceback
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-__all__ = ["Forked", "can_fork"]
+from monitor.errors import MonitorError
+
+__all__ = ["ChildDied", "Forked", "can_fork"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+_STOPPING = (signal.SIGINT, signal.SIGTERM)
+
+
+class ChildDied(MonitorError):
+    """A forked child ended without giving its answer: killed (the
+    out-of-memory killer, `kill -9`) or stopped by a signal."""
+
 
 def can_fork() -> bool:
-    """Linux, and no other thread running."""
-    return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
+    """Linux, and this process has one thread (the OS's count: a C library's
+    own thread, such as c-ares's, is not in `threading`'s)."""
+    return sys.platform == "linux" and hasattr(os, "fork") and _threads() == 1
+
+
+def _threads() -> int:
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return threading.active_count()
 
 
 class Forked(Generic[T]):
     """`fn()` in a forked child (or, without `fork`, run here and now); its
     result, or its exception raised, by `result()`.
 
-    `what` names it in an error ("the process writing r.json ended without
-    a word"); `on_failure` removes what a child stopped midway left (a
+    `what` names it in an error ("the process writing r.json was killed by
+    SIGKILL ..."); `on_failure` removes what a child stopped midway left (a
     half-written file). Use as a context manager: leaving the block before
     `result()` (an error meanwhile) kills the child and reaps it.
     """
@@ -60,20 +94,40 @@ class Forked(Generic[T]):
     def start(cls, fn: Callable[[], T], *, what: str, fork: bool = True,
               on_failure: Callable[[], None] | None = None) -> Forked[T]:
         job: Forked[T] = cls(what, on_failure)
-        if not (fork and can_fork()):
-            try:
-                job._value = fn()
-            except Exception as exc:  # raised by result(), where the child's would be
-                job._raised = exc
+        if fork and can_fork() and job._fork(fn):
             return job
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child: its effects are what the tests check
-            os.close(read)
-            _child(fn, write)
-        os.close(write)
-        job._pid, job._answer = pid, read
+        try:
+            job._value = fn()
+        except Exception as exc:  # raised by result(), where the child's would be
+            job._raised = exc
         return job
+
+    def _fork(self, fn: Callable[[], T]) -> bool:
+        """Start the child; False when the system refused the fork."""
+        read, write = os.pipe()
+        parent = os.getpid()
+        # Blocked from before the fork until the child has its own handlers:
+        # a Ctrl-C in between would unwind the parent's stack in the child.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+        try:
+            pid = os.fork()
+        except OSError as exc:  # EAGAIN (a process limit), ENOMEM (no memory to commit)
+            os.close(read)
+            os.close(write)
+            log.debug("%s: no fork (%s): done in this process", self.what, exc)
+            return False
+        finally:
+            if os.getpid() == parent:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
+        if pid == 0:  # pragma: no cover - the child: its effects are what the tests check
+            try:
+                os.close(read)
+                _child(fn, write, parent)
+            finally:
+                os._exit(1)
+        os.close(write)
+        self._pid, self._answer = pid, read
+        return True
 
     def result(self) -> T:
         if self._pid is not None:
@@ -89,16 +143,24 @@ class Forked(Generic[T]):
             said = answer.read()  # until the child exits and its end of the pipe closes
         _, status = os.waitpid(self._pid, 0)
         self._pid = None
-        if said:
-            ok, value = pickle.loads(said)
-            if ok:
-                self._value = value
-                return
-            self._raised = value
-        else:
-            self._raised = ChildProcessError(errno.ECHILD, f"{self.what} ended without a word ({_ended(status)})")
+        try:
+            ok, value = pickle.loads(said) if said else (False, None)
+        except Exception:  # half an answer: killed while it wrote it
+            ok, value = False, None
+        if ok:
+            self._value = value
+            return
+        self._raised = value if isinstance(value, BaseException) else ChildDied(self._died(status))
         if self._on_failure is not None:
             self._on_failure()
+
+    def _died(self, status: int) -> str:
+        if os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else str(number)
+            why = " (out of memory, or `kill -9`)" if number == signal.SIGKILL else ""
+            return f"{self.what} was killed by {name}{why} before it finished"
+        return f"{self.what} ended before it finished (exit status {os.waitstatus_to_exitcode(status)})"
 
     def stop(self) -> None:
         """Kill the child if it still runs, reap it, and clean up after it."""
@@ -122,31 +184,46 @@ class Forked(Generic[T]):
         self.stop()
 
 
-def _child(fn: Callable[[], object], answer: int) -> None:  # pragma: no cover - runs in the child
-    """The child's whole life: run, say how it went, and exit without the
-    parent's cleanup (atexit handlers, buffered output, open connections)."""
+def _child(fn: Callable[[], object], answer: int, parent: int) -> None:  # pragma: no cover - in the child
+    """The child's whole life: die with the parent, run, say how it went,
+    and exit without the parent's cleanup (`_fork`'s `os._exit`)."""
+    for number in _STOPPING:
+        signal.signal(number, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # the parent's event loop's: not ours to write to
+    _die_with(parent)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
     try:
-        try:
-            said = pickle.dumps((True, fn()), protocol=pickle.HIGHEST_PROTOCOL)
-        except BaseException as exc:
-            said = _pickled(exc)
-        with os.fdopen(answer, "wb") as out:
-            out.write(said)
-    finally:
-        os._exit(0)
+        said = pickle.dumps((True, fn()), protocol=pickle.HIGHEST_PROTOCOL)
+    except BaseException as exc:
+        said = _pickled(exc)
+    with os.fdopen(answer, "wb") as out:
+        out.write(said)
+    os._exit(0)
+
+
+def _die_with(parent: int) -> None:  # pragma: no cover - in the child
+    """SIGKILL when the parent dies (Linux's PR_SET_PDEATHSIG); gone already: now."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def _pickled(exc: BaseException) -> bytes:
     """(False, the exception), its traceback in a note: a bug in the child is
-    then still findable from the parent's error."""
+    then still findable from the parent's error. One the parent could not
+    rebuild (an `__init__` of two arguments pickles, then fails to unpickle)
+    is sent as its words."""
     exc.add_note("in a forked child:\n" + "".join(traceback.format_exception(exc)).rstrip())
     try:
-        return pickle.dumps((False, exc))
-    except Exception:  # an exception that will not pickle: its words
-        return pickle.dumps((False, RuntimeError(f"{type(exc).__name__}: {exc}")))
-
-
-def _ended(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.waitstatus_to_exitcode(status)}"
+        said = pickle.dumps((False, exc))
+        pickle.loads(said)
+        return said
+    except Exception:
+        words = RuntimeError(f"{type(exc).__name__}: {exc}")
+        words.__notes__ = list(getattr(exc, "__notes__", []))
+        return pickle.dumps((False, words))

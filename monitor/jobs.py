@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import Settings, audit_scope
 from monitor.errors import ConfigError, MonitorError
+from monitor.forked import ChildDied
 from monitor.store import Store
 from monitor.types import RunInfo
 
@@ -152,6 +153,10 @@ async def report_job(
                          else save_report(audit, folder, source))
             except ForeignFolder as exc:  # written meanwhile by another database's report
                 raise ConfigError(f"{key}: {exc}") from None
+            except ChildDied as exc:  # the JSON's writer (monitor.forked), not the folder
+                raise MonitorError(
+                    f"{exc}: the report was not saved; run {run_id} is saved in the database: "
+                    f"`monitor report --config {settings.source} --run {run_id}` makes its report") from exc
             except OSError as exc:
                 # After the audit (a disk full, a folder removed since the
                 # check before it): name the key, and say the run is kept.

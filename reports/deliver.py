@@ -43,7 +43,7 @@ import aiosmtplib
 
 from monitor.config import EmailSettings, ReportSettings
 from monitor.errors import DeliveryError
-from monitor.forked import Forked
+from monitor.forked import ChildDied, Forked
 from monitor.store import Store, lock_owner, stores_open
 from monitor.types import LinkResult, LinkStatus, OutboxMessage
 from reports.audit import (
@@ -130,10 +130,25 @@ read by a forked child while this process reads the run reported
 @dataclass(frozen=True)
 class PreviousLinks:
     """The previous report's flagged links being read elsewhere: `run_id`'s,
-    given by `links()` when needed."""
+    given by `links()` when needed; `drop()` stops the reading when the
+    audit compares with another run after all."""
 
     run_id: int
     links: Callable[[], list[LinkResult]]
+    drop: Callable[[], None] = lambda: None
+
+    def for_run(self, store: Store, run_id: int) -> list[LinkResult]:
+        """The links of `run_id`: read meanwhile when that is the run they
+        are of, else (or when the reader died: the OOM killer, a `kill -9`;
+        it only ever saved time) read from `store` now."""
+        if self.run_id != run_id:
+            self.drop()
+        else:
+            try:
+                return self.links()
+            except ChildDied as exc:
+                log.warning("event=prefetch_lost run=%d error=%s: read in place", run_id, exc)
+        return store.run_flagged_links(run_id)
 
 
 @contextlib.contextmanager
@@ -141,8 +156,8 @@ def previous_links_meanwhile(path: str, run_id: int) -> Iterator[PreviousLinks |
     """Start reading the flagged links of the run the report of `run_id`
     compares with, on the other core, for `load_audit(previous_read=...)`.
 
-    The child opens its own connection, and nothing of SQLite may cross a
-    fork (`monitor.forked`): with a store open in this process, they are
+    The child opens its own connection, and nothing of SQLite may be copied
+    into it (`monitor.forked`): with a store open in this process, they are
     read here and now instead. None (`load_audit` reads them itself) for a
     small run, a database in memory, or no previous report."""
     if path == ":memory:":
@@ -156,7 +171,7 @@ def previous_links_meanwhile(path: str, run_id: int) -> Iterator[PreviousLinks |
     with Forked.start(functools.partial(_flagged_links, path, previous.id),
                       what=f"the process reading run {previous.id}'s flagged links",
                       fork=stores_open() == 0) as job:
-        yield PreviousLinks(previous.id, job.result)
+        yield PreviousLinks(previous.id, job.result, job.stop)
 
 
 def _flagged_links(path: str, run_id: int) -> list[LinkResult]:
@@ -186,13 +201,15 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime, *,
     links = store.run_links(run_id)
     pages = store.run_pages(run_id)
     previous = store.previous_reported_run(run_id)
+    if previous is None and previous_read is not None:
+        previous_read.drop()
     report: ReportSettings = settings.report
     watched = [p.url for p in getattr(settings, "pages", ())] + [
         s.url for s in getattr(settings, "sites", ())]
     site = report.site_name or default_site_name(watched + [p.url for p in pages])
     previous_links = previous_pages = None
     if previous is not None:
-        previous_links = (previous_read.links() if previous_read is not None and previous_read.run_id == previous.id
+        previous_links = (previous_read.for_run(store, previous.id) if previous_read is not None
                           else store.run_flagged_links(previous.id))
         previous_pages = store.run_pages(previous.id)
         # A page that report could not fetch: its problems as last read, which
