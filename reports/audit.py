@@ -15,12 +15,13 @@ tests build them by hand, and the clock comes in as `now`.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import re
 import unicodedata
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from monitor.accept import current, ended_words, in_force, lapsed_since
 from monitor.classify import gone_here
@@ -69,6 +70,8 @@ __all__ = [
     "build_audit",
     "default_site_name",
     "newest_problems",
+    "page_slug",
+    "page_slugs",
     "pages_with_gone_problems",
     "search_for",
 ]
@@ -488,6 +491,11 @@ class Audit:
     and tiles say "first report" instead; the JSON's counts stay numbers,
     and this field (the document's last, read from its tail by the index of
     reports) tells its still open and fixed are not comparisons."""
+    page_slugs: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Page URL -> the slug of its ids in the saved report ("page-<slug>",
+    "fix-<slug>"...: `page_slugs`), made over every page of the whole
+    report, so that an owner's part (`audit_for_pages`) links the ids the
+    full report has. Not in the JSON: they name places in the HTML."""
 
     @property
     def date(self) -> dt.date:
@@ -700,6 +708,7 @@ def build_audit(
         sites_not_audited=tuple(site_cuts),
         first_report=previous_links is None,
         accepted=tuple(p for g in _group(accepted, order, page_titles, owners) for p in g.problems),
+        page_slugs=page_slugs(order),
     )
     return replace(audit, counts=_count(audit))
 
@@ -1112,6 +1121,53 @@ def looks_scholarly(source: str, url: str | None = None) -> bool:
     except ValueError:
         return False
     return any(host == h or host.endswith("." + h) for h in _SCHOLARLY_HOSTS)
+
+
+PAGE_SLUG_CHARS = 60
+"""At most this many characters of a page's path in its ids: a link stays
+readable in a chat message, and 500 pages' ids stay small."""
+
+_PAGE_SUFFIX = re.compile(r"\.(?:s?html?|php|aspx?|jsp)$", re.IGNORECASE)
+
+
+def page_slug(url: str) -> str:
+    """The page's path (and query) as an id's words, "scleroderma-topic-250-
+    treatments" for .../scleroderma/topic-250/treatments.html: made of the
+    address alone, so the same every week (a link to the report's
+    `#page-...` can be shared and bookmarked), readable in that link, and
+    only [a-z0-9-] (safe in a fragment, an id, CSS). "home" for the site's
+    root. Two pages can give the same words: `page_slugs` tells them apart."""
+    try:
+        parts = urlsplit(url)
+        path, query = parts.path, parts.query
+    except ValueError:
+        path, query = url, ""
+    text = _PAGE_SUFFIX.sub("", unquote(path)) + (" " + unquote(query) if query else "")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii").lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", text).strip("-")[:PAGE_SLUG_CHARS].rstrip("-")
+    return slug or "home"
+
+
+def page_slugs(urls: Iterable[str]) -> dict[str, str]:
+    """Each page's `page_slug`, unique among `urls`: pages whose words are
+    the same (two hosts' /index.html, "/a-b" and "/a/b", a path clipped)
+    each get a short hash of their whole address after them, itself the
+    same every week."""
+    pages = list(dict.fromkeys(urls))
+    plain = {url: page_slug(url) for url in pages}
+    seen: dict[str, int] = {}
+    for slug in plain.values():
+        seen[slug] = seen.get(slug, 0) + 1
+    slugs: dict[str, str] = {}
+    taken: set[str] = set()
+    for url, slug in plain.items():
+        if seen[slug] > 1:
+            slug = f"{slug}-{hashlib.sha1(url.encode('utf-8', 'surrogatepass')).hexdigest()[:6]}"
+        while slug in taken:  # a hash meeting another page's words: ids must stay unique
+            slug += "-x"
+        taken.add(slug)
+        slugs[url] = slug
+    return slugs
 
 
 def _page_order(pages: Sequence[PageRecord], links: Iterable[LinkResult]) -> dict[str, int]:

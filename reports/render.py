@@ -46,7 +46,17 @@ from monitor.output import INVISIBLE, one_line, where_parts
 from monitor.types import LinkResult, LinkStatus, RunInfo, as_utc, read_no_page
 from monitor.wording import site_cut_words
 from reports import wording
-from reports.audit import Audit, ContentIssue, Counts, Fixed, OtherLinks, Problem, newest_problems
+from reports.audit import (
+    Audit,
+    ContentIssue,
+    Counts,
+    Fixed,
+    OtherLinks,
+    Problem,
+    newest_problems,
+    page_slug,
+    page_slugs,
+)
 from reports.files import write_all, write_atomic
 
 __all__ = [
@@ -377,6 +387,98 @@ def _headed_pages(audit: Audit, view: _View) -> set[str]:
     return {g.url for g in groups} | {o.url for o in audit.everything_else}
 
 
+PLACES = ("fix", "person", "watch", "ok")
+"""Where a page has rows in the saved report, in the report's order, as the
+prefix of that group's id: "fix-<slug>" under Needs fixing, "person-",
+"watch-" (Watching), "ok-" (Everything else). The page's first group also holds "page-<slug>", the
+page's own address in the report (`Audit.page_slugs`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PageRow:
+    """One row of the saved report's "Pages" table."""
+
+    url: str
+    title: str
+    owner: str
+    slug: str
+    fix: int = 0
+    person: int = 0
+    watch: int = 0
+    new: int = 0
+    new_in: str = ""
+    """The place ("fix" or "person") of the page's first new row, which the
+    "New" count links to."""
+
+
+def slugs_of(audit: Audit) -> dict[str, str]:
+    """Page URL -> its slug, for every page with a place in the report: the
+    audit's own (made over the whole report's pages), else made here (an
+    audit built by hand)."""
+    places = _places(audit)
+    if not audit.page_slugs:
+        return page_slugs([*(p.url for p in audit.pages), *places])
+    slugs = dict(audit.page_slugs)
+    for url in places:
+        if url not in slugs:  # a page known only from a previous run's row
+            slugs[url] = f"{page_slug(url)}-{len(slugs)}"
+    return slugs
+
+
+def _places(audit: Audit) -> dict[str, list[str]]:
+    """Page URL -> the `PLACES` where it has a group, in report order."""
+    places: dict[str, list[str]] = {}
+    for key, urls in (("fix", [g.url for g in audit.needs_fixing]),
+                      ("person", [g.url for g in audit.needs_a_person]),
+                      ("watch", [g.url for g in audit.watching]),
+                      ("ok", [o.url for o in audit.everything_else])):
+        for url in urls:
+            keys = places.setdefault(url, [])
+            if key not in keys:
+                keys.append(key)
+    return places
+
+
+def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    """"Topic 9" before "Topic 10": numbers as numbers."""
+    return tuple((0, int(piece)) if piece.isdigit() else (1, piece)
+                 for piece in re.findall(r"\d+|\D+", text.casefold()))
+
+
+def pages_table(audit: Audit, slugs: Mapping[str, str]) -> list[PageRow]:
+    """The pages with rows to fix, to open in a browser or being watched:
+    the most open problems (to fix and needs a person) first, then the most
+    new ones, the most watched, then by name. The webmaster of 500 pages
+    sees the worst first; an editor finds theirs by its name (the table is
+    the first place it appears on the page, so a search for it lands here),
+    or opens the link their own mail gives, at their page."""
+    rows: dict[str, PageRow] = {}
+    for key, groups in (("fix", audit.needs_fixing), ("person", audit.needs_a_person),
+                        ("watch", audit.watching)):
+        for g in groups:
+            row = rows.get(g.url) or PageRow(g.url, g.title, g.owner, slugs[g.url])
+            problems = g.problems
+            new = sum(p.new for p in problems) if key != "watch" else 0
+            rows[g.url] = replace(row, **{key: getattr(row, key) + len(problems)},
+                                  new=row.new + new, new_in=row.new_in or (key if new else ""))
+    return sorted(rows.values(), key=lambda r: (-(r.fix + r.person), -r.new, -r.watch,
+                                                 _natural(r.title), r.url))
+
+
+def part_fragment(audit: Audit) -> str:
+    """Where an owner's part links the full report: "#page-<slug>" (their
+    page's first rows) for one page with rows; "#pages" (the table of
+    pages) for several when one has a problem or a watched link; else ""
+    (the top: nothing of theirs has an id there)."""
+    places = _places(audit)
+    if len(places) == 1:
+        (url,) = places
+        return f"#page-{slugs_of(audit)[url]}"
+    if audit.needs_fixing or audit.needs_a_person or audit.watching:
+        return "#pages"
+    return ""
+
+
 def _context(audit: Audit, view: _View, full_report: str | None, *,
              saved: bool = False, previous_saved: bool = True) -> dict[str, Any]:
     """`full_report`: where the whole report is, an http(s) URL when
@@ -399,6 +501,12 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         previous_url = urljoin(report_url, previous_name) if previous_name else ""
     else:
         index_url = previous_url = ""
+    if report_url and audit.audience:
+        # An owner's part: the full report at their page, not at its top
+        # (one page among 500 is 3 million pixels down).
+        report_url = report_url.split("#", 1)[0] + part_fragment(audit)
+    slugs = slugs_of(audit) if saved else {}
+    places = _places(audit) if saved else {}
     failures = {p.url: wording.page_failure(p.http_status, p.error) for p in audit.pages_failed}
     moves = _page_moves(audit)
     content_groups = [g for g in audit.content_audit.groups() if g[0] != "pages_failed"]
@@ -434,6 +542,11 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "site_cuts": [site_cut_words(cut) for cut in audit.sites_not_audited],
         "subject_counts": count_phrase(audit),
         "multi_page": len({p.url for p in audit.pages} | {l.page for l in audit.links}) > 1,
+        # the saved report's ids (a mail has none: several webmail clients drop them)
+        "ids": slugs,
+        "first_place": {url: keys[0] for url, keys in places.items()},
+        "pages_table": (table := pages_table(audit, slugs) if saved else []),
+        "table_owners": any(r.owner for r in table) and not audit.audience,
     }
 
 
@@ -776,6 +889,8 @@ def _json_chunks(audit: Audit, source: Source | None = None, errors: str = "stri
     ends with the `source` database it was made from."""
     yield _encode(JSON_FORMAT, errors)[:-1]
     for f in dataclasses.fields(audit):
+        if f.name == "page_slugs":
+            continue  # the HTML's ids, not data (`Audit.page_slugs`)
         value = getattr(audit, f.name)
         key = b"," + _encode(f.name, errors) + b":"
         if f.name == "counts":

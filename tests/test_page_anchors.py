@@ -1,0 +1,221 @@
+"""A page's rows can be linked to (walkthrough 11, findings 3 and 8).
+
+An editor of one page among 500 was sent a 23 MB report whose only ids were
+the sections': their page's rows sat at four places 3 million pixels apart,
+their own mail's "Full report" link opened its top, and the links answering
+again by themselves were one paragraph of 626, in no order they knew.
+Now each page's group has an id made of its address (the same every week),
+a "Pages" table under the counts links them, an owner's mail links the full
+report at their page, and the links answering again come page by page.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+import re
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from monitor.config import EmailSettings, PageSettings, ReportSettings, Settings
+from monitor.store import Store
+from monitor.types import PageRecord
+from reports.audit import Audit, audit_for_pages, page_slug, page_slugs
+from reports.deliver import queue_report
+from reports.render import render_html, render_page, render_text
+from tests.test_render import CHROMIUM, NOW, XSS, audit_from, chromium_args, result, synthetic_audit
+
+SECTION_IDS = {"top", "needs-fixing", "needs-a-person", "watching", "cleared", "fixed", "everything-else",
+               "content", "pages", "accepted", "not-fetched", "moved-pages"}
+TOPIC = "https://www.sclero.org/scleroderma/topic-{}/treatments.html"
+
+
+def ids_of(html: str) -> list[str]:
+    return re.findall(r'\sid="([^"]+)"', html)
+
+
+def top_of(html: str) -> str:
+    return html[: html.index('id="needs-fixing"')]
+
+
+@pytest.mark.parametrize(("url", "slug"), [
+    ("https://www.sclero.org/scleroderma/topic-250/treatments.html", "scleroderma-topic-250-treatments"),
+    ("https://www.sclero.org/", "home"),
+    ("https://www.sclero.org", "home"),
+    ("https://www.sclero.org/about/news/", "about-news"),
+    ("https://www.sclero.org/view.php?id=12&lang=en", "view-id-12-lang-en"),
+    ("https://www.sclero.org/Medical/Drugs/M%C3%A9thotrexate.HTM", "medical-drugs-methotrexate"),
+    ("https://www.sclero.org/a/" + "x" * 200 + ".html", "a-" + "x" * 58),
+    ("https://www.sclero.org/\"><script>alert(1)</script>", "script-alert-1-script"),
+    ("https://www.sclero.org/\u0645\u0631\u0636", "home"),
+])
+def test_a_pages_slug_is_its_address_in_fragment_safe_words(url: str, slug: str) -> None:
+    assert page_slug(url) == slug
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", page_slug(url))
+
+
+def test_pages_with_the_same_words_get_ids_apart_and_each_keeps_its_own_every_week() -> None:
+    one, two = "https://www.sclero.org/a-b.html", "https://www.sclero.org/a/b.html"
+    plain = "https://www.sclero.org/scleroderma/topic-1/treatments.html"
+    week1 = page_slugs([one, plain, two])
+    assert len(set(week1.values())) == 3 and week1[plain] == "scleroderma-topic-1-treatments"
+    assert week1[one].startswith("a-b-") and week1[two].startswith("a-b-")
+    # another week: pages added and taken away, listed in another order
+    week2 = page_slugs([TOPIC.format(7), two, "https://www.sclero.org/", plain, one])
+    assert all(week2[url] == week1[url] for url in week1)
+
+
+def test_each_pages_rows_are_linked_from_the_pages_table_at_the_top() -> None:
+    """Every page with rows has "page-<slug>" where its rows start and an id
+    per section; the table under the counts links each, the worst first."""
+    audit = synthetic_audit(400, problem_every=4, pages=7)
+    html = render_page(audit)
+    ids = ids_of(html)
+    assert len(ids) == len(set(ids)), "an id is given twice"
+    table = top_of(html)[top_of(html).index('id="pages"'):]
+    links = re.findall(r'href="#([^"]+)"', table)
+    assert links and set(links) <= set(ids), set(links) - set(ids)
+    for key, groups in (("fix", audit.needs_fixing), ("person", audit.needs_a_person)):
+        assert groups
+        for g in groups:
+            slug = page_slug(g.url)
+            assert f"{key}-{slug}" in ids and f"{key}-{slug}" in links
+            # the page's own address leads to its first rows: under "Needs fixing"
+            assert f'id="fix-{slug}"><a id="page-{slug}"></a>' in html
+            assert f"page-{slug}" in links
+    rows = re.findall(r'<tr><td><a href="#page-[^"]+">([^<]+)</a></td><td><a href="#fix-[^"]+">(\d+)</a></td>'
+                      r'<td>(?:<a href="#person-[^"]+">)?(\d*)', table)
+    assert len(rows) == 7
+    open_counts = [int(fix) + int(person or 0) for _, fix, person in rows]
+    assert open_counts == sorted(open_counts, reverse=True), rows
+    for title, fix, person in rows:
+        group = next(g for g in audit.needs_fixing if g.title == title)
+        assert int(fix) == len(group.problems)
+
+
+def test_the_table_says_owners_counts_watching_and_new_and_escapes_the_web() -> None:
+    pages = [PageRecord(run_id=7, url=TOPIC.format(1), status="ok", title=XSS, owner="ana@sclero.org"),
+             PageRecord(run_id=7, url=TOPIC.format(2), status="ok", title="Topic 2")]
+    links = [result("https://a.org/1", "expired", "http_404", page=TOPIC.format(1), title="A", days=9,
+                    strikes=5),
+             result("https://a.org/2", "error", "timeout", page=TOPIC.format(1), title="B", days=0.1,
+                    strikes=1),
+             result("https://a.org/3", "moved", "permanent_redirect", page=TOPIC.format(2), title="C",
+                    suggested_url="https://a.org/3b"),
+             result("https://a.org/4", "expired", "http_410", page=TOPIC.format(2), title="D", days=20,
+                    strikes=9)]
+    previous = [replace(links[3], checked_at=NOW - dt.timedelta(days=7))]
+    audit = audit_from(links, pages, previous=previous)
+    assert [len(g.problems) for g in audit.watching] == [1]
+    html = render_page(audit)
+    table = top_of(html)[top_of(html).index('id="pages"'):]
+    assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in table
+    assert "<th>Page</th><th class=\"o\">Owner</th><th>To fix</th><th>Needs a person</th><th>Watching</th>" \
+           "<th>New</th>" in table
+    s1, s2 = page_slug(TOPIC.format(1)), page_slug(TOPIC.format(2))
+    # Topic 2: 2 to fix, 1 of them new; the XSS page: 1 to fix (new), 1 watched
+    assert (f'<td class="o"></td><td><a href="#fix-{s2}">2</a></td><td></td><td></td>'
+            f'<td><a href="#fix-{s2}">1</a></td></tr>') in table
+    assert (f'<td class="o">ana@sclero.org</td><td><a href="#fix-{s1}">1</a></td><td></td>'
+            f'<td><a href="#watch-{s1}">1</a></td><td><a href="#fix-{s1}">1</a></td></tr>') in table
+    assert table.index(s2) < table.index(s1)  # more open problems first
+    assert f'id="watch-{s1}"' in html
+
+
+def test_a_mail_has_no_table_nor_page_ids() -> None:
+    """Several webmail clients drop in-page ids, and the mail has its budget:
+    the table and the ids are the saved report's."""
+    audit = synthetic_audit(60, problem_every=3)
+    for text in (render_html(audit), render_html(audit, max_bytes=None)):
+        assert not set(ids_of(text)) - SECTION_IDS and 'href="#page-' not in text
+        assert ">Pages</td>" not in text
+
+
+def owners_audit() -> Audit:
+    pages = [PageRecord(run_id=1, url=TOPIC.format(n), status="ok", title=f"Topic {n}",
+                        owner="ana@sclero.org" if n in (250, 251) else "ben@sclero.org" if n == 3 else "")
+             for n in (0, 3, 250, 251)]
+    links = [result(f"https://a.org/{n}", "expired", "http_404", page=TOPIC.format(n), title=f"Study {n}",
+                    days=9, strikes=5) for n in (0, 3, 250)]
+    links.append(result("https://a.org/ok", "ok", "ok", page=TOPIC.format(251), title="Fine"))
+    return audit_from(links, pages, run_id=1)
+
+
+def queued_parts(tmp_path: Path, audit: Audit, full: str) -> dict[str, email.message.EmailMessage]:
+    settings = Settings(pages=tuple(PageSettings(url=p.url, owner=p.owner) for p in audit.pages),
+                        email=EmailSettings(recipients=("webmaster@sclero.org",)),
+                        report=ReportSettings(base_url="https://links.sclero.org/reports/"))
+    with Store.open(tmp_path / "m.db") as store:
+        assert store.start_run(NOW - dt.timedelta(minutes=12)).id == audit.run.id
+        queued = queue_report(store, audit, settings, NOW, full_report=full)
+        return {m.key: email.message_from_bytes(m.message, policy=email.policy.default)  # type: ignore
+                for m in queued}
+
+
+def test_an_owners_mail_links_the_full_report_at_their_page(tmp_path: Path) -> None:
+    """Ben looks after one page: "Full report" opens it at his page's rows;
+    Ana looks after two: at the table of pages. The ids are the full report's."""
+    audit = owners_audit()
+    full = "https://links.sclero.org/reports/report-2026-11-23-run-1.html"
+    saved_ids = set(ids_of(render_page(audit)))
+    parts = queued_parts(tmp_path, audit, full)
+    ben, ana, whole = (parts["run-1:owner:ben@sclero.org"], parts["run-1:owner:ana@sclero.org"],
+                       parts["run-1:all"])
+    for msg, fragment in ((ben, f"page-{page_slug(TOPIC.format(3))}"), (ana, "pages")):
+        assert fragment in saved_ids
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        text = msg.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert f'href="{full}#{fragment}"' in html
+        assert f"Full report: {full}#{fragment}" in text
+        # the other links of the footer are the folder's, without the fragment
+        assert "https://links.sclero.org/reports/index.html" in text
+    assert f"{full}#" not in whole.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+def test_one_page_with_only_working_links_is_linked_where_its_links_are() -> None:
+    audit = owners_audit()
+    part = audit_for_pages(audit, [TOPIC.format(251)], "cy@sclero.org")
+    full = "https://links.sclero.org/reports/report-2026-11-23-run-1.html"
+    slug = page_slug(TOPIC.format(251))
+    assert f"Full report: {full}#page-{slug}" in render_text(part, full_report=full)
+    assert f'id="ok-{slug}"><a id="page-{slug}"></a>' in render_page(audit)
+
+
+# -- a real browser ------------------------------------------------------------
+
+CLICK = """<script>
+window.onload = function () {
+  var link = document.querySelector('#pages a[href="#page-%(slug)s"], .pt a[href="#page-%(slug)s"]');
+  link.click();
+  setTimeout(function () {
+    var target = document.getElementById('page-%(slug)s');
+    document.body.setAttribute('data-landed', Math.round(target.getBoundingClientRect().top) + ' ' +
+      Math.round(window.scrollY) + ' ' + target.parentElement.id);
+  }, 100);
+};
+</script></body>"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_clicking_a_page_in_the_table_lands_on_its_rows_in_chromium(tmp_path: Path) -> None:
+    """The table's link is followed by a real browser: the page's rows
+    (its "Needs fixing" group, far down) come to the top of the window."""
+    audit = synthetic_audit(600, problem_every=3, pages=12)
+    last = audit.needs_fixing[-1].url
+    slug = page_slug(last)
+    page = tmp_path / "report.html"
+    page.write_text(render_page(audit).replace("</body>", CLICK % {"slug": slug}), encoding="utf-8")
+    dom = subprocess.run(
+        chromium_args(tmp_path / "profile") + ["--window-size=1000,900", "--virtual-time-budget=5000",
+                                               "--dump-dom", page.as_uri()],
+        check=True, capture_output=True, text=True, timeout=90).stdout
+    landed = re.search(r'data-landed="(-?\d+) (\d+) ([^"]*)"', dom)
+    assert landed is not None, "the probe did not run"
+    top, scrolled, group = int(landed.group(1)), int(landed.group(2)), landed.group(3)
+    assert scrolled > 5_000  # it moved far down the page...
+    assert abs(top) <= 2 and group == f"fix-{slug}"  # ...to the page's rows under "Needs fixing"
