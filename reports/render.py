@@ -387,10 +387,11 @@ def _headed_pages(audit: Audit, view: _View) -> set[str]:
     return {g.url for g in groups} | {o.url for o in audit.everything_else}
 
 
-PLACES = ("fix", "person", "watch", "ok")
+PLACES = ("fix", "person", "watch", "again", "ok")
 """Where a page has rows in the saved report, in the report's order, as the
 prefix of that group's id: "fix-<slug>" under Needs fixing, "person-",
-"watch-" (Watching), "ok-" (Everything else). The page's first group also holds "page-<slug>", the
+"watch-" (Watching), "again-" (Answering again by themselves), "ok-"
+(Everything else). The page's first group also holds "page-<slug>", the
 page's own address in the report (`Audit.page_slugs`)."""
 
 
@@ -431,6 +432,7 @@ def _places(audit: Audit) -> dict[str, list[str]]:
     for key, urls in (("fix", [g.url for g in audit.needs_fixing]),
                       ("person", [g.url for g in audit.needs_a_person]),
                       ("watch", [g.url for g in audit.watching]),
+                      ("again", [f.link.page for f in audit.cleared_by_itself]),
                       ("ok", [o.url for o in audit.everything_else])):
         for url in urls:
             keys = places.setdefault(url, [])
@@ -463,6 +465,21 @@ def pages_table(audit: Audit, slugs: Mapping[str, str]) -> list[PageRow]:
                                   new=row.new + new, new_in=row.new_in or (key if new else ""))
     return sorted(rows.values(), key=lambda r: (-(r.fix + r.person), -r.new, -r.watch,
                                                  _natural(r.title), r.url))
+
+
+def _cleared_pages(audit: Audit) -> list[tuple[str, str, list[Fixed]]]:
+    """(page, title, rows) of the links answering again by themselves, page
+    by page in the report's page order, each page's rows as they come."""
+    by_page: dict[str, list[Fixed]] = {}
+    for f in audit.cleared_by_itself:
+        by_page.setdefault(f.link.page, []).append(f)
+    if len(by_page) < 2:
+        return [(url, rows[0].page_title or url, rows) for url, rows in by_page.items()]
+    order: dict[str, int] = {}
+    for url in [*(p.url for p in audit.pages), *(l.page for l in audit.links)]:
+        order.setdefault(url, len(order))
+    pages = sorted(by_page, key=lambda url: order.get(url, len(order)))
+    return [(url, by_page[url][0].page_title or url, by_page[url]) for url in pages]
 
 
 def part_fragment(audit: Audit) -> str:
@@ -547,6 +564,7 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
         "first_place": {url: keys[0] for url, keys in places.items()},
         "pages_table": (table := pages_table(audit, slugs) if saved else []),
         "table_owners": any(r.owner for r in table) and not audit.audience,
+        "cleared_pages": _cleared_pages(audit),
     }
 
 

@@ -185,6 +185,35 @@ def test_one_page_with_only_working_links_is_linked_where_its_links_are() -> Non
     assert f'id="ok-{slug}"><a id="page-{slug}"></a>' in render_page(audit)
 
 
+def cleared_audit() -> Audit:
+    """Three pages' watched links (a first timeout) that answer again."""
+    before, now = [], []
+    for n, count in ((12, 2), (3, 3), (100, 1)):
+        for i in range(count):
+            url = f"https://slow{n}.example.org/article-{i}"
+            before.append(result(url, "error", "timeout", page=TOPIC.format(n), title=f"Article {n}.{i}",
+                                 strikes=1, checked_at=NOW - dt.timedelta(days=7)))
+            now.append(result(url, "ok", "ok", page=TOPIC.format(n), title=f"Article {n}.{i}"))
+    pages = [PageRecord(run_id=7, url=TOPIC.format(n), status="ok", title=f"Topic {n}") for n in (3, 12, 100)]
+    return audit_from(now, pages, previous=before)
+
+
+def test_links_answering_again_come_page_by_page_with_the_pages_name() -> None:
+    audit = cleared_audit()
+    assert len(audit.cleared_by_itself) == 6
+    html, text, page = render_html(audit), render_text(audit), render_page(audit)
+    assert "6 links on 3 pages." in html
+    blocks = re.findall(r'<div class="why"(?: id="again-[^"]+")?>(?:<a id="page-[^"]+"></a>)?<b>([^<]+)</b> '
+                        r'\((\d)\): (.*?)</div>', page)
+    assert [(title, int(n)) for title, n, _ in blocks] == [("Topic 3", 3), ("Topic 12", 2), ("Topic 100", 1)]
+    for title, _, rows in blocks:
+        n = title.split()[1]
+        assert re.findall(r"<b>Article (\d+)\.\d</b>", rows) == [n] * rows.count("<b>Article")
+    assert f'id="again-{page_slug(TOPIC.format(3))}"' in page and 'id="again-' not in html
+    assert re.search(r"  Topic 3 \(3\):\n(    - Article 3\.\d \(https://slow3\.example\.org/article-\d\)\n){3}"
+                     r"  Topic 12 \(2\):\n", text), text
+
+
 # -- a real browser ------------------------------------------------------------
 
 CLICK = """<script>
