@@ -26,8 +26,17 @@ from monitor.store import Store
 from monitor.types import PageRecord
 from reports.audit import Audit, audit_for_pages, page_slug, page_slugs
 from reports.deliver import queue_report
-from reports.render import render_html, render_page, render_text
-from tests.test_render import CHROMIUM, NOW, XSS, audit_from, chromium_args, result, synthetic_audit
+from reports.render import render_html, render_json, render_page, render_text
+from tests.test_render import (
+    CHROMIUM,
+    NOW,
+    XSS,
+    audit_from,
+    chromium_args,
+    result,
+    sideways_overflow,
+    synthetic_audit,
+)
 
 SECTION_IDS = {"top", "needs-fixing", "needs-a-person", "watching", "cleared", "fixed", "everything-else",
                "content", "pages", "accepted", "not-fetched", "moved-pages"}
@@ -133,6 +142,14 @@ def test_a_mail_has_no_table_nor_page_ids() -> None:
     for text in (render_html(audit), render_html(audit, max_bytes=None)):
         assert not set(ids_of(text)) - SECTION_IDS and 'href="#page-' not in text
         assert ">Pages</td>" not in text
+
+
+def test_the_json_is_unchanged_by_the_ids() -> None:
+    """The slugs name places in the HTML: the JSON gains no field, and its
+    last field stays "first_report" (the index reads it from the tail)."""
+    text = render_json(synthetic_audit(40, problem_every=3))
+    assert "page_slugs" not in text and "scleroderma-topic-0-treatments\"" not in text
+    assert text.rstrip().endswith('"first_report":true}')
 
 
 def owners_audit() -> Audit:
@@ -248,3 +265,15 @@ def test_clicking_a_page_in_the_table_lands_on_its_rows_in_chromium(tmp_path: Pa
     top, scrolled, group = int(landed.group(1)), int(landed.group(2)), landed.group(3)
     assert scrolled > 5_000  # it moved far down the page...
     assert abs(top) <= 2 and group == f"fix-{slug}"  # ...to the page's rows under "Needs fixing"
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+def test_the_pages_table_with_owners_fits_a_phone(tmp_path: Path) -> None:
+    audit = owners_audit()
+    long = "editor.of.the.raynauds.phenomenon.pages@scleroderma-foundation.example.org"
+    audit = replace(audit, needs_fixing=tuple(replace(g, owner=long) for g in audit.needs_fixing))
+    page = render_page(audit)
+    assert long in page[page.index('id="pages"'):page.index('id="needs-fixing"')]
+    overflow = sideways_overflow(page, tmp_path, 390)
+    assert overflow is not None and overflow <= 0
