@@ -536,6 +536,9 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any],
         assert run is not None
         pages = store.run_pages(run_id)
         cuts = store.run_site_cuts(run_id)
+        # How often each link that flaps failed (one query, the few such URLs):
+        # read before the links' cursor opens.
+        flaps = store.fail_tallies() if fmt == "text" else {}
         links = store.iter_run_links(run_id)
         with contextlib.closing(links):  # its cursor goes before the database, also on a broken pipe
             if fmt == "json":
@@ -545,13 +548,14 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any],
             else:
                 print_listing(run, pages, links,
                               confirm_after=dt.timedelta(hours=settings.report.confirm_after_hours),
-                              accepted=_accepted_now(store, run))
+                              accepted=_accepted_now(store, run), flaps=flaps)
             sys.stdout.flush()
     return pages, cuts
 
 
 def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
-                  confirm_after: dt.timedelta, accepted: dict[str, Any] | None = None) -> None:
+                  confirm_after: dt.timedelta, accepted: dict[str, Any] | None = None,
+                  flaps: dict[str, Any] | None = None) -> None:
     """The terminal listing (monitor.output.write_text), headings in colour
     on a terminal; failures confirmed as the report confirms them
     (`[report] confirm_after_hours`), so both put a link in the same group."""
@@ -565,7 +569,7 @@ def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
         return click.style(text, fg=colours.get(kind), bold=True)
 
     write_text(sys.stdout, run, pages, links, style=style if sys.stdout.isatty() else None,
-               confirm_after=confirm_after, accepted=accepted)
+               confirm_after=confirm_after, accepted=accepted, flaps=flaps)
 
 
 def _accepted_now(store: Any, run: Any) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.types import (
     Acceptance,
     Citation,
+    FailTally,
     HistoryEntry,
     LinkKind,
     LinkResult,
@@ -44,7 +45,7 @@ from monitor.types import (
     Whereabouts,
 )
 from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, \
-    attention, link_words, problem_confirmed, site_cut_words
+    attention, flap_words, link_words, problem_confirmed, site_cut_words
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -235,7 +236,8 @@ as to fix. Under each, the statuses in `LISTED` order, by name only."""
 def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: Iterable[LinkResult],
                *, style: Any = None, now: dt.datetime | None = None,
                confirm_after: dt.timedelta = CONFIRM_AFTER,
-               accepted: Mapping[str, Acceptance] | None = None) -> StatusTally:
+               accepted: Mapping[str, Acceptance] | None = None,
+               flaps: Mapping[str, FailTally] | None = None) -> StatusTally:
     """The terminal listing: the pages, then the flagged links in the
     report's groups (needs fixing, needs a person, watching: the same rule,
     `monitor.wording.attention`, judged at `now`, the run's end by default,
@@ -256,6 +258,10 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
 
     `accepted`: URL -> its acceptance (`monitor accept`, `monitor.accept.current`):
     a link it holds for is listed apart, in one line each, as the report does.
+
+    `flaps` (`Store.fail_tallies`): URL -> how often a link that flaps
+    failed; its failing block says so ("fails now and then: failed 18 of
+    the last 52 checks, ..."), not "failed 1 check in a row so far".
     """
     import tempfile
 
@@ -302,9 +308,11 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                              and not confirmed)
                 counts_from = (first.failing_since + confirm_after
                                if suspected and first.failing_since is not None else None)
+                flapped = ((flaps or {}).get(first.url, FailTally(0, 0))
+                           if first.flapping and status.is_failing else None)
                 spool.write(_block(first, names.get(first.page, first.page), times=times,
                                    more_lines=more_lines, suspected=suspected, counts_from=counts_from,
-                                   confirmed=confirmed))
+                                   confirmed=confirmed, flaps=flapped))
             held.clear()
 
         for link in links:
@@ -496,7 +504,8 @@ def _links(n: int, what: str = "") -> str:
 
 def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int = 1,
            more_lines: Sequence[int] = (), suspected: bool = False,
-           counts_from: dt.datetime | None = None, confirmed: bool = True) -> str:
+           counts_from: dt.datetime | None = None, confirmed: bool = True,
+           flaps: FailTally | None = None) -> str:
     where = " > ".join(part for part in (page_name, link.section) if part)
     repeated = f" ({times} times on this page)" if times > 1 else ""
     title = link.entry_title or link.text
@@ -517,7 +526,12 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
         # ran check ten times in an hour saw "failed 13 checks" and no end.
         when = (f"; it counts if it still fails at a check after {counts_from.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
                 if counts_from is not None else "; checked again before it counts")
-        lines.append(f"    not confirmed yet: failed {_count(link.strikes or 1, 'check')} in a row so far{when}")
+        if flaps is not None:  # its streak is one check after a good one: the line below says more
+            lines.append(f"    not confirmed yet{when}")
+        else:
+            lines.append(f"    not confirmed yet: failed {_count(link.strikes or 1, 'check')} in a row so far{when}")
+    if flaps is not None:
+        lines.append(f"    {flap_words(flaps)}")
     if says_more(link.detail, words):  # a second, quieter line: the check's own account
         lines.append(f"      detail: {one_line(link.detail)}")
     if link.suggested_url:

@@ -450,3 +450,20 @@ class Acceptance:
     changed_at: dt.datetime | None = None
     changed_status: str = ""
     changed_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class FailTally:
+    """How often a link that keeps switching between working and failing
+    (`UrlState.flapping`) failed, over the checks the database still keeps:
+    what its row says instead of "first seen" and "failed once so far" each
+    time it fails again after a good week (walkthrough 11 #1)."""
+
+    checks: int
+    """Checks of the URL kept (skipped ones left out), up to the report's time."""
+    failed: int
+    """Of those, the checks that failed (expired, error, blocked)."""
+    since: dt.datetime | None = None
+    """The first of those checks."""
+    last_ok_at: dt.datetime | None = None
+    """The latest check that did not fail, None if none did."""

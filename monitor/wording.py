@@ -20,7 +20,9 @@ import re
 from urllib.parse import urlsplit
 
 from monitor.classify import is_confirmed
-from monitor.types import LinkKind, LinkResult, LinkStatus, SiteCut, UrlState
+from collections.abc import Callable
+
+from monitor.types import FailTally, LinkKind, LinkResult, LinkStatus, SiteCut, UrlState
 
 __all__ = [
     "CONFIRMED_AT_ONCE",
@@ -35,6 +37,7 @@ __all__ = [
     "attention",
     "problem_confirmed",
     "describe",
+    "flap_words",
     "host_of",
     "link_words",
     "thing",
@@ -302,6 +305,23 @@ def attention(status: str, reason: str, *, confirmed: bool) -> str:
     if status == LinkStatus.ERROR and not confirmed:
         return WATCHING
     return NEEDS_FIXING
+
+
+def flap_words(tally: FailTally, date: Callable[[dt.datetime], str] = lambda d: f"{d:%Y-%m-%d}") -> str:
+    """What a link that keeps switching between working and failing says
+    instead of its latest streak: "fails now and then: failed 18 of the last
+    52 checks, since 2025-11-24; last ok 2026-11-09" (`date` writes the
+    dates: the report's "24 Nov 2025"). Each failure after a good week
+    starts a new streak, which read "first seen" this week and "failed once
+    so far" every time (walkthrough 11 #1)."""
+    words = "fails now and then"
+    if tally.checks:
+        words += f": failed {tally.failed} of the last {tally.checks} check{'' if tally.checks == 1 else 's'}"
+        if tally.since is not None:
+            words += f", since {date(tally.since)}"
+    if tally.last_ok_at is not None:
+        words += f"; last ok {date(tally.last_ok_at)}"
+    return words
 
 
 def link_words(link: LinkResult, *, confirmed: bool = True) -> str:

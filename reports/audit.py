@@ -30,6 +30,7 @@ from monitor.notices import RETRACTED, WITHDRAWN
 from monitor.textfragment import FRAGMENT_WORDS, encode_piece, fragment_words
 from monitor.types import (
     Acceptance,
+    FailTally,
     LinkKind,
     LinkResult,
     LinkStatus,
@@ -163,14 +164,33 @@ class Problem:
     back: str = ""
     """Why a row an acceptance kept out of the problems is listed again
     ("Checked by ana on 20 Nov 2026; listed again: its answer changed ...")."""
+    flaps: FailTally | None = None
+    """For a failing link that keeps switching between working and failing
+    (`LinkResult.flapping`): how often it failed over the checks kept. Its
+    row says that ("fails now and then: failed 18 of the last 52 checks,
+    since 24 Nov 2025; last ok 9 Nov 2026"), never "NEW", "first seen" or
+    "failed once so far" each time it fails after a good week
+    (walkthrough 11 #1)."""
 
     @property
     def label(self) -> str:
         return wording.status_label(self.link.status)
 
     @property
+    def only_watched(self) -> bool:
+        """Under "Watching" (a first timeout or 5xx): not a problem yet,
+        counted neither new nor still open, so it carries no badge."""
+        return attention(self.link.status, self.link.reason, confirmed=self.confirmed) == WATCHING
+
+    @property
     def badge(self) -> str:
-        """ "NOW CONFIRMED", "BACK", "NEW", or "" for a problem still open."""
+        """ "AGAIN", "NOW CONFIRMED", "BACK", "NEW", or "" for a problem still
+        open and for a row only watched: a row has a badge exactly when the
+        headline's "new" counts it (`_count`: the problems with `new`)."""
+        if self.only_watched:
+            return ""
+        if self.flaps is not None and self.new:
+            return "AGAIN"  # fails now and then, and again now: its age line says how often
         if self.confirmed_now:
             return "NOW CONFIRMED"
         if self.reported_fixed_on is not None or (self.back and self.new):
@@ -179,13 +199,22 @@ class Problem:
 
     @property
     def since_words(self) -> str:
+        if self.flaps is not None:
+            return wording.flap_words(self.flaps)
         return wording.since_words(self.since, self.weeks_open, new=self.new,
                                    at_least=self.since_at_least)
 
     @property
     def age_words(self) -> str:
         """ "open 3 weeks, since 2 Nov 2026" / "first seen 23 Nov 2026" /
-        "watched since 23 Nov 2026" / "back: reported fixed on 20 Nov 2026; ..."."""
+        "watched since 23 Nov 2026" / "back: reported fixed on 20 Nov 2026; ..." /
+        "fails now and then: failed 18 of the last 52 checks, ..."."""
+        if self.flaps is not None:
+            flaps = wording.flap_words(self.flaps)
+            if self.new or self.watched_again or self.only_watched:
+                return flaps  # its failing streak is this week's: its history says more
+            return wording.age_words(self.since, self.weeks_open, new=False,
+                                     at_least=self.since_at_least) + "; " + flaps
         if self.reported_fixed_on is not None:
             return wording.back_words(self.reported_fixed_on, worked_again=self.worked_again)
         return wording.age_words(self.since, self.weeks_open, new=self.new,
@@ -554,6 +583,7 @@ def build_audit(
     before_previous: Sequence[LinkResult] = (),
     before_previous_run: RunInfo | None = None,
     acceptances: Mapping[str, Sequence[Acceptance]] | None = None,
+    flaps: Mapping[str, FailTally] | None = None,
 ) -> Audit:
     """The audit of `run`, compared with the run of the previous report.
 
@@ -609,6 +639,10 @@ def build_audit(
     from a page it could not fetch too, went through `_judged` at its time
     (`_report_time`: `monitor run` marks it reported at the `now` it built
     it with), with the statuses `previous_links` have.
+    `flaps` (`Store.fail_tallies`): for the flagged URLs that flap, how
+    often each failed over the checks kept; a failing row of one says so,
+    and is never "NEW" nor "first seen" (`Problem.flaps`; without it, from
+    its state's `recent` statuses).
     """
     records = acceptances or {}
     listed_then = _report_time(previous_run)
@@ -640,7 +674,7 @@ def build_audit(
         if link.status in FLAGGED and not acknowledged(link):
             prev = carried.get(_key(link))
             problem = _problem(link, states.get(link.url), prev, now, confirm_after,
-                               listed_at=listed_at,
+                               listed_at=listed_at, flaps=(flaps or {}).get(link.url),
                                first_listed=(first_listed or {}).get((link.page, link.written or link.url)))
             if prev is not None and _key(prev) in watched_before:
                 problem = _after_watching(problem)
@@ -952,6 +986,7 @@ def _problem(
     rechecked: bool = True,
     listed_at: dt.datetime | None = None,
     first_listed: tuple[dt.datetime, bool] | None = None,
+    flaps: FailTally | None = None,
 ) -> Problem:
     """`listed_at`: when the previous report's run started, the date of its
     rows that no check dates (a malformed address is never checked). A
@@ -990,17 +1025,33 @@ def _problem(
                             kind=link.kind, url=link.url)
     if link.expired_mark and link.status in _DEAD:
         advice = wording.advice_marked(fix_url, archived=fix_label == "Archived copy")
+    tally = _flap_tally(link, state, flaps)
     suspicion = ""
-    if not confirmed and link.status != LinkStatus.BLOCKED:
+    if not confirmed and link.status != LinkStatus.BLOCKED and tally is None:
         strikes = state.strikes if state is not None else link.strikes
         suspicion = wording.suspicion(strikes, confirm_after)
     return Problem(
         link=link, words=words, advice=advice, since=since, weeks_open=weeks,
         confirmed=confirmed, new=new, fix_url=fix_url, fix_label=fix_label, suspicion=suspicion,
         rechecked=rechecked, since_at_least=at_least,
-        page_link=page_link_of(link),
+        page_link=page_link_of(link), flaps=tally,
         **_search(link),
     )
+
+
+def _flap_tally(link: LinkResult, state: UrlState | None, found: FailTally | None) -> FailTally | None:
+    """How often a failing link that flaps failed: `found` (the store's
+    count over the checks kept), else its state's `recent` statuses (the
+    last few checks); None for a link that does not flap, or does not fail
+    now (a flapping link that moved is a new fact, its row as any)."""
+    if not (link.flapping or (state is not None and state.flapping)) or not LinkStatus(link.status).is_failing:
+        return None
+    if found is not None:
+        return found
+    recent = [LinkStatus(s) for s in (state.recent if state is not None else ())
+              if s in LinkStatus._value2member_map_ and s != LinkStatus.SKIPPED]
+    return FailTally(checks=len(recent), failed=sum(s.is_failing for s in recent),
+                     last_ok_at=state.last_ok_at if state is not None else None)
 
 
 def _search(link: LinkResult) -> dict[str, str | None]:

@@ -250,6 +250,10 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime, *,
     flagged = {l.url for l in links if l.status in FLAGGED}
     states = (store.url_states(flagged) if run.reported_at is None
               else store.url_states_at(flagged, run.reported_at))
+    # How often the flagged links that flap failed (one query, for those
+    # few only): their rows say so, not "first seen" each time they fail.
+    flapping = {l.url for l in links if l.status in FLAGGED and l.flapping}
+    flaps = store.fail_tallies(flapping, until=now) if flapping else {}
     return build_audit(
         run, links, pages,
         previous_links=previous_links,
@@ -270,6 +274,7 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime, *,
         before_previous=before_previous,
         before_previous_run=before_previous_run,
         acceptances=store.acceptances(),
+        flaps=flaps,
     )
 
 

@@ -15,8 +15,9 @@ from collections.abc import Collection, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.types import LinkKind, LinkStatus, as_utc
+from monitor.types import FailTally, LinkKind, LinkStatus, as_utc
 from monitor.wording import LISTED_IN_SITEMAP, REASONS, describe, host_of, thing
+from monitor.wording import flap_words as monitor_flap_words
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
 # this report and `monitor check`'s listing, which say a link's problem in
@@ -35,6 +36,7 @@ __all__ = [
     "age_words",
     "archived_copy",
     "back_words",
+    "flap_words",
     "describe",
     "format_date",
     "host_of",
@@ -406,6 +408,14 @@ def age_words(since: dt.datetime | None, weeks: int, *, new: bool, at_least: boo
     if weeks <= 0:
         return f"open since {when}"
     return f"open {plural(weeks, 'week')}, since {when}"
+
+
+def flap_words(tally: FailTally) -> str:
+    """The age line of a link that keeps switching between working and
+    failing: "fails now and then: failed 18 of the last 52 checks, since
+    24 Nov 2025; last ok 9 Nov 2026" (`monitor.wording.flap_words`, the
+    report's dates)."""
+    return monitor_flap_words(tally, format_date)
 
 
 def back_words(fixed_on: dt.datetime, *, worked_again: bool) -> str:

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 
 from monitor.config import ReportSettings
-from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
+from monitor.types import FailTally, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo, UrlState
 from reports import wording
 from reports.mail import subject_for
 from reports.render import headline, render_html, render_json, render_text
@@ -1505,3 +1505,93 @@ def test_a_malformed_link_replaced_by_a_broken_one_keeps_its_first_week() -> Non
     (row,) = audit.problems
     assert (row.new, row.replaced_url, row.since, row.weeks_open) == (False, "http://", first, 2)
     assert row.age_words == f"open 2 weeks, since {wording.format_date(first)}"
+
+
+# -- a link that fails now and then (walkthrough 11 #1) ------------------------
+
+F = "https://journal170.example.org/doi/10.2167/article-1167"
+TALLY = FailTally(checks=52, failed=18, since=dt.datetime(2025, 11, 24, 6, tzinfo=UTC),
+                  last_ok_at=NOW - dt.timedelta(weeks=1))
+SAYS = "fails now and then: failed 18 of the last 52 checks, since 24 Nov 2025; last ok 16 Nov 2026"
+
+
+def _flapping_state(url: str, strikes: int, since: dt.datetime, status: str = "error") -> UrlState:
+    return UrlState(url=url, status=LinkStatus(status), reason="http_503", strikes=strikes,
+                    failing_since=since, flapping=True, first_seen_at=dt.datetime(2025, 11, 24, 6, tzinfo=UTC),
+                    recent=("ok", "error", "ok", "ok", "error", "ok", "ok", status),
+                    last_ok_at=NOW - dt.timedelta(weeks=1))
+
+
+@pytest.mark.parametrize(
+    ("current", "previous", "tallies", "group", "badge", "age", "suspicion"),
+    [
+        # a 503 after a good week: a first strike, watched; was "NEW · first seen 23 Nov 2026 ·
+        # suspected: failed once so far" each time it failed
+        (link(F, "error", "http_503", strikes=1, failing_since=NOW, flapping=True), None, {F: TALLY},
+         "watched", "", SAYS, ""),
+        # without the store's count (an audit built by hand): from its state's last 8 statuses
+        (link(F, "error", "http_503", strikes=1, failing_since=NOW, flapping=True), None, {},
+         "watched", "", "fails now and then: failed 3 of the last 8 checks; last ok 16 Nov 2026", ""),
+        # a 404 after a good week: to fix at once, new to the editor: "AGAIN", counted new
+        (link(F, "expired", "http_404", strikes=1, failing_since=NOW, flapping=True), [link(F)], {F: TALLY},
+         "problems", "AGAIN", SAYS, ""),
+        # only watched last week, failing again now (confirmed): new to the editor, "AGAIN"
+        # rather than "NOW CONFIRMED", since it has failed and worked by turns for a year
+        (link(F, "error", "http_503", strikes=2, failing_since=NOW - dt.timedelta(weeks=1), flapping=True),
+         [link(F, "error", "http_503", strikes=1, failing_since=NOW - dt.timedelta(weeks=1), flapping=True,
+               checked_at=NOW - dt.timedelta(weeks=1))], {F: TALLY},
+         "problems", "AGAIN", SAYS, ""),
+        # listed last week as a problem and still failing: still open, and how often it failed
+        (link(F, "expired", "http_404", strikes=3, failing_since=NOW - dt.timedelta(weeks=2), flapping=True),
+         [link(F, "expired", "http_404", strikes=2, failing_since=NOW - dt.timedelta(weeks=2), flapping=True,
+               checked_at=NOW - dt.timedelta(weeks=1))], {F: TALLY},
+         "problems", "", "open 2 weeks, since 9 Nov 2026; " + SAYS, ""),
+        # a link that does not flap: a first 503 is watched, no badge (the headline's "new" counts
+        # problems only), and says it is a first failure
+        (link(F, "error", "http_503", strikes=1, failing_since=NOW), None, {},
+         "watched", "", "first seen 23 Nov 2026", "suspected: failed once so far"),
+        (link(F, "expired", "http_404", strikes=1, failing_since=NOW), [link(F)], {},
+         "problems", "NEW", "first seen 23 Nov 2026", "suspected: failed once so far"),
+        # a flapping link that moved does not fail: its redirect is news
+        (link(F, "moved", "permanent_redirect", suggested_url=F + "/v2", flapping=True), [link(F)], {F: TALLY},
+         "problems", "NEW", "first seen 23 Nov 2026", ""),
+    ],
+)
+def test_a_link_that_flaps_is_never_new_nor_first_seen_and_says_how_often_it_failed(
+        current: LinkResult, previous: list[LinkResult] | None, tallies: dict[str, FailTally],
+        group: str, badge: str, age: str, suspicion: str) -> None:
+    status = current.status.value
+    states = {F: _flapping_state(F, current.strikes, current.failing_since or NOW, status)
+              if current.flapping else UrlState(url=F, status=current.status, reason=current.reason,
+                                                strikes=current.strikes, failing_since=current.failing_since)}
+    audit = build_audit(RUN, [current], [page()], previous_links=previous, previous_pages=[page()],
+                        states=states, now=NOW, settings=ReportSettings(), site_name="www.sclero.org",
+                        previous_run=RunInfo(id=7, started_at=NOW - dt.timedelta(weeks=1),
+                                             finished_at=NOW - dt.timedelta(weeks=1), status="finished"),
+                        flaps=tallies)
+    (row,) = getattr(audit, group)
+    assert (row.badge, row.age_words, row.suspicion) == (badge, age, suspicion)
+    # a row has a badge exactly when the headline's "new" counts it; a watched row never
+    assert audit.counts.new == sum(bool(p.badge) for p in audit.problems + audit.watched)
+    html, text = render_html(audit), render_text(audit)
+    assert (">NEW<" in html, ", NEW]" in text) == (badge == "NEW",) * 2
+    assert age in html and age[0].upper() + age[1:] in text
+    data = json.loads(render_json(audit))
+    rows = [p for g in data["needs_fixing"] + data["watching"] for s in g["sections"] for e in s["entries"]
+            for p in e["problems"]]
+    assert list(rows[0])[-1] == "flaps"  # added last: the JSON's fields only grow
+    assert rows[0]["flaps"] == (None if row.flaps is None else {
+        "checks": row.flaps.checks, "failed": row.flaps.failed,
+        "since": row.flaps.since and row.flaps.since.isoformat(),
+        "last_ok_at": row.flaps.last_ok_at and row.flaps.last_ok_at.isoformat()})
+
+
+def test_a_watched_row_has_no_new_badge_since_the_headline_does_not_count_it() -> None:
+    """Watched rows carried "NEW" while the headline's "N new" counts the
+    problems only: 822 NEW badges for "100 new" in the big report."""
+    rows = [link(f"https://e{i}.org/a", "error", "timeout", strikes=1, failing_since=NOW) for i in range(3)]
+    rows.append(failing("https://gone.org/a", days=3, strikes=3))
+    audit = audit_of(rows, previous=[])
+    assert (len(audit.watched), audit.counts.new) == (3, 1)
+    assert [p.badge for p in audit.watched] == ["", "", ""] and [p.badge for p in audit.problems] == ["NEW"]
+    assert render_html(audit).count(">NEW<") == 1 and render_text(audit).count(", NEW]") == 1

@@ -823,6 +823,33 @@ def test_a_failure_not_confirmed_yet_says_so_under_needs_fixing(strikes: int, da
     assert (said in text) if said else ("not confirmed" not in text), text
 
 
+
+@pytest.mark.parametrize(("status", "reason", "heading"), [
+    (LinkStatus.EXPIRED, "http_404", "NEEDS FIXING"),  # a first 404: "not confirmed yet" under it
+    (LinkStatus.ERROR, "http_5xx", "WATCHING, MAY BE TEMPORARY"),
+])
+def test_a_link_that_flaps_says_how_often_it_failed_not_that_it_failed_once(
+        status: LinkStatus, reason: str, heading: str) -> None:
+    """Walkthrough 11 #1: a link failing every third week read "failed 1 check
+    in a row so far" each time; what it did over the year is the news."""
+    from monitor.types import FailTally
+
+    flaky = link(6, status, reason=reason, entry_title="Corbus", strikes=1, failing_since=T0, flapping=True)
+    tally = FailTally(checks=52, failed=18, since=dt.datetime(2025, 11, 24, 6, tzinfo=dt.timezone.utc),
+                      last_ok_at=T0 - dt.timedelta(weeks=1))
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, [flaky], flaps={flaky.url: tally})
+    text = buffer.getvalue()
+    assert f"\n{heading}: 1 link to 1 URL\n" in text
+    assert ("    fails now and then: failed 18 of the last 52 checks, since 2025-11-24; last ok "
+            f"{T0 - dt.timedelta(weeks=1):%Y-%m-%d}\n") in text, text
+    assert "in a row" not in text
+    # without the store's count, it still does not say "failed 1 check in a row"
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, [flaky])
+    assert "    fails now and then\n" in buffer.getvalue() and "in a row" not in buffer.getvalue()
+
+
 # -- where a link stands on the pages (monitor history) ---------------------------------
 
 PA, PB = "https://www.sclero.org/a.html", "https://www.sclero.org/b.html"
