@@ -1420,6 +1420,8 @@ def next_state(previous: UrlState | None, verdict: Verdict, obs: Observation) ->
       FLAP_TRANSITIONS times (ok, error, ok, error is three changes).
     - `status_since` is the check time of the first observation of the
       current status (a new status starts it again).
+    - `checks` and `failures` count the observations and the failing ones
+      since `counted_since` (the first counted).
     - A `skipped` verdict is not an observation of the target: the streak and
       the baselines are kept as they were.
     """
@@ -1435,6 +1437,8 @@ def next_state(previous: UrlState | None, verdict: Verdict, obs: Observation) ->
     )
     if status is LinkStatus.SKIPPED:
         return replace(prev, **changes)
+    changes.update(checks=prev.checks + 1, failures=prev.failures + status.is_failing,
+                   counted_since=prev.counted_since or obs.checked_at)
     if previous is None or prev.status is not status or prev.status_since is None:
         changes["status_since"] = obs.checked_at
     if status.is_failing:

@@ -387,6 +387,19 @@ def m011_acceptances(db: Database) -> None:
     db.execute("CREATE INDEX acceptances_url ON acceptances(url, accepted_at)")
 
 
+@MIGRATIONS()
+def m012_url_state_counts(db: Database) -> None:
+    """How often each URL was checked and failed (`UrlState.checks`,
+    `failures`, since `counted_since`), kept with its state: what the row of
+    a link that fails now and then says, without reading its observations.
+    Not filled from the history kept (a full pass over a year's
+    observations); until the counters hold more than `recent`'s checks, a
+    row says those (`UrlState.fail_tally`)."""
+    db.execute("ALTER TABLE url_state ADD COLUMN checks INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE url_state ADD COLUMN failures INTEGER NOT NULL DEFAULT 0")
+    db.execute("ALTER TABLE url_state ADD COLUMN counted_since TEXT")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -513,8 +526,8 @@ INSERT INTO observations (
 _UPSERT_URL_STATE = """
 INSERT INTO url_state (
     url, status, reason, strikes, failing_since, last_ok_at, last_checked_at,
-    first_seen_at, flapping, recent, last_ok_title, status_since
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    first_seen_at, flapping, recent, last_ok_title, status_since, checks, failures, counted_since
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(url) DO UPDATE SET
     status = excluded.status,
     reason = excluded.reason,
@@ -526,12 +539,15 @@ ON CONFLICT(url) DO UPDATE SET
     flapping = excluded.flapping,
     recent = excluded.recent,
     last_ok_title = excluded.last_ok_title,
-    status_since = excluded.status_since
+    status_since = excluded.status_since,
+    checks = excluded.checks,
+    failures = excluded.failures,
+    counted_since = excluded.counted_since
 """
 
 _URL_STATE_COLUMNS = (
     "url, status, reason, strikes, failing_since, last_ok_at, last_checked_at, "
-    "first_seen_at, flapping, recent, last_ok_title, status_since"
+    "first_seen_at, flapping, recent, last_ok_title, status_since, checks, failures, counted_since"
 )
 _OUTBOX_COLUMNS = (
     "id, key, run_id, recipients, message, message_id, created_at, attempts, "
@@ -749,7 +765,7 @@ def _url_state_values(s: UrlState) -> tuple[Any, ...]:
     return (
         s.url, s.status.value, s.reason, s.strikes, _ts(s.failing_since), _ts(s.last_ok_at),
         _ts(s.last_checked_at), _ts(s.first_seen_at), int(s.flapping), json.dumps(list(s.recent)),
-        _storable(s.last_ok_title), _ts(s.status_since),
+        _storable(s.last_ok_title), _ts(s.status_since), s.checks, s.failures, _ts(s.counted_since),
     )
 
 
@@ -767,6 +783,9 @@ def _url_state(row: sqlite3.Row) -> UrlState:
         recent=tuple(json.loads(row["recent"])),
         last_ok_title=row["last_ok_title"],
         status_since=_dt(row["status_since"]),
+        checks=row["checks"],
+        failures=row["failures"],
+        counted_since=_dt(row["counted_since"]),
     )
 
 
@@ -1577,22 +1596,29 @@ class Store:
 
     def fail_tallies(self, urls: Iterable[str] | None = None,
                      until: dt.datetime | None = None) -> dict[str, FailTally]:
-        """URL -> how often it failed over the checks kept (up to `until`),
-        for `urls`, or with None for every URL whose state is flapping and
-        failing (what `monitor check` just found): what
-        the row of a link that fails now and then says instead of "first
-        seen" and "failed once so far". One query for all of them, on the
-        (url, checked_at) index: a report reads the few flagged flapping
-        URLs (722 of 100,000 in bench/report_scale.py: 0.2 to 0.7 s on its
-        6.9 GB database, warm), never a query per URL."""
-        wanted = (FAIL_TALLY_SQL.format(urls="SELECT url FROM url_state WHERE flapping AND status IN "
-                                             "('expired', 'error', 'blocked')") if urls is None
-                  else FAIL_TALLY_SQL.format(urls="SELECT value FROM json_each(?1)"))
+        """URL -> how often it failed (`FailTally`), for `urls`, or with None
+        for every URL whose state is flapping and failing (what `monitor
+        check` just found): what the row of a link that fails now and then
+        says instead of "first seen" and "failed once so far".
+
+        Now: from the URL states' counters (`UrlState.fail_tally`). With
+        `until` (a report already sent, rendered again), over the checks kept
+        up to then, from the observations: one query on the (url,
+        checked_at) index, for those few URLs (722 of 100,000 in
+        bench/report_scale.py: 0.2 to 0.7 s warm, 9.5 s cold)."""
         picked = sorted(set(urls)) if urls is not None else None
         if picked == []:
             return {}
-        params = (json.dumps(picked) if picked is not None else None,
-                  _ts(until) if until is not None else None)
+        if until is None:
+            where = ("flapping AND status IN ('expired', 'error', 'blocked')" if picked is None
+                     else "url IN (SELECT value FROM json_each(?))")
+            return {row["url"]: _url_state(row).fail_tally() for row in self._rows(
+                f"SELECT {_URL_STATE_COLUMNS} FROM url_state WHERE {where}",
+                () if picked is None else (json.dumps(picked),))}
+        wanted = (FAIL_TALLY_SQL.format(urls="SELECT url FROM url_state WHERE flapping AND status IN "
+                                             "('expired', 'error', 'blocked')") if picked is None
+                  else FAIL_TALLY_SQL.format(urls="SELECT value FROM json_each(?1)"))
+        params = (json.dumps(picked) if picked is not None else None, _ts(until))
         return {row[0]: FailTally(checks=row[1], failed=row[2], since=_dt(row[3]), last_ok_at=_dt(row[4]))
                 for row in self._conn.execute(wanted, params)}
 

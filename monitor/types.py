@@ -196,6 +196,25 @@ class UrlState:
     status_since: dt.datetime | None = None
     """The check time of the first observation of the current status: how
     long a moved or drifted link (which never fails) has waited for a fix."""
+    checks: int = 0
+    """Checks counted since `counted_since` (skipped ones left out)."""
+    failures: int = 0
+    """Of those, the ones that failed (expired, error, blocked). Kept with the
+    state so that "failed 18 of the last 52 checks" costs a report nothing:
+    counted from the observations, it read 37,000 scattered rows at 100,000
+    links (0.2-0.7 s warm, 9.5 s cold)."""
+    counted_since: dt.datetime | None = None
+    """The first check counted (None: none yet, as on a database made before
+    the counters: `fail_tally` uses `recent` until they hold more)."""
+
+    def fail_tally(self) -> FailTally:
+        """How often it failed: the counters once they hold at least the
+        checks `recent` does, else the `recent` statuses themselves."""
+        recent = [s for s in self.recent if s != "skipped"]
+        if self.counted_since is not None and self.checks >= len(recent):
+            return FailTally(self.checks, self.failures, self.counted_since, self.last_ok_at)
+        failed = sum(1 for s in recent if s in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.BLOCKED))
+        return FailTally(len(recent), failed, None, self.last_ok_at)
 
 
 @dataclass(frozen=True, slots=True)

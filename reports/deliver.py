@@ -250,10 +250,12 @@ def load_audit(store: Store, run_id: int, settings: Any, now: dt.datetime, *,
     flagged = {l.url for l in links if l.status in FLAGGED}
     states = (store.url_states(flagged) if run.reported_at is None
               else store.url_states_at(flagged, run.reported_at))
-    # How often the flagged links that flap failed (one query, for those
-    # few only): their rows say so, not "first seen" each time they fail.
+    # How often the flagged links that flap failed: their rows say so, not
+    # "first seen" each time they fail. Their states' counters now; as of
+    # then for a report already sent (a query, for those few URLs).
     flapping = {l.url for l in links if l.status in FLAGGED and l.flapping}
-    flaps = store.fail_tallies(flapping, until=now) if flapping else {}
+    flaps = ({url: state.fail_tally() for url, state in states.items() if url in flapping}
+             if run.reported_at is None else store.fail_tallies(flapping, until=now) if flapping else {})
     return build_audit(
         run, links, pages,
         previous_links=previous_links,

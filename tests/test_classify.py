@@ -851,6 +851,43 @@ def test_status_since_is_the_first_check_of_the_current_status(
     assert state.status_since == hours(24 * 7 * since)
 
 
+@pytest.mark.parametrize(
+    ("statuses", "checks", "failures", "since"),
+    [
+        ([LinkStatus.OK], 1, 0, 0),
+        ([LinkStatus.ERROR, LinkStatus.OK, LinkStatus.OK, LinkStatus.ERROR], 4, 2, 0),
+        ([LinkStatus.SKIPPED, LinkStatus.OK, LinkStatus.BLOCKED], 2, 1, 1),  # a skip is no check
+        ([LinkStatus.MOVED, LinkStatus.DRIFTED, LinkStatus.EXPIRED, LinkStatus.SKIPPED], 3, 1, 0),
+    ],
+)
+def test_checks_and_failures_are_counted_with_the_state(
+        statuses: list[LinkStatus], checks: int, failures: int, since: int) -> None:
+    """What "failed 18 of the last 52 checks" is read from (walkthrough 11
+    #1), without reading a year of observations."""
+    state = observe([(status, hours(24 * 7 * n)) for n, status in enumerate(statuses)])
+    assert (state.checks, state.failures, state.counted_since) == (checks, failures, hours(24 * 7 * since))
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [
+        # counters holding more than `recent`: they are the tally
+        (UrlState(URL, ERROR, recent=("ok", "error", "ok", "ok", "error", "ok", "ok", "error"), checks=52,
+                  failures=18, counted_since=T0), (52, 18, T0)),
+        # a database made before the counters (none yet): the recent statuses
+        (UrlState(URL, ERROR, recent=("ok", "error", "ok", "ok", "error", "skipped", "ok", "error")),
+         (7, 3, None)),
+        # counters begun since the upgrade, fewer than `recent` holds: still `recent`
+        (UrlState(URL, ERROR, recent=("error", "ok", "ok", "error", "ok", "ok", "error"), checks=2, failures=1,
+                  counted_since=T0), (7, 3, None)),
+    ],
+)
+def test_a_fail_tally_comes_from_the_counters_once_they_hold_more_than_recent(
+        state: UrlState, expected: tuple[int, int, dt.datetime | None]) -> None:
+    tally = state.fail_tally()
+    assert (tally.checks, tally.failed, tally.since) == expected
+
+
 def test_first_failure_starts_a_streak() -> None:
     state = observe([(ERROR, hours(0))])
     assert (state.strikes, state.failing_since, state.first_seen_at) == (1, hours(0), hours(0))

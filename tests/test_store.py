@@ -32,8 +32,10 @@ from monitor.store import (
     _slot_setting_constructor,
     lock_owner,
 )
+from monitor.classify import next_state
 from monitor.types import (
     Citation,
+    FailTally,
     EntryContext,
     ErrorKind,
     HistoryEntry,
@@ -387,6 +389,31 @@ def test_a_database_made_before_status_since_dates_its_moved_links_from_their_hi
     assert (states[PUBMED].status_since, states[PAGE_A].status_since) == (T0 + 2 * WEEK, None)
 
 
+def test_a_database_made_before_the_counters_counts_from_its_next_check(db_path: Path) -> None:
+    """m012 adds `url_state.checks`, `failures`, `counted_since` to a file
+    m011 made, not filled from the observations (a pass over a year of
+    them): its states read as counted from nothing, so a flapping row says
+    its recent statuses; the next check counts from there."""
+    with Store.open(db_path) as store:
+        run = store.start_run(T0)
+        state = None
+        for week, status in enumerate([LinkStatus.OK, LinkStatus.ERROR, LinkStatus.OK, LinkStatus.ERROR]):
+            obs, verdict, _ = check(PUBMED, T0 + week * WEEK, status, reason="x")
+            state = next_state(state, verdict, obs)
+            store.record_observations(run.id, [(obs, verdict, state)])
+        assert store.fail_tallies([PUBMED])[PUBMED] == FailTally(4, 2, T0, T0 + 2 * WEEK)
+    with sqlite3.connect(db_path) as conn:  # back to the file as m011 left it
+        for column in ("checks", "failures", "counted_since"):
+            conn.execute(f"ALTER TABLE url_state DROP COLUMN {column}")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm012_url_state_counts'")
+    with Store.open(db_path) as store:
+        state = store.url_state(PUBMED)
+        assert state is not None and (state.checks, state.failures, state.counted_since) == (0, 0, None)
+        assert store.fail_tallies([PUBMED])[PUBMED] == FailTally(len(state.recent), 2, None, T0 + 2 * WEEK)
+        # a report already sent, rendered again: as of then, from the observations
+        assert store.fail_tallies([PUBMED], until=T0 + 2 * WEEK)[PUBMED] == FailTally(3, 1, T0, T0 + 2 * WEEK)
+
+
 def test_a_database_made_before_page_moves_reads_its_pages_as_not_moved(db_path: Path) -> None:
     """Opening a file from before migration m006 adds `pages.moved_to`: its
     pages read as not moved (their fetches kept no redirects); the next
@@ -558,6 +585,7 @@ def test_observation_round_trips_to_history_and_state(store: Store) -> None:
         url=obs.url, status=LinkStatus.EXPIRED, reason="http_404", strikes=1, failing_since=T0,
         last_ok_at=T0 - hours(168), last_checked_at=T0, first_seen_at=T0 - hours(336),
         flapping=True, recent=("ok", "expired"), last_ok_title="Rituximab",
+        checks=9, failures=4, counted_since=T0 - hours(336),
     )
     store.record_observations(run.id, [(obs, verdict, state)])
     assert store.url_state(obs.url) == state
