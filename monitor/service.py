@@ -71,6 +71,7 @@ from monitor.crawl import recheck, utcnow
 from monitor.errors import MonitorError
 from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY, resumable_run
 from monitor.locking import AUDIT_LOCK, Presence, exclusive
+from monitor.overdue import Overdue, find_overdue
 from monitor.store import Store, lock_owner
 from monitor.types import RunInfo, read_no_page
 
@@ -263,6 +264,12 @@ class Service:
     def next_run(self) -> dt.datetime | None:
         return schedule.next_run_time(self.scheduler)
 
+    def overdue_audit(self, last: RunInfo | None, unfinished: RunInfo | None) -> Overdue | None:
+        """The scheduled audits that did not happen by now (`monitor.overdue`),
+        by this service's trigger and clock: /healthz, /metrics, the dashboard
+        and the start-up line judge alike."""
+        return find_overdue(self.trigger, last, unfinished, self.now(), self._grace())
+
     # lifecycle
 
     def request_stop(self, signum: int | None = None) -> None:
@@ -297,6 +304,7 @@ class Service:
             smtp_password(self.settings)  # a missing password fails now, not at Monday's report
         facts, now = await self._read_facts()  # opens and migrates the database: a bad path fails here
         reason = self._startup_reason(facts, now)
+        await self._say_overdue(reason)
         self._presence = Presence(self.settings.database.path, self.owner, self.options.lock_ttl)
         if other := await self._presence.start():
             log_event(logging.WARNING, "another_service", holder=other,
@@ -337,6 +345,32 @@ class Service:
             log_event(logging.INFO, "missed_run", scheduled=fire, last_audit=facts.last_audit_at)
             return "catch_up", fire
         return None
+
+    async def _say_overdue(self, reason: tuple[str, dt.datetime] | None) -> None:
+        """One WARNING at start when a scheduled audit did not happen (walkthrough
+        11 #6: the log had only `service_started ... run_now=-`), saying whether
+        something runs now. The missed time itself is never made up: it is past
+        misfire_grace_hours, so it waits for the next scheduled time; `run_now`
+        is a resume, a report, or a later time's make-up."""
+        def latest(store: Store) -> tuple[RunInfo | None, RunInfo | None]:
+            last = store.latest_run(full_only=True)
+            unfinished = store.unfinished_run()
+            if unfinished is not None and last is not None and unfinished.id < last.id:
+                unfinished = None
+            return last, unfinished
+
+        last, unfinished = await self._db(latest)
+        overdue = self.overdue_audit(last, unfinished)
+        if overdue is None:
+            return
+        log_event(logging.WARNING, "audit_overdue", scheduled=overdue.scheduled,
+                  last_audit=overdue.last_audit, days=overdue.days,
+                  run_now=reason[0] if reason else None,
+                  next_scheduled=self.trigger.get_next_fire_time(None, self.now()),
+                  message=overdue.message()
+                  + ("" if reason else " It is not made up: it is more than misfire_grace_hours "
+                     f"({self.settings.schedule.misfire_grace_hours:g}) late, so the next audit is the "
+                     "next scheduled one."))
 
     def _grace(self) -> dt.timedelta:
         return dt.timedelta(hours=self.settings.schedule.misfire_grace_hours)

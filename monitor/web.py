@@ -56,6 +56,8 @@ from aiohttp.typedefs import Handler, Middleware
 from monitor.config import Settings, is_loopback_host
 from monitor.errors import MonitorError
 from monitor.output import StatusTally
+from monitor.overdue import Overdue, find_overdue
+from monitor.schedule import weekly_trigger
 from monitor.store import Store
 from monitor.types import LinkStatus, RunInfo, read_no_page
 
@@ -79,6 +81,24 @@ class ServiceStatus(Protocol):
     def next_run(self) -> dt.datetime | None: ...
 
 
+def overdue_of(status: ServiceStatus | None, snapshot: Snapshot, settings: Settings | None) -> Overdue | None:
+    """The scheduled audits that did not happen (`monitor.overdue`), judged by
+    the service's own trigger and clock (`Service.overdue_audit`); a status
+    without them (a test's) is judged by the configured cron and the wall
+    clock. None without a service: nothing is scheduled then."""
+    if status is None:
+        return None
+    judge = getattr(status, "overdue_audit", None)
+    if callable(judge):
+        found: Overdue | None = judge(snapshot.last_run, snapshot.unfinished)
+        return found
+    if settings is None:
+        return None
+    return find_overdue(weekly_trigger(settings.schedule), snapshot.last_run, snapshot.unfinished,
+                        dt.datetime.now(dt.timezone.utc),
+                        dt.timedelta(hours=settings.schedule.misfire_grace_hours))
+
+
 @dataclass
 class Snapshot:
     """What the store says, read in one worker-thread call."""
@@ -93,6 +113,9 @@ class Snapshot:
     pages_failed: int = 0
     urls_by_status: dict[str, int] = field(default_factory=dict)
     """The URLs requested, by status (adds up to `last_run.urls`)."""
+    unfinished: RunInfo | None = None
+    """The latest full run, when it began after `last_run` and has not
+    finished (interrupted, or still marked running): a crash loop's."""
 
 
 class _LinkCounts:
@@ -151,6 +174,7 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
             last_run=last,
             runs_by_status=Counter(r.status for r in runs if not r.partial),
             outbox=store.outbox_size(),
+            unfinished=_unfinished_after(runs, last),
         )
         if last is not None:
             snapshot.links_by_status = dict(cache.of(store, last))
@@ -160,6 +184,13 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
     return snapshot
 
 
+def _unfinished_after(runs: list[RunInfo], last: RunInfo | None) -> RunInfo | None:
+    full = next((r for r in runs if not r.partial), None)  # newest first
+    if full is None or full.status == "finished" or (last is not None and full.id < last.id):
+        return None
+    return full
+
+
 # -- rendering -------------------------------------------------------------------
 
 
@@ -167,8 +198,16 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def health(snapshot: Snapshot, status: ServiceStatus | None) -> dict[str, Any]:
+def health(snapshot: Snapshot, status: ServiceStatus | None, settings: Settings | None = None) -> dict[str, Any]:
+    """The /healthz document. `overdue` (added last, null when all is well)
+    says that a scheduled audit did not happen; "status" stays "ok" and the
+    answer 200: they say the endpoint and the database work, as the README
+    has told monitoring since the start (503 is "the database cannot be
+    read"), and a probe that restarts the service on a 503 would not bring a
+    missed audit back (past misfire_grace_hours it waits for the next
+    scheduled time), only restart it in a loop."""
     run = snapshot.last_run
+    overdue = overdue_of(status, snapshot, settings)
     return {
         "status": "ok",
         "last_run": None if run is None else {
@@ -192,6 +231,7 @@ def health(snapshot: Snapshot, status: ServiceStatus | None) -> dict[str, Any]:
         "next_run": _iso(status.next_run()) if status else None,
         "outbox": snapshot.outbox,
         "running": bool(status and status.running),
+        "overdue": None if overdue is None else overdue.as_json(),
     }
 
 
@@ -218,7 +258,7 @@ def _family(name: str, kind: str, help_text: str,
     return lines
 
 
-def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
+def render_metrics(snapshot: Snapshot, status: ServiceStatus | None, settings: Settings | None = None) -> str:
     """The Prometheus text exposition (format 0.0.4)."""
     runs = Counter({s: 0 for s in RUN_STATUSES})
     runs.update(snapshot.runs_by_status)
@@ -258,6 +298,11 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None) -> str:
         if nxt is not None:
             lines += _family("monitor_next_run_timestamp_seconds", "gauge",
                              "When the next scheduled audit starts (Unix time).", [({}, nxt.timestamp())])
+        overdue = overdue_of(status, snapshot, settings)
+        lines += _family("monitor_audit_overdue", "gauge",
+                         "1 when a scheduled audit did not happen (it is misfire_grace_hours plus the "
+                         "latest audit's duration past its time, and no audit finished since): "
+                         "/healthz overdue says which.", [({}, 0 if overdue is None else 1)])
     return "\n".join(lines) + "\n"
 
 
@@ -321,7 +366,7 @@ async def healthz(request: web.Request) -> web.Response:
         snapshot = await _snapshot(request)
     except MonitorError as exc:
         return web.json_response({"status": "error", "error": _reason(request, exc)}, status=503)
-    return web.json_response(health(snapshot, request.app[STATUS_KEY]))
+    return web.json_response(health(snapshot, request.app[STATUS_KEY], request.app[SETTINGS_KEY]))
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -329,7 +374,7 @@ async def metrics(request: web.Request) -> web.Response:
         snapshot = await _snapshot(request)
     except MonitorError as exc:
         return web.Response(status=503, text=f"database unavailable: {_reason(request, exc)}\n")
-    body = render_metrics(snapshot, request.app[STATUS_KEY])
+    body = render_metrics(snapshot, request.app[STATUS_KEY], request.app[SETTINGS_KEY])
     return web.Response(body=body.encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 
@@ -430,7 +475,7 @@ async def _index_now(request: web.Request, path: Path) -> bytes | None:
     try:
         snapshot = await _snapshot(request)
         return await asyncio.to_thread(live_index, path, request.app[SETTINGS_KEY],
-                                       health(snapshot, request.app[STATUS_KEY]))
+                                       health(snapshot, request.app[STATUS_KEY], request.app[SETTINGS_KEY]))
     except MonitorError:  # logged by `_snapshot`, once per failure
         return None
     except (sqlite3.Error, OSError) as exc:

@@ -1099,12 +1099,18 @@ class ServiceFacts:
 
     next_run: dt.datetime | None
     running: bool
+    overdue: str = ""
+    """/healthz `overdue.message`: "No audit since 16 Nov (11 days): the audit
+    of Mon 23 Nov 06:00 UTC did not run." ("" when none was missed)."""
 
     @classmethod
     def from_health(cls, doc: Mapping[str, Any]) -> ServiceFacts:
         """From the /healthz document itself: one source for both."""
         when = doc.get("next_run")
-        return cls(_instant(when) if isinstance(when, str) else None, bool(doc.get("running")))
+        overdue = doc.get("overdue")
+        message = overdue.get("message") if isinstance(overdue, Mapping) else None
+        return cls(_instant(when) if isinstance(when, str) else None, bool(doc.get("running")),
+                   message if isinstance(message, str) else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1128,6 +1134,11 @@ class IndexSummary:
     person: int | None = None
     service: str = ""
     outbox: str = ""
+    overdue: str = ""
+    """Said first, when a scheduled audit did not happen (walkthrough 11 #6):
+    "No audit since 16 Nov (11 days): the audit of Mon 23 Nov 06:00 UTC did
+    not run. Next audit Mon 30 Nov 06:00 UTC." (the next audit then moves
+    here from `service`)."""
 
 
 def _moment(when: dt.datetime, now: dt.datetime, weekday: bool = False) -> str:
@@ -1154,6 +1165,10 @@ def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
             summary = replace(summary, service=f"Next audit {_moment(service.next_run, now, weekday=True)}.")
         else:
             summary = replace(summary, service="No audit is scheduled.")
+        if service.overdue:
+            moved = summary.service if summary.service.startswith("Next audit") else ""
+            summary = replace(summary, overdue=f"{service.overdue} {moved}".strip(),
+                              service="" if moved else summary.service)
     if not rows:
         return summary
     row = rows[0]

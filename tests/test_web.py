@@ -278,7 +278,8 @@ async def test_an_empty_database_is_healthy_and_has_zero_metrics(tmp_path: Path,
     settings = make_settings(tmp_path, "http://127.0.0.1:9")
     client = await aiohttp_client(create_app(settings))
     body = await (await client.get("/healthz")).json()
-    assert body == {"status": "ok", "last_run": None, "next_run": None, "outbox": 0, "running": False}
+    assert body == {"status": "ok", "last_run": None, "next_run": None, "outbox": 0, "running": False,
+                    "overdue": None}
     samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
     assert samples[("monitor_runs_total", frozenset({("status", "finished")}))] == 0
     assert not any(name == "monitor_last_run_duration_seconds" for name, _ in samples)
