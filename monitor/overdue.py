@@ -80,7 +80,8 @@ class Overdue:
             head = f"No audit since {_day(self.last_audit, self.now)} ({days} day{'s' if days != 1 else ''})"
         if self.first < self.scheduled:
             what = (f"the audits from {_moment(self.first, self.now)} to "
-                    f"{_moment(self.scheduled, self.now)} did not run")
+                    f"{_moment(self.scheduled, self.now)} did not run"
+                    + (" or did not finish" if self.unfinished is not None else ""))
         elif self.began_but_unfinished:
             what = f"the audit of {_moment(self.scheduled, self.now)} began but did not finish"
         else:

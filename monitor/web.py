@@ -583,7 +583,16 @@ async def home(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS_KEY]
     if report_path(settings.report.dir, "index.html") is not None:
         raise web.HTTPFound("/reports/index.html")
-    return web.Response(text=no_report_yet(request.app[STATUS_KEY], settings), headers=REPORT_HEADERS)
+    text = no_report_yet(request.app[STATUS_KEY], settings)
+    try:
+        # The first audit may have begun and never finished (a crash loop):
+        # said first, as the index would.
+        overdue = overdue_of(request.app[STATUS_KEY], await _snapshot(request), settings)
+    except MonitorError:  # logged by `_snapshot`; /healthz answers 503
+        overdue = None
+    if overdue is not None:
+        text = f"{overdue.message()}\n{text}"
+    return web.Response(text=text, headers=REPORT_HEADERS)
 
 
 def no_report_yet(status: ServiceStatus | None, settings: Settings) -> str:

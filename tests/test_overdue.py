@@ -74,6 +74,9 @@ def audit(day: int, minutes: int = 1, run: int = 1) -> RunInfo:
     (WEEKLY, None, RunInfo(1, at(23, 6), status="running"), at(25, 9),
      "No audit has finished yet: the audit of Mon 23 Nov 06:00 UTC began but did not finish "
      "(run 1 began Mon 23 Nov 06:00 UTC and is marked running)."),
+    (WEEKLY, audit(2), RunInfo(2, at(16, 6), status="running"), at(27, 21),
+     "No audit since 2 Nov (25 days): the audits from Mon 9 Nov 06:00 UTC to Mon 23 Nov 06:00 UTC did not "
+     "run or did not finish (run 2 began Mon 16 Nov 06:00 UTC and is marked running)."),
     # nothing ever ran: nothing tells when the service was installed
     (WEEKLY, None, None, at(27, 21), None),
     # the schedule's own time zone: 06:00 in Paris is 05:00 UTC in winter
@@ -207,3 +210,39 @@ async def test_a_service_over_an_audit_three_days_old_says_nothing_of_it(
     assert summary.startswith("Latest audit "), summary
     assert "No audit" not in summary and "did not run" not in summary
     assert "event=audit_overdue" not in await stop(proc, log)
+
+
+async def test_a_first_audit_that_never_finished_is_said_before_any_report(
+        tmp_path: Path, aiohttp_client: Any) -> None:
+    """No report, so no index: the service's page said only "No report yet.
+    The first audit is scheduled for ..." while its first audit, begun 3
+    days ago at its scheduled time, was cut short and never finished."""
+    from monitor.store import Store
+    from monitor.web import create_app
+
+    began = (dt.datetime.now(UTC) - 3 * DAY).replace(second=0, microsecond=0)
+    config = tmp_path / "monitor.toml"
+    config.write_text(f'[[pages]]\nurl = "http://127.0.0.1:9/page"\n\n[database]\npath = "{tmp_path / "m.db"}"\n'
+                      f'\n[report]\ndir = "{tmp_path / "reports"}"\n'
+                      f'\n[schedule]\ncron = "{began.minute} {began.hour} * * {began:%a}"\ntimezone = "UTC"\n',
+                      encoding="utf-8")
+    settings = load_settings(config)
+    with Store.open(settings.database.path) as store:
+        run = store.start_run(began)
+        store.finish_run(run.id, began + dt.timedelta(minutes=3), status="interrupted")
+
+    class Status:  # what a service says; the schedule is the configured one
+        running = False
+
+        def next_run(self) -> dt.datetime | None:
+            return None
+
+    client = await aiohttp_client(create_app(settings, Status()))
+    page = await (await client.get("/")).text()
+    now = dt.datetime.now(UTC)
+    assert page.startswith(f"No audit has finished yet: the audit of {moment(began, now)} began but did "
+                           f"not finish (run 1 began {moment(began, now)} and is marked interrupted).\n"
+                           "No report yet."), page
+    health = await (await client.get("/healthz")).json()
+    assert health["overdue"]["unfinished_run"] == {"id": 1, "status": "interrupted",
+                                                   "started_at": began.isoformat()}
