@@ -98,8 +98,7 @@ def test_a_scheduled_audit_that_did_not_happen_is_said_and_one_that_may_still_is
 # -- a real `monitor serve` ------------------------------------------------------------
 
 
-async def audited_days_ago(tmp_path: Path, sim_site: SimulatedSite, port: int,
-                           days: int) -> tuple[Path, dt.datetime]:
+async def audited_days_ago(tmp_path: Path, sim_site: SimulatedSite, days: int) -> tuple[Path, dt.datetime]:
     """A database whose latest audit (a real one, with its report and index)
     ran `days` ago, at the time of a weekly cron on that weekday: the
     schedule was kept that day."""
@@ -107,7 +106,7 @@ async def audited_days_ago(tmp_path: Path, sim_site: SimulatedSite, port: int,
     config = site_config(tmp_path, sim_site)
     with config.open("a", encoding="utf-8") as f:
         f.write(f'\n[schedule]\ncron = "{began.minute} {began.hour} * * {began:%a}"\ntimezone = "UTC"\n'
-                f'\n[server]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\n')
+                f'\n[server]\nenabled = true\nhost = "127.0.0.1"\nport = 0\n')  # no port race
     outcome, report = await weekly_job(load_settings(config), now=lambda: began)
     assert outcome is not None and outcome.run.started_at == began and report.index_path.exists()
     return config, began
@@ -118,7 +117,7 @@ async def serve(tmp_path: Path) -> AsyncIterator[Any]:
     """`python -m monitor serve --config FILE` (stderr to a log); killed at the end if still up."""
     procs: list[asyncio.subprocess.Process] = []
 
-    async def start(config: Path) -> tuple[asyncio.subprocess.Process, Path]:
+    async def start(config: Path) -> tuple[asyncio.subprocess.Process, Path, str]:
         log = tmp_path / "serve.log"
         with log.open("wb") as err:
             proc = await asyncio.create_subprocess_exec(
@@ -126,12 +125,14 @@ async def serve(tmp_path: Path) -> AsyncIterator[Any]:
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=err,
                 cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         procs.append(proc)
-        deadline = asyncio.get_running_loop().time() + 20
+        deadline = asyncio.get_running_loop().time() + 60  # two shared cores, a loaded machine
         while "event=service_started" not in log.read_text(encoding="utf-8", errors="replace"):
             assert proc.returncode is None, log.read_text(encoding="utf-8", errors="replace")
             assert asyncio.get_running_loop().time() < deadline, log.read_text(encoding="utf-8")
             await asyncio.sleep(0.05)
-        return proc, log
+        listening = re.search(r"event=http_listening url=(\S+)", log.read_text(encoding="utf-8"))
+        assert listening, log.read_text(encoding="utf-8")
+        return proc, log, listening.group(1)
 
     yield start
     for proc in procs:
@@ -140,9 +141,8 @@ async def serve(tmp_path: Path) -> AsyncIterator[Any]:
             await proc.wait()
 
 
-async def look(port: int) -> tuple[dict[str, Any], str, str]:
+async def look(base: str) -> tuple[dict[str, Any], str, str]:
     """/healthz, /metrics, and the dashboard's summary as text."""
-    base = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{base}/healthz") as resp:
             assert resp.status == 200  # a missed week is not "the database cannot be read" (503)
@@ -170,14 +170,14 @@ async def stop(proc: asyncio.subprocess.Process, log: Path) -> str:
 
 
 async def test_a_service_over_an_audit_eleven_days_old_says_the_week_was_missed(
-        tmp_path: Path, sim_site: SimulatedSite, free_port: int, serve: Any) -> None:
-    config, began = await audited_days_ago(tmp_path, sim_site, free_port, 11)
+        tmp_path: Path, sim_site: SimulatedSite, serve: Any) -> None:
+    config, began = await audited_days_ago(tmp_path, sim_site, 11)
     missed, following = began + 7 * DAY, began + 14 * DAY
     now = dt.datetime.now(UTC)
     said = (f"No audit since {began.day} {began:%b}" + (f" {began.year}" if began.year != now.year else "")
             + f" (11 days): the audit of {moment(missed, now)} did not run.")
-    proc, log = await serve(config)
-    health, metrics, summary = await look(free_port)
+    proc, log, base = await serve(config)
+    health, metrics, summary = await look(base)
 
     assert health["status"] == "ok" and health["last_run"]["started_at"] == began.isoformat()
     overdue = health["overdue"]
@@ -199,10 +199,10 @@ async def test_a_service_over_an_audit_eleven_days_old_says_the_week_was_missed(
 
 
 async def test_a_service_over_an_audit_three_days_old_says_nothing_of_it(
-        tmp_path: Path, sim_site: SimulatedSite, free_port: int, serve: Any) -> None:
-    config, began = await audited_days_ago(tmp_path, sim_site, free_port, 3)
-    proc, log = await serve(config)
-    health, metrics, summary = await look(free_port)
+        tmp_path: Path, sim_site: SimulatedSite, serve: Any) -> None:
+    config, began = await audited_days_ago(tmp_path, sim_site, 3)
+    proc, log, base = await serve(config)
+    health, metrics, summary = await look(base)
 
     assert health["status"] == "ok" and health["overdue"] is None
     assert health["last_run"]["started_at"] == began.isoformat()
