@@ -70,9 +70,14 @@ __all__ = [
     "audit_for_pages",
     "build_audit",
     "default_site_name",
+    "in_summary_order",
     "newest_problems",
     "page_slug",
     "page_slugs",
+    "summary_order",
+    "summary_reading_keys",
+    "summary_tier",
+    "SUMMARY_TIERS",
     "pages_with_gone_problems",
     "search_for",
 ]
@@ -1849,17 +1854,116 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
     return replace(part, counts=_count(part))
 
 
-def newest_problems(audit: Audit, limit: int) -> list[Problem]:
-    """The problems a summary shows first: new ones, then the most recent."""
+SUMMARY_TIERS = (
+    "New, with the new address ready to paste",
+    "New, with an archived copy or a likely address ready",
+    "New and confirmed",
+    "New, not confirmed yet: checked again before the next report",
+    "New, on sites that refuse automated checks: open them in a browser",
+    "Still open, the most recent first",
+)
+"""The headings of a summarised mail's rows, in the order it picks them
+(`summary_tier`): what an editor can fix now first, what may clear by
+itself after."""
+
+
+def summary_tier(p: Problem) -> int:
+    """Index in `SUMMARY_TIERS`: a new row with its fix ready comes first
+    (a moved link's new address, then an expired or drifted one's archived
+    copy or likely address); a new suspected one, which the rechecks may
+    clear, after every confirmed one; the rows still open from earlier
+    reports last (the reader saw them last week)."""
+    if not p.new:
+        return 5
+    status = p.link.status
+    if status == LinkStatus.BLOCKED:
+        return 4
+    if not p.confirmed:
+        return 3
+    if p.fix_url and status == LinkStatus.MOVED:
+        return 0
+    if p.fix_url and status in (LinkStatus.EXPIRED, LinkStatus.DRIFTED):
+        return 1
+    return 2
+
+
+def summary_order(audit: Audit) -> list[Problem]:
+    """Every problem, in the order a summary picks them: by `summary_tier`;
+    the rows still open the most recent first (by whole weeks), blocked ones
+    after; then spread over the pages.
+
+    Spread: within one tier (and week) each page gives its first row before
+    any page gives its second, and the pages of one round are taken evenly
+    over the report's page order (0, 1/2, 1/4, 3/4, ... of the list), so 40
+    rows of 100 new ones on 100 pages are not the first 40 pages'. (Sorting
+    on `since` alone gave the first 25 in page order: the rows of one run
+    share nearly one `since`.)"""
+    problems = audit.problems
+    page_at = _page_positions(audit)
+    spread = {url: _radical_inverse(i) for url, i in page_at.items()}
     floor = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
-    def key(p: Problem) -> tuple[bool, bool, dt.datetime]:
-        since = p.since or floor
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=dt.timezone.utc)
-        return (p.new, p.link.status != LinkStatus.BLOCKED, since)
+    def bucket(p: Problem) -> tuple[int, ...]:
+        tier = summary_tier(p)
+        if tier < 5:
+            return (tier,)
+        return (tier, p.link.status == LinkStatus.BLOCKED, p.weeks_open)
 
-    return sorted(audit.problems, key=key, reverse=True)[:limit]
+    def since(p: Problem) -> dt.datetime:
+        return as_utc(p.since) if p.since else floor
+
+    by_bucket: dict[tuple[tuple[int, ...], str], list[int]] = {}
+    for i in sorted(range(len(problems)), key=lambda i: since(problems[i]), reverse=True):
+        p = problems[i]
+        by_bucket.setdefault((bucket(p), p.link.page), []).append(i)
+    keyed = []
+    for (b, page), rows in by_bucket.items():
+        for rank, i in enumerate(rows):
+            keyed.append(((b, rank, spread.get(page, 1.0), page_at.get(page, 0), i), i))
+    keyed.sort()
+    return [problems[i] for _, i in keyed]
+
+
+def newest_problems(audit: Audit, limit: int) -> list[Problem]:
+    """The first `limit` rows of `summary_order`, as a summary lists them
+    (`in_summary_order`)."""
+    return in_summary_order(audit, summary_order(audit)[:limit])
+
+
+def in_summary_order(audit: Audit, shown: Iterable[Problem],
+                     keys: Mapping[int, tuple[int, int, int]] | None = None) -> list[Problem]:
+    """The rows a summary picked, as it lists them: by tier, then in page
+    order and, within a page, as the page reads (the order of
+    `Audit.problems`), so one page's rows stand together. `keys`:
+    `summary_reading_keys(audit)`, made once for several summaries."""
+    keys = summary_reading_keys(audit) if keys is None else keys
+    return sorted(shown, key=lambda p: keys[id(p)])
+
+
+def summary_reading_keys(audit: Audit) -> dict[int, tuple[int, int, int]]:
+    """id(problem) -> its place in a summary's list (`in_summary_order`)."""
+    page_at = _page_positions(audit)
+    return {id(p): (summary_tier(p), page_at.get(p.link.page, 0), i)
+            for i, p in enumerate(audit.problems)}
+
+
+def _page_positions(audit: Audit) -> dict[str, int]:
+    """Page URL -> its place in the report (the groups' order: the configuration's)."""
+    order: dict[str, int] = {}
+    for g in audit.needs_fixing + audit.needs_a_person:
+        order.setdefault(g.url, len(order))
+    return order
+
+
+def _radical_inverse(i: int) -> float:
+    """i's binary digits mirrored after the point (0, .5, .25, .75, .125, ...):
+    sorted on it, any first k of n positions are spread evenly over them."""
+    value, weight = 0.0, 0.5
+    while i:
+        value += weight * (i & 1)
+        i >>= 1
+        weight /= 2
+    return value
 
 
 def default_site_name(urls: Iterable[str]) -> str:

@@ -115,16 +115,23 @@ def build_report_message(audit: Audit, *, sender: str, recipients: Sequence[str]
                          message_id: str, full_report: str | None = None,
                          max_bytes: int = MAX_EMAIL_BYTES) -> EmailMessage:
     """The report's message at the richest level of detail that keeps the whole
-    message under `max_bytes` (Gmail clips beyond ~102 KB)."""
-    built: list[EmailMessage] = []
+    message under `max_bytes` (Gmail clips beyond ~102 KB): every problem if
+    they fit, else a summary of as many as fit (`render_email`)."""
+    fitted: list[tuple[str, str, EmailMessage]] = []
 
     def fits(html: str, text: str) -> bool:
-        built[:] = [build_message(audit, html, text, sender=sender, recipients=recipients,
-                                  message_id=message_id)]
-        return len(built[0].as_bytes()) <= max_bytes
+        msg = build_message(audit, html, text, sender=sender, recipients=recipients,
+                            message_id=message_id)
+        if len(msg.as_bytes()) > max_bytes:
+            return False
+        fitted[:] = [(html, text, msg)]  # the richest so far: the search only grows
+        return True
 
-    render_email(audit, fits, full_report=full_report)
-    return built[0]
+    html, text = render_email(audit, fits, full_report=full_report, max_bytes=max_bytes)
+    if fitted and fitted[0][0] is html and fitted[0][1] is text:
+        return fitted[0][2]
+    return build_message(audit, html, text, sender=sender, recipients=recipients,
+                         message_id=message_id)
 
 
 def _cte(body: str) -> str | None:

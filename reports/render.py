@@ -47,15 +47,19 @@ from monitor.types import LinkResult, LinkStatus, RunInfo, as_utc, read_no_page
 from monitor.wording import site_cut_words
 from reports import wording
 from reports.audit import (
+    SUMMARY_TIERS,
     Audit,
     ContentIssue,
     Counts,
     Fixed,
     OtherLinks,
     Problem,
-    newest_problems,
+    in_summary_order,
     page_slug,
     page_slugs,
+    summary_order,
+    summary_reading_keys,
+    summary_tier,
 )
 from reports.files import write_all, write_atomic
 
@@ -84,8 +88,20 @@ while the HTML is rendered (`reports.files`): 0.5 s of a 4.5 s report at
 100,000 links. Below it a fork costs more than it saves (the test suite's
 pytest process is big, its reports small)."""
 
-SUMMARY_LIMITS = (60, 25, 10)
-"""How many problems a summarised report shows, tried in turn until it fits."""
+SUMMARY_FLOOR = 10
+"""Rows a summary shows when not even its counts alone fit the budget (a
+content audit of thousands of notes): the message is clipped anyway, and
+these rows are what its reader needs most."""
+
+SUMMARY_FIRST_PROBE = 10
+"""The summary's second try (the first shows no row): from the two sizes,
+the bytes a row takes, hence how many rows fit (`_most_that_fit`)."""
+
+MIME_OVERHEAD = 1_000
+"""Bytes a message adds to its two parts (headers, MIME boundaries; the
+text part's encoding when not ASCII adds more): the first guess of how
+much of `MAX_EMAIL_BYTES` the parts may take. Only a guess: whether a
+rendering fits is always measured on the built message."""
 
 PROBLEM_MIN_BYTES = 400
 """Fewer bytes than any problem takes in the mail's HTML (its card, inlined
@@ -356,18 +372,80 @@ class _View:
     """full | compact (everything else as counts) | summary (problems capped)"""
     problems: tuple[Problem, ...] = ()
     more: int = 0
+    groups: tuple[tuple[str, tuple[Problem, ...]], ...] = ()
+    """The summary's rows under their headings (`SUMMARY_TIERS`), as listed."""
+    more_new: int = 0
+    """Of `more`, the new rows not shown ..."""
+    more_new_pages: int = 0
+    """... and on how many pages they are."""
+
+    @property
+    def more_still(self) -> int:
+        return self.more - self.more_new
 
 
-def _views(audit: Audit, budget: int | None = None) -> Iterator[_View]:
-    """The renderings to try in turn; with a `budget` in bytes of HTML, only
-    those that might fit in it (the last summary always comes)."""
-    total = len(audit.problems)
-    if budget is None or total * PROBLEM_MIN_BYTES <= budget:
+def _whole_views(audit: Audit, budget: int | None = None) -> Iterator[_View]:
+    """The renderings with every problem, richest first; with a `budget` in
+    bytes of HTML, only if they might fit in it (at 10,000 problems each
+    rendering costs seconds, and cannot fit)."""
+    if budget is None or len(audit.problems) * PROBLEM_MIN_BYTES <= budget:
         yield _View("full")
         yield _View("compact")
-    for limit in SUMMARY_LIMITS:
-        shown = tuple(newest_problems(audit, limit))
-        yield _View("summary", shown, total - len(shown))
+
+
+def _summary_view(audit: Audit, order: Sequence[Problem], new_total: int, shown: int,
+                  keys: Mapping[int, tuple[int, int, int]] | None = None) -> _View:
+    """The summary of the first `shown` rows of `order` (`summary_order`:
+    the new rows first), counting the new ones left out and their pages."""
+    rows = in_summary_order(audit, order[:shown], keys)
+    groups: list[tuple[str, tuple[Problem, ...]]] = []
+    for p in rows:
+        heading = SUMMARY_TIERS[summary_tier(p)]
+        if groups and groups[-1][0] == heading:
+            groups[-1] = (heading, groups[-1][1] + (p,))
+        else:
+            groups.append((heading, (p,)))
+    left_new = order[shown:new_total]
+    return _View("summary", tuple(rows), len(order) - len(rows), tuple(groups),
+                 more_new=len(left_new), more_new_pages=len({p.link.page for p in left_new}))
+
+
+def _most_that_fit(probe: Callable[[int], tuple[bool, int]], cap: int, goal: int) -> int | None:
+    """The largest n in 0..cap for which `probe(n)` fits (None when not even
+    0 does); `probe` gives (fits, size in bytes) and grows with n.
+
+    A search that interpolates: 0 rows, then `SUMMARY_FIRST_PROBE`, give
+    the bytes of a row; the next try is the count that should fill `goal`
+    (the size that fits, estimated, then narrowed by every try), then the
+    one after it, to know it does not fit. Rows differ in size, so a guess
+    may miss by a row or two; after `GUESSES` guesses the rest is halving,
+    which bounds the tries to 2 + GUESSES + log2(cap) whatever the sizes
+    (4 or 5 in practice: README "Speed")."""
+    fits, zero = probe(0)
+    if not fits:
+        return None
+    lo, lo_size, hi, hi_size = 0, zero, cap + 1, -1
+    n, guesses = min(cap, SUMMARY_FIRST_PROBE), 0
+    while hi - lo > 1:
+        fits, size = probe(n)
+        if fits:
+            lo, lo_size, goal = n, size, max(goal, size)
+        else:
+            hi, hi_size, goal = n, size, min(goal, size - 1)
+        if hi_size >= 0:
+            per_row = (hi_size - lo_size) / (hi - lo)
+        else:
+            per_row = (lo_size - zero) / lo if lo else 0.0
+        if guesses < GUESSES and per_row > 0:
+            guesses += 1
+            n = min(hi - 1, max(lo + 1, lo + int((goal - lo_size) // per_row)))
+        else:
+            n = (lo + hi) // 2
+    return lo
+
+
+GUESSES = 4
+"""Interpolated tries of `_most_that_fit` before it only halves."""
 
 
 def _page_moves(audit: Audit) -> dict[str, str]:
@@ -498,6 +576,22 @@ def part_fragment(audit: Audit) -> str:
 
 def _context(audit: Audit, view: _View, full_report: str | None, *,
              saved: bool = False, previous_saved: bool = True) -> dict[str, Any]:
+    """What the templates read, for one view (`_base_context`, `_view_context`)."""
+    base = _base_context(audit, full_report, saved=saved, previous_saved=previous_saved)
+    return {**base, **_view_context(audit, view, base)}
+
+
+def _view_context(audit: Audit, view: _View, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of the context that depends on the view (the rest is made
+    once for all the renderings a mail tries)."""
+    moves = base["page_moves"]
+    return {"view": view,
+            "moves_unheaded": [p for p in audit.pages if p.url in moves
+                               and p.url not in _headed_pages(audit, view)]}
+
+
+def _base_context(audit: Audit, full_report: str | None, *,
+                  saved: bool = False, previous_saved: bool = True) -> dict[str, Any]:
     """`full_report`: where the whole report is, an http(s) URL when
     `[report] base_url` publishes the reports, else the file's path on the
     server, which a mail's reader can neither open nor change: the mail
@@ -525,7 +619,6 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
     slugs = slugs_of(audit) if saved else {}
     places = _places(audit) if saved else {}
     failures = {p.url: wording.page_failure(p.http_status, p.error) for p in audit.pages_failed}
-    moves = _page_moves(audit)
     content_groups = [g for g in audit.content_audit.groups() if g[0] != "pages_failed"]
     content_count = audit.counts.content
     not_rechecked = [p for p in audit.pages_failed
@@ -534,15 +627,15 @@ def _context(audit: Audit, view: _View, full_report: str | None, *,
     return {
         "audit": audit,
         "c": audit.counts,
-        "view": view,
+        "fixing_count": audit.fixing_count,
+        "person_count": audit.person_count,
+        "problem_total": len(audit.problems),
         "report_url": report_url,
         "report_kept": bool(full_report) and not report_url,
         "index_url": index_url,
         "previous_url": previous_url,
         "page_failures": failures,
-        "page_moves": moves,
-        "moves_unheaded": [p for p in audit.pages if p.url in moves
-                           and p.url not in _headed_pages(audit, view)],
+        "page_moves": _page_moves(audit),
         "content_groups": content_groups,
         "content_count": content_count,
         "content_not_rechecked": not_rechecked,
@@ -598,17 +691,14 @@ def render_html(audit: Audit, *, full_report: str | None = None,
                 max_bytes: int | None = MAX_EMAIL_BYTES) -> str:
     """The report as mail-ready HTML, summarised if it would exceed `max_bytes`.
 
-    `max_bytes=None` never summarises. The summary keeps the counts and the
-    newest problems and says how many more there are and where the full
-    report is. The saved report is `render_page`.
+    `max_bytes=None` never summarises. The summary keeps the counts and as
+    many problems as fit (`summary_order`), and says how many more there
+    are and where the full report is. The saved report is `render_page`.
     """
-    html = ""
-    for view in _views(audit, max_bytes):
-        html = _inline(_ENV.get_template("report.html.j2").render(
-            _context(audit, view, full_report)))
-        if max_bytes is None or len(html.encode("utf-8")) <= max_bytes:
-            return html
-    return html
+    def fits(html: str, _: str) -> bool:
+        return max_bytes is None or len(html.encode("utf-8")) <= max_bytes
+
+    return _richest(audit, fits, full_report, max_bytes, text=False)[0]
 
 
 def render_email(audit: Audit, fits: Callable[[str, str], bool], *,
@@ -617,19 +707,50 @@ def render_email(audit: Audit, fits: Callable[[str, str], bool], *,
     """(html, text) of the richest rendering for which `fits(html, text)`.
 
     The mail's budget is the whole message (both parts and their MIME
-    wrapping), which only the caller can measure; the last, shortest
-    summary is returned even if it does not fit, rather than nothing.
-    `max_bytes` bounds the message, hence its HTML part: renderings that
-    cannot fit in it are not tried (None tries them all).
+    wrapping), which only the caller can measure. The renderings with every
+    problem come first (those that cannot fit in `max_bytes` are not
+    tried); then the summary with as many rows as fit (`_most_that_fit`);
+    if not even its counts fit, the summary of `SUMMARY_FLOOR` rows,
+    rather than nothing.
     """
-    html = text = ""
-    for view in _views(audit, max_bytes):
-        context = _context(audit, view, full_report)
-        html = _inline(_ENV.get_template("report.html.j2").render(context))
-        text = _tidy(_TEXT_ENV.get_template("report.txt.j2").render(context))
-        if fits(html, text):
-            break
-    return html, text
+    return _richest(audit, fits, full_report, max_bytes, overhead=MIME_OVERHEAD)
+
+
+def _richest(audit: Audit, fits: Callable[[str, str], bool], full_report: str | None,
+             budget: int | None, *, html: bool = True, text: bool = True,
+             overhead: int = 0) -> tuple[str, str]:
+    """The richest rendering that fits (`render_email`), of the parts asked.
+
+    The context is made once: what the templates read of the whole audit
+    (at 10,000 problems its counts and page sets took 0.1 s a rendering)
+    is the same in every try; only the view changes."""
+    base = _base_context(audit, full_report)
+
+    def render(view: _View) -> tuple[str, str]:
+        context = {**base, **_view_context(audit, view, base)}
+        return (_inline(_ENV.get_template("report.html.j2").render(context)) if html else "",
+                _tidy(_TEXT_ENV.get_template("report.txt.j2").render(context)) if text else "")
+
+    # PROBLEM_MIN_BYTES is the HTML's: a text part alone tries them all
+    for view in _whole_views(audit, budget if html else None):
+        parts = render(view)
+        if fits(*parts):
+            return parts
+    order = summary_order(audit)
+    new_total = sum(p.new for p in order)
+    keys = summary_reading_keys(audit)
+    tried: dict[int, tuple[str, str]] = {}
+
+    def probe(n: int) -> tuple[bool, int]:
+        tried[n] = render(_summary_view(audit, order, new_total, n, keys))
+        return fits(*tried[n]), sum(len(part.encode("utf-8")) for part in tried[n])
+
+    cap = len(order) if budget is None else min(len(order), budget // PROBLEM_MIN_BYTES)
+    goal = (budget if budget is not None else 2**62) - overhead
+    shown = _most_that_fit(probe, cap, goal)
+    if shown is None:
+        shown = min(SUMMARY_FLOOR, len(order))
+    return tried[shown] if shown in tried else render(_summary_view(audit, order, new_total, shown, keys))
 
 
 def render_page(audit: Audit, *, out_dir: Path | None = None) -> str:
@@ -681,13 +802,10 @@ def _tidy(text: str) -> str:
 def render_text(audit: Audit, *, full_report: str | None = None,
                 max_bytes: int | None = MAX_EMAIL_BYTES) -> str:
     """The plain-text alternative: the same sections, counts and fixes."""
-    text = ""
-    for view in _views(audit):
-        text = _tidy(_TEXT_ENV.get_template("report.txt.j2").render(
-            _context(audit, view, full_report)))
-        if max_bytes is None or len(text.encode("utf-8")) <= max_bytes:
-            return text
-    return text
+    def fits(_: str, text: str) -> bool:
+        return max_bytes is None or len(text.encode("utf-8")) <= max_bytes
+
+    return _richest(audit, fits, full_report, max_bytes, html=False)[1]
 
 
 _MEDIA_CLASSES = frozenset({"wrap", "pad", "page", "totals", "h2", "intro", "foot", "head",

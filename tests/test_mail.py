@@ -9,6 +9,7 @@ import email
 import email.policy
 import logging
 import os
+import re
 import socket
 import sqlite3
 import ssl
@@ -1257,3 +1258,42 @@ def test_a_removed_page_and_an_exclusion_reconcile_the_counts_from_the_store(tmp
     assert ("1 link no longer checked (ncbi.nlm.nih.gov): now excluded by checker.exclude "
             "(it was: moved).") in text
     assert subject_for(audit2).endswith("no new problems, 1 still open, 1 fixed, 4 no longer followed")
+
+
+def test_the_weekly_mail_of_a_big_site_sums_up_the_week(tmp_path: Path) -> None:
+    """Walkthrough 11 #5, through the store as `monitor run` reads it: 2,006
+    problems on 100 pages (bench/report_scale.py's site, 20,000 links, 519
+    new). The mail was "The newest problems (25 of ...)": the first 25 in
+    page order, the full report's address only after them, with a full stop
+    glued to it, and the other new rows neither named nor counted. Now the
+    address is under the headline, the summary holds as many rows as the
+    100 KB allow, from pages over the whole site, and the new rows left out
+    are counted with their pages."""
+    from bench.report_scale import build
+    from reports.render import MAX_EMAIL_BYTES
+
+    db = tmp_path / "big.db"
+    build(db, 2, 20000)
+    settings = Settings(pages=(PageSettings(url="https://www.sclero.org/scleroderma/topic-0/treatments.html"),),
+                        report=ReportSettings(base_url="https://links.sclero.org/reports/"))
+    with Store.open(db) as store:
+        audit = load_audit(store, 2, settings, store.get_run(2).started_at + dt.timedelta(minutes=26))
+    full = "https://links.sclero.org/reports/report-2025-12-01-run-2.html"
+    msg = build_report_message(audit, sender="m@sclero.org", recipients=["w@sclero.org"],
+                               message_id="<a@sclero.org>", full_report=full)
+    assert len(msg.as_bytes()) <= MAX_EMAIL_BYTES
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert text.index(f"Full report: {full}\n") < text.index("THE NEWEST PROBLEMS")
+    assert html.index(f'href="{full}"') < html.index("The newest problems")
+    assert f"{full}." not in text
+    shown = re.findall(r"\n  \* .*\n    (https://\S+/topic-(\d+)/\S+) .*\n.*\n(?:.*\n)*?    Link: (\S+)", text)
+    assert 25 < len(shown) == text.count("What to do:")
+    topics = sorted(int(t) for _, t, _ in shown)
+    assert topics[-1] >= 50, topics  # not the first pages only
+    shown_urls = {(page, url) for page, _, url in shown}
+    left = [p for p in audit.problems if p.new and (p.link.page, p.link.url) not in shown_urls]
+    assert left and [p for p in audit.problems if p.new and not p.confirmed]
+    assert all(p.confirmed for p in audit.problems if p.new and (p.link.page, p.link.url) in shown_urls)
+    assert (f"And {len(left)} more new problems on {len({p.link.page for p in left})} pages, "
+            f"{audit.counts.still} still open") in text
