@@ -82,6 +82,11 @@ __all__ = [
 MAX_EMAIL_BYTES = 100_000
 """Gmail clips a message's HTML beyond 102 KB; stay clear of it."""
 
+PAGES_SHOWN = 20
+"""Rows of the saved report's Pages table shown open; the others are in a
+<details> (a find in page opens it): at 500 pages the whole table stood
+12,000 px tall between the counts and the first problem."""
+
 CONCURRENT_WRITE_LINKS = 5_000
 """From this many links the saved report's JSON is written by a forked child
 while the HTML is rendered (`reports.files`): 0.5 s of a 4.5 s report at
@@ -657,6 +662,7 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "first_place": {url: keys[0] for url, keys in places.items()},
         "pages_table": (table := pages_table(audit, slugs) if saved else []),
         "table_owners": any(r.owner for r in table) and not audit.audience,
+        "pages_shown": PAGES_SHOWN,
         "cleared_pages": _cleared_pages(audit),
     }
 

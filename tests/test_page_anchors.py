@@ -277,3 +277,21 @@ def test_the_pages_table_with_owners_fits_a_phone(tmp_path: Path) -> None:
     assert long in page[page.index('id="pages"'):page.index('id="needs-fixing"')]
     overflow = sideways_overflow(page, tmp_path, 390)
     assert overflow is not None and overflow <= 0
+
+
+def test_a_long_pages_table_shows_the_worst_pages_and_folds_the_others() -> None:
+    """At 500 pages the table stood 12,000 px between the counts and the
+    first problem: the 20 with the most open problems are shown, the others
+    in a <details> a browser's find in page opens (an editor's page name)."""
+    audit = synthetic_audit(1200, problem_every=7, pages=30)
+    top = top_of(render_page(audit))
+    table = top[top.index('id="pages"'):]
+    shown, _, folded = table.partition('<details class="more-pages"><summary>The other 10 pages</summary>')
+    assert folded, "no fold"
+    names = re.compile(r'<tr><td><a href="#page-[^"]+">')
+    assert len(names.findall(shown)) == 20 and len(names.findall(folded)) == 10
+    assert "30 pages with links to fix" in shown and "(the first 20 here, the other 10 below them)" in shown
+    counts = [int(n) for n in re.findall(r'<a href="#fix-[^"]+">(\d+)</a>', shown + folded)]
+    assert counts == sorted(counts, reverse=True)  # the worst shown, the rest folded
+    small = top_of(render_page(synthetic_audit(400, problem_every=4, pages=7)))
+    assert "<details" not in small and "below them" not in small
