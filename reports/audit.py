@@ -536,6 +536,15 @@ class Audit:
         return self.run.started_at.date()
 
     @property
+    def as_of(self) -> dt.date | None:
+        """The day the report was made, when it is two days or more after
+        its run's (`check` on Monday, `report` on Thursday): its ages ("open
+        52 weeks") and confirmations count to then, not to the date at its
+        top (walkthrough 11 #9). None for a report made with its run."""
+        made = self.generated_at.date()
+        return made if (made - self.date).days >= 2 else None
+
+    @property
     def problems(self) -> tuple[Problem, ...]:
         """What asks something of a person: needs fixing, then needs a person."""
         return tuple(p for g in self.needs_fixing + self.needs_a_person for p in g.problems)

@@ -1308,3 +1308,21 @@ def test_a_fixed_links_old_address_on_a_parked_domain_is_text_too() -> None:
     out = render_page(audit)
     assert parked not in {attrs.get("href") for _, attrs in tags_of(out)}
     assert "(not linked: the domain no longer belongs to the publisher)" in out
+
+
+@pytest.mark.parametrize(("days_after", "as_of"), [(0, None), (1, None), (3, "26 NOV 2026"), (10, "3 DEC 2026")])
+def test_a_report_made_days_after_its_run_says_as_of_when(days_after: float, as_of: str | None) -> None:
+    """Walkthrough 11 #9: `check` on Monday, `report` on Thursday: its rows
+    said "open 52 weeks, since 24 Nov 2025" under "16 NOV 2026", counted to
+    the day it was made. The top says that day too, in both parts."""
+    audit = sample_audit()
+    made = replace(audit, generated_at=audit.generated_at + dt.timedelta(days=days_after))
+    kicker = re.search(r'class="kicker">([^<]*)<', render_page(made))
+    assert kicker is not None
+    heading = next(line for line in render_text(made).splitlines() if line.startswith("LINK AUDIT FOR"))
+    if as_of is None:
+        assert "AS OF" not in kicker.group(1) and "as of" not in heading
+    else:
+        assert kicker.group(1).endswith(f"23 NOV 2026 &middot; AS OF {as_of}")
+        iso = (audit.generated_at + dt.timedelta(days=days_after)).date().isoformat()
+        assert heading == f"LINK AUDIT FOR WWW.SCLERO.ORG, 2026-11-23 (as of {iso})"
