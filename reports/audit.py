@@ -19,6 +19,7 @@ import hashlib
 import math
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -54,7 +55,14 @@ from monitor.wording import (
 from reports import wording
 
 __all__ = [
+    "BULK_MIN_MOVED",
+    "BULK_MIN_PAGES",
+    "BULK_SHOWN",
     "CONTENT_FIELDS",
+    "BulkFixes",
+    "HostMove",
+    "SharedLink",
+    "bulk_fixes",
     "FLAGGED",
     "Audit",
     "ContentAudit",
@@ -482,6 +490,87 @@ class Counts:
         return self.new + self.still
 
 
+BULK_MIN_PAGES = 3
+"""A URL flagged on at least this many pages is one fix (a menu or footer of
+the site's template, a source cited everywhere), said once at the top."""
+BULK_MIN_MOVED = 5
+"""A host with at least this many moved addresses whose new addresses share
+one rewrite (walkthrough 11 #4: a publisher moving all its URLs) is one
+search and replace, said once at the top."""
+BULK_SHOWN = 20
+"""At most this many of each (the biggest): the block stays short at the top
+of a report of 10,000 rows; the rest are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class SharedLink:
+    """One URL flagged on `BULK_MIN_PAGES` pages or more: one fix clears
+    all its rows (a dead "Contact us" in the footer of 100 pages was 100
+    cards, and 100 of the headline's "new")."""
+
+    url: str
+    status: LinkStatus
+    reason: str
+    http_status: int | None
+    pages: int
+    rows: int
+    """The report's rows of it (one per page and entry)."""
+    text: str
+    """The link's text on most pages ("Contact us"), else its entry's title."""
+    navigation: bool
+    """Most of its rows are navigation links: likely in the site's template."""
+    line: int | None
+    """The source line, when it is the same on every page (a template's)."""
+    fix_url: str | None
+    """The new (or archived) address, when every row has the same."""
+    first_page: str
+    """The page of its first row in the report's order, ..."""
+    place: str
+    """... and where that row is ("fix": Needs fixing, "person")."""
+
+
+@dataclass(frozen=True, slots=True)
+class HostMove:
+    """A host whose moved links' new addresses share one rewrite: the same
+    new host ("journal5.example.org moved to www.newpublisher.example.com",
+    `same_paths` when only the host changes), or, on the same host, the
+    same path change ("/doi/" -> "/doi/full/")."""
+
+    host: str
+    new_host: str
+    new_scheme: str
+    """The new addresses' scheme when it differs from the old ones' (http ->
+    https), else ""."""
+    old_part: str
+    new_part: str
+    """The path change on one host ("/doi/", "/doi/full/"); "" for a move to
+    another host."""
+    same_paths: bool
+    """The new addresses keep the old paths: a search and replace of the host."""
+    urls: int
+    links: int
+    """The report's rows (a URL cited on two pages is two rows)."""
+    pages: int
+    first_page: str
+    place: str
+
+
+@dataclass(frozen=True, slots=True)
+class BulkFixes:
+    """The fixes that clear many rows at once, biggest first, at most
+    `BULK_SHOWN` of each (`bulk_fixes`): a webmaster facing thousands of
+    rows starts there. The rows stay in the report and in its counts."""
+
+    links: tuple[SharedLink, ...] = ()
+    hosts: tuple[HostMove, ...] = ()
+    more_links: int = 0
+    """URLs on `BULK_MIN_PAGES` pages or more beyond the `BULK_SHOWN` listed."""
+    more_hosts: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.links or self.hosts)
+
+
 @dataclass(frozen=True, slots=True)
 class Audit:
     site: str
@@ -519,6 +608,11 @@ class Audit:
     """Flagged rows a person checked by hand and found fine (`monitor
     accept`), while the link answers as it did then: one quiet line, not
     problems, not counted in the headline, tiles or subject."""
+    bulk_fixes: BulkFixes = field(default_factory=BulkFixes)
+    """The fixes that clear many rows at once (`bulk_fixes`): said under the
+    Pages table; in the JSON just before "first_report", which stays the
+    audit's last field (the index reads it from the file's last 4 KB, which
+    a field of 40 long addresses after it would push it out of)."""
     first_report: bool = False
     """No earlier report to compare with: every problem is new, and "0 still
     open, 0 fixed" would say a comparison was made. The subject, headline
@@ -758,7 +852,8 @@ def build_audit(
         accepted=tuple(p for g in _group(accepted, order, page_titles, owners) for p in g.problems),
         page_slugs=page_slugs(order),
     )
-    return replace(audit, counts=_count(audit))
+    return replace(audit, counts=_count(audit),
+                   bulk_fixes=bulk_fixes(audit.needs_fixing, audit.needs_a_person))
 
 
 def _judged(problem: Problem, records: Mapping[str, Sequence[Acceptance]], now: dt.datetime,
@@ -1792,6 +1887,99 @@ def _links_moved(pages: Sequence[PageRecord], previous: Sequence[PageRecord],
             "restore them.", url=page.url, pages=(page.url,))
 
 
+# -- one fix, many rows ----------------------------------------------------------
+
+
+def bulk_fixes(needs_fixing: Sequence[PageGroup], needs_a_person: Sequence[PageGroup]) -> BulkFixes:
+    """The URLs flagged on `BULK_MIN_PAGES` pages or more, and the hosts
+    with `BULK_MIN_MOVED` moved URLs or more whose new addresses share one
+    rewrite (`_rewrite`), each biggest first (then in the report's order),
+    at most `BULK_SHOWN` of each. One pass over the rows, and a `urlsplit`
+    per moved row: linear in the report's size."""
+    by_url: dict[str, list[tuple[str, Problem]]] = {}
+    moves: dict[tuple[str, ...], list[Problem]] = {}
+    for place, groups in (("fix", needs_fixing), ("person", needs_a_person)):
+        for g in groups:
+            for p in g.problems:
+                by_url.setdefault(p.link.url, []).append((place, p))
+                if p.link.status == LinkStatus.MOVED and p.fix_url and place == "fix":
+                    key = _rewrite(p.link.url, p.fix_url)
+                    if key is not None:
+                        moves.setdefault(key, []).append(p)
+    shared = [_shared(url, rows) for url, rows in by_url.items()
+              if len({p.link.page for _, p in rows}) >= BULK_MIN_PAGES]
+    shared.sort(key=lambda s: -s.pages)  # stable: ties in the report's order
+    hosts = [_host_move(key, rows) for key, rows in moves.items()
+             if len({p.link.url for p in rows}) >= BULK_MIN_MOVED]
+    hosts.sort(key=lambda h: -h.links)
+    return BulkFixes(links=tuple(shared[:BULK_SHOWN]), hosts=tuple(hosts[:BULK_SHOWN]),
+                     more_links=max(0, len(shared) - BULK_SHOWN), more_hosts=max(0, len(hosts) - BULK_SHOWN))
+
+
+def _shared(url: str, rows: Sequence[tuple[str, Problem]]) -> SharedLink:
+    place, first = rows[0]
+    link = first.link
+    texts = Counter(p.link.text or p.link.entry_title for _, p in rows)
+    lines = {p.link.line for _, p in rows}
+    fixes = {p.fix_url for _, p in rows}
+    navigation = sum(p.link.kind == LinkKind.NAVIGATION for _, p in rows) * 2 > len(rows)
+    return SharedLink(url=url, status=link.status, reason=link.reason, http_status=link.http_status,
+                      pages=len({p.link.page for _, p in rows}), rows=len(rows),
+                      text=" ".join(texts.most_common(1)[0][0].split()), navigation=navigation,
+                      line=next(iter(lines)) if len(lines) == 1 else None,
+                      fix_url=next(iter(fixes)) if len(fixes) == 1 else None,
+                      first_page=link.page, place=place)
+
+
+def _host_move(key: tuple[str, ...], rows: Sequence[Problem]) -> HostMove:
+    host, kind, new_scheme, new_host, old_part, new_part = key
+    first = rows[0]
+    same = all(_path_of(p.link.url) == _path_of(p.fix_url) for p in rows)
+    return HostMove(host=host, new_host=new_host, new_scheme=new_scheme,
+                    old_part=old_part, new_part=new_part, same_paths=same and kind == "host",
+                    urls=len({p.link.url for p in rows}), links=len(rows),
+                    pages=len({p.link.page for p in rows}), first_page=first.link.page, place="fix")
+
+
+def _path_of(url: str | None) -> str:
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:
+        return ""
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def _rewrite(old: str, new: str) -> tuple[str, ...] | None:
+    """The rewrite taking `old` to `new`, as a key that every address moved
+    the same way shares: to another host (whatever the paths: a publisher's
+    new site), keyed by the two hosts; on the same host, the scheme (http ->
+    https) or the path segments that changed, with the segments before them
+    ("/doi/10.1/x" -> "/doi/full/10.1/x" is "/doi/" -> "/doi/full/"). None
+    when not a web address, or when only the query changed."""
+    try:
+        a, b = urlsplit(old), urlsplit(new)
+        host, new_host = (a.hostname or "").lower(), (b.hostname or "").lower()
+    except ValueError:
+        return None
+    if not host or not new_host:
+        return None
+    scheme = b.scheme.lower() if b.scheme.lower() != a.scheme.lower() else ""
+    if new_host != host:
+        return (host, "host", scheme, new_host, "", "")
+    sa, sb = a.path.split("/"), b.path.split("/")
+    i = 0
+    while i < min(len(sa), len(sb)) and sa[i] == sb[i]:
+        i += 1
+    j = 0
+    while j < min(len(sa), len(sb)) - i and sa[-1 - j] == sb[-1 - j]:
+        j += 1
+    old_mid, new_mid = sa[i:len(sa) - j], sb[i:len(sb) - j]
+    if not old_mid and not new_mid:
+        return (host, "scheme", scheme, host, "", "") if scheme else None
+    tail = "/" if j else ""
+    return (host, "path", scheme, host, "/".join(sa[:i] + old_mid) + tail, "/".join(sb[:i] + new_mid) + tail)
+
+
 # -- counting and slicing ------------------------------------------------------
 
 
@@ -1860,7 +2048,7 @@ def audit_for_pages(audit: Audit, pages: Collection[str], audience: str) -> Audi
         sites_not_audited=(),  # the configuration's limits are the webmaster's to change
         accepted=tuple(p for p in audit.accepted if p.link.page in wanted),
     )
-    return replace(part, counts=_count(part))
+    return replace(part, counts=_count(part), bulk_fixes=bulk_fixes(part.needs_fixing, part.needs_a_person))
 
 
 SUMMARY_TIERS = (

@@ -383,6 +383,10 @@ class _View:
     """Of `more`, the new rows not shown ..."""
     more_new_pages: int = 0
     """... and on how many pages they are."""
+    bulk: bool = True
+    """Shows the "One fix, many rows" lines (`Audit.bulk_fixes`): a mail
+    shows them only where they fit beside the rows it would show without
+    them (`_richest`), never in their place."""
 
     @property
     def more_still(self) -> int:
@@ -664,7 +668,49 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "table_owners": any(r.owner for r in table) and not audit.audience,
         "pages_shown": PAGES_SHOWN,
         "cleared_pages": _cleared_pages(audit),
+        "bulk_lines": bulk_lines(audit),
+        "bulk_head": wording.BULK_HEAD,
+        "bulk_intro": wording.BULK_INTRO,
+        "bulk_more": wording.bulk_more_line(audit.bulk_fixes.more_links, audit.bulk_fixes.more_hosts),
     }
+
+
+@dataclass(frozen=True, slots=True)
+class BulkLine:
+    """One line of "One fix, many rows": what to do once (`before`, the
+    address, `after`), and where its first row is (the page's group under
+    `place`: "#fix-<slug>" in the saved report; a mail, with no ids, names
+    the page)."""
+
+    before: str
+    url: str
+    """The address flagged on many pages ("" for a host's move), shown as
+    `shown` (its path on the site's own host), a link unless the reader
+    should not be sent there (`wording.not_linked`: `linked` False)."""
+    shown: str
+    after: str
+    page: str
+    page_title: str
+    place: str
+    linked: bool = True
+
+
+def bulk_lines(audit: Audit) -> list[BulkLine]:
+    """The audit's `bulk_fixes` as lines: the URLs on many pages, then the
+    hosts whose links moved the same way."""
+    bulk = audit.bulk_fixes
+    if not bulk:
+        return []
+    titles = {g.url: g.title for g in (*audit.needs_fixing, *audit.needs_a_person)}
+    lines = []
+    for s in bulk.links:
+        before, shown, after = wording.shared_link_parts(s)
+        lines.append(BulkLine(before, s.url, shown, after, s.first_page, titles.get(s.first_page, s.first_page),
+                              s.place, linked=not wording.not_linked(s.reason)))
+    for h in bulk.hosts:
+        lines.append(BulkLine(wording.host_move_line(h), "", "", "", h.first_page,
+                              titles.get(h.first_page, h.first_page), h.place))
+    return lines
 
 
 RETRACTED_ANCHOR = "content-retracted"
@@ -737,18 +783,25 @@ def _richest(audit: Audit, fits: Callable[[str, str], bool], full_report: str | 
         return (_inline(_ENV.get_template("report.html.j2").render(context)) if html else "",
                 _tidy(_TEXT_ENV.get_template("report.txt.j2").render(context)) if text else "")
 
-    # PROBLEM_MIN_BYTES is the HTML's: a text part alone tries them all
-    for view in _whole_views(audit, budget if html else None):
-        parts = render(view)
-        if fits(*parts):
-            return parts
+    # PROBLEM_MIN_BYTES is the HTML's: a text part alone tries them all.
+    # "One fix, many rows" only where it fits beside what would be shown
+    # without it: first with it, then the same view without.
+    bulky = bool(base["bulk_lines"])
+    for whole in _whole_views(audit, budget if html else None):
+        for view in ((whole, replace(whole, bulk=False)) if bulky else (whole,)):
+            parts = render(view)
+            if fits(*parts):
+                return parts
     order = summary_order(audit)
     new_total = sum(p.new for p in order)
     keys = summary_reading_keys(audit)
     tried: dict[int, tuple[str, str]] = {}
 
+    def summary(n: int, bulk: bool) -> _View:
+        return replace(_summary_view(audit, order, new_total, n, keys), bulk=bulk)
+
     def probe(n: int) -> tuple[bool, int]:
-        tried[n] = render(_summary_view(audit, order, new_total, n, keys))
+        tried[n] = render(summary(n, False))
         return fits(*tried[n]), sum(len(part.encode("utf-8")) for part in tried[n])
 
     cap = len(order) if budget is None else min(len(order), budget // PROBLEM_MIN_BYTES)
@@ -756,7 +809,11 @@ def _richest(audit: Audit, fits: Callable[[str, str], bool], full_report: str | 
     shown = _most_that_fit(probe, cap, goal)
     if shown is None:
         shown = min(SUMMARY_FLOOR, len(order))
-    return tried[shown] if shown in tried else render(_summary_view(audit, order, new_total, shown, keys))
+    elif bulky:  # the rows that fit without the lines; the lines only if they fit too
+        parts = render(summary(shown, True))
+        if fits(*parts):
+            return parts
+    return tried[shown] if shown in tried else render(summary(shown, False))
 
 
 def render_page(audit: Audit, *, out_dir: Path | None = None) -> str:

@@ -605,3 +605,93 @@ the address, to find it in the page's source."""
 def not_linked(reason: str) -> str:
     """Why an address with this check reason is not made a link; "" for one that is."""
     return NOT_LINKED.get(reason, "")
+
+
+# -- one fix, many rows ------------------------------------------------------------
+
+
+BULK_HEAD = "One fix, many rows"
+BULK_INTRO = ("Each line below is one change that clears many rows at once; the rows are still "
+              "listed (and counted) under their pages.")
+
+
+def _where_shown(url: str, page: str, limit: int = 80) -> str:
+    """A link's address as a line says it: its path on the site's own host
+    ("/about/contact-us.html"), else the host and path (`bare_url`)."""
+    try:
+        same = urlsplit(url).hostname == urlsplit(page).hostname and urlsplit(url).hostname
+        path = urlsplit(url).path or "/"
+        query = urlsplit(url).query
+    except ValueError:
+        return bare_url(url, limit) or url[:limit]
+    if same:
+        text = path + ("?" + query if query else "")
+        return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+    return bare_url(url, limit) or url[:limit]
+
+
+def _answers(status: str, http_status: int | None) -> str:
+    """What a shared link does, in three words ("answers 404")."""
+    if status == LinkStatus.BLOCKED:
+        return "refuses automated checks"
+    if status == LinkStatus.MOVED:
+        return "moved"
+    if status == LinkStatus.DRIFTED:
+        return "shows another page now"
+    if http_status:
+        return f"answers {http_status}"
+    return "is gone" if status == LinkStatus.EXPIRED else "does not answer"
+
+
+def shared_link_parts(shared: Any) -> tuple[str, str, str]:
+    """One URL flagged on many pages, as one thing to do, in three parts
+    (before the address, the address as shown, after it): "Fix it in the
+    site's template: “Contact us” → " "/about/contact-us.html" " answers 404
+    on 100 pages, line 30". A navigation link on most of them is the
+    template's; a site refusing checks is opened once in a browser."""
+    if shared.status == LinkStatus.BLOCKED:
+        lead = "Open it once in a browser (then monitor accept)"
+    elif shared.navigation:
+        lead = "Fix it in the site\u2019s template"
+    else:
+        lead = "Fix it once, on every page citing it"
+    text = shared.text if len(shared.text) <= 90 else shared.text[:89] + "\u2026"
+    named = f"\u201c{text}\u201d \u2192 " if text and text != shared.url else ""
+    line = f", line {shared.line}" if shared.line is not None else ""
+    after = f" {_answers(shared.status, shared.http_status)} on {plural(shared.pages, 'page')}{line}"
+    if shared.fix_url:
+        after += f"; the new address: {_where_shown(shared.fix_url, shared.first_page)}"
+    return f"{lead}: {named}", _where_shown(shared.url, shared.first_page), after
+
+
+def shared_link_line(shared: Any) -> str:
+    """`shared_link_parts` as one line."""
+    return "".join(shared_link_parts(shared))
+
+
+def host_move_line(move: Any) -> str:
+    """A host whose links all moved the same way, as one search and replace:
+    "journal5.example.org moved to www.newpublisher.example.com: 21 links on
+    21 pages; the new addresses are in each row"."""
+    if move.new_host != move.host:
+        what = f"{move.host} moved to {move.new_scheme + '://' if move.new_scheme else ''}{move.new_host}"
+        if move.same_paths:
+            what += " (same paths: replace the host)"
+    elif move.old_part or move.new_part:
+        what = f"{move.host} changed {move.old_part or '/'} to {move.new_part or '/'} in its addresses"
+        if move.new_scheme:
+            what += f" (and moved to {move.new_scheme})"
+    else:
+        what = f"{move.host} moved to {move.new_scheme}"
+    return (f"{what}: {plural(move.links, 'link')} on {plural(move.pages, 'page')}; "
+            "the new addresses are in each row")
+
+
+def bulk_more_line(more_links: int, more_hosts: int) -> str:
+    """What the block's bound left out, counted."""
+    parts = []
+    if more_links:
+        parts.append(f"{plural(more_links, 'more address', 'more addresses')} flagged on several pages")
+    if more_hosts:
+        parts.append(f"{plural(more_hosts, 'more host')} whose links moved the same way")
+    return ("And " + " and ".join(parts) + ", in the rows below.") if parts else ""
