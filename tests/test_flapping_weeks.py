@@ -121,6 +121,7 @@ async def test_a_link_that_fails_every_third_week_is_never_new_and_says_how_ofte
     group, row = _row(data, flaky)
     assert data["counts"]["new"] == 0 and _badges(html) == []
     assert group == "watching" and row.get("flaps") is None and "first seen" in html
+    assert "Those that fail now and then" not in html  # the Watching intro: no flapping row yet
     text, mail_html = _mail(mail_sink)
     assert ", NEW]" not in text and _badges(mail_html) == []
 
@@ -151,3 +152,8 @@ async def test_a_link_that_fails_every_third_week_is_never_new_and_says_how_ofte
         assert says in shown or says[0].upper() + says[1:] in shown, shown[-3000:]
     assert data["counts"]["new"] == 0 and _badges(html) == _badges(mail_html) == []
     assert ", NEW]" not in text
+    # The Watching intro ("not often enough yet to be sure it lasts") says
+    # what such a row is, in both parts.
+    for shown in (html, mail_html):
+        assert "Those that fail now and then say how often they failed" in shown
+    assert "Those that fail now and then say how often they failed over the checks kept" in " ".join(text.split())
