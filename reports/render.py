@@ -1193,6 +1193,28 @@ def prune_saved(out_dir: Path, before: dt.date, source: Source) -> list[str]:
                 pass
     if removed:
         refresh_index(Path(out_dir), source)
+    return removed + _remove_leftovers(Path(out_dir))
+
+
+LEFTOVER_AGE = dt.timedelta(days=1)
+"""A report's NAME.tmp or NAME.old older than this is what a writer killed
+outright (SIGKILL, a power cut) left: no report takes a day to write."""
+
+
+def _remove_leftovers(out_dir: Path) -> list[str]:
+    """The half-written files a killed `monitor report` left (review 11 #3:
+    `reports.files` removes its own on any error or stop it sees; a SIGKILL
+    it does not see), when old enough not to be a report being written now."""
+    removed: list[str] = []
+    cutoff = dt.datetime.now().timestamp() - LEFTOVER_AGE.total_seconds()
+    for pattern in ("report-*-run-*.tmp", "report-*-run-*.old", "index.html.tmp", "index.html.old"):
+        for path in out_dir.glob(pattern):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed.append(path.name)
+            except OSError:
+                continue
     return removed
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
 import sqlite3
 from dataclasses import replace
@@ -459,3 +460,25 @@ async def test_the_weekly_job_removes_the_reports_past_keep_weeks(
     assert code == 0, err
     assert not (folder / ancient).exists() and not (folder / ancient.replace(".html", ".json")).exists()
     assert ancient not in (folder / "index.html").read_text()
+
+
+def test_the_weekly_pruning_removes_what_a_killed_report_left_a_day_ago(tmp_path: Path) -> None:
+    """Review 11 #3: a `monitor report` killed outright (SIGKILL, a power
+    cut) leaves NAME.json.tmp (113 MB at 100,000 links) that nothing removed
+    until the same run was reported again. Older than a day: removed; a
+    fresh one may be a report being written now: kept."""
+    source = Source(OURS, "monitor.db", "monitor.toml", runs={})
+    kept = _saved(tmp_path, 4, T0, {**ZEROS, "new": 1}, database=OURS)
+    old_tmp = tmp_path / "report-2026-11-16-run-3.json.tmp"
+    old_tmp.write_bytes(b'{"format":')
+    fresh_tmp = tmp_path / "report-2026-11-23-run-4.html.tmp"
+    fresh_tmp.write_text("<html>")
+    old_link = tmp_path / "report-2026-11-16-run-3.html.old"
+    old_link.write_text("<html>")
+    day_ago = (dt.datetime.now() - dt.timedelta(days=1, minutes=5)).timestamp()
+    for path in (old_tmp, old_link):
+        os.utime(path, (day_ago, day_ago))
+    removed = prune_saved(tmp_path, (T0 - dt.timedelta(weeks=104)).date(), source)
+    assert sorted(removed) == sorted([old_tmp.name, old_link.name])
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [kept, kept.replace(".html", ".json"), fresh_tmp.name])
