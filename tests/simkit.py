@@ -65,6 +65,21 @@ def site_config(tmp_path: Path, site: SimulatedSite, *, db: Path | None = None,
     return config
 
 
+def loopback_config(tmp_path: Path, base: str, smtp_port: int) -> Path:
+    """A monitor.toml for one page at `base`/page.html on a loopback test
+    server, no soft-404 probe, no retries, mail to a sink on `smtp_port`:
+    the weekly tests of one site (test_accept, test_flapping_weeks)."""
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "{base}/page.html"\n'
+        '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
+        'soft404_probe = false\n'
+        f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
+        f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
+        'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n', encoding="utf-8")
+    return config
+
+
 DATABASE_HOLDER = """
 import sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)

@@ -28,7 +28,7 @@ from monitor.store import Store
 from monitor.types import Acceptance, LinkStatus
 from reports.deliver import load_audit
 from reports.render import render_text
-from simkit import run_monitor
+from simkit import loopback_config, run_monitor
 
 
 def monitor(*args: str) -> tuple[int, str, str]:
@@ -86,18 +86,6 @@ def _site(state: dict[str, str]) -> web.Application:
     return app
 
 
-def _config(tmp_path: Path, base: str, smtp_port: int) -> Path:
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "{base}/page.html"\n'
-        '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
-        'soft404_probe = false\n'
-        f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
-        f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-        'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n', encoding="utf-8")
-    return config
-
-
 def _report(tmp_path: Path, run: int) -> dict[str, Any]:
     path = next((tmp_path / "out").glob(f"report-*-run-{run}.json"))
     return json.loads(path.read_text(encoding="utf-8"))
@@ -121,7 +109,7 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     state = {"wall": "wall"}
     server = await aiohttp_server(_site(state))
     base = f"http://127.0.0.1:{server.port}"
-    config = _config(tmp_path, base, mail_sink.port)
+    config = loopback_config(tmp_path, base, mail_sink.port)
 
     code, out, err = await run_monitor("run", "--config", str(config))
     assert code == 0, err
@@ -220,7 +208,7 @@ async def test_an_acceptance_ends_after_26_weeks_and_when_undone(
         tmp_path: Path, aiohttp_server: Any, mail_sink: MailSink) -> None:
     server = await aiohttp_server(_site({"wall": "wall"}))
     base = f"http://127.0.0.1:{server.port}"
-    config = _config(tmp_path, base, mail_sink.port)
+    config = loopback_config(tmp_path, base, mail_sink.port)
     assert (await run_monitor("run", "--config", str(config)))[0] == 0
     code, out, err = monitor("accept", f"{base}/wall", f"{base}/login", "--config", str(config),
                                        "--by", "ana")
@@ -259,7 +247,7 @@ async def test_an_acceptance_holds_while_its_page_cannot_be_fetched(
     state = {"wall": "wall"}
     server = await aiohttp_server(_site(state))
     base = f"http://127.0.0.1:{server.port}"
-    config = _config(tmp_path, base, mail_sink.port)
+    config = loopback_config(tmp_path, base, mail_sink.port)
     weeks = []
 
     async def week(run: int) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from monitor.config import load_settings
 from monitor.demo.run import MailSink
 from monitor.jobs import weekly_job
 from reports.wording import format_date
-from simkit import run_monitor
+from simkit import loopback_config, run_monitor
 
 ANSWERS = (503, 200, 200, 503, 200, 200, 503)
 """What the flapping link answers, week by week (the last: `monitor check`)."""
@@ -57,18 +57,6 @@ def _site(week: list[int]) -> web.Application:
     for path, handler in (("/page.html", page), ("/flaky", flaky), ("/ok", ok)):
         app.router.add_get(path, handler)
     return app
-
-
-def _config(tmp_path: Path, base: str, smtp_port: int) -> Path:
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "{base}/page.html"\n'
-        '[checker]\nallow_private_networks = ["127.0.0.1/32"]\ntimeout = 2\nretries = 0\n'
-        'soft404_probe = false\n'
-        f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
-        f'[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
-        'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n', encoding="utf-8")
-    return config
 
 
 def _saved(tmp_path: Path, run: int) -> tuple[dict[str, Any], str]:
@@ -106,7 +94,7 @@ async def test_a_link_that_fails_every_third_week_is_never_new_and_says_how_ofte
     server = await aiohttp_server(_site(week))
     base = f"http://127.0.0.1:{server.port}"
     flaky = f"{base}/flaky"
-    config = _config(tmp_path, base, mail_sink.port)
+    config = loopback_config(tmp_path, base, mail_sink.port)
     settings = load_settings(config)
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     start = now - dt.timedelta(weeks=len(ANSWERS) - 1)
