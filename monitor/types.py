@@ -210,11 +210,11 @@ class UrlState:
     def fail_tally(self) -> FailTally:
         """How often it failed: the counters once they hold at least the
         checks `recent` does, else the `recent` statuses themselves."""
-        recent = [s for s in self.recent if s != "skipped"]
+        recent = [LinkStatus(s) for s in self.recent
+                  if s in LinkStatus._value2member_map_ and s != LinkStatus.SKIPPED]
         if self.counted_since is not None and self.checks >= len(recent):
             return FailTally(self.checks, self.failures, self.counted_since, self.last_ok_at)
-        failed = sum(1 for s in recent if s in (LinkStatus.EXPIRED, LinkStatus.ERROR, LinkStatus.BLOCKED))
-        return FailTally(len(recent), failed, None, self.last_ok_at)
+        return FailTally(len(recent), sum(s.is_failing for s in recent), None, self.last_ok_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1149,18 +1149,16 @@ def _problem(
 
 
 def _flap_tally(link: LinkResult, state: UrlState | None, found: FailTally | None) -> FailTally | None:
-    """How often a failing link that flaps failed: `found` (the store's
-    count over the checks kept), else its state's `recent` statuses (the
-    last few checks); None for a link that does not flap, or does not fail
-    now (a flapping link that moved is a new fact, its row as any)."""
+    """How often a failing link that flaps failed: `found` (what the report
+    was given: its states' counters, or a sent report's count as of then),
+    else its state's own (`UrlState.fail_tally`); None for a link that does
+    not flap, or does not fail now (a flapping link that moved is a new
+    fact, its row as any)."""
     if not (link.flapping or (state is not None and state.flapping)) or not LinkStatus(link.status).is_failing:
         return None
     if found is not None:
         return found
-    recent = [LinkStatus(s) for s in (state.recent if state is not None else ())
-              if s in LinkStatus._value2member_map_ and s != LinkStatus.SKIPPED]
-    return FailTally(checks=len(recent), failed=sum(s.is_failing for s in recent),
-                     last_ok_at=state.last_ok_at if state is not None else None)
+    return state.fail_tally() if state is not None else FailTally(checks=0, failed=0)
 
 
 def _search(link: LinkResult) -> dict[str, str | None]:
