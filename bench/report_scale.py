@@ -19,7 +19,9 @@ previous one ("new since last report") as it does in production.
 
 Then, as subprocesses like a user would run them: `monitor report` on the
 latest run (wall time, CPU time, peak RSS, the files it wrote) and
-`monitor history` of a few URLs. The machine's load average is printed with
+`monitor history` of a few URLs. Last, what an editor waits for: the saved
+report opened in headless Chromium (when installed), the time to its load
+event and to its first full layout, measured by a script in a copy of it. The machine's load average is printed with
 each report: other processes on its two cores show in the wall time, less
 in the CPU time.
 """
@@ -31,8 +33,12 @@ import datetime as dt
 import json
 import os
 import random
+import re
 import resource
+import shutil
 import sqlite3
+import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -189,15 +195,54 @@ def plans(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _newest_report(out: Path) -> Path | None:
+    htmls = sorted(out.glob("report-*-run-*.html"), key=lambda f: f.stat().st_mtime)
+    return htmls[-1] if htmls else None
+
+
 def _written(out: Path) -> str:
     """Sizes of the newest saved report's files."""
-    htmls = sorted(out.glob("report-*-run-*.html"), key=lambda f: f.stat().st_mtime)
-    if not htmls:
+    html = _newest_report(out)
+    if html is None:
         return "no report written"
-    html = htmls[-1]
     json_file = html.with_suffix(".json")
     size = json_file.stat().st_size if json_file.exists() else 0
     return f"{html.name}: HTML {html.stat().st_size / 2**20:.1f} MiB, JSON {size / 2**20:.1f} MiB"
+
+
+BROWSER_PROBE = """<script>
+window.addEventListener('load', function () {
+  var loaded = performance.now();
+  var height = document.body.scrollHeight;  /* forces style and layout */
+  document.body.setAttribute('data-bench', loaded.toFixed(0) + ' ' + performance.now().toFixed(0) + ' ' + height);
+});
+</script></body>"""
+
+
+def browser_load(html: Path, repeat: int) -> str:
+    """Chromium's time to show the saved report: parsed (load event) and
+    laid out (the page's height read). The report has no script; a copy
+    gets one that writes the figures into the DOM, which Chromium dumps."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        return "chromium: not installed, browser load not measured"
+    work = Path(tempfile.mkdtemp(prefix="report-scale-browser-"))
+    try:
+        copy = work / html.name
+        copy.write_text(html.read_text(encoding="utf-8").replace("</body>", BROWSER_PROBE), encoding="utf-8")
+        figures = []
+        for _ in range(repeat):
+            dom = subprocess.run(
+                [chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={work / 'profile'}",
+                 "--window-size=1000,900", "--dump-dom", copy.as_uri()],
+                capture_output=True, text=True, timeout=600).stdout
+            found = re.search(r'data-bench="(\d+) (\d+) (\d+)"', dom)
+            figures.append("no figures" if found is None else
+                           f"load {int(found[1]) / 1000:.2f} s, laid out {int(found[2]) / 1000:.2f} s "
+                           f"({int(found[3]):,} px)")
+        return f"chromium, {html.name}: " + "; ".join(figures)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> None:
@@ -250,6 +295,8 @@ def main() -> None:
     if walls:
         print(f"monitor report: best {min(walls):.2f} s, median {sorted(walls)[len(walls) // 2]:.2f} s "
               f"of {len(walls)}; {_written(out)}")
+        if (html := _newest_report(out)) is not None:
+            print(browser_load(html, 2), flush=True)
     for url in (url_of(0), url_of(args.links // 2)):
         wall, rss, code, text = measure_simple(
             [sys.executable, "-m", "monitor", "history", url, "--config", str(config), "--format", "json"])

@@ -26,7 +26,7 @@ from monitor.store import Store
 from monitor.types import PageRecord
 from reports.audit import Audit, audit_for_pages, page_slug, page_slugs
 from reports.deliver import queue_report
-from reports.render import render_html, render_json, render_page, render_text
+from reports.render import EVERYTHING_ELSE_OPEN, render_html, render_json, render_page, render_text
 from tests.test_render import (
     CHROMIUM,
     NOW,
@@ -295,3 +295,76 @@ def test_a_long_pages_table_shows_the_worst_pages_and_folds_the_others() -> None
     assert counts == sorted(counts, reverse=True)  # the worst shown, the rest folded
     small = top_of(render_page(synthetic_audit(400, problem_every=4, pages=7)))
     assert "<details" not in small and "below them" not in small
+
+
+def everything_else_of(html: str) -> str:
+    return html[html.index('id="everything-else"'):html.index('<td class="foot">')]
+
+
+@pytest.mark.parametrize(("links", "problem_every", "is_open", "summary"), [
+    (1200, 10, False, "1080 links that work, on 5 pages"),   # past EVERYTHING_ELSE_OPEN: folded
+    (1111, 10, True, "999 links that work, on 5 pages"),
+    (1112, 9, True, "988 links that work, on 5 pages"),
+    (40, 2, True, "20 links that work, on 5 pages"),
+    (2, 2, True, "1 link that works, on 1 page"),
+])
+def test_everything_else_is_folded_past_a_thousand_links(
+        links: int, problem_every: int, is_open: bool, summary: str) -> None:
+    """Walkthrough 11 #7: at 100,000 links the 89,000 working ones were half
+    of the 23 MB report and Chromium took 6.7 s to show it, 3.4 s with them
+    folded. Folded, none is left out: find in page and a link open the fold."""
+    audit = synthetic_audit(links, problem_every=problem_every, pages=5)
+    ok = sum(1 for o in audit.everything_else for l in o.links)
+    section = everything_else_of(render_page(audit))
+    fold = re.search(r'<details class="more-pages"( open)?><summary>([^<]*)</summary>', section)
+    assert fold is not None
+    assert (fold.group(1) == " open") is is_open and (ok > EVERYTHING_ELSE_OPEN) is not is_open
+    assert fold.group(2) == summary
+    assert section.count("&#10003;") == ok  # every working link is still in the file
+    assert section.count('<div class="okp" id="ok-') == len(audit.everything_else)
+
+
+def test_the_fold_says_how_many_links_were_not_checked() -> None:
+    audit = synthetic_audit(20, problem_every=2, pages=2)
+    page = audit.everything_else[0].url
+    skipped = [result(f"mailto:editor{i}@sclero.org", "skipped", "mailto", page=page, text="")
+               for i in range(3)]
+    audit = audit_from(list(audit.links) + skipped, list(audit.pages), run_id=9)
+    assert "<summary>10 links that work and 3 not checked, on 1 page</summary>" in render_page(audit)
+
+
+FRAGMENT_PROBE = """<script>
+window.addEventListener('load', function () {
+  setTimeout(function () {
+    var fold = document.querySelector('td.fold details');
+    var target = document.getElementById('%(id)s');
+    document.body.setAttribute('data-landed', fold.open + ' ' +
+      Math.round(target.getBoundingClientRect().top) + ' ' + Math.round(window.scrollY));
+  }, 300);
+});
+</script></body>"""
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
+@pytest.mark.parametrize("kind", ["ok", "page"])
+def test_a_link_into_the_folded_list_opens_it_in_chromium(tmp_path: Path, kind: str) -> None:
+    """An owner's mail links `#page-…` of a page whose links all work, and
+    the README documents `#ok-…`: both land on the page's links, the fold
+    opened by the browser (Chromium opens a closed <details> holding the
+    target of a fragment, as it does for find in page)."""
+    audit = synthetic_audit(3000, problem_every=40, pages=30)
+    html = render_page(audit)
+    assert '<details class="more-pages"><summary>' in everything_else_of(html)
+    slug = page_slug(audit.everything_else[-1].url)
+    target = f"{kind}-{slug}"
+    page = tmp_path / "report.html"
+    page.write_text(html.replace("</body>", FRAGMENT_PROBE % {"id": target}), encoding="utf-8")
+    dom = subprocess.run(
+        chromium_args(tmp_path / "profile") + ["--window-size=1000,900", "--virtual-time-budget=5000",
+                                               "--dump-dom", page.as_uri() + "#" + target],
+        check=True, capture_output=True, text=True, timeout=90).stdout
+    landed = re.search(r'data-landed="(\w+) (-?\d+) (\d+)"', dom)
+    assert landed is not None, "the probe did not run"
+    assert landed.group(1) == "true"  # the fold was opened...
+    assert abs(int(landed.group(2))) <= 2 and int(landed.group(3)) > 5_000  # ...and the page's links came to the top
