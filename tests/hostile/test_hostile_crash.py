@@ -162,6 +162,13 @@ def db_facts(path: Path) -> dict[str, Any]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
     try:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'observations'").fetchone() is None:
+            # Killed before its first migration committed (all of them are one
+            # transaction): the file exists and holds no schema yet, as after a
+            # kill before the file was made. The next start migrates it; an
+            # observation seen before would now be missing, and be caught.
+            return {"integrity": integrity, "observations": [], "runs": [], "outbox": [],
+                    "links": {}, "observed": {}, "started": {}}
         observations = conn.execute("SELECT id, run_id FROM observations").fetchall()
         runs = conn.execute("SELECT id, status, reported_at FROM runs ORDER BY id").fetchall()
         outbox = conn.execute("SELECT key, run_id, message_id, sent_at FROM outbox").fetchall()
