@@ -55,6 +55,7 @@ from monitor.wording import (
 from reports import wording
 
 __all__ = [
+    "BULK_MIN_HOSTS",
     "BULK_MIN_MOVED",
     "BULK_MIN_PAGES",
     "BULK_SHOWN",
@@ -62,6 +63,7 @@ __all__ = [
     "BulkFixes",
     "HostMove",
     "SharedLink",
+    "SharedRewrite",
     "bulk_fixes",
     "FLAGGED",
     "Audit",
@@ -497,6 +499,13 @@ BULK_MIN_MOVED = 5
 """A host with at least this many moved addresses whose new addresses share
 one rewrite (walkthrough 11 #4: a publisher moving all its URLs) is one
 search and replace, said once at the top."""
+BULK_MIN_HOSTS = 3
+"""At least this many hosts whose links moved the same way on each (the same
+path change, or http to https with the same paths) are one line, not a line
+per host (walkthrough 12: 372 publishers' "/doi/" -> "/doi/full/" were 20
+near-identical lines and "352 more"; a hosting platform changing its
+journals' addresses, hundreds of sites moving to https): one search and
+replace clears them all."""
 BULK_SHOWN = 20
 """At most this many of each (the biggest): the block stays short at the top
 of a report of 10,000 rows; the rest are counted."""
@@ -556,6 +565,34 @@ class HostMove:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedRewrite:
+    """One rewrite that `BULK_MIN_HOSTS` hosts or more made, each on its own
+    host: the same path change ("/doi/" -> "/doi/full/"), or the same scheme
+    change (http -> https). One search and replace over these hosts'
+    addresses clears all their moved rows, so it is one line, not one per
+    host. A host's move to another host is never shared (each publisher's
+    new site differs): that stays a `HostMove`."""
+
+    hosts: tuple[str, ...]
+    """Every host that made it, the most rows first (then in the report's
+    order): a script builds its pattern from them."""
+    old_scheme: str
+    new_scheme: str
+    """The schemes when they differ (http, https), else both ""."""
+    old_part: str
+    new_part: str
+    """The path change ("/doi/", "/doi/full/"); both "" for a scheme change alone."""
+    same_paths: bool
+    """Only the scheme changed: every new address keeps its old path and query."""
+    urls: int
+    links: int
+    """The report's rows (a URL cited on two pages is two rows)."""
+    pages: int
+    first_page: str
+    place: str
+
+
+@dataclass(frozen=True, slots=True)
 class BulkFixes:
     """The fixes that clear many rows at once, biggest first, at most
     `BULK_SHOWN` of each (`bulk_fixes`): a webmaster facing thousands of
@@ -566,9 +603,27 @@ class BulkFixes:
     more_links: int = 0
     """URLs on `BULK_MIN_PAGES` pages or more beyond the `BULK_SHOWN` listed."""
     more_hosts: int = 0
+    """Hosts whose links moved one way beyond those listed (`hosts`)."""
+    rewrites: tuple[SharedRewrite, ...] = ()
+    """The rewrites shared by `BULK_MIN_HOSTS` hosts or more; their hosts are
+    not in `hosts`. With `hosts`, at most `BULK_SHOWN` in all, the most rows
+    first (`moves`)."""
+    more_rewrites: int = 0
+    """Shared rewrites beyond those listed."""
 
     def __bool__(self) -> bool:
-        return bool(self.links or self.hosts)
+        return bool(self.links or self.hosts or self.rewrites)
+
+    @property
+    def moves(self) -> list[SharedRewrite | HostMove]:
+        """The shared rewrites and the hosts' moves as one list, the most rows
+        first; at equal rows a shared rewrite first (it clears several
+        hosts), then in the report's order (`bulk_fixes` chose them so)."""
+        return sorted((*self.rewrites, *self.hosts), key=_move_order)
+
+
+def _move_order(move: SharedRewrite | HostMove) -> tuple[int, bool]:
+    return -move.links, isinstance(move, HostMove)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1889,11 +1944,15 @@ def _links_moved(pages: Sequence[PageRecord], previous: Sequence[PageRecord],
 
 
 def bulk_fixes(needs_fixing: Sequence[PageGroup], needs_a_person: Sequence[PageGroup]) -> BulkFixes:
-    """The URLs flagged on `BULK_MIN_PAGES` pages or more, and the hosts
-    with `BULK_MIN_MOVED` moved URLs or more whose new addresses share one
-    rewrite (`_rewrite`), each biggest first (then in the report's order),
-    at most `BULK_SHOWN` of each. One pass over the rows, and a `urlsplit`
-    per moved row: linear in the report's size."""
+    """The URLs flagged on `BULK_MIN_PAGES` pages or more (the most pages
+    first), and the moved links whose new addresses share one rewrite
+    (`_rewrite`): a rewrite made by `BULK_MIN_HOSTS` hosts or more, each on
+    its own host, is one `SharedRewrite` (whatever each host's share); else
+    a host with `BULK_MIN_MOVED` moved URLs or more is one `HostMove`.
+    Those two kinds share one list, the most rows first (`BulkFixes.moves`),
+    at most `BULK_SHOWN` in all, as the URLs are. One pass over the rows,
+    a `urlsplit` per moved row, one over the hosts' rewrites: linear in the
+    report's size."""
     by_url: dict[str, list[tuple[str, Problem]]] = {}
     moves: dict[tuple[str, ...], list[Problem]] = {}
     for place, groups in (("fix", needs_fixing), ("person", needs_a_person)):
@@ -1907,11 +1966,27 @@ def bulk_fixes(needs_fixing: Sequence[PageGroup], needs_a_person: Sequence[PageG
     shared = [_shared(url, rows) for url, rows in by_url.items()
               if len({p.link.page for _, p in rows}) >= BULK_MIN_PAGES]
     shared.sort(key=lambda s: -s.pages)  # stable: ties in the report's order
-    hosts = [_host_move(key, rows) for key, rows in moves.items()
-             if len({p.link.url for p in rows}) >= BULK_MIN_MOVED]
-    hosts.sort(key=lambda h: -h.links)
-    return BulkFixes(links=tuple(shared[:BULK_SHOWN]), hosts=tuple(hosts[:BULK_SHOWN]),
-                     more_links=max(0, len(shared) - BULK_SHOWN), more_hosts=max(0, len(hosts) - BULK_SHOWN))
+    # A host's rewrite on its own host, keyed without the host: the hosts
+    # sharing it, in the order of their first row.
+    alike: dict[tuple[str, ...], list[tuple[str, ...]]] = {}
+    for key in moves:
+        if key[1] != "host":
+            alike.setdefault(key[1:4] + key[5:], []).append(key)
+    grouped = {key for keys in alike.values() if len(keys) >= BULK_MIN_HOSTS for key in keys}
+    found: list[SharedRewrite | HostMove] = [
+        _shared_rewrite(keys, moves) for keys in alike.values()
+        if len(keys) >= BULK_MIN_HOSTS
+        and sum(len({p.link.url for p in moves[k]}) for k in keys) >= BULK_MIN_MOVED]
+    found += [_host_move(key, rows) for key, rows in moves.items()
+              if key not in grouped and len({p.link.url for p in rows}) >= BULK_MIN_MOVED]
+    found.sort(key=_move_order)  # stable: ties in the report's order
+    shown, rest = found[:BULK_SHOWN], found[BULK_SHOWN:]
+    return BulkFixes(links=tuple(shared[:BULK_SHOWN]),
+                     hosts=tuple(m for m in shown if isinstance(m, HostMove)),
+                     more_links=max(0, len(shared) - BULK_SHOWN),
+                     more_hosts=sum(isinstance(m, HostMove) for m in rest),
+                     rewrites=tuple(m for m in shown if isinstance(m, SharedRewrite)),
+                     more_rewrites=sum(isinstance(m, SharedRewrite) for m in rest))
 
 
 def _shared(url: str, rows: Sequence[tuple[str, Problem]]) -> SharedLink:
@@ -1930,13 +2005,29 @@ def _shared(url: str, rows: Sequence[tuple[str, Problem]]) -> SharedLink:
 
 
 def _host_move(key: tuple[str, ...], rows: Sequence[Problem]) -> HostMove:
-    host, kind, new_scheme, new_host, old_part, new_part = key
+    host, kind, _, new_scheme, new_host, old_part, new_part = key
     first = rows[0]
     same = all(_path_of(p.link.url) == _path_of(p.fix_url) for p in rows)
     return HostMove(host=host, new_host=new_host, new_scheme=new_scheme,
                     old_part=old_part, new_part=new_part, same_paths=same and kind == "host",
                     urls=len({p.link.url for p in rows}), links=len(rows),
                     pages=len({p.link.page for p in rows}), first_page=first.link.page, place="fix")
+
+
+def _shared_rewrite(keys: Sequence[tuple[str, ...]], moves: Mapping[tuple[str, ...], Sequence[Problem]]
+                    ) -> SharedRewrite:
+    """`keys` (the hosts' rewrites, in the order of their first row) as one
+    line; its first row is the first host's first (the report's order)."""
+    _, kind, old_scheme, new_scheme, _, old_part, new_part = keys[0]
+    by_rows = sorted(keys, key=lambda k: -len(moves[k]))  # stable: ties in the report's order
+    rows = [p for k in keys for p in moves[k]]
+    return SharedRewrite(hosts=tuple(k[0] for k in by_rows), old_scheme=old_scheme, new_scheme=new_scheme,
+                         old_part=old_part, new_part=new_part,
+                         same_paths=kind == "scheme" and all(_path_of(p.link.url) == _path_of(p.fix_url)
+                                                             for p in rows),
+                         urls=len({p.link.url for p in rows}), links=len(rows),
+                         pages=len({p.link.page for p in rows}), first_page=moves[keys[0]][0].link.page,
+                         place="fix")
 
 
 def _path_of(url: str | None) -> str:
@@ -1953,7 +2044,11 @@ def _rewrite(old: str, new: str) -> tuple[str, ...] | None:
     new site), keyed by the two hosts; on the same host, the scheme (http ->
     https) or the path segments that changed, with the segments before them
     ("/doi/10.1/x" -> "/doi/full/10.1/x" is "/doi/" -> "/doi/full/"). None
-    when not a web address, or when only the query changed."""
+    when not a web address, or when only the query changed.
+
+    The key: (host, kind "host" | "path" | "scheme", old scheme, new scheme
+    (both "" when the same), new host, old part, new part); without the two
+    hosts it is the rewrite itself, which other hosts may share."""
     try:
         a, b = urlsplit(old), urlsplit(new)
         host, new_host = (a.hostname or "").lower(), (b.hostname or "").lower()
@@ -1961,9 +2056,10 @@ def _rewrite(old: str, new: str) -> tuple[str, ...] | None:
         return None
     if not host or not new_host:
         return None
-    scheme = b.scheme.lower() if b.scheme.lower() != a.scheme.lower() else ""
+    changed = b.scheme.lower() != a.scheme.lower()
+    old_scheme, scheme = (a.scheme.lower(), b.scheme.lower()) if changed else ("", "")
     if new_host != host:
-        return (host, "host", scheme, new_host, "", "")
+        return (host, "host", old_scheme, scheme, new_host, "", "")
     sa, sb = a.path.split("/"), b.path.split("/")
     i = 0
     while i < min(len(sa), len(sb)) and sa[i] == sb[i]:
@@ -1973,9 +2069,10 @@ def _rewrite(old: str, new: str) -> tuple[str, ...] | None:
         j += 1
     old_mid, new_mid = sa[i:len(sa) - j], sb[i:len(sb) - j]
     if not old_mid and not new_mid:
-        return (host, "scheme", scheme, host, "", "") if scheme else None
+        return (host, "scheme", old_scheme, scheme, host, "", "") if scheme else None
     tail = "/" if j else ""
-    return (host, "path", scheme, host, "/".join(sa[:i] + old_mid) + tail, "/".join(sb[:i] + new_mid) + tail)
+    return (host, "path", old_scheme, scheme, host,
+            "/".join(sa[:i] + old_mid) + tail, "/".join(sb[:i] + new_mid) + tail)
 
 
 # -- counting and slicing ------------------------------------------------------

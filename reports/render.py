@@ -52,6 +52,7 @@ from reports.audit import (
     ContentIssue,
     Counts,
     Fixed,
+    HostMove,
     OtherLinks,
     Problem,
     in_summary_order,
@@ -680,7 +681,8 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "bulk_lines": bulk_lines(audit),
         "bulk_head": wording.BULK_HEAD,
         "bulk_intro": wording.BULK_INTRO,
-        "bulk_more": wording.bulk_more_line(audit.bulk_fixes.more_links, audit.bulk_fixes.more_hosts),
+        "bulk_more": wording.bulk_more_line(audit.bulk_fixes.more_links, audit.bulk_fixes.more_hosts,
+                                            audit.bulk_fixes.more_rewrites),
     }
 
 
@@ -719,7 +721,8 @@ class BulkLine:
 
 def bulk_lines(audit: Audit) -> list[BulkLine]:
     """The audit's `bulk_fixes` as lines: the URLs on many pages, then the
-    hosts whose links moved the same way."""
+    rewrites many sites made and the hosts whose links moved the same way,
+    the most rows first (`BulkFixes.moves`)."""
     bulk = audit.bulk_fixes
     if not bulk:
         return []
@@ -729,9 +732,9 @@ def bulk_lines(audit: Audit) -> list[BulkLine]:
         before, shown, after = wording.shared_link_parts(s)
         lines.append(BulkLine(before, s.url, shown, after, s.first_page, titles.get(s.first_page, s.first_page),
                               s.place, linked=not wording.not_linked(s.reason)))
-    for h in bulk.hosts:
-        lines.append(BulkLine(wording.host_move_line(h), "", "", "", h.first_page,
-                              titles.get(h.first_page, h.first_page), h.place))
+    for m in bulk.moves:
+        said = wording.host_move_line(m) if isinstance(m, HostMove) else wording.shared_rewrite_line(m)
+        lines.append(BulkLine(said, "", "", "", m.first_page, titles.get(m.first_page, m.first_page), m.place))
     return lines
 
 

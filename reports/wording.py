@@ -687,11 +687,56 @@ def host_move_line(move: Any) -> str:
             "the new addresses are in each row")
 
 
-def bulk_more_line(more_links: int, more_hosts: int) -> str:
+REWRITE_HOSTS_NAMED = 3
+"""A shared rewrite's line names this many of its hosts (the most rows
+first) and counts the rest: the line stays one line at 372 hosts."""
+
+
+def _many(n: int, word: str) -> str:
+    """`plural` with thousands grouped ("4,013 links"): a shared rewrite's
+    counts run into the thousands."""
+    return plural(n, word).replace(str(n), f"{n:,}", 1)
+
+
+def shared_rewrite_line(rewrite: Any) -> str:
+    """A rewrite many sites made, each on its own host, as one search and
+    replace naming what to replace with what: "372 sites changed /doi/ to
+    /doi/full/ in their addresses: 4,013 links on 500 pages
+    (journal0.example.org, journal1.example.org, journal2.example.org and
+    369 more); replace “/doi/” with “/doi/full/” in these sites’
+    addresses", or "41 sites moved from http to https, same paths: ...;
+    replace “http://” with “https://” in these sites’ addresses"."""
+    hosts = list(rewrite.hosts)
+    sites = _many(len(hosts), "site")
+    scheme = rewrite.old_scheme and rewrite.new_scheme
+    swaps = []
+    if rewrite.old_part or rewrite.new_part:
+        what = f"{sites} changed {rewrite.old_part or '/'} to {rewrite.new_part or '/'} in their addresses"
+        if scheme:
+            what += f" (and moved from {rewrite.old_scheme} to {rewrite.new_scheme})"
+        swaps.append(f"\u201c{rewrite.old_part or '/'}\u201d with \u201c{rewrite.new_part or '/'}\u201d")
+    else:
+        what = f"{sites} moved from {rewrite.old_scheme} to {rewrite.new_scheme}"
+        if rewrite.same_paths:
+            what += ", same paths"
+    if scheme:
+        swaps.append(f"\u201c{rewrite.old_scheme}://\u201d with \u201c{rewrite.new_scheme}://\u201d")
+    named = hosts[:REWRITE_HOSTS_NAMED]
+    if len(hosts) > len(named):
+        listed = ", ".join(named) + f" and {len(hosts) - len(named):,} more"
+    else:
+        listed = ", ".join(named[:-1]) + " and " + named[-1]
+    return (f"{what}: {_many(rewrite.links, 'link')} on {_many(rewrite.pages, 'page')} ({listed}); "
+            f"replace {' and '.join(swaps)} in these sites\u2019 addresses")
+
+
+def bulk_more_line(more_links: int, more_hosts: int, more_rewrites: int = 0) -> str:
     """What the block's bound left out, counted."""
     parts = []
     if more_links:
         parts.append(f"{plural(more_links, 'more address', 'more addresses')} flagged on several pages")
     if more_hosts:
         parts.append(f"{plural(more_hosts, 'more host')} whose links moved the same way")
+    if more_rewrites:
+        parts.append(f"{plural(more_rewrites, 'more change')} that several sites made to their addresses")
     return ("And " + " and ".join(parts) + ", in the rows below.") if parts else ""

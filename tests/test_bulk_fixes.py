@@ -206,10 +206,16 @@ def test_the_saved_report_says_each_fix_once_under_the_pages_linking_its_first_r
             "/about/contact-us.html answers 404 on 10 pages, line 30") in text
     assert re.search(r"journal5\.example\.org moved to www\.newpublisher\.example\.com \(same paths: "
                      r"replace the host\): 6 links on 6 pages; the new addresses are in each row", text)
+    # the site's other moves, /doi/ to /doi/full/ on 89 journals' own hosts
+    # (1 or 2 each): one line for all (tests/test_bulk_rewrites.py)
+    assert re.search(r"89 sites changed /doi/ to /doi/full/ in their addresses: 91 links on 10 pages \("
+                     r"journal\d+\.example\.org, journal\d+\.example\.org, journal\d+\.example\.org and 86 "
+                     r"more\); replace \u201c/doi/\u201d with \u201c/doi/full/\u201d in these sites\u2019 "
+                     r"addresses", text)
     assert XSS not in page  # the link text came from the web
     ids = set(re.findall(r'\sid="([^"]+)"', page))
     firsts = re.findall(r'\(first: <a href="#([^"]+)">', block)
-    assert len(firsts) == 2 and set(firsts) <= ids
+    assert len(firsts) == 3 and set(firsts) <= ids
     assert firsts[0] == "fix-" + audit.page_slugs[audit.bulk_fixes.links[0].first_page]
     # additive: the rows and the counts stay
     assert sum(p.link.url == CONTACT for p in audit.problems) == 10
