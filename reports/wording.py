@@ -692,22 +692,16 @@ REWRITE_HOSTS_NAMED = 3
 first) and counts the rest: the line stays one line at 372 hosts."""
 
 
-def _many(n: int, word: str) -> str:
-    """`plural` with thousands grouped ("4,013 links"): a shared rewrite's
-    counts run into the thousands."""
-    return plural(n, word).replace(str(n), f"{n:,}", 1)
-
-
 def shared_rewrite_line(rewrite: Any) -> str:
     """A rewrite many sites made, each on its own host, as one search and
     replace naming what to replace with what: "372 sites changed /doi/ to
-    /doi/full/ in their addresses: 4,013 links on 500 pages
+    /doi/full/ in their addresses: 4013 links on 500 pages
     (journal0.example.org, journal1.example.org, journal2.example.org and
     369 more); replace “/doi/” with “/doi/full/” in these sites’
     addresses", or "41 sites moved from http to https, same paths: ...;
     replace “http://” with “https://” in these sites’ addresses"."""
     hosts = list(rewrite.hosts)
-    sites = _many(len(hosts), "site")
+    sites = plural(len(hosts), "site")
     scheme = rewrite.old_scheme and rewrite.new_scheme
     swaps = []
     if rewrite.old_part or rewrite.new_part:
@@ -723,10 +717,10 @@ def shared_rewrite_line(rewrite: Any) -> str:
         swaps.append(f"\u201c{rewrite.old_scheme}://\u201d with \u201c{rewrite.new_scheme}://\u201d")
     named = hosts[:REWRITE_HOSTS_NAMED]
     if len(hosts) > len(named):
-        listed = ", ".join(named) + f" and {len(hosts) - len(named):,} more"
+        listed = ", ".join(named) + f" and {len(hosts) - len(named)} more"
     else:
         listed = ", ".join(named[:-1]) + " and " + named[-1]
-    return (f"{what}: {_many(rewrite.links, 'link')} on {_many(rewrite.pages, 'page')} ({listed}); "
+    return (f"{what}: {plural(rewrite.links, 'link')} on {plural(rewrite.pages, 'page')} ({listed}); "
             f"replace {' and '.join(swaps)} in these sites\u2019 addresses")
 
 

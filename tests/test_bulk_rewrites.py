@@ -133,7 +133,7 @@ def rewrite(n_hosts: int, **kw: object) -> SharedRewrite:
 
 LINES = [
     ("a path change, 372 sites", rewrite(372),
-     "372 sites changed /doi/ to /doi/full/ in their addresses: 4,013 links on 500 pages "
+     "372 sites changed /doi/ to /doi/full/ in their addresses: 4013 links on 500 pages "
      "(journal0.example.org, journal1.example.org, journal2.example.org and 369 more); "
      "replace \u201c/doi/\u201d with \u201c/doi/full/\u201d in these sites\u2019 addresses"),
     ("http to https, same paths, 3 sites: all named",
@@ -142,10 +142,10 @@ LINES = [
      "3 sites moved from http to https, same paths: 6 links on 1 page "
      "(journal0.example.org, journal1.example.org and journal2.example.org); "
      "replace \u201chttp://\u201d with \u201chttps://\u201d in these sites\u2019 addresses"),
-    ("both at once, 1,204 sites", rewrite(1204, old_scheme="http", new_scheme="https"),
-     "1,204 sites changed /doi/ to /doi/full/ in their addresses (and moved from http to https): "
-     "4,013 links on 500 pages (journal0.example.org, journal1.example.org, journal2.example.org and "
-     "1,201 more); replace \u201c/doi/\u201d with \u201c/doi/full/\u201d and \u201chttp://\u201d with "
+    ("both at once, 1204 sites", rewrite(1204, old_scheme="http", new_scheme="https"),
+     "1204 sites changed /doi/ to /doi/full/ in their addresses (and moved from http to https): "
+     "4013 links on 500 pages (journal0.example.org, journal1.example.org, journal2.example.org and "
+     "1201 more); replace \u201c/doi/\u201d with \u201c/doi/full/\u201d and \u201chttp://\u201d with "
      "\u201chttps://\u201d in these sites\u2019 addresses"),
 ]
 
