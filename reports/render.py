@@ -680,6 +680,7 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "cleared_pages": _cleared_pages(audit),
         "bulk_lines": bulk_lines(audit),
         "bulk_head": wording.BULK_HEAD,
+        "rewrite_named": wording.REWRITE_HOSTS_NAMED,
         "bulk_intro": wording.BULK_INTRO,
         "bulk_more": wording.bulk_more_line(audit.bulk_fixes.more_links, audit.bulk_fixes.more_hosts,
                                             audit.bulk_fixes.more_rewrites),
@@ -717,6 +718,10 @@ class BulkLine:
     page_title: str
     place: str
     linked: bool = True
+    hosts: tuple[str, ...] = ()
+    """Every site of a rewrite many sites made, listed under its line in the
+    saved report: the line names three, and a search and replace scoped to
+    these sites needs them all."""
 
 
 def bulk_lines(audit: Audit) -> list[BulkLine]:
@@ -734,7 +739,8 @@ def bulk_lines(audit: Audit) -> list[BulkLine]:
                               s.place, linked=not wording.not_linked(s.reason)))
     for m in bulk.moves:
         said = wording.host_move_line(m) if isinstance(m, HostMove) else wording.shared_rewrite_line(m)
-        lines.append(BulkLine(said, "", "", "", m.first_page, titles.get(m.first_page, m.first_page), m.place))
+        lines.append(BulkLine(said, "", "", "", m.first_page, titles.get(m.first_page, m.first_page), m.place,
+                              hosts=() if isinstance(m, HostMove) else m.hosts))
     return lines
 
 

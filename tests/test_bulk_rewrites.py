@@ -175,10 +175,23 @@ def test_the_saved_report_and_the_mail_say_it_once_linking_its_first_row() -> No
     assert firsts == ["fix-" + audit.page_slugs[TOPIC.format(1)]]
     assert f'id="{firsts[0]}"' in page
     assert [b.page for b in bulk_lines(audit)] == [TOPIC.format(1)]
+    # the line names three sites; a replace scoped to them needs all four, listed under it
+    assert ('<details class="more-pages"><summary>The 4 sites</summary>journal-a.example.org · '
+            "journal-c.example.org · journal-b.example.org · journal-d.example.org</details>") in block
     msg = build_report_message(audit, sender="m@sclero.org", recipients=["w@sclero.org"],
                                message_id="<a@sclero.org>")
     plain = next(p for p in msg.walk() if p.get_content_type() == "text/plain").get_content()
     assert "ONE FIX, MANY ROWS" in plain and line in re.sub(r"\s+", " ", plain)
+    mail = next(p for p in msg.walk() if p.get_content_type() == "text/html").get_content()
+    assert "journal-a.example.org" in mail and "The 4 sites" not in mail  # a mail has no folds
+
+
+def test_a_rewrite_of_three_sites_names_them_all_in_its_line_and_lists_nothing_more() -> None:
+    links = rows("journal-a", 2, DOI, on=1) + rows("journal-b", 2, DOI, on=2) + rows("journal-c", 1, DOI, on=3)
+    block = render_page(audit_from(links, pages(4)))
+    block = block[block.index('id="bulk-fixes"'):block.index('id="needs-fixing"')]
+    assert "journal-a.example.org, journal-b.example.org and journal-c.example.org" in block
+    assert "<details" not in block
 
 
 def test_the_json_lists_every_host_of_a_shared_rewrite_and_keeps_the_keys_it_had() -> None:
