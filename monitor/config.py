@@ -16,6 +16,7 @@ import json
 import math
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -300,6 +301,10 @@ def url_problem(value: str) -> str | None:
     """Why `value` is not an absolute http(s) URL, or None when it is."""
     if not value.strip():
         return "must be an absolute http(s) URL, got an empty string"
+    if _has_password(value):  # said before any problem that would echo the address
+        return ("holds a password (user:password@ before the host name): the address is printed "
+                "in the report, the mail and the command's output, where every reader would see "
+                "it; write the address without it")
     if value != value.strip() or any(c.isspace() for c in value):
         return f"URL must not contain spaces: {value!r}"
     try:
@@ -311,6 +316,29 @@ def url_problem(value: str) -> str | None:
         return f"must be an http:// or https:// URL, got {value!r}{_did_you_mean_https(value)}"
     if not parts.hostname:
         return f"URL has no host name: {value!r}"
+    return None
+
+
+def _has_password(value: str) -> bool:
+    try:
+        return bool(urlsplit(value.strip()).password)
+    except ValueError:  # a malformed address: said as such, after this
+        return False
+
+
+_CONTROL_NAMES = {"\n": "a line break", "\r": "a carriage return", "\t": "a tab", "\x00": "NUL",
+                  "\x1b": "ESC", "\x7f": "DEL"}
+
+
+def _control_problem(value: str) -> str | None:
+    """The first control character in a value meant as one line of text
+    (a header, a subject, a name in the report), or None. TOML can write
+    them ("\\u0001", a multi-line string); nothing shown or sent wants them."""
+    for i, char in enumerate(value):
+        if unicodedata.category(char) == "Cc":
+            name = _CONTROL_NAMES.get(char, "a control character")
+            return (f"holds {name} (U+{ord(char):04X}) at character {i + 1}: write it as one line "
+                    "of text, without control characters")
     return None
 
 
@@ -337,6 +365,8 @@ def _network_problem(item: str) -> str | None:
 
 
 def _email_problem(item: str) -> str | None:
+    if problem := _control_problem(item):
+        return f"not an email address: it {problem.partition(':')[0]}"
     local, _, domain = item.rpartition("@")
     if not local or not domain or any(c.isspace() or c in "<>,;" for c in item):
         return f"not an email address: {item!r}"
@@ -370,6 +400,8 @@ def _hostport_problem(item: str) -> str | None:
     host, sep, port = item.rpartition(":")
     if not sep or not host or not port.isdigit():
         return f"expected host:port, got {item!r}"
+    if not 1 <= int(port) <= 65535:
+        return f"port {int(port)} is not a port number (1 to 65535) in {item!r}"
     return None
 
 
@@ -383,7 +415,7 @@ def _pages(source: str, raw: Any) -> tuple[PageSettings, ...]:
     seen: dict[str, int] = {}
     for i, table in enumerate(raw):
         r = _Reader(source, f"[[pages]] #{i + 1} ", table)  # counted as a reader counts them
-        name, owner = r.get("name", str, ""), _checked(r, "owner", _email_problem)
+        name, owner = _checked(r, "name", _control_problem), _checked(r, "owner", _email_problem)
         # url last: a missing one is then said with the keys that are not known here
         pages.append(PageSettings(url=r.url("url", required=True), name=name, owner=owner))
         r.finish()
@@ -424,7 +456,7 @@ def _sites(source: str, raw: Any) -> tuple[SiteSettings, ...]:
         site = SiteSettings(
             start=r.url("start"),
             sitemap=r.url("sitemap"),
-            name=r.get("name", str, ""),
+            name=_checked(r, "name", _control_problem),
             owner=_checked(r, "owner", _email_problem),
             max_depth=r.number("max_depth", 3, integer=True),
             max_pages=r.number("max_pages", 500, minimum=1, integer=True),
@@ -475,8 +507,12 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
         r.fail("checker.ca_file", _no_such_file("checker.ca_file", settings.ca_file, source))
-    if not settings.user_agent.strip() or "\n" in settings.user_agent or "\r" in settings.user_agent:
+    if not settings.user_agent.strip():
         r.fail("checker.user_agent", "must be one non-empty line")
+    if problem := _control_problem(settings.user_agent):
+        # was CR and LF only: a NUL, ESC or DEL passed, then every request was
+        # refused and each page said "not a usable address" (contract12 #1)
+        r.fail("checker.user_agent", problem)
     r.finish()
     return settings
 
@@ -583,8 +619,8 @@ def _report(source: str, raw: Any) -> ReportSettings:
     r = _Reader(source, "report.", raw)
     d = ReportSettings()
     settings = ReportSettings(
-        dir=r.get("dir", str, d.dir),
-        site_name=r.get("site_name", str, d.site_name),
+        dir=_nonempty(r, "dir", d.dir),  # "" was the working directory, pruned by keep_weeks
+        site_name=_checked(r, "site_name", _control_problem),
         max_citation_age_years=r.number("max_citation_age_years", 0, integer=True, maximum=1000),
         confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours, maximum=MAX_HOURS),
         base_url=r.url("base_url", d.base_url),
@@ -617,9 +653,8 @@ def _email(source: str, raw: Any) -> EmailSettings:
     if settings.enabled and not settings.recipients:
         r.fail("email.recipients", "is empty: the report would go to no one "
                "(list an address, or set email.enabled = false)")
-    if settings.username and not settings.password_env.strip():
-        r.fail("email.password_env", "must name an environment variable holding the password "
-               "of email.username")
+    if problem := _password_env_problem(settings):
+        r.fail("email.password_env", problem)
     if (settings.enabled and settings.security == "none" and settings.username
             and not settings.allow_plain_login and not is_loopback_host(settings.host)):
         r.fail("email.security", f'"none" with email.username set sends the password in clear to '
@@ -630,6 +665,23 @@ def _email(source: str, raw: Any) -> EmailSettings:
                f"variable named by email.password_env ({settings.password_env})")
     r.finish()
     return settings
+
+
+def _password_env_problem(email: EmailSettings) -> str | None:
+    """The key names a variable, or is left out. Without `email.username`
+    no password is read, so an empty value changes nothing, but it says
+    nothing either: a login added later would look for no variable."""
+    name = email.password_env
+    if not name.strip():
+        if email.username:
+            return "must name an environment variable holding the password of email.username"
+        return ("is empty: it names the environment variable holding the SMTP password; without "
+                "email.username no password is read, so leave the key out")
+    if name.startswith("$"):
+        return f"name the environment variable without the $: {name[1:]!r}, not {name!r}"
+    if any(c.isspace() or c == "=" for c in name) or _control_problem(name):
+        return f"not the name of an environment variable: {name!r}"
+    return None
 
 
 def _server(source: str, raw: Any) -> ServerSettings:

@@ -117,6 +117,54 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[email]\nhost = \" \"\n", "email.host", "must not be empty"),
         (PAGE + "[email]\nusername = \"bob\"\npassword_env = \"\"\n", "email.password_env",
          "must name an environment variable"),
+        # contract12 #13: accepted before. Without a username no password is
+        # read, but "" names no variable: a login added later would find none
+        (PAGE + "[email]\npassword_env = \"\"\n", "email.password_env", "is empty: it names the "
+         "environment variable holding the SMTP password; without email.username no password is read"),
+        (PAGE + "[email]\npassword_env = \" \"\n", "email.password_env", "is empty"),
+        (PAGE + "[email]\nusername = \"bob\"\npassword_env = \"$SMTP_PASS\"\n", "email.password_env",
+         "without the $: 'SMTP_PASS'"),
+        (PAGE + "[email]\npassword_env = \"SMTP PASS\"\n", "email.password_env",
+         "not the name of an environment variable"),
+        # contract12 #1: only CR and LF were refused; then every request failed
+        (PAGE + "[checker]\nuser_agent = \"a\\u0000b\"\n", "checker.user_agent", "holds NUL (U+0000) at character 2"),
+        (PAGE + "[checker]\nuser_agent = \"a\\u0001b\"\n", "checker.user_agent", "a control character (U+0001)"),
+        (PAGE + "[checker]\nuser_agent = \"a\\u007fb\"\n", "checker.user_agent", "holds DEL (U+007F)"),
+        (PAGE + "[checker]\nuser_agent = \"a\\u001b[31mb\"\n", "checker.user_agent", "holds ESC (U+001B)"),
+        (PAGE + "[checker]\nuser_agent = \"a\\tb\"\n", "checker.user_agent", "holds a tab"),
+        (PAGE + "[checker]\nuser_agent = \"a\\u0085b\"\n", "checker.user_agent", "(U+0085)"),
+        (PAGE + "[checker]\nuser_agent = \"a\\r\\nX-Injected: 1\"\n", "checker.user_agent",
+         "holds a carriage return (U+000D)"),
+        (PAGE + "[checker]\nuser_agent = \" \"\n", "checker.user_agent", "non-empty"),
+        # contract12 #13: a port out of range was taken, then failed as a connection error
+        (PAGE + '[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:99999"}\n', "checker.connect_to.a.org:443",
+         "port 99999 is not a port number (1 to 65535) in '127.0.0.1:99999'"),
+        (PAGE + '[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:0"}\n', "checker.connect_to.a.org:443",
+         "port 0 is not a port number"),
+        (PAGE + '[checker]\nconnect_to = {"a.org:70000" = "127.0.0.1:8443"}\n', "checker.connect_to.a.org:70000",
+         "port 70000 is not a port number"),
+        # ... and names and a subject were folded to one line, silently
+        (PAGE + "[report]\nsite_name = \"Sclero\\r\\nBcc: x@y.org\"\n", "report.site_name",
+         "holds a carriage return (U+000D) at character 7: write it as one line of text"),
+        (PAGE + "[report]\nsite_name = \"Sclero\\u0000\"\n", "report.site_name", "holds NUL"),
+        ('[[pages]]\nurl = "https://a.org/"\nname = """Raynaud\ntreatments"""\n', "[[pages]] #1 name",
+         "holds a line break (U+000A) at character 8"),
+        ('[[pages]]\nurl = "https://a.org/"\nowner = "ed@a.org\\u0000"\n', "[[pages]] #1 owner",
+         "not an email address: it holds NUL (U+0000) at character 9"),
+        ('[[pages]]\nurl = "https://a.org/"\nowner = "ed@a.org\\nBcc: x@y.org"\n', "[[pages]] #1 owner",
+         "not an email address: it holds a line break"),
+        ('[[sites]]\nstart = "https://a.org/"\nname = "A\\u001b[2J"\n', "[[sites]] #1 name", "holds ESC"),
+        # ... and a password in an address was printed wherever the address is
+        ('[[pages]]\nurl = "https://webmaster:s3cret@www.sclero.org/a.html"\n', "[[pages]] #1 url",
+         "holds a password (user:password@ before the host name): the address is printed in the report, "
+         "the mail and the command's output"),
+        ('[[sites]]\nstart = "https://webmaster:s3cret@www.sclero.org/"\n', "[[sites]] #1 start",
+         "holds a password"),
+        (PAGE + '[report]\nbase_url = "https://u:s3cret@www.sclero.org/audits/"\n', "report.base_url",
+         "holds a password"),
+        # contract12 #8: "" was the working directory (and keep_weeks pruned there)
+        (PAGE + "[report]\ndir = \"\"\n", "report.dir", "must not be empty"),
+        (PAGE + "[report]\ndir = \"  \"\n", "report.dir", "must not be empty"),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
@@ -146,6 +194,31 @@ def test_unreadable_files(tmp_path: Path, raw: bytes, problem: str) -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_a_password_in_an_address_is_not_echoed(tmp_path: Path) -> None:
+    """The line goes to the terminal, a cron mail, the journal: the password
+    must not, even when the address has other mistakes too."""
+    for url in ("https://webmaster:s3cret@www.sclero.org/a.html", "https://webmaster:s3cret@exa mple.org/",
+                " https://webmaster:s3cret@www.sclero.org/", "https://webmaster:s3cret@www.sclero.org:99999/"):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(write(tmp_path, f'[[pages]]\nurl = "{url}"\n'))
+        assert "s3cret" not in str(caught.value), str(caught.value)
+
+
+@pytest.mark.parametrize("text", [
+    PAGE + '[checker]\nuser_agent = "citation-monitor/0.1 (café; +mailto:webmaster@sclero.org)"\n',
+    PAGE + '[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:65535", "b.org:1" = "[::1]:1"}\n',
+    PAGE + '[report]\nsite_name = "Sclero.org — “Raynaud’s” 日本語"\ndir = "."\n',
+    '[[pages]]\nurl = "https://a.org/"\nname = "DM/PM — treatments"\nowner = "ed@a.org"\n',
+    '[[pages]]\nurl = "https://bob@a.org/"\n',  # a user name is no secret
+    # no login: the default variable, another name, or the key left out
+    PAGE + '[email]\nusername = ""\npassword_env = "MONITOR_SMTP_PASSWORD"\n',
+    PAGE + '[email]\nusername = ""\n',
+    PAGE + '[email]\nusername = "bob"\npassword_env = "SMTP_PASS_2"\n',
+])
+def test_what_the_new_checks_leave_alone(tmp_path: Path, text: str) -> None:
+    load_settings(write(tmp_path, text))
 
 
 def test_no_recipients_when_mail_is_off(tmp_path: Path) -> None:

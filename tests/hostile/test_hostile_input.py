@@ -371,6 +371,14 @@ BROKEN_CONFIGS: dict[str, bytes | None] = {
     "bad-cron": PAGE.encode() + b'[schedule]\ncron = "every monday"\n',
     "no-pages": b"[checker]\ntimeout = 5\n",
     "utf8-bom": b"\xef\xbb\xbf" + PAGE.encode(),
+    # contract12 #1, #8, #13: accepted, then failed or misbehaved later
+    "escape-in-user-agent": PAGE.encode() + b'[checker]\nuser_agent = "a\\u001b[31mb"\n',
+    "nul-in-site-name": PAGE.encode() + b'[report]\nsite_name = "Sclero\\u0000"\n',
+    "crlf-in-page-name": b'[[pages]]\nurl = "https://a.org/"\nname = "A\\r\\nBcc: x@y.org"\n',
+    "connect-to-port": PAGE.encode() + b'[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:99999"}\n',
+    "password-in-url": b'[[pages]]\nurl = "https://webmaster:hunter2@www.sclero.org/a.html"\n',
+    "empty-password-env": PAGE.encode() + b'[email]\npassword_env = ""\n',
+    "empty-report-dir": PAGE.encode() + b'[report]\ndir = ""\n',
 }
 
 
