@@ -29,7 +29,7 @@ import click
 
 from monitor.config import Settings, load_settings
 from monitor.paths import misplaced
-from monitor.errors import ConfigError, MonitorError
+from monitor.errors import ConfigError, MonitorError, failure_line
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -63,7 +63,7 @@ def guarded(fn: F) -> F:
         except MonitorError as exc:
             if debug:
                 traceback.print_exc()
-            raise Failure(str(exc)) from None
+            raise Failure(failure_line(exc) or str(exc)) from None
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
@@ -78,6 +78,9 @@ def guarded(fn: F) -> F:
         except Exception as exc:
             if debug:
                 traceback.print_exc()
+            if words := failure_line(exc):
+                raise Failure(words) from None
+            if debug:
                 raise Failure(f"{type(exc).__name__}: {exc}") from None
             raise Failure(f"{type(exc).__name__}: {exc} (run with --debug for details)") from None
 
@@ -918,7 +921,8 @@ def require_run(settings: Settings, run_id: int) -> None:
         if store.get_run(run_id) is not None:
             return
         ids = [r.id for r in store.runs(limit=2**31)]
-    raise Failure(f"{settings.database.path}: there is no run {run_id}; {runs_phrase(ids)}")
+    # a usage mistake, as `--run 0` is (exit 2; was 1: contract12 #6)
+    raise UsageFailure(f"{settings.database.path}: there is no run {run_id}; {runs_phrase(ids)}")
 
 
 def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,

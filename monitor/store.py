@@ -1020,11 +1020,11 @@ def _db_errors(fn: F) -> F:
         try:
             return fn(self, *args, **kwargs)
         except sqlite3.OperationalError as exc:
-            raise StoreError(failure_words(self.path, exc)) from exc
+            raise StoreError(failure_words(self.path, exc), self.path) from exc
         except sqlite3.DatabaseError as exc:
             if type(exc) is not sqlite3.DatabaseError:  # IntegrityError etc.: our bug
                 raise
-            raise StoreError(failure_words(self.path, exc)) from exc
+            raise StoreError(failure_words(self.path, exc), self.path) from exc
 
     return wrapper  # type: ignore[return-value]
 
@@ -1081,7 +1081,7 @@ class Store:
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
-            raise StoreError(_open_error(text, exc)) from exc
+            raise StoreError(_open_error(text, exc), text) from exc
         except OSError as exc:
             if conn is not None:
                 conn.close()
@@ -2194,7 +2194,7 @@ class StoreWriter:
         self._ensure_open()
         if self._error is not None:
             error = self._error
-            raise StoreError(failure_words(self.path, error, "a batch failed: ")) from error
+            raise StoreError(failure_words(self.path, error, "a batch failed: "), self.path) from error
         _check_same_url(obs, verdict, state)
         self._buffer.append((run_id, obs, verdict, state))
         if len(self._buffer) >= self.max_pending:
@@ -2220,7 +2220,7 @@ class StoreWriter:
             except sqlite3.Error as exc:
                 # As `Store` methods say it: a StoreError naming the file, not
                 # sqlite3's bare "database is locked" out of the audit.
-                raise StoreError(failure_words(self.path, exc)) from exc
+                raise StoreError(failure_words(self.path, exc), self.path) from exc
 
     async def call(self, fn_name: str, *args: Any, **kwargs: Any) -> Any:
         """Run a public `Store` method on the writer thread, after the queued adds."""

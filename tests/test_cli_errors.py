@@ -824,7 +824,7 @@ def test_report_of_a_run_that_is_not_there_says_which_are(tmp_path: Path) -> Non
         code, _, err = monitor(tmp_path, "check", "--config", str(path))
         assert code == 0, err
     code, _, err = monitor(tmp_path, "report", "--config", str(path), "--run", "99")
-    assert code == 1, err  # as before
+    assert code == 2, err  # a usage mistake, as --run 0 is (was 1: contract12 #6)
     assert one_line(err) == f"monitor: {tmp_path / 'm.db'}: there is no run 99; runs 1-2 exist"
     assert not (tmp_path / "reports").exists()
 
@@ -840,3 +840,48 @@ def test_runs_phrase(ids: list[int], expected: str) -> None:
     from monitor.output import runs_phrase
 
     assert runs_phrase(ids) == expected
+
+
+@pytest.mark.parametrize("agent", ["a\\u0000b", "a\\u0001b", "a\\u007fb", "a\\u001b[31mb"])
+def test_a_user_agent_with_a_control_character_is_said_before_anything_is_done(
+        tmp_path: Path, agent: str) -> None:
+    """contract12 #1: only CR and LF were refused. A NUL, DEL or ESC passed,
+    aiohttp refused every request, each page was "not a usable address",
+    a run with nothing read was recorded, and `check` exited 1."""
+    path = tmp_path / "monitor.toml"
+    path.write_text(PAGE + f'user_agent = "{agent}"\n[database]\npath = "{tmp_path / "m.db"}"\n',
+                    encoding="utf-8")
+    code, out, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 2, out + err
+    line = one_line(err)
+    assert line.startswith(f"monitor: {path}: checker.user_agent: holds "), line
+    assert not (tmp_path / "m.db").exists()  # nothing recorded for a mistake in the file
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_database_another_process_is_writing_to_is_said_in_a_webmasters_words(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    """contract12 #9: another process holding the write lock past the busy
+    timeout (a `monitor run` or `serve` writing, a backup) ended in SQLite's
+    bare "database is locked", exit 1, nothing saying what to do."""
+    import sqlite3
+
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    path = config(tmp_path, '[email]\nenabled = false\n[report]\ndir = "out"\n')
+    code, _, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 0, err
+    monkeypatch.setattr("monitor.store.BUSY_TIMEOUT_S", 0.2)  # the 10 s wait, shortened
+    monkeypatch.chdir(tmp_path)
+    other = sqlite3.connect(tmp_path / "m.db", isolation_level=None)  # another writer
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        result = CliRunner().invoke(cli, [command, "--config", str(path)])
+    finally:
+        other.close()
+    assert result.exit_code == 1, result.output
+    assert one_line(result.stderr) == (
+        f"monitor: the database {tmp_path / 'm.db'} is busy: another process is writing to it (a "
+        "`monitor run`, `check` or `serve`, a backup, the sqlite3 shell); try again when it has finished")
