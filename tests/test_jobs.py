@@ -93,7 +93,7 @@ async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, t
     assert str(html_path.parent.resolve()) not in html_part
 
     code, _, err = await run_monitor("report", "--config", str(config), "--run", "99")
-    assert code == 1 and "no run 99" in err and "Traceback" not in err
+    assert code == 2 and "no run 99" in err and "Traceback" not in err  # a usage mistake
 
 
 def _flagged(report_json: Path) -> set[tuple[str, str]]:

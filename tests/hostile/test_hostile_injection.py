@@ -13,14 +13,15 @@ element at all (the report has no use for them). Each payload must be found
 in the parsed TEXT, which proves it reached the output and was escaped
 rather than dropped. The JSON file must parse, and hold the payloads as data.
 
-Mail headers: CR/LF smuggled through the site name (from the config file),
-and through sender/recipients handed to the library directly (the config
-file refuses those), must not create a header or a recipient.
+Mail headers: CR/LF smuggled through the site name and the sender/recipients,
+handed to the library directly (the config file refuses them), must not
+create a header or a recipient.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import email
 import html as htmllib
 import json
@@ -144,15 +145,16 @@ async def reported(tmp_path: Path, aiohttp_server: Any) -> dict[str, Any]:
     port = await start_site(aiohttp_server)
     sink, smtp, smtp_port = await start_sink()
     config = tmp_path / "monitor.toml"
-    # The site name comes from the config file, with a CR/LF in it: TOML allows that.
     config.write_text(
         f'[[pages]]\nurl = "http://{HOST}/treatments.html"\nname = "{P_NAME}"\n'
-        f'[report]\nsite_name = "{P_SITE}\\r\\n{INJECTED}"\ndir = "{tmp_path / "out"}"\n'
+        f'[report]\nsite_name = "{P_SITE}"\ndir = "{tmp_path / "out"}"\n'
         f"confirm_after_hours = 0\n",
         encoding="utf-8")
     loaded = load_settings(config)
+    # A site name with a CR/LF in it: the config file refuses it (one line
+    # naming report.site_name, exit 2); the mail must hold even so.
     settings = Settings(
-        pages=loaded.pages, report=loaded.report,
+        pages=loaded.pages, report=dataclasses.replace(loaded.report, site_name=f"{P_SITE}\r\n{INJECTED}"),
         checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
                                 connect_to=mapped(port, HOST, TARGETS, "evil.example.net") + (("*", "refuse"),)),
         database=DatabaseSettings(path=str(tmp_path / "m.db")),
