@@ -668,15 +668,14 @@ def _email(source: str, raw: Any) -> EmailSettings:
 
 
 def _password_env_problem(email: EmailSettings) -> str | None:
-    """The key names a variable, or is left out. Without `email.username`
-    no password is read, so an empty value changes nothing, but it says
-    nothing either: a login added later would look for no variable."""
+    """The key names a variable. Empty, it is refused only with a
+    `email.username`: without one no password is read, and a file that
+    wrote "" for "no password" kept working before this check and still does."""
     name = email.password_env
     if not name.strip():
         if email.username:
             return "must name an environment variable holding the password of email.username"
-        return ("is empty: it names the environment variable holding the SMTP password; without "
-                "email.username no password is read, so leave the key out")
+        return None
     if name.startswith("$"):
         return f"name the environment variable without the $: {name[1:]!r}, not {name!r}"
     if any(c.isspace() or c == "=" for c in name) or _control_problem(name):

@@ -117,11 +117,6 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[email]\nhost = \" \"\n", "email.host", "must not be empty"),
         (PAGE + "[email]\nusername = \"bob\"\npassword_env = \"\"\n", "email.password_env",
          "must name an environment variable"),
-        # contract12 #13: accepted before. Without a username no password is
-        # read, but "" names no variable: a login added later would find none
-        (PAGE + "[email]\npassword_env = \"\"\n", "email.password_env", "is empty: it names the "
-         "environment variable holding the SMTP password; without email.username no password is read"),
-        (PAGE + "[email]\npassword_env = \" \"\n", "email.password_env", "is empty"),
         (PAGE + "[email]\nusername = \"bob\"\npassword_env = \"$SMTP_PASS\"\n", "email.password_env",
          "without the $: 'SMTP_PASS'"),
         (PAGE + "[email]\npassword_env = \"SMTP PASS\"\n", "email.password_env",
@@ -215,6 +210,7 @@ def test_a_password_in_an_address_is_not_echoed(tmp_path: Path) -> None:
     # no login: the default variable, another name, or the key left out
     PAGE + '[email]\nusername = ""\npassword_env = "MONITOR_SMTP_PASSWORD"\n',
     PAGE + '[email]\nusername = ""\n',
+    PAGE + '[email]\npassword_env = ""\n',  # no login, so no password read: "" kept working
     PAGE + '[email]\nusername = "bob"\npassword_env = "SMTP_PASS_2"\n',
 ])
 def test_what_the_new_checks_leave_alone(tmp_path: Path, text: str) -> None:

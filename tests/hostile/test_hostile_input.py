@@ -377,7 +377,6 @@ BROKEN_CONFIGS: dict[str, bytes | None] = {
     "crlf-in-page-name": b'[[pages]]\nurl = "https://a.org/"\nname = "A\\r\\nBcc: x@y.org"\n',
     "connect-to-port": PAGE.encode() + b'[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:99999"}\n',
     "password-in-url": b'[[pages]]\nurl = "https://webmaster:hunter2@www.sclero.org/a.html"\n',
-    "empty-password-env": PAGE.encode() + b'[email]\npassword_env = ""\n',
     "empty-report-dir": PAGE.encode() + b'[report]\ndir = ""\n',
 }
 
