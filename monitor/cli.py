@@ -545,15 +545,63 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any],
         links = store.iter_run_links(run_id)
         with contextlib.closing(links):  # its cursor goes before the database, also on a broken pipe
             if fmt == "json":
-                write_json(sys.stdout, run, pages, links, cuts)
+                write_json(utf8_stdout(), run, pages, links, cuts)
             elif fmt == "csv":
-                write_csv(sys.stdout, links)
+                write_csv(utf8_stdout(), links)
             else:
                 print_listing(run, pages, links,
                               confirm_after=dt.timedelta(hours=settings.report.confirm_after_hours),
                               accepted=_accepted_now(store, run), flaps=flaps)
             sys.stdout.flush()
     return pages, cuts
+
+
+class Utf8Stdout:
+    """Text written to stdout's bytes as UTF-8, whatever the locale's encoding.
+
+    `--format json|csv` are files for scripts: JSON is UTF-8 (RFC 8259), and
+    a CSV read by the same scripts should not change with the terminal.
+    Through a Latin-1 stdout (a cron job on an older server, `LANG=en_US`)
+    the first "’" of a link text ended the document half-written, exit 1,
+    after the audit was recorded."""
+
+    def __init__(self, buffer: Any) -> None:
+        self._buffer = buffer
+
+    def write(self, text: str) -> int:
+        # A lone surrogate (text from the web) becomes its \udcxx escape:
+        # inside a JSON string that is the same character again.
+        self._buffer.write(text.encode("utf-8", "backslashreplace"))
+        return len(text)
+
+    def flush(self) -> None:
+        self._buffer.flush()
+
+
+def utf8_stdout() -> Any:
+    """stdout as UTF-8 (`Utf8Stdout`), after what its text layer holds."""
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    return sys.stdout if buffer is None else Utf8Stdout(buffer)
+
+
+def tolerant_streams() -> None:
+    """stdout and stderr show what their encoding lacks as an escape ("\u2019")
+    instead of failing: the listing of a page titled "Raynaud’s" through a
+    Latin-1 terminal stopped half-way with "UnicodeEncodeError", exit 1, the
+    audit recorded. A UTF-8 stream keeps its own handler (surrogateescape
+    gives a file name's undecodable bytes back as they were)."""
+    import codecs
+
+    for stream in (sys.stdout, sys.stderr):
+        encoding, errors = getattr(stream, "encoding", None), getattr(stream, "errors", None)
+        if not hasattr(stream, "reconfigure") or not encoding:
+            continue
+        with contextlib.suppress(LookupError):
+            if codecs.lookup(encoding).name.startswith("utf") and errors != "strict":
+                continue
+        with contextlib.suppress(Exception):  # a stream that cannot: left as it is
+            stream.reconfigure(errors="backslashreplace")
 
 
 def print_listing(run: Any, pages: Sequence[Any], links: Iterable[Any], *,
@@ -1327,11 +1375,13 @@ def acceptance_lines(records: Sequence[Any], state: Any) -> list[str]:
 
 def acceptance_dicts(records: Sequence[Any], state: Any) -> list[dict[str, Any]]:
     """`monitor history --format json`'s `acceptances`, oldest first."""
+    from monitor.types import iso_moment
+
     now = dt.datetime.now(dt.timezone.utc)
-    return [{"accepted_at": a.accepted_at.isoformat(), "by": a.by, "note": a.note,
-             "status": a.status.value, "reason": a.reason, "run": a.run_id, "until": a.until.isoformat(),
-             "undone_at": a.undone_at.isoformat() if a.undone_at else None,
-             "changed_at": a.changed_at.isoformat() if a.changed_at else None,
+    return [{"accepted_at": iso_moment(a.accepted_at), "by": a.by, "note": a.note,
+             "status": a.status.value, "reason": a.reason, "run": a.run_id, "until": iso_moment(a.until),
+             "undone_at": iso_moment(a.undone_at) if a.undone_at else None,
+             "changed_at": iso_moment(a.changed_at) if a.changed_at else None,
              "holds": _acceptance_state(a, state, now).startswith("holds")} for a in records]
 
 
@@ -1361,6 +1411,7 @@ def _login_name() -> str:
         return ""
 
 def main() -> None:
+    tolerant_streams()
     try:
         cli(prog_name="monitor")
     finally:

@@ -25,7 +25,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from monitor.accept import accepted_words, in_force
 from monitor.classify import CONFIRM_AFTER
@@ -43,6 +43,7 @@ from monitor.types import (
     RunInfo,
     SiteCut,
     Whereabouts,
+    iso_moment,
 )
 from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, acknowledged, \
     attention, flap_words, link_words, problem_confirmed, site_cut_words
@@ -73,7 +74,7 @@ _link_values = operator.attrgetter(*LINK_FIELDS)
 
 def _plain(value: Any) -> Any:
     if isinstance(value, dt.datetime):
-        return value.isoformat()
+        return iso_moment(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -81,7 +82,9 @@ def _plain(value: Any) -> Any:
 
 def _iso(value: Any) -> Any:
     """json's hook for what it cannot encode itself: dates and times."""
-    if isinstance(value, (dt.date, dt.datetime)):
+    if isinstance(value, dt.datetime):
+        return iso_moment(value)
+    if isinstance(value, dt.date):
         return value.isoformat()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
@@ -96,6 +99,13 @@ or displays reordered (bidi overrides): written as \\u escapes, the same data.""
 
 def _dumps(value: Any) -> str:
     return _JSON_RAW.sub(lambda m: f"\\u{ord(m.group()):04x}", _json(value))
+
+
+class Writer(Protocol):
+    """Where `write_json` and `write_csv` write: a text file, or the CLI's
+    UTF-8 stdout (`monitor.cli.Utf8Stdout`), whatever the locale."""
+
+    def write(self, text: str, /) -> int: ...
 
 
 def link_dict(link: LinkResult) -> dict[str, Any]:
@@ -113,18 +123,22 @@ def run_dict(run: RunInfo) -> dict[str, Any]:
 
 
 def page_dict(page: PageRecord) -> dict[str, Any]:
+    """A page as CONTRACT.md shows it: `status` "ok" for every page read,
+    one unchanged since the last read (304) too, as scripts select failed
+    pages by it; `not_modified` (added last) tells that one apart."""
     return {
         "url": page.url,
-        "status": page.status,
+        "status": page.public_status,
         "title": page.title,
         "links": page.links,
         "http_status": page.http_status,
         "error": page.error,
         "moved_to": page.moved_to,
+        "not_modified": page.not_modified,
     }
 
 
-def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: Iterable[LinkResult],
+def write_json(out: Writer, run: RunInfo, pages: Iterable[PageRecord], links: Iterable[LinkResult],
                site_cuts: Sequence[SiteCut] = ()) -> int:
     """The contract's document, {"run": ..., "pages": [...], "links": [...]},
     written link by link; returns the number of links. A run whose [[sites]]
@@ -151,7 +165,7 @@ def write_json(out: TextIO, run: RunInfo, pages: Iterable[PageRecord], links: It
     return n
 
 
-def write_csv(out: TextIO, links: Iterable[LinkResult]) -> int:
+def write_csv(out: Writer, links: Iterable[LinkResult]) -> int:
     """The links as CSV (the JSON links' columns), row by row; returns the number of rows."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(LINK_FIELDS)

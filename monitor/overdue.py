@@ -27,7 +27,7 @@ from typing import Any
 from apscheduler.triggers.base import BaseTrigger
 
 from monitor.schedule import previous_fire_time
-from monitor.types import RunInfo
+from monitor.types import RunInfo, iso_moment
 from monitor.types import as_utc as _aware
 
 __all__ = ["Overdue", "find_overdue"]
@@ -141,7 +141,7 @@ def find_overdue(trigger: BaseTrigger, last: RunInfo | None, unfinished: RunInfo
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
+    return iso_moment(moment)
 
 
 def _day(when: dt.datetime, now: dt.datetime) -> str:

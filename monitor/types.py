@@ -318,11 +318,40 @@ class PageRecord:
     links_run: int | None = None
     moved_to: str | None = None
 
+    @property
+    def not_modified(self) -> bool:
+        """It answered 304: its links are those of the last read, not re-read."""
+        return self.status == "not_modified"
+
+    @property
+    def public_status(self) -> str:
+        """`status` as the JSON gives it to scripts (CONTRACT.md: "ok"): a page
+        unchanged since the last read is read, so "ok", with `not_modified`
+        true beside it. The database keeps "not_modified" (docs/schema.md)."""
+        return "ok" if self.status == "not_modified" else self.status
+
 
 def as_utc(moment: dt.datetime) -> dt.datetime:
     """A naive datetime is UTC (the database's and the checker's clocks are):
     aware, it compares with any other."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def whole_second(moment: dt.datetime) -> dt.datetime:
+    """`moment` in UTC, cut to its second (never rounded up: a check cut
+    this way is never after the run's end cut the same way)."""
+    if moment.tzinfo is not dt.timezone.utc:  # the database's moments are: no conversion then
+        moment = as_utc(moment).astimezone(dt.timezone.utc)
+    return moment.replace(microsecond=0)
+
+
+def iso_moment(moment: dt.datetime) -> str:
+    """Every moment in every JSON the monitor writes (check, history, the
+    report's JSON, /healthz): "2026-11-23T06:00:00+00:00", as CONTRACT.md
+    shows it. Whole seconds: with microseconds jq's `fromdateiso8601`
+    refused them, and one field had two shapes across the outputs. The
+    database keeps microseconds (the order of observations)."""
+    return whole_second(moment).isoformat()
 
 
 def read_no_page(pages: int, pages_failed: int) -> bool:

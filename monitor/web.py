@@ -59,7 +59,7 @@ from monitor.output import StatusTally
 from monitor.overdue import Overdue, find_overdue
 from monitor.schedule import weekly_trigger
 from monitor.store import Store
-from monitor.types import LinkStatus, RunInfo, read_no_page
+from monitor.types import LinkStatus, RunInfo, iso_moment, read_no_page
 
 __all__ = ["METRICS_CONTENT_TYPE", "ServiceStatus", "create_app", "open_report", "render_metrics", "report_path",
            "start_server"]
@@ -195,7 +195,7 @@ def _unfinished_after(runs: list[RunInfo], last: RunInfo | None) -> RunInfo | No
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+    return None if moment is None else iso_moment(moment)
 
 
 def health(snapshot: Snapshot, status: ServiceStatus | None, settings: Settings | None = None) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from monitor.output import (
     LINK_FIELDS,
     StatusTally,
     counts,
+    history_dicts,
     link_dict,
+    page_dict,
     tag_words,
     to_csv,
     to_json,
@@ -27,7 +29,7 @@ from monitor.output import (
     write_json,
     write_text,
 )
-from monitor.types import LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
+from monitor.types import HistoryEntry, LinkKind, LinkResult, LinkStatus, PageRecord, RunInfo
 
 UTC = dt.timezone.utc
 T0 = dt.datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
@@ -64,7 +66,7 @@ def test_write_json_is_the_contract_document() -> None:
                           "finished_at": (T0 + dt.timedelta(minutes=3)).isoformat(), "status": "finished",
                           "partial": False}
     assert doc["pages"] == [{"url": PAGE, "status": "ok", "title": "Traitements – Sjögren", "links": 3,
-                             "http_status": 200, "error": "", "moved_to": None}]
+                             "http_status": 200, "error": "", "moved_to": None, "not_modified": False}]
     assert doc["links"] == [link_dict(x) for x in LINKS]
     assert list(doc["links"][0]) == list(LINK_FIELDS)
     expired = doc["links"][1]
@@ -397,7 +399,8 @@ def test_json_pages_say_where_a_page_moved_last_and_additively() -> None:
     last key (null when not moved), the contract's keys unchanged before it."""
     moved = replace(PAGES[0], moved_to="https://www.sclero.org/new/treatments.html")
     doc = json.loads(to_json(RUN, [moved, PAGES[0]], []))
-    assert list(doc["pages"][0]) == ["url", "status", "title", "links", "http_status", "error", "moved_to"]
+    assert list(doc["pages"][0]) == ["url", "status", "title", "links", "http_status", "error", "moved_to",
+                                     "not_modified"]
     assert [p["moved_to"] for p in doc["pages"]] == ["https://www.sclero.org/new/treatments.html", None]
 
 
@@ -934,3 +937,31 @@ def test_absence_words(runs: list[int], pages: int, expected: str) -> None:
     from monitor.output import absence_words
 
     assert absence_words(runs, pages) == expected
+
+
+@pytest.mark.parametrize("status, http_status, shown, not_modified", [
+    ("ok", 200, "ok", False),
+    ("not_modified", 304, "ok", True),  # read: unchanged since the last read, its links those read then
+    ("error", 404, "error", False),
+    ("error", None, "error", False),
+])
+def test_a_page_unchanged_since_the_last_read_is_ok_in_the_json(status: str, http_status: int | None, shown: str,
+                                                                not_modified: bool) -> None:
+    """CONTRACT.md's page is "status": "ok"; scripts select failed pages by
+    `status != "ok"`. Was "not_modified" for every unchanged page, weekly."""
+    got = page_dict(replace(PAGES[0], status=status, http_status=http_status))
+    assert (got["status"], got["not_modified"], got["http_status"]) == (shown, not_modified, http_status)
+
+
+def test_json_moments_are_whole_seconds_in_utc_in_check_and_history() -> None:
+    """Were "2026-11-23T06:00:00.593289+00:00": jq's fromdateiso8601 refused them."""
+    at = T0.replace(microsecond=593289)
+    run = replace(RUN, started_at=at, finished_at=at.astimezone(dt.timezone(dt.timedelta(hours=-5))))
+    doc = json.loads(to_json(run, PAGES, [link(1, checked_at=at, failing_since=at - dt.timedelta(days=2))]))
+    assert (doc["run"]["started_at"], doc["run"]["finished_at"]) == ("2026-11-23T06:00:00+00:00",) * 2
+    assert (doc["links"][0]["checked_at"], doc["links"][0]["failing_since"]) == (
+        "2026-11-23T06:00:00+00:00", "2026-11-21T06:00:00+00:00")
+    (entry,) = history_dicts([HistoryEntry(run_id=7, checked_at=at, status=LinkStatus.OK, reason="ok")])
+    assert entry["checked_at"] == "2026-11-23T06:00:00+00:00"
+    (row,) = csv.DictReader(io.StringIO(to_csv([link(1, checked_at=at)])))
+    assert row["checked_at"] == "2026-11-23T06:00:00+00:00"  # the CSV has the JSON's columns and values

@@ -1326,3 +1326,40 @@ def test_a_report_made_days_after_its_run_says_as_of_when(days_after: float, as_
         assert kicker.group(1).endswith(f"23 NOV 2026 &middot; AS OF {as_of}")
         iso = (audit.generated_at + dt.timedelta(days=days_after)).date().isoformat()
         assert heading == f"LINK AUDIT FOR WWW.SCLERO.ORG, 2026-11-23 (as of {iso})"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["orjson", "standard-library"])
+@pytest.mark.parametrize("status, http_status, shown, not_modified", [
+    ("ok", 200, "ok", False),
+    ("not_modified", 304, "ok", True),  # read: its links are the last read's
+    ("error", 404, "error", False),
+])
+def test_json_pages_are_ok_when_unchanged_and_say_not_modified(
+        fast: bool, status: str, http_status: int, shown: str, not_modified: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As `monitor check --format json` gives pages (CONTRACT.md: "status": "ok"):
+    a script's `select(.status != "ok")` lists the pages that failed only."""
+    if not fast:
+        monkeypatch.setattr(render, "orjson", None)
+    page = PageRecord(run_id=7, url=PAGE, status=status, http_status=http_status, title="T", links=1)
+    doc = json.loads(render_json(audit_from([result("https://a.org/", "ok", "ok")], [page])))
+    (got,) = doc["pages"]
+    assert (got["status"], got["not_modified"], got["http_status"]) == (shown, not_modified, http_status)
+    assert list(got)[-1] == "not_modified" and list(got)[:3] == ["run_id", "url", "status"]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["orjson", "standard-library"])
+def test_json_moments_are_whole_seconds_in_utc(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """orjson wrote "2026-11-23T06:12:00.593289+00:00"; the contract and
+    /healthz "2026-11-23T06:12:00+00:00"."""
+    if not fast:
+        monkeypatch.setattr(render, "orjson", None)
+    when = NOW.replace(microsecond=593289)
+    paris = dt.timezone(dt.timedelta(hours=1))
+    links = [result("https://a.org/", "expired", "http_404", days=3, checked_at=when.astimezone(paris)),
+             result("https://b.org/", "ok", "ok", entry_date=dt.date(2019, 8, 1))]
+    doc = json.loads(render_json(audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok")], when=when)))
+    assert doc["run"]["finished_at"] == doc["links"][0]["checked_at"] == "2026-11-23T06:12:00+00:00"
+    assert doc["run"]["started_at"] == "2026-11-23T06:00:00+00:00"
+    assert doc["links"][0]["failing_since"] == "2026-11-20T06:12:00+00:00"
+    assert doc["links"][1]["entry_date"] == "2019-08-01"  # a date stays a date

@@ -146,18 +146,21 @@ def _old_report(folder: Path, run: int, started: dt.datetime) -> None:
 T0 = dt.datetime(2026, 11, 23, 6, 0, 1, 123456, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("runs", "refused"), [
-    ({1: T0}, False),                          # this database's own run 1: adopted
-    ({}, False),                               # a run pruned since (or never known): adopted
-    ({1: T0 + dt.timedelta(hours=3)}, True),   # this database's run 1 began at another time
+@pytest.mark.parametrize(("runs", "written", "refused"), [
+    ({1: T0}, T0, False),                          # this database's own run 1: adopted
+    ({}, T0, False),                               # a run pruned since (or never known): adopted
+    ({1: T0 + dt.timedelta(hours=3)}, T0, True),   # this database's run 1 began at another time
+    ({1: T0}, T0.replace(microsecond=0), False),   # the JSON's whole seconds (since session 12): the same start
+    ({1: T0 + dt.timedelta(seconds=1)}, T0.replace(microsecond=0), True),  # a second later: another run
 ])
 def test_an_old_report_without_its_database_is_adopted_unless_proven_anothers(
-        tmp_path: Path, runs: dict[int, dt.datetime], refused: bool) -> None:
+        tmp_path: Path, runs: dict[int, dt.datetime], written: dt.datetime, refused: bool) -> None:
     """Decided: a report saved before reports named their database is taken
     as this database's (an upgrade must not refuse every folder there is),
     unless its run number began at another time in this database: then it
-    is another database's (or one made anew), whose index would mix."""
-    _old_report(tmp_path, 1, T0)
+    is another database's (or one made anew), whose index would mix. To the
+    second: the report's JSON gives whole seconds, the database microseconds."""
+    _old_report(tmp_path, 1, written)
     source = Source("a" * 32, "monitor.db", "monitor.toml", runs=runs, path="/srv/monitor.db")
     if not refused:
         refuse_foreign(tmp_path, source)
@@ -165,7 +168,7 @@ def test_an_old_report_without_its_database_is_adopted_unless_proven_anothers(
     with pytest.raises(ForeignFolder) as caught:
         refuse_foreign(tmp_path, source)
     assert ("holds reports of another database (its run 1 began 23 Nov 2026 06:00:01 UTC, this "
-            "database's run 1 began 23 Nov 2026 09:00:01 UTC): report-2026-11-23-run-1.html; this "
+            f"database's run 1 began {runs[1]:%d %b %Y %H:%M:%S} UTC): report-2026-11-23-run-1.html; this "
             "configuration's database is /srv/monitor.db") in str(caught.value)
 
 
