@@ -584,6 +584,10 @@ class SharedRewrite:
     """The path change ("/doi/", "/doi/full/"); both "" for a scheme change alone."""
     same_paths: bool
     """Only the scheme changed: every new address keeps its old path and query."""
+    replace_gives_new: bool
+    """Doing the line's search and replace (`replaced`) to each old address
+    gives its new one. False when some also changed their query (a tracking
+    tag dropped): the line then sends the reader to the rows (review 12 #2)."""
     urls: int
     links: int
     """The report's rows (a URL cited on two pages is two rows)."""
@@ -2025,9 +2029,20 @@ def _shared_rewrite(keys: Sequence[tuple[str, ...]], moves: Mapping[tuple[str, .
                          old_part=old_part, new_part=new_part,
                          same_paths=kind == "scheme" and all(_path_of(p.link.url) == _path_of(p.fix_url)
                                                              for p in rows),
+                         replace_gives_new=all(replaced(p.link.url, old_scheme, new_scheme, old_part, new_part)
+                                               == p.fix_url for p in rows),
                          urls=len({p.link.url for p in rows}), links=len(rows),
                          pages=len({p.link.page for p in rows}), first_page=moves[keys[0]][0].link.page,
                          place="fix")
+
+
+def replaced(url: str, old_scheme: str, new_scheme: str, old_part: str, new_part: str) -> str:
+    """`url` after the search and replace a shared rewrite's line tells the
+    editor to do: the scheme's "http://" by "https://", the first `old_part`
+    by `new_part`."""
+    if old_scheme and url.startswith(old_scheme + "://"):
+        url = new_scheme + url[len(old_scheme):]
+    return url.replace(old_part, new_part, 1) if old_part else url
 
 
 def _path_of(url: str | None) -> str:
@@ -2070,6 +2085,14 @@ def _rewrite(old: str, new: str) -> tuple[str, ...] | None:
     old_mid, new_mid = sa[i:len(sa) - j], sb[i:len(sb) - j]
     if not old_mid and not new_mid:
         return (host, "scheme", old_scheme, scheme, host, "", "") if scheme else None
+    if not "".join(sa[:i] + old_mid):
+        # Something put in front of the path ("/article/1" -> "/en/article/1"):
+        # the old part would be "/", and replacing "/" breaks every address
+        # (review 12 #1). The first segment after it is the old part's
+        # context: "/article/" -> "/en/article/"; none (the root page): no rewrite.
+        if not j:
+            return None
+        old_mid, new_mid, j = old_mid + [sa[len(sa) - j]], new_mid + [sb[len(sb) - j]], j - 1
     tail = "/" if j else ""
     return (host, "path", old_scheme, scheme, host,
             "/".join(sa[:i] + old_mid) + tail, "/".join(sb[:i] + new_mid) + tail)

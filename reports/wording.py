@@ -720,8 +720,9 @@ def shared_rewrite_line(rewrite: Any) -> str:
         listed = ", ".join(named) + f" and {len(hosts) - len(named)} more"
     else:
         listed = ", ".join(named[:-1]) + " and " + named[-1]
-    return (f"{what}: {plural(rewrite.links, 'link')} on {plural(rewrite.pages, 'page')} ({listed}); "
-            f"replace {' and '.join(swaps)} in these sites\u2019 addresses")
+    todo = (f"replace {' and '.join(swaps)} in these sites\u2019 addresses" if rewrite.replace_gives_new
+            else "some changed more than that: the new addresses are in each row")
+    return f"{what}: {plural(rewrite.links, 'link')} on {plural(rewrite.pages, 'page')} ({listed}); {todo}"
 
 
 def bulk_more_line(more_links: int, more_hosts: int, more_rewrites: int = 0) -> str:

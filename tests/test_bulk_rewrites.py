@@ -126,7 +126,7 @@ def test_shared_rewrites_and_hosts_share_the_cap_the_most_rows_first_the_rest_co
 def rewrite(n_hosts: int, **kw: object) -> SharedRewrite:
     fields: dict[str, object] = dict(hosts=tuple(f"journal{i}.example.org" for i in range(n_hosts)),
                                      old_scheme="", new_scheme="", old_part="/doi/", new_part="/doi/full/",
-                                     same_paths=False, urls=4013, links=4013, pages=500,
+                                     same_paths=False, replace_gives_new=True, urls=4013, links=4013, pages=500,
                                      first_page=TOPIC.format(0), place="fix")
     return SharedRewrite(**{**fields, **kw})  # type: ignore[arg-type]
 
@@ -205,6 +205,40 @@ def test_the_json_lists_every_host_of_a_shared_rewrite_and_keeps_the_keys_it_had
                               "pages": 3, "first_page": TOPIC.format(0), "place": "fix"}]
     assert bulk["rewrites"] == [{"hosts": [f"j{k}.example.org" for k in range(25)], "old_scheme": "",
                                  "new_scheme": "", "old_part": "/doi/", "new_part": "/doi/full/",
-                                 "same_paths": False, "urls": 25, "links": 25, "pages": 1,
+                                 "same_paths": False, "replace_gives_new": True, "urls": 25, "links": 25,
+                                 "pages": 1,
                                  "first_page": TOPIC.format(0), "place": "fix"}]
     assert bulk["more_hosts"] == bulk["more_rewrites"] == 0
+
+
+EN = ("https://{h}/article/{i}", "https://{h}/en/article/{i}")  # a segment put in front of the path
+ROOT = ("https://{h}/{i}.html", "https://{h}/archive/{i}.html")  # ... before a file at the root
+QUERY = ("http://{h}/article?id={i}&from=rss", "https://{h}/article?id={i}")  # https, a tag dropped
+DOI_QUERY = ("https://{h}/doi/10.1/{i}?cookieSet=1", "https://{h}/doi/full/10.1/{i}")
+
+
+@pytest.mark.parametrize(("how", "said"), [
+    (EN, "3 sites changed /article/ to /en/article/ in their addresses: 6 links on 2 pages "
+         "(a.example.org, b.example.org and c.example.org); replace \u201c/article/\u201d with "
+         "\u201c/en/article/\u201d in these sites\u2019 addresses"),
+    (ROOT, None),  # no one replace does it: the rows give each new address
+    (QUERY, "3 sites moved from http to https: 6 links on 2 pages (a.example.org, b.example.org and "
+            "c.example.org); some changed more than that: the new addresses are in each row"),
+    (DOI_QUERY, "3 sites changed /doi/ to /doi/full/ in their addresses: 6 links on 2 pages "
+                "(a.example.org, b.example.org and c.example.org); some changed more than that: the new "
+                "addresses are in each row"),
+    (DOI, "3 sites changed /doi/ to /doi/full/ in their addresses: 6 links on 2 pages (a.example.org, "
+          "b.example.org and c.example.org); replace \u201c/doi/\u201d with \u201c/doi/full/\u201d in "
+          "these sites\u2019 addresses"),
+], ids=["en-prefix", "root-prefix", "https-query-dropped", "doi-query-dropped", "doi"])
+def test_a_replace_the_line_asks_for_gives_the_new_addresses(how: tuple[str, str], said: str | None) -> None:
+    """Review 12 #1, #2: "/article/1" -> "/en/article/1" was "replace “/” with
+    “/en/”" (every slash of the address), and an http -> https move that also
+    dropped a tracking tag was "replace “http://” with “https://”"."""
+    links = rows("a", 2, how) + rows("b", 2, how) + rows("c", 2, how)
+    lines = [b.before for b in bulk_lines(audit_from(links, pages(3)))]
+    assert lines == ([said] if said else [])
+    for line in lines:
+        swap = re.search(r"replace \u201c(.*?)\u201d with \u201c(.*?)\u201d", line)
+        if swap:  # done to each old address, what the line asks gives its new one
+            assert all(l.url.replace(*swap.groups(), 1) == l.suggested_url for l in links)
