@@ -20,6 +20,12 @@ the command ended), takes SIGINT and SIGTERM with their default action
 (it dies; the parent says why), and leaves by `os._exit`: no atexit
 handler, no buffered output, no connection of the parent's closed.
 
+In the parent, a Ctrl-C (or `monitor report`'s SIGTERM, raised as one)
+waits while the child's pid is being taken or given up (the fork, the
+`waitpid` and the note that it was reaped): landed in between, it left a
+child unknown to the cleanup, or a `waitpid` of a pid reaped already
+(ChildProcessError in place of "interrupted"; review 12 #3).
+
 SQLite (https://sqlite.org/howtocorrupt.html 2.6): a child must never use a
 connection opened before the fork. The JSON writer uses none (it may be
 forked with the parent's store open: it only encodes and writes a file);
@@ -29,6 +35,7 @@ open, so that no SQLite state at all is copied into it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -36,7 +43,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from monitor.errors import MonitorError
@@ -87,6 +94,7 @@ class Forked(Generic[T]):
         self._on_failure = on_failure
         self._pid: int | None = None
         self._answer: int | None = None
+        self._owed = False  # on_failure, until the child's answer is read as a success
         self._value: T | None = None
         self._raised: BaseException | None = None
 
@@ -106,27 +114,26 @@ class Forked(Generic[T]):
         """Start the child; False when the system refused the fork."""
         read, write = os.pipe()
         parent = os.getpid()
-        # Blocked from before the fork until the child has its own handlers:
-        # a Ctrl-C in between would unwind the parent's stack in the child.
-        signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
-        try:
-            pid = os.fork()
-        except OSError as exc:  # EAGAIN (a process limit), ENOMEM (no memory to commit)
-            os.close(read)
-            os.close(write)
-            log.debug("%s: no fork (%s): done in this process", self.what, exc)
-            return False
-        finally:
-            if os.getpid() == parent:
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
-        if pid == 0:  # pragma: no cover - the child: its effects are what the tests check
+        # Held from before the fork until the child has its own handlers (a
+        # Ctrl-C in between would unwind the parent's stack in the child),
+        # and in the parent until the child is on record (else left unknown
+        # to `stop`).
+        with _stops_held():
             try:
+                pid = os.fork()
+            except OSError as exc:  # EAGAIN (a process limit), ENOMEM (no memory to commit)
                 os.close(read)
-                _child(fn, write, parent)
-            finally:
-                os._exit(1)
-        os.close(write)
-        self._pid, self._answer = pid, read
+                os.close(write)
+                log.debug("%s: no fork (%s): done in this process", self.what, exc)
+                return False
+            if pid == 0:  # pragma: no cover - the child: its effects are what the tests check
+                try:
+                    os.close(read)
+                    _child(fn, write, parent)
+                finally:
+                    os._exit(1)
+            os.close(write)
+            self._pid, self._answer, self._owed = pid, read, True
         return True
 
     def result(self) -> T:
@@ -141,18 +148,25 @@ class Forked(Generic[T]):
         with os.fdopen(self._answer, "rb") as answer:
             self._answer = None
             said = answer.read()  # until the child exits and its end of the pipe closes
-        _, status = os.waitpid(self._pid, 0)
-        self._pid = None
+        with _stops_held():  # reaped and said so, or neither
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = None
         try:
             ok, value = pickle.loads(said) if said else (False, None)
         except Exception:  # half an answer: killed while it wrote it
             ok, value = False, None
         if ok:
-            self._value = value
+            self._value, self._owed = value, False
             return
         self._raised = value if isinstance(value, BaseException) else ChildDied(self._died(status))
-        if self._on_failure is not None:
+        self._clean_up()
+
+    def _clean_up(self) -> None:
+        """on_failure, once, if it is owed (a child that did not succeed, or
+        was stopped before its answer was read, reaped or not by then)."""
+        if self._owed and self._on_failure is not None:
             self._on_failure()
+        self._owed = False
 
     def _died(self, status: int) -> str:
         if os.WIFSIGNALED(status):
@@ -168,20 +182,32 @@ class Forked(Generic[T]):
             os.close(self._answer)
             self._answer = None
         if self._pid is not None:
-            try:
-                os.kill(self._pid, signal.SIGKILL)
-            except ProcessLookupError:  # pragma: no cover - reaped elsewhere
-                pass
-            os.waitpid(self._pid, 0)
-            self._pid = None
-            if self._on_failure is not None:
-                self._on_failure()
+            with _stops_held():
+                try:
+                    os.kill(self._pid, signal.SIGKILL)
+                except ProcessLookupError:  # pragma: no cover - reaped elsewhere
+                    pass
+                with contextlib.suppress(ChildProcessError):  # pragma: no cover - reaped elsewhere
+                    os.waitpid(self._pid, 0)
+                self._pid = None
+        self._clean_up()
 
     def __enter__(self) -> Forked[T]:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held (blocked) in this thread, then as they were:
+    one that came meanwhile is raised at the end of the block."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _child(fn: Callable[[], object], answer: int, parent: int) -> None:  # pragma: no cover - in the child

@@ -44,19 +44,22 @@ def write_all(*files: tuple[Path, Content], concurrent: bool = False) -> None:
     made before it (the earlier file put back, a new one removed).
     With `concurrent` (and `monitor.forked.can_fork()`), the files after the
     first are written by a forked child meanwhile."""
-    tmps: list[Path] = []
+    # Every PATH.tmp is known before any is written, the child's too: a
+    # Ctrl-C (or SIGTERM) landing after the child is reaped and before its
+    # answer is taken in left its PATH.tmp to no one's cleanup (review 12 #3).
+    tmps = [tmp_path(path) for path, _ in files]
     own, others = (files[:1], files[1:]) if concurrent and len(files) > 1 else (files, ())
-    with Forked.start(lambda: _write_tmps(others),
-                      what="the process writing " + ", ".join(path.name for path, _ in others),
-                      fork=bool(others), on_failure=lambda: _remove_tmps(others)) as child:
-        try:
+    try:
+        with Forked.start(lambda: _write_tmps(others),
+                          what="the process writing " + ", ".join(path.name for path, _ in others),
+                          fork=bool(others), on_failure=lambda: _remove_tmps(others)) as child:
             for path, text in own:
-                tmps.append(write_tmp(path, text))
-            tmps.extend(child.result())
+                write_tmp(path, text)
+            child.result()
             replace_all([(tmp, path) for tmp, (path, _) in zip(tmps, files)])
-        finally:
-            for tmp in tmps:
-                tmp.unlink(missing_ok=True)
+    finally:  # after the child is stopped: what it wrote is no longer being written
+        for tmp in tmps:
+            _remove(tmp)  # a renamed one is gone already
 
 
 def _write_tmps(files: Sequence[tuple[Path, Content]]) -> list[Path]:

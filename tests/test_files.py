@@ -13,16 +13,19 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from monitor import forked
 from monitor.forked import ChildDied, can_fork
 from reports import files, render
 from reports.render import save_report
 from tests.test_render import synthetic_audit
 
+T = TypeVar("T")
 FORKS: list[int] = []
 os.register_at_fork(after_in_parent=lambda: FORKS.append(1))
 
@@ -141,6 +144,43 @@ def test_the_first_file_failing_stops_the_child_and_removes_its_tmp(tmp_path: Pa
     with pytest.raises(OSError, match="No space left"):
         files.write_all((tmp_path / "r.html", failing()), (tmp_path / "r.json", slow()), concurrent=True)
     assert list(tmp_path.iterdir()) == []
+    assert forked_children() == []
+
+
+def ctrl_c_after(fn: Callable[..., T]) -> Callable[..., T]:
+    """`fn`, then a SIGINT to this thread (Ctrl-C, or `monitor report`'s
+    SIGTERM, which raises the same): it lands at that exact point, unless
+    the program holds it meanwhile."""
+    sent: list[bool] = []
+
+    def then_stopped(*args: object) -> T:
+        value = fn(*args)
+        if not sent:
+            sent.append(True)
+            signal.raise_signal(signal.SIGINT)
+        return value
+
+    return then_stopped
+
+
+@pytest.mark.parametrize("where", ["reaped", "answered"])
+@pytest.mark.usefixtures("fork_allowed")
+def test_a_stop_as_the_child_is_reaped_or_answers_leaves_no_tmp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    """review 12 #3. Reaped: the stop came before the parent noted it, and
+    its cleanup reaped the pid again: ChildProcessError, not "interrupted".
+    Answered: the child's r.json.tmp, written whole, was in neither
+    cleanup's hands (the child gone, its answer not taken in): left behind."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if where == "reaped":
+        monkeypatch.setattr(os, "waitpid", ctrl_c_after(os.waitpid))
+    else:
+        monkeypatch.setattr(forked.Forked, "result", ctrl_c_after(forked.Forked.result))
+    html, data = tmp_path / "r.html", tmp_path / "r.json"
+    html.write_text("last week")
+    with pytest.raises(KeyboardInterrupt):
+        files.write_all((html, "this week"), (data, pieces("{}")), concurrent=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"] and html.read_text() == "last week"
     assert forked_children() == []
 
 
