@@ -532,6 +532,8 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any],
     from monitor.output import write_csv, write_json
     from monitor.store import Store
 
+    if sys.stdout is None:  # started with no output at all (`>&-`): was "AttributeError: ... 'flush'"
+        raise Failure(closed_stdout_line(settings, run_id, fmt))
     # One pass over the run: memory-mapped reads would leave the whole
     # database resident (256 MiB of 313 at 100,000 links) to save 0.6 s.
     with Store.open(settings.database.path, mapped=False) as store:
@@ -554,6 +556,15 @@ def print_results(settings: Settings, run_id: int, fmt: str) -> tuple[list[Any],
                               accepted=_accepted_now(store, run), flaps=flaps)
             sys.stdout.flush()
     return pages, cuts
+
+
+def closed_stdout_line(settings: Settings, run_id: int, fmt: str) -> str:
+    """Said when there is no output to print the results to: the audit is
+    kept, and the words say where to see it."""
+    config = f" --config {shlex.quote(settings.source)}" if settings.source else ""
+    return (f"the audit is recorded (run {run_id}), but its results were not printed: the command's output "
+            f"(stdout) is closed; `monitor report{config} --run {run_id}` saves its report, or send the "
+            f"output to a file: `monitor check{config} --format {fmt} > audit.{'txt' if fmt == 'text' else fmt}`")
 
 
 class Utf8Stdout:

@@ -509,6 +509,47 @@ async def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, aiohttp_ser
         assert proc.returncode == 0, fmt
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv", "text"])
+async def test_a_closed_output_is_one_line_and_the_audit_is_kept(tmp_path, aiohttp_server, fmt: str) -> None:
+    """`monitor check --format json >&-` (no stdout at all): was "monitor:
+    AttributeError: 'NoneType' object has no attribute 'flush'" after the
+    audit was recorded (review 12 #6)."""
+    import asyncio
+    import sys
+
+    from aiohttp import web
+
+    from monitor.store import Store
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text='<html><head><title>P</title></head><body><a href="/a">A</a></body></html>',
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/a", page)
+    server = await aiohttp_server(app)
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page"\n'
+        '[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
+        'allow_private_networks = ["127.0.0.1/32"]\n'
+        f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
+    proc = await asyncio.create_subprocess_exec(
+        "/bin/sh", "-c", 'exec "$@" >&-', "sh",
+        sys.executable, "-m", "monitor", "check", "--config", str(config), "--format", fmt,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert err.decode() == (
+        f"monitor: the audit is recorded (run 1), but its results were not printed: the command's output "
+        f"(stdout) is closed; `monitor report --config {config} --run 1` saves its report, or send the output "
+        f"to a file: `monitor check --config {config} --format {fmt} > audit.{'txt' if fmt == 'text' else fmt}`\n")
+    assert proc.returncode == 1
+    with Store.open(tmp_path / "monitor.db") as store:
+        run = store.get_run(1)
+    assert run is not None and run.status == "finished"
+
+
 @pytest.mark.parametrize(("typed", "stored"), [
     ("https://pubmed.ncbi.nlm.nih.gov/31197643", "https://pubmed.ncbi.nlm.nih.gov/31197643/"),
     ("https://pubmed.ncbi.nlm.nih.gov/31197643/", "https://pubmed.ncbi.nlm.nih.gov/31197643"),
