@@ -9,6 +9,7 @@ import io
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -491,12 +492,7 @@ async def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, aiohttp_ser
     app.router.add_get("/page", page)
     app.router.add_get("/{name}", article)
     server = await aiohttp_server(app)
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page"\n'
-        '[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
-        'allow_private_networks = ["127.0.0.1/32"]\n'
-        f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
+    config = _one_page_config(tmp_path, server.port)
     for fmt in ("csv", "json", "text"):
         read_end, write_end = os.pipe()
         os.close(read_end)  # the reader is gone before the first line is written
@@ -529,12 +525,7 @@ async def test_a_closed_output_is_one_line_and_the_audit_is_kept(tmp_path, aioht
     app.router.add_get("/page", page)
     app.router.add_get("/a", page)
     server = await aiohttp_server(app)
-    config = tmp_path / "monitor.toml"
-    config.write_text(
-        f'[[pages]]\nurl = "http://127.0.0.1:{server.port}/page"\n'
-        '[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
-        'allow_private_networks = ["127.0.0.1/32"]\n'
-        f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
+    config = _one_page_config(tmp_path, server.port)
     proc = await asyncio.create_subprocess_exec(
         "/bin/sh", "-c", 'exec "$@" >&-', "sh",
         sys.executable, "-m", "monitor", "check", "--config", str(config), "--format", fmt,
@@ -1006,3 +997,15 @@ def test_json_moments_are_whole_seconds_in_utc_in_check_and_history() -> None:
     assert entry["checked_at"] == "2026-11-23T06:00:00+00:00"
     (row,) = csv.DictReader(io.StringIO(to_csv([link(1, checked_at=at)])))
     assert row["checked_at"] == "2026-11-23T06:00:00+00:00"  # the CSV has the JSON's columns and values
+
+
+def _one_page_config(tmp_path: Path, port: int) -> Path:
+    """monitor.toml for the loopback server's /page: no retries, no soft-404
+    probe (the output tests need only the page's links checked once)."""
+    config = tmp_path / "monitor.toml"
+    config.write_text(
+        f'[[pages]]\nurl = "http://127.0.0.1:{port}/page"\n'
+        '[checker]\ntimeout = 2\nretries = 0\nsoft404_probe = false\n'
+        'allow_private_networks = ["127.0.0.1/32"]\n'
+        f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
+    return config
