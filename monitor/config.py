@@ -305,18 +305,29 @@ def url_problem(value: str) -> str | None:
         return ("holds a password (user:password@ before the host name): the address is printed "
                 "in the report, the mail and the command's output, where every reader would see "
                 "it; write the address without it")
+    shown = _without_password(value)
     if value != value.strip() or any(c.isspace() for c in value):
-        return f"URL must not contain spaces: {value!r}"
+        return f"URL must not contain spaces: {shown!r}"
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError as exc:
-        return f"not a valid URL ({exc}): {value!r}"
+        return f"not a valid URL ({exc}): {shown!r}"
     if parts.scheme not in ("http", "https"):
-        return f"must be an http:// or https:// URL, got {value!r}{_did_you_mean_https(value)}"
+        return f"must be an http:// or https:// URL, got {shown!r}{_did_you_mean_https(shown)}"
     if not parts.hostname:
-        return f"URL has no host name: {value!r}"
+        return f"URL has no host name: {shown!r}"
     return None
+
+
+_SCHEMELESS_LOGIN = re.compile(r"^(\s*(?!mailto:)[^\s/:@]+):[^\s/@]+@(?=[^\s/@]+\.)")
+
+
+def _without_password(value: str) -> str:
+    """`value` as an error may echo it: "webmaster:s3cret@www.sclero.org/a.html",
+    an address written without its https:// (so no password urlsplit can
+    see), becomes "webmaster:***@www.sclero.org/a.html" (review 12)."""
+    return _SCHEMELESS_LOGIN.sub(r"\1:***@", value, count=1)
 
 
 def _has_password(value: str) -> bool:
