@@ -68,7 +68,7 @@ from apscheduler.triggers.base import BaseTrigger
 from monitor import schedule
 from monitor.config import Settings
 from monitor.crawl import recheck, utcnow
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, failure_line
 from monitor.jobs import LAST_AUDIT_KEY, OPEN_JOB_KEY, resumable_run
 from monitor.locking import AUDIT_LOCK, Presence, exclusive
 from monitor.overdue import Overdue, find_overdue
@@ -708,6 +708,11 @@ def _duration(seconds: float) -> str:
 
 
 def _short(exc: BaseException) -> str:
+    """An error in one line for the log and /healthz; a database another
+    process holds is said as the commands say it (`failure_line`), not as
+    SQLite's bare "database is locked"."""
+    if words := failure_line(exc):
+        return words
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

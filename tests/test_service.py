@@ -487,7 +487,8 @@ async def test_an_audit_that_failed_on_a_locked_database_runs_once_the_database_
     # One line says it failed and that it is retried; the retries say it at DEBUG only.
     assert lines(caplog, "event=job_failed job=audit", "ERROR") == 1
     failed = next(r.getMessage() for r in caplog.records if "event=job_failed job=audit" in r.getMessage())
-    assert "database is locked" in failed and "retry_in=" in failed
+    # in the words the commands use (not SQLite's bare "database is locked")
+    assert "is busy: another process is writing to it" in failed and "retry_in=" in failed
     assert lines(caplog, "event=job_recovered job=audit") == 1
     assert query(db_path(settings), "SELECT id, status FROM runs") == [(1, "finished")]
     assert len(sink.received) == 1
