@@ -82,10 +82,8 @@ def _plain(value: Any) -> Any:
 
 def _iso(value: Any) -> Any:
     """json's hook for what it cannot encode itself: dates and times."""
-    if isinstance(value, dt.datetime):
-        return iso_moment(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
+    if isinstance(value, dt.date):  # datetimes too
+        return _plain(value)
     raise TypeError(f"not JSON serializable: {type(value).__name__}")
 
 

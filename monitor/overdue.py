@@ -97,13 +97,13 @@ class Overdue:
         """/healthz `overdue`."""
         run = self.unfinished
         return {
-            "scheduled": _iso(self.scheduled),
-            "first_scheduled": _iso(self.first),
-            "overdue_since": _iso(self.since),
-            "last_audit": None if self.last_audit is None else _iso(self.last_audit),
+            "scheduled": iso_moment(self.scheduled),
+            "first_scheduled": iso_moment(self.first),
+            "overdue_since": iso_moment(self.since),
+            "last_audit": None if self.last_audit is None else iso_moment(self.last_audit),
             "days": self.days,
             "unfinished_run": None if run is None else {
-                "id": run.id, "status": run.status, "started_at": _iso(_utc(run.started_at))},
+                "id": run.id, "status": run.status, "started_at": iso_moment(_utc(run.started_at))},
             "message": self.message(),
         }
 
@@ -138,10 +138,6 @@ def find_overdue(trigger: BaseTrigger, last: RunInfo | None, unfinished: RunInfo
         first = _utc(scheduled)
     return Overdue(scheduled=_utc(scheduled), first=first, since=_utc(scheduled) + grace, now=now,
                    last_audit=None if last is None else _utc(last.started_at), unfinished=unfinished)
-
-
-def _iso(moment: dt.datetime) -> str:
-    return iso_moment(moment)
 
 
 def _day(when: dt.datetime, now: dt.datetime) -> str:

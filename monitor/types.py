@@ -328,7 +328,7 @@ class PageRecord:
         """`status` as the JSON gives it to scripts (CONTRACT.md: "ok"): a page
         unchanged since the last read is read, so "ok", with `not_modified`
         true beside it. The database keeps "not_modified" (docs/schema.md)."""
-        return "ok" if self.status == "not_modified" else self.status
+        return "ok" if self.not_modified else self.status
 
 
 def as_utc(moment: dt.datetime) -> dt.datetime:

@@ -446,6 +446,13 @@ class OtherLinks:
     title: str
     links: tuple[LinkResult, ...]
 
+    @property
+    def ok(self) -> int:
+        """Its links that work; the others were not checked (mailto, in-page
+        jumps, excluded). Counted here for the report, the mail, the text and
+        the JSON alike."""
+        return sum(l.status == LinkStatus.OK for l in self.links)
+
 
 @dataclass(frozen=True, slots=True)
 class Counts:
@@ -585,7 +592,7 @@ class SharedRewrite:
     same_paths: bool
     """Only the scheme changed: every new address keeps its old path and query."""
     replace_gives_new: bool
-    """Doing the line's search and replace (`replaced`) to each old address
+    """Doing the line's search and replace (`_after_replace`) to each old address
     gives its new one. False when some also changed their query (a tracking
     tag dropped): the line then sends the reader to the rows (review 12 #2)."""
     urls: int
@@ -2029,14 +2036,14 @@ def _shared_rewrite(keys: Sequence[tuple[str, ...]], moves: Mapping[tuple[str, .
                          old_part=old_part, new_part=new_part,
                          same_paths=kind == "scheme" and all(_path_of(p.link.url) == _path_of(p.fix_url)
                                                              for p in rows),
-                         replace_gives_new=all(replaced(p.link.url, old_scheme, new_scheme, old_part, new_part)
+                         replace_gives_new=all(_after_replace(p.link.url, old_scheme, new_scheme, old_part, new_part)
                                                == p.fix_url for p in rows),
                          urls=len({p.link.url for p in rows}), links=len(rows),
                          pages=len({p.link.page for p in rows}), first_page=moves[keys[0]][0].link.page,
                          place="fix")
 
 
-def replaced(url: str, old_scheme: str, new_scheme: str, old_part: str, new_part: str) -> str:
+def _after_replace(url: str, old_scheme: str, new_scheme: str, old_part: str, new_part: str) -> str:
     """`url` after the search and replace a shared rewrite's line tells the
     editor to do: the scheme's "http://" by "https://", the first `old_part`
     by `new_part`."""
