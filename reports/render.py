@@ -91,10 +91,12 @@ PAGES_SHOWN = 20
 
 EVERYTHING_ELSE_OPEN = 1_000
 """Links the saved report's "Everything else" shows unfolded; past it they
-are in a closed <details> (find in page, and a link to a page's `#ok-...` or
-`#page-...`, open it in Chromium). At 100,000 links its 89,000 working links
-were half of the 23 MB file, and Chromium took 6.6-6.8 s to lay the report
-out with them open, 3.1-3.5 s with them folded (bench/README.md)."""
+are in a closed <details> (find in page, and a link to a page's `#ok-...`,
+open it in Chromium). At 100,000 links its 89,000 working links were half
+of the 23 MB file, and Chromium took 6.6-6.8 s to lay the report out with
+them open, 3.1-3.5 s with them folded (bench/README.md). A page with no
+rows elsewhere has its `#page-...` on a line above the fold
+(`_everything_else_fold`), which every browser shows."""
 
 CONCURRENT_WRITE_LINKS = 5_000
 """From this many links the saved report's JSON is written by a forked child
@@ -673,10 +675,10 @@ def _base_context(audit: Audit, full_report: str | None, *,
         # the saved report's ids (a mail has none: several webmail clients drop them)
         "ids": slugs,
         "first_place": {url: keys[0] for url, keys in places.items()},
+        **_everything_else_fold(audit, places),
         "pages_table": (table := pages_table(audit, slugs) if saved else []),
         "table_owners": any(r.owner for r in table) and not audit.audience,
         "pages_shown": PAGES_SHOWN,
-        **_everything_else_fold(audit),
         "watching_flaps": any(p.flaps is not None for g in audit.watching for p in g.problems),
         "cleared_pages": _cleared_pages(audit),
         "bulk_lines": bulk_lines(audit),
@@ -688,17 +690,29 @@ def _base_context(audit: Audit, full_report: str | None, *,
     }
 
 
-def _everything_else_fold(audit: Audit) -> dict[str, object]:
+def _everything_else_fold(audit: Audit, places: Mapping[str, Sequence[str]]) -> dict[str, object]:
     """The size of "Everything else" and the line that stands for it when
-    folded: an editor sees what it holds without opening 89,000 links."""
+    folded: an editor sees what it holds without opening 89,000 links.
+
+    Folded, the pages with no rows elsewhere (`places`: the saved report's;
+    a mail has none) get a line each above the fold ("else_listed": page,
+    counts), which holds their "page-<slug>": an owner's mail and the
+    README's addresses link it, and a browser that does not open a closed
+    <details> for a link (Safari, older Firefox, a mail client's viewer)
+    would land on nothing. One fold per page did it too, but Chromium took
+    4.8-5.5 s to show 100,000 links instead of 3.4 s."""
     links = sum(len(o.links) for o in audit.everything_else)
     ok = sum(o.ok for o in audit.everything_else)
     parts = [wording.plural(ok, "link") + " that work" if ok != 1 else "1 link that works"]
     if links - ok:
         parts.append(f"{links - ok} not checked")
     pages = wording.plural(len(audit.everything_else), "page")
+    listed = [(o, wording.page_link_counts(o.ok, len(o.links) - o.ok)) for o in audit.everything_else
+              if places.get(o.url, ("",))[0] == "ok"] if links > EVERYTHING_ELSE_OPEN else []
     return {"else_links": links, "else_open": EVERYTHING_ELSE_OPEN,
-            "else_summary": f"{' and '.join(parts)}, on {pages}"}
+            "else_summary": f"{' and '.join(parts)}, on {pages}",
+            "else_listed": listed, "else_listed_urls": {o.url for o, _ in listed},
+            "else_listed_head": wording.FOLD_PAGES_HEAD}
 
 
 @dataclass(frozen=True, slots=True)

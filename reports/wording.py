@@ -363,6 +363,18 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {many}"
 
 
+def page_link_counts(ok: int, not_checked: int) -> str:
+    """ "48 links work, 2 not checked": a page's line above the folded
+    "Everything else", where an editor's link to their page lands."""
+    parts = [plural(ok, "link") + (" works" if ok == 1 else " work")] if ok or not not_checked else []
+    if not_checked:
+        parts.append(f"{not_checked} not checked")
+    return ", ".join(parts)
+
+
+FOLD_PAGES_HEAD = "Pages with nothing to fix or look at (their links are in the list below):"
+
+
 def format_date(value: dt.date | dt.datetime | None) -> str:
     """ "23 Nov 2026": unambiguous for readers on both sides of the Atlantic."""
     if value is None:

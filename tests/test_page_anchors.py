@@ -16,17 +16,20 @@ import email
 import email.policy
 import re
 import subprocess
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 from monitor.config import EmailSettings, PageSettings, ReportSettings, Settings
 from monitor.store import Store
 from monitor.types import PageRecord
 from reports.audit import Audit, audit_for_pages, page_slug, page_slugs
 from reports.deliver import queue_report
-from reports.render import EVERYTHING_ELSE_OPEN, render_html, render_json, render_page, render_text
+from reports import render
+from reports.render import EVERYTHING_ELSE_OPEN, part_fragment, render_html, render_json, render_page, render_text
 from tests.test_render import (
     CHROMIUM,
     NOW,
@@ -333,13 +336,75 @@ def test_the_fold_says_how_many_links_were_not_checked() -> None:
     assert "<summary>10 links that work and 3 not checked, on 1 page</summary>" in render_page(audit)
 
 
+def in_closed_fold(node: LexborNode) -> bool:
+    """Inside a <details> not open: where a browser that does not open folds
+    for a link (Safari, older Firefox, a mail client's viewer) lands on nothing."""
+    parent = node.parent
+    while parent is not None:
+        if parent.tag == "details" and "open" not in parent.attributes:
+            return True
+        parent = parent.parent
+    return False
+
+
+def with_skipped_page(audit: Audit) -> Audit:
+    """One more page whose links are all email addresses (none checked)."""
+    page = TOPIC.format(77)
+    skipped = [result(f"mailto:editor{i}@sclero.org", "skipped", "mailto", page=page, text="") for i in range(3)]
+    return audit_from(list(audit.links) + skipped,
+                      [*audit.pages, PageRecord(run_id=9, url=page, status="ok", title="Contacts")], run_id=9)
+
+
+@pytest.mark.parametrize(("name", "make", "fold_from", "listed"), [
+    # 5 pages, problems only on topic 0: topics 1-4 have only working links
+    ("folded", lambda: synthetic_audit(60, problem_every=10, pages=5), 5,
+     [f"Treatments, topic {n}: 12 links work" for n in (1, 2, 3, 4)]),
+    ("one working link, folded", owners_audit, 0, ["Topic 251: 1 link works"]),
+    ("links none checked", lambda: with_skipped_page(synthetic_audit(60, problem_every=10, pages=5)), 5,
+     [*(f"Treatments, topic {n}: 12 links work" for n in (1, 2, 3, 4)), "Contacts: 3 not checked"]),
+    # every page has a problem, or answers again: their ids are in those sections, nothing listed
+    ("every page has rows elsewhere", lambda: synthetic_audit(60, problem_every=2, pages=5), 5, []),
+    ("answering again", cleared_audit, 0, []),
+    # below the threshold: open, as before, the page's id where its links are
+    ("open", lambda: synthetic_audit(60, problem_every=10, pages=5), 1_000, []),
+])
+def test_every_link_to_a_page_lands_outside_the_closed_fold(
+        monkeypatch: pytest.MonkeyPatch, name: str, make: Callable[[], Audit], fold_from: int,
+        listed: list[str]) -> None:
+    """Review 12 #4: past the threshold a page whose links all work had its
+    `#page-…` (an owner's mail links it) only inside the closed "Everything
+    else", which Chromium opens for a link and other browsers do not. Now
+    it is on a line of its own above the fold; every link in the report
+    and every owner's link leads to exactly one id, none in a closed fold."""
+    monkeypatch.setattr(render, "EVERYTHING_ELSE_OPEN", fold_from)
+    audit = make()
+    tree = LexborHTMLParser(render_page(audit))
+    ids = [n.attributes["id"] for n in tree.css("[id]")]
+    assert len(ids) == len(set(ids)), [i for i in ids if ids.count(i) > 1]
+    by_id = {n.attributes["id"]: n for n in tree.css("[id]")}
+    hrefs = {str(a.attributes["href"])[1:] for a in tree.css('a[href^="#"]')}
+    assert hrefs and hrefs <= set(ids), hrefs - set(ids)
+    owners = {url: part_fragment(audit_for_pages(audit, [url], "editor@sclero.org"))[1:]
+              for url in {p.url for p in audit.pages}}
+    assert all(f in by_id for f in owners.values() if f), owners
+    for target in hrefs | {f for f in owners.values() if f}:
+        assert not in_closed_fold(by_id[target]), target
+    lines = [" ".join(n.text().split()) for n in tree.css("div.okl")]
+    assert lines == listed
+    fold = tree.css_first("td.fold details")
+    assert fold is not None and ("open" in fold.attributes) is (fold_from >= 1_000)
+    mail = render_html(audit, max_bytes=None)  # the mail has no ids, so no lines for them
+    assert 'class="okl"' not in mail and 'id="page-' not in mail
+
+
 FRAGMENT_PROBE = """<script>
 window.addEventListener('load', function () {
   setTimeout(function () {
     var fold = document.querySelector('td.fold details');
     var target = document.getElementById('%(id)s');
-    document.body.setAttribute('data-landed', fold.open + ' ' +
-      Math.round(target.getBoundingClientRect().top) + ' ' + Math.round(window.scrollY));
+    var box = target.getBoundingClientRect();
+    document.body.setAttribute('data-landed', fold.open + ' ' + Math.round(box.top) + ' ' +
+      Math.round(box.height) + ' ' + Math.round(window.scrollY));
   }, 300);
 });
 </script></body>"""
@@ -349,10 +414,12 @@ window.addEventListener('load', function () {
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 @pytest.mark.parametrize("kind", ["ok", "page"])
 def test_a_link_into_the_folded_list_opens_it_in_chromium(tmp_path: Path, kind: str) -> None:
-    """An owner's mail links `#page-…` of a page whose links all work, and
-    the README documents `#ok-…`: both land on the page's links, the fold
+    """The README documents `#ok-…`: it lands on the page's links, the fold
     opened by the browser (Chromium opens a closed <details> holding the
-    target of a fragment, as it does for find in page)."""
+    target of a fragment, as it does for find in page). An owner's mail
+    links `#page-…` of a page whose links all work: it lands on the page's
+    line above the fold, shown with the fold closed (review 12 #4: other
+    browsers do not open the fold)."""
     audit = synthetic_audit(3000, problem_every=40, pages=30)
     html = render_page(audit)
     assert '<details class="more-pages"><summary>' in everything_else_of(html)
@@ -364,7 +431,11 @@ def test_a_link_into_the_folded_list_opens_it_in_chromium(tmp_path: Path, kind: 
         chromium_args(tmp_path / "profile") + ["--window-size=1000,900", "--virtual-time-budget=5000",
                                                "--dump-dom", page.as_uri() + "#" + target],
         check=True, capture_output=True, text=True, timeout=90).stdout
-    landed = re.search(r'data-landed="(\w+) (-?\d+) (\d+)"', dom)
+    landed = re.search(r'data-landed="(\w+) (-?\d+) (\d+) (\d+)"', dom)
     assert landed is not None, "the probe did not run"
-    assert landed.group(1) == "true"  # the fold was opened...
-    assert abs(int(landed.group(2))) <= 2 and int(landed.group(3)) > 5_000  # ...and the page's links came to the top
+    is_open, top, height, scrolled = landed.group(1), int(landed.group(2)), int(landed.group(3)), int(landed.group(4))
+    assert scrolled > 5_000 and height > 0  # it moved far down the page, to something shown...
+    if kind == "ok":
+        assert is_open == "true" and abs(top) <= 2  # ...the fold opened, the page's links at the top
+    else:
+        assert is_open == "false" and 0 <= top <= 900 - height  # ...the page's line, in the window
