@@ -244,6 +244,14 @@ def link_of(row: LinkResult | ContentIssue) -> Markup:
                   f' <span class="mini">(not linked: {_escape(why)})</span>')
 
 
+def not_linked_note(row: LinkResult | ContentIssue) -> str:
+    """The text part's note beside an address the HTML shows as text
+    (`link_of`): a mail client makes every address in plain text a link,
+    so the reader is told there why not to follow it."""
+    why = wording.not_linked(row.reason if isinstance(row, LinkResult) else row.link_reason)
+    return f" (not linked in the report: {why})" if why else ""
+
+
 def _other_links(links: Iterable[LinkResult]) -> Markup:
     """The compact list of the links that ask nothing: ok ones as links, the
     rest (mailto, in-page jumps) as text with the reason they were skipped.
@@ -353,7 +361,7 @@ def _environment() -> jinja2.Environment:
         row_words=wording.without_not_rechecked,
     )
     env.globals.update(plural=wording.plural, Status=LinkStatus, link=link, link_of=link_of,
-                       page_not_rechecked=wording.PAGE_NOT_RECHECKED)
+                       not_linked_note=not_linked_note, page_not_rechecked=wording.PAGE_NOT_RECHECKED)
     return env
 
 

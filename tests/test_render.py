@@ -1294,7 +1294,11 @@ def test_an_address_a_reader_should_not_be_sent_to_is_text_not_a_link(
         assert spans and {s["title"] for s in spans} == {f"Shown as text, not as a link: {why}"}
         assert f"(not linked: {why})" in out.replace("&#39;", "'")
         assert escape(url) in out
-    assert url in text  # the text part names it, for the editor to find in the source
+    # the text part names it, for the editor to find in the source, and says why not to follow
+    # it: a mail client makes every address in plain text a link (review 13 #14)
+    lines = [line.strip() for line in text.splitlines() if url in line]
+    assert lines and all(line.endswith(f"{url} (not linked in the report: {why})") for line in lines)
+    assert f"{dead} (not linked" not in text and dead in text
 
 
 def test_a_fixed_links_old_address_on_a_parked_domain_is_text_too() -> None:
