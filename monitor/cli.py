@@ -97,6 +97,10 @@ def config_option(fn: F) -> F:
 def load(config_path: Path) -> Settings:
     """Settings for a command that writes the database (made on first use)."""
     settings = load_settings(config_path)
+    from monitor.netguard import refused_watched_pages
+
+    if refused := refused_watched_pages(settings):
+        raise ConfigError(refused)
     db = settings.database.path
     if db != ":memory:":
         refuse_misplaced_database(settings, config_path)

@@ -36,10 +36,12 @@ import socket
 from collections.abc import Iterable
 from typing import Literal
 
-from monitor.config import CheckerSettings
+from monitor.config import CheckerSettings, Settings
 
 __all__ = [
     "NetworkPolicy",
+    "allow_line",
+    "refused_watched_pages",
     "PrivateAddressError",
     "is_public_address",
     "legacy_ipv4",
@@ -229,3 +231,44 @@ class NetworkPolicy:
 
 def _norm_host(host: str) -> str:
     return host.strip().rstrip(".").lower().removeprefix("[").removesuffix("]")
+
+
+def allow_line(host: str) -> str:
+    """The configuration line that lets the checker fetch `host` (an address,
+    or a name it resolved from): what a refusal tells the webmaster to write."""
+    ip = parse_ip(host)
+    allowed = f"{ip}/{ip.max_prefixlen}" if ip is not None else host or "127.0.0.1/32"
+    return f'allow_private_networks = ["{allowed}"] under [checker]'
+
+
+def refused_watched_pages(settings: Settings) -> str | None:
+    """Why the configuration watches a page the checker will refuse, known
+    without a DNS query: a `[[pages]]` url or `[[sites]]` start on a private
+    address written as such (127.0.0.1, 10.1.2.3, [::1]) or on localhost.
+
+    Said before anything runs (exit 2): it was found only by the audit, which
+    recorded a run that checked nothing and printed the same refusal twice per
+    page, on stdout and stderr (review 13 #18). A name that resolves to a
+    private address is still met (and said) by the audit."""
+    from urllib.parse import urlsplit
+
+    policy = NetworkPolicy.from_settings(settings.checker)
+    watched = [(f"[[pages]] #{i + 1} url", page.url) for i, page in enumerate(settings.pages)]
+    watched += [(f"[[sites]] #{i + 1} start", site.start) for i, site in enumerate(settings.sites) if site.start]
+    refused: list[tuple[str, str, str]] = []
+    for key, url in watched:
+        try:
+            host = urlsplit(url).hostname or ""
+        except ValueError:
+            continue
+        address = "127.0.0.1" if special_use(host) == "loopback" else host
+        if parse_ip(address) is not None and not policy.address_allowed(address, host):
+            refused.append((key, url, address))
+    if not refused:
+        return None
+    key, url, address = refused[0]
+    more = len(refused) - 1
+    also = f" (and {more} more {'page' if more == 1 else 'pages'} like it)" if more else ""
+    return (f"{settings.source}: {key}: {url} is on a private network address ({address}), which the "
+            f"checker refuses (checker.allow_private_networks); to check it: "
+            f"{allow_line(address)}{also}")

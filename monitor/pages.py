@@ -20,7 +20,7 @@ from selectolax.lexbor import LexborHTMLParser
 
 from monitor.classify import gone_here, permanent_target, stand_in  # the link checker's own rules, not copies
 from monitor.client import Client, ConnectToRefusal
-from monitor.netguard import PrivateAddressError, parse_ip
+from monitor.netguard import PrivateAddressError, allow_line
 from monitor.target import read_html
 from monitor.types import URL_KEPT_MAX, ErrorKind, Hop, Observation, PageRecord
 # Said by this module's verdicts, defined with the pure words so that the
@@ -232,9 +232,7 @@ def _allowing(policy: object, host: str | None) -> str:
     line itself, with the address it resolved to (walkthrough 9 #17: the
     refusal named the key, not its value)."""
     addresses = getattr(policy, "addresses", ()) or ()
-    ip = parse_ip(addresses[0]) if addresses else parse_ip(host or "")
-    allowed = (f"{ip}/{ip.max_prefixlen}" if ip is not None else host) or "127.0.0.1/32"
-    return f'allow_private_networks = ["{allowed}"] under [checker]'
+    return allow_line(addresses[0] if addresses else host or "")
 
 
 def _dns_problem(exc: BaseException, host: str) -> str:

@@ -885,3 +885,45 @@ def test_a_database_another_process_is_writing_to_is_said_in_a_webmasters_words(
     assert one_line(result.stderr) == (
         f"monitor: the database {tmp_path / 'm.db'} is busy: another process is writing to it (a "
         "`monitor run`, `check` or `serve`, a backup, the sqlite3 shell); try again when it has finished")
+
+
+@pytest.mark.parametrize(("watched", "allow", "expected"), [
+    ('[[pages]]\nurl = "http://127.0.0.1:18999/a.html"\n[[pages]]\nurl = "http://127.0.0.1:18999/b.html"\n',
+     None, '[[pages]] #1 url: http://127.0.0.1:18999/a.html is on a private network address (127.0.0.1), which the '
+     'checker refuses (checker.allow_private_networks); to check it: allow_private_networks = ["127.0.0.1/32"] '
+     "under [checker] (and 1 more page like it)"),
+    ('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[[pages]]\nurl = "http://localhost:8080/intranet.html"\n',
+     None, '[[pages]] #2 url: http://localhost:8080/intranet.html is on a private network address (127.0.0.1), '
+     "which the checker refuses (checker.allow_private_networks); to check it: "
+     'allow_private_networks = ["127.0.0.1/32"] under [checker]'),
+    ('[[sites]]\nstart = "http://[::1]:8080/"\n', None,
+     "[[sites]] #1 start: http://[::1]:8080/ is on a private network address (::1), which the checker refuses "
+     '(checker.allow_private_networks); to check it: allow_private_networks = ["::1/128"] under [checker]'),
+    ('[[pages]]\nurl = "http://10.1.2.3/a.html"\n', '["127.0.0.1/32"]',
+     "[[pages]] #1 url: http://10.1.2.3/a.html is on a private network address (10.1.2.3), which the checker "
+     'refuses (checker.allow_private_networks); to check it: allow_private_networks = ["10.1.2.3/32"] under [checker]'),
+    ('[[pages]]\nurl = "http://10.1.2.3/a.html"\n', '["10.1.2.0/24"]', None),
+    ('[[pages]]\nurl = "http://127.0.0.1:18999/a.html"\n', "true", None),
+    ('[[pages]]\nurl = "http://localhost:18999/a.html"\n', '["localhost"]', None),
+    ('[[pages]]\nurl = "https://www.sclero.org/a.html"\n', None, None),  # a name: the audit resolves it
+])
+def test_a_watched_page_on_a_refused_address_is_a_config_error(
+        tmp_path: Path, watched: str, allow: str | None, expected: str | None) -> None:
+    """Review 13 #18: a [[pages]] url on 127.0.0.1 without allow_private_networks
+    was found by the audit, which recorded a run that checked nothing and printed
+    the refusal twice per page. An address written as such (or localhost) is known
+    to be refused before anything runs: one line, exit 2, no database made. Allowed
+    ones pass (read, not fetched: no traffic leaves loopback in tests)."""
+    from monitor.config import load_settings
+    from monitor.netguard import refused_watched_pages
+
+    path = tmp_path / "m.toml"
+    checker = f"[checker]\nallow_private_networks = {allow}\n" if allow else ""
+    path.write_text(watched + checker + f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
+    if expected is None:
+        assert refused_watched_pages(load_settings(path)) is None
+        return
+    code, out, err = monitor(tmp_path, "check", "--config", str(path))
+    assert code == 2, err
+    assert one_line(err) == f"monitor: {path}: {expected}"
+    assert out == "" and not (tmp_path / "m.db").exists()
