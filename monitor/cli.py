@@ -1213,17 +1213,19 @@ def demo(workdir: Path, serve_after: bool) -> None:
 
 def _echo_demo(result: Any, workdir: Path) -> None:
     """What the demo found and where it put it."""
+    from monitor.output import checked_by_status
+
     click.echo("")
     click.echo(result.headline)
-    summary = ", ".join(f"{n} {s}" for s, n in result.counts.items() if n)
-    # The words of the report and of `check`'s last line: links, of which
-    # "checked" (the report's "90 links checked"), and the URLs requested
-    # (`run`, /healthz `urls`); was "68 distinct URLs: 53 checked", a third
-    # meaning of "checked" beside the report's 90.
+    # The words and figures of the report and of `check`'s last line: links,
+    # of which "checked" (the report's "90 links checked"), the URLs
+    # requested (`run`, /healthz `urls`), and the links checked by status,
+    # adding up to them (was "by status, each address once: ... 30 ok, 14
+    # skipped" beside "15 not checked", against the report's "62 ok").
     skipped = result.links - result.links_checked
     click.echo(f"{result.links} links: {result.links_checked} checked "
                f"({result.requested} URL{'' if result.requested == 1 else 's'}) in {result.seconds:.1f} s, "
-               f"{skipped} not checked (email, in-page); by status, each address once: {summary}")
+               f"{skipped} not checked (email, in-page); {checked_by_status(result.counts)}")
     if result.truth_mismatches:
         click.echo("Verdicts that differ from the simulated site's truth:", err=True)
         for line in result.truth_mismatches:

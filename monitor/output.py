@@ -297,6 +297,9 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     at = now or run.finished_at or run.started_at
     # (group, status) -> links, distinct URLs; a group -> distinct URLs (flagged links only)
     listed: dict[tuple[str, LinkStatus], list[Any]] = {}
+    # (group, status) -> problems: the blocks, the report's rows (a link
+    # repeated on a page is one), what its tiles and JSON count
+    rows: dict[tuple[str, LinkStatus], int] = {}
     group_urls: dict[str, set[str]] = {}
     noticed: dict[str, list[str]] = {RETRACTED: [], WITHDRAWN: []}  # a handful a site, held as they come
     marked: list[str] = []  # dead links whose entries say "(Expired Article)": a few a page
@@ -310,6 +313,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
 
         def flush() -> None:
             for (group, status, *_), (first, times, more_lines, confirmed) in held.items():
+                rows[group, status] = rows.get((group, status), 0) + 1
                 spool = spools.get((group, status))
                 if spool is None:
                     spool = spools[group, status] = stack.enter_context(
@@ -366,7 +370,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 continue
             name, intro = _GROUP_HEADINGS[group]
             total = sum(n for (g, _), (n, _) in listed.items() if g == group)
-            heading = f"{name}: {_links_to_urls(total, len(group_urls[group]))}"
+            problems = sum(n for (g, _), n in rows.items() if g == group)
+            heading = f"{name}: {_problems(problems, total, len(group_urls[group]))}"
             out.write(f"\n{paint(heading, group)}\n{'-' * len(heading)}\n")
             if intro:
                 out.write(f"{intro}\n")
@@ -374,7 +379,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 if (group, status) not in spools:
                     continue
                 n, urls = listed[group, status]
-                heading = f"{status.value.upper()}: {_links_to_urls(n, len(urls))}"
+                heading = f"{status.value.upper()}: {_problems(rows[group, status], n, len(urls))}"
                 out.write(f"\n{paint(heading, status.value)}\n")
                 spool = spools[group, status]
                 spool.seek(0)
@@ -395,7 +400,8 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write(f"\n{paint(heading, 'page')} (monitor accept: not listed while they answer "
                   "as they did then)\n")
         out.writelines(by_hand.values())
-    # Every count names its unit: links (each place a page links from) or
+    # Every count names its unit: problems (the report's rows, a link
+    # repeated on a page is one), links (each place a page links from) or
     # distinct URLs (a menu link on every page is one URL). "EXPIRED: 11
     # links" above "8 expired" below read as a mistake.
     counts = tally.counts()
@@ -405,18 +411,40 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         quiet.append(_links(sizes[LinkStatus.SKIPPED]) + " not checked (mailto:, in-page jumps, excluded)")
     if quiet:
         out.write(f"\nNot listed: {' and '.join(quiet)}; --format csv or json lists every link.\n")
-    # The report's words: "links checked" leaves out the links not checked,
-    # "URLs" are the distinct URLs requested ("105 links to 68 distinct
-    # URLs" counted mailto: addresses and in-page jumps as URLs, beside the
-    # report's "90 links checked" and /healthz `urls` 53).
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    # The report's words and figures: "links checked" leaves out the links
+    # not checked, "URLs" are the distinct URLs requested, and the statuses
+    # count the links checked, adding up to them as the report's "62 ok ·
+    # 5 moved · ..." does (was "by status, each address once", a third set
+    # of figures, the malformed address counted as a URL never requested).
     skipped = sizes.get(LinkStatus.SKIPPED, 0)
-    checked = f"{tally.links - skipped} checked ({_count(len(requested), 'URL')})"
+    checked = tally.links - skipped
     out.write(f"\nrun {run.id}: {_links(tally.links)}"
-              + (f": {checked}{f', {skipped} not checked' if skipped else ''}; "
-                 f"by status, each address once: {summary}\n"
-                 if summary else ".\n"))
+              + (f": {checked} checked ({_count(len(requested), 'URL')})"
+                 f"{f', {skipped} not checked' if skipped else ''}"
+                 f"{f'; {checked_by_status(sizes)}' if checked else ''}\n" if tally.links else ".\n"))
     return tally
+
+
+REPORT_STATUS_ORDER = (LinkStatus.OK, LinkStatus.MOVED, LinkStatus.EXPIRED, LinkStatus.ERROR,
+                       LinkStatus.BLOCKED, LinkStatus.DRIFTED)
+"""The statuses in the order of the report's line "62 ok · 5 moved · ..."."""
+
+
+def checked_by_status(sizes: Mapping[LinkStatus, int]) -> str:
+    """ "the 90 checked: 62 ok, 5 moved, 11 expired, 7 error, 4 blocked,
+    1 drifted": the links checked by status, the report's figures in its
+    order, adding up to the number they follow (`sizes`: links by status)."""
+    checked = sum(n for status, n in sizes.items() if status is not LinkStatus.SKIPPED)
+    parts = ", ".join(f"{sizes[s]} {s.value}" for s in REPORT_STATUS_ORDER if sizes.get(s))
+    return f"the {checked} checked: {parts}"
+
+
+def _problems(problems: int, links: int, urls: int) -> str:
+    """ "22 problems (24 links to 20 URLs)": first the report's count, its
+    rows (tiles, JSON, Pages table: a link repeated on a page, "2 times on
+    this page", is one), then the links and distinct URLs they are, named
+    (was "24 links to 20 URLs" beside the report's "22 Needs fixing")."""
+    return f"{_count(problems, 'problem')} ({_links_to_urls(links, urls)})"
 
 
 def _links_to_urls(links: int, urls: int, what: str = "") -> str:

@@ -1630,19 +1630,28 @@ class Store:
     def first_listed(self, links: Iterable[tuple[str, str]]) -> dict[tuple[str, str], tuple[dt.datetime, bool]]:
         """(page, href) of links without a URL (malformed: never checked, so
         nothing else dates them) -> (the start of the first kept run whose
-        page lists it, whether that run is the history's first: then it may
-        be older). A few per site; each reads that page's rows of the kept runs."""
-        first_run = self._conn.execute("SELECT min(id) FROM runs").fetchone()[0]
+        page lists it, whether it may be older: no kept run read the page
+        before, and runs before it were cleaned away, keep_weeks). Found in
+        the database's very first run,
+        it dates from it as every other problem found then does ("open 1
+        week, since 21 Nov"), not "or earlier" (review 13 #13). Run ids are
+        never reused (AUTOINCREMENT): fewer kept runs below an id than the
+        id less one means some were removed. A few per site; each reads that
+        page's rows of the kept runs."""
         found: dict[tuple[str, str], tuple[dt.datetime, bool]] = {}
         for page, href in set(links):
             row = self._conn.execute(
-                "SELECT r.id, r.started_at FROM occurrences AS o "
+                "SELECT r.id, r.started_at, (SELECT count(*) FROM runs WHERE id < r.id), "
+                "(SELECT count(*) FROM pages AS b WHERE b.url = o.page_url AND b.run_id < r.id "
+                " AND b.links_run IS NOT NULL) "
+                "FROM occurrences AS o "
                 "JOIN pages AS p ON p.links_run = o.run_id AND p.url = o.page_url "
                 "JOIN runs AS r ON r.id = p.run_id "
                 "WHERE o.url IS NULL AND o.raw_href = ? AND o.page_url = ? "
                 "ORDER BY r.id LIMIT 1", (href, page)).fetchone()
             if row is not None:
-                found[(page, href)] = (_dt(row[1]), row[0] == first_run)  # type: ignore[assignment]
+                # older only if no kept run read the page before, and runs were removed
+                found[(page, href)] = (_dt(row[1]), not row[3] and row[2] < row[0] - 1)  # type: ignore[assignment]
         return found
 
     def history(self, url: str, limit: int | None = None) -> list[HistoryEntry]:

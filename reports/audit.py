@@ -149,7 +149,7 @@ class Problem:
     `link.line`): the editor fixes every copy."""
     confirmed_now: bool = False
     """New to the editor because the previous report only watched it (a first
-    failure) and it is confirmed now: shown "NOW CONFIRMED", not "NEW" a
+    failure) and it is confirmed now: shown "NEW · NOW CONFIRMED", not plain "NEW" a
     second week running."""
     search_label: str = ""
     """What `search_url` searches, as its link says: "Search PubMed for the
@@ -199,18 +199,21 @@ class Problem:
 
     @property
     def badge(self) -> str:
-        """ "AGAIN", "NOW CONFIRMED", "BACK", "NEW", or "" for a problem still
-        open and for a row only watched: a row has a badge exactly when the
-        headline's "new" counts it (`_count`: the problems with `new`)."""
-        if self.only_watched:
+        """ "NEW", "NEW · NOW CONFIRMED", "NEW · BACK", "NEW · AGAIN", or ""
+        for a problem still open and for a row only watched: a row says NEW
+        exactly when the headline's "8 new" counts it (`_count`: the problems
+        with `new`), so an editor searching the report for NEW finds them all
+        (review 13 #3: 2 rows said "NEW", 6 only "NOW CONFIRMED"). What
+        follows the word says how it is new; the JSON keeps `new`."""
+        if self.only_watched or not self.new:
             return ""
-        if self.flaps is not None and self.new:
-            return "AGAIN"  # fails now and then, and again now: its age line says how often
+        if self.flaps is not None:
+            return "NEW · AGAIN"  # fails now and then, and again now: its age line says how often
         if self.confirmed_now:
-            return "NOW CONFIRMED"
-        if self.reported_fixed_on is not None or (self.back and self.new):
-            return "BACK"  # reported fixed, or checked by hand, and listed again
-        return "NEW" if self.new else ""
+            return "NEW · NOW CONFIRMED"
+        if self.reported_fixed_on is not None or self.back:
+            return "NEW · BACK"  # reported fixed, or checked by hand, and listed again
+        return "NEW"
 
     @property
     def since_words(self) -> str:

@@ -359,6 +359,7 @@ def _environment() -> jinja2.Environment:
         where=_where_html,
         detail=_detail,
         row_words=wording.without_not_rechecked,
+        row_key=id,  # a row's key in `first_new_rows`
     )
     env.globals.update(plural=wording.plural, Status=LinkStatus, link=link, link_of=link_of,
                        not_linked_note=not_linked_note, page_not_rechecked=wording.PAGE_NOT_RECHECKED)
@@ -513,9 +514,6 @@ class PageRow:
     person: int = 0
     watch: int = 0
     new: int = 0
-    new_in: str = ""
-    """The place ("fix" or "person") of the page's first new row, which the
-    "New" count links to."""
 
 
 def slugs_of(audit: Audit) -> dict[str, str]:
@@ -567,10 +565,27 @@ def pages_table(audit: Audit, slugs: Mapping[str, str]) -> list[PageRow]:
             row = rows.get(g.url) or PageRow(g.url, g.title, g.owner, slugs[g.url])
             problems = g.problems
             new = sum(p.new for p in problems) if key != "watch" else 0
-            rows[g.url] = replace(row, **{key: getattr(row, key) + len(problems)},
-                                  new=row.new + new, new_in=row.new_in or (key if new else ""))
+            rows[g.url] = replace(row, **{key: getattr(row, key) + len(problems)}, new=row.new + new)
     return sorted(rows.values(), key=lambda r: (-(r.fix + r.person), -r.new, -r.watch,
                                                  _natural(r.title), r.url))
+
+
+def first_new_rows(audit: Audit, slugs: Mapping[str, str]) -> dict[int, str]:
+    """id() of each page's first new row, in the report's order (to fix,
+    then needs a person) -> its id in the saved report, "new-<slug>": the
+    Pages table's "New" count lands on it (it led to "fix-<slug>", where
+    "To fix" leads, and the page's first rows may be weeks old). One id a
+    page, so 100,000 rows cost the report a few bytes a page."""
+    firsts: dict[int, str] = {}
+    seen: set[str] = set()
+    for g in (*audit.needs_fixing, *audit.needs_a_person):
+        if g.url in seen or g.url not in slugs:
+            continue
+        first = next((p for p in g.problems if p.new), None)
+        if first is not None:
+            firsts[id(first)] = f"new-{slugs[g.url]}"
+            seen.add(g.url)
+    return firsts
 
 
 def _cleared_pages(audit: Audit) -> list[tuple[str, str, list[Fixed]]]:
@@ -685,6 +700,7 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "first_place": {url: keys[0] for url, keys in places.items()},
         **_everything_else_fold(audit, places),
         "pages_table": (table := pages_table(audit, slugs) if saved else []),
+        "new_rows": first_new_rows(audit, slugs) if saved else {},
         "table_owners": any(r.owner for r in table) and not audit.audience,
         "pages_shown": PAGES_SHOWN,
         "watching_flaps": any(p.flaps is not None for g in audit.watching for p in g.problems),

@@ -141,7 +141,7 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     # `monitor check` lists it apart, as the report will
     code, out, err = await run_monitor("check", "--config", str(config))
     assert code == 0, err
-    assert "NEEDS A PERSON: 1 link" in out and f"{base}/login" in out
+    assert "NEEDS A PERSON: 1 problem (1 link to 1 URL)" in out and f"{base}/login" in out
     assert "CHECKED BY HAND, FOUND FINE: 1 URL" in out
     assert out.split("CHECKED BY HAND")[1].split("\n")[1:3] == [
         f"  {base}/wall", f"    checked by ana on {dt.date.today().day} {dt.date.today():%b %Y}: "
@@ -185,7 +185,7 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     assert week3["counts"]["new"] == 2 and _reconciles(week2, week3)
     message = email.message_from_bytes(mail_sink.received[-1].read_bytes(), policy=default_policy)
     text = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-    assert "[EXPIRED, BACK]" in text and "Checked by ana on " in text
+    assert "[EXPIRED, NEW · BACK]" in text and "Checked by ana on " in text
 
     code, out, err = monitor("history", f"{base}/wall", "--config", str(config),
                                        "--format", "json")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from dataclasses import replace
+from html import unescape
 from urllib.parse import quote
 
 import pytest
@@ -1276,7 +1278,7 @@ def test_a_row_watched_again_is_not_new_again(minutes_ago: int, page_read: bool,
     NEW] First seen 27 Nov 2026" of the same watched rows. NEW is what the
     previous report did not show; a row it watched and that is still only
     watched is "watched since"; confirmed now, it is new to the editor
-    ("NOW CONFIRMED")."""
+    ("NEW · NOW CONFIRMED")."""
     last = RunInfo(id=7, started_at=NOW - dt.timedelta(minutes=minutes_ago + 1),
                    finished_at=NOW - dt.timedelta(minutes=minutes_ago),
                    status="finished", reported_at=NOW - dt.timedelta(minutes=minutes_ago))
@@ -1296,7 +1298,7 @@ def test_a_row_watched_again_is_not_new_again(minutes_ago: int, page_read: bool,
     if page_read:  # the other one, watched last time, is confirmed now: new to the editor
         (p,) = audit.problems
         assert (p.link.url, p.new, p.confirmed_now, audit.counts.new) == (confirmed.url, True, True, 1)
-        assert "[ERROR, NOW CONFIRMED]" in text
+        assert "[ERROR, NEW · NOW CONFIRMED]" in text
 
 
 def test_a_page_down_keeps_a_watched_row_watched_not_still_open() -> None:
@@ -1347,7 +1349,7 @@ def test_a_row_the_last_report_only_watched_is_new_when_confirmed_and_no_fix_whe
     now_confirmed = before is WATCHED and now is CONFIRMED_NOW
     assert [p.confirmed_now for p in audit.problems] == ([True] if now_confirmed else [False] * len(audit.problems))
     html, text = render_html(audit), render_text(audit)
-    assert ("NOW CONFIRMED" in html and ", NOW CONFIRMED]" in text) is now_confirmed
+    assert ("NEW · NOW CONFIRMED" in unescape(html) and ", NEW · NOW CONFIRMED]" in text) is now_confirmed
 
 
 # -- what the previous report judged with ----------------------------------------------------
@@ -1462,9 +1464,9 @@ def test_a_problem_back_after_the_last_report_listed_it_fixed(now_row: LinkResul
                         before_previous=[failing(U, "moved", "permanent_redirect")],
                         before_previous_run=EARLIER)
     (back,) = audit.problems
-    assert (back.new, back.badge, back.reported_fixed_on) == (True, "BACK", LAST.started_at)
+    assert (back.new, back.badge, back.reported_fixed_on) == (True, "NEW · BACK", LAST.started_at)
     assert back.age_words == f"back: reported fixed on {wording.format_date(LAST.started_at)}; {age}"
-    assert f"[{back.label.upper()}, BACK] Back: reported fixed on " in render_text(audit)
+    assert f"[{back.label.upper()}, NEW · BACK] Back: reported fixed on " in render_text(audit)
     assert audit.counts.new == 1 and f"(1 new, 0 still open)" in headline(audit)
     # never listed before the last report, or listed by it: no "back"
     fresh = build_audit(RUN, [now_row], [page()], previous_links=[failing(U + "/other", title="Other")],
@@ -1532,15 +1534,15 @@ def _flapping_state(url: str, strikes: int, since: dt.datetime, status: str = "e
         # without the store's count (an audit built by hand): from its state's last 8 statuses
         (link(F, "error", "http_503", strikes=1, failing_since=NOW, flapping=True), None, {},
          "watched", "", "fails now and then: failed 3 of the last 8 checks; last ok 16 Nov 2026", ""),
-        # a 404 after a good week: to fix at once, new to the editor: "AGAIN", counted new
+        # a 404 after a good week: to fix at once, new to the editor: "NEW · AGAIN", counted new
         (link(F, "expired", "http_404", strikes=1, failing_since=NOW, flapping=True), [link(F)], {F: TALLY},
-         "problems", "AGAIN", SAYS, ""),
-        # only watched last week, failing again now (confirmed): new to the editor, "AGAIN"
-        # rather than "NOW CONFIRMED", since it has failed and worked by turns for a year
+         "problems", "NEW · AGAIN", SAYS, ""),
+        # only watched last week, failing again now (confirmed): new to the editor, "NEW · AGAIN"
+        # rather than "NEW · NOW CONFIRMED", since it has failed and worked by turns for a year
         (link(F, "error", "http_503", strikes=2, failing_since=NOW - dt.timedelta(weeks=1), flapping=True),
          [link(F, "error", "http_503", strikes=1, failing_since=NOW - dt.timedelta(weeks=1), flapping=True,
                checked_at=NOW - dt.timedelta(weeks=1))], {F: TALLY},
-         "problems", "AGAIN", SAYS, ""),
+         "problems", "NEW · AGAIN", SAYS, ""),
         # listed last week as a problem and still failing: still open, and how often it failed
         (link(F, "expired", "http_404", strikes=3, failing_since=NOW - dt.timedelta(weeks=2), flapping=True),
          [link(F, "expired", "http_404", strikes=2, failing_since=NOW - dt.timedelta(weeks=2), flapping=True,
@@ -1595,3 +1597,40 @@ def test_a_watched_row_has_no_new_badge_since_the_headline_does_not_count_it() -
     assert (len(audit.watched), audit.counts.new) == (3, 1)
     assert [p.badge for p in audit.watched] == ["", "", ""] and [p.badge for p in audit.problems] == ["NEW"]
     assert render_html(audit).count(">NEW<") == 1 and render_text(audit).count(", NEW]") == 1
+
+
+GONE = {"status": "expired", "reason": "http_404", "strikes": 3, "failing_since": NOW - WEEK}
+FIRST_404 = {"status": "expired", "reason": "http_404", "strikes": 1, "failing_since": NOW}
+
+
+def new_badges(audit: Audit) -> tuple[list[str], list[str], list[str]]:
+    """The rows badged NEW: by the rows, in the HTML, in the text."""
+    rows = [p.badge for p in audit.problems + audit.watched if p.badge.startswith("NEW")]
+    html = re.findall(r"<b[^>]*>(NEW[^<]*)</b>", unescape(render_html(audit)))
+    text = re.findall(r"\n *\[[A-Z]+, (NEW[^\]]*)\]", render_text(audit))
+    return rows, html, text
+
+
+@pytest.mark.parametrize(("rows", "badges"), [
+    # (before, now) of each URL -> the NEW badges, in the report's order
+    ([(None, GONE)], ["NEW"]),
+    ([(None, FIRST_404)], ["NEW"]),  # a first 404, not confirmed yet: new all the same
+    ([(WATCHED, CONFIRMED_NOW)], ["NEW · NOW CONFIRMED"]),  # was only "NOW CONFIRMED"
+    ([(LISTED, LISTED)], []),  # still open: no badge
+    ([(WATCHED, STILL_SUSPECT)], []),  # watched again: neither new nor a problem
+    ([(None, STILL_SUSPECT)], []),  # a first timeout: only watched
+    ([(None, GONE), (WATCHED, CONFIRMED_NOW), (LISTED, LISTED), (WATCHED, CONFIRMED_NOW), (None, STILL_SUSPECT)],
+     ["NEW", "NEW · NOW CONFIRMED", "NEW · NOW CONFIRMED"]),
+])
+def test_every_row_the_headline_counts_new_says_new(
+        rows: list[tuple[dict[str, object] | None, dict[str, object]]], badges: list[str]) -> None:
+    """Review 13 #3: "8 new" in the subject and headline, and 2 rows badged
+    NEW (6 said only "NOW CONFIRMED"): an editor searching for NEW found 2.
+    Every row counted new says NEW, in the rows, the HTML and the text."""
+    urls = [f"{U}/{i}" for i in range(len(rows))]
+    audit = weekly([link(u, **now) for u, (_, now) in zip(urls, rows)],  # type: ignore[arg-type]
+                   [link(u, **before) for u, (before, _) in zip(urls, rows) if before])  # type: ignore[arg-type]
+    assert new_badges(audit) == (badges, badges, badges)
+    assert audit.counts.new == len(badges)
+    if badges:
+        assert f"({len(badges)} new, " in headline(audit)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from html import unescape
 from pathlib import Path
 
 from monitor.classify import next_state
@@ -227,15 +228,15 @@ def test_a_link_back_after_it_was_reported_fixed_says_so_and_counts_new(tmp_path
     """#7: Rituximab's old address restored in week 3 was "[MOVED, NEW] Failing
     since 13 Nov 2026", the week after the report listed it as fixed. It is
     new to the editor (the last report's open problems still add up), badged
-    BACK, and says when it was reported fixed."""
+    NEW · BACK, and says when it was reported fixed."""
     _, two, three = three_weeks(tmp_path)
     assert fixed(two)[RITUXIMAB, "Biologics"][0] == "link_updated"
     text, html = render_text(three), render_html(three)
-    assert ("[MOVED, BACK] Back: reported fixed on 20 Nov 2026; "
+    assert ("[MOVED, NEW · BACK] Back: reported fixed on 20 Nov 2026; "
             "the entry links to the old address again") in text
-    assert "BACK</b>" in html and "Failing since" not in text
+    assert "NEW · BACK</b>" in unescape(html) and "Failing since" not in text
     back = row(three, RITUXIMAB)
-    assert (back.link.url, back.new, back.badge) == (NCBI, True, "BACK")
+    assert (back.link.url, back.new, back.badge) == (NCBI, True, "NEW · BACK")
     assert back.reported_fixed_on is not None and back.reported_fixed_on.date() == (WEEK1 + WEEK).date()
     assert reconciled(two, three)
     c = three.counts

@@ -948,10 +948,15 @@ def test_a_moved_link_on_a_page_that_could_not_be_fetched_keeps_its_age(tmp_path
         (NOW, 3, False)]
 
 
-def test_a_malformed_link_is_dated_by_the_first_week_that_listed_it(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pruned", [False, True])
+def test_a_malformed_link_is_dated_by_the_first_week_that_listed_it(tmp_path: Path, pruned: bool) -> None:
     """A malformed href is never requested, so no check dates it: it said
     "since <last week> or earlier" every week. Now since the first run that
-    listed it; "or earlier" only when that run is the history's first."""
+    listed it; "or earlier" only when older runs were cleaned away
+    (keep_weeks), not when that run is the database's first: a problem found
+    in the first run dates from it, as every other one found then does
+    (review 13 #13: "open 1 week or more, since 21 Nov 2026 or earlier" among
+    rows all saying "open 1 week, since 21 Nov 2026")."""
     week = dt.timedelta(days=7)
     settings = Settings(pages=(PageSettings(url=PAGE),))
     with Store.open(tmp_path / "monitor.db") as store:
@@ -966,12 +971,17 @@ def test_a_malformed_link_is_dated_by_the_first_week_that_listed_it(tmp_path: Pa
                          context=EntryContext(title=f"Entry {i}"))
                 for i, href in enumerate(hrefs)])
             store.finish_run(run.id, when + dt.timedelta(hours=1))
+            if pruned and n == 2:
+                assert store.prune(NOW + week - dt.timedelta(hours=1))[0] == 1  # the first week's run
             audit = load_audit(store, run.id, settings, when + dt.timedelta(hours=1))
             store.mark_reported(run.id, when + dt.timedelta(hours=1))
         rows = {p.link.url: (p.since, p.since_at_least, p.weeks_open)
                 for g in audit.needs_fixing for p in g.problems}
-    assert rows == {"http://": (NOW, True, 3),
-                    "http//www.sclero.org/news.html": (NOW + 2 * week, False, 1)}
+    first = (NOW + week, True, 2) if pruned else (NOW, False, 3)
+    assert rows == {"http://": first, "http//www.sclero.org/news.html": (NOW + 2 * week, False, 1)}
+    if not pruned:
+        words = [p.age_words for g in audit.needs_fixing for p in g.problems]
+        assert words == ["open 3 weeks, since 23 Nov 2026", "open 1 week, since 7 Dec 2026"], words
 
 
 def test_a_malformed_link_on_a_page_down_for_weeks_keeps_its_age(tmp_path: Path) -> None:

@@ -230,7 +230,8 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     text = buffer.getvalue()
     assert tally.links == 43
     # the statuses in the order of what to fix first, whatever order the links came in
-    assert text.index("EXPIRED: 14 links to 14 URLs\n") < text.index("MOVED: 1 link to 1 URL\n")
+    assert (text.index("EXPIRED: 14 problems (14 links to 14 URLs)\n")
+            < text.index("MOVED: 1 problem (1 link to 1 URL)\n"))
     for n in range(0, 40, 3):  # every flagged link, its URL whole on a line of its own
         assert f"\n    https://pubmed.ncbi.nlm.nih.gov/{n}/\n" in text
         assert f"  Entry {n}\n" in text
@@ -245,21 +246,28 @@ def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     # links where they are listed, distinct URLs in the summary: each line says which
     assert ("Not listed: 27 ok links to 26 URLs and 1 link not checked (mailto:, in-page jumps, excluded); "
             "--format csv") in text
-    assert ("run 7: 43 links: 42 checked (41 URLs), 1 not checked; by status, each address once: "
-            "14 expired, 1 moved, 26 ok, 1 skipped") in text
+    # the statuses count the links checked, as the report's line does, and add up to them
+    assert ("run 7: 43 links: 42 checked (41 URLs), 1 not checked; the 42 checked: "
+            "27 ok, 1 moved, 14 expired\n") in text
 
 
 def test_text_names_the_unit_of_every_count() -> None:
     """Was: "EXPIRED: 3 links" above, "2 expired" on the last line (distinct
-    URLs): a URL linked from two places is two links, one URL."""
+    URLs): a URL linked from two places is two links, one URL. Then "NEEDS
+    FIXING: 24 links to 20 URLs" beside the report's "22 Needs fixing"
+    (review 13 #2): the first figure is the report's, its rows (a link
+    repeated on a page is one problem), the others named after it."""
     dead = link(1, LinkStatus.EXPIRED, reason="http_404", entry_title="Entry 1")
     links = [dead, replace(dead, section="Other", entry_title="Entry 1 again", line=80),
-             link(2, LinkStatus.EXPIRED, reason="http_404", entry_title="Entry 2")]
+             link(2, LinkStatus.EXPIRED, reason="http_404", entry_title="Entry 2"),
+             replace(dead, line=90)]  # the first one again, lower on the page: one problem, 2 times
     buffer = io.StringIO()
     write_text(buffer, RUN, PAGES, iter(links))
     text = buffer.getvalue()
-    assert "\nNEEDS FIXING: 3 links to 2 URLs\n" in text and "\nEXPIRED: 3 links to 2 URLs\n" in text, text
-    assert text.endswith("\nrun 7: 3 links: 3 checked (2 URLs); by status, each address once: 2 expired\n"), text
+    assert "\n  Entry 1 (2 times on this page)\n" in text
+    assert "\nNEEDS FIXING: 3 problems (4 links to 2 URLs)\n" in text, text
+    assert "\nEXPIRED: 3 problems (4 links to 2 URLs)\n" in text, text
+    assert text.endswith("\nrun 7: 4 links: 4 checked (2 URLs); the 4 checked: 4 expired\n"), text
 
 
 def test_a_named_page_goes_by_its_name_in_its_heading_and_its_blocks() -> None:
@@ -286,7 +294,7 @@ def test_an_entry_already_marked_expired_is_listed_apart_as_the_report_does() ->
     write_text(buffer, RUN, PAGES, [marked, plain, untitled, moved])
     text = buffer.getvalue()
     fixing, apart = text.split("\nALREADY MARKED (Expired Article), STILL DEAD: 2 links")
-    assert "\nNEEDS FIXING: 2 links to 2 URLs\n" in fixing
+    assert "\nNEEDS FIXING: 2 problems (2 links to 2 URLs)\n" in fixing
     assert "\n  Other trial\n" in fixing and "\n  Moved trial\n" in fixing and "Old trial" not in fixing
     assert "\n  Old trial\n" in apart and "\n  Traitements – Sjögren > Biologics\n" in apart
     assert "Other trial" not in apart
@@ -753,9 +761,10 @@ def test_every_heading_holds_only_what_it_says() -> None:
     assert "publisher removed" not in text and "a person should look" not in text
     headings = [line for line in text.splitlines() if line.split(":")[0] in HEADINGS | STATUSES]
     assert headings == [
-        "NEEDS FIXING: 2 links to 2 URLs", "EXPIRED: 1 link to 1 URL", "BLOCKED: 1 link to 1 URL",
-        "NEEDS A PERSON: 1 link to 1 URL", "BLOCKED: 1 link to 1 URL",
-        "WATCHING, MAY BE TEMPORARY: 1 link to 1 URL", "ERROR: 1 link to 1 URL"], text
+        "NEEDS FIXING: 2 problems (2 links to 2 URLs)", "EXPIRED: 1 problem (1 link to 1 URL)",
+        "BLOCKED: 1 problem (1 link to 1 URL)",
+        "NEEDS A PERSON: 1 problem (1 link to 1 URL)", "BLOCKED: 1 problem (1 link to 1 URL)",
+        "WATCHING, MAY BE TEMPORARY: 1 problem (1 link to 1 URL)", "ERROR: 1 problem (1 link to 1 URL)"], text
 
 
 def test_the_listing_says_a_watched_dns_failure_as_the_report_does() -> None:
@@ -854,7 +863,7 @@ def test_a_failure_not_confirmed_yet_says_so_under_needs_fixing(strikes: int, da
     buffer = io.StringIO()
     write_text(buffer, RUN, PAGES, [gone])
     text = buffer.getvalue()
-    assert "\nNEEDS FIXING: 1 link to 1 URL\n" in text
+    assert "\nNEEDS FIXING: 1 problem (1 link to 1 URL)\n" in text
     assert (said in text) if said else ("not confirmed" not in text), text
 
 
@@ -875,7 +884,7 @@ def test_a_link_that_flaps_says_how_often_it_failed_not_that_it_failed_once(
     buffer = io.StringIO()
     write_text(buffer, RUN, PAGES, [flaky], flaps={flaky.url: tally})
     text = buffer.getvalue()
-    assert f"\n{heading}: 1 link to 1 URL\n" in text
+    assert f"\n{heading}: 1 problem (1 link to 1 URL)\n" in text
     assert ("    fails now and then: failed 18 of the last 52 checks, since 2025-11-24; last ok "
             f"{T0 - dt.timedelta(weeks=1):%Y-%m-%d}\n") in text, text
     assert "in a row" not in text

@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -146,7 +147,8 @@ class DemoResult:
     messages: list[Path]
     headline: str
     subject: str
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[LinkStatus, int] = field(default_factory=dict)
+    """Links by status, as the report counts them ("62 ok · 5 moved · ...")."""
     seconds: float = 0.0
     requested: int = 0
     """URLs the checker requested (what `run` and /healthz count)."""
@@ -232,7 +234,6 @@ async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tup
     answers) and the mail sink kept up until the block ends: `monitor demo`
     leaves at once, `monitor demo --serve` runs the service meanwhile."""
     from monitor.jobs import weekly_job
-    from monitor.output import counts
     from monitor.store import Store
 
     prepare_workdir(workdir)
@@ -265,7 +266,7 @@ async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tup
         result = DemoResult(
             workdir=workdir, report_html=report.html_path, report_json=report.json_path,
             index_html=report.index_path, messages=list(sink.received), headline=report.headline,
-            subject=subject, counts=counts(links), seconds=audit.seconds, requested=audit.urls,
+            subject=subject, counts=dict(Counter(link.status for link in links)), seconds=audit.seconds, requested=audit.urls,
             truth_mismatches=mismatches, run_id=audit.run.id,
             config=write_config(settings, workdir), links=len(links),
             links_checked=sum(link.status is not LinkStatus.SKIPPED for link in links),
