@@ -129,13 +129,18 @@ def test_the_table_says_owners_counts_watching_and_new_and_escapes_the_web() -> 
     assert "<th>Page</th><th class=\"o\">Owner</th><th>To fix</th><th>Needs a person</th><th>Watching</th>" \
            "<th>New</th>" in table
     s1, s2 = page_slug(TOPIC.format(1)), page_slug(TOPIC.format(2))
-    # Topic 2: 2 to fix, 1 of them new; the XSS page: 1 to fix (new), 1 watched
+    # Topic 2: 2 to fix, 1 of them new; the XSS page: 1 to fix (new), 1 watched.
+    # "New" leads to the page's first new row, not where "To fix" leads (review 13 #3)
     assert (f'<td class="o"></td><td><a href="#fix-{s2}">2</a></td><td></td><td></td>'
-            f'<td><a href="#fix-{s2}">1</a></td></tr>') in table
+            f'<td><a href="#new-{s2}">1</a></td></tr>') in table
     assert (f'<td class="o">ana@sclero.org</td><td><a href="#fix-{s1}">1</a></td><td></td>'
-            f'<td><a href="#watch-{s1}">1</a></td><td><a href="#fix-{s1}">1</a></td></tr>') in table
+            f'<td><a href="#watch-{s1}">1</a></td><td><a href="#new-{s1}">1</a></td></tr>') in table
     assert table.index(s2) < table.index(s1)  # more open problems first
     assert f'id="watch-{s1}"' in html
+    for slug, new_row, old_row in ((s2, "a.org/3", "a.org/4"), (s1, "a.org/1", None)):
+        assert html.count(f'id="new-{slug}"') == 1
+        row = html.split(f'id="new-{slug}"', 1)[1].split('class="p"', 1)[0]
+        assert new_row in row and (old_row is None or old_row not in row), row
 
 
 def test_a_mail_has_no_table_nor_page_ids() -> None:
