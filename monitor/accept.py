@@ -18,10 +18,18 @@ against 26 weekly reports that stay quiet.
 
 Only what a person can judge in a browser can be accepted: a `blocked` link
 (but an intranet address, `private_address`, which no outside reader can
-open whatever the person sees) and a `drifted` one (the page changed; a
-person can tell that it still holds the cited item). A moved, expired or
-failing link has a fix or may pass by itself: accepting it would only hide
-it.
+open whatever the person sees), a `drifted` one (the page changed; a
+person can tell that it still holds the cited item), and an `expired` one
+whose "gone" is the monitor's guess from a page that answered 200 OK
+(`GUESSED`: a title or words reading like "page not found", an "expired"
+notice, a redirect to the home page, a parked-domain page). An article
+titled "Scleroderma: when the cause is not found" is no error page; before
+review 13 #7 only `checker.exclude` could say so, and it stops checking the
+link for good. Such an acceptance holds while the answer is the same page:
+the same reason, final address and title (`Acceptance.final_url`); a 404,
+another title or another address ends it. A 404 or 410 is the site's own
+word, a moved link has a new address to paste, a failing one may pass by
+itself: accepting those would only hide them.
 """
 
 from __future__ import annotations
@@ -34,10 +42,12 @@ from monitor.types import Acceptance, LinkStatus, as_utc
 __all__ = [
     "ACCEPTABLE",
     "ACCEPT_WEEKS",
+    "GUESSED",
     "accepted_head",
     "accepted_words",
     "current",
     "ended_words",
+    "guessed",
     "in_force",
     "lapsed_since",
     "refusal",
@@ -50,6 +60,11 @@ module's docstring for why half a year)."""
 ACCEPTABLE = frozenset({LinkStatus.BLOCKED, LinkStatus.DRIFTED})
 """Statuses whose rows a person's look can clear."""
 
+GUESSED = frozenset({"soft_404", "expired_notice", "redirect_to_home", "parked_domain"})
+"""The `expired` reasons the monitor infers from a page that answered (200,
+or a redirect to one: monitor/classify.py), not the site's own 404 or 410:
+a person who opens the page can see that it holds the article."""
+
 NOT_AN_ANSWER = frozenset({LinkStatus.ERROR})
 """An observation with this status (no answer in time, a 5xx) neither keeps
 nor ends an acceptance: it says nothing of the article. While the link fails
@@ -61,11 +76,17 @@ def refusal(status: LinkStatus | str, reason: str) -> str:
     """Why a link with this answer cannot be accepted ("" when it can): the
     one clear line `monitor accept` says."""
     status = LinkStatus(status)
-    if status in ACCEPTABLE and reason != "private_address":
+    if status in ACCEPTABLE and reason != "private_address" or guessed(status, reason):
         return ""
     if reason == "private_address":
         return ("it points at a private network address (an intranet): readers outside that network "
                 "cannot open it, whatever a browser here shows; link a public copy or remove it")
+    if status == LinkStatus.EXPIRED and reason.startswith("http_"):
+        code = reason.removeprefix("http_")
+        return (f"the site itself answers {code} ({'gone' if code == '410' else 'not found'}): fix the "
+                "link (the report gives the ways); if the article opens in a browser all the same, the "
+                "site answers the monitor otherwise than browsers: list the address in checker.exclude "
+                "(it is then no longer checked)")
     return {
         LinkStatus.OK: "it works: there is nothing to accept",
         LinkStatus.MOVED: "it moved to a new address: update the link (the report gives the new one)",
@@ -74,6 +95,12 @@ def refusal(status: LinkStatus | str, reason: str) -> str:
                           "nothing a person sees now would last",
         LinkStatus.SKIPPED: "the monitor does not check it (skipped): it is never a problem",
     }.get(status, f"its status ({status.value}) is not one a person can judge")
+
+
+def guessed(status: LinkStatus | str, reason: str) -> bool:
+    """Whether the verdict is the monitor's reading of a page that answered
+    (`GUESSED`): accepted, its final address and title are kept with it."""
+    return LinkStatus(status) == LinkStatus.EXPIRED and reason in GUESSED
 
 
 def in_force(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> bool:
@@ -130,7 +157,8 @@ def ended_words(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> str
         then = a.status.value + (f" ({a.reason})" if a.reason and a.reason != a.status.value else "")
         now = a.changed_status + (f" ({a.changed_reason})" if a.changed_reason
                                   and a.changed_reason != a.changed_status else "")
-        why = (f"its answer changed on {_date(as_utc(a.changed_at))} from {then} to {now}: "
+        why = (f"its answer changed on {_date(as_utc(a.changed_at))} from {then} to "
+               f"{now if now != then else _other_page(a)}: "
                "an acceptance holds only while the answer stays the same")
     elif at >= as_utc(a.until):
         why = (f"{ACCEPT_WEEKS} weeks have passed (an acceptance lasts until "
@@ -139,6 +167,21 @@ def ended_words(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> str
         # failing now (no answer): the acceptance holds again once the site answers as before
         why = f"the site does not answer now ({LinkStatus(status).value}); it was {a.status.value}"
     return f"{said}; listed again: {why}."
+
+
+def _printable(text: str) -> str:
+    """Text from the web on one line, without control characters (a title
+    holding ESC would drive the terminal of `monitor check`)."""
+    return " ".join("".join(ch for ch in text if ch.isprintable() or ch.isspace()).split())
+
+
+def _other_page(a: Acceptance) -> str:
+    """The change a guessed verdict's acceptance ended on, when the status
+    and reason stayed: "another page (now titled “Home”)"."""
+    if a.final_url is not None and a.changed_final_url and a.changed_final_url != a.final_url:
+        return f"another page (the link now leads to {_printable(a.changed_final_url)[:300]})"
+    title = _printable(a.changed_title)
+    return f"another page (now titled \u201c{title[:120]}\u201d)" if title else "another page (now untitled)"
 
 
 def lapsed_since(records: Sequence[Acceptance], status: LinkStatus | str, at: dt.datetime,

@@ -1316,9 +1316,11 @@ def _demo_serve(workdir: Path) -> None:
 def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, undo: bool) -> None:
     """Record that a person opened each URL in a browser and found it fine.
 
-    For the report's "Needs a person" rows (a bot wall, a login, a 403) and
-    drifted links: while the link answers as it did, its rows leave the
-    problems and the counts for one quiet line. It is still checked every
+    For the report's "Needs a person" rows (a bot wall, a login, a 403),
+    drifted links, and dead links the monitor guessed from a page that
+    answered 200 (a 'page not found' title, an "expired" notice, a redirect
+    to the home page, a parked domain): while the link answers as it did,
+    its rows leave the problems and the counts for one quiet line. It is still checked every
     week; it is listed again if its answer changes, after 26 weeks, or
     when undone. Nothing is recorded if any URL is refused.
 
@@ -1327,7 +1329,7 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
         monitor accept https://academic.oup.com/rheumatology/article/57/3/410/4622921 \\
             --config config/monitor.toml --note "article is there"
     """
-    from monitor.accept import ACCEPT_WEEKS, refusal
+    from monitor.accept import ACCEPT_WEEKS, guessed, refusal
     from monitor.output import one_line, url_spellings
     from monitor.store import Store
 
@@ -1371,11 +1373,18 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
         who = by if by is not None else _login_name()
         text = " ".join(note.split())[:300]
         for url, state in judged:
+            # A guessed verdict is accepted for the page the person saw: its
+            # final address and title, as the latest check read them.
+            page = ((store.history(url, limit=1) or [None])[-1] if guessed(state.status, state.reason)
+                    else None)
             store.accept(url, state.status, state.reason, now, until, by=" ".join(who.split())[:80],
-                         note=text, run_id=runs[0].id)
+                         note=text, run_id=runs[0].id,
+                         final_url=(page.final_url or url) if page is not None else None,
+                         title=page.title if page is not None else None)
+            changes = (" (a 404, another title or another address)" if page is not None else "")
             click.echo(f"{one_line(url)}: accepted as {state.status.value} ({state.reason}); left out of "
                        f"the next report and those after it (a report already sent stays as it was) "
-                       f"until its answer changes, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
+                       f"until its answer changes{changes}, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
 
 
 def acceptance_lines(records: Sequence[Any], state: Any) -> list[str]:

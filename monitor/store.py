@@ -400,6 +400,18 @@ def m012_url_state_counts(db: Database) -> None:
     db.execute("ALTER TABLE url_state ADD COLUMN counted_since TEXT")
 
 
+@MIGRATIONS()
+def m013_acceptance_answer(db: Database) -> None:
+    """`acceptances.final_url` and `title`: the answer a person judged, for a
+    verdict the monitor guessed from a page answering 200 (a soft 404, a
+    redirect to the home page...: `monitor.accept.GUESSED`). Another title
+    or address ends the acceptance (`Acceptance.final_url`). NULL in the
+    rows before, and for a bot wall or a drifted page: their status alone
+    is compared, as before."""
+    db.execute("ALTER TABLE acceptances ADD COLUMN final_url TEXT")
+    db.execute("ALTER TABLE acceptances ADD COLUMN title TEXT")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -2068,17 +2080,21 @@ class Store:
 
     def accept(self, url: str, status: LinkStatus, reason: str, now: dt.datetime,
                until: dt.datetime, *, by: str = "", note: str = "",
-               run_id: int | None = None) -> Acceptance:
-        """Record that a person found `url` fine while it answered `status`."""
+               run_id: int | None = None, final_url: str | None = None,
+               title: str | None = None) -> Acceptance:
+        """Record that a person found `url` fine while it answered `status`
+        (and, given them, `reason`, `final_url` and `title`: the answer of a
+        guessed verdict, `Acceptance.final_url`)."""
         with self._tx():
             cursor = self._conn.execute(
-                "INSERT INTO acceptances (url, status, reason, accepted_at, until, by, note, run_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (url, status.value, reason, _ts(now), _ts(until), by, note, run_id))
+                "INSERT INTO acceptances (url, status, reason, accepted_at, until, by, note, run_id, "
+                "final_url, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (url, status.value, reason, _ts(now), _ts(until), by, note, run_id,
+                 _storable(final_url), _storable(title)))
             new_id = cursor.lastrowid
         return Acceptance(id=int(new_id or 0), url=url, status=status, reason=reason,
                           accepted_at=_dt(_ts(now)) or now, until=_dt(_ts(until)) or until,
-                          by=by, note=note, run_id=run_id)
+                          by=by, note=note, run_id=run_id, final_url=final_url, title=title)
 
     def undo_acceptance(self, url: str, now: dt.datetime) -> bool:
         """Undo `url`'s acceptances still standing (not undone, not
@@ -2095,10 +2111,14 @@ class Store:
         wanted = None if urls is None else set(urls)
         found: dict[str, list[Acceptance]] = {}
         for row in self._rows("SELECT id, url, status, reason, accepted_at, until, by, note, run_id, "
-                              "undone_at FROM acceptances ORDER BY accepted_at, id"):
+                              "undone_at, final_url, title FROM acceptances ORDER BY accepted_at, id"):
             if wanted is not None and row["url"] not in wanted:
                 continue
-            change = self._row(_FIRST_OTHER_ANSWER, (row["url"], row["accepted_at"], row["status"]))
+            if row["final_url"] is None:
+                change = self._row(_FIRST_OTHER_ANSWER, (row["url"], row["accepted_at"], row["status"]))
+            else:
+                change = self._row(_FIRST_OTHER_PAGE, (row["url"], row["accepted_at"], row["status"],
+                                                       row["reason"], row["final_url"], row["title"] or ""))
             found.setdefault(row["url"], []).append(Acceptance(
                 id=row["id"], url=row["url"], status=LinkStatus(row["status"]), reason=row["reason"],
                 accepted_at=_dt(row["accepted_at"]) or dt.datetime.min.replace(tzinfo=UTC),
@@ -2106,14 +2126,27 @@ class Store:
                 by=row["by"], note=row["note"], run_id=row["run_id"], undone_at=_dt(row["undone_at"]),
                 changed_at=_dt(change["checked_at"]) if change is not None else None,
                 changed_status=change["status"] if change is not None else "",
-                changed_reason=change["reason"] if change is not None else ""))
+                changed_reason=change["reason"] if change is not None else "",
+                final_url=row["final_url"], title=row["title"],
+                changed_final_url=change["final_url"] if change is not None else "",
+                changed_title=change["title"] if change is not None else ""))
         return found
 
 
-_FIRST_OTHER_ANSWER = """SELECT checked_at, status, reason FROM observations
+_FIRST_OTHER_ANSWER = """SELECT checked_at, status, reason, '' AS final_url, '' AS title FROM observations
     WHERE url = ? AND checked_at > ? AND status NOT IN (?, 'error')
     ORDER BY checked_at LIMIT 1"""
 """The first check of a URL since an acceptance that answered otherwise."""
+
+_FIRST_OTHER_PAGE = """SELECT checked_at, status, reason, final_url, title FROM (
+        SELECT checked_at, status, reason, title,
+               CASE COALESCE(final_url, '') WHEN '' THEN url ELSE final_url END AS final_url
+        FROM observations WHERE url = ? AND checked_at > ? AND status != 'error')
+    WHERE status != ? OR reason != ? OR final_url != ? OR title != ?
+    ORDER BY checked_at LIMIT 1"""
+"""`_FIRST_OTHER_ANSWER` for an acceptance of a guessed verdict: another
+reason (a 404 now), another final address or another title is another
+answer (the final address as `HISTORY_SQL` gives it back)."""
 
 
 def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:

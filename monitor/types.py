@@ -478,8 +478,9 @@ class Acceptance:
 
     A bot wall answers the same whether the article is behind it or not, so
     only a person can clear such a row; without this it came back every
-    week. It holds while the link answers as it did when accepted (`status`),
-    until `until`, unless undone; `changed_at` is the first check since with
+    week. It holds while the link answers as it did when accepted (`status`;
+    for a guessed verdict also `reason`, `final_url` and `title`), until
+    `until`, unless undone; `changed_at` is the first check since with
     another answer (a failure to answer, `error`, is no answer and does not
     count), after which it never holds again (`monitor.accept.in_force`).
     """
@@ -498,6 +499,15 @@ class Acceptance:
     changed_at: dt.datetime | None = None
     changed_status: str = ""
     changed_reason: str = ""
+    final_url: str | None = None
+    """For a verdict the monitor guessed from a page that answered 200 (a
+    soft 404...: `monitor.accept.GUESSED`), the address the answer ended at
+    and its title when accepted: the same reason over another page is
+    another answer. None: only `status` is compared (a bot wall's title and
+    address say nothing of the article behind it)."""
+    title: str | None = None
+    changed_final_url: str = ""
+    changed_title: str = ""
 
 
 @dataclass(frozen=True, slots=True)

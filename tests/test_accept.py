@@ -122,7 +122,8 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     # refused: a dead link (one clear line, exit 2), a URL not on the pages, and a mix records nothing
     code, out, err = monitor("accept", f"{base}/gone", "--config", str(config))
     assert code == 2 and err.count("\n") == 1, err
-    assert "cannot be accepted: the site says it is gone (expired)" in err and "nothing recorded" in err
+    assert "cannot be accepted: the site itself answers 404 (not found): fix the link" in err
+    assert "list the address in checker.exclude" in err and "nothing recorded" in err
     code, out, err = monitor("accept", f"{base}/elsewhere", "--config", str(config))
     assert code == 2 and "not on any page of the latest audit (run 1," in err, err
     code, out, err = monitor("accept", f"{base}/wall/", "--config", str(config))  # a slash too many
@@ -332,10 +333,124 @@ def test_a_failing_answer_pauses_an_acceptance_and_says_so() -> None:
     ("drifted", "title_mismatch", ""),
     ("blocked", "private_address", "private network address"),
     ("moved", "permanent_redirect", "update the link"),
-    ("expired", "http_404", "gone (expired)"),
+    ("expired", "http_404", "the site itself answers 404 (not found)"),
+    ("expired", "http_410", "the site itself answers 410 (gone)"),
+    ("expired", "soft_404", ""),          # guesses from a page that answered 200 (review 13 #7)
+    ("expired", "expired_notice", ""),
+    ("expired", "redirect_to_home", ""),
+    ("expired", "parked_domain", ""),
+    ("expired", "some_new_reason", "gone (expired)"),  # a reason added later: refused until judged
+    ("drifted", "content_changed", ""),
     ("error", "timeout", "may pass by itself"),
     ("ok", "ok", "nothing to accept"),
 ])
 def test_only_what_a_person_can_judge_is_accepted(status: str, reason: str, refused: str) -> None:
     said = refusal(status, reason)
     assert (refused in said and said) if refused else said == ""
+
+
+# -- a dead link the monitor guessed, found fine by a person (review 13 #7) ------------------
+
+ARTICLE_TITLE = "Not Found | The missing diagnosis: a scleroderma case series"
+
+GUESS_PAGE = """<html><head><title>Case reports</title></head><body><h2>Case series</h2><ul>
+<li><a href="/article">The missing diagnosis: a scleroderma case series</a>. Arts &amp; Medicine, 2021.</li>
+<li><a href="/gone">Iloprost infusions: a trial</a>. Ann Rheum Dis, 2016.</li>
+</ul></body></html>"""
+
+
+def _guess_site(state: dict[str, str]) -> web.Application:
+    """An article whose title reads like an error page (the monitor guesses a
+    soft 404), then, as `state["article"]` says: "title" (another title),
+    "moved" (a 302 to another address with the same title) or "404"."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=GUESS_PAGE, content_type="text/html")
+
+    async def article(request: web.Request) -> web.Response:
+        if state["article"] == "404":
+            return web.Response(status=404, text="<html><title>Not found</title>nothing</html>",
+                                content_type="text/html")
+        if state["article"] == "moved":
+            raise web.HTTPFound("/article-v2")
+        return await article_v2(request)
+
+    async def article_v2(request: web.Request) -> web.Response:
+        title = "Page not found" if state["article"] == "title" else ARTICLE_TITLE
+        return web.Response(text=f"<html><head><title>{title}</title></head><body><h1>The missing "
+                                 "diagnosis</h1><p>Three patients whose scleroderma went unrecognised for "
+                                 "years: a case series, with the treatments tried.</p></body></html>",
+                            content_type="text/html")
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="<html><title>Not found</title>nothing</html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    for path, handler in (("/page.html", page), ("/article", article), ("/article-v2", article_v2),
+                          ("/gone", gone)):
+        app.router.add_get(path, handler)
+    return app
+
+
+def _listed(out: str, url: str) -> bool:
+    """Whether `monitor check`'s listing names `url` among the problems
+    (before the quiet "CHECKED BY HAND" lines)."""
+    return url in out.split("CHECKED BY HAND")[0]
+
+
+@pytest.mark.parametrize("change, said", [
+    ("404", "from expired (soft_404) to expired (http_404)"),
+    ("title", "from expired (soft_404) to another page (now titled \u201cPage not found\u201d)"),
+    ("moved", "from expired (soft_404) to another page (the link now leads to http://127.0.0.1:"),
+])
+async def test_a_guessed_dead_link_accepted_comes_back_when_the_page_changes(
+        tmp_path: Path, aiohttp_server: Any, mail_sink: MailSink, change: str, said: str) -> None:
+    """An article whose title reads "Not Found | ..." answers 200: the
+    monitor's soft 404 is a guess, and a person who opened it can say the
+    article is there. Before, `monitor accept` refused every expired link
+    ("the site says it is gone") and only checker.exclude was left. The
+    acceptance holds for that page only: a 404, another title or another
+    final address brings the row back, saying why."""
+    state = {"article": "article"}
+    server = await aiohttp_server(_guess_site(state))
+    base = f"http://127.0.0.1:{server.port}"
+    article = f"{base}/article"
+    config = loopback_config(tmp_path, base, mail_sink.port)
+
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    assert "soft_404" in out or "'page not found' page" in out, out
+    assert _listed(out, article), out
+
+    code, out, err = monitor("accept", article, "--config", str(config), "--note", "the article is there",
+                             "--by", "ana")
+    assert code == 0, err
+    assert "accepted as expired (soft_404)" in out and "(a 404, another title or another address)" in out
+
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    assert not _listed(out, article), out  # out of the problems, on the quiet line
+    assert "CHECKED BY HAND, FOUND FINE: 1 URL (" in out and f"  {article}\n" in out.split("CHECKED BY HAND")[1]
+    assert f"{base}/gone" in out.split("CHECKED BY HAND")[0]  # the site's own 404 stays listed
+
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week = _report(tmp_path, 3)
+    assert [r["link"]["url"] for r in week["accepted"]] == [article]
+    assert article not in {p["link"]["url"] for group in ("needs_fixing", "needs_a_person")
+                           for p in _rows(week, group).values()}
+
+    state["article"] = change
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0, err
+    assert _listed(out, article) and "CHECKED BY HAND" not in out, out
+    code, out, err = await run_monitor("run", "--config", str(config))
+    assert code == 0, err
+    week = _report(tmp_path, 5)
+    assert week["accepted"] == []
+    back = _rows(week, "needs_fixing")["article"]
+    assert back["link"]["status"] == "expired" and back["acceptance"]["by"] == "ana"
+    assert "listed again: its answer changed on " in back["back"] and said in back["back"], back["back"]
+    code, out, err = monitor("history", article, "--config", str(config), "--format", "json")
+    (a,) = json.loads(out)["acceptances"]
+    assert a["holds"] is False and a["changed_at"] is not None
