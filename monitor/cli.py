@@ -719,7 +719,8 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     # The checks, and between them the audits that read the link's page and
     # found it gone: a link removed and restored reads as such.
     absences = absence_lines(told, entries)
-    lines = _collapsed_checks(entries, [at for at, _ in absences])
+    kind = _link_kind(told)
+    lines = _collapsed_checks(entries, [at for at, _ in absences], kind)
     lines += [(at, [f"  {line}"]) for at, line in absences]
     for _, block in sorted(lines, key=lambda item: item[0]):
         click.echo("\n".join(block))
@@ -739,7 +740,7 @@ def history(url: str, config_path: Path, fmt: str) -> None:
         # link's state now.
         current = told.checked_now or not told.known
         notice = entries[-1].notice if entries else ""
-        click.echo(f"{'now' if current else 'last check'}: {state_line(state)}"
+        click.echo(f"{'now' if current else 'last check'}: {state_line(state, kind)}"
                    + (f" ({notice}: {_notice_words(notice)})" if notice else ""))
         moved_to = entries[-1].suggested_url if entries and state.status.value == "moved" else None
         if moved_to and current:  # what the editor pastes, as the report's "New address:"
@@ -767,7 +768,8 @@ prints one line for them: a year of weekly checks of a working link was 52
 identical lines, the one that changed lost among them (walkthrough 11 #10)."""
 
 
-def _collapsed_checks(entries: Sequence[Any], breaks: Sequence[Any]) -> list[tuple[Any, list[str]]]:
+def _collapsed_checks(entries: Sequence[Any], breaks: Sequence[Any],
+                      kind: str = "citation") -> list[tuple[Any, list[str]]]:
     """(time, lines) of the checks: each one as `_check_lines` says it, but a
     run of `SAME_CHECKS_COLLAPSED` or more with the same answer (status,
     reason, HTTP code, redirects, notice) as one line, "FIRST .. LAST ...
@@ -779,12 +781,12 @@ def _collapsed_checks(entries: Sequence[Any], breaks: Sequence[Any]) -> list[tup
     def flush() -> None:
         if len(run) >= SAME_CHECKS_COLLAPSED:
             first, last = run[0], run[-1]
-            head, *rest = _check_lines(last)
+            head, *rest = _check_lines(last, kind)
             times = f"{first.checked_at:%Y-%m-%d %H:%M} .. {last.checked_at:%Y-%m-%d %H:%M}"
             line = head.replace(f"{last.checked_at:%Y-%m-%d %H:%M}", times, 1)
             blocks.append((first.checked_at, [f"{line}  ({len(run)} checks, the latest shown)", *rest]))
         else:
-            blocks.extend((e.checked_at, _check_lines(e)) for e in run)
+            blocks.extend((e.checked_at, _check_lines(e, kind)) for e in run)
         run.clear()
 
     for e in entries:
@@ -811,19 +813,59 @@ def _failure_tally(entries: Sequence[Any]) -> str:
     return f"failed {failed} of the {len(entries)} checks kept (since {entries[0].checked_at:%Y-%m-%d})"
 
 
-def _check_lines(e: Any) -> list[str]:
-    """One check of `monitor history`: when, status, reason, HTTP code, time,
-    the redirects; its notice under it."""
-    from monitor.output import one_line
+def _link_kind(told: Any) -> str:
+    """What the link is on its pages (a citation, a menu link, an image...),
+    for the words of its checks: "This page has a new address" for a menu
+    link, as the report says it."""
+    cited = [c for c in told.cited] + [c for c, _ in told.last]
+    return str(cited[0].kind) if cited else "citation"
 
-    code = e.http_status if e.http_status is not None else "-"
-    hops = " -> ".join(f"{h.status} {one_line(h.location)}" if h.status else f"({h.location})"
-                       for h in e.redirects)  # status 0: the hops a long chain left out
-    line = f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {e.reason:<20} HTTP {code!s:<4} {e.elapsed_ms:>6} ms"
-    lines = [line + (f"  via {hops}" if hops else "")]
+
+def _token(reason: str, status: Any) -> str:
+    """The reason's token after the words, for a search in the JSON or the
+    README's Verdicts table: "  [soft_404]"; nothing when it only repeats
+    the status ("ok")."""
+    return f"  [{reason}]" if reason and reason != status.value else ""
+
+
+def _check_lines(e: Any, kind: str = "citation") -> list[str]:
+    """One check of `monitor history`: when, the status, what it means in
+    the report's words, what the site answered and how fast, the reason's
+    token last; its notice under it.
+
+    It said "moved    permanent_redirect   HTTP 200 ...  via 301 ...":
+    tokens, and a moved link shown with "HTTP 200" (review 13 #10)."""
+    from monitor.output import one_line
+    from monitor.wording import describe
+
+    said = describe(e.reason, url=e.final_url, http_status=e.http_status, kind=kind, confirmed=False)
+    lines = [f"  {e.checked_at:%Y-%m-%d %H:%M}  {e.status.value:<8} {said}. {answer_words(e)}"
+             f"{_token(e.reason, e.status)}"]
     if e.notice:
         lines.append(f"    {e.notice.upper()}: {one_line(e.notice_detail)}")
     return lines
+
+
+def answer_words(e: Any) -> str:
+    """What the site answered, as a sentence: "Answered 404 (24 ms)";
+    "Answered 301 to https://new/; the new address answers 200 (68 ms)"
+    for a redirect (each hop in turn); "No answer (15 ms)"."""
+    from monitor.output import one_line
+
+    took = f" ({e.elapsed_ms} ms)" if e.elapsed_ms else ""
+    code = e.http_status
+    if not e.redirects:
+        return f"Answered {code}{took}" if code is not None else f"No answer{took}"
+    said = []
+    for hop in e.redirects:  # status 0: the hops a long chain left out, said as they were kept
+        if not hop.status:
+            said.append(f"({one_line(hop.location)})")
+        else:
+            said.append(f"{'Answered' if not said else 'that address answered'} {hop.status} "
+                        f"to {one_line(hop.location)}")
+    there = "the new address" if e.status.value == "moved" else "that address"
+    end = f"{there} answers {code}" if code is not None else f"no answer from {there}"
+    return "; ".join(said + [end]) + took
 
 
 def _notice_words(notice: str) -> str:
@@ -848,11 +890,16 @@ def _sighting_lines(store: Any, url: str, citations: Sequence[Any], latest: int,
     return sighting_lines(url, citations, names, since_run, first.started_at if first else None, told, instead)
 
 
-def state_line(state: Any) -> str:
-    """"error (http_503), failed 2 checks in a row since 2026-11-20 06:00": what
-    an editor needs to judge whether it is passing."""
-    words = [state.status.value if state.reason in ("", state.status.value)
-             else f"{state.status.value} ({state.reason})"]
+def state_line(state: Any, kind: str = "citation") -> str:
+    """"error — The site had a server error (HTTP 503); failed 2 checks in a
+    row since 2026-11-20 06:00  [http_503]": the status, the report's words
+    for it, and what an editor needs to judge whether it is passing."""
+    from monitor.wording import describe
+
+    head = state.status.value
+    if state.reason not in ("", state.status.value):
+        head += f" \u2014 {describe(state.reason, url=state.url, kind=kind, confirmed=False)}"
+    words = [head]
     if state.strikes:
         failed = f"failed {state.strikes} check{'s' if state.strikes > 1 else ''} in a row"
         if state.failing_since:
@@ -860,7 +907,7 @@ def state_line(state: Any) -> str:
         words.append(failed)
     if state.flapping:
         words.append("flapping (alternates between ok and failing)")
-    return ", ".join(words)
+    return "; ".join(words) + _token(state.reason, state.status)
 
 
 # -- report / run ---------------------------------------------------------------

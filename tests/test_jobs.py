@@ -432,7 +432,7 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     code, out, err = await run_monitor("history", "https://www.ncbi.nlm.nih.gov/pubmed/29713888",
                                        "--config", str(tmp_path / "demo" / "demo.toml"))
     assert code == 0, err
-    assert out.splitlines()[-2:] == ["now: moved (permanent_redirect)",
+    assert out.splitlines()[-2:] == ["now: moved \u2014 PubMed moved this article to a new address  [permanent_redirect]",
                                      "new address: https://pubmed.ncbi.nlm.nih.gov/29713888/"], out
     # Last week's report rendered again is the report that was sent: the
     # rechecks and this week's checks since then confirmed failures it
@@ -668,7 +668,8 @@ async def test_history_of_a_url_whose_checks_were_pruned_says_so(tmp_path: Path)
     assert code == 0, err
     assert "never checked" not in out
     assert "no checks kept: those older than 2 weeks are forgotten" in out
-    assert "now: expired (http_404), failed 1 check in a row since 2023-01-02 06:00" in out
+    assert ("now: expired \u2014 The page is gone: the site answers 'not found' (HTTP 404); "
+            "failed 1 check in a row since 2023-01-02 06:00  [http_404]") in out
 
 
 def test_an_unreadable_mail_ca_file_is_a_config_error_naming_its_key(tmp_path: Path) -> None:

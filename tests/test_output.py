@@ -457,12 +457,17 @@ def test_text_keeps_what_came_from_the_web_on_its_line() -> None:
 
 @pytest.mark.parametrize("status, reason, strikes, since, flapping, expected", [
     (LinkStatus.OK, "ok", 0, None, False, "ok"),
-    (LinkStatus.MOVED, "permanent_redirect", 0, None, False, "moved (permanent_redirect)"),
+    (LinkStatus.MOVED, "permanent_redirect", 0, None, False,
+     "moved \u2014 This article has a new address  [permanent_redirect]"),
+    (LinkStatus.EXPIRED, "soft_404", 2, dt.datetime(2026, 11, 21, 1, 54, tzinfo=dt.UTC), False,
+     "expired \u2014 The site shows a 'page not found' page (while answering 200 OK); "
+     "failed 2 checks in a row since 2026-11-21 01:54  [soft_404]"),
     (LinkStatus.ERROR, "http_503", 1, dt.datetime(2026, 11, 20, 6, tzinfo=dt.UTC), False,
-     "error (http_503), failed 1 check in a row since 2026-11-20 06:00"),
+     "error \u2014 The site had a server error (HTTP 503); failed 1 check in a row since 2026-11-20 06:00  "
+     "[http_503]"),
     (LinkStatus.ERROR, "timeout", 3, dt.datetime(2026, 11, 2, 6, tzinfo=dt.UTC), True,
-     "error (timeout), failed 3 checks in a row since 2026-11-02 06:00, "
-     "flapping (alternates between ok and failing)"),
+     "error \u2014 The site did not answer in time; failed 3 checks in a row since 2026-11-02 06:00; "
+     "flapping (alternates between ok and failing)  [timeout]"),
 ])
 def test_history_state_line(status: LinkStatus, reason: str, strikes: int, since: dt.datetime | None,
                             flapping: bool, expected: str) -> None:
@@ -472,6 +477,39 @@ def test_history_state_line(status: LinkStatus, reason: str, strikes: int, since
     state = UrlState(url="https://example.org/", status=status, reason=reason, strikes=strikes,
                      failing_since=since, flapping=flapping)
     assert state_line(state) == expected
+
+
+@pytest.mark.parametrize("status, reason, http, hops, ms, expected", [
+    ("ok", "ok", 200, [], 32, "The link works. Answered 200 (32 ms)"),
+    ("expired", "soft_404", 200, [], 24,
+     "The site shows a 'page not found' page (while answering 200 OK). Answered 200 (24 ms)  [soft_404]"),
+    ("moved", "permanent_redirect", 200, [(301, "https://new.org/a")], 68,
+     "This article has a new address. Answered 301 to https://new.org/a; the new address answers 200 "
+     "(68 ms)  [permanent_redirect]"),
+    ("expired", "redirect_to_home", 200, [(301, "https://old.org/"), (302, "https://www.old.org/")], 111,
+     "The link now lands on the site's home page: the article was removed. Answered 301 to "
+     "https://old.org/; that address answered 302 to https://www.old.org/; that address answers 200 "
+     "(111 ms)  [redirect_to_home]"),
+    ("error", "connection_refused", None, [], 15,
+     "The site's server refused the connection. No answer (15 ms)  [connection_refused]"),
+    ("error", "dns", None, [], 4,  # one check proves no more than this
+     "The site's name could not be found (DNS lookup failed). No answer (4 ms)  [dns]"),
+])
+def test_history_check_line_says_the_reports_words(status: str, reason: str, http: int | None,
+                                                    hops: list[tuple[int, str]], ms: int, expected: str) -> None:
+    """Review 13 #10: "moved    permanent_redirect   HTTP 200 ...  via 301 ..."
+    spoke in tokens, and showed a moved link as "HTTP 200"."""
+    from monitor.cli import _check_lines
+    from monitor.types import HistoryEntry, Hop
+
+    at = dt.datetime(2026, 11, 28, 1, 54, tzinfo=dt.UTC)
+    url = "https://old.org/a"
+    entry = HistoryEntry(run_id=1, checked_at=at, status=LinkStatus(status), reason=reason, http_status=http,
+                         final_url=hops[-1][1] if hops else url, elapsed_ms=ms,
+                         redirects=tuple(Hop(url, code, loc) for code, loc in hops))
+    assert _check_lines(entry) == [f"  2026-11-28 01:54  {status:<8} {expected}"]
+    menu = _check_lines(entry, "navigation")[0]
+    assert ("This page has a new address" in menu) is (reason == "permanent_redirect")
 
 
 # -- the listing piped into a reader that stops early (`| head`) ----------------------

@@ -125,7 +125,7 @@ async def test_history_tells_where_a_link_is_and_since_when_it_is_off_the_page(
                line.endswith(f": reported fixed; its entry now links to {at('/articles/pmc')}")
                for line in lines), out
     assert f"last on {place}: line " in out and f"\u201c{PMC}\u201d (run 1, " in out
-    assert lines[-1].startswith("last check: moved (permanent_redirect)"), out
+    assert lines[-1] == "last check: moved \u2014 This article has a new address  [permanent_redirect]", out
     assert "now:" not in out and "new address:" not in out
 
     # removed in week 2, restored in week 3: the gap is said between the two checks
@@ -136,7 +136,7 @@ async def test_history_tells_where_a_link_is_and_since_when_it_is_off_the_page(
     assert any(line.startswith(f"cited on {place}: line ") and line.endswith(f"\u201c{RITUXIMAB}\u201d (run 3, "
                                                                                f"{line[-11:-1]})")
                for line in lines), out
-    assert lines[-2:] == ["now: moved (permanent_redirect)", f"new address: {at('/articles/rituximab')}"], out
+    assert lines[-2:] == ["now: moved \u2014 This article has a new address  [permanent_redirect]", f"new address: {at('/articles/rituximab')}"], out
 
     # the malformed link replaced in week 2 by one that is broken too: not "fixed",
     # no "fix the link on the page" for a link that is not there
@@ -150,7 +150,8 @@ async def test_history_tells_where_a_link_is_and_since_when_it_is_off_the_page(
     # the one that replaced it, whose entry lost its link in week 3: reported fixed, removed
     out = history(config, at("/gone/warm"))
     assert "not on any watched page since run 3 (" in out and "): reported fixed\n" in out, out
-    assert out.splitlines()[-1].startswith("last check: expired (http_404)"), out
+    assert out.splitlines()[-1].startswith("last check: expired \u2014 The page is gone: the site answers "
+                                           "'not found' (HTTP 404); failed 1 check in a row since "), out
 
     # the JSON: the same, in keys added after the others
     gone = json.loads(history(config, at("/old/pmc"), "--format", "json"))
@@ -223,7 +224,9 @@ async def test_history_of_a_link_excluded_since_says_it_is_no_longer_checked(
     assert lines[-3].startswith(f"cited on Raynaud's treatments ({at('/raynauds.html')}): line "), out
     assert lines[-3].endswith(f"\u201c{WARM}\u201d (run 3, {lines[-3][-11:-1]})"), out
     assert lines[-2] == f"excluded by checker.exclude since run 2 ({lines[-3][-11:-1]}): no longer checked", out
-    assert lines[-1].startswith("last check: expired (http_404), failed 1 check in a row since "), out
+    assert lines[-1].startswith("last check: expired \u2014 The page is gone: the site answers 'not found' "
+                                "(HTTP 404); failed 1 check in a row since "), out
+    assert lines[-1].endswith("  [http_404]"), out
     assert "now:" not in out
 
     data = json.loads(history(config, at("/gone/warm"), "--format", "json"))

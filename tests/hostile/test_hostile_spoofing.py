@@ -250,7 +250,7 @@ async def test_history_prints_no_control_character_of_a_redirect_target(
     code, _, err = await run_monitor("check", "--config", str(config))
     assert code == 0, err
     out, _ = await run_decoded("history", "http://t.spoof.example.org/x", "--config", str(config))
-    assert "via 301 http://[" in out, out
+    assert "Answered 301 to http://[" in out, out
     assert_clean(out, "monitor history")
     assert "\udc9b" not in out and "\ufffd" not in out, repr(out)  # the raw 0x9b byte, decoded
 
