@@ -349,8 +349,8 @@ class ContentIssue:
     section: str = ""
     """The page section of the entry ("" for a page-wide note)."""
     page_link: str = ""
-    """The page scrolled to the entry (a text fragment), for the notes an
-    editor must find the entry for: a retraction, a withdrawal."""
+    """The page scrolled to the entry (a text fragment) when the entry's
+    words are known: the editor must find the entry to act on the note."""
     line: int | None = None
     """Where the note's link sits in the page's source, as `LinkResult`
     has it (None, "": unknown, or a note without a link): the report shows
@@ -1748,7 +1748,13 @@ def _entries(citations: Iterable[LinkResult],
 
 def _issue(kind: str, link: LinkResult, titles: Mapping[str, str], words: str,
            **extra: object) -> ContentIssue:
-    """A note about `link`'s entry, placed where `link` sits in the source."""
+    """A note about `link`'s entry, placed where `link` sits in the source,
+    with the page scrolled to the entry: every note asks the editor to find
+    it (a mark to remove, a source line to add), not only a retraction's
+    (review 13 #15); a line number alone sent them to the page's source."""
+    if link.entry_title or link.text:
+        extra.setdefault("page_link", page_link_of(link))
+        extra.setdefault("page_link_note", nth_note(link))
     return ContentIssue(kind=kind, page=link.page, page_title=titles.get(link.page, link.page),
                         entry=link.entry_title or link.text, words=words, url=link.url,
                         pages=(link.page,), section=link.section, line=link.line,
@@ -1775,7 +1781,6 @@ def _noticed(notice: str, citations: Sequence[LinkResult],
         also = tuple(f"Also listed under \u201c{s}\u201d" for s in sections[key][1:] if s)
         yield _issue(notice, link, titles,
                      wording.notice_words(link.notice, link.notice_detail, marked=marked),
-                     page_link=page_link_of(link), page_link_note=nth_note(link),
                      related=also, more_lines=copies.get(key, ()))
 
 
@@ -1866,7 +1871,7 @@ def _no_link(pages: Sequence[PageRecord], citations: Sequence[LinkResult],
             if title and (page.url, title) not in linked:
                 yield ContentIssue("no_link", page.url, titles.get(page.url, page.url), title,
                                    "This entry has no link: readers cannot open the source.",
-                                   pages=(page.url,))
+                                   pages=(page.url,), page_link=text_fragment_link(page.url, title))
 
 
 def _no_source(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> Iterable[ContentIssue]:

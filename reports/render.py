@@ -1487,16 +1487,22 @@ def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
                    fixing=fixing, person=person)
 
 
+NOTHING_WAITS = "No report waits to be mailed."
+"""The index's word for an empty outbox: editors read it, and "outbox" is
+the service's word (review 13 #16). Not "All reports mailed": a report made
+with mail turned off was never queued."""
+
+
 def _outbox_words(source: Source | None, service: ServiceFacts | None) -> str:
     waiting = source.outbox if source is not None else None
     if waiting is None:
         return ""
     if waiting == 0:
-        return "Outbox empty."
-    said = f"{wording.plural(waiting, 'message')} wait{'s' if waiting == 1 else ''} in the outbox"
+        return NOTHING_WAITS
+    said = f"{wording.plural(waiting, 'message')} not sent yet (sending failed)"
     if service is not None:
-        return said + f" (kept after a mail failure): the service sends {'it' if waiting == 1 else 'them'} again."
-    return said + " (kept after a mail failure): see the Mail column."
+        return said + ": the service tries again."
+    return said + ": the monitor's next run tries again; see the Mail column."
 
 
 def render_index(out_dir: Path, *, site: str, source: Source | None = None,
@@ -1526,7 +1532,8 @@ def render_index(out_dir: Path, *, site: str, source: Source | None = None,
                             now or dt.datetime.now(dt.timezone.utc))
     weekly_table, checks_table = _TABLES.tables(out_dir, rows, source is not None)
     return _ascii(_visible(_ENV.get_template("index.html.j2").render(
-        site=site, source=source, summary=summary, weekly_table=weekly_table, checks_table=checks_table)))
+        site=site, source=source, summary=summary, weekly_table=weekly_table, checks_table=checks_table,
+        nothing_waits=NOTHING_WAITS)))
 
 
 def _newest_first(row: Mapping[str, Any]) -> tuple[str, float, int]:
@@ -1625,7 +1632,7 @@ class _IndexTables:
             if kept is not None and kept[0] == key:
                 return kept[1]
         template = _ENV.get_template("index_table.html.j2")
-        made = tuple(Markup(template.render(rows=part, source=mail_column)) if part else Markup("")
+        made = tuple(Markup(template.render(rows=part, source=mail_column, mail_waits=MAIL_WAITS)) if part else Markup("")
                      for part in ([r for r in rows if not r["partial"]], [r for r in rows if r["partial"]]))
         with self._lock:
             self._kept.pop(folder, None)
@@ -1654,20 +1661,25 @@ def _saved_row(path: Path, match: re.Match[str]) -> dict[str, Any]:
             **_saved_head(data), "source": _source_in(tail), "first": _first_in(tail)}
 
 
+MAIL_WAITS = "not sent yet: will retry"
+"""The Mail column of a report kept after a mail failure (was "waiting in
+the outbox": the service's word, review 13 #16)."""
+
+
 def _mail_words(state: tuple[int, ...] | None) -> str:
     """The index's Mail column: "mailed" only when every message of the
     report went out (the webmaster's and each page owner's part); "partly
     mailed" when some did and some did not (the full report refused while
     an editor's part went out read "mailed"). No address is named: the index
-    is published. "waiting in the outbox", "not mailed: refused" or "not
-    mailed" otherwise."""
+    is published. "not sent yet: will retry" (kept after a mail failure),
+    "not mailed: refused" or "not mailed" otherwise."""
     if state is None:
         return "not mailed"
     sent, waiting, refused = (tuple(state) + (0, 0, 0))[:3]
     if sent:
         return "partly mailed" if waiting or refused else "mailed"
     if waiting:
-        return "waiting in the outbox"
+        return MAIL_WAITS
     return "not mailed: refused by the mail server" if refused else "not mailed"
 
 

@@ -126,7 +126,7 @@ def test_the_table_says_owners_counts_watching_and_new_and_escapes_the_web() -> 
     html = render_page(audit)
     table = top_of(html)[top_of(html).index('id="pages"'):]
     assert "<script" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in table
-    assert "<th>Page</th><th class=\"o\">Owner</th><th>To fix</th><th>Needs a person</th><th>Watching</th>" \
+    assert "<th>Page</th><th class=\"o\">Owner</th><th>To&nbsp;fix</th><th>Needs a person</th><th>Watching</th>" \
            "<th>New</th>" in table
     s1, s2 = page_slug(TOPIC.format(1)), page_slug(TOPIC.format(2))
     # Topic 2: 2 to fix, 1 of them new; the XSS page: 1 to fix (new), 1 watched.
@@ -298,7 +298,7 @@ def test_a_long_pages_table_shows_the_worst_pages_and_folds_the_others() -> None
     assert folded, "no fold"
     names = re.compile(r'<tr><td><a href="#page-[^"]+">')
     assert len(names.findall(shown)) == 20 and len(names.findall(folded)) == 10
-    assert "30 pages with links to fix" in shown and "(the first 20 here, the other 10 below them)" in shown
+    assert "30 pages with problems (to fix, for a person to open, or being watched), the worst first" in shown and "(the first 20 here, the other 10 below them)" in shown
     counts = [int(n) for n in re.findall(r'<a href="#fix-[^"]+">(\d+)</a>', shown + folded)]
     assert counts == sorted(counts, reverse=True)  # the worst shown, the rest folded
     small = top_of(render_page(synthetic_audit(400, problem_every=4, pages=7)))

@@ -270,9 +270,9 @@ def test_the_index_reads_again_only_the_reports_that_changed(tmp_path: Path) -> 
     (tmp_path / first).with_suffix(".json").unlink()
     read, rows = reads(index)
     assert read == 0 and [r.split()[4] for r in rows] == ["43", "42"]
-    assert "waiting in the outbox" in rows[1]
+    assert "not sent yet: will retry" in rows[1]
     read, rows = reads(lambda: index(replace(source, mail={2: (1,)})))  # the message went out
-    assert read == 0 and rows[1].endswith("mailed JSON") and "waiting" not in rows[1]
+    assert read == 0 and rows[1].endswith("mailed JSON") and "not sent yet" not in rows[1]
 
 
 def test_a_run_that_fetched_no_page_reads_not_fetched_not_zeros(tmp_path: Path) -> None:
@@ -341,15 +341,15 @@ def test_the_index_says_which_reports_were_mailed(tmp_path: Path) -> None:
     source = Source("a" * 32, runs={run: T0 for run in (1, 2, 3)}, mail={1: (1, 0), 2: (0, 1)})
     rows = _rows(render_index(tmp_path, site="www.sclero.org", source=source))
     # run 4 is not in the history (pruned with its outbox rows): nothing is claimed of its mail
-    said = [next((w for w in ("not mailed", "waiting in the outbox", "mailed") if w in r), "") for r in rows[1:]]
-    assert said == ["", "not mailed", "waiting in the outbox", "mailed"]  # runs 4, 3, 2, 1
+    said = [next((w for w in ("not mailed", "not sent yet: will retry", "mailed") if w in r), "") for r in rows[1:]]
+    assert said == ["", "not mailed", "not sent yet: will retry", "mailed"]  # runs 4, 3, 2, 1
 
 
 @pytest.mark.parametrize(("state", "said"), [
     ((2, 0, 0), "mailed"),
     ((1, 1, 0), "partly mailed"),  # the owner's part went out, the full report waits
     ((1, 0, 1), "partly mailed"),  # the full report refused for good (walkthrough 9b #5)
-    ((0, 2, 0), "waiting in the outbox"),
+    ((0, 2, 0), "not sent yet: will retry"),
     ((0, 0, 1), "not mailed: refused by the mail server"),
     ((1, 0), "mailed"),  # the (sent, waiting) pair of before
 ])
@@ -370,7 +370,7 @@ def test_the_index_says_mailed_only_when_every_message_went_out(
     assert ("#1e6b3a" in rule.group(1)) == (said == "mailed")
     assert ("#b45309" in rule.group(1)) == (said.startswith(("partly", "not mailed:")))
     # waiting is neither done nor failed: not the grey of "not mailed" (walkthrough 9b #12)
-    assert ("#8a5a00" in rule.group(1)) == (said == "waiting in the outbox")
+    assert ("#8a5a00" in rule.group(1)) == (said == "not sent yet: will retry")
 
 
 async def test_the_index_marks_the_mailed_report_and_the_rendered_one(
