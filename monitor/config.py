@@ -599,12 +599,15 @@ def _schedule(source: str, raw: Any) -> ScheduleSettings:
     cron = r.get("cron", str, d.cron)
     if len(cron.split()) != 5:
         r.fail("schedule.cron", f"expected five fields (minute hour day month weekday), got {cron!r}")
-    try:
-        from apscheduler.triggers.cron import CronTrigger
+    # The default needs no reading: `monitor check`, which never
+    # schedules, then starts without loading APScheduler (7-17 ms).
+    if cron != d.cron:
+        try:
+            from apscheduler.triggers.cron import CronTrigger
 
-        CronTrigger.from_crontab(crontab_weekdays(cron))
-    except ValueError as exc:
-        r.fail("schedule.cron", f"invalid cron expression {cron!r}: {exc}")
+            CronTrigger.from_crontab(crontab_weekdays(cron))
+        except ValueError as exc:
+            r.fail("schedule.cron", f"invalid cron expression {cron!r}: {exc}")
     tz = r.get("timezone", str, d.timezone)
     try:
         from zoneinfo import ZoneInfo

@@ -551,6 +551,38 @@ async def test_a_reader_that_stops_early_gets_no_traceback(tmp_path, aiohttp_ser
         assert proc.returncode == 0, fmt
 
 
+async def test_check_loads_neither_the_scheduler_nor_the_report_templates(tmp_path, aiohttp_server) -> None:
+    """`monitor check` schedules nothing and renders no report: APScheduler
+    (7-17 ms) and Jinja2 stay unloaded, so its first request goes out sooner."""
+    import asyncio
+    import json
+    import sys
+
+    from aiohttp import web
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text='<html><head><title>P</title></head><body><a href="/a">A</a></body></html>',
+                            content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/a", page)
+    server = await aiohttp_server(app)
+    config = _one_page_config(tmp_path, server.port)
+    program = (
+        "import sys\n"
+        "from monitor.cli import main\n"
+        f"sys.argv = ['monitor', 'check', '--config', {str(config)!r}, '--format', 'json']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('apscheduler', 'jinja2')), code,"
+        " file=sys.stderr)\n")
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", program,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert err.decode() == "[] 0\n"
+    assert [link["status"] for link in json.loads(out)["links"]] == ["ok"]
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv", "text"])
 async def test_a_closed_output_is_one_line_and_the_audit_is_kept(tmp_path, aiohttp_server, fmt: str) -> None:
     """`monitor check --format json >&-` (no stdout at all): was "monitor:
