@@ -21,13 +21,13 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from monitor.config import Settings, load_settings
+from monitor.config import Settings, load_settings, require_mail_addresses
 from monitor.paths import misplaced
 from monitor.errors import ConfigError, MonitorError, failure_line
 
@@ -164,10 +164,12 @@ def foreign_tables(path: Path) -> list[str]:
 
 
 def require_smtp_password(settings: Settings) -> None:
-    """Before a job that mails: the password's variable must be set, or the
-    job would fail after its audit (and every later job before its own)."""
+    """Before a job that mails: the addresses must be written and the
+    password's variable set, or the job would fail after its audit (and
+    every later job before its own), or mail a placeholder address."""
     from monitor.jobs import smtp_password
 
+    require_mail_addresses(settings)
     smtp_password(settings)
 
 
@@ -1053,13 +1055,15 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
     sent = list(getattr(outcome, "sent", []))
     failed = list(getattr(outcome, "failed", []))
     refused = list(getattr(outcome, "refused", []))
+    addresses: Mapping[str, Sequence[str]] = getattr(outcome, "addresses", {})
     for key in sent:
-        click.echo(f"sent to {delivery_words(key, recipients, run_id)}")
-    if sent and not published:
+        click.echo(f"sent to {delivery_words(key, recipients, run_id, addresses)}")
+    if not published and any(":owner:" in key for key in sent):
         # The editors' mail says the webmaster keeps the full report: the
-        # way to link it there is the webmaster's, so it is said here.
-        click.echo("        the mail says you keep the full report; publish report.dir and set "
-                   "[report] base_url to link it in the mail instead")
+        # way to link it there is the webmaster's, so it is said here (the
+        # webmaster's own copy names the file and the key).
+        click.echo("        the page owners' mail says you keep the full report; publish report.dir "
+                   "and set [report] base_url to link it in the mail instead")
     if getattr(outcome, "busy", False):
         click.echo("mail:   NOT SENT yet: another process (`monitor serve`, or another `monitor run` "
                    "or `report --send`) is sending the outbox right now; the report waits there "
@@ -1067,7 +1071,7 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
         return False
     by_reason: dict[str, list[str]] = {}
     for key, reason in failed:
-        by_reason.setdefault(reason, []).append(delivery_words(key, recipients, run_id))
+        by_reason.setdefault(reason, []).append(delivery_words(key, recipients, run_id, addresses))
     partly = "partly sent: " if sent else ""
     for reason, whom in by_reason.items():
         click.echo(f"mail:   {partly}NOT SENT to {'; '.join(whom)}: {reason}", err=True)
@@ -1077,7 +1081,7 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
         keyname = "the page's owner in [[pages]]" if ":owner:" in key else "email.recipients"
         config = f" --config {source}" if source else ""
         again = f"monitor report{config} --run {key.split(':')[0].removeprefix('run-')} --send"
-        click.echo(f"mail:   {partly}NOT SENT to {delivery_words(key, recipients, run_id)}: {reason}", err=True)
+        click.echo(f"mail:   {partly}NOT SENT to {delivery_words(key, recipients, run_id, addresses)}: {reason}", err=True)
         click.echo(f"        refused for good (5xx): check {keyname}{where}; this message is not "
                    f"retried; once the address is corrected, `{again}` sends it (only what did not "
                    "go out)", err=True)
@@ -1096,10 +1100,25 @@ def _echo_delivery(outcome: object, send: bool, mail_on: bool = True,
     return not failed and not refused and not getattr(outcome, "rejected", [])
 
 
-def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = None) -> str:
+SHOWN_ADDRESSES = 4
+"""A list of recipients longer than this is cut to its first three and
+"and N more": one line of the terminal per message, whatever the list."""
+
+
+def address_list(addresses: Sequence[str]) -> str:
+    if len(addresses) <= SHOWN_ADDRESSES:
+        return ", ".join(addresses)
+    return f"{', '.join(addresses[:SHOWN_ADDRESSES - 1])} and {len(addresses) - SHOWN_ADDRESSES + 1} more"
+
+
+def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = None,
+                   addresses: Mapping[str, Sequence[str]] | None = None) -> str:
     """An outbox key in a reader's words: "run-2:owner:x@y" is "x@y (page
-    owner)", "run-2:all" the configured recipients; a message of another
-    run (one kept earlier, sent now) says which run's report it is."""
+    owner)", "run-2:all" the addresses it went to (`addresses`, the
+    outbox's own list for that message, else the configured recipients); a
+    message of another run (one kept earlier, sent now) says which run's
+    report it is, and names whom it went to only from the outbox's list,
+    its day's, which may not be today's."""
     run, _, audience = key.partition(":")
     audience, _, retried = audience.partition(":retry:")
     kind, _, owner = audience.partition(":")
@@ -1111,8 +1130,10 @@ def delivery_words(key: str, recipients: Sequence[str], run_id: int | None = Non
         words = f"{retried} (again: refused the first time)"
     elif kind == "owner":
         words = f"{owner} (page owner)"
+    elif kind == "all" and (listed := (addresses or {}).get(key)):
+        words = f"{address_list(listed)} (email.recipients)"
     elif recipients and not earlier:
-        words = f"{', '.join(recipients)} (email.recipients)"
+        words = f"{address_list(recipients)} (email.recipients)"
     else:  # a kept message went to the recipients of its day, maybe not today's
         words = "email.recipients"
     if earlier:

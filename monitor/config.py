@@ -118,8 +118,12 @@ class EmailSettings:
     security: str = "starttls"
     username: str = ""
     password_env: str = "MONITOR_SMTP_PASSWORD"
-    sender: str = "monitor@example.org"
-    recipients: tuple[str, ...] = ("webmaster@example.org",)
+    sender: str = ""
+    recipients: tuple[str, ...] = ()
+    """Both written by the user, never a made-up default: "webmaster@example.org"
+    received the report of a medical site when the file had no [email]
+    (review 13 #1). A command that mails refuses to start without them
+    (`require_mail_addresses`); the others do not need them."""
     timeout: float = 30.0
     enabled: bool = True
     ca_file: str = ""
@@ -654,7 +658,7 @@ def _email(source: str, raw: Any) -> EmailSettings:
         username=r.get("username", str, d.username),
         password_env=r.get("password_env", str, d.password_env),
         sender=r.get("sender", str, d.sender),
-        recipients=r.strings("recipients", d.recipients, _email_problem),
+        recipients=_recipients(r),
         timeout=r.number("timeout", d.timeout, minimum=0.1),
         enabled=r.get("enabled", bool, d.enabled),
         ca_file=r.get("ca_file", str, d.ca_file),
@@ -662,9 +666,9 @@ def _email(source: str, raw: Any) -> EmailSettings:
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
         r.fail("email.ca_file", _no_such_file("email.ca_file", settings.ca_file, source))
-    if problem := _email_problem(settings.sender):
+    if "sender" in r.table and (problem := _email_problem(settings.sender)):
         r.fail("email.sender", problem)
-    if settings.enabled and not settings.recipients:
+    if settings.enabled and "recipients" in r.table and not settings.recipients:
         r.fail("email.recipients", "is empty: the report would go to no one "
                "(list an address, or set email.enabled = false)")
     if problem := _password_env_problem(settings):
@@ -679,6 +683,54 @@ def _email(source: str, raw: Any) -> EmailSettings:
                f"variable named by email.password_env ({settings.password_env})")
     r.finish()
     return settings
+
+
+def _recipients(r: _Reader) -> tuple[str, ...]:
+    """One address written without its list brackets is answered with the
+    line to write (was "expected a list, got the string ...": review 13 #18)."""
+    written = r.table.get("recipients")
+    if isinstance(written, str):
+        r.fail("email.recipients", f"expected a list, got the string {written!r}: write it "
+               f"as a list, recipients = [{json.dumps(written, ensure_ascii=False)}]")
+    return r.strings("recipients", EmailSettings().recipients, _email_problem)
+
+
+MAIL_TO_EXAMPLE = 'recipients = ["you@your-site.org"]'
+MAIL_FROM_EXAMPLE = 'sender = "monitor@your-site.org"'
+
+
+def require_mail_addresses(settings: Settings) -> None:
+    """Before a command that mails (`run`, `serve`, `report --send`): the
+    addresses are the user's to write, so their absence is a configuration
+    error said before anything is audited or recorded, not a report mailed
+    to a placeholder or a message failing in the outbox after the audit.
+    Page owners are extra recipients, never the webmaster's replacement:
+    with owners but no `recipients` it is refused all the same."""
+    email = settings.email
+    if not email.enabled:
+        return
+    missing = [key for key, value in (("sender", email.sender), ("recipients", email.recipients))
+               if not value]
+    if not missing:
+        return
+    off = "or enabled = false to keep the reports without mailing them"
+    if len(missing) == 2:
+        raise ConfigError(
+            f"{settings.source}: email.sender, email.recipients: not set, so the weekly report has "
+            f"no address to come from and no one to go to: add {MAIL_FROM_EXAMPLE} and "
+            f"{MAIL_TO_EXAMPLE} under [email], {off}")
+    if missing == ["recipients"]:
+        owners = " (page owners receive only their pages' part)" if _has_owners(settings) else ""
+        raise ConfigError(
+            f"{settings.source}: email.recipients: not set, so the weekly report goes to no "
+            f"one{owners}: add {MAIL_TO_EXAMPLE} under [email], {off}")
+    raise ConfigError(
+        f"{settings.source}: email.sender: not set, so the report has no address to come from: "
+        f"add {MAIL_FROM_EXAMPLE} (an address your mail server sends for) under [email], {off}")
+
+
+def _has_owners(settings: Settings) -> bool:
+    return any(p.owner for p in settings.pages) or any(s.owner for s in settings.sites)
 
 
 def _password_env_problem(email: EmailSettings) -> str | None:

@@ -63,6 +63,8 @@ class ReportOutcome:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     """(key, reason) of messages whose every recipient the mail server
     refused for good (5xx): not retried until `report --send` after a fix."""
+    addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The recipients of each message the outbox took up, by key."""
     checked: str = ""
     """The report's own count, "90 links checked (53 URLs)", which `monitor
     run` prints: the terminal and the mail say one figure under one word."""
@@ -188,6 +190,7 @@ async def report_job(
             outcome.refused = list(result.refused)
             outcome.busy = result.busy
             outcome.rejected = list(result.rejected)
+            outcome.addresses = dict(result.addresses)
             if outcome.sent or outcome.failed or outcome.rejected:
                 _refresh_index(folder, report_source(store, settings))
     return outcome
@@ -336,7 +339,7 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
         refuse_foreign_folder(Path(settings.report.dir), report_source(store, settings),
                               f"{settings.source}: report.dir")
     # Whatever an earlier job left in the outbox goes first.
-    await flush_job(settings, clock(), tls_context)
+    early = await flush_job(settings, clock(), tls_context)
     with Store.open(settings.database.path) as store:
         done = run_of_open_job(store)
         unfinished = store.unfinished_run()
@@ -360,6 +363,11 @@ async def weekly_job(settings: Settings, *, progress=None, now=None,
                          else run_audit(settings, progress=progress, notice=notice))
         run_id = outcome.run.id
     report = await report_job(settings, run_id=run_id, send=True, now=clock(), tls_context=tls_context)
+    if sent_early := list(getattr(early, "sent", ())):
+        # a report kept by an earlier job went out first: said with this
+        # one's (`monitor run` named only this run's messages)
+        report.sent[:0] = sent_early
+        report.addresses = {**dict(getattr(early, "addresses", ())), **report.addresses}
     with Store.open(settings.database.path) as store:
         store.set_meta(LAST_AUDIT_KEY, opened)
         store.set_meta(OPEN_JOB_KEY, "")

@@ -298,9 +298,11 @@ class Service:
         return 0
 
     async def _start(self) -> None:
+        from monitor.config import require_mail_addresses
         from monitor.jobs import smtp_password
 
         if self.settings.email.enabled:
+            require_mail_addresses(self.settings)  # no address: refused now, not at Monday's report
             smtp_password(self.settings)  # a missing password fails now, not at Monday's report
         facts, now = await self._read_facts()  # opens and migrates the database: a bad path fails here
         reason = self._startup_reason(facts, now)
@@ -319,6 +321,14 @@ class Service:
 
             self._web, self.http_url = await start_server(self.settings, self)
             log_event(logging.INFO, "http_listening", url=self.http_url)
+        else:
+            # said, not left to be noticed: a newcomer waited for a dashboard
+            # the log never mentioned (review 13 #4)
+            server = self.settings.server
+            log_event(logging.INFO, "dashboard_off",
+                      note=f"[server] enabled = false in {self.settings.source}: no dashboard, "
+                           f"/healthz or /metrics; set enabled = true under [server] to serve them "
+                           f"on {server.host}:{server.port}")
         log_event(logging.INFO, "service_started", pid=self.owner.rsplit(":", 1)[-1],
                   database=self.settings.database.path, run_now=reason[0] if reason else None,
                   next_scheduled=self.trigger.get_next_fire_time(None, dt.datetime.now(dt.timezone.utc)))

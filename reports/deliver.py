@@ -103,6 +103,10 @@ class FlushResult:
     rejected: tuple[tuple[str, str], ...] = ()
     """(key, reason) of the messages whose every recipient the server refused
     for good (5xx): kept, not retried (`Store.mark_refused`)."""
+    addresses: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """(key, recipients) of every message this flush took up: a message kept
+    from an earlier run went to the list of its day, which the terminal
+    names (was "sent to email.recipients, run 9's report": review 13 #18)."""
 
     @property
     def ok(self) -> bool:
@@ -410,6 +414,7 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
     failed: list[tuple[str, str]] = []
     refused: list[tuple[str, str, str]] = []
     refused_for_good: list[tuple[str, str]] = []
+    addresses: list[tuple[str, tuple[str, ...]]] = []
     server_down: DeliveryError | None = None
     try:
         for message in store.due_messages(now):
@@ -417,6 +422,7 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
                 log.warning("the outbox lock was taken over (this flush was held up past its %d s); "
                             "the messages left are for its new holder", lock_ttl.total_seconds())
                 break
+            addresses.append((message.key, tuple(message.recipients)))
             if server_down is None:
                 try:
                     rejected, stopping = await _uncancelled(send_message(
@@ -447,7 +453,8 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
                 failed.append((message.key, str(server_down)))
     finally:
         store.release_lock(OUTBOX_LOCK, owner)
-    return FlushResult(tuple(sent), tuple(failed), tuple(refused), rejected=tuple(refused_for_good))
+    return FlushResult(tuple(sent), tuple(failed), tuple(refused), rejected=tuple(refused_for_good),
+                       addresses=tuple(addresses))
 
 
 def _wall_clock() -> dt.datetime:

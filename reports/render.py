@@ -637,9 +637,10 @@ def _base_context(audit: Audit, full_report: str | None, *,
                   saved: bool = False, previous_saved: bool = True) -> dict[str, Any]:
     """`full_report`: where the whole report is, an http(s) URL when
     `[report] base_url` publishes the reports, else the file's path on the
-    server, which a mail's reader can neither open nor change: the mail
-    then says once that the webmaster keeps the full report (the base_url
-    hint is the webmaster's, in the terminal, not the editors').
+    server, which an editor can neither open nor change: a page owner's
+    part then says once that the webmaster keeps the full report, and the
+    webmaster's copy (`email.recipients`, no `audit.audience`) names the
+    file and the key that would link it instead.
 
     `saved`: the saved report, beside index.html and the report it is
     compared with (relative links: dead in a mail, which gets them only
@@ -675,6 +676,9 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "problem_total": len(audit.problems),
         "report_url": report_url,
         "report_kept": bool(full_report) and not report_url,
+        # the webmaster's copy names the file: "kept by the webmaster" told
+        # the webmaster that someone keeps it somewhere (review 13 #5)
+        "report_saved_at": full_report if full_report and not report_url and not audit.audience else "",
         "index_url": index_url,
         "previous_url": previous_url,
         "page_failures": failures,

@@ -60,6 +60,8 @@ def site_config(tmp_path: Path, site: SimulatedSite, *, db: Path | None = None,
     if smtp_port is not None:
         text += (f'\n[email]\nhost = "127.0.0.1"\nport = {smtp_port}\nsecurity = "none"\n'
                  f'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n')
+    else:  # no mail server: no mail (no address is made up for it either)
+        text += '\n[email]\nenabled = false\n'
     config = tmp_path / "monitor.toml"
     config.write_text(text, encoding="utf-8")
     return config

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from email import message_from_bytes
+from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +81,8 @@ def one_line(err: str) -> str:
 def test_unset_smtp_password_is_said_before_the_audit(tmp_path: Path, command: list[str]) -> None:
     """Was: `run` audited, rendered, queued, then exit 1 on the missing variable."""
     path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n'
-                            '[email]\nusername = "bob"\npassword_env = "MONITOR_TEST_UNSET_PW"\n')
+                            '[email]\nusername = "bob"\npassword_env = "MONITOR_TEST_UNSET_PW"\n'
+                            'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n')
     env = {k: v for k, v in os.environ.items() if k != "MONITOR_TEST_UNSET_PW"}
     result = subprocess.run([sys.executable, "-m", "monitor", *command, "--config", str(path)],
                             cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
@@ -104,7 +107,8 @@ def test_smtp_password_not_needed_when_mail_is_off(tmp_path: Path) -> None:
 def test_report_send_without_smtp_password_renders_nothing(tmp_path: Path) -> None:
     """Was: the report was rendered and queued, then exit 1."""
     path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n'
-                            '[email]\nusername = "bob"\npassword_env = "MONITOR_TEST_UNSET_PW"\n')
+                            '[email]\nusername = "bob"\npassword_env = "MONITOR_TEST_UNSET_PW"\n'
+                            'sender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n')
     code, _, err = monitor(tmp_path, "check", "--config", str(path))
     assert code == 0, err
     code, _, err = monitor(tmp_path, "report", "--config", str(path), "--send",
@@ -753,6 +757,72 @@ def test_history_json_of_a_link_never_requested_says_where_and_why(tmp_path: Pat
     assert "never_requested" not in json.loads(checked.output)
 
 
+# -- the mail's addresses: written by the user, or no mail (review 13 #1) --------------
+
+
+async def _monitor_for(seconds: float, *args: str) -> tuple[int | None, str]:
+    """`python -m monitor ARGS` given `seconds` to exit (a `serve` that
+    started runs on: killed, None); (exit status, stderr)."""
+    import asyncio
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", *args, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        err = await asyncio.wait_for(proc.communicate(), seconds)
+        return proc.returncode, err[1].decode()
+    except asyncio.TimeoutError:
+        proc.kill()
+        _, err = await proc.communicate()
+        return None, err.decode()
+
+
+async def test_no_report_is_mailed_to_an_address_nobody_wrote(tmp_path: Path) -> None:
+    """Was: a file without [email] recipients mailed the report, and the
+    page owner's part, to the placeholder webmaster@example.org. Now the
+    commands that mail stop before anything is audited or recorded (exit 2,
+    one line naming the file, the key and the line to add); the others work."""
+    from monitor.demo.run import MailSink
+    from simkit import run_monitor
+
+    sink = MailSink(tmp_path / "mail")
+    await sink.start()
+    try:
+        out = tmp_path / "out"
+        path = config(tmp_path, f'[report]\ndir = "{out}"\n[email]\nhost = "127.0.0.1"\n'
+                                f'port = {sink.port}\nsecurity = "none"\n')
+        path.write_text(path.read_text().replace('[checker]', 'owner = "editor@sclero.org"\n[checker]', 1))
+        for command in ("run", "serve"):
+            code, err = await _monitor_for(60, command, "--config", str(path))
+            assert code == 2, (command, err)
+            assert one_line(err).startswith(f"monitor: {path}: email.sender, email.recipients: not set, "), err
+            assert 'add sender = "monitor@your-site.org" and recipients = ["you@your-site.org"] under [email], ' \
+                   "or enabled = false to keep the reports without mailing them" in err
+            assert not (tmp_path / "m.db").exists() and not out.exists(), command
+
+        # `check`, `report` (without --send), `history` and `accept` need no address
+        code, stdout, err = await run_monitor("check", "--config", str(path))
+        assert code == 0, err
+        code, stdout, err = await run_monitor("report", "--config", str(path))
+        assert code == 0 and "report: " in stdout, err
+        page = f"http://127.0.0.1:{PORT}/a.html"
+        code, stdout, err = await run_monitor("history", page, "--config", str(path))
+        assert code == 0, err
+
+        # only the webmaster's list missing: the owner's part is no replacement for it
+        path.write_text(path.read_text().replace('security = "none"\n',
+                                                 'security = "none"\nsender = "monitor@sclero.org"\n'))
+        code, stdout, err = await run_monitor("report", "--config", str(path), "--send")
+        assert code == 2, (stdout, err)
+        assert one_line(err) == (
+            f"monitor: {path}: email.recipients: not set, so the weekly report goes to no one (page "
+            'owners receive only their pages\' part): add recipients = ["you@your-site.org"] under '
+            "[email], or enabled = false to keep the reports without mailing them")
+    finally:
+        await sink.stop()
+    assert sink.received == []
+
+
 # -- report and run: what became of the mail, and of --run ----------------------------
 
 
@@ -770,6 +840,7 @@ async def test_the_mail_is_said_by_whom_it_went_to(tmp_path: Path) -> None:
                         .replace("/a.html", "/dead-link.html")
                         + f'[database]\npath = "{tmp_path / "m.db"}"\n[report]\ndir = "{tmp_path / "out"}"\n'
                         f'[email]\nhost = "127.0.0.1"\nport = {sink.port}\nsecurity = "none"\n'
+                        'sender = "monitor@sclero.org"\n'
                         'recipients = ["webmaster@sclero.org", "web2@sclero.org"]\n', encoding="utf-8")
         code, out, err = await run_monitor("run", "--config", str(path))
     finally:
@@ -782,6 +853,69 @@ async def test_the_mail_is_said_by_whom_it_went_to(tmp_path: Path) -> None:
     # without [report] base_url the editors read "kept by the webmaster": the
     # way to link it is said to the webmaster, here, once
     assert out.count("set [report] base_url to link it in the mail") == 1, out
+    # ... and in the webmaster's own copy, with the file's path (review 13 #5)
+    saved = next((tmp_path / "out").glob("report-*-run-1.html")).resolve()
+    mails = [message_from_bytes(p.read_bytes(), policy=default_policy) for p in sink.received]
+    (webmasters,) = [m for m in mails if "webmaster@" in str(m["To"])]
+    (owners,) = [m for m in mails if "webmaster@" not in str(m["To"])]
+    for kind in ("html", "plain"):
+        mine = webmasters.get_body((kind,)).get_content()  # type: ignore[union-attr]
+        assert f"The full report is saved on the monitor's machine: {saved}" in mine
+        assert "kept by the webmaster" not in mine
+        editors = owners.get_body((kind,)).get_content()  # type: ignore[union-attr]
+        assert "The full report is kept by the webmaster." in editors
+        assert str(saved.parent) not in editors and "base_url" not in editors
+
+
+async def test_a_report_kept_from_an_earlier_run_names_whom_it_went_to(tmp_path: Path) -> None:
+    """Was "sent to email.recipients, run 1's report": the README says the
+    mail lines name who received what. The addresses are the message's own
+    (its day's list), not today's configuration (review 13 #18)."""
+    from monitor.demo.run import MailSink
+    from simkit import run_monitor
+
+    sink = MailSink(tmp_path / "mail")
+    await sink.start()
+    await sink.stop()  # its port: nothing listens there now
+    path = config(tmp_path, f'[report]\ndir = "{tmp_path / "out"}"\n[email]\nhost = "127.0.0.1"\n'
+                            f'port = {sink.port}\nsecurity = "none"\nsender = "monitor@sclero.org"\n'
+                            'recipients = ["old-webmaster@sclero.org"]\n')
+    code, out, err = await run_monitor("run", "--config", str(path))
+    assert code == 1 and "kept in the outbox" in err, (out, err)
+    assert "NOT SENT to old-webmaster@sclero.org (email.recipients): " in err, err
+    closed = sink.port
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "m.db")) as db, db:
+        db.execute("UPDATE outbox SET next_attempt_at = created_at")  # its backoff over: a week later
+    await sink.start()
+    try:
+        path.write_text(path.read_text().replace("old-webmaster@", "webmaster@")
+                        .replace(f"port = {closed}\n", f"port = {sink.port}\n"))
+        code, out, err = await run_monitor("run", "--config", str(path))
+    finally:
+        await sink.stop()
+    assert code == 0, (out, err)
+    sent = sorted(line for line in out.splitlines() if line.startswith("sent"))
+    assert sent == ["sent to old-webmaster@sclero.org (email.recipients), run 1's report",
+                    "sent to webmaster@sclero.org (email.recipients)"], out
+    assert len(sink.received) == 2
+
+
+@pytest.mark.parametrize(("key", "addresses", "expected"), [
+    ("run-1:all", {"run-1:all": ["old@x.org"]}, "old@x.org (email.recipients), run 1's report"),
+    ("run-2:all", {"run-2:all": ["w@x.org"]}, "w@x.org (email.recipients)"),  # as it went, not the file
+    ("run-2:all", {"run-2:all": [f"a{i}@x.org" for i in range(1, 5)]},
+     "a1@x.org, a2@x.org, a3@x.org, a4@x.org (email.recipients)"),
+    ("run-2:all", {"run-2:all": [f"a{i}@x.org" for i in range(1, 31)]},  # one line, whatever the list
+     "a1@x.org, a2@x.org, a3@x.org and 27 more (email.recipients)"),
+    ("run-2:owner:ed@x.org", {"run-2:owner:ed@x.org": ["ed@x.org"]}, "ed@x.org (page owner)"),
+])
+def test_delivery_words_name_the_addresses_a_message_went_to(key: str, addresses: dict[str, list[str]],
+                                                             expected: str) -> None:
+    from monitor.cli import delivery_words
+
+    assert delivery_words(key, ["a@x.org", "b@x.org"], 2, addresses) == expected
 
 
 @pytest.mark.parametrize(("key", "run_id", "expected"), [

@@ -298,3 +298,71 @@ def test_allow_plain_login_is_a_boolean(tmp_path: Path) -> None:
     path = write(tmp_path, PAGE + '[email]\nallow_plain_login = "yes"\n')
     with pytest.raises(ConfigError, match="email.allow_plain_login: expected true or false"):
         load_settings(path)
+
+
+# -- the mail's addresses: the user's to write (review 13 #1) -----------------------------
+
+TO_FIX = 'add recipients = ["you@your-site.org"] under [email], or enabled = false'
+FROM_FIX = 'add sender = "monitor@your-site.org"'
+
+
+def test_no_made_up_address_is_a_default(tmp_path: Path) -> None:
+    """"webmaster@example.org" received the report of a site whose file had
+    no [email]; a file without the keys now has no address at all."""
+    settings = load_settings(write(tmp_path, PAGE))
+    assert settings.email.recipients == () and settings.email.sender == ""
+
+
+@pytest.mark.parametrize(("email", "keys", "said"), [
+    ("", "email.sender, email.recipients", [FROM_FIX, 'and recipients = ["you@your-site.org"] under [email]']),
+    ('[email]\nhost = "127.0.0.1"\n', "email.sender, email.recipients", [FROM_FIX]),
+    ('[email]\nsender = "monitor@sclero.org"\n', "email.recipients", [TO_FIX, "goes to no one:"]),
+    ('[email]\nrecipients = ["webmaster@sclero.org"]\n', "email.sender", [FROM_FIX, "enabled = false"]),
+    # page owners are extra recipients, not the webmaster's replacement
+    ('[email]\nsender = "monitor@sclero.org"\n', "email.recipients",
+     [TO_FIX, "page owners receive only their pages' part"]),
+])
+def test_a_command_that_mails_needs_both_addresses(tmp_path: Path, email: str, keys: str,
+                                                   said: list[str]) -> None:
+    from monitor.config import require_mail_addresses
+
+    page = PAGE + ('owner = "editor@sclero.org"\n' if "owners" in said[-1] else "")
+    path = write(tmp_path, page + email)
+    settings = load_settings(path)  # check, history, accept, report: no address needed
+    with pytest.raises(ConfigError) as caught:
+        require_mail_addresses(settings)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {keys}: not set") and "\n" not in message
+    for words in said:
+        assert words in message
+
+
+@pytest.mark.parametrize("email", [
+    '[email]\nenabled = false\n',  # the reports kept, not mailed
+    '[email]\nsender = "monitor@sclero.org"\nrecipients = ["webmaster@sclero.org"]\n',
+])
+def test_mail_off_or_both_addresses_written_is_enough(tmp_path: Path, email: str) -> None:
+    from monitor.config import require_mail_addresses
+
+    require_mail_addresses(load_settings(write(tmp_path, PAGE + email)))
+
+
+def test_one_recipient_written_as_a_string_is_answered_with_the_list(tmp_path: Path) -> None:
+    path = write(tmp_path, PAGE + '[email]\nrecipients = "webmaster@sclero.org"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(caught.value) == (f"{path}: email.recipients: expected a list, got the string "
+                                 "'webmaster@sclero.org': write it as a list, "
+                                 'recipients = ["webmaster@sclero.org"]')
+
+
+def test_the_contract_s_example_config_mails_as_written(tmp_path: Path) -> None:
+    """../shared/CONTRACT.md writes sender and recipients as the user's own values."""
+    from monitor.config import require_mail_addresses
+
+    settings = load_settings(write(tmp_path, PAGE + (
+        '[email]\nhost = "localhost"\nport = 587\nsecurity = "starttls"\nusername = ""\n'
+        'password_env = "MONITOR_SMTP_PASSWORD"\nsender = "monitor@example.org"\n'
+        'recipients = ["webmaster@example.org"]\n')))
+    require_mail_addresses(settings)
+    assert settings.email.recipients == ("webmaster@example.org",)

@@ -86,11 +86,15 @@ async def test_run_then_report_send_again(site: SimulatedSite, sink: MailSink, t
     assert len(sink.received) == 3
     assert parse(sink.received[2])["Message-ID"] == second["Message-ID"]
 
-    # Without [report] base_url the mail says who keeps the full report; a
-    # path on the monitor's server means nothing to an editor.
-    html_part = second.get_body(("html",)).get_content()
-    assert "The full report is kept by the webmaster." in html_part
-    assert str(html_path.parent.resolve()) not in html_part
+    # Without [report] base_url the webmaster's copy says where the full
+    # report is saved, and how to link it instead (was "The full report is
+    # kept by the webmaster.", to the webmaster: review 13 #5).
+    saved = next(html_path.parent.glob("report-*-run-2.html")).resolve()
+    for kind in ("html", "plain"):
+        part = second.get_body((kind,)).get_content()
+        assert f"The full report is saved on the monitor's machine: {saved}" in part, part[:2000]
+        assert "set [report] base_url to link it here" in part
+        assert "kept by the webmaster" not in part
 
     code, _, err = await run_monitor("report", "--config", str(config), "--run", "99")
     assert code == 2 and "no run 99" in err and "Traceback" not in err  # a usage mistake

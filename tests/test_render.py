@@ -369,32 +369,44 @@ def test_a_huge_audit_is_summarised_and_points_to_the_full_report() -> None:
     assert re.search(r"\d+ more (new )?problems", msg.get_body(("plain",)).get_content())
 
 
-@pytest.mark.parametrize("view, where, linked", [
-    (view, where, linked)
+@pytest.mark.parametrize("view, where, linked, audience", [
+    (view, where, linked, audience)
     for view in ("full", "summary")
-    for where, linked in (("https://www.sclero.org/link-audits/report-2026-11-23-run-9.html", True),
-                          ("/var/lib/monitor/reports/report-2026-11-23-run-9.html", False))])
-def test_the_mail_says_where_the_full_report_is_at_the_top(view: str, where: str, linked: bool) -> None:
+    for where, linked, audiences in (
+        ("https://www.sclero.org/link-audits/report-2026-11-23-run-9.html", True, ("",)),
+        ("/var/lib/monitor/reports/report-2026-11-23-run-9.html", False, ("", "editor@sclero.org")))
+    for audience in audiences])
+def test_the_mail_says_where_the_full_report_is_at_the_top(view: str, where: str, linked: bool,
+                                                           audience: str) -> None:
     """Under `[report] base_url` the mail links the full report under its
     headline, before any problem (at 10,000 problems the one thing every
     reader must do is open it: it came only after the summary's 25 cards,
     at 97 % of the text part, walkthrough 11 #5), and a summary again where
     it says what it left out. Without base_url the file's path on the
     server is no use to an editor (who can neither open it nor set
-    base_url): the mail says, once and at the top, that the webmaster keeps
-    the full report, and names no path and no configuration key."""
+    base_url): a page owner's part says, once and at the top, that the
+    webmaster keeps the full report, and names no path and no configuration
+    key. The webmaster's copy (email.recipients) names the file and the key
+    that would link it: it told the webmaster "The full report is kept by
+    the webmaster." (review 13 #5)."""
     audit = synthetic_audit(50 if view == "full" else 3000, problem_every=5)
+    if audience:
+        audit = replace(audit, audience=audience)
     html, text = render_email(audit, lambda h, t: True if view == "full" else "The newest" in h,
                               full_report=where)
     assert ("The newest problems" in html) is (view == "summary")
     hrefs = [attrs.get("href") for _, attrs in tags_of(html)]
     times = 2 if view == "summary" else 1
+    webmasters = not linked and not audience  # the webmaster's copy of an unpublished report
+    saved = f"The full report is saved on the monitor's machine: {where}"
     for part, first_problem in ((html, "What to do:"), (text, "What to do:")):
-        assert "base_url" not in part and "a file on the server" not in part
-        assert part.count(where) == (times * (2 if part is html else 1) if linked else 0)
+        assert ("base_url" in part) is webmasters and "a file on the server" not in part
+        assert part.count(where) == (times * (2 if part is html else 1) if linked else int(webmasters))
+        assert part.count(saved) == int(webmasters)
+        assert part.count("set [report] base_url to link it here") == int(webmasters)
         said = ["webmaster keeps", "kept by the webmaster"]
-        assert sum(part.count(s) for s in said) == (0 if linked else 1)
-        top = part.index(where) if linked else min(part.index(s) for s in said if s in part)
+        assert sum(part.count(s) for s in said) == (0 if linked or webmasters else 1)
+        top = part.index(where) if linked or webmasters else min(part.index(s) for s in said if s in part)
         assert top < part.index(first_problem) and top < part.index("Needs fixing")
     assert hrefs.count(where) == (times if linked else 0)
 

@@ -26,7 +26,8 @@ def config(tmp_path: Path) -> Path:
         '[[pages]]\nurl = "https://www.sclero.org/scleroderma/treatments.html"\n\n'
         f'[database]\npath = "{tmp_path / "monitor.db"}"\n\n'
         f'[report]\ndir = "{tmp_path / "reports"}"\n\n'
-        '[schedule]\ncron = "0 6 1 1 *"\nmisfire_grace_hours = 1\n', encoding="utf-8")
+        '[schedule]\ncron = "0 6 1 1 *"\nmisfire_grace_hours = 1\n\n'
+        '[email]\nenabled = false\n', encoding="utf-8")
     return path
 
 

@@ -37,7 +37,8 @@ from simkit import DATABASE_HOLDER
 
 UTC = dt.timezone.utc
 LOG_LINE = re.compile(
-    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (INFO|WARNING|ERROR|DEBUG) [\w.]+ event=\w+( \w+=\S+)*$"
+    r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} (INFO|WARNING|ERROR|DEBUG) [\w.]+ event=\w+'
+    r'( \w+=("([^"\\]|\\.)*"|[^\s"]+))*$'  # a value with spaces is quoted, as JSON writes it
 )
 
 
@@ -861,3 +862,35 @@ async def test_an_audit_that_read_no_page_is_a_warning_and_healthz_says_so(
     client = await aiohttp_client(create_app(settings))
     last = (await (await client.get("/healthz")).json())["last_run"]
     assert (last["pages"], last["pages_failed"], last["read_no_page"]) == (1, 1, True)
+
+
+async def test_serve_says_whether_it_serves_the_dashboard_and_where(tmp_path: Path, spawn: Any) -> None:
+    """Was: without [server] enabled = true, `monitor serve` logged only
+    `service_started`, and a newcomer waited for a dashboard that never
+    came (review 13 #4). Now one line says it is off and how to turn it on;
+    on, the address it listens on is logged."""
+    import aiohttp
+
+    config = write_config(tmp_path, "http://127.0.0.1:9/page", 9)
+    off = await spawn(*serve_args(config), name="off")
+    await until(lambda: "event=service_started" in off.text(), 60, "the service to start", (off,))
+    said = [line for line in off.text().splitlines() if "event=dashboard_off" in line]
+    assert len(said) == 1 and LOG_LINE.match(said[0]), off.text()
+    assert said[0].endswith(
+        f'event=dashboard_off note="[server] enabled = false in {config}: no dashboard, /healthz or '
+        '/metrics; set enabled = true under [server] to serve them on 127.0.0.1:8089"'), said[0]
+    assert "event=http_listening" not in off.text()
+    off.send(signal.SIGTERM)
+    assert await asyncio.wait_for(off.process.wait(), 30) == 0
+
+    config.write_text(config.read_text() + '\n[server]\nenabled = true\nhost = "127.0.0.1"\nport = 0\n',
+                      encoding="utf-8")
+    on = await spawn(*serve_args(config), name="on")
+    await until(lambda: "event=service_started" in on.text(), 60, "the service to start", (on,))
+    listening = re.search(r"event=http_listening url=(http://127\.0\.0\.1:\d+)\n", on.text())
+    assert listening and "event=dashboard_off" not in on.text(), on.text()
+    async with aiohttp.ClientSession() as session:
+        async with session.get(listening.group(1) + "/healthz") as resp:
+            assert resp.status in (200, 503)  # answered: the address logged is the one it listens on
+    on.send(signal.SIGTERM)
+    assert await asyncio.wait_for(on.process.wait(), 30) == 0
