@@ -708,6 +708,8 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "table_owners": any(r.owner for r in table) and not audit.audience,
         "pages_shown": PAGES_SHOWN,
         "watching_flaps": any(p.flaps is not None for g in audit.watching for p in g.problems),
+        "fixing_suspected": (wording.SUSPECTED_FIXING if any(
+            p.suspicion for g in audit.needs_fixing for p in g.problems) else ""),
         "cleared_pages": _cleared_pages(audit),
         "bulk_lines": bulk_lines(audit),
         "bulk_head": wording.BULK_HEAD,

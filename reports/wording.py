@@ -211,6 +211,15 @@ def skip_words(reason: str) -> str:
     return _SKIPS.get(reason, reason.replace("_", " ") if reason else "not checked")
 
 
+SUSPECTED_FIXING = ("Rows marked \u201csuspected\u201d are not confirmed yet: the site answered that the "
+                    "page is gone, but only lately. They are checked again before the next report; fix "
+                    "them now or wait until they are confirmed.")
+"""Said under "Needs fixing" when it holds unconfirmed rows (review 13 #9):
+a dead-link answer (a 404, a soft 404) is listed the week it is first seen,
+while a failure to answer waits under "Watching"; without this an editor
+could not tell whether a row of "Needs fixing" may wait."""
+
+
 def suspicion(strikes: int, confirm_after: dt.timedelta) -> str:
     """Why an unconfirmed failure is only suspected, as the history shows it.
 

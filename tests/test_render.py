@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 from dataclasses import replace
-from html import escape
+from html import escape, unescape
 from html.parser import HTMLParser
 from collections.abc import Callable
 from pathlib import Path
@@ -1379,3 +1379,25 @@ def test_json_moments_are_whole_seconds_in_utc(fast: bool, monkeypatch: pytest.M
     assert doc["run"]["started_at"] == "2026-11-23T06:00:00+00:00"
     assert doc["links"][0]["failing_since"] == "2026-11-20T06:12:00+00:00"
     assert doc["links"][1]["entry_date"] == "2019-08-01"  # a date stays a date
+
+
+@pytest.mark.parametrize(("days", "strikes", "status", "reason", "said"), [
+    (0, 1, "expired", "http_404", True),       # first seen this week: listed, but not confirmed
+    (0, 1, "expired", "soft_404", True),
+    (9, 3, "expired", "http_404", False),      # confirmed: nothing to explain
+    (0, 1, "error", "timeout", False),         # unconfirmed failure to answer: under "Watching"
+])
+def test_needs_fixing_says_what_a_suspected_row_asks(
+        days: float, strikes: int, status: str, reason: str, said: bool) -> None:
+    """Review 13 #9: a first-seen 404 is listed under "Needs fixing" with
+    "suspected", a first timeout waits under "Watching": the section says,
+    when it holds suspected rows, that they may wait until confirmed."""
+    links = [result("https://www.medscape.com/viewarticle/883512", status, reason, title="Gone",
+                    days=days, strikes=strikes),
+             result("https://pubmed.ncbi.nlm.nih.gov/1/", "expired", "http_410", title="Removed",
+                    days=9, strikes=3)]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+    html, text = render_email(audit, lambda h, t: True)
+    sentence = "Rows marked \u201csuspected\u201d are not confirmed yet"
+    for out in (html, render_page(audit), text):
+        assert (sentence in " ".join(unescape(out).split())) is said
