@@ -714,13 +714,13 @@ def require_mail_addresses(settings: Settings) -> None:
     if not missing:
         return
     off = "or enabled = false to keep the reports without mailing them"
+    owners = " (page owners receive only their pages' part)" if _has_owners(settings) else ""
     if len(missing) == 2:
         raise ConfigError(
             f"{settings.source}: email.sender, email.recipients: not set, so the weekly report has "
-            f"no address to come from and no one to go to: add {MAIL_FROM_EXAMPLE} and "
+            f"no address to come from and no one to go to{owners}: add {MAIL_FROM_EXAMPLE} and "
             f"{MAIL_TO_EXAMPLE} under [email], {off}")
     if missing == ["recipients"]:
-        owners = " (page owners receive only their pages' part)" if _has_owners(settings) else ""
         raise ConfigError(
             f"{settings.source}: email.recipients: not set, so the weekly report goes to no "
             f"one{owners}: add {MAIL_TO_EXAMPLE} under [email], {off}")

@@ -254,21 +254,29 @@ def refused_watched_pages(settings: Settings) -> str | None:
 
     policy = NetworkPolicy.from_settings(settings.checker)
     watched = [(f"[[pages]] #{i + 1} url", page.url) for i, page in enumerate(settings.pages)]
-    watched += [(f"[[sites]] #{i + 1} start", site.start) for i, site in enumerate(settings.sites) if site.start]
-    refused: list[tuple[str, str, str]] = []
+    for i, site in enumerate(settings.sites):
+        watched += [(f"[[sites]] #{i + 1} {key}", url) for key, url in (("start", site.start),
+                                                                       ("sitemap", site.sitemap)) if url]
+    refused: list[tuple[str, str, str, str]] = []
     for key, url in watched:
         try:
             host = urlsplit(url).hostname or ""
         except ValueError:
             continue
-        address = "127.0.0.1" if special_use(host) == "loopback" else host
-        if parse_ip(address) is not None and not policy.address_allowed(address, host):
-            refused.append((key, url, address))
+        if special_use(host) == "loopback":
+            # a name: allowed by name whatever it resolves to (127.0.0.1 or ::1)
+            if not policy.address_allowed("127.0.0.1", host) and not policy.address_allowed("::1", host):
+                refused.append((key, url, "127.0.0.1", host.rstrip(".").lower()))
+            continue
+        # "127.1", "0x7f.1", "2130706433", "127.0.0.1.": what the socket layer reads
+        ip = parse_ip(host.removesuffix(".")) or legacy_ipv4(host)
+        if ip is not None and not policy.address_allowed(str(ip), host):
+            refused.append((key, url, str(ip), str(ip)))
     if not refused:
         return None
-    key, url, address = refused[0]
+    key, url, address, allow = refused[0]
     more = len(refused) - 1
     also = f" (and {more} more {'page' if more == 1 else 'pages'} like it)" if more else ""
     return (f"{settings.source}: {key}: {url} is on a private network address ({address}), which the "
             f"checker refuses (checker.allow_private_networks); to check it: "
-            f"{allow_line(address)}{also}")
+            f"{allow_line(allow)}{also}")

@@ -1029,7 +1029,18 @@ def test_a_database_another_process_is_writing_to_is_said_in_a_webmasters_words(
     ('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[[pages]]\nurl = "http://localhost:8080/intranet.html"\n',
      None, '[[pages]] #2 url: http://localhost:8080/intranet.html is on a private network address (127.0.0.1), '
      "which the checker refuses (checker.allow_private_networks); to check it: "
-     'allow_private_networks = ["127.0.0.1/32"] under [checker]'),
+     'allow_private_networks = ["localhost"] under [checker]'),
+    # the numeric forms the socket layer reads as 127.0.0.1 (review 13b #3)
+    *[(f'[[pages]]\nurl = "http://{host}:18999/a.html"\n', None,
+       f"[[pages]] #1 url: http://{host}:18999/a.html is on a private network address (127.0.0.1), which the "
+       'checker refuses (checker.allow_private_networks); to check it: allow_private_networks = ["127.0.0.1/32"] '
+       "under [checker]") for host in ("127.1", "0x7f.1", "2130706433", "0177.0.0.1", "127.0.0.1.")],
+    # a site read from its sitemap alone (review 13b #4)
+    ('[[sites]]\nsitemap = "http://127.0.0.1:18999/sitemap.xml"\n', None,
+     "[[sites]] #1 sitemap: http://127.0.0.1:18999/sitemap.xml is on a private network address (127.0.0.1), which "
+     'the checker refuses (checker.allow_private_networks); to check it: allow_private_networks = ["127.0.0.1/32"] '
+     "under [checker]"),
+    ('[[pages]]\nurl = "http://localhost:18999/a.html"\n', '["::1/128"]', None),  # localhost may resolve to ::1
     ('[[sites]]\nstart = "http://[::1]:8080/"\n', None,
      "[[sites]] #1 start: http://[::1]:8080/ is on a private network address (::1), which the checker refuses "
      '(checker.allow_private_networks); to check it: allow_private_networks = ["::1/128"] under [checker]'),

@@ -321,6 +321,7 @@ def test_no_made_up_address_is_a_default(tmp_path: Path) -> None:
     # page owners are extra recipients, not the webmaster's replacement
     ('[email]\nsender = "monitor@sclero.org"\n', "email.recipients",
      [TO_FIX, "page owners receive only their pages' part"]),
+    ("", "email.sender, email.recipients", [FROM_FIX, "page owners receive only their pages' part"]),
 ])
 def test_a_command_that_mails_needs_both_addresses(tmp_path: Path, email: str, keys: str,
                                                    said: list[str]) -> None:
