@@ -1065,7 +1065,7 @@ def headline(audit: Audit) -> str:
         first = (f"Nothing needs fixing {_period(audit)}." if not unread else
                  f"Nothing needs fixing on the pages read {_period(audit)};{unread}.")
     else:
-        first = f"{wording.plural(c.open, 'link')} need{'s' if c.open == 1 else ''} attention"
+        first = f"{wording.plural(c.open, 'problem')} need{'s' if c.open == 1 else ''} attention"
         first += (" (first report, nothing to compare with)." if audit.first_report
                   else f" ({c.new} new, {c.still} still open).")
         first += unread + ("." if unread else "")
@@ -1412,14 +1412,14 @@ class IndexSummary:
     of the webmaster, and (served) when the next one is and whether mail waits.
 
     A bare table made a webmaster add New and Still open to learn how many
-    links need attention, and said nothing of the service (walkthrough 10
+    problems need attention, and said nothing of the service (walkthrough 10
     #9). Every figure is read where the table's are: the latest report's
     JSON counts, and for the service, /healthz's own document."""
 
     latest: str = ""
     """ "Latest audit 27 Nov 17:56 UTC" ("" when no weekly audit is saved)."""
     state: str = ""
-    """ "12 links need attention (9 to fix, 3 to open in a browser)"."""
+    """ "12 problems need attention (9 to fix, 3 to open in a browser)"."""
     report: str = ""
     """The latest report's file name, linked as "open the report"."""
     attention: int | None = None
@@ -1478,7 +1478,7 @@ def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
     elif attention == 0:
         state = "nothing needs fixing"
     else:
-        state = f"{wording.plural(attention, 'link')} need{'s' if attention == 1 else ''} attention"
+        state = f"{wording.plural(attention, 'problem')} need{'s' if attention == 1 else ''} attention"
         if fixing is not None and person is not None and fixing + person == attention:
             if not person or not fixing:
                 what = "to fix" if not person else "to open in a browser"

@@ -1089,7 +1089,7 @@ PAGE_B = "https://www.sclero.org/scleroderma/b.html"
      "0 fixed, 2 of 2 pages could not be fetched"),
     ((PAGE_B,), 0, "Nothing needs fixing on the pages read this week; 1 of 2 pages could not be fetched.",
      "0 fixed, 1 of 2 pages could not be fetched"),
-    ((PAGE_B,), 1, "1 link needs attention (1 new, 0 still open). 1 of 2 pages could not be fetched.",
+    ((PAGE_B,), 1, "1 problem needs attention (1 new, 0 still open). 1 of 2 pages could not be fetched.",
      "0 fixed, 1 of 2 pages could not be fetched"),
     ((), 0, "Nothing needs fixing this week.", "0 still open, 0 fixed"),
 ])

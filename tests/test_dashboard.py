@@ -32,7 +32,7 @@ from simkit import site_config
 UTC = dt.timezone.utc
 NOW = dt.datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 
-LEAD = re.compile(r"Latest audit ([^<]+?): <b>(\d+) links? needs? attention \((\d+) to fix, (\d+) to open in "
+LEAD = re.compile(r"Latest audit ([^<]+?): <b>(\d+) problems? needs? attention \((\d+) to fix, (\d+) to open in "
                   r"a browser\)</b>: <a href=\"(report-[^\"]+\.html)\"[^>]*>open the report</a>")
 NEXT = re.compile(r"Next audit (\w{3} \d{1,2} \w{3} \d\d:\d\d) UTC\.")
 WAITS = re.compile(r"(\d+) messages? not sent yet")
@@ -131,14 +131,14 @@ MONDAY = ServiceFacts(dt.datetime(2026, 11, 30, 6, 0, tzinfo=UTC), running=False
 
 @pytest.mark.parametrize(("rows", "outbox", "service", "lead", "rest"), [
     ([row(counts(1, 11, 9, 3))], 0, MONDAY,
-     "Latest audit 27 Nov 17:56 UTC: 12 links need attention (9 to fix, 3 to open in a browser)",
+     "Latest audit 27 Nov 17:56 UTC: 12 problems need attention (9 to fix, 3 to open in a browser)",
      "Next audit Mon 30 Nov 06:00 UTC. No report waits to be mailed."),
     ([row(counts(0, 5, 5, 0))], 2, MONDAY,
-     "Latest audit 27 Nov 17:56 UTC: 5 links need attention (all to fix)",
+     "Latest audit 27 Nov 17:56 UTC: 5 problems need attention (all to fix)",
      "Next audit Mon 30 Nov 06:00 UTC. 2 messages not sent yet (sending failed): "
      "the service tries again."),
     ([row(counts(1, 0, 0, 1))], 1, None,
-     "Latest audit 27 Nov 17:56 UTC: 1 link needs attention (to open in a browser)",
+     "Latest audit 27 Nov 17:56 UTC: 1 problem needs attention (to open in a browser)",
      "1 message not sent yet (sending failed): the monitor's next run tries again; see the Mail column."),
     ([row(counts(0, 0, 0, 0))], None, ServiceFacts(None, running=True),
      "Latest audit 27 Nov 17:56 UTC: nothing needs fixing",
@@ -146,13 +146,13 @@ MONDAY = ServiceFacts(dt.datetime(2026, 11, 30, 6, 0, tzinfo=UTC), running=False
     ([row(counts(0, 0, 0, 0), unread="not fetched")], 0, None,
      "Latest audit 27 Nov 17:56 UTC: no page could be fetched: nothing was checked", "No report waits to be mailed."),
     ([row(counts(2, 1, 3, 0), unread="2 of 23 pages not fetched")], 0, ServiceFacts(None, running=False),
-     "Latest audit 27 Nov 17:56 UTC: 3 links need attention (all to fix) (2 of 23 pages not fetched)",
+     "Latest audit 27 Nov 17:56 UTC: 3 problems need attention (all to fix) (2 of 23 pages not fetched)",
      "No audit is scheduled. No report waits to be mailed."),
     # saved before the counts were split: the total only
-    ([row(counts(4, 8))], 0, None, "Latest audit 27 Nov 17:56 UTC: 12 links need attention", "No report waits to be mailed."),
+    ([row(counts(4, 8))], 0, None, "Latest audit 27 Nov 17:56 UTC: 12 problems need attention", "No report waits to be mailed."),
     # last year's
     ([row(counts(1, 0, 1, 0), started="2025-12-29T06:00:00+00:00")], None, None,
-     "Latest audit 29 Dec 2025 06:00 UTC: 1 link needs attention (to fix)", ""),
+     "Latest audit 29 Dec 2025 06:00 UTC: 1 problem needs attention (to fix)", ""),
     ([], 0, MONDAY, "", "Next audit Mon 30 Nov 06:00 UTC. No report waits to be mailed."),
 ])
 def test_the_summary_says_the_latest_audit_the_next_one_and_the_outbox(
@@ -183,4 +183,4 @@ def test_the_summary_and_the_table_escape_what_came_from_the_web(tmp_path: Path)
     assert "script" not in tags
     assert "<h1>Link audits for &lt;script&gt;alert(1)&lt;/script&gt;&#34;</h1>" in page  # styles by class
     assert "run-4" not in page
-    assert "3 links need attention (2 to fix, 1 to open in a browser)" in text_of(page)
+    assert "3 problems need attention (2 to fix, 1 to open in a browser)" in text_of(page)

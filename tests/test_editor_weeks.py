@@ -183,7 +183,7 @@ def test_a_dead_link_replaced_by_another_broken_one_stays_open_since_its_first_w
     assert "You replaced the link on 20 Nov 2026; the new one" in html
     c = two.counts
     assert (c.new, c.still, c.fixed) == (0, 3, 3)
-    assert headline(two).startswith("3 links need attention (0 new, 3 still open). 3 links fixed")
+    assert headline(two).startswith("3 problems need attention (0 new, 3 still open). 3 links fixed")
     assert "no new problems, 3 still open, 3 fixed" in subject_for(two)
     data = json.loads(render_json(two))
     (entry,) = [p for g in data["needs_fixing"] for s in g["sections"] for e in s["entries"]
@@ -241,4 +241,4 @@ def test_a_link_back_after_it_was_reported_fixed_says_so_and_counts_new(tmp_path
     assert reconciled(two, three)
     c = three.counts
     assert (c.new, c.still) == (1, 1)
-    assert headline(three).startswith("2 links need attention (1 new, 1 still open).")
+    assert headline(three).startswith("2 problems need attention (1 new, 1 still open).")

@@ -782,7 +782,7 @@ async def test_a_first_report_then_a_rerun_the_same_day(site: SimulatedSite, sin
     subject = str(first["Subject"])
     assert ": first report, " in subject and "still open" not in subject, subject
     assert "Fixed since last report" not in texts[0] and "still open" not in texts[0]
-    assert "links need attention (first report, nothing to compare with)." in texts[0]
+    assert "problems need attention (first report, nothing to compare with)." in texts[0]
     assert "Fixed since last report: 0" in texts[1] and "still open" in str(rerun["Subject"])
     watching = [t.split("WATCHING")[1] if "WATCHING" in t else "" for t in texts]
     # a row only watched is not counted "new" by the headline, so it has no badge (walkthrough 11 #1)

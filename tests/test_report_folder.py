@@ -229,7 +229,7 @@ def test_the_summary_opens_this_databases_latest_report_not_anothers(
     index = re.sub(r' style="[^"]*"', "", render_index(tmp_path, site="www.sclero.org",
                                                        source=Source(OURS, runs={3: T0})))
     lead = re.search(r'Latest audit ([^<]*): <b>([^<]*)</b>: <a href="([^"]+)">open the report', index)
-    assert lead is not None and lead.groups() == ("23 Nov 06:00 UTC", "2 links need attention (all to fix)", ours)
+    assert lead is not None and lead.groups() == ("23 Nov 06:00 UTC", "2 problems need attention (all to fix)", ours)
     listed = re.findall(r'href="(report-[^"]+\.html)"', index[index.index("<table"):])
     assert listed == ([ours, theirs] if theirs_at < T0 else [theirs, ours])
     old = _saved(tmp_path, 2, T0 - dt.timedelta(days=7), {**ZEROS, "new": 1}, database=None)
