@@ -36,7 +36,7 @@ import functools
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar
 
 import aiosmtplib
@@ -388,6 +388,37 @@ def _has_news(audit: Audit) -> bool:
 # -- flushing ------------------------------------------------------------------
 
 
+OLD_PLACEHOLDER_TO = ("webmaster@example.org",)
+OLD_PLACEHOLDER_FROM = "monitor@example.org"
+"""The addresses `[email]` defaulted to before review 13 #1: a report kept
+in the outbox from then is addressed to them."""
+
+
+def readdressed(message: OutboxMessage, email: EmailSettings) -> OutboxMessage:
+    """A webmaster's copy kept from before the upgrade, addressed to the old
+    placeholder, sent to today's `email.recipients` (and from today's
+    `sender`) instead: the user has written their addresses since (the
+    commands that mail refuse to start without them), and the automatic
+    retry of `run` and `serve` sent the report of their site to
+    webmaster@example.org (review 13b #1). `report --run N --send`
+    re-addresses it the same way, by rendering it again. A message to any
+    other address, or a page owner's, is sent as it was kept."""
+    if (not message.key.split(":")[1:2] == ["all"] or tuple(message.recipients) != OLD_PLACEHOLDER_TO
+            or not email.recipients or tuple(email.recipients) == OLD_PLACEHOLDER_TO):
+        return message
+    from email import message_from_bytes, policy
+
+    parsed = message_from_bytes(message.message, policy=policy.SMTP)
+    del parsed["To"]
+    parsed["To"] = ", ".join(email.recipients)
+    if email.sender and str(parsed.get("From", "")).strip() == OLD_PLACEHOLDER_FROM:
+        del parsed["From"]
+        parsed["From"] = email.sender
+    log.info("report %s was kept addressed to %s, the old default: sent to %s instead", message.key,
+             OLD_PLACEHOLDER_TO[0], ", ".join(email.recipients))
+    return replace(message, recipients=tuple(email.recipients), message=parsed.as_bytes())
+
+
 async def flush_outbox(store: Store, email_settings: EmailSettings, password: str | None,
                        now: dt.datetime, *,
                        tls_context: ssl.SSLContext | None = None,
@@ -422,6 +453,7 @@ async def flush_outbox(store: Store, email_settings: EmailSettings, password: st
                 log.warning("the outbox lock was taken over (this flush was held up past its %d s); "
                             "the messages left are for its new holder", lock_ttl.total_seconds())
                 break
+            message = readdressed(message, email_settings)
             addresses.append((message.key, tuple(message.recipients)))
             if server_down is None:
                 try:

@@ -1307,3 +1307,36 @@ def test_the_weekly_mail_of_a_big_site_sums_up_the_week(tmp_path: Path) -> None:
     assert all(p.confirmed for p in audit.problems if p.new and (p.link.page, p.link.url) in shown_urls)
     assert (f"And {len(left)} more new problems on {len({p.link.page for p in left})} pages, "
             f"{audit.counts.still} still open") in text
+
+
+@pytest.mark.parametrize(("kept_to", "today_to", "expected_to"), [
+    # kept before the upgrade, addressed to the removed defaults: today's addresses
+    (("webmaster@example.org",), ("me@mysite.org", "ana@mysite.org"), ["me@mysite.org", "ana@mysite.org"]),
+    # a real address kept: sent as it was kept (the recipients of its day)
+    (("old@mysite.org",), ("me@mysite.org",), ["old@mysite.org"]),
+    # today's configuration names the placeholder itself: nothing to change
+    (("webmaster@example.org",), ("webmaster@example.org",), ["webmaster@example.org"]),
+])
+async def test_a_report_kept_for_the_old_placeholder_goes_to_todays_addresses(
+        store: Store, smtp_server: ServerFactory, kept_to: tuple[str, ...], today_to: tuple[str, ...],
+        expected_to: list[str]) -> None:
+    """Review 13b #1: a report queued before the upgrade (when [email] defaulted
+    to webmaster@example.org and monitor@example.org) was still sent there by
+    `run`'s and `serve`'s automatic retry after the user wrote real addresses."""
+    server = await smtp_server()
+    then = settings_for(email_settings(server.port, recipients=kept_to))
+    queued = queue_report(store, known_audit(), then, NOW)
+    assert queued[0].key == "run-1:all" and queued[0].recipients == kept_to
+    today = email_settings(server.port, recipients=today_to, sender="mon@mysite.org")
+    result = await flush_outbox(store, today, None, NOW)
+    assert result.ok and "run-1:all" in result.sent
+    whole = next(e for e in server.sink.messages if "ssc-editor@example.org" not in e.rcpt_tos)
+    assert whole.rcpt_tos == expected_to
+    msg = parse(whole.content)
+    assert msg["To"] == ", ".join(expected_to)
+    moved = expected_to != list(kept_to)
+    assert msg["From"] == ("mon@mysite.org" if moved else "monitor@example.org")
+    assert msg["Subject"].startswith("Link audit for www.sclero.org")  # the same report, whole
+    assert msg.get_body(("html",)).get_content().count("globenewswire.com/release/1542296") >= 1
+    # the page owner's part goes where it was kept
+    assert server.sink.received_by("ssc-editor@example.org") == 1
