@@ -43,9 +43,11 @@ __all__ = [
     "ACCEPTABLE",
     "ACCEPT_WEEKS",
     "GUESSED",
+    "TITLE_KEPT",
     "accepted_head",
     "accepted_words",
     "current",
+    "changed_answer",
     "ended_words",
     "guessed",
     "in_force",
@@ -95,6 +97,13 @@ def refusal(status: LinkStatus | str, reason: str) -> str:
                           "nothing a person sees now would last",
         LinkStatus.SKIPPED: "the monitor does not check it (skipped): it is never a problem",
     }.get(status, f"its status ({status.value}) is not one a person can judge")
+
+
+TITLE_KEPT = frozenset({"soft_404", "expired_notice"})
+"""The guessed verdicts read from the page's own title and words: another
+title is another page. A redirect to the home page or a parked domain is
+judged by where it leads; that page's title (a home page's with the date or
+a headline in it) changes without saying anything of the link (review 13b #5)."""
 
 
 def guessed(status: LinkStatus | str, reason: str) -> bool:
@@ -154,11 +163,8 @@ def ended_words(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> str
     if a.undone_at is not None and as_utc(a.undone_at) <= at and as_utc(a.undone_at) == ended_at(a):
         why = f"the acceptance was undone on {_date(as_utc(a.undone_at))}"
     elif a.changed_at is not None and as_utc(a.changed_at) <= at and as_utc(a.changed_at) == ended_at(a):
-        then = a.status.value + (f" ({a.reason})" if a.reason and a.reason != a.status.value else "")
-        now = a.changed_status + (f" ({a.changed_reason})" if a.changed_reason
-                                  and a.changed_reason != a.changed_status else "")
-        why = (f"its answer changed on {_date(as_utc(a.changed_at))} from {then} to "
-               f"{now if now != then else _other_page(a)}: "
+        then, now = changed_answer(a)
+        why = (f"its answer changed on {_date(as_utc(a.changed_at))} from {then} to {now}: "
                "an acceptance holds only while the answer stays the same")
     elif at >= as_utc(a.until):
         why = (f"{ACCEPT_WEEKS} weeks have passed (an acceptance lasts until "
@@ -167,6 +173,17 @@ def ended_words(a: Acceptance, status: LinkStatus | str, at: dt.datetime) -> str
         # failing now (no answer): the acceptance holds again once the site answers as before
         why = f"the site does not answer now ({LinkStatus(status).value}); it was {a.status.value}"
     return f"{said}; listed again: {why}."
+
+
+def changed_answer(a: Acceptance) -> tuple[str, str]:
+    """The answer `a` was given for and the one that ended it, in the words
+    the report and `monitor history` both say: "expired (soft_404)", then
+    "expired (http_404)", or "another page (now titled “Home”)" when the
+    status and reason stayed and the page changed (a guessed verdict)."""
+    then = a.status.value + (f" ({a.reason})" if a.reason and a.reason != a.status.value else "")
+    now = a.changed_status + (f" ({a.changed_reason})" if a.changed_reason
+                              and a.changed_reason != a.changed_status else "")
+    return then, now if now != then else _other_page(a)
 
 
 def _printable(text: str) -> str:

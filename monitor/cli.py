@@ -1397,7 +1397,7 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
         monitor accept https://academic.oup.com/rheumatology/article/57/3/410/4622921 \\
             --config config/monitor.toml --note "article is there"
     """
-    from monitor.accept import ACCEPT_WEEKS, guessed, refusal
+    from monitor.accept import ACCEPT_WEEKS, TITLE_KEPT, guessed, refusal
     from monitor.output import one_line, url_spellings
     from monitor.store import Store
 
@@ -1442,14 +1442,17 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
         text = " ".join(note.split())[:300]
         for url, state in judged:
             # A guessed verdict is accepted for the page the person saw: its
-            # final address and title, as the latest check read them.
+            # final address (and, read from the page's own words, its title),
+            # as the latest check read them.
             page = ((store.history(url, limit=1) or [None])[-1] if guessed(state.status, state.reason)
                     else None)
+            titled = page is not None and state.reason in TITLE_KEPT
             store.accept(url, state.status, state.reason, now, until, by=" ".join(who.split())[:80],
                          note=text, run_id=runs[0].id,
                          final_url=(page.final_url or url) if page is not None else None,
-                         title=page.title if page is not None else None)
-            changes = (" (a 404, another title or another address)" if page is not None else "")
+                         title=(page.title or "") if titled and page is not None else None)
+            changes = (" (a 404, another title or another address)" if titled
+                       else " (a 404 or another address)" if page is not None else "")
             click.echo(f"{one_line(url)}: accepted as {state.status.value} ({state.reason}); left out of "
                        f"the next report and those after it (a report already sent stays as it was) "
                        f"until its answer changes{changes}, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
@@ -1480,7 +1483,7 @@ def acceptance_dicts(records: Sequence[Any], state: Any) -> list[dict[str, Any]]
 
 
 def _acceptance_state(a: Any, state: Any, now: dt.datetime) -> str:
-    from monitor.accept import ended_at, in_force
+    from monitor.accept import changed_answer, ended_at, in_force
 
     if state is not None and in_force(a, state.status, now):
         return f"holds until {a.until:%Y-%m-%d}"
@@ -1488,8 +1491,8 @@ def _acceptance_state(a: Any, state: Any, now: dt.datetime) -> str:
     if a.undone_at is not None and a.undone_at == end:
         return f"undone {a.undone_at:%Y-%m-%d %H:%M}"
     if a.changed_at is not None and a.changed_at == end:
-        return (f"ended {a.changed_at:%Y-%m-%d %H:%M}: the link answered {a.changed_status}"
-                f"{f' ({a.changed_reason})' if a.changed_reason else ''}")
+        # the report's words: a guessed verdict's page can change under the same reason
+        return f"ended {a.changed_at:%Y-%m-%d %H:%M}: the link answered {changed_answer(a)[1]}"
     if end <= now:
         return f"expired {a.until:%Y-%m-%d}"
     return f"not holding now (the link answers {state.status.value if state else 'nothing'}); until {a.until:%Y-%m-%d}"

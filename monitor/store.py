@@ -2118,7 +2118,8 @@ class Store:
                 change = self._row(_FIRST_OTHER_ANSWER, (row["url"], row["accepted_at"], row["status"]))
             else:
                 change = self._row(_FIRST_OTHER_PAGE, (row["url"], row["accepted_at"], row["status"],
-                                                       row["reason"], row["final_url"], row["title"] or ""))
+                                                       row["reason"], row["final_url"], row["title"],
+                                                       row["title"]))
             found.setdefault(row["url"], []).append(Acceptance(
                 id=row["id"], url=row["url"], status=LinkStatus(row["status"]), reason=row["reason"],
                 accepted_at=_dt(row["accepted_at"]) or dt.datetime.min.replace(tzinfo=UTC),
@@ -2142,11 +2143,12 @@ _FIRST_OTHER_PAGE = """SELECT checked_at, status, reason, final_url, title FROM 
         SELECT checked_at, status, reason, title,
                CASE COALESCE(final_url, '') WHEN '' THEN url ELSE final_url END AS final_url
         FROM observations WHERE url = ? AND checked_at > ? AND status != 'error')
-    WHERE status != ? OR reason != ? OR final_url != ? OR title != ?
+    WHERE status != ? OR reason != ? OR final_url != ? OR (? IS NOT NULL AND COALESCE(title, '') != ?)
     ORDER BY checked_at LIMIT 1"""
 """`_FIRST_OTHER_ANSWER` for an acceptance of a guessed verdict: another
-reason (a 404 now), another final address or another title is another
-answer (the final address as `HISTORY_SQL` gives it back)."""
+reason (a 404 now), another final address or, when one was kept
+(`accept.TITLE_KEPT`), another title is another answer (the final address
+as `HISTORY_SQL` gives it back)."""
 
 
 def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:

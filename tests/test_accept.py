@@ -454,3 +454,56 @@ async def test_a_guessed_dead_link_accepted_comes_back_when_the_page_changes(
     code, out, err = monitor("history", article, "--config", str(config), "--format", "json")
     (a,) = json.loads(out)["acceptances"]
     assert a["holds"] is False and a["changed_at"] is not None
+    # history says the same change as the report (it said "answered expired (soft_404)",
+    # the very answer accepted, when only the page had changed: review 13b #6)
+    code, out, err = monitor("history", article, "--config", str(config))
+    assert f"the link answered {said.split(' to ', 1)[1]}" in out, out
+
+
+def _home_site(state: dict[str, Any]) -> web.Application:
+    """A publisher that sends a removed article's link to its home page, whose
+    title changes on every visit ("Publisher home 7": a date, a headline), or
+    (`state["to"]`) to another page."""
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(text=GUESS_PAGE.replace('href="/article"', 'href="/deep/old-article"'),
+                            content_type="text/html")
+
+    async def old(request: web.Request) -> web.Response:
+        raise web.HTTPFound(state["to"])
+
+    async def home(request: web.Request) -> web.Response:
+        state["visits"] += 1
+        return web.Response(text=f"<html><head><title>Publisher home {state['visits']}</title></head>"
+                                 "<body><h1>Welcome</h1><p>Latest news and journals.</p></body></html>",
+                            content_type="text/html")
+
+    app = web.Application()
+    for path, handler in (("/page.html", page), ("/deep/old-article", old), ("/", home), ("/news/", home),
+                          ("/gone", page)):
+        app.router.add_get(path, handler)
+    return app
+
+
+async def test_a_redirect_to_home_accepted_holds_while_the_home_title_changes(
+        tmp_path: Path, aiohttp_server: Any, mail_sink: MailSink) -> None:
+    """Review 13b #5: the acceptance of a deep link sent to the home page kept
+    the home page's title, and a home page whose title carries a counter or a
+    headline brought the row back every week. It is judged by where the link
+    leads: another title keeps it, another address ends it."""
+    state: dict[str, Any] = {"to": "/", "visits": 0}
+    server = await aiohttp_server(_home_site(state))
+    base = f"http://127.0.0.1:{server.port}"
+    link = f"{base}/deep/old-article"
+    config = loopback_config(tmp_path, base, mail_sink.port)
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0 and _listed(out, link), out
+    code, out, err = monitor("accept", link, "--config", str(config), "--note", "looked", "--by", "rev")
+    assert code == 0, err
+    assert "accepted as expired (redirect_to_home)" in out and "(a 404 or another address)" in out, out
+    visits = state["visits"]
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0 and state["visits"] > visits  # the home page was read again, under another title
+    assert not _listed(out, link) and "CHECKED BY HAND" in out, out
+    state["to"] = "/news/"
+    code, out, err = await run_monitor("check", "--config", str(config))
+    assert code == 0 and _listed(out, link), out
