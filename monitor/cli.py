@@ -1479,6 +1479,8 @@ def acceptance_dicts(records: Sequence[Any], state: Any) -> list[dict[str, Any]]
              "status": a.status.value, "reason": a.reason, "run": a.run_id, "until": iso_moment(a.until),
              "undone_at": iso_moment(a.undone_at) if a.undone_at else None,
              "changed_at": iso_moment(a.changed_at) if a.changed_at else None,
+             # a guessed verdict's page as accepted (null for the others: their status alone counts)
+             "final_url": a.final_url, "title": a.title,
              "holds": _acceptance_state(a, state, now).startswith("holds")} for a in records]
 
 

@@ -454,6 +454,7 @@ async def test_a_guessed_dead_link_accepted_comes_back_when_the_page_changes(
     code, out, err = monitor("history", article, "--config", str(config), "--format", "json")
     (a,) = json.loads(out)["acceptances"]
     assert a["holds"] is False and a["changed_at"] is not None
+    assert a["final_url"] == article and a["title"] == ARTICLE_TITLE  # the page the person saw
     # history says the same change as the report (it said "answered expired (soft_404)",
     # the very answer accepted, when only the page had changed: review 13b #6)
     code, out, err = monitor("history", article, "--config", str(config))
