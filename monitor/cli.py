@@ -94,12 +94,13 @@ def config_option(fn: F) -> F:
     )(fn)
 
 
-def load(config_path: Path) -> Settings:
-    """Settings for a command that writes the database (made on first use)."""
+def load(config_path: Path, only_pages: Sequence[str] = ()) -> Settings:
+    """Settings for a command that writes the database (made on first use);
+    `only_pages`: `check --page`'s, the only pages it will fetch."""
     settings = load_settings(config_path)
     from monitor.netguard import refused_watched_pages
 
-    if refused := refused_watched_pages(settings):
+    if refused := refused_watched_pages(settings, only_pages):
         raise ConfigError(refused)
     db = settings.database.path
     if db != ":memory:":
@@ -316,7 +317,7 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
     for page in pages:
         if problem := url_problem(page):
             raise UsageFailure(f"--page: {problem}")
-    settings = load(config_path)
+    settings = load(config_path, pages)
     for line in unconfigured_pages(settings, pages):
         click.echo(line, err=True)
     try:

@@ -241,7 +241,7 @@ def allow_line(host: str) -> str:
     return f'allow_private_networks = ["{allowed}"] under [checker]'
 
 
-def refused_watched_pages(settings: Settings) -> str | None:
+def refused_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) -> str | None:
     """Why the configuration watches a page the checker will refuse, known
     without a DNS query: a `[[pages]]` url or `[[sites]]` start on a private
     address written as such (127.0.0.1, 10.1.2.3, [::1]) or on localhost.
@@ -249,12 +249,16 @@ def refused_watched_pages(settings: Settings) -> str | None:
     Said before anything runs (exit 2): it was found only by the audit, which
     recorded a run that checked nothing and printed the same refusal twice per
     page, on stdout and stderr (review 13 #18). A name that resolves to a
-    private address is still met (and said) by the audit."""
+    private address is still met (and said) by the audit. With `only_pages`
+    (`check --page`, which reads no site) only those are looked at: another
+    page's address does not stop the check of an allowed one (review 13b #7)."""
     from urllib.parse import urlsplit
 
     policy = NetworkPolicy.from_settings(settings.checker)
-    watched = [(f"[[pages]] #{i + 1} url", page.url) for i, page in enumerate(settings.pages)]
-    for i, site in enumerate(settings.sites):
+    wanted = set(only_pages)
+    watched = [(f"[[pages]] #{i + 1} url", page.url) for i, page in enumerate(settings.pages)
+               if not wanted or page.url in wanted]
+    for i, site in enumerate(settings.sites if not wanted else ()):
         watched += [(f"[[sites]] #{i + 1} {key}", url) for key, url in (("start", site.start),
                                                                        ("sitemap", site.sitemap)) if url]
     refused: list[tuple[str, str, str, str]] = []

@@ -1072,3 +1072,19 @@ def test_a_watched_page_on_a_refused_address_is_a_config_error(
     assert code == 2, err
     assert one_line(err) == f"monitor: {path}: {expected}"
     assert out == "" and not (tmp_path / "m.db").exists()
+
+
+def test_check_page_looks_only_at_the_pages_it_fetches(tmp_path: Path) -> None:
+    """Review 13b #7: a page on [::1] (not allowed) stopped `check --page` of
+    another, allowed page; the whole file is still refused for a full audit."""
+    from monitor.config import load_settings
+    from monitor.netguard import refused_watched_pages
+
+    path = tmp_path / "m.toml"
+    path.write_text('[[pages]]\nurl = "http://127.0.0.1:18999/a.html"\n[[pages]]\nurl = "http://[::1]:18999/b.html"\n'
+                    '[checker]\nallow_private_networks = ["127.0.0.1/32"]\n', encoding="utf-8")
+    settings = load_settings(path)
+    assert refused_watched_pages(settings, ["http://127.0.0.1:18999/a.html"]) is None
+    refused = refused_watched_pages(settings, ["http://[::1]:18999/b.html"])
+    assert refused is not None and "[[pages]] #2 url: http://[::1]:18999/b.html" in refused
+    assert refused_watched_pages(settings) == refused
