@@ -403,7 +403,7 @@ def readdressed(message: OutboxMessage, email: EmailSettings) -> OutboxMessage:
     webmaster@example.org (review 13b #1). `report --run N --send`
     re-addresses it the same way, by rendering it again. A message to any
     other address, or a page owner's, is sent as it was kept."""
-    if (not message.key.split(":")[1:2] == ["all"] or tuple(message.recipients) != OLD_PLACEHOLDER_TO
+    if (message.key.partition(":")[2] != "all" or tuple(message.recipients) != OLD_PLACEHOLDER_TO
             or not email.recipients or tuple(email.recipients) == OLD_PLACEHOLDER_TO):
         return message
     from email import message_from_bytes, policy
