@@ -26,8 +26,9 @@ notice, a redirect to the home page, a parked-domain page). An article
 titled "Scleroderma: when the cause is not found" is no error page; before
 review 13 #7 only `checker.exclude` could say so, and it stops checking the
 link for good. Such an acceptance holds while the answer is the same page:
-the same reason, final address and title (`Acceptance.final_url`); a 404,
-another title or another address ends it. A 404 or 410 is the site's own
+the same reason and final address (`Acceptance.final_url`), and for a page
+read from its own words the same title (`TITLE_KEPT`); a 404, another
+address or that other title ends it. A 404 or 410 is the site's own
 word, a moved link has a new address to paste, a failing one may pass by
 itself: accepting those would only hide them.
 """
@@ -46,8 +47,8 @@ __all__ = [
     "TITLE_KEPT",
     "accepted_head",
     "accepted_words",
-    "current",
     "changed_answer",
+    "current",
     "ended_words",
     "guessed",
     "in_force",
