@@ -813,5 +813,32 @@ def load_settings(path: str | Path) -> Settings:
     except tomllib.TOMLDecodeError as exc:
         if raw.startswith(b"\xef\xbb\xbf"):
             raise ConfigError(f"{path}: starts with a UTF-8 byte order mark; save it as UTF-8 without BOM") from None
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+        raise ConfigError(f"{path}: invalid TOML: {exc}{_toml_hint(str(exc), raw)}") from None
     return parse_settings(data, str(path))
+
+
+_TOML_AT = re.compile(r"\(at line (\d+), column \d+\)")
+_TOML_HINTS = (
+    ("Invalid value", 'text such as an address, a name or an e-mail address goes in "quotes"'),
+    ("Cannot overwrite a value", "this key is already set in this table, e.g. the example's "
+                                 "allow_private_networks = false: change that line rather than add one"),
+    ("Cannot declare", "this [table] is already in the file: add its keys there"),
+)
+
+
+def _toml_hint(message: str, raw: bytes) -> str:
+    """The line the TOML parser stopped at, and what usually causes its
+    complaint: "invalid TOML: Invalid value (at line 2, column 7)" alone
+    left a first-time user guessing (walkthrough 13: an address without
+    quotes; the example's allow_private_networks = false written again)."""
+    found = _TOML_AT.search(message)
+    if found is None:
+        return ""
+    lines = raw.decode("utf-8", "replace").splitlines()
+    number = int(found.group(1))
+    text = " ".join(lines[number - 1].split())[:100] if 0 < number <= len(lines) else ""
+    text = "".join(ch for ch in text if ch.isprintable())
+    if re.search(r"pass|secret|token", text.partition("=")[0], re.IGNORECASE):
+        text = text.partition("=")[0].strip() + " = ***"  # a secret is not echoed, even a mistyped one
+    hint = next((words for start, words in _TOML_HINTS if message.startswith(start)), "")
+    return "".join([f": {text}" if text else "", f"; {hint}" if hint else ""])

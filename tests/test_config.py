@@ -186,6 +186,28 @@ def test_unreadable_files(tmp_path: Path, raw: bytes, problem: str) -> None:
         load_settings(path)
 
 
+@pytest.mark.parametrize(("raw", "said"), [
+    # walkthrough 13: an address without quotes; the example's key written a second time
+    ('[[pages]]\nurl = https://www.sclero.org/a.html\n',
+     'invalid TOML: Invalid value (at line 2, column 7): url = https://www.sclero.org/a.html; text such as '
+     'an address, a name or an e-mail address goes in "quotes"'),
+    ('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[checker]\nallow_private_networks = false\n'
+     'allow_private_networks = ["127.0.0.1/32"]\n',
+     'invalid TOML: Cannot overwrite a value (at line 5, column 42): allow_private_networks = ["127.0.0.1/32"]; '
+     "this key is already set in this table, e.g. the example's allow_private_networks = false: change that "
+     "line rather than add one"),
+    ('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[email]\npassword = hunter2\n',
+     "invalid TOML: Invalid value (at line 4, column 12): password = ***; text such as an address"),
+])
+def test_a_toml_mistake_shows_its_line_and_the_usual_cause(tmp_path: Path, raw: str, said: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(raw, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: {said}") and "\n" not in message and "hunter2" not in message
+
+
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.toml")

@@ -1401,3 +1401,24 @@ def test_needs_fixing_says_what_a_suspected_row_asks(
     sentence = "Rows marked \u201csuspected\u201d are not confirmed yet"
     for out in (html, render_page(audit), text):
         assert (sentence in " ".join(unescape(out).split())) is said
+
+
+@pytest.mark.parametrize(("final_url", "shown"), [
+    ("https://www.sciencedirect.com/science/article/pii/S1568997219302606", True),  # a 301 to another article
+    ("https://www.sciencedirect.com/science/article/pii/S1568997219302605", False),  # the page itself changed
+    (None, False),
+])
+def test_a_drifted_row_says_where_its_link_now_leads(final_url: str | None, shown: bool) -> None:
+    """Walkthrough 13 #1: a 301 to a page whose title is not the citation's is
+    `drifted`, and the address it led to was in the JSON only: the editor had
+    to open the link to learn where it goes. The row says it, as a link."""
+    url = "https://www.sciencedirect.com/science/article/pii/S1568997219302605"
+    drifted = result(url, "drifted", "title_mismatch", title="Corticosteroid-sparing benefit of IVIg",
+                     days=9, strikes=3, final_url=final_url,
+                     detail="The page's title is now 'Serum ferritin as a marker', not the cited ...")
+    audit = audit_from([drifted], [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+    html, text = render_email(audit, lambda h, t: True)
+    for out in (html, render_page(audit)):
+        hrefs = {attrs.get("href") for _, attrs in tags_of(out)}
+        assert ("It now leads to" in out and final_url in hrefs) is shown
+    assert (f"It now leads to {final_url}" in text) is shown
