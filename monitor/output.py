@@ -574,6 +574,8 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
         lines.append(f"    {flap_words(flaps)}")
     if says_more(link.detail, words):  # a second, quieter line: the check's own account
         lines.append(f"      detail: {one_line(link.detail)}")
+    if link.status == LinkStatus.DRIFTED and link.final_url and link.final_url != link.url:
+        lines.append(f"    it now leads to: {one_line(link.final_url)}")  # as the report's row says
     if link.suggested_url:
         lines.append(f"    new address: {one_line(link.suggested_url)}")
     elif link.archived_url:

@@ -1088,3 +1088,20 @@ def _one_page_config(tmp_path: Path, port: int) -> Path:
         'allow_private_networks = ["127.0.0.1/32"]\n'
         f'[database]\npath = "{tmp_path / "monitor.db"}"\n', encoding="utf-8")
     return config
+
+
+@pytest.mark.parametrize(("final_url", "shown"), [
+    ("https://www.sciencedirect.com/science/article/pii/OTHER", True),
+    (None, False),
+])
+def test_check_says_where_a_drifted_link_now_leads(final_url: str | None, shown: bool) -> None:
+    """Walkthrough 13 #1: a 301 to another article is `drifted`; the address
+    it led to was in the JSON only. The listing says it, as the report does."""
+    from monitor.output import write_text
+
+    drifted = link(5, LinkStatus.DRIFTED, reason="title_mismatch", final_url=final_url, strikes=3,
+                   failing_since=T0 - dt.timedelta(days=9))
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, iter([drifted]))
+    assert ("    it now leads to: https://www.sciencedirect.com/science/article/pii/OTHER\n"
+            in buffer.getvalue()) is shown
