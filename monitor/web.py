@@ -582,7 +582,10 @@ async def home(request: web.Request) -> web.StreamResponse:
     """The latest reports, or why there are none yet."""
     settings = request.app[SETTINGS_KEY]
     if report_path(settings.report.dir, "index.html") is not None:
-        raise web.HTTPFound("/reports/index.html")
+        # A browser follows it; `curl` (which does not, by default) reads where to go
+        # rather than aiohttp's bare "302: Found" (walkthrough 13 #10).
+        raise web.HTTPFound("/reports/index.html",
+                            text="The reports are at /reports/index.html (the index of every audit).\n")
     text = no_report_yet(request.app[STATUS_KEY], settings)
     try:
         # The first audit may have begun and never finished (a crash loop):

@@ -436,6 +436,7 @@ async def test_the_reports_are_served_by_name_with_a_strict_policy(reported: Set
     client = await aiohttp_client(create_app(reported))
     resp = await client.get("/", allow_redirects=False)
     assert resp.status == 302 and resp.headers["Location"] == "/reports/index.html"
+    assert "/reports/index.html" in await resp.text()  # said to a client that does not follow it
     index = await client.get("/reports/index.html")
     assert index.status == 200 and index.content_type == "text/html"
     assert "script-src" not in index.headers["Content-Security-Policy"]
