@@ -187,18 +187,16 @@ def changed_answer(a: Acceptance) -> tuple[str, str]:
     return then, now if now != then else _other_page(a)
 
 
-def _printable(text: str) -> str:
-    """Text from the web on one line, without control characters (a title
-    holding ESC would drive the terminal of `monitor check`)."""
-    return " ".join("".join(ch for ch in text if ch.isprintable() or ch.isspace()).split())
-
-
 def _other_page(a: Acceptance) -> str:
     """The change a guessed verdict's acceptance ended on, when the status
-    and reason stayed: "another page (now titled “Home”)"."""
+    and reason stayed: "another page (now titled “Home”)". Text from the web
+    on one line, as the listing prints it (`output.one_line`, imported here:
+    output imports this module)."""
+    from monitor.output import one_line
+
     if a.final_url is not None and a.changed_final_url and a.changed_final_url != a.final_url:
-        return f"another page (the link now leads to {_printable(a.changed_final_url)[:300]})"
-    title = _printable(a.changed_title)
+        return f"another page (the link now leads to {one_line(a.changed_final_url)[:300]})"
+    title = " ".join(one_line(a.changed_title or "").split())
     return f"another page (now titled \u201c{title[:120]}\u201d)" if title else "another page (now untitled)"
 
 
