@@ -107,6 +107,26 @@ def test_links_say_where_they_sit_in_the_source_after_every_earlier_field() -> N
     assert list(csv.reader(io.StringIO(write_csv_text([evil]))))[1][-3] == "'=HYPERLINK(\"x\")"
 
 
+@pytest.mark.parametrize("char", ["\x7f", "\x80", "\x9b", "\x9f", "\u2028", "\u2029", "\u202a", "\u202e",
+                                  "\u2066", "\u2069"])
+@pytest.mark.parametrize("field", ["title", "text"])
+@pytest.mark.parametrize("words", ["Sjögren", "Sjogren"])
+def test_json_writes_what_a_terminal_would_obey_as_an_escape(char: str, field: str, words: str) -> None:
+    """`jq` or `cat` of the output must not run an 8-bit CSI (U+009B) or
+    reorder a line (bidi overrides): the character is written \\uXXXX, the
+    same data for a JSON reader, in an otherwise ASCII line too; other text
+    from the web stays as it is."""
+    page = replace(PAGES[0], title=f"{words}{char}[2J")
+    cited = link(12, text=f"{words}{char}x")
+    written = to_json(RUN, [page] if field == "title" else [], [cited] if field == "text" else [])
+    assert char not in written
+    assert f"\\u{ord(char):04x}" in written
+    doc = json.loads(written)
+    assert (doc["pages"][0]["title"] if field == "title" else doc["links"][0]["text"]) == (
+        f"{words}{char}[2J" if field == "title" else f"{words}{char}x")
+    assert words in written, "other non-ASCII text is written as is"
+
+
 def write_csv_text(links: list[LinkResult]) -> str:
     out = io.StringIO()
     write_csv(out, links)
