@@ -120,6 +120,7 @@ import html as htmllib
 import ipaddress
 import re
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -234,6 +235,22 @@ def _canonical(url: str) -> str | None:
 
 
 def _canonical_netloc(netloc: str, scheme: str) -> str | None:
+    """The host part as we check and store it, or None when it is no host.
+
+    A page's links name few hosts (a page of 50 citations, 30): the same
+    netloc is worked out once, in `_cached_netloc`. It is a function of its
+    two arguments alone, so a cached answer is the answer. Netlocs longer
+    than any host name are not kept, lest a hostile page fill the cache.
+    """
+    if len(netloc) > _NETLOC_CACHED_MAX:
+        return _netloc(netloc, scheme)
+    return _cached_netloc(netloc, scheme)
+
+
+_NETLOC_CACHED_MAX = 300
+
+
+def _netloc(netloc: str, scheme: str) -> str | None:
     userinfo, at, hostport = netloc.rpartition("@")
     if hostport.startswith("["):
         end = hostport.find("]")
@@ -257,6 +274,9 @@ def _canonical_netloc(netloc: str, scheme: str) -> str | None:
     if userinfo and _USERINFO_QUOTE_RE.search(userinfo):
         userinfo = quote(userinfo, safe=_USERINFO_SAFE)
     return f"{userinfo}{at}{host}{':' + port if port else ''}"
+
+
+_cached_netloc = functools.lru_cache(maxsize=1024)(_netloc)
 
 
 def _canonical_host(host: str) -> str | None:
@@ -493,6 +513,9 @@ _EXPIRED_ANYWHERE_RE = re.compile(
     r"(?:\s+(?:article|link|page|url))?\s*[)\]]",
     re.I,
 )
+# What every match of `_EXPIRED_ANYWHERE_RE` holds (see `_without_expired_marks`).
+_EXPIRED_PROBE_RE = re.compile(
+    r"[(\[]\s*(?:(?:article|link|page|url)\s+)?(?:expired|dead|broken|removed)", re.I)
 _BOUNDARY_START = frozenset(".:;,|()[]-\u2013\u2014")
 _WORD_RE = re.compile(r"[^\W_]+")
 _TWO_WORDS_RE = re.compile(r"[^\W_]+[\W_]+[^\W_]")
@@ -507,6 +530,7 @@ _SOURCE_PREFIX_RE = re.compile(
 )
 # The first letter or digit of each whitespace-separated token.
 _INITIAL_RE = re.compile(r"(?<!\S)[^\w\s]*([^\W_])")
+_WORD_INITIAL_RE = re.compile(r"[^\w\s]*([^\W_])")  # `_INITIAL_RE` at a word's start
 _CITE_NUMBERS_RE = re.compile(r"\d+\s*\(\s*\d+\s*\)|;\s*\d+|\b(?:19|20)\d\d\b")
 
 
@@ -1672,8 +1696,8 @@ def _context(title: str, prefix: str, after: str) -> EntryContext:
     if mark:
         expired = True
         title = title[mark.end():].strip()
-    title, marks = _EXPIRED_ANYWHERE_RE.subn("", title)
-    body, more = _EXPIRED_ANYWHERE_RE.subn("", _collapse(after))
+    title, marks = _without_expired_marks(title)
+    body, more = _without_expired_marks(_collapse(after))
     expired = expired or bool(marks or more)
     body = body.lstrip(" .,:;|-\u2013\u2014")
     summary, source = _split_source(body)
@@ -1699,17 +1723,52 @@ def _split_source(body: str) -> tuple[str, str]:
     return " ".join(chunks[:cut]), " ".join(chunks[cut:])
 
 
+def _without_expired_marks(text: str) -> tuple[str, int]:
+    """`_EXPIRED_ANYWHERE_RE.subn("", text)`, most texts spared its scan: its
+    pattern opens with white space, so the engine tries it at every
+    character, while `_EXPIRED_PROBE_RE` (a part every mark holds, opening
+    with the bracket) is looked for fast. No probe match, no mark."""
+    if _EXPIRED_PROBE_RE.search(text) is None:
+        return text, 0
+    return _EXPIRED_ANYWHERE_RE.subn("", text)
+
+
 def _looks_like_source(chunk: str) -> bool:
-    """A short, mostly capitalised chunk, or one naming a known source or date."""
+    """A short, mostly capitalised chunk, or one naming a known source or date.
+
+    The rules: a known source prefix; else, with a date or volume(issue)
+    pattern (`_CITE_NUMBERS_RE`), at most 15 words and half capitalised; else
+    at most 6 words and 60 % capitalised. They are asked cheapest first: the
+    pattern is looked for only when its answer decides (at most 15 words,
+    half capitalised, and not already within the last rule).
+    """
     if chunk.count(" ") >= 20:
         return False
-    initials = _INITIAL_RE.findall(chunk)
-    if not initials:
-        return bool(chunk.strip())
-    count = len(initials)
-    capitals = sum(1 for c in initials if c.isupper() or c.isdigit())
     if _SOURCE_PREFIX_RE.match(chunk):
+        return True  # it opens with a letter: the chunk has a word
+    count = capitals = 0
+    for initial in _initials(chunk):
+        count += 1
+        if initial.isupper() or initial.isdigit():
+            capitals += 1
+    if not count:
+        return bool(chunk.strip())
+    if count > 15 or capitals * 2 < count:
+        return False
+    if count <= 6 and capitals * 10 >= count * 6:
         return True
-    if _CITE_NUMBERS_RE.search(chunk):
-        return count <= 15 and capitals * 2 >= count
-    return count <= 6 and capitals * 10 >= count * 6
+    return _CITE_NUMBERS_RE.search(chunk) is not None
+
+
+def _initials(chunk: str) -> Iterator[str]:
+    """`_INITIAL_RE.findall(chunk)`, by the chunk's words: most open with a
+    letter or digit, and the others are matched alone. The same words, as
+    `str.split` and the pattern's white space (`\\s`) are the same set, and
+    `str.isalnum` is the pattern's "word character but not _"."""
+    for word in chunk.split():
+        if word[0].isalnum():
+            yield word[0]
+        else:
+            match = _WORD_INITIAL_RE.match(word)
+            if match is not None:
+                yield match.group(1)
