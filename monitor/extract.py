@@ -120,7 +120,6 @@ import html as htmllib
 import ipaddress
 import re
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -530,7 +529,6 @@ _SOURCE_PREFIX_RE = re.compile(
 )
 # The first letter or digit of each whitespace-separated token.
 _INITIAL_RE = re.compile(r"(?<!\S)[^\w\s]*([^\W_])")
-_WORD_INITIAL_RE = re.compile(r"[^\w\s]*([^\W_])")  # `_INITIAL_RE` at a word's start
 _CITE_NUMBERS_RE = re.compile(r"\d+\s*\(\s*\d+\s*\)|;\s*\d+|\b(?:19|20)\d\d\b")
 
 
@@ -1740,17 +1738,22 @@ def _looks_like_source(chunk: str) -> bool:
     pattern (`_CITE_NUMBERS_RE`), at most 15 words and half capitalised; else
     at most 6 words and 60 % capitalised. They are asked cheapest first: the
     pattern is looked for only when its answer decides (at most 15 words,
-    half capitalised, and not already within the last rule).
+    half capitalised, and not already within the last rule). The initials
+    of words that open with a letter or digit are their first characters
+    (`str.split` splits at the pattern's white space, and `str.isalnum` is
+    its "word character but not _"); a word that opens with a mark
+    ("(Also") sends the chunk to the pattern.
     """
     if chunk.count(" ") >= 20:
         return False
     if _SOURCE_PREFIX_RE.match(chunk):
         return True  # it opens with a letter: the chunk has a word
-    count = capitals = 0
-    for initial in _initials(chunk):
-        count += 1
-        if initial.isupper() or initial.isdigit():
-            capitals += 1
+    words = chunk.split()
+    initials = [word[0] for word in words if word[0].isalnum()]
+    if len(initials) < len(words):  # a word opens with a mark: the pattern reads it
+        initials = _INITIAL_RE.findall(chunk)
+    count = len(initials)
+    capitals = sum(1 for c in initials if c.isupper() or c.isdigit())
     if not count:
         return bool(chunk.strip())
     if count > 15 or capitals * 2 < count:
@@ -1758,17 +1761,3 @@ def _looks_like_source(chunk: str) -> bool:
     if count <= 6 and capitals * 10 >= count * 6:
         return True
     return _CITE_NUMBERS_RE.search(chunk) is not None
-
-
-def _initials(chunk: str) -> Iterator[str]:
-    """`_INITIAL_RE.findall(chunk)`, by the chunk's words: most open with a
-    letter or digit, and the others are matched alone. The same words, as
-    `str.split` and the pattern's white space (`\\s`) are the same set, and
-    `str.isalnum` is the pattern's "word character but not _"."""
-    for word in chunk.split():
-        if word[0].isalnum():
-            yield word[0]
-        else:
-            match = _WORD_INITIAL_RE.match(word)
-            if match is not None:
-                yield match.group(1)

@@ -27,13 +27,6 @@ PIECES = st.sampled_from([
 TEXT = st.lists(PIECES, max_size=40).map("".join)
 
 
-@given(TEXT)
-@settings(max_examples=800)
-@example("_a (b \u212a \xa0c")
-def test_initials_are_the_patterns(text: str) -> None:
-    assert list(ex._initials(text)) == ex._INITIAL_RE.findall(text)
-
-
 def _looks_like_source_as_written(chunk: str) -> bool:
     """The rule as it read before its checks were reordered."""
     if chunk.count(" ") >= 20:
