@@ -356,6 +356,17 @@ _DATE_FORMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(_MON + r"\s+(\d{1,2}),?\s+(\d{4})(?!\d)", re.I), "bdy"),
     (re.compile(r"(?<!\d)(\d{1,2})\s+" + _MON + r",?\s+(\d{4})(?!\d)", re.I), "dby"),
 )
+# A part of every match of each form, looked for first: most source lines
+# hold none of most forms, and these are found fast (a literal or a digit
+# opens them, where the forms open with a look-behind or a word boundary
+# that the engine tries at every character). A month name is 3-9 letters.
+_DATE_PROBES: dict[str, re.Pattern[str]] = {
+    "mdy": re.compile(r"/\d{1,2}/\d{4}"),
+    "ybd": re.compile(r"\d{4}\s+[^\W\d_]{3}"),
+    "ymd": re.compile(r"-\d{1,2}-\d"),
+    "bdy": re.compile(r"\d{1,2},?\s+\d{4}"),
+    "dby": re.compile(r"\d\s+[^\W\d_]{3,9}\.?,?\s+\d{4}"),
+}
 
 
 def parse_source_date(text: str) -> dt.date | None:
@@ -371,8 +382,8 @@ def parse_source_date(text: str) -> dt.date | None:
         return None
     best: tuple[int, dt.date] | None = None
     for regex, order in _DATE_FORMS:
-        if (order == "mdy" and "/" not in text) or (order == "ymd" and "-" not in text):
-            continue
+        if _DATE_PROBES[order].search(text) is None:
+            continue  # no match anywhere (see `_DATE_PROBES`)
         for match in regex.finditer(text, 0, best[0] + 40 if best else len(text)):
             if best is not None and match.start() >= best[0]:
                 break
@@ -1753,10 +1764,12 @@ def _looks_like_source(chunk: str) -> bool:
     if len(initials) < len(words):  # a word opens with a mark: the pattern reads it
         initials = _INITIAL_RE.findall(chunk)
     count = len(initials)
-    capitals = sum(1 for c in initials if c.isupper() or c.isdigit())
     if not count:
         return bool(chunk.strip())
-    if count > 15 or capitals * 2 < count:
+    if count > 15:
+        return False
+    capitals = sum(1 for c in initials if c.isupper() or c.isdigit())
+    if capitals * 2 < count:
         return False
     if count <= 6 and capitals * 10 >= count * 6:
         return True

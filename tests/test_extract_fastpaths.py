@@ -9,6 +9,9 @@ the whole output on real pages.
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -57,3 +60,50 @@ def test_looks_like_source_answers_as_the_rule(text: str) -> None:
 @example("(\u212aroken)")
 def test_expired_marks_are_removed_as_the_pattern_removes_them(text: str) -> None:
     assert ex._without_expired_marks(text) == ex._EXPIRED_ANYWHERE_RE.subn("", text)
+
+
+def _parse_source_date_as_written(text: str) -> dt.date | None:
+    """The date rule before each form was probed for first."""
+    if not ex._HAS_YEAR_RE.search(text):
+        return None
+    best: tuple[int, dt.date] | None = None
+    for regex, order in ex._DATE_FORMS:
+        if (order == "mdy" and "/" not in text) or (order == "ymd" and "-" not in text):
+            continue
+        for match in regex.finditer(text, 0, best[0] + 40 if best else len(text)):
+            if best is not None and match.start() >= best[0]:
+                break
+            found = ex._date_from(match.groups(), order)
+            if found is not None:
+                best = (match.start(), found)
+                break
+    return best[1] if best else None
+
+
+DATE_PIECES = st.sampled_from([
+    " ", "  ", "\t", ",", ", ", ".", ";", "-", "/", "(", ")", ":", "0", "1", "2", "4", "9",
+    "12", "30", "31", "04", "13", "2018", "1999", "2200", "2201", "1799", "38(8)",
+    "Jan", "jan.", "January", "Feb", "Mar", "May", "June", "Jul", "july", "Aug", "Sept",
+    "September", "Oct", "Nov", "Dec", "\u017fep", "\u017fept", "JU\u0130", "Jul-Aug", "Spring",
+    "PubMed", "Journal", "x", "\u0663",
+])
+
+
+@given(st.lists(DATE_PIECES, max_size=14).map("".join))
+@settings(max_examples=3000)
+@example("PubMed, J Rheumatol, 2019 Aug;38(8):162-966.")
+@example("April 30, 2018")
+@example("30 April 2018")
+@example("04/30/2018 and 2018-04-30")
+@example("2017 Feb 1;16(2):162-166")
+@example("1 \u017fept, 2018")
+def test_source_dates_are_the_rules(text: str) -> None:
+    assert _outcome(ex.parse_source_date, text) == _outcome(_parse_source_date_as_written, text)
+
+
+def _outcome(rule: Callable[[str], object], text: str) -> object:
+    """The answer, or the kind of error ("1 \u017fept, 2018" raises KeyError in both)."""
+    try:
+        return rule(text)
+    except Exception as error:  # noqa: BLE001 -- compared, not hidden
+        return type(error)
