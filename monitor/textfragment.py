@@ -122,8 +122,9 @@ def locate(tree: LexborHTMLParser,
     # Most links' words stand once on the page: counted in its text as
     # lexbor gives it at once, the page is marked and read again only for
     # the others.
-    seen = _Pairs(body.text(deep=True, separator=" ", strip=False).lower())
-    maybe = [i for i, (_, words) in enumerate(wanted) if not seen.once(words.lower())]
+    asked = [_words(words.lower()) for _, words in wanted]
+    seen = _Pairs(body.text(deep=True, separator=" ", strip=False).lower(), asked)
+    maybe = [i for i, words in enumerate(asked) if not seen.once(words)]
     page = _PageText.read(tree, [wanted[i][0] for i in maybe]) if maybe else None
     if page is None:
         return found
@@ -151,15 +152,23 @@ class _Pairs:
     by its words alone, with no scan of the page. The text counted holds
     hidden text and scripts and crosses block boundaries (more, never
     fewer, than a browser's matches); it parts the text nodes, so a word
-    written with markup inside it ("<b>S</b>ymptoms") is not counted."""
+    written with markup inside it ("<b>S</b>ymptoms") is not counted.
 
-    def __init__(self, low: str) -> None:
+    Only what will be asked is counted (`asked`: the words of each link):
+    the words of the links, and the pairs of the links whose every word
+    stands twice or more, the only ones `once` looks up. Their counts are
+    the page's counts; to count every pair of a page of 2,000 words took
+    as long as the rest of the search."""
+
+    def __init__(self, low: str, asked: Sequence[list[str]]) -> None:
         self._words = _words(low)
-        self.words = Counter(self._words)
+        self._asked = asked
+        known = {word for words in asked for word in words}
+        self.words = Counter(filter(known.__contains__, self._words))
         self._pairs: Counter[tuple[str, str]] | None = None
 
-    def once(self, folded: str) -> bool:
-        words = _words(folded)
+    def once(self, words: list[str]) -> bool:
+        """Whether `words` (of `asked`) stand once on the page, or a pair of them."""
         if not words:
             return False  # no word to count: look
         if min(self.words[w] for w in words) < 2:
@@ -167,8 +176,11 @@ class _Pairs:
         if len(words) == 1:
             return False
         if self._pairs is None:
-            self._pairs = Counter(zip(self._words, self._words[1:]))
-        return min(self._pairs[p] for p in zip(words, words[1:])) < 2
+            needed = {pair for words in self._asked
+                      if len(words) > 1 and min(self.words[w] for w in words) >= 2
+                      for pair in itertools.pairwise(words)}
+            self._pairs = Counter(filter(needed.__contains__, itertools.pairwise(self._words)))
+        return min(self._pairs[p] for p in itertools.pairwise(words)) < 2
 
 
 _ASCII_SEPARATORS = str.maketrans({c: " " for c in map(chr, range(128))
