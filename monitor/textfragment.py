@@ -154,17 +154,15 @@ class _Pairs:
     fewer, than a browser's matches); it parts the text nodes, so a word
     written with markup inside it ("<b>S</b>ymptoms") is not counted.
 
-    Only what will be asked is counted (`asked`: the words of each link):
-    the words of the links, and the pairs of the links whose every word
-    stands twice or more, the only ones `once` looks up. Their counts are
-    the page's counts; to count every pair of a page of 2,000 words took
-    as long as the rest of the search."""
+    Of the pairs, only those that `once` will look up are counted: the
+    pairs of the links (`asked`: the words of each) whose every word stands
+    twice or more. Their counts are the page's counts; to count every pair
+    of a page of 2,000 words took as long as the rest of the search."""
 
     def __init__(self, low: str, asked: Sequence[list[str]]) -> None:
         self._words = _words(low)
         self._asked = asked
-        known = {word for words in asked for word in words}
-        self.words = Counter(filter(known.__contains__, self._words))
+        self.words = Counter(self._words)
         self._pairs: Counter[tuple[str, str]] | None = None
 
     def once(self, words: list[str]) -> bool:
