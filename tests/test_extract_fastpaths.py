@@ -10,8 +10,10 @@ the whole output on real pages.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -107,3 +109,31 @@ def _outcome(rule: Callable[[str], object], text: str) -> object:
         return rule(text)
     except Exception as error:  # noqa: BLE001 -- compared, not hidden
         return type(error)
+
+
+EVERY_CHARACTER = "".join(map(chr, range(0x110000)))
+
+
+@pytest.mark.parametrize(("fast", "as_written"), [
+    (ex._PATH_QUOTE_RE, r"""[^!-~]|["#<>?\\`{}]"""),
+    (ex._QUERY_QUOTE_RE, r"""[^!-~]|["#'<>]"""),
+])
+def test_the_quoting_classes_take_the_characters_of_the_rules(
+        fast: re.Pattern[str], as_written: str) -> None:
+    assert fast.findall(EVERY_CHARACTER) == re.compile(as_written).findall(EVERY_CHARACTER)
+
+
+@pytest.mark.parametrize("href", [
+    "http://a.example/x", " \thttp://a.exa\nmple/x\r ", "http:\\\\a.example\\b\\c?d\\e#f\\g",
+    "\\\\a.example\\p", "x\\y#z", "http://a.example/a b?c d#e",
+])
+def test_hrefs_with_tabs_newlines_and_backslashes_resolve_as_before(href: str) -> None:
+    expected = {
+        "http://a.example/x": ("http://a.example/x", None),
+        " \thttp://a.exa\nmple/x\r ": ("http://a.example/x", None),
+        "http:\\\\a.example\\b\\c?d\\e#f\\g": ("http://a.example/b/c?d\\e", None),
+        "\\\\a.example\\p": ("https://a.example/p", None),
+        "x\\y#z": ("https://www.sclero.org/dir/x/y", None),
+        "http://a.example/a b?c d#e": ("http://a.example/a%20b?c%20d", None),
+    }
+    assert ex.normalize_url(href, "https://www.sclero.org/dir/page.html") == expected[href]
