@@ -590,11 +590,12 @@ class _Segment:
         """Where the entry whose title ends at `end` stops: before the next
         line-opening title (entries separated by a single <br>)."""
         if self.entry_lines is None:
+            # A title opens a line only after a <br>: most blocks have none.
             self.entry_lines = sorted(
                 self.text.rfind(_BR, 0, lo) for lo, hi in self.spans.values()
-                if _line_title(self.text[lo:hi]) and self.starts_line(lo)[0]
+                if self.starts_line(lo)[0] and _line_title(self.text[lo:hi])
                 and not self.in_also_see(lo)
-            )
+            ) if _BR in self.text else []
         i = bisect.bisect_right(self.entry_lines, end)
         return self.entry_lines[i] if i < len(self.entry_lines) else len(self.text)
 
@@ -1742,8 +1743,9 @@ def _without_expired_marks(text: str) -> tuple[str, int]:
     """`_EXPIRED_ANYWHERE_RE.subn("", text)`, most texts spared its scan: its
     pattern opens with white space, so the engine tries it at every
     character, while `_EXPIRED_PROBE_RE` (a part every mark holds, opening
-    with the bracket) is looked for fast. No probe match, no mark."""
-    if _EXPIRED_PROBE_RE.search(text) is None:
+    with the bracket) is looked for fast. No bracket or no probe match, no
+    mark."""
+    if "(" not in text and "[" not in text or _EXPIRED_PROBE_RE.search(text) is None:
         return text, 0
     return _EXPIRED_ANYWHERE_RE.subn("", text)
 

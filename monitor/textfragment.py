@@ -169,16 +169,17 @@ class _Pairs:
         """Whether `words` (of `asked`) stand once on the page, or a pair of them."""
         if not words:
             return False  # no word to count: look
-        if min(self.words[w] for w in words) < 2:
+        count = self.words.__getitem__  # 0 for a word not on the page (Counter)
+        if min(map(count, words)) < 2:
             return True
         if len(words) == 1:
             return False
         if self._pairs is None:
             needed = {pair for words in self._asked
-                      if len(words) > 1 and min(self.words[w] for w in words) >= 2
+                      if len(words) > 1 and min(map(count, words)) >= 2
                       for pair in itertools.pairwise(words)}
             self._pairs = Counter(filter(needed.__contains__, itertools.pairwise(self._words)))
-        return min(self._pairs[p] for p in itertools.pairwise(words)) < 2
+        return min(map(self._pairs.__getitem__, itertools.pairwise(words))) < 2
 
 
 _ASCII_SEPARATORS = str.maketrans({c: " " for c in map(chr, range(128))
