@@ -137,3 +137,10 @@ def test_hrefs_with_tabs_newlines_and_backslashes_resolve_as_before(href: str) -
         "http://a.example/a b?c d#e": ("http://a.example/a%20b?c%20d", None),
     }
     assert ex.normalize_url(href, "https://www.sclero.org/dir/page.html") == expected[href]
+
+
+@given(TEXT)
+@settings(max_examples=800)
+@example("One. Two!  Three?\u2026 four\u2026\tfive.")
+def test_sentences_are_the_patterns_split(text: str) -> None:
+    assert ex._sentences(text) == ex._SENTENCE_END_RE.split(text)
