@@ -118,6 +118,7 @@ import datetime as dt
 import functools
 import html as htmllib
 import ipaddress
+import operator
 import re
 from collections import defaultdict, deque
 from dataclasses import dataclass, field, replace
@@ -1744,12 +1745,19 @@ def _split_source(body: str) -> tuple[str, str]:
 def _without_expired_marks(text: str) -> tuple[str, int]:
     """`_EXPIRED_ANYWHERE_RE.subn("", text)`, most texts spared its scan: its
     pattern opens with white space, so the engine tries it at every
-    character, while `_EXPIRED_PROBE_RE` (a part every mark holds, opening
-    with the bracket) is looked for fast. No bracket or no probe match, no
-    mark."""
-    if "(" not in text and "[" not in text or _EXPIRED_PROBE_RE.search(text) is None:
-        return text, 0
-    return _EXPIRED_ANYWHERE_RE.subn("", text)
+    character. Every mark holds a match of `_EXPIRED_PROBE_RE`, which opens
+    with the bracket: it is tried at each bracket only (`str.find` is
+    faster than the engine's scan). No probe match, no mark."""
+    for bracket in "([":
+        at = text.find(bracket)
+        while at >= 0:
+            if _EXPIRED_PROBE_RE.match(text, at):
+                return _EXPIRED_ANYWHERE_RE.subn("", text)
+            at = text.find(bracket, at + 1)
+    return text, 0
+
+
+_FIRST = operator.itemgetter(0)
 
 
 def _sentences(text: str) -> list[str]:
@@ -1783,10 +1791,11 @@ def _looks_like_source(chunk: str) -> bool:
     if _SOURCE_PREFIX_RE.match(chunk):
         return True  # it opens with a letter: the chunk has a word
     words = chunk.split()
-    initials = [word[0] for word in words if word[0].isalnum()]
-    if len(initials) < len(words):  # a word opens with a mark: the pattern reads it
+    initials = list(map(_FIRST, words))
+    count = sum(map(str.isalnum, initials))
+    if count < len(words):  # a word opens with a mark: the pattern reads it
         initials = _INITIAL_RE.findall(chunk)
-    count = len(initials)
+        count = len(initials)
     if not count:
         return bool(chunk.strip())
     if count > 15:
