@@ -374,6 +374,12 @@ _DATE_PROBES: dict[str, re.Pattern[str]] = {
     "bdy": re.compile(r"\s\d\d?,?\s+\d{4}"),  # the white space after the month
     "dby": re.compile(r"\d\s+[^\W\d_]{3,9}\.?,?\s+\d\d\d\d"),
 }
+# How far before its probe's first match a form's first match can start
+# (its look-behind still sees the text before): the year of "2019 Aug" is
+# where the probe starts, the "/" of "4/30/2018" at most 2 characters in,
+# the "-" of "2018-04-30" 4. None: anywhere before (a month name and white
+# space of any length open "April 30, 2018" and "30 April 2018").
+_PROBE_LEAD: dict[str, int | None] = {"mdy": 2, "ybd": 0, "ymd": 4, "bdy": None, "dby": None}
 
 
 def parse_source_date(text: str) -> dt.date | None:
@@ -389,9 +395,12 @@ def parse_source_date(text: str) -> dt.date | None:
         return None
     best: tuple[int, dt.date] | None = None
     for regex, order in _DATE_FORMS:
-        if _DATE_PROBES[order].search(text) is None:
+        probe = _DATE_PROBES[order].search(text)
+        if probe is None:
             continue  # no match anywhere (see `_DATE_PROBES`)
-        for match in regex.finditer(text, 0, best[0] + 40 if best else len(text)):
+        lead = _PROBE_LEAD[order]
+        start = 0 if lead is None else max(0, probe.start() - lead)
+        for match in regex.finditer(text, start, best[0] + 40 if best else len(text)):
             if best is not None and match.start() >= best[0]:
                 break
             found = _date_from(match.groups(), order)

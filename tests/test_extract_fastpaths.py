@@ -99,6 +99,9 @@ DATE_PIECES = st.sampled_from([
 @example("04/30/2018 and 2018-04-30")
 @example("2017 Feb 1;16(2):162-166")
 @example("1 \u017fept, 2018")
+@example("12/31/2019, 1/2/2019, 9/13/2019")
+@example("x2018-04-30 and 12018-4-3 and 2018-4-3-")
+@example("1 2019 Aug 2019  Sep 3")
 def test_source_dates_are_the_rules(text: str) -> None:
     assert _outcome(ex.parse_source_date, text) == _outcome(_parse_source_date_as_written, text)
 
