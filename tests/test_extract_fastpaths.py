@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import pytest
 from hypothesis import example, given, settings
@@ -147,3 +148,26 @@ def test_hrefs_with_tabs_newlines_and_backslashes_resolve_as_before(href: str) -
 @example("One. Two!  Three?\u2026 four\u2026\tfive.")
 def test_sentences_are_the_patterns_split(text: str) -> None:
     assert ex._sentences(text) == ex._SENTENCE_END_RE.split(text)
+
+
+URL_PIECES = st.sampled_from([
+    "http://", "https://", "HTTP://", "hTTps://", "ftp://", "http:", "//", "/", "?", "#", "@",
+    ":", ":80", ":8080", "[", "]", "[::1]", "%20", " ", "\t", "\\", "..", ".", "a", "B", "z9",
+    "-", "_", "~", "!", "$", "&", "'", "(", ")", "*", "+", ",", ";", "=", '"', "<", ">", "^",
+    "`", "{", "|", "}", "\x7f", "\xe9", "\u2100", "127.0.0.1", "www.example.org", "x.html",
+])
+
+
+@given(st.lists(URL_PIECES, max_size=12).map("".join))
+@settings(max_examples=3000)
+@example("http://127.0.3.7:8081/a/b.html?x=1&y=?#f")
+@example("http://h?x/y")
+@example("http://h:80:90/")
+@example("http://:80/")
+@example("https://a.example")
+def test_plain_urls_split_as_urlsplit_splits_them(url: str) -> None:
+    def by_urlsplit() -> object:
+        parts = urlsplit(url)
+        return parts.scheme.lower(), parts.netloc, parts.path, parts.query
+
+    assert _outcome(lambda _: ex._split(url), url) == _outcome(lambda _: by_urlsplit(), url)
