@@ -123,8 +123,8 @@ def locate(tree: LexborHTMLParser,
     # lexbor gives it at once, the page is marked and read again only for
     # the others.
     asked = [_words(words.lower()) for _, words in wanted]
-    seen = _Pairs(body.text(deep=True, separator=" ", strip=False).lower(), asked)
-    maybe = [i for i, words in enumerate(asked) if not seen.once(words)]
+    once = _once_each(body.text(deep=True, separator=" ", strip=False).lower(), asked)
+    maybe = [i for i, alone in enumerate(once) if not alone]
     page = _PageText.read(tree, [wanted[i][0] for i in maybe]) if maybe else None
     if page is None:
         return found
@@ -146,40 +146,38 @@ def locate(tree: LexborHTMLParser,
     return found
 
 
-class _Pairs:
-    """The page's words and pairs of words in a row, counted once: a link
-    whose words, or one pair of them, stand only once on the page is found
-    by its words alone, with no scan of the page. The text counted holds
-    hidden text and scripts and crosses block boundaries (more, never
+def _once_each(low: str, asked: Sequence[list[str]]) -> list[bool]:
+    """For each link's words (`asked`), whether one of them, or one pair of
+    them in a row, stands only once on the page (`low`, lower-cased): then
+    its words alone find it, with no scan of the page. The text counted
+    holds hidden text and scripts and crosses block boundaries (more, never
     fewer, than a browser's matches); it parts the text nodes, so a word
     written with markup inside it ("<b>S</b>ymptoms") is not counted.
 
-    Of the pairs, only those that `once` will look up are counted: the
-    pairs of the links (`asked`: the words of each) whose every word stands
-    twice or more. Their counts are the page's counts; to count every pair
-    of a page of 2,000 words took as long as the rest of the search."""
-
-    def __init__(self, low: str, asked: Sequence[list[str]]) -> None:
-        self._words = _words(low)
-        self._asked = asked
-        self.words = Counter(self._words)
-        self._pairs: Counter[tuple[str, str]] | None = None
-
-    def once(self, words: list[str]) -> bool:
-        """Whether `words` (of `asked`) stand once on the page, or a pair of them."""
-        if not words:
-            return False  # no word to count: look
-        count = self.words.__getitem__  # 0 for a word not on the page (Counter)
-        if min(map(count, words)) < 2:
-            return True
-        if len(words) == 1:
-            return False
-        if self._pairs is None:
-            needed = {pair for words in self._asked
-                      if len(words) > 1 and min(map(count, words)) >= 2
-                      for pair in itertools.pairwise(words)}
-            self._pairs = Counter(filter(needed.__contains__, itertools.pairwise(self._words)))
-        return min(map(self._pairs.__getitem__, itertools.pairwise(words))) < 2
+    A link without a word is looked for (False). Of the pairs, only those
+    of the links whose every word stands twice or more are counted, the
+    only ones asked: to count every pair of a page of 2,000 words took as
+    long as the rest of the search.
+    """
+    words = _words(low)
+    count = Counter(words).__getitem__  # 0 for a word not on the page
+    once: list[bool] = []
+    pending: list[int] = []  # every word twice or more: the pairs decide
+    for i, link in enumerate(asked):
+        if not link:
+            once.append(False)
+        elif min(map(count, link)) < 2:
+            once.append(True)
+        else:
+            once.append(False)
+            if len(link) > 1:
+                pending.append(i)
+    if pending:
+        needed = {pair for i in pending for pair in itertools.pairwise(asked[i])}
+        pairs = Counter(filter(needed.__contains__, itertools.pairwise(words))).__getitem__
+        for i in pending:
+            once[i] = min(map(pairs, itertools.pairwise(asked[i]))) < 2
+    return once
 
 
 _ASCII_SEPARATORS = str.maketrans({c: " " for c in map(chr, range(128))
