@@ -647,6 +647,8 @@ class _Segment:
 
     def after(self, end: int, source: str) -> str:
         """`source`[end:] without the "(Also see ...)" parts."""
+        if not self.also_see:
+            return source[end:]
         pieces, pos = [], end
         for lo, hi in self.also_see:
             if hi <= pos:
@@ -1491,11 +1493,12 @@ def _match_source(html: str, links: list[_Link]) -> None:
     keys = [(link.element, "" if link.in_text else link.attribute, link.value)
             for link in links]
     nodes = [link.node.mem_id for link in links]
+    clonable = list(map(_clonable, keys))
     wanted: dict[str, set[str]] = defaultdict(set)
     dom_count: dict[tuple[str, str, str], int] = defaultdict(int)
     for i, key in enumerate(keys):
         wanted[key[0]].add(key[1])
-        if _clonable(key) and not (i and nodes[i - 1] == nodes[i] and keys[i - 1] == key):
+        if clonable[i] and not (i and nodes[i - 1] == nodes[i] and keys[i - 1] == key):
             dom_count[key] += 1
     source = _source_tags(html, wanted)
     excess = {
@@ -1515,7 +1518,7 @@ def _match_source(html: str, links: list[_Link]) -> None:
             link.line = None if tag_line is None else tag_line + link.newlines
             continue
         previous = i
-        if _clonable(key):
+        if clonable[i]:
             if excess.get(key, 0) > 0 and last_value.get(key[:2]) == key[2]:
                 link.phantom = True
                 excess[key] -= 1
