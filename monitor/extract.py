@@ -401,6 +401,8 @@ _DATE_PROBES: dict[str, re.Pattern[str]] = {
 # the "-" of "2018-04-30" 4. None: anywhere before (a month name and white
 # space of any length open "April 30, 2018" and "30 April 2018").
 _PROBE_LEAD: dict[str, int | None] = {"mdy": 2, "ybd": 0, "ymd": 4, "bdy": None, "dby": None}
+_DATE_STEPS = tuple((regex, order, _DATE_PROBES[order], _PROBE_LEAD[order])
+                    for regex, order in _DATE_FORMS)
 
 
 def parse_source_date(text: str) -> dt.date | None:
@@ -415,11 +417,10 @@ def parse_source_date(text: str) -> dt.date | None:
     if not _HAS_YEAR_RE.search(text):
         return None
     best: tuple[int, dt.date] | None = None
-    for regex, order in _DATE_FORMS:
-        probe = _DATE_PROBES[order].search(text)
+    for regex, order, probe_re, lead in _DATE_STEPS:
+        probe = probe_re.search(text)
         if probe is None:
             continue  # no match anywhere (see `_DATE_PROBES`)
-        lead = _PROBE_LEAD[order]
         start = 0 if lead is None else max(0, probe.start() - lead)
         for match in regex.finditer(text, start, best[0] + 40 if best else len(text)):
             if best is not None and match.start() >= best[0]:
@@ -821,9 +822,10 @@ def _collect(tree: LexborHTMLParser) -> list[_Link]:
     previous = -1
     walked: set[int] = set()
     for node in tree.css(_CSS_QUERY if styled else _QUERY):
-        if node.mem_id == previous:
+        mem_id = node.mem_id
+        if mem_id == previous:
             continue  # the same element matched twice (see `_QUERY`)
-        previous = node.mem_id
+        previous = mem_id
         tag = node.tag or ""
         attrs = node.attributes  # a new dict at each call: asked once
         if (tag in _HEADINGS or tag in _BOLD or tag == "font"
@@ -834,12 +836,12 @@ def _collect(tree: LexborHTMLParser) -> list[_Link]:
                 if block_id != last_pseudo:
                     section, last_pseudo = heading[0], block_id
             if tag in _HEADINGS or tag in _BOLD or tag in ("a", "font"):
-                if styled and node.mem_id in styled:
+                if styled and mem_id in styled:
                     _add_css_targets(node, tag, section, ancestry, links)
                 continue
         if not _not_a_target(tag, attrs):
             _add_element_targets(node, tag, attrs, section, ancestry.chrome(node), links)
-        if styled and node.mem_id in styled:
+        if styled and mem_id in styled:
             _add_css_targets(node, tag, section, ancestry, links)
     return links
 
@@ -957,10 +959,11 @@ def _bounded_text(node: LexborNode, limit: int, max_nodes: int, *, stop_at_block
                 more = True
                 break
             text = child.text_content or ""
-            window = len(text) - len(text.lstrip()) + _READ_PER_CHAR * limit
-            if len(text) > window:  # one node of the rest of the page
-                more = not text[window:].isspace()
-                text = text[:window]
+            if len(text) > _READ_PER_CHAR * limit:  # no longer than its window: kept whole
+                window = len(text) - len(text.lstrip()) + _READ_PER_CHAR * limit
+                if len(text) > window:  # one node of the rest of the page
+                    more = not text[window:].isspace()
+                    text = text[:window]
             words = text.split()
             if words:
                 # As `_collapse("".join(texts))`: "Refer" + "ences" runs on.
