@@ -197,3 +197,12 @@ def test_an_ascii_page_reads_the_same_with_latin_1_marks(page: str) -> None:
         return text.low, text.spans, [text.around(i, "") for i in range(len(links))]
 
     assert read(True) == read(False)
+
+
+@given(st.lists(st.one_of(TEXT, st.sampled_from(["", "a\nb", "Sym-ptoms", "\u0130stanbul"])),
+                max_size=6))
+@settings(max_examples=500)
+def test_link_words_are_split_together_as_one_by_one(texts: list[str]) -> None:
+    from monitor.textfragment import _words, _words_each
+
+    assert _words_each(texts) == [_words(text.lower()) for text in texts]
