@@ -1827,9 +1827,9 @@ def _looks_like_source(chunk: str) -> bool:
     if _SOURCE_PREFIX_RE.match(chunk):
         return True  # it opens with a letter: the chunk has a word
     words = chunk.split()
-    initials = list(map(_FIRST, words))
-    count = sum(map(str.isalnum, initials))
-    if count < len(words):  # a word opens with a mark: the pattern reads it
+    initials: str | list[str] = "".join(map(_FIRST, words))
+    count = len(words)
+    if not initials.isalnum():  # a word opens with a mark (or none): the pattern reads it
         initials = _INITIAL_RE.findall(chunk)
         count = len(initials)
     if not count:
