@@ -1,7 +1,9 @@
 """extract: each shortcut taken for speed answers as the rule it stands for.
 
-`monitor.extract` skips work where it can prove the answer (a probe pattern
-before a slow one, words split by `str.split` instead of a pattern, a cache).
+`monitor.extract` and `monitor.textfragment` skip work where they can prove
+the answer (a probe pattern before a slow one, words split by `str.split`
+instead of a pattern, a plain URL split by a pattern, Latin-1 marks on an
+ASCII page).
 Each test below compares a shortcut with the plain rule on generated text
 rich in the characters the rules turn on; tests/test_extract_golden.py pins
 the whole output on real pages.
@@ -17,8 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
 
 from monitor import extract as ex
+from monitor.textfragment import _PageText, _words, _words_each
 
 # Text made of the pieces the rules look at, with odd white space and
 # letters whose case folding is special (Kelvin sign, long s, dotless i).
@@ -185,10 +189,6 @@ ASCII_PAGES = [
 
 @pytest.mark.parametrize("page", ASCII_PAGES)
 def test_an_ascii_page_reads_the_same_with_latin_1_marks(page: str) -> None:
-    from selectolax.lexbor import LexborHTMLParser
-
-    from monitor.textfragment import _PageText
-
     def read(ascii_text: bool) -> object:
         tree = LexborHTMLParser(page)
         links = tree.css("a")
@@ -203,6 +203,4 @@ def test_an_ascii_page_reads_the_same_with_latin_1_marks(page: str) -> None:
                 max_size=6))
 @settings(max_examples=500)
 def test_link_words_are_split_together_as_one_by_one(texts: list[str]) -> None:
-    from monitor.textfragment import _words, _words_each
-
     assert _words_each(texts) == [_words(text.lower()) for text in texts]
