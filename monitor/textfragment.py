@@ -162,29 +162,28 @@ def _once_each(low: str, asked: Sequence[list[str]]) -> list[bool]:
     fewer, than a browser's matches); it parts the text nodes, so a word
     written with markup inside it ("<b>S</b>ymptoms") is not counted.
 
-    A link without a word is looked for (False). Of the pairs, only those
-    of the links whose every word stands twice or more are counted, the
-    only ones asked: to count every pair of a page of 2,000 words took as
-    long as the rest of the search.
+    A link without a word is looked for (False). A link of one word stands
+    once when its word does. For a link of more, a pair of its words
+    standing once decides alone: each of its words is in one of its pairs,
+    and a pair stands no more often than either of its words. So only the
+    words of one-word links and the pairs of the others are counted; to
+    count every word and pair of a page of 2,000 words took as long as the
+    rest of the search.
     """
     words = _words(low)
-    count = Counter(words).__getitem__  # 0 for a word not on the page
-    once: list[bool] = []
-    pending: list[int] = []  # every word twice or more: the pairs decide
-    for i, link in enumerate(asked):
-        if not link:
-            once.append(False)
-        elif min(map(count, link)) < 2:
-            once.append(True)
-        else:
-            once.append(False)
-            if len(link) > 1:
-                pending.append(i)
-    if pending:
-        needed = {pair for i in pending for pair in itertools.pairwise(asked[i])}
+    once: list[bool] = [False] * len(asked)
+    single = {link[0] for link in asked if len(link) == 1}
+    if single:
+        count = Counter(filter(single.__contains__, words)).__getitem__  # 0: not on the page
+        for i, link in enumerate(asked):
+            if len(link) == 1:
+                once[i] = count(link[0]) < 2
+    needed = {pair for link in asked if len(link) > 1 for pair in itertools.pairwise(link)}
+    if needed:
         pairs = Counter(filter(needed.__contains__, itertools.pairwise(words))).__getitem__
-        for i in pending:
-            once[i] = min(map(pairs, itertools.pairwise(asked[i]))) < 2
+        for i, link in enumerate(asked):
+            if len(link) > 1:
+                once[i] = min(map(pairs, itertools.pairwise(link))) < 2
     return once
 
 

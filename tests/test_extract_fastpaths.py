@@ -12,7 +12,9 @@ the whole output on real pages.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import re
+from collections import Counter
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
@@ -22,7 +24,7 @@ from hypothesis import strategies as st
 from selectolax.lexbor import LexborHTMLParser
 
 from monitor import extract as ex
-from monitor.textfragment import _PageText, _words, _words_each
+from monitor.textfragment import _once_each, _PageText, _words, _words_each
 
 # Text made of the pieces the rules look at, with odd white space and
 # letters whose case folding is special (Kelvin sign, long s, dotless i).
@@ -204,3 +206,30 @@ def test_an_ascii_page_reads_the_same_with_latin_1_marks(page: str) -> None:
 @settings(max_examples=500)
 def test_link_words_are_split_together_as_one_by_one(texts: list[str]) -> None:
     assert _words_each(texts) == [_words(text.lower()) for text in texts]
+
+
+def _once_each_as_written(low: str, asked: list[list[str]]) -> list[bool]:
+    """Every word and pair counted; a link's words first, then its pairs."""
+    words = _words(low)
+    counts, pairs = Counter(words), Counter(itertools.pairwise(words))
+    once = []
+    for link in asked:
+        if not link:
+            once.append(False)
+        elif min(counts[w] for w in link) < 2:
+            once.append(True)
+        else:
+            once.append(len(link) > 1 and min(pairs[p] for p in itertools.pairwise(link)) < 2)
+    return once
+
+
+VOCABULARY = st.sampled_from(["a", "b", "c", "d", "see", "symptoms", "x"])
+
+
+@given(st.lists(VOCABULARY, max_size=30).map(" ".join),
+       st.lists(st.lists(VOCABULARY, max_size=4), max_size=8))
+@settings(max_examples=1500)
+@example("a b a b c", [["a", "b"], ["b", "c"], ["c"], ["a"], ["d"], [], ["a", "b", "a"]])
+def test_words_standing_once_are_found_as_by_counting_everything(
+        low: str, asked: list[list[str]]) -> None:
+    assert _once_each(low, asked) == _once_each_as_written(low, asked)
