@@ -693,10 +693,11 @@ def extract_page(html: str, page_url: str) -> PageExtract:
             segment = _segment_of(link, i, segments, ids)
             if segment is not None:
                 kind, context = _classify(link, i, segment, url, page_site)
-        citations.append(Citation(  # in field order: by keyword, a third slower
-            page_url, url, _kept_href(link.raw_href), link.text,
-            "" if link.chrome else link.section, kind, link.element, link.attribute, link.line,
-            context, skip,
+        citations.append(Citation(
+            page_url=page_url, url=url, raw_href=_kept_href(link.raw_href), anchor_text=link.text,
+            section="" if link.chrome else link.section, kind=kind,
+            element=link.element, attribute=link.attribute, line=link.line,
+            context=context, skip_reason=skip,
         ))
         nodes.append(link.node if link.element == "a" and link.attribute == "href" else None)
     entries = tuple(c.context.title for c in citations if c.context is not None)

@@ -82,13 +82,6 @@ _PLANES = ((0xE000, 1600), (0xF0000, 16383))
 Basic Multilingual Plane while a page has few links to mark (a text of its
 characters takes half the memory and time of one of astral characters),
 else plane 15."""
-_ASCII_PLANE = (0xA1, 47)
-"""Where they are taken when the page's text is ASCII and it has at most 47
-links to mark: "\xa1"-"\xfe", no white space. The marked text stays one
-byte a character, and the marks are found by `str.find` (a scan for the
-range tries every character): the page holds no character of this range
-nor of the private use area (lower-cased, its text would not be ASCII),
-so the marks alone are found and removed, as with the others."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +125,7 @@ def locate(tree: LexborHTMLParser,
     asked = _words_each([words for _, words in wanted])
     low = body.text(deep=True, separator=" ", strip=False).lower()
     maybe = [i for i, alone in enumerate(_once_each(low, asked)) if not alone]
-    page = _PageText.read(tree, [wanted[i][0] for i in maybe],
-                          ascii_text=low.isascii()) if maybe else None
+    page = _PageText.read(tree, [wanted[i][0] for i in maybe]) if maybe else None
     if page is None:
         return found
     budget = SCAN_BUDGET * len(page.low) + SCAN_FLOOR
@@ -255,20 +247,14 @@ class _PageText:
         return before, after
 
     @classmethod
-    def read(cls, tree: LexborHTMLParser, links: Sequence[LexborNode], *,
-             ascii_text: bool = False) -> _PageText | None:
+    def read(cls, tree: LexborHTMLParser, links: Sequence[LexborNode]) -> _PageText | None:
         """The body's text as lexbor reads it in one pass (in C), once the
         tree is marked: each link between two marks of its own, and the
         block holding it; then what holds no searchable text removed (last:
         a link inside it is not touched once freed). None: no text, or the
-        page holds a mark's character itself. `ascii_text`: the body's text,
-        lower-cased, is ASCII (see `_ASCII_PLANE`)."""
+        page holds a mark's character itself."""
         body = tree.body
-        few = ascii_text and len(links) <= _ASCII_PLANE[1]
-        if few:
-            plane, most = _ASCII_PLANE
-        else:
-            plane, most = _PLANES[0] if len(links) <= _PLANES[0][1] else _PLANES[1]
+        plane, most = _PLANES[0] if len(links) <= _PLANES[0][1] else _PLANES[1]
         links = links[:most]
         if body is None or not links:
             return None
@@ -287,21 +273,15 @@ class _PageText:
         opened: dict[tuple[int, int], int] = {}
         closed: dict[tuple[int, int], tuple[int, int]] = {}
         pos = last = 0
-        if few:  # each mark once or not at all (in a removed element)
-            found = sorted((at, char) for char in marks.chars(len(links))
-                           if (at := marked.find(char)) >= 0)
-        else:
-            found = [(match.start(), match.group())
-                     for match in marks.pattern().finditer(marked)]
-        for at, char in found:
-            piece = marked[last:at]
-            last = at + 1
+        for found in marks.pattern().finditer(marked):
+            piece = marked[last:found.start()]
+            last = found.end()
             if piece[:1] == " " and (not pieces or pieces[-1][-1:] == " "):
                 piece = piece[1:]  # a space on each side of a mark: one
             if piece:
                 pieces.append(piece)
                 pos += len(piece)
-            kind, i = marks.read(char)
+            kind, i = marks.read(found.group())
             key = (0, i)
             if kind == 0:
                 if key in opened or key in closed:
@@ -387,10 +367,6 @@ class _Marks:
 
     def char(self, kind: int, i: int) -> str:
         return chr(self.plane + kind * self.most + i)
-
-    def chars(self, links: int) -> list[str]:
-        """The marks of the first `links` links."""
-        return [self.char(kind, i) for i in range(links) for kind in (0, 1)]
 
     def read(self, char: str) -> tuple[int, int]:
         kind, i = divmod(ord(char) - self.plane, self.most)

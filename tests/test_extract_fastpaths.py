@@ -21,10 +21,9 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from selectolax.lexbor import LexborHTMLParser
 
 from monitor import extract as ex
-from monitor.textfragment import _once_each, _PageText, _words, _words_each
+from monitor.textfragment import _once_each, _words, _words_each
 
 # Text made of the pieces the rules look at, with odd white space and
 # letters whose case folding is special (Kelvin sign, long s, dotless i).
@@ -177,28 +176,6 @@ def test_plain_urls_split_as_urlsplit_splits_them(url: str) -> None:
         return parts.scheme.lower(), parts.netloc, parts.path, parts.query
 
     assert _outcome(lambda _: ex._split(url), url) == _outcome(lambda _: by_urlsplit(), url)
-
-
-ASCII_PAGES = [
-    '<p><a href="/a">Symptoms</a> | <a href="/b">Symptoms</a></p>'
-    '<div hidden><a href="/c">Symptoms</a></div><p>(Also see <a href="/d">Symptoms</a>)</p>',
-    '<ul><li><a href="/a">Home</a></li><li><a href="/b">Home</a> page</li></ul>'
-    '<noscript><a href="/n">Home</a></noscript><p style="display: none"><a href="/h">Home</a></p>'
-    '<p>see <a href="/c">Home</a>, and <a href="/d"><b>Ho</b>me</a>.</p>',
-    "".join(f'<p>Entry {i}: <a href="/x{i}">Same words</a> then more.</p>' for i in range(60)),
-]
-
-
-@pytest.mark.parametrize("page", ASCII_PAGES)
-def test_an_ascii_page_reads_the_same_with_latin_1_marks(page: str) -> None:
-    def read(ascii_text: bool) -> object:
-        tree = LexborHTMLParser(page)
-        links = tree.css("a")
-        text = _PageText.read(tree, links, ascii_text=ascii_text)
-        assert text is not None
-        return text.low, text.spans, [text.around(i, "") for i in range(len(links))]
-
-    assert read(True) == read(False)
 
 
 @given(st.lists(st.one_of(TEXT, st.sampled_from(["", "a\nb", "Sym-ptoms", "\u0130stanbul"])),
