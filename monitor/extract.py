@@ -437,7 +437,9 @@ def _date_from(groups: tuple[str | None, ...], order: str) -> dt.date | None:
     for key, raw in zip(order, groups):
         if raw is None:
             continue
-        values[key] = _MONTHS[raw[:3].lower()] if key == "b" else int(raw)
+        # casefold, not lower: the patterns ignore case as Unicode does, so
+        # "ſept" (a long s) is September there, and lower() kept the "ſ".
+        values[key] = _MONTHS[raw.casefold()[:3]] if key == "b" else int(raw)
     month = values.get("m", values.get("b", 0))
     day = values.get("d", 1)
     year = values["y"]

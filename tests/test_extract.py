@@ -576,10 +576,24 @@ def test_normalize_url_never_raises(href: str) -> None:
         ("Issue 02/30/2019.", None),
         ("1/2/3 and 12/12/12", None),
         ("", None),
+        # Month names the patterns match by Unicode's case rules: a long s
+        # (old typography, OCR'd sources) raised KeyError, and the page failed.
+        ("Phil Trans, 1 \u017fept, 2018.", dt.date(2018, 9, 1)),
+        ("J Foo, 2018 \u017fEP 3;1(1).", dt.date(2018, 9, 3)),
+        ("\u017fEPTEMBER 3, 2018", dt.date(2018, 9, 3)),
     ],
 )
 def test_parse_source_date(text: str, expected: dt.date | None) -> None:
     assert parse_source_date(text) == expected
+
+
+def test_a_page_whose_source_line_has_a_long_s_month_is_read() -> None:
+    """extract_page raised KeyError on it: the page's whole read failed."""
+    html = ('<p><a href="https://example.org/a">A study of skin thickening in scleroderma</a> '
+            "Phil Trans, 1 \u017fept, 2018.</p>")
+    [cited] = extract_page(html, "https://www.sclero.org/x.html").citations
+    assert cited.context is not None and cited.context.date == dt.date(2018, 9, 1)
+
 
 
 SMALL = "https://site.example/section/page.html"

@@ -113,7 +113,7 @@ def test_source_dates_are_the_rules(text: str) -> None:
 
 
 def _outcome(rule: Callable[[str], object], text: str) -> object:
-    """The answer, or the kind of error ("1 \u017fept, 2018" raises KeyError in both)."""
+    """The answer, or the kind of error, compared."""
     try:
         return rule(text)
     except Exception as error:  # noqa: BLE001 -- compared, not hidden
