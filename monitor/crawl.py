@@ -400,7 +400,19 @@ class Audit:
             )
         elif fetched.status == "ok":
             html = decode_html(fetched.body, fetched.content_type)
-            extracted = extract_page(html, fetched.final_url or url)
+            try:
+                extracted = extract_page(html, fetched.final_url or url)
+            except Exception as exc:  # noqa: BLE001 -- one page's fault, not the audit's
+                # A fault of the monitor's on one page's markup ("1 ſept,
+                # 2018" raised KeyError) ended the whole audit, every other
+                # page unread. The page fails, last week's problems stay open,
+                # and the log keeps the traceback to report.
+                log.exception("page could not be read url=%s", url)
+                return PageRecord(
+                    run_id=run.id, url=url, status="error", http_status=fetched.http_status,
+                    error=(f"the monitor failed to read the page's links ({type(exc).__name__}: "
+                           f"{' '.join(str(exc).split())[:200]}); please report it with this page's address"),
+                    name=name, owner=owner), []
             # Occurrences are filed under the configured URL: that is the page
             # editors know. A page a site crawl found by following a link that
             # redirects is filed where it lives (`under_final_url`), and so

@@ -483,3 +483,54 @@ async def test_a_watched_page_that_redirects_permanently_records_where_it_lives(
     with Store.open(settings.database.path) as store:
         old = next(p for p in store.run_pages(outcome.run.id) if p.url == base + "/old")
     assert (old.status, old.moved_to) == ("not_modified", None)
+
+
+async def test_a_page_the_extraction_fails_on_fails_alone(
+        aiohttp_server: Callable[..., object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A fault of the extraction on one page's markup (a source line's
+    "1 ſept, 2018" raised KeyError, fixed since) ended the whole audit: no
+    page was recorded and `monitor check` printed the KeyError. Now that page
+    fails with words to report and the other pages are read and checked. The
+    fault is injected: the inputs known to raise are fixed."""
+    async def page(request: web.Request) -> web.Response:
+        n = request.match_info["n"]
+        body = (f"<p><a href='/article/{n}'>A study of skin thickening in scleroderma {n}</a> "
+                f"J Foo, 2019 Aug;38(8):1-9.</p>")
+        return web.Response(text=page_html(body), content_type="text/html")
+
+    async def article(request: web.Request) -> web.Response:
+        return web.Response(text="<title>A study</title>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/page/{n}", page)
+    app.router.add_get("/article/{n}", article)
+    server = await aiohttp_server(app)  # type: ignore[operator]
+    base = f"http://127.0.0.1:{server.port}"  # type: ignore[attr-defined]
+    real = crawl.extract_page
+
+    def faulty(html: str, page_url: str) -> object:
+        if page_url.endswith("/page/2"):
+            raise KeyError("\u017fep")
+        return real(html, page_url)
+
+    monkeypatch.setattr(crawl, "extract_page", faulty)
+    settings = Settings(
+        pages=tuple(PageSettings(url=f"{base}/page/{n}") for n in (1, 2, 3)),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+    outcome = await run_audit(settings)
+    assert outcome.run.status == "finished" and outcome.pages_failed == 1
+    with Store.open(settings.database.path) as store:
+        pages = {p.url: p for p in store.run_pages(outcome.run.id)}
+        checked = {link.url: link.status.value for link in store.run_links(outcome.run.id)}
+    failed = pages[f"{base}/page/2"]
+    assert failed.status == "error" and failed.error == (
+        "the monitor failed to read the page's links (KeyError: '\u017fep'); "
+        "please report it with this page's address")
+    assert [(pages[f"{base}/page/{n}"].status, pages[f"{base}/page/{n}"].links) for n in (1, 3)] == [
+        ("ok", 1), ("ok", 1)]
+    assert checked == {f"{base}/article/1": "ok", f"{base}/article/3": "ok"}
+    assert any(r.exc_info and "page could not be read" in r.getMessage() for r in caplog.records)
