@@ -76,7 +76,7 @@ before the end of the run, which is what it needs to finish them on time."""
 PAGES_AT_ONCE = 8
 """Watched pages fetched and parsed at once, whatever their hosts (each host
 also gives at most `per_host` slots, shared with the checks). Enough to stay
-far ahead of the checker (a page of 50 links takes ~10 ms to read, its links
+far ahead of the checker (a page of 50 links takes ~5 ms to read, its links
 ~0.1 s of the checker's whole budget); few enough that bodies and parse trees
 stay small and extraction leaves the event loop to the checks."""
 
