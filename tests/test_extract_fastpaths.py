@@ -216,18 +216,25 @@ SEGMENT_TEXT = "Title one (Also see x) summary. Title two (see y) more (Also see
 
 
 @pytest.mark.parametrize("also_see", [
-    [], [(10, 22)], [(10, 22), (42, 49), (55, 67)], [(0, 5)], [(60, 80)], [(30, 40), (50, 60), (62, 70)]])
+    [], [(10, 22)], [(10, 22), (42, 49), (55, 67)], [(0, 5)], [(60, 80)], [(30, 40), (50, 60), (62, 70)],
+    [(2, 4), (6, 8), (10, 22), (24, 26), (28, 30), (42, 49), (55, 67), (68, 70)]])
 @pytest.mark.parametrize("end", [0, 5, 9, 23, 45, 70, 72])
 @pytest.mark.parametrize("stop", [None, 0, 8, 12, 30, 41, 44, 56, 61, 72, 100])
 def test_text_after_a_link_up_to_its_entry_s_end_is_the_shorter_string_s(
         also_see: list[tuple[int, int]], end: int, stop: int | None) -> None:
     """`after(end, text, stop)` replaced `after(end, text[:stop])`, which
     copied a block's text before each link (a block of 64,000 links took
-    14.5 s, now 4.2 s): the same strings, "(Also see ...)" parts astride or
-    beyond `stop` included."""
+    14.5 s, now 4.2 s), and it walks only the "(Also see ...)" parts from
+    `end` to `stop` (4,000 entries each with one took 13.7 s, now 1.0 s):
+    the same strings, parts astride or beyond `stop` included, but for the
+    spaces the parts past `stop` left at the end (every reader collapses
+    them: `_collapse`, `_title_boundary`, a words pattern)."""
     segment = ex._Segment(text=SEGMENT_TEXT, plain=SEGMENT_TEXT, spans={}, also_see=also_see)
     clipped = SEGMENT_TEXT if stop is None else SEGMENT_TEXT[:stop]
-    assert segment.after(end, SEGMENT_TEXT, stop) == _after_as_written(also_see, end, clipped)
+    got = segment.after(end, SEGMENT_TEXT, stop)
+    written = _after_as_written(also_see, end, clipped)
+    assert got == written.rstrip(" ") + " " * (len(got) - len(written.rstrip(" ")))
+    assert len(got) <= len(written)
 
 
 def _after_as_written(also_see: list[tuple[int, int]], end: int, source: str) -> str:
