@@ -546,8 +546,10 @@ def _places(audit: Audit) -> dict[str, list[str]]:
 
 
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
-    """"Topic 9" before "Topic 10": numbers as numbers."""
-    return tuple((0, int(piece)) if piece.isdigit() else (1, piece)
+    """"Topic 9" before "Topic 10": numbers as numbers. `isdecimal`, what
+    `\\d` matches: "2019\u00b9" (a footnote mark, "\u2460") is a digit to
+    `isdigit` but not to `int`, and a page so titled stopped the saved report."""
+    return tuple((0, int(piece)) if piece.isdecimal() else (1, piece)
                  for piece in re.findall(r"\d+|\D+", text.casefold()))
 
 

@@ -1422,3 +1422,26 @@ def test_a_drifted_row_says_where_its_link_now_leads(final_url: str | None, show
         hrefs = {attrs.get("href") for _, attrs in tags_of(out)}
         assert ("It now leads to" in out and final_url in hrefs) is shown
     assert (f"It now leads to {final_url}" in text) is shown
+
+
+@pytest.mark.parametrize(("titles", "ordered"), [
+    (["Topic 10", "Topic 9", "topic 100"], ["Topic 9", "Topic 10", "topic 100"]),
+    (["News 2019\u00b9", "News 2018\u00b2", "News 2019"], ["News 2018\u00b2", "News 2019", "News 2019\u00b9"]),
+    (["\u2461 Second", "\u2460 First", "\u00b3"], ["\u00b3", "\u2460 First", "\u2461 Second"]),
+    (["Part \u0661\u0660", "Part \u0669", "Part \uff11\uff11"], ["Part \u0669", "Part \u0661\u0660", "Part \uff11\uff11"]),
+])
+def test_pages_sort_by_their_numbers_whatever_digits_their_titles_hold(
+        titles: list[str], ordered: list[str]) -> None:
+    """A footnote mark after a year ("2019\u00b9") or a circled number is a
+    digit to `str.isdigit` but not to `int`: the sort key raised
+    ValueError and the saved report of a page so titled was not written."""
+    from reports.render import _natural
+
+    assert sorted(titles, key=_natural) == ordered
+
+
+def test_a_page_titled_with_a_footnote_mark_is_in_the_saved_report() -> None:
+    audit = sample_audit()
+    first = replace(audit.needs_fixing[0], title="Scleroderma News 2019\u00b9")
+    audit = replace(audit, needs_fixing=(first, *audit.needs_fixing[1:]))
+    assert "Scleroderma News 2019\u00b9" in render_page(audit)
