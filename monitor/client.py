@@ -65,7 +65,7 @@ Mapping = dict[tuple[str, int], tuple[str, int]]
 
 def _split_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):
         raise ValueError(f"expected host:port, got {text!r}")
     return host.removeprefix("[").removesuffix("]").rstrip(".").lower(), int(port)
 

@@ -413,7 +413,7 @@ def is_loopback_host(host: str) -> bool:
 
 def _hostport_problem(item: str) -> str | None:
     host, sep, port = item.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if not sep or not host or not (port.isascii() and port.isdigit()):  # "²" is a digit to isdigit, not to int
         return f"expected host:port, got {item!r}"
     if not 1 <= int(port) <= 65535:
         return f"port {int(port)} is not a port number (1 to 65535) in {item!r}"
@@ -546,7 +546,7 @@ _DAY_ITEM = re.compile(r"(\*|\w+)(?:-(\w+))?(?:/(\d+))?")
 
 
 def _day_number(token: str) -> int:
-    if token.isdigit():
+    if token.isascii() and token.isdigit():  # "¹" is a digit to isdigit, not to int
         if int(token) > 7:
             raise ValueError(f"weekday {token} is not 0-7 (0 and 7 are Sunday)")
         return int(token) % 7
@@ -586,7 +586,7 @@ def crontab_weekdays(cron: str) -> str:
         else:
             start = _day_number(first)
             end = _day_number(last) if last is not None else (7 if step else start)
-            if last is not None and last.isdigit() and int(last) == 7:
+            if last is not None and last.isascii() and last.isdigit() and int(last) == 7:
                 end = 7
         if end < start:
             raise ValueError(f"weekday range {item!r} runs backwards")

@@ -104,7 +104,7 @@ def _entrez(m: re.Match[str]) -> str | None:
             or any("_" in v for v in params.get("dopt", [])):
         return None
     uids = params.get("list_uids") or params.get("uid") or []
-    if len(uids) == 1 and uids[0].isdigit():
+    if len(uids) == 1 and uids[0].isascii() and uids[0].isdigit():  # a PMID, not "¹²"
         return f"https://pubmed.ncbi.nlm.nih.gov/{uids[0]}/"
     return None
 

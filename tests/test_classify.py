@@ -788,6 +788,11 @@ def test_classify_never_raises(status: int | None, title: str, text: str, cited:
     ("http://academic.oup.com/rheumatology/article/57/12/2114/5068311", OUP),
     ("http://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=nuccore&list_uids=1",
      "https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=nuccore&list_uids=1"),
+    # "\u00b9\u00b2" is a digit string to str.isdigit: "pubmed.ncbi.nlm.nih.gov/\u00b9\u00b2/" was suggested
+    ("http://www.ncbi.nlm.nih.gov/entrez/query.fcgi?cmd=Retrieve&db=PubMed&list_uids=\u00b9\u00b2",
+     "https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?cmd=Retrieve&db=PubMed&list_uids=\u00b9\u00b2"),
+    ("http://www.ncbi.nlm.nih.gov/entrez/query.fcgi?cmd=Retrieve&db=PubMed&list_uids=\u0661\u0662",
+     "https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?cmd=Retrieve&db=PubMed&list_uids=\u0661\u0662"),
     # "Related articles" of a record (Entrez link names are db_db...) is a list of
     # other papers, not the record: no rewrite.
     ("https://www.ncbi.nlm.nih.gov/entrez/query.fcgi?db=pubmed&cmd=Link&dopt=pubmed_pubmed&list_uids=123",

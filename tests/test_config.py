@@ -73,6 +73,9 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         (PAGE + "[database]\nkeep_weeks = 52.5\n", "database.keep_weeks", "expected an integer"),
         (PAGE + "[schedule]\ncron = \"0 25 * * mon\"\n", "schedule.cron", "invalid cron"),
         (PAGE + "[schedule]\ncron = \"0 6 * * 8\"\n", "schedule.cron", "weekday 8 is not 0-7 (0 and 7 are Sunday)"),
+        # a digit to str.isdigit, not to int: "invalid literal for int() with base 10"
+        (PAGE + "[schedule]\ncron = \"0 6 * * \u00b9\"\n", "schedule.cron",
+         "weekday '\u00b9' is neither 0-7 nor a day name"),
         (PAGE + "[schedule]\ncron = \"0 6 * * 5-1\"\n", "schedule.cron", "weekday range '5-1' runs backwards"),
         (PAGE + "[schedule]\ncron = \"0 6 * * 1/0\"\n", "schedule.cron", "weekday step '1/0' is 0"),
         (PAGE + "[schedule]\ncron = \"0 6 1 * mon\"\n", "schedule.cron",
@@ -132,6 +135,11 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
          "holds a carriage return (U+000D)"),
         (PAGE + "[checker]\nuser_agent = \" \"\n", "checker.user_agent", "non-empty"),
         # contract12 #13: a port out of range was taken, then failed as a connection error
+        # a digit to str.isdigit, not to int: the bare "monitor: ValueError", exit 1
+        (PAGE + '[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:\u00b2"}\n', "checker.connect_to.a.org:443",
+         "expected host:port, got '127.0.0.1:\u00b2'"),
+        (PAGE + '[checker]\nconnect_to = {"a.org:\u00b3" = "127.0.0.1:443"}\n', "checker.connect_to.a.org:\u00b3",
+         "expected host:port"),
         (PAGE + '[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:99999"}\n', "checker.connect_to.a.org:443",
          "port 99999 is not a port number (1 to 65535) in '127.0.0.1:99999'"),
         (PAGE + '[checker]\nconnect_to = {"a.org:443" = "127.0.0.1:0"}\n', "checker.connect_to.a.org:443",
