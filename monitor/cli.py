@@ -676,7 +676,11 @@ def history(url: str, config_path: Path, fmt: str) -> None:
     from monitor.store import Store
     from reports.wording import no_longer_checked_why
 
-    if not urlsplit(url).scheme:
+    try:
+        absolute = bool(urlsplit(url).scheme)
+    except ValueError:  # "https://a[b/": malformed, as a page may cite it (invalid_url)
+        absolute = True
+    if not absolute:
         raise UsageFailure(f"URL: not an absolute URL, give it whole with http:// or https://: {url!r}")
     settings = load_existing(config_path)
     found, sightings, known = None, [], []

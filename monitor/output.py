@@ -725,7 +725,10 @@ def url_spellings(url: str) -> list[str]:
     memory drops the trailing slash, the "www." or the "s" of https."""
     from urllib.parse import urlsplit, urlunsplit
 
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:  # "https://a[b/": no other spelling to offer
+        return []
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return []
     hosts = [parts.netloc.lower()]

@@ -729,6 +729,23 @@ def test_history_of_what_the_report_lists(tmp_path: Path, url: str, expected: li
     assert "never checked" not in result.output
 
 
+@pytest.mark.parametrize("command", ["history", "accept"])
+def test_a_typed_address_urlsplit_refuses_gets_an_answer_not_a_traceback(tmp_path: Path, command: str) -> None:
+    """Was: "monitor: ValueError: Invalid IPv6 URL", exit 1 (found by helper
+    fuzz14). A page may cite such an address (invalid_url): history looks it
+    up; accept says it is on no page."""
+    from click.testing import CliRunner
+
+    from monitor.cli import cli
+
+    result = CliRunner().invoke(cli, [command, "https://a[b/", "--config", str(_history_database(tmp_path))])
+    assert "ValueError" not in result.output, result.output
+    if command == "history":
+        assert result.exit_code == 0 and "https://a[b/: never checked" in result.output, result.output
+    else:
+        assert result.exit_code == 2 and "https://a[b/: not on any page of the latest audit" in result.output
+
+
 def test_history_json_of_a_link_never_requested_says_where_and_why(tmp_path: Path) -> None:
     """The text said it; the JSON gave only "observations": []."""
     import json
