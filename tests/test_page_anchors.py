@@ -15,7 +15,6 @@ import datetime as dt
 import email
 import email.policy
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from tests.test_render import (
     NOW,
     XSS,
     audit_from,
-    chromium_args,
+    probed_dom,
     result,
     sideways_overflow,
     synthetic_audit,
@@ -262,12 +261,7 @@ def test_clicking_a_page_in_the_table_lands_on_its_rows_in_chromium(tmp_path: Pa
     audit = synthetic_audit(600, problem_every=3, pages=12)
     last = audit.needs_fixing[-1].url
     slug = page_slug(last)
-    page = tmp_path / "report.html"
-    page.write_text(render_page(audit).replace("</body>", CLICK % {"slug": slug}), encoding="utf-8")
-    dom = subprocess.run(
-        chromium_args(tmp_path / "profile") + ["--window-size=1000,900", "--virtual-time-budget=5000",
-                                               "--dump-dom", page.as_uri()],
-        check=True, capture_output=True, text=True, timeout=90).stdout
+    dom = probed_dom(render_page(audit), CLICK % {"slug": slug}, tmp_path, "1000,900", budget_ms=5000, timeout=90)
     landed = re.search(r'data-landed="(-?\d+) (\d+) ([^"]*)"', dom)
     assert landed is not None, "the probe did not run"
     top, scrolled, group = int(landed.group(1)), int(landed.group(2)), landed.group(3)
@@ -430,12 +424,8 @@ def test_a_link_into_the_folded_list_opens_it_in_chromium(tmp_path: Path, kind: 
     assert '<details class="more-pages"><summary>' in everything_else_of(html)
     slug = page_slug(audit.everything_else[-1].url)
     target = f"{kind}-{slug}"
-    page = tmp_path / "report.html"
-    page.write_text(html.replace("</body>", FRAGMENT_PROBE % {"id": target}), encoding="utf-8")
-    dom = subprocess.run(
-        chromium_args(tmp_path / "profile") + ["--window-size=1000,900", "--virtual-time-budget=5000",
-                                               "--dump-dom", page.as_uri() + "#" + target],
-        check=True, capture_output=True, text=True, timeout=90).stdout
+    dom = probed_dom(html, FRAGMENT_PROBE % {"id": target}, tmp_path, "1000,900", fragment=target,
+                     budget_ms=5000, timeout=90)
     landed = re.search(r'data-landed="(\w+) (-?\d+) (\d+) (\d+)"', dom)
     assert landed is not None, "the probe did not run"
     is_open, top, height, scrolled = landed.group(1), int(landed.group(2)), int(landed.group(3)), int(landed.group(4))

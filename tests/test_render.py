@@ -554,6 +554,19 @@ def chromium_args(profile: Path) -> list[str]:
             "--disable-sync", f"--user-data-dir={profile}"]
 
 
+def probed_dom(html: str, probe: str, tmp_path: Path, size: str = "1000,1200", *, fragment: str = "",
+               budget_ms: int = 3000, timeout: float = 60) -> str:
+    """The DOM Chromium dumps of `html` with `probe` (a script that writes
+    what it measures into the DOM) put before </body>, opened at
+    `#fragment` when given: the report itself runs no script."""
+    page = tmp_path / "probe.html"
+    page.write_text(html.replace("</body>", probe), encoding="utf-8")
+    return subprocess.run(
+        chromium_args(tmp_path / "profile") + [f"--window-size={size}", f"--virtual-time-budget={budget_ms}",
+                                               "--dump-dom", page.as_uri() + (f"#{fragment}" if fragment else "")],
+        check=True, capture_output=True, text=True, timeout=timeout).stdout
+
+
 @pytest.mark.browser
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")
 @pytest.mark.parametrize("width", [390, 1000])
@@ -575,12 +588,7 @@ def sideways_overflow(html: str, tmp_path: Path, width: int) -> int | None:
     probe = ("<script>window.onload=function(){var d=document.documentElement;"
              "document.body.setAttribute('data-overflow', String(d.scrollWidth - d.clientWidth));}"
              "</script></body>")
-    page = tmp_path / "probe.html"
-    page.write_text(html.replace("</body>", probe), encoding="utf-8")
-    dom = subprocess.run(
-        chromium_args(tmp_path / "profile") + [f"--window-size={width},1200", "--virtual-time-budget=3000",
-                                               "--dump-dom", page.as_uri()],
-        check=True, capture_output=True, text=True, timeout=60).stdout
+    dom = probed_dom(html, probe, tmp_path, f"{width},1200")
     overflow = re.search(r'data-overflow="(-?\d+)"', dom)
     return None if overflow is None else int(overflow.group(1))
 

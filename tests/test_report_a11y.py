@@ -11,7 +11,6 @@ and read what is left, as text and as headings.
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import replace
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from selectolax.lexbor import LexborHTMLParser
 from reports.audit import Audit
 from reports.render import render_html, render_page
 from tests.test_page_anchors import owners_audit
-from tests.test_render import CHROMIUM, _mail_parts, _placed_rows_audit, chromium_args, sample_audit
+from tests.test_render import CHROMIUM, _mail_parts, _placed_rows_audit, probed_dom, sample_audit
 
 RENDERINGS: dict[str, Callable[[Audit], str]] = {
     "saved page": render_page,
@@ -126,12 +125,7 @@ def test_at_phone_width_the_pages_table_s_headers_break_between_words(tmp_path: 
              "var r=document.createRange();r.setStart(t,m.index);r.setEnd(t,m.index+m[0].length);"
              "if(r.getClientRects().length>1)bad.push(m[0]);}});"
              "document.body.setAttribute('data-split','['+bad.join('|')+']');}</script></body>")
-    page = tmp_path / "probe.html"
-    page.write_text(render_page(audit).replace("</body>", probe), encoding="utf-8")
-    dom = subprocess.run(
-        chromium_args(tmp_path / "profile") + ["--window-size=390,1200", "--virtual-time-budget=3000",
-                                               "--dump-dom", page.as_uri()],
-        check=True, capture_output=True, text=True, timeout=60).stdout
+    dom = probed_dom(render_page(audit), probe, tmp_path, "390,1200")
     split = re.search(r'data-split="\[([^"]*)\]"', dom)
     assert split is not None, "the probe did not run"
     assert split.group(1) == ""
