@@ -1467,7 +1467,7 @@ def test_a_problem_back_after_the_last_report_listed_it_fixed(now_row: LinkResul
     assert (back.new, back.badge, back.reported_fixed_on) == (True, "NEW · BACK", LAST.started_at)
     assert back.age_words == f"back: reported fixed on {wording.format_date(LAST.started_at)}; {age}"
     assert f"[{back.label.upper()}, NEW · BACK] Back: reported fixed on " in render_text(audit)
-    assert audit.counts.new == 1 and f"(1 new, 0 still open)" in headline(audit)
+    assert audit.counts.new == 1 and "(1 new, 0 still open)" in headline(audit)
     # never listed before the last report, or listed by it: no "back"
     fresh = build_audit(RUN, [now_row], [page()], previous_links=[failing(U + "/other", title="Other")],
                         previous_pages=[page()], states={U: state}, now=NOW, settings=ReportSettings(),

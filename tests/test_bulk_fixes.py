@@ -13,8 +13,6 @@ before "first_report", which the index reads from the file's tail).
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import html
 import json
 import re
@@ -28,10 +26,10 @@ from bench.report_scale import build
 from monitor.config import load_settings
 from monitor.store import Store
 from monitor.types import LinkKind, LinkResult, PageRecord
-from reports.audit import BULK_SHOWN, Audit, BulkFixes, audit_for_pages, bulk_fixes
+from reports.audit import BULK_SHOWN, Audit, BulkFixes, audit_for_pages
 from reports.deliver import load_audit
 from reports.mail import build_report_message
-from reports.render import MAX_EMAIL_BYTES, Source, render_email, render_index, render_json, render_page, save_report
+from reports.render import Source, render_email, render_index, render_json, render_page, save_report
 from tests.test_render import XSS, audit_from, result
 
 TOPIC = "https://www.sclero.org/scleroderma/topic-{}/treatments.html"

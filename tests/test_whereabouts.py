@@ -142,7 +142,7 @@ async def test_history_tells_where_a_link_is_and_since_when_it_is_off_the_page(
     # no "fix the link on the page" for a link that is not there
     out = history(config, "http://")
     assert out.splitlines()[0] == "http://: malformed, never requested: it is not a valid address, so nobody can open it"
-    assert (f"  not on any watched page since run 2 (" in out
+    assert ("  not on any watched page since run 2 (" in out
             and f"; its entry links to {at('/gone/warm')} instead, a problem too (expired)" in out), out
     assert "reported fixed" not in out and "fix the link" not in out
     assert f"  last on {place}: line " in out and f"\u201c{WARM}\u201d (run 1, " in out
