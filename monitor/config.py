@@ -446,6 +446,30 @@ def _nonempty(r: _Reader, name: str, default: str) -> str:
     return value
 
 
+def _path(r: _Reader, name: str, default: str, *, nonempty: bool = False) -> str:
+    """A file or folder name: never NUL, which no name can hold (written
+    "\\u0000" in TOML, it ended `check` or `report` in a bare "monitor:
+    ValueError: embedded null byte", exit 1). A line break is left alone:
+    odd, but a name may hold one."""
+    value = _nonempty(r, name, default) if nonempty else r.get(name, str, default)
+    if "\x00" in value:
+        r.fail(r.key(name), f"holds NUL (U+0000) at character {value.index(chr(0)) + 1}: "
+               "no file name can hold it")
+    return value
+
+
+def _host(r: _Reader, name: str, default: str) -> str:
+    """A host name or address to connect to or listen on: one word, no
+    control character (NUL ended `report --send` and `serve` in a bare
+    ValueError; a line break made the error two lines)."""
+    value = _nonempty(r, name, default)
+    if problem := _control_problem(value):
+        r.fail(r.key(name), problem)
+    if any(c.isspace() for c in value.strip()):
+        r.fail(r.key(name), f"expected a host name or address, got {value!r}")
+    return value
+
+
 def _checked(r: _Reader, name: str, check: Callable[[str], str | None]) -> str:
     value = r.get(name, str, "")
     if value and (problem := check(value)):
@@ -518,7 +542,7 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
         exclude=r.strings("exclude", (), _regex_problem),
         connect_to=tuple(connect_to),
         archive_url=r.url("archive_url", ""),
-        ca_file=r.get("ca_file", str, ""),
+        ca_file=_path(r, "ca_file", ""),
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
         r.fail("checker.ca_file", _no_such_file("checker.ca_file", settings.ca_file, source))
@@ -535,7 +559,7 @@ def _checker(source: str, raw: Any) -> CheckerSettings:
 def _database(source: str, raw: Any) -> DatabaseSettings:
     r = _Reader(source, "database.", raw)
     d = DatabaseSettings()
-    path = _nonempty(r, "path", d.path)
+    path = _path(r, "path", d.path, nonempty=True)
     keep_weeks = r.number("keep_weeks", d.keep_weeks, integer=True, maximum=MAX_WEEKS)
     r.finish()
     return DatabaseSettings(path=path, keep_weeks=keep_weeks)
@@ -637,7 +661,7 @@ def _report(source: str, raw: Any) -> ReportSettings:
     r = _Reader(source, "report.", raw)
     d = ReportSettings()
     settings = ReportSettings(
-        dir=_nonempty(r, "dir", d.dir),  # "" was the working directory, pruned by keep_weeks
+        dir=_path(r, "dir", d.dir, nonempty=True),  # "" was the working directory, pruned by keep_weeks
         site_name=_checked(r, "site_name", _control_problem),
         max_citation_age_years=r.number("max_citation_age_years", 0, integer=True, maximum=1000),
         confirm_after_hours=r.number("confirm_after_hours", d.confirm_after_hours, maximum=MAX_HOURS),
@@ -652,7 +676,7 @@ def _email(source: str, raw: Any) -> EmailSettings:
     r = _Reader(source, "email.", raw)
     d = EmailSettings()
     settings = EmailSettings(
-        host=_nonempty(r, "host", d.host),
+        host=_host(r, "host", d.host),
         port=r.number("port", d.port, minimum=1, integer=True, maximum=65535),
         security=r.choice("security", ("starttls", "tls", "none"), d.security),
         username=r.get("username", str, d.username),
@@ -661,7 +685,7 @@ def _email(source: str, raw: Any) -> EmailSettings:
         recipients=_recipients(r),
         timeout=r.number("timeout", d.timeout, minimum=0.1),
         enabled=r.get("enabled", bool, d.enabled),
-        ca_file=r.get("ca_file", str, d.ca_file),
+        ca_file=_path(r, "ca_file", d.ca_file),
         allow_plain_login=r.get("allow_plain_login", bool, d.allow_plain_login),
     )
     if settings.ca_file and not Path(settings.ca_file).is_file():
@@ -754,7 +778,7 @@ def _server(source: str, raw: Any) -> ServerSettings:
     d = ServerSettings()
     settings = ServerSettings(
         enabled=r.get("enabled", bool, d.enabled),
-        host=_nonempty(r, "host", d.host),
+        host=_host(r, "host", d.host),
         port=r.number("port", d.port, integer=True, maximum=65535),
         allowed_hosts=r.strings("allowed_hosts", d.allowed_hosts, _hostname_problem),
     )

@@ -168,6 +168,20 @@ def test_defaults_apply_when_sections_are_missing(tmp_path: Path) -> None:
         # contract12 #8: "" was the working directory (and keep_weeks pruned there)
         (PAGE + "[report]\ndir = \"\"\n", "report.dir", "must not be empty"),
         (PAGE + "[report]\ndir = \"  \"\n", "report.dir", "must not be empty"),
+        # NUL in a file name, control characters or spaces in a host: a bare
+        # "monitor: ValueError: embedded null byte" (exit 1) from check,
+        # report, report --send or serve, or an error on two lines
+        (PAGE + '[database]\npath = "var/m\\u0000.db"\n', "database.path", "holds NUL (U+0000) at character 6"),
+        (PAGE + '[report]\ndir = "out\\u0000"\n', "report.dir", "holds NUL (U+0000) at character 4"),
+        (PAGE + '[checker]\nca_file = "/etc/ssl/a\\u0000.pem"\n', "checker.ca_file", "holds NUL"),
+        (PAGE + '[email]\nca_file = "/etc/ssl/a\\u0000.pem"\n', "email.ca_file", "holds NUL"),
+        (PAGE + '[email]\nhost = "smtp.sclero.org\\u0000"\n', "email.host", "holds NUL (U+0000) at character 16"),
+        (PAGE + '[email]\nhost = "smtp.sclero.org\\r\\nX"\n', "email.host", "holds a carriage return"),
+        (PAGE + '[email]\nhost = "smtp sclero.org"\n', "email.host",
+         "expected a host name or address, got 'smtp sclero.org'"),
+        (PAGE + '[server]\nhost = "127.0.0.1\\u0000"\n', "server.host", "holds NUL"),
+        (PAGE + '[server]\nhost = "127.0.0.1\\nx"\n', "server.host", "holds a line break"),
+        (PAGE + '[server]\nhost = "http://a b/"\n', "server.host", "expected a host name or address"),
     ],
 )
 def test_mistakes_name_file_key_and_problem(tmp_path: Path, text: str, key: str, problem: str) -> None:
@@ -244,6 +258,8 @@ def test_a_password_in_an_address_is_not_echoed(tmp_path: Path) -> None:
     PAGE + '[email]\nusername = ""\n',
     PAGE + '[email]\npassword_env = ""\n',  # no login, so no password read: "" kept working
     PAGE + '[email]\nusername = "bob"\npassword_env = "SMTP_PASS_2"\n',
+    PAGE + '[database]\npath = "var/a\\nb.db"\n',  # odd, but a file name may hold a line break
+    PAGE + '[email]\nhost = " smtp.sclero.org "\n[server]\nhost = "::1"\n',
 ])
 def test_what_the_new_checks_leave_alone(tmp_path: Path, text: str) -> None:
     load_settings(write(tmp_path, text))
