@@ -51,6 +51,7 @@ from typing import Any, BinaryIO, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler, Middleware
 
 from monitor.config import Settings, is_loopback_host
@@ -690,9 +691,39 @@ def create_app(settings: Settings, status: ServiceStatus | None = None) -> web.A
     return app
 
 
+class _OneLineBadRequests(logging.Filter):
+    """A request aiohttp could not read (a URL over 8190 bytes, bytes that
+    are not UTF-8, two Host headers) was logged at ERROR with a traceback of
+    aiohttp's parser, ten lines in a journal of one line per event, for a
+    400 the client already got. Said in one line instead, at INFO (or lower,
+    as aiohttp logs TLS spoken to the plain port at DEBUG):
+    `event=http_bad_request status=400 from=127.0.0.1 error="..."`. A
+    handler's own error (a 500, a bug) keeps its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        level = min(record.levelno, logging.INFO)
+        if not REQUEST_LOG.isEnabledFor(level):
+            return False
+        remote = record.args[0] if isinstance(record.args, tuple) and record.args else "-"
+        error = " ".join(str(exc.message).split())[:200]
+        record.levelno, record.levelname = level, logging.getLevelName(level)
+        record.msg = "event=http_bad_request status=%s from=%s error=%s"
+        record.args = (exc.code, remote, json.dumps(error, ensure_ascii=False))
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+REQUEST_LOG = logging.getLogger(f"{__name__}.requests")
+"""aiohttp's server log of this endpoint (`_OneLineBadRequests`)."""
+REQUEST_LOG.addFilter(_OneLineBadRequests())
+
+
 async def start_server(settings: Settings, status: ServiceStatus | None = None) -> tuple[web.AppRunner, str]:
     """Listen on server.host:server.port (0 = any free port); returns the runner and the base URL."""
-    runner = web.AppRunner(create_app(settings, status), access_log=None)
+    runner = web.AppRunner(create_app(settings, status), access_log=None, logger=REQUEST_LOG)
     await runner.setup()
     host, port = settings.server.host, settings.server.port
     try:

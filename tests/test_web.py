@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import math
 import os
 import re
@@ -766,6 +767,36 @@ async def test_every_answer_names_the_server_without_versions(reported: Settings
     finally:
         await runner.cleanup()
         await broken_runner.cleanup()
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",  # a URL over aiohttp's 8190 bytes
+    b"GET /reports/\xff HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",  # not UTF-8
+    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: localhost\x00.evil.example\r\n\r\n",
+    b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n",
+])
+async def test_a_request_aiohttp_cannot_read_is_one_log_line_not_a_traceback(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture, request_bytes: bytes) -> None:
+    """Any local client (a scanner, a proxy gone wrong) sent these: each got
+    its 400, and the service's log had ERROR with ten lines of aiohttp's
+    parser traceback, in a journal of one line per event."""
+    settings = make_settings(tmp_path, "http://127.0.0.1:9", enabled=True, port=0)
+    runner, base = await start_server(settings)
+    try:
+        with caplog.at_level(logging.INFO):
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(base.rsplit(":", 1)[1]))
+            writer.write(request_bytes)
+            await writer.drain()
+            answer = await reader.read()  # aiohttp closes after a request it cannot read
+            writer.close()
+    finally:
+        await runner.cleanup()
+    assert re.match(rb"HTTP/1\.[01] 400 ", answer), answer[:100]
+    said = [r for r in caplog.records if r.name.startswith(("aiohttp", "monitor"))]
+    assert [(r.levelno, r.exc_info) for r in said] == [(logging.INFO, None)], caplog.text
+    line = said[0].getMessage()
+    assert line.startswith("event=http_bad_request status=400 from=127.0.0.1 error=") and "\n" not in line
 
 
 CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
