@@ -943,7 +943,7 @@ class RunId(click.ParamType):
 @click.option("--run", "run_id", type=RunId(), default=None,
               help="The run to report, by its number (the 'run N' that check and run print; "
                    "default: the latest).")
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out_given", type=click.Path(), default=None,
               help="Where to write the report: a PATH ending in .html is the HTML file itself "
                    "(the JSON beside it, same name ending in .json); an existing folder, or any "
                    "other PATH, is a folder for both files and index.html (default: report.dir).")
@@ -952,7 +952,7 @@ class RunId(click.ParamType):
                    "their part does not get it twice); once every part went out, all of it "
                    "again, on purpose.")
 @guarded
-def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) -> None:
+def report(config_path: Path, run_id: int | None, out_given: str | None, send: bool) -> None:
     """Render the audit report of the latest (or given) run; --send emails it.
 
     \b
@@ -961,6 +961,12 @@ def report(config_path: Path, run_id: int | None, out: Path | None, send: bool) 
     """
     from monitor.jobs import report_job
 
+    if out_given is not None and not out_given.strip():
+        # `--out "$DIR"` with DIR unset: Path("") is the working directory,
+        # where the report and an index.html were written unasked.
+        raise UsageFailure("--out: is empty: give the folder to write the report in "
+                           "(. for the working directory) or a file ending in .html")
+    out = None if out_given is None else Path(out_given)
     settings = load_existing(config_path)
     if run_id is not None:
         require_run(settings, run_id)

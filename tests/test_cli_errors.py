@@ -193,14 +193,22 @@ def test_a_page_given_that_is_not_configured_is_audited_with_a_warning(
         assert f"\n{warning}{said}\n" in f"\n{err}", err
 
 
-def test_unusable_report_out_is_a_usage_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("out", "said"), [
+    ("a_file/r", "not a directory"),
+    # `--out "$DIR"` with DIR unset wrote the report and an index.html
+    # into the working directory (Path("") is ".")
+    ("", "--out: is empty: give the folder to write the report in (. for the working directory)"),
+    ("  ", "--out: is empty"),
+])
+def test_unusable_report_out_is_a_usage_error(tmp_path: Path, out: str, said: str) -> None:
     path = config(tmp_path, '[email]\nenabled = false\n')
     code, _, err = monitor(tmp_path, "check", "--config", str(path))
     assert code == 0, err
     (tmp_path / "a_file").write_text("x")
-    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", str(tmp_path / "a_file" / "r"))
+    code, _, err = monitor(tmp_path, "report", "--config", str(path), "--out", out)
     assert code == 2, err
-    assert "--out" in one_line(err) and "not a directory" in err
+    assert "--out" in one_line(err) and said in err
+    assert not list(tmp_path.glob("*.html")), "nothing written in the working directory"
 
 
 def test_report_out_names_the_html_file_or_a_folder(tmp_path: Path) -> None:
