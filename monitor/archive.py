@@ -1,7 +1,8 @@
 """Archived copies (Wayback Machine availability API) for dead links.
 
 Like InternetArchiveBot, ask for the snapshot closest to the date the
-citation was made (its source line's date), so the copy shows what the
+citation was made (its source line's date), else the day the link last
+worked, else the oldest snapshot (`OLDEST`), so the copy shows what the
 editor cited rather than a later error page. The API is slow and
 rate-limited (lychee #1501, #2167): ask only for links that need a fix, at
 most a few at a time, once per URL (the answer is kept in `url_state`).
@@ -22,6 +23,13 @@ from monitor.client import Client
 log = logging.getLogger(__name__)
 
 ARCHIVE_CONCURRENCY = 2
+OLDEST = "1996"
+"""The timestamp asked for a link with no date: the year the archive began.
+The API answers the capture closest to `timestamp`, and its newest without
+one: for a dead link the newest is often the error page, the parked domain
+or the home page that made it fail. The oldest is nearest to when the
+article was new (and cited); the editor is told to check it first."""
+
 MAX_FAILURES = 3
 """Failed lookups in a row after which the API is not asked again this run."""
 
@@ -54,9 +62,7 @@ class _Unavailable(Exception):
 
 async def _ask(client: Client, api_url: str, url: str, when: dt.date | None, timeout: float) -> str | None:
     """The snapshot, None when the API has none; _Unavailable when it did not answer."""
-    query = {"url": url}
-    if when is not None:
-        query["timestamp"] = when.strftime("%Y%m%d")
+    query = {"url": url, "timestamp": when.strftime("%Y%m%d") if when is not None else OLDEST}
     try:
         async with client.session.get(
             URL(api_url).update_query(query), timeout=client.timeout(timeout), allow_redirects=True

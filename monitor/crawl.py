@@ -569,14 +569,18 @@ class Audit:
         # Looked up once per URL: the answer is kept in url_state, read here
         # for all of them at once (not a store call per failing link).
         known: dict[str, str] = await self.writer.call("archived_urls", list(self.to_archive))
-        # The citation's date, else the day the link last worked: without a
-        # date the archive gives its newest snapshot, often of the error page,
-        # the parked domain or the new content that made the link fail.
-        wanted = {url: dates.get(url) or worked for url, worked in self.to_archive.items()
-                  if url not in known}
+        # The citation's date, else the day the link last worked; with
+        # neither, the oldest copy (`archive.OLDEST`): asked without a date
+        # the archive gives its newest, often of the error page, the parked
+        # domain or the new content that made the link fail. An oldest copy
+        # is asked again once the link has a date.
+        wanted = {url: dates.get(url) or worked for url, worked in self.to_archive.items()}
+        oldest = await self.writer.call("oldest_archived_urls", [u for u, when in wanted.items()
+                                                                  if when is not None and u in known])
+        wanted = {url: when for url, when in wanted.items() if url not in known or url in oldest}
         found = await archive.lookup_many(self.client, api, wanted, self.settings.checker.timeout)
         for url, snapshot in found.items():
-            await self.writer.call("set_archived_url", url, snapshot)
+            await self.writer.call("set_archived_url", url, snapshot, oldest=wanted[url] is None)
         return len(found)
 
 

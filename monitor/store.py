@@ -412,6 +412,23 @@ def m013_acceptance_answer(db: Database) -> None:
     db.execute("ALTER TABLE acceptances ADD COLUMN title TEXT")
 
 
+@MIGRATIONS()
+def m014_archived_oldest(db: Database) -> None:
+    """`url_state.archived_oldest`: 1 when the archived copy is the oldest
+    the archive holds, asked for a link with no date (no dated source line,
+    never seen working), whose row tells the editor to check it first.
+
+    Such links used to be asked with no date, and the archive answers that
+    with its newest copy: often the error page or the parked domain that
+    made the link fail, kept and offered every week. Those copies are
+    forgotten here, so that the next run asks again, once, the new way:
+    the copies of URLs never seen working (`last_ok_at` NULL; a dated one
+    among them costs one lookup that gives the same answer). A copy asked
+    with the day the link last worked is kept."""
+    db.execute("ALTER TABLE url_state ADD COLUMN archived_oldest INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE url_state SET archived_url = NULL WHERE archived_url IS NOT NULL AND last_ok_at IS NULL")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -446,7 +463,7 @@ SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
             ELSE ob.http_status END,
        ob.final_url,
        ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
-       s.flapping, s.archived_url, ob.notice, ob.notice_detail,
+       s.flapping, s.archived_url, s.archived_oldest, ob.notice, ob.notice_detail,
        CASE WHEN ob.notice != '' THEN o.entry_summary END,
        o.line, o.element, o.attribute, o.fragment, o.fragment_nth
 FROM pages AS p
@@ -468,11 +485,12 @@ ORDER BY p.url, o.id
 # link, 0.5 s of a 4.7 s report at 100,000 links, to find 2 % marked. The
 # one-page queries below keep the join: a scan per page would cost more.
 RUN_LINKS_UNMARKED_SQL = RUN_LINKS_SQL.replace(
-    "       s.flapping, s.archived_url, ob.notice", "       NULL, NULL, ob.notice").replace(
+    "       s.flapping, s.archived_url, s.archived_oldest, ob.notice", "       NULL, NULL, NULL, ob.notice").replace(
     "LEFT JOIN url_state AS s ON s.url = o.url\n", "")
 assert "url_state" not in RUN_LINKS_UNMARKED_SQL
 
-URL_MARKS_SQL = "SELECT url, flapping, archived_url FROM url_state WHERE flapping OR archived_url IS NOT NULL"
+URL_MARKS_SQL = ("SELECT url, flapping, archived_url, archived_oldest FROM url_state "
+                 "WHERE flapping OR archived_url IS NOT NULL")
 
 # Where a run's occurrences are: (page, the run holding its links), the
 # same resolution as RUN_LINKS_SQL's for whatever else reads a run's links.
@@ -860,11 +878,11 @@ def _slot_setting_constructor(cls: type[_T]) -> Callable[..., _T]:
 _new_link_result = _slot_setting_constructor(LinkResult)
 
 
-_UNMARKED: tuple[int, None] = (0, None)
+_UNMARKED: tuple[int, None, int] = (0, None, 0)
 """A URL's marks when url_state has neither (most URLs): not flapping, no archived copy."""
 
 
-def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None]] | None = None,
+def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None, int]] | None = None,
                  ) -> LinkResult:
     """An occurrence with its verdict; unverdicted links are listed as skipped.
 
@@ -884,10 +902,10 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
     """
     (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
      entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
-     suggested_url, strikes, failing_since, checked_at, flapping, archived_url, notice,
+     suggested_url, strikes, failing_since, checked_at, flapping, archived_url, archived_oldest, notice,
      notice_detail, noticed_summary, line, element, attribute, fragment, fragment_nth) = row
     if marks is not None:
-        flapping, archived_url = marks.get(url, _UNMARKED)
+        flapping, archived_url, archived_oldest = marks.get(url, _UNMARKED)
     if status is None and skip_reason == "invalid_url":
         # Not checkable, but an editor must fix it: an error, not a skip.
         status, reason = LinkStatus.ERROR, "invalid_url"
@@ -921,6 +939,7 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
         expired_mark=bool(expired_mark),
         flapping=bool(flapping),
         archived_url=archived_url,
+        archived_oldest=bool(archived_oldest) and archived_url is not None,
         notice=_intern(notice) if notice else "",
         notice_detail=notice_detail or "",
         notice_marked=bool(notice) and entry_says_so(entry_title, noticed_summary or "",
@@ -1692,11 +1711,12 @@ class Store:
         finally:
             cursor.close()
 
-    def _url_marks(self) -> dict[str, tuple[int, str | None]]:
+    def _url_marks(self) -> dict[str, tuple[int, str | None, int]]:
         """URL -> (flapping, archived copy) of the URL states that have either:
         a few in a hundred (1,978 of 100,000 in bench/report_scale.py, read in
         0.03 s); the whole-run readers merge them instead of joining url_state."""
-        return {url: (flapping, archived) for url, flapping, archived in self._conn.execute(URL_MARKS_SQL)}
+        return {url: (flapping, archived, oldest)
+                for url, flapping, archived, oldest in self._conn.execute(URL_MARKS_SQL)}
 
     def run_flagged_links(self, run_id: int, urls: Collection[str] | None = None) -> list[LinkResult]:
         """The run's links whose status is neither ok nor skipped, in `run_links` order.
@@ -1772,12 +1792,25 @@ class Store:
                 "AND archived_url IS NOT NULL", chunk).fetchall())
         return found
 
-    def set_archived_url(self, url: str, archived_url: str) -> bool:
-        """Remember an archived copy of a URL; False if the URL was never observed."""
+    def set_archived_url(self, url: str, archived_url: str, *, oldest: bool = False) -> bool:
+        """Remember an archived copy of a URL (`oldest`: the oldest the
+        archive holds, asked for an undated link); False if the URL was never observed."""
         return (
-            self._write("UPDATE url_state SET archived_url = ? WHERE url = ?", (archived_url, url))
+            self._write("UPDATE url_state SET archived_url = ?, archived_oldest = ? WHERE url = ?",
+                        (archived_url, int(oldest), url))
             > 0
         )
+
+    def oldest_archived_urls(self, urls: Iterable[str]) -> set[str]:
+        """Those of `urls` whose archived copy is the oldest the archive holds
+        (asked without a date): asked again once the link has a date."""
+        found: set[str] = set()
+        for chunk in _chunks(sorted(set(urls))):
+            marks = ", ".join("?" * len(chunk))
+            found.update(url for (url,) in self._conn.execute(
+                f"SELECT url FROM url_state WHERE url IN ({marks}) "
+                "AND archived_url IS NOT NULL AND archived_oldest", chunk))
+        return found
 
     def due_rechecks(self, now: dt.datetime, after_hours: Sequence[float]) -> list[str]:
         """Failing URLs to confirm now, oldest failure first.

@@ -245,6 +245,9 @@ class LinkResult:
     expired_mark: bool = False
     flapping: bool = False
     archived_url: str | None = None
+    archived_oldest: bool = False
+    """`archived_url` is the oldest copy the archive holds (the link has no
+    date to ask for): the editor checks it shows the article before linking it."""
     notice: str = ""
     """ "retracted" or "withdrawn" when the cited article's page says so, else ""."""
     notice_detail: str = ""

@@ -192,6 +192,17 @@ class Problem:
         return wording.status_label(self.link.status)
 
     @property
+    def fix_note(self) -> str:
+        """Said under an archived copy that is the oldest the archive holds."""
+        return wording.OLDEST_COPY if self.fix_label == "Archived copy" and self.link.archived_oldest else ""
+
+    @property
+    def quiet_fix(self) -> str:
+        """For a row only watched, the words of its fix's quiet line ("If it
+        stays down, an archived copy"); "" for the others, whose fix is a box."""
+        return wording.if_it_stays_down(self.fix_label) if self.fix_url and self.only_watched else ""
+
+    @property
     def only_watched(self) -> bool:
         """Under "Watching" (a first timeout or 5xx): not a problem yet,
         counted neither new nor still open, so it carries no badge."""

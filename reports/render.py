@@ -231,24 +231,25 @@ def link(url: Any, text: Any = None) -> Markup:
     return Markup(_link_html(url, text))
 
 
-def link_of(row: LinkResult | ContentIssue) -> Markup:
+def link_of(row: LinkResult | ContentIssue, confirmed: bool = False) -> Markup:
     """A row's link address: an `<a href>` as `link` gives it, but as text
     where a reader should not be sent (`wording.not_linked`: a parked
     domain, a private address, a broken certificate, a malformed address),
-    saying so beside it and in its title."""
+    saying so beside it and in its title. A `confirmed` failure adds a
+    domain that no longer exists (`wording.NOT_LINKED_CONFIRMED`)."""
     url = row.url or ""
-    why = wording.not_linked(row.reason if isinstance(row, LinkResult) else row.link_reason)
+    why = wording.not_linked(row.reason if isinstance(row, LinkResult) else row.link_reason, confirmed)
     if not why:
         return link(url)
     return Markup(f'<span title="Shown as text, not as a link: {_escape(why)}">{_escape(url)}</span>'
                   f' <span class="mini">(not linked: {_escape(why)})</span>')
 
 
-def not_linked_note(row: LinkResult | ContentIssue) -> str:
+def not_linked_note(row: LinkResult | ContentIssue, confirmed: bool = False) -> str:
     """The text part's note beside an address the HTML shows as text
     (`link_of`): a mail client makes every address in plain text a link,
     so the reader is told there why not to follow it."""
-    why = wording.not_linked(row.reason if isinstance(row, LinkResult) else row.link_reason)
+    why = wording.not_linked(row.reason if isinstance(row, LinkResult) else row.link_reason, confirmed)
     return f" (not linked in the report: {why})" if why else ""
 
 

@@ -623,9 +623,34 @@ the site any more), an address that opens nothing. The editor still sees
 the address, to find it in the page's source."""
 
 
-def not_linked(reason: str) -> str:
+NOT_LINKED_CONFIRMED = {
+    "dns": "the domain no longer exists",
+}
+"""`NOT_LINKED`'s reasons said only of a confirmed failure: a lapsed
+domain is the one a squatter registers next (and then it is parked), but
+one failed lookup (a resolver's hiccup) proves nothing: a watched link
+stays a link, as `SUSPECTED_REASONS` does not say "does not exist"."""
+
+
+def not_linked(reason: str, confirmed: bool = False) -> str:
     """Why an address with this check reason is not made a link; "" for one that is."""
-    return NOT_LINKED.get(reason, "")
+    return NOT_LINKED.get(reason, "") or (NOT_LINKED_CONFIRMED.get(reason, "") if confirmed else "")
+
+
+OLDEST_COPY = "The oldest copy the archive holds: check it shows the article before you link it."
+"""Said under an archived copy asked for a link with no date
+(`LinkResult.archived_oldest`): nearest to when the article was cited, but
+it may be an earlier page at that address, or the error page already."""
+
+_IF_IT_STAYS_DOWN = {"Archived copy": "an archived copy", "New address": "a new address",
+                     "Suggested address": "a suggested address"}
+
+
+def if_it_stays_down(fix_label: str) -> str:
+    """The quiet line's words before a watched row's fix ("If it stays down,
+    an archived copy"): under "Watching" there is nothing to do yet, and the
+    fix's box read as an instruction (review 15 #11)."""
+    return f"If it stays down, {_IF_IT_STAYS_DOWN.get(fix_label, fix_label.lower())}"
 
 
 # -- one fix, many rows ------------------------------------------------------------

@@ -8,9 +8,12 @@ The server below plays https://archive.org/wayback/available as it answers:
   "available": true, "url": "http://web.archive.org/web/TS/ORIGINAL",
   "timestamp": TS}}, "timestamp": T}; or "archived_snapshots": {} when it
   has nothing (also what an overloaded API answers);
-- the snapshot is the one closest to `timestamp` in either direction, the
-  newest without one; `status` is the capture's own HTTP status ("301" for a
-  redirect capture), and its `url` is http:// even though https works;
+- the snapshot is the one closest to `timestamp` in either direction (a
+  1-14 digit prefix of YYYYMMDDhhmmss, padded with zeros: "1996" is the
+  archive's first day, so it answers the oldest capture), the newest
+  without one; `status` is the capture's own HTTP status ("301" for a
+  redirect capture), and its `url` is http:// even though https works
+  (`Wayback` below holds captures and answers by this rule);
 - throttled clients get 429 (lychee #1501, #2167), slow answers are common.
 """
 
@@ -95,7 +98,7 @@ async def test_url_is_sent_encoded_once_with_the_citation_date(serve: Any, clien
     got = await archive.lookup_many(client, endpoint, {cited: dt.date(2016, 5, 2),
                                                        "https://e.org/undated": None}, 0.5)
     assert sorted(api.asked, key=str) == sorted([(cited, "20160502"),
-                                                 ("https://e.org/undated", None)], key=str)
+                                                 ("https://e.org/undated", archive.OLDEST)], key=str)
     assert got[cited] == "https://web.archive.org/web/20160615000000/" + cited
 
 
@@ -192,3 +195,90 @@ async def test_an_answer_in_several_writes_is_read_whole(aiohttp_server: Any, cl
     got = await archive.lookup(client, f"http://127.0.0.1:{server.port}/wayback/available",
                                "https://e.org/a", None, 2.0)
     assert got == "https://web.archive.org/web/20160615000000/https://e.org/a"
+
+
+class Wayback:
+    """The availability API over captures it holds, answering as the real
+    one does: the capture closest to `timestamp` (a 1-14 digit prefix,
+    padded with zeros), the newest without one; `status` is the capture's
+    own. `captures`: original URL -> (timestamp, status) ascending."""
+
+    def __init__(self, captures: dict[str, list[tuple[str, str]]]) -> None:
+        self.captures = captures
+        self.asked: list[tuple[str, str | None]] = []
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        url, wanted = request.query.get("url", ""), request.query.get("timestamp")
+        self.asked.append((url, wanted))
+        held = self.captures.get(url)
+        if not held:
+            return web.json_response({"url": url, "archived_snapshots": {}})
+        if wanted and wanted.isdigit():
+            target = int(wanted.ljust(14, "0")[:14])
+            ts, status = min(held, key=lambda c: (abs(int(c[0]) - target), c[0]))
+        else:
+            ts, status = held[-1]
+        return web.json_response(answer(url, status, ts))
+
+
+async def test_an_undated_link_dead_at_the_first_run_gets_the_oldest_copy(
+        aiohttp_server: Any, tmp_path: Any) -> None:
+    """Review 15 #1: on a site's first run a dead link with no date (no dated
+    source line, never seen working) was asked with no timestamp, and the
+    archive answered its newest capture: the error page that made the link
+    fail, kept and offered every week. It gets the oldest capture now (and
+    the row says to check it); a dated one still the nearest to its date."""
+    from monitor.config import CheckerSettings, DatabaseSettings, PageSettings, Settings
+    from monitor.crawl import run_audit
+    from monitor.store import Store
+
+    source = {"soft": ""}
+
+    async def page(request: web.Request) -> web.Response:
+        return web.Response(content_type="text/html", text=(
+            "<html><title>Lupus</title><h2>Treatments</h2>"
+            '<p><a href="/soft">Rituximab in Refractory Lupus, a review of twelve cases</a>. '
+            f"A short summary of the review.{source['soft']}</p>"
+            '<p><a href="/dated">Belimumab for lupus nephritis, a phase 3 trial</a>. '
+            "A short summary. PubMed, N Engl J Med, 09/17/2020.</p></html>"))
+
+    async def gone(request: web.Request) -> web.Response:
+        return web.Response(status=404, text="gone")
+
+    app = web.Application()
+    app.router.add_get("/page", page)
+    app.router.add_get("/soft", gone)
+    app.router.add_get("/dated", gone)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    base = f"http://127.0.0.1:{site.port}"
+    captures = [("20150301000000", "200"), ("20200915000000", "200"), ("20251101000000", "200")]
+    wayback = Wayback({f"{base}/soft": captures, f"{base}/dated": captures})
+    api_app = web.Application()
+    api_app.router.add_get("/wayback/available", wayback.handle)
+    api = await aiohttp_server(api_app, host="127.0.0.1")
+    settings = Settings(
+        pages=(PageSettings(url=f"{base}/page"),),
+        checker=CheckerSettings(timeout=2.0, retries=0, soft404_probe=False,
+                                archive_url=f"http://127.0.0.1:{api.port}/wayback/available",
+                                allow_private_networks=("127.0.0.1/32",)),
+        database=DatabaseSettings(path=str(tmp_path / "monitor.db")),
+    )
+    await run_audit(settings, now=lambda: dt.datetime(2026, 11, 28, 6, tzinfo=dt.timezone.utc))
+    assert sorted(wayback.asked) == [(f"{base}/dated", "20200917"), (f"{base}/soft", archive.OLDEST)]
+    with Store.open(settings.database.path) as store:
+        links = {link.url: link for link in store.run_links(store.latest_run().id)}
+    soft, dated = links[f"{base}/soft"], links[f"{base}/dated"]
+    assert soft.archived_url == f"https://web.archive.org/web/20150301000000/{base}/soft"
+    assert soft.archived_oldest
+    assert dated.archived_url == f"https://web.archive.org/web/20200915000000/{base}/dated"
+    assert not dated.archived_oldest
+    # An editor adds the entry's source line: its oldest copy is asked again, once, for its date.
+    source["soft"] = " PubMed, Lupus, 09/01/2020."
+    wayback.asked.clear()
+    for day in (5, 12):
+        await run_audit(settings, now=lambda: dt.datetime(2026, 12, day, 6, tzinfo=dt.timezone.utc))
+    assert wayback.asked == [(f"{base}/soft", "20200901")]
+    with Store.open(settings.database.path) as store:
+        soft = next(link for link in store.run_links(store.latest_run().id) if link.url == f"{base}/soft")
+    assert soft.archived_url == f"https://web.archive.org/web/20200915000000/{base}/soft"
+    assert not soft.archived_oldest

@@ -1453,3 +1453,59 @@ def test_a_page_titled_with_a_footnote_mark_is_in_the_saved_report() -> None:
     first = replace(audit.needs_fixing[0], title="Scleroderma News 2019\u00b9")
     audit = replace(audit, needs_fixing=(first, *audit.needs_fixing[1:]))
     assert "Scleroderma News 2019\u00b9" in render_page(audit)
+
+
+RAYNAUDS = "http://www.raynauds-association.invalid/treatments"
+SNAPSHOT = "https://web.archive.org/web/20150101000000/" + RAYNAUDS
+
+
+def _one_row(link: LinkResult) -> tuple[str, str, str]:
+    """(the mail's HTML, its text, the saved page) of a report of one row."""
+    audit = audit_from([link], [PageRecord(run_id=7, url=PAGE, status="ok", title="Raynaud's")])
+    html, text = render_email(audit, lambda h, t: True)
+    return html, text, render_page(audit)
+
+
+@pytest.mark.parametrize(("days", "strikes", "linked"), [
+    (9, 3, False),  # confirmed: the domain has lapsed, a squatter may register it next
+    (0, 1, True),  # a first failed lookup (a resolver's hiccup?): watched, still a link
+])
+def test_a_domain_that_no_longer_exists_is_text_once_confirmed(days: float, strikes: int, linked: bool) -> None:
+    """Review 15 #7: the parked-domain and bad-certificate rows were text,
+    the lapsed domain's a live link."""
+    why = "the domain no longer exists"
+    html, text, page = _one_row(result(RAYNAUDS, "error", "dns", title="Treatment Options for Raynaud's",
+                                       source="Raynaud's Association, 03/12/2015", days=days, strikes=strikes))
+    for out in (html, page):
+        assert (RAYNAUDS in {attrs.get("href") for _, attrs in tags_of(out)}) == linked
+        assert (f"(not linked: {why})" in out) == (not linked)
+        assert escape(RAYNAUDS) in out
+    assert (f"{RAYNAUDS} (not linked in the report: {why})" in text) == (not linked)
+    assert RAYNAUDS in text
+
+
+@pytest.mark.parametrize(("days", "strikes", "watched"), [(0, 1, True), (9, 3, False)])
+def test_a_watched_row_s_archived_copy_is_one_quiet_line(days: float, strikes: int, watched: bool) -> None:
+    """Review 15 #11: under "Watching" ("Nothing to do yet") the archived
+    copy's blue box read as an instruction; a row to fix keeps its box."""
+    html, text, page = _one_row(result(RAYNAUDS, "error", "connection_refused", title="Pilocarpine for Dry Mouth",
+                                       source="PubMed, 03/12/2015", days=days, strikes=strikes,
+                                       archived_url=SNAPSHOT))
+    quiet = "If it stays down, an archived copy: "
+    for out in (html, page):
+        assert ('<b>Archived copy:</b>' in out) == (not watched)  # the box
+        assert (quiet in out) == watched
+        assert SNAPSHOT in {attrs.get("href") for _, attrs in tags_of(out)}
+    assert (f"({quiet}{SNAPSHOT})" in text) == watched
+    assert (f"Archived copy: {SNAPSHOT}" in text) == (not watched)
+
+
+@pytest.mark.parametrize("oldest", [True, False])
+def test_the_oldest_archived_copy_asks_the_editor_to_check_it(oldest: bool) -> None:
+    """Review 15 #1: a link with no date gets the archive's oldest copy,
+    which may be an earlier page at that address: the row says so."""
+    html, text, page = _one_row(result(RAYNAUDS, "expired", "soft_404", title="Rituximab in Refractory Lupus",
+                                       days=9, strikes=3, archived_url=SNAPSHOT, archived_oldest=oldest))
+    for out in (html, page, text):
+        assert (wording.OLDEST_COPY in out.replace("&#39;", "'")) == oldest
+        assert SNAPSHOT in out

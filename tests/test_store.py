@@ -1632,3 +1632,30 @@ def test_unrequested_sightings_find_a_malformed_or_skipped_link_where_the_report
     assert store.unrequested_sightings("https://never.example.org/") is None
     excluded = store.unrequested_sightings(PUBMED)  # a URL: found by it (an excluded link has no check)
     assert excluded is not None and [c.line for c in excluded[0]] == [120]
+
+
+def test_copies_of_links_never_seen_working_are_forgotten_once_to_be_asked_again(db_path: Path) -> None:
+    """m014: a link never seen working (dead at a site's first run) used to
+    be asked with no date, and the archive answered its newest copy, often
+    the error page (review 15 #1). Opening such a file forgets those copies,
+    so that the next run asks again, for the oldest; a copy asked with the
+    day its link last worked is kept. Later copies are not forgotten again."""
+    never, worked = PUBMED, "https://www.medscape.com/viewarticle/883512"
+    with Store.open(db_path) as store:
+        run = store.start_run(T0)
+        for url, statuses in ((never, [LinkStatus.ERROR]), (worked, [LinkStatus.OK, LinkStatus.ERROR])):
+            state = None
+            for week, status in enumerate(statuses):
+                obs, verdict, _ = check(url, T0 + week * WEEK, status, reason="x")
+                state = next_state(state, verdict, obs)
+                store.record_observations(run.id, [(obs, verdict, state)])
+            assert store.set_archived_url(url, "https://web.archive.org/web/2025/" + url)
+    with sqlite3.connect(db_path) as conn:  # back to the file as m013 left it
+        conn.execute("ALTER TABLE url_state DROP COLUMN archived_oldest")
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm014_archived_oldest'")
+    with Store.open(db_path) as store:
+        assert store.archived_urls([never, worked]) == {worked: "https://web.archive.org/web/2025/" + worked}
+        assert store.set_archived_url(never, "https://web.archive.org/web/1999/" + never, oldest=True)
+        assert store.oldest_archived_urls([never, worked]) == {never}
+    with Store.open(db_path) as store:  # opened again: nothing more is forgotten
+        assert set(store.archived_urls([never, worked])) == {never, worked}
