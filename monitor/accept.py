@@ -43,8 +43,10 @@ from monitor.types import Acceptance, LinkStatus, as_utc
 __all__ = [
     "ACCEPTABLE",
     "ACCEPT_WEEKS",
+    "AUDITS_FROM_NOW",
     "GUESSED",
     "TITLE_KEPT",
+    "accepted_answer",
     "accepted_head",
     "accepted_words",
     "changed_answer",
@@ -222,3 +224,22 @@ def accepted_head(count: int) -> str:
     return (f"{links} checked by hand and found fine: not counted; "
             f"{'it comes' if count == 1 else 'they come'} back if "
             f"{'its' if count == 1 else 'their'} answer changes or after {ACCEPT_WEEKS} weeks:")
+
+
+AUDITS_FROM_NOW = ("Left out of the reports of audits from now on (the next `monitor run`, or "
+                   "`monitor check` then `monitor report`); reports already made keep it, also when "
+                   "rendered again.")
+"""Which reports an acceptance changes, said by `monitor accept`: "left out
+of the next report" read as the next `monitor report`, which re-renders the
+latest run's report unchanged (review 15 #3)."""
+
+
+def accepted_answer(reason: str, url: str) -> str:
+    """The answer accepted, in the report's words for it ("LinkedIn refuses
+    automated checks (HTTP 999)"), not its code (`http_999`: review 15 #10;
+    the code stays in `monitor history --format json`). Less the request
+    to open the link in a browser: the person just did."""
+    from monitor.wording import describe
+
+    words = describe(reason, url=url)
+    return words.split("; please open it in a browser")[0]

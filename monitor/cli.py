@@ -1408,7 +1408,7 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
         monitor accept https://academic.oup.com/rheumatology/article/57/3/410/4622921 \\
             --config config/monitor.toml --note "article is there"
     """
-    from monitor.accept import ACCEPT_WEEKS, TITLE_KEPT, guessed, refusal
+    from monitor.accept import ACCEPT_WEEKS, AUDITS_FROM_NOW, TITLE_KEPT, accepted_answer, guessed, refusal
     from monitor.output import one_line, url_spellings
     from monitor.store import Store
 
@@ -1424,7 +1424,8 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
                                    + " (nothing changed)")
             for url in wanted:
                 store.undo_acceptance(url, now)
-                click.echo(f"{one_line(url)}: acceptance undone; its rows are listed again from the next report")
+                click.echo(f"{one_line(url)}: acceptance undone; its rows are listed again in the reports of "
+                           "audits from now on (the next `monitor run`, or `monitor check` then `monitor report`)")
             return
         runs = [r for r in (store.latest_run(), store.latest_run(full_only=True)) if r is not None]
         if not runs:
@@ -1464,9 +1465,12 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
                          title=(page.title or "") if titled and page is not None else None)
             changes = (" (a 404, another title or another address)" if titled
                        else " (a 404 or another address)" if page is not None else "")
-            click.echo(f"{one_line(url)}: accepted as {state.status.value} ({state.reason}); left out of "
-                       f"the next report and those after it (a report already sent stays as it was) "
-                       f"until its answer changes{changes}, or until {until:%Y-%m-%d} ({ACCEPT_WEEKS} weeks)")
+            # The report's words for the answer, not its codes (review 15 #10); and
+            # which reports leave it out: `monitor report` re-renders a run already
+            # audited, so only an audit made from now on can (review 15 #3).
+            click.echo(f"{one_line(url)}: accepted: {accepted_answer(state.reason, url)}. {AUDITS_FROM_NOW} "
+                       f"Listed again if its answer changes{changes}, or on {until:%Y-%m-%d} "
+                       f"({ACCEPT_WEEKS} weeks).")
 
 
 def acceptance_lines(records: Sequence[Any], state: Any) -> list[str]:

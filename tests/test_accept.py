@@ -136,8 +136,12 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
     code, out, err = monitor("accept", f"{base}/wall", "--config", str(config),
                              "--note", "article is there after the check", "--by", "ana")
     assert code == 0, err
-    assert "accepted as blocked (bot_challenge)" in out and f"({ACCEPT_WEEKS} weeks)" in out
-    assert "a report already sent stays as it was" in out  # why a re-rendered sent report still lists it
+    # the report's words, not the code (review 15 #10); which reports leave it out (review 15 #3)
+    assert out.startswith(f"{base}/wall: accepted: The site blocks automated checks (bot wall). Left out of "
+                          "the reports of audits from now on (the next `monitor run`, or `monitor check` "
+                          "then `monitor report`); reports already made keep it, also when rendered "
+                          "again."), out
+    assert f"({ACCEPT_WEEKS} weeks)." in out and "bot_challenge" not in out and "please open" not in out
 
     # `monitor check` lists it apart, as the report will
     code, out, err = await run_monitor("check", "--config", str(config))
@@ -229,6 +233,7 @@ async def test_an_acceptance_ends_after_26_weeks_and_when_undone(
 
     code, out, err = monitor("accept", f"{base}/login", "--undo", "--config", str(config))
     assert code == 0, err
+    assert "listed again in the reports of audits from now on (the next `monitor run`" in out, out
     with Store.open(str(tmp_path / "m.db")) as store:
         audit = load_audit(store, 2, settings, dt.datetime.now(dt.timezone.utc))
         assert [p.link.url for p in audit.accepted] == [f"{base}/wall"]
@@ -349,6 +354,23 @@ def test_only_what_a_person_can_judge_is_accepted(status: str, reason: str, refu
     assert (refused in said and said) if refused else said == ""
 
 
+@pytest.mark.parametrize("reason, url, said", [
+    ("http_999", "https://www.linkedin.com/pulse/x", "LinkedIn refuses automated checks (HTTP 999)"),
+    ("http_403", "https://www.linkedin.com/in/x", "LinkedIn refuses automated checks (HTTP 999)"),
+    ("bot_challenge", "https://a.example/x", "The site blocks automated checks (bot wall)"),
+    ("http_401", "https://a.example/x", "The site asks for a login (HTTP 401)"),
+    ("soft_404", "https://a.example/x", "The site shows a 'page not found' page (while answering 200 OK)"),
+    ("title_mismatch", "https://a.example/x", "The page now shows a different article"),
+    ("parked_domain", "https://a.example/x",
+     "The domain no longer belongs to the publisher: it shows a parked or for-sale page"),
+])
+def test_accept_says_the_answer_in_the_reports_words_not_its_code(reason: str, url: str, said: str) -> None:
+    """Review 15 #10: "accepted as blocked (http_999)" was the one place left with codes."""
+    from monitor.accept import accepted_answer
+
+    assert accepted_answer(reason, url) == said
+
+
 # -- a dead link the monitor guessed, found fine by a person (review 13 #7) ------------------
 
 ARTICLE_TITLE = "Not Found | The missing diagnosis: a scleroderma case series"
@@ -425,7 +447,8 @@ async def test_a_guessed_dead_link_accepted_comes_back_when_the_page_changes(
     code, out, err = monitor("accept", article, "--config", str(config), "--note", "the article is there",
                              "--by", "ana")
     assert code == 0, err
-    assert "accepted as expired (soft_404)" in out and "(a 404, another title or another address)" in out
+    assert "accepted: The site shows a 'page not found' page (while answering 200 OK). " in out, out
+    assert "(a 404, another title or another address)" in out and "soft_404" not in out
 
     code, out, err = await run_monitor("check", "--config", str(config))
     assert code == 0, err
@@ -500,7 +523,8 @@ async def test_a_redirect_to_home_accepted_holds_while_the_home_title_changes(
     assert code == 0 and _listed(out, link), out
     code, out, err = monitor("accept", link, "--config", str(config), "--note", "looked", "--by", "rev")
     assert code == 0, err
-    assert "accepted as expired (redirect_to_home)" in out and "(a 404 or another address)" in out, out
+    assert "accepted: The link now lands on the site's home page: the article was removed. " in out, out
+    assert "(a 404 or another address)" in out and "redirect_to_home" not in out, out
     visits = state["visits"]
     code, out, err = await run_monitor("check", "--config", str(config))
     assert code == 0 and state["visits"] > visits  # the home page was read again, under another title
