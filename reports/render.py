@@ -691,6 +691,7 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "content_not_rechecked": not_rechecked,
         "headline": headline(audit),
         "headline_html": _headline_html(audit, anchored=saved),
+        "headline_text": headline_text(audit),
         "fix_order": wording.fix_order(*audit.fix_kinds()),
         "partial_note": wording.PARTIAL_RUN if audit.run.partial else "",
         "no_longer_lines": no_longer_lines(audit),
@@ -816,6 +817,15 @@ def _headline_html(audit: Audit, *, anchored: bool = True) -> Markup:
         return Markup(f"{_escape(text[: -len(see)])}see \u201c{heading}\u201d below.")
     return Markup(f'{_escape(text[: -len(see)])}see <a href="#{RETRACTED_ANCHOR}" class="hl">'
                   f"\u201c{heading}\u201d</a>.")
+
+
+def headline_text(audit: Audit) -> str:
+    """`headline` for the text part, saying where the group is as the mail's
+    HTML part does ("... retracted” below."): plain text has no link to
+    follow, and the two parts of one message read differently (review 15 #5)."""
+    text = headline(audit)
+    see = f"see \u201c{audit.content_audit.heading('retracted')}\u201d."
+    return text[:-1] + " below." if _noticed(audit) and text.endswith(see) else text
 
 
 def render_html(audit: Audit, *, full_report: str | None = None,

@@ -1162,6 +1162,11 @@ def test_the_mails_headline_names_the_retracted_group_without_an_in_page_link() 
         assert "see \u201cCited articles that were retracted\u201d below." in headline
         assert 'href="#content-retracted"' not in out
 
+    # the text part of the same message says it as the HTML part (review 15 #5)
+    _, text = render_email(audit, lambda h, t: True)
+    assert "see \u201cCited articles that were retracted\u201d below.\n" in text
+    assert "see \u201cCited articles that were retracted\u201d below." in render_text(audit)
+
 
 def test_the_saved_report_links_all_reports_and_the_one_it_is_compared_with(tmp_path: Path) -> None:
     """Finding 14: the saved report links index.html and the report it is
