@@ -248,18 +248,26 @@ def advice(status: str, *, confirmed: bool, fix_url: str | None, archived: bool 
     sentences = _ADVICE.get(kind, _ADVICE[LinkKind.CITATION])
     if status == LinkStatus.ERROR and not confirmed:
         return _NOTHING_YET
-    case = _advice_case(status, fix_url=fix_url, archived=archived)
+    case = _advice_case(status, fix_url=fix_url, archived=archived, reason=reason)
     said = sentences[case].format(it=thing(kind, url))
     if status == LinkStatus.EXPIRED and not confirmed:
         return _NOT_CONFIRMED + _lower_first(said)
     return said
 
 
-def _advice_case(status: str, *, fix_url: str | None, archived: bool) -> str:
+def _advice_case(status: str, *, fix_url: str | None, archived: bool, reason: str = "") -> str:
     """Which instruction a problem calls for, whatever the kind of link: the
-    kinds differ in their words (`_ADVICE`), not in this choice."""
+    kinds differ in their words (`_ADVICE`), not in this choice.
+
+    A link that drifted to another title ("renamed") may hold the cited
+    article under a new title, or another one: "check it still holds the
+    cited article" below "The page now shows a different article" read as a
+    contradiction, and said neither what to do in the first case nor that
+    the archived copy offered is the fix in the second (review 15 #4)."""
     if status == LinkStatus.MOVED:
         return "moved" if fix_url else "moved_unknown"
+    if status == LinkStatus.DRIFTED and reason == "title_mismatch":
+        return "renamed_archived" if archived and fix_url else "renamed"
     if status in (LinkStatus.DRIFTED, LinkStatus.BLOCKED):
         return str(status)
     if archived and fix_url:
@@ -267,12 +275,21 @@ def _advice_case(status: str, *, fix_url: str | None, archived: bool) -> str:
     return "failing" if status == LinkStatus.ERROR else "gone"
 
 
+_MARKED_CHECKED = "the webmaster marks it checked (`monitor accept`)."
+"""How a drifted link found fine gets out of the report: editors fix the
+site's HTML, the webmaster runs the monitor (README, "Checked by hand")."""
+
 _ADVICE: dict[str, dict[str, str]] = {
     # A citation's entry can be marked "(Expired Article)".
     LinkKind.CITATION: {
         "moved": "Replace the link with the new address.",
         "moved_unknown": "Find the article's new address and update the link.",
         "drifted": "Open the link and check it still holds the cited article; update the link or the entry.",
+        "renamed": (f"If it is the cited article under a new title, nothing to fix: {_MARKED_CHECKED} "
+                    "Otherwise find the article's new address, or mark the entry expired."),
+        "renamed_archived": (f"If it is the cited article under a new title, nothing to fix: {_MARKED_CHECKED} "
+                             "Otherwise link to the archived copy, or find the article's new address, "
+                             "or mark the entry expired."),
         "blocked": "Open the link in a browser: if the article is there, nothing to do.",
         "archived": "Link to the archived copy, or find the article's new address, or mark the entry expired.",
         "failing": "The site keeps failing: find the article elsewhere or mark the entry expired.",
@@ -284,6 +301,11 @@ _ADVICE: dict[str, dict[str, str]] = {
         "moved_unknown": "Find the page's new address and update the link.",
         "drifted": ("Open the link and check it still leads to the page its text names; "
                     "update the link or remove it."),
+        "renamed": (f"If it is the same page under a new title, nothing to fix: {_MARKED_CHECKED} "
+                    "Otherwise find the page's new address and update the link, or remove it."),
+        "renamed_archived": (f"If it is the same page under a new title, nothing to fix: {_MARKED_CHECKED} "
+                             "Otherwise find the page's new address and update the link, or link the "
+                             "archived copy, or remove the link."),
         "blocked": "Open the link in a browser: if the page is there, nothing to do.",
         "archived": ("Find the page's new address and update the link, or link the archived copy, "
                      "or remove the link."),
@@ -295,6 +317,8 @@ _ADVICE: dict[str, dict[str, str]] = {
         "moved": "Replace the address with the new one.",
         "moved_unknown": "Find the {it}'s new address and update the page, or remove the {it}.",
         "drifted": "Check it is still the right {it}; replace it or remove it from the page.",
+        "renamed": "Check it is still the right {it}; replace it or remove it from the page.",
+        "renamed_archived": "Check it is still the right {it}; replace it or remove it from the page.",
         "blocked": "Open the {it} in a browser: if it loads, nothing to do.",
         "archived": "Put the archived copy (or another {it}) on the site, or remove the {it} from the page.",
         "failing": "The site keeps failing: put a copy of the {it} on the site, or remove it from the page.",

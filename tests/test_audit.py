@@ -854,9 +854,28 @@ IMG = "https://www.sclero.org/images/raynauds-hand.jpg"
         (NAV, MENU, "error", "timeout", {},
          "The site did not answer in time",
          "The site keeps failing: find the page's new address and update the link, or remove it."),
+        # another title: the same page renamed (accepted) or another one (review 15 #4)
         (NAV, MENU, "drifted", "title_mismatch", {},
          "The link now leads to a different page",
-         "Open the link and check it still leads to the page its text names; update the link or remove it."),
+         "If it is the same page under a new title, nothing to fix: the webmaster marks it checked "
+         "(`monitor accept`). Otherwise find the page's new address and update the link, or remove it."),
+        (NAV, MENU, "drifted", "title_mismatch", {"archived_url": "https://web.archive.org/web/2019/" + MENU},
+         "The link now leads to a different page",
+         "If it is the same page under a new title, nothing to fix: the webmaster marks it checked "
+         "(`monitor accept`). Otherwise find the page's new address and update the link, or link the "
+         "archived copy, or remove the link."),
+        (CIT, U, "drifted", "title_mismatch", {"archived_url": "https://web.archive.org/web/2019/" + U},
+         "The page now shows a different article",
+         "If it is the cited article under a new title, nothing to fix: the webmaster marks it checked "
+         "(`monitor accept`). Otherwise link to the archived copy, or find the article's new address, "
+         "or mark the entry expired."),
+        (CIT, U, "drifted", "title_mismatch", {},
+         "The page now shows a different article",
+         "If it is the cited article under a new title, nothing to fix: the webmaster marks it checked "
+         "(`monitor accept`). Otherwise find the article's new address, or mark the entry expired."),
+        (CIT, U, "drifted", "content_changed", {},  # the same title, other words: nothing renamed
+         "The page changed a lot since it was cited; check that it still says what the entry claims",
+         "Open the link and check it still holds the cited article; update the link or the entry."),
         (NAV, MENU, "blocked", "bot_challenge", {},
          "The site blocks automated checks (bot wall); please open it in a browser",
          "Open the link in a browser: if the page is there, nothing to do."),

@@ -1514,3 +1514,24 @@ def test_the_oldest_archived_copy_asks_the_editor_to_check_it(oldest: bool) -> N
     for out in (html, page, text):
         assert (wording.OLDEST_COPY in out.replace("&#39;", "'")) == oldest
         assert SNAPSHOT in out
+
+
+def test_a_drifted_row_offers_the_title_search_beside_its_archived_copy() -> None:
+    """Review 15 #4: the drifted row's advice is "link to the archived copy,
+    or find the article's new address", and the expired and failing rows'
+    "Search ... for the title" link is how an editor finds it; the archived
+    copy hid it."""
+    title = "Corticosteroid-sparing (CS) benefit of intravenous immunoglobulin (IVIg) in myopathy"
+    drifted = result("https://www.sciencedirect.com/science/article/pii/S1568997219302605", "drifted",
+                     "title_mismatch", title=title, source="PubMed, Autoimmun Rev, 2020 Jan;19(1):102431.",
+                     archived_url="https://web.archive.org/web/20191201000000/https://www.sciencedirect.com/"
+                                  "science/article/pii/S1568997219302605",
+                     detail="The page's title is now 'Serum ferritin in lupus', not the cited one.")
+    audit = audit_from([drifted], [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+    for out in (render_page(audit), render_html(audit)):
+        todo = out[out.index("What to do:"):]
+        todo = todo[:todo.index("</p>")]
+        assert "If it is the cited article under a new title, nothing to fix" in todo
+        assert ">Search PubMed for the title</a>" in todo
+        assert 'href="https://pubmed.ncbi.nlm.nih.gov/?term=Corticosteroid' in todo
+        assert "Archived copy" in out
