@@ -1304,7 +1304,7 @@ def _echo_demo(result: Any, workdir: Path) -> None:
     skipped = result.links - result.links_checked
     click.echo(f"{result.links} links: {result.links_checked} checked "
                f"({result.requested} URL{'' if result.requested == 1 else 's'}) in {result.seconds:.1f} s, "
-               f"{skipped} not checked (email, in-page); {checked_by_status(result.counts)}")
+               f"{skipped} not checked (email, in-page); {checked_by_status(result.counts, result.private_address)}")
     if result.truth_mismatches:
         click.echo("Verdicts that differ from the simulated site's truth:", err=True)
         for line in result.truth_mismatches:

@@ -297,6 +297,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         out.write("\n")
     tally = StatusTally()
     sizes: dict[LinkStatus, int] = {}
+    private = 0  # of the blocked, links to a private address: the report says them apart
     requested: set[str] = set()  # the URLs requested: the report's "(53 URLs)", /healthz `urls`
     at = now or run.finished_at or run.started_at
     # (group, status) -> links, distinct URLs; a group -> distinct URLs (flagged links only)
@@ -338,6 +339,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         for link in links:
             tally.add(link)
             sizes[link.status] = sizes.get(link.status, 0) + 1
+            private += link.reason == "private_address" and link.status is LinkStatus.BLOCKED
             if link.status is not LinkStatus.SKIPPED and link.reason != "invalid_url":
                 requested.add(link.url)
             if link.notice in noticed and link.kind == LinkKind.CITATION:
@@ -383,7 +385,10 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                 if (group, status) not in spools:
                     continue
                 n, urls = listed[group, status]
-                heading = f"{status.value.upper()}: {_problems(rows[group, status], n, len(urls))}"
+                # a blocked link to fix is a private address (`attention`): the report's badge
+                named = "PRIVATE ADDRESS" if (group, status) == (NEEDS_FIXING, LinkStatus.BLOCKED) \
+                    else status.value.upper()
+                heading = f"{named}: {_problems(rows[group, status], n, len(urls))}"
                 out.write(f"\n{paint(heading, status.value)}\n")
                 spool = spools[group, status]
                 spool.seek(0)
@@ -425,7 +430,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
     out.write(f"\nrun {run.id}: {_links(tally.links)}"
               + (f": {checked} checked ({_count(len(requested), 'URL')})"
                  f"{f', {skipped} not checked' if skipped else ''}"
-                 f"{f'; {checked_by_status(sizes)}' if checked else ''}\n" if tally.links else ".\n"))
+                 f"{f'; {checked_by_status(sizes, private)}' if checked else ''}\n" if tally.links else ".\n"))
     return tally
 
 
@@ -434,13 +439,19 @@ REPORT_STATUS_ORDER = (LinkStatus.OK, LinkStatus.MOVED, LinkStatus.EXPIRED, Link
 """The statuses in the order of the report's line "62 ok · 5 moved · ..."."""
 
 
-def checked_by_status(sizes: Mapping[LinkStatus, int]) -> str:
-    """ "the 90 checked: 62 ok, 5 moved, 11 expired, 7 error, 4 blocked,
-    1 drifted": the links checked by status, the report's figures in its
-    order, adding up to the number they follow (`sizes`: links by status)."""
+def checked_by_status(sizes: Mapping[LinkStatus, int], private: int = 0) -> str:
+    """ "the 90 checked: 62 ok, 5 moved, 11 expired, 7 error, 3 blocked,
+    1 private address, 1 drifted": the links checked by status, the report's
+    figures in its order, adding up to the number they follow (`sizes`:
+    links by status). The `private` ones (`private_address`), blocked by
+    status, are said apart as the report says them: to fix, not to open."""
     checked = sum(n for status, n in sizes.items() if status is not LinkStatus.SKIPPED)
-    parts = ", ".join(f"{sizes[s]} {s.value}" for s in REPORT_STATUS_ORDER if sizes.get(s))
-    return f"the {checked} checked: {parts}"
+    said = {s: sizes.get(s, 0) - (private if s is LinkStatus.BLOCKED else 0) for s in REPORT_STATUS_ORDER}
+    parts = [f"{said[s]} {s.value}" for s in REPORT_STATUS_ORDER if said[s]]
+    if private:
+        at = sum(1 for s in REPORT_STATUS_ORDER[:REPORT_STATUS_ORDER.index(LinkStatus.BLOCKED) + 1] if said[s])
+        parts.insert(at, f"{private} private address{'es' if private > 1 else ''}")
+    return f"the {checked} checked: {', '.join(parts)}"
 
 
 def _problems(problems: int, links: int, urls: int) -> str:

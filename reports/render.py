@@ -352,6 +352,8 @@ def _environment() -> jinja2.Environment:
         clip=_clip,
         date=wording.format_date,
         label=wording.status_label,
+        badge=wording.badge_label,
+        badge_key=wording.badge_key,
         skip_words=wording.skip_words,
         host=wording.host_of,
         bare_url=wording.bare_url,
@@ -1178,7 +1180,7 @@ def _page_json(page: PageRecord) -> dict[str, Any]:
 
 
 _COUNTS_ADDED = ("no_longer_checked", "no_longer_audited", "needs_fixing", "needs_a_person", "accepted",
-                 "newly_accepted")
+                 "newly_accepted", "private_address")
 """`Counts` fields added after "open" was the last key of "counts"."""
 
 

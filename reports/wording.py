@@ -30,7 +30,10 @@ __all__ = [
     "PAGE_NOT_RECHECKED",
     "PARTIAL_RUN",
     "REASONS",
+    "PRIVATE_BADGE",
     "STATUS_LABELS",
+    "badge_key",
+    "badge_label",
     "advice",
     "advice_marked",
     "age_words",
@@ -200,6 +203,25 @@ def kind_note(kind: str, url: str | None = None) -> str:
     return ""
 
 
+PRIVATE_BADGE = "Private address"
+"""The badge of a link to a private network address (`private_address`):
+`blocked` by status, as the contract keeps it, but to fix, under "Needs
+fixing". BLOCKED meant "open it in a browser, nothing to do" in "Needs a
+person" and "fix this link" there: an editor opening the intranet PDF from
+inside the clinic's network sees it load and leaves it (review 15 #2)."""
+
+
+def badge_key(link: Any) -> str:
+    """The badge a flagged link wears, as a key (the CSS class's suffix): its
+    status, or "private" for a private network address."""
+    return "private" if link.reason == "private_address" else str(link.status)
+
+
+def badge_label(link: Any) -> str:
+    """The words on a flagged link's badge (`badge_key`)."""
+    return PRIVATE_BADGE if badge_key(link) == "private" else status_label(link.status)
+
+
 def status_label(status: str) -> str:
     """A badge for a status, in the contract's words so the mail, the JSON and
     `monitor check` agree; the sentence next to it explains."""
@@ -275,7 +297,7 @@ def _advice_case(status: str, *, fix_url: str | None, archived: bool, reason: st
     return "failing" if status == LinkStatus.ERROR else "gone"
 
 
-_MARKED_CHECKED = "the webmaster marks it checked (`monitor accept`)."
+_MARKED_CHECKED = "the webmaster marks it checked (`monitor accept`)"
 """How a drifted link found fine gets out of the report: editors fix the
 site's HTML, the webmaster runs the monitor (README, "Checked by hand")."""
 
@@ -285,11 +307,10 @@ _ADVICE: dict[str, dict[str, str]] = {
         "moved": "Replace the link with the new address.",
         "moved_unknown": "Find the article's new address and update the link.",
         "drifted": "Open the link and check it still holds the cited article; update the link or the entry.",
-        "renamed": (f"If it is the cited article under a new title, nothing to fix: {_MARKED_CHECKED} "
-                    "Otherwise find the article's new address, or mark the entry expired."),
-        "renamed_archived": (f"If it is the cited article under a new title, nothing to fix: {_MARKED_CHECKED} "
-                             "Otherwise link to the archived copy, or find the article's new address, "
-                             "or mark the entry expired."),
+        "renamed": (f"If it is the cited article under a new title, {_MARKED_CHECKED}; "
+                    "if not, find its new address or mark the entry expired."),
+        "renamed_archived": (f"If it is the cited article under a new title, {_MARKED_CHECKED}; "
+                             "if not, link to the archived copy or find its new address."),
         "blocked": "Open the link in a browser: if the article is there, nothing to do.",
         "archived": "Link to the archived copy, or find the article's new address, or mark the entry expired.",
         "failing": "The site keeps failing: find the article elsewhere or mark the entry expired.",
@@ -301,11 +322,10 @@ _ADVICE: dict[str, dict[str, str]] = {
         "moved_unknown": "Find the page's new address and update the link.",
         "drifted": ("Open the link and check it still leads to the page its text names; "
                     "update the link or remove it."),
-        "renamed": (f"If it is the same page under a new title, nothing to fix: {_MARKED_CHECKED} "
-                    "Otherwise find the page's new address and update the link, or remove it."),
-        "renamed_archived": (f"If it is the same page under a new title, nothing to fix: {_MARKED_CHECKED} "
-                             "Otherwise find the page's new address and update the link, or link the "
-                             "archived copy, or remove the link."),
+        "renamed": (f"If it is the same page under a new title, {_MARKED_CHECKED}; "
+                    "if not, update the link or remove it."),
+        "renamed_archived": (f"If it is the same page under a new title, {_MARKED_CHECKED}; "
+                             "if not, link the archived copy or another page, or remove the link."),
         "blocked": "Open the link in a browser: if the page is there, nothing to do.",
         "archived": ("Find the page's new address and update the link, or link the archived copy, "
                      "or remove the link."),

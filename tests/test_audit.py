@@ -168,8 +168,9 @@ def test_a_link_excluded_since_is_no_longer_checked_not_fixed() -> None:
     data = json.loads(render_json(audit))
     assert (data["counts"]["fixed"], data["counts"]["no_longer_checked"]) == (0, 1)
     assert data["fixed_since_last"] == [] and [f["link"]["url"] for f in data["no_longer_checked"]] == [NCBI]
-    assert list(data["counts"])[-7:] == ["open", "no_longer_checked", "no_longer_audited",
-                                         "needs_fixing", "needs_a_person", "accepted", "newly_accepted"]
+    assert list(data["counts"])[-8:] == ["open", "no_longer_checked", "no_longer_audited",
+                                         "needs_fixing", "needs_a_person", "accepted", "newly_accepted",
+                                         "private_address"]  # added at the end (review 15 #2)
     part = audit_for_pages(audit, [PAGE], "editor@example.org")
     assert part.counts.no_longer_checked == 1 and line in render_text(part)
 
@@ -857,22 +858,20 @@ IMG = "https://www.sclero.org/images/raynauds-hand.jpg"
         # another title: the same page renamed (accepted) or another one (review 15 #4)
         (NAV, MENU, "drifted", "title_mismatch", {},
          "The link now leads to a different page",
-         "If it is the same page under a new title, nothing to fix: the webmaster marks it checked "
-         "(`monitor accept`). Otherwise find the page's new address and update the link, or remove it."),
+         "If it is the same page under a new title, the webmaster marks it checked (`monitor accept`); "
+         "if not, update the link or remove it."),
         (NAV, MENU, "drifted", "title_mismatch", {"archived_url": "https://web.archive.org/web/2019/" + MENU},
          "The link now leads to a different page",
-         "If it is the same page under a new title, nothing to fix: the webmaster marks it checked "
-         "(`monitor accept`). Otherwise find the page's new address and update the link, or link the "
-         "archived copy, or remove the link."),
+         "If it is the same page under a new title, the webmaster marks it checked (`monitor accept`); "
+         "if not, link the archived copy or another page, or remove the link."),
         (CIT, U, "drifted", "title_mismatch", {"archived_url": "https://web.archive.org/web/2019/" + U},
          "The page now shows a different article",
-         "If it is the cited article under a new title, nothing to fix: the webmaster marks it checked "
-         "(`monitor accept`). Otherwise link to the archived copy, or find the article's new address, "
-         "or mark the entry expired."),
+         "If it is the cited article under a new title, the webmaster marks it checked (`monitor accept`); "
+         "if not, link to the archived copy or find its new address."),
         (CIT, U, "drifted", "title_mismatch", {},
          "The page now shows a different article",
-         "If it is the cited article under a new title, nothing to fix: the webmaster marks it checked "
-         "(`monitor accept`). Otherwise find the article's new address, or mark the entry expired."),
+         "If it is the cited article under a new title, the webmaster marks it checked (`monitor accept`); "
+         "if not, find its new address or mark the entry expired."),
         (CIT, U, "drifted", "content_changed", {},  # the same title, other words: nothing renamed
          "The page changed a lot since it was cited; check that it still says what the entry claims",
          "Open the link and check it still holds the cited article; update the link or the entry."),

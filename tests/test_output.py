@@ -740,7 +740,7 @@ def test_csv_booleans_are_spelled_as_in_the_json() -> None:
 # -- the listing speaks the report's words and groups as the report does ----------------------
 
 HEADINGS = {"NEEDS FIXING", "NEEDS A PERSON", "WATCHING, MAY BE TEMPORARY"}
-STATUSES = {s.value.upper() for s in LinkStatus}
+STATUSES = {s.value.upper() for s in LinkStatus} | {"PRIVATE ADDRESS"}
 
 
 def listed(text: str) -> dict[str, tuple[str, str, list[str]]]:
@@ -785,7 +785,7 @@ INTRANET = "The address leads to a private or local network, which the monitor d
     # the intranet PDF: to fix (readers outside cannot open it), as in the report
     ({"status": LinkStatus.BLOCKED, "reason": "private_address", "http_status": None, "detail": INTRANET,
       "url": "http://10.0.0.5/protocol.pdf"},
-     "NEEDS FIXING", "BLOCKED", "The link points at a private network address (an intranet or a local "
+     "NEEDS FIXING", "PRIVATE ADDRESS", "The link points at a private network address (an intranet or a local "
      "machine): readers outside that network cannot open it.", None),
     ({"status": LinkStatus.BLOCKED, "reason": "http_403", "http_status": 403,
       "detail": "The server answered 403 Forbidden; it refuses automated checks or needs an account."},
@@ -853,9 +853,26 @@ def test_every_heading_holds_only_what_it_says() -> None:
     headings = [line for line in text.splitlines() if line.split(":")[0] in HEADINGS | STATUSES]
     assert headings == [
         "NEEDS FIXING: 2 problems (2 links to 2 URLs)", "EXPIRED: 1 problem (1 link to 1 URL)",
-        "BLOCKED: 1 problem (1 link to 1 URL)",
+        "PRIVATE ADDRESS: 1 problem (1 link to 1 URL)",  # the report's badge, not BLOCKED (review 15 #2)
         "NEEDS A PERSON: 1 problem (1 link to 1 URL)", "BLOCKED: 1 problem (1 link to 1 URL)",
         "WATCHING, MAY BE TEMPORARY: 1 problem (1 link to 1 URL)", "ERROR: 1 problem (1 link to 1 URL)"], text
+    assert text.rstrip().endswith("the 4 checked: 1 expired, 1 error, 1 blocked, 1 private address"), text
+
+
+@pytest.mark.parametrize("sizes, private, said", [
+    ({LinkStatus.OK: 62, LinkStatus.MOVED: 5, LinkStatus.EXPIRED: 11, LinkStatus.ERROR: 7,
+      LinkStatus.BLOCKED: 4, LinkStatus.DRIFTED: 1, LinkStatus.SKIPPED: 15}, 1,
+     "the 90 checked: 62 ok, 5 moved, 11 expired, 7 error, 3 blocked, 1 private address, 1 drifted"),
+    ({LinkStatus.OK: 3, LinkStatus.BLOCKED: 2}, 2, "the 5 checked: 3 ok, 2 private addresses"),
+    ({LinkStatus.BLOCKED: 1, LinkStatus.DRIFTED: 2}, 0, "the 3 checked: 1 blocked, 2 drifted"),
+])
+def test_the_checked_line_says_private_addresses_apart_as_the_report_does(
+        sizes: dict[LinkStatus, int], private: int, said: str) -> None:
+    """Review 15 #2: the report's "3 blocked · 1 private address", in the
+    demo's and `check`'s last line too."""
+    from monitor.output import checked_by_status
+
+    assert checked_by_status(sizes, private) == said
 
 
 def test_the_listing_says_a_watched_dns_failure_as_the_report_does() -> None:

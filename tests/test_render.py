@@ -1040,6 +1040,33 @@ def test_the_private_address_is_not_among_the_sites_that_refuse_robots() -> None
     assert "Link a public copy of the document instead, or remove the link." in text
 
 
+def test_a_private_address_wears_its_own_badge_and_is_counted_apart_from_the_blocked() -> None:
+    """Review 15 #2: BLOCKED meant "open it in a browser, nothing to do" under
+    Needs a person and "fix this link" under Needs fixing, and "4 blocked"
+    sat above "3 Needs a person". The JSON keeps the contract's status."""
+    links = [result("http://192.168.1.20/intranet/protocol.pdf", "blocked", "private_address",
+                    title="Raynaud's Treatment Protocol", days=10, strikes=5),
+             result("https://www.linkedin.com/pulse/scleroderma", "blocked", "http_999",
+                    title="A LinkedIn post on scleroderma", days=10, strikes=5),
+             result("https://academic.oup.com/rheumatology/article/57/3/410/4622921", "blocked",
+                    "bot_challenge", title="An OUP article behind a bot wall", days=10, strikes=5)]
+    audit = audit_from(links, [PageRecord(run_id=7, url=PAGE, status="ok", title="DM")])
+    assert (audit.counts.blocked, audit.counts.private_address) == (3, 1)
+    text = render_text(audit)
+    fixing, person = text.split("NEEDS A PERSON")[0], text.split("NEEDS A PERSON")[1]
+    assert "[PRIVATE ADDRESS, NEW] " in fixing and "[BLOCKED" not in fixing
+    assert person.count("[BLOCKED, NEW] ") == 2 and "PRIVATE ADDRESS" not in person
+    assert ", 0 error, 2 blocked, 1 private address, 0 drifted." in text
+    for html in (render_page(audit), render_html(audit)):
+        plain = re.sub(r"<[^>]+>", "", html).replace("&middot;", "\u00b7").replace("&#183;", "\u00b7")
+        assert "2 blocked \u00b7 1 private address \u00b7 0 drifted" in plain
+        badges = re.findall(r"<span[^>]*>(BLOCKED|PRIVATE ADDRESS)</span>", html)
+        assert sorted(badges) == ["BLOCKED", "BLOCKED", "PRIVATE ADDRESS"], badges
+    data = json.loads(render_json(audit))
+    assert sorted(l["status"] for l in data["links"]) == ["blocked"] * 3  # the contract's status stays
+    assert (data["counts"]["blocked"], data["counts"]["private_address"]) == (3, 1)
+
+
 def test_the_quick_wins_are_said_under_the_counts() -> None:
     audit = sample_audit()
     sentence = wording.fix_order(*audit.fix_kinds())
@@ -1531,7 +1558,7 @@ def test_a_drifted_row_offers_the_title_search_beside_its_archived_copy() -> Non
     for out in (render_page(audit), render_html(audit)):
         todo = out[out.index("What to do:"):]
         todo = todo[:todo.index("</p>")]
-        assert "If it is the cited article under a new title, nothing to fix" in todo
+        assert "If it is the cited article under a new title, the webmaster marks it checked" in todo
         assert ">Search PubMed for the title</a>" in todo
         assert 'href="https://pubmed.ncbi.nlm.nih.gov/?term=Corticosteroid' in todo
         assert "Archived copy" in out

@@ -159,6 +159,8 @@ class DemoResult:
     """Links (every place a page links from), as `check`'s last line counts them."""
     links_checked: int = 0
     """`links` less those not checked: the report's "90 links checked"."""
+    private_address: int = 0
+    """Of the blocked, the links to a private address: said apart, as the report does."""
 
 
 MARKER = ".monitor-demo"
@@ -270,6 +272,8 @@ async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tup
             truth_mismatches=mismatches, run_id=audit.run.id,
             config=write_config(settings, workdir), links=len(links),
             links_checked=sum(link.status is not LinkStatus.SKIPPED for link in links),
+            private_address=sum(link.status is LinkStatus.BLOCKED and link.reason == "private_address"
+                                for link in links),
         )
         yield result, Running(site, sink, settings)
     finally:
