@@ -113,6 +113,18 @@ def load(config_path: Path, only_pages: Sequence[str] = ()) -> Settings:
     return settings
 
 
+def refuse_unmapped_audit(settings: Settings, only_pages: Sequence[str] = ()) -> None:
+    """`check` and `run` stop before recording a run when the configuration's
+    checker.connect_to refuses every page (`netguard.unmapped_watched_pages`):
+    the demo's results-only file recorded an empty run (review 15 #3).
+    Not `serve` and `load`: `report`, `history` and the dashboard read such
+    a file's results."""
+    from monitor.netguard import unmapped_watched_pages
+
+    if why := unmapped_watched_pages(settings, only_pages):
+        raise UsageFailure(why)
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -318,6 +330,7 @@ def check(config_path: Path, fmt: str, pages: Sequence[str]) -> None:
         if problem := url_problem(page):
             raise UsageFailure(f"--page: {problem}")
     settings = load(config_path, pages)
+    refuse_unmapped_audit(settings, pages)
     for line in unconfigured_pages(settings, pages):
         click.echo(line, err=True)
     try:
@@ -1175,6 +1188,7 @@ def run(config_path: Path, wait: float) -> None:
     from monitor.jobs import weekly_job
 
     settings = load(config_path)
+    refuse_unmapped_audit(settings)
     require_smtp_password(settings)
     require_report_dir(settings)
 

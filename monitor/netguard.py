@@ -34,6 +34,7 @@ import ipaddress
 import re
 import socket
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Literal
 
 from monitor.config import CheckerSettings, Settings
@@ -284,3 +285,58 @@ def refused_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) ->
     return (f"{settings.source}: {key}: {url} is on a private network address ({address}), which the "
             f"checker refuses (checker.allow_private_networks); to check it: "
             f"{allow_line(allow)}{also}")
+
+
+DEMO_MARKER = ".monitor-demo"
+"""The file `monitor demo` leaves beside its demo.toml (monitor/demo/run.py's
+MARKER; not imported: that module loads aiohttp)."""
+
+
+def unmapped_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) -> str | None:
+    """Why an audit would fetch nothing, known without a request: the
+    configuration's own checker.connect_to refuses every watched page
+    ("*" = "refuse", and no page's host:port mapped), so each would fail
+    "refused by checker.connect_to" and the run record no link.
+
+    Said before a run is recorded (exit 2): the demo's results-only
+    demo.toml made `monitor check` record an empty run that then led the
+    demo's index, "no page could be fetched" (review 15 #3). A page refused
+    for a reason of the network (a refused connection, a DNS failure) is
+    still met, and recorded, by the audit. Same pages as
+    `refused_watched_pages`."""
+    from urllib.parse import urlsplit
+
+    pairs = [(source.strip().lower(), target.strip().lower()) for source, target in settings.checker.connect_to]
+    if ("*", "refuse") not in pairs:
+        return None
+    mapped = {source.removeprefix("[").replace("]:", ":").rstrip(".") for source, _ in pairs}
+    wanted = set(only_pages)
+    watched = [page.url for page in settings.pages if not wanted or page.url in wanted]
+    watched += [url for site in (settings.sites if not wanted else ()) for url in (site.start, site.sitemap) if url]
+    watched += [url for url in wanted if url not in watched]
+    hosts = []
+    for url in watched:
+        try:
+            parts = urlsplit(url)
+            host, port = (parts.hostname or "").rstrip("."), parts.port
+        except ValueError:
+            return None  # the audit says what is wrong with it
+        port = port or (443 if parts.scheme == "https" else 80)
+        if not host or parse_ip(host) is not None or legacy_ipv4(host) is not None or special_use(host):
+            return None  # an address or a special name: not looked up by connect_to's rule
+        if f"{host}:{port}" in mapped:
+            return None
+        hosts.append(host)
+    if not hosts:
+        return None
+    named = ", ".join(dict.fromkeys(hosts[:3])) + (" ..." if len(set(hosts)) > 3 else "")
+    said = (f"{settings.source}: checker.connect_to: \"*\" = \"refuse\" refuses every page to audit "
+            f"({named} not mapped there): nothing would be fetched, so no audit was recorded")
+    try:
+        demo = Path(settings.source).with_name(DEMO_MARKER).exists()
+    except (OSError, ValueError):
+        demo = False
+    if demo:
+        return (said + "; this file of `monitor demo` only reads the demo's results: to audit again, run "
+                "`monitor demo --serve` and use the demo-live.toml it writes")
+    return said + "; map each page's host:port there to the address to use, or remove \"*\" = \"refuse\""

@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -597,19 +598,59 @@ async def test_a_page_whose_address_redirects_permanently_is_named_with_where_to
         f"address in the monitor\u2019s configuration redirects to <a href=\"{new}\"") == 1
 
 
-def test_a_page_refused_by_connect_to_names_the_key_and_file_not_the_url(tmp_path: Path) -> None:
+def test_a_page_refused_by_connect_to_names_the_key_and_file_not_the_url(tmp_path: Path,
+                                                                         free_port: int) -> None:
     """Was: "the server could not be reached (DNS: name www.sclero.org not
     found: ...) (check its [[pages]] url in demo.toml)": no DNS query was
-    made and the url was right (the demo's config after the demo)."""
+    made and the url was right (the demo's config after the demo). The
+    other page is mapped, to a port where nothing listens: a failure of the
+    network, so the audit runs and is recorded (review 15 #3)."""
     path = tmp_path / "demo.toml"
-    path.write_text('[[pages]]\nurl = "https://www.sclero.org/a.html"\n[checker.connect_to]\n"*" = "refuse"\n'
+    path.write_text('[[pages]]\nurl = "https://www.sclero.org/a.html"\n'
+                    '[[pages]]\nurl = "http://mirror.example.org/b.html"\n'
+                    f'[checker]\nallow_private_networks = ["127.0.0.1/32"]\n'
+                    f'[checker.connect_to]\n"*" = "refuse"\n"mirror.example.org:80" = "127.0.0.1:{free_port}"\n'
                     f'[database]\npath = "{tmp_path / "m.db"}"\n', encoding="utf-8")
     code, _, err = monitor(tmp_path, "check", "--config", str(path))
     assert code == 1, err  # no page at all could be fetched: nothing was audited
+    assert "  http://mirror.example.org/b.html: the server could not be reached (connection refused)" in err
+    with sqlite3.connect(tmp_path / "m.db") as db:
+        assert db.execute("select count(*) from runs").fetchone() == (1,)  # recorded, as before
     assert err.splitlines()[-1].startswith("monitor: no watched page could be fetched"), err
     line = next(line for line in err.splitlines() if line.startswith("  https://www.sclero.org/a.html"))
     assert line == (f'  https://www.sclero.org/a.html: refused by checker.connect_to in {path} ("*" = "refuse"): '
                     "www.sclero.org is not mapped there, so the page was not requested"), line
+
+
+@pytest.mark.parametrize("demo", [True, False])
+def test_a_config_whose_connect_to_refuses_every_page_stops_before_recording_a_run(
+        tmp_path: Path, demo: bool) -> None:
+    """Review 15 #3: `monitor check --config monitor-demo/demo.toml` (the
+    demo's results-only file, "*" = "refuse") recorded a run of 0 links,
+    "2 of 2 pages could not be fetched", which then led the demo's index.
+    Nothing was attempted: a configuration error, said in one line."""
+    path = tmp_path / "demo.toml"
+    path.write_text('[[pages]]\nurl = "https://www.sclero.org/a.html"\n'
+                    '[[pages]]\nurl = "https://www.sclero.org/b.html"\n'
+                    '[checker.connect_to]\n"*" = "refuse"\n"other.example.org:443" = "127.0.0.1:9"\n'
+                    f'[database]\npath = "{tmp_path / "m.db"}"\n[email]\nenabled = false\n', encoding="utf-8")
+    if demo:
+        (tmp_path / ".monitor-demo").write_text("", encoding="utf-8")
+    said = (f'monitor: {path}: checker.connect_to: "*" = "refuse" refuses every page to audit '
+            "(www.sclero.org not mapped there): nothing would be fetched, so no audit was recorded; ")
+    for command in (["check"], ["check", "--page", "https://www.sclero.org/a.html"], ["run"]):
+        code, out, err = monitor(tmp_path, *command, "--config", str(path))
+        assert code == 2 and out == "", (command, err)
+        assert one_line(err).startswith(said), err
+        if demo:
+            assert err.endswith("this file of `monitor demo` only reads the demo's results: to audit again, "
+                                "run `monitor demo --serve` and use the demo-live.toml it writes\n"), err
+        else:
+            assert err.endswith('map each page\'s host:port there to the address to use, or remove '
+                                '"*" = "refuse"\n'), err
+    if (tmp_path / "m.db").exists():
+        with sqlite3.connect(tmp_path / "m.db") as db:
+            assert db.execute("select count(*) from runs").fetchone() == (0,)
 
 
 GAI_TEXT = {socket.EAI_NONAME: "Name or service not known",
