@@ -25,7 +25,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def _badges_new(html: str, text: str) -> tuple[int, int]:
     """Rows badged NEW in a report's HTML and in its text part."""
     return (len(re.findall(r"<b[^>]*>NEW[^<]*</b>", unescape(html))),
-            len(re.findall(r"\n *\[[A-Z]+, NEW[^\]]*\]", text)))
+            len(re.findall(r"\n *\[[A-Z ]+, NEW[^\]]*\]", text)))
 
 
 async def test_the_demo_gives_one_set_of_figures_everywhere(tmp_path: Path) -> None:
@@ -39,8 +39,11 @@ async def test_the_demo_gives_one_set_of_figures_everywhere(tmp_path: Path) -> N
         # `demo`'s line: the report's figures ("62 ok · 5 moved ..."), adding up to the links checked
         printed = CliRunner().invoke(click.command()(lambda: _echo_demo(result, tmp_path / "demo")))
         line = next(l for l in printed.output.splitlines() if " checked: " in l)
-        said = dict((s, int(n)) for n, s in re.findall(r"(\d+) (ok|moved|expired|error|blocked|drifted)\b",
-                                                       line.split(" checked: ", 1)[1]))
+        said = dict((s, int(n)) for n, s in re.findall(
+            r"(\d+) (ok|moved|expired|error|blocked|private address|drifted)\b", line.split(" checked: ", 1)[1]))
+        # the private addresses said apart from the blocked, as the report does (review 15 #2)
+        assert said.pop("private address") == c["private_address"] == 1, line
+        said["blocked"] += c["private_address"]
         assert said == {s: c[s] for s in said} and sum(said.values()) == c["checked"], line
         assert f"the {c['checked']} checked: " in line and "each address once" not in line
 
@@ -76,8 +79,10 @@ async def test_the_demo_gives_one_set_of_figures_everywhere(tmp_path: Path) -> N
         # the last line's statuses are the report's, and add up
         last = out.rstrip().splitlines()[-1]
         assert last.startswith("run 3: 105 links: 90 checked (53 URLs), 15 not checked; the 90 checked: "), last
+        c3 = {**three["counts"], "blocked": three["counts"]["blocked"] - three["counts"]["private_address"]}
         for status in ("ok", "moved", "expired", "error", "blocked", "drifted"):
-            assert f" {three['counts'][status]} {status}" in last, (status, last)
+            assert f" {c3[status]} {status}" in last, (status, last)
+        assert f", {three['counts']['private_address']} private address, " in last, last
 
     # the README quotes the output as it is
     readme = README.read_text(encoding="utf-8")

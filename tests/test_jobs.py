@@ -451,13 +451,17 @@ async def test_demo_runs_offline_and_mails_its_report(tmp_path: Path) -> None:
     # and `report --send` with it mails nothing: the demo's sink is gone, and
     # the machine's own mail server (the default localhost:587) is no sink
     assert load_settings(tmp_path / "demo" / "demo.toml").email.enabled is False
-    # The config it leaves behind never reaches the real sites it names.
+    # The config it leaves behind never reaches the real sites it names: it
+    # refuses them all, so `check` records no run and says where to audit
+    # again (review 15 #3; it recorded an empty run that led the index).
     code, out, err = await run_monitor("check", "--config", str(tmp_path / "demo" / "demo.toml"),
                                        "--format", "json")
-    assert code == 1, err  # no page could be fetched: exit 1, the JSON written all the same
-    assert err.splitlines()[-1].startswith("monitor: no watched page could be fetched"), err
-    pages = json.loads(out)["pages"]
-    assert pages and all(p["status"] == "error" and "refuse" in p["error"] for p in pages), pages
+    assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert "refuses every page to audit" in err and "`monitor demo --serve`" in err, err
+    from monitor.store import Store
+
+    with Store.open(str(tmp_path / "demo" / "monitor.db")) as store:
+        assert store.latest_run().id == 2  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(("left", "removed"), [
