@@ -600,6 +600,7 @@ class _Link:
     codebase: str | None = None  # an applet's: its targets resolve against it
     in_text: bool = False  # named in the element's text (a <style> block), not an attribute
     newlines: int = 0  # lines between the text's start and the target, for `line`
+    source: str = ""  # the attribute as the source writes it, when that is not `value` ("&amp;")
 
 
 @dataclass(slots=True)
@@ -716,6 +717,7 @@ def extract_page(html: str, page_url: str) -> PageExtract:
             section="" if link.chrome else link.section, kind=kind,
             element=link.element, attribute=link.attribute, line=link.line,
             context=context, skip_reason=skip,
+            source_href=_kept_href(link.source) if link.source else "",
         ))
         nodes.append(link.node if link.element == "a" and link.attribute == "href" else None)
     entries = tuple(c.context.title for c in citations if c.context is not None)
@@ -1457,10 +1459,14 @@ def _raw_text(raw: str) -> str:
 
 
 def _source_tags(
-    html: str, wanted: dict[str, set[str]]
+    html: str, wanted: dict[str, set[str]], written: dict[tuple[int, str], str]
 ) -> dict[tuple[str, str, str], deque[int]]:
     """Offsets of the start tags of `wanted`, by (element, attribute, value);
-    the attribute "" keys an element by its text, at the text's offset."""
+    the attribute "" keys an element by its text, at the text's offset.
+    `written` gets (offset, attribute) -> the value as the source writes it,
+    for the few values with a character reference ("&amp;"): what an editor
+    searches the source for. Its line breaks and NULs are the parser's, as
+    in the value (a NUL is not searched for, nor stored)."""
     found: dict[tuple[str, str, str], deque[int]] = defaultdict(deque)
     if not wanted:
         return found
@@ -1484,7 +1490,10 @@ def _source_tags(
                 double, single, bare = attr.groups()
                 value = (double if double is not None else single if single is not None
                          else bare or "")
-                found[(tag, name, _attr_value(value))].append(match.start())
+                parsed = _attr_value(value)
+                if "&" in value and parsed != value:
+                    written[(match.start(), name)] = _raw_text(value)
+                found[(tag, name, parsed)].append(match.start())
     return found
 
 
@@ -1521,7 +1530,8 @@ def _match_source(html: str, links: list[_Link]) -> None:
         wanted[key[0]].add(key[1])
         if clonable[i] and not (i and nodes[i - 1] == nodes[i] and keys[i - 1] == key):
             dom_count[key] += 1
-    source = _source_tags(html, wanted)
+    written: dict[tuple[int, str], str] = {}
+    source = _source_tags(html, wanted, written)
     excess = {
         key: count - len(source.get(key, ()))
         for key, count in dom_count.items()
@@ -1546,8 +1556,12 @@ def _match_source(html: str, links: list[_Link]) -> None:
                 continue
             last_value[key[:2]] = key[2]
         offsets = source.get(key)
-        tag_line = lines.line_at(offsets.popleft()) if offsets else None
+        offset = offsets.popleft() if offsets else None
+        tag_line = None if offset is None else lines.line_at(offset)
         link.line = None if tag_line is None else tag_line + link.newlines
+        if written and offset is not None and link.value == link.raw_href:
+            # one URL in the attribute (not a srcset's or a style's several)
+            link.source = written.get((offset, key[1]), "")
 
 
 # --- blocks, segments and the citation decision ---

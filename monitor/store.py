@@ -429,6 +429,16 @@ def m014_archived_oldest(db: Database) -> None:
     db.execute("UPDATE url_state SET archived_url = NULL WHERE archived_url IS NOT NULL AND last_ok_at IS NULL")
 
 
+@MIGRATIONS()
+def m015_occurrence_source_href(db: Database) -> None:
+    """`occurrences.source_href`: the href as the page's source writes it
+    when the parser's value differs ("&amp;" for "&": `Citation.source_href`),
+    so the report's "written as" is what an editor finds in the source
+    (review 15 #6). NULL for the other links (nearly all), and for older
+    rows: their report shows the parser's value, as it did."""
+    db.execute("ALTER TABLE occurrences ADD COLUMN source_href TEXT")
+
+
 # --------------------------------------------------------------------------
 # SQL shared with tests (EXPLAIN QUERY PLAN) and the benchmark
 
@@ -465,7 +475,7 @@ SELECT o.page_url, o.url, o.raw_href, o.anchor_text, o.section, o.kind,
        ob.suggested_url, ob.strikes, ob.failing_since, ob.checked_at,
        s.flapping, s.archived_url, s.archived_oldest, ob.notice, ob.notice_detail,
        CASE WHEN ob.notice != '' THEN o.entry_summary END,
-       o.line, o.element, o.attribute, o.fragment, o.fragment_nth
+       o.line, o.element, o.attribute, o.fragment, o.fragment_nth, o.source_href
 FROM pages AS p
 JOIN occurrences AS o ON o.run_id = p.links_run AND o.page_url = p.url
 LEFT JOIN observations AS ob ON ob.id = (
@@ -539,7 +549,7 @@ _PRUNABLE = """started_at < ?
 _OCCURRENCE_COLUMNS = (
     "run_id, page_url, url, raw_href, anchor_text, section, kind, element, attribute, "
     "line, entry_title, entry_summary, entry_source, entry_date, expired_mark, skip_reason, "
-    "fragment, fragment_nth"
+    "fragment, fragment_nth, source_href"
 )
 _OCCURRENCE_SELECT = ", ".join(f"o.{column}" for column in _OCCURRENCE_COLUMNS.split(", "))
 
@@ -712,7 +722,7 @@ def _occurrence_values(run_id: int, page_url: str, c: Citation) -> tuple[Any, ..
     return (
         run_id, page_url, c.url, c.raw_href, c.anchor_text, c.section, c.kind.value,
         c.element, c.attribute, c.line, *entry, c.skip_reason,
-        c.fragment or None, c.fragment_nth or None,
+        c.fragment or None, c.fragment_nth or None, c.source_href or None,
     )
 
 
@@ -740,6 +750,7 @@ def _citation(row: sqlite3.Row) -> Citation:
         skip_reason=row["skip_reason"],
         fragment=row["fragment"] or "",
         fragment_nth=row["fragment_nth"] or 0,
+        source_href=row["source_href"] or "",
     )
 
 
@@ -903,7 +914,8 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
     (page_url, url, raw_href, anchor_text, section, kind, skip_reason, entry_title,
      entry_source, entry_date, expired_mark, status, reason, detail, http_status, final_url,
      suggested_url, strikes, failing_since, checked_at, flapping, archived_url, archived_oldest, notice,
-     notice_detail, noticed_summary, line, element, attribute, fragment, fragment_nth) = row
+     notice_detail, noticed_summary, line, element, attribute, fragment, fragment_nth,
+     source_href) = row
     if marks is not None:
         flapping, archived_url, archived_oldest = marks.get(url, _UNMARKED)
     if status is None and skip_reason == "invalid_url":
@@ -915,6 +927,9 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
     else:
         status = _STATUS[status]
     url = url if url is not None else raw_href
+    # "written as": the href as the source writes it ("&amp;"), unless the
+    # URL shown is found as it is (spaces around it aside)
+    href = source_href or raw_href
     entry_title = entry_title or ""
     if line is not None and line < _SHARED_LINES:
         line = _LINES.setdefault(line, line)
@@ -945,7 +960,7 @@ def _link_result(row: tuple[Any, ...], marks: Mapping[str, tuple[int, str | None
         notice_marked=bool(notice) and entry_says_so(entry_title, noticed_summary or "",
                                                       entry_source or ""),
         line=line,
-        written="" if raw_href == url or raw_href.strip() == url else raw_href,
+        written="" if href == url or href.strip() == url else href,
         element=_intern(element or ""),
         attribute=_intern(attribute or ""),
         fragment=fragment or "",
@@ -1508,7 +1523,7 @@ class Store:
 
     def record_citations(self, run_id: int, page_url: str, citations: Sequence[Citation]) -> None:
         """Replace the page's occurrences in the run, so that a resumed run may re-record."""
-        placeholders = ", ".join("?" * 18)
+        placeholders = ", ".join("?" * 19)
         with self._tx():
             self._conn.execute(
                 "DELETE FROM occurrences WHERE run_id = ? AND page_url = ?", (run_id, page_url)

@@ -119,6 +119,11 @@ class Citation:
     fragment_nth: int = 0
     """When no few words around it set it apart: which match of its words
     on the page it is (2: the second); else 0."""
+    source_href: str = ""
+    """The attribute as the page's source writes it when that is not
+    `raw_href` (the parser's value), as it is with a character reference:
+    "soft?id=7&amp;src=rss" for "soft?id=7&src=rss". An editor searches the
+    source for this; "" for nearly every link."""
 
 
 @dataclass(frozen=True, slots=True)

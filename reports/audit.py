@@ -868,14 +868,14 @@ def build_audit(
             prev = carried.get(_key(link))
             problem = _problem(link, states.get(link.url), prev, now, confirm_after,
                                listed_at=listed_at, flaps=(flaps or {}).get(link.url),
-                               first_listed=(first_listed or {}).get((link.page, link.written or link.url)))
+                               first_listed=(first_listed or {}).get((link.page, link.url)))
             if prev is not None and _key(prev) in watched_before:
                 problem = _after_watching(problem)
             if prev is not None and _key(link) in replaced:
                 on = _first_seen(link, states.get(link.url), listed_at)
                 problem = replace(problem, replaced_url=prev.url, replaced_on=on,
                                   words=wording.replaced_words(on, link.url, problem.words))
-                problem = _dated_by(problem, prev, (first_listed or {}).get((prev.page, prev.written or prev.url)),
+                problem = _dated_by(problem, prev, (first_listed or {}).get((prev.page, prev.url)),
                                     listed_at, now)
             elif prev is None and previous_run is not None and (link.page, link.url) in back:
                 problem = replace(problem, reported_fixed_on=previous_run.started_at,
@@ -1086,7 +1086,7 @@ def _not_read_again(previous: Sequence[LinkResult] | None, unread: Collection[st
         prev = copies[0]
         shown = _problem(prev, states.get(prev.url), before.get(key), then, confirm_after,
                          rechecked=False, listed_at=listed_at,
-                         first_listed=first_listed.get((prev.page, prev.written or prev.url)))
+                         first_listed=first_listed.get((prev.page, prev.url)))
         weeks = wording.weeks_between(shown.since, now) if shown.since else 0
         carried.append(replace(shown, new=False, weeks_open=weeks, more_lines=_other_lines(copies),
                                occurrences=len(copies)))

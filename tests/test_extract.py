@@ -1279,3 +1279,38 @@ def test_css_targets_of_reopened_clones_are_dropped() -> None:
         ("b", "style", "b.gif", 8), ("b", "style", "c.gif", 8),
         ("b", "style", "b.gif", 8), ("b", "style", "c.gif", 8),
     ]
+
+
+# --- the href as the source writes it (review 15 #6) -----------------------
+
+@pytest.mark.parametrize(
+    ("tag", "source_href"),
+    [
+        # a character reference: the editor searches for what the source says
+        ('<a href="soft2?id=7&amp;src=rss">x</a>', "soft2?id=7&amp;src=rss"),
+        ("<a href='/a?b=1&#38;c=2'>x</a>", "/a?b=1&#38;c=2"),
+        ('<a href=/a?b=1&amp;c=2>x</a>', "/a?b=1&amp;c=2"),
+        ('<img src="/i.png?a=1&amp;b=2">', "/i.png?a=1&amp;b=2"),
+        ('<a href="/x?a=&quot;q&quot;">x</a>', "/x?a=&quot;q&quot;"),
+        # the parser's value is the source's: nothing more to say
+        ('<a href="/a?b=1&c=2">x</a>', ""),
+        ('<a href="HTTP://Example.ORG/A">x</a>', ""),
+        ('<a href=" /a ">x</a>', ""),
+        ('<a href="/a\nb">x</a>', ""),
+        # a srcset's candidates are parts of the attribute, not the attribute
+        ('<img src="/a.png" srcset="/b.png?x=1&amp;y=2 2x">', ""),
+    ],
+)
+def test_source_href_is_the_attribute_as_written_when_a_reference_changed_it(
+        tag: str, source_href: str) -> None:
+    citations = extract_page(f"<html><body>\n<p>{tag}</p>\n</body></html>", SMALL).citations
+    assert [c.source_href for c in citations][-1:] == [source_href]
+    assert all(c.line == 2 for c in citations)
+
+
+def test_each_copy_of_a_link_keeps_its_own_writing() -> None:
+    html = ('<p><a href="/a?b=1&c=2">one</a>\n<a href="/a?b=1&amp;c=2">two</a>\n'
+            '<a href="/a?b=1&#x26;c=2">three</a></p>')
+    got = [(c.raw_href, c.line, c.source_href) for c in extract_page(html, SMALL).citations]
+    assert got == [("/a?b=1&c=2", 1, ""), ("/a?b=1&c=2", 2, "/a?b=1&amp;c=2"),
+                   ("/a?b=1&c=2", 3, "/a?b=1&#x26;c=2")]

@@ -887,6 +887,37 @@ def test_run_links_say_where_the_link_sits_in_the_page_source(store: Store) -> N
                                                       (1234, "../img/bg-missing.png")]
 
 
+@pytest.mark.parametrize(
+    ("url", "raw_href", "source_href", "written"),
+    [
+        # review 15 #6: the URL shown has "&", the source "&amp;"
+        ("https://e.org/soft2?id=7&src=rss", "https://e.org/soft2?id=7&src=rss",
+         "https://e.org/soft2?id=7&amp;src=rss", "https://e.org/soft2?id=7&amp;src=rss"),
+        ("https://e.org/a?b=1&c=2", "/a?b=1&c=2", "/a?b=1&#38;c=2", "/a?b=1&#38;c=2"),
+        # no reference: as before, the parser's value when it is not the URL
+        ("https://e.org/a", "/a", "", "/a"),
+        ("https://e.org/a", "HTTPS://E.ORG/a", "", "HTTPS://E.ORG/a"),
+        ("https://e.org/a", "https://e.org/a", "", ""),
+        # a malformed link is listed by its href: the source's spelling beside it
+        (None, "http://exa mple.org/?a=1&b=2", "http://exa mple.org/?a=1&amp;b=2",
+         "http://exa mple.org/?a=1&amp;b=2"),
+        (None, "http://", "", ""),
+    ],
+)
+def test_written_is_the_href_as_the_source_writes_it(
+        store: Store, url: str | None, raw_href: str, source_href: str, written: str) -> None:
+    run = store.start_run(T0)
+    record_links(store, run.id, PAGE_A, [
+        cite(PAGE_A, url, raw_href=raw_href, source_href=source_href, line=10,
+             skip_reason=None if url else "invalid_url")])
+    if url:
+        store.record_observations(run.id, [check(url, T0, LinkStatus.EXPIRED, reason="http_404")])
+    links = store.run_links(run.id)
+    assert [(l.url, l.written) for l in links] == [(url or raw_href, written)]
+    assert [l.written for l in store.run_flagged_links(run.id)] == [written]
+    assert [c.source_href for c in store.run_citations(run.id)] == [source_href]
+
+
 def test_resume_sets_citations_and_observed_urls(store: Store) -> None:
     run = store.start_run(T0)
     citations = [cite(PAGE_A, f"https://e.org/{i}") for i in range(5)]
