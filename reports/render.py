@@ -216,9 +216,15 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _link_html(url: Any, text: Any = None) -> str:
-    if is_web_url(url):
-        return f'<a href="{escape(url)}">{escape(text if text else _short_url(url))}</a>'
-    return f"<span>{escape(url)}</span>"
+    if not is_web_url(url):
+        return f"<span>{escape(url)}</span>"
+    if text:
+        return f'<a href="{escape(url)}">{escape(text)}</a>'
+    shown = _short_url(url)
+    # cut in the middle: hovering shows the whole address, the one an
+    # editor finds in the page's source (review 15 #6)
+    title = f' title="{escape(url)}"' if len(shown) < len(url.removeprefix("https://")) else ""
+    return f'<a href="{escape(url)}"{title}>{escape(shown)}</a>'
 
 
 def link(url: Any, text: Any = None) -> Markup:
@@ -297,9 +303,17 @@ def _where_text(row: _Placed) -> str:
 
 
 def _where_html(row: _Placed) -> Markup:
-    """`_where_text` escaped, the href as written in <code>."""
-    parts = [f"{_WRITTEN}<code>{_escape(part[len(_WRITTEN):])}</code>" if part.startswith(_WRITTEN)
-             else _escape(part) for part in _where_phrases(row)]
+    """`_where_text` escaped, the href as written in <code>; one clipped
+    (`WRITTEN_CLIP`) has its whole text in the <code>'s title."""
+    written = _placed_link(row).written
+    parts = []
+    for part in _where_phrases(row):
+        if part.startswith(_WRITTEN):
+            shown = part[len(_WRITTEN):]
+            title = f' title="{_escape(written)}"' if shown != written else ""
+            parts.append(f"{_WRITTEN}<code{title}>{_escape(shown)}</code>")
+        else:
+            parts.append(_escape(part))
     return Markup(" &middot; ".join(parts))
 
 
@@ -312,10 +326,16 @@ def _where_phrases(row: _Placed) -> list[str]:
     fixed one as the previous report's run saw it); a content note carries
     its link's place fields under the same names, which are all
     `where_parts` reads."""
-    link = cast(LinkResult, row) if isinstance(row, ContentIssue) else row.link
+    link = _placed_link(row)
     written = _WRITTEN + link.written if link.written else None
     return [_WRITTEN + _clip(link.written, WRITTEN_CLIP) if part == written else part
             for part in where_parts(link, row.more_lines)]
+
+
+def _placed_link(row: _Placed) -> LinkResult:
+    """The row's link, or a content note itself: it carries its link's place
+    fields under the same names."""
+    return cast(LinkResult, row) if isinstance(row, ContentIssue) else row.link
 
 
 DETAIL_CLIP = 400
@@ -410,6 +430,10 @@ class _View:
     """Shows the "One fix, many rows" lines (`Audit.bulk_fixes`): a mail
     shows them only where they fit beside the rows it would show without
     them (`_richest`), never in their place."""
+    jumps: bool = True
+    """The text part's rows to fix say "Open the entry on the page: URL" (the
+    HTML part's link, review 15 #8). Some 145 bytes a row: a mail listing
+    every problem leaves them out rather than summarise (`_richest`)."""
 
     @property
     def more_still(self) -> int:
@@ -670,6 +694,9 @@ def _base_context(audit: Audit, full_report: str | None, *,
     failures = {p.url: wording.page_failure(p.http_status, p.error) for p in audit.pages_failed}
     content_groups = [g for g in audit.content_audit.groups() if g[0] != "pages_failed"]
     content_count = audit.counts.content
+    # the rows an editor fixes in the page's source: the text part gives
+    # each the way to its entry, as the HTML does (review 15 #8)
+    fixing = frozenset(id(p) for g in audit.needs_fixing for p in g.problems)
     not_rechecked = [p for p in audit.pages_failed
                      if any(not i.rechecked and p.url in (i.pages or (i.page,))
                             for _, _, issues in content_groups for i in issues)]
@@ -714,6 +741,7 @@ def _base_context(audit: Audit, full_report: str | None, *,
         "table_owners": any(r.owner for r in table) and not audit.audience,
         "pages_shown": PAGES_SHOWN,
         "watching_flaps": any(p.flaps is not None for g in audit.watching for p in g.problems),
+        "to_fix": lambda p: id(p) in fixing,
         "fixing_suspected": (wording.SUSPECTED_FIXING if any(
             p.suspicion for g in audit.needs_fixing for p in g.problems) else ""),
         "cleared_pages": _cleared_pages(audit),
@@ -877,9 +905,12 @@ def _richest(audit: Audit, fits: Callable[[str, str], bool], full_report: str | 
     # PROBLEM_MIN_BYTES is the HTML's: a text part alone tries them all.
     # "One fix, many rows" only where it fits beside what would be shown
     # without it: first with it, then the same view without.
+    # Then, before summarising, the text part without its rows' links to
+    # their entries (the HTML part keeps them).
     bulky = bool(base["bulk_lines"])
     for whole in _whole_views(audit, budget if html else None):
-        for view in ((whole, replace(whole, bulk=False)) if bulky else (whole,)):
+        views = (whole, replace(whole, bulk=False)) if bulky else (whole,)
+        for view in (*views, replace(whole, bulk=False, jumps=False)) if text else views:
             parts = render(view)
             if fits(*parts):
                 return parts
@@ -968,6 +999,9 @@ _MEDIA_CLASSES = frozenset({"wrap", "pad", "page", "totals", "h2", "intro", "foo
 is not inlined: it keeps its classes and its <style> block)."""
 _CLASS_ATTR = re.compile(r'\sclass="([^"]*)"')
 _STYLE_ATTR = re.compile(r'\sstyle="([^"]*)"')
+_TITLE_ATTR = re.compile(r'\stitle="[^"<>]*[<>][^"]*"')
+"""A title holding "<" or ">", which the inliner writes back bare: a clipped
+address's whole text is web text ("<script>" stays "&lt;script&gt;")."""
 
 
 def _inline(html: str) -> str:
@@ -984,6 +1018,7 @@ def _inline(html: str) -> str:
         return ' style="' + re.sub(r"\s*([:;])\s*", r"\1", match.group(1)).rstrip(";") + '"'
 
     html = _STYLE_ATTR.sub(tight, _CLASS_ATTR.sub(keep, _INLINER.inline(_visible(html))))
+    html = _TITLE_ATTR.sub(lambda m: m.group().replace("<", "&lt;").replace(">", "&gt;"), html)
     return _fold(html.encode("ascii", "xmlcharrefreplace").decode("ascii"))
 
 

@@ -672,8 +672,11 @@ def test_the_href_as_written_is_inert_and_clipped() -> None:
     audit = _missing_images_audit(written=XSS + "x" * 300)
     html = render_page(audit)
     assert "<script" not in html and not [t for t, _ in tags_of(html) if t in ("script", "img")]
-    (code,) = set(re.findall(r"written as <code>(.*?)</code> &middot; in the style", html))
+    (title, code), = set(re.findall(r'written as <code title="([^"]*)">(.*?)</code> &middot; in the style',
+                                    html))
     assert code.startswith("&lt;script&gt;") and code.endswith("\u2026")
+    # hovering the clipped href shows it whole (review 15 #6), inert too
+    assert title == render._escape(XSS + "x" * 300)
     assert len(re.findall(r"written as (.*?) \u00b7", render_text(audit))[0]) == render.WRITTEN_CLIP
 
 
@@ -735,9 +738,11 @@ def test_a_fixed_or_content_row_s_href_as_written_is_inert_and_clipped() -> None
     mail_html, mail_text = _mail_parts(audit)
     for html in (render_page(audit), mail_html.replace("&#8230;", "\u2026")):  # the mail's HTML is ASCII
         assert "<script" not in html and not [t for t, _ in tags_of(html) if t in ("script", "img")]
-        codes = re.findall(r"written as <code>(.*?)</code>", html)
+        titles, codes = zip(*re.findall(r'written as <code title="([^"]*)">(.*?)</code>', html))
         assert len(codes) == 2 and all(c.startswith("&lt;script&gt;alert(1)") for c in codes)
         assert [c[-2:] for c in codes] == ["b\u2026", "r\u2026"]
+        assert [render._escape(unescape(t)) for t in titles] == [
+            render._escape(XSS + "b" * 300), render._escape(XSS + "r" * 300)]
     for text in (render_text(audit), mail_text):
         written = re.findall(r"written as (.*)\n", text)
         assert [len(w) for w in written] == [render.WRITTEN_CLIP] * 2
@@ -1562,3 +1567,68 @@ def test_a_drifted_row_offers_the_title_search_beside_its_archived_copy() -> Non
         assert ">Search PubMed for the title</a>" in todo
         assert 'href="https://pubmed.ncbi.nlm.nih.gov/?term=Corticosteroid' in todo
         assert "Archived copy" in out
+
+
+LONG = "https://www.globenewswire.com/news-release/2018/07/25/1542311/0/en/Corbus-Pharmaceuticals-Dermatomyositis.html"
+
+
+@pytest.mark.parametrize(("url", "text", "expected"), [
+    # cut in the middle: the whole address on hover, the one the source has (review 15 #6)
+    (LONG, None, f'<a href="{LONG}" title="{LONG}">{render._short_url(LONG)}</a>'),
+    ("http://x.org/" + "a" * 80 + "?b=1&c=<2>", None,
+     '<a href="{u}" title="{u}">{cut}</a>'.format(
+         u=escape("http://x.org/" + "a" * 80 + "?b=1&c=<2>"),
+         cut=escape(render._short_url("http://x.org/" + "a" * 80 + "?b=1&c=<2>")))),
+    # shown whole: nothing to hover for
+    ("https://pubmed.ncbi.nlm.nih.gov/31197643/", None,
+     '<a href="https://pubmed.ncbi.nlm.nih.gov/31197643/">pubmed.ncbi.nlm.nih.gov/31197643/</a>'),
+    ("https://x.org/" + "a" * 64, None, f'<a href="https://x.org/{"a" * 64}">x.org/{"a" * 64}</a>'),
+    (LONG, "the release", f'<a href="{LONG}">the release</a>'),
+])
+def test_a_shortened_address_has_the_whole_one_in_its_title(url: str, text: str | None, expected: str) -> None:
+    assert str(render.link(url, text)) == expected
+
+
+def test_the_mail_s_shortened_addresses_keep_their_title() -> None:
+    audit = audit_from([result(LONG, "expired", "http_404", line=12)],
+                       [PageRecord(run_id=7, url=PAGE, status="ok")])
+    html, _ = _mail_parts(audit)
+    assert re.search(rf'<a href="{re.escape(LONG)}"[^>]* title="{re.escape(LONG)}"[^>]*>'
+                     rf'{re.escape(render._short_url(LONG)).replace(chr(0x2026), "&#8230;")}</a>', html)
+
+
+@pytest.mark.parametrize("summary", [False, True])
+def test_the_text_part_s_rows_to_fix_open_their_entry_on_the_page(summary: bool) -> None:
+    """Review 15 #8: the HTML part has "Open the entry on the page" under
+    each row to fix; the text part had it only for content notes."""
+    audit = sample_audit()
+    fixing = [p for g in audit.needs_fixing for p in g.problems]
+    person = [p for g in audit.needs_a_person for p in g.problems]
+    assert fixing and person and all(p.page_link for p in fixing + person)
+    text = render_text(audit, max_bytes=3_000 if summary else None)
+    html = render_page(audit)
+    shown = fixing if not summary else [p for p in fixing if p.advice in text]
+    assert shown
+    for p in shown:
+        line = f"What to do: {p.advice}\n    {p.page_link_label}: {p.page_link}\n"
+        assert line in text
+        assert f'href="{escape(p.page_link)}">{p.page_link_label}</a>' in html  # the same address
+    for p in person:
+        assert re.search(rf"What to do: {re.escape(p.advice)}\n\s*{re.escape(p.page_link_label)}:", text) is None
+
+
+@pytest.mark.parametrize(("n_links", "jumps"), [(200, True), (500, False)])
+def test_a_mail_listing_every_problem_drops_the_text_part_s_entry_links_before_summarising(
+        n_links: int, jumps: bool) -> None:
+    """50 problems in 500 links fit with every row, not with the text
+    part's "Open the entry on the page" lines: those go first, the HTML
+    part keeps its links."""
+    audit = synthetic_audit(n_links)
+    msg = build_report_message(audit, sender="monitor@example.org", recipients=["w@example.org"],
+                               message_id=message_id_for(9, "all", "monitor@example.org"))
+    assert len(msg.as_bytes()) <= MAX_EMAIL_BYTES
+    html, text = msg.get_body(("html",)).get_content(), msg.get_body(("plain",)).get_content()
+    assert "The newest problems" not in html and "NEWEST PROBLEMS" not in text
+    fixing = [p for g in audit.needs_fixing for p in g.problems]
+    assert all(escape(p.page_link) in html for p in fixing)
+    assert text.count("Open the entry on the page: ") == (len(fixing) if jumps else 0)
