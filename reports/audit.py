@@ -351,6 +351,9 @@ class ContentIssue:
     url: str | None = None
     fix_url: str | None = None
     fix_label: str = ""
+    fix_note: str = ""
+    """Said under the fix: `wording.OLDEST_COPY` for the oldest archived copy,
+    as under a problem's (`Problem.fix_note`)."""
     related: tuple[str, ...] = ()
     pages: tuple[str, ...] = ()
     """Every page concerned (a duplicate spans several); filters owner reports."""
@@ -1821,8 +1824,9 @@ def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
         else:
             words = (f"Still dead ({_lower(said)}) and no archived copy was found: "
                      "replace the entry with a current source, or remove it.")
+        note = wording.OLDEST_COPY if fix_label == "Archived copy" and link.archived_oldest else ""
         yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label,
-                     more_lines=copies.get(key, ()))
+                     fix_note=note, more_lines=copies.get(key, ()))
 
 
 def _lower(sentence: str) -> str:

@@ -1548,6 +1548,22 @@ def test_the_oldest_archived_copy_asks_the_editor_to_check_it(oldest: bool) -> N
         assert SNAPSHOT in out
 
 
+@pytest.mark.parametrize("oldest", [True, False])
+def test_an_entry_marked_expired_says_its_oldest_archived_copy_is_to_check(oldest: bool) -> None:
+    """The content note "Marked (Expired Article) and the link is still
+    dead" offers the archived copy too: an oldest one gets the same warning
+    as a row to fix's (the demo's jrheum entry, undated, showed it bare)."""
+    marked = result(RAYNAUDS, "expired", "http_404", title="(Expired Article) Malignancy in DM: a 21-year study",
+                    expired_mark=True, days=200, strikes=20, archived_url=SNAPSHOT, archived_oldest=oldest)
+    audit = audit_from([marked], [PageRecord(run_id=7, url=PAGE, status="ok", title="DM/PM")])
+    [issue] = [i for _, _, issues in audit.content_audit.groups() for i in issues if i.kind == "dead_mark"]
+    assert issue.fix_url == SNAPSHOT
+    html, text = render_email(audit, lambda h, t: True)
+    for out in (html, render_page(audit), text):
+        assert (wording.OLDEST_COPY in out.replace("&#39;", "'")) == oldest
+        assert SNAPSHOT in out
+
+
 def test_a_drifted_row_offers_the_title_search_beside_its_archived_copy() -> None:
     """Review 15 #4: the drifted row's advice is "link to the archived copy,
     or find the article's new address", and the expired and failing rows'
