@@ -289,7 +289,7 @@ def refused_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) ->
 
 DEMO_MARKER = ".monitor-demo"
 """The file `monitor demo` leaves beside its demo.toml (monitor/demo/run.py's
-MARKER; not imported: that module loads aiohttp)."""
+MARKER, which is this: kept here, as that module loads aiohttp)."""
 
 
 def unmapped_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) -> str | None:

@@ -33,6 +33,7 @@ from monitor.config import (
 )
 from monitor.demo.site import SimulatedSite, SimulatedSiteServer
 from monitor.errors import ConfigError, MonitorError
+from monitor.netguard import DEMO_MARKER
 from monitor.types import LinkStatus, PageRecord, pages_read_none
 
 DEMO_TIMEOUT = 2.0
@@ -163,7 +164,7 @@ class DemoResult:
     """Of the blocked, the links to a private address: said apart, as the report does."""
 
 
-MARKER = ".monitor-demo"
+MARKER = DEMO_MARKER  # also read by `check` and `run` (netguard.unmapped_watched_pages)
 """Left in the demo's directory: the proof that its monitor.db and reports are the demo's."""
 
 
