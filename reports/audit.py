@@ -384,6 +384,10 @@ class ContentIssue:
     """The check's reason for the note's link ("parked_domain"...): the
     report shows the address as text, not as a link, where a reader should
     not be sent (`wording.not_linked`)."""
+    link_confirmed: bool = False
+    """The note's link is a problem whose failure is confirmed (`Problem.confirmed`):
+    a lapsed domain is then shown as text, as its row shows it
+    (`wording.not_linked`; a content note read it as a live link)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -917,6 +921,7 @@ def build_audit(
         previous_links, pages, previous_pages, carried, watched_before, configured, crawls,
         dead=_dead_pages(links))
     content = _content_audit(links, pages, previous_pages, now, settings, page_titles, read_before)
+    content = _with_confirmed(content, {p.link.url for p in problems if p.confirmed})
     audit = Audit(
         site=" ".join(site_name.split()),  # one line, wherever it came from
         run=run,
@@ -1737,6 +1742,16 @@ def _content_audit(links: Sequence[LinkResult], pages: Sequence[PageRecord],
         return notes
     return ContentAudit(**{key: tuple(_not_rechecked(i) if key != "pages_failed"
                                       and unread.intersection(i.pages) else i
+                                      for i in getattr(notes, key))
+                           for key in CONTENT_FIELDS})
+
+
+def _with_confirmed(notes: ContentAudit, confirmed: Collection[str]) -> ContentAudit:
+    """`notes` with `link_confirmed` set where the note's link is a confirmed
+    problem: the same address is shown the same way in its row and its note."""
+    if not confirmed:
+        return notes
+    return ContentAudit(**{key: tuple(replace(i, link_confirmed=True) if i.url in confirmed else i
                                       for i in getattr(notes, key))
                            for key in CONTENT_FIELDS})
 

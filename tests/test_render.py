@@ -1521,6 +1521,20 @@ def test_a_domain_that_no_longer_exists_is_text_once_confirmed(days: float, stri
     assert RAYNAUDS in text
 
 
+@pytest.mark.parametrize(("days", "strikes", "linked"), [(9, 3, False), (0, 1, True)])
+def test_a_content_note_shows_a_lapsed_domain_as_its_row_does(days: float, strikes: int, linked: bool) -> None:
+    """The note "Entries without a source line" linked the lapsed domain the
+    row above it showed as text (verify 15 R2): the note follows the row."""
+    why = "the domain no longer exists"
+    html, text, page = _one_row(result(RAYNAUDS, "error", "dns", title="Treatment Options for Raynaud's",
+                                       days=days, strikes=strikes))
+    for out in (html, page):
+        assert "Entries without a source line" in out
+        assert (RAYNAUDS in {attrs.get("href") for _, attrs in tags_of(out)}) == linked
+        assert out.count(f"(not linked: {why})") == (0 if linked else 2)  # the row's and the note's
+    assert text.count(f"{RAYNAUDS} (not linked in the report: {why})") == (0 if linked else 2)
+
+
 @pytest.mark.parametrize(("days", "strikes", "watched"), [(0, 1, True), (9, 3, False)])
 def test_a_watched_row_s_archived_copy_is_one_quiet_line(days: float, strikes: int, watched: bool) -> None:
     """Review 15 #11: under "Watching" ("Nothing to do yet") the archived
