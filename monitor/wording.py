@@ -27,6 +27,7 @@ from monitor.types import FailTally, LinkKind, LinkResult, LinkStatus, SiteCut, 
 __all__ = [
     "CONFIRMED_AT_ONCE",
     "MARKED_DEAD",
+    "OLDEST_COPY",
     "acknowledged",
     "GROUPS",
     "NEEDS_A_PERSON",
@@ -103,6 +104,12 @@ _NAMED_HOSTS = {
 
 _HTTP_CODE = re.compile(r"^http_(\d{3})$")
 
+
+OLDEST_COPY = "The oldest copy the archive holds: check it shows the article before you link it."
+"""Said under an archived copy asked for a link with no date
+(`LinkResult.archived_oldest`): nearest to when the article was cited, but
+it may be an earlier page at that address, or the error page already. The
+report's rows and notes and `monitor check`'s lines say it alike."""
 
 def host_of(url: str | None) -> str:
     """The host name without "www.", for naming a site in a sentence."""

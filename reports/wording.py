@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.types import FailTally, LinkKind, LinkStatus, as_utc
-from monitor.wording import LISTED_IN_SITEMAP, REASONS, describe, host_of, thing
+from monitor.wording import LISTED_IN_SITEMAP, OLDEST_COPY, REASONS, describe, host_of, thing
 from monitor.wording import flap_words as monitor_flap_words
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
@@ -28,6 +28,7 @@ __all__ = [
     "NOT_RECHECKED",
     "WATCHED_404",
     "PAGE_NOT_RECHECKED",
+    "OLDEST_COPY",
     "PARTIAL_RUN",
     "REASONS",
     "PRIVATE_BADGE",
@@ -681,10 +682,6 @@ def not_linked(reason: str, confirmed: bool = False) -> str:
     return NOT_LINKED.get(reason, "") or (NOT_LINKED_CONFIRMED.get(reason, "") if confirmed else "")
 
 
-OLDEST_COPY = "The oldest copy the archive holds: check it shows the article before you link it."
-"""Said under an archived copy asked for a link with no date
-(`LinkResult.archived_oldest`): nearest to when the article was cited, but
-it may be an earlier page at that address, or the error page already."""
 
 _IF_IT_STAYS_DOWN = {"Archived copy": "an archived copy", "New address": "a new address",
                      "Suggested address": "a suggested address"}

@@ -236,6 +236,21 @@ def test_tally_counts_each_url_once_by_its_first_status() -> None:
         "expired": 1, "moved": 1, "drifted": 0, "error": 0, "blocked": 0, "ok": 1, "skipped": 1}
 
 
+@pytest.mark.parametrize("oldest", [True, False])
+def test_text_says_an_oldest_archived_copy_is_to_check_as_the_report_does(oldest: bool) -> None:
+    """`monitor check` printed an undated link's oldest copy bare, while the
+    report's row asks the editor to check it first (verify 15 R1)."""
+    gone = link(3, LinkStatus.EXPIRED, http_status=404, reason="http_404", entry_title="Entry 3", strikes=3,
+                failing_since=T0 - dt.timedelta(days=9), archived_oldest=oldest,
+                archived_url="https://web.archive.org/web/2015/https://pubmed.ncbi.nlm.nih.gov/3/")
+    buffer = io.StringIO()
+    write_text(buffer, RUN, PAGES, iter([gone]))
+    text = buffer.getvalue()
+    assert "    archived copy: https://web.archive.org/web/2015/https://pubmed.ncbi.nlm.nih.gov/3/\n" in text
+    said = "      (the oldest copy the archive holds: check it shows the article before you link it)\n"
+    assert (said in text) is oldest
+
+
 def test_text_lists_what_needs_a_person_by_status_and_counts_the_rest() -> None:
     many = [link(n, LinkStatus.EXPIRED if n % 3 == 0 else LinkStatus.OK, http_status=404, reason="http_404",
                  entry_title=f"Entry {n}", detail="The server answered 404 Not Found.",
