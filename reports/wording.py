@@ -298,7 +298,7 @@ def _advice_case(status: str, *, fix_url: str | None, archived: bool, reason: st
     return "failing" if status == LinkStatus.ERROR else "gone"
 
 
-_MARKED_CHECKED = "the webmaster marks it checked (monitor accept)"
+_MARKED_CHECKED = "tell the webmaster, who can mark it checked (monitor accept)"
 """How a drifted link found fine gets out of the report: editors fix the
 site's HTML, the webmaster runs the monitor (README, "Checked by hand")."""
 

@@ -858,19 +858,19 @@ IMG = "https://www.sclero.org/images/raynauds-hand.jpg"
         # another title: the same page renamed (accepted) or another one (review 15 #4)
         (NAV, MENU, "drifted", "title_mismatch", {},
          "The link now leads to a different page",
-         "If it is the same page under a new title, the webmaster marks it checked (monitor accept); "
+         "If it is the same page under a new title, tell the webmaster, who can mark it checked (monitor accept); "
          "if not, update the link or remove it."),
         (NAV, MENU, "drifted", "title_mismatch", {"archived_url": "https://web.archive.org/web/2019/" + MENU},
          "The link now leads to a different page",
-         "If it is the same page under a new title, the webmaster marks it checked (monitor accept); "
+         "If it is the same page under a new title, tell the webmaster, who can mark it checked (monitor accept); "
          "if not, link the archived copy or another page, or remove the link."),
         (CIT, U, "drifted", "title_mismatch", {"archived_url": "https://web.archive.org/web/2019/" + U},
          "The page now shows a different article",
-         "If it is the cited article under a new title, the webmaster marks it checked (monitor accept); "
+         "If it is the cited article under a new title, tell the webmaster, who can mark it checked (monitor accept); "
          "if not, link to the archived copy or find its new address."),
         (CIT, U, "drifted", "title_mismatch", {},
          "The page now shows a different article",
-         "If it is the cited article under a new title, the webmaster marks it checked (monitor accept); "
+         "If it is the cited article under a new title, tell the webmaster, who can mark it checked (monitor accept); "
          "if not, find its new address or mark the entry expired."),
         (CIT, U, "drifted", "content_changed", {},  # the same title, other words: nothing renamed
          "The page changed a lot since it was cited; check that it still says what the entry claims",

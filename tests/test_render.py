@@ -1593,7 +1593,7 @@ def test_a_drifted_row_offers_the_title_search_beside_its_archived_copy() -> Non
     for out in (render_page(audit), render_html(audit)):
         todo = out[out.index("What to do:"):]
         todo = todo[:todo.index("</p>")]
-        assert "If it is the cited article under a new title, the webmaster marks it checked" in todo
+        assert "If it is the cited article under a new title, tell the webmaster, who can mark it checked" in todo
         assert ">Search PubMed for the title</a>" in todo
         assert 'href="https://pubmed.ncbi.nlm.nih.gov/?term=Corticosteroid' in todo
         assert "Archived copy" in out
