@@ -1067,6 +1067,10 @@ def test_a_private_address_wears_its_own_badge_and_is_counted_apart_from_the_blo
         assert "2 blocked \u00b7 1 private address \u00b7 0 drifted" in plain
         badges = re.findall(r"<span[^>]*>(BLOCKED|PRIVATE ADDRESS)</span>", html)
         assert sorted(badges) == ["BLOCKED", "BLOCKED", "PRIVATE ADDRESS"], badges
+    # its card's edge is the badge's colour, not BLOCKED's purple (verify 15 R3)
+    assert render_page(audit).count('<div class="card private">') == 1
+    mail = render_html(audit)
+    assert mail.count("border-left:5px solid #9f1239") == 1 and mail.count("border-left:5px solid #6d28d9") == 2
     data = json.loads(render_json(audit))
     assert sorted(l["status"] for l in data["links"]) == ["blocked"] * 3  # the contract's status stays
     assert (data["counts"]["blocked"], data["counts"]["private_address"]) == (3, 1)
