@@ -125,7 +125,7 @@ async def report_job(
 ) -> ReportOutcome:
     """Render (and with `send`, queue and deliver) the report of a run."""
     from reports.deliver import flush_outbox, load_audit, previous_links_meanwhile, queue_report
-    from reports.render import (ForeignFolder, checked_phrase, headline, names_report_file, save_report,
+    from reports.render import (ForeignFolder, checked_phrase, headline_text, names_report_file, save_report,
                                 save_report_file)
 
     now = now or utcnow()
@@ -171,7 +171,7 @@ async def report_job(
                     f"{key}: cannot save the report in {folder}: {why}; run {run_id} "
                     f"is saved in the database: `monitor report --config {settings.source} --run {run_id}` "
                     "makes its report once the folder can be written") from exc
-        outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline(audit),
+        outcome = ReportOutcome(run_id, saved.html, saved.json, saved.index, headline_text(audit, "in the report"),
                                 checked=checked_phrase(audit.counts))
         if asked is None:
             outcome.unfinished = unfinished_words(store, run_id, now, settings)

@@ -849,13 +849,15 @@ def _headline_html(audit: Audit, *, anchored: bool = True) -> Markup:
                   f"\u201c{heading}\u201d</a>.")
 
 
-def headline_text(audit: Audit) -> str:
+def headline_text(audit: Audit, where: str = "below") -> str:
     """`headline` for the text part, saying where the group is as the mail's
     HTML part does ("... retracted” below."): plain text has no link to
-    follow, and the two parts of one message read differently (review 15 #5)."""
+    follow, and the two parts of one message read differently (review 15 #5).
+    The terminal's line after `check`, `run` and `demo` says "in the report"
+    (verify 15 R7)."""
     text = headline(audit)
     see = f"see \u201c{audit.content_audit.heading('retracted')}\u201d."
-    return text[:-1] + " below." if _noticed(audit) and text.endswith(see) else text
+    return f"{text[:-1]} {where}." if _noticed(audit) and text.endswith(see) else text
 
 
 def render_html(audit: Audit, *, full_report: str | None = None,

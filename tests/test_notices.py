@@ -1038,7 +1038,7 @@ async def test_withdrawn_reviews_reach_the_json_the_csv_the_report_and_the_histo
         (WITHDRAWN, pm), (WITHDRAWN, cd)]
     assert report["content_audit"]["retracted"] == []
     assert outcome.headline.endswith(
-        "2 cited articles were withdrawn: see \u201cCited articles that were withdrawn\u201d.")
+        "2 cited articles were withdrawn: see \u201cCited articles that were withdrawn\u201d in the report.")
     html = outcome.html_path.read_text(encoding="utf-8")
     section = html[html.index("Cited articles that were withdrawn (2)"):html.index("Everything else")]
     assert COCHRANE in section and str(escape(RAYNAUD_TITLE)) in section and TRIAL_TITLE not in section
