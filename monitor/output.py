@@ -44,8 +44,8 @@ from monitor.types import (
     Whereabouts,
     iso_moment,
 )
-from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, OLDEST_COPY, WATCHING, \
-    acknowledged, attention, flap_words, link_words, problem_confirmed, site_cut_words
+from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, \
+    acknowledged, attention, flap_words, link_words, oldest_copy, problem_confirmed, site_cut_words
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -596,7 +596,8 @@ def _block(link: LinkResult, page_name: str, *, notice: bool = False, times: int
     elif link.archived_url:
         lines.append(f"    archived copy: {one_line(link.archived_url)}")
         if link.archived_oldest:  # asked with no date: as the report's row says
-            lines.append(f"      ({OLDEST_COPY[0].lower()}{OLDEST_COPY[1:].rstrip('.')})")
+            said = oldest_copy(link.kind, link.url)
+            lines.append(f"      ({said[0].lower()}{said[1:].rstrip('.')})")
     return "\n".join(lines) + "\n"
 
 

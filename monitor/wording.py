@@ -28,6 +28,7 @@ __all__ = [
     "CONFIRMED_AT_ONCE",
     "MARKED_DEAD",
     "OLDEST_COPY",
+    "oldest_copy",
     "acknowledged",
     "GROUPS",
     "NEEDS_A_PERSON",
@@ -110,6 +111,12 @@ OLDEST_COPY = "The oldest copy the archive holds: check it shows the article bef
 (`LinkResult.archived_oldest`): nearest to when the article was cited, but
 it may be an earlier page at that address, or the error page already. The
 report's rows and notes and `monitor check`'s lines say it alike."""
+
+
+def oldest_copy(kind: str, url: str | None = None) -> str:
+    """`OLDEST_COPY` for what the link leads to (`thing`): a menu link's
+    copy shows a "page", not an "article" (verify 15 R10)."""
+    return OLDEST_COPY.replace("the article", f"the {thing(kind, url)}")
 
 def host_of(url: str | None) -> str:
     """The host name without "www.", for naming a site in a sentence."""

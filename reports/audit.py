@@ -194,7 +194,8 @@ class Problem:
     @property
     def fix_note(self) -> str:
         """Said under an archived copy that is the oldest the archive holds."""
-        return wording.OLDEST_COPY if self.fix_label == "Archived copy" and self.link.archived_oldest else ""
+        return (wording.oldest_copy(self.link.kind, self.link.url)
+                if self.fix_label == "Archived copy" and self.link.archived_oldest else "")
 
     @property
     def quiet_fix(self) -> str:
@@ -1839,7 +1840,7 @@ def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
         else:
             words = (f"Still dead ({_lower(said)}) and no archived copy was found: "
                      "replace the entry with a current source, or remove it.")
-        note = wording.OLDEST_COPY if fix_label == "Archived copy" and link.archived_oldest else ""
+        note = wording.oldest_copy(link.kind, link.url) if fix_label == "Archived copy" and link.archived_oldest else ""
         yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label,
                      fix_note=note, more_lines=copies.get(key, ()))
 

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.types import FailTally, LinkKind, LinkStatus, as_utc
-from monitor.wording import LISTED_IN_SITEMAP, OLDEST_COPY, REASONS, describe, host_of, thing
+from monitor.wording import LISTED_IN_SITEMAP, OLDEST_COPY, REASONS, describe, host_of, oldest_copy, thing
 from monitor.wording import flap_words as monitor_flap_words
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
@@ -29,6 +29,7 @@ __all__ = [
     "WATCHED_404",
     "PAGE_NOT_RECHECKED",
     "OLDEST_COPY",
+    "oldest_copy",
     "PARTIAL_RUN",
     "REASONS",
     "PRIVATE_BADGE",

@@ -1566,6 +1566,18 @@ def test_the_oldest_archived_copy_asks_the_editor_to_check_it(oldest: bool) -> N
         assert SNAPSHOT in out
 
 
+def test_a_menu_link_s_oldest_archived_copy_is_checked_for_the_page_not_an_article() -> None:
+    """A menu link leads to a page of the site: "check it shows the article"
+    was said of it too (verify 15 R10)."""
+    menu = result("https://www.sclero.org/about/news/a-to-z.html", "expired", "http_404", title="",
+                  text="ISN News", kind=LinkKind.NAVIGATION, section="", days=9, strikes=3,
+                  archived_url=SNAPSHOT, archived_oldest=True)
+    html, text, page = _one_row(menu)
+    said = "The oldest copy the archive holds: check it shows the page before you link it."
+    for out in (html, page, text):
+        assert said in out.replace("&#39;", "'") and "shows the article" not in out
+
+
 @pytest.mark.parametrize("oldest", [True, False])
 def test_an_entry_marked_expired_says_its_oldest_archived_copy_is_to_check(oldest: bool) -> None:
     """The content note "Marked (Expired Article) and the link is still
