@@ -241,5 +241,12 @@ def accepted_answer(reason: str, url: str) -> str:
     to open the link in a browser: the person just did."""
     from monitor.wording import describe
 
-    words = describe(reason, url=url)
-    return words.split("; please open it in a browser")[0]
+    words = describe(reason, url=url).split("; please open it in a browser")[0]
+    # after "accepted: ", a sentence's first word in lower case; a name
+    # ("LinkedIn refuses ...", "YouTube ...") as it is
+    first = words.split(" ", 1)[0]
+    return words[:1].lower() + words[1:] if first in _SENTENCE_STARTS else words
+
+
+_SENTENCE_STARTS = frozenset({"The", "This", "A", "An", "It", "Its"})
+"""The first words of `describe`'s sentences that are no name."""

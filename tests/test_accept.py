@@ -137,7 +137,7 @@ async def test_an_accepted_bot_wall_leaves_the_counts_until_its_answer_changes(
                              "--note", "article is there after the check", "--by", "ana")
     assert code == 0, err
     # the report's words, not the code (review 15 #10); which reports leave it out (review 15 #3)
-    assert out.startswith(f"{base}/wall: accepted: The site blocks automated checks (bot wall). Left out of "
+    assert out.startswith(f"{base}/wall: accepted: the site blocks automated checks (bot wall). Left out of "
                           "the reports of audits from now on (the next `monitor run`, or `monitor check` "
                           "then `monitor report`); reports already made keep it, also when rendered "
                           "again."), out
@@ -357,15 +357,17 @@ def test_only_what_a_person_can_judge_is_accepted(status: str, reason: str, refu
 @pytest.mark.parametrize("reason, url, said", [
     ("http_999", "https://www.linkedin.com/pulse/x", "LinkedIn refuses automated checks (HTTP 999)"),
     ("http_403", "https://www.linkedin.com/in/x", "LinkedIn refuses automated checks (HTTP 999)"),
-    ("bot_challenge", "https://a.example/x", "The site blocks automated checks (bot wall)"),
-    ("http_401", "https://a.example/x", "The site asks for a login (HTTP 401)"),
-    ("soft_404", "https://a.example/x", "The site shows a 'page not found' page (while answering 200 OK)"),
-    ("title_mismatch", "https://a.example/x", "The page now shows a different article"),
+    ("bot_challenge", "https://a.example/x", "the site blocks automated checks (bot wall)"),
+    ("http_401", "https://a.example/x", "the site asks for a login (HTTP 401)"),
+    ("soft_404", "https://a.example/x", "the site shows a 'page not found' page (while answering 200 OK)"),
+    ("title_mismatch", "https://a.example/x", "the page now shows a different article"),
     ("parked_domain", "https://a.example/x",
-     "The domain no longer belongs to the publisher: it shows a parked or for-sale page"),
+     "the domain no longer belongs to the publisher: it shows a parked or for-sale page"),
 ])
 def test_accept_says_the_answer_in_the_reports_words_not_its_code(reason: str, url: str, said: str) -> None:
-    """Review 15 #10: "accepted as blocked (http_999)" was the one place left with codes."""
+    """Review 15 #10: "accepted as blocked (http_999)" was the one place left
+    with codes. After "accepted: " a sentence goes on in lower case; a name
+    ("LinkedIn") stays as it is (verify 15 R8)."""
     from monitor.accept import accepted_answer
 
     assert accepted_answer(reason, url) == said
@@ -447,7 +449,7 @@ async def test_a_guessed_dead_link_accepted_comes_back_when_the_page_changes(
     code, out, err = monitor("accept", article, "--config", str(config), "--note", "the article is there",
                              "--by", "ana")
     assert code == 0, err
-    assert "accepted: The site shows a 'page not found' page (while answering 200 OK). " in out, out
+    assert "accepted: the site shows a 'page not found' page (while answering 200 OK). " in out, out
     assert "(a 404, another title or another address)" in out and "soft_404" not in out
 
     code, out, err = await run_monitor("check", "--config", str(config))
@@ -523,7 +525,7 @@ async def test_a_redirect_to_home_accepted_holds_while_the_home_title_changes(
     assert code == 0 and _listed(out, link), out
     code, out, err = monitor("accept", link, "--config", str(config), "--note", "looked", "--by", "rev")
     assert code == 0, err
-    assert "accepted: The link now lands on the site's home page: the article was removed. " in out, out
+    assert "accepted: the link now lands on the site's home page: the article was removed. " in out, out
     assert "(a 404 or another address)" in out and "redirect_to_home" not in out, out
     visits = state["visits"]
     code, out, err = await run_monitor("check", "--config", str(config))
