@@ -683,7 +683,6 @@ def not_linked(reason: str, confirmed: bool = False) -> str:
     return NOT_LINKED.get(reason, "") or (NOT_LINKED_CONFIRMED.get(reason, "") if confirmed else "")
 
 
-
 _IF_IT_STAYS_DOWN = {"Archived copy": "an archived copy", "New address": "a new address",
                      "Suggested address": "a suggested address"}
 
