@@ -1246,10 +1246,12 @@ def serve(config_path: Path) -> None:
         monitor serve --config /etc/citation-monitor/monitor.toml
     """
     from monitor.service import serve as run_service
+    from monitor.store import Store
 
     settings = load(config_path)
     require_smtp_password(settings)
     require_report_dir(settings)
+    Store.keep_existing()  # a database gone while serving is not made anew
     root = logging.getLogger()
     if root.level > logging.INFO:
         root.setLevel(logging.INFO)  # a service says what it does, without -v

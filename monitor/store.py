@@ -1097,6 +1097,9 @@ class Store:
     _open: ClassVar[set[int]] = set()
     """id() of the stores open in this process (`stores_open`)."""
 
+    _kept: ClassVar[set[str] | None] = None
+    """With `keep_existing`: the database files this process has opened."""
+
     def __init__(self, db: Database, path: str) -> None:
         self.db = db
         self.path = path
@@ -1116,6 +1119,11 @@ class Store:
         """
         text = str(path)
         conn = None
+        kept = Store._kept
+        if kept is not None and text != ":memory:":
+            where = os.path.abspath(text)
+            if where in kept and not os.path.exists(where):
+                raise StoreError(_GONE.format(path=text), text)
         try:
             if text != ":memory:":
                 Path(text).parent.mkdir(parents=True, exist_ok=True)
@@ -1124,6 +1132,8 @@ class Store:
             store = cls(db, text)
             store._prepare(mapped)
             Store._open.add(id(store))
+            if kept is not None and text != ":memory:":
+                kept.add(os.path.abspath(text))
         except sqlite3.DatabaseError as exc:
             if conn is not None:
                 conn.close()
@@ -1133,6 +1143,18 @@ class Store:
                 conn.close()
             raise StoreError(f"cannot create the database {text}: {exc.strerror or exc}") from exc
         return store
+
+    @classmethod
+    def keep_existing(cls) -> None:
+        """From now on, a database file this process opened is never made
+        anew if it disappears (`monitor serve`): its /healthz, /metrics,
+        dashboard, lock heartbeat and jobs each opened it by path, and an
+        unmounted volume or a mistaken clean-up got a new empty database
+        within minutes, "ok" with no last run, the overdue alarm cleared and
+        the next audit starting over, every problem new and every acceptance
+        lost (review 15b #1). They fail instead, saying so (503, job_failed)."""
+        if cls._kept is None:
+            cls._kept = set()
 
     def _prepare(self, mapped: bool) -> None:
         self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
@@ -2197,6 +2219,11 @@ _FIRST_OTHER_PAGE = """SELECT checked_at, status, reason, final_url, title FROM 
 reason (a 404 now), another final address or, when one was kept
 (`accept.TITLE_KEPT`), another title is another answer (the final address
 as `HISTORY_SQL` gives it back)."""
+
+
+_GONE = ("the database {path} is gone: it was there when the service opened it (a volume not mounted, "
+         "a file moved or deleted?); restore it, or restart the service to start a new, empty one")
+"""`Store.keep_existing`'s refusal."""
 
 
 def _open_error(path: str, exc: sqlite3.DatabaseError) -> str:

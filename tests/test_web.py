@@ -296,6 +296,47 @@ async def test_an_unreadable_database_answers_503(tmp_path: Path, aiohttp_client
     assert (await client.get("/metrics")).status == 503
 
 
+@pytest.fixture
+def keeping_databases() -> Any:
+    """`Store.keep_existing` as `monitor serve` sets it, for one test."""
+    from monitor.store import Store
+
+    Store.keep_existing()
+    try:
+        yield
+    finally:
+        Store._kept = None
+
+
+async def test_a_database_gone_while_serving_answers_503_and_is_not_made_anew(
+        tmp_path: Path, aiohttp_client: Any, keeping_databases: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Review 15b #1: the database moved away under a running service (a
+    volume not mounted, a clean-up): /healthz opened it by path, made a new
+    empty one and answered 200 "ok", last_run null, the overdue alarm
+    cleared; the next audit would have started over. Now 503, logged, and
+    no file made; a database never opened is still made as before."""
+    from monitor.errors import StoreError
+    from monitor.store import Store
+
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    where = Path(settings.database.path)
+    client = await aiohttp_client(create_app(settings))
+    assert (await client.get("/healthz")).status == 200 and where.exists()
+    for leftover in where.parent.glob(where.name + "*"):
+        leftover.unlink()
+    caplog.set_level("WARNING", logger="monitor.web")
+    for endpoint in ("/healthz", "/metrics"):
+        resp = await client.get(endpoint)
+        assert resp.status == 503, endpoint
+        assert "is gone: it was there when the service opened it" in await resp.text(), endpoint
+    assert not where.exists()
+    assert any("event=database_unavailable" in r.getMessage() and "is gone" in r.getMessage()
+               for r in caplog.records)
+    with pytest.raises(StoreError, match="restart the service to start a new, empty one"):
+        Store.open(where)  # the lock's heartbeat and the jobs open it so too
+    Store.open(tmp_path / "other.db").close()  # never opened here: made
+
+
 def _a_directory(path: Path) -> None:
     path.mkdir(parents=True)
 

@@ -109,6 +109,7 @@ async def serve_demo(workdir: Path, *, progress: Any = None,
     listens. The site and the sink stop after the service, which flushes its
     outbox to the sink on the way out."""
     from monitor.service import Service
+    from monitor.store import Store
 
     async with demo_session(workdir, progress) as (result, running):
         audited(result)
@@ -117,6 +118,7 @@ async def serve_demo(workdir: Path, *, progress: Any = None,
             settings = load_settings(config)
             for name in QUIET_LOGGERS:
                 logging.getLogger(name).setLevel(logging.WARNING)
+            Store.keep_existing()  # as `monitor serve`
             service = Service(settings)
             serving = asyncio.create_task(service.run())
             listening = asyncio.create_task(service.ready.wait())
