@@ -263,8 +263,15 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None, settings: S
     """The Prometheus text exposition (format 0.0.4)."""
     runs = Counter({s: 0 for s in RUN_STATUSES})
     runs.update(snapshot.runs_by_status)
-    lines = _family("monitor_runs_total", "counter", "Audit runs recorded in the database, by status.",
+    # A gauge: a run moves from running to finished, a resumed one from
+    # interrupted, and pruning forgets old runs; as a counter, rate() and
+    # increase() read each drop as a reset (review 15b #2).
+    lines = _family("monitor_runs", "gauge", "Audit runs recorded in the database, by status.",
                     (({"status": s}, n) for s, n in sorted(runs.items())))
+    lines += _family("monitor_runs_total", "gauge",
+                     "As monitor_runs, kept for existing dashboards: a gauge whatever its name "
+                     "(it goes down); do not rate() it.",
+                     (({"status": s}, n) for s, n in sorted(runs.items())))
     lines += _family("monitor_last_run_urls_checked", "gauge",
                      "URLs requested in the latest finished full audit, by link status: a URL linked "
                      "from several places counts once; they add up to /healthz last_run.urls.",

@@ -220,7 +220,11 @@ async def test_metrics_parse_as_prometheus_text_and_match_the_database(
     def value(name: str, **labels: str) -> float:
         return samples[(name, frozenset(labels.items()))]
 
-    assert types["monitor_runs_total"] == "counter"
+    # runs move between statuses and are pruned: a gauge (review 15b #2), under
+    # its own name and the old one
+    assert types["monitor_runs"] == types["monitor_runs_total"] == "gauge"
+    assert value("monitor_runs", status="finished") == 2
+    assert not [name for name, kind in types.items() if kind == "counter"]
     assert value("monitor_runs_total", status="finished") == 2
     assert value("monitor_runs_total", status="interrupted") == 1
     assert value("monitor_runs_total", status="running") == 0
