@@ -1487,6 +1487,11 @@ class IndexSummary:
     "No audit since 16 Nov (11 days): the audit of Mon 23 Nov 06:00 UTC did
     not run. Next audit Mon 30 Nov 06:00 UTC." (the next audit then moves
     here from `service`)."""
+    refresh: int = 0
+    """Seconds after which the page reloads itself (`<meta http-equiv=refresh>`,
+    no script: the CSP allows none): while an audit runs, so that "An audit is
+    running now" does not stay on a tab left open after it ended (review 15b
+    #11); 0: never."""
 
 
 def _moment(when: dt.datetime, now: dt.datetime, weekday: bool = False) -> str:
@@ -1500,6 +1505,10 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+RUNNING_REFRESH_S = 30
+"""How often the served index reloads itself while an audit runs."""
+
+
 def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
                   service: ServiceFacts | None, now: dt.datetime) -> IndexSummary:
     """The summary of `rows` (the weekly audits, newest first, as the table
@@ -1508,7 +1517,8 @@ def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
     summary = IndexSummary(outbox=_outbox_words(source, service))
     if service is not None:
         if service.running:
-            summary = replace(summary, service="An audit is running now: its report appears here when it ends.")
+            summary = replace(summary, service="An audit is running now: its report appears here when it ends.",
+                              refresh=RUNNING_REFRESH_S)
         elif service.next_run is not None:
             summary = replace(summary, service=f"Next audit {_moment(service.next_run, now, weekday=True)}.")
         else:

@@ -184,3 +184,15 @@ def test_the_summary_and_the_table_escape_what_came_from_the_web(tmp_path: Path)
     assert "<h1>Link audits for &lt;script&gt;alert(1)&lt;/script&gt;&#34;</h1>" in page  # styles by class
     assert "run-4" not in page
     assert "3 problems need attention (2 to fix, 1 to open in a browser)" in text_of(page)
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_the_served_index_reloads_itself_while_an_audit_runs(tmp_path: Path, running: bool) -> None:
+    """Review 15b #11: "An audit is running now" stayed on a tab left open
+    after the audit ended; the page reloads every 30 s while one runs (a
+    meta refresh: the CSP allows no script), and never otherwise."""
+    page = render_index(tmp_path, site="x", source=Source("db-id", outbox=0),
+                        service=ServiceFacts(None, running=running), now=NOW)
+    assert ('<meta http-equiv="refresh" content="30">' in page) is running
+    assert ("An audit is running now" in text_of(page)) is running
+    assert "http-equiv" not in render_index(tmp_path, site="x", now=NOW)  # the file `report` writes
