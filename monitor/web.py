@@ -56,6 +56,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from monitor.config import Settings, is_loopback_host
 from monitor.errors import MonitorError
+from monitor.locking import AUDIT_LOCK, holder_words
 from monitor.output import StatusTally
 from monitor.overdue import Overdue, find_overdue
 from monitor.schedule import weekly_trigger
@@ -117,6 +118,9 @@ class Snapshot:
     unfinished: RunInfo | None = None
     """The latest full run, when it began after `last_run` and has not
     finished (interrupted, or still marked running): a crash loop's."""
+    audit_lock: tuple[str, str] | None = None
+    """(owner, acquired_at) of the audit lock when a live process holds it:
+    this service, or a `monitor run`/`check` from a terminal or cron."""
 
 
 class _LinkCounts:
@@ -176,6 +180,7 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
             runs_by_status=Counter(r.status for r in runs if not r.partial),
             outbox=store.outbox_size(),
             unfinished=_unfinished_after(runs, last),
+            audit_lock=store.live_lock(AUDIT_LOCK, dt.datetime.now(dt.timezone.utc)),
         )
         if last is not None:
             snapshot.links_by_status = dict(cache.of(store, last))
@@ -233,7 +238,22 @@ def health(snapshot: Snapshot, status: ServiceStatus | None, settings: Settings 
         "outbox": snapshot.outbox,
         "running": bool(status and status.running),
         "overdue": None if overdue is None else overdue.as_json(),
+        "running_elsewhere": running_elsewhere(snapshot, status),
     }
+
+
+def running_elsewhere(snapshot: Snapshot, status: ServiceStatus | None) -> str | None:
+    """Who audits this database now, when it is not this service: "process
+    23456 on vm, since 07:28:03 UTC" (`monitor run` from cron, `monitor
+    check` from a terminal); None when nobody does, or the service itself.
+    `running` said false then and the dashboard nothing, and a webmaster
+    restarting the service "because nothing runs" cut the audit (review 15b #3)."""
+    if snapshot.audit_lock is None:
+        return None
+    owner, since = snapshot.audit_lock
+    if status is not None and (status.running or getattr(status, "owner", None) == owner):
+        return None
+    return holder_words(owner, since, dt.datetime.now(dt.timezone.utc))
 
 
 def _number(value: float) -> str:
@@ -300,8 +320,10 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None, settings: S
     lines += _family("monitor_outbox_messages", "gauge", "Reports queued and not delivered yet.",
                      [({}, snapshot.outbox)])
     if status is not None:
-        lines += _family("monitor_audit_running", "gauge", "1 while this service runs an audit.",
-                         [({}, 1 if status.running else 0)])
+        lines += _family("monitor_audit_running", "gauge",
+                         "1 while an audit of this database runs: this service's, or a monitor run or "
+                         "check's (/healthz running_elsewhere says whose).",
+                         [({}, 1 if status.running or running_elsewhere(snapshot, status) else 0)])
         nxt = status.next_run()
         if nxt is not None:
             lines += _family("monitor_next_run_timestamp_seconds", "gauge",

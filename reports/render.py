@@ -1450,6 +1450,9 @@ class ServiceFacts:
     overdue: str = ""
     """/healthz `overdue.message`: "No audit since 16 Nov (11 days): the audit
     of Mon 23 Nov 06:00 UTC did not run." ("" when none was missed)."""
+    elsewhere: str = ""
+    """/healthz `running_elsewhere`: who audits now outside the service
+    ("process 23456 on vm, since 07:28:03 UTC"), or ""."""
 
     @classmethod
     def from_health(cls, doc: Mapping[str, Any]) -> ServiceFacts:
@@ -1457,8 +1460,10 @@ class ServiceFacts:
         when = doc.get("next_run")
         overdue = doc.get("overdue")
         message = overdue.get("message") if isinstance(overdue, Mapping) else None
+        elsewhere = doc.get("running_elsewhere")
         return cls(_instant(when) if isinstance(when, str) else None, bool(doc.get("running")),
-                   message if isinstance(message, str) else "")
+                   message if isinstance(message, str) else "",
+                   elsewhere if isinstance(elsewhere, str) else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -1518,6 +1523,10 @@ def index_summary(rows: Sequence[Mapping[str, Any]], source: Source | None,
     if service is not None:
         if service.running:
             summary = replace(summary, service="An audit is running now: its report appears here when it ends.",
+                              refresh=RUNNING_REFRESH_S)
+        elif service.elsewhere:
+            summary = replace(summary, service=f"An audit is running now, started outside the service "
+                                               f"(monitor run or check: {service.elsewhere}).",
                               refresh=RUNNING_REFRESH_S)
         elif service.next_run is not None:
             summary = replace(summary, service=f"Next audit {_moment(service.next_run, now, weekday=True)}.")

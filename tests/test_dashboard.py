@@ -196,3 +196,17 @@ def test_the_served_index_reloads_itself_while_an_audit_runs(tmp_path: Path, run
     assert ('<meta http-equiv="refresh" content="30">' in page) is running
     assert ("An audit is running now" in text_of(page)) is running
     assert "http-equiv" not in render_index(tmp_path, site="x", now=NOW)  # the file `report` writes
+
+
+def test_the_index_says_an_audit_runs_outside_the_service(tmp_path: Path) -> None:
+    """Review 15b #3: an audit by `monitor run` (cron) or `check` was
+    invisible on the dashboard while it ran."""
+    facts = ServiceFacts.from_health({"next_run": "2026-11-30T06:00:00+00:00", "running": False,
+                                      "running_elsewhere": "process 4242 on vm, since 07:28:03 UTC"})
+    page = render_index(tmp_path, site="x", source=Source("db-id", outbox=0), service=facts, now=NOW)
+    assert ("An audit is running now, started outside the service (monitor run or check: "
+            "process 4242 on vm, since 07:28:03 UTC).") in text_of(page)
+    assert '<meta http-equiv="refresh" content="30">' in page
+    quiet = ServiceFacts.from_health({"next_run": "2026-11-30T06:00:00+00:00", "running": False,
+                                      "running_elsewhere": None})
+    assert "running now" not in text_of(render_index(tmp_path, site="x", service=quiet, now=NOW))

@@ -279,12 +279,41 @@ async def test_an_editors_check_of_one_page_is_not_the_last_audit(
     assert samples[("monitor_runs_total", frozenset({("status", "finished")}))] == 2
 
 
+async def test_an_audit_run_outside_the_service_shows_in_healthz_and_metrics(
+        tmp_path: Path, aiohttp_client: Any) -> None:
+    """Review 15b #3: during `monitor run` from cron, /healthz said "running":
+    false and monitor_audit_running 0 beside runs{status="running"} 1. The
+    audit lock names its holder: said as running_elsewhere; the service's own
+    rounds (it holds that lock too) are not "elsewhere"."""
+    from monitor.store import Store
+
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    now = dt.datetime.now(UTC)
+    with Store.open(settings.database.path) as store:
+        assert store.acquire_lock("audit", "otherhost:4242", now, dt.timedelta(minutes=10))
+    status = Status(False, NEXT)
+    client = await aiohttp_client(create_app(settings, status))
+    body = await (await client.get("/healthz")).json()
+    assert body["running"] is False
+    assert body["running_elsewhere"] == f"process 4242 on otherhost, since {now:%H:%M:%S} UTC"
+    samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
+    assert samples[("monitor_audit_running", frozenset())] == 1
+    status.owner = "otherhost:4242"  # the service's own round, not an audit elsewhere
+    assert (await (await client.get("/healthz")).json())["running_elsewhere"] is None
+    samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
+    assert samples[("monitor_audit_running", frozenset())] == 0
+    with Store.open(settings.database.path) as store:
+        store.release_lock("audit", "otherhost:4242")
+    status.owner = "vm:1"
+    assert (await (await client.get("/healthz")).json())["running_elsewhere"] is None
+
+
 async def test_an_empty_database_is_healthy_and_has_zero_metrics(tmp_path: Path, aiohttp_client: Any) -> None:
     settings = make_settings(tmp_path, "http://127.0.0.1:9")
     client = await aiohttp_client(create_app(settings))
     body = await (await client.get("/healthz")).json()
     assert body == {"status": "ok", "last_run": None, "next_run": None, "outbox": 0, "running": False,
-                    "overdue": None}
+                    "overdue": None, "running_elsewhere": None}
     samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
     assert samples[("monitor_runs_total", frozenset({("status", "finished")}))] == 0
     assert not any(name == "monitor_last_run_duration_seconds" for name, _ in samples)
