@@ -118,6 +118,10 @@ class Snapshot:
     unfinished: RunInfo | None = None
     """The latest full run, when it began after `last_run` and has not
     finished (interrupted, or still marked running): a crash loop's."""
+    database_id: str = ""
+    report: tuple[int, dict[str, Any]] | None = None
+    """(run, counts) of the newest weekly report of this database
+    (`reports.render.latest_report_counts`), read by /metrics only."""
     audit_lock: tuple[str, str] | None = None
     """(owner, acquired_at) of the audit lock when a live process holds it:
     this service, or a `monitor run`/`check` from a terminal or cron."""
@@ -181,6 +185,7 @@ def read_snapshot(path: str, cache: _LinkCounts) -> Snapshot:
             outbox=store.outbox_size(),
             unfinished=_unfinished_after(runs, last),
             audit_lock=store.live_lock(AUDIT_LOCK, dt.datetime.now(dt.timezone.utc)),
+            database_id=store.database_id,
         )
         if last is not None:
             snapshot.links_by_status = dict(cache.of(store, last))
@@ -319,6 +324,18 @@ def render_metrics(snapshot: Snapshot, status: ServiceStatus | None, settings: S
                          [({}, last.finished_at.timestamp())])
     lines += _family("monitor_outbox_messages", "gauge", "Reports queued and not delivered yet.",
                      [({}, snapshot.outbox)])
+    if snapshot.report is not None:
+        run, counts = snapshot.report
+        groups = [({"group": g}, counts[g]) for g in ("needs_fixing", "needs_a_person")
+                  if isinstance(counts.get(g), int)]
+        lines += _family("monitor_report_problems", "gauge",
+                         "Problems in the newest weekly report (the mail's and the dashboard's figures), "
+                         "by group: needs_fixing, needs_a_person (they add up to its open problems).", groups)
+        for key, help_text in (("new", "Of them, new since the report before."),
+                               ("fixed", "Problems of the report before found fixed.")):
+            if isinstance(counts.get(key), int):
+                lines += _family(f"monitor_report_problems_{key}", "gauge", help_text, [({}, counts[key])])
+        lines += _family("monitor_report_run", "gauge", "The run the newest weekly report is of.", [({}, run)])
     if status is not None:
         lines += _family("monitor_audit_running", "gauge",
                          "1 while an audit of this database runs: this service's, or a monitor run or "
@@ -404,7 +421,12 @@ async def metrics(request: web.Request) -> web.Response:
         snapshot = await _snapshot(request)
     except MonitorError as exc:
         return web.Response(status=503, text=f"database unavailable: {_reason(request, exc)}\n")
-    body = render_metrics(snapshot, request.app[STATUS_KEY], request.app[SETTINGS_KEY])
+    from reports.render import latest_report_counts
+
+    settings = request.app[SETTINGS_KEY]
+    snapshot.report = await asyncio.to_thread(latest_report_counts, Path(settings.report.dir),
+                                              snapshot.database_id)
+    body = render_metrics(snapshot, request.app[STATUS_KEY], settings)
     return web.Response(body=body.encode("utf-8"), headers={"Content-Type": METRICS_CONTENT_TYPE})
 
 

@@ -1634,6 +1634,20 @@ def _made_by(rows: list[dict[str, Any]], source: Source | None) -> list[dict[str
     return [r for r in rows if r["source"] is None or r["source"].id == source.id]
 
 
+def latest_report_counts(out_dir: Path, database_id: str) -> tuple[int, dict[str, Any]] | None:
+    """(run, JSON counts) of the newest weekly report in `out_dir` made from
+    this database (or naming none), as the index's summary reads it; None
+    when there is none. For /metrics: the numbers the mail and the dashboard
+    lead with ("22 to fix, 3 to open in a browser", "8 new") were in neither
+    /metrics nor /healthz (review 15b #6)."""
+    rows = [r for r in SAVED_ROWS.rows(out_dir) if not r["partial"]]
+    rows = [r for r in rows if r["source"] is None or r["source"].id == database_id]
+    if not rows:
+        return None
+    newest = max(rows, key=_newest_first)
+    return newest["run"], newest["counts"]
+
+
 def _ascii(html: str) -> str:
     """Every character past ASCII as a character reference, as the mailed
     pages are: the page reads the same whatever charset a proxy claims."""

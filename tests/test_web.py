@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
 import math
 import os
@@ -306,6 +307,45 @@ async def test_an_audit_run_outside_the_service_shows_in_healthz_and_metrics(
         store.release_lock("audit", "otherhost:4242")
     status.owner = "vm:1"
     assert (await (await client.get("/healthz")).json())["running_elsewhere"] is None
+
+
+def _saved_report(folder: Path, run: int, counts: dict[str, int], *, partial: bool = False,
+                  database: str | None = None) -> None:
+    """A saved report's two files, as `save_report` names them (its JSON's
+    head and tail are what the index and /metrics read)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {"format": "citation-monitor-audit", "version": 2, "site": "x",
+            "run": {"id": run, "started_at": f"2026-11-{20 + run}T06:00:00+00:00", "partial": partial},
+            "counts": counts, "first_report": False}
+    text = json.dumps(data, separators=(",", ":"))
+    if database is not None:
+        text = text[:-1] + ',"database":' + json.dumps({"id": database, "file": "m.db", "config": "x"}) + "}"
+    name = f"report-2026-11-{20 + run}-run-{run}"
+    (folder / f"{name}.html").write_text("<p>report</p>", encoding="utf-8")
+    (folder / f"{name}.json").write_text(text, encoding="utf-8")
+
+
+async def test_metrics_carry_the_newest_report_s_own_figures(tmp_path: Path, aiohttp_client: Any) -> None:
+    """Review 15b #6: the mail and the dashboard lead with "22 to fix, 3 to
+    open in a browser" and "8 new"; /metrics had only URL counts by status
+    (suspected and accepted links included), so "alert me when new problems
+    appear" could not be written. A check of some pages and another
+    database's report are not the site's weekly figures."""
+    settings = make_settings(tmp_path, "http://127.0.0.1:9")
+    folder = Path(settings.report.dir)
+    client = await aiohttp_client(create_app(settings, Status(False, NEXT)))
+    samples, _ = parse_prometheus(await (await client.get("/metrics")).text())
+    assert not any(name.startswith("monitor_report_") for name, _ in samples)  # no report yet
+    _saved_report(folder, 2, {"needs_fixing": 22, "needs_a_person": 3, "new": 8, "fixed": 0, "open": 25})
+    _saved_report(folder, 3, {"needs_fixing": 1, "needs_a_person": 0, "new": 1, "fixed": 0}, partial=True)
+    _saved_report(folder, 4, {"needs_fixing": 9, "needs_a_person": 9, "new": 9, "fixed": 9}, database="another")
+    samples, types = parse_prometheus(await (await client.get("/metrics")).text())
+    assert samples[("monitor_report_problems", frozenset({("group", "needs_fixing")}))] == 22
+    assert samples[("monitor_report_problems", frozenset({("group", "needs_a_person")}))] == 3
+    assert samples[("monitor_report_problems_new", frozenset())] == 8
+    assert samples[("monitor_report_problems_fixed", frozenset())] == 0
+    assert samples[("monitor_report_run", frozenset())] == 2
+    assert types["monitor_report_problems"] == "gauge"
 
 
 async def test_an_empty_database_is_healthy_and_has_zero_metrics(tmp_path: Path, aiohttp_client: Any) -> None:
