@@ -40,7 +40,8 @@ from aiohttp.helpers import proxies_from_env
 from yarl import URL
 
 from monitor.config import CheckerSettings
-from monitor.netguard import NetworkPolicy, PrivateAddressError, legacy_ipv4, parse_ip, special_use
+from monitor.netguard import (REFUSE_UNMAPPED, NetworkPolicy, PrivateAddressError, legacy_ipv4,
+                              parse_connect_to, parse_ip, special_use)
 from monitor.tls import make_ssl_context
 
 __all__ = ["Client", "ConnectToRefusal", "GuardedResolver", "parse_connect_to", "BROWSER_ACCEPT",
@@ -48,9 +49,6 @@ __all__ = ["Client", "ConnectToRefusal", "GuardedResolver", "parse_connect_to", 
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 ACCEPT_LANGUAGE = "en-US,en;q=0.9,*;q=0.5"
-REFUSE_UNMAPPED = ("*", "refuse")
-"""The connect_to pair that turns every unmapped name into a DNS failure."""
-
 HEADER_LIMIT = 32768
 """Bytes in one header line: 2.5 times the largest Set-Cookie seen in the wild."""
 MAX_HEADERS = 128
@@ -59,29 +57,6 @@ the headers of one answer at 4 MB (about 9 MiB of Python objects while they
 are parsed); at 64 KB x 512 a hostile server made us hold 59 MiB per answer,
 per connection."""
 DNS_CACHE_SECONDS = 300
-
-Mapping = dict[tuple[str, int], tuple[str, int]]
-
-
-def _split_hostport(text: str) -> tuple[str, int]:
-    host, sep, port = text.strip().rpartition(":")
-    if not sep or not host or not (port.isascii() and port.isdigit()):
-        raise ValueError(f"expected host:port, got {text!r}")
-    return host.removeprefix("[").removesuffix("]").rstrip(".").lower(), int(port)
-
-
-def parse_connect_to(pairs: Iterable[tuple[str, str]]) -> tuple[Mapping, bool]:
-    """("host:port", "ip:port") pairs -> mapping, and whether unmapped names
-    are refused (the ("*", "refuse") pair)."""
-    mapping: Mapping = {}
-    refuse_others = False
-    for source, target in pairs:
-        if (source.strip(), target.strip().lower()) == REFUSE_UNMAPPED:
-            refuse_others = True
-            continue
-        mapping[_split_hostport(source)] = _split_hostport(target)
-    return mapping, refuse_others
-
 
 def _nxdomain(host: str, why: str) -> socket.gaierror:
     return socket.gaierror(socket.EAI_NONAME, f"{host}: {why}")

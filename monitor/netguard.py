@@ -40,9 +40,12 @@ from typing import Literal
 from monitor.config import CheckerSettings, Settings
 
 __all__ = [
+    "REFUSE_UNMAPPED",
     "NetworkPolicy",
     "allow_line",
+    "parse_connect_to",
     "refused_watched_pages",
+    "unmapped_watched_pages",
     "PrivateAddressError",
     "is_public_address",
     "legacy_ipv4",
@@ -256,14 +259,8 @@ def refused_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) ->
     from urllib.parse import urlsplit
 
     policy = NetworkPolicy.from_settings(settings.checker)
-    wanted = set(only_pages)
-    watched = [(f"[[pages]] #{i + 1} url", page.url) for i, page in enumerate(settings.pages)
-               if not wanted or page.url in wanted]
-    for i, site in enumerate(settings.sites if not wanted else ()):
-        watched += [(f"[[sites]] #{i + 1} {key}", url) for key, url in (("start", site.start),
-                                                                       ("sitemap", site.sitemap)) if url]
     refused: list[tuple[str, str, str, str]] = []
-    for key, url in watched:
+    for key, url in _watched(settings, only_pages):
         try:
             host = urlsplit(url).hostname or ""
         except ValueError:
@@ -287,6 +284,46 @@ def refused_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) ->
             f"{allow_line(allow)}{also}")
 
 
+REFUSE_UNMAPPED = ("*", "refuse")
+"""The connect_to pair that turns every unmapped name into a DNS failure."""
+
+ConnectMapping = dict[tuple[str, int], tuple[str, int]]
+
+
+def _split_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()):
+        raise ValueError(f"expected host:port, got {text!r}")
+    return host.removeprefix("[").removesuffix("]").rstrip(".").lower(), int(port)
+
+
+def parse_connect_to(pairs: Iterable[tuple[str, str]]) -> tuple[ConnectMapping, bool]:
+    """("host:port", "ip:port") pairs -> mapping, and whether unmapped names
+    are refused (the ("*", "refuse") pair). Here, not in `client` (which
+    uses it), so that `check` and `run` read it before loading aiohttp."""
+    mapping: ConnectMapping = {}
+    refuse_others = False
+    for source, target in pairs:
+        if (source.strip(), target.strip().lower()) == REFUSE_UNMAPPED:
+            refuse_others = True
+            continue
+        mapping[_split_hostport(source)] = _split_hostport(target)
+    return mapping, refuse_others
+
+
+def _watched(settings: Settings, only_pages: Iterable[str]) -> list[tuple[str, str]]:
+    """(key in the file, url) of the pages an audit starts from: every
+    `[[pages]]` url and `[[sites]]` start and sitemap, or with `only_pages`
+    (`check --page`, which reads no site) the configured ones among them."""
+    wanted = set(only_pages)
+    watched = [(f"[[pages]] #{i + 1} url", page.url) for i, page in enumerate(settings.pages)
+               if not wanted or page.url in wanted]
+    for i, site in enumerate(settings.sites if not wanted else ()):
+        watched += [(f"[[sites]] #{i + 1} {key}", url) for key, url in (("start", site.start),
+                                                                       ("sitemap", site.sitemap)) if url]
+    return watched
+
+
 DEMO_MARKER = ".monitor-demo"
 """The file `monitor demo` leaves beside its demo.toml (monitor/demo/run.py's
 MARKER, which is this: kept here, as that module loads aiohttp)."""
@@ -306,14 +343,11 @@ def unmapped_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) -
     `refused_watched_pages`."""
     from urllib.parse import urlsplit
 
-    pairs = [(source.strip().lower(), target.strip().lower()) for source, target in settings.checker.connect_to]
-    if ("*", "refuse") not in pairs:
+    mapped, refuse_unmapped = parse_connect_to(settings.checker.connect_to)
+    if not refuse_unmapped:
         return None
-    mapped = {source.removeprefix("[").replace("]:", ":").rstrip(".") for source, _ in pairs}
-    wanted = set(only_pages)
-    watched = [page.url for page in settings.pages if not wanted or page.url in wanted]
-    watched += [url for site in (settings.sites if not wanted else ()) for url in (site.start, site.sitemap) if url]
-    watched += [url for url in wanted if url not in watched]
+    watched = [url for _, url in _watched(settings, only_pages)]
+    watched += [url for url in dict.fromkeys(only_pages) if url not in watched]  # a --page not configured
     hosts = []
     for url in watched:
         try:
@@ -324,7 +358,7 @@ def unmapped_watched_pages(settings: Settings, only_pages: Iterable[str] = ()) -
         port = port or (443 if parts.scheme == "https" else 80)
         if not host or parse_ip(host) is not None or legacy_ipv4(host) is not None or special_use(host):
             return None  # an address or a special name: not looked up by connect_to's rule
-        if f"{host}:{port}" in mapped:
+        if (host, port) in mapped:
             return None
         hosts.append(host)
     if not hosts:
