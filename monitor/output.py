@@ -45,7 +45,8 @@ from monitor.types import (
     iso_moment,
 )
 from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, \
-    acknowledged, attention, flap_words, link_words, oldest_copy, problem_confirmed, site_cut_words
+    acknowledged, attention, flap_words, link_words, oldest_copy, private_address, problem_confirmed, \
+    site_cut_words
 
 # The order a webmaster reads the table in: what needs a fix first.
 STATUS_ORDER = (
@@ -339,7 +340,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
         for link in links:
             tally.add(link)
             sizes[link.status] = sizes.get(link.status, 0) + 1
-            private += link.reason == "private_address" and link.status is LinkStatus.BLOCKED
+            private += private_address(link)
             if link.status is not LinkStatus.SKIPPED and link.reason != "invalid_url":
                 requested.add(link.url)
             if link.notice in noticed and link.kind == LinkKind.CITATION:

@@ -37,6 +37,7 @@ __all__ = [
     "SUSPECTED_REASONS",
     "WATCHING",
     "attention",
+    "private_address",
     "problem_confirmed",
     "describe",
     "flap_words",
@@ -303,6 +304,13 @@ def acknowledged(link: LinkResult) -> bool:
     problem: it has a plain fix (the new address, and the mark can go).
     """
     return link.expired_mark and link.status in MARKED_DEAD
+
+
+def private_address(link: LinkResult) -> bool:
+    """A link to a private network address (an intranet's PDF): `blocked`
+    by status, as the contract says, but to fix (`attention`), so the
+    report, the mail, `check` and the demo badge and count it apart."""
+    return link.status == LinkStatus.BLOCKED and link.reason == "private_address"
 
 
 def attention(status: str, reason: str, *, confirmed: bool) -> str:

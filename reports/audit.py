@@ -50,6 +50,7 @@ from monitor.wording import (
     WATCHING,
     acknowledged,
     attention,
+    private_address,
     problem_confirmed,
 )
 from reports import wording
@@ -2166,8 +2167,7 @@ def _count(audit: Audit) -> Counts:
         expired=by_status[LinkStatus.EXPIRED],
         error=by_status[LinkStatus.ERROR],
         blocked=by_status[LinkStatus.BLOCKED],
-        private_address=sum(l.status == LinkStatus.BLOCKED and l.reason == "private_address"
-                            for l in audit.links),
+        private_address=sum(map(private_address, audit.links)),
         drifted=by_status[LinkStatus.DRIFTED],
         skipped=by_status[LinkStatus.SKIPPED],
         new=sum(p.new for p in problems),

@@ -16,7 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.types import FailTally, LinkKind, LinkStatus, as_utc
-from monitor.wording import LISTED_IN_SITEMAP, OLDEST_COPY, REASONS, describe, host_of, oldest_copy, thing
+from monitor.wording import (LISTED_IN_SITEMAP, OLDEST_COPY, REASONS, describe, host_of, oldest_copy,
+                             private_address, thing)
 from monitor.wording import flap_words as monitor_flap_words
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
@@ -216,7 +217,7 @@ inside the clinic's network sees it load and leaves it (review 15 #2)."""
 def badge_key(link: Any) -> str:
     """The badge a flagged link wears, as a key (the CSS class's suffix): its
     status, or "private" for a private network address."""
-    return "private" if link.reason == "private_address" else str(link.status)
+    return "private" if private_address(link) else str(link.status)
 
 
 def badge_label(link: Any) -> str:

@@ -35,6 +35,7 @@ from monitor.demo.site import SimulatedSite, SimulatedSiteServer
 from monitor.errors import ConfigError, MonitorError
 from monitor.netguard import DEMO_MARKER
 from monitor.types import LinkStatus, PageRecord, pages_read_none
+from monitor.wording import private_address
 
 DEMO_TIMEOUT = 2.0
 """Short, so the simulated hanging server costs the demo seconds, not minutes."""
@@ -273,8 +274,7 @@ async def demo_session(workdir: Path, progress: Any = None) -> AsyncIterator[tup
             truth_mismatches=mismatches, run_id=audit.run.id,
             config=write_config(settings, workdir), links=len(links),
             links_checked=sum(link.status is not LinkStatus.SKIPPED for link in links),
-            private_address=sum(link.status is LinkStatus.BLOCKED and link.reason == "private_address"
-                                for link in links),
+            private_address=sum(map(private_address, links)),
         )
         yield result, Running(site, sink, settings)
     finally:
