@@ -44,7 +44,7 @@ from monitor.types import (
     Whereabouts,
     iso_moment,
 )
-from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, WATCHING, \
+from monitor.wording import GROUPS, LISTED_IN_SITEMAP, NEEDS_A_PERSON, NEEDS_FIXING, PRIVATE_BADGE, WATCHING, \
     acknowledged, attention, flap_words, link_words, oldest_copy, private_address, problem_confirmed, \
     site_cut_words
 
@@ -387,7 +387,7 @@ def write_text(out: TextIO, run: RunInfo, pages: Sequence[PageRecord], links: It
                     continue
                 n, urls = listed[group, status]
                 # a blocked link to fix is a private address (`attention`): the report's badge
-                named = "PRIVATE ADDRESS" if (group, status) == (NEEDS_FIXING, LinkStatus.BLOCKED) \
+                named = PRIVATE_BADGE.upper() if (group, status) == (NEEDS_FIXING, LinkStatus.BLOCKED) \
                     else status.value.upper()
                 heading = f"{named}: {_problems(rows[group, status], n, len(urls))}"
                 out.write(f"\n{paint(heading, status.value)}\n")

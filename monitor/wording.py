@@ -28,6 +28,7 @@ __all__ = [
     "CONFIRMED_AT_ONCE",
     "MARKED_DEAD",
     "OLDEST_COPY",
+    "PRIVATE_BADGE",
     "oldest_copy",
     "acknowledged",
     "GROUPS",
@@ -304,6 +305,14 @@ def acknowledged(link: LinkResult) -> bool:
     problem: it has a plain fix (the new address, and the mark can go).
     """
     return link.expired_mark and link.status in MARKED_DEAD
+
+
+PRIVATE_BADGE = "Private address"
+"""The badge of a link to a private network address (`private_address`):
+`blocked` by status, as the contract keeps it, but to fix, under "Needs
+fixing". BLOCKED meant "open it in a browser, nothing to do" in "Needs a
+person" and "fix this link" there: an editor opening the intranet PDF from
+inside the clinic's network sees it load and leaves it (review 15 #2)."""
 
 
 def private_address(link: LinkResult) -> bool:

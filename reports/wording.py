@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from monitor.types import FailTally, LinkKind, LinkStatus, as_utc
-from monitor.wording import (LISTED_IN_SITEMAP, OLDEST_COPY, REASONS, describe, host_of, oldest_copy,
-                             private_address, thing)
+from monitor.wording import (LISTED_IN_SITEMAP, OLDEST_COPY, PRIVATE_BADGE, REASONS, describe, host_of,
+                             oldest_copy, private_address, thing)
 from monitor.wording import flap_words as monitor_flap_words
 
 # REASONS, describe, host_of and thing live in monitor.wording, below both
@@ -204,14 +204,6 @@ def kind_note(kind: str, url: str | None = None) -> str:
     if kind == LinkKind.RESOURCE:
         return f"{thing(kind, url)} the page loads"
     return ""
-
-
-PRIVATE_BADGE = "Private address"
-"""The badge of a link to a private network address (`private_address`):
-`blocked` by status, as the contract keeps it, but to fix, under "Needs
-fixing". BLOCKED meant "open it in a browser, nothing to do" in "Needs a
-person" and "fix this link" there: an editor opening the intranet PDF from
-inside the clinic's network sees it load and leaves it (review 15 #2)."""
 
 
 def badge_key(link: Any) -> str:
