@@ -44,6 +44,7 @@ __all__ = [
     "ACCEPTABLE",
     "ACCEPT_WEEKS",
     "AUDITS_FROM_NOW",
+    "NEXT_AUDITS",
     "GUESSED",
     "TITLE_KEPT",
     "accepted_answer",
@@ -226,8 +227,11 @@ def accepted_head(count: int) -> str:
             f"{'its' if count == 1 else 'their'} answer changes or after {ACCEPT_WEEKS} weeks:")
 
 
-AUDITS_FROM_NOW = ("Left out of the reports of audits from now on (the next `monitor run`, or "
-                   "`monitor check` then `monitor report`); reports already made keep it, also when "
+NEXT_AUDITS = ("the reports of audits from now on (the next `monitor run`, or `monitor check` then "
+               "`monitor report`)")
+"""The reports an acceptance, or its undoing, changes."""
+
+AUDITS_FROM_NOW = (f"Left out of {NEXT_AUDITS}; reports already made keep it, also when "
                    "rendered again.")
 """Which reports an acceptance changes, said by `monitor accept`: "left out
 of the next report" read as the next `monitor report`, which re-renders the

@@ -1424,7 +1424,8 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
         monitor accept https://academic.oup.com/rheumatology/article/57/3/410/4622921 \\
             --config config/monitor.toml --note "article is there"
     """
-    from monitor.accept import ACCEPT_WEEKS, AUDITS_FROM_NOW, TITLE_KEPT, accepted_answer, guessed, refusal
+    from monitor.accept import (ACCEPT_WEEKS, AUDITS_FROM_NOW, NEXT_AUDITS, TITLE_KEPT, accepted_answer, guessed,
+                               refusal)
     from monitor.output import one_line, url_spellings
     from monitor.store import Store
 
@@ -1440,8 +1441,7 @@ def accept(urls: Sequence[str], config_path: Path, note: str, by: str | None, un
                                    + " (nothing changed)")
             for url in wanted:
                 store.undo_acceptance(url, now)
-                click.echo(f"{one_line(url)}: acceptance undone; its rows are listed again in the reports of "
-                           "audits from now on (the next `monitor run`, or `monitor check` then `monitor report`)")
+                click.echo(f"{one_line(url)}: acceptance undone; its rows are listed again in {NEXT_AUDITS}")
             return
         runs = [r for r in (store.latest_run(), store.latest_run(full_only=True)) if r is not None]
         if not runs:

@@ -195,8 +195,7 @@ class Problem:
     @property
     def fix_note(self) -> str:
         """Said under an archived copy that is the oldest the archive holds."""
-        return (wording.oldest_copy(self.link.kind, self.link.url)
-                if self.fix_label == "Archived copy" and self.link.archived_oldest else "")
+        return _fix_note(self.link, self.fix_label)
 
     @property
     def quiet_fix(self) -> str:
@@ -1841,9 +1840,14 @@ def _dead_marks(citations: Sequence[LinkResult], titles: Mapping[str, str]) -> I
         else:
             words = (f"Still dead ({_lower(said)}) and no archived copy was found: "
                      "replace the entry with a current source, or remove it.")
-        note = wording.oldest_copy(link.kind, link.url) if fix_label == "Archived copy" and link.archived_oldest else ""
         yield _issue("dead_mark", link, titles, words, fix_url=fix_url, fix_label=fix_label,
-                     fix_note=note, more_lines=copies.get(key, ()))
+                     fix_note=_fix_note(link, fix_label), more_lines=copies.get(key, ()))
+
+
+def _fix_note(link: LinkResult, fix_label: str) -> str:
+    """Said under a fix: of the oldest archived copy, to check it first
+    (`wording.oldest_copy`); "" for any other fix."""
+    return wording.oldest_copy(link.kind, link.url) if fix_label == "Archived copy" and link.archived_oldest else ""
 
 
 def _lower(sentence: str) -> str:
