@@ -1640,8 +1640,7 @@ def latest_report_counts(out_dir: Path, database_id: str) -> tuple[int, dict[str
     when there is none. For /metrics: the numbers the mail and the dashboard
     lead with ("22 to fix, 3 to open in a browser", "8 new") were in neither
     /metrics nor /healthz (review 15b #6)."""
-    rows = [r for r in SAVED_ROWS.rows(out_dir) if not r["partial"]]
-    rows = [r for r in rows if r["source"] is None or r["source"].id == database_id]
+    rows = _made_by([r for r in SAVED_ROWS.rows(out_dir) if not r["partial"]], Source(database_id))
     if not rows:
         return None
     newest = max(rows, key=_newest_first)
